@@ -1,0 +1,45 @@
+"""Deformable ConvNets: ResNet-50/101 with deformable 3×3 convolutions (DCNv1, modulated DCNv2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edgecnn.errors import UsageError
+from edgecnn.models.registry import Reference, register_model
+from edgecnn.models.resnet import ResNet, resnet
+
+SOURCE_V1 = "Dai et al., Deformable Convolutional Networks (2017): deformable 3×3 in conv3_x–conv5_x"
+SOURCE_V2 = "Zhu et al., Deformable ConvNets v2 (2019): modulated deformable 3×3 in conv3_x–conv5_x"
+
+DEFAULT_STAGES = (2, 3, 4)  # conv3_x, conv4_x, conv5_x: the last three, as in the DCN papers
+
+
+def _stages(stages: Sequence[int] | None) -> tuple[int, ...]:
+    stages = tuple(DEFAULT_STAGES if stages is None else stages)
+    if not stages or any(s not in (1, 2, 3, 4) for s in stages):
+        raise UsageError(f"deformable stages must be among 1–4, got {stages}")
+    return stages
+
+
+@register_model("dcn", reference=Reference(source=SOURCE_V1))
+def resnet50_dcn(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+    """ResNet-50 with DCNv1 deformable 3×3 convolutions in the chosen stages."""
+    return resnet(50, num_classes, in_chans, deform="v1", deform_stages=_stages(stages))
+
+
+@register_model("dcn", reference=Reference(source=SOURCE_V1))
+def resnet101_dcn(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+    """ResNet-101 with DCNv1 deformable 3×3 convolutions in the chosen stages."""
+    return resnet(101, num_classes, in_chans, deform="v1", deform_stages=_stages(stages))
+
+
+@register_model("dcn", reference=Reference(source=SOURCE_V2))
+def resnet50_dcnv2(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+    """ResNet-50 with modulated (DCNv2) deformable 3×3 convolutions in the chosen stages."""
+    return resnet(50, num_classes, in_chans, deform="v2", deform_stages=_stages(stages))
+
+
+@register_model("dcn", reference=Reference(source=SOURCE_V2))
+def resnet101_dcnv2(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+    """ResNet-101 with modulated (DCNv2) deformable 3×3 convolutions in the chosen stages."""
+    return resnet(101, num_classes, in_chans, deform="v2", deform_stages=_stages(stages))

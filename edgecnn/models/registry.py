@@ -1,0 +1,171 @@
+"""One registry for every network of the zoo, in the style of timm and torchvision.
+
+A family module defines one builder per network and decorates it with
+:func:`register_model`; :func:`create_model` and :func:`list_models` are the
+public entry points. Importing this module does not import torch: the family
+modules are imported the first time the registry is read.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgecnn.errors import UnknownNameError, UsageError
+
+# Adding a family: write edgecnn/models/<family>.py and add its module here.
+FAMILY_MODULES = ("resnet", "densenet", "mobilenet", "efficientnet", "dcn")
+
+NUMERIC_KNOBS = ("width", "depth", "phi", "growth_rate")
+MODEL_OPTIONS = (*NUMERIC_KNOBS, "stages", "resolution")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published figure for a network, with where it was published."""
+
+    params_m: float | None = None
+    macs_m: float | None = None
+    top1: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one network before it is built."""
+
+    name: str
+    family: str
+    builder: Callable[..., Any]
+    resolution: int
+    knobs: tuple[str, ...]
+    reference: Reference = field(default_factory=Reference)
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+_ALIASES: dict[str, str] = {"mobilenet": "mobilenet_v1"}
+_loaded = False
+
+
+def register_model(
+    family: str,
+    resolution: int = 224,
+    reference: Reference | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a builder under its function name.
+
+    The builder must take ``num_classes`` and ``in_chans``; its other keyword
+    arguments named in ``MODEL_OPTIONS`` become the model's scaling options.
+    """
+
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' registered twice")
+        params = inspect.signature(builder).parameters
+        for required in ("num_classes", "in_chans"):
+            if required not in params:
+                raise TypeError(f"builder '{name}' must take '{required}'")
+        knobs = (*tuple(k for k in MODEL_OPTIONS if k in params), "resolution")
+        doc = (builder.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            family=family,
+            builder=builder,
+            resolution=resolution,
+            knobs=tuple(dict.fromkeys(knobs)),
+            reference=reference or Reference(),
+            description=doc[0] if doc else "",
+        )
+        return builder
+
+    return decorator
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        for module in FAMILY_MODULES:
+            importlib.import_module(f"edgecnn.models.{module}")
+        _loaded = True
+
+
+def list_models(pattern: str | None = None, family: str | None = None) -> list[str]:
+    """Names of the registered models, sorted, filtered by a glob pattern or family."""
+    _load()
+    names = sorted(_REGISTRY)
+    if pattern:
+        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+        names = [n for n in names if fnmatch.fnmatch(n, glob) or _REGISTRY[n].family == pattern]
+    if family:
+        names = [n for n in names if _REGISTRY[n].family == family]
+    return names
+
+
+def list_families() -> list[str]:
+    """The model families, sorted."""
+    _load()
+    return sorted({info.family for info in _REGISTRY.values()})
+
+
+def resolve_name(name: str) -> str:
+    """The registered name for ``name`` or one of its aliases; a did-you-mean error otherwise."""
+    _load()
+    name = _ALIASES.get(name, name)
+    if name not in _REGISTRY:
+        raise UnknownNameError("model", name, list(_REGISTRY) + list(_ALIASES))
+    return name
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registry entry of a model (aliases allowed)."""
+    return _REGISTRY[resolve_name(name)]
+
+
+def _resolution(value: float | int | None, default: int) -> int:
+    """An input size from ``value``: a size in pixels, or a multiplier ρ ≤ 1 of the default."""
+    if value is None:
+        return default
+    if isinstance(value, float) and 0 < value <= 1:
+        return max(8, round(default * value))
+    if value != int(value) or int(value) < 8:
+        raise UsageError(f"resolution must be a size in pixels ≥ 8 or a multiplier in (0, 1], got {value}")
+    return int(value)
+
+
+def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **scaling: Any) -> Any:
+    """Build a zoo network by name with its scaling options (width, depth, phi, resolution …).
+
+    The returned ``torch.nn.Module`` carries ``model_name``, ``family``,
+    ``scaling`` and ``input_size`` (C, H, W) attributes.
+    """
+    info = get_model_info(name)
+    unknown = sorted(set(scaling) - set(info.knobs))
+    if unknown:
+        takes = ", ".join(k for k in info.knobs) or "no scaling options"
+        raise UsageError(f"model '{info.name}' has no option {', '.join(unknown)}; it takes: {takes}")
+    for key, value in scaling.items():
+        if value is None or key not in NUMERIC_KNOBS:
+            continue
+        allow_zero = key == "phi"  # φ = 0 is B0; every multiplier must be > 0
+        if not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
+            kind = "non-negative" if allow_zero else "positive"
+            raise UsageError(f"{key} must be a {kind} number, got {value!r}")
+    if not (isinstance(num_classes, int) and num_classes >= 1):
+        raise UsageError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not (isinstance(in_chans, int) and in_chans >= 1):
+        raise UsageError(f"in_chans must be a positive integer, got {in_chans!r}")
+    resolution = scaling.pop("resolution", None)
+    knobs = {k: v for k, v in scaling.items() if v is not None}
+    model = info.builder(num_classes=num_classes, in_chans=in_chans, **knobs)
+    size = _resolution(resolution, getattr(model, "default_resolution", info.resolution))
+    model.model_name = info.name
+    model.family = info.family
+    model.scaling = {**knobs, "resolution": size}
+    model.input_size = (in_chans, size, size)
+    return model

@@ -1,0 +1,55 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgecnn import __version__
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgecnn", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_models_json_has_the_documented_keys():
+    result = run("models", "mobilenet_v1", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == ["mobilenet_v1"]
+    row = rows[0]
+    assert {"name", "family", "params", "macs", "input_size"} <= set(row)
+    assert row["input_size"] == [3, 224, 224]
+    assert abs(row["macs"] / 569e6 - 1) < 0.03
+
+
+def test_models_table_lists_the_zoo():
+    result = run("models")
+    assert result.returncode == 0, result.stderr
+    for name in ("resnet18", "densenet121", "efficientnet_b7", "resnet50_dcnv2", "mobilenet_v3_large"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("models", "resnt"), "did you mean 'resnet'"),
+        (("modls",), "Did you mean 'models'"),
+        (("models", "--bogus"), "No such option"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(args, message):
+    result = run(*args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [(), ("models",)])
+def test_every_command_has_help(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0 and "Usage:" in result.stdout
