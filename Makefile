@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/edgecnn models
+	$(VENV)/bin/edgecnn export mobilenet --profile raspberrypi4 --out exports/demo --force
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -15,6 +15,10 @@ _API = {
     "list_models": "edgecnn.models.registry",
     "get_model_info": "edgecnn.models.registry",
     "describe_model": "edgecnn.models.complexity",
+    "export": "edgecnn.pipeline.export",
+    "ExportResult": "edgecnn.pipeline.export",
+    "load_profile": "edgecnn.config.profiles",
+    "list_profiles": "edgecnn.config.profiles",
     "EdgecnnError": "edgecnn.errors",
 }
 

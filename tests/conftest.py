@@ -1,8 +1,67 @@
-"""Shared fixtures. Heavy ones (trained models, exports) are cached per test session."""
+"""Shared fixtures. Heavy ones (trained models) are made once per test run and shared by the xdist workers."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+
+import pytest
 
 # One thread per worker: `make test` runs two pytest workers on a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+MEAN, STD = 0.449, 0.226  # the single-channel value of the ImageNet recipes (channel_stats averages them)
+
+
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory, worker_id) -> Path:
+    """A directory shared by all xdist workers of this run (the base temp dir's parent under xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if worker_id != "master" else base
+
+
+def _once(path: Path, make) -> dict:
+    """Run ``make(path.parent)`` once across workers, guarded by a file lock; returns the JSON it wrote."""
+    from filelock import FileLock
+
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            result = make(path.parent)
+            path.write_text(json.dumps(result))
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def digits_npz(shared_dir) -> dict:
+    """Held-out digits as an .npz (normalised float32 N×1×32×32 with labels), for --calib."""
+    import numpy as np
+
+    from tests.fixtures.digits import digits, normalise
+
+    def make(folder: Path) -> dict:
+        _, _, test_x, test_y = digits()
+        path = folder / "digits_test.npz"
+        np.savez(path, images=normalise(test_x, MEAN, STD), labels=test_y)
+        return {"path": str(path), "count": len(test_x)}
+
+    return _once(shared_dir / "digits" / "digits_npz.json", make)
+
+
+@pytest.fixture(scope="session")
+def tinynet_checkpoint(shared_dir) -> dict:
+    """TinyNet trained on digits for a few seconds: its checkpoint and its test accuracy."""
+    import torch
+
+    from tests.fixtures.digits import accuracy, digits, normalise, train
+    from tests.fixtures.tinynet import build_net
+
+    def make(folder: Path) -> dict:
+        train_x, train_y, test_x, test_y = digits()
+        model = train(build_net(), normalise(train_x, MEAN, STD), train_y, epochs=12, lr=0.1)
+        path = folder / "tinynet.pt"
+        torch.save({"state_dict": model.state_dict(), "epoch": 12}, path)
+        return {"path": str(path), "accuracy": accuracy(model, normalise(test_x, MEAN, STD), test_y)}
+
+    return _once(shared_dir / "tinynet" / "tinynet.json", make)

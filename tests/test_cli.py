@@ -49,7 +49,55 @@ def test_user_mistakes_are_one_line_errors(args, message):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [(), ("models",)])
+@pytest.mark.parametrize("command", [(), ("models",), ("export",)])
 def test_every_command_has_help(command):
     result = run(*command, "--help")
     assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+def test_export_json_on_stdout_progress_on_stderr(tmp_path):
+    out = tmp_path / "mv1"
+    result = run(
+        "export",
+        "mobilenet",
+        "--width",
+        "0.25",
+        "--resolution",
+        "32",
+        "--num-classes",
+        "10",
+        "--calib-size",
+        "4",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["model"]["scaling"] == {"width": 0.25, "resolution": 32}
+    for key in ("edgecnn_version", "tools", "model", "profile", "calibration", "stages", "artifacts", "agreement"):
+        assert key in manifest
+    assert manifest["profile"]["name"] == "x86-avx2"
+    for stage in ("export", "parity", "simplify", "quantize", "ort", "agreement"):
+        assert f"✓ {stage}" in result.stderr
+    assert "warning: calibrating on synthetic data" in result.stderr
+
+
+def test_export_summary_table(tmp_path):
+    out = tmp_path / "r18"
+    result = run(
+        "export",
+        "resnet18",
+        "--resolution",
+        "32",
+        "--calib-size",
+        "4",
+        "--no-quantize",
+        "--format",
+        "onnx",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model.fp32.onnx" in result.stdout and "model.int8.onnx" not in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp32.onnx", "report.md"]

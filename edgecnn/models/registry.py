@@ -19,6 +19,17 @@ from edgecnn.errors import UnknownNameError, UsageError
 
 # Adding a family: write edgecnn/models/<family>.py and add its module here.
 FAMILY_MODULES = ("resnet", "densenet", "mobilenet", "efficientnet", "dcn")
+# The families those modules register (known without importing torch: profiles and recipes name them).
+FAMILIES = (
+    "resnet",
+    "densenet",
+    "mobilenet",
+    "mobilenet_v2",
+    "mobilenet_v3",
+    "efficientnet",
+    "efficientnet_lite",
+    "dcn",
+)
 
 NUMERIC_KNOBS = ("width", "depth", "phi", "growth_rate")
 MODEL_OPTIONS = (*NUMERIC_KNOBS, "stages", "resolution")
@@ -65,6 +76,8 @@ def register_model(
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
         name = builder.__name__
+        if family not in FAMILIES:
+            raise ValueError(f"family '{family}' of '{name}' is not listed in FAMILIES")
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' registered twice")
         params = inspect.signature(builder).parameters

@@ -1,0 +1,1 @@
+"""Analysis of artifacts (agreement, drift, latency): reads outputs, never transforms graphs."""

@@ -1,0 +1,1 @@
+"""Export recipes and device profiles: YAML files, validated on load."""

@@ -1,0 +1,163 @@
+"""Device profiles: one YAML per device in ``device_profiles/``, validated on load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from edgecnn.config.schema import Field, load_yaml, non_negative, positive, project_dir, validate
+from edgecnn.errors import UnknownNameError, UsageError
+from edgecnn.models.registry import FAMILIES
+
+ARCHES = ("arm64", "armv7", "x86_64")
+ISA_FEATURES = ("neon", "dotprod", "i8mm", "fp16", "sve", "sse4", "avx2", "avx512", "avx512_vnni", "avx_vnni")
+RUNTIMES = ("onnxruntime", "tflite")
+FORMATS = ("onnx", "ort", "tflite")
+SCALING_KEYS = ("width", "resolution", "phi", "depth", "growth_rate")
+
+PROFILE_SCHEMA: dict[str, Field] = {
+    "name": Field(str),
+    "description": Field(str),
+    "cpu": Field(
+        {
+            "arch": Field(str, choices=ARCHES),
+            "model": Field(str),
+            "cores": Field(int, check=positive),
+            "clock_ghz": Field(float, check=positive),
+            "features": Field(items=str, choices=ISA_FEATURES),
+        }
+    ),
+    "memory_mb": Field(int, check=positive),
+    "runtimes": Field(items=str, choices=RUNTIMES),
+    "formats": Field(items=str, choices=FORMATS),
+    "threads": Field(int, check=positive),
+    "int8": Field(
+        {
+            "reduce_range": Field(bool),
+            "reason": Field(str),
+        }
+    ),
+    "latency_budget_ms": Field(float, required=False, check=positive),
+    "memory_budget_mb": Field(float, required=False, check=positive),
+    "defaults": Field(
+        required=False,
+        values={
+            k: Field((int, float), required=False, check=non_negative if k == "phi" else positive) for k in SCALING_KEYS
+        },
+    ),
+    "sources": Field(items=str),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A target device: CPU, runtimes and formats, threads, int8 kernel traits, per-family defaults."""
+
+    name: str
+    description: str
+    arch: str
+    cpu_model: str
+    cores: int
+    clock_ghz: float
+    features: tuple[str, ...]
+    memory_mb: int
+    runtimes: tuple[str, ...]
+    formats: tuple[str, ...]
+    threads: int
+    reduce_range: bool
+    reduce_range_reason: str
+    latency_budget_ms: float | None
+    memory_budget_mb: float | None
+    defaults: dict[str, dict[str, float]] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+    path: str = ""
+
+    @property
+    def is_arm(self) -> bool:
+        """True for ARM CPUs (what `.ort` conversion targets with --target_platform arm)."""
+        return self.arch.startswith("arm")
+
+    def scaling_for(self, family: str) -> dict[str, float]:
+        """The profile's default scaling options for a model family (empty when it has none)."""
+        return dict(self.defaults.get(family, {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary for manifests."""
+        return {
+            "name": self.name,
+            "arch": self.arch,
+            "cpu": self.cpu_model,
+            "cores": self.cores,
+            "features": list(self.features),
+            "threads": self.threads,
+            "reduce_range": self.reduce_range,
+            "formats": list(self.formats),
+        }
+
+
+def profiles_dir() -> Path:
+    """Where the device profiles live (``$EDGECNN_DEVICE_PROFILES`` overrides)."""
+    return project_dir("device_profiles")
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles in ``device_profiles/``."""
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+
+
+def _check_consistency(data: dict[str, Any], where: str) -> None:
+    if data["name"] != Path(where).stem:
+        raise UsageError(f"{where}: name: '{data['name']}' does not match the file name")
+    for family in data.get("defaults") or {}:
+        if family not in FAMILIES:
+            raise UsageError(f"{where}: defaults.{family}: unknown family (known: {', '.join(FAMILIES)})")
+    if data["threads"] > data["cpu"]["cores"]:
+        raise UsageError(f"{where}: threads: {data['threads']} is more than the {data['cpu']['cores']} cores")
+
+
+def load_profile_file(path: Path) -> Profile:
+    """Load and validate one profile YAML."""
+    data = load_yaml(path)
+    where = str(path)
+    validate(data, PROFILE_SCHEMA, where)
+    _check_consistency(data, where)
+    cpu = data["cpu"]
+    return Profile(
+        name=data["name"],
+        description=data["description"],
+        arch=cpu["arch"],
+        cpu_model=cpu["model"],
+        cores=cpu["cores"],
+        clock_ghz=float(cpu["clock_ghz"]),
+        features=tuple(cpu["features"]),
+        memory_mb=data["memory_mb"],
+        runtimes=tuple(data["runtimes"]),
+        formats=tuple(data["formats"]),
+        threads=data["threads"],
+        reduce_range=data["int8"]["reduce_range"],
+        reduce_range_reason=data["int8"]["reason"],
+        latency_budget_ms=data.get("latency_budget_ms"),
+        memory_budget_mb=data.get("memory_budget_mb"),
+        defaults=data.get("defaults") or {},
+        sources=tuple(data["sources"]),
+        path=where,
+    )
+
+
+@cache
+def _load_named(name: str) -> Profile:
+    return load_profile_file(profiles_dir() / f"{name}.yaml")
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A profile by name (``raspberrypi4``) or by path to a YAML file."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UsageError(f"profile file {path} does not exist")
+        return load_profile_file(path)
+    if name_or_path not in list_profiles():
+        raise UnknownNameError("profile", name_or_path, list_profiles())
+    return _load_named(name_or_path)

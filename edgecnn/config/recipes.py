@@ -1,0 +1,163 @@
+"""Export recipes: per-family defaults in ``export_recipes/<family>.yaml``, validated on load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from edgecnn.config.schema import Field, load_yaml, positive, project_dir, validate
+from edgecnn.errors import UnknownNameError, UsageError
+
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+LAYOUTS = ("NCHW",)
+DEFAULT_RECIPE = "default"
+
+
+def _three_or_one(value: list) -> str | None:
+    return None if len(value) in (1, 3) else f"needs 1 or 3 values (one per channel), got {len(value)}"
+
+
+def _opset(value: int) -> str | None:
+    return None if 13 <= value <= 21 else f"must be between 13 and 21, got {value}"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else f"must be in (0, 1], got {value}"
+
+
+RECIPE_SCHEMA: dict[str, Field] = {
+    "family": Field(str),
+    "description": Field(str, required=False),
+    "mean": Field(items=(int, float), check=_three_or_one),
+    "std": Field(items=(int, float), check=_three_or_one),
+    "layout": Field(str, choices=LAYOUTS),
+    "crop_fraction": Field(float, check=_fraction),
+    "interpolation": Field(str, choices=("bilinear", "bicubic", "nearest")),
+    "opset": Field(int, check=_opset),
+    "calibration": Field(
+        {
+            "method": Field(str, choices=CALIBRATION_METHODS),
+            "size": Field(int, check=positive),
+            "percentile": Field(
+                float, required=False, check=lambda v: None if 90 < v <= 100 else "must be in (90, 100]"
+            ),
+            "bins": Field(int, required=False, check=positive),
+        }
+    ),
+    "keep_float": Field(
+        {
+            "op_types": Field(items=str, required=False),
+            "nodes": Field(items=str, required=False),
+        },
+        required=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to preprocess, export and quantize one family."""
+
+    family: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    layout: str
+    crop_fraction: float
+    interpolation: str
+    opset: int
+    method: str
+    calibration_size: int
+    percentile: float = 99.999
+    bins: int = 2048
+    keep_float_op_types: tuple[str, ...] = ()
+    keep_float_nodes: tuple[str, ...] = ()
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def channel_stats(self, channels: int) -> tuple[list[float], list[float]]:
+        """Mean and std for ``channels`` input channels (a 1-value recipe is broadcast; RGB→grey averages)."""
+        if len(self.mean) == channels:
+            return list(self.mean), list(self.std)
+        if len(self.mean) == 1:
+            return [self.mean[0]] * channels, [self.std[0]] * channels
+        if channels == 1:
+            return [sum(self.mean) / 3], [sum(self.std) / 3]
+        raise UsageError(
+            f"recipe '{self.family}' has mean/std for {len(self.mean)} channels; the model takes {channels}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary for manifests."""
+        return {
+            "family": self.family,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "layout": self.layout,
+            "crop_fraction": self.crop_fraction,
+            "interpolation": self.interpolation,
+            "opset": self.opset,
+            "method": self.method,
+            "keep_float": {"op_types": list(self.keep_float_op_types), "nodes": list(self.keep_float_nodes)},
+        }
+
+
+def recipes_dir() -> Path:
+    """Where the recipes live (``$EDGECNN_EXPORT_RECIPES`` overrides)."""
+    return project_dir("export_recipes")
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes in ``export_recipes/``."""
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def load_recipe_file(path: Path) -> Recipe:
+    """Load and validate one recipe YAML."""
+    data = load_yaml(path)
+    where = str(path)
+    validate(data, RECIPE_SCHEMA, where)
+    if len(data["mean"]) != len(data["std"]):
+        raise UsageError(f"{where}: std: has {len(data['std'])} values but mean has {len(data['mean'])}")
+    if any(s <= 0 for s in data["std"]):
+        raise UsageError(f"{where}: std: every value must be > 0")
+    calibration, keep = data["calibration"], data.get("keep_float") or {}
+    return Recipe(
+        family=data["family"],
+        mean=tuple(map(float, data["mean"])),
+        std=tuple(map(float, data["std"])),
+        layout=data["layout"],
+        crop_fraction=float(data["crop_fraction"]),
+        interpolation=data["interpolation"],
+        opset=data["opset"],
+        method=calibration["method"],
+        calibration_size=calibration["size"],
+        percentile=float(calibration.get("percentile", 99.999)),
+        bins=calibration.get("bins", 2048),
+        keep_float_op_types=tuple(keep.get("op_types") or ()),
+        keep_float_nodes=tuple(keep.get("nodes") or ()),
+        path=where,
+    )
+
+
+@cache
+def _load_named(name: str) -> Recipe:
+    return load_recipe_file(recipes_dir() / f"{name}.yaml")
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A recipe by name (a family, or 'default') or by path to a YAML file."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UsageError(f"recipe file {path} does not exist")
+        return load_recipe_file(path)
+    if name_or_path not in list_recipes():
+        raise UnknownNameError("recipe", name_or_path, list_recipes())
+    return _load_named(name_or_path)
+
+
+def recipe_for_family(family: str | None) -> Recipe:
+    """The family's recipe, or the default recipe for models outside the zoo."""
+    return load_recipe(family if family and family in list_recipes() else DEFAULT_RECIPE)

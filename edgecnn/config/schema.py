@@ -1,0 +1,108 @@
+"""A small schema checker for the project's YAML files: every error names the file and the field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgecnn.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a mapping: its type (or nested schema), whether it is required, extra checks."""
+
+    kind: type | tuple[type, ...] | dict[str, Field] | None = None
+    required: bool = True
+    choices: Sequence[Any] | None = None
+    check: Callable[[Any], str | None] | None = None  # returns an error message or None
+    items: type | tuple[type, ...] | dict[str, Field] | None = None  # for lists
+    values: dict[str, Field] | type | None = None  # for free-keyed mappings (family → options)
+
+
+def positive(value: Any) -> str | None:
+    """A check: the value must be > 0."""
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
+def non_negative(value: Any) -> str | None:
+    """A check: the value must be ≥ 0."""
+    return None if value >= 0 else f"must be ≥ 0, got {value}"
+
+
+def _type_name(kind: Any) -> str:
+    if isinstance(kind, tuple):
+        return " or ".join(k.__name__ for k in kind)
+    return "a mapping" if isinstance(kind, dict) else kind.__name__
+
+
+def _check_value(value: Any, kind: Any, where: str) -> None:
+    if isinstance(kind, dict):
+        validate(value, kind, where)
+    elif kind is not None:
+        numeric = kind in (float, (int, float)) and isinstance(value, int) and not isinstance(value, bool)
+        if not numeric and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+            raise UsageError(f"{where}: expected {_type_name(kind)}, got {type(value).__name__} {value!r}")
+
+
+def validate(data: Any, schema: dict[str, Field], where: str) -> None:
+    """Raise a UsageError naming ``where`` and the field for any unknown, missing or bad value."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(schema))
+    if unknown:
+        raise UsageError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(schema)})")
+    for key, field in schema.items():
+        path = f"{where}.{key}" if ":" in where else f"{where}: {key}"
+        if key not in data or data[key] is None:
+            if field.required:
+                raise UsageError(f"{path}: missing")
+            continue
+        value = data[key]
+        if field.items is not None:
+            if not isinstance(value, list):
+                raise UsageError(f"{path}: expected a list, got {type(value).__name__}")
+            for i, item in enumerate(value):
+                _check_value(item, field.items, f"{path}[{i}]")
+        elif field.values is not None:
+            if not isinstance(value, dict):
+                raise UsageError(f"{path}: expected a mapping, got {type(value).__name__}")
+            for sub, item in value.items():
+                _check_value(item, field.values, f"{path}.{sub}")
+        else:
+            _check_value(value, field.kind, path)
+        if field.choices is not None:
+            values = value if isinstance(value, list) else [value]
+            bad = [v for v in values if v not in field.choices]
+            if bad:
+                raise UsageError(f"{path}: '{bad[0]}' is not one of {', '.join(map(str, field.choices))}")
+        if field.check is not None:
+            message = field.check(value)
+            if message:
+                raise UsageError(f"{path}: {message}")
+
+
+def load_yaml(path: Path) -> Any:
+    """Read a YAML file safely; a syntax error or unreadable file is a UsageError naming it."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UsageError(f"{path}:{line} is not valid YAML: {getattr(error, 'problem', error)}") from None
+
+
+def project_dir(name: str) -> Path:
+    """The folder ``name`` (export_recipes, device_profiles) of the edgecnn checkout this package runs from."""
+    import os
+
+    override = os.environ.get(f"EDGECNN_{name.upper()}")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / name

@@ -1,0 +1,224 @@
+"""Calibration data from an image folder, a .npy/.npz file, or synthetic noise, preprocessed as the recipe says.
+
+Whatever the source, the result is float32 N×C×H×W, normalised with the
+recipe's mean and std, split into a calibration part and a held-out part
+(used for the fp32-vs-int8 agreement), with a hash of the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.config.recipes import Recipe
+from edgecnn.errors import UsageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif")
+SYNTHETIC = "synthetic"
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Preprocessed samples with optional labels, and where they came from."""
+
+    images: np.ndarray  # float32 N×C×H×W, normalised
+    labels: np.ndarray | None
+    source: str
+    sha256: str
+    synthetic: bool
+    class_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index: np.ndarray | slice) -> CalibrationSet:
+        """The samples at ``index``, same source."""
+        labels = None if self.labels is None else self.labels[index]
+        return CalibrationSet(self.images[index], labels, self.source, self.sha256, self.synthetic, self.class_names)
+
+
+def normalise(pixels: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """uint8 N×H×W×C pixels → float32 N×C×H×W with the recipe's mean and std."""
+    channels = pixels.shape[-1]
+    mean, std = recipe.channel_stats(channels)
+    x = pixels.astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _resample(name: str) -> int:
+    from PIL import Image
+
+    return {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[name]
+
+
+def resize_crop(image, height: int, width: int, recipe: Recipe) -> np.ndarray:
+    """Resize a PIL image so it covers (H, W)/crop_fraction, then centre-crop H×W; returns uint8 H×W×C."""
+    scale = max(height / recipe.crop_fraction / image.height, width / recipe.crop_fraction / image.width)
+    new_w, new_h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
+    image = image.resize((new_w, new_h), _resample(recipe.interpolation))
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    array = np.asarray(image.crop((left, top, left + width, top + height)))
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _image_channels(mode: str) -> int:
+    return {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 3, "LA": 1, "I;16": 1, "I": 1, "F": 1, "CMYK": 4}.get(mode, 3)
+
+
+def _load_image(path: Path, channels: int, height: int, width: int, recipe: Recipe) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            found = _image_channels(image.mode)
+            if found != channels:
+                raise UsageError(f"calibration image {path} has {found} channel(s); the model takes {channels}")
+            image = image.convert("L" if channels == 1 else "RGB")
+            return resize_crop(image, height, width, recipe)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        if isinstance(error, UsageError):
+            raise
+        raise UsageError(f"calibration file {path} is not a readable image: {error}") from None
+
+
+def _list_images(folder: Path) -> tuple[list[Path], list[int] | None, tuple[str, ...]]:
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    except OSError as error:
+        raise UsageError(f"calibration folder {folder} is unreadable: {error.strerror or error}") from None
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        others = f" ({len(files)} other files, none with an image suffix)" if files else ""
+        raise UsageError(f"calibration folder {folder} has no images{others}")
+    parents = {p.parent for p in images}
+    if all(p.parent != folder and p.parent.parent == folder for p in images) and len(parents) > 1:
+        classes = tuple(sorted(p.name for p in parents))
+        return images, [classes.index(p.parent.name) for p in images], classes
+    return images, None, ()
+
+
+def _hash_files(paths: list[Path], root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _from_folder(
+    folder: Path, shape: tuple[int, int, int], recipe: Recipe, limit: int, rng: np.random.Generator
+) -> CalibrationSet:
+    paths, labels, classes = _list_images(folder)
+    order = rng.permutation(len(paths))[:limit]
+    chosen = [paths[i] for i in order]
+    channels, height, width = shape
+    pixels = np.stack([_load_image(p, channels, height, width, recipe) for p in chosen])
+    label_array = None if labels is None else np.asarray([labels[i] for i in order], np.int64)
+    return CalibrationSet(
+        normalise(pixels, recipe), label_array, str(folder), _hash_files(sorted(chosen), folder), False, classes
+    )
+
+
+def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) -> CalibrationSet:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"calibration file {path} is not a readable .npy/.npz: {error}") from None
+    labels = None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            if "images" not in loaded.files:
+                raise UsageError(f"{path} has no 'images' array (it has: {', '.join(loaded.files) or 'nothing'})")
+            images = loaded["images"]
+            labels = loaded["labels"] if "labels" in loaded.files else None
+    else:
+        images = loaded
+    channels, height, width = shape
+    if images.dtype == np.uint8 and images.ndim == 4:
+        if images.shape[-1] != channels:
+            raise UsageError(f"{path}: uint8 images must be N×H×W×C with C={channels}, got shape {images.shape}")
+        from PIL import Image
+
+        pixels = (
+            images
+            if images.shape[1:3] == (height, width)
+            else np.stack(
+                [
+                    resize_crop(Image.fromarray(img.squeeze(-1) if channels == 1 else img), height, width, recipe)
+                    for img in images
+                ]
+            )
+        )
+        data = normalise(pixels, recipe)
+    elif images.dtype == np.float32 and images.ndim == 4:
+        if images.shape[1:] != (channels, height, width):
+            raise UsageError(
+                f"{path}: float32 images must be N×{channels}×{height}×{width} (normalised), got shape {images.shape}"
+            )
+        if not np.isfinite(images).all():
+            raise UsageError(f"{path}: images contain NaN or infinity")
+        data = np.ascontiguousarray(images)
+    else:
+        raise UsageError(
+            f"{path}: images must be float32 N×C×H×W (normalised) or uint8 N×H×W×C, "
+            f"got {images.dtype} with shape {images.shape}"
+        )
+    if len(data) == 0:
+        raise UsageError(f"{path}: holds no images")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+            raise UsageError(f"{path}: labels must be N integers, got {labels.dtype} with shape {labels.shape}")
+        labels = labels.astype(np.int64)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return CalibrationSet(data, labels, str(path), digest, False)
+
+
+def synthetic(shape: tuple[int, int, int], count: int, recipe: Recipe, seed: int = 0) -> CalibrationSet:
+    """Smooth random images (noise upsampled from 1/8 resolution): valid input, meaningless accuracy."""
+    channels, height, width = shape
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (count, max(1, height // 8), max(1, width // 8), channels), dtype=np.uint8)
+    pixels = coarse.repeat(8, axis=1).repeat(8, axis=2)[:, :height, :width]
+    if pixels.shape[1:3] != (height, width):
+        pixels = np.pad(pixels, ((0, 0), (0, height - pixels.shape[1]), (0, width - pixels.shape[2]), (0, 0)), "edge")
+    noise = rng.integers(-16, 17, pixels.shape)
+    pixels = np.clip(pixels.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    digest = hashlib.sha256(f"synthetic:{seed}:{count}:{shape}".encode()).hexdigest()
+    return CalibrationSet(normalise(pixels, recipe), None, SYNTHETIC, digest, True)
+
+
+def load_calibration(
+    source: str | Path | None, shape: tuple[int, int, int], recipe: Recipe, count: int, holdout: int, seed: int = 0
+) -> tuple[CalibrationSet, CalibrationSet]:
+    """Load up to ``count`` calibration samples and up to ``holdout`` held-out samples from ``source``.
+
+    ``source`` is an image folder (class sub-folders give labels), a ``.npy``/``.npz``
+    file, ``'synthetic'`` or None (synthetic). The split is random but seeded.
+    """
+    if count < 1:
+        raise UsageError(f"--calib-size must be ≥ 1, got {count}")
+    rng = np.random.default_rng(seed)
+    if source is None or str(source) == SYNTHETIC:
+        data = synthetic(shape, count + holdout, recipe, seed)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise UsageError(f"calibration source {path} does not exist")
+        if path.is_dir():
+            data = _from_folder(path, shape, recipe, count + holdout, rng)
+        elif path.suffix.lower() in (".npy", ".npz"):
+            data = _from_array_file(path, shape, recipe)
+        else:
+            raise UsageError(f"calibration source {path} must be an image folder, a .npy/.npz file or 'synthetic'")
+    n = len(data)
+    # Hold out what was asked when there is enough; otherwise at most a quarter, keeping the rest to calibrate.
+    held = holdout if n >= count + holdout else (min(holdout, n // 4) if n >= 2 else 0)
+    order = rng.permutation(n) if data.synthetic is False and not Path(str(source)).is_dir() else np.arange(n)
+    calib_index, held_index = order[held : held + count], order[:held]
+    return data.subset(calib_index), data.subset(held_index)

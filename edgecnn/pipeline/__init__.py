@@ -1,0 +1,1 @@
+"""The export pipeline: one table of stages (stages.py), each checked against the stage before."""

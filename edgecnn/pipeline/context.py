@@ -1,0 +1,96 @@
+"""What the stages share: the options, the resolved inputs, the artifacts made so far, the progress display."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.config.profiles import Profile
+from edgecnn.config.recipes import Recipe
+from edgecnn.data.calibration import CalibrationSet
+from edgecnn.pipeline.source import ModelSource
+
+PARITY_THRESHOLD = 1e-4  # max abs error relative to the output's range
+ORT_INT8_THRESHOLD = 1e-6  # the int8 .ort must give the int8 .onnx's outputs
+
+
+@dataclass
+class ExportOptions:
+    """Every knob of an export; the CLI and the Python API fill the same object."""
+
+    model: Any
+    profile: str = "x86-avx2"
+    out: Path | None = None
+    formats: str | None = None
+    width: float | None = None
+    resolution: float | None = None
+    phi: float | None = None
+    depth: float | None = None
+    growth_rate: int | None = None
+    weights: Path | None = None
+    num_classes: int | None = None
+    in_chans: int | None = None
+    input_shape: str | tuple[int, ...] | None = None
+    calib: str | None = None
+    calib_size: int | None = None
+    holdout: int = 64
+    method: str | None = None
+    opset: int | None = None
+    quantize: bool = True
+    dynamic_batch: bool = False
+    force: bool = False
+    recipe: str | None = None
+    seed: int = 0
+
+
+class Reporter:
+    """Progress callbacks; the base class is silent (the Python API), the CLI's draws rich progress lines."""
+
+    def stage_started(self, name: str, title: str) -> None:
+        """A stage begins."""
+
+    def stage_finished(self, name: str, status: str, seconds: float, summary: str) -> None:
+        """A stage ended with 'ok', 'skipped' or 'failed'."""
+
+    def bar(self, title: str, total: int) -> Callable[[], None]:
+        """A progress bar of ``total`` steps; returns the function that advances it by one."""
+        return lambda: None
+
+    def warn(self, message: str) -> None:
+        """A loud warning."""
+
+    def close(self) -> None:
+        """Stop drawing."""
+
+
+@dataclass
+class ExportContext:
+    """The state one export run threads through its stages."""
+
+    options: ExportOptions
+    profile: Profile
+    recipe: Recipe
+    source: ModelSource
+    formats: tuple[str, ...]
+    out: Path  # the temporary output directory, renamed to OUT at the end
+    scratch: Path  # intermediate files that are not artifacts
+    calib: CalibrationSet
+    holdout: CalibrationSet
+    method: str
+    opset: int
+    reporter: Reporter
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parity_inputs: np.ndarray | None = None
+    reference_outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    agreement: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record a warning for the manifest and show it."""
+        self.warnings.append(message)
+        self.reporter.warn(message)

@@ -1,0 +1,233 @@
+"""``export()``: resolve the inputs, run the stage table, write the manifest, rename OUT into place."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgecnn import __version__
+from edgecnn.config.profiles import load_profile
+from edgecnn.config.recipes import load_recipe, recipe_for_family
+from edgecnn.data.calibration import load_calibration
+from edgecnn.errors import EdgecnnError, UsageError
+from edgecnn.pipeline.context import ExportContext, ExportOptions, Reporter
+from edgecnn.pipeline.formats import parse_formats
+from edgecnn.pipeline.manifest import (
+    artifact_entry,
+    atomic_output_dir,
+    check_output_dir,
+    render_report,
+    write_json,
+)
+from edgecnn.pipeline.quantize import METHODS
+from edgecnn.pipeline.source import parse_input_shape, resolve_source
+from edgecnn.pipeline.stages import STAGES
+
+ARTIFACT_ORDER = ("fp32_onnx", "int8_onnx", "fp32_ort", "int8_ort", "fp32_ort_config", "int8_ort_config")
+
+
+@dataclass
+class ExportResult:
+    """Where the artifacts went and what the manifest says."""
+
+    out: Path
+    manifest: dict[str, Any]
+
+    @property
+    def artifacts(self) -> dict[str, Path]:
+        """Artifact key → absolute path."""
+        return {key: self.out / entry["path"] for key, entry in self.manifest["artifacts"].items()}
+
+
+def default_out(model_name: str, profile: str) -> Path:
+    """``exports/<model>-<profile>`` under the current directory."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+    return Path("exports") / f"{safe}-{profile}"
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools behind the artifacts."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
+    known = {f.name for f in fields(ExportOptions)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise UsageError(f"export() got unknown option(s): {', '.join(unknown)}")
+    return ExportOptions(model=model, **kwargs)
+
+
+def _validate(options: ExportOptions) -> None:
+    if options.method is not None and options.method not in METHODS:
+        raise UsageError(f"unknown calibration method '{options.method}' (known: {', '.join(METHODS)})")
+    if options.opset is not None and not 19 <= options.opset <= 21:
+        raise UsageError(f"--opset must be between 19 and 21 (the dynamo exporter needs ≥ 19), got {options.opset}")
+    if options.calib_size is not None and options.calib_size < 1:
+        raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
+
+
+def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> ExportResult:
+    """Export ``model`` (a zoo name, 'torchvision:NAME', 'pkg.module:factory', an .onnx path or a module).
+
+    Keyword arguments are the fields of :class:`ExportOptions` (``profile``,
+    ``out``, ``formats``, ``calib``, ``width`` …). Everything is written into a
+    temporary directory beside ``out`` and renamed into place at the end.
+    """
+    options = _options(model, kwargs)
+    reporter = reporter or Reporter()
+    _validate(options)
+    profile = load_profile(options.profile)
+    formats = parse_formats(options.formats, profile.formats)
+    scaling = {
+        "width": options.width,
+        "resolution": options.resolution,
+        "phi": options.phi,
+        "depth": options.depth,
+        "growth_rate": options.growth_rate,
+    }
+    input_shape = options.input_shape
+    if isinstance(input_shape, str):
+        input_shape = parse_input_shape(input_shape)
+    if options.out is not None:  # fail before the slow part when OUT is taken
+        check_output_dir(Path(options.out), options.force)
+    source = resolve_source(
+        options.model,
+        scaling=scaling,
+        num_classes=options.num_classes,
+        in_chans=options.in_chans,
+        input_shape=input_shape,
+        weights=options.weights,
+        profile=profile,
+    )
+    if options.dynamic_batch and source.kind == "onnx":
+        raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
+    recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)
+    out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
+    check_output_dir(out, options.force)
+    method = options.method or recipe.method
+    count = options.calib_size or recipe.calibration_size
+    calib, holdout = load_calibration(
+        options.calib, tuple(source.input_shape[1:]), recipe, count, options.holdout, options.seed
+    )
+    started = time.perf_counter()
+    with atomic_output_dir(out, options.force) as tmp, tempfile.TemporaryDirectory(prefix="edgecnn-") as scratch:
+        ctx = ExportContext(
+            options=options,
+            profile=profile,
+            recipe=recipe,
+            source=source,
+            formats=formats,
+            out=tmp,
+            scratch=Path(scratch),
+            calib=calib,
+            holdout=holdout,
+            method=method,
+            opset=options.opset or recipe.opset,
+            reporter=reporter,
+        )
+        _warn_about_inputs(ctx)
+        try:
+            _run_stages(ctx)
+        finally:
+            reporter.close()
+        manifest = _manifest(ctx, out, time.perf_counter() - started)
+        write_json(tmp / "manifest.json", manifest)
+        (tmp / "report.md").write_text(render_report(manifest), encoding="utf-8")
+    return ExportResult(out, manifest)
+
+
+def _warn_about_inputs(ctx: ExportContext) -> None:
+    if ctx.calib.synthetic:
+        if ctx.source.trained:
+            ctx.warn(
+                "no --calib given: calibrated on synthetic data, so the int8 artifact is unvalidated; "
+                "its agreement figures mean nothing for real inputs"
+            )
+        else:
+            ctx.warn("calibrating on synthetic data: accuracy and agreement figures mean nothing")
+    if not ctx.source.trained:
+        ctx.warn("no --weights: the model has random weights (fine for latency, meaningless for accuracy)")
+
+
+def _run_stages(ctx: ExportContext) -> None:
+    for stage in STAGES:
+        if not stage.applies(ctx):
+            ctx.stages[stage.name] = {"status": "skipped", "seconds": 0.0}
+            ctx.reporter.stage_finished(stage.name, "skipped", 0.0, "")
+            continue
+        ctx.reporter.stage_started(stage.name, stage.title)
+        t0 = time.perf_counter()
+        try:
+            figures = stage.run(ctx)
+        except EdgecnnError as error:
+            ctx.reporter.stage_finished(stage.name, "failed", time.perf_counter() - t0, str(error))
+            raise
+        seconds = time.perf_counter() - t0
+        ctx.stages[stage.name] = {"status": "ok", "seconds": round(seconds, 3), **figures}
+        ctx.reporter.stage_finished(stage.name, "ok", seconds, _summary(figures.get("check", {})))
+
+
+SUMMARY_SKIP = ("threshold", "samples", "max_abs_error")
+
+
+def _summary(check: dict[str, Any]) -> str:
+    parts = []
+    for key, value in check.items():
+        if key in SUMMARY_SKIP:
+            continue
+        parts.append(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}")
+    return ", ".join(parts)
+
+
+def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, Any]:
+    source, recipe = ctx.source, ctx.recipe
+    mean, std = recipe.channel_stats(source.input_shape[1])
+    artifacts = {key: artifact_entry(ctx.artifacts[key], ctx.out) for key in ARTIFACT_ORDER if key in ctx.artifacts}
+    quantize = ctx.stages.get("quantize", {})
+    return {
+        "edgecnn_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "out": str(final_out),
+        "tools": tool_versions(),
+        "model": {
+            **source.to_dict(),
+            "layout": recipe.layout,
+            "mean": mean,
+            "std": std,
+            "input_name": "input",
+            "output_name": "logits",
+            "dynamic_batch": ctx.options.dynamic_batch,
+        },
+        "profile": ctx.profile.to_dict(),
+        "recipe": {**recipe.to_dict(), "path": recipe.path},
+        "formats": list(ctx.formats),
+        "calibration": {
+            "method": ctx.method,
+            "count": len(ctx.calib),
+            "held_out": len(ctx.holdout),
+            "source": ctx.calib.source,
+            "sha256": ctx.calib.sha256,
+            "synthetic": ctx.calib.synthetic,
+            "labels": ctx.calib.labels is not None,
+            "calibrator_options": quantize.get("calibrator_options", {}),
+        },
+        "stages": ctx.stages,
+        "artifacts": artifacts,
+        "agreement": ctx.agreement or None,
+        "warnings": ctx.warnings,
+        "seconds": round(seconds, 2),
+    }

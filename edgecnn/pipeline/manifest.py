@@ -1,0 +1,139 @@
+"""The output directory (written beside OUT, renamed into place), its manifest.json and report.md."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import UsageError
+from edgecnn.pipeline.source import sha256_file
+
+
+def check_output_dir(out: Path, force: bool) -> None:
+    """Fail before any work when OUT exists (unless ``force``) or cannot be replaced."""
+    if out.exists() and not force:
+        raise UsageError(f"output directory {out} exists; pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output path {out} exists and is not a directory")
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out``; on success it replaces ``out``, on any failure it vanishes."""
+    check_output_dir(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; OUT should look like any directory the user makes
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.{os.getpid()}.old")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def artifact_entry(path: Path, root: Path) -> dict[str, Any]:
+    """Path (relative to the output directory), size and sha256 of one artifact."""
+    return {"path": str(path.relative_to(root)), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Pretty JSON with a trailing newline."""
+    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_report(manifest: dict[str, Any]) -> str:
+    """report.md: the manifest for a person."""
+    model, profile = manifest["model"], manifest["profile"]
+    lines = [
+        f"# edgecnn export: {model['name']} for {profile['name']}",
+        "",
+        f"edgecnn {manifest['edgecnn_version']}, {manifest['created']}.",
+        "",
+    ]
+    for warning in manifest.get("warnings", []):
+        lines.append(f"> **Warning:** {warning}")
+    if manifest.get("warnings"):
+        lines.append("")
+    scaling = ", ".join(f"{k}={v}" for k, v in model.get("scaling", {}).items()) or "none"
+    lines += [
+        "## Model",
+        "",
+        f"- source: {model['kind']} `{model['name']}`"
+        + (f" (family {model['family']})" if model.get("family") else ""),
+        f"- scaling: {scaling} ({model.get('scaling_origin', 'arguments')})",
+        f"- input: {model['layout']} {'×'.join(map(str, model['input_shape']))}, "
+        f"mean {model['mean']}, std {model['std']}",
+        f"- weights: {model['weights']['path'] if model.get('weights') else 'none (random initialisation)'}",
+        "",
+        "## Target",
+        "",
+        f"- profile `{profile['name']}`: {profile['arch']}, {profile['cpu']}, {profile['threads']} threads",
+        f"- int8 reduce_range: {profile['reduce_range']}",
+        "",
+        "## Calibration",
+        "",
+    ]
+    calib = manifest["calibration"]
+    lines += [
+        f"- {calib['method']} on {calib['count']} samples from `{calib['source']}` "
+        f"(sha256 {calib['sha256'][:16]}…), {calib['held_out']} held out for agreement",
+        "",
+    ]
+    lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
+    for name, stage in manifest["stages"].items():
+        check = "; ".join(f"{k} {_fmt(v)}" for k, v in stage.get("check", {}).items())
+        lines.append(f"| {name} | {stage['status']} | {stage.get('seconds', 0):.1f} | {check} |")
+    lines += ["", "## Artifacts", "", "| file | bytes | sha256 |", "|---|---:|---|"]
+    for entry in manifest["artifacts"].values():
+        lines.append(f"| {entry['path']} | {entry['bytes']:,} | `{entry['sha256'][:16]}…` |")
+    agreement = manifest.get("agreement") or {}
+    if agreement:
+        lines += [
+            "",
+            "## fp32 vs int8 agreement (held-out samples)",
+            "",
+            "| computation | samples | top-1 agreement | cosine | SQNR dB |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for key in ("exact_qdq", "host_kernels"):
+            figures = agreement.get(key)
+            if figures:
+                lines.append(
+                    f"| {key.replace('_', ' ')} | {agreement['samples']} | {figures['top1']:.4f} | "
+                    f"{figures['cosine']:.4f} | {figures['sqnr_db']:.1f} |"
+                )
+        lines += [
+            "",
+            f"Headline figure ({agreement['basis'].replace('_', ' ')}, matching the target): "
+            f"top-1 {agreement['top1']:.4f}, cosine {agreement['cosine']:.4f}.",
+        ]
+    return "\n".join(lines) + "\n"

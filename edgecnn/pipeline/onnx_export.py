@@ -1,0 +1,109 @@
+"""Trace a PyTorch module to one self-contained ONNX file with the dynamo exporter, and check it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from edgecnn.errors import CheckFailedError
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def check_onnx(path: Path) -> None:
+    """Full ONNX checker plus an ONNX Runtime load; raises ValueError with the first line of the problem."""
+    import onnx
+
+    from edgecnn.runtime.loader import ort_session
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as error:  # onnx.checker.ValidationError, shape-inference errors
+        raise ValueError(f"ONNX checker: {str(error).strip().splitlines()[0]}") from None
+    try:
+        ort_session(path)
+    except Exception as error:
+        raise ValueError(str(error)) from None
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """The dynamo exporter prints progress and warnings; keep them out of the user's terminal."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript", "torch._dynamo")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _export(module: Any, example: Any, path: Path, opset: int, dynamic_batch: bool, optimize: bool) -> None:
+    import torch
+
+    # Keyed by position: the input's name in forward() differs from model to model.
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
+    with _quiet():
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=True,
+            opset_version=opset,
+            external_data=False,
+            optimize=optimize,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=dynamic_shapes,
+            verbose=False,
+        )
+
+
+def export_onnx(
+    module: Any, input_shape: tuple[int, ...], path: Path, opset: int = 20, dynamic_batch: bool = False
+) -> dict[str, Any]:
+    """Export ``module`` (eval mode) for a float32 input of ``input_shape``; weights inside the one file.
+
+    The dynamo optimizer can emit an invalid graph; the result is checked with
+    the full ONNX checker and an ONNX Runtime load, and re-exported with
+    ``optimize=False`` when that fails.
+    """
+    import torch
+
+    module = module.eval()
+    example = torch.randn(*input_shape)
+    attempts: list[str] = []
+    for optimize in (True, False):
+        try:
+            _export(module, example, path, opset, dynamic_batch, optimize)
+        except Exception as error:  # torch.export / onnxscript raise many types; the message is what matters
+            attempts.append(f"export(optimize={optimize}) failed: {str(error).strip().splitlines()[0][:300]}")
+            continue
+        data_file = path.with_name(path.name + ".data")
+        if data_file.exists():  # never leave weights outside the one file
+            import onnx
+
+            model = onnx.load(str(path))
+            data_file.unlink()
+            onnx.save_model(model, str(path), save_as_external_data=False)
+        try:
+            check_onnx(path)
+        except ValueError as error:
+            attempts.append(f"optimize={optimize}: invalid graph: {error}")
+            continue
+        return {
+            "exporter": "torch.onnx dynamo",
+            "opset": opset,
+            "optimized": optimize,
+            "dynamic_batch": dynamic_batch,
+            "retries": attempts,
+        }
+    raise CheckFailedError("ONNX export failed: " + " | ".join(attempts))

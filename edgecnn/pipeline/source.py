@@ -1,0 +1,256 @@
+"""What MODEL names: a zoo network, a torchvision model, an import path, or an ONNX file."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn.config.profiles import Profile
+from edgecnn.errors import UnknownNameError, UsageError
+
+TORCHVISION_PREFIX = "torchvision:"
+
+
+@dataclass
+class ModelSource:
+    """A resolved model: either a torch module to trace or an ONNX file, with its input shape."""
+
+    kind: str  # zoo | torchvision | import | onnx | module
+    name: str
+    input_shape: tuple[int, ...]  # N, C, H, W
+    family: str | None = None
+    scaling: dict[str, Any] = field(default_factory=dict)
+    scaling_origin: str = "arguments"  # arguments | profile defaults | model defaults
+    module: Any = None
+    onnx_path: Path | None = None
+    weights: dict[str, str] | None = None  # path and sha256 of loaded weights
+
+    @property
+    def trained(self) -> bool:
+        """Whether real weights were loaded (or the model came as a file that carries them)."""
+        return self.weights is not None or self.kind == "onnx"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary for manifests."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "family": self.family,
+            "scaling": self.scaling,
+            "scaling_origin": self.scaling_origin,
+            "input_shape": list(self.input_shape),
+            "weights": self.weights,
+        }
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """'1,3,224,224' → (1, 3, 224, 224); a one-line error for anything else."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape must be N,C,H,W integers, got '{text}'") from None
+    if len(shape) != 4 or any(d <= 0 for d in shape):
+        raise UsageError(f"--input-shape must be four positive integers N,C,H,W, got '{text}'")
+    return shape
+
+
+def load_weights(module: Any, path: str | Path) -> dict[str, str]:
+    """Load a state_dict or checkpoint (``weights_only=True``) into ``module``; mismatches are errors."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"weights file {path} does not exist")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch.load raises anything from IndexError to UnpicklingError on a bad file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"weights file {path} cannot be loaded: {reason[:200]}") from None
+    state = loaded
+    if isinstance(loaded, dict):
+        for key in ("state_dict", "model_state_dict", "model", "weights"):
+            if isinstance(loaded.get(key), dict):
+                state = loaded[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"weights file {path} holds no state_dict (a mapping of names to tensors)")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
+            if keys:
+                shown = ", ".join(keys[:6]) + (f" … ({len(keys)} in all)" if len(keys) > 6 else "")
+                parts.append(f"{label}: {shown}")
+        hint = ""
+        if wrong and any(expected[k].ndim == 2 for k in wrong):
+            hint = " (is --num-classes right?)"
+        raise UsageError(f"weights file {path} does not fit the model: {'; '.join(parts)}{hint}")
+    module.load_state_dict(state)
+    return {"path": str(path), "sha256": sha256_file(path)}
+
+
+def _zoo(name: str, options: dict[str, Any], profile: Profile | None) -> ModelSource:
+    from edgecnn.models.registry import get_model_info
+
+    info = get_model_info(name)
+    given = {k: v for k, v in options.items() if v is not None and k in info.knobs}
+    ignored = sorted(k for k, v in options.items() if v is not None and k not in info.knobs)
+    if ignored:
+        raise UsageError(f"model '{info.name}' has no option {', '.join(ignored)}; it takes: {', '.join(info.knobs)}")
+    origin = "arguments"
+    if not given and profile is not None:
+        given = {k: v for k, v in profile.scaling_for(info.family).items() if k in info.knobs}
+        origin = "profile defaults" if given else "model defaults"
+    return ModelSource("zoo", info.name, (), info.family, given, origin)
+
+
+def _import(spec: str) -> Any:
+    import os
+    import sys
+
+    module_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path:  # like `python -m`: modules in the current directory are importable
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UsageError(f"cannot import '{module_name}' for MODEL '{spec}': {error}") from None
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise UsageError(f"'{module_name}' has no attribute '{attr}'")
+        target = getattr(target, part)
+    return target
+
+
+def resolve_source(
+    spec: str | Any,
+    *,
+    scaling: dict[str, Any] | None = None,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    weights: str | Path | None = None,
+    profile: Profile | None = None,
+    batch: int = 1,
+) -> ModelSource:
+    """Resolve MODEL to a module (built, weights loaded) or an ONNX file, with its traced input shape."""
+    import torch
+
+    scaling = {k: v for k, v in (scaling or {}).items() if v is not None}
+    if isinstance(spec, torch.nn.Module):
+        source = ModelSource("module", type(spec).__name__, (), module=spec)
+    elif str(spec).lower().endswith(".onnx") or (Path(str(spec)).is_file() and ":" not in str(spec)):
+        return _onnx_source(Path(str(spec)), scaling, num_classes, in_chans, weights, input_shape)
+    elif str(spec).startswith(TORCHVISION_PREFIX):
+        import torchvision
+
+        name = spec[len(TORCHVISION_PREFIX) :]
+        if name not in torchvision.models.list_models():
+            raise UnknownNameError("torchvision model", name, torchvision.models.list_models())
+        if scaling:
+            raise UsageError(f"torchvision models take no scaling options; got {', '.join(scaling)}")
+        kwargs = {"num_classes": num_classes} if num_classes else {}
+        module = torchvision.models.get_model(name, weights=None, **kwargs)
+        source = ModelSource("torchvision", spec, (), module=module)
+    elif ":" in str(spec) and "/" not in str(spec):
+        target = _import(str(spec))
+        kwargs = {}
+        if num_classes is not None:
+            kwargs["num_classes"] = num_classes
+        if in_chans is not None:
+            kwargs["in_chans"] = in_chans
+        if not callable(target):
+            raise UsageError(f"'{spec}' is neither a class nor a factory function")
+        params = inspect.signature(target).parameters if not isinstance(target, torch.nn.Module) else {}
+        unknown = [k for k in kwargs if k not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
+        if unknown:
+            raise UsageError(f"'{spec}' takes no argument {', '.join(unknown)}")
+        module = target if isinstance(target, torch.nn.Module) else target(**kwargs)
+        if not isinstance(module, torch.nn.Module):
+            raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")
+        source = ModelSource("import", str(spec), (), module=module)
+    else:
+        source = _zoo(str(spec), scaling, profile)
+        from edgecnn.models.registry import create_model
+
+        kwargs = {k: v for k, v in (("num_classes", num_classes), ("in_chans", in_chans)) if v is not None}
+        source.module = create_model(source.name, **kwargs, **source.scaling)
+        source.scaling = dict(source.module.scaling)
+    if source.kind != "zoo" and scaling and source.kind != "torchvision":
+        raise UsageError(f"scaling options ({', '.join(scaling)}) apply to zoo models only")
+    if weights is not None:
+        source.weights = load_weights(source.module, weights)
+    source.input_shape = _input_shape(source, input_shape, in_chans, batch)
+    return source
+
+
+def _input_shape(
+    source: ModelSource, given: tuple[int, ...] | None, in_chans: int | None, batch: int
+) -> tuple[int, ...]:
+    if given is not None:
+        return given
+    size = getattr(source.module, "input_size", None)
+    if size is None and source.kind == "torchvision":
+        size = (in_chans or 3, 224, 224)
+    if size is None:
+        raise UsageError(f"MODEL '{source.name}' has no default input size; give --input-shape N,C,H,W")
+    return (batch, *size)
+
+
+def _onnx_source(
+    path: Path,
+    scaling: dict[str, Any],
+    num_classes: int | None,
+    in_chans: int | None,
+    weights: str | Path | None,
+    input_shape: tuple[int, ...] | None,
+) -> ModelSource:
+    import onnx
+
+    if not path.is_file():
+        raise UsageError(f"ONNX file {path} does not exist")
+    if scaling or num_classes or in_chans or weights:
+        raise UsageError(
+            "an ONNX MODEL is exported already: scaling, --num-classes, --in-chans and --weights do not apply"
+        )
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # onnx raises DecodeError and others for files that are not ONNX
+        raise UsageError(
+            f"{path} is not an ONNX model: {str(error).splitlines()[0][:160] or type(error).__name__}"
+        ) from None
+    if not model.graph.input:
+        raise UsageError(f"{path} is not an ONNX model with inputs")
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn exports single-input image models")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if input_shape is None:
+        if len(dims) != 4 or any(d is None for d in dims[1:]):
+            raise UsageError(f"{path} has input shape {dims}; give --input-shape N,C,H,W")
+        input_shape = (dims[0] or 1, *dims[1:])
+    return ModelSource(
+        "onnx", path.stem, tuple(input_shape), onnx_path=path, weights={"path": str(path), "sha256": sha256_file(path)}
+    )

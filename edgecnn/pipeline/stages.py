@@ -1,0 +1,231 @@
+"""The pipeline as one table of stages: what each makes, from what, and how it is checked.
+
+The CLI's help, the manifest, the report and the tests all read ``STAGES``.
+Each stage's function returns its figures (``check`` holds the numbers of its
+check); a failed check raises ``CheckFailedError`` with both numbers.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecnn.analysis.metrics import accuracy, compare, max_abs_error, relative_max_error
+from edgecnn.errors import CheckFailedError
+from edgecnn.pipeline.context import ORT_INT8_THRESHOLD, PARITY_THRESHOLD, ExportContext
+from edgecnn.runtime.loader import load
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the pipeline table."""
+
+    name: str
+    title: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    check: str
+    run: Callable[[ExportContext], dict[str, Any]]
+    applies: Callable[[ExportContext], bool] = lambda ctx: True
+
+
+def _parity(reference: np.ndarray, other: np.ndarray, what: str, threshold: float = PARITY_THRESHOLD) -> dict:
+    relative = relative_max_error(reference, other)
+    figures = {
+        "max_abs_error": max_abs_error(reference, other),
+        "relative_error": relative,
+        "threshold": threshold,
+        "samples": len(reference),
+    }
+    if not relative <= threshold:
+        raise CheckFailedError(
+            f"{what}: max abs error {figures['max_abs_error']:.3g} is {relative:.3g} of the "
+            f"output range, over the {threshold:g} threshold"
+        )
+    return figures
+
+
+def run_export(ctx: ExportContext) -> dict[str, Any]:
+    """Trace the module to ONNX (or take the given ONNX file), checked by the ONNX checker and an ORT load."""
+    from edgecnn.pipeline.onnx_export import check_onnx, export_onnx
+
+    path = ctx.scratch / "exported.onnx"
+    ctx.artifacts["exported"] = path
+    source = ctx.source
+    if source.kind == "onnx":
+        shutil.copy2(source.onnx_path, path)
+        try:
+            check_onnx(path)
+        except ValueError as error:
+            raise CheckFailedError(f"{source.onnx_path} is not a valid ONNX model: {error}") from None
+        return {"given": str(source.onnx_path), "check": {"onnx_checker": "passed", "ort_load": "passed"}}
+    info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
+    return {**info, "check": {"onnx_checker": "passed", "ort_load": "passed"}}
+
+
+def run_parity(ctx: ExportContext) -> dict[str, Any]:
+    """ONNX Runtime fp32 against PyTorch on calibration samples and random inputs."""
+    rng = np.random.default_rng(ctx.options.seed)
+    samples = ctx.calib.images[:4]
+    noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
+    inputs = np.concatenate([samples, noise])
+    torch_out = load(ctx.source.module, input_size=ctx.source.input_shape[1:])(inputs)
+    ort_out = load(ctx.artifacts["exported"])(inputs)
+    return {"check": _parity(torch_out, ort_out, "parity ORT fp32 vs PyTorch")}
+
+
+def run_simplify(ctx: ExportContext) -> dict[str, Any]:
+    """Simplify the graph; its outputs must equal the exported graph's."""
+    from edgecnn.pipeline.simplify import simplify
+
+    dst = ctx.out / "model.fp32.onnx"
+    info = simplify(ctx.artifacts["exported"], dst)
+    ctx.artifacts["fp32_onnx"] = dst
+    inputs = _check_inputs(ctx)
+    before = load(ctx.artifacts["exported"])(inputs)
+    after = load(dst)(inputs)
+    ctx.reference_outputs["fp32_onnx"] = after
+    return {**info, "check": _parity(before, after, "parity simplified vs exported")}
+
+
+def _check_inputs(ctx: ExportContext) -> np.ndarray:
+    if ctx.parity_inputs is None:
+        rng = np.random.default_rng(ctx.options.seed + 1)
+        samples = ctx.calib.images[:4]
+        noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
+        ctx.parity_inputs = np.concatenate([samples, noise])
+    return ctx.parity_inputs
+
+
+def run_quantize(ctx: ExportContext) -> dict[str, Any]:
+    """Static QDQ int8 calibrated on the calibration set; the int8 graph must load and give finite outputs."""
+    from edgecnn.pipeline.quantize import quantize
+
+    dst = ctx.out / "model.int8.onnx"
+    recipe = ctx.recipe
+    advance = ctx.reporter.bar(f"calibrating ({ctx.method}, {len(ctx.calib)} samples)", len(ctx.calib))
+    info = quantize(
+        ctx.artifacts["fp32_onnx"],
+        dst,
+        ctx.calib.images,
+        ctx.method,
+        ctx.profile.reduce_range,
+        recipe.keep_float_op_types,
+        recipe.keep_float_nodes,
+        recipe.bins,
+        recipe.percentile,
+        advance,
+    )
+    ctx.artifacts["int8_onnx"] = dst
+    out = load(dst)(_check_inputs(ctx))
+    if not np.isfinite(out).all():
+        raise CheckFailedError("the int8 model gives non-finite outputs")
+    ctx.reference_outputs["int8_onnx"] = out
+    return {**info, "check": {"ort_load": "passed", "finite_outputs": True}}
+
+
+def run_ort(ctx: ExportContext) -> dict[str, Any]:
+    """`.ort` files for the fp32 and int8 graphs; each must give its `.onnx` twin's outputs."""
+    from edgecnn.pipeline.ort_format import convert_to_ort
+
+    inputs, check, info = _check_inputs(ctx), {}, {}
+    for key, threshold in (("fp32", PARITY_THRESHOLD), ("int8", ORT_INT8_THRESHOLD)):
+        onnx_path = ctx.artifacts.get(f"{key}_onnx")
+        if onnx_path is None:
+            continue
+        made = convert_to_ort(onnx_path, ctx.out, ctx.profile.is_arm)
+        ctx.artifacts[f"{key}_ort"] = made["ort"]
+        if made["config"] is not None:
+            ctx.artifacts[f"{key}_ort_config"] = made["config"]
+        info.update(target_platform=made["target_platform"], optimization_style=made["optimization_style"])
+        figures = _parity(
+            ctx.reference_outputs[f"{key}_onnx"], load(made["ort"])(inputs), f".ort {key} vs .onnx {key}", threshold
+        )
+        check[f"{key}_relative_error"] = figures["relative_error"]
+    return {**info, "check": check}
+
+
+def agreement_basis(ctx: ExportContext) -> str:
+    """Which int8 computation matches the target: this host's kernels, or the exact QDQ arithmetic."""
+    host_like = ctx.profile.arch == "x86_64" and not {"avx512_vnni", "avx_vnni"} & set(ctx.profile.features)
+    return "host_kernels" if host_like else "exact_qdq"
+
+
+def run_agreement(ctx: ExportContext) -> dict[str, Any]:
+    """fp32 vs int8 on held-out samples: top-1 agreement and cosine, for the exact QDQ and the host kernels."""
+    data = ctx.holdout if len(ctx.holdout) else ctx.calib
+    if not len(ctx.holdout):
+        ctx.warn("no held-out samples (calibration set too small): agreement measured on calibration samples")
+    fp32 = load(ctx.artifacts["fp32_onnx"])(data.images)
+    figures: dict[str, Any] = {"samples": len(data), "held_out": bool(len(ctx.holdout))}
+    for key, optimization in (("exact_qdq", "disable"), ("host_kernels", "all")):
+        int8 = load(ctx.artifacts["int8_onnx"], optimization=optimization)(data.images)
+        figures[key] = compare(fp32, int8)
+        if data.labels is not None:
+            figures[key]["int8_accuracy"] = accuracy(int8, data.labels)
+    if data.labels is not None:
+        figures["fp32_accuracy"] = accuracy(fp32, data.labels)
+    basis = agreement_basis(ctx)
+    figures.update(basis=basis, top1=figures[basis]["top1"], cosine=figures[basis]["cosine"])
+    ctx.agreement = figures
+    return {"check": {"top1": figures["top1"], "cosine": figures["cosine"], "basis": basis}}
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "export",
+        "trace to ONNX",
+        ("model",),
+        ("exported.onnx",),
+        "ONNX checker (full) and an ONNX Runtime load; re-export with optimize=False on failure",
+        run_export,
+    ),
+    Stage(
+        "parity",
+        "ORT fp32 vs PyTorch",
+        ("exported.onnx",),
+        (),
+        f"max abs error ≤ {PARITY_THRESHOLD:g} of the output range",
+        run_parity,
+        lambda ctx: ctx.source.module is not None,
+    ),
+    Stage(
+        "simplify",
+        "simplify graph",
+        ("exported.onnx",),
+        ("model.fp32.onnx",),
+        f"outputs equal the exported graph's (≤ {PARITY_THRESHOLD:g} of the range)",
+        run_simplify,
+    ),
+    Stage(
+        "quantize",
+        "int8 (QDQ)",
+        ("model.fp32.onnx", "calibration"),
+        ("model.int8.onnx",),
+        "loads in ONNX Runtime, finite outputs",
+        run_quantize,
+        lambda ctx: ctx.options.quantize,
+    ),
+    Stage(
+        "ort",
+        "ORT mobile format",
+        ("model.fp32.onnx", "model.int8.onnx"),
+        ("model.fp32.ort", "model.int8.ort"),
+        f"fp32 within {PARITY_THRESHOLD:g}, int8 within {ORT_INT8_THRESHOLD:g} of the .onnx outputs",
+        run_ort,
+        lambda ctx: "ort" in ctx.formats,
+    ),
+    Stage(
+        "agreement",
+        "fp32 vs int8",
+        ("model.fp32.onnx", "model.int8.onnx", "held-out samples"),
+        (),
+        "top-1 agreement and cosine, recorded (the drift check judges them)",
+        run_agreement,
+        lambda ctx: ctx.options.quantize,
+    ),
+)

@@ -1,0 +1,69 @@
+"""Every shipped profile and recipe loads; bad YAML is an error naming the file and the field."""
+
+from pathlib import Path
+
+import pytest
+
+from edgecnn.config.profiles import list_profiles, load_profile
+from edgecnn.config.recipes import list_recipes, load_recipe, recipe_for_family
+from edgecnn.errors import UsageError
+from edgecnn.models.registry import FAMILIES
+
+REQUIRED_PROFILES = {"raspberrypi4", "raspberrypi5", "jetson-nano", "android-arm64", "coral-devboard", "x86-avx2"}
+
+
+def test_required_profiles_ship_and_load():
+    assert set(list_profiles()) >= REQUIRED_PROFILES
+    for name in list_profiles():
+        profile = load_profile(name)
+        assert profile.sources, name
+        assert profile.threads <= profile.cores
+
+
+def test_reduce_range_follows_the_cpu():
+    assert load_profile("x86-avx2").reduce_range is True
+    for name in ("raspberrypi4", "raspberrypi5", "android-arm64", "jetson-nano", "coral-devboard"):
+        profile = load_profile(name)
+        assert profile.is_arm and profile.reduce_range is False
+
+
+def test_every_family_has_a_recipe():
+    assert set(FAMILIES) | {"default"} <= set(list_recipes())
+    for name in list_recipes():
+        recipe = load_recipe(name)
+        assert recipe.opset >= 19 and recipe.method in ("minmax", "percentile", "entropy")
+    assert recipe_for_family(None).family == "default"
+
+
+GOOD_PROFILE = (Path(__file__).resolve().parents[2] / "device_profiles" / "raspberrypi4.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t + "\nturbo: true\n", "raspberrypi4.yaml: unknown key 'turbo'"),
+        (lambda t: t.replace("threads: 4\n", ""), "raspberrypi4.yaml: threads: missing"),
+        (lambda t: t.replace("cores: 4", "cores: -4"), "raspberrypi4.yaml: cpu.cores: must be > 0"),
+        (lambda t: t.replace("arch: arm64", "arch: sparc"), "cpu.arch: 'sparc' is not one of"),
+        (lambda t: t.replace("threads: 4", "threads: four"), "threads: expected int"),
+        (lambda t: t.replace("features: [neon]", "features: [neon, warp]"), "cpu.features: 'warp' is not one of"),
+        (lambda t: t.replace("mobilenet: {", "mobilenett: {"), "defaults.mobilenett: unknown family"),
+        (lambda t: t.replace("threads: 4", "threads: 8"), "threads: 8 is more than the 4 cores"),
+        (lambda t: t.replace("name: raspberrypi4", "name: [oops"), "is not valid YAML"),
+    ],
+)
+def test_bad_profiles_name_file_and_field(tmp_path, edit, message):
+    path = tmp_path / "raspberrypi4.yaml"
+    path.write_text(edit(GOOD_PROFILE))
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_profile(str(path))
+
+
+def test_bad_recipe_unknown_key(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        (Path(__file__).resolve().parents[2] / "export_recipes" / "resnet.yaml").read_text()
+        + "\nfuse_everything: yes\n"
+    )
+    with pytest.raises(UsageError, match=r"mine\.yaml: unknown key 'fuse_everything'"):
+        load_recipe(str(path))

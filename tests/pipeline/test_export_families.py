@@ -1,0 +1,67 @@
+"""End-to-end export of every zoo family at a small input size: every stage runs and checks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgecnn.pipeline.export import export
+from edgecnn.pipeline.source import sha256_file
+from edgecnn.runtime import load
+
+FAMILIES = [
+    ("mobilenet_v1", {"width": 0.25}),
+    ("mobilenet_v2", {"width": 0.35}),
+    ("mobilenet_v3_small", {}),
+    ("efficientnet_b0", {}),
+    ("efficientnet_lite0", {}),
+    ("resnet18", {}),
+    ("densenet121", {"growth_rate": 8}),
+    ("resnet50_dcn", {}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "scaling"), FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_export_every_family(tmp_path, name, scaling):
+    out = tmp_path / "out"
+    result = export(
+        name, profile="raspberrypi4", out=out, resolution=32, num_classes=10, calib_size=8, holdout=8, **scaling
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest == json.loads(json.dumps(result.manifest, default=str))
+    assert [s for s, v in manifest["stages"].items() if v["status"] != "ok"] == []
+    assert set(manifest["artifacts"]) >= {"fp32_onnx", "int8_onnx", "fp32_ort", "int8_ort"}
+    for entry in manifest["artifacts"].values():
+        path = out / entry["path"]
+        assert path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
+    assert manifest["stages"]["parity"]["check"]["relative_error"] <= 1e-4
+    assert manifest["stages"]["ort"]["check"]["int8_relative_error"] <= 1e-6
+    assert manifest["stages"]["ort"]["target_platform"] == "arm"
+    assert manifest["model"]["input_shape"] == [1, 3, 32, 32]
+    assert 0 <= manifest["agreement"]["top1"] <= 1
+    assert (out / "report.md").read_text().startswith(f"# edgecnn export: {name}")
+    # The int8 .ort really runs and equals the int8 .onnx on a fresh input.
+    x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(load(out / "model.int8.ort")(x), load(out / "model.int8.onnx")(x))
+    assert not list(tmp_path.glob(".out.*"))  # no leftovers beside OUT
+
+
+def test_dcn_export_keeps_the_standard_deformconv_op(tmp_path):
+    import onnx
+
+    out = tmp_path / "dcn"
+    export(
+        "resnet50_dcnv2",
+        out=out,
+        resolution=32,
+        num_classes=4,
+        calib_size=4,
+        holdout=4,
+        formats="onnx",
+        dynamic_batch=True,
+    )
+    ops = {n.op_type for n in onnx.load(str(out / "model.fp32.onnx")).graph.node}
+    assert "DeformConv" in ops
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    assert load(out / "model.fp32.onnx")(x).shape == (3, 4)  # dynamic batch
