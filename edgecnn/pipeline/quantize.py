@@ -9,8 +9,10 @@ calibration cache.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,28 @@ def calibrator_options(method: str, bins: int = 2048, percentile: float = 99.999
     if method == "percentile":
         return {"num_bins": bins, "percentile": percentile, "symmetric": True}
     return {}
+
+
+class _Captured(logging.Handler):
+    """Collects the quantizer's log warnings (it logs to the root logger) instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _capture_root_warnings() -> Iterator[_Captured]:
+    root = logging.getLogger()
+    handler, saved = _Captured(), root.handlers[:]
+    root.handlers = [handler]
+    try:
+        yield handler
+    finally:
+        root.handlers = saved
 
 
 class _Reader:
@@ -105,7 +129,7 @@ def quantize(
     if len(images) == 0:
         raise UsageError("no calibration samples")
     calibrate_method = _method(method)
-    with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp, _capture_root_warnings() as log:
         work = Path(tmp)
         pre = work / "preprocessed.onnx"
         preprocessing = _preprocess(fp32_path, pre)
@@ -162,4 +186,5 @@ def quantize(
         "preprocessing": preprocessing,
         "keep_float": {"op_types": list(keep_float_op_types), "nodes": list(keep_float_nodes)},
         "quantize_linear_nodes": counts.get("QuantizeLinear", 0),
+        "quantizer_warnings": sorted(set(log.messages))[:20],
     }
