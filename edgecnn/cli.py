@@ -26,6 +26,25 @@ def cli() -> None:
     """
 
 
+def _console() -> Any:
+    """A rich console for stdout, at least 120 columns wide when output is not a terminal (pipes, CI logs)."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    return console
+
+
+def _int_list(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected a comma list of integers, got '{value}'") from None
+
+
 def _human(count: int) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if count >= scale:
@@ -59,7 +78,6 @@ def models(pattern: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"edgecnn model zoo ({len(rows)} models)")
@@ -75,10 +93,7 @@ def models(pattern: str | None, as_json: bool) -> None:
             "×".join(map(str, row["input_size"])),
             f"{top1:.1f}" if top1 else "",
         )
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)
-    console.print(table)
+    _console().print(table)
 
 
 def _stage_help() -> str:
@@ -140,6 +155,11 @@ class _ExportCommand(click.Command):
 @click.option("--phi", type=float, help="EfficientNet compound coefficient φ (model 'efficientnet').")
 @click.option("--depth", type=float, help="Depth multiplier (model 'efficientnet').")
 @click.option("--growth-rate", type=int, help="DenseNet growth rate k.")
+@click.option(
+    "--stages",
+    callback=lambda ctx, param, value: _int_list(value),
+    help="DCN: deformable stages, a comma list of 1–4 [default: 2,3,4].",
+)
 @click.option("--weights", type=click.Path(path_type=Path), help="state_dict or checkpoint (.pt), loaded safely.")
 @click.option("--num-classes", type=int, help="Classes of the classifier (to match --weights).")
 @click.option("--in-chans", type=int, help="Input channels (to match --weights).")
@@ -156,6 +176,28 @@ class _ExportCommand(click.Command):
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
 @click.option("--recipe", help="Export recipe name or YAML path [default: the model family's].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the calibration split.")
+@click.option(
+    "--max-drop",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Drift check: largest accuracy drop in points on held-out data (with labels).",
+)
+@click.option(
+    "--min-agreement",
+    type=float,
+    default=0.99,
+    show_default=True,
+    help="Drift check: smallest fp32-vs-int8 top-1 agreement on held-out data.",
+)
+@click.option("--min-cosine", type=float, help="Drift check: smallest mean logit cosine on held-out data.")
+@click.option(
+    "--fix/--no-fix",
+    default=True,
+    show_default=True,
+    help="Repair drift over the thresholds (global remedies, then layers kept in float).",
+)
+@click.option("--allow-drift", is_flag=True, help="Exit 0 even when drift stays over the thresholds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **options: Any) -> None:
     from edgecnn.pipeline.export import export as run_export
@@ -169,7 +211,6 @@ def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **
 
 
 def _print_summary(result: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     manifest = result.manifest
@@ -178,7 +219,7 @@ def _print_summary(result: Any) -> None:
         table.add_column(column, justify="right" if column == "size" else "left")
     for entry in manifest["artifacts"].values():
         table.add_row(entry["path"], f"{entry['bytes'] / 1e6:.2f} MB", entry["sha256"][:12])
-    console = Console()
+    console = _console()
     console.print(table)
     agreement = manifest.get("agreement")
     if agreement:
@@ -189,6 +230,140 @@ def _print_summary(result: Any) -> None:
             highlight=False,
         )
     console.print(f"report: {result.out / 'report.md'}", highlight=False)
+
+
+DRIFT_HELP = """Compare TARGET with REF on real data: does int8 still give the fp32 answers?
+
+\b
+REF and TARGET are any artifacts edgecnn knows: a PyTorch model spec (as for
+`edgecnn export`, with --weights), an .onnx or an .ort file. Each is fed the
+data preprocessed as the manifest beside it says (mean/std, input size).
+
+\b
+Figures: top-1 agreement, top-5 overlap, accuracy of each and the drop in points
+(when --data has labels: class sub-folders or `labels` in the .npz), logit
+cosine and SQNR, max abs error, per class. For a QDQ int8 TARGET two int8
+computations are measured: the exact QDQ arithmetic (what ARM and VNNI devices
+compute) and this host's kernels (x86 without VNNI saturates); the thresholds
+apply to the one that matches the target's profile.
+
+\b
+Exit codes: 0 within the thresholds, 1 usage or input error, 3 drift over a
+threshold (so `edgecnn drift` can fail a CI job).
+
+\b
+Examples:
+  edgecnn drift out/model.fp32.onnx out/model.int8.onnx --data val/
+  edgecnn drift resnet18 out/model.int8.onnx --weights r18.pt --data val.npz --json
+  edgecnn drift out/model.fp32.onnx out/model.int8.onnx --data val/ --fix --out fixed.int8.onnx
+"""
+
+
+@cli.command(help=DRIFT_HELP, short_help="Measure, locate and repair int8 drift; exit 3 when over a threshold.")
+@click.argument("ref")
+@click.argument("target")
+@click.option("--data", required=True, help="Evaluation data: an image folder or a .npz/.npy file (real data).")
+@click.option("--profile", "-p", help="Target device profile [default: the one in TARGET's manifest].")
+@click.option("--min-agreement", type=float, default=0.99, show_default=True, help="Minimum top-1 agreement.")
+@click.option(
+    "--max-accuracy-drop",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Maximum accuracy drop in points (with labels).",
+)
+@click.option("--min-cosine", type=float, help="Minimum mean logit cosine.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Evaluate at most this many samples.")
+@click.option("--weights", type=click.Path(path_type=Path), help="Weights for a PyTorch REF.")
+@click.option("--num-classes", type=int, help="Classes of a PyTorch REF.")
+@click.option("--in-chans", type=int, help="Input channels of a PyTorch REF.")
+@click.option(
+    "--layers/--no-layers",
+    default=True,
+    show_default=True,
+    help="Per-layer SQNR of a QDQ TARGET against its fp32 twin (table + PNG chart).",
+)
+@click.option("--chart", type=click.Path(path_type=Path), help="Where to write the per-layer chart (PNG).")
+@click.option("--fix", is_flag=True, help="Repair: global remedies, then keep the noisiest layers in float.")
+@click.option("--calib", help="Calibration data for --fix [default: --data].")
+@click.option(
+    "--out", "-o", type=click.Path(path_type=Path), help="Repaired model for --fix [default: TARGET.fixed.onnx]."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def drift(
+    ref: str,
+    target: str,
+    as_json: bool,
+    min_agreement: float,
+    max_accuracy_drop: float,
+    min_cosine: float | None,
+    **options: Any,
+) -> None:
+    from edgecnn.analysis.drift import Thresholds
+    from edgecnn.analysis.drift_tool import drift as run_drift
+    from edgecnn.errors import DriftError
+
+    thresholds = Thresholds(min_agreement, max_accuracy_drop, min_cosine)
+    report = run_drift(ref, target, thresholds=thresholds, **options)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        _print_drift(report)
+    if not report["passed"]:
+        raise DriftError("; ".join(report.get("fix", {}).get("failures") or report["failures"]))
+
+
+def _print_drift(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(
+        title=f"{report['target']} vs {report['reference']} on {report['samples']} samples", title_justify="left"
+    )
+    for column in ("computation", "top-1 agreement", "top-5 overlap", "cosine", "SQNR dB", "accuracy", "drop"):
+        table.add_column(column, justify="left" if column == "computation" else "right")
+    for name, figs in report["computations"].items():
+        mark = " (judged)" if name == report["basis"] else ""
+        accuracy = (
+            f"{figs['reference_accuracy']:.3f}→{figs['target_accuracy']:.3f}" if "target_accuracy" in figs else ""
+        )
+        drop = f"{figs['accuracy_drop_points']:.2f}" if "accuracy_drop_points" in figs else ""
+        table.add_row(
+            name.replace("_", " ") + mark,
+            f"{figs['top1_agreement']:.4f}",
+            f"{figs['top5_overlap']:.4f}",
+            f"{figs['cosine']:.4f}",
+            f"{figs['sqnr_db']:.1f}",
+            accuracy,
+            drop,
+        )
+    console.print(table)
+    if report.get("layers"):
+        layers = Table(title="worst layers (per-layer SQNR vs fp32, exact QDQ)", title_justify="left")
+        for column in ("node", "op", "SQNR dB", "cosine", "noise added dB"):
+            layers.add_column(column, justify="left" if column in ("node", "op") else "right")
+        for layer in report["layers"][:10]:
+            layers.add_row(
+                layer["node"],
+                layer["op_type"],
+                f"{layer['sqnr_db']:.1f}",
+                f"{layer['cosine']:.4f}",
+                f"{layer['added_noise_db']:.1f}",
+            )
+        console.print(layers)
+        console.print(f"chart: {report['chart']}", highlight=False)
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    fix = report.get("fix")
+    if fix:
+        console.print(
+            f"fix: {fix['chosen']} → top-1 agreement {fix['top1_agreement']:.4f}, "
+            f"{len(fix['kept_float'])} layers in float, {fix['bytes_before']:,} → {fix['bytes_after']:,} "
+            f"bytes; wrote {fix['out']}",
+            highlight=False,
+        )
+    status = "[green]PASSED[/]" if report["passed"] else "[red]FAILED[/]: " + "; ".join(report["failures"])
+    console.print(f"drift ({report['basis'].replace('_', ' ')}): {status}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> Any:

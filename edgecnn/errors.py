@@ -55,3 +55,9 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
         lowered = name.lower()
         matches = [k for k in known if lowered in k.lower()][:3]
     return " or ".join(f"'{m}'" for m in matches) or None
+
+
+class DriftError(EdgecnnError):
+    """Accuracy drift over the thresholds (the artifacts are written; the exit code says it)."""
+
+    exit_code = EXIT_DRIFT

@@ -11,7 +11,7 @@ import pytest
 # One thread per worker: `make test` runs two pytest workers on a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-MEAN, STD = 0.449, 0.226  # the single-channel value of the ImageNet recipes (channel_stats averages them)
+from tests.fixtures.digits import MEAN, STD, TRAINED_FAMILIES  # noqa: F401  (re-exported for the tests)
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +65,14 @@ def tinynet_checkpoint(shared_dir) -> dict:
         return {"path": str(path), "accuracy": accuracy(model, normalise(test_x, MEAN, STD), test_y)}
 
     return _once(shared_dir / "tinynet" / "tinynet.json", make)
+
+
+@pytest.fixture(scope="session")
+def trained_zoo(shared_dir):
+    """A function family → {name, scaling, path, accuracy}: trains that family's network once per test run."""
+    from tests.fixtures.digits import train_family
+
+    def get(family: str) -> dict:
+        return _once(shared_dir / "zoo" / f"{family}.json", lambda folder: train_family(family, folder))
+
+    return get

@@ -68,6 +68,7 @@ class Profile:
     threads: int
     reduce_range: bool
     reduce_range_reason: str
+    int8_slower_op_types: tuple[str, ...]
     latency_budget_ms: float | None
     memory_budget_mb: float | None
     defaults: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -138,6 +139,7 @@ def load_profile_file(path: Path) -> Profile:
         threads=data["threads"],
         reduce_range=data["int8"]["reduce_range"],
         reduce_range_reason=data["int8"]["reason"],
+        int8_slower_op_types=tuple(data["int8"].get("slower_op_types") or ()),
         latency_budget_ms=data.get("latency_budget_ms"),
         memory_budget_mb=data.get("memory_budget_mb"),
         defaults=data.get("defaults") or {},

@@ -22,24 +22,32 @@ def _stages(stages: Sequence[int] | None) -> tuple[int, ...]:
 
 
 @register_model("dcn", reference=Reference(source=SOURCE_V1))
-def resnet50_dcn(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+def resnet50_dcn(
+    num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
+) -> ResNet:
     """ResNet-50 with DCNv1 deformable 3×3 convolutions in the chosen stages."""
-    return resnet(50, num_classes, in_chans, deform="v1", deform_stages=_stages(stages))
+    return resnet(50, num_classes, in_chans, width, deform="v1", deform_stages=_stages(stages))
 
 
 @register_model("dcn", reference=Reference(source=SOURCE_V1))
-def resnet101_dcn(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+def resnet101_dcn(
+    num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
+) -> ResNet:
     """ResNet-101 with DCNv1 deformable 3×3 convolutions in the chosen stages."""
-    return resnet(101, num_classes, in_chans, deform="v1", deform_stages=_stages(stages))
+    return resnet(101, num_classes, in_chans, width, deform="v1", deform_stages=_stages(stages))
 
 
 @register_model("dcn", reference=Reference(source=SOURCE_V2))
-def resnet50_dcnv2(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+def resnet50_dcnv2(
+    num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
+) -> ResNet:
     """ResNet-50 with modulated (DCNv2) deformable 3×3 convolutions in the chosen stages."""
-    return resnet(50, num_classes, in_chans, deform="v2", deform_stages=_stages(stages))
+    return resnet(50, num_classes, in_chans, width, deform="v2", deform_stages=_stages(stages))
 
 
 @register_model("dcn", reference=Reference(source=SOURCE_V2))
-def resnet101_dcnv2(num_classes: int = 1000, in_chans: int = 3, stages: Sequence[int] | None = None) -> ResNet:
+def resnet101_dcnv2(
+    num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
+) -> ResNet:
     """ResNet-101 with modulated (DCNv2) deformable 3×3 convolutions in the chosen stages."""
-    return resnet(101, num_classes, in_chans, deform="v2", deform_stages=_stages(stages))
+    return resnet(101, num_classes, in_chans, width, deform="v2", deform_stages=_stages(stages))

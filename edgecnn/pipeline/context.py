@@ -31,6 +31,7 @@ class ExportOptions:
     phi: float | None = None
     depth: float | None = None
     growth_rate: int | None = None
+    stages: tuple[int, ...] | None = None  # DCN: which stages are deformable
     weights: Path | None = None
     num_classes: int | None = None
     in_chans: int | None = None
@@ -45,6 +46,11 @@ class ExportOptions:
     force: bool = False
     recipe: str | None = None
     seed: int = 0
+    fix: bool = True  # repair int8 drift (global remedies, then mixed precision) when the check fails
+    allow_drift: bool = False  # write the artifacts and exit 0 even when drift is over the thresholds
+    min_agreement: float = 0.99
+    max_drop: float = 1.0  # accuracy drop in points
+    min_cosine: float | None = None
 
 
 class Reporter:
@@ -88,7 +94,18 @@ class ExportContext:
     parity_inputs: np.ndarray | None = None
     reference_outputs: dict[str, np.ndarray] = field(default_factory=dict)
     agreement: dict[str, Any] = field(default_factory=dict)
+    drift: dict[str, Any] = field(default_factory=dict)
+    quantizer: Any = None  # the pipeline's Quantizer, reused by the drift repair
     warnings: list[str] = field(default_factory=list)
+
+    def check_inputs(self) -> np.ndarray:
+        """The inputs every stage checks on: four calibration samples and two random ones (made once)."""
+        if self.parity_inputs is None:
+            rng = np.random.default_rng(self.options.seed + 1)
+            samples = self.calib.images[:4]
+            noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
+            self.parity_inputs = np.concatenate([samples, noise])
+        return self.parity_inputs
 
     def warn(self, message: str) -> None:
         """Record a warning for the manifest and show it."""

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
+from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
-from edgecnn.errors import EdgecnnError, UsageError
+from edgecnn.errors import DriftError, EdgecnnError, UsageError
 from edgecnn.pipeline.context import ExportContext, ExportOptions, Reporter
 from edgecnn.pipeline.formats import parse_formats
 from edgecnn.pipeline.manifest import (
@@ -28,7 +29,7 @@ from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shape, resolve_source
 from edgecnn.pipeline.stages import STAGES
 
-ARTIFACT_ORDER = ("fp32_onnx", "int8_onnx", "fp32_ort", "int8_ort", "fp32_ort_config", "int8_ort_config")
+ARTIFACT_ORDER = ("fp32_onnx", "int8_onnx", "fp32_ort", "int8_ort", "fp32_ort_config", "int8_ort_config", "drift_chart")
 
 
 @dataclass
@@ -76,6 +77,7 @@ def _validate(options: ExportOptions) -> None:
         raise UsageError(f"unknown calibration method '{options.method}' (known: {', '.join(METHODS)})")
     if options.opset is not None and not 19 <= options.opset <= 21:
         raise UsageError(f"--opset must be between 19 and 21 (the dynamo exporter needs ≥ 19), got {options.opset}")
+    Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
     if options.calib_size is not None and options.calib_size < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
 
@@ -98,6 +100,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         "phi": options.phi,
         "depth": options.depth,
         "growth_rate": options.growth_rate,
+        "stages": options.stages,
     }
     input_shape = options.input_shape
     if isinstance(input_shape, str):
@@ -144,10 +147,18 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             _run_stages(ctx)
         finally:
             reporter.close()
+            if ctx.quantizer is not None:
+                ctx.quantizer.close()
         manifest = _manifest(ctx, out, time.perf_counter() - started)
         write_json(tmp / "manifest.json", manifest)
         (tmp / "report.md").write_text(render_report(manifest), encoding="utf-8")
-    return ExportResult(out, manifest)
+    result = ExportResult(out, manifest)
+    if ctx.drift.get("passed") is False and not options.allow_drift:
+        failures = "; ".join(ctx.drift["final"]["failures"])
+        raise DriftError(
+            f"int8 drift over the thresholds ({failures}); artifacts and report in {out}, pass --allow-drift to accept"
+        )
+    return result
 
 
 def _warn_about_inputs(ctx: ExportContext) -> None:
@@ -228,6 +239,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
         "stages": ctx.stages,
         "artifacts": artifacts,
         "agreement": ctx.agreement or None,
+        "drift": ctx.drift or None,
         "warnings": ctx.warnings,
         "seconds": round(seconds, 2),
     }

@@ -121,19 +121,76 @@ def render_report(manifest: dict[str, Any]) -> str:
             "",
             "## fp32 vs int8 agreement (held-out samples)",
             "",
-            "| computation | samples | top-1 agreement | cosine | SQNR dB |",
-            "|---|---:|---:|---:|---:|",
+            "| computation | samples | top-1 agreement | cosine | SQNR dB | accuracy drop (points) |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for key in ("exact_qdq", "host_kernels"):
             figures = agreement.get(key)
             if figures:
+                drop = figures.get("accuracy_drop_points")
                 lines.append(
-                    f"| {key.replace('_', ' ')} | {agreement['samples']} | {figures['top1']:.4f} | "
-                    f"{figures['cosine']:.4f} | {figures['sqnr_db']:.1f} |"
+                    f"| {key.replace('_', ' ')} | {agreement['samples']} | {figures['top1_agreement']:.4f} | "
+                    f"{figures['cosine']:.4f} | {figures['sqnr_db']:.1f} | "
+                    f"{'' if drop is None else f'{drop:.2f}'} |"
                 )
         lines += [
             "",
-            f"Headline figure ({agreement['basis'].replace('_', ' ')}, matching the target): "
+            f"Judged on {agreement['basis'].replace('_', ' ')} (the computation that matches the target): "
             f"top-1 {agreement['top1']:.4f}, cosine {agreement['cosine']:.4f}.",
         ]
+    lines += _drift_section(manifest.get("drift") or {})
     return "\n".join(lines) + "\n"
+
+
+def _drift_section(drift: dict[str, Any]) -> list[str]:
+    if not drift:
+        return []
+    lines = ["", "## Drift check", ""]
+    if not drift["judged"]:
+        return [*lines, f"Not judged: {'; '.join(drift['not_judged_because'])}."]
+    final = drift["final"]
+    lines.append(
+        f"**{'Passed' if final['passed'] else 'FAILED'}** "
+        f"(thresholds: {', '.join(f'{k} {v}' for k, v in final['thresholds'].items() if v is not None)})."
+    )
+    lines += [f"- {failure}" for failure in final["failures"]]
+    lines += [f"- note: {note}" for note in final.get("notes", [])]
+    fix = drift.get("fix")
+    if fix:
+        lines += [
+            "",
+            f"Initial: {'; '.join(drift['initial']['failures']) or 'passed'}. Repair chose "
+            f"**{fix['chosen']}** (method {fix['method']}, reduce_range {fix['reduce_range']}).",
+            "",
+            "| try | passed | top-1 agreement | cosine | accuracy drop | layers in float | bytes |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for a in fix["attempts"]:
+            drop = a["accuracy_drop_points"]
+            lines.append(
+                f"| {a['label']} | {a['passed']} | {a['top1_agreement']:.4f} | {a['cosine']:.4f} | "
+                f"{'' if drop is None else f'{drop:.2f}'} | {len(a['kept_float'])} | {a['bytes']:,} |"
+            )
+        if fix["kept_float"]:
+            lines += ["", f"Kept in float: {', '.join(f'`{n}`' for n in fix['kept_float'])}."]
+        lines += ["", f"Size {fix['bytes_before']:,} → {fix['bytes_after']:,} bytes."]
+        if "latency_ms_before" in fix:
+            lines.append(
+                f"Latency {fix['latency_ms_before']:.2f} → {fix['latency_ms_after']:.2f} ms ({fix['latency_basis']})."
+            )
+        else:
+            lines.append(f"Latency: {fix['latency_basis']}.")
+        if fix.get("layers"):
+            lines += [
+                "",
+                "Worst layers before the repair (per-layer SQNR; chart: drift_layers.png):",
+                "",
+                "| node | op | SQNR dB | cosine | noise added dB |",
+                "|---|---|---:|---:|---:|",
+            ]
+            for layer in fix["layers"][:15]:
+                lines.append(
+                    f"| {layer['node']} | {layer['op_type']} | {layer['sqnr_db']:.1f} | "
+                    f"{layer['cosine']:.4f} | {layer['added_noise_db']:.1f} |"
+                )
+    return lines

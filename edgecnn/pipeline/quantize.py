@@ -109,6 +109,123 @@ def _op_types(model_path: Path, keep_float_op_types: tuple[str, ...]) -> list[st
     return sorted(present - set(keep_float_op_types))
 
 
+class Quantizer:
+    """Pre-processes an fp32 model once, calibrates once per method, then quantizes as often as asked.
+
+    The mixed-precision search re-quantizes with different layers kept in float;
+    reusing the pre-processed graph and the calibrated ranges makes each try cost
+    only the quantizer itself.
+    """
+
+    def __init__(
+        self,
+        fp32_path: Path,
+        images: np.ndarray,
+        bins: int = 2048,
+        percentile: float = 99.999,
+        on_sample: Callable[[], None] | None = None,
+    ):
+        import onnx
+
+        if len(images) == 0:
+            raise UsageError("no calibration samples")
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgecnn-quant-")
+        self.work = Path(self._tmp.name)
+        self.images, self.bins, self.percentile, self.on_sample = images, bins, percentile, on_sample
+        self.preprocessed = self.work / "preprocessed.onnx"
+        with _capture_root_warnings() as log:
+            self.preprocessing = _preprocess(fp32_path, self.preprocessed)
+        self.warnings = list(log.messages)
+        model = onnx.load(str(self.preprocessed))
+        self.input_name = model.graph.input[0].name
+        self.node_names = [n.name for n in model.graph.node]
+        self._ranges: dict[str, Path] = {}
+
+    def ranges(self, method: str) -> Path:
+        """The calibration cache (tensor ranges) for ``method``, computed on first use."""
+        from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+        if method not in self._ranges:
+            calibrator = create_calibrator(
+                self.preprocessed,
+                None,
+                augmented_model_path=str(self.work / f"augmented-{method}.onnx"),
+                calibrate_method=_method(method),
+                extra_options=calibrator_options(method, self.bins, self.percentile),
+            )
+            with _capture_root_warnings() as log:
+                calibrator.collect_data(_Reader(self.input_name, self.images, self.on_sample))
+                ranges = calibrator.compute_data()
+            self.warnings += log.messages
+            del calibrator
+            self._ranges[method] = self.work / f"ranges-{method}.json"
+            save_tensors_data(ranges, self._ranges[method])
+            self.on_sample = None  # the progress bar is for the first calibration
+        return self._ranges[method]
+
+    def quantize(
+        self,
+        dst: Path,
+        method: str = "minmax",
+        reduce_range: bool = False,
+        keep_float_op_types: tuple[str, ...] = (),
+        keep_float_nodes: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Write the QDQ int8 model to ``dst`` (int8 per-channel weights, uint8 activations)."""
+        import onnx
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        missing = [n for n in keep_float_nodes if n not in self.node_names]
+        if missing:
+            raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
+        op_types = _op_types(self.preprocessed, keep_float_op_types)
+        cache = self.ranges(method)
+        with _capture_root_warnings() as log:
+            try:
+                quantize_static(
+                    str(self.preprocessed),
+                    str(dst),
+                    calibration_data_reader=None,
+                    quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=op_types,
+                    per_channel=True,
+                    reduce_range=reduce_range,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_exclude=list(keep_float_nodes) or None,
+                    calibrate_method=_method(method),
+                    calibration_cache_path=str(cache),
+                )
+            except Exception as error:  # ORT's quantizer raises bare exceptions for graphs it cannot handle
+                message = str(error).strip().splitlines()[0][:300]
+                raise CheckFailedError(f"int8 quantization failed: {message}") from None
+        quantized = onnx.load(str(dst))
+        return {
+            "method": method,
+            "calibrator_options": calibrator_options(method, self.bins, self.percentile),
+            "samples": len(self.images),
+            "reduce_range": reduce_range,
+            "per_channel": True,
+            "format": "QDQ",
+            "weights": "int8",
+            "activations": "uint8",
+            "preprocessing": self.preprocessing,
+            "keep_float": {"op_types": list(keep_float_op_types), "nodes": list(keep_float_nodes)},
+            "quantize_linear_nodes": sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node),
+            "quantizer_warnings": sorted(set(self.warnings + log.messages))[:20],
+        }
+
+    def close(self) -> None:
+        """Remove the working files."""
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Quantizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def quantize(
     fp32_path: Path,
     dst: Path,
@@ -122,69 +239,6 @@ def quantize(
     on_sample: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Calibrate on ``images`` (float32 N×C×H×W) and write the QDQ int8 model to ``dst``."""
-    import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-
-    if len(images) == 0:
-        raise UsageError("no calibration samples")
-    calibrate_method = _method(method)
-    with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as tmp, _capture_root_warnings() as log:
-        work = Path(tmp)
-        pre = work / "preprocessed.onnx"
-        preprocessing = _preprocess(fp32_path, pre)
-        model = onnx.load(str(pre))
-        known_nodes = {n.name for n in model.graph.node}
-        missing = [n for n in keep_float_nodes if n not in known_nodes]
-        if missing:
-            raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
-        op_types = _op_types(pre, keep_float_op_types)
-        input_name = model.graph.input[0].name
-        calibrator = create_calibrator(
-            pre,
-            op_types,
-            augmented_model_path=str(work / "augmented.onnx"),
-            calibrate_method=calibrate_method,
-            extra_options=calibrator_options(method, bins, percentile),
-        )
-        calibrator.collect_data(_Reader(input_name, images, on_sample))
-        ranges = calibrator.compute_data()
-        del calibrator
-        cache = work / "ranges.json"
-        save_tensors_data(ranges, cache)
-        try:
-            quantize_static(
-                str(pre),
-                str(dst),
-                calibration_data_reader=None,
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=op_types,
-                per_channel=True,
-                reduce_range=reduce_range,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(keep_float_nodes) or None,
-                calibrate_method=calibrate_method,
-                calibration_cache_path=str(cache),
-                extra_options={"ActivationSymmetric": False},
-            )
-        except Exception as error:  # ORT's quantizer raises bare exceptions for graphs it cannot handle
-            raise CheckFailedError(f"int8 quantization failed: {str(error).strip().splitlines()[0][:300]}") from None
-    quantized = onnx.load(str(dst))
-    counts: dict[str, int] = {}
-    for node in quantized.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return {
-        "method": method,
-        "calibrator_options": calibrator_options(method, bins, percentile),
-        "samples": len(images),
-        "reduce_range": reduce_range,
-        "per_channel": True,
-        "format": "QDQ",
-        "weights": "int8",
-        "activations": "uint8",
-        "preprocessing": preprocessing,
-        "keep_float": {"op_types": list(keep_float_op_types), "nodes": list(keep_float_nodes)},
-        "quantize_linear_nodes": counts.get("QuantizeLinear", 0),
-        "quantizer_warnings": sorted(set(log.messages))[:20],
-    }
+    _method(method)
+    with Quantizer(fp32_path, images, bins, percentile, on_sample) as quantizer:
+        return quantizer.quantize(dst, method, reduce_range, keep_float_op_types, keep_float_nodes)

@@ -1,0 +1,160 @@
+"""``edgecnn drift``: compare any two artifacts on real data, locate the drift per layer, optionally repair it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.analysis.drift import EXACT_QDQ, HOST_KERNELS, Thresholds, figures, int8_basis, int8_computations, verdict
+from edgecnn.analysis.layerwise import layer_errors
+from edgecnn.analysis.mixed_precision import Attempt, repair
+from edgecnn.analysis.plots import layer_sqnr_chart
+from edgecnn.errors import UsageError
+from edgecnn.runtime.artifact import Artifact, load_images, open_artifact
+
+LAYER_SAMPLES = 32
+
+
+def _target_device(target: Artifact, profile: str | None) -> tuple[str, str, tuple[str, ...]]:
+    """(name, arch, ISA features) of the device the target is meant for."""
+    if profile is not None:
+        from edgecnn.config.profiles import load_profile
+
+        p = load_profile(profile)
+        return p.name, p.arch, p.features
+    recorded = (target.manifest or {}).get("profile")
+    if recorded:
+        return recorded["name"], recorded["arch"], tuple(recorded.get("features", ()))
+    return "this host", "x86_64", ()
+
+
+def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
+    if reference.kind == "onnx" and not reference.is_qdq:
+        return reference.path
+    return target.sibling("fp32_onnx")
+
+
+def drift(
+    reference: str,
+    target: str,
+    data: str,
+    profile: str | None = None,
+    thresholds: Thresholds | None = None,
+    limit: int = 1000,
+    weights: str | None = None,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    layers: bool = True,
+    chart: Path | None = None,
+    fix: bool = False,
+    calib: str | None = None,
+    out: Path | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Figures, verdict, per-layer localisation and (with ``fix``) a repaired int8 model of TARGET vs REFERENCE."""
+    thresholds = thresholds or Thresholds()
+    tgt = open_artifact(target)
+    # A PyTorch REF is traced at TARGET's input size: both see the same images.
+    ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.input_shape)
+    ref_images, dataset = load_images(ref, data, limit, seed)
+    tgt_images, _ = load_images(tgt, data, limit, seed)
+    labels, names = dataset.labels, dataset.class_names
+    ref_logits = ref.runner()(ref_images)
+    device, arch, features = _target_device(tgt, profile)
+    qdq = tgt.is_qdq
+    if qdq:
+        computations = int8_computations(tgt.path, tgt_images, ref_logits, labels, names)
+        basis = int8_basis(arch, features)
+    else:
+        basis = HOST_KERNELS if tgt.kind == "ort" else "as_is"
+        computations = {basis: figures(ref_logits, tgt.runner()(tgt_images), labels, names)}
+    judged = verdict(computations, basis, thresholds)
+    report: dict[str, Any] = {
+        "reference": ref.label,
+        "target": tgt.label,
+        "data": data,
+        "samples": len(ref_images),
+        "labels": labels is not None,
+        "device": device,
+        "basis": basis,
+        "computations": computations,
+        **{
+            k: judged[k]
+            for k in ("top1_agreement", "cosine", "accuracy_drop_points", "passed", "failures", "notes", "thresholds")
+        },
+    }
+    twin = _fp32_twin(ref, tgt) if qdq else None
+    if qdq and twin is None and (layers or fix):
+        report["notes"].append(
+            "per-layer figures need the fp32 ONNX twin: give it as REF or keep the export's manifest beside TARGET"
+        )
+    if layers and twin is not None:
+        errors = layer_errors(twin, tgt.path, tgt_images[:LAYER_SAMPLES])
+        report["layers"] = [e.to_dict() for e in errors]
+        chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
+        report["chart"] = str(layer_sqnr_chart(errors, chart, f"{tgt.label}: per-layer SQNR vs fp32"))
+    if fix:
+        if twin is None:
+            raise UsageError("--fix needs a QDQ int8 ONNX TARGET and its fp32 ONNX twin (as REF or via the manifest)")
+        report["fix"] = _fix(
+            tgt, twin, tgt_images, ref_logits, labels, basis, thresholds, calib or data, out, seed, computations, judged
+        )
+        report["passed"] = report["fix"]["passed"]
+    return report
+
+
+def _fix(
+    tgt: Artifact,
+    twin: Path,
+    images: np.ndarray,
+    ref_logits: np.ndarray,
+    labels: Any,
+    basis: str,
+    thresholds: Thresholds,
+    calib: str,
+    out: Path | None,
+    seed: int,
+    computations: dict[str, Any],
+    judged: dict[str, Any],
+) -> dict[str, Any]:
+    from edgecnn.analysis.drift import evaluator
+    from edgecnn.pipeline.quantize import Quantizer
+
+    manifest_quant = ((tgt.manifest or {}).get("stages") or {}).get("quantize") or {}
+    method = manifest_quant.get("method", "minmax")
+    reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
+    calib_images, _ = load_images(tgt, calib, 128, seed + 1)
+    out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
+    evaluate = evaluator(
+        images, ref_logits, labels, basis if basis in (EXACT_QDQ, HOST_KERNELS) else HOST_KERNELS, thresholds
+    )
+    with Quantizer(twin, calib_images) as quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
+        work = Path(tmp)
+        baseline_path = work / "baseline.onnx"
+        shutil.copy2(tgt.path, baseline_path)
+        baseline = Attempt("baseline", method, reduce_range, (), baseline_path, judged, computations)
+        result = repair(quantizer, evaluate, work, baseline, images, saturating_target=basis == HOST_KERNELS)
+        staged = out.with_name(f".{out.name}.partial")
+        shutil.copy2(result.best.path, staged)
+        os.replace(staged, out)
+    best = result.best
+    return {
+        "out": str(out),
+        "passed": best.verdict["passed"],
+        "chosen": best.label,
+        "method": best.method,
+        "reduce_range": best.reduce_range,
+        "kept_float": list(best.keep_float),
+        "top1_agreement": best.verdict["top1_agreement"],
+        "cosine": best.verdict["cosine"],
+        "accuracy_drop_points": best.verdict.get("accuracy_drop_points"),
+        "failures": best.verdict["failures"],
+        "bytes_before": tgt.path.stat().st_size,
+        "bytes_after": out.stat().st_size,
+        "attempts": [a.to_dict() for a in result.attempts],
+    }

@@ -1,0 +1,144 @@
+"""Repair int8 drift: cheap global remedies first, then keep the noisiest layers in float (bisection).
+
+Each try re-quantizes with the same calibrated ranges (see ``Quantizer``) and
+is judged by ``evaluate``; the search stops at the first setting that meets
+the thresholds, keeping as few layers in float as bisection finds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.analysis.layerwise import LayerError, layer_errors, rank_for_float
+
+Evaluation = tuple[dict[str, Any], dict[str, Any]]  # (verdict, computations)
+
+
+@dataclass
+class Attempt:
+    """One quantization setting and how it fared."""
+
+    label: str
+    method: str
+    reduce_range: bool
+    keep_float: tuple[str, ...]
+    path: Path
+    verdict: dict[str, Any]
+    computations: dict[str, Any]
+    bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.bytes and self.path.exists():
+            self.bytes = self.path.stat().st_size
+
+    @property
+    def score(self) -> tuple:
+        """Better attempts sort higher: passing, then agreement, then smaller accuracy drop, then cosine."""
+        drop = self.verdict.get("accuracy_drop_points") or 0.0
+        return (self.verdict["passed"], self.verdict["top1_agreement"], -drop, self.verdict["cosine"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "label": self.label,
+            "method": self.method,
+            "reduce_range": self.reduce_range,
+            "kept_float": list(self.keep_float),
+            "passed": self.verdict["passed"],
+            "top1_agreement": self.verdict["top1_agreement"],
+            "cosine": self.verdict["cosine"],
+            "accuracy_drop_points": self.verdict.get("accuracy_drop_points"),
+            "bytes": self.bytes,
+        }
+
+
+@dataclass
+class Repair:
+    """The outcome of a repair search."""
+
+    best: Attempt
+    attempts: list[Attempt] = field(default_factory=list)
+    layers: list[LayerError] = field(default_factory=list)
+
+
+class Search:
+    """Runs attempts, numbered, in one working directory."""
+
+    def __init__(
+        self, quantizer: Any, evaluate: Callable[[Path], Evaluation], work: Path, always_float: tuple[str, ...] = ()
+    ):
+        self.quantizer, self.evaluate, self.work, self.always_float = quantizer, evaluate, work, always_float
+        self.attempts: list[Attempt] = []
+
+    def attempt(self, label: str, method: str, reduce_range: bool, keep_float: tuple[str, ...] = ()) -> Attempt:
+        """Quantize with these settings and judge the result."""
+        keep = tuple(dict.fromkeys(self.always_float + keep_float))
+        path = self.work / f"attempt-{len(self.attempts)}.onnx"
+        self.quantizer.quantize(path, method, reduce_range, keep_float_nodes=keep)
+        verdict, computations = self.evaluate(path)
+        made = Attempt(label, method, reduce_range, keep, path, verdict, computations)
+        self.attempts.append(made)
+        return made
+
+
+def repair(
+    quantizer: Any,
+    evaluate: Callable[[Path], Evaluation],
+    work: Path,
+    baseline: Attempt,
+    images: np.ndarray,
+    saturating_target: bool,
+    always_float: tuple[str, ...] = (),
+    layer_samples: int = 32,
+) -> Repair:
+    """Search for the cheapest setting that meets the thresholds, starting from a failing ``baseline``.
+
+    1. Global remedies: reduce_range (only where the target's kernels saturate),
+       percentile and entropy calibration; keep the best.
+    2. Mixed precision: rank layers by the noise they add (per-layer SQNR),
+       then bisect on how many of the worst to keep in float.
+    ``always_float`` nodes (int8 slower than fp32 on the target) stay float in every try.
+    """
+    search = Search(quantizer, evaluate, work, always_float)
+    best = baseline
+    if always_float:
+        best = max(
+            best,
+            search.attempt("latency: slow int8 ops in float", baseline.method, baseline.reduce_range),
+            key=lambda a: a.score,
+        )
+    ranges = [baseline.reduce_range] + ([not baseline.reduce_range] if saturating_target else [])
+    for method in dict.fromkeys([baseline.method, "percentile", "entropy"]):
+        for reduce_range in dict.fromkeys(ranges):
+            if (method, reduce_range) == (baseline.method, baseline.reduce_range):
+                continue
+            if not saturating_target and reduce_range:
+                continue
+            tried = search.attempt(f"global: {method}, reduce_range={reduce_range}", method, reduce_range)
+            best = max(best, tried, key=lambda a: a.score)
+    if best.verdict["passed"]:
+        return Repair(best, search.attempts)
+    errors = layer_errors(quantizer.preprocessed, best.path, images[:layer_samples])
+    ranked = [e.nodes or (e.node,) for e in rank_for_float(errors)]
+
+    def first(count: int) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n for layer in ranked[:count] for n in layer))
+
+    method, reduce_range = best.method, best.reduce_range
+    top = search.attempt(f"mixed: {len(ranked)} layers in float", method, reduce_range, first(len(ranked)))
+    if not top.verdict["passed"]:
+        return Repair(max(best, top, key=lambda a: a.score), search.attempts, errors)
+    low, high, winner = 0, len(ranked), top
+    while high - low > 1:
+        middle = (low + high) // 2
+        tried = search.attempt(f"mixed: {middle} layers in float", method, reduce_range, first(middle))
+        if tried.verdict["passed"]:
+            high, winner = middle, tried
+        else:
+            low = middle
+    return Repair(winner, search.attempts, errors)

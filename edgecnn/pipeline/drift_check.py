@@ -1,0 +1,157 @@
+"""The export's drift stage: judge fp32 vs int8 on held-out data, repair when it fails, record everything."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_basis
+from edgecnn.analysis.mixed_precision import Attempt, repair
+from edgecnn.analysis.plots import layer_sqnr_chart
+from edgecnn.pipeline.context import ExportContext
+from edgecnn.runtime.loader import load, ort_session
+
+
+def _not_judged_reasons(ctx: ExportContext) -> list[str]:
+    reasons = []
+    if ctx.calib.synthetic:
+        reasons.append("calibration data is synthetic")
+    if not ctx.source.trained:
+        reasons.append("the model has random weights")
+    if not len(ctx.holdout):
+        reasons.append("no held-out samples")
+    return reasons
+
+
+def host_latency_ms(path: Path, shape: tuple[int, ...], runs: int = 20) -> float:
+    """Median single-thread latency of an ONNX model on this host (for the cost of a repair)."""
+    session = ort_session(path, threads=1)
+    name = session.get_inputs()[0].name
+    x = np.zeros((1, *shape[1:]), np.float32)
+    for _ in range(3):
+        session.run(None, {name: x})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, {name: x})
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def _agreement(
+    verdict: dict[str, Any], computations: dict[str, Any], samples: int, held_out: bool, labels: bool
+) -> dict[str, Any]:
+    agreement: dict[str, Any] = {
+        "samples": samples,
+        "held_out": held_out,
+        "basis": verdict["basis"],
+        "top1": verdict["top1_agreement"],
+        "cosine": verdict["cosine"],
+        **{k: {kk: vv for kk, vv in v.items() if kk != "per_class"} for k, v in computations.items()},
+    }
+    if labels:
+        judged = computations[verdict["basis"]]
+        agreement.update(fp32_accuracy=judged["reference_accuracy"], int8_accuracy=judged["target_accuracy"])
+    return agreement
+
+
+def check_drift(ctx: ExportContext) -> dict[str, Any]:
+    """Measure, judge and (when asked and needed) repair the int8 model; returns the stage's figures."""
+    data = ctx.holdout if len(ctx.holdout) else ctx.calib
+    reasons = _not_judged_reasons(ctx)
+    fp32 = load(ctx.artifacts["fp32_onnx"])(data.images)
+    basis = int8_basis(ctx.profile.arch, ctx.profile.features)
+    options = ctx.options
+    thresholds = Thresholds(options.min_agreement, options.max_drop, options.min_cosine)
+    evaluate = evaluator(data.images, fp32, data.labels, basis, thresholds)
+    int8_path = ctx.artifacts["int8_onnx"]
+    verdict, computations = evaluate(int8_path)
+    record: dict[str, Any] = {"judged": not reasons, "not_judged_because": reasons, "initial": dict(verdict)}
+    if reasons:
+        ctx.warn(f"drift not judged ({'; '.join(reasons)}): figures recorded, thresholds not applied")
+    elif not verdict["passed"] and options.fix:
+        record["fix"] = _repair(ctx, int8_path, verdict, computations, evaluate, data.images, basis)
+        verdict, computations = record["fix"]["verdict"], record["fix"].pop("computations")
+    record.update(final=verdict, passed=verdict["passed"] if not reasons else None)
+    ctx.drift = record
+    ctx.agreement = _agreement(verdict, computations, len(data), bool(len(ctx.holdout)), data.labels is not None)
+    per_class = computations[basis].get("per_class")
+    if per_class:
+        ctx.agreement["per_class"] = per_class
+    check: dict[str, Any] = {"top1": verdict["top1_agreement"], "cosine": verdict["cosine"], "basis": basis}
+    if verdict.get("accuracy_drop_points") is not None:
+        check["accuracy_drop_points"] = verdict["accuracy_drop_points"]
+    check["verdict"] = "not judged" if reasons else ("passed" if verdict["passed"] else "FAILED")
+    return {"check": check}
+
+
+def _repair(
+    ctx: ExportContext,
+    int8_path: Path,
+    verdict: dict[str, Any],
+    computations: dict[str, Any],
+    evaluate: Any,
+    images: np.ndarray,
+    basis: str,
+) -> dict[str, Any]:
+    work = ctx.scratch / "repair"
+    work.mkdir(exist_ok=True)
+    baseline_copy = work / "baseline.onnx"
+    shutil.copy2(int8_path, baseline_copy)
+    baseline = Attempt(
+        "baseline",
+        ctx.method,
+        ctx.profile.reduce_range,
+        ctx.recipe.keep_float_nodes,
+        baseline_copy,
+        verdict,
+        computations,
+    )
+    slow = _slow_nodes(ctx)
+    result = repair(
+        ctx.quantizer, evaluate, work, baseline, images, saturating_target=basis == HOST_KERNELS, always_float=slow
+    )
+    best = result.best
+    if best is not baseline:
+        shutil.copy2(best.path, int8_path)
+        ctx.reference_outputs["int8_onnx"] = load(int8_path)(ctx.check_inputs())
+    fix: dict[str, Any] = {
+        "attempts": [a.to_dict() for a in result.attempts],
+        "chosen": best.label,
+        "method": best.method,
+        "reduce_range": best.reduce_range,
+        "kept_float": list(best.keep_float),
+        "slow_int8_nodes": list(slow),
+        "bytes_before": baseline_copy.stat().st_size,
+        "bytes_after": int8_path.stat().st_size,
+        "verdict": best.verdict,
+        "computations": best.computations,
+    }
+    if basis == HOST_KERNELS:
+        shape = ctx.source.input_shape
+        fix["latency_ms_before"] = round(host_latency_ms(baseline_copy, shape), 3)
+        fix["latency_ms_after"] = round(host_latency_ms(int8_path, shape), 3)
+        fix["latency_basis"] = "measured on this host, ORT, 1 thread, median of 20"
+    else:
+        fix["latency_basis"] = "not measured: the target is not this host (the latency model will predict it)"
+    if result.layers:
+        fix["layers"] = [e.to_dict() for e in result.layers]
+        chart = ctx.out / "drift_layers.png"
+        layer_sqnr_chart(result.layers, chart, f"{ctx.source.name}: per-layer SQNR of int8 vs fp32 (before repair)")
+        ctx.artifacts["drift_chart"] = chart
+    return fix
+
+
+def _slow_nodes(ctx: ExportContext) -> tuple[str, ...]:
+    """Nodes whose op type the profile lists as slower in int8 than in fp32 on the target."""
+    import onnx
+
+    slow_types = set(ctx.profile.int8_slower_op_types)
+    if not slow_types:
+        return ()
+    model = onnx.load(str(ctx.quantizer.preprocessed))
+    return tuple(n.name for n in model.graph.node if n.name and n.op_type in slow_types)

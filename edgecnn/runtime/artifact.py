@@ -1,0 +1,120 @@
+"""An artifact to evaluate — a PyTorch model spec, `.onnx` or `.ort` — with the preprocessing it expects."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.config.recipes import Recipe, recipe_for_family
+from edgecnn.errors import UsageError
+from edgecnn.runtime.loader import Runner, load
+
+ARTIFACT_SUFFIXES = (".onnx", ".ort")
+
+
+@dataclass
+class Artifact:
+    """Something that maps preprocessed images to logits, and how to preprocess for it."""
+
+    label: str
+    kind: str  # torch | onnx | ort
+    input_shape: tuple[int, ...]
+    recipe: Recipe
+    path: Path | None = None
+    module: Any = None
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def is_qdq(self) -> bool:
+        """True for an ONNX graph with QuantizeLinear nodes (a QDQ int8 model)."""
+        if self.kind != "onnx" or self.path is None:
+            return False
+        import onnx
+
+        return any(n.op_type == "QuantizeLinear" for n in onnx.load(str(self.path)).graph.node)
+
+    def runner(self, optimization: str = "all", threads: int = 1) -> Runner:
+        """A callable on preprocessed float32 batches."""
+        if self.module is not None:
+            return load(self.module, input_size=self.input_shape[1:])
+        return load(self.path, threads=threads, optimization=optimization)
+
+    def sibling(self, key: str) -> Path | None:
+        """Another artifact of the same export (from its manifest), e.g. 'fp32_onnx'."""
+        if not self.manifest or self.path is None:
+            return None
+        entry = (self.manifest.get("artifacts") or {}).get(key)
+        path = self.path.parent / entry["path"] if entry else None
+        return path if path is not None and path.is_file() else None
+
+
+def _manifest_beside(path: Path) -> dict[str, Any] | None:
+    candidate = path.parent / "manifest.json"
+    if not candidate.is_file():
+        return None
+    try:
+        manifest = json.loads(candidate.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    names = {entry.get("path") for entry in (manifest.get("artifacts") or {}).values()}
+    return manifest if path.name in names else None
+
+
+def _recipe_from_manifest(manifest: dict[str, Any]) -> Recipe:
+    model = manifest["model"]
+    base = recipe_for_family(model.get("family"))
+    return dataclasses.replace(
+        base, mean=tuple(model["mean"]), std=tuple(model["std"]), layout=model.get("layout", "NCHW")
+    )
+
+
+def _file_input_shape(path: Path) -> tuple[int, ...]:
+    from edgecnn.runtime.loader import ort_session
+
+    shape = ort_session(path).get_inputs()[0].shape
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+        raise UsageError(f"{path} has input shape {shape}; edgecnn evaluates N×C×H×W image models")
+    return (1, *shape[1:])
+
+
+def open_artifact(
+    spec: str,
+    weights: str | Path | None = None,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> Artifact:
+    """Open ``spec``: an `.onnx`/`.ort` file (preprocessing from the manifest beside it, if any) or a model spec."""
+    path = Path(spec)
+    if path.suffix.lower() in ARTIFACT_SUFFIXES:
+        if not path.is_file():
+            raise UsageError(f"artifact {path} does not exist")
+        manifest = _manifest_beside(path)
+        recipe = _recipe_from_manifest(manifest) if manifest else recipe_for_family(None)
+        shape = tuple(manifest["model"]["input_shape"]) if manifest else _file_input_shape(path)
+        return Artifact(str(path), path.suffix.lower()[1:], shape, recipe, path=path, manifest=manifest)
+    if path.suffix.lower() == ".tflite":
+        raise UsageError(f"{path}: .tflite artifacts are not supported yet (the TFLite backend is its own issue)")
+    from edgecnn.pipeline.source import resolve_source
+
+    source = resolve_source(spec, num_classes=num_classes, in_chans=in_chans, input_shape=input_shape, weights=weights)
+    if source.kind == "onnx":
+        return open_artifact(str(source.onnx_path))
+    return Artifact(
+        source.name, "torch", tuple(source.input_shape), recipe_for_family(source.family), module=source.module
+    )
+
+
+def load_images(artifact: Artifact, data: str, limit: int, seed: int = 0) -> tuple[np.ndarray, Any]:
+    """The evaluation data preprocessed for ``artifact``: (images, CalibrationSet)."""
+    from edgecnn.data.calibration import load_calibration
+
+    dataset, _ = load_calibration(data, tuple(artifact.input_shape[1:]), artifact.recipe, limit, 0, seed)
+    if dataset.synthetic:
+        raise UsageError("--data must be real data (an image folder or .npz/.npy): synthetic data cannot show drift")
+    return dataset.images, dataset

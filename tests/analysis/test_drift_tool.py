@@ -1,0 +1,184 @@
+"""`edgecnn drift`: figures, two int8 computations, per-layer localisation, repair, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.analysis.drift import Thresholds
+from edgecnn.analysis.drift_tool import drift
+from edgecnn.pipeline.export import export
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def poorly_calibrated(tmp_path_factory, tinynet_checkpoint, digits_npz):
+    """TinyNet exported with 2 calibration images and no repair: int8 that drifts a little."""
+    out = tmp_path_factory.mktemp("drift") / "tiny"
+    export(
+        "tests.fixtures.tinynet:build_net",
+        out=out,
+        weights=tinynet_checkpoint["path"],
+        input_shape="1,1,32,32",
+        calib=digits_npz["path"],
+        calib_size=2,
+        holdout=8,
+        formats="onnx",
+        fix=False,
+        allow_drift=True,
+    )
+    return out
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "edgecnn", *args], capture_output=True, text=True, timeout=600, env=env, cwd=cwd
+    )
+
+
+def test_figures_and_two_int8_computations(poorly_calibrated, digits_npz):
+    report = drift(
+        str(poorly_calibrated / "model.fp32.onnx"),
+        str(poorly_calibrated / "model.int8.onnx"),
+        digits_npz["path"],
+        layers=False,
+    )
+    assert report["samples"] == digits_npz["count"] and report["labels"]
+    assert set(report["computations"]) == {"exact_qdq", "host_kernels"}
+    assert report["basis"] == "host_kernels"  # the export's profile is x86-avx2, this host's kind
+    for figs in report["computations"].values():
+        assert 0 <= figs["top1_agreement"] <= 1 and figs["reference_accuracy"] > 0.85
+        assert len(figs["per_class"]) == 10 and sum(c["samples"] for c in figs["per_class"]) == report["samples"]
+        for key in ("top5_overlap", "cosine", "sqnr_db", "max_abs_error", "accuracy_drop_points"):
+            assert key in figs
+    arm = drift(
+        str(poorly_calibrated / "model.fp32.onnx"),
+        str(poorly_calibrated / "model.int8.onnx"),
+        digits_npz["path"],
+        profile="raspberrypi4",
+        layers=False,
+    )
+    assert arm["basis"] == "exact_qdq" and arm["device"] == "raspberrypi4"
+
+
+def test_layers_are_located_worst_first_with_their_fused_nodes(poorly_calibrated, digits_npz, tmp_path):
+    chart = tmp_path / "layers.png"
+    report = drift(
+        str(poorly_calibrated / "model.fp32.onnx"),
+        str(poorly_calibrated / "model.int8.onnx"),
+        digits_npz["path"],
+        chart=chart,
+    )
+    layers = report["layers"]
+    assert len(layers) >= 4
+    assert [layer["sqnr_db"] for layer in layers] == sorted(layer["sqnr_db"] for layer in layers)
+    relu_layers = [layer for layer in layers if layer["op_type"] == "Relu"]
+    assert relu_layers and all(any("conv" in n.lower() for n in layer["nodes"]) for layer in relu_layers)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_exit_codes_and_json(poorly_calibrated, digits_npz):
+    fp32, int8 = str(poorly_calibrated / "model.fp32.onnx"), str(poorly_calibrated / "model.int8.onnx")
+    failing = run("drift", fp32, int8, "--data", digits_npz["path"], "--min-cosine", "0.99999", "--json", "--no-layers")
+    assert failing.returncode == 3, failing.stderr
+    report = json.loads(failing.stdout)
+    assert {"top1_agreement", "cosine", "passed"} <= set(report) and report["passed"] is False
+    assert "cosine" in failing.stderr.strip().splitlines()[-1]
+    passing = run(
+        "drift",
+        fp32,
+        int8,
+        "--data",
+        digits_npz["path"],
+        "--min-agreement",
+        "0.9",
+        "--max-accuracy-drop",
+        "10",
+        "--no-layers",
+    )
+    assert passing.returncode == 0, passing.stderr
+    assert "PASSED" in passing.stdout
+
+
+def test_fix_writes_a_repaired_model_that_passes(poorly_calibrated, digits_npz, tmp_path):
+    thresholds = Thresholds(min_agreement=0.99, max_accuracy_drop=1.0, min_cosine=0.999)
+    fp32, int8 = str(poorly_calibrated / "model.fp32.onnx"), str(poorly_calibrated / "model.int8.onnx")
+    before = drift(fp32, int8, digits_npz["path"], thresholds=thresholds, layers=False)
+    assert not before["passed"]
+    out = tmp_path / "fixed.onnx"
+    report = drift(fp32, int8, digits_npz["path"], thresholds=thresholds, fix=True, out=out)
+    fix = report["fix"]
+    assert fix["passed"] and report["passed"] and out.is_file()
+    assert fix["attempts"][0]["label"].startswith("global")
+    after = drift(fp32, str(out), digits_npz["path"], thresholds=thresholds, layers=False)
+    assert after["passed"] and after["cosine"] >= 0.999
+
+
+def test_pytorch_reference_with_weights(poorly_calibrated, digits_npz, tinynet_checkpoint):
+    report = drift(
+        "tests.fixtures.tinynet:build_net",
+        str(poorly_calibrated / "model.fp32.onnx"),
+        digits_npz["path"],
+        weights=tinynet_checkpoint["path"],
+        layers=False,
+    )
+    assert report["basis"] == "as_is" and report["top1_agreement"] == 1.0
+    assert report["cosine"] > 0.99999
+
+
+def test_export_exits_3_on_drift_and_keeps_the_artifacts(tmp_path, tinynet_checkpoint, digits_npz):
+    result = run(
+        "export",
+        "tests.fixtures.tinynet:build_net",
+        "--weights",
+        tinynet_checkpoint["path"],
+        "--input-shape",
+        "1,1,32,32",
+        "--calib",
+        digits_npz["path"],
+        "--calib-size",
+        "2",
+        "--format",
+        "onnx",
+        "--no-fix",
+        "--min-cosine",
+        "0.99999",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert result.returncode == 3, result.stderr
+    assert "int8 drift over the thresholds" in result.stderr and "Traceback" not in result.stderr
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["drift"]["passed"] is False and manifest["agreement"]["top1"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["a.onnx", "b.onnx", "--data", "x.npz"], "artifact b.onnx does not exist"),
+        (["resnet18", "m.tflite", "--data", "x.npz"], "not supported yet"),
+        (["resnet18", "resnet18", "--data", "synthetic"], "must be real data"),
+        (["resnet18", "resnet18", "--data", "x.npz", "--min-agreement", "2"], "--min-agreement must be between"),
+    ],
+)
+def test_drift_bad_input(tmp_path, args, message):
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    result = run("drift", *args, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_untrained_export_is_recorded_but_not_judged(tmp_path):
+    result = export(
+        "mobilenet_v1", out=tmp_path / "o", width=0.25, resolution=32, calib_size=4, holdout=4, formats="onnx"
+    )
+    drift_record = result.manifest["drift"]
+    assert drift_record["judged"] is False and drift_record["passed"] is None
+    assert "synthetic" in " ".join(drift_record["not_judged_because"])
+    assert np.isfinite(result.manifest["agreement"]["cosine"])

@@ -1,0 +1,39 @@
+"""Real data: a network of every family, trained on digits, exported with default settings, must keep its answers.
+
+≥ 99% top-1 agreement between the fp32 and the int8 artifact, and ≤ 1 point accuracy drop, on held-out digits
+— repaired by the export's drift stage where plain int8 falls short.
+"""
+
+import pytest
+
+from edgecnn.pipeline.export import export
+from tests.conftest import TRAINED_FAMILIES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(TRAINED_FAMILIES))
+def test_int8_keeps_the_answers_of_every_family(tmp_path, family, trained_zoo, digits_npz):
+    model = trained_zoo(family)
+    assert model["accuracy"] >= 0.8, f"{family} did not train: {model['accuracy']:.3f}"
+    result = export(
+        model["name"],
+        out=tmp_path / family,
+        weights=model["path"],
+        num_classes=10,
+        in_chans=1,
+        resolution=32,
+        calib=digits_npz["path"],
+        calib_size=128,
+        holdout=232,
+        formats="onnx",
+        **model["scaling"],
+    )
+    drift = result.manifest["drift"]
+    agreement = result.manifest["agreement"]
+    assert drift["judged"] and drift["passed"], drift["final"]["failures"]
+    assert agreement["samples"] == 232 and agreement["basis"] == "host_kernels"
+    assert agreement["top1"] >= 0.99
+    assert agreement["fp32_accuracy"] - agreement["int8_accuracy"] <= 0.01
+    if "fix" in drift:  # a repair happened: it says what it kept in float and what that cost
+        assert drift["fix"]["attempts"] and drift["fix"]["bytes_after"] > 0
+        assert drift["initial"]["passed"] is False
