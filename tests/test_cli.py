@@ -78,7 +78,7 @@ def test_export_json_on_stdout_progress_on_stderr(tmp_path):
     for key in ("edgecnn_version", "tools", "model", "profile", "calibration", "stages", "artifacts", "agreement"):
         assert key in manifest
     assert manifest["profile"]["name"] == "x86-avx2"
-    for stage in ("export", "parity", "simplify", "quantize", "ort", "agreement"):
+    for stage in ("export", "parity", "simplify", "quantize", "drift", "ort"):
         assert f"✓ {stage}" in result.stderr
     assert "warning: calibrating on synthetic data" in result.stderr
 

@@ -42,7 +42,8 @@ def test_histogram_methods_differ_from_minmax(tmp_path, trained_fp32, method):
     minmax, other = activation_scales(tmp_path / "minmax.onnx"), activation_scales(tmp_path / f"{method}.onnx")
     assert minmax.keys() == other.keys() and len(minmax) >= 4
     differing = [k for k in minmax if not np.isclose(minmax[k], other[k], rtol=1e-3)]
-    assert len(differing) >= len(minmax) // 2, (minmax, other)
+    # Entropy moves most ranges; the 99.999th percentile only trims the rare outliers some tensors have.
+    assert len(differing) >= (len(minmax) // 2 if method == "entropy" else 1), (minmax, other)
     # Histogram methods clip outliers: their ranges are never wider than the observed min/max.
     assert all(other[k] <= minmax[k] * 1.001 for k in minmax)
 
