@@ -149,7 +149,7 @@ class _ExportCommand(click.Command):
 )
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Output directory [default: exports/MODEL-PROFILE].")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@click.option("--format", "formats", help="Comma list of formats: onnx, ort [default: the profile's].")
+@click.option("--format", "formats", help="Comma list of formats: onnx, ort, tflite [default: the profile's].")
 @click.option("--width", type=float, help="Width multiplier α (MobileNet, EfficientNet with --phi, ResNet).")
 @click.option("--resolution", type=float, help="Input size in pixels, or a multiplier ρ ≤ 1 of the default.")
 @click.option("--phi", type=float, help="EfficientNet compound coefficient φ (model 'efficientnet').")
@@ -174,6 +174,7 @@ class _ExportCommand(click.Command):
 @click.option("--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20].")
 @click.option("--no-quantize", is_flag=True, help="Stop at fp32 (no int8 artifacts).")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
+@click.option("--nchw-io", is_flag=True, help="TFLite: keep the input NCHW (default: NHWC, TFLite's convention).")
 @click.option("--recipe", help="Export recipe name or YAML path [default: the model family's].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the calibration split.")
 @click.option(

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgecnn.analysis.drift import EXACT_QDQ, HOST_KERNELS, Thresholds, figures, int8_basis, int8_computations, verdict
 from edgecnn.analysis.layerwise import layer_errors
-from edgecnn.analysis.mixed_precision import Attempt, repair
+from edgecnn.analysis.mixed_precision import Attempt, nodes_of_types, repair
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
 from edgecnn.runtime.artifact import Artifact, load_images, open_artifact
@@ -20,17 +20,19 @@ from edgecnn.runtime.artifact import Artifact, load_images, open_artifact
 LAYER_SAMPLES = 32
 
 
-def _target_device(target: Artifact, profile: str | None) -> tuple[str, str, tuple[str, ...]]:
-    """(name, arch, ISA features) of the device the target is meant for."""
-    if profile is not None:
-        from edgecnn.config.profiles import load_profile
+def _target_device(target: Artifact, profile: str | None) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """(name, arch, ISA features, op types slower in int8) of the device the target is meant for."""
+    from edgecnn.config.profiles import list_profiles, load_profile
 
-        p = load_profile(profile)
-        return p.name, p.arch, p.features
     recorded = (target.manifest or {}).get("profile")
+    if profile is None and recorded and recorded["name"] in list_profiles():
+        profile = recorded["name"]
+    if profile is not None:
+        p = load_profile(profile)
+        return p.name, p.arch, p.features, p.int8_slower_op_types
     if recorded:
-        return recorded["name"], recorded["arch"], tuple(recorded.get("features", ()))
-    return "this host", "x86_64", ()
+        return recorded["name"], recorded["arch"], tuple(recorded.get("features", ())), ()
+    return "this host", "x86_64", (), ()
 
 
 def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
@@ -65,7 +67,7 @@ def drift(
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names
     ref_logits = ref.runner()(ref_images)
-    device, arch, features = _target_device(tgt, profile)
+    device, arch, features, slow_types = _target_device(tgt, profile)
     qdq = tgt.is_qdq
     if qdq:
         computations = int8_computations(tgt.path, tgt_images, ref_logits, labels, names)
@@ -102,13 +104,26 @@ def drift(
         if twin is None:
             raise UsageError("--fix needs a QDQ int8 ONNX TARGET and its fp32 ONNX twin (as REF or via the manifest)")
         report["fix"] = _fix(
-            tgt, twin, tgt_images, ref_logits, labels, basis, thresholds, calib or data, out, seed, computations, judged
+            slow_types,
+            tgt,
+            twin,
+            tgt_images,
+            ref_logits,
+            labels,
+            basis,
+            thresholds,
+            calib or data,
+            out,
+            seed,
+            computations,
+            judged,
         )
         report["passed"] = report["fix"]["passed"]
     return report
 
 
 def _fix(
+    slow_types: tuple[str, ...],
     tgt: Artifact,
     twin: Path,
     images: np.ndarray,
@@ -138,7 +153,10 @@ def _fix(
         baseline_path = work / "baseline.onnx"
         shutil.copy2(tgt.path, baseline_path)
         baseline = Attempt("baseline", method, reduce_range, (), baseline_path, judged, computations)
-        result = repair(quantizer, evaluate, work, baseline, images, saturating_target=basis == HOST_KERNELS)
+        slow = nodes_of_types(quantizer.preprocessed, slow_types)
+        result = repair(
+            quantizer, evaluate, work, baseline, images, saturating_target=basis == HOST_KERNELS, always_float=slow
+        )
         staged = out.with_name(f".{out.name}.partial")
         shutil.copy2(result.best.path, staged)
         os.replace(staged, out)

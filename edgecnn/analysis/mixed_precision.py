@@ -66,6 +66,16 @@ class Repair:
     layers: list[LayerError] = field(default_factory=list)
 
 
+def nodes_of_types(model_path: Path, op_types: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Names of the nodes of ``model_path`` whose op type is in ``op_types`` (e.g. a profile's slow int8 ops)."""
+    if not op_types:
+        return ()
+    import onnx
+
+    wanted = set(op_types)
+    return tuple(n.name for n in onnx.load(str(model_path)).graph.node if n.name and n.op_type in wanted)
+
+
 class Search:
     """Runs attempts, numbered, in one working directory."""
 

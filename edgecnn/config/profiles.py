@@ -37,6 +37,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
         {
             "reduce_range": Field(bool),
             "reason": Field(str),
+            "slower_op_types": Field(items=str, required=False),
         }
     ),
     "latency_budget_ms": Field(float, required=False, check=positive),

@@ -43,6 +43,7 @@ class ExportOptions:
     opset: int | None = None
     quantize: bool = True
     dynamic_batch: bool = False
+    nchw_io: bool = False  # TFLite: keep the input NCHW (a leading TRANSPOSE) instead of TFLite's NHWC
     force: bool = False
     recipe: str | None = None
     seed: int = 0
@@ -82,6 +83,7 @@ class ExportContext:
     recipe: Recipe
     source: ModelSource
     formats: tuple[str, ...]
+    formats_requested: bool  # False when the formats came from the profile (then an unlowerable one is skipped)
     out: Path  # the temporary output directory, renamed to OUT at the end
     scratch: Path  # intermediate files that are not artifacts
     calib: CalibrationSet
@@ -96,6 +98,7 @@ class ExportContext:
     agreement: dict[str, Any] = field(default_factory=dict)
     drift: dict[str, Any] = field(default_factory=dict)
     quantizer: Any = None  # the pipeline's Quantizer, reused by the drift repair
+    tflite_layout: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     def check_inputs(self) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_basis
-from edgecnn.analysis.mixed_precision import Attempt, repair
+from edgecnn.analysis.mixed_precision import Attempt, nodes_of_types, repair
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.pipeline.context import ExportContext
 from edgecnn.runtime.loader import load, ort_session
@@ -111,7 +111,7 @@ def _repair(
         verdict,
         computations,
     )
-    slow = _slow_nodes(ctx)
+    slow = nodes_of_types(ctx.quantizer.preprocessed, ctx.profile.int8_slower_op_types)
     result = repair(
         ctx.quantizer, evaluate, work, baseline, images, saturating_target=basis == HOST_KERNELS, always_float=slow
     )
@@ -144,14 +144,3 @@ def _repair(
         layer_sqnr_chart(result.layers, chart, f"{ctx.source.name}: per-layer SQNR of int8 vs fp32 (before repair)")
         ctx.artifacts["drift_chart"] = chart
     return fix
-
-
-def _slow_nodes(ctx: ExportContext) -> tuple[str, ...]:
-    """Nodes whose op type the profile lists as slower in int8 than in fp32 on the target."""
-    import onnx
-
-    slow_types = set(ctx.profile.int8_slower_op_types)
-    if not slow_types:
-        return ()
-    model = onnx.load(str(ctx.quantizer.preprocessed))
-    return tuple(n.name for n in model.graph.node if n.name and n.op_type in slow_types)

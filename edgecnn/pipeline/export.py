@@ -29,7 +29,17 @@ from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shape, resolve_source
 from edgecnn.pipeline.stages import STAGES
 
-ARTIFACT_ORDER = ("fp32_onnx", "int8_onnx", "fp32_ort", "int8_ort", "fp32_ort_config", "int8_ort_config", "drift_chart")
+ARTIFACT_ORDER = (
+    "fp32_onnx",
+    "int8_onnx",
+    "fp32_ort",
+    "int8_ort",
+    "fp32_ort_config",
+    "int8_ort_config",
+    "fp32_tflite",
+    "int8_tflite",
+    "drift_chart",
+)
 
 
 @dataclass
@@ -134,6 +144,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             recipe=recipe,
             source=source,
             formats=formats,
+            formats_requested=options.formats is not None,
             out=tmp,
             scratch=Path(scratch),
             calib=calib,
@@ -219,6 +230,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "layout": recipe.layout,
             "mean": mean,
             "std": std,
+            "tflite_input_layout": ctx.tflite_layout,
             "input_name": "input",
             "output_name": "logits",
             "dynamic_batch": ctx.options.dynamic_batch,

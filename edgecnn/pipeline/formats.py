@@ -38,11 +38,9 @@ FORMATS: dict[str, Format] = {
     "tflite": Format(
         "tflite",
         ".tflite",
-        "TFLite flatbuffer for LiteRT",
-        (),
+        "TFLite flatbuffer for LiteRT (fp32), lowered without TensorFlow",
+        ("export", "parity", "simplify", "tflite"),
         "tflite",
-        available=False,
-        note="not available yet: the TFLite lowering (without TensorFlow) is its own issue",
     ),
 }
 

@@ -136,6 +136,37 @@ def run_drift(ctx: ExportContext) -> dict[str, Any]:
     return check_drift(ctx)
 
 
+def run_tflite(ctx: ExportContext) -> dict[str, Any]:
+    """Lower the fp32 graph to a `.tflite` (no TensorFlow); its outputs must equal ORT fp32's."""
+    import onnx
+
+    from edgecnn.errors import UsageError
+    from edgecnn.lowering.tflite import convert, unsupported_nodes
+
+    model = onnx.load(str(ctx.artifacts["fp32_onnx"]))
+    missing = unsupported_nodes(model)
+    if missing and not ctx.formats_requested:
+        listed = ", ".join(sorted(missing))
+        ctx.warn(f"no .tflite: the TFLite lowering has no {listed} yet (the profile's formats asked for it)")
+        return {"skipped": f"unsupported op types: {listed}", "check": {}}
+    try:
+        lowered = convert(model, nchw_io=ctx.options.nchw_io)
+    except UsageError as error:
+        raise UsageError(f"--format tflite: {error}") from None
+    dst = ctx.out / "model.fp32.tflite"
+    dst.write_bytes(lowered.data)
+    ctx.artifacts["fp32_tflite"] = dst
+    ctx.tflite_layout = lowered.input_layout
+    out = load(dst, layout=lowered.input_layout)(ctx.check_inputs())
+    figures = _parity(ctx.reference_outputs["fp32_onnx"], out, ".tflite fp32 vs ORT fp32")
+    return {
+        "input_layout": lowered.input_layout,
+        "op_counts": lowered.op_counts,
+        "int8": "not yet: the int8 .tflite (ai-edge-quantizer) is being added",
+        "check": figures,
+    }
+
+
 STAGES: tuple[Stage, ...] = (
     Stage(
         "export",
@@ -189,5 +220,14 @@ STAGES: tuple[Stage, ...] = (
         f"fp32 within {PARITY_THRESHOLD:g}, int8 within {ORT_INT8_THRESHOLD:g} of the .onnx outputs",
         run_ort,
         lambda ctx: "ort" in ctx.formats,
+    ),
+    Stage(
+        "tflite",
+        "TFLite lowering",
+        ("model.fp32.onnx",),
+        ("model.fp32.tflite",),
+        f"outputs within {PARITY_THRESHOLD:g} of the range of ORT fp32's",
+        run_tflite,
+        lambda ctx: "tflite" in ctx.formats,
     ),
 )

@@ -14,7 +14,7 @@ from edgecnn.config.recipes import Recipe, recipe_for_family
 from edgecnn.errors import UsageError
 from edgecnn.runtime.loader import Runner, load
 
-ARTIFACT_SUFFIXES = (".onnx", ".ort")
+ARTIFACT_SUFFIXES = (".onnx", ".ort", ".tflite")
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Artifact:
     """Something that maps preprocessed images to logits, and how to preprocess for it."""
 
     label: str
-    kind: str  # torch | onnx | ort
+    kind: str  # torch | onnx | ort | tflite
     input_shape: tuple[int, ...]
     recipe: Recipe
     path: Path | None = None
@@ -42,7 +42,8 @@ class Artifact:
         """A callable on preprocessed float32 batches."""
         if self.module is not None:
             return load(self.module, input_size=self.input_shape[1:])
-        return load(self.path, threads=threads, optimization=optimization)
+        layout = ((self.manifest or {}).get("model") or {}).get("tflite_input_layout")
+        return load(self.path, threads=threads, optimization=optimization, layout=layout)
 
     def sibling(self, key: str) -> Path | None:
         """Another artifact of the same export (from its manifest), e.g. 'fp32_onnx'."""
@@ -74,9 +75,9 @@ def _recipe_from_manifest(manifest: dict[str, Any]) -> Recipe:
 
 
 def _file_input_shape(path: Path) -> tuple[int, ...]:
-    from edgecnn.runtime.loader import ort_session
+    from edgecnn.runtime.loader import load_tflite, ort_session
 
-    shape = ort_session(path).get_inputs()[0].shape
+    shape = load_tflite(path).input_shape if path.suffix == ".tflite" else ort_session(path).get_inputs()[0].shape
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
         raise UsageError(f"{path} has input shape {shape}; edgecnn evaluates N×C×H×W image models")
     return (1, *shape[1:])
@@ -98,8 +99,6 @@ def open_artifact(
         recipe = _recipe_from_manifest(manifest) if manifest else recipe_for_family(None)
         shape = tuple(manifest["model"]["input_shape"]) if manifest else _file_input_shape(path)
         return Artifact(str(path), path.suffix.lower()[1:], shape, recipe, path=path, manifest=manifest)
-    if path.suffix.lower() == ".tflite":
-        raise UsageError(f"{path}: .tflite artifacts are not supported yet (the TFLite backend is its own issue)")
     from edgecnn.pipeline.source import resolve_source
 
     source = resolve_source(spec, num_classes=num_classes, in_chans=in_chans, input_shape=input_shape, weights=weights)

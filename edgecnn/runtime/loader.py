@@ -72,6 +72,47 @@ def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> R
     return Runner(str(path), "onnxruntime", shape, run)
 
 
+def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout: str | None = None) -> Runner:
+    """A runner for a `.tflite` file in the LiteRT interpreter, fed NCHW float32 like every other runner.
+
+    A 4-D NHWC input gets the batch transposed; an int8/uint8 input is
+    quantized with the tensor's scale and zero point and the output dequantized.
+    ``layout`` ('NHWC'/'NCHW', from the manifest) is inferred from the shape when not given.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        raise UsageError("running .tflite needs ai-edge-litert: pip install 'edgecnn[tflite]'") from None
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(f"the TFLite interpreter cannot load {path}: {str(error).splitlines()[0]}") from None
+    detail_in, detail_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    shape = tuple(int(d) for d in detail_in["shape"])
+    if layout is None:  # image inputs: few channels, larger spatial dims
+        layout = "NHWC" if len(shape) == 4 and shape[3] <= 4 < shape[1] else "NCHW"
+    nhwc = len(shape) == 4 and layout == "NHWC"
+    nchw_shape = (shape[0], shape[3], shape[1], shape[2]) if nhwc else shape
+
+    def run(x: np.ndarray) -> np.ndarray:
+        feed = x.transpose(0, 2, 3, 1) if nhwc else x
+        if detail_in["dtype"] != np.float32:
+            scale, zero = detail_in["quantization"]
+            info = np.iinfo(detail_in["dtype"])
+            feed = np.clip(np.round(feed / scale) + zero, info.min, info.max)
+        interpreter.set_tensor(detail_in["index"], np.ascontiguousarray(feed.astype(detail_in["dtype"])))
+        interpreter.invoke()
+        out = interpreter.get_tensor(detail_out["index"])
+        if detail_out["dtype"] != np.float32:
+            scale, zero = detail_out["quantization"]
+            out = (out.astype(np.float32) - zero) * scale
+        return out.copy()
+
+    return Runner(str(path), "tflite", nchw_shape, run)
+
+
 def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
     """A runner for a PyTorch module in eval mode (no gradients)."""
     import torch
@@ -86,13 +127,21 @@ def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
     return Runner(type(module).__name__, "torch", (None, *input_size), run)
 
 
-def load(artifact: Any, threads: int = 1, optimization: str = "all", input_size: tuple[int, ...] = ()) -> Runner:
-    """A runner for any artifact: a `.onnx`/`.ort` path or a ``torch.nn.Module``."""
+def load(
+    artifact: Any,
+    threads: int = 1,
+    optimization: str = "all",
+    input_size: tuple[int, ...] = (),
+    layout: str | None = None,
+) -> Runner:
+    """A runner for any artifact: a `.onnx`/`.ort`/`.tflite` path or a ``torch.nn.Module``."""
     if isinstance(artifact, (str, Path)):
         path = Path(artifact)
         if not path.is_file():
             raise UsageError(f"artifact {path} does not exist")
         if path.suffix in (".onnx", ".ort"):
             return load_ort(path, threads, optimization)
-        raise UsageError(f"cannot run {path}: unknown artifact type '{path.suffix}' (known: .onnx, .ort)")
+        if path.suffix == ".tflite":
+            return load_tflite(path, threads, layout=layout)
+        raise UsageError(f"cannot run {path}: unknown artifact type '{path.suffix}' (known: .onnx, .ort, .tflite)")
     return load_torch(artifact, input_size)

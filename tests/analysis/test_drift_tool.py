@@ -115,7 +115,10 @@ def test_fix_writes_a_repaired_model_that_passes(poorly_calibrated, digits_npz, 
     report = drift(fp32, int8, digits_npz["path"], thresholds=thresholds, fix=True, out=out)
     fix = report["fix"]
     assert fix["passed"] and report["passed"] and out.is_file()
-    assert fix["attempts"][0]["label"].startswith("global")
+    labels = [a["label"] for a in fix["attempts"]]
+    # x86-avx2 (the export's profile) lists ReduceMean among the ops slower in int8: tried in float first.
+    assert labels[0].startswith("latency") and any(label.startswith("global") for label in labels)
+    assert any("mean" in node.lower() for node in fix["attempts"][0]["kept_float"])
     after = drift(fp32, str(out), digits_npz["path"], thresholds=thresholds, layers=False)
     assert after["passed"] and after["cosine"] >= 0.999
 
@@ -162,7 +165,7 @@ def test_export_exits_3_on_drift_and_keeps_the_artifacts(tmp_path, tinynet_check
     ("args", "message"),
     [
         (["a.onnx", "b.onnx", "--data", "x.npz"], "artifact b.onnx does not exist"),
-        (["resnet18", "m.tflite", "--data", "x.npz"], "not supported yet"),
+        (["resnet18", "m.tflite", "--data", "x.npz"], "the TFLite interpreter cannot load m.tflite"),
         (["resnet18", "resnet18", "--data", "synthetic"], "must be real data"),
         (["resnet18", "resnet18", "--data", "x.npz", "--min-agreement", "2"], "--min-agreement must be between"),
     ],

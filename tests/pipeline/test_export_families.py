@@ -40,6 +40,19 @@ def test_export_every_family(tmp_path, name, scaling):
     assert manifest["stages"]["ort"]["target_platform"] == "arm"
     assert manifest["model"]["input_shape"] == [1, 3, 32, 32]
     assert 0 <= manifest["agreement"]["top1"] <= 1
+    # raspberrypi4's formats include tflite: lowered and checked, or skipped with the reason when an op has no lowering.
+    if name == "resnet50_dcn":
+        assert "fp32_tflite" not in manifest["artifacts"]
+        assert any("DeformConv" in w for w in manifest["warnings"])
+    else:
+        assert manifest["stages"]["tflite"]["check"]["relative_error"] <= 1e-4
+        assert manifest["model"]["tflite_input_layout"] == "NHWC"
+        x_nchw = np.random.default_rng(6).standard_normal((1, 3, 32, 32)).astype(np.float32)
+        np.testing.assert_allclose(
+            load(out / "model.fp32.tflite")(x_nchw),
+            load(out / "model.fp32.onnx")(x_nchw),
+            atol=1e-4 * float(np.ptp(load(out / "model.fp32.onnx")(x_nchw))) + 1e-7,
+        )
     assert (out / "report.md").read_text().startswith(f"# edgecnn export: {name}")
     # The int8 .ort really runs and equals the int8 .onnx on a fresh input.
     x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -65,3 +78,49 @@ def test_dcn_export_keeps_the_standard_deformconv_op(tmp_path):
     assert "DeformConv" in ops
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
     assert load(out / "model.fp32.onnx")(x).shape == (3, 4)  # dynamic batch
+
+
+def test_tflite_requested_for_an_unlowerable_op_is_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgecnn",
+            "export",
+            "resnet50_dcn",
+            "--resolution",
+            "32",
+            "--calib-size",
+            "2",
+            "--format",
+            "tflite",
+            "--no-quantize",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "DeformConv" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_tflite_nchw_io(tmp_path):
+    result = export(
+        "mobilenet_v1",
+        out=tmp_path / "o",
+        width=0.25,
+        resolution=32,
+        calib_size=2,
+        holdout=2,
+        formats="tflite",
+        nchw_io=True,
+        quantize=False,
+    )
+    assert result.manifest["model"]["tflite_input_layout"] == "NCHW"
+    assert result.manifest["stages"]["tflite"]["check"]["relative_error"] <= 1e-4

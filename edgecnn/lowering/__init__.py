@@ -1,0 +1,1 @@
+"""Lowering of simplified ONNX graphs to other runtimes' formats, without their training frameworks."""

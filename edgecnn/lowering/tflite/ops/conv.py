@@ -1,0 +1,132 @@
+"""Conv → CONV_2D, DEPTHWISE_CONV_2D, or SPLIT + CONV_2D per group + CONCATENATION, with fused Relu/Relu6."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from ai_edge_litert import schema_py_generated as schema
+
+from edgecnn.lowering.tflite.ops.common import Window, pad_nhwc, padding_mode, read_window
+from edgecnn.lowering.tflite.registry import (
+    NHWC,
+    OP,
+    LoweringContext,
+    attribute,
+    optional_input,
+    register,
+)
+
+
+def _conv2d(
+    ctx: LoweringContext,
+    source: int,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    window: Window,
+    mode: int,
+    act: int,
+    out: int,
+) -> None:
+    name = ctx.builder.name(out)
+    options = schema.Conv2DOptionsT(
+        padding=mode,
+        strideH=window.strides[0],
+        strideW=window.strides[1],
+        dilationHFactor=window.dilations[0],
+        dilationWFactor=window.dilations[1],
+        fusedActivationFunction=act,
+    )
+    filters = ctx.const(f"{name}/weights", weight.transpose(0, 2, 3, 1))  # OIHW -> OHWI
+    ctx.op(OP.CONV_2D, [source, filters, ctx.const(f"{name}/bias", bias)], [out], options)
+
+
+def _depthwise(
+    ctx: LoweringContext,
+    source: int,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    window: Window,
+    mode: int,
+    act: int,
+    out: int,
+) -> None:
+    name = ctx.builder.name(out)
+    channels = ctx.builder.shape(source)[3]
+    options = schema.DepthwiseConv2DOptionsT(
+        padding=mode,
+        strideH=window.strides[0],
+        strideW=window.strides[1],
+        depthMultiplier=weight.shape[0] // channels,
+        dilationHFactor=window.dilations[0],
+        dilationWFactor=window.dilations[1],
+        fusedActivationFunction=act,
+    )
+    filters = ctx.const(f"{name}/weights", weight.transpose(1, 2, 3, 0))  # [C·mult, 1, kh, kw] -> [1, kh, kw, C·mult]
+    version = 2 if window.dilations != (1, 1) else 1  # TFLite's op versioning: dilation needs version 2
+    ctx.op(OP.DEPTHWISE_CONV_2D, [source, filters, ctx.const(f"{name}/bias", bias)], [out], options, version)
+
+
+def _grouped(
+    ctx: LoweringContext,
+    source: int,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    window: Window,
+    mode: int,
+    act: int,
+    out: int,
+    groups: int,
+) -> None:
+    """SPLIT the input channels, one CONV_2D per group (activation fused there), CONCATENATION of the outputs.
+
+    The builtin float CONCATENATION kernel rejects a fused activation, so it goes on the convolutions.
+    """
+    name = ctx.builder.name(out)
+    n, h, w, channels = ctx.builder.shape(source)
+    _, oh, ow, _ = ctx.builder.shape(out)
+    per_in, per_out = channels // groups, weight.shape[0] // groups
+    parts = [ctx.temp(f"{name}/split{g}", [n, h, w, per_in]) for g in range(groups)]
+    axis = ctx.const(f"{name}/split_axis", np.array(3, np.int32))
+    ctx.op(OP.SPLIT, [axis, source], parts, schema.SplitOptionsT(numSplits=groups))
+    results = []
+    for g, part in enumerate(parts):
+        result = ctx.temp(f"{name}/group{g}", [n, oh, ow, per_out])
+        span = slice(g * per_out, (g + 1) * per_out)
+        _conv2d(ctx, part, weight[span], bias[span], window, mode, act, result)
+        results.append(result)
+    ctx.op(OP.CONCATENATION, results, [out], schema.ConcatenationOptionsT(axis=3))
+
+
+@register("Conv")
+def lower_conv(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """2-D Conv with constant weights; pads that are not TF's SAME become an explicit PAD before a VALID conv."""
+    x, weight_name = node.input[0], node.input[1]
+    if not ctx.is_constant(weight_name):
+        raise ctx.reject(node, "the weights are not a constant")
+    weight = ctx.constant(weight_name).astype(np.float32)
+    if weight.ndim != 4:
+        raise ctx.reject(node, f"only 2-D convolutions are lowered (weight shape {list(weight.shape)})")
+    bias_name = optional_input(node, 2)
+    if bias_name is not None and not ctx.is_constant(bias_name):
+        raise ctx.reject(node, "the bias is not a constant")
+    bias = ctx.constant(bias_name).astype(np.float32) if bias_name else np.zeros(weight.shape[0], np.float32)
+    window = read_window(node, ctx, attribute(node, "kernel_shape", weight.shape[2:]))
+    groups = int(attribute(node, "group", 1))
+    in_shape = ctx.shape(x)
+    channels = in_shape[1]
+    if channels % groups or weight.shape[0] % groups or weight.shape[1] * groups != channels:
+        raise ctx.reject(node, f"group={groups} does not divide {channels} input / {weight.shape[0]} output channels")
+
+    source = ctx.tensor_in(x, NHWC)
+    mode = padding_mode(in_shape[2:], window)
+    if mode is None:
+        source = pad_nhwc(ctx, source, window.pads)
+        mode = schema.Padding.VALID
+    act, out_name = ctx.fuse_activation(node)
+    out = ctx.declare(out_name)
+    if groups == 1:
+        _conv2d(ctx, source, weight, bias, window, mode, act, out)
+    elif groups == channels:  # weight [C·mult, 1, kh, kw]
+        _depthwise(ctx, source, weight, bias, window, mode, act, out)
+    else:
+        _grouped(ctx, source, weight, bias, window, mode, act, out, groups)

@@ -1,0 +1,59 @@
+"""Gemm and MatMul with constant weights → FULLY_CONNECTED (weights stored [out, in], as TFLite wants)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from ai_edge_litert import schema_py_generated as schema
+
+from edgecnn.lowering.tflite.registry import OP, LoweringContext, attribute, optional_input, register
+
+
+def _fully_connected(ctx: LoweringContext, node: onnx.NodeProto, a: str, weight: np.ndarray, bias: np.ndarray) -> None:
+    """FULLY_CONNECTED of value ``a`` (any rank ≥ 2, features last in ONNX order) with ``weight`` [out, in]."""
+    rank = ctx.rank(a)
+    identity = tuple(range(rank))
+    source = ctx.tensor_in(a, identity)
+    act, out_name = ctx.fuse_activation(node)
+    keep = rank > 2
+    out = ctx.declare(out_name, layout=identity)
+    name = ctx.builder.name(out)
+    inputs = [source, ctx.const(f"{name}/weights", weight), ctx.const(f"{name}/bias", bias)]
+    options = schema.FullyConnectedOptionsT(fusedActivationFunction=act, keepNumDims=keep)
+    ctx.op(OP.FULLY_CONNECTED, inputs, [out], options, version=5 if keep else 1)  # keep_num_dims needs version 5
+    ctx.canonicalize(out_name)
+
+
+@register("Gemm")
+def lower_gemm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Y = alpha·A·B' + beta·C with a constant B and a C that broadcasts along the output features."""
+    a, b, c = node.input[0], node.input[1], optional_input(node, 2)
+    if attribute(node, "transA", 0):
+        raise ctx.reject(node, "transA=1 is not lowered")
+    if not ctx.is_constant(b):
+        raise ctx.reject(node, "B is not a constant (only FULLY_CONNECTED with constant weights is lowered)")
+    weight = ctx.constant(b).astype(np.float32)
+    weight = weight if attribute(node, "transB", 0) else weight.T  # -> [N, K]
+    weight = np.float32(attribute(node, "alpha", 1.0)) * weight
+    features = weight.shape[0]
+    bias = np.zeros(features, np.float32)
+    if c is not None:
+        if not ctx.is_constant(c):
+            raise ctx.reject(node, "C is not a constant")
+        value = ctx.constant(c).astype(np.float32)
+        if value.size not in (1, features) or (value.ndim and value.shape[-1] != value.size):
+            raise ctx.reject(node, f"C of shape {list(value.shape)} does not broadcast along the {features} outputs")
+        bias = bias + np.float32(attribute(node, "beta", 1.0)) * value.reshape(-1)
+    _fully_connected(ctx, node, a, weight, bias)
+
+
+@register("MatMul")
+def lower_matmul(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """A·B with a constant 2-D B; an A of rank > 2 keeps its leading dims (keep_num_dims)."""
+    a, b = node.input
+    if not ctx.is_constant(b) or ctx.constant(b).ndim != 2:
+        raise ctx.reject(node, "only a constant 2-D B is lowered (FULLY_CONNECTED)")
+    if ctx.rank(a) < 2:
+        raise ctx.reject(node, "A must have rank ≥ 2")
+    weight = ctx.constant(b).astype(np.float32).T
+    _fully_connected(ctx, node, a, weight, np.zeros(weight.shape[0], np.float32))

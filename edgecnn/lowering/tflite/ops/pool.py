@@ -1,0 +1,148 @@
+"""Global pools and reductions → MEAN / REDUCE_MAX / SUM; MaxPool and AveragePool → MAX_POOL_2D / AVERAGE_POOL_2D."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+from ai_edge_litert import schema_py_generated as schema
+
+from edgecnn.lowering.tflite.ops.common import Window, pad_nhwc, padding_mode, read_window
+from edgecnn.lowering.tflite.registry import NHWC, OP, LoweringContext, attribute, optional_input, register
+
+REDUCERS = {"ReduceMean": OP.MEAN, "ReduceMax": OP.REDUCE_MAX, "ReduceSum": OP.SUM}
+AXES_AS_INPUT = {"ReduceMean": 18, "ReduceMax": 18, "ReduceSum": 13}  # opset from which axes is an input
+LOWEST = float(np.finfo(np.float32).min)  # the pad value that never wins a max
+
+
+def _reduce(ctx: LoweringContext, node: onnx.NodeProto, builtin: int, axes: Sequence[int], keep: bool) -> None:
+    """Reduce value ``node.input[0]`` over ONNX ``axes`` on the TFLite axes that hold them."""
+    x, out_name = node.input[0], node.output[0]
+    layout = ctx.layout(x)
+    tfl_axes = sorted(layout.index(a) for a in axes)
+    axes_tensor = ctx.const(f"{out_name}/axes", np.asarray(tfl_axes, np.int32))
+    if keep:
+        out_layout = layout
+    else:
+        kept = [a for a in range(len(layout)) if a not in axes]
+        out_layout = tuple(kept.index(layout[j]) for j in range(len(layout)) if j not in tfl_axes)
+    out = ctx.declare(out_name, out_layout)
+    ctx.op(builtin, [ctx.tensor(x), axes_tensor], [out], schema.ReducerOptionsT(keepDims=keep))
+    ctx.canonicalize(out_name)
+
+
+@register("GlobalAveragePool", "GlobalMaxPool")
+def lower_global_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Global pools → MEAN / REDUCE_MAX over the spatial axes (NHWC [1, 2]), keeping dims."""
+    rank = ctx.rank(node.input[0])
+    builtin = OP.MEAN if node.op_type == "GlobalAveragePool" else OP.REDUCE_MAX
+    _reduce(ctx, node, builtin, list(range(2, rank)), keep=True)
+
+
+@register(*REDUCERS)
+def lower_reduce(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """ReduceMean/Max/Sum with constant axes (attribute or input), with or without keepdims."""
+    rank = ctx.rank(node.input[0])
+    if ctx.opset >= AXES_AS_INPUT[node.op_type]:
+        axes_name = optional_input(node, 1)
+        if axes_name is not None and not ctx.is_constant(axes_name):
+            raise ctx.reject(node, "the axes are not a constant")
+        axes = ctx.constant(axes_name).reshape(-1).tolist() if axes_name else []
+    else:
+        axes = list(attribute(node, "axes", []))
+    if not axes:
+        if attribute(node, "noop_with_empty_axes", 0):
+            ctx.bind(node.output[0], ctx.tensor(node.input[0]), ctx.layout(node.input[0]))
+            return
+        axes = list(range(rank))
+    axes = sorted({int(a) % rank for a in axes})
+    _reduce(ctx, node, REDUCERS[node.op_type], axes, keep=bool(attribute(node, "keepdims", 1)))
+
+
+def _overflow(in_hw: Sequence[int], out_hw: Sequence[int], window: Window) -> tuple[int, int]:
+    """Extra bottom/right padding that ceil_mode needs for a VALID pool to give ``out_hw``."""
+    top, left, bottom, right = window.pads
+    spans = (in_hw[0] + top + bottom, in_hw[1] + left + right)
+    extra = [max((out_hw[a] - 1) * window.strides[a] + window.kernel[a] - spans[a], 0) for a in range(2)]
+    return extra[0], extra[1]
+
+
+def _divisors(in_hw: Sequence[int], out_hw: Sequence[int], window: Window, include_pad: bool) -> np.ndarray:
+    """ONNX Runtime's divisor of each output of an AveragePool: window cells inside the input (and its pads)."""
+    counts = []
+    for a in range(2):
+        begin, end = window.pads[a], window.pads[2 + a]
+        starts = np.arange(out_hw[a]) * window.strides[a] - begin
+        stops = np.minimum(starts + window.kernel[a], in_hw[a] + end)
+        if not include_pad:
+            starts, stops = np.maximum(starts, 0), np.minimum(stops, in_hw[a])
+        counts.append(stops - starts)
+    return np.outer(counts[0], counts[1]).astype(np.float64)
+
+
+def _pool_options(window: Window, mode: int) -> object:
+    return schema.Pool2DOptionsT(
+        padding=mode,
+        strideH=window.strides[0],
+        strideW=window.strides[1],
+        filterHeight=window.kernel[0],
+        filterWidth=window.kernel[1],
+    )
+
+
+def _window(node: onnx.NodeProto, ctx: LoweringContext) -> Window:
+    if len(node.output) > 1 and node.output[1]:
+        raise ctx.reject(node, "the Indices output is not lowered")
+    window = read_window(node, ctx, attribute(node, "kernel_shape", []))
+    if window.dilations != (1, 1):
+        raise ctx.reject(node, "dilated pooling has no TFLite op")
+    return window
+
+
+@register("MaxPool")
+def lower_max_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """MAX_POOL_2D; pads other than TF's SAME (or ceil_mode) become a PADV2 with the lowest float first."""
+    window = _window(node, ctx)
+    x, out_name = node.input[0], node.output[0]
+    in_hw, out_hw = ctx.shape(x)[2:], ctx.shape(out_name)[2:]
+    extra = _overflow(in_hw, out_hw, window)
+    source = ctx.tensor_in(x, NHWC)
+    mode = padding_mode(in_hw, window) if not any(extra) else None
+    if mode is None:
+        top, left, bottom, right = window.pads
+        source = pad_nhwc(ctx, source, (top, left, bottom + extra[0], right + extra[1]), LOWEST)
+        mode = schema.Padding.VALID
+    ctx.op(OP.MAX_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, mode))
+
+
+@register("AveragePool")
+def lower_average_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """AVERAGE_POOL_2D with ONNX Runtime's divisors.
+
+    No pads: VALID. count_include_pad=0 with TF's SAME pads: SAME (TF also
+    leaves the pads out of the count). Otherwise: PAD with zeros, a VALID pool
+    (which divides by kh·kw), then a MUL by kh·kw / divisor per output position
+    where the divisor differs (pads left out of the count, ceil_mode windows).
+    """
+    window = _window(node, ctx)
+    x, out_name = node.input[0], node.output[0]
+    in_hw, out_hw = ctx.shape(x)[2:], ctx.shape(out_name)[2:]
+    include_pad = bool(attribute(node, "count_include_pad", 0))
+    extra = _overflow(in_hw, out_hw, window)
+    source = ctx.tensor_in(x, NHWC)
+    mode = padding_mode(in_hw, window, allow_same=not include_pad) if not any(extra) else None
+    if mode is not None:
+        ctx.op(OP.AVERAGE_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, mode))
+        return
+    top, left, bottom, right = window.pads
+    source = pad_nhwc(ctx, source, (top, left, bottom + extra[0], right + extra[1]))
+    area = window.kernel[0] * window.kernel[1]
+    correction = area / _divisors(in_hw, out_hw, window, include_pad)
+    if np.all(correction == 1.0):
+        ctx.op(OP.AVERAGE_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, schema.Padding.VALID))
+        return
+    pooled = ctx.temp(f"{out_name}/sum_over_area", [ctx.builder.shape(source)[0], *out_hw, ctx.shape(x)[1]])
+    ctx.op(OP.AVERAGE_POOL_2D, [source], [pooled], _pool_options(window, schema.Padding.VALID))
+    scale = ctx.const(f"{out_name}/count_correction", correction.reshape(1, *out_hw, 1))
+    ctx.op(OP.MUL, [pooled, scale], [ctx.declare(out_name)], schema.MulOptionsT())

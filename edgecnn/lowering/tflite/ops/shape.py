@@ -1,0 +1,120 @@
+"""Flatten/Reshape/Squeeze/Unsqueeze, Transpose, Concat and Pad, with axes remapped from ONNX order to the layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from ai_edge_litert import schema_py_generated as schema
+from onnx import numpy_helper
+
+from edgecnn.lowering.tflite.registry import (
+    OP,
+    LoweringContext,
+    attribute,
+    canonical_layout,
+    optional_input,
+    register,
+)
+
+
+@register("Constant")
+def lower_constant(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """A Constant node becomes one more initializer (a TFLite constant where it is used)."""
+    for attr in node.attribute:
+        if attr.name == "value":
+            value = numpy_helper.to_array(attr.t)
+        elif attr.name in ("value_float", "value_floats"):
+            value = np.asarray(onnx.helper.get_attribute_value(attr), np.float32)
+        elif attr.name in ("value_int", "value_ints"):
+            value = np.asarray(onnx.helper.get_attribute_value(attr), np.int64)
+        else:
+            continue
+        ctx.initializers[node.output[0]] = value
+        return
+    raise ctx.reject(node, "only dense tensor, float and int constants are lowered")
+
+
+@register("Identity")
+def lower_identity(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Identity: the output is the input's tensor."""
+    ctx.bind(node.output[0], ctx.tensor(node.input[0]), ctx.layout(node.input[0]))
+
+
+@register("Flatten", "Reshape", "Squeeze", "Unsqueeze")
+def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """RESHAPE to the inferred ONNX output shape, in ONNX element order.
+
+    An NHWC input whose H·W > 1 is first TRANSPOSEd to NCHW, so that a Flatten
+    before a Gemm orders the features C, H, W as ONNX does; a 4-D output is put
+    back in NHWC.
+    """
+    ctx.reshape_value(node.input[0], ctx.shape(node.output[0]), out_name=node.output[0])
+
+
+@register("Transpose")
+def lower_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """TRANSPOSE with the permutation remapped through both layouts (none at all when it is the identity)."""
+    x, out_name = node.input[0], node.output[0]
+    rank = ctx.rank(x)
+    perm = [int(p) % rank for p in attribute(node, "perm", list(reversed(range(rank))))]
+    in_layout, out_layout = ctx.layout(x), canonical_layout(rank)
+    tfl_perm = [in_layout.index(perm[o]) for o in out_layout]
+    if tfl_perm == list(range(rank)):
+        ctx.bind(out_name, ctx.tensor(x), out_layout)
+        return
+    ctx.transpose(ctx.tensor(x), tfl_perm, out=ctx.declare(out_name))
+
+
+@register("Concat")
+def lower_concat(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """CONCATENATION on the TFLite axis of the ONNX axis (channels of a 4-D value: axis 3)."""
+    out_name = node.output[0]
+    rank = ctx.rank(out_name)
+    axis = int(attribute(node, "axis")) % rank
+    inputs = [ctx.operand(name, rank) for name in node.input if name]
+    # No fused activation: the builtin float kernel rejects one (XNNPACK would take it).
+    options = schema.ConcatenationOptionsT(axis=canonical_layout(rank).index(axis))
+    ctx.op(OP.CONCATENATION, inputs, [ctx.declare(out_name)], options)
+
+
+def _pad_amounts(node: onnx.NodeProto, ctx: LoweringContext, rank: int) -> tuple[list[int], list[int], float]:
+    """(begin, end) per ONNX axis and the constant value of a Pad node, for any opset."""
+    if ctx.opset < 11:
+        pads, value, axes = list(attribute(node, "pads")), float(attribute(node, "value", 0.0)), list(range(rank))
+    else:
+        names = [optional_input(node, i) for i in (1, 2, 3)]
+        if any(name is not None and not ctx.is_constant(name) for name in names):
+            raise ctx.reject(node, "pads, constant_value and axes must be constants")
+        pads_name, value_name, axes_name = names
+        pads = ctx.constant(pads_name).reshape(-1).tolist()
+        value = float(ctx.constant(value_name).reshape(-1)[0]) if value_name else 0.0
+        axes = ctx.constant(axes_name).reshape(-1).tolist() if axes_name else list(range(rank))
+    begin, end = [0] * rank, [0] * rank
+    for i, axis in enumerate(axes):
+        begin[int(axis) % rank], end[int(axis) % rank] = int(pads[i]), int(pads[i + len(axes)])
+    return begin, end, value
+
+
+@register("Pad")
+def lower_pad(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Pad → PAD / PADV2 (constant) or MIRROR_PAD (reflect), with NCHW pads remapped to the layout."""
+    x, out_name = node.input[0], node.output[0]
+    rank = ctx.rank(x)
+    mode = attribute(node, "mode", "constant")
+    begin, end, value = _pad_amounts(node, ctx, rank)
+    if min(begin + end) < 0:
+        raise ctx.reject(node, "negative pads (cropping) are not lowered")
+    layout = ctx.layout(x)
+    paddings = np.array([[begin[a], end[a]] for a in layout], np.int32)
+    source, out = ctx.tensor(x), ctx.declare(out_name, layout)
+    paddings_tensor = ctx.const(f"{out_name}/paddings", paddings)
+    if mode == "constant" and value == 0.0:
+        ctx.op(OP.PAD, [source, paddings_tensor], [out], schema.PadOptionsT())
+    elif mode == "constant":
+        fill = ctx.const(f"{out_name}/value", np.array(value, np.float32))
+        ctx.op(OP.PADV2, [source, paddings_tensor, fill], [out], schema.PadV2OptionsT())
+    elif mode == "reflect":
+        options = schema.MirrorPadOptionsT(mode=schema.MirrorPadMode.REFLECT)
+        ctx.op(OP.MIRROR_PAD, [source, paddings_tensor], [out], options)
+    else:
+        raise ctx.reject(node, f"mode '{mode}' has no TFLite op (constant and reflect are lowered)")
