@@ -167,6 +167,13 @@ class _ExportCommand(click.Command):
 @click.option("--calib", help="Calibration data: an image folder, a .npz/.npy file, or 'synthetic'.")
 @click.option("--calib-size", type=int, help="Calibration samples [default: the recipe's, 128].")
 @click.option(
+    "--holdout",
+    type=int,
+    default=64,
+    show_default=True,
+    help="Samples of --calib held out for the drift check (never used to calibrate).",
+)
+@click.option(
     "--method",
     type=click.Choice(["minmax", "percentile", "entropy"]),
     help="Calibration method [default: the recipe's].",
@@ -175,6 +182,13 @@ class _ExportCommand(click.Command):
 @click.option("--no-quantize", is_flag=True, help="Stop at fp32 (no int8 artifacts).")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
 @click.option("--nchw-io", is_flag=True, help="TFLite: keep the input NCHW (default: NHWC, TFLite's convention).")
+@click.option(
+    "--tflite-io",
+    type=click.Choice(["int8", "float"]),
+    default="int8",
+    show_default=True,
+    help="int8 .tflite: int8 input/output (scale and zero point in the manifest) or float32.",
+)
 @click.option("--recipe", help="Export recipe name or YAML path [default: the model family's].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the calibration split.")
 @click.option(

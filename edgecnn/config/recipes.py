@@ -50,6 +50,7 @@ RECIPE_SCHEMA: dict[str, Field] = {
         {
             "op_types": Field(items=str, required=False),
             "nodes": Field(items=str, required=False),
+            "tflite_ops": Field(items=str, required=False),
         },
         required=False,
     ),
@@ -73,6 +74,7 @@ class Recipe:
     bins: int = 2048
     keep_float_op_types: tuple[str, ...] = ()
     keep_float_nodes: tuple[str, ...] = ()
+    tflite_keep_float_ops: tuple[str, ...] = ()
     path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -137,6 +139,7 @@ def load_recipe_file(path: Path) -> Recipe:
         bins=calibration.get("bins", 2048),
         keep_float_op_types=tuple(keep.get("op_types") or ()),
         keep_float_nodes=tuple(keep.get("nodes") or ()),
+        tflite_keep_float_ops=tuple(keep.get("tflite_ops") or ()),
         path=where,
     )
 

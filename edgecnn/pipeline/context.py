@@ -44,6 +44,7 @@ class ExportOptions:
     quantize: bool = True
     dynamic_batch: bool = False
     nchw_io: bool = False  # TFLite: keep the input NCHW (a leading TRANSPOSE) instead of TFLite's NHWC
+    tflite_io: str = "int8"  # TFLite int8 artifact: int8 input/output (scale, zero point in the manifest) or float
     force: bool = False
     recipe: str | None = None
     seed: int = 0

@@ -144,3 +144,36 @@ def _repair(
         layer_sqnr_chart(result.layers, chart, f"{ctx.source.name}: per-layer SQNR of int8 vs fp32 (before repair)")
         ctx.artifacts["drift_chart"] = chart
     return fix
+
+
+def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> dict[str, Any]:
+    """Drift of another int8 artifact (the `.tflite`) against fp32 ONNX on the held-out samples, recorded in
+    the manifest's ``agreement`` and ``drift`` under ``name``; a judged failure fails the export (exit 3)."""
+    from edgecnn.analysis.drift import figures as drift_figures
+    from edgecnn.analysis.drift import verdict
+
+    data = ctx.holdout if len(ctx.holdout) else ctx.calib
+    reasons = _not_judged_reasons(ctx)
+    fp32 = load(ctx.artifacts["fp32_onnx"])(data.images)
+    options = ctx.options
+    thresholds = Thresholds(options.min_agreement, options.max_drop, options.min_cosine)
+    computations = {name: drift_figures(fp32, runner(data.images), data.labels, data.class_names)}
+    judged = verdict(computations, name, thresholds)
+    summary = {k: v for k, v in computations[name].items() if k != "per_class"}
+    ctx.agreement.setdefault("formats", {})[name] = {"samples": len(data), **summary}
+    ctx.drift.setdefault("formats", {})[name] = {
+        "judged": not reasons,
+        "passed": judged["passed"] if not reasons else None,
+        "failures": judged["failures"],
+    }
+    if not reasons and not judged["passed"]:
+        ctx.drift["passed"] = False
+        ctx.drift.setdefault("final", {"failures": []})["failures"] = [
+            *ctx.drift.get("final", {}).get("failures", []),
+            *[f"{name}: {f}" for f in judged["failures"]],
+        ]
+    check: dict[str, Any] = {"top1": judged["top1_agreement"], "cosine": judged["cosine"]}
+    if judged.get("accuracy_drop_points") is not None:
+        check["accuracy_drop_points"] = judged["accuracy_drop_points"]
+    check["verdict"] = "not judged" if reasons else ("passed" if judged["passed"] else "FAILED")
+    return check

@@ -133,6 +133,12 @@ def render_report(manifest: dict[str, Any]) -> str:
                     f"{figures['cosine']:.4f} | {figures['sqnr_db']:.1f} | "
                     f"{'' if drop is None else f'{drop:.2f}'} |"
                 )
+        for name, figures in (agreement.get("formats") or {}).items():
+            drop = figures.get("accuracy_drop_points")
+            lines.append(
+                f"| {name} int8 | {figures['samples']} | {figures['top1_agreement']:.4f} | {figures['cosine']:.4f} | "
+                f"{figures['sqnr_db']:.1f} | {'' if drop is None else f'{drop:.2f}'} |"
+            )
         lines += [
             "",
             f"Judged on {agreement['basis'].replace('_', ' ')} (the computation that matches the target): "

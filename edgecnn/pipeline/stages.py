@@ -137,7 +137,7 @@ def run_drift(ctx: ExportContext) -> dict[str, Any]:
 
 
 def run_tflite(ctx: ExportContext) -> dict[str, Any]:
-    """Lower the fp32 graph to a `.tflite` (no TensorFlow); its outputs must equal ORT fp32's."""
+    """Lower the fp32 graph to a `.tflite` (no TensorFlow), checked against ORT fp32; then the int8 `.tflite`."""
     import onnx
 
     from edgecnn.errors import UsageError
@@ -159,10 +159,39 @@ def run_tflite(ctx: ExportContext) -> dict[str, Any]:
     ctx.tflite_layout = lowered.input_layout
     out = load(dst, layout=lowered.input_layout)(ctx.check_inputs())
     figures = _parity(ctx.reference_outputs["fp32_onnx"], out, ".tflite fp32 vs ORT fp32")
+    info: dict[str, Any] = {"input_layout": lowered.input_layout, "op_counts": lowered.op_counts}
+    check: dict[str, Any] = {"relative_error": figures["relative_error"]}
+    if ctx.options.quantize:
+        info["int8"] = _tflite_int8(ctx, lowered.data, lowered.input_layout)
+        check.update({f"int8_{k}": v for k, v in info["int8"]["check"].items()})
+    return {**info, "check": check}
+
+
+def _tflite_int8(ctx: ExportContext, fp32: bytes, layout: str) -> dict[str, Any]:
+    """Full-integer int8 `.tflite` (ai-edge-quantizer) on the calibration set; drift judged like the ORT artifact."""
+    from edgecnn.lowering.tflite.quantize import quantize_tflite
+    from edgecnn.pipeline.drift_check import judge_artifact
+
+    quantized = quantize_tflite(
+        fp32, ctx.calib.images, layout, ctx.recipe.tflite_keep_float_ops, io=ctx.options.tflite_io
+    )
+    dst = ctx.out / "model.int8.tflite"
+    dst.write_bytes(quantized.data)
+    ctx.artifacts["int8_tflite"] = dst
+    io = {
+        "input_dtype": quantized.input_dtype,
+        "output_dtype": quantized.output_dtype,
+        "input_scale": quantized.input_scale,
+        "input_zero_point": quantized.input_zero_point,
+        "output_scale": quantized.output_scale,
+        "output_zero_point": quantized.output_zero_point,
+    }
+    figures = judge_artifact(ctx, load(dst, layout=layout), "tflite")
     return {
-        "input_layout": lowered.input_layout,
-        "op_counts": lowered.op_counts,
-        "int8": "not yet: the int8 .tflite (ai-edge-quantizer) is being added",
+        "quantizer": "ai-edge-quantizer static_wi8_ai8",
+        "io": io,
+        "seconds": round(quantized.seconds, 2),
+        "op_counts": quantized.op_counts,
         "check": figures,
     }
 

@@ -1,0 +1,166 @@
+"""Full-integer int8 quantization of a lowered fp32 ``.tflite`` with ai-edge-quantizer (no TensorFlow).
+
+The float flatbuffer of :func:`edgecnn.lowering.tflite.convert` (one ``serving_default`` signature, one
+image input, one output) is calibrated on a few normalised samples and quantized with the
+``static_wi8_ai8`` recipe: int8 activations (per tensor, asymmetric), int8 weights (per output channel,
+symmetric), int32 biases. ai-edge-quantizer quantizes the graph's input and output tensors too, so
+``io="int8"`` needs no post-pass; ``io="float"`` excludes the virtual ``INPUT``/``OUTPUT`` ops from the
+recipe, which makes the tool put a QUANTIZE after the float input and a DEQUANTIZE before the float output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as _io
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError
+
+SIGNATURE = "serving_default"
+RECIPE = "static_wi8_ai8"
+IO_MODES = ("int8", "float")
+LAYOUTS = ("NHWC", "NCHW")
+
+
+@dataclass(frozen=True)
+class QuantizedTflite:
+    """An int8 ``.tflite`` and what a device needs to feed it: the input/output dtypes and, for int8 I/O,
+    their quantization (``real = scale * (q - zero_point)``); scale and zero point are None for float I/O."""
+
+    data: bytes
+    input_scale: float | None
+    input_zero_point: int | None
+    output_scale: float | None
+    output_zero_point: int | None
+    input_dtype: str  # "int8" or "float32"
+    output_dtype: str
+    op_counts: dict[str, int]
+    seconds: float = 0.0  # wall time of calibration + quantization
+
+
+def _schema() -> Any:
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        raise UsageError("int8 .tflite needs ai-edge-litert: pip install 'edgecnn[tflite]'") from None
+    return schema
+
+
+def _signature_io(model: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """Input and output tensor indices of the ``serving_default`` signature, by signature name."""
+    for signature in model.signatureDefs or []:
+        key = signature.signatureKey.decode() if isinstance(signature.signatureKey, bytes) else signature.signatureKey
+        if key == SIGNATURE:
+
+            def names(maps: Any) -> dict[str, int]:
+                return {(m.name.decode() if isinstance(m.name, bytes) else m.name): m.tensorIndex for m in maps}
+
+            return names(signature.inputs or []), names(signature.outputs or [])
+    raise UsageError(f"the .tflite has no '{SIGNATURE}' signature to calibrate through")
+
+
+def _calibration_samples(calibration: np.ndarray, input_layout: str, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """One batch-1 float32 array per sample, in the model's layout; checked against the input's ``shape``."""
+    if input_layout not in LAYOUTS:
+        raise UsageError(f"input_layout must be one of {', '.join(LAYOUTS)}, not '{input_layout}'")
+    samples = np.asarray(calibration, dtype=np.float32)
+    if samples.ndim != 4 or len(samples) == 0:
+        raise UsageError(f"calibration data must be a non-empty N×C×H×W array, got shape {samples.shape}")
+    if input_layout == "NHWC":
+        samples = samples.transpose(0, 2, 3, 1)
+    if tuple(samples.shape[1:]) != tuple(shape[1:]):
+        raise UsageError(
+            f"calibration samples are {tuple(samples.shape[1:])} in {input_layout}; the model's input is {shape}"
+        )
+    return [np.ascontiguousarray(sample[None]) for sample in samples]
+
+
+def _quantization(tensor: Any, schema: Any) -> tuple[str, float | None, int | None]:
+    """(dtype name, scale, zero point) of a graph input/output tensor; scale/zero point only for int8."""
+    names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    dtype = names[tensor.type]
+    if tensor.type != schema.TensorType.INT8:
+        return dtype, None, None
+    params = tensor.quantization
+    if params is None or params.scale is None or len(params.scale) != 1:
+        raise CheckFailedError(f"int8 tensor '{tensor.name.decode()}' has no per-tensor scale and zero point")
+    return dtype, float(params.scale[0]), int(params.zeroPoint[0])
+
+
+def quantize_tflite(
+    fp32: bytes,
+    calibration: np.ndarray,
+    input_layout: str = "NHWC",
+    keep_float_ops: tuple[str, ...] = (),
+    io: str = "int8",
+) -> QuantizedTflite:
+    """Quantize a lowered fp32 ``.tflite`` to full int8.
+
+    ``calibration`` is float32 N×C×H×W, normalised as the model expects; ``input_layout`` is the layout of
+    the ``.tflite``'s input (``LoweredModel.input_layout``). ``keep_float_ops`` names TFLite builtin ops
+    ("MEAN", "LOGISTIC", …) that stay in float, with DEQUANTIZE/QUANTIZE around them. ``io="int8"`` makes
+    the model's input and output int8; ``io="float"`` keeps them float32 with QUANTIZE/DEQUANTIZE inside.
+    Ops ai-edge-quantizer has no int8 rule for stay in float the same way.
+    """
+    if io not in IO_MODES:
+        raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
+    schema = _schema()
+    known_ops = [k for k in vars(schema.BuiltinOperator) if not k.startswith("_")]
+    for op in keep_float_ops:
+        if op not in known_ops:
+            raise UnknownNameError("TFLite op", op, known_ops)
+    try:
+        from ai_edge_quantizer import algorithm_manager, quantizer, recipe
+    except ImportError:
+        raise UsageError("int8 .tflite needs ai-edge-quantizer: pip install 'edgecnn[tflite]'") from None
+
+    if bytes(fp32[4:8]) != b"TFL3":
+        raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
+    float_model = schema.ModelT.InitFromPackedBuf(bytearray(fp32), 0)
+    inputs, outputs = _signature_io(float_model)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UsageError(f"int8 quantization handles one input and one output; the model has {inputs} → {outputs}")
+    (input_name, input_index), (output_name, _) = next(iter(inputs.items())), next(iter(outputs.items()))
+    shape = tuple(int(d) for d in float_model.subgraphs[0].tensors[input_index].shape)
+    samples = _calibration_samples(calibration, input_layout, shape)
+
+    no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
+    started = time.perf_counter()
+    try:
+        # The calibrator's tqdm bar and the interpreter's debug-mode warning are noise for a CLI.
+        with warnings.catch_warnings(), contextlib.redirect_stderr(_io.StringIO()):
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+            tool = quantizer.Quantizer(bytearray(fp32))
+            tool.load_quantization_recipe(getattr(recipe, RECIPE)())
+            # Later rules win: these override the '*' rule of the recipe for the ops named.
+            for op in (*keep_float_ops, *(("INPUT", "OUTPUT") if io == "float" else ())):
+                tool.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=no_quantize)
+            statistics = tool.calibrate({SIGNATURE: [{input_name: s} for s in samples]}, num_threads=1)
+            result = tool.quantize(statistics, enable_progress_report=False)
+        data = bytes(result.quantized_model)
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
+        message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CheckFailedError(f"int8 quantization with ai-edge-quantizer failed: {message}") from error
+    seconds = time.perf_counter() - started
+
+    q_inputs, q_outputs = _signature_io(model)
+    tensors = model.subgraphs[0].tensors
+    in_dtype, in_scale, in_zero = _quantization(tensors[q_inputs[input_name]], schema)
+    out_dtype, out_scale, out_zero = _quantization(tensors[q_outputs[output_name]], schema)
+    wanted = "int8" if io == "int8" else "float32"
+    if (in_dtype, out_dtype) != (wanted, wanted):
+        raise CheckFailedError(
+            f"io='{io}' asks for {wanted} input and output; the quantized model has {in_dtype} → {out_dtype}"
+        )
+    from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+
+    codes = [code.builtinCode for code in model.operatorCodes]
+    op_counts = dict(Counter(OPERATOR_NAMES[codes[op.opcodeIndex]] for op in model.subgraphs[0].operators))
+    return QuantizedTflite(data, in_scale, in_zero, out_scale, out_zero, in_dtype, out_dtype, op_counts, seconds)

@@ -1,0 +1,246 @@
+"""Full-integer int8 .tflite from the lowered fp32 one (ai-edge-quantizer): real digits, int8 vs fp32 agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_quantizer", reason="int8 .tflite needs ai-edge-quantizer (the 'tflite' extra)")
+
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
+
+from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError
+from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+from edgecnn.lowering.tflite.quantize import QuantizedTflite, quantize_tflite
+from tests.fixtures.digits import MEAN, STD, digits, normalise
+
+CALIBRATION_SAMPLES = 128
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# name -> (factory arguments, epochs, lr, batch); both train in about 10 s on the 1,437 training digits.
+NETS = {
+    "tinynet": (None, 8, 0.2, 64),
+    "mobilenet_v2": ({"width": 0.35}, 3, 0.2, 32),  # batch 32: 0.84 fp32 accuracy in 3 epochs (0.74 at 64)
+}
+FIGURES: dict[str, dict[str, float]] = {}  # printed with -s / -rP
+
+
+def _build(name: str):
+    import torch
+
+    from edgecnn.models import create_model
+    from tests.fixtures.tinynet import build_net
+
+    torch.manual_seed(0)
+    scaling = NETS[name][0]
+    return build_net() if scaling is None else create_model(name, num_classes=10, in_chans=1, resolution=32, **scaling)
+
+
+def _make_fp32_tflite(name: str, path: Path) -> None:
+    """Train ``name`` on digits, export, simplify and lower it to an fp32 .tflite at ``path``."""
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.pipeline.onnx_export import export_onnx
+    from edgecnn.pipeline.simplify import simplify
+    from tests.fixtures.digits import train
+
+    train_x, train_y, _, _ = digits()
+    _, epochs, lr, batch = NETS[name]
+    model = train(_build(name), normalise(train_x, MEAN, STD), train_y, epochs=epochs, lr=lr, batch=batch)
+    raw, onnx_path = path.with_suffix(".raw.onnx"), path.with_suffix(".onnx")
+    export_onnx(model.eval(), (1, 1, 32, 32), raw)
+    simplify(raw, onnx_path)
+    lowered = convert(onnx_path)
+    assert lowered.input_layout == "NHWC" and lowered.inputs == {"input": (1, 32, 32, 1)}
+    path.with_suffix(".partial").write_bytes(lowered.data)
+    path.with_suffix(".partial").replace(path)
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, np.ndarray]:
+    """Normalised digits: the calibration samples (from the training split) and the held-out split."""
+    train_x, _, test_x, test_y = digits()
+    return {
+        "calibration": normalise(train_x[:CALIBRATION_SAMPLES], MEAN, STD),
+        "test_x": normalise(test_x, MEAN, STD),
+        "test_y": test_y,
+    }
+
+
+@pytest.fixture(scope="module")
+def fp32_tflite(shared_dir):
+    """name -> (fp32 .tflite bytes, its logits on the held-out digits): trained once per run, across workers."""
+    from filelock import FileLock
+
+    folder = shared_dir / "lowering_int8"
+    folder.mkdir(parents=True, exist_ok=True)
+    cache: dict[str, bytes] = {}
+
+    def get(name: str) -> bytes:
+        if name not in cache:
+            path = folder / f"{name}.fp32.tflite"
+            with FileLock(str(path) + ".lock"):
+                if not path.exists():
+                    _make_fp32_tflite(name, path)
+            cache[name] = path.read_bytes()
+        return cache[name]
+
+    return get
+
+
+def run(data: bytes, x: np.ndarray, quantized: QuantizedTflite | None = None) -> np.ndarray:
+    """Float logits of a .tflite on NCHW float ``x``, one sample at a time (int8 I/O: quantize in, dequantize out)."""
+    interpreter = Interpreter(model_content=data, num_threads=1)
+    interpreter.allocate_tensors()
+    detail_in, detail_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    if quantized is not None and quantized.input_dtype == "int8":
+        assert detail_in["dtype"] == np.int8 and detail_out["dtype"] == np.int8
+        assert detail_in["quantization"] == pytest.approx((quantized.input_scale, quantized.input_zero_point))
+        assert detail_out["quantization"] == pytest.approx((quantized.output_scale, quantized.output_zero_point))
+    logits = []
+    for sample in x.transpose(0, 2, 3, 1):
+        feed = sample[None]
+        if quantized is not None and quantized.input_dtype == "int8":
+            q = np.round(feed / quantized.input_scale) + quantized.input_zero_point
+            feed = np.clip(q, -128, 127).astype(np.int8)
+        interpreter.set_tensor(detail_in["index"], feed)
+        interpreter.invoke()
+        out = interpreter.get_tensor(detail_out["index"])
+        if quantized is not None and quantized.output_dtype == "int8":
+            out = quantized.output_scale * (out.astype(np.float32) - quantized.output_zero_point)
+        logits.append(out[0])
+    return np.stack(logits)
+
+
+def compare(name: str, fp32: bytes, quantized: QuantizedTflite, data: dict[str, np.ndarray]) -> dict[str, float]:
+    """Top-1 agreement of int8 with fp32 and both accuracies on the held-out digits; recorded in FIGURES."""
+    reference = run(fp32, data["test_x"]).argmax(1)
+    predicted = run(quantized.data, data["test_x"], quantized).argmax(1)
+    figures = {
+        "agreement": float((predicted == reference).mean()),
+        "fp32_accuracy": float((reference == data["test_y"]).mean()),
+        "int8_accuracy": float((predicted == data["test_y"]).mean()),
+        "quantize_seconds": quantized.seconds,
+    }
+    FIGURES[name] = figures
+    print(f"\n{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
+    return figures
+
+
+def operators(data: bytes) -> list[tuple[str, list, list]]:
+    """(op name, input tensors, output tensors) of each operator, through the schema's object API."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    codes = [code.builtinCode for code in model.operatorCodes]
+    tensors = model.subgraphs[0].tensors
+    return [
+        (
+            OPERATOR_NAMES[codes[op.opcodeIndex]],
+            [tensors[i] for i in op.inputs if i >= 0],
+            [tensors[i] for i in op.outputs],
+        )
+        for op in model.subgraphs[0].operators
+    ]
+
+
+def assert_int8_weights(data: bytes) -> None:
+    """Every conv / fully connected op: int8 per-channel weights, int32 bias, int8 activations in and out."""
+    weighted = [(name, ins, outs) for name, ins, outs in operators(data) if name in WEIGHTED_OPS]
+    assert weighted
+    for name, ins, outs in weighted:
+        weights = ins[1]
+        assert weights.type == schema.TensorType.INT8, (name, weights.name)
+        channels = weights.shape[3] if name == "DEPTHWISE_CONV_2D" else weights.shape[0]
+        assert len(weights.quantization.scale) == channels, (name, weights.name)
+        assert len(ins) < 3 or ins[2].type == schema.TensorType.INT32, (name, ins[2].name)
+        assert ins[0].type == outs[0].type == schema.TensorType.INT8, (name, ins[0].name)
+
+
+@pytest.mark.slow
+def test_tinynet_int8_io_agrees_with_fp32(fp32_tflite, data):
+    fp32 = fp32_tflite("tinynet")
+    quantized = quantize_tflite(fp32, data["calibration"], "NHWC")
+    assert (quantized.input_dtype, quantized.output_dtype) == ("int8", "int8")
+    assert -128 <= quantized.input_zero_point <= 127 and quantized.input_scale > 0
+    # Full integer: int8 from the input tensor to the logits, no QUANTIZE/DEQUANTIZE anywhere.
+    assert not {"QUANTIZE", "DEQUANTIZE"} & set(quantized.op_counts)
+    assert all(t.type != schema.TensorType.FLOAT32 for _, ins, outs in operators(quantized.data) for t in ins + outs)
+    assert_int8_weights(quantized.data)
+    figures = compare("tinynet int8 io", fp32, quantized, data)
+    assert figures["fp32_accuracy"] > 0.8, figures  # a real model, not a degenerate one
+    assert figures["agreement"] >= 0.98, figures
+    assert figures["fp32_accuracy"] - figures["int8_accuracy"] <= 0.01, figures
+
+
+@pytest.mark.slow
+def test_tinynet_float_io_keeps_float32_at_the_boundary(fp32_tflite, data):
+    fp32 = fp32_tflite("tinynet")
+    quantized = quantize_tflite(fp32, data["calibration"], "NHWC", io="float")
+    assert (quantized.input_dtype, quantized.output_dtype) == ("float32", "float32")
+    assert quantized.input_scale is None and quantized.output_zero_point is None
+    ops = operators(quantized.data)
+    assert quantized.op_counts["QUANTIZE"] == quantized.op_counts["DEQUANTIZE"] == 1
+    assert ops[0][0] == "QUANTIZE" and ops[-1][0] == "DEQUANTIZE"
+    assert_int8_weights(quantized.data)
+    figures = compare("tinynet float io", fp32, quantized, data)
+    assert figures["agreement"] >= 0.98, figures
+    assert figures["fp32_accuracy"] - figures["int8_accuracy"] <= 0.01, figures
+
+
+@pytest.mark.slow
+def test_keep_float_ops_leaves_mean_in_float(fp32_tflite, data):
+    fp32 = fp32_tflite("tinynet")
+    quantized = quantize_tflite(fp32, data["calibration"], "NHWC", keep_float_ops=("MEAN",))
+    (mean,) = [(ins, outs) for name, ins, outs in operators(quantized.data) if name == "MEAN"]
+    assert mean[0][0].type == mean[1][0].type == schema.TensorType.FLOAT32
+    assert quantized.op_counts["DEQUANTIZE"] == quantized.op_counts["QUANTIZE"] == 1  # around the MEAN only
+    assert (quantized.input_dtype, quantized.output_dtype) == ("int8", "int8")
+    assert_int8_weights(quantized.data)
+    assert compare("tinynet MEAN in float", fp32, quantized, data)["agreement"] >= 0.98
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_int8_agreement(fp32_tflite, data):
+    fp32 = fp32_tflite("mobilenet_v2")
+    quantized = quantize_tflite(fp32, data["calibration"], "NHWC")
+    assert (quantized.input_dtype, quantized.output_dtype) == ("int8", "int8")
+    assert not {"QUANTIZE", "DEQUANTIZE"} & set(quantized.op_counts)
+    assert_int8_weights(quantized.data)
+    figures = compare("mobilenet_v2 int8 io", fp32, quantized, data)
+    assert figures["agreement"] >= 0.95, figures
+
+
+@pytest.mark.slow
+def test_bad_arguments_are_usage_errors(fp32_tflite, data):
+    fp32 = fp32_tflite("tinynet")
+    with pytest.raises(UnknownNameError, match="did you mean"):
+        quantize_tflite(fp32, data["calibration"], keep_float_ops=("MEANN",))
+    with pytest.raises(UsageError, match="io must be"):
+        quantize_tflite(fp32, data["calibration"], io="uint8")
+    with pytest.raises(UsageError, match="the model's input is"):
+        quantize_tflite(fp32, data["calibration"][:, :, :16], "NHWC")
+    with pytest.raises(UsageError, match="input_layout"):
+        quantize_tflite(fp32, data["calibration"], "NCWH")
+    with pytest.raises(UsageError, match=r"not a \.tflite"):
+        quantize_tflite(b"\0" * 64, data["calibration"])
+
+
+def test_quantizer_failure_is_a_one_line_check_failure(monkeypatch):
+    from ai_edge_quantizer import quantizer
+
+    from edgecnn.lowering.tflite import GraphBuilder
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("Missing QSVs (min/max) for tensor x\nsecond line")
+
+    monkeypatch.setattr(quantizer.Quantizer, "calibrate", broken)
+    builder = GraphBuilder()
+    x = builder.add_tensor("input", (1, 1, 1, 4), np.float32)
+    y = builder.add_tensor("logits", (1, 1, 1, 4), np.float32)
+    builder.add_operator(schema.BuiltinOperator.RELU, [x], [y])
+    builder.set_io([x], [y])
+    builder.set_signature({"input": x}, {"logits": y})
+    with pytest.raises(
+        CheckFailedError, match=r"^int8 quantization with ai-edge-quantizer failed: Missing QSVs[^\n]*$"
+    ):
+        quantize_tflite(builder.to_bytes(), np.zeros((2, 1, 1, 4), np.float32), "NCHW")
