@@ -81,8 +81,11 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
     """
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    except ImportError:
-        raise UsageError("running .tflite needs ai-edge-litert: pip install 'edgecnn[tflite]'") from None
+    except ImportError:  # a device may only have the older tflite-runtime
+        try:
+            from tflite_runtime.interpreter import Interpreter, OpResolverType
+        except ImportError:
+            raise UsageError("running .tflite needs ai-edge-litert: pip install 'edgecnn[tflite]'") from None
     resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         interpreter = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
