@@ -7,8 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgecnn.config.schema import Field, load_yaml, non_negative, positive, project_dir, validate
-from edgecnn.errors import UnknownNameError, UsageError
+from edgecnn.config.schema import Field, load_yaml, non_negative, positive, project_dir, validate, yaml_path
+from edgecnn.errors import UsageError
 from edgecnn.models.registry import FAMILIES
 
 ARCHES = ("arm64", "armv7", "x86_64")
@@ -150,17 +150,10 @@ def load_profile_file(path: Path) -> Profile:
 
 
 @cache
-def _load_named(name: str) -> Profile:
-    return load_profile_file(profiles_dir() / f"{name}.yaml")
+def _load_cached(path: Path) -> Profile:
+    return load_profile_file(path)
 
 
 def load_profile(name_or_path: str) -> Profile:
     """A profile by name (``raspberrypi4``) or by path to a YAML file."""
-    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise UsageError(f"profile file {path} does not exist")
-        return load_profile_file(path)
-    if name_or_path not in list_profiles():
-        raise UnknownNameError("profile", name_or_path, list_profiles())
-    return _load_named(name_or_path)
+    return _load_cached(yaml_path("profile", name_or_path, profiles_dir()).resolve())

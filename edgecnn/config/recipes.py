@@ -7,8 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgecnn.config.schema import Field, load_yaml, positive, project_dir, validate
-from edgecnn.errors import UnknownNameError, UsageError
+from edgecnn.config.schema import Field, load_yaml, positive, project_dir, validate, yaml_path
+from edgecnn.errors import UsageError
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 LAYOUTS = ("NCHW",)
@@ -145,20 +145,13 @@ def load_recipe_file(path: Path) -> Recipe:
 
 
 @cache
-def _load_named(name: str) -> Recipe:
-    return load_recipe_file(recipes_dir() / f"{name}.yaml")
+def _load_cached(path: Path) -> Recipe:
+    return load_recipe_file(path)
 
 
 def load_recipe(name_or_path: str) -> Recipe:
     """A recipe by name (a family, or 'default') or by path to a YAML file."""
-    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise UsageError(f"recipe file {path} does not exist")
-        return load_recipe_file(path)
-    if name_or_path not in list_recipes():
-        raise UnknownNameError("recipe", name_or_path, list_recipes())
-    return _load_named(name_or_path)
+    return _load_cached(yaml_path("recipe", name_or_path, recipes_dir()).resolve())
 
 
 def recipe_for_family(family: str | None) -> Recipe:

@@ -106,3 +106,18 @@ def project_dir(name: str) -> Path:
     if override:
         return Path(override)
     return Path(__file__).resolve().parents[2] / name
+
+
+def yaml_path(kind: str, name_or_path: str, folder: Path) -> Path:
+    """The YAML file for ``name_or_path``: a path as given, or ``folder/<name>.yaml`` (did-you-mean when unknown)."""
+    from edgecnn.errors import UnknownNameError
+
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UsageError(f"{kind} file {path} does not exist")
+        return path
+    known = sorted(p.stem for p in folder.glob("*.yaml"))
+    if name_or_path not in known:
+        raise UnknownNameError(kind, name_or_path, known)
+    return folder / f"{name_or_path}.yaml"
