@@ -181,6 +181,14 @@ class _ExportCommand(click.Command):
 @click.option("--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20].")
 @click.option("--no-quantize", is_flag=True, help="Stop at fp32 (no int8 artifacts).")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
+@click.option(
+    "--deform",
+    type=click.Choice(["native", "gather"]),
+    default="native",
+    show_default=True,
+    help="DeformConv: the standard op (ONNX Runtime ≥ 1.25 has a kernel) or a gather decomposition any "
+    "runtime runs; its sampling path stays float in int8.",
+)
 @click.option("--nchw-io", is_flag=True, help="TFLite: keep the input NCHW (default: NHWC, TFLite's convention).")
 @click.option(
     "--tflite-io",

@@ -43,6 +43,7 @@ class ExportOptions:
     opset: int | None = None
     quantize: bool = True
     dynamic_batch: bool = False
+    deform: str = "native"  # DeformConv: keep the standard op (ORT ≥ 1.25 runs it) or rewrite it to gathers
     nchw_io: bool = False  # TFLite: keep the input NCHW (a leading TRANSPOSE) instead of TFLite's NHWC
     tflite_io: str = "int8"  # TFLite int8 artifact: int8 input/output (scale, zero point in the manifest) or float
     force: bool = False
@@ -100,6 +101,7 @@ class ExportContext:
     drift: dict[str, Any] = field(default_factory=dict)
     quantizer: Any = None  # the pipeline's Quantizer, reused by the drift repair
     tflite_layout: str | None = None
+    float_nodes: tuple[str, ...] = ()  # nodes that must stay float in every int8 artifact (deform sampling path)
     warnings: list[str] = field(default_factory=list)
 
     def check_inputs(self) -> np.ndarray:

@@ -106,14 +106,20 @@ def _repair(
         "baseline",
         ctx.method,
         ctx.profile.reduce_range,
-        ctx.recipe.keep_float_nodes,
+        ctx.recipe.keep_float_nodes + ctx.float_nodes,
         baseline_copy,
         verdict,
         computations,
     )
     slow = nodes_of_types(ctx.quantizer.preprocessed, ctx.profile.int8_slower_op_types)
     result = repair(
-        ctx.quantizer, evaluate, work, baseline, images, saturating_target=basis == HOST_KERNELS, always_float=slow
+        ctx.quantizer,
+        evaluate,
+        work,
+        baseline,
+        images,
+        saturating_target=basis == HOST_KERNELS,
+        always_float=tuple(dict.fromkeys(ctx.float_nodes + slow)),
     )
     best = result.best
     if best is not baseline:

@@ -82,11 +82,28 @@ def run_simplify(ctx: ExportContext) -> dict[str, Any]:
     dst = ctx.out / "model.fp32.onnx"
     info = simplify(ctx.artifacts["exported"], dst)
     ctx.artifacts["fp32_onnx"] = dst
+    if ctx.options.deform == "gather":
+        info["deform"] = _rewrite_deform(ctx, dst)
     inputs = ctx.check_inputs()
     before = load(ctx.artifacts["exported"])(inputs)
     after = load(dst)(inputs)
     ctx.reference_outputs["fp32_onnx"] = after
     return {**info, "check": _parity(before, after, "parity simplified vs exported")}
+
+
+def _rewrite_deform(ctx: ExportContext, path: Any) -> dict[str, Any]:
+    """Replace every DeformConv by the gather decomposition; its sampling path stays float in int8."""
+    import onnx
+
+    from edgecnn.lowering.onnx import rewrite_deform_conv
+
+    model = onnx.load(str(path))
+    if not any(n.op_type == "DeformConv" for n in model.graph.node):
+        return {"rewritten": 0}
+    rewritten, sampling = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
+    onnx.save_model(rewritten, str(path))
+    ctx.float_nodes = tuple(n for names in sampling.values() for n in names)
+    return {"rewritten": len(sampling), "lowering": "gather", "float_nodes": len(ctx.float_nodes)}
 
 
 def run_quantize(ctx: ExportContext) -> dict[str, Any]:
@@ -97,8 +114,10 @@ def run_quantize(ctx: ExportContext) -> dict[str, Any]:
     recipe = ctx.recipe
     advance = ctx.reporter.bar(f"calibrating ({ctx.method}, {len(ctx.calib)} samples)", len(ctx.calib))
     ctx.quantizer = Quantizer(ctx.artifacts["fp32_onnx"], ctx.calib.images, recipe.bins, recipe.percentile, advance)
+    # Pre-processing folds some sampling-path nodes into constants: only the ones left need keeping float.
+    ctx.float_nodes = tuple(n for n in ctx.float_nodes if n in set(ctx.quantizer.node_names))
     info = ctx.quantizer.quantize(
-        dst, ctx.method, ctx.profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes
+        dst, ctx.method, ctx.profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes + ctx.float_nodes
     )
     ctx.artifacts["int8_onnx"] = dst
     out = load(dst)(ctx.check_inputs())

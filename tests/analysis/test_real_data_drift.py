@@ -41,3 +41,32 @@ def test_int8_keeps_the_answers_of_every_family(tmp_path, family, trained_zoo, d
     if "fix" in drift:  # a repair happened: it says what it kept in float and what that cost
         assert drift["fix"]["attempts"] and drift["fix"]["bytes_after"] > 0
         assert drift["initial"]["passed"] is False
+
+
+@pytest.mark.slow
+def test_dcn_gather_fallback_int8_keeps_the_answers(tmp_path, trained_zoo, digits_npz):
+    """The gather decomposition of DeformConv, int8 with its sampling path in float, agrees with fp32."""
+    import onnx
+
+    model = trained_zoo("dcn")
+    result = export(
+        model["name"],
+        out=tmp_path / "dcn-gather",
+        weights=model["path"],
+        num_classes=10,
+        in_chans=1,
+        resolution=32,
+        calib=digits_npz["path"],
+        calib_size=128,
+        holdout=232,
+        formats="onnx,ort",
+        deform="gather",
+        **model["scaling"],
+    )
+    manifest = result.manifest
+    assert manifest["stages"]["simplify"]["deform"]["rewritten"] >= 1
+    for key in ("fp32_onnx", "int8_onnx"):
+        assert not any(n.op_type == "DeformConv" for n in onnx.load(str(result.artifacts[key])).graph.node)
+    assert manifest["drift"]["judged"] and manifest["drift"]["passed"], manifest["drift"]["final"]["failures"]
+    assert manifest["agreement"]["top1"] >= 0.99
+    assert manifest["agreement"]["fp32_accuracy"] - manifest["agreement"]["int8_accuracy"] <= 0.01
