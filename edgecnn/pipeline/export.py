@@ -38,6 +38,8 @@ ARTIFACT_ORDER = (
     "int8_ort_config",
     "fp32_tflite",
     "int8_tflite",
+    "fp32_mmdeploy_onnx",
+    "int8_mmdeploy_onnx",
     "drift_chart",
 )
 
@@ -88,6 +90,10 @@ def _validate(options: ExportOptions) -> None:
     if options.opset is not None and not 19 <= options.opset <= 21:
         raise UsageError(f"--opset must be between 19 and 21 (the dynamo exporter needs ≥ 19), got {options.opset}")
     Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
+    if options.deform not in ("native", "custom", "gather"):
+        raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")
+    if options.tflite_io not in ("int8", "float"):
+        raise UsageError(f"--tflite-io must be int8 or float, got '{options.tflite_io}'")
     if options.calib_size is not None and options.calib_size < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
 

@@ -124,3 +124,25 @@ def test_tflite_nchw_io(tmp_path):
     )
     assert result.manifest["model"]["tflite_input_layout"] == "NCHW"
     assert result.manifest["stages"]["tflite"]["check"]["relative_error"] <= 1e-4
+
+
+def test_dcn_custom_op_twins(tmp_path):
+    import onnx
+
+    result = export(
+        "resnet50_dcn",
+        out=tmp_path / "o",
+        width=0.25,
+        resolution=32,
+        num_classes=4,
+        calib_size=4,
+        holdout=4,
+        formats="onnx",
+        deform="custom",
+    )
+    for key in ("fp32_mmdeploy_onnx", "int8_mmdeploy_onnx"):
+        ops = {(n.domain, n.op_type) for n in onnx.load(str(result.artifacts[key])).graph.node}
+        assert ("mmdeploy", "MMCVDeformConv2d") in ops and ("", "DeformConv") not in ops
+    assert result.manifest["stages"]["custom"]["status"] == "ok"
+    # The runnable artifacts keep the standard op.
+    assert any(n.op_type == "DeformConv" for n in onnx.load(str(result.artifacts["fp32_onnx"])).graph.node)
