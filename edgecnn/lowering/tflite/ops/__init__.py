@@ -1,6 +1,6 @@
 """The lowerings, one module per op family; importing this package registers them all."""
 
-# gather comes after gemm: its MatMul lowering (batched) replaces gemm's and delegates the 2-D case to it.
-from edgecnn.lowering.tflite.ops import conv, elementwise, gemm, gather, pool, shape
+# gather imports gemm, so its batched MatMul lowering always replaces gemm's (and hands it the 2-D case).
+from edgecnn.lowering.tflite.ops import conv, elementwise, gather, gemm, pool, shape
 
 __all__ = ["conv", "elementwise", "gather", "gemm", "pool", "shape"]

@@ -60,7 +60,11 @@ def _dtype(ctx: LoweringContext, node: onnx.NodeProto, name: str) -> type:
 
 
 def declare_typed(
-    ctx: LoweringContext, node: onnx.NodeProto, name: str, layout: Sequence[int] | None = None, dtype: type = None
+    ctx: LoweringContext,
+    node: onnx.NodeProto,
+    name: str,
+    layout: Sequence[int] | None = None,
+    dtype: type | None = None,
 ) -> int:
     """Create the TFLite tensor of ONNX value ``name`` with its own element type (or ``dtype``)."""
     dtype = dtype or _dtype(ctx, node, name)
@@ -99,7 +103,8 @@ def lower_cast(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         return
     source = _canonical(ctx, x)
     out = declare_typed(ctx, node, out_name, dtype=out_type)
-    options = schema.CastOptionsT(inDataType=ctx.builder.tensors[source].type, outDataType=ctx.builder.tensors[out].type)
+    types = ctx.builder.tensors
+    options = schema.CastOptionsT(inDataType=types[source].type, outDataType=types[out].type)
     ctx.op(OP.CAST, [source], [out], options)
 
 
