@@ -59,21 +59,32 @@ def _agreement(
     return agreement
 
 
+def _evaluation(ctx: ExportContext) -> tuple[Any, np.ndarray, Thresholds]:
+    """The held-out samples (calibration ones when none are held out), fp32 ONNX logits on them (computed once
+    per export, shared by every int8 artifact's check) and the export's thresholds."""
+    data = ctx.holdout if len(ctx.holdout) else ctx.calib
+    if "fp32_eval" not in ctx.reference_outputs:
+        ctx.reference_outputs["fp32_eval"] = load(ctx.artifacts["fp32_onnx"])(data.images)
+    options = ctx.options
+    return (
+        data,
+        ctx.reference_outputs["fp32_eval"],
+        Thresholds(options.min_agreement, options.max_drop, options.min_cosine),
+    )
+
+
 def check_drift(ctx: ExportContext) -> dict[str, Any]:
     """Measure, judge and (when asked and needed) repair the int8 model; returns the stage's figures."""
-    data = ctx.holdout if len(ctx.holdout) else ctx.calib
+    data, fp32, thresholds = _evaluation(ctx)
     reasons = _not_judged_reasons(ctx)
-    fp32 = load(ctx.artifacts["fp32_onnx"])(data.images)
     basis = int8_basis(ctx.profile.arch, ctx.profile.features)
-    options = ctx.options
-    thresholds = Thresholds(options.min_agreement, options.max_drop, options.min_cosine)
     evaluate = evaluator(data.images, fp32, data.labels, basis, thresholds)
     int8_path = ctx.artifacts["int8_onnx"]
     verdict, computations = evaluate(int8_path)
     record: dict[str, Any] = {"judged": not reasons, "not_judged_because": reasons, "initial": dict(verdict)}
     if reasons:
         ctx.warn(f"drift not judged ({'; '.join(reasons)}): figures recorded, thresholds not applied")
-    elif not verdict["passed"] and options.fix:
+    elif not verdict["passed"] and ctx.options.fix:
         record["fix"] = _repair(ctx, int8_path, verdict, computations, evaluate, data.images, basis)
         verdict, computations = record["fix"]["verdict"], record["fix"].pop("computations")
     record.update(final=verdict, passed=verdict["passed"] if not reasons else None)
@@ -158,11 +169,8 @@ def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> dict[str, Any]
     from edgecnn.analysis.drift import figures as drift_figures
     from edgecnn.analysis.drift import verdict
 
-    data = ctx.holdout if len(ctx.holdout) else ctx.calib
+    data, fp32, thresholds = _evaluation(ctx)
     reasons = _not_judged_reasons(ctx)
-    fp32 = load(ctx.artifacts["fp32_onnx"])(data.images)
-    options = ctx.options
-    thresholds = Thresholds(options.min_agreement, options.max_drop, options.min_cosine)
     computations = {name: drift_figures(fp32, runner(data.images), data.labels, data.class_names)}
     judged = verdict(computations, name, thresholds)
     summary = {k: v for k, v in computations[name].items() if k != "per_class"}
