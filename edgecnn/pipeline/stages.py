@@ -163,11 +163,15 @@ def run_tflite(ctx: ExportContext) -> dict[str, Any]:
     from edgecnn.lowering.tflite import convert, unsupported_nodes
 
     model = onnx.load(str(ctx.artifacts["fp32_onnx"]))
+    float_scopes: tuple[str, ...] = ()
     deformable = any(n.op_type == "DeformConv" for n in model.graph.node)
     if deformable:  # TFLite has no DeformConv: its builtin-op decomposition runs everywhere
         from edgecnn.lowering.onnx import rewrite_deform_conv
+        from edgecnn.lowering.tflite.quantize import node_scope
 
-        model, _ = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
+        model, sampling = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
+        scope = node_scope(model, [n for names in sampling.values() for n in names])
+        float_scopes = (scope,) if scope else ()
     missing = unsupported_nodes(model)
     if missing and not ctx.formats_requested:
         listed = ", ".join(sorted(missing))
@@ -189,24 +193,26 @@ def run_tflite(ctx: ExportContext) -> dict[str, Any]:
         "deform": "gather decomposition" if deformable else None,
     }
     check: dict[str, Any] = {"relative_error": figures["relative_error"]}
-    if ctx.options.quantize and deformable:
-        ctx.warn(
-            "no int8 .tflite for a deformable network yet: its sampling path must stay float, which the "
-            "TFLite quantization does not arrange yet (the fp32 .tflite is written and checked)"
-        )
-    elif ctx.options.quantize:
-        info["int8"] = _tflite_int8(ctx, lowered.data, lowered.input_layout)
+    if ctx.options.quantize:
+        info["int8"] = _tflite_int8(ctx, lowered.data, lowered.input_layout, float_scopes)
         check.update({f"int8_{k}": v for k, v in info["int8"]["check"].items()})
     return {**info, "check": check}
 
 
-def _tflite_int8(ctx: ExportContext, fp32: bytes, layout: str) -> dict[str, Any]:
-    """Full-integer int8 `.tflite` (ai-edge-quantizer) on the calibration set; drift judged like the ORT artifact."""
+def _tflite_int8(ctx: ExportContext, fp32: bytes, layout: str, float_scopes: tuple[str, ...]) -> dict[str, Any]:
+    """Full-integer int8 `.tflite` (ai-edge-quantizer) on the calibration set; drift judged like the ORT artifact.
+
+    ``float_scopes`` (tensor-name regexes) stay float: the sampling path of deformable layers."""
     from edgecnn.lowering.tflite.quantize import quantize_tflite
     from edgecnn.pipeline.drift_check import judge_artifact
 
     quantized = quantize_tflite(
-        fp32, ctx.calib.images, layout, ctx.recipe.tflite_keep_float_ops, io=ctx.options.tflite_io
+        fp32,
+        ctx.calib.images,
+        layout,
+        ctx.recipe.tflite_keep_float_ops,
+        io=ctx.options.tflite_io,
+        keep_float_scopes=float_scopes,
     )
     dst = ctx.out / "model.int8.tflite"
     dst.write_bytes(quantized.data)
@@ -222,6 +228,7 @@ def _tflite_int8(ctx: ExportContext, fp32: bytes, layout: str) -> dict[str, Any]
     figures = judge_artifact(ctx, load(dst, layout=layout), "tflite")
     return {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",
+        "float_scopes": len(float_scopes),
         "io": io,
         "seconds": round(quantized.seconds, 2),
         "op_counts": quantized.op_counts,

@@ -153,7 +153,8 @@ def test_batched_matmul(a, b, b_constant):
 
 
 # --- a whole deformable layer
-def _deform_model(tmp_path, modulated: bool, stride: int) -> onnx.ModelProto:
+def _deform_model(tmp_path, modulated: bool, stride: int) -> tuple[onnx.ModelProto, list[str]]:
+    """A Conv and a DeformConv layer, exported, simplified and rewritten; and the rewrite's float nodes."""
     torch.manual_seed(0)
     module = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1),
@@ -166,13 +167,17 @@ def _deform_model(tmp_path, modulated: bool, stride: int) -> onnx.ModelProto:
     simplify(exported, simplified)
     model = onnx.shape_inference.infer_shapes(onnx.load(str(simplified)))
     assert any(n.op_type == "DeformConv" for n in model.graph.node)
-    rewritten, _ = rewrite_deform_conv(model)
-    return rewritten
+    rewritten, float_nodes = rewrite_deform_conv(model)
+    types = {n.name: n.op_type for n in model.graph.node}
+    (names,) = float_nodes.values()
+    branch = {types[n] for n in names if n in types}  # the nodes that were in the graph before the rewrite
+    assert branch == ({"Conv", "Slice", "Sigmoid", "Mul"} if modulated else {"Conv"}), branch
+    return rewritten, names
 
 
 @pytest.mark.parametrize(("modulated", "stride"), [(True, 1), (False, 1), (True, 2)], ids=["v2", "v1", "v2-stride2"])
 def test_deformable_layer_matches_onnx_runtime(tmp_path, modulated, stride):
-    model = _deform_model(tmp_path, modulated, stride)
+    model, _ = _deform_model(tmp_path, modulated, stride)
     assert unsupported_nodes(model) == {}
     lowered = convert(model)
     assert lowered.op_counts.get("GATHER", 0) >= 4
@@ -189,3 +194,43 @@ def test_deformable_layer_matches_onnx_runtime(tmp_path, modulated, stride):
                 worst = max(worst, relative_error(actual[out], reference.transpose(0, 2, 3, 1)))
     MAX_ERRORS["deform-layer"] = max(MAX_ERRORS.get("deform-layer", 0.0), worst)
     assert worst <= TOLERANCE, f"relative error {worst:.3g} > {TOLERANCE}"
+
+
+# --- int8: the sampling path stays float
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return float(np.mean((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))))
+
+
+def test_int8_keeps_the_offset_branch_and_sampling_path_float(tmp_path):
+    """With the rewrite's float nodes as a scope, only the weight MatMul side of the layer is int8."""
+    pytest.importorskip("ai_edge_quantizer")
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+    from edgecnn.lowering.tflite.quantize import node_scope, quantize_tflite
+
+    model, names = _deform_model(tmp_path, modulated=True, stride=1)
+    scope = node_scope(model, names)
+    lowered = convert(model)
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((32, 3, 12, 12)).astype(np.float32)
+    x = rng.standard_normal((8, 3, 12, 12)).astype(np.float32).transpose(0, 2, 3, 1)
+    name = model.graph.input[0].name
+    reference = np.concatenate([run_tflite(lowered.data, {name: s[None]}, RESOLVERS[0])["logits"] for s in x])
+    cosines = {}
+    for label, scopes in (("all int8", ()), ("sampling float", (scope,))):
+        quantized = quantize_tflite(lowered.data, calibration, keep_float_scopes=scopes, io="float")
+        out = [run_tflite(quantized.data, {name: s[None]}, RESOLVERS[0])["logits"] for s in x]
+        cosines[label] = _cosine(np.concatenate(out), reference)
+    flat = schema.ModelT.InitFromPackedBuf(bytearray(quantized.data), 0)
+    graph, codes = flat.subgraphs[0], [c.builtinCode for c in flat.operatorCodes]
+    int8 = {
+        OPERATOR_NAMES[codes[op.opcodeIndex]]
+        for op in graph.operators
+        if graph.tensors[op.outputs[0]].type == schema.TensorType.INT8
+    }
+    assert "FULLY_CONNECTED" in int8  # the weight MatMul
+    assert not int8 & {"GATHER", "FLOOR", "SELECT_V2", "LOGISTIC", "STRIDED_SLICE", "SUB"}
+    assert sum(graph.tensors[op.outputs[0]].type == schema.TensorType.INT8 for op in graph.operators) >= 4
+    assert cosines["sampling float"] >= 0.99 and cosines["sampling float"] > cosines["all int8"] + 0.05, cosines

@@ -25,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgecnn.errors import UsageError
 
 _FLOAT_EXACT = 2**24  # float32 holds every integer row index below this exactly
+_BRANCH_DEPTH = 6  # how far back from a DeformConv the offset branch is searched for its Conv
 
 
 @dataclass(frozen=True)
@@ -262,11 +263,28 @@ def _lower_node(
     return b, sampling
 
 
+def _offset_branch(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto]) -> list[str]:
+    """The nodes from the Conv that predicts ``node``'s offsets (and mask) to the DeformConv: that Conv and
+    the Slice/Sigmoid/Mul… between. Empty when no Conv is found within a few nodes (offsets given as input)."""
+    branch: list[str] = []
+    frontier = [t for t in (node.input[2], *node.input[4:5]) if t]
+    for _ in range(_BRANCH_DEPTH):
+        parents = [producers[t] for t in frontier if t in producers]
+        if not parents:
+            break
+        branch += [p.name for p in parents if p.name not in branch]
+        frontier = [t for p in parents if p.op_type != "Conv" for t in p.input if t in producers]
+        if not frontier:
+            return branch
+    return []
+
+
 def rewrite_deform_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, list[str]]]:
     """Replace every standard ``DeformConv`` with Gather/MatMul and other standard ops.
 
-    Returns the new (checked) model and, per rewritten node name, the names of
-    the nodes that compute the bilinear samples, which should stay in float.
+    Returns the new (checked) model and, per rewritten node name, the names of the nodes
+    that should stay in float in an int8 model: the offset branch (the Conv predicting the
+    offsets and mask, and what lies between) and the nodes computing the bilinear samples.
     The input and weight shapes must be static; raises UsageError otherwise.
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
@@ -276,13 +294,15 @@ def rewrite_deform_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[s
     new_nodes: list[onnx.NodeProto] = []
     sampling: dict[str, list[str]] = {}
     folded: set[str] = set()
+    producers = {out: n for n in graph.node for out in n.output}
     for index, node in enumerate(graph.node):
         if node.op_type != "DeformConv" or node.domain not in ("", "ai.onnx"):
             new_nodes.append(node)
             continue
         name = node.name or f"DeformConv_{index}"
         folded.add(node.input[1])
-        built, sampling[name] = _lower_node(node, name, shapes, inits)
+        built, samples = _lower_node(node, name, shapes, inits)
+        sampling[name] = _offset_branch(node, producers) + samples
         new_nodes.extend(built.nodes)
         graph.initializer.extend(built.initializers)
     del graph.node[:]

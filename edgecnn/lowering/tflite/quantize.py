@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import io as _io
+import re
 import time
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,18 @@ class QuantizedTflite:
     output_dtype: str
     op_counts: dict[str, int]
     seconds: float = 0.0  # wall time of calibration + quantization
+
+
+def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
+    """A regex on ``.tflite`` tensor names matching the ops lowered from the ONNX nodes ``node_names``
+    (a lowered tensor is named after its ONNX output, plus ``/…`` or ``:n`` for helpers; the
+    quantizer joins an op's output names with ``;``), for
+    ``keep_float_scopes``; None when no node is named."""
+    wanted = set(node_names)
+    outputs = [out for node in model.graph.node if node.name in wanted for out in node.output if out]
+    if not outputs:
+        return None
+    return "^(?:" + "|".join(re.escape(o) for o in sorted(set(outputs))) + ")(?:[/:;]|$)"
 
 
 def _schema() -> Any:
@@ -99,6 +113,7 @@ def quantize_tflite(
     input_layout: str = "NHWC",
     keep_float_ops: tuple[str, ...] = (),
     io: str = "int8",
+    keep_float_scopes: tuple[str, ...] = (),
 ) -> QuantizedTflite:
     """Quantize a lowered fp32 ``.tflite`` to full int8.
 
@@ -106,7 +121,8 @@ def quantize_tflite(
     the ``.tflite``'s input (``LoweredModel.input_layout``). ``keep_float_ops`` names TFLite builtin ops
     ("MEAN", "LOGISTIC", …) that stay in float, with DEQUANTIZE/QUANTIZE around them. ``io="int8"`` makes
     the model's input and output int8; ``io="float"`` keeps them float32 with QUANTIZE/DEQUANTIZE inside.
-    Ops ai-edge-quantizer has no int8 rule for stay in float the same way.
+    ``keep_float_scopes`` are regexes on output tensor names whose ops stay float (a deformable layer's
+    sampling path, :func:`node_scope`). Ops ai-edge-quantizer has no int8 rule for stay in float the same way.
     """
     if io not in IO_MODES:
         raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
@@ -141,6 +157,8 @@ def quantize_tflite(
             # Later rules win: these override the '*' rule of the recipe for the ops named.
             for op in (*keep_float_ops, *(("INPUT", "OUTPUT") if io == "float" else ())):
                 tool.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=no_quantize)
+            for scope in keep_float_scopes:
+                tool.update_quantization_recipe(regex=scope, operation_name="*", algorithm_key=no_quantize)
             statistics = tool.calibrate({SIGNATURE: [{input_name: s} for s in samples]}, num_threads=1)
             result = tool.quantize(statistics, enable_progress_report=False)
         data = bytes(result.quantized_model)
