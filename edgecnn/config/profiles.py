@@ -16,6 +16,7 @@ ISA_FEATURES = ("neon", "dotprod", "i8mm", "fp16", "sve", "sse4", "avx2", "avx51
 RUNTIMES = ("onnxruntime", "tflite")
 FORMATS = ("onnx", "ort", "tflite")
 SCALING_KEYS = ("width", "resolution", "phi", "depth", "growth_rate")
+DEFORM_LOWERINGS = ("native", "custom", "gather")  # how DeformConv reaches the device (see ExportOptions.deform)
 
 PROFILE_SCHEMA: dict[str, Field] = {
     "name": Field(str),
@@ -33,6 +34,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
     "runtimes": Field(items=str, choices=RUNTIMES),
     "formats": Field(items=str, choices=FORMATS),
     "threads": Field(int, check=positive),
+    "deform": Field(str, required=False, choices=DEFORM_LOWERINGS),
     "int8": Field(
         {
             "reduce_range": Field(bool),
@@ -67,6 +69,7 @@ class Profile:
     runtimes: tuple[str, ...]
     formats: tuple[str, ...]
     threads: int
+    deform: str  # DeformConv lowering this device runs: native (ORT ≥ 1.25), custom (mmdeploy) or gather
     reduce_range: bool
     reduce_range_reason: str
     int8_slower_op_types: tuple[str, ...]
@@ -94,6 +97,7 @@ class Profile:
             "cores": self.cores,
             "features": list(self.features),
             "threads": self.threads,
+            "deform": self.deform,
             "reduce_range": self.reduce_range,
             "formats": list(self.formats),
         }
@@ -138,6 +142,7 @@ def load_profile_file(path: Path) -> Profile:
         runtimes=tuple(data["runtimes"]),
         formats=tuple(data["formats"]),
         threads=data["threads"],
+        deform=data.get("deform") or ("native" if "onnxruntime" in data["runtimes"] else "gather"),
         reduce_range=data["int8"]["reduce_range"],
         reduce_range_reason=data["int8"]["reason"],
         int8_slower_op_types=tuple(data["int8"].get("slower_op_types") or ()),

@@ -43,7 +43,9 @@ class ExportOptions:
     opset: int | None = None
     quantize: bool = True
     dynamic_batch: bool = False
-    deform: str = "native"  # DeformConv: keep the standard op (ORT ≥ 1.25 runs it) or rewrite it to gathers
+    # DeformConv: keep the standard op (native, ORT ≥ 1.25), add mmdeploy custom-op twins (custom) or rewrite
+    # it to gathers any runtime runs (gather); None takes the profile's
+    deform: str | None = None
     nchw_io: bool = False  # TFLite: keep the input NCHW (a leading TRANSPOSE) instead of TFLite's NHWC
     tflite_io: str = "int8"  # TFLite int8 artifact: int8 input/output (scale, zero point in the manifest) or float
     force: bool = False

@@ -90,7 +90,7 @@ def _validate(options: ExportOptions) -> None:
     if options.opset is not None and not 19 <= options.opset <= 21:
         raise UsageError(f"--opset must be between 19 and 21 (the dynamo exporter needs ≥ 19), got {options.opset}")
     Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
-    if options.deform not in ("native", "custom", "gather"):
+    if options.deform is not None and options.deform not in ("native", "custom", "gather"):
         raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")
     if options.tflite_io not in ("int8", "float"):
         raise UsageError(f"--tflite-io must be int8 or float, got '{options.tflite_io}'")
@@ -109,6 +109,8 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     reporter = reporter or Reporter()
     _validate(options)
     profile = load_profile(options.profile)
+    if options.deform is None:
+        options.deform = profile.deform
     formats = parse_formats(options.formats, profile.formats)
     scaling = {
         "width": options.width,

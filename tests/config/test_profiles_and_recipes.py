@@ -27,6 +27,18 @@ def test_reduce_range_follows_the_cpu():
         assert profile.is_arm and profile.reduce_range is False
 
 
+def test_deform_lowering_defaults_to_what_the_runtimes_run(tmp_path):
+    assert load_profile("raspberrypi4").deform == "native"  # ONNX Runtime ≥ 1.25 has a DeformConv kernel
+    for folder, text, expected in (
+        ("tflite-only", GOOD_PROFILE.replace("runtimes: [onnxruntime, tflite]", "runtimes: [tflite]"), "gather"),
+        ("explicit", GOOD_PROFILE + "\ndeform: custom\n", "custom"),
+    ):
+        path = tmp_path / folder / "raspberrypi4.yaml"
+        path.parent.mkdir()
+        path.write_text(text)
+        assert load_profile(str(path)).deform == expected
+
+
 def test_every_family_has_a_recipe():
     assert set(FAMILIES) | {"default"} <= set(list_recipes())
     for name in list_recipes():
@@ -50,6 +62,7 @@ GOOD_PROFILE = (Path(__file__).resolve().parents[2] / "device_profiles" / "raspb
         (lambda t: t.replace("mobilenet: {", "mobilenett: {"), "defaults.mobilenett: unknown family"),
         (lambda t: t.replace("threads: 4", "threads: 8"), "threads: 8 is more than the 4 cores"),
         (lambda t: t.replace("name: raspberrypi4", "name: [oops"), "is not valid YAML"),
+        (lambda t: t + "\ndeform: bilinear\n", "deform: 'bilinear' is not one of native, custom, gather"),
     ],
 )
 def test_bad_profiles_name_file_and_field(tmp_path, edit, message):
