@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e '.[dev]' $(TORCH)
+	$(PIP) install --quiet -e '.[export,tflite,dev]' $(TORCH)
 	@touch $(STAMP)
 
 demo: install

@@ -61,3 +61,7 @@ class DriftError(EdgecnnError):
     """Accuracy drift over the thresholds (the artifacts are written; the exit code says it)."""
 
     exit_code = EXIT_DRIFT
+
+
+class BenchError(EdgecnnError):
+    """A benchmark could not run: unreachable device, refused key, no runtime, a model the runtime rejects."""

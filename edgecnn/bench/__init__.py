@@ -1,0 +1,8 @@
+"""On-device latency: the standalone harness (``harness.py``), SSH transport (``remote.py``), ``bench()``.
+
+``harness.py`` is also a single file to copy to a device: ``python harness.py MODEL --threads 4``.
+"""
+
+from edgecnn.bench.api import bench, bench_probe_suite, run_suite
+
+__all__ = ["bench", "bench_probe_suite", "run_suite"]

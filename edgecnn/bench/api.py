@@ -1,0 +1,287 @@
+"""``edgecnn bench``: time artifacts with the standalone harness, here or on a device over SSH.
+
+Locally the harness runs in a subprocess, one per artifact, so a runtime that crashes or a corrupt model
+is an error message, never a crash of edgecnn. Remotely it is copied with the artifacts into a fresh
+temporary directory on the device, run there with the device's Python, and the directory is removed.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from edgecnn.bench.harness import DEFAULT_WARMUP, FORMATS
+from edgecnn.bench.remote import Session, SshTarget
+from edgecnn.errors import BenchError, UsageError
+
+HARNESS = Path(__file__).resolve().with_name("harness.py")
+RESULTS_SCHEMA = "edgecnn-bench-results/1"
+TIMING_KEYS = ("runs", "min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms", "peak_rss_mb")
+SUITES = ("probes",)
+
+
+def _check_artifacts(artifacts: Iterable[str | Path]) -> list[Path]:
+    paths = [Path(a) for a in artifacts]
+    if not paths:
+        raise UsageError("no artifact to benchmark: give one or more .onnx, .ort or .tflite files")
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"artifact {path} does not exist")
+        if path.suffix.lower() not in FORMATS:
+            raise UsageError(
+                f"cannot run {path}: unknown artifact format '{path.suffix}' (known: .onnx, .ort, .tflite)"
+            )
+    return paths
+
+
+def _harness_options(threads: int, runs: int | None, warmup: int, budget_s: float | None, xnnpack: bool) -> list[str]:
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, not {threads}")
+    if runs is not None and runs < 1:
+        raise UsageError(f"--runs must be >= 1, not {runs}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, not {warmup}")
+    if budget_s is not None and budget_s <= 0:
+        raise UsageError(f"--budget-s must be > 0, not {budget_s:g}")
+    options = ["--compact", "--threads", str(threads), "--warmup", str(warmup)]
+    options += ["--runs", str(runs)] if runs is not None else []
+    options += ["--budget-s", repr(float(budget_s))] if budget_s is not None else []
+    options += [] if xnnpack else ["--no-xnnpack"]
+    return options
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def interpret(
+    returncode: int, stdout: str, stderr: str, name: str, where: str, python: str, renames: dict[str, str]
+) -> dict[str, Any]:
+    """The harness's result, or a one-line BenchError saying what went wrong where (``where``: '' or 'host: ')."""
+
+    def rename(text: str) -> str:
+        for remote_name, local_name in renames.items():
+            text = text.replace(remote_name, local_name)
+        return text
+
+    payload: Any = None
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                payload = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            break
+    if isinstance(payload, dict) and "error" in payload:
+        raise BenchError(f"{where}{rename(str(payload['error']))}")
+    if returncode == 0 and isinstance(payload, dict):
+        return payload
+    last = next((line.strip() for line in reversed(stderr.strip().splitlines()) if line.strip()), "no message")
+    if returncode == 127 and ("not found" in stderr or "no such file" in stderr.lower()):
+        _no_python(where, python)
+    if returncode < 0 or returncode > 128:  # killed by a signal (a remote shell reports 128 + signal)
+        number = -returncode if returncode < 0 else returncode - 128
+        hint = " (out of memory?)" if number == signal.SIGKILL else ""
+        raise BenchError(f"{where}the runtime crashed ({_signal_name(number)}{hint}) while benchmarking {name}")
+    if "SyntaxError" in stderr:
+        raise BenchError(f"{where}{python} cannot run the harness (it needs Python >= 3.8): {last}")
+    raise BenchError(f"{where}the harness failed on {name} (exit {returncode}): {rename(last)}")
+
+
+def _no_python(where: str, python: str) -> NoReturn:
+    raise BenchError(f"{where}no Python at '{python}'; install python3 (>= 3.8) or pass --python PATH")
+
+
+def _bench_local(
+    paths: list[Path], options: list[str], inputs: Path | None, python: str | None, timeout: float, progress: Any
+) -> list[dict[str, Any]]:
+    python = python or sys.executable
+    extra = ["--input", str(inputs)] if inputs else []
+    results = []
+    for i, path in enumerate(paths):
+        progress(f"[{i + 1}/{len(paths)}] {path.name}")
+        argv = [python, str(HARNESS), str(path), *options, *extra]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            _no_python("", python)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"benchmarking {path.name} did not finish within {timeout:g} s") from None
+        result = interpret(done.returncode, done.stdout, done.stderr, path.name, "", python, {})
+        result.update({"artifact": path.name, "path": str(path), "host": "local"})
+        results.append(result)
+    return results
+
+
+def _bench_remote(
+    paths: list[Path],
+    options: list[str],
+    inputs: Path | None,
+    python: str,
+    target: SshTarget,
+    timeout: float,
+    progress: Any,
+) -> list[dict[str, Any]]:
+    # Files go to the device under fixed safe names (a0.onnx …): no local file name reaches the remote shell.
+    remote_names = [f"a{i}{path.suffix.lower()}" for i, path in enumerate(paths)]
+    renames = {name: path.name for name, path in zip(remote_names, paths, strict=True)}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as staging:
+        stage = Path(staging)
+        (stage / "harness.py").symlink_to(HARNESS)
+        for name, path in zip(remote_names, paths, strict=True):
+            (stage / name).symlink_to(path.resolve())
+        files = [stage / "harness.py", *(stage / name for name in remote_names)]
+        if inputs:
+            (stage / "input.npy").symlink_to(inputs.resolve())
+            files.append(stage / "input.npy")
+        progress(f"connecting to {target.where}")
+        with Session(target, run_timeout=timeout) as session:
+            session.copy(files)
+            extra = ["--input", session.path("input.npy")] if inputs else []
+            for i, (name, path) in enumerate(zip(remote_names, paths, strict=True)):
+                progress(f"[{i + 1}/{len(paths)}] {path.name} on {target.where}")
+                remote = [python, session.path("harness.py"), session.path(name), *options, *extra]
+                done = session.ssh(remote, what=f"benchmarking {path.name}")
+                result = interpret(
+                    done.returncode, done.stdout, done.stderr, path.name, f"{target.where}: ", python, renames
+                )
+                result.update({"artifact": path.name, "path": str(path), "host": target.host})
+                results.append(result)
+            remote_dir = session.remote_dir
+    for result in results:
+        result["remote_dir"] = remote_dir
+    return results
+
+
+def bench(
+    artifacts: Sequence[str | Path],
+    host: str | None = None,
+    threads: int = 1,
+    runs: int | None = None,
+    warmup: int = DEFAULT_WARMUP,
+    budget_s: float | None = None,
+    inputs: str | Path | None = None,
+    xnnpack: bool = True,
+    python: str | None = None,
+    port: int | None = None,
+    identity: str | Path | None = None,
+    known_hosts: str | Path | None = None,
+    connect_timeout: float = 10.0,
+    timeout: float = 600.0,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Time each artifact with the harness, locally or on ``host`` over SSH; one result dict per artifact.
+
+    ``runs`` timed runs (100 by default) or ``budget_s`` seconds, whichever first, after ``warmup`` runs;
+    ``inputs`` is a ``.npy`` for the first input (random otherwise); ``python`` the interpreter to run the
+    harness with (this one locally, ``python3`` on a device); ``timeout`` bounds each harness run.
+    Failures raise :class:`~edgecnn.errors.BenchError` (or UsageError) with a one-line message.
+    """
+    paths = _check_artifacts(artifacts)
+    options = _harness_options(threads, runs, warmup, budget_s, xnnpack)
+    input_path = Path(inputs) if inputs is not None else None
+    if input_path is not None and (input_path.suffix != ".npy" or not input_path.is_file()):
+        raise UsageError(f"--input must be an existing .npy file, not {inputs}")
+    if timeout <= 0:
+        raise UsageError("--timeout must be > 0")
+    report = progress or (lambda message: None)
+    if host is None:
+        return _bench_local(paths, options, input_path, python, timeout, report)
+    target = SshTarget(
+        host,
+        port=port,
+        identity=Path(identity) if identity else None,
+        known_hosts=Path(known_hosts) if known_hosts else None,
+        connect_timeout=connect_timeout,
+    )
+    return _bench_remote(paths, options, input_path, python or "python3", target, timeout, report)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    """Write ``payload`` as JSON through a temporary file beside ``path`` and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def run_suite(
+    probes: list[dict[str, Any]], out: str | Path, profile: str, host: str | None = None, **bench_options: Any
+) -> dict[str, Any]:
+    """Bench every probe's ``artifact`` in one session and write RESULTS.json (``edgecnn calibrate-profile``'s input).
+
+    Each result row is the probe's metadata (its ``artifact`` as a base name) plus the harness's timing keys.
+    """
+    if not probes:
+        raise UsageError("the probe suite is empty: nothing to benchmark")
+    missing = [p.get("name", "?") for p in probes if "artifact" not in p]
+    if missing:
+        raise UsageError(f"probes without an artifact: {', '.join(map(str, missing))}")
+    results = bench([p["artifact"] for p in probes], host=host, **bench_options)
+    rows = []
+    for probe, result in zip(probes, results, strict=True):
+        row = {key: value for key, value in probe.items() if key != "artifact"}
+        row["artifact"] = Path(probe["artifact"]).name
+        row.update({key: result.get(key) for key in TIMING_KEYS})
+        rows.append(row)
+    first = results[0]
+    payload = {
+        "schema": RESULTS_SCHEMA,
+        "profile": profile,
+        "host": "local" if host is None else host,
+        "threads": first.get("threads"),
+        "device": first.get("device"),
+        "runtime": first.get("runtime"),
+        "delegate": first.get("delegate"),
+        "results": rows,
+    }
+    write_json_atomic(Path(out), payload)
+    return payload
+
+
+def bench_probe_suite(profile: str, out: str | Path, host: str | None = None, **bench_options: Any) -> dict[str, Any]:
+    """Build the latency model's probe set for ``profile`` (ONNX files in a temporary directory) and run it."""
+    try:
+        from edgecnn.analysis.probes import build_probe_suite  # builds models: imports onnx, only here
+    except ModuleNotFoundError as error:
+        if error.name == "edgecnn.analysis.probes":
+            raise BenchError("this edgecnn has no probe suite (edgecnn.analysis.probes)") from None
+        if (error.name or "").split(".")[0] in ("torch", "torchvision", "onnx", "onnxruntime"):
+            raise BenchError(
+                f"the probe suite builds models and needs {error.name}: pip install 'edgecnn[export]'"
+            ) from None
+        raise
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-probes-") as tmp:
+        probes = build_probe_suite(profile, Path(tmp))
+        return run_suite(probes, out, profile, host=host, **bench_options)
