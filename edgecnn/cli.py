@@ -12,6 +12,11 @@ import click
 from edgecnn import __version__
 from edgecnn.errors import EXIT_USAGE, EdgecnnError
 
+# Modules of the `export` extra (pyproject.toml): missing ones are an install hint, not a traceback.
+EXPORT_MODULES = frozenset(
+    ["torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim", "PIL", "matplotlib"]
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="edgecnn")
@@ -23,6 +28,8 @@ def cli() -> None:
       edgecnn models                                 the model zoo, with params and MACs
       edgecnn export mobilenet --profile raspberrypi4
                                                      ONNX + int8 + .ort, checked at every stage
+      edgecnn bench model.int8.ort --host pi@raspberrypi.local
+                                                     latency on the device, over SSH
     """
 
 
@@ -183,11 +190,10 @@ class _ExportCommand(click.Command):
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
 @click.option(
     "--deform",
-    type=click.Choice(["native", "gather"]),
-    default="native",
-    show_default=True,
-    help="DeformConv: the standard op (ONNX Runtime ≥ 1.25 has a kernel) or a gather decomposition any "
-    "runtime runs; its sampling path stays float in int8.",
+    type=click.Choice(["native", "custom", "gather"]),
+    help="DeformConv: the standard op (ONNX Runtime ≥ 1.25 has a kernel), plus mmdeploy custom-op twins "
+    "(custom), or a gather decomposition any runtime runs, its sampling path float in int8 (gather) "
+    "[default: the profile's]. The .tflite always uses the gather decomposition.",
 )
 @click.option("--nchw-io", is_flag=True, help="TFLite: keep the input NCHW (default: NHWC, TFLite's convention).")
 @click.option(
@@ -389,6 +395,351 @@ def _print_drift(report: dict[str, Any]) -> None:
     console.print(f"drift ({report['basis'].replace('_', ' ')}): {status}", highlight=False)
 
 
+BENCH_HELP = """Time ARTIFACTs (.onnx, .ort, .tflite) here or on a device over SSH: p50/p90/p99, load time, peak RSS.
+
+\b
+Runs edgecnn/bench/harness.py (a single file: Python >= 3.8, numpy and one
+runtime) in a subprocess, so a crashing runtime or a corrupt model is an error
+message. Inputs are random, of each input's shape and dtype (int8/uint8 inputs
+quantized with the tensor's scale and zero point), or --input FILE.npy.
+TFLite runs with XNNPACK unless --no-xnnpack.
+
+\b
+With --host the harness and the artifacts are copied to a fresh temporary
+directory on the device, run with its python3 and removed. SSH checks the
+host key against known_hosts and uses key authentication only (no password
+prompt): run `ssh-copy-id USER@HOST` once. On the device:
+  pip install 'edgecnn[device]'   (or just: pip install numpy onnxruntime ai-edge-litert)
+
+\b
+--suite probes builds the latency model's probe set for --profile, times it and
+writes --out RESULTS.json, which `edgecnn calibrate-profile` reads.
+
+\b
+Examples:
+  edgecnn bench out/model.int8.ort out/model.int8.tflite
+  edgecnn bench model.int8.tflite --threads 4 --runs 500 --json
+  edgecnn bench model.int8.ort --host pi@raspberrypi.local --threads 4
+  edgecnn bench model.onnx --host pi@10.0.0.7 --port 2222 --identity ~/.ssh/id_ed25519 --budget-s 20
+  edgecnn bench --suite probes --profile raspberrypi4 --host pi@raspberrypi.local --out rpi4.json
+"""
+
+
+@cli.command(help=BENCH_HELP, short_help="Time artifacts here or on a device over SSH (p50/p90/p99, RSS).")
+@click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--host", metavar="[USER@]HOST", help="Run on this device over SSH [default: here].")
+@click.option("--port", type=int, help="SSH port [default: 22 or ~/.ssh/config].")
+@click.option("--identity", "-i", type=click.Path(path_type=Path), help="SSH private key.")
+@click.option("--known-hosts", type=click.Path(path_type=Path), help="known_hosts file [default: ~/.ssh/known_hosts].")
+@click.option("--connect-timeout", type=float, default=10.0, show_default=True, help="SSH connect timeout, s.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Limit for each artifact's run, s.")
+@click.option("--python", help="Interpreter for the harness [default: python3 on a device, this one here].")
+@click.option("--threads", "-t", type=int, default=1, show_default=True, help="Runtime threads.")
+@click.option("--runs", "-n", type=int, help="Timed runs [default: 100, or as many as --budget-s allows].")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
+@click.option("--budget-s", type=float, help="Stop timing after this many seconds of runs.")
+@click.option("--input", "inputs", type=click.Path(path_type=Path), help="A .npy for the first input.")
+@click.option("--no-xnnpack", is_flag=True, help="TFLite: builtin kernels, no XNNPACK delegate.")
+@click.option("--suite", type=click.Choice(["probes"]), help="Run a built-in set instead of ARTIFACTs.")
+@click.option("--profile", "-p", help="Device profile of --suite probes.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="RESULTS.json of --suite (or of ARTIFACTs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def bench(
+    artifacts: tuple[Path, ...],
+    suite: str | None,
+    profile: str | None,
+    out: Path | None,
+    as_json: bool,
+    no_xnnpack: bool,
+    **options: Any,
+) -> None:
+    from edgecnn.bench import api
+    from edgecnn.errors import UsageError
+
+    progress = None if as_json else _bench_progress()
+    options.update(xnnpack=not no_xnnpack, progress=progress)
+    if suite:
+        if artifacts:
+            raise UsageError("give either ARTIFACTs or --suite, not both")
+        if not profile or not out:
+            raise UsageError("--suite probes needs --profile P and --out RESULTS.json")
+        payload: Any = api.bench_probe_suite(profile, out, **options)
+        shared = {key: payload[key] for key in ("host", "threads", "device", "runtime", "delegate")}
+        results = [{**row, **shared} for row in payload["results"]]
+    else:
+        payload = results = api.bench(artifacts, **options)
+        if out:
+            api.write_json_atomic(out, results)
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    _print_bench(results)
+    if out:
+        _console().print(f"wrote {out}", highlight=False)
+
+
+def _bench_progress() -> Any:
+    """A callback printing progress lines on stderr (stdout stays the table)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return lambda message: console.print(f"[dim]{message}[/]", highlight=False)
+
+
+def _print_bench(results: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    threads = sorted({str(r.get("threads", "?")) for r in results})
+    table = Table(title=f"latency in ms, {'/'.join(threads)} thread(s)", title_justify="left")
+    columns = ("artifact", "runtime", "delegate", "runs", "min", "p50", "p90", "p99", "mean", "std", "load")
+    for column in (*columns, "RSS MB"):
+        left = column in ("artifact", "runtime", "delegate")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column != "artifact")
+    short = {"onnxruntime": "ort", "ai_edge_litert": "litert", "tflite_runtime": "tflite"}
+    for r in results:
+        runtime = r.get("runtime") or {}
+        table.add_row(
+            r["artifact"],
+            f"{short.get(runtime.get('name'), runtime.get('name', ''))} {runtime.get('version', '')}".strip(),
+            str(r.get("delegate", "")),
+            str(r["runs"]),
+            *(f"{r[key]:.3f}" for key in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms")),
+            f"{r['peak_rss_mb']:.1f}" if r.get("peak_rss_mb") is not None else "",
+        )
+    console = _console()
+    console.print(table)
+    device = results[0].get("device") or {}
+    where = results[0].get("host", "local")
+    freq = f", {device['freq_mhz']:g} MHz" if device.get("freq_mhz") else ""
+    governor = f", governor {device['governor']}" if device.get("governor") else ""
+    console.print(
+        f"device ({where}): {device.get('board') or device.get('cpu', '?')}, {device.get('cores', '?')} cores, "
+        f"{device.get('machine', '?')}{freq}{governor}; {device.get('os', '?')}; Python {device.get('python', '?')}",
+        highlight=False,
+    )
+
+
+# --- device profiles, latency prediction and planning
+@cli.command(short_help="List the device profiles: CPU, runtimes, budgets, latency model.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def profiles(as_json: bool) -> None:
+    """List the device profiles of device_profiles/ (each validated on load).
+
+    \b
+    Examples:
+      edgecnn profiles
+      edgecnn profiles --json
+    """
+    from edgecnn.config.profiles import list_profiles, load_profile
+
+    rows = [load_profile(name).summary() for name in list_profiles()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="device profiles", title_justify="left")
+    for column in ("name", "cpu", "cores", "threads", "formats", "budget ms", "memory MB", "latency model"):
+        table.add_column(
+            column, justify="right" if column in ("cores", "threads", "budget ms", "memory MB") else "left"
+        )
+    for row in rows:
+        latency = row["latency"]
+        model = f"{latency['runtime']}, {latency['threads']} thr, {latency['measurements']} measurements"
+        table.add_row(
+            row["name"],
+            f"{row['cpu']['model']} @ {row['cpu']['clock_ghz']:g} GHz",
+            str(row["cpu"]["cores"]),
+            str(row["threads"]),
+            ", ".join(row["formats"]),
+            f"{row['latency_budget_ms']:g}" if row["latency_budget_ms"] else "—",
+            f"{row['memory_budget_mb']:g}" if row["memory_budget_mb"] else "—",
+            model,
+        )
+    _console().print(table)
+
+
+@cli.command(short_help="Predict a network's latency on a device profile, per op class.")
+@click.argument("model")
+@click.option("--profile", "-p", required=True, help="Device profile (see `edgecnn profiles`).")
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "fp32", "int8"]),
+    default="auto",
+    show_default=True,
+    help="Predict every op at this dtype; auto reads a QDQ graph's int8 ops as int8 (a zoo MODEL: fp32).",
+)
+@click.option("--width", type=float, help="Width multiplier α (zoo MODEL).")
+@click.option("--resolution", type=float, help="Input size in pixels (zoo MODEL).")
+@click.option("--phi", type=float, help="EfficientNet φ (zoo MODEL 'efficientnet').")
+@click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
+def predict(model: str, profile: str, dtype: str, as_json: bool, **scaling: Any) -> None:
+    """Predict MODEL's latency on a profile with its latency model (per op: max(compute, memory) + overhead).
+
+    MODEL is an .onnx file (its shapes must be static) or a zoo name with its scaling.
+
+    \b
+    Examples:
+      edgecnn predict exports/demo/model.int8.onnx --profile raspberrypi4
+      edgecnn predict mobilenet_v1 --width 0.5 --resolution 160 --profile x86-avx2 --dtype int8 --json
+    """
+    from edgecnn.analysis.prediction import predict_model
+
+    report = predict_model(model, profile, None if dtype == "auto" else dtype, scaling)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"{report['model']} on {report['profile']} ({report['runtime']}, {report['threads']} thread(s))",
+        title_justify="left",
+    )
+    for column in ("op class", "ops", "ms", "share"):
+        table.add_column(column, justify="left" if column == "op class" else "right")
+    total = report["predicted_ms"]
+    for name, figures in report["by_class"].items():
+        table.add_row(name, str(figures["ops"]), f"{figures['ms']:.2f}", f"{figures['ms'] / total:.0%}")
+    console = _console()
+    console.print(table)
+    console.print(
+        f"predicted {total:.2f} ms ({report['dtype']}), {report['macs_m']:.1f}M MACs, "
+        f"~{report['memory_mb']:.1f} MB (weights + largest activations)",
+        highlight=False,
+    )
+
+
+@cli.command("calibrate-profile", short_help="Fit a profile's latency coefficients to measured probes.")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--base", required=True, help="Profile to start from (name or YAML): all but latency is kept.")
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="The new profile YAML.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option(
+    "--statistic",
+    type=click.Choice(["p50", "min", "mean"]),
+    default="p50",
+    show_default=True,
+    help="Which measured latency to fit: min suits hosts whose timing is bimodal (shared VMs).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the fit as JSON.")
+def calibrate_profile(results: Path, base: str, out: Path, force: bool, statistic: str, as_json: bool) -> None:
+    """Fit the latency model of a profile to RESULTS.json (non-negative least squares, per dtype).
+
+    \b
+    RESULTS.json comes from `edgecnn bench --suite probes --profile BASE --out RESULTS.json`
+    (on the device, --host USER@HOST) or from benchmarks/latency_fidelity.py on this host.
+
+    \b
+    Examples:
+      edgecnn bench --suite probes --profile raspberrypi4 --host pi@raspberrypi --out pi4.json
+      edgecnn calibrate-profile pi4.json --base raspberrypi4 --out device_profiles/my-pi4.yaml
+    """
+    from edgecnn.analysis.profile_fit import calibrate_file
+
+    report = calibrate_file(results, base, out, force, f"{statistic}_ms")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    console = _console()
+    for dtype, figures in report["fit"].items():
+        console.print(
+            f"{dtype}: {figures['samples']} probes, in-sample error {figures['mape_pct']:.1f}% mean, "
+            f"{figures['within_10pct']:.0%} within ±10%",
+            highlight=False,
+        )
+    console.print(f"wrote {report['out']}", highlight=False)
+
+
+PLAN_HELP = """Choose FAMILY's scaling for a device: the best expected accuracy within its budgets.
+
+\b
+FAMILY is mobilenet (MobileNetV1, α × ρ), mobilenet_v2 (α × ρ), efficientnet
+(φ 0–7 by 0.25, B0–B7, Lite0–4) or resnet (18–152 × ρ). Every candidate is
+costed without an export and predicted with the profile's latency model;
+memory is weights + the largest operator's activations; expected top-1 is
+read from published ImageNet tables (interpolated between published points,
+extrapolated ones flagged and chosen only when nothing else fits).
+
+\b
+Examples:
+  edgecnn plan mobilenet --profile raspberrypi4
+  edgecnn plan efficientnet --profile x86-avx2 --budget-ms 15 --dtype int8 --json
+"""
+
+
+@cli.command(help=PLAN_HELP, short_help="Pick α, ρ or φ to fit a device's latency budget with the best accuracy.")
+@click.argument("family")
+@click.option("--profile", "-p", required=True, help="Device profile (see `edgecnn profiles`).")
+@click.option("--budget-ms", type=float, help="Latency budget [default: the profile's latency_budget_ms].")
+@click.option("--memory-mb", type=float, help="Memory budget [default: the profile's memory_budget_mb].")
+@click.option("--dtype", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True)
+@click.option("--chart", type=click.Path(path_type=Path), help="PNG chart [default: plan-FAMILY-PROFILE.png].")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(
+    family: str,
+    profile: str,
+    budget_ms: float | None,
+    memory_mb: float | None,
+    dtype: str,
+    chart: Path | None,
+    as_json: bool,
+) -> None:
+    from edgecnn.analysis.planner import grid_size
+    from edgecnn.analysis.planner import plan as run_plan
+    from edgecnn.analysis.plots import plan_chart
+    from edgecnn.progress import RichReporter
+
+    reporter = RichReporter()
+    try:
+        advance = reporter.bar(f"costing {family} candidates", grid_size(family))
+        result = run_plan(family, profile, budget_ms, dtype, memory_mb, on_candidate=advance)
+    finally:
+        reporter.close()
+    chart_path = plan_chart(result, chart or Path(f"plan-{result.family}-{result.profile}.png"))
+    report = {**result.to_dict(), "chart": str(chart_path)}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _print_plan(result, chart_path)
+
+
+def _print_plan(result: Any, chart: Path) -> None:
+    from rich.table import Table
+
+    console = _console()
+    memory = f", {result.memory_budget_mb:g} MB" if result.memory_budget_mb else ""
+    table = Table(
+        title=f"{result.family} on {result.profile}, {result.dtype}: budget {result.budget_ms:g} ms{memory}",
+        title_justify="left",
+    )
+    for column in ("candidate", "predicted ms", "memory MB", "MACs M", "expected top-1", "accuracy", "fits"):
+        table.add_column(
+            column, justify="left" if column in ("candidate", "accuracy") else "right", no_wrap=column == "candidate"
+        )
+    ranked = sorted(result.candidates, key=lambda c: (-c.expected_top1, c.predicted_ms))
+    for candidate in ranked:
+        mark = "[bold green]← chosen[/]" if candidate is result.chosen else ("yes" if candidate.fits else "")
+        style = "bold" if candidate is result.chosen else ("dim" if not candidate.fits else None)
+        table.add_row(
+            candidate.label,
+            f"{candidate.predicted_ms:.2f}",
+            f"{candidate.memory_mb:.1f}",
+            f"{candidate.macs_m:.0f}",
+            f"{candidate.expected_top1:.1f}",
+            candidate.accuracy,
+            mark,
+            style=style,
+        )
+    console.print(table)
+    chosen = result.chosen
+    console.print(
+        f"chosen: {chosen.label}: {chosen.predicted_ms:.2f} ms predicted, expected top-1 {chosen.expected_top1:.1f}"
+        f" ({chosen.accuracy})" + (f"; runner-up {result.runner_up.label}" if result.runner_up else ""),
+        highlight=False,
+    )
+    console.print(f"chart: {chart}", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: runs the click group and turns user errors into one line on stderr."""
     try:
@@ -401,6 +752,11 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except click.ClickException as error:
         error.show()
+        sys.exit(EXIT_USAGE)
+    except ModuleNotFoundError as error:  # the core install has no torch/onnx: say which extra brings them
+        if (error.name or "").split(".")[0] not in EXPORT_MODULES:
+            raise
+        click.echo(f"edgecnn: error: this needs {error.name}: pip install 'edgecnn[export]'", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("edgecnn: interrupted", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgecnn.analysis.layerwise import LayerError
 
@@ -27,4 +28,57 @@ def layer_sqnr_chart(errors: list[LayerError], path: Path, title: str, worst: in
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
+
+
+def plan_chart(plan: Any, path: Path) -> Path:
+    """Predicted latency vs expected top-1 of every candidate, the budget line and the chosen point."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    styles = {"published": ("o", "#1f77b4"), "interpolated": ("s", "#2ca02c"), "extrapolated": ("x", "#7f7f7f")}
+    for method, (marker, color) in styles.items():
+        chosen = [c for c in plan.candidates if c.accuracy == method]
+        if chosen:
+            ax.scatter(
+                [c.predicted_ms for c in chosen],
+                [c.expected_top1 for c in chosen],
+                marker=marker,
+                color=color,
+                label=f"{method} accuracy",
+                s=24,
+            )
+    ax.axvline(plan.budget_ms, color="#d62728", linestyle="--", linewidth=1, label=f"budget {plan.budget_ms:g} ms")
+    best = plan.chosen
+    ax.scatter(
+        [best.predicted_ms],
+        [best.expected_top1],
+        s=160,
+        facecolors="none",
+        edgecolors="#d62728",
+        linewidths=2,
+        label=f"chosen: {best.label}",
+    )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel(f"predicted latency on {plan.profile}, {plan.dtype} (ms, log scale)")
+    ax.set_ylabel("expected ImageNet top-1 (%)")
+    ax.set_title(f"edgecnn plan {plan.family} --profile {plan.profile}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
     return path

@@ -7,6 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from edgecnn.analysis.latency_model import LatencyModel
+from edgecnn.analysis.op_costs import OP_CLASSES
 from edgecnn.config.schema import Field, load_yaml, non_negative, positive, project_dir, validate, yaml_path
 from edgecnn.errors import UsageError
 from edgecnn.models.registry import FAMILIES
@@ -17,6 +19,31 @@ RUNTIMES = ("onnxruntime", "tflite")
 FORMATS = ("onnx", "ort", "tflite")
 SCALING_KEYS = ("width", "resolution", "phi", "depth", "growth_rate")
 DEFORM_LOWERINGS = ("native", "custom", "gather")  # how DeformConv reaches the device (see ExportOptions.deform)
+
+def _all_positive(mapping: dict[str, float]) -> str | None:
+    bad = [f"{k}={v}" for k, v in mapping.items() if not v > 0]
+    return f"must all be > 0, got {bad[0]}" if bad else None
+
+
+_MEASUREMENT = {  # one measurement a latency coefficient was fitted to
+    "source": Field(str),
+    "model": Field(str, required=False),
+    "config": Field(required=False, values=(int, float)),
+    "threads": Field(int, required=False, check=positive),
+    "ms": Field(float, required=False, check=positive),
+}
+_COEFFICIENTS = {
+    "throughput_gops": Field(values=(int, float), check=_all_positive),  # per op class: G MACs or elements / s
+    "bandwidth_gbps": Field(float, check=positive),
+    "overhead_us": Field(float, check=non_negative),
+    "fitted_to": Field(items=_MEASUREMENT),
+}
+LATENCY_SCHEMA = {
+    "runtime": Field(str, choices=RUNTIMES),
+    "threads": Field(int, check=positive),
+    "fp32": Field(_COEFFICIENTS),
+    "int8": Field(_COEFFICIENTS),
+}
 
 PROFILE_SCHEMA: dict[str, Field] = {
     "name": Field(str),
@@ -42,6 +69,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
             "slower_op_types": Field(items=str, required=False),
         }
     ),
+    "latency": Field(LATENCY_SCHEMA),
     "latency_budget_ms": Field(float, required=False, check=positive),
     "memory_budget_mb": Field(float, required=False, check=positive),
     "defaults": Field(
@@ -73,6 +101,7 @@ class Profile:
     reduce_range: bool
     reduce_range_reason: str
     int8_slower_op_types: tuple[str, ...]
+    latency: LatencyModel
     latency_budget_ms: float | None
     memory_budget_mb: float | None
     defaults: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -87,6 +116,33 @@ class Profile:
     def scaling_for(self, family: str) -> dict[str, float]:
         """The profile's default scaling options for a model family (empty when it has none)."""
         return dict(self.defaults.get(family, {}))
+
+    def summary(self) -> dict[str, Any]:
+        """Everything ``edgecnn profiles --json`` shows."""
+        measurements = sum(len(c.fitted_to) for c in self.latency.coefficients.values())
+        latency = self.latency.to_dict() | {"measurements": measurements}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "cpu": {
+                "arch": self.arch,
+                "model": self.cpu_model,
+                "cores": self.cores,
+                "clock_ghz": self.clock_ghz,
+                "features": list(self.features),
+            },
+            "memory_mb": self.memory_mb,
+            "runtimes": list(self.runtimes),
+            "formats": list(self.formats),
+            "threads": self.threads,
+            "deform": self.deform,
+            "reduce_range": self.reduce_range,
+            "latency_budget_ms": self.latency_budget_ms,
+            "memory_budget_mb": self.memory_budget_mb,
+            "latency": latency,
+            "sources": list(self.sources),
+            "path": self.path,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary for manifests."""
@@ -113,20 +169,36 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
+def _check_latency(latency: dict[str, Any], cores: int, where: str) -> None:
+    for dtype in ("fp32", "int8"):
+        classes = set(latency[dtype]["throughput_gops"])
+        if classes != set(OP_CLASSES):
+            wrong = sorted(classes ^ set(OP_CLASSES))[0]
+            state = "unknown op class" if wrong in classes else "missing op class"
+            known = ", ".join(OP_CLASSES)
+            raise UsageError(f"{where}: latency.{dtype}.throughput_gops.{wrong}: {state} (classes: {known})")
+    if latency["threads"] > cores:
+        raise UsageError(f"{where}: latency.threads: {latency['threads']} is more than the {cores} cores")
+
+
 def _check_consistency(data: dict[str, Any], where: str) -> None:
     if data["name"] != Path(where).stem:
         raise UsageError(f"{where}: name: '{data['name']}' does not match the file name")
     for family in data.get("defaults") or {}:
         if family not in FAMILIES:
             raise UsageError(f"{where}: defaults.{family}: unknown family (known: {', '.join(FAMILIES)})")
+    _check_latency(data["latency"], data["cpu"]["cores"], where)
     if data["threads"] > data["cpu"]["cores"]:
         raise UsageError(f"{where}: threads: {data['threads']} is more than the {data['cpu']['cores']} cores")
 
 
 def load_profile_file(path: Path) -> Profile:
     """Load and validate one profile YAML."""
-    data = load_yaml(path)
-    where = str(path)
+    return profile_from_data(load_yaml(path), str(path))
+
+
+def profile_from_data(data: Any, where: str) -> Profile:
+    """Validate a profile's parsed YAML (errors name ``where`` and the field) and build the Profile."""
     validate(data, PROFILE_SCHEMA, where)
     _check_consistency(data, where)
     cpu = data["cpu"]
@@ -146,6 +218,7 @@ def load_profile_file(path: Path) -> Profile:
         reduce_range=data["int8"]["reduce_range"],
         reduce_range_reason=data["int8"]["reason"],
         int8_slower_op_types=tuple(data["int8"].get("slower_op_types") or ()),
+        latency=LatencyModel.from_dict(data["latency"]),
         latency_budget_ms=data.get("latency_budget_ms"),
         memory_budget_mb=data.get("memory_budget_mb"),
         defaults=data.get("defaults") or {},

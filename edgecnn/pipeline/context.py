@@ -103,6 +103,7 @@ class ExportContext:
     drift: dict[str, Any] = field(default_factory=dict)
     quantizer: Any = None  # the pipeline's Quantizer, reused by the drift repair
     tflite_layout: str | None = None
+    plan: dict[str, Any] | None = None  # the planner's decision when it chose the scaling
     float_nodes: tuple[str, ...] = ()  # nodes that must stay float in every int8 artifact (deform sampling path)
     warnings: list[str] = field(default_factory=list)
 

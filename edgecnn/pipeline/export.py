@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -125,8 +126,11 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         input_shape = parse_input_shape(input_shape)
     if options.out is not None:  # fail before the slow part when OUT is taken
         check_output_dir(Path(options.out), options.force)
+    model_spec, decision = options.model, None
+    if _plannable(options, scaling, profile):
+        model_spec, scaling, decision = _plan(options, profile, reporter, scaling)
     source = resolve_source(
-        options.model,
+        model_spec,
         scaling=scaling,
         num_classes=options.num_classes,
         in_chans=options.in_chans,
@@ -134,6 +138,8 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         weights=options.weights,
         profile=profile,
     )
+    if decision is not None:
+        source.scaling_origin = f"planner: best expected top-1 within {decision['budget_ms']:g} ms"
     if options.dynamic_batch and source.kind == "onnx":
         raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
     recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)
@@ -160,6 +166,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             method=method,
             opset=options.opset or recipe.opset,
             reporter=reporter,
+            plan=decision,
         )
         _warn_about_inputs(ctx)
         try:
@@ -223,6 +230,44 @@ def _summary(check: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _plannable(options: ExportOptions, scaling: dict[str, Any], profile: Any) -> bool:
+    """A family name (mobilenet, efficientnet, resnet …) with no scaling given, for a profile with a budget."""
+    from edgecnn.analysis.planner import family_of
+
+    return (
+        isinstance(options.model, str)
+        and family_of(options.model) is not None
+        and not any(v is not None for v in scaling.values())
+        and profile.latency_budget_ms is not None
+    )
+
+
+def _plan(
+    options: ExportOptions, profile: Any, reporter: Reporter, scaling_keys: Iterable[str]
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Run the planner for the profile's budget; the chosen zoo model, its scaling and the decision."""
+    from edgecnn.analysis.planner import grid_size, plan
+
+    dtype = "int8" if options.quantize else "fp32"
+    advance = reporter.bar(f"planning {options.model} for {profile.latency_budget_ms:g} ms", grid_size(options.model))
+    decision = plan(options.model, profile.name, dtype=dtype, on_candidate=advance)
+    chosen = decision.chosen
+    keep = ("model", "label", "config", "resolution", "predicted_ms", "memory_mb", "expected_top1", "accuracy")
+    record = {
+        "family": decision.family,
+        "dtype": dtype,
+        "budget_ms": decision.budget_ms,
+        "memory_budget_mb": decision.memory_budget_mb,
+        "chosen": {k: v for k, v in chosen.to_dict().items() if k in keep},
+        "runner_up": {k: v for k, v in decision.runner_up.to_dict().items() if k in keep}
+        if decision.runner_up
+        else None,
+        "candidates": len(decision.candidates),
+        "latency_model": f"{profile.latency.runtime}, {profile.latency.threads} thread(s)",
+    }
+    return chosen.model, {k: chosen.config.get(k) for k in scaling_keys}, record
+
+
 def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, Any]:
     source, recipe = ctx.source, ctx.recipe
     mean, std = recipe.channel_stats(source.input_shape[1])
@@ -244,6 +289,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "dynamic_batch": ctx.options.dynamic_batch,
         },
         "profile": ctx.profile.to_dict(),
+        "plan": ctx.plan,
         "recipe": {**recipe.to_dict(), "path": recipe.path},
         "formats": list(ctx.formats),
         "calibration": {

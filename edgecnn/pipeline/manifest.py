@@ -70,6 +70,29 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
+    """The planner's decision, when it chose the scaling."""
+    if not plan:
+        return []
+    chosen, runner_up = plan["chosen"], plan.get("runner_up")
+    lines = [
+        "## Plan",
+        "",
+        f"- budget {plan['budget_ms']:g} ms"
+        + (f", {plan['memory_budget_mb']:g} MB" if plan.get("memory_budget_mb") else "")
+        + f" ({plan['dtype']}, latency model: {plan['latency_model']}); "
+        f"{plan['candidates']} {plan['family']} candidates",
+        f"- chosen: {chosen['label']}, predicted {chosen['predicted_ms']:.2f} ms, expected top-1 "
+        f"{chosen['expected_top1']:.1f} ({chosen['accuracy']})",
+    ]
+    if runner_up:
+        lines.append(
+            f"- runner-up: {runner_up['label']}, predicted {runner_up['predicted_ms']:.2f} ms, "
+            f"expected top-1 {runner_up['expected_top1']:.1f}"
+        )
+    return [*lines, ""]
+
+
 def render_report(manifest: dict[str, Any]) -> str:
     """report.md: the manifest for a person."""
     model, profile = manifest["model"], manifest["profile"]
@@ -99,6 +122,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         f"- profile `{profile['name']}`: {profile['arch']}, {profile['cpu']}, {profile['threads']} threads",
         f"- int8 reduce_range: {profile['reduce_range']}",
         "",
+        *_plan_lines(manifest.get("plan")),
         "## Calibration",
         "",
     ]

@@ -54,12 +54,15 @@ GOOD_PROFILE = (Path(__file__).resolve().parents[2] / "device_profiles" / "raspb
     ("edit", "message"),
     [
         (lambda t: t + "\nturbo: true\n", "raspberrypi4.yaml: unknown key 'turbo'"),
-        (lambda t: t.replace("threads: 4\n", ""), "raspberrypi4.yaml: threads: missing"),
+        (lambda t: t.replace("\nthreads: 4\n", "\n"), "raspberrypi4.yaml: threads: missing"),
         (lambda t: t.replace("cores: 4", "cores: -4"), "raspberrypi4.yaml: cpu.cores: must be > 0"),
         (lambda t: t.replace("arch: arm64", "arch: sparc"), "cpu.arch: 'sparc' is not one of"),
         (lambda t: t.replace("threads: 4", "threads: four"), "threads: expected int"),
         (lambda t: t.replace("features: [neon]", "features: [neon, warp]"), "cpu.features: 'warp' is not one of"),
-        (lambda t: t.replace("mobilenet: {", "mobilenett: {"), "defaults.mobilenett: unknown family"),
+        (lambda t: t.replace("mobilenet_v3: {", "mobilenett: {"), "defaults.mobilenett: unknown family"),
+        (lambda t: t.replace("      depthwise:", "      dwconv:", 1), "latency.fp32.throughput_gops.depthwise: missing"),
+        (lambda t: t.replace("overhead_us: 0.0", "overhead_us: -1.0", 1), "latency.fp32.overhead_us: must be ≥ 0"),
+        (lambda t: t.replace("latency:\n  runtime: tflite", "latency:\n  runtime: coreml"), "latency.runtime: 'coreml'"),
         (lambda t: t.replace("threads: 4", "threads: 8"), "threads: 8 is more than the 4 cores"),
         (lambda t: t.replace("name: raspberrypi4", "name: [oops"), "is not valid YAML"),
         (lambda t: t + "\ndeform: bilinear\n", "deform: 'bilinear' is not one of native, custom, gather"),
@@ -80,3 +83,42 @@ def test_bad_recipe_unknown_key(tmp_path):
     )
     with pytest.raises(UsageError, match=r"mine\.yaml: unknown key 'fuse_everything'"):
         load_recipe(str(path))
+
+
+def test_every_profile_has_a_latency_model_with_sources():
+    for name in list_profiles():
+        latency = load_profile(name).latency
+        assert latency is not None and set(latency.coefficients) == {"fp32", "int8"}, name
+        for dtype, coefficients in latency.coefficients.items():
+            assert coefficients.fitted_to and all(m["source"] for m in coefficients.fitted_to), (name, dtype)
+
+
+@pytest.mark.slow
+def test_latency_models_reproduce_the_measurements_they_were_fitted_to():
+    """Each profile's coefficients predict the published figures listed under fitted_to (two free factors per
+    dtype, so not exactly: within ±35%); x86-avx2's reproduce the probe measurements shipped with the benchmarks."""
+    import json
+
+    import torch
+
+    from edgecnn.analysis.profile_fit import samples
+    from edgecnn.analysis.torch_op_costs import torch_op_costs
+    from edgecnn.models import create_model
+
+    for name in list_profiles():
+        latency = load_profile(name).latency
+        for dtype, coefficients in latency.coefficients.items():
+            for entry in coefficients.fitted_to:
+                if "ms" not in entry:
+                    continue
+                with torch.device("meta"):
+                    model = create_model(entry["model"], **(entry.get("config") or {}))
+                predicted = latency.predict(torch_op_costs(model, model.input_size, dtype)).total_ms
+                assert predicted == pytest.approx(entry["ms"], rel=0.35), (name, dtype, entry["model"], predicted)
+    probes = Path(__file__).resolve().parents[2] / "benchmarks" / "probes" / "x86-avx2.json"
+    results = json.loads(probes.read_text())
+    latency = load_profile("x86-avx2").latency
+    for dtype in ("fp32", "int8"):
+        measured = samples(results, dtype, statistic="min_ms")  # what x86-avx2 is fitted to (its fitted_to says so)
+        errors = [abs(latency.predict(s.costs).total_ms / s.measured_ms - 1) for s in measured]
+        assert len(measured) >= 30 and sum(errors) / len(errors) < 0.10, (dtype, sum(errors) / len(errors))

@@ -1,0 +1,140 @@
+"""How well the latency model predicts this host: fit on half the probe set, predict the other half.
+
+Builds the 34-configuration probe set (``edgecnn.analysis.probes``) for the x86-avx2 profile, fp32 and int8,
+measures every artifact with the on-device harness (ONNX Runtime, 1 thread, in a subprocess, like
+``edgecnn bench --suite probes``) and keeps that RESULTS.json in ``benchmarks/probes/``. Per dtype the
+configurations are sorted by name and alternately put in the fit half and the held-out half.
+``--from RESULTS.json`` skips the measurement and refits.
+Run by ``make bench``; alone: ``python benchmarks/latency_fidelity.py [--from FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from common import BENCH_DIR, write_result
+
+from edgecnn.analysis.latency_model import LatencyModel, fit
+from edgecnn.analysis.op_costs import DTYPES
+from edgecnn.analysis.profile_fit import load_results, samples
+
+NAME = "latency_fidelity"
+PROFILE = "x86-avx2"
+RESULTS = BENCH_DIR / "probes" / f"{PROFILE}.json"
+ARTIFACTS = BENCH_DIR / "probes" / f".artifacts-{PROFILE}"  # exported probes, reused by later runs (not in git)
+THREADS = 1
+RUNS, BUDGET_S = 100, 5.0
+STATISTICS = ("min_ms", "p50_ms")  # min is what x86-avx2 is fitted to: this VM's timing is bimodal
+DESCRIPTION = (
+    "Latency model fidelity on this host (ONNX Runtime, 1 thread): per dtype, the 34 probe configurations sorted "
+    "by name and split alternately into two halves; each half is fitted and predicts the other (two folds, 34 "
+    "held-out predictions per dtype). Rows: every held-out prediction against the measured min latency (the "
+    "harness, 100 runs or 5 s). `summary` rows: share within ±10% and mean absolute percentage error, for the min "
+    "and for the p50 latency (goal ≥ 90% within ±10%). This VM's timing is bimodal (`p50_over_min` in the meta), "
+    "which is why x86-avx2 is fitted to the min."
+)
+
+
+def measure(out: Path | None, artifacts: Path) -> None:
+    """Build the probe suite into ``artifacts`` (kept, reused when complete) and bench it into ``out``."""
+    from edgecnn.analysis.probes import build_probe_suite
+    from edgecnn.bench.api import run_suite
+
+    index = artifacts / "probes.json"
+    if index.is_file():
+        probes = [{**p, "artifact": Path(p["artifact"])} for p in json.loads(index.read_text())]
+    else:
+        building = artifacts.with_name(artifacts.name + ".partial")
+        shutil.rmtree(building, ignore_errors=True)
+        probes = build_probe_suite(PROFILE, building, on_probe=lambda name: print(f"{NAME}: export {name}", flush=True))
+        for probe in probes:
+            probe["artifact"] = artifacts / Path(probe["artifact"]).name
+        (building / "probes.json").write_text(json.dumps(probes, default=str))
+        shutil.rmtree(artifacts, ignore_errors=True)
+        building.rename(artifacts)
+    if out is None:
+        return
+    print(f"{NAME}: timing {len(probes)} artifacts", flush=True)
+    run_suite(probes, out, PROFILE, threads=THREADS, runs=RUNS, budget_s=BUDGET_S)
+
+
+def evaluate(results: dict[str, Any], statistic: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Two-fold: fit on the even-indexed configurations, predict the odd ones, then the other way round."""
+    rows, summary = [], {}
+    for dtype in DTYPES:
+        names = sorted(r["name"] for r in results["results"] if r["dtype"] == dtype)
+        errors = []
+        for fold, (fit_half, held_out) in enumerate(((names[0::2], names[1::2]), (names[1::2], names[0::2]))):
+            coefficients = fit(samples(results, dtype, fit_half, statistic))
+            model = LatencyModel("onnxruntime", THREADS, {dtype: coefficients})
+            for sample in samples(results, dtype, held_out, statistic):
+                predicted = model.predict(sample.costs).total_ms
+                error = (predicted - sample.measured_ms) / sample.measured_ms * 100
+                errors.append(abs(error))
+                rows.append(
+                    {
+                        "statistic": statistic.removesuffix("_ms"),
+                        "dtype": dtype,
+                        "fold": fold,
+                        "config": sample.name.removesuffix(f"-{dtype}"),
+                        "measured_ms": round(sample.measured_ms, 2),
+                        "predicted_ms": round(predicted, 2),
+                        "error_pct": round(error, 1),
+                    }
+                )
+        summary[f"{dtype}_{statistic.removesuffix('_ms')}"] = {
+            "held_out": len(errors),
+            "within_10pct": round(sum(e <= 10 for e in errors) / len(errors), 3),
+            "mape_pct": round(float(sum(errors) / len(errors)), 1),
+        }
+    return rows, summary
+
+
+def spread(results: dict[str, Any]) -> dict[str, float]:
+    """How bimodal this host's timing is: p50 / min over the probes."""
+    ratios = sorted(r["p50_ms"] / r["min_ms"] for r in results["results"])
+    return {"median": round(ratios[len(ratios) // 2], 3), "max": round(ratios[-1], 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure (unless --from), evaluate and write ``results/latency_fidelity.json``."""
+    parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="source", type=Path, help="refit an existing RESULTS.json")
+    parser.add_argument("--build-only", action="store_true", help="export the probes (kept in benchmarks/probes/)")
+    args = parser.parse_args(argv)
+    source = args.source or RESULTS
+    if args.build_only:
+        measure(None, ARTIFACTS)
+        return 0
+    if args.source is None:
+        RESULTS.parent.mkdir(exist_ok=True)
+        measure(RESULTS, ARTIFACTS)
+    results = load_results(source)
+    rows, summary = [], {}
+    for statistic in STATISTICS:
+        held_out, figures = evaluate(results, statistic)
+        summary.update(figures)
+        rows += [r for r in held_out if statistic == STATISTICS[0]]  # one statistic's rows in the table
+    rows += [
+        {"statistic": k.split("_")[1], "dtype": k.split("_")[0], "config": "summary", **v} for k, v in summary.items()
+    ]
+    for key, figures in summary.items():
+        print(f"{NAME}: {key}: {figures}", flush=True)
+    meta = {
+        "description": DESCRIPTION,
+        "profile": PROFILE,
+        "threads": THREADS,
+        "results": str(source.name),
+        "p50_over_min": spread(results),
+        **summary,
+    }
+    print(f"{NAME}: wrote {write_result(NAME, rows, meta)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

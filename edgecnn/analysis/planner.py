@@ -1,0 +1,197 @@
+"""Pick the scaling (α, ρ, φ, depth) of a family that fits a device's latency and memory budgets best.
+
+Every candidate of the family's grid is costed on the meta device (no weights, no export), its latency
+predicted with the profile's latency model and its memory estimated (weights plus the largest operator's
+activations); its expected ImageNet top-1 comes from the published tables (:mod:`accuracy_tables`). The
+choice is the best expected top-1 among the candidates within both budgets, ties to the faster one;
+candidates whose accuracy is only extrapolated from published points are chosen only when nothing
+published or interpolated fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgecnn.analysis.accuracy_tables import expected_top1
+from edgecnn.analysis.op_costs import DTYPES, summarize
+from edgecnn.errors import UnknownNameError, UsageError
+
+_MV1_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+_MV2_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+_RESOLUTIONS = (96, 128, 160, 192, 224)
+
+
+def _grid() -> dict[str, list[tuple[str, dict[str, float]]]]:
+    """Family → candidate (zoo model, scaling) pairs."""
+    phis = [i / 4 for i in range(29)]  # 0 … 7 in steps of 0.25
+    return {
+        "mobilenet": [("mobilenet_v1", {"width": a, "resolution": r}) for a in _MV1_WIDTHS for r in _RESOLUTIONS],
+        "mobilenet_v2": [("mobilenet_v2", {"width": a, "resolution": r}) for a in _MV2_WIDTHS for r in _RESOLUTIONS],
+        "efficientnet": [
+            *(("efficientnet", {"phi": p}) for p in phis),
+            *((f"efficientnet_b{i}", {}) for i in range(8)),
+            *((f"efficientnet_lite{i}", {}) for i in range(5)),
+        ],
+        "resnet": [(f"resnet{d}", {"resolution": r}) for d in (18, 34, 50, 101, 152) for r in (160, 192, 224)],
+    }
+
+
+PLANNABLE = ("mobilenet", "mobilenet_v2", "efficientnet", "resnet")
+_ALIASES = {"mobilenet_v1": "mobilenet"}
+
+
+@dataclass
+class Candidate:
+    """One configuration: the zoo model and scaling, its prediction, memory and expected accuracy."""
+
+    model: str
+    config: dict[str, float]  # the scaling create_model takes
+    resolution: int = 0
+    predicted_ms: float = 0.0
+    memory_mb: float = 0.0
+    macs_m: float = 0.0
+    expected_top1: float = 0.0
+    accuracy: str = ""  # published | interpolated | extrapolated
+    fits: bool = False
+
+    @property
+    def label(self) -> str:
+        """``mobilenet_v1 width=0.5 resolution=160``, ``efficientnet phi=1.5 (259²)``."""
+        words = [self.model, *(f"{k}={v:g}" for k, v in self.config.items())]
+        return " ".join(words) + ("" if "resolution" in self.config else f" ({self.resolution}²)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"label": self.label, **asdict(self)}
+
+
+@dataclass
+class Plan:
+    """The planner's decision and every candidate it weighed."""
+
+    family: str
+    profile: str
+    dtype: str
+    budget_ms: float
+    memory_budget_mb: float | None
+    chosen: Candidate
+    runner_up: Candidate | None
+    candidates: list[Candidate] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``chosen`` has the config, ``predicted_ms`` and ``expected_top1`` at its top level."""
+        return {
+            "family": self.family,
+            "profile": self.profile,
+            "dtype": self.dtype,
+            "budget_ms": self.budget_ms,
+            "memory_budget_mb": self.memory_budget_mb,
+            "chosen": {**self.chosen.to_dict(), **self.chosen.config},
+            "runner_up": self.runner_up.to_dict() if self.runner_up else None,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "accuracy_sources": self.sources,
+        }
+
+
+def family_of(name: str) -> str | None:
+    """The planner family for a model spec ('mobilenet', 'mobilenet_v1' …), None when it plans nothing."""
+    name = _ALIASES.get(name, name)
+    return name if name in PLANNABLE else None
+
+
+def _accuracy(model: str, config: dict[str, float], macs: float) -> Any:
+    if model.startswith("efficientnet_"):
+        return expected_top1("efficientnet", variant=model.removeprefix("efficientnet_"))
+    if model == "efficientnet":
+        return expected_top1("efficientnet", phi=config["phi"], macs=macs)
+    if model.startswith("resnet"):
+        return expected_top1("resnet", variant=model.removeprefix("resnet"), resolution=int(config["resolution"]))
+    return expected_top1(model, width=config["width"], resolution=int(config["resolution"]))
+
+
+def evaluate(model: str, config: dict[str, float], profile: Any, dtype: str) -> Candidate:
+    """Cost one candidate on the meta device and predict it on ``profile``."""
+    import torch
+
+    from edgecnn.analysis.torch_op_costs import torch_op_costs
+    from edgecnn.models import create_model
+
+    with torch.device("meta"):
+        network = create_model(model, **config)
+    costs = torch_op_costs(network, network.input_size, dtype)
+    totals = summarize(costs)
+    prediction = profile.latency.predict(costs)
+    expectation = _accuracy(model, config, totals["macs"])
+    return Candidate(
+        model,
+        dict(config),
+        network.input_size[-1],
+        round(prediction.total_ms, 3),
+        round((totals["weight_bytes"] + totals["peak_activation_bytes"]) / 1e6, 2),
+        round(totals["macs"] / 1e6, 1),
+        expectation.top1,
+        expectation.method,
+    )
+
+
+def plan(
+    family: str,
+    profile: str,
+    budget_ms: float | None = None,
+    dtype: str = "int8",
+    memory_budget_mb: float | None = None,
+    on_candidate: Callable[[], None] | None = None,
+) -> Plan:
+    """Evaluate the family's grid on ``profile`` and choose; raises UsageError when nothing fits."""
+    from edgecnn.config.profiles import load_profile
+
+    key = family_of(family)
+    if key is None:
+        raise UnknownNameError("planner family", family, PLANNABLE)
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not '{dtype}'")
+    spec = load_profile(profile)
+    budget = budget_ms if budget_ms is not None else spec.latency_budget_ms
+    if budget is None or budget <= 0:
+        raise UsageError(f"no latency budget: pass --budget-ms or set latency_budget_ms in {spec.path}")
+    memory = memory_budget_mb if memory_budget_mb is not None else spec.memory_budget_mb
+    candidates = []
+    for model, config in _grid()[key]:
+        candidate = evaluate(model, config, spec, dtype)
+        candidate.fits = candidate.predicted_ms <= budget and (memory is None or candidate.memory_mb <= memory)
+        candidates.append(candidate)
+        if on_candidate:
+            on_candidate()
+    fitting = sorted(
+        (c for c in candidates if c.fits),
+        key=lambda c: (c.accuracy != "extrapolated", c.expected_top1, -c.predicted_ms),
+        reverse=True,
+    )
+    if not fitting:
+        fastest = min(candidates, key=lambda c: c.predicted_ms)
+        memory_note = f" and {memory:g} MB" if memory is not None else ""
+        raise UsageError(
+            f"no {key} configuration fits {budget:g} ms{memory_note} on {spec.name} ({dtype}): the fastest, "
+            f"{fastest.label}, is predicted at {fastest.predicted_ms:.1f} ms ({fastest.memory_mb:.0f} MB)"
+        )
+    sources = sorted({_accuracy(c.model, c.config, c.macs_m * 1e6).source for c in candidates})
+    return Plan(
+        key,
+        spec.name,
+        dtype,
+        budget,
+        memory,
+        fitting[0],
+        fitting[1] if len(fitting) > 1 else None,
+        candidates,
+        sources,
+    )
+
+
+def grid_size(family: str) -> int:
+    """How many candidates ``family`` has (for progress bars)."""
+    key = family_of(family)
+    return len(_grid()[key]) if key else 0

@@ -1,0 +1,140 @@
+"""``edgecnn calibrate-profile``: fit a profile's latency coefficients to a RESULTS.json of measured probes.
+
+RESULTS.json is what ``edgecnn bench --suite probes`` writes (and ``benchmarks/latency_fidelity.py`` on
+this host): per probe its ``dtype``, op costs (``ops``) and measured ``p50_ms``. Each dtype is fitted on
+its own; the result is the base profile with a new ``latency:`` block, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, fit
+from edgecnn.analysis.op_costs import DTYPES, OpCost
+from edgecnn.errors import UsageError
+
+RESULTS_SCHEMA = "edgecnn-bench-results/1"
+STATISTICS = ("p50_ms", "min_ms", "mean_ms")  # which measured figure a fit follows
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read and check a RESULTS.json; errors name the file and the problem."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path} is not JSON: {error.msg} (line {error.lineno})") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:
+        raise UsageError(f"{path}: not an edgecnn RESULTS.json (schema '{RESULTS_SCHEMA}')")
+    for index, row in enumerate(data.get("results") or []):
+        missing = [k for k in ("name", "dtype", "ops", "p50_ms") if row.get(k) is None]
+        if missing:
+            raise UsageError(f"{path}: results[{index}]: missing {', '.join(missing)} (was it a probe suite run?)")
+    return data
+
+
+def samples(
+    results: dict[str, Any], dtype: str, names: Sequence[str] | None = None, statistic: str = "p50_ms"
+) -> list[Sample]:
+    """The measured probes of one dtype (optionally only ``names``) as fit samples, at ``statistic``."""
+    if statistic not in STATISTICS:
+        raise UsageError(f"statistic must be one of {', '.join(STATISTICS)}, not '{statistic}'")
+    chosen = [r for r in results["results"] if r["dtype"] == dtype and (names is None or r["name"] in names)]
+    missing = [r["name"] for r in chosen if r.get(statistic) is None]
+    if missing:
+        raise UsageError(f"RESULTS.json: probe {missing[0]} has no {statistic}")
+    try:
+        return [Sample([OpCost.from_row(op) for op in r["ops"]], float(r[statistic]), r["name"]) for r in chosen]
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"RESULTS.json: a probe's ops are malformed: {error}") from None
+
+
+def describe_source(results: dict[str, Any], path: Path) -> str:
+    """One line naming the measurement a fit comes from."""
+    runtime = results.get("runtime") or {}
+    device = results.get("device") or {}
+    return (
+        f"{Path(path).name}: {len(results['results'])} probe runs, {runtime.get('name', '?')} "
+        f"{runtime.get('version', '')}, {results.get('threads', '?')} thread(s), on {device.get('cpu', '?')} "
+        f"({results.get('host', 'local')}), fitted {date.today().isoformat()}"
+    ).replace("  ", " ")
+
+
+def calibrate(
+    results: dict[str, Any], base: LatencyModel | None, source: str, statistic: str = "p50_ms"
+) -> LatencyModel:
+    """A latency model fitted to ``results``: every dtype measured there; others kept from ``base``."""
+    coefficients: dict[str, Coefficients] = {}
+    for dtype in DTYPES:
+        measured = samples(results, dtype, statistic=statistic)
+        previous = base.coefficients.get(dtype) if base else None
+        if measured:
+            coefficients[dtype] = fit(measured, previous, [{"source": source}])
+        elif previous is not None:
+            coefficients[dtype] = previous
+    if not coefficients:
+        raise UsageError("RESULTS.json has no probe results to fit")
+    runtime = (results.get("runtime") or {}).get("name") or (base.runtime if base else "onnxruntime")
+    runtime = "tflite" if "lite" in runtime else "onnxruntime"
+    return LatencyModel(runtime, int(results.get("threads") or 1), coefficients)
+
+
+def write_profile(base_path: Path, model: LatencyModel, out: Path, force: bool = False) -> Path:
+    """The base profile's YAML with ``latency:`` replaced, written to ``out`` atomically (validated first)."""
+    from edgecnn.config.profiles import profile_from_data
+
+    out = Path(out)
+    if out.exists() and not force and out.resolve() != Path(base_path).resolve():
+        raise UsageError(f"{out} exists; pass --force to replace it")
+    data = yaml.safe_load(Path(base_path).read_text(encoding="utf-8"))
+    data["name"] = out.stem
+    data["latency"] = model.to_dict()
+    profile_from_data(data, str(out))  # the new file must load
+    text = f"# Written by edgecnn calibrate-profile from {Path(base_path).name}.\n" + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True, width=110
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def calibrate_file(
+    results_path: Path, base: str, out: Path, force: bool = False, statistic: str = "p50_ms"
+) -> dict[str, Any]:
+    """``edgecnn calibrate-profile``: fit, report the in-sample error per dtype, write the new profile."""
+    from edgecnn.config.profiles import load_profile
+
+    profile = load_profile(base)
+    results = load_results(Path(results_path))
+    source = f"{describe_source(results, Path(results_path))}, {statistic.removesuffix('_ms')} latency"
+    model = calibrate(results, profile.latency, source, statistic)
+    report: dict[str, Any] = {"base": profile.name, "statistic": statistic, "fit": {}}
+    for dtype in DTYPES:
+        measured = samples(results, dtype, statistic=statistic)
+        if not measured:
+            continue
+        errors = [abs(model.predict(s.costs).total_ms / s.measured_ms - 1) * 100 for s in measured]
+        report["fit"][dtype] = {
+            "samples": len(measured),
+            "mape_pct": round(sum(errors) / len(errors), 2),
+            "within_10pct": round(sum(e <= 10 for e in errors) / len(errors), 3),
+            "coefficients": model.coefficients[dtype].to_dict(),
+        }
+    report["out"] = str(write_profile(Path(profile.path), model, Path(out), force))
+    return report
