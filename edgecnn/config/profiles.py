@@ -20,6 +20,7 @@ FORMATS = ("onnx", "ort", "tflite")
 SCALING_KEYS = ("width", "resolution", "phi", "depth", "growth_rate")
 DEFORM_LOWERINGS = ("native", "custom", "gather")  # how DeformConv reaches the device (see ExportOptions.deform)
 
+
 def _all_positive(mapping: dict[str, float]) -> str | None:
     bad = [f"{k}={v}" for k, v in mapping.items() if not v > 0]
     return f"must all be > 0, got {bad[0]}" if bad else None

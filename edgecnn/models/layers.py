@@ -144,11 +144,19 @@ class ClassifierHead(nn.Sequential):
         )
 
 
-def init_weights(model: nn.Module) -> None:
-    """He-normal convolutions, unit BatchNorm, small-uniform linear layers."""
+def init_weights(model: nn.Module, fan_per_group: bool = False) -> None:
+    """He-normal convolutions (fan-out, as torchvision), unit BatchNorm, small-uniform linear layers.
+
+    torch's fan-out ignores groups, so depthwise weights come out 1/sqrt(channels) smaller; networks with
+    residual paths do not mind, but a deep plain stack (MobileNetV1) then outputs ~1e-18 with random weights.
+    ``fan_per_group`` counts the fan-out of one group instead."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if fan_per_group:
+                fan_out = m.out_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            else:
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):

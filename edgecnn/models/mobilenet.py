@@ -53,7 +53,7 @@ class MobileNetV1(nn.Module):
             channels = out
         self.features = nn.Sequential(*layers)
         self.head = ClassifierHead(channels, num_classes, dropout)
-        init_weights(self)
+        init_weights(self, fan_per_group=True)  # no residual path: keep random-weight activations alive
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
