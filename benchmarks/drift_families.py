@@ -2,7 +2,7 @@
 
 For each family: fp32 and int8 accuracy on held-out digits, top-1 agreement before and after the
 export's repair, the layers kept in float, the int8 model's size, and int8/fp32 latency on this host
-(ORT, 1 thread, 32×32 input), for the `.onnx` and `.ort` int8 artifacts.
+(ORT or LiteRT, 1 thread, 32×32 input), for the `.onnx`, `.ort` and `.tflite` int8 artifacts.
 Run by ``make bench``; alone: ``python benchmarks/drift_families.py [--families resnet,dcn]``.
 """
 
@@ -29,14 +29,18 @@ DESCRIPTION = (
     "Networks trained on scikit-learn's digits (32×32, 1 channel, 10 classes, 12 epochs), exported with "
     "`edgecnn.export(profile='x86-avx2', calib=<128 test images>)`; figures on the 232 other test images "
     "(held out). `agreement before` is plain int8 (MinMax, reduce_range), `agreement` the artifact after the "
-    "drift stage's repair (if one was needed). Judged on this host's int8 kernels. Latency: ORT, 1 thread, p50."
+    "drift stage's repair (if one was needed). Judged on this host's int8 kernels. Latency: ORT (LiteRT for the "
+    "`.tflite`, over its fp32 ORT twin), 1 thread, p50. DCN reaches TFLite through the gather decomposition."
 )
 
 
-def _latency(path: Path, shape: tuple[int, ...]) -> float:
+def _latency(path: Path, shape: tuple[int, ...], manifest: dict[str, Any] | None = None) -> float:
+    x = np.zeros(shape, np.float32)
+    if path.suffix == ".tflite":
+        runner = load(path, threads=1, layout=manifest["model"]["tflite_input_layout"] if manifest else None)
+        return time_callable(lambda: runner(x), warmup=5, runs=50)["p50_ms"]
     session = ort_session(path, threads=1)
     name = session.get_inputs()[0].name
-    x = np.zeros(shape, np.float32)
     return time_callable(lambda: session.run(None, {name: x}), warmup=5, runs=50)["p50_ms"]
 
 
@@ -53,7 +57,7 @@ def measure(family: str, work: Path, npz: Path) -> list[dict[str, Any]]:
         calib=str(npz),
         calib_size=128,
         holdout=232,
-        formats="onnx,ort",
+        formats="onnx,ort,tflite",
         allow_drift=True,
         **model["scaling"],
     )
@@ -62,7 +66,7 @@ def measure(family: str, work: Path, npz: Path) -> list[dict[str, Any]]:
     shape = tuple(manifest["model"]["input_shape"])
     fp32_ms = _latency(result.artifacts["fp32_onnx"], shape)
     rows = []
-    for fmt in ("int8_onnx", "int8_ort"):
+    for fmt in ("int8_onnx", "int8_ort", "int8_tflite"):
         path = result.artifacts[fmt]
         row = {
             "family": family,
@@ -70,7 +74,10 @@ def measure(family: str, work: Path, npz: Path) -> list[dict[str, Any]]:
             "format": path.suffix[1:],
             "fp32_acc": round(agreement["fp32_accuracy"], 4),
         }
-        if fmt == "int8_ort":  # the .ort is checked equal to the .onnx; measure it anyway, on the same images
+        if fmt == "int8_tflite":  # judged by the export's drift stage like the ORT artifact
+            figs = agreement["formats"]["tflite"]
+            row.update(int8_acc=round(figs["target_accuracy"], 4), agreement=round(figs["top1_agreement"], 4))
+        elif fmt == "int8_ort":  # the .ort is checked equal to the .onnx; measure it anyway, on the same images
             held = _held_out(npz)
             fp32 = load(result.artifacts["fp32_onnx"])(held[0])
             figs = int8_computations(path, held[0], fp32, held[1], kinds=("host_kernels",))["host_kernels"]
@@ -83,7 +90,7 @@ def measure(family: str, work: Path, npz: Path) -> list[dict[str, Any]]:
             repair=drift.get("fix", {}).get("chosen", "none needed"),
             layers_float=len(drift.get("fix", {}).get("kept_float", [])),
             int8_bytes=path.stat().st_size,
-            int8_over_fp32_latency=round(_latency(path, shape) / fp32_ms, 3),
+            int8_over_fp32_latency=round(_latency(path, shape, manifest) / fp32_ms, 3),
         )
         rows.append(row)
     return rows
