@@ -684,11 +684,14 @@ def plan(
     chart: Path | None,
     as_json: bool,
 ) -> None:
-    from edgecnn.analysis.planner import grid_size
+    from edgecnn.analysis.planner import PLANNABLE, grid_size
     from edgecnn.analysis.planner import plan as run_plan
     from edgecnn.analysis.plots import plan_chart
+    from edgecnn.errors import UnknownNameError
     from edgecnn.progress import RichReporter
 
+    if not grid_size(family):
+        raise UnknownNameError("planner family", family, PLANNABLE)
     reporter = RichReporter()
     try:
         advance = reporter.bar(f"costing {family} candidates", grid_size(family))
