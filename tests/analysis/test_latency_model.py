@@ -150,3 +150,27 @@ def test_calibrate_profile_bad_results(tmp_path, content, message):
     done = run("calibrate-profile", str(bad), "--base", "raspberrypi4", "--out", str(out))
     assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_probe_suite_bench_calibrate_predict_loop(tmp_path):
+    """The whole loop on this host: build probes, time them with the harness, fit a profile, predict with it."""
+    from edgecnn.analysis.prediction import predict_model
+    from edgecnn.analysis.probes import build_probe_suite
+    from edgecnn.bench.api import run_suite
+
+    tiny = [("mobilenet_v1", {"width": 0.25, "resolution": r}) for r in (96, 128, 160)]
+    probes = build_probe_suite("x86-avx2", tmp_path / "probes", dtypes=("fp32",), probes=tiny)
+    assert [p["name"] for p in probes] == [f"mobilenet_v1-resolution{r}-width0.25-fp32" for r in (96, 128, 160)]
+    assert all(p["artifact"].is_file() and p["ops"] for p in probes)
+    results = tmp_path / "RESULTS.json"
+    run_suite(probes, results, "x86-avx2", runs=20, warmup=2)
+    out = tmp_path / "host.yaml"
+    done = run(
+        "calibrate-profile", str(results), "--base", "x86-avx2", "--out", str(out), "--statistic", "min", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["fit"]["fp32"]["samples"] == 3
+    report = predict_model(str(probes[1]["artifact"]), str(out))
+    measured = json.loads(results.read_text())["results"][1]["min_ms"]
+    assert report["predicted_ms"] == pytest.approx(measured, rel=0.5)  # a sanity bound: three points, all fitted
