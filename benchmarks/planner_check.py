@@ -19,10 +19,8 @@ import numpy as np
 from common import write_result
 
 from edgecnn.analysis.planner import _grid, plan
+from edgecnn.analysis.probes import build_probe_suite
 from edgecnn.bench.api import bench
-from edgecnn.pipeline.onnx_export import export_onnx
-from edgecnn.pipeline.quantize import Quantizer
-from edgecnn.pipeline.simplify import simplify
 
 NAME = "planner_check"
 PROFILE = "x86-avx2"
@@ -37,39 +35,24 @@ DESCRIPTION = (
 )
 
 
-def _export_int8(model: str, config: dict[str, float], work: Path) -> Path:
-    import torch
-
-    from edgecnn.models import create_model
-
-    torch.manual_seed(0)
-    network = create_model(model, **config).eval()
-    shape = (1, *network.input_size)
-    name = "-".join([model, *(f"{k}{v:g}" for k, v in config.items())])
-    export_onnx(network, shape, work / f"{name}.exported.onnx")
-    simplify(work / f"{name}.exported.onnx", work / f"{name}.fp32.onnx")
-    images = np.random.default_rng(0).standard_normal((8, *shape[1:])).astype(np.float32)
-    with Quantizer(work / f"{name}.fp32.onnx", images) as quantizer:
-        quantizer.quantize(work / f"{name}.int8.onnx", "minmax", True)
-    return work / f"{name}.int8.onnx"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Measure every candidate, plan for each budget, write ``results/planner_check.json``."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="mobilenet")
     args = parser.parse_args(argv)
     reference = plan(args.family, PROFILE, budget_ms=1e9)
-    measured: dict[str, float] = {}
+    labels = [c.label for c in reference.candidates]  # the grid's order, which the probes keep
     with tempfile.TemporaryDirectory(prefix="edgecnn-planner-check-") as tmp:
-        paths = {}
-        for model, config in _grid()[args.family]:
-            label = next(c.label for c in reference.candidates if c.model == model and c.config == config)
-            paths[label] = _export_int8(model, config, Path(tmp))
-            print(f"{NAME}: exported {label}", flush=True)
-        results = bench(list(paths.values()), threads=1, runs=100, budget_s=3.0)
-        measured = {label: r[STATISTIC] for label, r in zip(paths, results, strict=True)}
-        p50 = {label: r["p50_ms"] for label, r in zip(paths, results, strict=True)}
+        probes = build_probe_suite(
+            PROFILE,
+            Path(tmp),
+            dtypes=("int8",),
+            on_probe=lambda name: print(f"{NAME}: export {name}", flush=True),
+            probes=_grid()[args.family],
+        )
+        results = bench([p["artifact"] for p in probes], threads=1, runs=100, budget_s=3.0)
+    measured = {label: r[STATISTIC] for label, r in zip(labels, results, strict=True)}
+    p50 = {label: r["p50_ms"] for label, r in zip(labels, results, strict=True)}
     rows: list[dict[str, Any]] = []
     for budget in BUDGETS_MS:
         decision = plan(args.family, PROFILE, budget_ms=budget)

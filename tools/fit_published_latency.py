@@ -25,19 +25,13 @@ from edgecnn.config.profiles import load_profile, profiles_dir
 
 def measured_samples(entries: list[dict], dtype: str) -> list[Sample]:
     """The entries with a model and a latency, costed on the meta device at ``dtype``."""
-    import torch
+    from edgecnn.analysis.torch_op_costs import zoo_op_costs
 
-    from edgecnn.analysis.torch_op_costs import torch_op_costs
-    from edgecnn.models import create_model
-
-    samples = []
-    for entry in entries:
-        if "model" not in entry or "ms" not in entry:
-            continue
-        with torch.device("meta"):
-            model = create_model(entry["model"], **(entry.get("config") or {}))
-        samples.append(Sample(torch_op_costs(model, model.input_size, dtype), float(entry["ms"]), entry["model"]))
-    return samples
+    return [
+        Sample(zoo_op_costs(e["model"], dtype, **(e.get("config") or {}))[0], float(e["ms"]), e["model"])
+        for e in entries
+        if "model" in e and "ms" in e
+    ]
 
 
 def fit_profile(name: str, base: LatencyModel) -> tuple[dict, list[str]]:

@@ -205,10 +205,13 @@ def fit(
         design = _design(samples, classes, compute)
         theta = nnls(design / measured[:, None], np.ones(len(samples)))
         coefficients = _coefficients(theta, classes, base, tuple(sources))
-        error = float(np.mean(np.abs(design @ theta / measured - 1.0)))
+        # judged by the model itself (max of the two terms), not by the linear design of this assignment
+        per_op = [[coefficients.op_ms(c) for c in s.costs] for s in samples]
+        predicted = np.array([sum(ms for ms, _ in ops) for ops in per_op])
+        error = float(np.mean(np.abs(predicted / measured - 1.0)))
         if best is None or error < best[0] - 1e-12:
             best = (error, coefficients)
-        new = [np.array([coefficients.op_ms(c)[1] for c in s.costs]) for s in samples]
+        new = [np.array([bound for _, bound in ops]) for ops in per_op]
         if all((n == o).all() for n, o in zip(new, compute, strict=True)):
             break
         compute = new
@@ -245,20 +248,14 @@ def fit_scale(base: Coefficients, samples: Sequence[Sample]) -> tuple[float, flo
         compute = np.array([c.work / base.throughput_gops[c.op_class] * 1e-6 for c in sample.costs])
         memory = np.array([c.bytes / base.bandwidth_gbps * 1e-6 for c in sample.costs])
         parts.append((compute, memory, len(sample.costs) * base.overhead_us * 1e-3))
-    best = (np.inf, 1.0, 1.0)
-    pairs = [(f, f) for f in factors] if len(samples) == 1 else [(c, m) for c in factors[::3] for m in factors[::3]]
-    for c, m in pairs:
+
+    def error(pair: tuple[float, float]) -> float:
+        c, m = pair
         predicted = np.array([np.maximum(cp * c, mp * m).sum() + o * m for cp, mp, o in parts])
-        error = float(np.mean((predicted / measured - 1.0) ** 2))
-        if error < best[0]:
-            best = (error, float(c), float(m))
-    _, compute_factor, memory_factor = best
-    if len(samples) > 1:  # refine around the coarse optimum
-        fine = np.geomspace(0.9, 1.1, 41)
-        for c, m in [(compute_factor * a, memory_factor * b) for a in fine for b in fine]:
-            predicted = np.array([np.maximum(cp * c, mp * m).sum() + o * m for cp, mp, o in parts])
-            error = float(np.mean((predicted / measured - 1.0) ** 2))
-            if error < best[0]:
-                best = (error, float(c), float(m))
-        _, compute_factor, memory_factor = best
-    return compute_factor, memory_factor
+        return float(np.mean((predicted / measured - 1.0) ** 2))
+
+    if len(samples) == 1:
+        return min(((float(f), float(f)) for f in factors), key=error)
+    c, m = min(((float(c), float(m)) for c in factors[::3] for m in factors[::3]), key=error)
+    fine = np.geomspace(0.9, 1.1, 41)  # refine around the coarse optimum
+    return min([(c, m), *((c * float(a), m * float(b)) for a in fine for b in fine)], key=error)

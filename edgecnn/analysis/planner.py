@@ -55,6 +55,7 @@ class Candidate:
     expected_top1: float = 0.0
     accuracy: str = ""  # published | interpolated | extrapolated
     fits: bool = False
+    source: str = field(default="", repr=False)  # where expected_top1 was published (in Plan.sources)
 
     @property
     def label(self) -> str:
@@ -64,7 +65,7 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"label": self.label, **asdict(self)}
+        return {"label": self.label, **{k: v for k, v in asdict(self).items() if k != "source"}}
 
 
 @dataclass
@@ -114,14 +115,9 @@ def _accuracy(model: str, config: dict[str, float], macs: float) -> Any:
 
 def evaluate(model: str, config: dict[str, float], profile: Any, dtype: str) -> Candidate:
     """Cost one candidate on the meta device and predict it on ``profile``."""
-    import torch
+    from edgecnn.analysis.torch_op_costs import zoo_op_costs
 
-    from edgecnn.analysis.torch_op_costs import torch_op_costs
-    from edgecnn.models import create_model
-
-    with torch.device("meta"):
-        network = create_model(model, **config)
-    costs = torch_op_costs(network, network.input_size, dtype)
+    costs, network = zoo_op_costs(model, dtype, **config)
     totals = summarize(costs)
     prediction = profile.latency.predict(costs)
     expectation = _accuracy(model, config, totals["macs"])
@@ -134,6 +130,7 @@ def evaluate(model: str, config: dict[str, float], profile: Any, dtype: str) -> 
         round(totals["macs"] / 1e6, 1),
         expectation.top1,
         expectation.method,
+        source=expectation.source,
     )
 
 
@@ -177,7 +174,7 @@ def plan(
             f"no {key} configuration fits {budget:g} ms{memory_note} on {spec.name} ({dtype}): the fastest, "
             f"{fastest.label}, is predicted at {fastest.predicted_ms:.1f} ms ({fastest.memory_mb:.0f} MB)"
         )
-    sources = sorted({_accuracy(c.model, c.config, c.macs_m * 1e6).source for c in candidates})
+    sources = sorted({c.source for c in candidates})
     return Plan(
         key,
         spec.name,

@@ -24,14 +24,9 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
             raise UsageError(
                 f"cannot read {model} as ONNX: {str(error).splitlines()[0] if str(error) else error}"
             ) from None
-    import torch
+    from edgecnn.analysis.torch_op_costs import zoo_op_costs
 
-    from edgecnn.analysis.torch_op_costs import torch_op_costs
-    from edgecnn.models import create_model
-
-    with torch.device("meta"):
-        network = create_model(model, **given)
-    return torch_op_costs(network, network.input_size, dtype or "fp32")
+    return zoo_op_costs(model, dtype or "fp32", **given)[0]
 
 
 def predict_model(model: str, profile: str, dtype: str | None = None, scaling: dict[str, Any] | None = None) -> dict:

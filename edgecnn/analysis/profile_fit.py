@@ -8,8 +8,6 @@ its own; the result is the base profile with a new ``latency:`` block, written a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -20,6 +18,7 @@ import yaml
 from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, fit
 from edgecnn.analysis.op_costs import DTYPES, OpCost
 from edgecnn.errors import UsageError
+from edgecnn.files import atomic_write_text
 
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
 STATISTICS = ("p50_ms", "min_ms", "mean_ms")  # which measured figure a fit follows
@@ -70,20 +69,20 @@ def describe_source(results: dict[str, Any], path: Path) -> str:
 
 
 def calibrate(
-    results: dict[str, Any], base: LatencyModel | None, source: str, statistic: str = "p50_ms"
+    results: dict[str, Any], measured: dict[str, list[Sample]], base: LatencyModel, source: str
 ) -> LatencyModel:
-    """A latency model fitted to ``results``: every dtype measured there; others kept from ``base``."""
+    """A latency model fitted to the ``measured`` samples of ``results`` per dtype; unmeasured dtypes keep
+    ``base``'s coefficients."""
+    if not any(measured.values()):
+        raise UsageError("RESULTS.json has no probe results to fit")
     coefficients: dict[str, Coefficients] = {}
     for dtype in DTYPES:
-        measured = samples(results, dtype, statistic=statistic)
-        previous = base.coefficients.get(dtype) if base else None
-        if measured:
-            coefficients[dtype] = fit(measured, previous, [{"source": source}])
+        previous = base.coefficients.get(dtype)
+        if measured.get(dtype):
+            coefficients[dtype] = fit(measured[dtype], previous, [{"source": source}])
         elif previous is not None:
             coefficients[dtype] = previous
-    if not coefficients:
-        raise UsageError("RESULTS.json has no probe results to fit")
-    runtime = (results.get("runtime") or {}).get("name") or (base.runtime if base else "onnxruntime")
+    runtime = (results.get("runtime") or {}).get("name") or base.runtime
     runtime = "tflite" if "lite" in runtime else "onnxruntime"
     return LatencyModel(runtime, int(results.get("threads") or 1), coefficients)
 
@@ -102,16 +101,7 @@ def write_profile(base_path: Path, model: LatencyModel, out: Path, force: bool =
     text = f"# Written by edgecnn calibrate-profile from {Path(base_path).name}.\n" + yaml.safe_dump(
         data, sort_keys=False, allow_unicode=True, width=110
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write_text(out, text)
 
 
 def calibrate_file(
@@ -123,15 +113,15 @@ def calibrate_file(
     profile = load_profile(base)
     results = load_results(Path(results_path))
     source = f"{describe_source(results, Path(results_path))}, {statistic.removesuffix('_ms')} latency"
-    model = calibrate(results, profile.latency, source, statistic)
+    measured = {dtype: samples(results, dtype, statistic=statistic) for dtype in DTYPES}
+    model = calibrate(results, measured, profile.latency, source)
     report: dict[str, Any] = {"base": profile.name, "statistic": statistic, "fit": {}}
-    for dtype in DTYPES:
-        measured = samples(results, dtype, statistic=statistic)
-        if not measured:
+    for dtype, fitted in measured.items():
+        if not fitted:
             continue
-        errors = [abs(model.predict(s.costs).total_ms / s.measured_ms - 1) * 100 for s in measured]
+        errors = [abs(model.predict(s.costs).total_ms / s.measured_ms - 1) * 100 for s in fitted]
         report["fit"][dtype] = {
-            "samples": len(measured),
+            "samples": len(fitted),
             "mape_pct": round(sum(errors) / len(errors), 2),
             "within_10pct": round(sum(e <= 10 for e in errors) / len(errors), 3),
             "coefficients": model.coefficients[dtype].to_dict(),

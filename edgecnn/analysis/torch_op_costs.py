@@ -143,3 +143,12 @@ def torch_op_costs(module: torch.nn.Module, input_size: tuple[int, ...], dtype: 
     with torch.no_grad(), recorder:
         module(torch.empty(1, *input_size, device="meta"))
     return recorder.costs
+
+
+def zoo_op_costs(name: str, dtype: str = "fp32", **scaling: Any) -> tuple[list[OpCost], torch.nn.Module]:
+    """Op costs of a zoo model built on the meta device (no weights), and the model (its ``input_size``)."""
+    from edgecnn.models import create_model
+
+    with torch.device("meta"):
+        network = create_model(name, **scaling)
+    return torch_op_costs(network, network.input_size, dtype), network

@@ -9,7 +9,6 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any, NoReturn
 from edgecnn.bench.harness import DEFAULT_WARMUP, FORMATS
 from edgecnn.bench.remote import Session, SshTarget
 from edgecnn.errors import BenchError, UsageError
+from edgecnn.files import atomic_write_text
 
 HARNESS = Path(__file__).resolve().with_name("harness.py")
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
@@ -218,21 +218,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Write ``payload`` as JSON through a temporary file beside ``path`` and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``payload`` as JSON atomically (see :func:`edgecnn.files.atomic_write_text`)."""
     text = json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(Path(path), text)
 
 
 def run_suite(

@@ -99,11 +99,8 @@ def test_latency_models_reproduce_the_measurements_they_were_fitted_to():
     dtype, so not exactly: within ±35%); x86-avx2's reproduce the probe measurements shipped with the benchmarks."""
     import json
 
-    import torch
-
     from edgecnn.analysis.profile_fit import samples
-    from edgecnn.analysis.torch_op_costs import torch_op_costs
-    from edgecnn.models import create_model
+    from edgecnn.analysis.torch_op_costs import zoo_op_costs
 
     for name in list_profiles():
         latency = load_profile(name).latency
@@ -111,9 +108,8 @@ def test_latency_models_reproduce_the_measurements_they_were_fitted_to():
             for entry in coefficients.fitted_to:
                 if "ms" not in entry:
                     continue
-                with torch.device("meta"):
-                    model = create_model(entry["model"], **(entry.get("config") or {}))
-                predicted = latency.predict(torch_op_costs(model, model.input_size, dtype)).total_ms
+                costs, _ = zoo_op_costs(entry["model"], dtype, **(entry.get("config") or {}))
+                predicted = latency.predict(costs).total_ms
                 assert predicted == pytest.approx(entry["ms"], rel=0.35), (name, dtype, entry["model"], predicted)
     probes = Path(__file__).resolve().parents[2] / "benchmarks" / "probes" / "x86-avx2.json"
     results = json.loads(probes.read_text())
