@@ -422,6 +422,12 @@ Examples:
   edgecnn bench model.int8.ort --host pi@raspberrypi.local --threads 4
   edgecnn bench model.onnx --host pi@10.0.0.7 --port 2222 --identity ~/.ssh/id_ed25519 --budget-s 20
   edgecnn bench --suite probes --profile raspberrypi4 --host pi@raspberrypi.local --out rpi4.json
+  edgecnn bench --suite probes --profile x86-avx2 --rounds 3 --out host.json
+
+\b
+On a machine whose speed drifts (a shared VM, a device that throttles) use
+--rounds: each artifact is then timed in several separate passes, so one slow
+phase spoils one pass of one artifact rather than its only measurement.
 """
 
 
@@ -438,6 +444,13 @@ Examples:
 @click.option("--runs", "-n", type=int, help="Timed runs [default: 100, or as many as --budget-s allows].")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--budget-s", type=float, help="Stop timing after this many seconds of runs.")
+@click.option(
+    "--rounds",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Time the whole list this many times, round-robin; report the min of the minima and the median p50.",
+)
 @click.option("--input", "inputs", type=click.Path(path_type=Path), help="A .npy for the first input.")
 @click.option("--no-xnnpack", is_flag=True, help="TFLite: builtin kernels, no XNNPACK delegate.")
 @click.option("--suite", type=click.Choice(["probes"]), help="Run a built-in set instead of ARTIFACTs.")
@@ -658,7 +671,9 @@ FAMILY is mobilenet (MobileNetV1, α × ρ), mobilenet_v2 (α × ρ), efficientn
 costed without an export and predicted with the profile's latency model;
 memory is weights + the largest operator's activations; expected top-1 is
 read from published ImageNet tables (interpolated between published points,
-extrapolated ones flagged and chosen only when nothing else fits).
+extrapolated ones flagged and chosen only when nothing else fits). A
+candidate fits when its prediction leaves --headroom of the budget free:
+predictions are estimates (see BENCHMARKS.md, latency_fidelity).
 
 \b
 Examples:
@@ -672,6 +687,13 @@ Examples:
 @click.option("--profile", "-p", required=True, help="Device profile (see `edgecnn profiles`).")
 @click.option("--budget-ms", type=float, help="Latency budget [default: the profile's latency_budget_ms].")
 @click.option("--memory-mb", type=float, help="Memory budget [default: the profile's memory_budget_mb].")
+@click.option(
+    "--headroom",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Fraction of the budget kept free for prediction error (0: predictions up to the budget fit).",
+)
 @click.option("--dtype", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True)
 @click.option("--chart", type=click.Path(path_type=Path), help="PNG chart [default: plan-FAMILY-PROFILE.png].")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
@@ -680,6 +702,7 @@ def plan(
     profile: str,
     budget_ms: float | None,
     memory_mb: float | None,
+    headroom: float,
     dtype: str,
     chart: Path | None,
     as_json: bool,
@@ -695,7 +718,7 @@ def plan(
     reporter = RichReporter()
     try:
         advance = reporter.bar(f"costing {family} candidates", grid_size(family))
-        result = run_plan(family, profile, budget_ms, dtype, memory_mb, on_candidate=advance)
+        result = run_plan(family, profile, budget_ms, dtype, memory_mb, on_candidate=advance, headroom=headroom)
     finally:
         reporter.close()
     chart_path = plan_chart(result, chart or Path(f"plan-{result.family}-{result.profile}.png"))
@@ -712,7 +735,8 @@ def _print_plan(result: Any, chart: Path) -> None:
     console = _console()
     memory = f", {result.memory_budget_mb:g} MB" if result.memory_budget_mb else ""
     table = Table(
-        title=f"{result.family} on {result.profile}, {result.dtype}: budget {result.budget_ms:g} ms{memory}",
+        title=f"{result.family} on {result.profile}, {result.dtype}: budget {result.budget_ms:g} ms"
+        f" (predictions ≤ {result.limit_ms:.3g} ms fit){memory}",
         title_justify="left",
     )
     for column in ("candidate", "predicted ms", "memory MB", "MACs M", "expected top-1", "accuracy", "fits"):

@@ -18,7 +18,7 @@ import sys
 
 import yaml
 
-from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, fit_scale, scale
+from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit_scale, scale
 from edgecnn.analysis.op_costs import DTYPES
 from edgecnn.config.profiles import load_profile, profiles_dir
 
@@ -42,14 +42,17 @@ def fit_profile(name: str, base: LatencyModel) -> tuple[dict, list[str]]:
     for dtype in DTYPES:
         measured[dtype] = measured_samples(latency[dtype]["fitted_to"], dtype)
         if measured[dtype]:
-            factors[dtype] = fit_scale(base.coefficients[dtype], measured[dtype])
+            block = channel_block(latency["vector_bytes"], dtype)  # the device's own SIMD width
+            factors[dtype] = fit_scale(base.coefficients[dtype], measured[dtype], block)
     if not factors:
         raise SystemExit(f"{path}: no latency.<dtype>.fitted_to entry has a model and ms")
     for dtype in DTYPES:  # a dtype without figures of its own borrows the other's factors
         compute, memory = factors.get(dtype) or next(iter(factors.values()))
         entries = latency[dtype]["fitted_to"]
         coefficients[dtype] = scale(base.coefficients[dtype], compute, memory, entries)
-        model = LatencyModel(latency["runtime"], latency["threads"], {dtype: coefficients[dtype]})
+        model = LatencyModel(
+            latency["runtime"], latency["threads"], {dtype: coefficients[dtype]}, latency["vector_bytes"]
+        )
         borrowed = "" if dtype in factors else " (borrowed)"
         lines.append(f"{name} {dtype}: compute ×{compute:.3g}, memory ×{memory:.3g}{borrowed}")
         for sample in measured[dtype]:
@@ -57,7 +60,7 @@ def fit_profile(name: str, base: LatencyModel) -> tuple[dict, list[str]]:
             error = (predicted / sample.measured_ms - 1) * 100
             figures = f"measured {sample.measured_ms:7.1f} ms  fit {predicted:7.1f} ms  {error:+.0f}%"
             lines.append(f"  {sample.name:<22} {figures}")
-    block = LatencyModel(latency["runtime"], latency["threads"], coefficients).to_dict()
+    block = LatencyModel(latency["runtime"], latency["threads"], coefficients, latency["vector_bytes"]).to_dict()
     return block, lines
 
 

@@ -10,8 +10,10 @@ A network becomes a list of :class:`OpCost`, one per operator that a runtime exe
 Runtimes fuse an activation into the convolution or matrix product before it (ReLU, ReLU6/Clip, LeakyReLU)
 and fold BatchNormalization into the convolution: those count once, with the operator they are fused into.
 Pure shape operators (Reshape, Flatten, Squeeze …) and the Quantize/DequantizeLinear pairs of a QDQ graph
-cost nothing here; in a QDQ graph an operator is int8 when its activation input comes from a
-DequantizeLinear.
+cost nothing here (a runtime fuses them into the int8 kernels); in a QDQ graph an operator is int8 when its
+activation input comes from a DequantizeLinear. What a runtime cannot fuse is the network's boundary: an
+int8 network quantizes each float input and dequantizes each output (:func:`boundary_costs`; on x86 ORT
+the input's quantize and layout transpose are ~7% of a small MobileNet).
 
 This module reads ONNX graphs (``onnx_op_costs``) and needs no torch; ``torch_op_costs`` reads a
 PyTorch module on the meta device with the same rules, for the planner (milliseconds per candidate).
@@ -44,7 +46,9 @@ _QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 @dataclass(frozen=True)
 class OpCost:
-    """One executed operator: class, dtype, work (MACs or elements), bytes moved, of which weights."""
+    """One executed operator: class, dtype, work (MACs or elements), bytes moved, of which weights; for the
+    MAC classes also its output channels and reduction depth (MACs per output element), the shape that
+    SIMD kernels tile (0 when unknown or not a MAC operator)."""
 
     name: str
     op_class: str
@@ -52,17 +56,21 @@ class OpCost:
     work: float
     bytes: float
     weight_bytes: float = 0.0
+    channels: int = 0
+    depth: int = 0
 
     def to_row(self) -> list[Any]:
-        """A compact JSON row: ``[class, dtype, work, bytes, weight_bytes]``."""
-        return [self.op_class, self.dtype, self.work, self.bytes, self.weight_bytes]
+        """A compact JSON row: ``[class, dtype, work, bytes, weight_bytes, channels, depth]``."""
+        return [self.op_class, self.dtype, self.work, self.bytes, self.weight_bytes, self.channels, self.depth]
 
     @classmethod
     def from_row(cls, row: Sequence[Any], name: str = "") -> OpCost:
-        """The inverse of :meth:`to_row`; raises ValueError on a malformed row."""
-        if len(row) != 5 or row[0] not in OP_CLASSES or row[1] not in DTYPES:
-            raise ValueError(f"not an op-cost row [class, dtype, work, bytes, weight_bytes]: {row!r}")
-        return cls(name, str(row[0]), str(row[1]), float(row[2]), float(row[3]), float(row[4]))
+        """The inverse of :meth:`to_row` (5-item rows from before channels and depth are read too);
+        raises ValueError on a malformed row."""
+        if len(row) not in (5, 7) or row[0] not in OP_CLASSES or row[1] not in DTYPES:
+            raise ValueError(f"not an op-cost row [class, dtype, work, bytes, weight_bytes, channels, depth]: {row!r}")
+        shape = (int(row[5]), int(row[6])) if len(row) == 7 else (0, 0)
+        return cls(name, str(row[0]), str(row[1]), float(row[2]), float(row[3]), float(row[4]), *shape)
 
 
 def conv_class(kernel: Sequence[int], groups: int, in_channels: int) -> str:
@@ -97,6 +105,16 @@ def summarize(costs: Iterable[OpCost]) -> dict[str, Any]:
         "weight_bytes": sum(c.weight_bytes for c in costs),
         "peak_activation_bytes": max((c.bytes - c.weight_bytes for c in costs), default=0.0),
     }
+
+
+def boundary_costs(input_elements: Iterable[int], output_elements: Iterable[int]) -> list[OpCost]:
+    """The conversions at an int8 network's boundary: quantize each float input, dequantize each output
+    (elementwise, int8; reading one dtype and writing the other)."""
+    both = ELEMENT_BYTES["fp32"] + ELEMENT_BYTES["int8"]
+    return [
+        *(OpCost("quantize_input", "elementwise", "int8", float(n), float(n * both)) for n in input_elements),
+        *(OpCost("dequantize_output", "elementwise", "int8", float(n), float(n * both)) for n in output_elements),
+    ]
 
 
 def _numel(shape: Sequence[int] | None) -> int:
@@ -161,19 +179,39 @@ def onnx_op_costs(model: Any, dtype: str | None = None) -> list[OpCost]:
             if len(weight_shape) < 3 or len(in_shape) < 2:
                 raise UsageError(f"node '{node.name}' ({op}): unknown input or weight shape")
             op_class = conv_class(weight_shape[2:], groups, in_shape[1])
-            work = float(out_elements * _numel(weight_shape[1:]))
+            channels, depth = weight_shape[0], _numel(weight_shape[1:])
+            work = float(out_elements * depth)
             fused_into.update(node.output)
         elif op in ("Gemm", "MatMul"):
             a_shape = shapes.get(node.input[0]) or []
             transposed = op == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
             depth = (a_shape[-2] if transposed else a_shape[-1]) if a_shape else 0
             op_class, work = "fc", float(out_elements * depth)
+            out_shape = shapes.get(node.output[0]) or [0]
+            channels = out_shape[-1]
             fused_into.update(node.output)
         else:
             op_class = element_class(op)
             if op_class is None:
                 continue
             work = float(in_elements if op_class == "pool" else out_elements)
+            channels = depth = 0
         moved = (in_elements + out_elements + weight_elements) * size
-        costs.append(OpCost(node.name or op, op_class, node_dtype, work, float(moved), float(weight_elements * size)))
+        costs.append(
+            OpCost(
+                node.name or op,
+                op_class,
+                node_dtype,
+                work,
+                float(moved),
+                float(weight_elements * size),
+                int(channels),
+                int(depth),
+            )
+        )
+    if any(cost.dtype == "int8" for cost in costs):
+        graph_inputs = [t.name for t in graph.input if t.name not in weights]
+        costs += boundary_costs(
+            (_numel(shapes.get(t)) for t in graph_inputs), (_numel(shapes.get(t.name)) for t in graph.output)
+        )
     return costs

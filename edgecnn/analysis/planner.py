@@ -5,7 +5,9 @@ predicted with the profile's latency model and its memory estimated (weights plu
 activations); its expected ImageNet top-1 comes from the published tables (:mod:`accuracy_tables`). The
 choice is the best expected top-1 among the candidates within both budgets, ties to the faster one;
 candidates whose accuracy is only extrapolated from published points are chosen only when nothing
-published or interpolated fits.
+published or interpolated fits. A candidate fits the latency budget when its prediction leaves
+``headroom`` of it free (5% by default): a prediction is an estimate, and a choice predicted 1% under
+the budget measures over it about half the time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from edgecnn.errors import UnknownNameError, UsageError
 _MV1_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 _MV2_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 _RESOLUTIONS = (96, 128, 160, 192, 224)
+DEFAULT_HEADROOM = 0.05  # x86-avx2's held-out prediction error: MAPE 3–4% (benchmarks/latency_fidelity.py)
 
 
 def _grid() -> dict[str, list[tuple[str, dict[str, float]]]]:
@@ -81,6 +84,12 @@ class Plan:
     runner_up: Candidate | None
     candidates: list[Candidate] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    headroom: float = 0.0
+
+    @property
+    def limit_ms(self) -> float:
+        """The largest prediction that fits: the budget less the headroom."""
+        return self.budget_ms * (1 - self.headroom)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``chosen`` has the config, ``predicted_ms`` and ``expected_top1`` at its top level."""
@@ -89,6 +98,8 @@ class Plan:
             "profile": self.profile,
             "dtype": self.dtype,
             "budget_ms": self.budget_ms,
+            "headroom": self.headroom,
+            "limit_ms": round(self.limit_ms, 3),
             "memory_budget_mb": self.memory_budget_mb,
             "chosen": {**self.chosen.to_dict(), **self.chosen.config},
             "runner_up": self.runner_up.to_dict() if self.runner_up else None,
@@ -141,8 +152,10 @@ def plan(
     dtype: str = "int8",
     memory_budget_mb: float | None = None,
     on_candidate: Callable[[], None] | None = None,
+    headroom: float = DEFAULT_HEADROOM,
 ) -> Plan:
-    """Evaluate the family's grid on ``profile`` and choose; raises UsageError when nothing fits."""
+    """Evaluate the family's grid on ``profile`` and choose: a candidate fits when its prediction is within
+    ``budget × (1 − headroom)`` and its memory within the memory budget; raises UsageError when nothing fits."""
     from edgecnn.config.profiles import load_profile
 
     key = family_of(family)
@@ -150,6 +163,8 @@ def plan(
         raise UnknownNameError("planner family", family, PLANNABLE)
     if dtype not in DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not '{dtype}'")
+    if not 0 <= headroom < 1:
+        raise UsageError(f"--headroom must be in [0, 1), not {headroom:g}")
     spec = load_profile(profile)
     budget = budget_ms if budget_ms is not None else spec.latency_budget_ms
     if budget is None or budget <= 0:
@@ -158,7 +173,8 @@ def plan(
     candidates = []
     for model, config in _grid()[key]:
         candidate = evaluate(model, config, spec, dtype)
-        candidate.fits = candidate.predicted_ms <= budget and (memory is None or candidate.memory_mb <= memory)
+        fits_latency = candidate.predicted_ms <= budget * (1 - headroom)
+        candidate.fits = fits_latency and (memory is None or candidate.memory_mb <= memory)
         candidates.append(candidate)
         if on_candidate:
             on_candidate()
@@ -170,8 +186,9 @@ def plan(
     if not fitting:
         fastest = min(candidates, key=lambda c: c.predicted_ms)
         memory_note = f" and {memory:g} MB" if memory is not None else ""
+        margin = f" with {headroom:.0%} headroom" if headroom else ""
         raise UsageError(
-            f"no {key} configuration fits {budget:g} ms{memory_note} on {spec.name} ({dtype}): the fastest, "
+            f"no {key} configuration fits {budget:g} ms{margin}{memory_note} on {spec.name} ({dtype}): the fastest, "
             f"{fastest.label}, is predicted at {fastest.predicted_ms:.1f} ms ({fastest.memory_mb:.0f} MB)"
         )
     sources = sorted({c.source for c in candidates})
@@ -185,6 +202,7 @@ def plan(
         fitting[1] if len(fitting) > 1 else None,
         candidates,
         sources,
+        headroom,
     )
 
 

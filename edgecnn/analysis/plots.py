@@ -55,6 +55,10 @@ def plan_chart(plan: Any, path: Path) -> Path:
                 s=24,
             )
     ax.axvline(plan.budget_ms, color="#d62728", linestyle="--", linewidth=1, label=f"budget {plan.budget_ms:g} ms")
+    if plan.headroom:
+        ax.axvline(
+            plan.limit_ms, color="#d62728", linestyle=":", linewidth=1, label=f"less {plan.headroom:.0%} headroom"
+        )
     best = plan.chosen
     ax.scatter(
         [best.predicted_ms],

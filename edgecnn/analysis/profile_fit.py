@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, fit
+from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit
 from edgecnn.analysis.op_costs import DTYPES, OpCost
 from edgecnn.errors import UsageError
 from edgecnn.files import atomic_write_text
@@ -61,8 +61,10 @@ def describe_source(results: dict[str, Any], path: Path) -> str:
     """One line naming the measurement a fit comes from."""
     runtime = results.get("runtime") or {}
     device = results.get("device") or {}
+    rounds = max((int(r.get("rounds") or 1) for r in results["results"]), default=1)
+    runs = f"probe runs in {rounds} rounds" if rounds > 1 else "probe runs"
     return (
-        f"{Path(path).name}: {len(results['results'])} probe runs, {runtime.get('name', '?')} "
+        f"{Path(path).name}: {len(results['results'])} {runs}, {runtime.get('name', '?')} "
         f"{runtime.get('version', '')}, {results.get('threads', '?')} thread(s), on {device.get('cpu', '?')} "
         f"({results.get('host', 'local')}), fitted {date.today().isoformat()}"
     ).replace("  ", " ")
@@ -79,12 +81,13 @@ def calibrate(
     for dtype in DTYPES:
         previous = base.coefficients.get(dtype)
         if measured.get(dtype):
-            coefficients[dtype] = fit(measured[dtype], previous, [{"source": source}])
+            block = channel_block(base.vector_bytes, dtype)
+            coefficients[dtype] = fit(measured[dtype], previous, [{"source": source}], block=block)
         elif previous is not None:
             coefficients[dtype] = previous
     runtime = (results.get("runtime") or {}).get("name") or base.runtime
     runtime = "tflite" if "lite" in runtime else "onnxruntime"
-    return LatencyModel(runtime, int(results.get("threads") or 1), coefficients)
+    return LatencyModel(runtime, int(results.get("threads") or 1), coefficients, base.vector_bytes)
 
 
 def write_profile(base_path: Path, model: LatencyModel, out: Path, force: bool = False) -> Path:

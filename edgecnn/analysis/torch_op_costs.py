@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from edgecnn.analysis.op_costs import DTYPES, ELEMENT_BYTES, OpCost, conv_class
+from edgecnn.analysis.op_costs import DTYPES, ELEMENT_BYTES, OpCost, boundary_costs, conv_class
 
 aten = torch.ops.aten
 
@@ -83,12 +83,23 @@ class _Recorder(TorchDispatchMode):
         self.fused: set[int] = set()  # ids of tensors produced by a conv/fc (or a BN/activation fused into one)
         self._alive: list[Any] = []  # keeps every output alive, so that no id is reused during the pass
 
-    def _add(self, name: str, op_class: str, work: float, inputs: list[torch.Tensor], out: Any) -> None:
-        """Record an operator; only its first output counts (max-pool indices, BN statistics are not kept)."""
+    def _add(
+        self,
+        name: str,
+        op_class: str,
+        work: float,
+        inputs: list[torch.Tensor],
+        out: Any,
+        shape: tuple[int, int] = (0, 0),
+    ) -> None:
+        """Record an operator; only its first output counts (max-pool indices, BN statistics are not kept).
+        ``shape`` is a MAC operator's (output channels, reduction depth)."""
         weight = sum(t.numel() for t in inputs if id(t) in self.weights)
         activations = sum(t.numel() for t in inputs if id(t) not in self.weights)
         moved = (activations + weight + _numel(_first(out))) * self.size
-        self.costs.append(OpCost(name, op_class, self.dtype, float(work), float(moved), float(weight * self.size)))
+        self.costs.append(
+            OpCost(name, op_class, self.dtype, float(work), float(moved), float(weight * self.size), *shape)
+        )
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -100,11 +111,12 @@ class _Recorder(TorchDispatchMode):
         if func is aten.convolution.default:
             x, w, groups = args[0], args[1], args[8]
             op_class = conv_class(tuple(w.shape[2:]), groups, x.shape[1])
-            self._add(name, op_class, out.numel() * math.prod(w.shape[1:]), inputs, out)
+            depth = math.prod(w.shape[1:])
+            self._add(name, op_class, out.numel() * depth, inputs, out, (w.shape[0], depth))
             self.fused.add(id(out))
         elif func in (aten.addmm.default, aten.mm.default, aten.linear.default):
             a = args[1] if func is aten.addmm.default else args[0]
-            self._add(name, "fc", out.numel() * a.shape[-1], inputs, out)
+            self._add(name, "fc", out.numel() * a.shape[-1], inputs, out, (out.shape[-1], a.shape[-1]))
             self.fused.add(id(out))
         elif (func in _FUSIBLE or func in _BATCH_NORM) and first is not None and id(first) in self.fused:
             self.fused.update(id(t) for t in _tensors(out))
@@ -118,9 +130,9 @@ class _Recorder(TorchDispatchMode):
                     group.update(id(t) for t in _tensors(out))
         elif func is torch.ops.torchvision.deform_conv2d.default:
             weight = args[1]
-            self._add(
-                name, conv_class(tuple(weight.shape[2:]), 1, 0), out.numel() * math.prod(weight.shape[1:]), inputs, out
-            )
+            depth = math.prod(weight.shape[1:])
+            op_class = conv_class(tuple(weight.shape[2:]), 1, 0)
+            self._add(name, op_class, out.numel() * depth, inputs, out, (weight.shape[0], depth))
         elif func in _SILU:  # ONNX before opset 24 has no Swish: Sigmoid(x), then Mul(x, sigmoid)
             self._add(name, "elementwise", _numel(out), inputs, out)
             self._add(name, "elementwise", _numel(out), [*inputs, out], out)
@@ -141,7 +153,9 @@ def torch_op_costs(module: torch.nn.Module, input_size: tuple[int, ...], dtype: 
     weights = {id(t) for t in [*module.parameters(), *module.buffers()]}
     recorder = _Recorder(dtype, weights)
     with torch.no_grad(), recorder:
-        module(torch.empty(1, *input_size, device="meta"))
+        out = module(torch.empty(1, *input_size, device="meta"))
+    if dtype == "int8":
+        return recorder.costs + boundary_costs([math.prod(input_size)], [t.numel() for t in _tensors(out)])
     return recorder.costs
 
 

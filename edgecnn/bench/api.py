@@ -25,6 +25,7 @@ from edgecnn.files import atomic_write_text
 HARNESS = Path(__file__).resolve().with_name("harness.py")
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
 TIMING_KEYS = ("runs", "min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms", "peak_rss_mb")
+ROUND_KEYS = ("rounds", "round_p50_ms")  # present when the suite ran in several rounds
 SUITES = ("probes",)
 
 
@@ -180,6 +181,7 @@ def bench(
     known_hosts: str | Path | None = None,
     connect_timeout: float = 10.0,
     timeout: float = 600.0,
+    rounds: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Time each artifact with the harness, locally or on ``host`` over SSH; one result dict per artifact.
@@ -187,16 +189,76 @@ def bench(
     ``runs`` timed runs (100 by default) or ``budget_s`` seconds, whichever first, after ``warmup`` runs;
     ``inputs`` is a ``.npy`` for the first input (random otherwise); ``python`` the interpreter to run the
     harness with (this one locally, ``python3`` on a device); ``timeout`` bounds each harness run.
+    ``rounds`` > 1 times the whole list that many times, round-robin, and merges each artifact's rounds
+    (:func:`merge_rounds`): a slow phase of the machine then hits one round, not one artifact's only run.
     Failures raise :class:`~edgecnn.errors.BenchError` (or UsageError) with a one-line message.
     """
     paths = _check_artifacts(artifacts)
     options = _harness_options(threads, runs, warmup, budget_s, xnnpack)
+    if rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, not {rounds}")
     input_path = Path(inputs) if inputs is not None else None
     if input_path is not None and (input_path.suffix != ".npy" or not input_path.is_file()):
         raise UsageError(f"--input must be an existing .npy file, not {inputs}")
     if timeout <= 0:
         raise UsageError("--timeout must be > 0")
     report = progress or (lambda message: None)
+    if rounds > 1:
+        per_round = []
+        for number in range(rounds):
+            prefix = f"round {number + 1}/{rounds} "
+            per_round.append(
+                _bench_once(
+                    paths,
+                    host,
+                    options,
+                    input_path,
+                    python,
+                    timeout,
+                    lambda m, p=prefix: report(p + m),
+                    port,
+                    identity,
+                    known_hosts,
+                    connect_timeout,
+                )
+            )
+        return [merge_rounds(list(results)) for results in zip(*per_round, strict=True)]
+    return _bench_once(
+        paths, host, options, input_path, python, timeout, report, port, identity, known_hosts, connect_timeout
+    )
+
+
+def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One artifact's results from several rounds as one: the min of the minima, the median of the rounds'
+    p50/p90/p99/mean/std/load time, the sum of the runs, the largest peak RSS; ``round_p50_ms`` keeps each
+    round's p50."""
+    import statistics
+
+    merged = dict(results[0])
+    merged["runs"] = sum(r["runs"] for r in results)
+    merged["min_ms"] = min(r["min_ms"] for r in results)
+    for key in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms"):
+        merged[key] = round(statistics.median(r[key] for r in results), 4)
+    peaks = [r["peak_rss_mb"] for r in results if r.get("peak_rss_mb") is not None]
+    merged["peak_rss_mb"] = max(peaks) if peaks else None
+    merged["rounds"] = len(results)
+    merged["round_p50_ms"] = [r["p50_ms"] for r in results]
+    return merged
+
+
+def _bench_once(
+    paths: list[Path],
+    host: str | None,
+    options: list[str],
+    input_path: Path | None,
+    python: str | None,
+    timeout: float,
+    report: Callable[[str], None],
+    port: int | None,
+    identity: str | Path | None,
+    known_hosts: str | Path | None,
+    connect_timeout: float,
+) -> list[dict[str, Any]]:
     if host is None:
         return _bench_local(paths, options, input_path, python, timeout, report)
     target = SshTarget(
@@ -241,6 +303,7 @@ def run_suite(
         row = {key: value for key, value in probe.items() if key != "artifact"}
         row["artifact"] = Path(probe["artifact"]).name
         row.update({key: result.get(key) for key in TIMING_KEYS})
+        row.update({key: result[key] for key in ROUND_KEYS if key in result})
         rows.append(row)
     first = results[0]
     payload = {

@@ -42,6 +42,7 @@ _COEFFICIENTS = {
 LATENCY_SCHEMA = {
     "runtime": Field(str, choices=RUNTIMES),
     "threads": Field(int, check=positive),
+    "vector_bytes": Field(int, check=positive),  # SIMD register width: 16 NEON, 32 AVX2, 64 AVX-512
     "fp32": Field(_COEFFICIENTS),
     "int8": Field(_COEFFICIENTS),
 }

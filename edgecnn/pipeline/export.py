@@ -257,6 +257,7 @@ def _plan(
         "family": decision.family,
         "dtype": dtype,
         "budget_ms": decision.budget_ms,
+        "headroom": decision.headroom,
         "memory_budget_mb": decision.memory_budget_mb,
         "chosen": {k: v for k, v in chosen.to_dict().items() if k in keep},
         "runner_up": {k: v for k, v in decision.runner_up.to_dict().items() if k in keep}

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecnn.analysis.op_costs import OpCost, onnx_op_costs, summarize
+from edgecnn.analysis.op_costs import MAC_CLASSES, OpCost, onnx_op_costs, summarize
 
 
 def _small_net() -> onnx.ModelProto:
@@ -60,9 +60,18 @@ def test_qdq_graph_is_read_as_int8(tmp_path):
     quantize(fp32, tmp_path / "small.int8.onnx", np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype("f"))
     costs = {c.name: c for c in onnx_op_costs(tmp_path / "small.int8.onnx")}
     reference = {c.name: c for c in onnx_op_costs(fp32)}
-    assert set(costs) == set(reference)  # Q/DQ nodes cost nothing, the fused Relu stays fused
+    # inner Q/DQ nodes cost nothing, the fused Relu stays fused; the boundary's conversions cost
+    assert set(costs) == set(reference) | {"quantize_input", "dequantize_output"}
     assert costs["conv"].dtype == "int8" and costs["conv"].work == reference["conv"].work
     assert costs["conv"].weight_bytes == reference["conv"].weight_bytes / 4
+    assert (
+        (costs["conv"].channels, costs["conv"].depth) == (reference["conv"].channels, reference["conv"].depth) != (0, 0)
+    )
+    quantize_input = costs["quantize_input"]
+    assert (quantize_input.op_class, quantize_input.dtype, quantize_input.work) == ("elementwise", "int8", 3 * 8 * 8)
+    assert quantize_input.bytes == 3 * 8 * 8 * 5  # reads fp32, writes int8
+    forced = {c.name for c in onnx_op_costs(fp32, dtype="int8")}
+    assert forced == set(costs)  # an int8 export predicted from its fp32 graph has the same operators
 
 
 @pytest.mark.slow
@@ -98,13 +107,21 @@ def test_torch_reading_matches_the_exported_graph(tmp_path, name, scaling):
             totals[c.op_class][2] += c.bytes
         return totals
 
-    from_torch = per_class(torch_op_costs(model, model.input_size))
-    from_onnx = per_class(onnx_op_costs(tmp_path / "model.onnx"))
-    assert set(from_torch) == set(from_onnx)
-    for op_class, (count, work, moved) in from_onnx.items():
-        t_count, t_work, t_moved = from_torch[op_class]
-        assert t_count == count, (op_class, t_count, count)
-        assert t_work == pytest.approx(work, rel=1e-6), op_class
-        assert t_moved == pytest.approx(moved, rel=0.01), op_class
+    for dtype in ("fp32", "int8"):
+        torch_costs = torch_op_costs(model, model.input_size, dtype)
+        onnx_costs = onnx_op_costs(tmp_path / "model.onnx", dtype=dtype)
+        from_torch, from_onnx = per_class(torch_costs), per_class(onnx_costs)
+        assert set(from_torch) == set(from_onnx)
+        for op_class, (count, work, moved) in from_onnx.items():
+            t_count, t_work, t_moved = from_torch[op_class]
+            assert t_count == count, (dtype, op_class, t_count, count)
+            assert t_work == pytest.approx(work, rel=1e-6), (dtype, op_class)
+            assert t_moved == pytest.approx(moved, rel=0.01), (dtype, op_class)
+
+        def shapes(costs):
+            return sorted((c.op_class, c.channels, c.depth) for c in costs if c.op_class in MAC_CLASSES)
+
+        assert shapes(torch_costs) == shapes(onnx_costs)
+        assert all(channels > 0 and depth > 0 for _, channels, depth in shapes(onnx_costs))
     assert any(p.device.type == "cpu" for p in model.parameters())  # the caller's module was not moved
     assert summarize(torch_op_costs(model, model.input_size))["macs"] > 0

@@ -26,7 +26,7 @@ def test_chooses_the_best_expected_accuracy_within_the_budget(mobilenet_plan):
     result = mobilenet_plan
     assert len(result.candidates) == 7 * 5  # α × ρ
     chosen = result.chosen
-    assert chosen.fits and chosen.predicted_ms <= result.budget_ms
+    assert chosen.fits and chosen.predicted_ms <= result.limit_ms == pytest.approx(result.budget_ms * 0.95)
     fitting = [c for c in result.candidates if c.fits]
     assert 0 < len(fitting) < len(result.candidates)
     trusted = [c for c in fitting if c.accuracy != "extrapolated"]
@@ -44,6 +44,21 @@ def test_json_shape(mobilenet_plan):
     assert {"width", "resolution", "predicted_ms", "expected_top1"} <= set(report["chosen"])
     assert report["budget_ms"] == mobilenet_plan.budget_ms and len(report["candidates"]) == 35
     assert all(s.startswith(("TF-slim", "http")) or "http" in s for s in report["accuracy_sources"])
+
+
+def test_headroom_keeps_a_margin_for_prediction_error(mobilenet_plan):
+    """A candidate predicted exactly at the budget fits with no headroom and not with the default 5%."""
+    edge = max((c for c in mobilenet_plan.candidates if c.accuracy != "extrapolated"), key=lambda c: c.expected_top1)
+    exact = plan("mobilenet", PROFILE, budget_ms=edge.predicted_ms, headroom=0.0)
+    assert exact.chosen.label == edge.label and exact.limit_ms == edge.predicted_ms
+    margin = plan("mobilenet", PROFILE, budget_ms=edge.predicted_ms)
+    assert margin.headroom == 0.05 and margin.chosen.label != edge.label
+    assert margin.chosen.predicted_ms <= edge.predicted_ms * 0.95
+    assert margin.to_dict()["limit_ms"] == pytest.approx(edge.predicted_ms * 0.95, abs=1e-3)
+    with pytest.raises(UsageError, match=r"--headroom must be in \[0, 1\), not 1.5"):
+        plan("mobilenet", PROFILE, headroom=1.5)
+    with pytest.raises(UsageError, match="with 5% headroom"):
+        plan("mobilenet", PROFILE, budget_ms=1e-4)
 
 
 def test_impossible_budget_names_the_fastest_candidate():
@@ -83,6 +98,8 @@ def test_cli_json_and_chart(tmp_path, mobilenet_plan):
     assert report["chart"] == str(chart) and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     impossible = run("plan", "mobilenet", "--profile", PROFILE, "--budget-ms", "0.0001", "--chart", str(chart))
     assert impossible.returncode == 1 and "fastest" in impossible.stderr and "Traceback" not in impossible.stderr
+    bad = run("plan", "mobilenet", "--profile", PROFILE, "--headroom", "-0.1", "--chart", str(chart))
+    assert bad.returncode == 1 and "--headroom must be in [0, 1)" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.slow
@@ -96,7 +113,7 @@ def test_export_of_a_family_runs_the_planner_and_records_it(tmp_path, mobilenet_
     profile_budget = decision["budget_ms"]
     assert decision["dtype"] == "fp32" and decision["candidates"] == 35
     chosen = decision["chosen"]
-    assert chosen["predicted_ms"] <= profile_budget
+    assert decision["headroom"] == 0.05 and chosen["predicted_ms"] <= profile_budget * 0.95
     assert result.manifest["model"]["scaling"]["width"] == chosen["config"]["width"]
     assert result.manifest["model"]["scaling"]["resolution"] == chosen["config"]["resolution"]
     assert result.manifest["model"]["scaling_origin"].startswith("planner")

@@ -66,3 +66,34 @@ def test_suite_usage_errors(probes, tmp_path):
     assert done.returncode == 1 and "--suite probes needs --profile P and --out RESULTS.json" in done.stderr
     both = subprocess.run([*argv, str(probes[0]["artifact"])], capture_output=True, text=True)
     assert both.returncode == 1 and "either ARTIFACTs or --suite" in both.stderr
+
+
+def test_run_suite_in_rounds_merges_each_artifact(probes, tmp_path):
+    out = tmp_path / "RESULTS.json"
+    seen: list[str] = []
+    run_suite(probes, out, "x86-avx2", runs=5, warmup=1, rounds=3, progress=seen.append)
+    rows = json.loads(out.read_text())["results"]
+    # round-robin: the whole list once per round
+    assert [m.split("] ")[1] for m in seen] == ["conv_c4.onnx", "conv_c16.onnx"] * 3
+    assert seen[0].startswith("round 1/3 ") and seen[-1].startswith("round 3/3 ")
+    for row in rows:
+        assert row["rounds"] == 3 and row["runs"] == 15 and len(row["round_p50_ms"]) == 3
+        assert row["p50_ms"] == sorted(row["round_p50_ms"])[1]  # the median round
+        assert row["min_ms"] <= min(row["round_p50_ms"])
+
+
+def test_merge_rounds_takes_min_of_minima_and_median_of_the_rest():
+    from edgecnn.bench.api import merge_rounds
+
+    def result(low: float, p50: float, rss: float | None) -> dict:
+        figures = {"min_ms": low, "p50_ms": p50, "p90_ms": p50 + 1, "p99_ms": p50 + 2, "mean_ms": p50}
+        return {"artifact": "a.onnx", "runs": 10, **figures, "std_ms": 0.1, "load_ms": 5.0, "peak_rss_mb": rss}
+
+    merged = merge_rounds([result(1.0, 1.2, 50.0), result(1.5, 1.9, None), result(0.9, 1.1, 60.0)])
+    assert merged["min_ms"] == 0.9 and merged["p50_ms"] == 1.2 and merged["p99_ms"] == 3.2
+    assert merged["runs"] == 30 and merged["peak_rss_mb"] == 60.0 and merged["round_p50_ms"] == [1.2, 1.9, 1.1]
+
+
+def test_rounds_must_be_positive(probes, tmp_path):
+    with pytest.raises(UsageError, match="--rounds must be >= 1"):
+        run_suite(probes, tmp_path / "r.json", "x86-avx2", rounds=0)

@@ -1,5 +1,6 @@
 """Every shipped profile and recipe loads; bad YAML is an error naming the file and the field."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,11 +62,16 @@ GOOD_PROFILE = (Path(__file__).resolve().parents[2] / "device_profiles" / "raspb
         (lambda t: t.replace("features: [neon]", "features: [neon, warp]"), "cpu.features: 'warp' is not one of"),
         (lambda t: t.replace("mobilenet_v3: {", "mobilenett: {"), "defaults.mobilenett: unknown family"),
         (lambda t: t.replace("      depthwise:", "      dw:", 1), "latency.fp32.throughput_gops.depthwise: missing"),
-        (lambda t: t.replace("overhead_us: 0.0", "overhead_us: -1.0", 1), "latency.fp32.overhead_us: must be ≥ 0"),
+        (
+            lambda t: re.sub(r"overhead_us: \S+", "overhead_us: -1.0", t, count=1),
+            "latency.fp32.overhead_us: must be ≥ 0",
+        ),
         (lambda t: t.replace("\n  runtime: tflite", "\n  runtime: coreml"), "latency.runtime: 'coreml'"),
         (lambda t: t.replace("threads: 4", "threads: 8"), "threads: 8 is more than the 4 cores"),
         (lambda t: t.replace("name: raspberrypi4", "name: [oops"), "is not valid YAML"),
         (lambda t: t + "\ndeform: bilinear\n", "deform: 'bilinear' is not one of native, custom, gather"),
+        (lambda t: t.replace("\n  vector_bytes: 16", ""), "raspberrypi4.yaml: latency.vector_bytes: missing"),
+        (lambda t: t.replace("vector_bytes: 16", "vector_bytes: 0"), "latency.vector_bytes: must be > 0"),
     ],
 )
 def test_bad_profiles_name_file_and_field(tmp_path, edit, message):
