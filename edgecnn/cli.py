@@ -446,7 +446,7 @@ phase spoils one pass of one artifact rather than its only measurement.
 @click.option("--budget-s", type=float, help="Stop timing after this many seconds of runs.")
 @click.option(
     "--rounds",
-    type=int,
+    type=click.IntRange(min=1),
     default=1,
     show_default=True,
     help="Time the whole list this many times, round-robin; report the min of the minima and the median p50.",

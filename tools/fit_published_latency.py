@@ -38,21 +38,20 @@ def fit_profile(name: str, base: LatencyModel) -> tuple[dict, list[str]]:
     """The new ``latency:`` block of profile ``name`` and one report line per measurement."""
     path = profiles_dir() / f"{name}.yaml"
     latency = yaml.safe_load(path.read_text(encoding="utf-8"))["latency"]
+    vector_bytes = load_profile(str(path)).latency.vector_bytes  # given, or from the CPU's ISA features
     lines, coefficients, factors, measured = [], {}, {}, {}
     for dtype in DTYPES:
         measured[dtype] = measured_samples(latency[dtype]["fitted_to"], dtype)
         if measured[dtype]:
-            block = channel_block(latency["vector_bytes"], dtype)  # the device's own SIMD width
-            factors[dtype] = fit_scale(base.coefficients[dtype], measured[dtype], block)
+            channels = channel_block(vector_bytes, dtype)  # the device's own SIMD width
+            factors[dtype] = fit_scale(base.coefficients[dtype], measured[dtype], channels)
     if not factors:
         raise SystemExit(f"{path}: no latency.<dtype>.fitted_to entry has a model and ms")
     for dtype in DTYPES:  # a dtype without figures of its own borrows the other's factors
         compute, memory = factors.get(dtype) or next(iter(factors.values()))
         entries = latency[dtype]["fitted_to"]
         coefficients[dtype] = scale(base.coefficients[dtype], compute, memory, entries)
-        model = LatencyModel(
-            latency["runtime"], latency["threads"], {dtype: coefficients[dtype]}, latency["vector_bytes"]
-        )
+        model = LatencyModel(latency["runtime"], latency["threads"], {dtype: coefficients[dtype]}, vector_bytes)
         borrowed = "" if dtype in factors else " (borrowed)"
         lines.append(f"{name} {dtype}: compute ×{compute:.3g}, memory ×{memory:.3g}{borrowed}")
         for sample in measured[dtype]:
@@ -60,8 +59,8 @@ def fit_profile(name: str, base: LatencyModel) -> tuple[dict, list[str]]:
             error = (predicted / sample.measured_ms - 1) * 100
             figures = f"measured {sample.measured_ms:7.1f} ms  fit {predicted:7.1f} ms  {error:+.0f}%"
             lines.append(f"  {sample.name:<22} {figures}")
-    block = LatencyModel(latency["runtime"], latency["threads"], coefficients, latency["vector_bytes"]).to_dict()
-    return block, lines
+    fitted = LatencyModel(latency["runtime"], latency["threads"], coefficients, vector_bytes).to_dict()
+    return fitted, lines
 
 
 def replace_block(text: str, block: dict) -> str:

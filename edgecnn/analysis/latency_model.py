@@ -277,10 +277,11 @@ def fit_scale(base: Coefficients, samples: Sequence[Sample], block: int = 1) -> 
         predicted = np.array([np.maximum(cp * c, mp * m).sum() + o * m for cp, mp, o in parts])
         return float(np.mean((predicted / measured - 1.0) ** 2))
 
-    if len(samples) < 3:
-        return min(((float(f), float(f)) for f in factors), key=error)
-    best = min(((float(c), float(m)) for c in factors[::3] for m in factors[::3]), key=error)
     fine = np.geomspace(0.8, 1.25, 41)  # refine around the coarse optimum until it stays put
+    if len(samples) < 3:
+        best = min(((float(f), float(f)) for f in factors), key=error)
+        return min([best, *((best[0] * float(a),) * 2 for a in np.geomspace(0.95, 1.05, 41))], key=error)
+    best = min(((float(c), float(m)) for c in factors[::3] for m in factors[::3]), key=error)
     for _ in range(10):
         c, m = best
         best = min([best, *((c * float(a), m * float(b)) for a in fine for b in fine)], key=error)

@@ -13,7 +13,7 @@ Pure shape operators (Reshape, Flatten, Squeeze …) and the Quantize/Dequantize
 cost nothing here (a runtime fuses them into the int8 kernels); in a QDQ graph an operator is int8 when its
 activation input comes from a DequantizeLinear. What a runtime cannot fuse is the network's boundary: an
 int8 network quantizes each float input and dequantizes each output (:func:`boundary_costs`; on x86 ORT
-the input's quantize and layout transpose are ~7% of a small MobileNet).
+the input's quantize and layout transpose are ~6% of a small MobileNet).
 
 This module reads ONNX graphs (``onnx_op_costs``) and needs no torch; ``torch_op_costs`` reads a
 PyTorch module on the meta device with the same rules, for the planner (milliseconds per candidate).
@@ -47,8 +47,9 @@ _QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 @dataclass(frozen=True)
 class OpCost:
     """One executed operator: class, dtype, work (MACs or elements), bytes moved, of which weights; for the
-    MAC classes also its output channels and reduction depth (MACs per output element), the shape that
-    SIMD kernels tile (0 when unknown or not a MAC operator)."""
+    MAC classes also its output channels (which the latency model rounds up to a SIMD register) and its
+    reduction depth (MACs per output element; recorded, not modelled: rounding it did not help on x86),
+    0 when unknown or not a MAC operator."""
 
     name: str
     op_class: str

@@ -186,7 +186,7 @@ def plan(
     if not fitting:
         fastest = min(candidates, key=lambda c: c.predicted_ms)
         memory_note = f" and {memory:g} MB" if memory is not None else ""
-        margin = f" with {headroom:.0%} headroom" if headroom else ""
+        margin = f" with {headroom * 100:g}% headroom" if headroom else ""
         raise UsageError(
             f"no {key} configuration fits {budget:g} ms{margin}{memory_note} on {spec.name} ({dtype}): the fastest, "
             f"{fastest.label}, is predicted at {fastest.predicted_ms:.1f} ms ({fastest.memory_mb:.0f} MB)"

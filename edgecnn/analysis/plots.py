@@ -57,7 +57,7 @@ def plan_chart(plan: Any, path: Path) -> Path:
     ax.axvline(plan.budget_ms, color="#d62728", linestyle="--", linewidth=1, label=f"budget {plan.budget_ms:g} ms")
     if plan.headroom:
         ax.axvline(
-            plan.limit_ms, color="#d62728", linestyle=":", linewidth=1, label=f"less {plan.headroom:.0%} headroom"
+            plan.limit_ms, color="#d62728", linestyle=":", linewidth=1, label=f"less {plan.headroom * 100:g}% headroom"
         )
     best = plan.chosen
     ax.scatter(

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit
-from edgecnn.analysis.op_costs import DTYPES, OpCost
+from edgecnn.analysis.op_costs import DTYPES, MAC_CLASSES, OpCost
 from edgecnn.errors import UsageError
 from edgecnn.files import atomic_write_text
 
@@ -77,6 +77,20 @@ def calibrate(
     ``base``'s coefficients."""
     if not any(measured.values()):
         raise UsageError("RESULTS.json has no probe results to fit")
+    unshaped = sorted(
+        {
+            s.name
+            for fitted in measured.values()
+            for s in fitted
+            for c in s.costs
+            if c.op_class in MAC_CLASSES and not c.channels
+        }
+    )
+    if unshaped:
+        raise UsageError(
+            f"RESULTS.json has op rows without channel counts ({unshaped[0]} …), written by an older edgecnn: "
+            "re-run `edgecnn bench --suite probes` to fit this version's latency model"
+        )
     coefficients: dict[str, Coefficients] = {}
     for dtype in DTYPES:
         previous = base.coefficients.get(dtype)

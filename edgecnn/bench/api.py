@@ -236,6 +236,8 @@ def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
 
     merged = dict(results[0])
     merged["runs"] = sum(r["runs"] for r in results)
+    if all("total_s" in r for r in results):
+        merged["total_s"] = round(sum(r["total_s"] for r in results), 4)
     merged["min_ms"] = min(r["min_ms"] for r in results)
     for key in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms"):
         merged[key] = round(statistics.median(r[key] for r in results), 4)

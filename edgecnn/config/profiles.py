@@ -42,7 +42,7 @@ _COEFFICIENTS = {
 LATENCY_SCHEMA = {
     "runtime": Field(str, choices=RUNTIMES),
     "threads": Field(int, check=positive),
-    "vector_bytes": Field(int, check=positive),  # SIMD register width: 16 NEON, 32 AVX2, 64 AVX-512
+    "vector_bytes": Field(int, required=False, check=positive),  # SIMD register bytes [default: from cpu.features]
     "fp32": Field(_COEFFICIENTS),
     "int8": Field(_COEFFICIENTS),
 }
@@ -199,6 +199,14 @@ def load_profile_file(path: Path) -> Profile:
     return profile_from_data(load_yaml(path), str(path))
 
 
+def simd_bytes(features: list[str] | tuple[str, ...]) -> int:
+    """The SIMD register width of a CPU with these ISA features: 64 with AVX-512, 32 with AVX2, else 16
+    (NEON, SSE4); a profile's ``latency.vector_bytes`` when it gives none."""
+    if any(f.startswith("avx512") for f in features):
+        return 64
+    return 32 if "avx2" in features else 16
+
+
 def profile_from_data(data: Any, where: str) -> Profile:
     """Validate a profile's parsed YAML (errors name ``where`` and the field) and build the Profile."""
     validate(data, PROFILE_SCHEMA, where)
@@ -220,7 +228,7 @@ def profile_from_data(data: Any, where: str) -> Profile:
         reduce_range=data["int8"]["reduce_range"],
         reduce_range_reason=data["int8"]["reason"],
         int8_slower_op_types=tuple(data["int8"].get("slower_op_types") or ()),
-        latency=LatencyModel.from_dict(data["latency"]),
+        latency=LatencyModel.from_dict({"vector_bytes": simd_bytes(cpu["features"]), **data["latency"]}),
         latency_budget_ms=data.get("latency_budget_ms"),
         memory_budget_mb=data.get("memory_budget_mb"),
         defaults=data.get("defaults") or {},

@@ -139,7 +139,8 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         profile=profile,
     )
     if decision is not None:
-        source.scaling_origin = f"planner: best expected top-1 within {decision['budget_ms']:g} ms"
+        margin = f" less {decision['headroom'] * 100:g}% headroom" if decision.get("headroom") else ""
+        source.scaling_origin = f"planner: best expected top-1 within {decision['budget_ms']:g} ms{margin}"
     if options.dynamic_batch and source.kind == "onnx":
         raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
     recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)

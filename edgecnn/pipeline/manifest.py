@@ -79,7 +79,7 @@ def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
         "## Plan",
         "",
         f"- budget {plan['budget_ms']:g} ms"
-        + (f" with {plan['headroom']:.0%} headroom" if plan.get("headroom") else "")
+        + (f" less {plan['headroom'] * 100:g}% headroom" if plan.get("headroom") else "")
         + (f", {plan['memory_budget_mb']:g} MB" if plan.get("memory_budget_mb") else "")
         + f" ({plan['dtype']}, latency model: {plan['latency_model']}); "
         f"{plan['candidates']} {plan['family']} candidates",

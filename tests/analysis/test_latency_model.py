@@ -164,6 +164,23 @@ def test_calibrate_profile_bad_results(tmp_path, content, message):
     assert not out.exists()
 
 
+def test_calibrate_profile_refuses_results_from_before_channel_counts(tmp_path, zoo_costs):
+    """Rows of 5 items (no channels): a model fitted on them would not match how it predicts."""
+    results = _results(zoo_costs, tmp_path / "results.json")
+    payload = json.loads(results.read_text())
+    for row in payload["results"]:
+        row["ops"] = [op[:5] for op in row["ops"]]
+    results.write_text(json.dumps(payload))
+    out = tmp_path / "x.yaml"
+    done = run("calibrate-profile", str(results), "--base", "raspberrypi4", "--out", str(out))
+    assert (
+        done.returncode == 1
+        and "without channel counts" in done.stderr
+        and "edgecnn bench --suite probes" in done.stderr
+    )
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
 @pytest.mark.slow
 def test_probe_suite_bench_calibrate_predict_loop(tmp_path):
     """The whole loop on this host: build probes, time them with the harness, fit a profile, predict with it."""

@@ -47,9 +47,15 @@ def test_hand_built_graph_exact():
     assert (dw.op_class, dw.work) == ("depthwise", 4 * 8 * 8 * 9)
     assert (pool.op_class, pool.work, pool.bytes) == ("pool", 4 * 64, (4 * 64 + 4) * 4)
     assert (fc.op_class, fc.work, fc.weight_bytes) == ("fc", 10 * 4, 40 * 4)
+    # output channels and MACs per output element: what SIMD kernels tile
+    assert [(c.channels, c.depth) for c in (conv, dw, pool, fc)] == [(4, 27), (4, 9), (0, 0), (10, 4)]
     int8 = {c.name: c for c in onnx_op_costs(_small_net(), dtype="int8")}
     assert int8["conv"].bytes == conv.bytes / 4 and int8["conv"].dtype == "int8"
     assert OpCost.from_row(conv.to_row(), "conv") == conv
+    older = OpCost.from_row(conv.to_row()[:5], "conv")  # a RESULTS.json row from before channels and depth
+    assert (older.work, older.channels, older.depth) == (conv.work, 0, 0)
+    with pytest.raises(ValueError, match="not an op-cost row"):
+        OpCost.from_row(conv.to_row()[:6])
 
 
 def test_qdq_graph_is_read_as_int8(tmp_path):
@@ -65,7 +71,9 @@ def test_qdq_graph_is_read_as_int8(tmp_path):
     assert costs["conv"].dtype == "int8" and costs["conv"].work == reference["conv"].work
     assert costs["conv"].weight_bytes == reference["conv"].weight_bytes / 4
     assert (
-        (costs["conv"].channels, costs["conv"].depth) == (reference["conv"].channels, reference["conv"].depth) != (0, 0)
+        (costs["conv"].channels, costs["conv"].depth)
+        == (reference["conv"].channels, reference["conv"].depth)
+        == (4, 27)
     )
     quantize_input = costs["quantize_input"]
     assert (quantize_input.op_class, quantize_input.dtype, quantize_input.work) == ("elementwise", "int8", 3 * 8 * 8)

@@ -79,7 +79,6 @@ def test_run_suite_in_rounds_merges_each_artifact(probes, tmp_path):
     for row in rows:
         assert row["rounds"] == 3 and row["runs"] == 15 and len(row["round_p50_ms"]) == 3
         assert row["p50_ms"] == sorted(row["round_p50_ms"])[1]  # the median round
-        assert row["min_ms"] <= min(row["round_p50_ms"])
 
 
 def test_merge_rounds_takes_min_of_minima_and_median_of_the_rest():

@@ -70,7 +70,6 @@ GOOD_PROFILE = (Path(__file__).resolve().parents[2] / "device_profiles" / "raspb
         (lambda t: t.replace("threads: 4", "threads: 8"), "threads: 8 is more than the 4 cores"),
         (lambda t: t.replace("name: raspberrypi4", "name: [oops"), "is not valid YAML"),
         (lambda t: t + "\ndeform: bilinear\n", "deform: 'bilinear' is not one of native, custom, gather"),
-        (lambda t: t.replace("\n  vector_bytes: 16", ""), "raspberrypi4.yaml: latency.vector_bytes: missing"),
         (lambda t: t.replace("vector_bytes: 16", "vector_bytes: 0"), "latency.vector_bytes: must be > 0"),
     ],
 )
@@ -124,3 +123,14 @@ def test_latency_models_reproduce_the_measurements_they_were_fitted_to():
         measured = samples(results, dtype, statistic="min_ms")  # what x86-avx2 is fitted to (its fitted_to says so)
         errors = [abs(latency.predict(s.costs).total_ms / s.measured_ms - 1) for s in measured]
         assert len(measured) >= 30 and sum(errors) / len(errors) < 0.10, (dtype, sum(errors) / len(errors))
+
+
+def test_vector_bytes_defaults_to_the_cpus_simd_width(tmp_path):
+    """A profile without latency.vector_bytes (one written before it existed) loads with its ISA's width."""
+    path = tmp_path / "raspberrypi4.yaml"
+    path.write_text(GOOD_PROFILE.replace("\n  vector_bytes: 16", ""))
+    assert "vector_bytes" not in path.read_text() and load_profile(str(path)).latency.vector_bytes == 16  # NEON
+    x86 = (Path(__file__).resolve().parents[2] / "device_profiles" / "x86-avx2.yaml").read_text()
+    path = tmp_path / "x86-avx2.yaml"
+    path.write_text(x86.replace("\n  vector_bytes: 32", ""))
+    assert "vector_bytes" not in path.read_text() and load_profile(str(path)).latency.vector_bytes == 32  # AVX2
