@@ -99,13 +99,23 @@ def load_yaml(path: Path) -> Any:
 
 
 def project_dir(name: str) -> Path:
-    """The folder ``name`` (export_recipes, device_profiles) of the edgecnn checkout this package runs from."""
+    """The folder ``name`` (export_recipes, device_profiles): ``$EDGECNN_<NAME>`` if set, else the one of the
+    checkout this package runs from, else the one a wheel installed under ``<prefix>/share/edgecnn/`` (a venv,
+    ``--user`` or ``--prefix`` install: found from where the package sits)."""
     import os
 
     override = os.environ.get(f"EDGECNN_{name.upper()}")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / name
+    here = Path(__file__).resolve()
+    checkout = here.parents[2] / name
+    if checkout.is_dir():
+        return checkout
+    for prefix in here.parents[2:6]:  # <prefix>/lib/pythonX.Y/site-packages/edgecnn/config/schema.py
+        installed = prefix / "share" / "edgecnn" / name
+        if installed.is_dir():
+            return installed
+    return checkout
 
 
 def yaml_path(kind: str, name_or_path: str, folder: Path) -> Path:

@@ -1,5 +1,6 @@
 """Every shipped profile and recipe loads; bad YAML is an error naming the file and the field."""
 
+import json
 import re
 from pathlib import Path
 
@@ -134,3 +135,51 @@ def test_vector_bytes_defaults_to_the_cpus_simd_width(tmp_path):
     path = tmp_path / "x86-avx2.yaml"
     path.write_text(x86.replace("\n  vector_bytes: 32", ""))
     assert "vector_bytes" not in path.read_text() and load_profile(str(path)).latency.vector_bytes == 32  # AVX2
+
+
+@pytest.mark.slow
+def test_a_wheel_install_finds_its_profiles_and_recipes(tmp_path):
+    """Installed from a wheel (no checkout around it), the YAML folders come from <prefix>/share/edgecnn/."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+
+    root = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    source.mkdir()
+    for part in ("pyproject.toml", "README.md", "edgecnn", "device_profiles", "export_recipes"):
+        if (root / part).is_dir():
+            shutil.copytree(root / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(root / part, source / part)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    wheel = next((tmp_path / "dist").glob("edgecnn-*.whl"))
+    prefix = tmp_path / "prefix"
+    subprocess.run([*pip, "install", "--no-deps", "--prefix", str(prefix), str(wheel)], check=True, capture_output=True)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
+    assert (site / "edgecnn" / "cli.py").is_file() and not (site / "device_profiles").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECNN_")} | {"PYTHONPATH": str(site)}
+    code = (
+        "import edgecnn, json; from edgecnn.config.profiles import profiles_dir, list_profiles; "
+        "from edgecnn.config.recipes import recipes_dir, list_recipes; "
+        "print(json.dumps([edgecnn.__file__, str(profiles_dir()), list_profiles(), "
+        "str(recipes_dir()), list_recipes()]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    package, profiles, names, recipes, recipe_names = json.loads(done.stdout)
+    assert package.startswith(str(site))  # the installed copy, not this checkout
+    assert profiles == str(prefix / "share" / "edgecnn" / "device_profiles") and set(names) == REQUIRED_PROFILES
+    assert recipes == str(prefix / "share" / "edgecnn" / "export_recipes") and set(recipe_names) == set(list_recipes())
+    listed = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "profiles", "--json"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert listed.returncode == 0 and {p["name"] for p in json.loads(listed.stdout)} == REQUIRED_PROFILES
