@@ -74,8 +74,8 @@ def evaluate(results: dict[str, Any], statistic: str, vector_bytes: int) -> tupl
     for dtype in DTYPES:
         names = sorted(r["name"] for r in results["results"] if r["dtype"] == dtype)
         errors = []
+        block = channel_block(vector_bytes, dtype)
         for fold, (fit_half, held_out) in enumerate(((names[0::2], names[1::2]), (names[1::2], names[0::2]))):
-            block = channel_block(vector_bytes, dtype)
             coefficients = fit(samples(results, dtype, fit_half, statistic), block=block)
             model = LatencyModel("onnxruntime", THREADS, {dtype: coefficients}, vector_bytes)
             for sample in samples(results, dtype, held_out, statistic):

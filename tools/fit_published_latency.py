@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import replace
 
 import yaml
 
@@ -37,21 +38,20 @@ def measured_samples(entries: list[dict], dtype: str) -> list[Sample]:
 def fit_profile(name: str, base: LatencyModel) -> tuple[dict, list[str]]:
     """The new ``latency:`` block of profile ``name`` and one report line per measurement."""
     path = profiles_dir() / f"{name}.yaml"
-    latency = yaml.safe_load(path.read_text(encoding="utf-8"))["latency"]
-    vector_bytes = load_profile(str(path)).latency.vector_bytes  # given, or from the CPU's ISA features
+    latency = load_profile(str(path)).latency  # vector_bytes as given, or from the CPU's ISA features
+    entries = {dtype: list(latency.coefficients[dtype].fitted_to) for dtype in DTYPES}
     lines, coefficients, factors, measured = [], {}, {}, {}
     for dtype in DTYPES:
-        measured[dtype] = measured_samples(latency[dtype]["fitted_to"], dtype)
+        measured[dtype] = measured_samples(entries[dtype], dtype)
         if measured[dtype]:
-            channels = channel_block(vector_bytes, dtype)  # the device's own SIMD width
+            channels = channel_block(latency.vector_bytes, dtype)  # the device's own SIMD width
             factors[dtype] = fit_scale(base.coefficients[dtype], measured[dtype], channels)
     if not factors:
         raise SystemExit(f"{path}: no latency.<dtype>.fitted_to entry has a model and ms")
     for dtype in DTYPES:  # a dtype without figures of its own borrows the other's factors
         compute, memory = factors.get(dtype) or next(iter(factors.values()))
-        entries = latency[dtype]["fitted_to"]
-        coefficients[dtype] = scale(base.coefficients[dtype], compute, memory, entries)
-        model = LatencyModel(latency["runtime"], latency["threads"], {dtype: coefficients[dtype]}, vector_bytes)
+        coefficients[dtype] = scale(base.coefficients[dtype], compute, memory, entries[dtype])
+        model = replace(latency, coefficients={dtype: coefficients[dtype]})
         borrowed = "" if dtype in factors else " (borrowed)"
         lines.append(f"{name} {dtype}: compute ×{compute:.3g}, memory ×{memory:.3g}{borrowed}")
         for sample in measured[dtype]:
@@ -59,8 +59,7 @@ def fit_profile(name: str, base: LatencyModel) -> tuple[dict, list[str]]:
             error = (predicted / sample.measured_ms - 1) * 100
             figures = f"measured {sample.measured_ms:7.1f} ms  fit {predicted:7.1f} ms  {error:+.0f}%"
             lines.append(f"  {sample.name:<22} {figures}")
-    fitted = LatencyModel(latency["runtime"], latency["threads"], coefficients, vector_bytes).to_dict()
-    return fitted, lines
+    return replace(latency, coefficients=coefficients).to_dict(), lines
 
 
 def replace_block(text: str, block: dict) -> str:

@@ -77,18 +77,19 @@ def calibrate(
     ``base``'s coefficients."""
     if not any(measured.values()):
         raise UsageError("RESULTS.json has no probe results to fit")
-    unshaped = sorted(
-        {
+    unshaped = next(
+        (
             s.name
             for fitted in measured.values()
             for s in fitted
             for c in s.costs
             if c.op_class in MAC_CLASSES and not c.channels
-        }
+        ),
+        None,
     )
     if unshaped:
         raise UsageError(
-            f"RESULTS.json has op rows without channel counts ({unshaped[0]} …), written by an older edgecnn: "
+            f"RESULTS.json has op rows without channel counts ({unshaped} …), written by an older edgecnn: "
             "re-run `edgecnn bench --suite probes` to fit this version's latency model"
         )
     coefficients: dict[str, Coefficients] = {}

@@ -203,29 +203,30 @@ def bench(
     if timeout <= 0:
         raise UsageError("--timeout must be > 0")
     report = progress or (lambda message: None)
-    if rounds > 1:
-        per_round = []
-        for number in range(rounds):
-            prefix = f"round {number + 1}/{rounds} "
-            per_round.append(
-                _bench_once(
-                    paths,
-                    host,
-                    options,
-                    input_path,
-                    python,
-                    timeout,
-                    lambda m, p=prefix: report(p + m),
-                    port,
-                    identity,
-                    known_hosts,
-                    connect_timeout,
-                )
-            )
-        return [merge_rounds(list(results)) for results in zip(*per_round, strict=True)]
-    return _bench_once(
-        paths, host, options, input_path, python, timeout, report, port, identity, known_hosts, connect_timeout
-    )
+    target = None
+    if host is not None:
+        target = SshTarget(
+            host,
+            port=port,
+            identity=Path(identity) if identity else None,
+            known_hosts=Path(known_hosts) if known_hosts else None,
+            connect_timeout=connect_timeout,
+        )
+
+    def tagged(prefix: str) -> Callable[[str], None]:
+        return lambda message: report(prefix + message)
+
+    per_round = []
+    for number in range(rounds):
+        tagged_report = tagged(f"round {number + 1}/{rounds} " if rounds > 1 else "")
+        if target is None:
+            per_round.append(_bench_local(paths, options, input_path, python, timeout, tagged_report))
+        else:
+            remote_python = python or "python3"
+            per_round.append(_bench_remote(paths, options, input_path, remote_python, target, timeout, tagged_report))
+    if rounds == 1:
+        return per_round[0]
+    return [merge_rounds(list(results)) for results in zip(*per_round, strict=True)]
 
 
 def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -246,31 +247,6 @@ def merge_rounds(results: list[dict[str, Any]]) -> dict[str, Any]:
     merged["rounds"] = len(results)
     merged["round_p50_ms"] = [r["p50_ms"] for r in results]
     return merged
-
-
-def _bench_once(
-    paths: list[Path],
-    host: str | None,
-    options: list[str],
-    input_path: Path | None,
-    python: str | None,
-    timeout: float,
-    report: Callable[[str], None],
-    port: int | None,
-    identity: str | Path | None,
-    known_hosts: str | Path | None,
-    connect_timeout: float,
-) -> list[dict[str, Any]]:
-    if host is None:
-        return _bench_local(paths, options, input_path, python, timeout, report)
-    target = SshTarget(
-        host,
-        port=port,
-        identity=Path(identity) if identity else None,
-        known_hosts=Path(known_hosts) if known_hosts else None,
-        connect_timeout=connect_timeout,
-    )
-    return _bench_remote(paths, options, input_path, python or "python3", target, timeout, report)
 
 
 def _json_default(obj: Any) -> Any:

@@ -163,7 +163,11 @@ def test_a_wheel_install_finds_its_profiles_and_recipes(tmp_path):
     )
     wheel = next((tmp_path / "dist").glob("edgecnn-*.whl"))
     prefix = tmp_path / "prefix"
-    subprocess.run([*pip, "install", "--no-deps", "--prefix", str(prefix), str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--ignore-installed", "--prefix", str(prefix), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     site = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
     assert (site / "edgecnn" / "cli.py").is_file() and not (site / "device_profiles").exists()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECNN_")} | {"PYTHONPATH": str(site)}
