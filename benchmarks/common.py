@@ -235,8 +235,26 @@ def _section(result: dict[str, Any]) -> list[str]:
     if meta.get("description"):
         lines += [str(meta["description"]), ""]
     lines += [markdown_table(result.get("rows") or []), ""]
+    figures = _meta_figures(meta)
+    if figures:
+        lines += ["Meta: " + " · ".join(figures) + ".", ""]
     lines += [f"Measured {machine.get('date_utc', 'at an unknown date')} (UTC).", ""]
     return lines
+
+
+def _meta_figures(meta: dict[str, Any]) -> list[str]:
+    """The meta's stand-alone figures: numbers, and small mappings of numbers (`p50_over_min`)."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    figures = []
+    for key, value in meta.items():
+        if number(value):
+            figures.append(f"`{key}` {value:g}")
+        elif isinstance(value, dict) and 0 < len(value) <= 4 and all(number(v) for v in value.values()):
+            figures.append(f"`{key}` " + ", ".join(f"{k} {v:g}" for k, v in value.items()))
+    return figures
 
 
 def render_markdown() -> str:

@@ -5,8 +5,9 @@ measures every artifact with the on-device harness (ONNX Runtime, 1 thread, in a
 interleaved rounds, like ``edgecnn bench --suite probes --rounds 3``) and keeps that RESULTS.json in
 ``benchmarks/probes/``. Per dtype the configurations are sorted by name and alternately put in the fit half
 and the held-out half.
-``--from RESULTS.json`` skips the measurement and refits.
-Run by ``make bench``; alone: ``python benchmarks/latency_fidelity.py [--from FILE]``.
+The whole set is measured twice, one session after the other (``x86-avx2.json``, ``x86-avx2.repeat.json``):
+the second says how repeatable the first is here. ``--from FILE...`` skips the measurement and refits.
+Run by ``make bench``; alone: ``python benchmarks/latency_fidelity.py [--from FILE...]``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from edgecnn.analysis.profile_fit import load_results, samples
 
 NAME = "latency_fidelity"
 PROFILE = "x86-avx2"
-RESULTS = BENCH_DIR / "probes" / f"{PROFILE}.json"
+RESULTS = BENCH_DIR / "probes" / f"{PROFILE}.json"  # the measurement x86-avx2 is fitted to
+MEASUREMENTS = (RESULTS, RESULTS.with_suffix(".repeat.json"))  # two sessions over the same artifacts
 ARTIFACTS = BENCH_DIR / "probes" / f".artifacts-{PROFILE}"  # exported probes, reused by later runs (not in git)
 THREADS = 1
 RUNS, BUDGET_S, ROUNDS = 100, 2.0, 3  # per round; rounds interleave the artifacts (this VM has slow phases)
@@ -35,8 +37,9 @@ DESCRIPTION = (
     "by name and split alternately into two halves; each half is fitted and predicts the other (two folds, 34 "
     "held-out predictions per dtype). Rows: every held-out prediction against the measured min latency (the "
     "harness, 3 interleaved rounds of 100 runs or 2 s each). `summary` rows: share within ±10% and mean absolute "
-    "percentage error, for the min and for the p50 latency (goal ≥ 90% within ±10%). This VM's timing is bimodal "
-    "(`p50_over_min` in the meta), which is why x86-avx2 is fitted to the min."
+    "percentage error, for the min and for the p50 latency (goal ≥ 90% within ±10%); `summary, measurement 2`: the "
+    "same for a second measurement of the same artifacts, taken right after the first (repeatability). This VM's "
+    "timing is bimodal (`p50_over_min` in the meta), which is why x86-avx2 is fitted to the min."
 )
 
 
@@ -108,40 +111,42 @@ def spread(results: dict[str, Any]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure (unless --from), evaluate and write ``results/latency_fidelity.json``."""
+    """Measure twice (unless --from), evaluate each measurement and write ``results/latency_fidelity.json``."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
-    parser.add_argument("--from", dest="source", type=Path, help="refit an existing RESULTS.json")
+    parser.add_argument("--from", dest="sources", type=Path, nargs="+", help="refit existing RESULTS.json files")
     parser.add_argument("--build-only", action="store_true", help="export the probes (kept in benchmarks/probes/)")
     args = parser.parse_args(argv)
-    source = args.source or RESULTS
     if args.build_only:
         measure(None, ARTIFACTS)
         return 0
-    if args.source is None:
+    sources = args.sources or MEASUREMENTS
+    if args.sources is None:
         RESULTS.parent.mkdir(exist_ok=True)
-        measure(RESULTS, ARTIFACTS)
+        for measurement in MEASUREMENTS:  # the second one says how repeatable the first is on this host
+            measure(measurement, ARTIFACTS)
     from edgecnn.config.profiles import load_profile
 
-    results = load_results(source)
     vector_bytes = load_profile(PROFILE).latency.vector_bytes
-    rows, summary = [], {}
-    for statistic in STATISTICS:
-        held_out, figures = evaluate(results, statistic, vector_bytes)
-        summary.update(figures)
-        rows += [r for r in held_out if statistic == STATISTICS[0]]  # one statistic's rows in the table
-    rows += [
-        {"statistic": k.split("_")[1], "dtype": k.split("_")[0], "config": "summary", **v} for k, v in summary.items()
-    ]
-    for key, figures in summary.items():
-        print(f"{NAME}: {key}: {figures}", flush=True)
-    meta = {
-        "description": DESCRIPTION,
-        "profile": PROFILE,
-        "threads": THREADS,
-        "results": str(source.name),
-        "p50_over_min": spread(results),
-        **summary,
-    }
+    rows, meta = [], {"description": DESCRIPTION, "profile": PROFILE, "threads": THREADS}
+    for index, source in enumerate(sources):
+        results = load_results(source)
+        label = "summary" if index == 0 else f"summary, measurement {index + 1}"
+        summary = {}
+        for statistic in STATISTICS:
+            held_out, figures = evaluate(results, statistic, vector_bytes)
+            summary.update(figures)
+            if index == 0 and statistic == STATISTICS[0]:
+                rows += held_out  # one measurement's and one statistic's rows in the table
+        rows += [
+            {"statistic": k.split("_")[1], "dtype": k.split("_")[0], "config": label, **v} for k, v in summary.items()
+        ]
+        for key, figures in summary.items():
+            print(f"{NAME}: {source.name}: {key}: {figures}", flush=True)
+        figures = {"results": source.name, "p50_over_min": spread(results), **summary}
+        if index == 0:
+            meta.update(figures)
+        else:
+            meta.setdefault("repeats", []).append(figures)
     print(f"{NAME}: wrote {write_result(NAME, rows, meta)}")
     return 0
 

@@ -109,6 +109,14 @@ def test_render_markdown_renders_each_result_as_a_table(results_dir: Path):
     assert text.count("Measured 20") == 2
 
 
+def test_render_markdown_shows_the_metas_figures(results_dir: Path):
+    meta = {"description": "d", "mape_pct": 4.4, "spread": {"median": 1.06, "max": 1.7}, "ok": True}
+    common.write_result("demo", [{"x": 1}], {**meta, "per_model": {str(i): i for i in range(9)}, "name": "n"})
+    text = common.render_markdown()
+    assert "Meta: `mape_pct` 4.4 · `spread` median 1.06, max 1.7." in text
+    assert "per_model" not in text and "`ok`" not in text  # long mappings, flags and text stay in the JSON
+
+
 def test_render_markdown_without_results(results_dir: Path):
     assert "No results yet" in common.render_markdown()
 
