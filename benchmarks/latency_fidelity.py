@@ -20,9 +20,9 @@ from typing import Any
 
 from common import BENCH_DIR, write_result
 
-from edgecnn.analysis.latency_model import LatencyModel, channel_block, fit
-from edgecnn.analysis.op_costs import DTYPES
 from edgecnn.analysis.profile_fit import load_results, samples
+from edgecnn.costs.latency_model import LatencyModel, channel_block, fit
+from edgecnn.costs.op_costs import DTYPES
 
 NAME = "latency_fidelity"
 PROFILE = "x86-avx2"
@@ -50,7 +50,7 @@ def measure(out: Path | None, artifacts: Path) -> None:
 
     index = artifacts / "probes.json"
     if index.is_file():
-        from edgecnn.analysis.op_costs import onnx_op_costs
+        from edgecnn.costs.op_costs import onnx_op_costs
 
         probes = [{**p, "artifact": Path(p["artifact"])} for p in json.loads(index.read_text())]
         for probe in probes:  # cost with today's rules, not those of the run that exported the probes

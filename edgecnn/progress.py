@@ -1,4 +1,5 @@
-"""The CLI's progress display: one rich line per pipeline stage, a bar for calibration, warnings on stderr."""
+"""Progress callbacks: the silent ``Reporter`` (the Python API) and the CLI's rich one (a line per stage, bars,
+warnings on stderr)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,26 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from edgecnn.pipeline.context import Reporter
+
+class Reporter:
+    """Progress callbacks; the base class is silent (the Python API), the CLI's draws rich progress lines."""
+
+    def stage_started(self, name: str, title: str) -> None:
+        """A stage begins."""
+
+    def stage_finished(self, name: str, status: str, seconds: float, summary: str) -> None:
+        """A stage ended with 'ok', 'skipped' or 'failed'."""
+
+    def bar(self, title: str, total: int) -> Callable[[], None]:
+        """A progress bar of ``total`` steps; returns the function that advances it by one."""
+        return lambda: None
+
+    def warn(self, message: str) -> None:
+        """A loud warning."""
+
+    def close(self) -> None:
+        """Stop drawing."""
+
 
 STATUS_MARK = {"ok": "[green]✓[/]", "skipped": "[dim]–[/]", "failed": "[red]✗[/]"}
 

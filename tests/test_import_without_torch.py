@@ -26,7 +26,7 @@ def test_profiles_and_calibration_need_no_torch():
     """`edgecnn profiles` and the latency model (predict, calibrate-profile) read YAML and numbers only."""
     code = BLOCK_TORCH + (
         "from edgecnn.cli import main; sys.argv = ['edgecnn', 'profiles', '--json']\n"
-        "import edgecnn.analysis.profile_fit, edgecnn.analysis.latency_model, edgecnn.analysis.op_costs\n"
+        "import edgecnn.analysis.profile_fit, edgecnn.costs.latency_model, edgecnn.costs.op_costs\n"
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

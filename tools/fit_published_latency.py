@@ -19,14 +19,14 @@ from dataclasses import replace
 
 import yaml
 
-from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit_scale, scale
-from edgecnn.analysis.op_costs import DTYPES
 from edgecnn.config.profiles import load_profile, profiles_dir
+from edgecnn.costs.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit_scale, scale
+from edgecnn.costs.op_costs import DTYPES
 
 
 def measured_samples(entries: list[dict], dtype: str) -> list[Sample]:
     """The entries with a model and a latency, costed on the meta device at ``dtype``."""
-    from edgecnn.analysis.torch_op_costs import zoo_op_costs
+    from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     return [
         Sample(zoo_op_costs(e["model"], dtype, **(e.get("config") or {}))[0], float(e["ms"]), e["model"])

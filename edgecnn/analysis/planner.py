@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edgecnn.analysis.accuracy_tables import expected_top1
-from edgecnn.analysis.op_costs import DTYPES, summarize
+from edgecnn.costs.op_costs import DTYPES, summarize
 from edgecnn.errors import UnknownNameError, UsageError
 
 _MV1_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
@@ -126,7 +126,7 @@ def _accuracy(model: str, config: dict[str, float], macs: float) -> Any:
 
 def evaluate(model: str, config: dict[str, float], profile: Any, dtype: str) -> Candidate:
     """Cost one candidate on the meta device and predict it on ``profile``."""
-    from edgecnn.analysis.torch_op_costs import zoo_op_costs
+    from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     costs, network = zoo_op_costs(model, dtype, **config)
     totals = summarize(costs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgecnn.analysis.op_costs import OpCost, onnx_op_costs, summarize
+from edgecnn.costs.op_costs import OpCost, onnx_op_costs, summarize
 from edgecnn.errors import UsageError
 
 
@@ -24,7 +24,7 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
             raise UsageError(
                 f"cannot read {model} as ONNX: {str(error).splitlines()[0] if str(error) else error}"
             ) from None
-    from edgecnn.analysis.torch_op_costs import zoo_op_costs
+    from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     return zoo_op_costs(model, dtype or "fp32", **given)[0]
 

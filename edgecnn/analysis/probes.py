@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.op_costs import DTYPES, onnx_op_costs
+from edgecnn.costs.op_costs import DTYPES, onnx_op_costs
 
 PROBES: tuple[tuple[str, dict[str, float]], ...] = (
     *(("mobilenet_v1", {"width": a, "resolution": r}) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 192, 224)),

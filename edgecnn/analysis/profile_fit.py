@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit
-from edgecnn.analysis.op_costs import DTYPES, MAC_CLASSES, OpCost
+from edgecnn.costs.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit
+from edgecnn.costs.op_costs import DTYPES, MAC_CLASSES, OpCost
 from edgecnn.errors import UsageError
 from edgecnn.files import atomic_write_text
 

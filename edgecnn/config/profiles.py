@@ -7,9 +7,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgecnn.analysis.latency_model import LatencyModel
-from edgecnn.analysis.op_costs import OP_CLASSES
 from edgecnn.config.schema import Field, load_yaml, non_negative, positive, project_dir, validate, yaml_path
+from edgecnn.costs.latency_model import LatencyModel
+from edgecnn.costs.op_costs import OP_CLASSES
 from edgecnn.errors import UsageError
 from edgecnn.models.registry import FAMILIES
 

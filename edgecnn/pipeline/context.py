@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from edgecnn.config.profiles import Profile
 from edgecnn.config.recipes import Recipe
 from edgecnn.data.calibration import CalibrationSet
 from edgecnn.pipeline.source import ModelSource
+from edgecnn.progress import Reporter
 
 PARITY_THRESHOLD = 1e-4  # max abs error relative to the output's range
 ORT_INT8_THRESHOLD = 1e-6  # the int8 .ort must give the int8 .onnx's outputs
@@ -56,26 +56,6 @@ class ExportOptions:
     min_agreement: float = 0.99
     max_drop: float = 1.0  # accuracy drop in points
     min_cosine: float | None = None
-
-
-class Reporter:
-    """Progress callbacks; the base class is silent (the Python API), the CLI's draws rich progress lines."""
-
-    def stage_started(self, name: str, title: str) -> None:
-        """A stage begins."""
-
-    def stage_finished(self, name: str, status: str, seconds: float, summary: str) -> None:
-        """A stage ended with 'ok', 'skipped' or 'failed'."""
-
-    def bar(self, title: str, total: int) -> Callable[[], None]:
-        """A progress bar of ``total`` steps; returns the function that advances it by one."""
-        return lambda: None
-
-    def warn(self, message: str) -> None:
-        """A loud warning."""
-
-    def close(self) -> None:
-        """Stop drawing."""
 
 
 @dataclass

@@ -17,7 +17,7 @@ from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
 from edgecnn.errors import DriftError, EdgecnnError, UsageError
-from edgecnn.pipeline.context import ExportContext, ExportOptions, Reporter
+from edgecnn.pipeline.context import ExportContext, ExportOptions
 from edgecnn.pipeline.formats import parse_formats
 from edgecnn.pipeline.manifest import (
     artifact_entry,
@@ -29,6 +29,7 @@ from edgecnn.pipeline.manifest import (
 from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shape, resolve_source
 from edgecnn.pipeline.stages import STAGES
+from edgecnn.progress import Reporter
 
 ARTIFACT_ORDER = (
     "fp32_onnx",

@@ -106,7 +106,7 @@ def test_latency_models_reproduce_the_measurements_they_were_fitted_to():
     import json
 
     from edgecnn.analysis.profile_fit import samples
-    from edgecnn.analysis.torch_op_costs import zoo_op_costs
+    from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     for name in list_profiles():
         latency = load_profile(name).latency

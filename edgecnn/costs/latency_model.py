@@ -1,6 +1,6 @@
 """A roofline latency model per device profile, and its fit to measured latencies.
 
-For every operator (:class:`~edgecnn.analysis.op_costs.OpCost`) the model takes the larger of its compute
+For every operator (:class:`~edgecnn.costs.op_costs.OpCost`) the model takes the larger of its compute
 time, ``work / throughput[op class, dtype]``, and its memory time, ``bytes / bandwidth[dtype]``, and adds a
 per-operator overhead (kernel dispatch, threading). A network's latency is the sum over its operators.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.op_costs import DTYPES, ELEMENT_BYTES, MAC_CLASSES, OP_CLASSES, OpCost
+from edgecnn.costs.op_costs import DTYPES, ELEMENT_BYTES, MAC_CLASSES, OP_CLASSES, OpCost
 
 _UNFITTED = 1e6  # Gop/s given to an op class the fit found free; it keeps YAML finite
 

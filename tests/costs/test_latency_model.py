@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
-from edgecnn.analysis.latency_model import Coefficients, LatencyModel, Sample, channel_block, effective_work, fit, nnls
-from edgecnn.analysis.op_costs import OP_CLASSES, OpCost
+from edgecnn.costs.latency_model import Coefficients, LatencyModel, Sample, channel_block, effective_work, fit, nnls
+from edgecnn.costs.op_costs import OP_CLASSES, OpCost
 from edgecnn.errors import UsageError
 from tests.test_cli import run
 
@@ -48,7 +48,7 @@ CONFIGS = [
 
 @pytest.fixture(scope="module")
 def zoo_costs():
-    from edgecnn.analysis.torch_op_costs import zoo_op_costs
+    from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     return {f"{name}-{scaling}": zoo_op_costs(name, **scaling)[0] for name, scaling in CONFIGS}
 
@@ -207,7 +207,7 @@ def test_probe_suite_bench_calibrate_predict_loop(tmp_path):
 
 def test_fit_scale_recovers_a_device_slowdown_and_needs_three_figures_for_two_factors(zoo_costs):
     """How ARM profiles borrow x86-avx2's shape: the (compute, memory) factors that made the figures."""
-    from edgecnn.analysis.latency_model import fit_scale, scale
+    from edgecnn.costs.latency_model import fit_scale, scale
 
     device = LatencyModel("tflite", 4, {"fp32": scale(TRUE, 3.0, 1.5, [])}, vector_bytes=16)
     figures = [Sample(c, device.predict(c).total_ms, n) for n, c in list(zoo_costs.items())[:5]]

@@ -1,4 +1,4 @@
-"""Op costs of a PyTorch module, read on the meta device with the rules of :mod:`edgecnn.analysis.op_costs`.
+"""Op costs of a PyTorch module, read on the meta device with the rules of :mod:`edgecnn.costs.op_costs`.
 
 The forward pass runs under a dispatch mode that sees every aten operator with its shapes and computes
 nothing, so a planner can cost dozens of EfficientNet candidates in a second without exporting them.
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from edgecnn.analysis.op_costs import DTYPES, ELEMENT_BYTES, OpCost, boundary_costs, conv_class
+from edgecnn.costs.op_costs import DTYPES, ELEMENT_BYTES, OpCost, boundary_costs, conv_class
 
 aten = torch.ops.aten
 

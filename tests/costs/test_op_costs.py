@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecnn.analysis.op_costs import MAC_CLASSES, OpCost, onnx_op_costs, summarize
+from edgecnn.costs.op_costs import MAC_CLASSES, OpCost, onnx_op_costs, summarize
 
 
 def _small_net() -> onnx.ModelProto:
@@ -97,7 +97,7 @@ def test_torch_reading_matches_the_exported_graph(tmp_path, name, scaling):
     """The planner's meta-device reading and the exported, simplified ONNX agree per op class."""
     import torch
 
-    from edgecnn.analysis.torch_op_costs import torch_op_costs
+    from edgecnn.costs.torch_op_costs import torch_op_costs
     from edgecnn.models import create_model
     from edgecnn.pipeline.onnx_export import export_onnx
     from edgecnn.pipeline.simplify import simplify
