@@ -11,6 +11,7 @@ import click
 
 from edgecnn import __version__
 from edgecnn.errors import EXIT_USAGE, EdgecnnError
+from edgecnn.formats import FORMATS
 
 # Modules of the `export` extra (pyproject.toml): missing ones are an install hint, not a traceback.
 EXPORT_MODULES = frozenset(
@@ -156,7 +157,7 @@ class _ExportCommand(click.Command):
 )
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Output directory [default: exports/MODEL-PROFILE].")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@click.option("--format", "formats", help="Comma list of formats: onnx, ort, tflite [default: the profile's].")
+@click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
 @click.option("--width", type=float, help="Width multiplier α (MobileNet, EfficientNet with --phi, ResNet).")
 @click.option("--resolution", type=float, help="Input size in pixels, or a multiplier ρ ≤ 1 of the default.")
 @click.option("--phi", type=float, help="EfficientNet compound coefficient φ (model 'efficientnet').")
@@ -199,9 +200,7 @@ class _ExportCommand(click.Command):
 @click.option(
     "--tflite-io",
     type=click.Choice(["int8", "float"]),
-    default="int8",
-    show_default=True,
-    help="int8 .tflite: int8 input/output (scale and zero point in the manifest) or float32.",
+    help="int8 .tflite: int8 input/output (scale and zero point in the manifest) or float32 [default: int8].",
 )
 @click.option("--recipe", help="Export recipe name or YAML path [default: the model family's].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the calibration split.")

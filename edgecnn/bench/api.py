@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edgecnn.bench.harness import DEFAULT_WARMUP, FORMATS
+from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget
 from edgecnn.errors import BenchError, UsageError
 from edgecnn.files import atomic_write_text
+from edgecnn.formats import known_suffixes, require_format
 
 HARNESS = Path(__file__).resolve().with_name("harness.py")
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
@@ -32,14 +33,11 @@ SUITES = ("probes",)
 def _check_artifacts(artifacts: Iterable[str | Path]) -> list[Path]:
     paths = [Path(a) for a in artifacts]
     if not paths:
-        raise UsageError("no artifact to benchmark: give one or more .onnx, .ort or .tflite files")
+        raise UsageError(f"no artifact to benchmark: give one or more files ({known_suffixes()})")
     for path in paths:
         if not path.is_file():
             raise UsageError(f"artifact {path} does not exist")
-        if path.suffix.lower() not in FORMATS:
-            raise UsageError(
-                f"cannot run {path}: unknown artifact format '{path.suffix}' (known: .onnx, .ort, .tflite)"
-            )
+        require_format(path)
     return paths
 
 

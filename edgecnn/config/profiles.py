@@ -11,12 +11,11 @@ from edgecnn.config.schema import Field, load_yaml, non_negative, positive, proj
 from edgecnn.costs.latency_model import LatencyModel
 from edgecnn.costs.op_costs import OP_CLASSES
 from edgecnn.errors import UsageError
+from edgecnn.formats import FORMATS, RUNTIMES
 from edgecnn.models.registry import FAMILIES
 
 ARCHES = ("arm64", "armv7", "x86_64")
 ISA_FEATURES = ("neon", "dotprod", "i8mm", "fp16", "sve", "sse4", "avx2", "avx512", "avx512_vnni", "avx_vnni")
-RUNTIMES = ("onnxruntime", "tflite")
-FORMATS = ("onnx", "ort", "tflite")
 SCALING_KEYS = ("width", "resolution", "phi", "depth", "growth_rate")
 DEFORM_LOWERINGS = ("native", "custom", "gather")  # how DeformConv reaches the device (see ExportOptions.deform)
 
@@ -61,7 +60,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
     ),
     "memory_mb": Field(int, check=positive),
     "runtimes": Field(items=str, choices=RUNTIMES),
-    "formats": Field(items=str, choices=FORMATS),
+    "formats": Field(items=str, choices=tuple(FORMATS)),
     "threads": Field(int, check=positive),
     "deform": Field(str, required=False, choices=DEFORM_LOWERINGS),
     "int8": Field(

@@ -47,7 +47,8 @@ class ExportOptions:
     # it to gathers any runtime runs (gather); None takes the profile's
     deform: str | None = None
     nchw_io: bool = False  # TFLite: keep the input NCHW (a leading TRANSPOSE) instead of TFLite's NHWC
-    tflite_io: str = "int8"  # TFLite int8 artifact: int8 input/output (scale, zero point in the manifest) or float
+    tflite_io: str | None = None  # TFLite int8 artifact: int8 (default) input/output (scale, zero point in the
+    # manifest) or float
     force: bool = False
     recipe: str | None = None
     seed: int = 0
@@ -59,8 +60,53 @@ class ExportOptions:
 
 
 @dataclass
+class StageResult:
+    """What a stage hands on: its figures for the manifest, the artifacts it made (keyed by the outputs it
+    declares) and those artifacts' outputs on the check inputs, for the stages after it to compare with."""
+
+    figures: dict[str, Any] = field(default_factory=dict)  # the manifest's stages[name]; "check" holds its numbers
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: str | None = None  # why it made nothing although it ran (then its outputs are not required)
+
+
+@dataclass
+class SimplifyResult(StageResult):
+    """… and the DeformConv sampling-path nodes that must stay float in int8 (``--deform gather``)."""
+
+    float_nodes: tuple[str, ...] = ()
+
+
+@dataclass
+class QuantizeResult(StageResult):
+    """… and the calibrated quantizer (the drift repair re-quantizes with it) and the nodes kept float."""
+
+    quantizer: Any = None
+    float_nodes: tuple[str, ...] = ()
+
+
+@dataclass
+class DriftResult(StageResult):
+    """… and the manifest's drift record and agreement figures, and fp32 outputs on the held-out samples."""
+
+    record: dict[str, Any] = field(default_factory=dict)
+    agreement: dict[str, Any] = field(default_factory=dict)
+    reference: np.ndarray | None = None
+
+
+@dataclass
+class TfliteResult(StageResult):
+    """… and the input layout, and the int8 `.tflite`'s agreement figures and drift verdict (None without int8)."""
+
+    input_layout: str | None = None
+    agreement: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None
+
+
+@dataclass
 class ExportContext:
-    """The state one export run threads through its stages."""
+    """The inputs of one export run and the results of the stages run so far (``results`` is written by the
+    stage runner only: a stage reads earlier results and returns its own)."""
 
     options: ExportOptions
     profile: Profile
@@ -75,26 +121,37 @@ class ExportContext:
     method: str
     opset: int
     reporter: Reporter
-    artifacts: dict[str, Path] = field(default_factory=dict)
-    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    parity_inputs: np.ndarray | None = None
-    reference_outputs: dict[str, np.ndarray] = field(default_factory=dict)
-    agreement: dict[str, Any] = field(default_factory=dict)
-    drift: dict[str, Any] = field(default_factory=dict)
-    quantizer: Any = None  # the pipeline's Quantizer, reused by the drift repair
-    tflite_layout: str | None = None
     plan: dict[str, Any] | None = None  # the planner's decision when it chose the scaling
-    float_nodes: tuple[str, ...] = ()  # nodes that must stay float in every int8 artifact (deform sampling path)
+    results: dict[str, StageResult] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    _check_inputs: np.ndarray | None = field(default=None, repr=False)
 
     def check_inputs(self) -> np.ndarray:
         """The inputs every stage checks on: four calibration samples and two random ones (made once)."""
-        if self.parity_inputs is None:
+        if self._check_inputs is None:
             rng = np.random.default_rng(self.options.seed + 1)
             samples = self.calib.images[:4]
             noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
-            self.parity_inputs = np.concatenate([samples, noise])
-        return self.parity_inputs
+            self._check_inputs = np.concatenate([samples, noise])
+        return self._check_inputs
+
+    def result(self, stage: str) -> StageResult | None:
+        """The result of ``stage``, None when it has not run (or was skipped)."""
+        return self.results.get(stage)
+
+    def artifact(self, key: str) -> Path | None:
+        """The newest artifact made under ``key`` (a later stage may replace one, as the drift repair does)."""
+        for result in reversed(self.results.values()):
+            if key in result.artifacts:
+                return result.artifacts[key]
+        return None
+
+    def outputs(self, key: str) -> np.ndarray:
+        """The newest outputs of artifact ``key`` on :meth:`check_inputs`."""
+        for result in reversed(self.results.values()):
+            if key in result.outputs:
+                return result.outputs[key]
+        raise KeyError(f"no stage has run artifact {key} on the check inputs")
 
     def warn(self, message: str) -> None:
         """Record a warning for the manifest and show it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_basis
 from edgecnn.analysis.mixed_precision import Attempt, nodes_of_types, repair
 from edgecnn.analysis.plots import layer_sqnr_chart
-from edgecnn.pipeline.context import ExportContext
+from edgecnn.pipeline.context import DriftResult, ExportContext
 from edgecnn.runtime.loader import load, ort_session
 
 
@@ -59,49 +60,48 @@ def _agreement(
     return agreement
 
 
-def _evaluation(ctx: ExportContext) -> tuple[Any, np.ndarray, Thresholds]:
-    """The held-out samples (calibration ones when none are held out), fp32 ONNX logits on them (computed once
-    per export, shared by every int8 artifact's check) and the export's thresholds."""
+def _evaluation(ctx: ExportContext, reference: np.ndarray | None = None) -> tuple[Any, np.ndarray, Thresholds]:
+    """The held-out samples (calibration ones when none are held out), fp32 ONNX outputs on them (computed once
+    per export by the drift stage, passed on in its result) and the export's thresholds."""
     data = ctx.holdout if len(ctx.holdout) else ctx.calib
-    if "fp32_eval" not in ctx.reference_outputs:
-        ctx.reference_outputs["fp32_eval"] = load(ctx.artifacts["fp32_onnx"])(data.images)
+    if reference is None:
+        reference = load(ctx.artifact("fp32_onnx"))(data.images)
     options = ctx.options
-    return (
-        data,
-        ctx.reference_outputs["fp32_eval"],
-        Thresholds(options.min_agreement, options.max_drop, options.min_cosine),
-    )
+    return data, reference, Thresholds(options.min_agreement, options.max_drop, options.min_cosine)
 
 
-def check_drift(ctx: ExportContext) -> dict[str, Any]:
-    """Measure, judge and (when asked and needed) repair the int8 model; returns the stage's figures."""
+def check_drift(ctx: ExportContext) -> DriftResult:
+    """Measure, judge and (when asked and needed) repair the int8 model; the stage's result."""
     data, fp32, thresholds = _evaluation(ctx)
     reasons = _not_judged_reasons(ctx)
     basis = int8_basis(ctx.profile.arch, ctx.profile.features)
     evaluate = evaluator(data.images, fp32, data.labels, basis, thresholds)
-    int8_path = ctx.artifacts["int8_onnx"]
+    int8_path = ctx.artifact("int8_onnx")
     verdict, computations = evaluate(int8_path)
     record: dict[str, Any] = {"judged": not reasons, "not_judged_because": reasons, "initial": dict(verdict)}
+    result = DriftResult(reference=fp32)
     if reasons:
         ctx.warn(f"drift not judged ({'; '.join(reasons)}): figures recorded, thresholds not applied")
     elif not verdict["passed"] and ctx.options.fix:
-        record["fix"] = _repair(ctx, int8_path, verdict, computations, evaluate, data.images, basis)
+        record["fix"] = _repair(ctx, result, int8_path, verdict, computations, evaluate, data.images, basis)
         verdict, computations = record["fix"]["verdict"], record["fix"].pop("computations")
     record.update(final=verdict, passed=verdict["passed"] if not reasons else None)
-    ctx.drift = record
-    ctx.agreement = _agreement(verdict, computations, len(data), bool(len(ctx.holdout)), data.labels is not None)
+    result.record = record
+    result.agreement = _agreement(verdict, computations, len(data), bool(len(ctx.holdout)), data.labels is not None)
     per_class = computations[basis].get("per_class")
     if per_class:
-        ctx.agreement["per_class"] = per_class
+        result.agreement["per_class"] = per_class
     check: dict[str, Any] = {"top1": verdict["top1_agreement"], "cosine": verdict["cosine"], "basis": basis}
     if verdict.get("accuracy_drop_points") is not None:
         check["accuracy_drop_points"] = verdict["accuracy_drop_points"]
     check["verdict"] = "not judged" if reasons else ("passed" if verdict["passed"] else "FAILED")
-    return {"check": check}
+    result.figures = {"check": check}
+    return result
 
 
 def _repair(
     ctx: ExportContext,
+    result: DriftResult,
     int8_path: Path,
     verdict: dict[str, Any],
     computations: dict[str, Any],
@@ -109,6 +109,8 @@ def _repair(
     images: np.ndarray,
     basis: str,
 ) -> dict[str, Any]:
+    quantized = ctx.result("quantize")
+    float_nodes = quantized.float_nodes
     work = ctx.scratch / "repair"
     work.mkdir(exist_ok=True)
     baseline_copy = work / "baseline.onnx"
@@ -117,27 +119,28 @@ def _repair(
         "baseline",
         ctx.method,
         ctx.profile.reduce_range,
-        ctx.recipe.keep_float_nodes + ctx.float_nodes,
+        ctx.recipe.keep_float_nodes + float_nodes,
         baseline_copy,
         verdict,
         computations,
     )
-    slow = nodes_of_types(ctx.quantizer.preprocessed, ctx.profile.int8_slower_op_types)
-    result = repair(
-        ctx.quantizer,
+    slow = nodes_of_types(quantized.quantizer.preprocessed, ctx.profile.int8_slower_op_types)
+    search = repair(
+        quantized.quantizer,
         evaluate,
         work,
         baseline,
         images,
         saturating_target=basis == HOST_KERNELS,
-        always_float=tuple(dict.fromkeys(ctx.float_nodes + slow)),
+        always_float=tuple(dict.fromkeys(float_nodes + slow)),
     )
-    best = result.best
+    best = search.best
     if best is not baseline:
         shutil.copy2(best.path, int8_path)
-        ctx.reference_outputs["int8_onnx"] = load(int8_path)(ctx.check_inputs())
+        result.artifacts["int8_onnx"] = int8_path
+        result.outputs["int8_onnx"] = load(int8_path)(ctx.check_inputs())
     fix: dict[str, Any] = {
-        "attempts": [a.to_dict() for a in result.attempts],
+        "attempts": [a.to_dict() for a in search.attempts],
         "chosen": best.label,
         "method": best.method,
         "reduce_range": best.reduce_range,
@@ -155,39 +158,53 @@ def _repair(
         fix["latency_basis"] = "measured on this host, ORT, 1 thread, median of 20"
     else:
         fix["latency_basis"] = "not measured: the target is not this host (the latency model will predict it)"
-    if result.layers:
-        fix["layers"] = [e.to_dict() for e in result.layers]
+    if search.layers:
+        fix["layers"] = [e.to_dict() for e in search.layers]
         chart = ctx.out / "drift_layers.png"
-        layer_sqnr_chart(result.layers, chart, f"{ctx.source.name}: per-layer SQNR of int8 vs fp32 (before repair)")
-        ctx.artifacts["drift_chart"] = chart
+        layer_sqnr_chart(search.layers, chart, f"{ctx.source.name}: per-layer SQNR of int8 vs fp32 (before repair)")
+        result.artifacts["drift_chart"] = chart
     return fix
 
 
-def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> dict[str, Any]:
-    """Drift of another int8 artifact (the `.tflite`) against fp32 ONNX on the held-out samples, recorded in
-    the manifest's ``agreement`` and ``drift`` under ``name``; a judged failure fails the export (exit 3)."""
+def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Drift of another int8 artifact (the `.tflite`) against fp32 ONNX on the held-out samples: its stage
+    check, its agreement figures and its verdict (``judged``, ``passed``, ``failures``) for the manifest."""
     from edgecnn.analysis.drift import figures as drift_figures
     from edgecnn.analysis.drift import verdict
 
-    data, fp32, thresholds = _evaluation(ctx)
+    drift = ctx.result("drift")
+    data, fp32, thresholds = _evaluation(ctx, drift.reference if drift else None)
     reasons = _not_judged_reasons(ctx)
     computations = {name: drift_figures(fp32, runner(data.images), data.labels, data.class_names)}
     judged = verdict(computations, name, thresholds)
     summary = {k: v for k, v in computations[name].items() if k != "per_class"}
-    ctx.agreement.setdefault("formats", {})[name] = {"samples": len(data), **summary}
-    ctx.drift.setdefault("formats", {})[name] = {
+    agreement = {"samples": len(data), **summary}
+    outcome = {
         "judged": not reasons,
         "passed": judged["passed"] if not reasons else None,
         "failures": judged["failures"],
     }
-    if not reasons and not judged["passed"]:
-        ctx.drift["passed"] = False
-        ctx.drift.setdefault("final", {"failures": []})["failures"] = [
-            *ctx.drift.get("final", {}).get("failures", []),
-            *[f"{name}: {f}" for f in judged["failures"]],
-        ]
     check: dict[str, Any] = {"top1": judged["top1_agreement"], "cosine": judged["cosine"]}
     if judged.get("accuracy_drop_points") is not None:
         check["accuracy_drop_points"] = judged["accuracy_drop_points"]
     check["verdict"] = "not judged" if reasons else ("passed" if judged["passed"] else "FAILED")
-    return check
+    return check, agreement, outcome
+
+
+def drift_summary(ctx: ExportContext) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The manifest's ``agreement`` and ``drift``: the drift stage's, with every other judged int8 artifact's
+    figures under ``formats`` (a judged failure of any makes the whole verdict fail)."""
+    drift = ctx.result("drift")
+    if drift is None:
+        return None, None
+    agreement, record = copy.deepcopy(drift.agreement), copy.deepcopy(drift.record)
+    for name, result in ctx.results.items():
+        outcome = getattr(result, "verdict", None)
+        if outcome is None:
+            continue
+        agreement.setdefault("formats", {})[name] = result.agreement
+        record.setdefault("formats", {})[name] = outcome
+        if outcome["passed"] is False:
+            record["passed"] = False
+            record["final"]["failures"] = [*record["final"]["failures"], *(f"{name}: {f}" for f in outcome["failures"])]
+    return agreement or None, record or None

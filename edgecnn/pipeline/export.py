@@ -17,8 +17,9 @@ from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
 from edgecnn.errors import DriftError, EdgecnnError, UsageError
-from edgecnn.pipeline.context import ExportContext, ExportOptions
-from edgecnn.pipeline.formats import parse_formats
+from edgecnn.formats import check_format_options, parse_formats, stage_formats
+from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
+from edgecnn.pipeline.drift_check import drift_summary
 from edgecnn.pipeline.manifest import (
     artifact_entry,
     atomic_output_dir,
@@ -28,22 +29,8 @@ from edgecnn.pipeline.manifest import (
 )
 from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shape, resolve_source
-from edgecnn.pipeline.stages import STAGES
+from edgecnn.pipeline.stages import STAGES, Stage, artifact_order
 from edgecnn.progress import Reporter
-
-ARTIFACT_ORDER = (
-    "fp32_onnx",
-    "int8_onnx",
-    "fp32_ort",
-    "int8_ort",
-    "fp32_ort_config",
-    "int8_ort_config",
-    "fp32_tflite",
-    "int8_tflite",
-    "fp32_mmdeploy_onnx",
-    "int8_mmdeploy_onnx",
-    "drift_chart",
-)
 
 
 @dataclass
@@ -94,7 +81,7 @@ def _validate(options: ExportOptions) -> None:
     Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
     if options.deform is not None and options.deform not in ("native", "custom", "gather"):
         raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")
-    if options.tflite_io not in ("int8", "float"):
+    if options.tflite_io not in (None, "int8", "float"):
         raise UsageError(f"--tflite-io must be int8 or float, got '{options.tflite_io}'")
     if options.calib_size is not None and options.calib_size < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
@@ -114,6 +101,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     if options.deform is None:
         options.deform = profile.deform
     formats = parse_formats(options.formats, profile.formats)
+    check_format_options(formats, vars(options))
     scaling = {
         "width": options.width,
         "resolution": options.resolution,
@@ -175,14 +163,16 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             _run_stages(ctx)
         finally:
             reporter.close()
-            if ctx.quantizer is not None:
-                ctx.quantizer.close()
+            quantized = ctx.result("quantize")
+            if quantized is not None:
+                quantized.quantizer.close()
         manifest = _manifest(ctx, out, time.perf_counter() - started)
         write_json(tmp / "manifest.json", manifest)
         (tmp / "report.md").write_text(render_report(manifest), encoding="utf-8")
     result = ExportResult(out, manifest)
-    if ctx.drift.get("passed") is False and not options.allow_drift:
-        failures = "; ".join(ctx.drift["final"]["failures"])
+    drift = manifest["drift"] or {}
+    if drift.get("passed") is False and not options.allow_drift:
+        failures = "; ".join(drift["final"]["failures"])
         raise DriftError(
             f"int8 drift over the thresholds ({failures}); artifacts and report in {out}, pass --allow-drift to accept"
         )
@@ -202,22 +192,55 @@ def _warn_about_inputs(ctx: ExportContext) -> None:
         ctx.warn("no --weights: the model has random weights (fine for latency, meaningless for accuracy)")
 
 
+def _runs(stage: Stage, ctx: ExportContext, makes: dict[str, tuple[str, ...]]) -> bool:
+    """A stage runs when it applies and, if it makes a format's artifacts, one of its formats was chosen."""
+    chosen = stage.name not in makes or any(f in ctx.formats for f in makes[stage.name])
+    return chosen and stage.applies(ctx)
+
+
 def _run_stages(ctx: ExportContext) -> None:
+    makes = stage_formats()
     for stage in STAGES:
-        if not stage.applies(ctx):
-            ctx.stages[stage.name] = {"status": "skipped", "seconds": 0.0}
+        if not _runs(stage, ctx, makes):
             ctx.reporter.stage_finished(stage.name, "skipped", 0.0, "")
             continue
+        missing = [key for key in stage.inputs if ctx.artifact(key) is None]
+        if missing:
+            raise RuntimeError(f"stage {stage.name} reads {', '.join(missing)}, which no earlier stage made")
         ctx.reporter.stage_started(stage.name, stage.title)
         t0 = time.perf_counter()
         try:
-            figures = stage.run(ctx)
+            result = stage.run(ctx)
         except EdgecnnError as error:
             ctx.reporter.stage_finished(stage.name, "failed", time.perf_counter() - t0, str(error))
             raise
         seconds = time.perf_counter() - t0
-        ctx.stages[stage.name] = {"status": "ok", "seconds": round(seconds, 3), **figures}
-        ctx.reporter.stage_finished(stage.name, "ok", seconds, _summary(figures.get("check", {})))
+        ctx.results[stage.name] = result
+        hold_to_outputs(stage, result, ctx)
+        ctx.reporter.stage_finished(stage.name, "ok", seconds, _summary(result.figures.get("check", {})))
+        result.figures = {"status": "ok", "seconds": round(seconds, 3), **result.figures}
+
+
+def hold_to_outputs(stage: Stage, result: StageResult, ctx: ExportContext) -> None:
+    """Fail (a bug, not a user error) unless the stage made exactly what it declares: no undeclared artifact,
+    every required one, each under its declared name, and nothing else in OUT."""
+    declared = {output.key: output for output in stage.outputs}
+    undeclared = sorted(set(result.artifacts) - set(declared))
+    if undeclared:
+        raise RuntimeError(f"stage {stage.name} made undeclared artifact(s) {', '.join(undeclared)}")
+    for key, path in result.artifacts.items():
+        output = declared[key]
+        where = ctx.scratch if output.scratch else ctx.out
+        if path != where / output.file or not path.is_file():
+            raise RuntimeError(f"stage {stage.name}: artifact {key} is {path}, not the declared {where / output.file}")
+    if result.skipped is None:
+        absent = [o.key for o in stage.outputs if o.required(ctx) and o.key not in result.artifacts]
+        if absent:
+            raise RuntimeError(f"stage {stage.name} did not make its declared output(s) {', '.join(absent)}")
+    made = {ctx.artifact(key) for key in artifact_order()} - {None}
+    stray = sorted(str(p.relative_to(ctx.out)) for p in ctx.out.rglob("*") if p.is_file() and p not in made)
+    if stray:
+        raise RuntimeError(f"stage {stage.name} left file(s) in OUT that no stage declares: {', '.join(stray)}")
 
 
 SUMMARY_SKIP = ("threshold", "samples", "max_abs_error")
@@ -274,8 +297,13 @@ def _plan(
 def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, Any]:
     source, recipe = ctx.source, ctx.recipe
     mean, std = recipe.channel_stats(source.input_shape[1])
-    artifacts = {key: artifact_entry(ctx.artifacts[key], ctx.out) for key in ARTIFACT_ORDER if key in ctx.artifacts}
-    quantize = ctx.stages.get("quantize", {})
+    made = {key: ctx.artifact(key) for key in artifact_order()}
+    artifacts = {key: artifact_entry(path, ctx.out) for key, path in made.items() if path is not None}
+    stages = {name: result.figures for name, result in ctx.results.items()}
+    stages = {s.name: stages.get(s.name, {"status": "skipped", "seconds": 0.0}) for s in STAGES}
+    quantize = stages["quantize"]
+    tflite = ctx.result("tflite")
+    agreement, drift = drift_summary(ctx)
     return {
         "edgecnn_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -286,7 +314,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "layout": recipe.layout,
             "mean": mean,
             "std": std,
-            "tflite_input_layout": ctx.tflite_layout,
+            "tflite_input_layout": tflite.input_layout if tflite else None,
             "input_name": "input",
             "output_name": "logits",
             "dynamic_batch": ctx.options.dynamic_batch,
@@ -305,10 +333,10 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "labels": ctx.calib.labels is not None,
             "calibrator_options": quantize.get("calibrator_options", {}),
         },
-        "stages": ctx.stages,
+        "stages": stages,
         "artifacts": artifacts,
-        "agreement": ctx.agreement or None,
-        "drift": ctx.drift or None,
+        "agreement": agreement,
+        "drift": drift,
         "warnings": ctx.warnings,
         "seconds": round(seconds, 2),
     }

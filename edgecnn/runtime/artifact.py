@@ -12,9 +12,8 @@ import numpy as np
 
 from edgecnn.config.recipes import Recipe, recipe_for_family
 from edgecnn.errors import UsageError
+from edgecnn.formats import format_of
 from edgecnn.runtime.loader import Runner, load
-
-ARTIFACT_SUFFIXES = (".onnx", ".ort", ".tflite")
 
 
 @dataclass
@@ -22,7 +21,7 @@ class Artifact:
     """Something that maps preprocessed images to logits, and how to preprocess for it."""
 
     label: str
-    kind: str  # torch | onnx | ort | tflite
+    kind: str  # torch or a format name (edgecnn/formats.py)
     input_shape: tuple[int, ...]
     recipe: Recipe
     path: Path | None = None
@@ -77,7 +76,8 @@ def _recipe_from_manifest(manifest: dict[str, Any]) -> Recipe:
 def _file_input_shape(path: Path) -> tuple[int, ...]:
     from edgecnn.runtime.loader import load_tflite, ort_session
 
-    shape = load_tflite(path).input_shape if path.suffix == ".tflite" else ort_session(path).get_inputs()[0].shape
+    tflite = format_of(path).runtime == "tflite"
+    shape = load_tflite(path).input_shape if tflite else ort_session(path).get_inputs()[0].shape
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
         raise UsageError(f"{path} has input shape {shape}; edgecnn evaluates N×C×H×W image models")
     return (1, *shape[1:])
@@ -92,13 +92,14 @@ def open_artifact(
 ) -> Artifact:
     """Open ``spec``: an `.onnx`/`.ort` file (preprocessing from the manifest beside it, if any) or a model spec."""
     path = Path(spec)
-    if path.suffix.lower() in ARTIFACT_SUFFIXES:
+    fmt = format_of(path)
+    if fmt is not None:
         if not path.is_file():
             raise UsageError(f"artifact {path} does not exist")
         manifest = _manifest_beside(path)
         recipe = _recipe_from_manifest(manifest) if manifest else recipe_for_family(None)
         shape = tuple(manifest["model"]["input_shape"]) if manifest else _file_input_shape(path)
-        return Artifact(str(path), path.suffix.lower()[1:], shape, recipe, path=path, manifest=manifest)
+        return Artifact(str(path), fmt.name, shape, recipe, path=path, manifest=manifest)
     from edgecnn.pipeline.source import resolve_source
 
     source = resolve_source(spec, num_classes=num_classes, in_chans=in_chans, input_shape=input_shape, weights=weights)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import UsageError
+from edgecnn.formats import require_format
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -142,9 +143,7 @@ def load(
         path = Path(artifact)
         if not path.is_file():
             raise UsageError(f"artifact {path} does not exist")
-        if path.suffix in (".onnx", ".ort"):
-            return load_ort(path, threads, optimization)
-        if path.suffix == ".tflite":
+        if require_format(path).runtime == "tflite":
             return load_tflite(path, threads, layout=layout)
-        raise UsageError(f"cannot run {path}: unknown artifact type '{path.suffix}' (known: .onnx, .ort, .tflite)")
+        return load_ort(path, threads, optimization)
     return load_torch(artifact, input_size)

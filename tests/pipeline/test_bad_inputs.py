@@ -57,6 +57,11 @@ CASES = {
     "unknown profile": (["mobilenet", "--profile", "raspberrypi3"], "unknown profile 'raspberrypi3'; did you mean"),
     "unknown recipe": (["mobilenet", "--recipe", "mobilenett"], "did you mean 'mobilenet'"),
     "unknown format": (["mobilenet", "--format", "onnx,ortt"], "did you mean 'ort'"),
+    "tflite option without tflite": (
+        ["mobilenet", "--format", "onnx,ort", "--nchw-io"],
+        "--nchw-io applies to --format tflite, which this export does not make (formats: onnx, ort)",
+    ),
+    "tflite-io without tflite": (["mobilenet", "--format", "onnx", "--tflite-io", "float"], "--tflite-io applies"),
     "missing weights": (["resnet18", "--weights", "nope.pt"], "weights file nope.pt does not exist"),
     "unknown option for model": (["resnet18", "--phi", "1"], "has no option phi"),
     "bad opset": (["resnet18", "--opset", "11"], "--opset must be between 19 and 21"),
