@@ -329,7 +329,7 @@ def drift(
     **options: Any,
 ) -> None:
     from edgecnn.analysis.drift import Thresholds
-    from edgecnn.analysis.drift_tool import drift as run_drift
+    from edgecnn.commands.drift import drift as run_drift
     from edgecnn.errors import DriftError
 
     thresholds = Thresholds(min_agreement, max_accuracy_drop, min_cosine)
