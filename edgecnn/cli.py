@@ -476,7 +476,9 @@ def bench(
             raise UsageError("give either ARTIFACTs or --suite, not both")
         if not profile or not out:
             raise UsageError("--suite probes needs --profile P and --out RESULTS.json")
-        payload: Any = api.bench_probe_suite(profile, out, **options)
+        from edgecnn.commands.probes import bench_probe_suite
+
+        payload: Any = bench_probe_suite(profile, out, **options)
         shared = {key: payload[key] for key in ("host", "threads", "device", "runtime", "delegate")}
         results = [{**row, **shared} for row in payload["results"]]
     else:
