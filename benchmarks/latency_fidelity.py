@@ -1,6 +1,6 @@
 """How well the latency model predicts this host: fit on half the probe set, predict the other half.
 
-Builds the 34-configuration probe set (``edgecnn.analysis.probes``) for the x86-avx2 profile, fp32 and int8,
+Builds the 34-configuration probe set (``edgecnn.commands.probes``) for the x86-avx2 profile, fp32 and int8,
 measures every artifact with the on-device harness (ONNX Runtime, 1 thread, in a subprocess, in three
 interleaved rounds, like ``edgecnn bench --suite probes --rounds 3``) and keeps that RESULTS.json in
 ``benchmarks/probes/``. Per dtype the configurations are sorted by name and alternately put in the fit half
@@ -45,8 +45,8 @@ DESCRIPTION = (
 
 def measure(out: Path | None, artifacts: Path) -> None:
     """Build the probe suite into ``artifacts`` (kept, reused when complete) and bench it into ``out``."""
-    from edgecnn.analysis.probes import build_probe_suite
     from edgecnn.bench.api import run_suite
+    from edgecnn.commands.probes import build_probe_suite
 
     index = artifacts / "probes.json"
     if index.is_file():

@@ -19,8 +19,8 @@ import numpy as np
 from common import write_result
 
 from edgecnn.analysis.planner import _grid, plan
-from edgecnn.analysis.probes import build_probe_suite
 from edgecnn.bench.api import bench
+from edgecnn.commands.probes import build_probe_suite
 
 NAME = "planner_check"
 PROFILE = "x86-avx2"

@@ -1,4 +1,4 @@
-"""The ``edgecnn`` command: parse, call the API, print. User mistakes are one line and an exit code."""
+"""The ``edgecnn`` command: parse, call, render (edgecnn.commands). User mistakes are one line and an exit code."""
 
 from __future__ import annotations
 
@@ -34,16 +34,6 @@ def cli() -> None:
     """
 
 
-def _console() -> Any:
-    """A rich console for stdout, at least 120 columns wide when output is not a terminal (pipes, CI logs)."""
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)
-    return console
-
-
 def _int_list(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
@@ -51,13 +41,6 @@ def _int_list(value: str | None) -> tuple[int, ...] | None:
         return tuple(int(part) for part in value.split(","))
     except ValueError:
         raise click.BadParameter(f"expected a comma list of integers, got '{value}'") from None
-
-
-def _human(count: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.2f}{unit}"
-    return str(count)
 
 
 @cli.command()
@@ -86,22 +69,9 @@ def models(pattern: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from edgecnn.commands.render import make_console, render_models
 
-    table = Table(title=f"edgecnn model zoo ({len(rows)} models)")
-    for column in ("name", "family", "params", "MACs", "input", "top-1 (published)"):
-        table.add_column(column, justify="right" if column in ("params", "MACs") else "left", no_wrap=True)
-    for row in rows:
-        top1 = row["reference"].get("top1")
-        table.add_row(
-            row["name"],
-            row["family"],
-            _human(row["params"]),
-            _human(row["macs"]),
-            "×".join(map(str, row["input_size"])),
-            f"{top1:.1f}" if top1 else "",
-        )
-    _console().print(table)
+    render_models(rows, make_console())
 
 
 def _stage_help() -> str:
@@ -235,29 +205,9 @@ def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2, default=str))
         return
-    _print_summary(result)
+    from edgecnn.commands.render import make_console, render_export
 
-
-def _print_summary(result: Any) -> None:
-    from rich.table import Table
-
-    manifest = result.manifest
-    table = Table(title=f"{manifest['model']['name']} → {result.out}", title_justify="left")
-    for column in ("artifact", "size", "sha256"):
-        table.add_column(column, justify="right" if column == "size" else "left")
-    for entry in manifest["artifacts"].values():
-        table.add_row(entry["path"], f"{entry['bytes'] / 1e6:.2f} MB", entry["sha256"][:12])
-    console = _console()
-    console.print(table)
-    agreement = manifest.get("agreement")
-    if agreement:
-        console.print(
-            f"int8 vs fp32 on {agreement['samples']} held-out samples "
-            f"({agreement['basis'].replace('_', ' ')}): top-1 agreement {agreement['top1']:.3f}, "
-            f"cosine {agreement['cosine']:.4f}",
-            highlight=False,
-        )
-    console.print(f"report: {result.out / 'report.md'}", highlight=False)
+    render_export(result, make_console())
 
 
 DRIFT_HELP = """Compare TARGET with REF on real data: does int8 still give the fp32 answers?
@@ -328,7 +278,7 @@ def drift(
     **options: Any,
 ) -> None:
     from edgecnn.analysis.drift import Thresholds
-    from edgecnn.analysis.drift_tool import drift as run_drift
+    from edgecnn.commands.drift import drift as run_drift
     from edgecnn.errors import DriftError
 
     thresholds = Thresholds(min_agreement, max_accuracy_drop, min_cosine)
@@ -336,62 +286,11 @@ def drift(
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
-        _print_drift(report)
+        from edgecnn.commands.render import make_console, render_drift
+
+        render_drift(report, make_console())
     if not report["passed"]:
         raise DriftError("; ".join(report.get("fix", {}).get("failures") or report["failures"]))
-
-
-def _print_drift(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    console = _console()
-    table = Table(
-        title=f"{report['target']} vs {report['reference']} on {report['samples']} samples", title_justify="left"
-    )
-    for column in ("computation", "top-1 agreement", "top-5 overlap", "cosine", "SQNR dB", "accuracy", "drop"):
-        table.add_column(column, justify="left" if column == "computation" else "right")
-    for name, figs in report["computations"].items():
-        mark = " (judged)" if name == report["basis"] else ""
-        accuracy = (
-            f"{figs['reference_accuracy']:.3f}→{figs['target_accuracy']:.3f}" if "target_accuracy" in figs else ""
-        )
-        drop = f"{figs['accuracy_drop_points']:.2f}" if "accuracy_drop_points" in figs else ""
-        table.add_row(
-            name.replace("_", " ") + mark,
-            f"{figs['top1_agreement']:.4f}",
-            f"{figs['top5_overlap']:.4f}",
-            f"{figs['cosine']:.4f}",
-            f"{figs['sqnr_db']:.1f}",
-            accuracy,
-            drop,
-        )
-    console.print(table)
-    if report.get("layers"):
-        layers = Table(title="worst layers (per-layer SQNR vs fp32, exact QDQ)", title_justify="left")
-        for column in ("node", "op", "SQNR dB", "cosine", "noise added dB"):
-            layers.add_column(column, justify="left" if column in ("node", "op") else "right")
-        for layer in report["layers"][:10]:
-            layers.add_row(
-                layer["node"],
-                layer["op_type"],
-                f"{layer['sqnr_db']:.1f}",
-                f"{layer['cosine']:.4f}",
-                f"{layer['added_noise_db']:.1f}",
-            )
-        console.print(layers)
-        console.print(f"chart: {report['chart']}", highlight=False)
-    for note in report["notes"]:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    fix = report.get("fix")
-    if fix:
-        console.print(
-            f"fix: {fix['chosen']} → top-1 agreement {fix['top1_agreement']:.4f}, "
-            f"{len(fix['kept_float'])} layers in float, {fix['bytes_before']:,} → {fix['bytes_after']:,} "
-            f"bytes; wrote {fix['out']}",
-            highlight=False,
-        )
-    status = "[green]PASSED[/]" if report["passed"] else "[red]FAILED[/]: " + "; ".join(report["failures"])
-    console.print(f"drift ({report['basis'].replace('_', ' ')}): {status}", highlight=False)
 
 
 BENCH_HELP = """Time ARTIFACTs (.onnx, .ort, .tflite) here or on a device over SSH: p50/p90/p99, load time, peak RSS.
@@ -468,67 +367,33 @@ def bench(
     from edgecnn.bench import api
     from edgecnn.errors import UsageError
 
-    progress = None if as_json else _bench_progress()
+    progress = None
+    if not as_json:
+        from edgecnn.commands.render import bench_progress
+
+        progress = bench_progress()
     options.update(xnnpack=not no_xnnpack, progress=progress)
     if suite:
         if artifacts:
             raise UsageError("give either ARTIFACTs or --suite, not both")
         if not profile or not out:
             raise UsageError("--suite probes needs --profile P and --out RESULTS.json")
-        payload: Any = api.bench_probe_suite(profile, out, **options)
-        shared = {key: payload[key] for key in ("host", "threads", "device", "runtime", "delegate")}
-        results = [{**row, **shared} for row in payload["results"]]
+        from edgecnn.commands.probes import bench_probe_suite
+
+        payload: Any = bench_probe_suite(profile, out, **options)
     else:
-        payload = results = api.bench(artifacts, **options)
+        payload = api.bench(artifacts, **options)
         if out:
-            api.write_json_atomic(out, results)
+            api.write_json_atomic(out, payload)
     if as_json:
         click.echo(json.dumps(payload, indent=2, default=str))
         return
-    _print_bench(results)
-    if out:
-        _console().print(f"wrote {out}", highlight=False)
+    from edgecnn.commands.render import make_console, render_bench, render_bench_suite
 
-
-def _bench_progress() -> Any:
-    """A callback printing progress lines on stderr (stdout stays the table)."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    return lambda message: console.print(f"[dim]{message}[/]", highlight=False)
-
-
-def _print_bench(results: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    threads = sorted({str(r.get("threads", "?")) for r in results})
-    table = Table(title=f"latency in ms, {'/'.join(threads)} thread(s)", title_justify="left")
-    columns = ("artifact", "runtime", "delegate", "runs", "min", "p50", "p90", "p99", "mean", "std", "load")
-    for column in (*columns, "RSS MB"):
-        left = column in ("artifact", "runtime", "delegate")
-        table.add_column(column, justify="left" if left else "right", no_wrap=column != "artifact")
-    short = {"onnxruntime": "ort", "ai_edge_litert": "litert", "tflite_runtime": "tflite"}
-    for r in results:
-        runtime = r.get("runtime") or {}
-        table.add_row(
-            r["artifact"],
-            f"{short.get(runtime.get('name'), runtime.get('name', ''))} {runtime.get('version', '')}".strip(),
-            str(r.get("delegate", "")),
-            str(r["runs"]),
-            *(f"{r[key]:.3f}" for key in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms")),
-            f"{r['peak_rss_mb']:.1f}" if r.get("peak_rss_mb") is not None else "",
-        )
-    console = _console()
-    console.print(table)
-    device = results[0].get("device") or {}
-    where = results[0].get("host", "local")
-    freq = f", {device['freq_mhz']:g} MHz" if device.get("freq_mhz") else ""
-    governor = f", governor {device['governor']}" if device.get("governor") else ""
-    console.print(
-        f"device ({where}): {device.get('board') or device.get('cpu', '?')}, {device.get('cores', '?')} cores, "
-        f"{device.get('machine', '?')}{freq}{governor}; {device.get('os', '?')}; Python {device.get('python', '?')}",
-        highlight=False,
-    )
+    if suite:
+        render_bench_suite(payload, make_console(), out)
+    else:
+        render_bench(payload, make_console(), out)
 
 
 # --- device profiles, latency prediction and planning
@@ -548,27 +413,9 @@ def profiles(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from edgecnn.commands.render import make_console, render_profiles
 
-    table = Table(title="device profiles", title_justify="left")
-    for column in ("name", "cpu", "cores", "threads", "formats", "budget ms", "memory MB", "latency model"):
-        table.add_column(
-            column, justify="right" if column in ("cores", "threads", "budget ms", "memory MB") else "left"
-        )
-    for row in rows:
-        latency = row["latency"]
-        model = f"{latency['runtime']}, {latency['threads']} thr, {latency['measurements']} measurements"
-        table.add_row(
-            row["name"],
-            f"{row['cpu']['model']} @ {row['cpu']['clock_ghz']:g} GHz",
-            str(row["cpu"]["cores"]),
-            str(row["threads"]),
-            ", ".join(row["formats"]),
-            f"{row['latency_budget_ms']:g}" if row["latency_budget_ms"] else "—",
-            f"{row['memory_budget_mb']:g}" if row["memory_budget_mb"] else "—",
-            model,
-        )
-    _console().print(table)
+    render_profiles(rows, make_console())
 
 
 @cli.command(short_help="Predict a network's latency on a device profile, per op class.")
@@ -601,24 +448,9 @@ def predict(model: str, profile: str, dtype: str, as_json: bool, **scaling: Any)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    from rich.table import Table
+    from edgecnn.commands.render import make_console, render_predict
 
-    table = Table(
-        title=f"{report['model']} on {report['profile']} ({report['runtime']}, {report['threads']} thread(s))",
-        title_justify="left",
-    )
-    for column in ("op class", "ops", "ms", "share"):
-        table.add_column(column, justify="left" if column == "op class" else "right")
-    total = report["predicted_ms"]
-    for name, figures in report["by_class"].items():
-        table.add_row(name, str(figures["ops"]), f"{figures['ms']:.2f}", f"{figures['ms'] / total:.0%}")
-    console = _console()
-    console.print(table)
-    console.print(
-        f"predicted {total:.2f} ms ({report['dtype']}), {report['macs_m']:.1f}M MACs, "
-        f"~{report['memory_mb']:.1f} MB (weights + largest activations)",
-        highlight=False,
-    )
+    render_predict(report, make_console())
 
 
 @cli.command("calibrate-profile", short_help="Fit a profile's latency coefficients to measured probes.")
@@ -652,14 +484,9 @@ def calibrate_profile(results: Path, base: str, out: Path, force: bool, statisti
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    console = _console()
-    for dtype, figures in report["fit"].items():
-        console.print(
-            f"{dtype}: {figures['samples']} probes, in-sample error {figures['mape_pct']:.1f}% mean, "
-            f"{figures['within_10pct']:.0%} within ±10%",
-            highlight=False,
-        )
-    console.print(f"wrote {report['out']}", highlight=False)
+    from edgecnn.commands.render import make_console, render_calibrate_profile
+
+    render_calibrate_profile(report, make_console())
 
 
 PLAN_HELP = """Choose FAMILY's scaling for a device: the best expected accuracy within its budgets.
@@ -725,45 +552,9 @@ def plan(
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    _print_plan(result, chart_path)
+    from edgecnn.commands.render import make_console, render_plan
 
-
-def _print_plan(result: Any, chart: Path) -> None:
-    from rich.table import Table
-
-    console = _console()
-    memory = f", {result.memory_budget_mb:g} MB" if result.memory_budget_mb else ""
-    table = Table(
-        title=f"{result.family} on {result.profile}, {result.dtype}: budget {result.budget_ms:g} ms"
-        f" (predictions ≤ {result.limit_ms:.3g} ms fit){memory}",
-        title_justify="left",
-    )
-    for column in ("candidate", "predicted ms", "memory MB", "MACs M", "expected top-1", "accuracy", "fits"):
-        table.add_column(
-            column, justify="left" if column in ("candidate", "accuracy") else "right", no_wrap=column == "candidate"
-        )
-    ranked = sorted(result.candidates, key=lambda c: (-c.expected_top1, c.predicted_ms))
-    for candidate in ranked:
-        mark = "[bold green]← chosen[/]" if candidate is result.chosen else ("yes" if candidate.fits else "")
-        style = "bold" if candidate is result.chosen else ("dim" if not candidate.fits else None)
-        table.add_row(
-            candidate.label,
-            f"{candidate.predicted_ms:.2f}",
-            f"{candidate.memory_mb:.1f}",
-            f"{candidate.macs_m:.0f}",
-            f"{candidate.expected_top1:.1f}",
-            candidate.accuracy,
-            mark,
-            style=style,
-        )
-    console.print(table)
-    chosen = result.chosen
-    console.print(
-        f"chosen: {chosen.label}: {chosen.predicted_ms:.2f} ms predicted, expected top-1 {chosen.expected_top1:.1f}"
-        f" ({chosen.accuracy})" + (f"; runner-up {result.runner_up.label}" if result.runner_up else ""),
-        highlight=False,
-    )
-    console.print(f"chart: {chart}", highlight=False)
+    render_plan(result, make_console(), chart_path)
 
 
 def main(argv: list[str] | None = None) -> Any:

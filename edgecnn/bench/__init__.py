@@ -3,6 +3,6 @@
 ``harness.py`` is also a single file to copy to a device: ``python harness.py MODEL --threads 4``.
 """
 
-from edgecnn.bench.api import bench, bench_probe_suite, run_suite
+from edgecnn.bench.api import bench, run_suite
 
-__all__ = ["bench", "bench_probe_suite", "run_suite"]
+__all__ = ["bench", "run_suite"]

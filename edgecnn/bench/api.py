@@ -294,21 +294,3 @@ def run_suite(
     }
     write_json_atomic(Path(out), payload)
     return payload
-
-
-def bench_probe_suite(profile: str, out: str | Path, host: str | None = None, **bench_options: Any) -> dict[str, Any]:
-    """Build the latency model's probe set for ``profile`` (ONNX files in a temporary directory) and run it."""
-    try:
-        from edgecnn.analysis.probes import build_probe_suite  # builds models: imports onnx, only here
-    except ModuleNotFoundError as error:
-        if error.name == "edgecnn.analysis.probes":
-            raise BenchError("this edgecnn has no probe suite (edgecnn.analysis.probes)") from None
-        if (error.name or "").split(".")[0] in ("torch", "torchvision", "onnx", "onnxruntime"):
-            raise BenchError(
-                f"the probe suite builds models and needs {error.name}: pip install 'edgecnn[export]'"
-            ) from None
-        raise
-
-    with tempfile.TemporaryDirectory(prefix="edgecnn-probes-") as tmp:
-        probes = build_probe_suite(profile, Path(tmp))
-        return run_suite(probes, out, profile, host=host, **bench_options)

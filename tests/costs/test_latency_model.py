@@ -185,8 +185,8 @@ def test_calibrate_profile_refuses_results_from_before_channel_counts(tmp_path, 
 def test_probe_suite_bench_calibrate_predict_loop(tmp_path):
     """The whole loop on this host: build probes, time them with the harness, fit a profile, predict with it."""
     from edgecnn.analysis.prediction import predict_model
-    from edgecnn.analysis.probes import build_probe_suite
     from edgecnn.bench.api import run_suite
+    from edgecnn.commands.probes import build_probe_suite
 
     tiny = [("mobilenet_v1", {"width": 0.25, "resolution": r}) for r in (96, 128, 160)]
     probes = build_probe_suite("x86-avx2", tmp_path / "probes", dtypes=("fp32",), probes=tiny)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgecnn.analysis.drift import Thresholds
-from edgecnn.analysis.drift_tool import drift
+from edgecnn.commands.drift import drift
 from edgecnn.pipeline.export import export
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,16 +4,19 @@ The set spans what the planner chooses between — MobileNetV1 α × ρ, MobileN
 B0–B3, ResNet-18/34/50, DenseNet-121 — so every op class is exercised at several sizes. Each probe is
 exported (random weights: latency does not depend on them) to fp32 and int8 artifacts in the profile's
 runtime format, and carries its op costs, so ``edgecnn calibrate-profile`` needs no torch and no model.
+``bench_probe_suite`` builds the set and times it (``edgecnn bench --suite probes``).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgecnn.bench.api import run_suite
 from edgecnn.costs.op_costs import DTYPES, onnx_op_costs
 
 PROBES: tuple[tuple[str, dict[str, float]], ...] = (
@@ -118,3 +121,10 @@ def build_probe_suite(
             leftover.unlink()
         scratch.rmdir()
     return suite
+
+
+def bench_probe_suite(profile: str, out: str | Path, host: str | None = None, **bench_options: Any) -> dict[str, Any]:
+    """Build the latency model's probe set for ``profile`` (ONNX files in a temporary directory) and run it."""
+    with tempfile.TemporaryDirectory(prefix="edgecnn-probes-") as tmp:
+        probes = build_probe_suite(profile, Path(tmp))
+        return run_suite(probes, out, profile, host=host, **bench_options)

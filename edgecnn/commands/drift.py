@@ -15,7 +15,7 @@ from edgecnn.analysis.layerwise import layer_errors
 from edgecnn.analysis.mixed_precision import Attempt, nodes_of_types, repair
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
-from edgecnn.runtime.artifact import Artifact, load_images, open_artifact
+from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
 
 LAYER_SAMPLES = 32
 

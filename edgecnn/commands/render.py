@@ -1,0 +1,255 @@
+"""What the ``edgecnn`` commands print: one function per command, given the API's result and a rich Console.
+
+It imports rich, so the CLI imports it inside a command, only when that command prints (never for ``--help``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from edgecnn.analysis.planner import Plan
+    from edgecnn.pipeline.export import ExportResult
+
+
+def make_console() -> Console:
+    """A rich console for stdout, at least 120 columns wide when output is not a terminal (pipes, CI logs)."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    return console
+
+
+def bench_progress() -> Callable[[str], None]:
+    """A callback printing progress lines on stderr (stdout stays the table)."""
+    console = Console(stderr=True)
+    return lambda message: console.print(f"[dim]{message}[/]", highlight=False)
+
+
+def _human(count: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f}{unit}"
+    return str(count)
+
+
+def render_models(rows: list[dict[str, Any]], console: Console) -> None:
+    """``edgecnn models``: the zoo table of :func:`~edgecnn.models.complexity.describe_model` rows."""
+    table = Table(title=f"edgecnn model zoo ({len(rows)} models)")
+    for column in ("name", "family", "params", "MACs", "input", "top-1 (published)"):
+        table.add_column(column, justify="right" if column in ("params", "MACs") else "left", no_wrap=True)
+    for row in rows:
+        top1 = row["reference"].get("top1")
+        table.add_row(
+            row["name"],
+            row["family"],
+            _human(row["params"]),
+            _human(row["macs"]),
+            "×".join(map(str, row["input_size"])),
+            f"{top1:.1f}" if top1 else "",
+        )
+    console.print(table)
+
+
+def render_export(result: ExportResult, console: Console) -> None:
+    """``edgecnn export``: the artifacts, the int8-vs-fp32 agreement and where the report is."""
+    manifest = result.manifest
+    table = Table(title=f"{manifest['model']['name']} → {result.out}", title_justify="left")
+    for column in ("artifact", "size", "sha256"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for entry in manifest["artifacts"].values():
+        table.add_row(entry["path"], f"{entry['bytes'] / 1e6:.2f} MB", entry["sha256"][:12])
+    console.print(table)
+    agreement = manifest.get("agreement")
+    if agreement:
+        console.print(
+            f"int8 vs fp32 on {agreement['samples']} held-out samples "
+            f"({agreement['basis'].replace('_', ' ')}): top-1 agreement {agreement['top1']:.3f}, "
+            f"cosine {agreement['cosine']:.4f}",
+            highlight=False,
+        )
+    console.print(f"report: {result.out / 'report.md'}", highlight=False)
+
+
+def render_drift(report: dict[str, Any], console: Console) -> None:
+    """``edgecnn drift``: figures per computation, the worst layers, notes, the repair and the verdict."""
+    table = Table(
+        title=f"{report['target']} vs {report['reference']} on {report['samples']} samples", title_justify="left"
+    )
+    for column in ("computation", "top-1 agreement", "top-5 overlap", "cosine", "SQNR dB", "accuracy", "drop"):
+        table.add_column(column, justify="left" if column == "computation" else "right")
+    for name, figs in report["computations"].items():
+        mark = " (judged)" if name == report["basis"] else ""
+        accuracy = (
+            f"{figs['reference_accuracy']:.3f}→{figs['target_accuracy']:.3f}" if "target_accuracy" in figs else ""
+        )
+        drop = f"{figs['accuracy_drop_points']:.2f}" if "accuracy_drop_points" in figs else ""
+        table.add_row(
+            name.replace("_", " ") + mark,
+            f"{figs['top1_agreement']:.4f}",
+            f"{figs['top5_overlap']:.4f}",
+            f"{figs['cosine']:.4f}",
+            f"{figs['sqnr_db']:.1f}",
+            accuracy,
+            drop,
+        )
+    console.print(table)
+    if report.get("layers"):
+        layers = Table(title="worst layers (per-layer SQNR vs fp32, exact QDQ)", title_justify="left")
+        for column in ("node", "op", "SQNR dB", "cosine", "noise added dB"):
+            layers.add_column(column, justify="left" if column in ("node", "op") else "right")
+        for layer in report["layers"][:10]:
+            layers.add_row(
+                layer["node"],
+                layer["op_type"],
+                f"{layer['sqnr_db']:.1f}",
+                f"{layer['cosine']:.4f}",
+                f"{layer['added_noise_db']:.1f}",
+            )
+        console.print(layers)
+        console.print(f"chart: {report['chart']}", highlight=False)
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    fix = report.get("fix")
+    if fix:
+        console.print(
+            f"fix: {fix['chosen']} → top-1 agreement {fix['top1_agreement']:.4f}, "
+            f"{len(fix['kept_float'])} layers in float, {fix['bytes_before']:,} → {fix['bytes_after']:,} "
+            f"bytes; wrote {fix['out']}",
+            highlight=False,
+        )
+    status = "[green]PASSED[/]" if report["passed"] else "[red]FAILED[/]: " + "; ".join(report["failures"])
+    console.print(f"drift ({report['basis'].replace('_', ' ')}): {status}", highlight=False)
+
+
+def render_bench(results: list[dict[str, Any]], console: Console, out: Path | None = None) -> None:
+    """``edgecnn bench``: the latency table of :func:`~edgecnn.bench.api.bench` results, the device, ``out`` if any."""
+    threads = sorted({str(r.get("threads", "?")) for r in results})
+    table = Table(title=f"latency in ms, {'/'.join(threads)} thread(s)", title_justify="left")
+    columns = ("artifact", "runtime", "delegate", "runs", "min", "p50", "p90", "p99", "mean", "std", "load")
+    for column in (*columns, "RSS MB"):
+        left = column in ("artifact", "runtime", "delegate")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column != "artifact")
+    short = {"onnxruntime": "ort", "ai_edge_litert": "litert", "tflite_runtime": "tflite"}
+    for r in results:
+        runtime = r.get("runtime") or {}
+        table.add_row(
+            r["artifact"],
+            f"{short.get(runtime.get('name'), runtime.get('name', ''))} {runtime.get('version', '')}".strip(),
+            str(r.get("delegate", "")),
+            str(r["runs"]),
+            *(f"{r[key]:.3f}" for key in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms")),
+            f"{r['peak_rss_mb']:.1f}" if r.get("peak_rss_mb") is not None else "",
+        )
+    console.print(table)
+    device = results[0].get("device") or {}
+    where = results[0].get("host", "local")
+    freq = f", {device['freq_mhz']:g} MHz" if device.get("freq_mhz") else ""
+    governor = f", governor {device['governor']}" if device.get("governor") else ""
+    console.print(
+        f"device ({where}): {device.get('board') or device.get('cpu', '?')}, {device.get('cores', '?')} cores, "
+        f"{device.get('machine', '?')}{freq}{governor}; {device.get('os', '?')}; Python {device.get('python', '?')}",
+        highlight=False,
+    )
+    if out:
+        console.print(f"wrote {out}", highlight=False)
+
+
+def render_bench_suite(payload: dict[str, Any], console: Console, out: Path | None = None) -> None:
+    """``edgecnn bench --suite``: :func:`render_bench` of a RESULTS.json payload (its shared keys on every row)."""
+    shared = {key: payload[key] for key in ("host", "threads", "device", "runtime", "delegate")}
+    render_bench([{**row, **shared} for row in payload["results"]], console, out)
+
+
+def render_profiles(rows: list[dict[str, Any]], console: Console) -> None:
+    """``edgecnn profiles``: one row per :meth:`~edgecnn.config.profiles.Profile.summary`."""
+    table = Table(title="device profiles", title_justify="left")
+    for column in ("name", "cpu", "cores", "threads", "formats", "budget ms", "memory MB", "latency model"):
+        table.add_column(
+            column, justify="right" if column in ("cores", "threads", "budget ms", "memory MB") else "left"
+        )
+    for row in rows:
+        latency = row["latency"]
+        model = f"{latency['runtime']}, {latency['threads']} thr, {latency['measurements']} measurements"
+        table.add_row(
+            row["name"],
+            f"{row['cpu']['model']} @ {row['cpu']['clock_ghz']:g} GHz",
+            str(row["cpu"]["cores"]),
+            str(row["threads"]),
+            ", ".join(row["formats"]),
+            f"{row['latency_budget_ms']:g}" if row["latency_budget_ms"] else "—",
+            f"{row['memory_budget_mb']:g}" if row["memory_budget_mb"] else "—",
+            model,
+        )
+    console.print(table)
+
+
+def render_predict(report: dict[str, Any], console: Console) -> None:
+    """``edgecnn predict``: predicted time per op class and the totals."""
+    table = Table(
+        title=f"{report['model']} on {report['profile']} ({report['runtime']}, {report['threads']} thread(s))",
+        title_justify="left",
+    )
+    for column in ("op class", "ops", "ms", "share"):
+        table.add_column(column, justify="left" if column == "op class" else "right")
+    total = report["predicted_ms"]
+    for name, figures in report["by_class"].items():
+        table.add_row(name, str(figures["ops"]), f"{figures['ms']:.2f}", f"{figures['ms'] / total:.0%}")
+    console.print(table)
+    console.print(
+        f"predicted {total:.2f} ms ({report['dtype']}), {report['macs_m']:.1f}M MACs, "
+        f"~{report['memory_mb']:.1f} MB (weights + largest activations)",
+        highlight=False,
+    )
+
+
+def render_calibrate_profile(report: dict[str, Any], console: Console) -> None:
+    """``edgecnn calibrate-profile``: the fit's in-sample error per dtype and the profile written."""
+    for dtype, figures in report["fit"].items():
+        console.print(
+            f"{dtype}: {figures['samples']} probes, in-sample error {figures['mape_pct']:.1f}% mean, "
+            f"{figures['within_10pct']:.0%} within ±10%",
+            highlight=False,
+        )
+    console.print(f"wrote {report['out']}", highlight=False)
+
+
+def render_plan(result: Plan, console: Console, chart: Path) -> None:
+    """``edgecnn plan``: every candidate, best expected accuracy first, the choice and the chart written."""
+    memory = f", {result.memory_budget_mb:g} MB" if result.memory_budget_mb else ""
+    table = Table(
+        title=f"{result.family} on {result.profile}, {result.dtype}: budget {result.budget_ms:g} ms"
+        f" (predictions ≤ {result.limit_ms:.3g} ms fit){memory}",
+        title_justify="left",
+    )
+    for column in ("candidate", "predicted ms", "memory MB", "MACs M", "expected top-1", "accuracy", "fits"):
+        table.add_column(
+            column, justify="left" if column in ("candidate", "accuracy") else "right", no_wrap=column == "candidate"
+        )
+    ranked = sorted(result.candidates, key=lambda c: (-c.expected_top1, c.predicted_ms))
+    for candidate in ranked:
+        mark = "[bold green]← chosen[/]" if candidate is result.chosen else ("yes" if candidate.fits else "")
+        style = "bold" if candidate is result.chosen else ("dim" if not candidate.fits else None)
+        table.add_row(
+            candidate.label,
+            f"{candidate.predicted_ms:.2f}",
+            f"{candidate.memory_mb:.1f}",
+            f"{candidate.macs_m:.0f}",
+            f"{candidate.expected_top1:.1f}",
+            candidate.accuracy,
+            mark,
+            style=style,
+        )
+    console.print(table)
+    chosen = result.chosen
+    console.print(
+        f"chosen: {chosen.label}: {chosen.predicted_ms:.2f} ms predicted, expected top-1 {chosen.expected_top1:.1f}"
+        f" ({chosen.accuracy})" + (f"; runner-up {result.runner_up.label}" if result.runner_up else ""),
+        highlight=False,
+    )
+    console.print(f"chart: {chart}", highlight=False)
