@@ -7,6 +7,7 @@ the thresholds, keeping as few layers in float as bisection finds.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.layerwise import LayerError, layer_errors, rank_for_float
+from edgecnn.files import atomic_copy
 
 Evaluation = tuple[dict[str, Any], dict[str, Any]]  # (verdict, computations)
+BASELINE = "baseline"  # the label of the attempt a repair starts from: the int8 model as it was
 
 
 @dataclass
@@ -152,3 +155,44 @@ def repair(
         else:
             low = middle
     return Repair(winner, search.attempts, errors)
+
+
+def repair_model(
+    quantizer: Any,
+    evaluate: Callable[[Path], Evaluation],
+    int8: Path,
+    dst: Path,
+    work: Path,
+    baseline: Evaluation,
+    *,
+    method: str,
+    reduce_range: bool,
+    images: np.ndarray,
+    saturating_target: bool,
+    keep_float: tuple[str, ...] = (),
+    slow_op_types: tuple[str, ...] = (),
+) -> tuple[Repair, dict[str, Any]]:
+    """Repair the failing int8 model ``int8`` (quantized with ``method``, ``reduce_range``, ``keep_float``; judged
+    ``baseline``): search with :func:`repair`, the nodes of ``slow_op_types`` (int8 slower than float on the target)
+    and ``keep_float`` float in every try, and write the best to ``dst`` (replaced atomically; ``dst`` may be
+    ``int8``). Returns the search and its record: the tries, the choice and the bytes before and after."""
+    before = work / "baseline.onnx"
+    shutil.copy2(int8, before)
+    start = Attempt(BASELINE, method, reduce_range, keep_float, before, *baseline)
+    slow = nodes_of_types(quantizer.preprocessed, slow_op_types)
+    always = tuple(dict.fromkeys(keep_float + slow))
+    search = repair(quantizer, evaluate, work, start, images, saturating_target, always_float=always)
+    best = search.best
+    if best is not start or Path(dst) != Path(int8):
+        atomic_copy(best.path, dst)
+    record = {
+        "attempts": [a.to_dict() for a in search.attempts],
+        "chosen": best.label,
+        "method": best.method,
+        "reduce_range": best.reduce_range,
+        "kept_float": list(best.keep_float),
+        "slow_int8_nodes": list(slow),
+        "bytes_before": before.stat().st_size,
+        "bytes_after": Path(dst).stat().st_size,
+    }
+    return search, record

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.drift import EXACT_QDQ, HOST_KERNELS, Thresholds, figures, int8_basis, int8_computations, verdict
+from edgecnn.analysis.drift import (
+    EXACT_QDQ,
+    HOST_KERNELS,
+    Thresholds,
+    evaluator,
+    figures,
+    int8_basis,
+    int8_computations,
+    verdict,
+)
 from edgecnn.analysis.layerwise import layer_errors
-from edgecnn.analysis.mixed_precision import Attempt, nodes_of_types, repair
+from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
@@ -103,41 +110,29 @@ def drift(
     if fix:
         if twin is None:
             raise UsageError("--fix needs a QDQ int8 ONNX TARGET and its fp32 ONNX twin (as REF or via the manifest)")
+        evaluate = evaluator(
+            tgt_images, ref_logits, labels, basis if basis in (EXACT_QDQ, HOST_KERNELS) else HOST_KERNELS, thresholds
+        )
         report["fix"] = _fix(
-            slow_types,
-            tgt,
-            twin,
-            tgt_images,
-            ref_logits,
-            labels,
-            basis,
-            thresholds,
-            calib or data,
-            out,
-            seed,
-            computations,
-            judged,
+            tgt, twin, evaluate, tgt_images, (judged, computations), basis, slow_types, calib or data, out, seed
         )
         report["passed"] = report["fix"]["passed"]
     return report
 
 
 def _fix(
-    slow_types: tuple[str, ...],
     tgt: Artifact,
     twin: Path,
+    evaluate: Any,
     images: np.ndarray,
-    ref_logits: np.ndarray,
-    labels: Any,
+    judged: Any,
     basis: str,
-    thresholds: Thresholds,
+    slow_types: tuple[str, ...],
     calib: str,
     out: Path | None,
     seed: int,
-    computations: dict[str, Any],
-    judged: dict[str, Any],
 ) -> dict[str, Any]:
-    from edgecnn.analysis.drift import evaluator
+    """Repair TARGET (judged ``judged``) by re-quantizing its fp32 ``twin`` on ``calib``; the best goes to OUT."""
     from edgecnn.pipeline.quantize import Quantizer
 
     manifest_quant = ((tgt.manifest or {}).get("stages") or {}).get("quantize") or {}
@@ -145,34 +140,27 @@ def _fix(
     reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
     calib_images, _ = load_images(tgt, calib, 128, seed + 1)
     out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
-    evaluate = evaluator(
-        images, ref_logits, labels, basis if basis in (EXACT_QDQ, HOST_KERNELS) else HOST_KERNELS, thresholds
-    )
     with Quantizer(twin, calib_images) as quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
-        work = Path(tmp)
-        baseline_path = work / "baseline.onnx"
-        shutil.copy2(tgt.path, baseline_path)
-        baseline = Attempt("baseline", method, reduce_range, (), baseline_path, judged, computations)
-        slow = nodes_of_types(quantizer.preprocessed, slow_types)
-        result = repair(
-            quantizer, evaluate, work, baseline, images, saturating_target=basis == HOST_KERNELS, always_float=slow
+        search, record = repair_model(
+            quantizer,
+            evaluate,
+            tgt.path,
+            out,
+            Path(tmp),
+            judged,
+            method=method,
+            reduce_range=reduce_range,
+            images=images,
+            saturating_target=basis == HOST_KERNELS,
+            slow_op_types=slow_types,
         )
-        staged = out.with_name(f".{out.name}.partial")
-        shutil.copy2(result.best.path, staged)
-        os.replace(staged, out)
-    best = result.best
+    best = search.best
     return {
         "out": str(out),
         "passed": best.verdict["passed"],
-        "chosen": best.label,
-        "method": best.method,
-        "reduce_range": best.reduce_range,
-        "kept_float": list(best.keep_float),
+        **record,
         "top1_agreement": best.verdict["top1_agreement"],
         "cosine": best.verdict["cosine"],
         "accuracy_drop_points": best.verdict.get("accuracy_drop_points"),
         "failures": best.verdict["failures"],
-        "bytes_before": tgt.path.stat().st_size,
-        "bytes_after": out.stat().st_size,
-        "attempts": [a.to_dict() for a in result.attempts],
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_basis
-from edgecnn.analysis.mixed_precision import Attempt, nodes_of_types, repair
+from edgecnn.analysis.mixed_precision import BASELINE, repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.pipeline.context import DriftResult, ExportContext
 from edgecnn.runtime.loader import load, ort_session
@@ -110,50 +109,30 @@ def _repair(
     basis: str,
 ) -> dict[str, Any]:
     quantized = ctx.result("quantize")
-    float_nodes = quantized.float_nodes
     work = ctx.scratch / "repair"
     work.mkdir(exist_ok=True)
-    baseline_copy = work / "baseline.onnx"
-    shutil.copy2(int8_path, baseline_copy)
-    baseline = Attempt(
-        "baseline",
-        ctx.method,
-        ctx.profile.reduce_range,
-        ctx.recipe.keep_float_nodes + float_nodes,
-        baseline_copy,
-        verdict,
-        computations,
-    )
-    slow = nodes_of_types(quantized.quantizer.preprocessed, ctx.profile.int8_slower_op_types)
-    search = repair(
+    search, fix = repair_model(
         quantized.quantizer,
         evaluate,
+        int8_path,
+        int8_path,
         work,
-        baseline,
-        images,
+        (verdict, computations),
+        method=ctx.method,
+        reduce_range=ctx.profile.reduce_range,
+        images=images,
         saturating_target=basis == HOST_KERNELS,
-        always_float=tuple(dict.fromkeys(float_nodes + slow)),
+        keep_float=ctx.recipe.keep_float_nodes + quantized.float_nodes,
+        slow_op_types=ctx.profile.int8_slower_op_types,
     )
     best = search.best
-    if best is not baseline:
-        shutil.copy2(best.path, int8_path)
+    if best.label != BASELINE:
         result.artifacts["int8_onnx"] = int8_path
         result.outputs["int8_onnx"] = load(int8_path)(ctx.check_inputs())
-    fix: dict[str, Any] = {
-        "attempts": [a.to_dict() for a in search.attempts],
-        "chosen": best.label,
-        "method": best.method,
-        "reduce_range": best.reduce_range,
-        "kept_float": list(best.keep_float),
-        "slow_int8_nodes": list(slow),
-        "bytes_before": baseline_copy.stat().st_size,
-        "bytes_after": int8_path.stat().st_size,
-        "verdict": best.verdict,
-        "computations": best.computations,
-    }
+    fix.update(verdict=best.verdict, computations=best.computations)
     if basis == HOST_KERNELS:
         shape = ctx.source.input_shape
-        fix["latency_ms_before"] = round(host_latency_ms(baseline_copy, shape), 3)
+        fix["latency_ms_before"] = round(host_latency_ms(work / "baseline.onnx", shape), 3)
         fix["latency_ms_after"] = round(host_latency_ms(int8_path, shape), 3)
         fix["latency_basis"] = "measured on this host, ORT, 1 thread, median of 20"
     else:
