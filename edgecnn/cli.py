@@ -74,10 +74,15 @@ def models(pattern: str | None, as_json: bool) -> None:
     render_models(rows, make_console())
 
 
-def _stage_help() -> str:
+def _stage_help() -> dict[str, str]:
+    """The stage list and the files of OUT, both read from the stage table."""
+    import textwrap
+
     from edgecnn.pipeline.stages import STAGES
 
-    return "\n".join(f"  {i}. {s.name:<10} {s.title}: {s.check}" for i, s in enumerate(STAGES, 1))
+    stages = "\n".join(f"  {i}. {s.name:<10} {s.title}: {s.check}" for i, s in enumerate(STAGES, 1))
+    files = ", ".join(dict.fromkeys(o.file for s in STAGES for o in s.outputs if not o.scratch))
+    return {"stages": stages, "files": textwrap.fill(f"{files}, manifest.json, report.md", 80)}
 
 
 EXPORT_HELP = """Export MODEL for a device: ONNX, calibrated int8, ONNX Runtime mobile (.ort), each stage checked.
@@ -94,10 +99,10 @@ Stages (each checked against the stage before; a failed check exits 2):
 {stages}
 
 \b
-Writes OUT/ (default exports/MODEL-PROFILE): model.fp32.onnx, model.int8.onnx,
-model.fp32.ort, model.int8.ort, *.required_operators.config, manifest.json,
-report.md. Everything is written beside OUT and renamed into place at the end:
-a failure or Ctrl-C leaves no half-written OUT.
+Writes OUT/ (default exports/MODEL-PROFILE), as the formats and options ask:
+{files}.
+Everything is written beside OUT and renamed into place at the end: a failure
+or Ctrl-C leaves no half-written OUT.
 
 \b
 Examples:
@@ -112,7 +117,7 @@ class _ExportCommand(click.Command):
     """Builds its help from the stage table only when help is asked for (keeps start-up light)."""
 
     def get_help(self, ctx: click.Context) -> str:
-        self.help = EXPORT_HELP.format(stages=_stage_help())
+        self.help = EXPORT_HELP.format(**_stage_help())
         return super().get_help(ctx)
 
 
