@@ -1,4 +1,4 @@
-"""Gather, Slice, batched MatMul and the integer/bool ops around them (Cast, Floor, comparisons, logic, Where).
+"""Gather, Slice and the integer/bool ops around them (Cast, Floor, comparisons, logic, Where).
 
 These are the ops the ``DeformConv`` rewrite (``edgecnn.lowering.onnx.deform_gather``)
 produces besides the arithmetic. Unlike the other lowerings they also carry
@@ -15,7 +15,6 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 from onnx import helper
 
-from edgecnn.lowering.tflite.ops.gemm import _fully_connected, lower_matmul
 from edgecnn.lowering.tflite.registry import (
     OP,
     LoweringContext,
@@ -222,40 +221,4 @@ def lower_slice(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     tensors.append(ctx.const(f"{out_name}/strides", np.array(strides, np.int32)))
     options = schema.StridedSliceOptionsT(beginMask=0, endMask=end_mask, offset=False)
     ctx.op(OP.STRIDED_SLICE, [source, *tensors], [out], options)
-    ctx.canonicalize(out_name)
-
-
-@register("MatMul")
-def lower_matmul_batched(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """MatMul: FULLY_CONNECTED for a constant B of one matrix (leading dims 1), else BATCH_MATMUL.
-
-    Replaces ``gemm.lower_matmul`` (registered after it) and hands it the 2-D
-    constant case unchanged.
-    """
-    a, b = node.input
-    out_name = node.output[0]
-    rank_a, rank_b, rank = ctx.rank(a), ctx.rank(b), ctx.rank(out_name)
-    if ctx.is_constant(b) and rank_b == 2:
-        lower_matmul(node, ctx)
-        return
-    if rank_a < 2 or rank_b < 2:
-        raise ctx.reject(node, "1-D operands are not lowered")
-    if ctx.is_constant(b) and rank_a >= rank_b and all(d == 1 for d in ctx.shape(b)[:-2]):
-        weight = ctx.constant(b).astype(np.float32).reshape(ctx.shape(b)[-2:]).T
-        _fully_connected(ctx, node, a, np.ascontiguousarray(weight), np.zeros(weight.shape[0], np.float32))
-        return
-    operands = []
-    for name in (a, b):
-        shape = ctx.shape(name)
-        full = (1,) * (rank - len(shape)) + tuple(shape)
-        if ctx.is_constant(name):
-            operands.append(ctx.const(f"{out_name}/{'ab'[len(operands)]}", ctx.constant(name).reshape(full)))
-        elif len(shape) == rank:
-            operands.append(ctx.tensor_in(name, tuple(range(rank))))
-        else:
-            source = ctx.tensor_in(name, tuple(range(len(shape))))
-            operands.append(ctx.reshape(source, full, f"{out_name}/{'ab'[len(operands)]}"))
-    out = ctx.declare(out_name, layout=tuple(range(rank)))
-    options = schema.BatchMatMulOptionsT(adjX=False, adjY=False, asymmetricQuantizeInputs=False)
-    ctx.op(OP.BATCH_MATMUL, operands, [out], options, version=1)
     ctx.canonicalize(out_name)
