@@ -33,9 +33,12 @@ LOWERINGS: dict[str, Lowering] = {}
 
 
 def register(*op_types: str) -> Callable[[Lowering], Lowering]:
-    """Register a lowering for ONNX op types (default domain)."""
+    """Register a lowering for ONNX op types (default domain); an op type registered twice raises ValueError."""
 
     def decorator(function: Lowering) -> Lowering:
+        for op_type in op_types:
+            if op_type in LOWERINGS:
+                raise ValueError(f"TFLite lowering of '{op_type}' registered twice ({function.__qualname__})")
         for op_type in op_types:
             LOWERINGS[op_type] = function
         return function
