@@ -1,5 +1,1 @@
-"""The lowerings, one module per op family; importing this package registers them all."""
-
-from edgecnn.lowering.tflite.ops import conv, elementwise, gather, gemm, pool, shape
-
-__all__ = ["conv", "elementwise", "gather", "gemm", "pool", "shape"]
+"""The lowerings, one module per op family; :mod:`edgecnn.lowering.tflite.registry` imports them (``OP_MODULES``)."""

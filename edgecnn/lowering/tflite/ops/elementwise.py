@@ -6,13 +6,9 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.registry import (
-    OP,
-    LoweringContext,
-    attribute,
-    canonical_layout,
-    register,
-)
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
+from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.registry import register
 
 BINARY = {
     "Add": (OP.ADD, schema.AddOptionsT),

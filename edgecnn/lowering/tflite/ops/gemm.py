@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.registry import OP, LoweringContext, attribute, optional_input, register
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.registry import register
 
 
 def _fully_connected(ctx: LoweringContext, node: onnx.NodeProto, a: str, weight: np.ndarray, bias: np.ndarray) -> None:
