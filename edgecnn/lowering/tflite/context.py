@@ -162,6 +162,10 @@ class LoweringContext:
             self._cache[key] = self.transpose(index, perm, f"{name}/{layout_tag(layout)}")
         return self._cache[key]
 
+    def canonical_tensor(self, name: str) -> int:
+        """The TFLite tensor of value ``name`` in its canonical layout (a TRANSPOSE when needed, made once)."""
+        return self.tensor_in(name, canonical_layout(self.rank(name)))
+
     def operand(self, name: str, rank: int) -> int:
         """Value ``name`` as an input of a broadcasting op of output ``rank`` (canonical layout of that rank)."""
         layout = canonical_layout(rank)
@@ -176,6 +180,13 @@ class LoweringContext:
         if len(shape) == rank:
             return self.tensor_in(name, layout)
         return self.reshape_value(name, (1,) * (rank - len(shape)) + shape)
+
+    def broadcast_operands(self, node: onnx.NodeProto) -> list[int]:
+        """The inputs of broadcasting ``node`` as operands of its output's rank; rejects all-constant inputs."""
+        if all(self.is_constant(name) for name in node.input):
+            raise self.reject(node, "all inputs are constants (simplify the model first)")
+        rank = self.rank(node.output[0])
+        return [self.operand(name, rank) for name in node.input]
 
     def transpose(self, index: int, perm: Sequence[int], name: str | None = None, out: int | None = None) -> int:
         """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor."""
