@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(bare_loop(run, args.runs, args.warmup)))
         return 0
     rounds, runs = (2, 30) if args.quick else (7, 200)
-    from edgecnn.lowering.tflite.registry import convert
+    from edgecnn.lowering.tflite import convert
     from edgecnn.pipeline.export import export
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-harness-") as tmp:

@@ -49,8 +49,8 @@ def conv_relu_onnx(path: Path, channels: int = 8, size: int = 16, seed: int = 0)
 def _make_artifacts(folder: Path) -> dict:
     import numpy as np
 
+    from edgecnn.lowering.tflite import convert
     from edgecnn.lowering.tflite.quantize import quantize_tflite
-    from edgecnn.lowering.tflite.registry import convert
     from edgecnn.pipeline.ort_format import convert_to_ort
 
     onnx_path = conv_relu_onnx(folder / "conv.onnx")

@@ -1,428 +1,60 @@
-"""Lower a simplified fp32 ONNX graph to a TFLite flatbuffer: one registered function per ONNX op type.
+"""The table of TFLite lowerings: one function per ONNX op type, registered with :func:`register`.
 
-Layouts: a *layout* is a permutation telling which ONNX axis each TFLite axis
-holds (TFLite axis ``j`` is ONNX axis ``layout[j]``). Every 4-D value lives in
-NHWC (``(0, 2, 3, 1)``) inside the TFLite graph, every other value in its ONNX
-order; a lowering that produces something else puts it back with a TRANSPOSE
-(:meth:`LoweringContext.canonicalize`).
+The op modules (``ops/``) import :func:`register` from here; the table imports them the first time
+it is read (:func:`_load`), so no import order decides which lowering an op type gets.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-import numpy as np
 import onnx
-from ai_edge_litert import schema_py_generated as schema
-from onnx import helper, numpy_helper
 
-from edgecnn.errors import UsageError
-from edgecnn.lowering.tflite.builder import GraphBuilder
+from edgecnn.lowering.tflite.context import LoweringContext
 
-OP = schema.BuiltinOperator
-ACT = schema.ActivationFunctionType
-NHWC = (0, 2, 3, 1)
-NCHW_FROM_NHWC = (0, 3, 1, 2)
+# Adding an op family: write edgecnn/lowering/tflite/ops/<family>.py and add its module here.
+OP_MODULES = ("conv", "elementwise", "pool", "shape", "gemm", "cast", "compare", "logic", "gather", "slice")
 
-Lowering = Callable[[onnx.NodeProto, "LoweringContext"], None]
-LOWERINGS: dict[str, Lowering] = {}
+Lowering = Callable[[onnx.NodeProto, LoweringContext], None]
+_LOWERINGS: dict[str, Lowering] = {}
+_loaded = False
 
 
 def register(*op_types: str) -> Callable[[Lowering], Lowering]:
-    """Register a lowering for ONNX op types (default domain)."""
+    """Register a lowering for ONNX op types (default domain); an op type registered twice raises ValueError."""
 
     def decorator(function: Lowering) -> Lowering:
         for op_type in op_types:
-            LOWERINGS[op_type] = function
+            if op_type in _LOWERINGS:
+                raise ValueError(f"TFLite lowering of '{op_type}' registered twice ({function.__qualname__})")
+        for op_type in op_types:
+            _LOWERINGS[op_type] = function
         return function
 
     return decorator
 
 
-def supported_ops() -> list[str]:
-    """The ONNX op types the TFLite lowering knows."""
-    importlib.import_module("edgecnn.lowering.tflite.ops")
-    return sorted(LOWERINGS)
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        for module in OP_MODULES:
+            importlib.import_module(f"edgecnn.lowering.tflite.ops.{module}")
+        _loaded = True
 
 
-def canonical_layout(rank: int) -> tuple[int, ...]:
-    """NHWC for 4-D values, the ONNX order for any other rank."""
-    return NHWC if rank == 4 else tuple(range(rank))
-
-
-def permute(shape: Sequence[int], layout: Sequence[int]) -> tuple[int, ...]:
-    """The TFLite shape of an ONNX ``shape`` held in ``layout``."""
-    return tuple(int(shape[a]) for a in layout)
-
-
-def same_memory_order(shape: Sequence[int], layout: Sequence[int]) -> bool:
-    """Whether ``layout`` stores ``shape`` in the same element order as ONNX (only size-1 axes move)."""
-    axes = [a for a in layout if shape[a] != 1]
-    return axes == sorted(axes)
-
-
-def layout_tag(layout: Sequence[int]) -> str:
-    """A short name for a layout: nhwc, nchw or its digits."""
-    return {NHWC: "nhwc", (0, 1, 2, 3): "nchw"}.get(tuple(layout), "".join(map(str, layout)))
-
-
-def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    """The value of attribute ``name`` of ``node`` (strings decoded), or ``default``."""
-    for attr in node.attribute:
-        if attr.name == name:
-            value = helper.get_attribute_value(attr)
-            return value.decode() if isinstance(value, bytes) else value
-    return default
-
-
-def node_label(node: onnx.NodeProto) -> str:
-    """The node's name, or its first output when it has none."""
-    return node.name or f"<{node.output[0] if node.output else node.op_type}>"
-
-
-def optional_input(node: onnx.NodeProto, index: int) -> str | None:
-    """Input ``index`` of ``node``, or None when absent or empty."""
-    return node.input[index] if len(node.input) > index and node.input[index] else None
-
-
-def _op_key(node: onnx.NodeProto) -> str:
+def op_key(node: onnx.NodeProto) -> str:
+    """The registry key of ``node``: its op type, prefixed by its domain outside the default one."""
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
 
 
-def unsupported_nodes(model: onnx.ModelProto) -> dict[str, list[str]]:
-    """The op types without a lowering, each with the labels of its nodes, in graph order."""
-    known = set(supported_ops())
-    found: dict[str, list[str]] = {}
-    for node in model.graph.node:
-        key = _op_key(node)
-        if key not in known:
-            found.setdefault(key, []).append(node_label(node))
-    return found
+def lowering_for(key: str) -> Lowering:
+    """The lowering registered for op type ``key`` (KeyError when there is none)."""
+    _load()
+    return _LOWERINGS[key]
 
 
-def check_supported(model: onnx.ModelProto) -> None:
-    """Raise one UsageError naming every unsupported op type and its nodes."""
-    found = unsupported_nodes(model)
-    if found:
-        parts = [f"{op} ({len(nodes)}: {', '.join(nodes)})" for op, nodes in found.items()]
-        raise UsageError(f"the TFLite lowering does not support {len(found)} ONNX op type(s): {'; '.join(parts)}")
-
-
-def _static_shapes(model: onnx.ModelProto) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
-    """The static shape and element type of every value of the graph, from ONNX shape inference."""
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    graph = inferred.graph
-    shapes: dict[str, tuple[int, ...]] = {}
-    types: dict[str, int] = {}
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        tensor_type = value.type.tensor_type
-        if not tensor_type.HasField("shape"):
-            continue
-        dims = tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
-            types[value.name] = tensor_type.elem_type
-    for init in graph.initializer:
-        shapes[init.name] = tuple(init.dims)
-        types[init.name] = init.data_type
-    return shapes, types
-
-
-class LoweringContext:
-    """What a lowering sees: the ONNX graph (shapes, constants, consumers) and the TFLite graph being built."""
-
-    def __init__(self, model: onnx.ModelProto, builder: GraphBuilder) -> None:
-        self.model = model
-        self.builder = builder
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-        self.initializers: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        self.shapes, self.elem_types = _static_shapes(model)
-        self.tensors: dict[str, int] = {}  # ONNX value -> TFLite tensor, held in layouts[value]
-        self.layouts: dict[str, tuple[int, ...]] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
-        for node in model.graph.node:
-            for name in node.input:
-                self.consumers.setdefault(name, []).append(node)
-        self.graph_outputs = {o.name for o in model.graph.output}
-        self._absorbed: set[int] = set()
-        self._cache: dict[tuple[Any, ...], int] = {}
-
-    # --- the ONNX side
-    def shape(self, name: str) -> tuple[int, ...]:
-        """The static ONNX shape of value ``name``."""
-        if name in self.initializers:
-            return tuple(self.initializers[name].shape)
-        if name not in self.shapes:
-            raise UsageError(f"the TFLite lowering needs static shapes; '{name}' has none (simplify the model first)")
-        return self.shapes[name]
-
-    def rank(self, name: str) -> int:
-        """The rank of value ``name``."""
-        return len(self.shape(name))
-
-    def is_constant(self, name: str) -> bool:
-        """Whether ``name`` is an initializer (or a Constant node's output)."""
-        return name in self.initializers
-
-    def constant(self, name: str) -> np.ndarray:
-        """The value of constant ``name``."""
-        return self.initializers[name]
-
-    def reject(self, node: onnx.NodeProto, why: str) -> UsageError:
-        """The error for a node whose attributes or inputs have no TFLite lowering."""
-        return UsageError(f"cannot lower {node.op_type} node '{node_label(node)}' to TFLite: {why}")
-
-    # --- tensors
-    def layout(self, name: str) -> tuple[int, ...]:
-        """The layout value ``name`` is held in (canonical for constants)."""
-        return self.layouts.get(name, canonical_layout(self.rank(name)))
-
-    def bind(self, name: str, index: int, layout: Sequence[int] | None = None) -> None:
-        """Record that TFLite tensor ``index`` holds ONNX value ``name`` in ``layout``."""
-        self.tensors[name] = index
-        self.layouts[name] = tuple(layout) if layout is not None else canonical_layout(self.rank(name))
-
-    def declare(self, name: str, layout: Sequence[int] | None = None) -> int:
-        """Create the TFLite tensor of ONNX value ``name`` (canonical layout unless told); returns its index."""
-        if self.elem_types.get(name, onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
-            raise UsageError(f"the TFLite lowering handles float32 values only; '{name}' is not float32")
-        layout = tuple(layout) if layout is not None else canonical_layout(self.rank(name))
-        index = self.builder.add_tensor(name, permute(self.shape(name), layout))
-        self.bind(name, index, layout)
-        return index
-
-    def temp(self, name: str, shape: Sequence[int], dtype: Any = np.float32) -> int:
-        """An intermediate TFLite tensor of no ONNX value."""
-        return self.builder.add_tensor(name, shape, dtype)
-
-    def const(self, name: str, data: Any, dtype: Any = None) -> int:
-        """A new constant TFLite tensor (floats stored as float32)."""
-        array = np.asarray(data, dtype=dtype)
-        if array.dtype.kind == "f":
-            array = array.astype(np.float32)
-        return self.builder.add_constant(name, array)
-
-    def op(
-        self, builtin: int, inputs: Sequence[int], outputs: Sequence[int], options: Any = None, version: int = 1
-    ) -> int:
-        """Append a TFLite operator."""
-        return self.builder.add_operator(builtin, inputs, outputs, options, version)
-
-    def tensor(self, name: str) -> int:
-        """The TFLite tensor of value ``name`` in its layout; a constant is added in its canonical layout."""
-        if name in self.tensors:
-            return self.tensors[name]
-        if self.is_constant(name):
-            key = ("constant", name)
-            if key not in self._cache:
-                array = self.constant(name)
-                self._cache[key] = self.const(name, array.transpose(canonical_layout(array.ndim)))
-            return self._cache[key]
-        raise UsageError(f"the TFLite lowering met '{name}' before the node that produces it")
-
-    def tensor_in(self, name: str, layout: Sequence[int]) -> int:
-        """The TFLite tensor of value ``name`` held in ``layout`` (a TRANSPOSE when needed, made once)."""
-        layout = tuple(layout)
-        current = self.layout(name)
-        index = self.tensor(name)
-        if current == layout:
-            return index
-        key = ("layout", name, layout)
-        if key not in self._cache:
-            perm = [current.index(a) for a in layout]
-            self._cache[key] = self.transpose(index, perm, f"{name}/{layout_tag(layout)}")
-        return self._cache[key]
-
-    def operand(self, name: str, rank: int) -> int:
-        """Value ``name`` as an input of a broadcasting op of output ``rank`` (canonical layout of that rank)."""
-        layout = canonical_layout(rank)
-        if self.is_constant(name):
-            key = ("operand", name, rank)
-            if key not in self._cache:
-                array = self.constant(name)
-                array = array.reshape((1,) * (rank - array.ndim) + array.shape).transpose(layout)
-                self._cache[key] = self.const(name, array)
-            return self._cache[key]
-        shape = self.shape(name)
-        if len(shape) == rank:
-            return self.tensor_in(name, layout)
-        return self.reshape_value(name, (1,) * (rank - len(shape)) + shape)
-
-    def transpose(self, index: int, perm: Sequence[int], name: str | None = None, out: int | None = None) -> int:
-        """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor."""
-        shape = self.builder.shape(index)
-        if out is None:
-            out = self.temp(name or f"{self.builder.name(index)}/transpose", [shape[p] for p in perm])
-        perm_tensor = self.const(f"{self.builder.name(out)}/perm", np.asarray(perm, np.int32))
-        self.op(OP.TRANSPOSE, [index, perm_tensor], [out], schema.TransposeOptionsT())
-        return out
-
-    def reshape(self, index: int, shape: Sequence[int], name: str | None = None, out: int | None = None) -> int:
-        """RESHAPE tensor ``index`` (its raw element order) to ``shape``; returns the output tensor."""
-        if out is None:
-            out = self.temp(name or f"{self.builder.name(index)}/reshape", shape)
-        shape_tensor = self.const(f"{self.builder.name(out)}/shape", np.asarray(shape, np.int32))
-        self.op(OP.RESHAPE, [index, shape_tensor], [out], schema.ReshapeOptionsT(newShape=[int(d) for d in shape]))
-        return out
-
-    def reshape_value(self, name: str, shape: Sequence[int], out_name: str | None = None) -> int:
-        """Value ``name`` reshaped in ONNX element order to ``shape``, held in the canonical layout of that rank.
-
-        With ``out_name`` the result is declared as that ONNX value. A TRANSPOSE
-        is inserted on either side only where the element orders differ (an NHWC
-        tensor with H·W > 1 flattens differently from NCHW).
-        """
-        if same_memory_order(self.shape(name), self.layout(name)):
-            source = self.tensor(name)
-        else:
-            source = self.tensor_in(name, tuple(range(self.rank(name))))
-        target = canonical_layout(len(shape))
-        if same_memory_order(shape, target):
-            out = self.declare(out_name) if out_name else self.temp(f"{name}/reshape", permute(shape, target))
-            return self.reshape(source, permute(shape, target), out=out)
-        middle = self.reshape(source, shape, f"{out_name or name}/reshape")
-        out = self.declare(out_name) if out_name else None
-        return self.transpose(middle, target, out=out)
-
-    def canonicalize(self, name: str) -> int:
-        """Move value ``name`` into its canonical layout (a TRANSPOSE when it is elsewhere); returns its tensor."""
-        target = canonical_layout(self.rank(name))
-        if self.layout(name) == target:
-            return self.tensor(name)
-        index = self.tensor(name)
-        out = self.builder.add_tensor(f"{name}/{layout_tag(target)}", permute(self.shape(name), target))
-        self.transpose(index, [self.layout(name).index(a) for a in target], out=out)
-        self.bind(name, out, target)
-        return out
-
-    def tfl_axis(self, name: str, axis: int) -> int:
-        """The TFLite axis of value ``name`` that holds ONNX ``axis`` (negative axes allowed)."""
-        return self.layout(name).index(axis % self.rank(name))
-
-    # --- fusion
-    def activation_code(self, node: onnx.NodeProto) -> int | None:
-        """The fused-activation code equal to ``node`` (Relu, Clip(0,6), Clip(-1,1), Clip(0,∞)), or None."""
-        if node.op_type == "Relu":
-            return ACT.RELU
-        if node.op_type == "Clip":
-            bounds = self.clip_bounds(node)
-            return {(0.0, 6.0): ACT.RELU6, (-1.0, 1.0): ACT.RELU_N1_TO_1, (0.0, None): ACT.RELU}.get(bounds)
-        return None
-
-    def clip_bounds(self, node: onnx.NodeProto) -> tuple[float | None, float | None] | None:
-        """The constant (min, max) of a Clip (None for an open side), or None when a bound is not constant."""
-        if self.opset < 11:
-            low, high = attribute(node, "min"), attribute(node, "max")
-            return (None if low is None else float(low), None if high is None else float(high))
-        bounds: list[float | None] = []
-        for index in (1, 2):
-            name = optional_input(node, index)
-            if name is None:
-                bounds.append(None)
-            elif self.is_constant(name):
-                bounds.append(float(self.constant(name).reshape(-1)[0]))
-            else:
-                return None
-        low, high = bounds
-        if low is not None and np.isneginf(low):
-            low = None
-        if high is not None and np.isposinf(high):
-            high = None
-        return low, high
-
-    def fuse_activation(self, node: onnx.NodeProto) -> tuple[int, str]:
-        """(fused activation code, ONNX value the op should write) for ``node``'s first output.
-
-        When that output's only consumer is an activation TFLite can fuse, the
-        activation node is absorbed and its output is written instead.
-        """
-        name = node.output[0]
-        users = self.consumers.get(name, [])
-        if name in self.graph_outputs or len(users) != 1:
-            return ACT.NONE, name
-        code = self.activation_code(users[0])
-        if code is None:
-            return ACT.NONE, name
-        self._absorbed.add(id(users[0]))
-        return code, users[0].output[0]
-
-    def is_absorbed(self, node: onnx.NodeProto) -> bool:
-        """Whether ``node`` was fused into the op before it."""
-        return id(node) in self._absorbed
-
-
-@dataclass(frozen=True)
-class LoweredModel:
-    """A lowered model: the flatbuffer and what a caller writes to the manifest about its inputs and outputs."""
-
-    data: bytes
-    input_layout: str  # "NHWC" or "NCHW": the layout of every 4-D input (and output) of the .tflite
-    inputs: dict[str, tuple[int, ...]]
-    outputs: dict[str, tuple[int, ...]]
-    op_counts: dict[str, int]
-
-
-def _load(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
-    return model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
-
-
-def _graph_inputs(ctx: LoweringContext, nchw_io: bool) -> dict[str, int]:
-    inputs: dict[str, int] = {}
-    for value in ctx.model.graph.input:
-        name = value.name
-        if name in ctx.initializers:
-            continue
-        shape = ctx.shapes.get(name)
-        if shape is None:
-            raise UsageError(f"the TFLite lowering needs a static input shape; '{name}' has none")
-        if len(shape) == 4 and nchw_io:
-            index = ctx.declare(name, layout=tuple(range(4)))
-            ctx.canonicalize(name)
-        else:
-            index = ctx.declare(name)
-        inputs[name] = index
-    return inputs
-
-
-def _graph_outputs(ctx: LoweringContext, nchw_io: bool) -> dict[str, int]:
-    outputs: dict[str, int] = {}
-    for value in ctx.model.graph.output:
-        name = value.name
-        layout = tuple(range(ctx.rank(name))) if nchw_io else canonical_layout(ctx.rank(name))
-        index = ctx.tensor_in(name, layout)
-        if ctx.builder.name(index) != name:
-            if ctx.builder.name(ctx.tensors[name]) == name:
-                ctx.builder.rename(ctx.tensors[name], f"{name}/{layout_tag(ctx.layout(name))}")
-            ctx.builder.rename(index, name)
-        outputs[name] = index
-    return outputs
-
-
-def convert(model: onnx.ModelProto | str | Path, nchw_io: bool = False) -> LoweredModel:
-    """Lower a simplified fp32 ONNX model; 4-D inputs are NHWC unless ``nchw_io`` (then a leading TRANSPOSE)."""
-    model = _load(model)
-    check_supported(model)
-    ctx = LoweringContext(model, GraphBuilder())
-    inputs = _graph_inputs(ctx, nchw_io)
-    for node in model.graph.node:
-        if not ctx.is_absorbed(node):
-            LOWERINGS[_op_key(node)](node, ctx)
-    outputs = _graph_outputs(ctx, nchw_io)
-    ctx.builder.set_io(list(inputs.values()), list(outputs.values()))
-    ctx.builder.set_signature(inputs, outputs)
-    return LoweredModel(
-        data=ctx.builder.to_bytes(),
-        input_layout="NCHW" if nchw_io else "NHWC",
-        inputs={name: ctx.builder.shape(i) for name, i in inputs.items()},
-        outputs={name: ctx.builder.shape(i) for name, i in outputs.items()},
-        op_counts=ctx.builder.op_counts(),
-    )
-
-
-def lower(model: onnx.ModelProto | str | Path, nchw_io: bool = False) -> bytes:
-    """The ``.tflite`` flatbuffer of a simplified fp32 ONNX model (see :func:`convert`)."""
-    return convert(model, nchw_io).data
+def supported_ops() -> list[str]:
+    """The ONNX op types the TFLite lowering knows."""
+    _load()
+    return sorted(_LOWERINGS)

@@ -1,6 +1,1 @@
-"""The lowerings, one module per op family; importing this package registers them all."""
-
-# gather imports gemm, so its batched MatMul lowering always replaces gemm's (and hands it the 2-D case).
-from edgecnn.lowering.tflite.ops import conv, elementwise, gather, gemm, pool, shape
-
-__all__ = ["conv", "elementwise", "gather", "gemm", "pool", "shape"]
+"""The lowerings, one module per op family; :mod:`edgecnn.lowering.tflite.registry` imports them (``OP_MODULES``)."""

@@ -6,15 +6,10 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.ops.common import Window, pad_nhwc, padding_mode, read_window
-from edgecnn.lowering.tflite.registry import (
-    NHWC,
-    OP,
-    LoweringContext,
-    attribute,
-    optional_input,
-    register,
-)
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.layout import NHWC
+from edgecnn.lowering.tflite.ops.window import Window, pad_nhwc, padding_mode, read_window
+from edgecnn.lowering.tflite.registry import register
 
 
 def _conv2d(

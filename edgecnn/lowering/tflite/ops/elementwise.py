@@ -1,4 +1,4 @@
-"""Binary arithmetic with broadcasting, activations, Softmax and inference BatchNormalization."""
+"""Binary arithmetic with broadcasting, activations, Floor, Softmax and inference BatchNormalization."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.registry import (
-    OP,
-    LoweringContext,
-    attribute,
-    canonical_layout,
-    register,
-)
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
+from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.registry import register
 
 BINARY = {
     "Add": (OP.ADD, schema.AddOptionsT),
@@ -20,12 +16,8 @@ BINARY = {
     "Mul": (OP.MUL, schema.MulOptionsT),
     "Div": (OP.DIV, schema.DivOptionsT),
 }
-UNARY = {"Relu": OP.RELU, "Sigmoid": OP.LOGISTIC, "Tanh": OP.TANH, "HardSwish": OP.HARD_SWISH}
+UNARY = {"Relu": OP.RELU, "Sigmoid": OP.LOGISTIC, "Tanh": OP.TANH, "HardSwish": OP.HARD_SWISH, "Floor": OP.FLOOR}
 CLIPS = {(0.0, 6.0): OP.RELU6, (0.0, None): OP.RELU, (-1.0, 1.0): OP.RELU_N1_TO_1, (0.0, 1.0): OP.RELU_0_TO_1}
-
-
-def _source(ctx: LoweringContext, name: str) -> int:
-    return ctx.tensor_in(name, canonical_layout(ctx.rank(name)))
 
 
 def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, rank: int) -> int:
@@ -38,10 +30,7 @@ def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, rank:
 @register(*BINARY)
 def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """Add/Sub/Mul/Div; constants (e.g. NCHW [1,C,1,1]) are laid out to broadcast in NHWC ([1,1,1,C])."""
-    if all(ctx.is_constant(name) for name in node.input):
-        raise ctx.reject(node, "both inputs are constants (simplify the model first)")
-    rank = ctx.rank(node.output[0])
-    inputs = [ctx.operand(name, rank) for name in node.input]
+    inputs = ctx.broadcast_operands(node)
     act, out_name = ctx.fuse_activation(node)
     builtin, options = BINARY[node.op_type]
     ctx.op(builtin, inputs, [ctx.declare(out_name)], options(fusedActivationFunction=act))
@@ -49,15 +38,15 @@ def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register(*UNARY)
 def lower_unary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Relu → RELU, Sigmoid → LOGISTIC, Tanh → TANH, HardSwish → HARD_SWISH."""
-    source = _source(ctx, node.input[0])
+    """Relu → RELU, Sigmoid → LOGISTIC, Tanh → TANH, HardSwish → HARD_SWISH, Floor → FLOOR."""
+    source = ctx.canonical_tensor(node.input[0])
     ctx.op(UNARY[node.op_type], [source], [ctx.declare(node.output[0])])
 
 
 @register("LeakyRelu")
 def lower_leaky_relu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """LeakyRelu → LEAKY_RELU with the same alpha."""
-    source = _source(ctx, node.input[0])
+    source = ctx.canonical_tensor(node.input[0])
     options = schema.LeakyReluOptionsT(alpha=float(attribute(node, "alpha", 0.01)))
     ctx.op(OP.LEAKY_RELU, [source], [ctx.declare(node.output[0])], options)
 
@@ -69,7 +58,7 @@ def lower_clip(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if bounds is None:
         raise ctx.reject(node, "the bounds are not constants")
     x, out_name = node.input[0], node.output[0]
-    source = _source(ctx, x)
+    source = ctx.canonical_tensor(x)
     if bounds in CLIPS:
         ctx.op(CLIPS[bounds], [source], [ctx.declare(out_name)])
         return
@@ -93,7 +82,7 @@ def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     alpha = float(attribute(node, "alpha", 0.2))
     beta = float(attribute(node, "beta", 0.5))
     x, out_name = node.input[0], node.output[0]
-    source = _source(ctx, x)
+    source = ctx.canonical_tensor(x)
     shape = ctx.builder.shape(source)
     scaled = ctx.temp(f"{out_name}/scaled", shape)
     alpha_tensor = ctx.const(f"{out_name}/alpha", np.array([alpha], np.float32))
@@ -140,7 +129,7 @@ def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     shift = bias - mean * factor
     x = node.input[0]
     rank = ctx.rank(x)
-    source = _source(ctx, x)
+    source = ctx.canonical_tensor(x)
     act, out_name = ctx.fuse_activation(node)
     scaled = ctx.temp(f"{out_name}/scaled", ctx.builder.shape(source))
     ctx.op(OP.MUL, [source, _channel_constant(ctx, f"{out_name}/scale", factor, rank)], [scaled], schema.MulOptionsT())

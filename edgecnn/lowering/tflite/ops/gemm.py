@@ -1,4 +1,4 @@
-"""Gemm and MatMul with constant weights → FULLY_CONNECTED (weights stored [out, in], as TFLite wants)."""
+"""Gemm and MatMul: FULLY_CONNECTED for constant weights (stored [out, in], as TFLite wants), else BATCH_MATMUL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.registry import OP, LoweringContext, attribute, optional_input, register
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.registry import register
 
 
 def _fully_connected(ctx: LoweringContext, node: onnx.NodeProto, a: str, weight: np.ndarray, bias: np.ndarray) -> None:
@@ -49,11 +50,28 @@ def lower_gemm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register("MatMul")
 def lower_matmul(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """A·B with a constant 2-D B; an A of rank > 2 keeps its leading dims (keep_num_dims)."""
+    """A·B: FULLY_CONNECTED for a constant B of one matrix (leading dims 1), else BATCH_MATMUL (broadcasting)."""
     a, b = node.input
-    if not ctx.is_constant(b) or ctx.constant(b).ndim != 2:
-        raise ctx.reject(node, "only a constant 2-D B is lowered (FULLY_CONNECTED)")
-    if ctx.rank(a) < 2:
-        raise ctx.reject(node, "A must have rank ≥ 2")
-    weight = ctx.constant(b).astype(np.float32).T
-    _fully_connected(ctx, node, a, weight, np.zeros(weight.shape[0], np.float32))
+    out_name = node.output[0]
+    rank_a, rank_b, rank = ctx.rank(a), ctx.rank(b), ctx.rank(out_name)
+    if rank_a < 2 or rank_b < 2:
+        raise ctx.reject(node, "1-D operands are not lowered")
+    if ctx.is_constant(b) and rank_a >= rank_b and all(d == 1 for d in ctx.shape(b)[:-2]):
+        weight = ctx.constant(b).astype(np.float32).reshape(ctx.shape(b)[-2:]).T
+        _fully_connected(ctx, node, a, weight, np.zeros(weight.shape[0], np.float32))
+        return
+    operands = []
+    for name in (a, b):
+        shape = ctx.shape(name)
+        full = (1,) * (rank - len(shape)) + tuple(shape)
+        if ctx.is_constant(name):
+            operands.append(ctx.const(f"{out_name}/{'ab'[len(operands)]}", ctx.constant(name).reshape(full)))
+        elif len(shape) == rank:
+            operands.append(ctx.tensor_in(name, tuple(range(rank))))
+        else:
+            source = ctx.tensor_in(name, tuple(range(len(shape))))
+            operands.append(ctx.reshape(source, full, f"{out_name}/{'ab'[len(operands)]}"))
+    out = ctx.declare(out_name, layout=tuple(range(rank)))
+    options = schema.BatchMatMulOptionsT(adjX=False, adjY=False, asymmetricQuantizeInputs=False)
+    ctx.op(OP.BATCH_MATMUL, operands, [out], options, version=1)
+    ctx.canonicalize(out_name)

@@ -8,8 +8,10 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.ops.common import Window, pad_nhwc, padding_mode, read_window
-from edgecnn.lowering.tflite.registry import NHWC, OP, LoweringContext, attribute, optional_input, register
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.layout import NHWC
+from edgecnn.lowering.tflite.ops.window import Window, pad_nhwc, padding_mode, read_window
+from edgecnn.lowering.tflite.registry import register
 
 REDUCERS = {"ReduceMean": OP.MEAN, "ReduceMax": OP.REDUCE_MAX, "ReduceSum": OP.SUM}
 AXES_AS_INPUT = {"ReduceMean": 18, "ReduceMax": 18, "ReduceSum": 13}  # opset from which axes is an input

@@ -7,14 +7,9 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 from onnx import numpy_helper
 
-from edgecnn.lowering.tflite.registry import (
-    OP,
-    LoweringContext,
-    attribute,
-    canonical_layout,
-    optional_input,
-    register,
-)
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.registry import register
 
 
 @register("Constant")

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.registry import OP, LoweringContext, attribute
+from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
 
 
 @dataclass(frozen=True)
