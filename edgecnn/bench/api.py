@@ -27,7 +27,6 @@ HARNESS = Path(__file__).resolve().with_name("harness.py")
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
 TIMING_KEYS = ("runs", "min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms", "peak_rss_mb")
 ROUND_KEYS = ("rounds", "round_p50_ms")  # present when the suite ran in several rounds
-SUITES = ("probes",)
 
 
 def _check_artifacts(artifacts: Iterable[str | Path]) -> list[Path]:
