@@ -60,6 +60,14 @@ class ExportOptions:
 
 
 @dataclass
+class Judgement:
+    """The drift of an int8 artifact besides the drift stage's (the int8 `.tflite`): figures and verdict."""
+
+    agreement: dict[str, Any]  # the manifest's agreement.formats[stage]
+    verdict: dict[str, Any]  # judged, passed (None when not judged), failures: the manifest's drift.formats[stage]
+
+
+@dataclass
 class StageResult:
     """What a stage hands on: its figures for the manifest, the artifacts it made (keyed by the outputs it
     declares) and those artifacts' outputs on the check inputs, for the stages after it to compare with."""
@@ -68,6 +76,7 @@ class StageResult:
     artifacts: dict[str, Path] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     skipped: str | None = None  # why it made nothing although it ran (then its outputs are not required)
+    judgement: Judgement | None = None  # its int8 artifact's drift, when it judged one
 
 
 @dataclass
@@ -96,11 +105,9 @@ class DriftResult(StageResult):
 
 @dataclass
 class TfliteResult(StageResult):
-    """… and the input layout, and the int8 `.tflite`'s agreement figures and drift verdict (None without int8)."""
+    """… and the input layout of the `.tflite` files."""
 
     input_layout: str | None = None
-    agreement: dict[str, Any] | None = None
-    verdict: dict[str, Any] | None = None
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_basis
 from edgecnn.analysis.mixed_precision import BASELINE, repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
-from edgecnn.pipeline.context import DriftResult, ExportContext
+from edgecnn.pipeline.context import DriftResult, ExportContext, Judgement
 from edgecnn.runtime.loader import load, ort_session
 
 
@@ -145,9 +145,9 @@ def _repair(
     return fix
 
 
-def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Drift of another int8 artifact (the `.tflite`) against fp32 ONNX on the held-out samples: its stage
-    check, its agreement figures and its verdict (``judged``, ``passed``, ``failures``) for the manifest."""
+def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str, Any], Judgement]:
+    """Drift of another int8 artifact (the `.tflite`) against fp32 ONNX on the held-out samples: its stage check
+    and its judgement."""
     from edgecnn.analysis.drift import figures as drift_figures
     from edgecnn.analysis.drift import verdict
 
@@ -167,7 +167,7 @@ def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str
     if judged.get("accuracy_drop_points") is not None:
         check["accuracy_drop_points"] = judged["accuracy_drop_points"]
     check["verdict"] = "not judged" if reasons else ("passed" if judged["passed"] else "FAILED")
-    return check, agreement, outcome
+    return check, Judgement(agreement, outcome)
 
 
 def drift_summary(ctx: ExportContext) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -178,10 +178,10 @@ def drift_summary(ctx: ExportContext) -> tuple[dict[str, Any] | None, dict[str, 
         return None, None
     agreement, record = copy.deepcopy(drift.agreement), copy.deepcopy(drift.record)
     for name, result in ctx.results.items():
-        outcome = getattr(result, "verdict", None)
-        if outcome is None:
+        if result.judgement is None:
             continue
-        agreement.setdefault("formats", {})[name] = result.agreement
+        outcome = result.judgement.verdict
+        agreement.setdefault("formats", {})[name] = result.judgement.agreement
         record.setdefault("formats", {})[name] = outcome
         if outcome["passed"] is False:
             record["passed"] = False

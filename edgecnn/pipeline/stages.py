@@ -271,7 +271,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "output_scale": quantized.output_scale,
         "output_zero_point": quantized.output_zero_point,
     }
-    check, result.agreement, result.verdict = judge_artifact(ctx, load(dst, layout=layout), "tflite")
+    check, result.judgement = judge_artifact(ctx, load(dst, layout=layout), "tflite")
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",
         "float_scopes": len(float_scopes),
