@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgecnn.pipeline.manifest import atomic_output_dir
+from edgecnn.files import atomic_output_dir
 
 
 def test_success_renames_into_place(tmp_path):
@@ -26,11 +26,11 @@ def test_failure_or_interrupt_leaves_nothing(tmp_path, error):
 def test_force_replaces_only_on_success(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("old")
+    (out / "manifest.json").write_text("{}")  # an earlier export: --force may replace it
     with pytest.raises(RuntimeError), atomic_output_dir(out, force=True) as tmp:
         (tmp / "new.txt").write_text("new")
         raise RuntimeError
-    assert (out / "old.txt").exists()
+    assert (out / "manifest.json").exists()
     with atomic_output_dir(out, force=True) as tmp:
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in out.iterdir()] == ["new.txt"]
