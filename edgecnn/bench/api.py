@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from edgecnn.bench.child import die_with_parent
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget
 from edgecnn.errors import BenchError, UsageError
@@ -111,7 +112,14 @@ def _bench_local(
         progress(f"[{i + 1}/{len(paths)}] {path.name}")
         argv = [python, str(HARNESS), str(path), *options, *extra]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
+            )
         except FileNotFoundError:
             _no_python("", python)
         except subprocess.TimeoutExpired:

@@ -22,6 +22,7 @@ from edgecnn.analysis.layerwise import layer_errors
 from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
+from edgecnn.files import check_output_file
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
 
 LAYER_SAMPLES = 32
@@ -64,11 +65,21 @@ def drift(
     calib: str | None = None,
     out: Path | None = None,
     seed: int = 0,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Figures, verdict, per-layer localisation and (with ``fix``) a repaired int8 model of TARGET vs REFERENCE."""
+    """Figures, verdict, per-layer localisation and (with ``fix``) a repaired int8 model of TARGET vs REFERENCE.
+
+    An existing ``chart`` or ``out`` is replaced only with ``force``; the default names beside TARGET always are."""
     thresholds = thresholds or Thresholds()
     tgt = open_artifact(target)
-    # A PyTorch REF is traced at TARGET's input size: both see the same images.
+    inputs = (reference, target, data, calib, weights)
+    default_chart = tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
+    default_out = tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
+    if layers:
+        check_output_file(chart or default_chart, force or chart is None, inputs)
+    if fix:
+        check_output_file(out or default_out, force or out is None, inputs)
+    chart, out = chart or default_chart, out or default_out
     ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.input_shape)
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
@@ -105,7 +116,6 @@ def drift(
     if layers and twin is not None:
         errors = layer_errors(twin, tgt.path, tgt_images[:LAYER_SAMPLES])
         report["layers"] = [e.to_dict() for e in errors]
-        chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
         report["chart"] = str(layer_sqnr_chart(errors, chart, f"{tgt.label}: per-layer SQNR vs fp32"))
     if fix:
         if twin is None:
@@ -129,7 +139,7 @@ def _fix(
     basis: str,
     slow_types: tuple[str, ...],
     calib: str,
-    out: Path | None,
+    out: Path,
     seed: int,
 ) -> dict[str, Any]:
     """Repair TARGET (judged ``judged``) by re-quantizing its fp32 ``twin`` on ``calib``; the best goes to OUT."""
@@ -139,7 +149,6 @@ def _fix(
     method = manifest_quant.get("method", "minmax")
     reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
     calib_images, _ = load_images(tgt, calib, 128, seed + 1)
-    out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
     with Quantizer(twin, calib_images) as quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
         search, record = repair_model(
             quantizer,
