@@ -101,8 +101,10 @@ Stages (each checked against the stage before; a failed check exits 2):
 \b
 Writes OUT/ (default exports/MODEL-PROFILE), as the formats and options ask:
 {files}.
-Everything is written beside OUT and renamed into place at the end: a failure
-or Ctrl-C leaves no half-written OUT.
+Everything is written beside OUT and renamed into place at the end: a failure,
+Ctrl-C or SIGTERM leaves no half-written OUT. --force replaces only an edgecnn
+OUT (one with a manifest.json) or an empty directory; one export at a time
+writes an OUT (a lock beside it).
 
 \b
 Examples:
