@@ -21,7 +21,7 @@ from edgecnn.bench.child import die_with_parent
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget
 from edgecnn.errors import BenchError, UsageError
-from edgecnn.files import atomic_write_text
+from edgecnn.files import atomic_write_text, terminate_as_interrupt
 from edgecnn.formats import known_suffixes, require_format
 
 HARNESS = Path(__file__).resolve().with_name("harness.py")
@@ -171,6 +171,7 @@ def _bench_remote(
     return results
 
 
+@terminate_as_interrupt()
 def bench(
     artifacts: Sequence[str | Path],
     host: str | None = None,

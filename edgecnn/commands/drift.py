@@ -22,7 +22,7 @@ from edgecnn.analysis.layerwise import layer_errors
 from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
-from edgecnn.files import check_output_file
+from edgecnn.files import check_output_file, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
 
 LAYER_SAMPLES = 32
@@ -49,6 +49,7 @@ def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
     return target.sibling("fp32_onnx")
 
 
+@terminate_as_interrupt()
 def drift(
     reference: str,
     target: str,

@@ -289,17 +289,22 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
-def test_bench_harness_dies_with_a_killed_edgecnn(tmp_path, model):
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG, /proc: Linux")
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_bench_harness_dies_with_edgecnn(tmp_path, model, signum):
     proc = start(tmp_path, "bench", "conv.onnx", "-n", "100000000", "--warmup", "0", "--timeout", "300")
     deadline = time.monotonic() + 60
     while not _children(proc.pid):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
         time.sleep(0.1)
     (harness,) = _children(proc.pid)
-    proc.kill()
-    proc.communicate(timeout=60)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143, stderr
+        assert_one_line(stderr, "edgecnn: ", "edgecnn: terminated")
     deadline = time.monotonic() + 10
     while not _gone(harness):
-        assert time.monotonic() < deadline, f"harness {harness} outlived its killed parent"
+        assert time.monotonic() < deadline, f"harness {harness} outlived its parent"
         time.sleep(0.1)
+    assert_no_leftovers(tmp_path, "conv.onnx")
