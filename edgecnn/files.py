@@ -101,19 +101,31 @@ def _leftovers(out: Path) -> Iterator[tuple[Path, str]]:
 
 
 def remove_stale_partials(out: Path) -> list[Path]:
-    """Remove the partials beside OUT left by dead processes (SIGKILL, power loss); a live one's stay."""
-    removed = []
+    """Remove the partials beside OUT left by dead processes (SIGKILL, power loss); a live one's stay. A run
+    killed between its two renames left the previous OUT as ``.old``: that one is put back."""
+    removed, restored = [], ""
     for entry, tag in _leftovers(out):
-        if not _alive(tag):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            removed.append(entry)
+        if _alive(tag):
+            continue
+        if entry.name.endswith(".old") and not os.path.lexists(out):
+            entry.rename(out)
+            restored = f"; restored {out} from {entry.name}"
+        else:
+            _remove(entry)
+        removed.append(entry)
     if removed:
         names = ", ".join(p.name for p in removed)
-        sys.stderr.write(f"edgecnn: warning: removed {len(removed)} stale partial output(s) of dead runs: {names}\n")
+        sys.stderr.write(
+            f"edgecnn: warning: removed {len(removed)} stale partial output(s) of dead runs: {names}{restored}\n"
+        )
     return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 # --- checks before any work
@@ -225,13 +237,6 @@ def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _partial(out: Path) -> Path:

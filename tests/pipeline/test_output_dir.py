@@ -75,10 +75,15 @@ def test_force_replaces_only_an_edgecnn_or_empty_directory(tmp_path, content, re
         check_output_dir(out, force=True)
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
 def test_stale_partials_of_dead_processes_go_live_ones_stay(tmp_path, capsys):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     out = tmp_path / "out"
-    stale = tmp_path / f".out.{int(dead.stdout)}-1.abc.partial"
+    stale = tmp_path / f".out.{_dead_pid()}-1.abc.partial"
     stale.mkdir()
     with scratch_beside(out) as live:  # this process's: alive
         assert remove_stale_partials(out) == [stale]
@@ -106,3 +111,14 @@ def test_a_written_file_keeps_the_mode_it_had(tmp_path, existing):
         os.umask(umask)
     assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == (existing or 0o644)
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_run_killed_between_its_renames_gets_the_old_out_back(tmp_path, capsys):
+    dead = _dead_pid()
+    old = tmp_path / f".out.{dead}-1.abc.old"
+    old.mkdir()
+    (old / "manifest.json").write_text("{}")
+    (tmp_path / f".out.{dead}-1.abc.partial").mkdir()
+    remove_stale_partials(tmp_path / "out")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (tmp_path / "out" / "manifest.json").exists()
+    assert "restored" in capsys.readouterr().err
