@@ -74,13 +74,13 @@ def drift(
     thresholds = thresholds or Thresholds()
     tgt = open_artifact(target)
     inputs = (reference, target, data, calib, weights)
-    default_chart = tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
-    default_out = tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
-    if layers:
-        check_output_file(chart or default_chart, force or chart is None, inputs)
-    if fix:
-        check_output_file(out or default_out, force or out is None, inputs)
-    chart, out = chart or default_chart, out or default_out
+    chart_named, out_named = chart is not None, out is not None
+    if tgt.path is not None:  # a file TARGET: the chart and the repaired model default to names beside it
+        chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
+        out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
+    for path, named, needed in ((chart, chart_named, layers), (out, out_named, fix)):
+        if needed and path is not None:
+            check_output_file(path, force or not named, inputs)
     ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.input_shape)
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
@@ -140,7 +140,7 @@ def _fix(
     basis: str,
     slow_types: tuple[str, ...],
     calib: str,
-    out: Path,
+    out: Path | None,
     seed: int,
 ) -> dict[str, Any]:
     """Repair TARGET (judged ``judged``) by re-quantizing its fp32 ``twin`` on ``calib``; the best goes to OUT."""
