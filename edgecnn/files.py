@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -198,11 +199,15 @@ def output_lock(out: Path) -> Iterator[None]:
     lock = out.with_name(f".{out.name}.lock")
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise UsageError(f"lock file {lock} is a symbolic link; remove it") from None
             raise UsageError(f"cannot create the lock file {lock}: {error.strerror.lower()}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a planted FIFO or hard link: never write it
+            os.close(fd)
+            raise UsageError(f"lock file {lock} is not a plain file of its own; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

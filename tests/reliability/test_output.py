@@ -172,6 +172,11 @@ def _planted_lock(tmp_path: Path) -> str:
     return "out"
 
 
+def _hard_linked_lock(tmp_path: Path) -> str:
+    os.link(tmp_path / "victim" / "thesis.tex", tmp_path / ".out.lock")
+    return "out"
+
+
 REFUSED = {  # name: (make OUT, --force, message)
     "existing OUT without --force": (lambda t: (t / "out").mkdir() or "out", False, "exists; pass --force"),
     "--force on a directory edgecnn did not write": (_foreign, True, "has no manifest.json"),
@@ -181,6 +186,7 @@ REFUSED = {  # name: (make OUT, --force, message)
     "OUT below a file": (_below_a_file, False, "is not a directory"),
     "OUT in a read-only directory": (lambda t: str(UNWRITABLE / "out"), False, "cannot write in /sys"),
     "lock file planted as a link": (_planted_lock, False, "is a symbolic link"),
+    "lock file planted as a hard link": (_hard_linked_lock, False, "is not a plain file of its own"),
 }
 
 
