@@ -23,6 +23,7 @@ from common import BENCH_DIR, write_result
 from edgecnn.analysis.profile_fit import load_results, samples
 from edgecnn.costs.latency_model import LatencyModel, channel_block, fit
 from edgecnn.costs.op_costs import DTYPES
+from edgecnn.files import scratch_beside
 
 NAME = "latency_fidelity"
 PROFILE = "x86-avx2"
@@ -57,14 +58,16 @@ def measure(out: Path | None, artifacts: Path) -> None:
             fp32 = probe["artifact"].with_name(probe["artifact"].name.replace(f"-{probe['dtype']}.", "-fp32."))
             probe["ops"] = [cost.to_row() for cost in onnx_op_costs(fp32, dtype=probe["dtype"])]
     else:
-        building = artifacts.with_name(artifacts.name + ".partial")
-        shutil.rmtree(building, ignore_errors=True)
-        probes = build_probe_suite(PROFILE, building, on_probe=lambda name: print(f"{NAME}: export {name}", flush=True))
-        for probe in probes:
-            probe["artifact"] = artifacts / Path(probe["artifact"]).name
-        (building / "probes.json").write_text(json.dumps(probes, default=str))
-        shutil.rmtree(artifacts, ignore_errors=True)
-        building.rename(artifacts)
+        artifacts.parent.mkdir(parents=True, exist_ok=True)
+        with scratch_beside(artifacts) as building:  # an exclusive new directory, gone if the build fails
+            probes = build_probe_suite(
+                PROFILE, building, on_probe=lambda name: print(f"{NAME}: export {name}", flush=True)
+            )
+            for probe in probes:
+                probe["artifact"] = artifacts / Path(probe["artifact"]).name
+            (building / "probes.json").write_text(json.dumps(probes, default=str))
+            shutil.rmtree(artifacts, ignore_errors=True)
+            building.rename(artifacts)
     if out is None:
         return
     print(f"{NAME}: timing {len(probes)} artifacts", flush=True)

@@ -101,8 +101,10 @@ Stages (each checked against the stage before; a failed check exits 2):
 \b
 Writes OUT/ (default exports/MODEL-PROFILE), as the formats and options ask:
 {files}.
-Everything is written beside OUT and renamed into place at the end: a failure
-or Ctrl-C leaves no half-written OUT.
+Everything is written beside OUT and renamed into place at the end: a failure,
+Ctrl-C or SIGTERM leaves no half-written OUT. --force replaces only an edgecnn
+OUT (one with a manifest.json) or an empty directory; one export at a time
+writes an OUT (a lock beside it).
 
 \b
 Examples:
@@ -272,6 +274,7 @@ Examples:
 @click.option(
     "--out", "-o", type=click.Path(path_type=Path), help="Repaired model for --fix [default: TARGET.fixed.onnx]."
 )
+@click.option("--force", is_flag=True, help="Replace --out and --chart if they exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def drift(
     ref: str,
@@ -359,18 +362,24 @@ phase spoils one pass of one artifact rather than its only measurement.
 @click.option("--suite", type=click.Choice(["probes"]), help="Run a built-in set instead of ARTIFACTs.")
 @click.option("--profile", "-p", help="Device profile of --suite probes.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="RESULTS.json of --suite (or of ARTIFACTs).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def bench(
     artifacts: tuple[Path, ...],
     suite: str | None,
     profile: str | None,
     out: Path | None,
+    force: bool,
     as_json: bool,
     no_xnnpack: bool,
     **options: Any,
 ) -> None:
     from edgecnn.bench import api
     from edgecnn.errors import UsageError
+    from edgecnn.files import check_output_file
+
+    if out:
+        check_output_file(out, force, inputs=[*artifacts, options["inputs"]])
 
     progress = None
     if not as_json:
@@ -527,6 +536,7 @@ Examples:
 )
 @click.option("--dtype", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True)
 @click.option("--chart", type=click.Path(path_type=Path), help="PNG chart [default: plan-FAMILY-PROFILE.png].")
+@click.option("--force", is_flag=True, help="Replace --chart if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(
     family: str,
@@ -536,16 +546,22 @@ def plan(
     headroom: float,
     dtype: str,
     chart: Path | None,
+    force: bool,
     as_json: bool,
 ) -> None:
     from edgecnn.analysis.planner import PLANNABLE, grid_size
     from edgecnn.analysis.planner import plan as run_plan
     from edgecnn.analysis.plots import plan_chart
     from edgecnn.errors import UnknownNameError
+    from edgecnn.files import check_output_file, ensure_writable_dir
     from edgecnn.progress import RichReporter
 
     if not grid_size(family):
         raise UnknownNameError("planner family", family, PLANNABLE)
+    if chart:
+        check_output_file(chart, force)
+    else:
+        ensure_writable_dir(Path.cwd())
     reporter = RichReporter()
     try:
         advance = reporter.bar(f"costing {family} candidates", grid_size(family))

@@ -1,35 +1,335 @@
-"""Writing files so that a crash or Ctrl-C never leaves a half-written one (standard library only)."""
+"""The one owner of output (standard library only): every file and directory edgecnn writes goes through here.
+
+Files are written through a temporary file created exclusively beside the target, fsynced and renamed into
+place (a replaced file keeps its mode). An output directory is built in ``.OUT.<pid>-<start>.XXXX.partial``
+beside OUT, under an exclusive lock ``.OUT.lock``, and renamed into place; SIGTERM is turned into an interrupt
+while output is written, so the cleanups run; the partials of dead processes are removed by the next run.
+The ``--force`` rules and the writability checks run before any work.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
+import re
 import shutil
+import signal
+import stat
+import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from edgecnn.errors import UsageError
+
+MANIFEST = "manifest.json"  # what makes a directory edgecnn's own (``--force`` replaces only those)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while output was being written: unwinds like Ctrl-C so every cleanup runs."""
+
+
+# --- signals
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise Terminated
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM unwinds like Ctrl-C; a SIGTERM that did prints 'edgecnn: terminated', exits 143.
+
+    Does nothing outside the main thread or when the program installed its own SIGTERM handler."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except Terminated:
+        sys.stderr.write("edgecnn: terminated\n")
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# --- processes: who owns a partial
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), '0' where /proc is missing, '' if no process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return ""
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return ""
+        except PermissionError:
+            pass
+        return "0"
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_tag() -> str:
+    return f"{os.getpid()}-{_start_time(os.getpid())}"
+
+
+def _alive(tag: str) -> bool:
+    pid, _, start = tag.partition("-")
+    current = _start_time(int(pid))
+    return current != "" and (current == start or "0" in (current, start))
+
+
+def _leftovers(out: Path) -> Iterator[tuple[Path, str]]:
+    """The partial and old directories beside OUT, with their owner tag."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(\d+-\d+)\.[^/]*\.(partial|old)")
+    for entry in out.parent.iterdir() if out.parent.is_dir() else ():
+        match = pattern.fullmatch(entry.name)
+        if match:
+            yield entry, match.group(1)
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove the partials beside OUT left by dead processes (SIGKILL, power loss); a live one's stay. A run
+    killed between its two renames left the previous OUT as ``.old``: that one is put back."""
+    removed, restored = [], ""
+    for entry, tag in _leftovers(out):
+        if _alive(tag):
+            continue
+        if entry.name.endswith(".old") and not os.path.lexists(out):
+            entry.rename(out)
+            restored = f"; restored {out} from {entry.name}"
+        else:
+            _remove(entry)
+        removed.append(entry)
+    if removed:
+        names = ", ".join(p.name for p in removed)
+        sys.stderr.write(
+            f"edgecnn: warning: removed {len(removed)} stale partial output(s) of dead runs: {names}{restored}\n"
+        )
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# --- checks before any work
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute with its directory resolved, its last component not followed (a link stays one)."""
+    path = Path(os.path.abspath(path))
+    return path.parent.resolve() / path.name if path.name else path
+
+
+def ensure_writable_dir(directory: Path) -> None:
+    """Fail with one line unless a file can be created in ``directory`` or, if missing, its nearest ancestor."""
+    directory = Path(os.path.abspath(directory))
+    existing = directory
+    while not os.path.lexists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot write in {directory}: {existing} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".edgecnn-probe.")
+    except OSError as error:
+        raise UsageError(f"cannot write in {existing}: {error.strerror.lower()}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
+
+
+def check_output_file(path: Path, force: bool, inputs: Iterable[str | Path | None] = ()) -> None:
+    """Fail before any work when ``path`` is an input, exists (unless ``force``), is a directory, or is unwritable."""
+    path = Path(path)
+    for source in inputs:
+        if source is not None and os.path.lexists(path) and _same_file(path, Path(source)):
+            raise UsageError(f"output {path} is also an input of this command; write it elsewhere")
+    if path.is_dir():
+        raise UsageError(f"output {path} is a directory")
+    if os.path.lexists(path) and not force:
+        raise UsageError(f"output {path} exists; pass --force to replace it")
+    ensure_writable_dir(path.parent)
+
+
+def check_output_dir(out: Path, force: bool) -> None:
+    """Fail before any work when OUT is '.', '/', home or above the current directory, exists (unless ``force``),
+    is a directory edgecnn did not write (no manifest.json, not empty), is not a directory, or is unwritable."""
+    target, cwd = _absolute(out), Path.cwd().resolve()
+    if target == cwd or target in cwd.parents or target == Path.home().resolve():
+        raise UsageError(f"refusing to write the output directory {out}: it is the current, home or a parent directory")
+    if os.path.lexists(out) and not force:
+        raise UsageError(f"output directory {out} exists; pass --force to replace it")
+    if out.is_dir() and not out.is_symlink():
+        if not (out / MANIFEST).is_file() and any(out.iterdir()):
+            raise UsageError(f"--force replaces only an edgecnn output directory; {out} has no {MANIFEST}")
+    elif out.exists() and not out.is_symlink():
+        raise UsageError(f"output path {out} exists and is not a directory")
+    ensure_writable_dir(out.parent)
+
+
+# --- the OUT lock
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on OUT (``.OUT.lock`` beside it, never followed if a link) for the whole run."""
+    lock = out.with_name(f".{out.name}.lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise UsageError(f"lock file {lock} is a symbolic link; remove it") from None
+            raise UsageError(f"cannot create the lock file {lock}: {error.strerror.lower()}") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a planted FIFO or hard link: never write it
+            os.close(fd)
+            raise UsageError(f"lock file {lock} is not a plain file of its own; remove it")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UsageError(f"output directory {out} is being written by another edgecnn (pid {holder})") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the one that is there
+            same = os.path.samestat(os.fstat(fd), os.lstat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+# --- the output directory
+
+
+def _private_to_public(path: Path) -> None:
+    """mkdtemp makes a private directory; OUT should look like any directory the user makes."""
+    path.chmod(0o777 & ~_umask())
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _partial(out: Path) -> Path:
+    """A new private directory beside OUT, named for this process so that a later run knows when it is stale."""
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.{_owner_tag()}.", suffix=".partial", dir=out.parent))
+
+
+@contextlib.contextmanager
+def scratch_beside(out: Path) -> Iterator[Path]:
+    """A scratch directory beside OUT, removed on exit (by the next run if this one is killed)."""
+    scratch = _partial(out)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out``; on success it replaces ``out``, on any failure it vanishes.
+
+    Holds OUT's lock, removes the partials of dead runs, and turns SIGTERM into an interrupt meanwhile. A
+    symbolic link at OUT is replaced itself, never followed."""
+    out = Path(out)
+    check_output_dir(out, force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create {out.parent}: {error.strerror.lower()}") from None
+    with terminate_as_interrupt(), output_lock(out):
+        remove_stale_partials(out)
+        check_output_dir(out, force)  # OUT may have appeared between the first check and the lock
+        tag = _owner_tag()
+        tmp = _partial(out)
+        _private_to_public(tmp)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = None
+        if os.path.lexists(out):
+            old = out.with_name(f".{out.name}.{tag}.{tmp.name.split('.')[-2]}.old")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            _remove(old)
+
+
+# --- files
+
 
 def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Path:
-    """Write through a temporary file created exclusively beside ``path``, fsync, then ``os.replace``."""
+    """Write through a temporary file created exclusively beside ``path``, fsync, then ``os.replace``.
+
+    A replaced file keeps its permission bits; a new one gets 0666 less the umask."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create {path.parent}: {error.strerror.lower()}") from None
+    try:
+        keep = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        keep = 0o666 & ~_umask()
+    with terminate_as_interrupt():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, keep)
+            with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` so that no reader ever sees half of it."""
     return _atomic_write(path, "w", lambda handle: handle.write(text))
+
+
+def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write ``path`` with ``write(handle)`` (a binary file handle) so that no reader ever sees half of it."""
+    return _atomic_write(path, "wb", write)
 
 
 def atomic_copy(src: Path, dst: Path) -> Path:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.analysis.layerwise import LayerError
+from edgecnn.files import atomic_write_bytes
 
 
 def layer_sqnr_chart(errors: list[LayerError], path: Path, title: str, worst: int = 40) -> Path:
@@ -26,15 +27,11 @@ def layer_sqnr_chart(errors: list[LayerError], path: Path, title: str, worst: in
     ax.set_title(title, fontsize=10)
     ax.axvline(20, color="grey", linestyle="--", linewidth=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plan_chart(plan: Any, path: Path) -> Path:
     """Predicted latency vs expected top-1 of every candidate, the budget line and the chosen point."""
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,10 +76,14 @@ def plan_chart(plan: Any, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG atomically (through an exclusive temporary file beside ``path``) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write_bytes(Path(path), lambda handle: fig.savefig(handle, format="png", dpi=110))
+    finally:
+        plt.close(fig)

@@ -18,7 +18,7 @@ import yaml
 from edgecnn.costs.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit
 from edgecnn.costs.op_costs import DTYPES, MAC_CLASSES, OpCost
 from edgecnn.errors import UsageError
-from edgecnn.files import atomic_write_text
+from edgecnn.files import atomic_write_text, check_output_file
 
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
 STATISTICS = ("p50_ms", "min_ms", "mean_ms")  # which measured figure a fit follows
@@ -110,8 +110,7 @@ def write_profile(base_path: Path, model: LatencyModel, out: Path, force: bool =
     from edgecnn.config.profiles import profile_from_data
 
     out = Path(out)
-    if out.exists() and not force and out.resolve() != Path(base_path).resolve():
-        raise UsageError(f"{out} exists; pass --force to replace it")
+    check_output_file(out, force, inputs=[base_path])
     data = yaml.safe_load(Path(base_path).read_text(encoding="utf-8"))
     data["name"] = out.stem
     data["latency"] = model.to_dict()
@@ -129,6 +128,7 @@ def calibrate_file(
     from edgecnn.config.profiles import load_profile
 
     profile = load_profile(base)
+    check_output_file(Path(out), force, inputs=[results_path, profile.path or None])  # before the work, not after it
     results = load_results(Path(results_path))
     source = f"{describe_source(results, Path(results_path))}, {statistic.removesuffix('_ms')} latency"
     measured = {dtype: samples(results, dtype, statistic=statistic) for dtype in DTYPES}

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from edgecnn.bench.child import die_with_parent
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget
 from edgecnn.errors import BenchError, UsageError
-from edgecnn.files import atomic_write_text
+from edgecnn.files import atomic_write_text, terminate_as_interrupt
 from edgecnn.formats import known_suffixes, require_format
 
 HARNESS = Path(__file__).resolve().with_name("harness.py")
@@ -111,7 +112,14 @@ def _bench_local(
         progress(f"[{i + 1}/{len(paths)}] {path.name}")
         argv = [python, str(HARNESS), str(path), *options, *extra]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
+            )
         except FileNotFoundError:
             _no_python("", python)
         except subprocess.TimeoutExpired:
@@ -163,6 +171,7 @@ def _bench_remote(
     return results
 
 
+@terminate_as_interrupt()
 def bench(
     artifacts: Sequence[str | Path],
     host: str | None = None,

@@ -22,6 +22,7 @@ from edgecnn.analysis.layerwise import layer_errors
 from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
+from edgecnn.files import check_output_file, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
 
 LAYER_SAMPLES = 32
@@ -48,6 +49,7 @@ def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
     return target.sibling("fp32_onnx")
 
 
+@terminate_as_interrupt()
 def drift(
     reference: str,
     target: str,
@@ -64,11 +66,21 @@ def drift(
     calib: str | None = None,
     out: Path | None = None,
     seed: int = 0,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Figures, verdict, per-layer localisation and (with ``fix``) a repaired int8 model of TARGET vs REFERENCE."""
+    """Figures, verdict, per-layer localisation and (with ``fix``) a repaired int8 model of TARGET vs REFERENCE.
+
+    An existing ``chart`` or ``out`` is replaced only with ``force``; the default names beside TARGET always are."""
     thresholds = thresholds or Thresholds()
     tgt = open_artifact(target)
-    # A PyTorch REF is traced at TARGET's input size: both see the same images.
+    inputs = (reference, target, data, calib, weights)
+    chart_named, out_named = chart is not None, out is not None
+    if tgt.path is not None:  # a file TARGET: the chart and the repaired model default to names beside it
+        chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
+        out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
+    for path, named, needed in ((chart, chart_named, layers), (out, out_named, fix)):
+        if needed and path is not None:
+            check_output_file(path, force or not named, inputs)
     ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.input_shape)
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
@@ -105,7 +117,6 @@ def drift(
     if layers and twin is not None:
         errors = layer_errors(twin, tgt.path, tgt_images[:LAYER_SAMPLES])
         report["layers"] = [e.to_dict() for e in errors]
-        chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
         report["chart"] = str(layer_sqnr_chart(errors, chart, f"{tgt.label}: per-layer SQNR vs fp32"))
     if fix:
         if twin is None:
@@ -139,7 +150,6 @@ def _fix(
     method = manifest_quant.get("method", "minmax")
     reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
     calib_images, _ = load_images(tgt, calib, 128, seed + 1)
-    out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
     with Quantizer(twin, calib_images) as quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
         search, record = repair_model(
             quantizer,

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgecnn.bench.api import run_suite
 from edgecnn.costs.op_costs import DTYPES, onnx_op_costs
+from edgecnn.files import terminate_as_interrupt
 
 PROBES: tuple[tuple[str, dict[str, float]], ...] = (
     *(("mobilenet_v1", {"width": a, "resolution": r}) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 192, 224)),
@@ -123,6 +124,7 @@ def build_probe_suite(
     return suite
 
 
+@terminate_as_interrupt()
 def bench_probe_suite(profile: str, out: str | Path, host: str | None = None, **bench_options: Any) -> dict[str, Any]:
     """Build the latency model's probe set for ``profile`` (ONNX files in a temporary directory) and run it."""
     with tempfile.TemporaryDirectory(prefix="edgecnn-probes-") as tmp:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -17,16 +16,11 @@ from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
 from edgecnn.errors import DriftError, EdgecnnError, UsageError
+from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
 from edgecnn.formats import check_format_options, parse_formats, stage_formats
 from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
-from edgecnn.pipeline.manifest import (
-    artifact_entry,
-    atomic_output_dir,
-    check_output_dir,
-    render_report,
-    write_json,
-)
+from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shape, resolve_source
 from edgecnn.pipeline.stages import STAGES, Stage, artifact_order
@@ -141,7 +135,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         options.calib, tuple(source.input_shape[1:]), recipe, count, options.holdout, options.seed
     )
     started = time.perf_counter()
-    with atomic_output_dir(out, options.force) as tmp, tempfile.TemporaryDirectory(prefix="edgecnn-") as scratch:
+    with atomic_output_dir(out, options.force) as tmp, scratch_beside(out) as scratch:
         ctx = ExportContext(
             options=options,
             profile=profile,

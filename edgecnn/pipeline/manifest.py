@@ -1,49 +1,12 @@
-"""The output directory (written beside OUT, renamed into place), its manifest.json and report.md."""
+"""The output directory's manifest.json and report.md (OUT itself is made by :mod:`edgecnn.files`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import UsageError
 from edgecnn.pipeline.source import sha256_file
-
-
-def check_output_dir(out: Path, force: bool) -> None:
-    """Fail before any work when OUT exists (unless ``force``) or cannot be replaced."""
-    if out.exists() and not force:
-        raise UsageError(f"output directory {out} exists; pass --force to replace it")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output path {out} exists and is not a directory")
-
-
-@contextlib.contextmanager
-def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
-    """Yield a temporary directory beside ``out``; on success it replaces ``out``, on any failure it vanishes."""
-    check_output_dir(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; OUT should look like any directory the user makes
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def artifact_entry(path: Path, root: Path) -> dict[str, Any]:

@@ -1,0 +1,316 @@
+"""Output under failure: signals, a killed run, two runs at once, planted links, --force, unwritable paths.
+
+Every case runs the real ``edgecnn`` in a subprocess and checks the exit code, the one line on stderr, that
+nothing is half-written beside OUT or in the temporary directory, and that nothing that was there is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bench.conftest import conv_relu_onnx
+from tests.pipeline.test_bad_inputs import REPO
+
+TINY = ["mobilenet_v1", "--width", "0.25", "--resolution", "32", "--format", "onnx", "--calib-size", "8"]
+TINY += ["--holdout", "4"]
+FIRST_STAGE = "✓ export"
+UNWRITABLE = Path("/sys/edgecnn-out")  # sysfs: read-only even for root
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """PYTHONPATH to this checkout, and a private TMPDIR to check for leftovers in."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir(exist_ok=True)
+    return {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmpdir), **extra}
+
+
+def edgecnn(tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "edgecnn", *args]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=600, cwd=cwd or tmp_path, env=_env(tmp_path, **env)
+    )
+
+
+def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "edgecnn", *args]
+    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path))
+
+
+def wait_for(proc: subprocess.Popen, text: str) -> str:
+    """Read ``proc``'s stderr until a line contains ``text``; what was read."""
+    seen = ""
+    while text not in seen:
+        line = proc.stderr.readline()
+        assert line, f"exited ({proc.wait()}) before '{text}':\n{seen}"
+        seen += line
+    return seen
+
+
+def assert_one_line(stderr: str, prefix: str, message: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1 and message in lines[0], stderr
+    assert "Traceback" not in stderr
+
+
+def assert_failed(result: subprocess.CompletedProcess, message: str, code: int = 1) -> None:
+    assert result.returncode == code, result.stderr
+    assert_one_line(result.stderr, "edgecnn: error:", message)
+
+
+def assert_no_leftovers(tmp_path: Path, *expected: str) -> None:
+    """Beside OUT only ``expected``, and nothing of edgecnn's in the private TMPDIR."""
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "tmp") == sorted(expected)
+    assert list((tmp_path / "tmp").glob("edgecnn*")) == []
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes but the private TMPDIR's (libraries keep their own files there)."""
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).parts[0] != "tmp")
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
+
+
+# --- signals
+
+
+SIGNALS = {
+    "SIGINT after the first stage": (signal.SIGINT, FIRST_STAGE, 130, "edgecnn: "),  # main() words it
+    "SIGTERM after the first stage": (signal.SIGTERM, FIRST_STAGE, 143, "edgecnn: terminated"),
+    "SIGTERM while quantizing": (signal.SIGTERM, "✓ simplify", 143, "edgecnn: terminated"),
+}
+
+
+@pytest.mark.parametrize("case", SIGNALS, ids=list(SIGNALS))
+def test_signal_leaves_nothing(tmp_path, case):
+    signum, after, code, line = SIGNALS[case]
+    proc = start(tmp_path, "export", *TINY, "--out", "out")
+    wait_for(proc, after)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    assert_one_line(stderr, "edgecnn: ", line)
+    assert_no_leftovers(tmp_path)
+
+
+def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path):
+    proc = start(tmp_path, "export", *TINY, "--out", "out")
+    wait_for(proc, FIRST_STAGE)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert list(tmp_path.glob(".out.*.partial"))  # what SIGKILL leaves
+    done = edgecnn(tmp_path, "export", *TINY, "--out", "out")
+    assert done.returncode == 0, done.stderr
+    assert_one_line(done.stderr, "edgecnn: warning:", "stale partial output(s) of dead runs")
+    assert (tmp_path / "out" / "manifest.json").is_file()
+    assert_no_leftovers(tmp_path, "out")
+
+
+def test_two_exports_into_one_out(tmp_path):
+    first = start(tmp_path, "export", *TINY, "--out", "sub/out")  # a missing parent is created
+    wait_for(first, "warning:")  # inside the output directory: holds the lock
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = edgecnn(tmp_path, "export", *TINY, "--out", "sub/out")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert_failed(second, f"is being written by another edgecnn (pid {first.pid})")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["out"]  # no lock file, no partial
+    assert json.loads((tmp_path / "sub/out/manifest.json").read_text())["model"]["name"]
+
+
+# --- OUT: --force, links, places that are never OUT, unwritable
+
+
+@pytest.fixture
+def victim(tmp_path) -> Path:
+    """A directory of someone else's that must survive every case."""
+    folder = tmp_path / "victim"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    return folder
+
+
+def test_force_replaces_a_link_at_out_not_its_target(tmp_path, victim):
+    (tmp_path / "out").symlink_to(victim)
+    assert_failed(edgecnn(tmp_path, "export", *TINY, "--out", "out"), "exists; pass --force")
+    done = edgecnn(tmp_path, "export", *TINY, "--out", "out", "--force")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    assert not out.is_symlink() and (out / "manifest.json").is_file()
+    assert snapshot(victim) == {"thesis.tex": b"years of work"}
+    assert_no_leftovers(tmp_path, "out", "victim")
+
+
+def _foreign(tmp_path: Path) -> str:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    return "out"
+
+
+def _home(tmp_path: Path) -> str:
+    (tmp_path / "home").mkdir()
+    return str(tmp_path / "home")
+
+
+def _below_a_file(tmp_path: Path) -> str:
+    (tmp_path / "afile").write_text("x")
+    return "afile/out"
+
+
+def _planted_lock(tmp_path: Path) -> str:
+    (tmp_path / ".out.lock").symlink_to(tmp_path / "victim" / "thesis.tex")
+    return "out"
+
+
+def _hard_linked_lock(tmp_path: Path) -> str:
+    os.link(tmp_path / "victim" / "thesis.tex", tmp_path / ".out.lock")
+    return "out"
+
+
+REFUSED = {  # name: (make OUT, --force, message)
+    "existing OUT without --force": (lambda t: (t / "out").mkdir() or "out", False, "exists; pass --force"),
+    "--force on a directory edgecnn did not write": (_foreign, True, "has no manifest.json"),
+    "--force on the current directory": (lambda t: ".", True, "refusing to write the output directory ."),
+    "--force on a parent directory": (lambda t: "..", True, "refusing to write the output directory .."),
+    "--force on the home directory": (_home, True, "refusing to write the output directory"),
+    "OUT below a file": (_below_a_file, False, "is not a directory"),
+    "OUT in a read-only directory": (lambda t: str(UNWRITABLE / "out"), False, "cannot write in /sys"),
+    "lock file planted as a link": (_planted_lock, False, "is a symbolic link"),
+    "lock file planted as a hard link": (_hard_linked_lock, False, "is not a plain file of its own"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
+def test_refused_out(tmp_path, victim, case):
+    make, force, message = REFUSED[case]
+    out = make(tmp_path)
+    before = snapshot(tmp_path)
+    result = edgecnn(
+        tmp_path, "export", *TINY, "--out", out, *(["--force"] if force else []), HOME=str(tmp_path / "home")
+    )
+    assert_failed(result, message)
+    assert snapshot(tmp_path) == before  # nothing written, nothing lost
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+# --- single files: bench --out, plan --chart, drift --out, calibrate-profile --out
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    return conv_relu_onnx(tmp_path / "conv.onnx", size=8)
+
+
+def _existing(tmp_path: Path, name: str = "taken.json") -> str:
+    (tmp_path / name).write_text("precious")
+    return name
+
+
+FILE_REFUSED = {  # name: (argv after `edgecnn`, message); `taken.json`/`taken.png` exist, conv.onnx is the input
+    "bench --out exists": (["bench", "conv.onnx", "--out", "taken.json"], "output taken.json exists; pass --force"),
+    "bench --out is the artifact": (["bench", "conv.onnx", "--out", "conv.onnx", "--force"], "is also an input"),
+    "bench --out unwritable": (["bench", "conv.onnx", "--out", str(UNWRITABLE / "r.json")], "cannot write in /sys"),
+    "plan --chart exists": (["plan", "mobilenet", "-p", "raspberrypi4", "--chart", "taken.png"], "pass --force"),
+    "plan --chart unwritable": (
+        ["plan", "mobilenet", "-p", "raspberrypi4", "--chart", str(UNWRITABLE / "c.png")],
+        "cannot write in /sys",
+    ),
+    "drift --out exists": (
+        ["drift", "conv.onnx", "conv.onnx", "--data", "d.npz", "--fix", "--out", "taken.json"],
+        "output taken.json exists; pass --force",
+    ),
+    "drift --out is the target": (
+        ["drift", "conv.onnx", "conv.onnx", "--data", "d.npz", "--fix", "--out", "conv.onnx", "--force"],
+        "is also an input",
+    ),
+    "drift --chart exists": (
+        ["drift", "conv.onnx", "conv.onnx", "--data", "d.npz", "--chart", "taken.png"],
+        "output taken.png exists; pass --force",
+    ),
+    "calibrate-profile --out unwritable": (
+        ["calibrate-profile", "taken.json", "--base", "raspberrypi4", "--out", str(UNWRITABLE / "p.yaml")],
+        "cannot write in /sys",
+    ),
+    "calibrate-profile --out is RESULTS": (
+        ["calibrate-profile", "taken.json", "--base", "raspberrypi4", "--out", "taken.json", "--force"],
+        "is also an input",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FILE_REFUSED, ids=list(FILE_REFUSED))
+def test_refused_output_file(tmp_path, model, case):
+    argv, message = FILE_REFUSED[case]
+    _existing(tmp_path)
+    _existing(tmp_path, "taken.png")
+    before = snapshot(tmp_path)
+    assert_failed(edgecnn(tmp_path, *argv), message)
+    assert snapshot(tmp_path) == before
+
+
+def test_bench_out_keeps_the_mode_of_the_file_it_replaces(tmp_path, model):
+    out = tmp_path / "r.json"
+    first = edgecnn(tmp_path, "bench", "conv.onnx", "-n", "2", "--warmup", "0", "--out", "r.json")
+    assert first.returncode == 0, first.stderr
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # a new file: like any the user makes
+    out.chmod(0o640)
+    again = edgecnn(tmp_path, "bench", "conv.onnx", "-n", "2", "--warmup", "0", "--out", "r.json", "--force")
+    assert again.returncode == 0, again.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640 and json.loads(out.read_text())[0]["runs"] == 2
+    assert_no_leftovers(tmp_path, "conv.onnx", "r.json")
+
+
+def test_plan_chart_never_writes_through_a_planted_link(tmp_path, victim):
+    for name in (".c.png.tmp.png", ".c.png.tmp"):  # the old predictable temporary name, and its likes
+        (tmp_path / name).symlink_to(victim / "thesis.tex")
+    done = edgecnn(tmp_path, "plan", "mobilenet", "-p", "raspberrypi4", "--chart", "c.png")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    assert snapshot(victim) == {"thesis.tex": b"years of work"}
+
+
+# --- child processes
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # unreaped: dead
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG, /proc: Linux")
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_bench_harness_dies_with_edgecnn(tmp_path, model, signum):
+    proc = start(tmp_path, "bench", "conv.onnx", "-n", "100000000", "--warmup", "0", "--timeout", "300")
+    deadline = time.monotonic() + 60
+    while not _children(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    (harness,) = _children(proc.pid)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143, stderr
+        assert_one_line(stderr, "edgecnn: ", "edgecnn: terminated")
+    deadline = time.monotonic() + 10
+    while not _gone(harness):
+        assert time.monotonic() < deadline, f"harness {harness} outlived its parent"
+        time.sleep(0.1)
+    assert_no_leftovers(tmp_path, "conv.onnx")
