@@ -16,7 +16,7 @@ from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
-from edgecnn.errors import DriftError, EdgecnnError, UsageError
+from edgecnn.errors import DriftError, EdgecnnError, UnknownNameError, UsageError
 from edgecnn.formats import check_format_options, parse_formats, stage_formats
 from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
@@ -75,7 +75,7 @@ def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
 
 def _validate(options: ExportOptions) -> None:
     if options.method is not None and options.method not in METHODS:
-        raise UsageError(f"unknown calibration method '{options.method}' (known: {', '.join(METHODS)})")
+        raise UnknownNameError("calibration method", options.method, METHODS)
     if options.opset is not None and not 19 <= options.opset <= 21:
         raise UsageError(f"--opset must be between 19 and 21 (the dynamo exporter needs ≥ 19), got {options.opset}")
     Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
@@ -85,6 +85,8 @@ def _validate(options: ExportOptions) -> None:
         raise UsageError(f"--tflite-io must be int8 or float, got '{options.tflite_io}'")
     if options.calib_size is not None and options.calib_size < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
+    if options.holdout < 0:
+        raise UsageError(f"--holdout must be ≥ 0 (0 holds nothing out), got {options.holdout}")
 
 
 def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> ExportResult:
@@ -330,6 +332,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "source": ctx.calib.source,
             "sha256": ctx.calib.sha256,
             "synthetic": ctx.calib.synthetic,
+            "bit_depths": list(ctx.calib.bit_depths),  # of the image files read; 16-bit scaled to 8
             "labels": ctx.calib.labels is not None,
             "calibrator_options": quantize.get("calibrator_options", {}),
         },

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.config.profiles import Profile
-from edgecnn.errors import UnknownNameError, UsageError
+from edgecnn.errors import UnknownNameError, UsageError, check_file
 
 TORCHVISION_PREFIX = "torchvision:"
 
@@ -73,9 +73,7 @@ def load_weights(module: Any, path: str | Path) -> dict[str, str]:
     """Load a state_dict or checkpoint (``weights_only=True``) into ``module``; mismatches are errors."""
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"weights file {path} does not exist")
+    path = check_file(path, "weights file")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises anything from IndexError to UnpicklingError on a bad file
@@ -228,8 +226,7 @@ def _onnx_source(
 ) -> ModelSource:
     import onnx
 
-    if not path.is_file():
-        raise UsageError(f"ONNX file {path} does not exist")
+    check_file(path, "ONNX file")
     if scaling or num_classes or in_chans or weights:
         raise UsageError(
             "an ONNX MODEL is exported already: scaling, --num-classes, --in-chans and --weights do not apply"
