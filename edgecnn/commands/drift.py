@@ -48,6 +48,16 @@ def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
     return target.sibling("fp32_onnx")
 
 
+def _check_outputs(ref: Artifact, tgt: Artifact, ref_logits: np.ndarray, tgt_logits: np.ndarray) -> None:
+    """REF and TARGET must give logits of the same shape (the same classes) to be compared at all."""
+    if ref_logits.shape[1:] != tgt_logits.shape[1:]:
+        ref_shape, tgt_shape = "×".join(map(str, ref_logits.shape[1:])), "×".join(map(str, tgt_logits.shape[1:]))
+        raise UsageError(
+            f"REF {ref.label} gives {ref_shape} outputs per image, TARGET {tgt.label} gives {tgt_shape}: "
+            "they are not the same model (for a PyTorch REF, is --num-classes right?)"
+        )
+
+
 def drift(
     reference: str,
     target: str,
@@ -67,6 +77,8 @@ def drift(
 ) -> dict[str, Any]:
     """Figures, verdict, per-layer localisation and (with ``fix``) a repaired int8 model of TARGET vs REFERENCE."""
     thresholds = thresholds or Thresholds()
+    if limit < 1:
+        raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
     tgt = open_artifact(target)
     # A PyTorch REF is traced at TARGET's input size: both see the same images.
     ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.input_shape)
@@ -74,6 +86,7 @@ def drift(
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names
     ref_logits = ref.runner()(ref_images)
+    _check_outputs(ref, tgt, ref_logits, tgt.runner()(tgt_images[:1]))
     device, arch, features, slow_types = _target_device(tgt, profile)
     qdq = tgt.is_qdq
     if qdq:

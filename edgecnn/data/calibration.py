@@ -214,6 +214,35 @@ def synthetic(shape: tuple[int, int, int], count: int, recipe: Recipe, seed: int
     return CalibrationSet(normalise(pixels, recipe), None, SYNTHETIC, digest, True)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (MemAvailable on Linux, physical memory elsewhere)."""
+    import os
+
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(shape: tuple[int, int, int], samples: int) -> None:
+    """Refuse, before allocating, ``samples`` images of ``shape`` that would not fit in memory (the pixels and
+    their float32 copies take about 12 bytes per value, more than half of what is available)."""
+    need = samples * int(np.prod(shape, dtype=np.int64)) * 12
+    free = available_memory()
+    if free is not None and need > free // 2:
+        raise UsageError(
+            f"{samples} samples of {'×'.join(map(str, shape))} need about {need / 2**30:.1f} GiB, more than half "
+            f"of the {free / 2**30:.1f} GiB available: lower --calib-size/--holdout or the input size"
+        )
+
+
 def load_calibration(
     source: str | Path | None, shape: tuple[int, int, int], recipe: Recipe, count: int, holdout: int, seed: int = 0
 ) -> tuple[CalibrationSet, CalibrationSet]:
@@ -225,6 +254,8 @@ def load_calibration(
     if count < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {count}")
     rng = np.random.default_rng(seed)
+    if source is None or str(source) == SYNTHETIC or Path(source).is_dir():
+        check_memory(shape, count + holdout)
     if source is None or str(source) == SYNTHETIC:
         data = synthetic(shape, count + holdout, recipe, seed)
     else:

@@ -14,7 +14,7 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
-from edgecnn.config.recipes import load_recipe, recipe_for_family
+from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET, load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
 from edgecnn.errors import DriftError, EdgecnnError, UnknownNameError, UsageError
 from edgecnn.formats import check_format_options, parse_formats, stage_formats
@@ -76,8 +76,11 @@ def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
 def _validate(options: ExportOptions) -> None:
     if options.method is not None and options.method not in METHODS:
         raise UnknownNameError("calibration method", options.method, METHODS)
-    if options.opset is not None and not 19 <= options.opset <= 21:
-        raise UsageError(f"--opset must be between 19 and 21 (the dynamo exporter needs ≥ 19), got {options.opset}")
+    if options.opset is not None and not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise UsageError(
+            f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the dynamo exporter needs ≥ {MIN_OPSET}), "
+            f"got {options.opset}"
+        )
     Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
     if options.deform is not None and options.deform not in ("native", "custom", "gather"):
         raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")
