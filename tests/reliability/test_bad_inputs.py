@@ -92,6 +92,21 @@ def _two_models(folder: Path) -> None:
     np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))
 
 
+def _unknown_op(folder: Path) -> None:
+    """An ONNX file that parses but that the ONNX checker rejects (an operator no opset has)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["input"], ["logits"])],
+        "bad",
+        [value("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [value("logits", TensorProto.FLOAT, [1, 10])],
+    )
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+
+
 def _pickled_object(folder: Path) -> None:
     import argparse
 
@@ -165,6 +180,9 @@ CASES: dict[str, Case] = {
         _user_module("def build():\n    pass\n"),
     ),
     "ONNX MODEL not ONNX": Case(("export", "model.onnx"), "is not an ONNX model", _write("model.onnx", b"\x00garbage")),
+    "ONNX MODEL the checker rejects": Case(
+        ("export", "m.onnx", *TINY), "m.onnx is not a valid ONNX model", _unknown_op
+    ),
     "ONNX MODEL is a directory": Case(("export", "model.onnx"), "is a directory", _mkdir("model.onnx")),
     "ONNX MODEL missing": Case(("export", "model.onnx"), "does not exist"),
     "ONNX MODEL with weights": Case(
@@ -241,6 +259,9 @@ CASES: dict[str, Case] = {
         lambda f: np.save(f / "c.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True),
     ),
     # --- drift
+    "drift garbage ONNX": Case(
+        ("drift", "g.onnx", "g.onnx", "--data", "d.npz"), "cannot load g.onnx", _write("g.onnx", b"garbage")
+    ),
     "drift without data": Case(("drift", "a.onnx", "b.onnx"), "Missing option '--data'"),
     "drift missing target": Case(
         ("drift", "ref.onnx", "nope.onnx", "--data", "d.npz"), "artifact nope.onnx does not exist", _two_models
@@ -264,6 +285,7 @@ CASES: dict[str, Case] = {
         ("drift", "a.onnx", "b.onnx", "--data", "d", "--max-accuracy-drop", "nan"), "must be ≥ 0 points"
     ),
     # --- bench
+    "bench garbage ONNX": Case(("bench", "g.onnx"), "cannot load g.onnx", _write("g.onnx", b"garbage")),
     "bench nothing": Case(("bench",), "no artifact to benchmark"),
     "bench missing artifact": Case(("bench", "nope.onnx"), "artifact nope.onnx does not exist"),
     "bench directory artifact": Case(("bench", "m.onnx"), "is a directory", _mkdir("m.onnx")),
@@ -300,6 +322,7 @@ CASES: dict[str, Case] = {
     # --- predict
     "predict missing file": Case(("predict", "m.onnx", "-p", "x86-avx2"), "does not exist"),
     "predict directory": Case(("predict", "m.onnx", "-p", "x86-avx2"), "is a directory", _mkdir("m.onnx")),
+    "predict garbage ONNX": Case(("predict", "g.onnx", "-p", "x86-avx2"), "cannot read g.onnx", _write("g.onnx", b"x")),
     "predict unknown model": Case(("predict", "resnet19", "-p", "x86-avx2"), "did you mean"),
     "predict unknown dtype": Case(("predict", "resnet18", "-p", "x86-avx2", "--dtype", "int4"), "'int4' is not one of"),
     # --- calibrate-profile
