@@ -165,7 +165,7 @@ def _import(spec: str) -> Any:
     except ImportError as error:
         raise UsageError(f"cannot import '{module_name}' for MODEL '{spec}': {error}") from None
     except Exception as error:
-        raise _user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from None
+        raise _user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from error
     finally:
         sys.path[:] = saved
     target: Any = module
@@ -209,10 +209,20 @@ def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
     unknown = [k for k in kwargs if k not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
     if unknown:
         raise UsageError(f"'{spec}' takes no argument {', '.join(unknown)}")
+    required = [
+        name
+        for name, p in params.items()
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and name not in kwargs
+    ]
+    if required:
+        raise UsageError(
+            f"MODEL '{spec}' needs argument(s) {', '.join(required)}: a factory must build the model "
+            "without arguments (besides num_classes and in_chans)"
+        )
     try:
         module = target(**kwargs)
-    except Exception as error:
-        raise _user_code_error(f"building MODEL '{spec}'", error) from None
+    except Exception as error:  # chained, so a caller of the Python API keeps the full traceback
+        raise _user_code_error(f"building MODEL '{spec}'", error) from error
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")
     return module

@@ -179,6 +179,7 @@ CASES: dict[str, Case] = {
         "takes no argument num_classes",
         _user_module("def build():\n    pass\n"),
     ),
+    "factory needs arguments": Case(("export", "shutil:rmtree"), "needs argument(s) path"),
     "ONNX MODEL not ONNX": Case(("export", "model.onnx"), "is not an ONNX model", _write("model.onnx", b"\x00garbage")),
     "ONNX MODEL the checker rejects": Case(
         ("export", "m.onnx", *TINY), "m.onnx is not a valid ONNX model", _unknown_op
@@ -389,15 +390,27 @@ def test_bad_input_is_one_line(tmp_path, case):
     assert_clean_failure(result, tmp_path, spec.message, before=before)
 
 
-def test_user_factory_that_raises_shows_its_own_traceback(tmp_path):
-    (tmp_path / "mine.py").write_text("def build():\n    raise ValueError('my bug')\n")
+@pytest.mark.parametrize(
+    ("source", "message", "last"),
+    [
+        (
+            "def build():\n    raise ValueError('my bug')\n",
+            "ValueError while building MODEL 'mine:build'",
+            "ValueError",
+        ),
+        ("1 / 0\n", "ZeroDivisionError while importing 'mine'", "ZeroDivisionError: division by zero"),
+    ],
+    ids=["factory", "import"],
+)
+def test_user_code_that_raises_shows_its_own_traceback(tmp_path, source, message, last):
+    (tmp_path / "mine.py").write_text(source)
     result = run_export(tmp_path, "mine:build")
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
     errors = [i for i, line in enumerate(lines) if line.startswith("edgecnn: error:")]
-    assert len(errors) == 1 and "your code raised ValueError while building MODEL 'mine:build'" in lines[errors[0]]
+    assert len(errors) == 1 and f"your code raised {message}" in lines[errors[0]]
     traceback = "\n".join(lines[errors[0] + 1 :])
-    assert "Traceback of your code" in traceback and "mine.py" in traceback and "ValueError: my bug" in traceback
+    assert "Traceback of your code" in traceback and "mine.py" in traceback and last in traceback
     assert "edgecnn/pipeline" not in traceback  # only the user's frames
     assert not (tmp_path / "out").exists()
 
