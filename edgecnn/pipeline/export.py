@@ -81,6 +81,8 @@ def _validate(options: ExportOptions) -> None:
             f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the dynamo exporter needs ≥ {MIN_OPSET}), "
             f"got {options.opset}"
         )
+    if not options.max_drop >= 0:  # NaN too; Thresholds would name drift's --max-accuracy-drop
+        raise UsageError(f"--max-drop must be ≥ 0 points, got {options.max_drop}")
     Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
     if options.deform is not None and options.deform not in ("native", "custom", "gather"):
         raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")

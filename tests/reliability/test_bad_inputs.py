@@ -139,7 +139,7 @@ CASES: dict[str, Case] = {
     "negative holdout": Case(("export", "resnet18", "--holdout", "-1"), "--holdout must be ≥ 0"),
     "calib size zero": Case(("export", "resnet18", "--calib-size", "0"), "--calib-size must be ≥ 1"),
     "agreement over one": Case(("export", "resnet18", "--min-agreement", "1.5"), "must be between 0 and 1"),
-    "negative max drop": Case(("export", "resnet18", "--max-drop", "-1"), "must be ≥ 0 points"),
+    "NaN max drop": Case(("export", "resnet18", "--max-drop", "nan"), "--max-drop must be ≥ 0 points"),
     "width not a number": Case(("export", "mobilenet", "--width", "wide"), "'wide' is not a valid float"),
     "stages not integers": Case(("export", "resnet50_dcnv2", "--stages", "a,b"), "expected a comma list of integers"),
     "missing MODEL": Case(("export",), "Missing argument 'MODEL'"),
