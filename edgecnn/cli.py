@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from edgecnn import __version__
-from edgecnn.errors import EXIT_USAGE, EdgecnnError
+from edgecnn.errors import EXIT_INTERNAL, EXIT_USAGE, EdgecnnError, UserCodeError
 from edgecnn.formats import FORMATS
 
 # Modules of the `export` extra (pyproject.toml): missing ones are an install hint, not a traceback.
@@ -21,7 +22,8 @@ EXPORT_MODULES = frozenset(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="edgecnn")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error (or set EDGECNN_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Take a convolutional network from PyTorch to an edge device: int8, fast, still accurate.
 
     \b
@@ -32,6 +34,8 @@ def cli() -> None:
       edgecnn bench model.int8.ort --host pi@raspberrypi.local
                                                      latency on the device, over SSH
     """
+    if debug:
+        os.environ["EDGECNN_DEBUG"] = "1"
 
 
 def _int_list(value: str | None) -> tuple[int, ...] | None:
@@ -158,11 +162,7 @@ class _ExportCommand(click.Command):
     show_default=True,
     help="Samples of --calib held out for the drift check (never used to calibrate).",
 )
-@click.option(
-    "--method",
-    type=click.Choice(["minmax", "percentile", "entropy"]),
-    help="Calibration method [default: the recipe's].",
-)
+@click.option("--method", help="Calibration method: minmax, percentile or entropy [default: the recipe's].")
 @click.option("--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20].")
 @click.option("--no-quantize", is_flag=True, help="Stop at fp32 (no int8 artifacts).")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
@@ -578,27 +578,45 @@ def plan(
     render_plan(result, make_console(), chart_path)
 
 
+def _click_error(error: click.ClickException) -> str:
+    """click's usage error as one line, with its `--help` hint."""
+    message = " ".join(error.format_message().split())
+    ctx = getattr(error, "ctx", None)
+    return f"{message} (try '{ctx.command_path} --help')" if ctx is not None else message
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point: runs the click group and turns user errors into one line on stderr."""
+    """Entry point: runs the click group; user errors are one line on stderr, a bug is one line and exit 70."""
     try:
         return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as error:
         click.echo(f"edgecnn: error: {error}", err=True)
+        if isinstance(error, UserCodeError):
+            click.echo(error.details.rstrip(), err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort:
         click.echo("edgecnn: aborted", err=True)
         sys.exit(130)
     except click.ClickException as error:
-        error.show()
-        sys.exit(EXIT_USAGE)
-    except ModuleNotFoundError as error:  # the core install has no torch/onnx: say which extra brings them
-        if (error.name or "").split(".")[0] not in EXPORT_MODULES:
-            raise
-        click.echo(f"edgecnn: error: this needs {error.name}: pip install 'edgecnn[export]'", err=True)
+        click.echo(f"edgecnn: error: {_click_error(error)}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("edgecnn: interrupted", err=True)
         sys.exit(130)
+    except Exception as error:
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXPORT_MODULES:
+            # the core install has no torch/onnx: say which extra brings them
+            click.echo(f"edgecnn: error: this needs {error.name}: pip install 'edgecnn[export]'", err=True)
+            sys.exit(EXIT_USAGE)
+        if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0"):
+            raise
+        message = " ".join(str(error).split())[:300]
+        click.echo(
+            f"edgecnn: error: internal error: {type(error).__name__}: {message} — this is a bug in edgecnn, "
+            "please report it; run with --debug or EDGECNN_DEBUG=1 for the traceback",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

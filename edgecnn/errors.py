@@ -2,19 +2,27 @@
 
 Every mistake a user can make (an unknown model name, a missing file, a bad
 option value) raises an :class:`EdgecnnError`; the CLI prints its message as
-one line and exits with its ``exit_code``. Anything else is a bug and keeps
-its traceback.
+one line and exits with its ``exit_code``. Anything else is a bug: one line
+and exit code 70 (the traceback with ``--debug`` or ``EDGECNN_DEBUG=1``).
+:func:`reading` turns what a dependency raises on a bad user file into a
+:class:`UsageError` naming the file.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_USAGE = 1  # bad input or usage
 EXIT_FAILED_CHECK = 2  # a numerical check of the pipeline failed
 EXIT_DRIFT = 3  # accuracy drift over the threshold
+EXIT_INTERNAL = 70  # a bug in edgecnn (EX_SOFTWARE)
+
+# Packages whose exceptions, raised while a user's file is read, mean the file is bad (not a bug of edgecnn).
+READER_PACKAGES = frozenset(["PIL", "onnx", "onnxruntime", "google", "yaml", "numpy", "json", "zipfile", "pickle"])
 
 
 class EdgecnnError(Exception):
@@ -42,6 +50,14 @@ class UnknownNameError(UsageError):
         self.name = name
 
 
+class UserCodeError(UsageError):
+    """The user's own code (an import-path MODEL's factory) raised: its traceback is shown under the line."""
+
+    def __init__(self, message: str, details: str):
+        super().__init__(message)
+        self.details = details
+
+
 class CheckFailedError(EdgecnnError):
     """A numerical check between two stages failed."""
 
@@ -65,3 +81,50 @@ class DriftError(EdgecnnError):
 
 class BenchError(EdgecnnError):
     """A benchmark could not run: unreachable device, refused key, no runtime, a model the runtime rejects."""
+
+
+def _reason(error: BaseException) -> str | None:
+    """What ``error``, raised while reading a file, says about the file; None when it is not about the file."""
+    if isinstance(error, FileNotFoundError):
+        return "does not exist"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(error, PermissionError):
+        return "is not readable (permission denied)"
+    if isinstance(error, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})"
+    if type(error).__name__ == "UnidentifiedImageError":
+        return "is not a readable image (PIL cannot identify it)"
+    if type(error).__name__ == "DecompressionBombError":
+        return f"is too large to decode safely (a decompression bomb?): {error}"
+    text = " ".join(str(error).split())[:200] or type(error).__name__
+    if isinstance(error, OSError):
+        return f"cannot be read: {error.strerror or text}"
+    if isinstance(error, (ValueError, EOFError)) or type(error).__module__.split(".")[0] in READER_PACKAGES:
+        return f"is not valid: {text}"
+    return None
+
+
+@contextmanager
+def reading(path: str | Path, what: str, fix: str = "") -> Iterator[None]:
+    """Read a user's file: OSError, UnicodeDecodeError and the errors of PIL, onnx, ONNX Runtime, numpy and
+    yaml become one :class:`UsageError` "``what`` ``path`` <problem>; ``fix``"; anything else propagates."""
+    try:
+        yield
+    except EdgecnnError:
+        raise
+    except Exception as error:
+        reason = _reason(error)
+        if reason is None:
+            raise
+        raise UsageError(f"{what} {path} {reason}{'; ' + fix if fix else ''}") from None
+
+
+def check_file(path: str | Path, what: str) -> Path:
+    """``path`` as a Path when it is a file; otherwise a UsageError saying it does not exist or is a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a directory, not a file")
+    if not path.is_file():
+        raise UsageError(f"{what} {path} does not exist")
+    return path

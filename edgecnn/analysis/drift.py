@@ -27,7 +27,7 @@ class Thresholds:
 
         if not 0 <= self.min_agreement <= 1:
             raise UsageError(f"--min-agreement must be between 0 and 1, got {self.min_agreement}")
-        if self.max_accuracy_drop < 0:
+        if not self.max_accuracy_drop >= 0:  # NaN too
             raise UsageError(f"--max-accuracy-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
         if self.min_cosine is not None and not -1 <= self.min_cosine <= 1:
             raise UsageError(f"--min-cosine must be between -1 and 1, got {self.min_cosine}")

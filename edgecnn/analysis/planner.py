@@ -12,6 +12,7 @@ the budget measures over it about half the time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -165,6 +166,9 @@ def plan(
         raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not '{dtype}'")
     if not 0 <= headroom < 1:
         raise UsageError(f"--headroom must be in [0, 1), not {headroom:g}")
+    for option, value in (("--budget-ms", budget_ms), ("--memory-mb", memory_budget_mb)):
+        if value is not None and not 0 < value < math.inf:  # 0 would read as "no budget", NaN fits nothing
+            raise UsageError(f"{option} must be a positive finite number, got {value:g}")
     spec = load_profile(profile)
     budget = budget_ms if budget_ms is not None else spec.latency_budget_ms
     if budget is None or budget <= 0:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.costs.op_costs import OpCost, onnx_op_costs, summarize
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, check_file
 
 
 def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCost]:
@@ -14,8 +14,7 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
     if model.endswith(".onnx") or Path(model).is_file():
         if given:
             raise UsageError(f"scaling options ({', '.join(given)}) apply to zoo models, not to {model}")
-        if not Path(model).is_file():
-            raise UsageError(f"model file {model} does not exist")
+        check_file(model, "model file")
         try:
             return onnx_op_costs(Path(model), dtype)
         except UsageError:

@@ -8,6 +8,7 @@ its own; the result is the base profile with a new ``latency:`` block, written a
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 
 from edgecnn.costs.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit
 from edgecnn.costs.op_costs import DTYPES, MAC_CLASSES, OpCost
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, reading
 from edgecnn.files import atomic_write_text, check_output_file
 
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
@@ -27,18 +28,35 @@ STATISTICS = ("p50_ms", "min_ms", "mean_ms")  # which measured figure a fit foll
 def load_results(path: Path) -> dict[str, Any]:
     """Read and check a RESULTS.json; errors name the file and the problem."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+        with reading(path, "results file", "give the RESULTS.json of `edgecnn bench --suite probes`"):
+            text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path} is not JSON: {error.msg} (line {error.lineno})") from None
     if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:
         raise UsageError(f"{path}: not an edgecnn RESULTS.json (schema '{RESULTS_SCHEMA}')")
-    for index, row in enumerate(data.get("results") or []):
+    rows = data.get("results") or []
+    if not isinstance(rows, list):
+        raise UsageError(f"{path}: results: expected a list of probe results, got {type(rows).__name__}")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise UsageError(f"{path}: results[{index}]: expected a mapping, got {type(row).__name__}")
         missing = [k for k in ("name", "dtype", "ops", "p50_ms") if row.get(k) is None]
         if missing:
             raise UsageError(f"{path}: results[{index}]: missing {', '.join(missing)} (was it a probe suite run?)")
     return data
+
+
+def _latency(row: dict[str, Any], statistic: str) -> float:
+    """A probe's measured ``statistic`` in ms: a finite positive number, or a UsageError naming the field."""
+    value = row[statistic]
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        ms = float("nan")
+    if isinstance(value, bool) or not math.isfinite(ms) or ms <= 0:
+        raise UsageError(f"RESULTS.json: probe {row['name']}: {statistic} must be a positive number, got {value!r}")
+    return ms
 
 
 def samples(
@@ -52,7 +70,7 @@ def samples(
     if missing:
         raise UsageError(f"RESULTS.json: probe {missing[0]} has no {statistic}")
     try:
-        return [Sample([OpCost.from_row(op) for op in r["ops"]], float(r[statistic]), r["name"]) for r in chosen]
+        return [Sample([OpCost.from_row(op) for op in r["ops"]], _latency(r, statistic), r["name"]) for r in chosen]
     except (ValueError, TypeError) as error:
         raise UsageError(f"RESULTS.json: a probe's ops are malformed: {error}") from None
 

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from edgecnn.bench.child import die_with_parent
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget
-from edgecnn.errors import BenchError, UsageError
+from edgecnn.errors import BenchError, UsageError, check_file
 from edgecnn.files import atomic_write_text, terminate_as_interrupt
 from edgecnn.formats import known_suffixes, require_format
 
@@ -35,8 +35,7 @@ def _check_artifacts(artifacts: Iterable[str | Path]) -> list[Path]:
     if not paths:
         raise UsageError(f"no artifact to benchmark: give one or more files ({known_suffixes()})")
     for path in paths:
-        if not path.is_file():
-            raise UsageError(f"artifact {path} does not exist")
+        check_file(path, "artifact")
         require_format(path)
     return paths
 

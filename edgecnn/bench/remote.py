@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from edgecnn.bench.child import die_with_parent
-from edgecnn.errors import BenchError, UsageError
+from edgecnn.errors import BenchError, UsageError, check_file
 
 # [user@]host: a name, an IPv4 address or a bare IPv6 address. Never starts with '-' (an ssh option).
 _HOST = re.compile(r"^(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?(?:[A-Za-z0-9_][A-Za-z0-9._-]*|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$")
@@ -54,10 +54,10 @@ class SshTarget:
             raise UsageError(f"--host must be [USER@]HOST (letters, digits, '.', '-', '_'), not '{self.host}'")
         if self.port is not None and not 0 < self.port < 65536:
             raise UsageError(f"--port must be 1..65535, not {self.port}")
-        if self.identity is not None and not Path(self.identity).is_file():
-            raise UsageError(f"identity file {self.identity} does not exist")
-        if self.known_hosts is not None and not Path(self.known_hosts).is_file():
-            raise UsageError(f"known_hosts file {self.known_hosts} does not exist")
+        if self.identity is not None:
+            check_file(self.identity, "identity file")
+        if self.known_hosts is not None:
+            check_file(self.known_hosts, "known_hosts file")
         if self.connect_timeout <= 0:
             raise UsageError("--connect-timeout must be > 0")
 

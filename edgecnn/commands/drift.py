@@ -49,6 +49,16 @@ def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
     return target.sibling("fp32_onnx")
 
 
+def _check_outputs(ref: Artifact, tgt: Artifact, ref_logits: np.ndarray, tgt_logits: np.ndarray) -> None:
+    """REF and TARGET must give logits of the same shape (the same classes) to be compared at all."""
+    if ref_logits.shape[1:] != tgt_logits.shape[1:]:
+        ref_shape, tgt_shape = "×".join(map(str, ref_logits.shape[1:])), "×".join(map(str, tgt_logits.shape[1:]))
+        raise UsageError(
+            f"REF {ref.label} gives {ref_shape} outputs per image, TARGET {tgt.label} gives {tgt_shape}: "
+            "they are not the same model (for a PyTorch REF, is --num-classes right?)"
+        )
+
+
 @terminate_as_interrupt()
 def drift(
     reference: str,
@@ -72,6 +82,8 @@ def drift(
 
     An existing ``chart`` or ``out`` is replaced only with ``force``; the default names beside TARGET always are."""
     thresholds = thresholds or Thresholds()
+    if limit < 1:
+        raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
     tgt = open_artifact(target)
     inputs = (reference, target, data, calib, weights)
     chart_named, out_named = chart is not None, out is not None
@@ -86,6 +98,7 @@ def drift(
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names
     ref_logits = ref.runner()(ref_images)
+    _check_outputs(ref, tgt, ref_logits, tgt.runner()(tgt_images[:1]))
     device, arch, features, slow_types = _target_device(tgt, profile)
     qdq = tgt.is_qdq
     if qdq:

@@ -68,7 +68,8 @@ def render_export(result: ExportResult, console: Console) -> None:
     agreement = manifest.get("agreement")
     if agreement:
         console.print(
-            f"int8 vs fp32 on {agreement['samples']} held-out samples "
+            f"int8 vs fp32 on {agreement['samples']} "
+            f"{'held-out samples' if agreement.get('held_out') else 'calibration samples (none held out)'} "
             f"({agreement['basis'].replace('_', ' ')}): top-1 agreement {agreement['top1']:.3f}, "
             f"cosine {agreement['cosine']:.4f}",
             highlight=False,

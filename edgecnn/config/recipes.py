@@ -13,6 +13,7 @@ from edgecnn.errors import UsageError
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 LAYOUTS = ("NCHW",)
 DEFAULT_RECIPE = "default"
+MIN_OPSET, MAX_OPSET = 19, 21  # what a recipe's opset and --opset may be
 
 
 def _three_or_one(value: list) -> str | None:
@@ -20,7 +21,9 @@ def _three_or_one(value: list) -> str | None:
 
 
 def _opset(value: int) -> str | None:
-    return None if 13 <= value <= 21 else f"must be between 13 and 21, got {value}"
+    if MIN_OPSET <= value <= MAX_OPSET:
+        return None
+    return f"must be between {MIN_OPSET} and {MAX_OPSET} (the dynamo exporter needs ≥ {MIN_OPSET}), got {value}"
 
 
 def _fraction(value: float) -> str | None:

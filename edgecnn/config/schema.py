@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, check_file, reading
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,11 @@ def validate(data: Any, schema: dict[str, Field], where: str) -> None:
 
 
 def load_yaml(path: Path) -> Any:
-    """Read a YAML file safely; a syntax error or unreadable file is a UsageError naming it."""
+    """Read a YAML file safely; a syntax error, non-UTF-8 or unreadable file is a UsageError naming it."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+        with reading(path, "YAML file", "save it as UTF-8 YAML"):
+            text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
@@ -123,10 +123,7 @@ def yaml_path(kind: str, name_or_path: str, folder: Path) -> Path:
     from edgecnn.errors import UnknownNameError
 
     if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise UsageError(f"{kind} file {path} does not exist")
-        return path
+        return check_file(name_or_path, f"{kind} file")
     known = sorted(p.stem for p in folder.glob("*.yaml"))
     if name_or_path not in known:
         raise UnknownNameError(kind, name_or_path, known)

@@ -71,7 +71,10 @@ class OpCost:
         if len(row) not in (5, 7) or row[0] not in OP_CLASSES or row[1] not in DTYPES:
             raise ValueError(f"not an op-cost row [class, dtype, work, bytes, weight_bytes, channels, depth]: {row!r}")
         shape = (int(row[5]), int(row[6])) if len(row) == 7 else (0, 0)
-        return cls(name, str(row[0]), str(row[1]), float(row[2]), float(row[3]), float(row[4]), *shape)
+        work, moved, weights = float(row[2]), float(row[3]), float(row[4])
+        if not all(math.isfinite(v) and v >= 0 for v in (work, moved, weights)):
+            raise ValueError(f"op-cost row with a negative or non-finite figure: {row!r}")
+        return cls(name, str(row[0]), str(row[1]), work, moved, weights, *shape)
 
 
 def conv_class(kernel: Sequence[int], groups: int, in_channels: int) -> str:

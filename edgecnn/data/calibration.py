@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgecnn.config.recipes import Recipe
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, reading
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif")
 SYNTHETIC = "synthetic"
@@ -30,6 +31,7 @@ class CalibrationSet:
     sha256: str
     synthetic: bool
     class_names: tuple[str, ...] = ()
+    bit_depths: tuple[int, ...] = ()  # bits per sample of the image files read (16-bit ones are scaled to 8)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -37,7 +39,9 @@ class CalibrationSet:
     def subset(self, index: np.ndarray | slice) -> CalibrationSet:
         """The samples at ``index``, same source."""
         labels = None if self.labels is None else self.labels[index]
-        return CalibrationSet(self.images[index], labels, self.source, self.sha256, self.synthetic, self.class_names)
+        return CalibrationSet(
+            self.images[index], labels, self.source, self.sha256, self.synthetic, self.class_names, self.bit_depths
+        )
 
 
 def normalise(pixels: np.ndarray, recipe: Recipe) -> np.ndarray:
@@ -66,24 +70,41 @@ def resize_crop(image, height: int, width: int, recipe: Recipe) -> np.ndarray:
 
 
 def _image_channels(mode: str) -> int:
-    return {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 3, "LA": 1, "I;16": 1, "I": 1, "F": 1, "CMYK": 4}.get(mode, 3)
+    return {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 3, "LA": 1, "I;16": 1, "I": 1, "F": 1, "CMYK": 4}.get(
+        mode, 1 if mode.startswith("I;16") else 3
+    )
 
 
-def _load_image(path: Path, channels: int, height: int, width: int, recipe: Recipe) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def _bit_depth(mode: str) -> int:
+    """Bits per sample PIL read: 16 for 16-bit grey (``I;16*``, ``I``), 32 for float, else 8."""
+    return 16 if mode.startswith("I;16") or mode == "I" else 32 if mode == "F" else 8
 
-    try:
-        with Image.open(path) as image:
-            image.load()
-            found = _image_channels(image.mode)
-            if found != channels:
-                raise UsageError(f"calibration image {path} has {found} channel(s); the model takes {channels}")
-            image = image.convert("L" if channels == 1 else "RGB")
-            return resize_crop(image, height, width, recipe)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        if isinstance(error, UsageError):
-            raise
-        raise UsageError(f"calibration file {path} is not a readable image: {error}") from None
+
+def _to_8bit(image: Any) -> Any:
+    """A 16-bit or float grey image scaled to 8 bits over its full range (``convert('L')`` would clip)."""
+    from PIL import Image
+
+    depth = _bit_depth(image.mode)
+    if depth == 8:
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if depth == 16 else max(float(array.max()), 1.0)
+    return Image.fromarray(np.clip(np.rint(array / top * 255), 0, 255).astype(np.uint8), "L")
+
+
+def _load_image(path: Path, channels: int, height: int, width: int, recipe: Recipe) -> tuple[np.ndarray, int]:
+    """The image at ``path`` resized and cropped for the model (uint8 H×W×C) and the bit depth it had."""
+    from PIL import Image
+
+    fix = "remove it from the folder or save it as a PNG or JPEG"
+    with reading(path, "calibration image", fix), Image.open(path) as image:
+        image.load()
+        found = _image_channels(image.mode)
+        if found != channels:
+            raise UsageError(f"calibration image {path} has {found} channel(s); the model takes {channels}")
+        depth = _bit_depth(image.mode)
+        image = _to_8bit(image).convert("L" if channels == 1 else "RGB")
+        return resize_crop(image, height, width, recipe), depth
 
 
 def _list_images(folder: Path) -> tuple[list[Path], list[int] | None, tuple[str, ...]]:
@@ -117,27 +138,27 @@ def _from_folder(
     order = rng.permutation(len(paths))[:limit]
     chosen = [paths[i] for i in order]
     channels, height, width = shape
-    pixels = np.stack([_load_image(p, channels, height, width, recipe) for p in chosen])
+    loaded = [_load_image(p, channels, height, width, recipe) for p in chosen]
+    pixels = np.stack([image for image, _ in loaded])
     label_array = None if labels is None else np.asarray([labels[i] for i in order], np.int64)
+    depths = tuple(sorted({depth for _, depth in loaded}))
     return CalibrationSet(
-        normalise(pixels, recipe), label_array, str(folder), _hash_files(sorted(chosen), folder), False, classes
+        normalise(pixels, recipe), label_array, str(folder), _hash_files(sorted(chosen), folder), False, classes, depths
     )
 
 
 def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) -> CalibrationSet:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise UsageError(f"calibration file {path} is not a readable .npy/.npz: {error}") from None
     labels = None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            if "images" not in loaded.files:
-                raise UsageError(f"{path} has no 'images' array (it has: {', '.join(loaded.files) or 'nothing'})")
-            images = loaded["images"]
-            labels = loaded["labels"] if "labels" in loaded.files else None
-    else:
-        images = loaded
+    with reading(path, "calibration file", "give a .npy or an .npz with an 'images' array (numpy.savez)"):
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                if "images" not in loaded.files:
+                    raise UsageError(f"{path} has no 'images' array (it has: {', '.join(loaded.files) or 'nothing'})")
+                images = loaded["images"]
+                labels = loaded["labels"] if "labels" in loaded.files else None
+        else:
+            images = loaded
     channels, height, width = shape
     if images.dtype == np.uint8 and images.ndim == 4:
         if images.shape[-1] != channels:
@@ -193,6 +214,35 @@ def synthetic(shape: tuple[int, int, int], count: int, recipe: Recipe, seed: int
     return CalibrationSet(normalise(pixels, recipe), None, SYNTHETIC, digest, True)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (MemAvailable on Linux, physical memory elsewhere)."""
+    import os
+
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(shape: tuple[int, int, int], samples: int) -> None:
+    """Refuse, before allocating, ``samples`` images of ``shape`` that would not fit in memory (the pixels and
+    their float32 copies take about 12 bytes per value, more than half of what is available)."""
+    need = samples * int(np.prod(shape, dtype=np.int64)) * 12
+    free = available_memory()
+    if free is not None and need > free // 2:
+        raise UsageError(
+            f"{samples} samples of {'×'.join(map(str, shape))} need about {need / 2**30:.1f} GiB, more than half "
+            f"of the {free / 2**30:.1f} GiB available: lower --calib-size/--holdout or the input size"
+        )
+
+
 def load_calibration(
     source: str | Path | None, shape: tuple[int, int, int], recipe: Recipe, count: int, holdout: int, seed: int = 0
 ) -> tuple[CalibrationSet, CalibrationSet]:
@@ -204,6 +254,8 @@ def load_calibration(
     if count < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {count}")
     rng = np.random.default_rng(seed)
+    if source is None or str(source) == SYNTHETIC or Path(source).is_dir():
+        check_memory(shape, count + holdout)
     if source is None or str(source) == SYNTHETIC:
         data = synthetic(shape, count + holdout, recipe, seed)
     else:

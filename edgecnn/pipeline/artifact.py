@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config.recipes import Recipe, recipe_for_family
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, check_file
 from edgecnn.formats import format_of
 from edgecnn.runtime.loader import Runner, load
 
@@ -94,8 +94,7 @@ def open_artifact(
     path = Path(spec)
     fmt = format_of(path)
     if fmt is not None:
-        if not path.is_file():
-            raise UsageError(f"artifact {path} does not exist")
+        check_file(path, "artifact")
         manifest = _manifest_beside(path)
         recipe = _recipe_from_manifest(manifest) if manifest else recipe_for_family(None)
         shape = tuple(manifest["model"]["input_shape"]) if manifest else _file_input_shape(path)

@@ -13,9 +13,9 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
-from edgecnn.config.recipes import load_recipe, recipe_for_family
+from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET, load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
-from edgecnn.errors import DriftError, EdgecnnError, UsageError
+from edgecnn.errors import DriftError, EdgecnnError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
 from edgecnn.formats import check_format_options, parse_formats, stage_formats
 from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
@@ -69,9 +69,14 @@ def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
 
 def _validate(options: ExportOptions) -> None:
     if options.method is not None and options.method not in METHODS:
-        raise UsageError(f"unknown calibration method '{options.method}' (known: {', '.join(METHODS)})")
-    if options.opset is not None and not 19 <= options.opset <= 21:
-        raise UsageError(f"--opset must be between 19 and 21 (the dynamo exporter needs ≥ 19), got {options.opset}")
+        raise UnknownNameError("calibration method", options.method, METHODS)
+    if options.opset is not None and not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise UsageError(
+            f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the dynamo exporter needs ≥ {MIN_OPSET}), "
+            f"got {options.opset}"
+        )
+    if not options.max_drop >= 0:  # NaN too; Thresholds would name drift's --max-accuracy-drop
+        raise UsageError(f"--max-drop must be ≥ 0 points, got {options.max_drop}")
     Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
     if options.deform is not None and options.deform not in ("native", "custom", "gather"):
         raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")
@@ -79,6 +84,8 @@ def _validate(options: ExportOptions) -> None:
         raise UsageError(f"--tflite-io must be int8 or float, got '{options.tflite_io}'")
     if options.calib_size is not None and options.calib_size < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
+    if options.holdout < 0:
+        raise UsageError(f"--holdout must be ≥ 0 (0 holds nothing out), got {options.holdout}")
 
 
 def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> ExportResult:
@@ -324,6 +331,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "source": ctx.calib.source,
             "sha256": ctx.calib.sha256,
             "synthetic": ctx.calib.synthetic,
+            "bit_depths": list(ctx.calib.bit_depths),  # of the image files read; 16-bit scaled to 8
             "labels": ctx.calib.labels is not None,
             "calibrator_options": quantize.get("calibrator_options", {}),
         },

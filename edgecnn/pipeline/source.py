@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgecnn.config.profiles import Profile
-from edgecnn.errors import UnknownNameError, UsageError
+from edgecnn.errors import UnknownNameError, UsageError, UserCodeError, check_file
 
 TORCHVISION_PREFIX = "torchvision:"
+MAX_INPUT_SHAPE = (256, 64, 8192, 8192)  # N, C, H, W: beyond these a "model input" is a typo
 
 
 @dataclass
@@ -66,21 +68,39 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
         raise UsageError(f"--input-shape must be N,C,H,W integers, got '{text}'") from None
     if len(shape) != 4 or any(d <= 0 for d in shape):
         raise UsageError(f"--input-shape must be four positive integers N,C,H,W, got '{text}'")
+    for name, value, bound in zip("NCHW", shape, MAX_INPUT_SHAPE, strict=True):
+        if value > bound:
+            raise UsageError(
+                f"--input-shape {name}={value} is beyond what edgecnn accepts for an image model "
+                f"(N ≤ {MAX_INPUT_SHAPE[0]}, C ≤ {MAX_INPUT_SHAPE[1]}, H and W ≤ {MAX_INPUT_SHAPE[2]}): "
+                "give the size the model is meant to run at"
+            )
     return shape
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, in one line, with what the unsafe way would risk."""
+    text = str(error)
+    unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if "Weights only load failed" in text:
+        found = f" (it holds {unsupported.group(1)})" if unsupported else ""
+        return (
+            f"it holds Python objects besides tensors{found}; edgecnn loads weights with weights_only=True "
+            "because weights_only=False runs arbitrary code from the file: if you trust its source, load it "
+            "yourself and save only the state_dict (torch.save(model.state_dict(), 'weights.pt'))"
+        )
+    return " ".join(text.split())[:200] or type(error).__name__
 
 
 def load_weights(module: Any, path: str | Path) -> dict[str, str]:
     """Load a state_dict or checkpoint (``weights_only=True``) into ``module``; mismatches are errors."""
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"weights file {path} does not exist")
+    path = check_file(path, "weights file")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises anything from IndexError to UnpicklingError on a bad file
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError(f"weights file {path} cannot be loaded: {reason[:200]}") from None
+        raise UsageError(f"weights file {path} cannot be loaded: {_load_failure(error)}") from None
     state = loaded
     if isinstance(loaded, dict):
         for key in ("state_dict", "model_state_dict", "model", "weights"):
@@ -124,23 +144,88 @@ def _zoo(name: str, options: dict[str, Any], profile: Profile | None) -> ModelSo
     return ModelSource("zoo", info.name, (), info.family, given, origin)
 
 
+# What edgecnn imports after it has imported an import-path MODEL's module: imported first, so a file of the
+# same name beside the user's module (onnxsim.py, PIL/, numpy.py) cannot stand in for it.
+LIBRARIES = ("numpy", "yaml", "PIL.Image", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim", "torchvision")
+
+
 def _import(spec: str) -> Any:
+    import contextlib
     import os
     import sys
 
     module_name, _, attr = spec.partition(":")
-    if os.getcwd() not in sys.path:  # like `python -m`: modules in the current directory are importable
-        sys.path.insert(0, os.getcwd())
+    for library in LIBRARIES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(library)
+    saved = list(sys.path)
+    sys.path.append(os.getcwd())  # like `python -m`, modules in the current directory are importable, but last
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise UsageError(f"cannot import '{module_name}' for MODEL '{spec}': {error}") from None
+    except Exception as error:
+        raise _user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from error
+    finally:
+        sys.path[:] = saved
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
             raise UsageError(f"'{module_name}' has no attribute '{attr}'")
         target = getattr(target, part)
     return target
+
+
+def _user_code_error(doing: str, error: Exception) -> UserCodeError:
+    """An error raised by the user's code, with its traceback (edgecnn's own frames left out)."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    own = Path(__file__).resolve().parents[1]
+    mine = [f for f in frames if not Path(f.filename).resolve().is_relative_to(own) and "importlib" not in f.filename]
+    details = "".join(traceback.format_list(mine or frames)) + "".join(traceback.format_exception_only(error))
+    return UserCodeError(
+        f"your code raised {type(error).__name__} while {doing} (its traceback follows; the bug is in that code, "
+        "not in edgecnn)",
+        "Traceback of your code (most recent call last):\n" + details,
+    )
+
+
+def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
+    """Call an import-path MODEL's class or factory; anything but an nn.Module subclass or a Python function is
+    refused before it is called (``os:system`` is not a model)."""
+    import torch
+
+    if isinstance(target, torch.nn.Module):
+        return target
+    is_module_class = inspect.isclass(target) and issubclass(target, torch.nn.Module)
+    if not is_module_class and not inspect.isfunction(target):
+        kind = "a class that is not a torch.nn.Module" if inspect.isclass(target) else type(target).__name__
+        raise UsageError(
+            f"MODEL '{spec}' is {kind}, not a factory of a torch.nn.Module: name an nn.Module subclass or a "
+            "function of yours that returns one"
+        )
+    params = inspect.signature(target).parameters
+    unknown = [k for k in kwargs if k not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
+    if unknown:
+        raise UsageError(f"'{spec}' takes no argument {', '.join(unknown)}")
+    required = [
+        name
+        for name, p in params.items()
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and name not in kwargs
+    ]
+    if required:
+        raise UsageError(
+            f"MODEL '{spec}' needs argument(s) {', '.join(required)}: a factory must build the model "
+            "without arguments (besides num_classes and in_chans)"
+        )
+    try:
+        module = target(**kwargs)
+    except Exception as error:  # chained, so a caller of the Python API keeps the full traceback
+        raise _user_code_error(f"building MODEL '{spec}'", error) from error
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")
+    return module
 
 
 def resolve_source(
@@ -180,16 +265,7 @@ def resolve_source(
             kwargs["num_classes"] = num_classes
         if in_chans is not None:
             kwargs["in_chans"] = in_chans
-        if not callable(target):
-            raise UsageError(f"'{spec}' is neither a class nor a factory function")
-        params = inspect.signature(target).parameters if not isinstance(target, torch.nn.Module) else {}
-        unknown = [k for k in kwargs if k not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
-        if unknown:
-            raise UsageError(f"'{spec}' takes no argument {', '.join(unknown)}")
-        module = target if isinstance(target, torch.nn.Module) else target(**kwargs)
-        if not isinstance(module, torch.nn.Module):
-            raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")
-        source = ModelSource("import", str(spec), (), module=module)
+        source = ModelSource("import", str(spec), (), module=_build(str(spec), target, kwargs))
     else:
         source = _zoo(str(spec), scaling, profile)
         from edgecnn.models.registry import create_model
@@ -228,8 +304,7 @@ def _onnx_source(
 ) -> ModelSource:
     import onnx
 
-    if not path.is_file():
-        raise UsageError(f"ONNX file {path} does not exist")
+    check_file(path, "ONNX file")
     if scaling or num_classes or in_chans or weights:
         raise UsageError(
             "an ONNX MODEL is exported already: scaling, --num-classes, --in-chans and --weights do not apply"
@@ -247,6 +322,14 @@ def _onnx_source(
     if len(inputs) != 1:
         raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn exports single-input image models")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if input_shape is not None and (
+        len(dims) != len(input_shape) or any(d is not None and d != g for d, g in zip(dims, input_shape, strict=False))
+    ):
+        shown = ",".join("?" if d is None else str(d) for d in dims)
+        raise UsageError(
+            f"--input-shape {','.join(map(str, input_shape))} does not fit {path}, whose input is {shown} "
+            "(? marks a free dimension): give those sizes or leave --input-shape out"
+        )
     if input_shape is None:
         if len(dims) != 4 or any(d is None for d in dims[1:]):
             raise UsageError(f"{path} has input shape {dims}; give --input-shape N,C,H,W")

@@ -10,15 +10,15 @@ artifact order and the format table's stage names read ``STAGES``. A failed chec
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgecnn.analysis.metrics import max_abs_error, relative_max_error
-from edgecnn.errors import CheckFailedError
+from edgecnn.errors import CheckFailedError, UsageError, reading
 from edgecnn.pipeline.context import (
     ORT_INT8_THRESHOLD,
     PARITY_THRESHOLD,
@@ -82,6 +82,16 @@ def _parity(reference: np.ndarray, other: np.ndarray, what: str, threshold: floa
     return figures
 
 
+def _copy_onnx(given: Path, path: Path) -> None:
+    """Copy an ONNX MODEL to ``path`` self-contained: weights kept in external data (``model.onnx.data``)
+    are read from beside ``given`` and embedded."""
+    import onnx
+
+    with reading(given, "ONNX MODEL", "keep its external data files beside it, as they were saved"):
+        model = onnx.load(str(given), load_external_data=True)
+    onnx.save_model(model, str(path))
+
+
 def run_export(ctx: ExportContext) -> StageResult:
     """Trace the module to ONNX (or take the given ONNX file), checked by the ONNX checker and an ORT load."""
     from edgecnn.pipeline.onnx_export import check_onnx, export_onnx
@@ -90,11 +100,11 @@ def run_export(ctx: ExportContext) -> StageResult:
     source = ctx.source
     check = {"onnx_checker": "passed", "ort_load": "passed"}
     if source.kind == "onnx":
-        shutil.copy2(source.onnx_path, path)
+        _copy_onnx(source.onnx_path, path)
         try:
             check_onnx(path)
-        except ValueError as error:
-            raise CheckFailedError(f"{source.onnx_path} is not a valid ONNX model: {error}") from None
+        except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
+            raise UsageError(f"{source.onnx_path} is not a valid ONNX model: {error}") from None
         return StageResult({"given": str(source.onnx_path), "check": check}, {"exported": path})
     info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
     return StageResult({**info, "check": check}, {"exported": path})

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import UsageError
+from edgecnn.errors import UsageError, check_file
 from edgecnn.formats import require_format
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -141,8 +141,7 @@ def load(
     """A runner for any artifact: a `.onnx`/`.ort`/`.tflite` path or a ``torch.nn.Module``."""
     if isinstance(artifact, (str, Path)):
         path = Path(artifact)
-        if not path.is_file():
-            raise UsageError(f"artifact {path} does not exist")
+        check_file(path, "artifact")
         if require_format(path).runtime == "tflite":
             return load_tflite(path, threads, layout=layout)
         return load_ort(path, threads, optimization)

@@ -1,0 +1,485 @@
+"""Bad input on every command: one ``edgecnn: error:`` line, exit 1, no traceback, nothing written.
+
+Each case of ``CASES`` is the command line a new user might type, the files it needs (made by a setup
+function in the test's directory) and the words the error line must hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.reliability.conftest import (
+    assert_clean_failure,
+    files_under,
+    png,
+    png_header_only,
+    run_edgecnn,
+    run_export,
+    tiny_onnx,
+)
+
+TINY = ["--format", "onnx", "--calib-size", "8", "--holdout", "4"]  # with mobilenet_v1 at α 0.25, 32 px
+MV1 = ["mobilenet_v1", "--width", "0.25", "--resolution", "32", *TINY]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A command line, the files it needs and the words its one error line must hold."""
+
+    args: tuple[str, ...]
+    message: str
+    setup: Callable[[Path], object] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def _write(name: str, data: bytes | str) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        return path
+
+    return make
+
+
+def _npz(name: str, **arrays: np.ndarray) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        np.savez(folder / name, **arrays)
+
+    return make
+
+
+def _mkdir(name: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).mkdir(parents=True)
+
+
+def _recipe(**changes: object) -> Callable[[Path], None]:
+    """A copy of the default recipe with ``changes``, as recipe.yaml."""
+
+    def make(folder: Path) -> None:
+        import yaml
+
+        from edgecnn.config.recipes import recipes_dir
+
+        data = yaml.safe_load((recipes_dir() / "default.yaml").read_text(encoding="utf-8"))
+        (folder / "recipe.yaml").write_text(yaml.safe_dump({**data, **changes}), encoding="utf-8")
+
+    return make
+
+
+def _results(rows: object) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        payload = {"schema": "edgecnn-bench-results/1", "results": rows}
+        (folder / "results.json").write_text(json.dumps(payload), encoding="utf-8")
+
+    return make
+
+
+def _probe(**changes: object) -> list[dict[str, object]]:
+    row = {"name": "conv", "dtype": "fp32", "ops": [["conv", "fp32", 1e6, 1e5, 1e4, 16, 9]], "p50_ms": 1.0}
+    return [{**row, **changes}]
+
+
+def _two_models(folder: Path) -> None:
+    tiny_onnx(folder / "ref.onnx", classes=10)
+    tiny_onnx(folder / "target.onnx", classes=5)
+    np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))
+
+
+def _unknown_op(folder: Path) -> None:
+    """An ONNX file that parses but that the ONNX checker rejects (an operator no opset has)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["input"], ["logits"])],
+        "bad",
+        [value("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [value("logits", TensorProto.FLOAT, [1, 10])],
+    )
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+
+
+def _pickled_object(folder: Path) -> None:
+    import argparse
+
+    import torch
+
+    torch.save({"args": argparse.Namespace(lr=0.1)}, folder / "obj.pt")  # a training script's checkpoint
+
+
+def _user_module(source: str) -> Callable[[Path], Path]:
+    return _write("mine.py", source)
+
+
+NOT_UTF8 = b"family: \xff\xfe\n"
+
+CASES: dict[str, Case] = {
+    # --- export: names and options
+    "unknown model": Case(("export", "mobilenet_v5"), "unknown model 'mobilenet_v5'; did you mean 'mobilenet_v2'"),
+    "unknown profile": Case(("export", "mobilenet", "--profile", "raspberrypi3"), "unknown profile 'raspberrypi3'"),
+    "unknown recipe": Case(("export", "mobilenet", "--recipe", "mobilenett"), "did you mean 'mobilenet'"),
+    "unknown format": Case(("export", "mobilenet", "--format", "onnx,ortt"), "did you mean 'ort'"),
+    "unknown method": Case(("export", "mobilenet", "--method", "entropi"), "did you mean 'entropy'"),
+    "tflite option without tflite": Case(
+        ("export", "mobilenet", "--format", "onnx,ort", "--nchw-io"), "--nchw-io applies to --format tflite"
+    ),
+    "tflite-io without tflite": Case(
+        ("export", "mobilenet", "--format", "onnx", "--tflite-io", "float"), "--tflite-io"
+    ),
+    "option the model lacks": Case(("export", "resnet18", "--phi", "1"), "has no option phi"),
+    "opset too old": Case(("export", "resnet18", "--opset", "11"), "--opset must be between 19 and 21"),
+    "negative holdout": Case(("export", "resnet18", "--holdout", "-1"), "--holdout must be ≥ 0"),
+    "calib size zero": Case(("export", "resnet18", "--calib-size", "0"), "--calib-size must be ≥ 1"),
+    "agreement over one": Case(("export", "resnet18", "--min-agreement", "1.5"), "must be between 0 and 1"),
+    "NaN max drop": Case(("export", "resnet18", "--max-drop", "nan"), "--max-drop must be ≥ 0 points"),
+    "width not a number": Case(("export", "mobilenet", "--width", "wide"), "'wide' is not a valid float"),
+    "stages not integers": Case(("export", "resnet50_dcnv2", "--stages", "a,b"), "expected a comma list of integers"),
+    "missing MODEL": Case(("export",), "Missing argument 'MODEL'"),
+    "unknown export option": Case(("export", "mobilenet", "--colour"), "No such option"),
+    # --- export: input shape
+    "input shape not integers": Case(("export", "resnet18", "--input-shape", "1,3,a,b"), "N,C,H,W integers"),
+    "input shape of three": Case(("export", "resnet18", "--input-shape", "3,224,224"), "four positive integers"),
+    "input shape absurd": Case(
+        ("export", "tests.fixtures.tinynet:build_net", "--input-shape", "1,3,100000,100000"), "H and W ≤ 8192"
+    ),
+    "input shape beyond memory": Case(
+        ("export", "tests.fixtures.tinynet:build_net", "--input-shape", "256,64,8192,8192"), "GiB available"
+    ),
+    # --- export: recipes and profiles as files
+    "recipe opset 13": Case(
+        ("export", *MV1, "--recipe", "recipe.yaml"), "opset: must be between 19 and 21", _recipe(opset=13)
+    ),
+    "recipe not UTF-8": Case(("export", "mobilenet", "--recipe", "r.yaml"), "is not UTF-8", _write("r.yaml", NOT_UTF8)),
+    "recipe not YAML": Case(
+        ("export", "mobilenet", "--recipe", "r.yaml"), "is not valid YAML", _write("r.yaml", "a: [")
+    ),
+    "profile is a directory": Case(("export", "mobilenet", "--profile", "p.yaml"), "is a directory", _mkdir("p.yaml")),
+    "profile not UTF-8": Case(
+        ("export", "mobilenet", "--profile", "p.yaml"), "is not UTF-8", _write("p.yaml", NOT_UTF8)
+    ),
+    # --- export: MODEL sources
+    "unknown torchvision model": Case(("export", "torchvision:resnet5"), "did you mean 'resnet50'"),
+    "import path without module": Case(("export", "no_such_pkg.mod:build"), "cannot import 'no_such_pkg.mod'"),
+    "import path of a builtin": Case(("export", "os:system"), "not a factory of a torch.nn.Module"),
+    "import path of a non-module class": Case(("export", "collections:OrderedDict"), "not a torch.nn.Module"),
+    "import path missing attribute": Case(("export", "tests.fixtures.tinynet:nothing"), "has no attribute 'nothing'"),
+    "factory returns no module": Case(
+        ("export", "mine:build"), "returned int, not a torch.nn.Module", _user_module("def build():\n    return 3\n")
+    ),
+    "factory rejects num-classes": Case(
+        ("export", "mine:build", "--num-classes", "3"),
+        "takes no argument num_classes",
+        _user_module("def build():\n    pass\n"),
+    ),
+    "factory needs arguments": Case(("export", "shutil:rmtree"), "needs argument(s) path"),
+    "ONNX MODEL not ONNX": Case(("export", "model.onnx"), "is not an ONNX model", _write("model.onnx", b"\x00garbage")),
+    "ONNX MODEL the checker rejects": Case(
+        ("export", "m.onnx", *TINY), "m.onnx is not a valid ONNX model", _unknown_op
+    ),
+    "ONNX MODEL is a directory": Case(("export", "model.onnx"), "is a directory", _mkdir("model.onnx")),
+    "ONNX MODEL missing": Case(("export", "model.onnx"), "does not exist"),
+    "ONNX MODEL with weights": Case(
+        ("export", "m.onnx", "--weights", "w.pt"), "do not apply", lambda folder: tiny_onnx(folder / "m.onnx")
+    ),
+    "ONNX MODEL other input shape": Case(
+        ("export", "m.onnx", "--input-shape", "1,3,16,16"), "whose input is 1,3,8,8", lambda f: tiny_onnx(f / "m.onnx")
+    ),
+    "ONNX MODEL without its external data": Case(
+        ("export", "x/m.onnx", *TINY),
+        "keep its external data files beside it",
+        lambda f: (
+            tiny_onnx(f / "m.onnx", external=True),
+            (f / "x").mkdir(),
+            (f / "x/m.onnx").write_bytes((f / "m.onnx").read_bytes()),
+        ),
+    ),
+    # --- export: weights
+    "weights missing": Case(("export", "resnet18", "--weights", "nope.pt"), "weights file nope.pt does not exist"),
+    "weights is a directory": Case(("export", "resnet18", "--weights", "w.pt"), "is a directory", _mkdir("w.pt")),
+    "weights corrupt": Case(
+        ("export", "resnet18", "--weights", "bad.pt"), "cannot be loaded", _write("bad.pt", "not a checkpoint")
+    ),
+    "weights with Python objects": Case(
+        ("export", "resnet18", "--weights", "obj.pt"), "weights_only=False runs arbitrary code", _pickled_object
+    ),
+    # --- export: calibration data
+    "calib missing": Case(("export", "resnet18", "--calib", "nowhere/"), "does not exist"),
+    "calib empty folder": Case(("export", "resnet18", "--calib", "empty"), "has no images", _mkdir("empty")),
+    "calib folder of text": Case(
+        ("export", "resnet18", "--calib", "docs"), "1 other files", _write("docs/readme.txt", "hi")
+    ),
+    "calib wrong suffix": Case(
+        ("export", "resnet18", "--calib", "c.txt"), "must be an image folder", _write("c.txt", "1")
+    ),
+    "calib unreadable image": Case(
+        ("export", *MV1, "--calib", "imgs"),
+        "is not a readable image",
+        lambda f: (png(f / "imgs/a.png"), (f / "imgs/b.jpg").write_bytes(b"not a jpeg")),
+    ),
+    "calib decompression bomb": Case(
+        ("export", *MV1, "--calib", "imgs"),
+        "decompression bomb",
+        lambda f: png_header_only(f / "imgs/a.png", 20000, 20000),
+    ),
+    "calib grey for RGB model": Case(
+        ("export", *MV1, "--calib", "grey"), "has 1 channel(s); the model takes 3", lambda f: png(f / "grey/a.png", "L")
+    ),
+    "npz wrong shape": Case(
+        ("export", *MV1, "--calib", "c.npz"),
+        "must be N×3×32×32",
+        _npz("c.npz", images=np.zeros((4, 3, 16, 16), np.float32)),
+    ),
+    "npz float64": Case(
+        ("export", *MV1, "--calib", "c.npz"), "got float64", _npz("c.npz", images=np.zeros((4, 3, 32, 32)))
+    ),
+    "npz uint8 channels": Case(
+        ("export", *MV1, "--calib", "c.npz"), "C=3", _npz("c.npz", images=np.zeros((4, 32, 32, 1), np.uint8))
+    ),
+    "npz without images": Case(
+        ("export", *MV1, "--calib", "c.npz"),
+        "has no 'images'",
+        _npz("c.npz", pixels=np.zeros((2, 3, 32, 32), np.float32)),
+    ),
+    "npz with NaN": Case(
+        ("export", *MV1, "--calib", "c.npz"), "NaN", _npz("c.npz", images=np.full((4, 3, 32, 32), np.nan, np.float32))
+    ),
+    "npz corrupt": Case(
+        ("export", *MV1, "--calib", "c.npz"), "calibration file c.npz is not valid", _write("c.npz", b"PK\x03\x04junk")
+    ),
+    "npy of objects": Case(
+        ("export", *MV1, "--calib", "c.npy"),
+        "calibration file c.npy is not valid",
+        lambda f: np.save(f / "c.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True),
+    ),
+    # --- drift
+    "drift garbage ONNX": Case(
+        ("drift", "g.onnx", "g.onnx", "--data", "d.npz"), "cannot load g.onnx", _write("g.onnx", b"garbage")
+    ),
+    "drift without data": Case(("drift", "a.onnx", "b.onnx"), "Missing option '--data'"),
+    "drift missing target": Case(
+        ("drift", "ref.onnx", "nope.onnx", "--data", "d.npz"), "artifact nope.onnx does not exist", _two_models
+    ),
+    "drift target is a directory": Case(
+        ("drift", "ref.onnx", "t.onnx", "--data", "d.npz"), "is a directory", _mkdir("t.onnx")
+    ),
+    "drift different classes": Case(
+        ("drift", "ref.onnx", "target.onnx", "--data", "data.npz"), "gives 10 outputs per image, TARGET", _two_models
+    ),
+    "drift synthetic data": Case(
+        ("drift", "ref.onnx", "target.onnx", "--data", "synthetic"), "must be real data", _two_models
+    ),
+    "drift limit zero": Case(
+        ("drift", "ref.onnx", "ref.onnx", "--data", "data.npz", "--limit", "0"), "--limit must be ≥ 1", _two_models
+    ),
+    "drift agreement over one": Case(
+        ("drift", "a.onnx", "b.onnx", "--data", "d", "--min-agreement", "2"), "between 0 and 1"
+    ),
+    "drift NaN drop": Case(
+        ("drift", "a.onnx", "b.onnx", "--data", "d", "--max-accuracy-drop", "nan"), "must be ≥ 0 points"
+    ),
+    # --- bench
+    "bench garbage ONNX": Case(("bench", "g.onnx"), "cannot load g.onnx", _write("g.onnx", b"garbage")),
+    "bench nothing": Case(("bench",), "no artifact to benchmark"),
+    "bench missing artifact": Case(("bench", "nope.onnx"), "artifact nope.onnx does not exist"),
+    "bench directory artifact": Case(("bench", "m.onnx"), "is a directory", _mkdir("m.onnx")),
+    "bench suite without profile": Case(("bench", "--suite", "probes"), "needs --profile P and --out"),
+    "bench zero rounds": Case(("bench", "m.onnx", "--rounds", "0"), "--rounds"),
+    "bench zero threads": Case(
+        ("bench", "m.onnx", "--threads", "0"), "--threads must be >= 1", lambda f: tiny_onnx(f / "m.onnx")
+    ),
+    "bench bad port": Case(
+        ("bench", "m.onnx", "--host", "pi@x", "--port", "70000"),
+        "--port must be 1..65535",
+        lambda f: tiny_onnx(f / "m.onnx"),
+    ),
+    "bench missing identity": Case(
+        ("bench", "m.onnx", "--host", "pi@x", "--identity", "id"),
+        "identity file id does not exist",
+        lambda f: tiny_onnx(f / "m.onnx"),
+    ),
+    # --- plan
+    "plan unknown family": Case(("plan", "mobilenett", "--profile", "x86-avx2"), "did you mean 'mobilenet'"),
+    "plan unknown profile": Case(("plan", "mobilenet", "--profile", "rpi4"), "unknown profile 'rpi4'"),
+    "plan zero budget": Case(
+        ("plan", "mobilenet", "-p", "x86-avx2", "--budget-ms", "0"), "--budget-ms must be a positive"
+    ),
+    "plan NaN budget": Case(
+        ("plan", "mobilenet", "-p", "x86-avx2", "--budget-ms", "nan"), "--budget-ms must be a positive"
+    ),
+    "plan negative memory": Case(
+        ("plan", "mobilenet", "-p", "x86-avx2", "--memory-mb", "-5"), "--memory-mb must be a positive"
+    ),
+    "plan full headroom": Case(
+        ("plan", "mobilenet", "-p", "x86-avx2", "--headroom", "1"), "--headroom must be in [0, 1)"
+    ),
+    # --- predict
+    "predict missing file": Case(("predict", "m.onnx", "-p", "x86-avx2"), "does not exist"),
+    "predict directory": Case(("predict", "m.onnx", "-p", "x86-avx2"), "is a directory", _mkdir("m.onnx")),
+    "predict garbage ONNX": Case(("predict", "g.onnx", "-p", "x86-avx2"), "cannot read g.onnx", _write("g.onnx", b"x")),
+    "predict unknown model": Case(("predict", "resnet19", "-p", "x86-avx2"), "did you mean"),
+    "predict unknown dtype": Case(("predict", "resnet18", "-p", "x86-avx2", "--dtype", "int4"), "'int4' is not one of"),
+    # --- calibrate-profile
+    "results missing": Case(
+        ("calibrate-profile", "r.json", "--base", "x86-avx2", "--out", "o.yaml"), "results file r.json does not exist"
+    ),
+    "results not UTF-8": Case(
+        ("calibrate-profile", "r.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "is not UTF-8",
+        _write("r.json", b"\xff\xfe{}"),
+    ),
+    "results not JSON": Case(
+        ("calibrate-profile", "r.json", "--base", "x86-avx2", "--out", "o.yaml"), "is not JSON", _write("r.json", "{")
+    ),
+    "results other schema": Case(
+        ("calibrate-profile", "r.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "not an edgecnn RESULTS.json",
+        _write("r.json", "{}"),
+    ),
+    "results rows not mappings": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "results[0]: expected a mapping",
+        _results([1, 2]),
+    ),
+    "results NaN latency": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "p50_ms must be a positive number, got nan",
+        _results(_probe(p50_ms=float("nan"))),
+    ),
+    "results text latency": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "p50_ms must be a positive",
+        _results(_probe(p50_ms="fast")),
+    ),
+    "results NaN op cost": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "ops are malformed",
+        _results(_probe(ops=[["conv", "fp32", float("nan"), 1e5, 1e4, 16, 9]])),
+    ),
+    "calibrate unknown base": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx3", "--out", "o.yaml"),
+        "did you mean 'x86-avx2'",
+        _results(_probe()),
+    ),
+    # --- profiles, models, the group
+    "profiles not UTF-8": Case(
+        ("profiles",), "is not UTF-8", _write("profiles/bad.yaml", NOT_UTF8), (("EDGECNN_DEVICE_PROFILES", "profiles"),)
+    ),
+    "profiles bad option": Case(("profiles", "--yaml"), "No such option '--yaml'"),
+    "models unknown pattern": Case(("models", "resnt"), "did you mean 'resnet'"),
+    "models bad option": Case(("models", "--bogus"), "No such option"),
+    "unknown command": Case(("modls",), "Did you mean 'models'"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_is_one_line(tmp_path, case):
+    spec = CASES[case]
+    if spec.setup is not None:
+        spec.setup(tmp_path)
+    before = files_under(tmp_path)
+    args = [*spec.args, "--out", str(tmp_path / "out")] if spec.args[:1] == ("export",) else list(spec.args)
+    result = run_edgecnn(tmp_path, *args, env=dict(spec.env))
+    assert_clean_failure(result, tmp_path, spec.message, before=before)
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "last"),
+    [
+        (
+            "def build():\n    raise ValueError('my bug')\n",
+            "ValueError while building MODEL 'mine:build'",
+            "ValueError",
+        ),
+        ("1 / 0\n", "ZeroDivisionError while importing 'mine'", "ZeroDivisionError: division by zero"),
+    ],
+    ids=["factory", "import"],
+)
+def test_user_code_that_raises_shows_its_own_traceback(tmp_path, source, message, last):
+    (tmp_path / "mine.py").write_text(source)
+    result = run_export(tmp_path, "mine:build")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("edgecnn: error:")]
+    assert len(errors) == 1 and f"your code raised {message}" in lines[errors[0]]
+    traceback = "\n".join(lines[errors[0] + 1 :])
+    assert "Traceback of your code" in traceback and "mine.py" in traceback and last in traceback
+    assert "edgecnn/pipeline" not in traceback  # only the user's frames
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_library_in_the_current_directory_is_not_imported(tmp_path):
+    marker = tmp_path / "MARKER"
+    for name in ("onnxsim", "numpy", "onnx"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write('{name} ran\\n')\n")
+    (tmp_path / "mine.py").write_text("import torch\n\ndef build():\n    return torch.nn.Conv2d(1, 2, 3)\n")
+    result = run_export(tmp_path, "mine:build", "--input-shape", "1,1,16,16", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists(), marker.read_text()
+
+
+def test_onnx_with_external_data_exports_and_says_nothing_was_held_out(tmp_path):
+    tiny_onnx(tmp_path / "m.onnx", external=True)
+    result = run_export(tmp_path, "m.onnx", "--format", "onnx", "--calib-size", "4", "--holdout", "0")
+    assert result.returncode == 0, result.stderr
+    assert "calibration samples (none held out)" in " ".join(result.stdout.split())
+    assert "held-out samples" not in result.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["calibration"]["held_out"] == 0
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from edgecnn.config.recipes import load_recipe
+    from edgecnn.data.calibration import load_calibration
+
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(ramp).save(tmp_path / "imgs" / "a.png")
+    recipe = load_recipe("default")
+    calib, _ = load_calibration(tmp_path / "imgs", (1, 32, 32), recipe, 1, 0)
+    mean, std = recipe.channel_stats(1)
+    pixels = calib.images[0, 0] * std[0] + mean[0]  # back to [0, 1]
+    assert calib.bit_depths == (16,)
+    assert np.mean(pixels > 0.99) < 0.05 and abs(float(pixels.mean()) - 0.5) < 0.05
+
+
+def test_weights_message_keeps_the_reason_to_load_safely(tmp_path):
+    _pickled_object(tmp_path)
+    result = run_export(tmp_path, "resnet18", "--weights", "obj.pt")
+    assert_clean_failure(result, tmp_path, "argparse.Namespace")
+    assert "if you trust its source" in result.stderr
+
+
+def test_internal_error_is_one_line_and_exit_70(monkeypatch, capsys):
+    from edgecnn import cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("an edgecnn bug")
+
+    monkeypatch.delenv("EDGECNN_DEBUG", raising=False)
+    monkeypatch.setattr(cli.cli, "main", broken)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["models"])
+    assert exit_info.value.code == 70
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "edgecnn: error: internal error: RuntimeError: an edgecnn bug — this is a bug in edgecnn, please report it; "
+        "run with --debug or EDGECNN_DEBUG=1 for the traceback"
+    ]
+    monkeypatch.setenv("EDGECNN_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="an edgecnn bug"):
+        cli.main(["models"])
+
+
+def test_debug_flag_is_global(tmp_path):
+    result = run_edgecnn(tmp_path, "--debug", "models", "resnt")
+    assert_clean_failure(result, tmp_path, "did you mean 'resnet'")
