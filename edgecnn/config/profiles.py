@@ -11,7 +11,7 @@ from edgecnn.config.schema import Field, load_yaml, non_negative, positive, proj
 from edgecnn.costs.latency_model import LatencyModel
 from edgecnn.costs.op_costs import OP_CLASSES
 from edgecnn.errors import UsageError
-from edgecnn.models.registry import FAMILIES
+from edgecnn.models.registry import family_names
 
 ARCHES = ("arm64", "armv7", "x86_64")
 ISA_FEATURES = ("neon", "dotprod", "i8mm", "fp16", "sve", "sse4", "avx2", "avx512", "avx512_vnni", "avx_vnni")
@@ -187,8 +187,8 @@ def _check_consistency(data: dict[str, Any], where: str) -> None:
     if data["name"] != Path(where).stem:
         raise UsageError(f"{where}: name: '{data['name']}' does not match the file name")
     for family in data.get("defaults") or {}:
-        if family not in FAMILIES:
-            raise UsageError(f"{where}: defaults.{family}: unknown family (known: {', '.join(FAMILIES)})")
+        if family not in family_names():
+            raise UsageError(f"{where}: defaults.{family}: unknown family (known: {', '.join(family_names())})")
     _check_latency(data["latency"], data["cpu"]["cores"], where)
     if data["threads"] > data["cpu"]["cores"]:
         raise UsageError(f"{where}: threads: {data['threads']} is more than the {data['cpu']['cores']} cores")

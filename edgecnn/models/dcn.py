@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edgecnn.errors import UsageError
-from edgecnn.models.registry import Reference, register_model
+from edgecnn.models.registry import Reference, declare_family, register_model
 from edgecnn.models.resnet import ResNet, resnet
 
 SOURCE_V1 = "Dai et al., Deformable Convolutional Networks (2017): deformable 3×3 in conv3_x–conv5_x"
 SOURCE_V2 = "Zhu et al., Deformable ConvNets v2 (2019): modulated deformable 3×3 in conv3_x–conv5_x"
 
 DEFAULT_STAGES = (2, 3, 4)  # conv3_x, conv4_x, conv5_x: the last three, as in the DCN papers
+
+declare_family("dcn")
 
 
 def _stages(stages: Sequence[int] | None) -> tuple[int, ...]:

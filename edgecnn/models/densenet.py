@@ -1,4 +1,4 @@
-"""DenseNet 121/169/201/161 (Huang et al., 2017) with a configurable growth rate k."""
+"""DenseNet 121/169/201/161 (Huang et al., 2017) with a configurable growth rate k, and their published top-1."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from edgecnn.errors import UsageError
+from edgecnn.models.accuracy import Table, depth_points, read_depths
 from edgecnn.models.layers import init_weights
-from edgecnn.models.registry import Reference, register_model
+from edgecnn.models.mobilenet import at_resolution
+from edgecnn.models.registry import Reference, declare_family, register_model
 
 SOURCE = "Huang et al., Densely Connected Convolutional Networks (2017); torchvision parameter counts"
 
@@ -87,6 +89,21 @@ def _growth(growth_rate: float) -> int:
     if growth_rate != int(growth_rate):
         raise UsageError(f"growth_rate must be a whole number of channels, got {growth_rate}")
     return int(growth_rate)
+
+
+# Published ImageNet top-1 (float, single crop) at 224; how they are read: edgecnn/models/accuracy.py.
+DENSENET = {
+    "source": "torchvision models, IMAGENET1K_V1 weights acc@1 (Huang et al., Densely Connected Convolutional "
+    "Networks)",
+    "url": "https://pytorch.org/vision/stable/models.html",
+    "top1": {"121": 74.434, "169": 75.6, "201": 76.896, "161": 77.138},
+}
+declare_family(
+    "densenet",
+    table=Table(
+        "densenet", DENSENET, lambda data, reading: read_depths("densenet", data, reading, at_resolution), depth_points
+    ),
+)
 
 
 @register_model("densenet", reference=Reference(params_m=8.0, macs_m=2834, top1=74.4, source=SOURCE))

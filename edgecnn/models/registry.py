@@ -1,9 +1,10 @@
 """One registry for every network of the zoo, in the style of timm and torchvision.
 
-A family module defines one builder per network and decorates it with
-:func:`register_model`; :func:`create_model` and :func:`list_models` are the
-public entry points. Importing this module does not import torch: the family
-modules are imported the first time the registry is read.
+A family module declares each of its families once with :func:`declare_family` (the planner's grid,
+how a candidate's accuracy is expected, its published top-1 table) and registers one
+builder per network with :func:`register_model`; :func:`create_model` and :func:`list_models` are the
+public entry points. Importing this module does not import torch: the family modules are imported the
+first time the registry is read, and the families they declare are listed in ``FAMILY_MODULES``.
 """
 
 from __future__ import annotations
@@ -11,25 +12,30 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import UnknownNameError, UsageError
 
-# Adding a family: write edgecnn/models/<family>.py and add its module here.
-FAMILY_MODULES = ("resnet", "densenet", "mobilenet", "efficientnet", "dcn")
-# The families those modules register (known without importing torch: profiles and recipes name them).
-FAMILIES = (
-    "resnet",
-    "densenet",
-    "mobilenet",
-    "mobilenet_v2",
-    "mobilenet_v3",
-    "efficientnet",
-    "efficientnet_lite",
-    "dcn",
-)
+if TYPE_CHECKING:
+    from edgecnn.models.accuracy import Expectation, Table
+
+# Adding a family: write edgecnn/models/<module>.py (declare_family, then its @register_model builders) and
+# add its line here, module → the families it declares (known without importing torch: profiles name them).
+FAMILY_MODULES: dict[str, tuple[str, ...]] = {
+    "resnet": ("resnet",),
+    "densenet": ("densenet",),
+    "mobilenet": ("mobilenet", "mobilenet_v2", "mobilenet_v3"),
+    "efficientnet": ("efficientnet", "efficientnet_lite"),
+    "dcn": ("dcn",),
+}
+
+
+def family_names() -> tuple[str, ...]:
+    """Every family of the zoo, in ``FAMILY_MODULES`` order, without importing a family module."""
+    return tuple(family for families in FAMILY_MODULES.values() for family in families)
+
 
 NUMERIC_KNOBS = ("width", "depth", "phi", "growth_rate")
 MODEL_OPTIONS = (*NUMERIC_KNOBS, "stages", "resolution")
@@ -58,9 +64,48 @@ class ModelInfo:
     description: str = ""
 
 
+Candidate = tuple[str, dict[str, float]]  # a zoo model and the scaling it is built with
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a family module declares about a family besides its builders."""
+
+    name: str
+    grid: tuple[Candidate, ...] = ()  # the candidates the planner weighs; none: the family is not plannable
+    # The expected top-1 of a candidate: (model, scaling, MACs) → Expectation.
+    accuracy: Callable[[str, dict[str, float], float], Expectation] | None = None
+    table: Table | None = None  # its published top-1 table
+
+
 _REGISTRY: dict[str, ModelInfo] = {}
+_FAMILIES: dict[str, Family] = {}
 _ALIASES: dict[str, str] = {"mobilenet": "mobilenet_v1"}
 _loaded = False
+
+
+def declare_family(
+    name: str,
+    *,
+    grid: Iterable[Candidate] = (),
+    accuracy: Callable[[str, dict[str, float], float], Expectation] | None = None,
+    table: Table | None = None,
+) -> Family:
+    """Declare a family listed in ``FAMILY_MODULES``, once, before registering its models.
+
+    ``grid`` is the candidates the planner weighs, ``accuracy`` the expected top-1 of one of them (model,
+    scaling, MACs); ``table`` the published top-1 table the family reads (:mod:`edgecnn.models.accuracy`).
+    """
+    if name not in family_names():
+        raise ValueError(f"family '{name}' is not listed in FAMILY_MODULES")
+    if name in _FAMILIES:
+        raise ValueError(f"family '{name}' declared twice")
+    grid = tuple(grid)
+    if grid and accuracy is None:
+        raise ValueError(f"family '{name}' has a planner grid but no accuracy")
+    family = Family(name, grid, accuracy, table)
+    _FAMILIES[name] = family
+    return family
 
 
 def register_model(
@@ -68,7 +113,7 @@ def register_model(
     resolution: int = 224,
     reference: Reference | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a builder under its function name.
+    """Register a builder under its function name, in a family declared before (:func:`declare_family`).
 
     The builder must take ``num_classes`` and ``in_chans``; its other keyword
     arguments named in ``MODEL_OPTIONS`` become the model's scaling options.
@@ -76,22 +121,22 @@ def register_model(
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
         name = builder.__name__
-        if family not in FAMILIES:
-            raise ValueError(f"family '{family}' of '{name}' is not listed in FAMILIES")
+        if family not in _FAMILIES:
+            raise ValueError(f"family '{family}' of '{name}' is not declared (declare_family, FAMILY_MODULES)")
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' registered twice")
         params = inspect.signature(builder).parameters
         for required in ("num_classes", "in_chans"):
             if required not in params:
                 raise TypeError(f"builder '{name}' must take '{required}'")
-        knobs = (*tuple(k for k in MODEL_OPTIONS if k in params), "resolution")
+        knobs = tuple(dict.fromkeys((*tuple(k for k in MODEL_OPTIONS if k in params), "resolution")))
         doc = (builder.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = ModelInfo(
             name=name,
             family=family,
             builder=builder,
             resolution=resolution,
-            knobs=tuple(dict.fromkeys(knobs)),
+            knobs=knobs,
             reference=reference or Reference(),
             description=doc[0] if doc else "",
         )
@@ -105,6 +150,9 @@ def _load() -> None:
     if not _loaded:
         for module in FAMILY_MODULES:
             importlib.import_module(f"edgecnn.models.{module}")
+        missing = [family for family in family_names() if family not in _FAMILIES]
+        if missing:
+            raise ValueError(f"families listed in FAMILY_MODULES but never declared: {', '.join(missing)}")
         _loaded = True
 
 
@@ -126,10 +174,35 @@ def list_families() -> list[str]:
     return sorted({info.family for info in _REGISTRY.values()})
 
 
+def get_family(name: str) -> Family:
+    """What the family ``name`` declares."""
+    _load()
+    if name not in _FAMILIES:
+        raise UnknownNameError("family", name, _FAMILIES)
+    return _FAMILIES[name]
+
+
+def plannable_families() -> tuple[str, ...]:
+    """The families with a planner grid, in ``FAMILY_MODULES`` order."""
+    _load()
+    return tuple(family for family in family_names() if _FAMILIES[family].grid)
+
+
+def accuracy_tables() -> dict[str, Table]:
+    """The published top-1 tables the families declare, by name."""
+    _load()
+    return {family.table.name: family.table for family in _FAMILIES.values() if family.table is not None}
+
+
+def unalias(name: str) -> str:
+    """The model an alias stands for; any other name unchanged."""
+    return _ALIASES.get(name, name)
+
+
 def resolve_name(name: str) -> str:
     """The registered name for ``name`` or one of its aliases; a did-you-mean error otherwise."""
     _load()
-    name = _ALIASES.get(name, name)
+    name = unalias(name)
     if name not in _REGISTRY:
         raise UnknownNameError("model", name, list(_REGISTRY) + list(_ALIASES))
     return name
