@@ -19,6 +19,7 @@ from typing import Any
 from edgecnn.costs.op_costs import DTYPES, summarize
 from edgecnn.errors import UnknownNameError, UsageError
 from edgecnn.models.accuracy import Expectation
+from edgecnn.models.knobs import RESOLUTION
 from edgecnn.models.registry import get_family, plannable_families, unalias
 
 DEFAULT_HEADROOM = 0.05  # x86-avx2's held-out prediction error: MAPE 3–4% (benchmarks/latency_fidelity.py)
@@ -46,7 +47,7 @@ class Candidate:
     def label(self) -> str:
         """``mobilenet_v1 width=0.5 resolution=160``, ``efficientnet phi=1.5 (259²)``."""
         words = [self.model, *(f"{k}={v:g}" for k, v in self.config.items())]
-        return " ".join(words) + ("" if "resolution" in self.config else f" ({self.resolution}²)")
+        return " ".join(words) + ("" if RESOLUTION.name in self.config else f" ({self.resolution}²)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
