@@ -1,6 +1,7 @@
-"""The knob table is the one place the scaling knobs are spelled: the registry and the profiles read it."""
+"""The knob table is the one place the scaling knobs are spelled: registry, profiles and export read it."""
 
 import ast
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,12 @@ from edgecnn.config.profiles import PROFILE_SCHEMA
 from edgecnn.errors import UsageError
 from edgecnn.models.knobs import KNOBS, RESOLUTION, input_size
 from edgecnn.models.registry import create_model, get_model_info
+from edgecnn.pipeline.context import ExportOptions
+from edgecnn.pipeline.export import _options
 
 ROOT = Path(__file__).resolve().parents[2] / "edgecnn"
-READERS = ("models/registry.py", "config/profiles.py")
-OTHER_MEANINGS: dict[str, set[str]] = {}
+READERS = ("models/registry.py", "config/profiles.py", "pipeline/context.py", "pipeline/export.py")
+OTHER_MEANINGS = {"pipeline/export.py": {"resolution", "stages"}}  # a plan candidate's input size, pipeline stages
 
 
 @pytest.mark.parametrize("path", [*READERS, "analysis/planner.py"])
@@ -21,6 +24,15 @@ def test_no_knob_name_is_spelled_outside_the_table(path):
     tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
     spelled = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in names}
     assert spelled <= OTHER_MEANINGS.get(path, set()), path
+
+
+def test_export_options_carry_the_knobs_as_one_dict():
+    assert not {f.name for f in fields(ExportOptions)} & set(KNOBS)
+    options = _options("mobilenet", {"resolution": 160, "width": 0.5, "phi": None, "profile": "raspberrypi4"})
+    assert options.scaling == {"width": 0.5, "resolution": 160}  # the table's order, None dropped
+    assert options.profile == "raspberrypi4"
+    with pytest.raises(UsageError, match=r"unknown option.*scaling"):
+        _options("mobilenet", {"scaling": {"width": 0.5}})
 
 
 def test_profile_defaults_take_every_knob_checked_as_the_table_says():
