@@ -1,4 +1,4 @@
-"""The knob table is the one place the scaling knobs are spelled: registry, profiles and export read it."""
+"""The knob table is the one place the scaling knobs are spelled: registry, profiles, export and CLI read it."""
 
 import ast
 from dataclasses import fields
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from edgecnn.cli import cli
 from edgecnn.config.profiles import PROFILE_SCHEMA
 from edgecnn.errors import UsageError
 from edgecnn.models.knobs import KNOBS, RESOLUTION, input_size
@@ -14,7 +15,7 @@ from edgecnn.pipeline.context import ExportOptions
 from edgecnn.pipeline.export import _options
 
 ROOT = Path(__file__).resolve().parents[2] / "edgecnn"
-READERS = ("models/registry.py", "config/profiles.py", "pipeline/context.py", "pipeline/export.py")
+READERS = ("models/registry.py", "config/profiles.py", "pipeline/context.py", "pipeline/export.py", "cli.py")
 OTHER_MEANINGS = {"pipeline/export.py": {"resolution", "stages"}}  # a plan candidate's input size, pipeline stages
 
 
@@ -40,6 +41,16 @@ def test_profile_defaults_take_every_knob_checked_as_the_table_says():
     assert list(schema) == list(KNOBS)
     for name, knob in KNOBS.items():
         assert schema[name].check == knob.problem
+
+
+@pytest.mark.parametrize("command", ["export", "predict"])
+def test_cli_options_come_from_the_table(command):
+    options = {p.name: p for p in cli.commands[command].params}
+    for name, knob in KNOBS.items():
+        option = options[name]
+        assert option.opts == [knob.flag] and option.help == knob.help
+    knob_params = [p.name for p in cli.commands[command].params if p.name in KNOBS]
+    assert knob_params == list(KNOBS)
 
 
 def test_builder_arguments_named_in_the_table_are_the_model_knobs():
