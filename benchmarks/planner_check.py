@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 from common import write_result
 
-from edgecnn.analysis.planner import _grid, plan
+from edgecnn.analysis.planner import plan
 from edgecnn.bench.api import bench
 from edgecnn.commands.probes import build_probe_suite
+from edgecnn.models.registry import get_family
 
 NAME = "planner_check"
 PROFILE = "x86-avx2"
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp),
             dtypes=("int8",),
             on_probe=lambda name: print(f"{NAME}: export {name}", flush=True),
-            probes=_grid()[args.family],
+            probes=get_family(args.family).grid,
         )
         results = bench([p["artifact"] for p in probes], threads=1, runs=100, budget_s=1.0, rounds=3)
     measured = {label: r[STATISTIC] for label, r in zip(labels, results, strict=True)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import click
 from edgecnn import __version__
 from edgecnn.errors import EXIT_INTERNAL, EXIT_USAGE, EdgecnnError, UserCodeError
 from edgecnn.formats import FORMATS
+from edgecnn.models.knobs import KNOBS
 
 # Modules of the `export` extra (pyproject.toml): missing ones are an install hint, not a traceback.
 EXPORT_MODULES = frozenset(
@@ -45,6 +47,17 @@ def _int_list(value: str | None) -> tuple[int, ...] | None:
         return tuple(int(part) for part in value.split(","))
     except ValueError:
         raise click.BadParameter(f"expected a comma list of integers, got '{value}'") from None
+
+
+def _knob_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per scaling knob of the knob table (edgecnn/models/knobs.py), in its order: ``--width`` …"""
+    for knob in reversed(KNOBS.values()):
+        if knob.many:
+            option = click.option(knob.flag, callback=lambda ctx, param, value: _int_list(value), help=knob.help)
+        else:
+            option = click.option(knob.flag, type=knob.type, help=knob.help)
+        command = option(command)
+    return command
 
 
 @cli.command()
@@ -139,16 +152,7 @@ class _ExportCommand(click.Command):
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Output directory [default: exports/MODEL-PROFILE].")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
-@click.option("--width", type=float, help="Width multiplier α (MobileNet, EfficientNet with --phi, ResNet).")
-@click.option("--resolution", type=float, help="Input size in pixels, or a multiplier ρ ≤ 1 of the default.")
-@click.option("--phi", type=float, help="EfficientNet compound coefficient φ (model 'efficientnet').")
-@click.option("--depth", type=float, help="Depth multiplier (model 'efficientnet').")
-@click.option("--growth-rate", type=int, help="DenseNet growth rate k.")
-@click.option(
-    "--stages",
-    callback=lambda ctx, param, value: _int_list(value),
-    help="DCN: deformable stages, a comma list of 1–4 [default: 2,3,4].",
-)
+@_knob_options
 @click.option("--weights", type=click.Path(path_type=Path), help="state_dict or checkpoint (.pt), loaded safely.")
 @click.option("--num-classes", type=int, help="Classes of the classifier (to match --weights).")
 @click.option("--in-chans", type=int, help="Input channels (to match --weights).")
@@ -442,9 +446,7 @@ def profiles(as_json: bool) -> None:
     show_default=True,
     help="Predict every op at this dtype; auto reads a QDQ graph's int8 ops as int8 (a zoo MODEL: fp32).",
 )
-@click.option("--width", type=float, help="Width multiplier α (zoo MODEL).")
-@click.option("--resolution", type=float, help="Input size in pixels (zoo MODEL).")
-@click.option("--phi", type=float, help="EfficientNet φ (zoo MODEL 'efficientnet').")
+@_knob_options
 @click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
 def predict(model: str, profile: str, dtype: str, as_json: bool, **scaling: Any) -> None:
     """Predict MODEL's latency on a profile with its latency model (per op: max(compute, memory) + overhead).

@@ -101,3 +101,16 @@ def test_export_summary_table(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "model.fp32.onnx" in result.stdout and "model.int8.onnx" not in result.stdout
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp32.onnx", "report.md"]
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "value"), [("efficientnet", "--depth", "1.4"), ("densenet121", "--growth-rate", "12")]
+)
+def test_predict_takes_every_knob(model, option, value):
+    result = run("predict", model, option, value, "--resolution", "96", "--profile", "x86-avx2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    plain = json.loads(run("predict", model, "--resolution", "96", "--profile", "x86-avx2", "--json").stdout)
+    assert report["macs_m"] != plain["macs_m"]  # the knob reached the model
+    bad = run("predict", model, option, "0", "--profile", "x86-avx2")
+    assert bad.returncode == 1 and "must be" in bad.stderr and "Traceback" not in bad.stderr

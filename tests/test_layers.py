@@ -2,7 +2,8 @@
 
 The order is written once, here. A module's layer is its top package (``edgecnn/pipeline/…`` → pipeline)
 or, for a top-level module, its name. Imports inside functions count like the others: deferring an
-import hides a cycle from Python, not from the design.
+import hides a cycle from Python, not from the design. Imports under ``if TYPE_CHECKING:`` (names for
+annotations only) do not count.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ def _imports(path: Path, module: str) -> set[str]:
     module, else edgecnn.x; relative imports are resolved)."""
     found = set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {  # ``if TYPE_CHECKING:`` imports name types for annotations; nothing is imported at run time
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and _is_type_checking(node.test)
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "edgecnn"}
         elif isinstance(node, ast.ImportFrom):
@@ -50,6 +61,12 @@ def _imports(path: Path, module: str) -> set[str]:
                 candidate = f"{base}.{alias.name}"
                 found.add(candidate if candidate in MODULES else base)
     return found - {module}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}

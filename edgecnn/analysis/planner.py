@@ -2,7 +2,7 @@
 
 Every candidate of the family's grid is costed on the meta device (no weights, no export), its latency
 predicted with the profile's latency model and its memory estimated (weights plus the largest operator's
-activations); its expected ImageNet top-1 comes from the published tables (:mod:`accuracy_tables`). The
+activations); its expected ImageNet top-1 comes from the published tables (:mod:`edgecnn.models.accuracy`). The
 choice is the best expected top-1 among the candidates within both budgets, ties to the faster one;
 candidates whose accuracy is only extrapolated from published points are chosen only when nothing
 published or interpolated fits. A candidate fits the latency budget when its prediction leaves
@@ -17,33 +17,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgecnn.analysis.accuracy_tables import expected_top1
 from edgecnn.costs.op_costs import DTYPES, summarize
 from edgecnn.errors import UnknownNameError, UsageError
+from edgecnn.models.accuracy import Expectation
+from edgecnn.models.knobs import RESOLUTION
+from edgecnn.models.registry import get_family, plannable_families, unalias
 
-_MV1_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
-_MV2_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
-_RESOLUTIONS = (96, 128, 160, 192, 224)
 DEFAULT_HEADROOM = 0.05  # x86-avx2's held-out prediction error: MAPE 3–4% (benchmarks/latency_fidelity.py)
 
-
-def _grid() -> dict[str, list[tuple[str, dict[str, float]]]]:
-    """Family → candidate (zoo model, scaling) pairs."""
-    phis = [i / 4 for i in range(29)]  # 0 … 7 in steps of 0.25
-    return {
-        "mobilenet": [("mobilenet_v1", {"width": a, "resolution": r}) for a in _MV1_WIDTHS for r in _RESOLUTIONS],
-        "mobilenet_v2": [("mobilenet_v2", {"width": a, "resolution": r}) for a in _MV2_WIDTHS for r in _RESOLUTIONS],
-        "efficientnet": [
-            *(("efficientnet", {"phi": p}) for p in phis),
-            *((f"efficientnet_b{i}", {}) for i in range(8)),
-            *((f"efficientnet_lite{i}", {}) for i in range(5)),
-        ],
-        "resnet": [(f"resnet{d}", {"resolution": r}) for d in (18, 34, 50, 101, 152) for r in (160, 192, 224)],
-    }
-
-
-PLANNABLE = ("mobilenet", "mobilenet_v2", "efficientnet", "resnet")
-_ALIASES = {"mobilenet_v1": "mobilenet"}
+# The families with a planner grid (each declares its grid and accuracy where it registers its models).
+PLANNABLE = plannable_families()
 
 
 @dataclass
@@ -65,7 +48,7 @@ class Candidate:
     def label(self) -> str:
         """``mobilenet_v1 width=0.5 resolution=160``, ``efficientnet phi=1.5 (259²)``."""
         words = [self.model, *(f"{k}={v:g}" for k, v in self.config.items())]
-        return " ".join(words) + ("" if "resolution" in self.config else f" ({self.resolution}²)")
+        return " ".join(words) + ("" if RESOLUTION.name in self.config else f" ({self.resolution}²)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -110,29 +93,28 @@ class Plan:
 
 
 def family_of(name: str) -> str | None:
-    """The planner family for a model spec ('mobilenet', 'mobilenet_v1' …), None when it plans nothing."""
-    name = _ALIASES.get(name, name)
-    return name if name in PLANNABLE else None
+    """The planner family for a model spec: a plannable family, or the model one stands for ('mobilenet_v1' →
+    'mobilenet'); None when it plans nothing."""
+    if name in PLANNABLE:
+        return name
+    return next((family for family in PLANNABLE if unalias(family) == name), None)
 
 
-def _accuracy(model: str, config: dict[str, float], macs: float) -> Any:
-    if model.startswith("efficientnet_"):
-        return expected_top1("efficientnet", variant=model.removeprefix("efficientnet_"))
-    if model == "efficientnet":
-        return expected_top1("efficientnet", phi=config["phi"], macs=macs)
-    if model.startswith("resnet"):
-        return expected_top1("resnet", variant=model.removeprefix("resnet"), resolution=int(config["resolution"]))
-    return expected_top1(model, width=config["width"], resolution=int(config["resolution"]))
-
-
-def evaluate(model: str, config: dict[str, float], profile: Any, dtype: str) -> Candidate:
-    """Cost one candidate on the meta device and predict it on ``profile``."""
+def evaluate(
+    model: str,
+    config: dict[str, float],
+    profile: Any,
+    dtype: str,
+    accuracy: Callable[[str, dict[str, float], float], Expectation],
+) -> Candidate:
+    """Cost one candidate on the meta device, predict it on ``profile``, expect its top-1 with ``accuracy``
+    (its family's: model, scaling, MACs → Expectation)."""
     from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     costs, network = zoo_op_costs(model, dtype, **config)
     totals = summarize(costs)
     prediction = profile.latency.predict(costs)
-    expectation = _accuracy(model, config, totals["macs"])
+    expectation = accuracy(model, config, totals["macs"])
     return Candidate(
         model,
         dict(config),
@@ -174,9 +156,10 @@ def plan(
     if budget is None or budget <= 0:
         raise UsageError(f"no latency budget: pass --budget-ms or set latency_budget_ms in {spec.path}")
     memory = memory_budget_mb if memory_budget_mb is not None else spec.memory_budget_mb
+    declared = get_family(key)
     candidates = []
-    for model, config in _grid()[key]:
-        candidate = evaluate(model, config, spec, dtype)
+    for model, config in declared.grid:
+        candidate = evaluate(model, config, spec, dtype, declared.accuracy)
         fits_latency = candidate.predicted_ms <= budget * (1 - headroom)
         candidate.fits = fits_latency and (memory is None or candidate.memory_mb <= memory)
         candidates.append(candidate)
@@ -213,4 +196,4 @@ def plan(
 def grid_size(family: str) -> int:
     """How many candidates ``family`` has (for progress bars)."""
     key = family_of(family)
-    return len(_grid()[key]) if key else 0
+    return len(get_family(key).grid) if key else 0

@@ -12,12 +12,20 @@ from edgecnn.costs.latency_model import LatencyModel
 from edgecnn.costs.op_costs import OP_CLASSES
 from edgecnn.errors import UsageError
 from edgecnn.formats import FORMATS, RUNTIMES
-from edgecnn.models.registry import FAMILIES
+from edgecnn.models.knobs import KNOBS, Knob
+from edgecnn.models.registry import family_names
 
 ARCHES = ("arm64", "armv7", "x86_64")
 ISA_FEATURES = ("neon", "dotprod", "i8mm", "fp16", "sve", "sse4", "avx2", "avx512", "avx512_vnni", "avx_vnni")
-SCALING_KEYS = ("width", "resolution", "phi", "depth", "growth_rate")
 DEFORM_LOWERINGS = ("native", "custom", "gather")  # how DeformConv reaches the device (see ExportOptions.deform)
+
+
+def _scaling_field(knob: Knob) -> Field:
+    """A profile default for ``knob``: a number (a list of numbers for a list knob), valid as the knob table says."""
+    numbers = (int, float)
+    return Field(
+        None if knob.many else numbers, required=False, items=numbers if knob.many else None, check=knob.problem
+    )
 
 
 def _all_positive(mapping: dict[str, float]) -> str | None:
@@ -73,12 +81,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
     "latency": Field(LATENCY_SCHEMA),
     "latency_budget_ms": Field(float, required=False, check=positive),
     "memory_budget_mb": Field(float, required=False, check=positive),
-    "defaults": Field(
-        required=False,
-        values={
-            k: Field((int, float), required=False, check=non_negative if k == "phi" else positive) for k in SCALING_KEYS
-        },
-    ),
+    "defaults": Field(required=False, values={name: _scaling_field(knob) for name, knob in KNOBS.items()}),
     "sources": Field(items=str),
 }
 
@@ -186,8 +189,8 @@ def _check_consistency(data: dict[str, Any], where: str) -> None:
     if data["name"] != Path(where).stem:
         raise UsageError(f"{where}: name: '{data['name']}' does not match the file name")
     for family in data.get("defaults") or {}:
-        if family not in FAMILIES:
-            raise UsageError(f"{where}: defaults.{family}: unknown family (known: {', '.join(FAMILIES)})")
+        if family not in family_names():
+            raise UsageError(f"{where}: defaults.{family}: unknown family (known: {', '.join(family_names())})")
     _check_latency(data["latency"], data["cpu"]["cores"], where)
     if data["threads"] > data["cpu"]["cores"]:
         raise UsageError(f"{where}: threads: {data['threads']} is more than the {data['cpu']['cores']} cores")

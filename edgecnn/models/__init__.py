@@ -1,9 +1,10 @@
-"""The model zoo: one registry, one builder per network."""
+"""The model zoo: one registry, one builder per network, each family declared once."""
 
 from edgecnn.models.registry import (
     ModelInfo,
     Reference,
     create_model,
+    declare_family,
     get_model_info,
     list_families,
     list_models,
@@ -14,6 +15,7 @@ __all__ = [
     "ModelInfo",
     "Reference",
     "create_model",
+    "declare_family",
     "get_model_info",
     "list_families",
     "list_models",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from edgecnn.errors import UsageError
-from edgecnn.models.registry import Reference, register_model
+from edgecnn.models.knobs import KNOBS
+from edgecnn.models.registry import Reference, declare_family, register_model
 from edgecnn.models.resnet import ResNet, resnet
 
 SOURCE_V1 = "Dai et al., Deformable Convolutional Networks (2017): deformable 3×3 in conv3_x–conv5_x"
@@ -13,12 +14,12 @@ SOURCE_V2 = "Zhu et al., Deformable ConvNets v2 (2019): modulated deformable 3×
 
 DEFAULT_STAGES = (2, 3, 4)  # conv3_x, conv4_x, conv5_x: the last three, as in the DCN papers
 
+# A ResNet has four stages (conv2_x … conv5_x) that can be deformable.
+declare_family("dcn", knobs=[replace(KNOBS["stages"], maximum=4, valid="a non-empty list of stages among 1–4")])
+
 
 def _stages(stages: Sequence[int] | None) -> tuple[int, ...]:
-    stages = tuple(DEFAULT_STAGES if stages is None else stages)
-    if not stages or any(s not in (1, 2, 3, 4) for s in stages):
-        raise UsageError(f"deformable stages must be among 1–4, got {stages}")
-    return stages
+    return tuple(DEFAULT_STAGES if stages is None else stages)
 
 
 @register_model("dcn", reference=Reference(source=SOURCE_V1))

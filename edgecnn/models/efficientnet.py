@@ -1,12 +1,15 @@
-"""EfficientNet B0–B7 by compound scaling φ, and EfficientNet-Lite 0–4, from one builder."""
+"""EfficientNet B0–B7 by compound scaling φ, and EfficientNet-Lite 0–4, from one builder, with their published top-1."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from edgecnn.models.accuracy import Expectation, Reading, Table, cite, line, variant_key
 from edgecnn.models.layers import (
     ActLayer,
     ClassifierHead,
@@ -16,7 +19,7 @@ from edgecnn.models.layers import (
     make_divisible,
     round_repeats,
 )
-from edgecnn.models.registry import Reference, register_model
+from edgecnn.models.registry import Reference, declare_family, register_model
 
 SOURCE = "Tan & Le, EfficientNet (2019), Table 2 and the released coefficients; torchvision parameter counts"
 SOURCE_LITE = "TensorFlow TPU models, EfficientNet-Lite (2020): no SE, ReLU6, fixed stem and head"
@@ -125,6 +128,99 @@ class EfficientNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+_TPU = "https://github.com/tensorflow/tpu/blob/master/models/official/efficientnet/"
+
+# Published ImageNet top-1 (float, single crop) of the released variants; how they are read: edgecnn/models/accuracy.py.
+_B = {  # name: (paper FLOPs = multiply-adds, paper top-1, README AutoAugment ckpt top-1)
+    "b0": (0.39e9, 77.1, 77.3),
+    "b1": (0.70e9, 79.1, 79.2),
+    "b2": (1.0e9, 80.1, 80.3),
+    "b3": (1.8e9, 81.6, 81.7),
+    "b4": (4.2e9, 82.9, 83.0),
+    "b5": (9.9e9, 83.6, 83.7),
+    "b6": (19e9, 84.0, 84.2),
+    "b7": (37e9, 84.3, 84.5),
+}
+EFFICIENTNET_MACS = {k: v[0] for k, v in _B.items()}
+EFFICIENTNET = {
+    "source": "Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks (ICML 2019), "
+    "Table 2; coefficients from the tensorflow/tpu efficientnet_builder.py",
+    "url": "https://arxiv.org/abs/1905.11946",
+    "variants": {
+        k: {"width": v.width, "depth": v.depth, "resolution": v.resolution, "macs": m, "top1": t, "ckpt_top1": c}
+        for (k, v), (m, t, c) in zip(VARIANTS.items(), _B.values(), strict=True)
+    },
+}
+_LITE = {  # name: (MAdds, fp32 top-1, int8 top-1)
+    "lite0": (407e6, 75.1, 74.4),
+    "lite1": (631e6, 76.7, 75.9),
+    "lite2": (899e6, 77.6, 77.0),
+    "lite3": (1.44e9, 79.8, 79.0),
+    "lite4": (2.64e9, 81.5, 80.2),
+}
+EFFICIENTNET_LITE = {
+    "source": "tensorflow/tpu EfficientNet-lite README (FP32 and post-training INT8 accuracy)",
+    "url": _TPU + "lite/README.md",
+    "variants": {
+        k: {"width": v.width, "depth": v.depth, "resolution": v.resolution, "macs": m, "top1": t, "int8_top1": q}
+        for (k, v), (m, t, q) in zip(LITE_VARIANTS.items(), _LITE.values(), strict=True)
+    },
+}
+
+
+def phi_equivalent(width: float, depth: float, resolution: int) -> float:
+    """The φ whose zoo multipliers (1.2^φ depth, 1.1^φ width, 1.15^φ resolution) give the same d·w²·r² ratio."""
+    return math.log(depth * width**2 * (resolution / 224) ** 2) / math.log(
+        ALPHA_DEPTH * BETA_WIDTH**2 * GAMMA_RESOLUTION**2
+    )
+
+
+def _read(data: dict[str, Any], reading: Reading) -> Expectation:
+    """A released variant as published (B or Lite, whichever it names); else rule 3 along this table's variants."""
+    if reading.variant is not None:
+        lite = "lite" in reading.variant.lower()
+        named = EFFICIENTNET_LITE if lite else EFFICIENTNET
+        label = "efficientnet_lite" if lite else "efficientnet"
+        key = variant_key(label, "efficientnet", reading.variant, named["variants"])
+        return Expectation(named["variants"][key]["top1"], "published", cite(named))
+    rows = list(data["variants"].values())
+    if reading.macs is not None:
+        xs, x = [math.log(v["macs"]) for v in rows], math.log(reading.macs)
+    else:
+        xs = [phi_equivalent(v["width"], v["depth"], v["resolution"]) for v in rows]
+        x = reading.phi if reading.phi is not None else math.log(reading.resolution / 224) / math.log(GAMMA_RESOLUTION)
+    for row, at in zip(rows, xs, strict=True):
+        if math.isclose(x, at, abs_tol=1e-9):
+            return Expectation(row["top1"], "published", cite(data))
+    value, inside = line(xs, [v["top1"] for v in rows], x)
+    return Expectation(value, "interpolated" if inside else "extrapolated", cite(data))
+
+
+def _points(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"variant": k, **v, "phi": phi_equivalent(v["width"], v["depth"], v["resolution"])}
+        for k, v in data["variants"].items()
+    ]
+
+
+EFFICIENTNET_TOP1 = Table("efficientnet", EFFICIENTNET, _read, _points)
+declare_family(
+    "efficientnet",
+    # The planner's grid: φ from 0 to 7 by 0.25, the released B0–B7 and Lite0–4.
+    grid=(
+        *(("efficientnet", {"phi": i / 4}) for i in range(29)),
+        *((f"efficientnet_{variant}", {}) for variant in VARIANTS),
+        *((f"efficientnet_{variant}", {}) for variant in LITE_VARIANTS),
+    ),
+    # B0–B7 and Lite0–4 as published; any φ read off its MACs.
+    accuracy=lambda model, scaling, macs: (
+        EFFICIENTNET_TOP1.expect(macs=macs) if model == "efficientnet" else EFFICIENTNET_TOP1.expect(variant=model)
+    ),
+    table=EFFICIENTNET_TOP1,
+)
+declare_family("efficientnet_lite", table=Table("efficientnet_lite", EFFICIENTNET_LITE, _read, _points))
 
 
 @register_model("efficientnet", reference=Reference(source=SOURCE + "; φ: depth 1.2^φ, width 1.1^φ, resolution 1.15^φ"))

@@ -1,9 +1,10 @@
 """One registry for every network of the zoo, in the style of timm and torchvision.
 
-A family module defines one builder per network and decorates it with
-:func:`register_model`; :func:`create_model` and :func:`list_models` are the
-public entry points. Importing this module does not import torch: the family
-modules are imported the first time the registry is read.
+A family module declares each of its families once with :func:`declare_family` (knob ranges of its own,
+the planner's grid, how a candidate's accuracy is expected, its published top-1 table) and registers one
+builder per network with :func:`register_model`; :func:`create_model` and :func:`list_models` are the
+public entry points. Importing this module does not import torch: the family modules are imported the
+first time the registry is read, and the families they declare are listed in ``FAMILY_MODULES``.
 """
 
 from __future__ import annotations
@@ -11,28 +12,30 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecnn.errors import UnknownNameError, UsageError
+from edgecnn.models.knobs import KNOBS, RESOLUTION, Knob, input_size
 
-# Adding a family: write edgecnn/models/<family>.py and add its module here.
-FAMILY_MODULES = ("resnet", "densenet", "mobilenet", "efficientnet", "dcn")
-# The families those modules register (known without importing torch: profiles and recipes name them).
-FAMILIES = (
-    "resnet",
-    "densenet",
-    "mobilenet",
-    "mobilenet_v2",
-    "mobilenet_v3",
-    "efficientnet",
-    "efficientnet_lite",
-    "dcn",
-)
+if TYPE_CHECKING:
+    from edgecnn.models.accuracy import Expectation, Table
 
-NUMERIC_KNOBS = ("width", "depth", "phi", "growth_rate")
-MODEL_OPTIONS = (*NUMERIC_KNOBS, "stages", "resolution")
+# Adding a family: write edgecnn/models/<module>.py (declare_family, then its @register_model builders) and
+# add its line here, module → the families it declares (known without importing torch: profiles name them).
+FAMILY_MODULES: dict[str, tuple[str, ...]] = {
+    "resnet": ("resnet",),
+    "densenet": ("densenet",),
+    "mobilenet": ("mobilenet", "mobilenet_v2", "mobilenet_v3"),
+    "efficientnet": ("efficientnet", "efficientnet_lite"),
+    "dcn": ("dcn",),
+}
+
+
+def family_names() -> tuple[str, ...]:
+    """Every family of the zoo, in ``FAMILY_MODULES`` order, without importing a family module."""
+    return tuple(family for families in FAMILY_MODULES.values() for family in families)
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,58 @@ class ModelInfo:
     description: str = ""
 
 
+Candidate = tuple[str, dict[str, float]]  # a zoo model and the scaling it is built with
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a family module declares about a family besides its builders."""
+
+    name: str
+    knobs: dict[str, Knob] = field(default_factory=dict)  # knobs whose valid values differ from the table's
+    grid: tuple[Candidate, ...] = ()  # the candidates the planner weighs; none: the family is not plannable
+    # The expected top-1 of a candidate: (model, scaling, MACs) → Expectation.
+    accuracy: Callable[[str, dict[str, float], float], Expectation] | None = None
+    table: Table | None = None  # its published top-1 table
+
+    def knob(self, name: str) -> Knob:
+        """The knob ``name`` with the values this family takes."""
+        return self.knobs.get(name, KNOBS[name])
+
+
 _REGISTRY: dict[str, ModelInfo] = {}
+_FAMILIES: dict[str, Family] = {}
 _ALIASES: dict[str, str] = {"mobilenet": "mobilenet_v1"}
 _loaded = False
+
+
+def declare_family(
+    name: str,
+    *,
+    knobs: Iterable[Knob] = (),
+    grid: Iterable[Candidate] = (),
+    accuracy: Callable[[str, dict[str, float], float], Expectation] | None = None,
+    table: Table | None = None,
+) -> Family:
+    """Declare a family listed in ``FAMILY_MODULES``, once, before registering its models.
+
+    ``knobs`` are knobs of the table with this family's own valid values; ``grid`` the candidates the
+    planner weighs, ``accuracy`` the expected top-1 of one of them (model, scaling, MACs); ``table`` the
+    published top-1 table the family reads (:mod:`edgecnn.models.accuracy`).
+    """
+    if name not in family_names():
+        raise ValueError(f"family '{name}' is not listed in FAMILY_MODULES")
+    if name in _FAMILIES:
+        raise ValueError(f"family '{name}' declared twice")
+    own = {knob.name: knob for knob in knobs}
+    if set(own) - set(KNOBS):
+        raise ValueError(f"family '{name}': no knob {', '.join(sorted(set(own) - set(KNOBS)))} in the knob table")
+    grid = tuple(grid)
+    if grid and accuracy is None:
+        raise ValueError(f"family '{name}' has a planner grid but no accuracy")
+    family = Family(name, own, grid, accuracy, table)
+    _FAMILIES[name] = family
+    return family
 
 
 def register_model(
@@ -68,30 +120,31 @@ def register_model(
     resolution: int = 224,
     reference: Reference | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a builder under its function name.
+    """Register a builder under its function name, in a family declared before (:func:`declare_family`).
 
-    The builder must take ``num_classes`` and ``in_chans``; its other keyword
-    arguments named in ``MODEL_OPTIONS`` become the model's scaling options.
+    The builder must take ``num_classes`` and ``in_chans``; its other keyword arguments named in the
+    knob table (:mod:`edgecnn.models.knobs`) become the model's scaling options, with the resolution,
+    which every model takes.
     """
 
     def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
         name = builder.__name__
-        if family not in FAMILIES:
-            raise ValueError(f"family '{family}' of '{name}' is not listed in FAMILIES")
+        if family not in _FAMILIES:
+            raise ValueError(f"family '{family}' of '{name}' is not declared (declare_family, FAMILY_MODULES)")
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' registered twice")
         params = inspect.signature(builder).parameters
         for required in ("num_classes", "in_chans"):
             if required not in params:
                 raise TypeError(f"builder '{name}' must take '{required}'")
-        knobs = (*tuple(k for k in MODEL_OPTIONS if k in params), "resolution")
+        knobs = (*(k for k in KNOBS if k in params and k != RESOLUTION.name), RESOLUTION.name)
         doc = (builder.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = ModelInfo(
             name=name,
             family=family,
             builder=builder,
             resolution=resolution,
-            knobs=tuple(dict.fromkeys(knobs)),
+            knobs=knobs,
             reference=reference or Reference(),
             description=doc[0] if doc else "",
         )
@@ -105,6 +158,9 @@ def _load() -> None:
     if not _loaded:
         for module in FAMILY_MODULES:
             importlib.import_module(f"edgecnn.models.{module}")
+        missing = [family for family in family_names() if family not in _FAMILIES]
+        if missing:
+            raise ValueError(f"families listed in FAMILY_MODULES but never declared: {', '.join(missing)}")
         _loaded = True
 
 
@@ -126,10 +182,35 @@ def list_families() -> list[str]:
     return sorted({info.family for info in _REGISTRY.values()})
 
 
+def get_family(name: str) -> Family:
+    """What the family ``name`` declares."""
+    _load()
+    if name not in _FAMILIES:
+        raise UnknownNameError("family", name, _FAMILIES)
+    return _FAMILIES[name]
+
+
+def plannable_families() -> tuple[str, ...]:
+    """The families with a planner grid, in ``FAMILY_MODULES`` order."""
+    _load()
+    return tuple(family for family in family_names() if _FAMILIES[family].grid)
+
+
+def accuracy_tables() -> dict[str, Table]:
+    """The published top-1 tables the families declare, by name."""
+    _load()
+    return {family.table.name: family.table for family in _FAMILIES.values() if family.table is not None}
+
+
+def unalias(name: str) -> str:
+    """The model an alias stands for; any other name unchanged."""
+    return _ALIASES.get(name, name)
+
+
 def resolve_name(name: str) -> str:
     """The registered name for ``name`` or one of its aliases; a did-you-mean error otherwise."""
     _load()
-    name = _ALIASES.get(name, name)
+    name = unalias(name)
     if name not in _REGISTRY:
         raise UnknownNameError("model", name, list(_REGISTRY) + list(_ALIASES))
     return name
@@ -138,17 +219,6 @@ def resolve_name(name: str) -> str:
 def get_model_info(name: str) -> ModelInfo:
     """The registry entry of a model (aliases allowed)."""
     return _REGISTRY[resolve_name(name)]
-
-
-def _resolution(value: float | int | None, default: int) -> int:
-    """An input size from ``value``: a size in pixels, or a multiplier ρ ≤ 1 of the default."""
-    if value is None:
-        return default
-    if isinstance(value, float) and 0 < value <= 1:
-        return max(8, round(default * value))
-    if value != int(value) or int(value) < 8:
-        raise UsageError(f"resolution must be a size in pixels ≥ 8 or a multiplier in (0, 1], got {value}")
-    return int(value)
 
 
 def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **scaling: Any) -> Any:
@@ -162,23 +232,20 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **scalin
     if unknown:
         takes = ", ".join(k for k in info.knobs) or "no scaling options"
         raise UsageError(f"model '{info.name}' has no option {', '.join(unknown)}; it takes: {takes}")
+    family = _FAMILIES[info.family]
     for key, value in scaling.items():
-        if value is None or key not in NUMERIC_KNOBS:
-            continue
-        allow_zero = key == "phi"  # φ = 0 is B0; every multiplier must be > 0
-        if not isinstance(value, (int, float)) or value < 0 or (value == 0 and not allow_zero):
-            kind = "non-negative" if allow_zero else "positive"
-            raise UsageError(f"{key} must be a {kind} number, got {value!r}")
+        if value is not None:
+            family.knob(key).check(value)
     if not (isinstance(num_classes, int) and num_classes >= 1):
         raise UsageError(f"num_classes must be a positive integer, got {num_classes!r}")
     if not (isinstance(in_chans, int) and in_chans >= 1):
         raise UsageError(f"in_chans must be a positive integer, got {in_chans!r}")
-    resolution = scaling.pop("resolution", None)
+    resolution = scaling.pop(RESOLUTION.name, None)
     knobs = {k: v for k, v in scaling.items() if v is not None}
     model = info.builder(num_classes=num_classes, in_chans=in_chans, **knobs)
-    size = _resolution(resolution, getattr(model, "default_resolution", info.resolution))
+    size = input_size(resolution, getattr(model, "default_resolution", info.resolution))
     model.model_name = info.name
     model.family = info.family
-    model.scaling = {**knobs, "resolution": size}
+    model.scaling = {**knobs, RESOLUTION.name: size}
     model.input_size = (in_chans, size, size)
     return model

@@ -1,4 +1,4 @@
-"""ResNet 18/34/50/101/152 (He et al., 2016), with optional deformable 3×3 stages."""
+"""ResNet 18/34/50/101/152 (He et al., 2016), with optional deformable 3×3 stages, and their published top-1."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from edgecnn.models.accuracy import Table, depth_points, read_depths
 from edgecnn.models.layers import ClassifierHead, init_weights
-from edgecnn.models.registry import Reference, register_model
+from edgecnn.models.mobilenet import at_resolution
+from edgecnn.models.registry import Reference, declare_family, register_model
 from edgecnn.ops.deform_conv import DeformConv2d
 
 SOURCE = "He et al., Deep Residual Learning for Image Recognition (2016); torchvision parameter counts"
@@ -141,6 +143,25 @@ def resnet(
     """Build a ResNet of a given depth (18, 34, 50, 101, 152)."""
     block, layers = _DEPTHS[depth]
     return ResNet(block, layers, num_classes, in_chans, width, deform, deform_stages)
+
+
+# Published ImageNet top-1 (float, single crop) at 224; how they are read: edgecnn/models/accuracy.py.
+RESNET = {
+    "source": "torchvision models, IMAGENET1K_V1 weights acc@1 (He et al., Deep Residual Learning for Image "
+    "Recognition)",
+    "url": "https://pytorch.org/vision/stable/models.html",
+    "top1": {"18": 69.758, "34": 73.314, "50": 76.13, "101": 77.374, "152": 78.312},
+}
+RESNET_TOP1 = Table(
+    "resnet", RESNET, lambda data, reading: read_depths("resnet", data, reading, at_resolution), depth_points
+)
+declare_family(
+    "resnet",
+    # The planner's grid: every depth at 160, 192 and 224.
+    grid=((f"resnet{depth}", {"resolution": r}) for depth in _DEPTHS for r in (160, 192, 224)),
+    accuracy=lambda model, scaling, macs: RESNET_TOP1.expect(variant=model, **scaling),
+    table=RESNET_TOP1,
+)
 
 
 @register_model("resnet", reference=Reference(params_m=11.7, macs_m=1814, top1=69.8, source=SOURCE))

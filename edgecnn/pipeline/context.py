@@ -26,12 +26,7 @@ class ExportOptions:
     profile: str = "x86-avx2"
     out: Path | None = None
     formats: str | None = None
-    width: float | None = None
-    resolution: float | None = None
-    phi: float | None = None
-    depth: float | None = None
-    growth_rate: int | None = None
-    stages: tuple[int, ...] | None = None  # DCN: which stages are deformable
+    scaling: dict[str, Any] = field(default_factory=dict)  # the knobs given (edgecnn/models/knobs.py), by name
     weights: Path | None = None
     num_classes: int | None = None
     in_chans: int | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from edgecnn.data.calibration import load_calibration
 from edgecnn.errors import DriftError, EdgecnnError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
 from edgecnn.formats import check_format_options, parse_formats, stage_formats
+from edgecnn.models.knobs import KNOBS
 from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
@@ -60,11 +60,13 @@ def tool_versions() -> dict[str, str]:
 
 
 def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
-    known = {f.name for f in fields(ExportOptions)}
+    """The options of ``export(model, **kwargs)``: the knobs of the knob table go to ``scaling``."""
+    scaling = {name: value for name in KNOBS if (value := kwargs.pop(name, None)) is not None}
+    known = {f.name for f in fields(ExportOptions)} - {"scaling"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise UsageError(f"export() got unknown option(s): {', '.join(unknown)}")
-    return ExportOptions(model=model, **kwargs)
+    return ExportOptions(model=model, scaling=scaling, **kwargs)
 
 
 def _validate(options: ExportOptions) -> None:
@@ -92,7 +94,8 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     """Export ``model`` (a zoo name, 'torchvision:NAME', 'pkg.module:factory', an .onnx path or a module).
 
     Keyword arguments are the fields of :class:`ExportOptions` (``profile``,
-    ``out``, ``formats``, ``calib``, ``width`` …). Everything is written into a
+    ``out``, ``formats``, ``calib`` …) and the scaling knobs (``width``,
+    ``resolution`` …, see :mod:`edgecnn.models.knobs`). Everything is written into a
     temporary directory beside ``out`` and renamed into place at the end.
     """
     options = _options(model, kwargs)
@@ -103,22 +106,15 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         options.deform = profile.deform
     formats = parse_formats(options.formats, profile.formats)
     check_format_options(formats, vars(options))
-    scaling = {
-        "width": options.width,
-        "resolution": options.resolution,
-        "phi": options.phi,
-        "depth": options.depth,
-        "growth_rate": options.growth_rate,
-        "stages": options.stages,
-    }
+    scaling = options.scaling
     input_shape = options.input_shape
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
     if options.out is not None:  # fail before the slow part when OUT is taken
         check_output_dir(Path(options.out), options.force)
     model_spec, decision = options.model, None
-    if _plannable(options, scaling, profile):
-        model_spec, scaling, decision = _plan(options, profile, reporter, scaling)
+    if _plannable(options, profile):
+        model_spec, scaling, decision = _plan(options, profile, reporter)
     source = resolve_source(
         model_spec,
         scaling=scaling,
@@ -256,21 +252,19 @@ def _summary(check: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _plannable(options: ExportOptions, scaling: dict[str, Any], profile: Any) -> bool:
+def _plannable(options: ExportOptions, profile: Any) -> bool:
     """A family name (mobilenet, efficientnet, resnet …) with no scaling given, for a profile with a budget."""
     from edgecnn.analysis.planner import family_of
 
     return (
         isinstance(options.model, str)
         and family_of(options.model) is not None
-        and not any(v is not None for v in scaling.values())
+        and not options.scaling
         and profile.latency_budget_ms is not None
     )
 
 
-def _plan(
-    options: ExportOptions, profile: Any, reporter: Reporter, scaling_keys: Iterable[str]
-) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _plan(options: ExportOptions, profile: Any, reporter: Reporter) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Run the planner for the profile's budget; the chosen zoo model, its scaling and the decision."""
     from edgecnn.analysis.planner import grid_size, plan
 
@@ -292,7 +286,7 @@ def _plan(
         "candidates": len(decision.candidates),
         "latency_model": f"{profile.latency.runtime}, {profile.latency.threads} thread(s)",
     }
-    return chosen.model, {k: chosen.config.get(k) for k in scaling_keys}, record
+    return chosen.model, dict(chosen.config), record
 
 
 def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from edgecnn.analysis.planner import plan
+from edgecnn.analysis.planner import family_of, plan
 from edgecnn.errors import UnknownNameError, UsageError
 from tests.test_cli import run
 
@@ -70,6 +70,24 @@ def test_memory_budget_excludes_the_big_ones(mobilenet_plan):
     small = plan("mobilenet", PROFILE, budget_ms=1e6, memory_budget_mb=3.0)
     assert small.chosen.memory_mb <= 3.0
     assert any(not c.fits for c in small.candidates)
+
+
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("mobilenet", "mobilenet"),
+        ("mobilenet_v1", "mobilenet"),  # the model the family name stands for
+        ("mobilenet_v2", "mobilenet_v2"),
+        ("efficientnet", "efficientnet"),
+        ("resnet", "resnet"),
+        ("resnet18", None),
+        ("efficientnet_b0", None),
+        ("densenet", None),
+        ("vgg", None),
+    ],
+)
+def test_family_of(name, family):
+    assert family_of(name) == family
 
 
 def test_unknown_family_and_dtype():

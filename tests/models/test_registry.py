@@ -1,7 +1,8 @@
 import pytest
 
 from edgecnn.errors import UnknownNameError, UsageError
-from edgecnn.models import create_model, get_model_info, list_families, list_models
+from edgecnn.models import create_model, get_model_info, list_families, list_models, register_model
+from edgecnn.models.registry import declare_family, family_names, get_family, plannable_families
 
 EXPECTED_FAMILIES = {
     "resnet",
@@ -67,3 +68,29 @@ def test_resolution_multiplier_rho():
     assert create_model("mobilenet_v1", resolution=0.5).input_size == (3, 112, 112)
     assert create_model("efficientnet_b3").input_size == (3, 300, 300)
     assert create_model("efficientnet", phi=1.0).input_size == (3, 256, 256)
+
+
+def test_a_model_of_an_undeclared_family_is_refused():
+    def vgg11(num_classes: int = 1000, in_chans: int = 3):
+        """Not in the zoo."""
+
+    with pytest.raises(ValueError, match="family 'vgg' of 'vgg11' is not declared"):
+        register_model("vgg")(vgg11)
+    assert "vgg11" not in list_models()
+
+
+def test_families_are_declared_once_and_only_when_listed():
+    assert set(family_names()) == EXPECTED_FAMILIES  # listed without importing a family module
+    with pytest.raises(ValueError, match="family 'vgg' is not listed in FAMILY_MODULES"):
+        declare_family("vgg")
+    with pytest.raises(ValueError, match="family 'resnet' declared twice"):
+        declare_family("resnet")
+
+
+def test_families_declare_planner_grid_and_accuracy():
+    assert plannable_families() == ("resnet", "mobilenet", "mobilenet_v2", "efficientnet")
+    assert len(get_family("mobilenet").grid) == 35 and len(get_family("efficientnet").grid) == 29 + 8 + 5
+    assert get_family("resnet").grid[:2] == (("resnet18", {"resolution": 160}), ("resnet18", {"resolution": 192}))
+    expectation = get_family("mobilenet").accuracy("mobilenet_v1", {"width": 0.5, "resolution": 160}, 0.0)
+    assert (expectation.top1, expectation.method) == (59.1, "published")
+    assert get_family("dcn").grid == () and get_family("dcn").accuracy is None
