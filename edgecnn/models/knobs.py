@@ -63,13 +63,16 @@ class Knob:
         return above and below and (not self.whole or float(value).is_integer())
 
 
+PLAUSIBLE = " (the bound keeps the network a plausible edge model that fits in memory)"
+
 RESOLUTION = Knob(
     "resolution",
     float,
     "Input size in pixels, or a multiplier ρ ≤ 1 of the default.",
-    "a size in pixels ≥ 8 or a multiplier in (0, 1]",
+    "a size in pixels from 8 to 8192 or a multiplier in (0, 1] (larger inputs are not edge images)",
     minimum=8,
     open_minimum=False,
+    maximum=8192,
     whole=True,
     multiplier=True,
 )  # every model takes it: the registry sizes the input, the builder never sees it
@@ -77,23 +80,33 @@ RESOLUTION = Knob(
 KNOBS: dict[str, Knob] = {
     knob.name: knob
     for knob in (
-        Knob("width", float, "Width multiplier α (MobileNet, EfficientNet with --phi, ResNet).", "a positive number"),
+        Knob(
+            "width",
+            float,
+            "Width multiplier α (MobileNet, EfficientNet with --phi, ResNet).",
+            f"a positive number ≤ 4{PLAUSIBLE}",
+            maximum=4,
+        ),
         RESOLUTION,
         Knob(
             "phi",
             float,
             "EfficientNet compound coefficient φ (model 'efficientnet').",
-            "a non-negative number",
+            f"a number from 0 to 8 (B7 is about φ = 7){PLAUSIBLE}",
             open_minimum=False,
+            maximum=8,
         ),
-        Knob("depth", float, "Depth multiplier (model 'efficientnet').", "a positive number"),
+        Knob(
+            "depth", float, "Depth multiplier (model 'efficientnet').", f"a positive number ≤ 8{PLAUSIBLE}", maximum=8
+        ),
         Knob(
             "growth_rate",
             int,
             "DenseNet growth rate k.",
-            "a whole number ≥ 1",
+            f"a whole number from 1 to 256{PLAUSIBLE}",
             minimum=1,
             open_minimum=False,
+            maximum=256,
             whole=True,
         ),
         Knob(

@@ -128,6 +128,18 @@ CASES: dict[str, Case] = {
     "unknown recipe": Case(("export", "mobilenet", "--recipe", "mobilenett"), "did you mean 'mobilenet'"),
     "unknown format": Case(("export", "mobilenet", "--format", "onnx,ortt"), "did you mean 'ort'"),
     "unknown method": Case(("export", "mobilenet", "--method", "entropi"), "did you mean 'entropy'"),
+    "absurd phi": Case(("export", "efficientnet", "--phi", "99"), "phi must be a number from 0 to 8"),
+    "absurd width": Case(("export", "mobilenet", "--width", "100"), "width must be a positive number ≤ 4"),
+    "absurd resolution": Case(
+        ("predict", "mobilenet_v1", "--resolution", "100000", "--profile", "x86-avx2"),
+        "resolution must be a size in pixels from 8 to 8192",
+    ),
+    "absurd depth": Case(
+        ("export", "efficientnet", "--phi", "1", "--depth", "50"), "depth must be a positive number ≤ 8"
+    ),
+    "absurd growth rate": Case(
+        ("export", "densenet121", "--growth-rate", "4096"), "growth_rate must be a whole number from 1 to 256"
+    ),
     "tflite option without tflite": Case(
         ("export", "mobilenet", "--format", "onnx,ort", "--nchw-io"), "--nchw-io applies to --format tflite"
     ),
