@@ -99,7 +99,7 @@ def _stage_help() -> dict[str, str]:
 
     stages = "\n".join(f"  {i}. {s.name:<10} {s.title}: {s.check}" for i, s in enumerate(STAGES, 1))
     files = ", ".join(dict.fromkeys(o.file for s in STAGES for o in s.outputs if not o.scratch))
-    return {"stages": stages, "files": textwrap.fill(f"{files}, manifest.json, report.md", 80)}
+    return {"stage_table": stages, "files": textwrap.fill(f"{files}, manifest.json, report.md", 80)}
 
 
 EXPORT_HELP = """Export MODEL for a device: ONNX, calibrated int8, ONNX Runtime mobile (.ort), each stage checked.
@@ -113,7 +113,7 @@ MODEL is one of:
 
 \b
 Stages (each checked against the stage before; a failed check exits 2):
-{stages}
+{stage_table}
 
 \b
 Writes OUT/ (default exports/MODEL-PROFILE), as the formats and options ask:
