@@ -114,9 +114,10 @@ def test_cli_json_and_chart(tmp_path, mobilenet_plan):
     report = json.loads(done.stdout)
     assert report["chosen"]["label"] == mobilenet_plan.chosen.label
     assert report["chart"] == str(chart) and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    impossible = run("plan", "mobilenet", "--profile", PROFILE, "--budget-ms", "0.0001", "--chart", str(chart))
+    args = ("--chart", str(chart), "--force")  # the chart exists now: replacing it needs --force
+    impossible = run("plan", "mobilenet", "--profile", PROFILE, "--budget-ms", "0.0001", *args)
     assert impossible.returncode == 1 and "fastest" in impossible.stderr and "Traceback" not in impossible.stderr
-    bad = run("plan", "mobilenet", "--profile", PROFILE, "--headroom", "-0.1", "--chart", str(chart))
+    bad = run("plan", "mobilenet", "--profile", PROFILE, "--headroom", "-0.1", *args)
     assert bad.returncode == 1 and "--headroom must be in [0, 1)" in bad.stderr and "Traceback" not in bad.stderr
 
 

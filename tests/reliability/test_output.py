@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench.conftest import conv_relu_onnx
-from tests.pipeline.test_bad_inputs import REPO
+from tests.reliability.conftest import REPO
 
 TINY = ["mobilenet_v1", "--width", "0.25", "--resolution", "32", "--format", "onnx", "--calib-size", "8"]
 TINY += ["--holdout", "4"]
