@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edgecnn.bench.child import die_with_parent
+from edgecnn.bench.child import run_child
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget
 from edgecnn.errors import BenchError, UsageError, check_file
@@ -111,14 +111,7 @@ def _bench_local(
         progress(f"[{i + 1}/{len(paths)}] {path.name}")
         argv = [python, str(HARNESS), str(path), *options, *extra]
         try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),
-            )
+            done = run_child(argv, timeout)
         except FileNotFoundError:
             _no_python("", python)
         except subprocess.TimeoutExpired:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -25,3 +26,15 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+def run_child(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run ``argv`` without standard input, capturing its text output, as a child that dies with edgecnn."""
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent(),
+    )

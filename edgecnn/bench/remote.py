@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from edgecnn.bench.child import die_with_parent
+from edgecnn.bench.child import run_child
 from edgecnn.errors import BenchError, UsageError, check_file
 
 # [user@]host: a name, an IPv4 address or a bare IPv6 address. Never starts with '-' (an ssh option).
@@ -131,14 +131,7 @@ class Session:
         timeout = self.run_timeout if timeout is None else timeout
         argv = self.target.ssh_argv(remote)
         try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),
-            )
+            done = run_child(argv, timeout)
         except FileNotFoundError:
             raise BenchError("no `ssh` client on this machine; install OpenSSH (openssh-client)") from None
         except subprocess.TimeoutExpired:
@@ -191,14 +184,7 @@ class Session:
         for legacy in (False, True):
             argv = self.target.scp_argv(sources, self.remote_dir, legacy=legacy)
             try:
-                done = subprocess.run(
-                    argv,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                    stdin=subprocess.DEVNULL,
-                    preexec_fn=die_with_parent(),
-                )
+                done = run_child(argv, timeout)
             except FileNotFoundError:
                 raise BenchError("no `scp` on this machine; install OpenSSH (openssh-client)") from None
             except subprocess.TimeoutExpired:
