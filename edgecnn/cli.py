@@ -588,7 +588,15 @@ def _click_error(error: click.ClickException) -> str:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point: runs the click group; user errors are one line on stderr, a bug is one line and exit 70."""
+    """Entry point: runs the click group in a temporary directory of its own (removed at the end, or by the next
+    run after a SIGKILL); user errors are one line on stderr, a bug is one line and exit 70."""
+    from edgecnn.files import run_temp_dir
+
+    with run_temp_dir():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> Any:
     try:
         return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as error:

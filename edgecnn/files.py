@@ -129,6 +129,32 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+# --- the run's own temporary directory
+
+
+RUN_PREFIX = "edgecnn-run."
+
+
+@contextlib.contextmanager
+def run_temp_dir() -> Iterator[Path]:
+    """One temporary directory for everything this run puts in the temp directory: ``tempfile.tempdir`` points
+    into it, so the libraries' temporary files (ONNX Runtime's, the quantizers') land there too. It is removed at
+    the end; the ones of dead runs (SIGKILL, power loss) are removed when the next run starts."""
+    base = Path(tempfile.gettempdir())
+    pattern = re.compile(rf"{re.escape(RUN_PREFIX)}(\d+-\d+)\..+")
+    for entry in base.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and not _alive(match.group(1)) and entry.lstat().st_uid == os.getuid():
+            _remove(entry)
+    path = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{_owner_tag()}.", dir=base))
+    previous, tempfile.tempdir = tempfile.tempdir, str(path)
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
 # --- checks before any work
 
 

@@ -105,7 +105,8 @@ def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path):
     wait_for(proc, FIRST_STAGE)
     proc.kill()
     proc.communicate(timeout=60)
-    assert list(tmp_path.glob(".out.*.partial"))  # what SIGKILL leaves
+    assert list(tmp_path.glob(".out.*.partial"))  # what SIGKILL leaves: the partial OUT, the run's temp directory
+    assert list((tmp_path / "tmp").glob("edgecnn-run.*"))
     done = edgecnn(tmp_path, "export", *TINY, "--out", "out")
     assert done.returncode == 0, done.stderr
     assert_one_line(done.stderr, "edgecnn: warning:", "stale partial output(s) of dead runs")
@@ -313,4 +314,25 @@ def test_bench_harness_dies_with_edgecnn(tmp_path, model, signum):
     while not _gone(harness):
         assert time.monotonic() < deadline, f"harness {harness} outlived its parent"
         time.sleep(0.1)
+    if signum == signal.SIGKILL:  # nothing cleans up after SIGKILL: the next run removes its temporary directory
+        assert list((tmp_path / "tmp").glob("edgecnn-run.*"))
+        assert edgecnn(tmp_path, "profiles", "--json").returncode == 0
     assert_no_leftovers(tmp_path, "conv.onnx")
+
+
+def test_run_temp_dir_holds_the_runs_temporary_files_and_removes_dead_runs(tmp_path, monkeypatch):
+    import tempfile
+
+    from edgecnn import files
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / f"{files.RUN_PREFIX}999999999-1.abc"  # no such process
+    dead.mkdir()
+    (dead / "quantizer.onnx").write_bytes(b"x")
+    live = tmp_path / f"{files.RUN_PREFIX}{os.getpid()}-{files._start_time(os.getpid())}.def"
+    live.mkdir()
+    with files.run_temp_dir() as path:
+        assert path.parent == tmp_path and tempfile.gettempdir() == str(path)
+        assert Path(tempfile.mkdtemp(prefix="edgecnn-ort-")).parent == path  # a library's temporary directory
+    assert not path.exists() and not dead.exists() and live.is_dir()
+    assert tempfile.tempdir == str(tmp_path)
