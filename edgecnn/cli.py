@@ -13,6 +13,7 @@ import click
 
 from edgecnn import __version__
 from edgecnn.errors import EXIT_INTERNAL, EXIT_USAGE, EdgecnnError, UserCodeError
+from edgecnn.files import Terminated, run_temp_dir, terminate_as_interrupt
 from edgecnn.formats import FORMATS
 from edgecnn.models.knobs import KNOBS
 
@@ -561,7 +562,7 @@ def plan(
     if not grid_size(family):
         raise UnknownNameError("planner family", family, PLANNABLE)
     if chart:
-        check_output_file(chart, force)
+        check_output_file(chart, force, inputs=[profile])
     else:
         ensure_writable_dir(Path.cwd())
     reporter = RichReporter()
@@ -590,9 +591,7 @@ def _click_error(error: click.ClickException) -> str:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: runs the click group in a temporary directory of its own (removed at the end, or by the next
     run after a SIGKILL); user errors are one line on stderr, a bug is one line and exit 70."""
-    from edgecnn.files import run_temp_dir
-
-    with run_temp_dir():
+    with terminate_as_interrupt(), run_temp_dir():
         return _main(argv)
 
 
@@ -604,13 +603,17 @@ def _main(argv: list[str] | None) -> Any:
         if isinstance(error, UserCodeError):
             click.echo(error.details.rstrip(), err=True)
         sys.exit(error.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as error:
+        if isinstance(error.__cause__, Terminated):  # SIGTERM: terminate_as_interrupt says so, exits 143
+            raise error.__cause__ from None
         click.echo("edgecnn: aborted", err=True)
         sys.exit(130)
     except click.ClickException as error:
         click.echo(f"edgecnn: error: {_click_error(error)}", err=True)
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        if isinstance(error, Terminated):
+            raise
         click.echo("edgecnn: interrupted", err=True)
         sys.exit(130)
     except Exception as error:

@@ -95,6 +95,8 @@ def _reason(error: BaseException) -> str | None:
         return f"is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})"
     if type(error).__name__ == "UnidentifiedImageError":
         return "is not a readable image (PIL cannot identify it)"
+    if isinstance(error, RecursionError):
+        return "is nested too deeply to read"
     if type(error).__name__ == "DecompressionBombError":
         return f"is too large to decode safely (a decompression bomb?): {error}"
     text = " ".join(str(error).split())[:200] or type(error).__name__

@@ -200,12 +200,20 @@ def check_output_file(path: Path, force: bool, inputs: Iterable[str | Path | Non
     ensure_writable_dir(path.parent)
 
 
-def check_output_dir(out: Path, force: bool) -> None:
-    """Fail before any work when OUT is '.', '/', home or above the current directory, exists (unless ``force``),
-    is a directory edgecnn did not write (no manifest.json, not empty), is not a directory, or is unwritable."""
+def check_output_dir(out: Path, force: bool, inputs: Iterable[str | Path | None] = ()) -> None:
+    """Fail before any work when OUT is '.', '/', home or above the current directory, holds an input of the
+    command, exists (unless ``force``), is a directory edgecnn did not write (no manifest.json, not empty), is not
+    a directory, or is unwritable."""
     target, cwd = _absolute(out), Path.cwd().resolve()
     if target == cwd or target in cwd.parents or target == Path.home().resolve():
         raise UsageError(f"refusing to write the output directory {out}: it is the current, home or a parent directory")
+    for source in inputs:
+        if source is not None and os.path.lexists(source):
+            resolved = Path(source).resolve()
+            if resolved == target.resolve() or target.resolve() in resolved.parents:
+                raise UsageError(
+                    f"input {source} lies in the output directory {out}, which the export replaces; move it"
+                )
     if os.path.lexists(out) and not force:
         raise UsageError(f"output directory {out} exists; pass --force to replace it")
     if out.is_dir() and not out.is_symlink():

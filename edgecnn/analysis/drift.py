@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,9 @@ def figures(
 def failures(figs: Mapping[str, Any], thresholds: Thresholds) -> list[str]:
     """The thresholds a set of figures misses, each as a sentence with both numbers."""
     missed = []
+    unmeasured = [k for k in ("top1_agreement", "cosine") if not math.isfinite(figs[k])]
+    if unmeasured:  # a NaN passes every "<" test: outputs that overflow must fail, not pass
+        missed.append(f"{' and '.join(unmeasured)} not finite (the outputs overflow or are NaN)")
     if figs["top1_agreement"] < thresholds.min_agreement:
         missed.append(f"top-1 agreement {figs['top1_agreement']:.4f} < {thresholds.min_agreement}")
     drop = figs.get("accuracy_drop_points")

@@ -33,6 +33,8 @@ def load_results(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path} is not JSON: {error.msg} (line {error.lineno})") from None
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply to be a RESULTS.json") from None
     if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:
         raise UsageError(f"{path}: not an edgecnn RESULTS.json (schema '{RESULTS_SCHEMA}')")
     rows = data.get("results") or []

@@ -47,7 +47,7 @@ def _harness_options(threads: int, runs: int | None, warmup: int, budget_s: floa
         raise UsageError(f"--runs must be >= 1, not {runs}")
     if warmup < 0:
         raise UsageError(f"--warmup must be >= 0, not {warmup}")
-    if budget_s is not None and budget_s <= 0:
+    if budget_s is not None and not budget_s > 0:
         raise UsageError(f"--budget-s must be > 0, not {budget_s:g}")
     options = ["--compact", "--threads", str(threads), "--warmup", str(warmup)]
     options += ["--runs", str(runs)] if runs is not None else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -29,8 +30,8 @@ def _scaling_field(knob: Knob) -> Field:
 
 
 def _all_positive(mapping: dict[str, float]) -> str | None:
-    bad = [f"{k}={v}" for k, v in mapping.items() if not v > 0]
-    return f"must all be > 0, got {bad[0]}" if bad else None
+    bad = [f"{k}={v}" for k, v in mapping.items() if not 0 < v < math.inf]
+    return f"must all be finite and > 0, got {bad[0]}" if bad else None
 
 
 _MEASUREMENT = {  # one measurement a latency coefficient was fitted to

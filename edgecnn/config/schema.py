@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,17 @@ class Field:
 
 
 def positive(value: Any) -> str | None:
-    """A check: the value must be > 0."""
-    return None if value > 0 else f"must be > 0, got {value}"
+    """A check: the value must be finite and > 0."""
+    if 0 < value < math.inf:
+        return None
+    return f"must be finite, got {value}" if value > 0 else f"must be > 0, got {value}"
 
 
 def non_negative(value: Any) -> str | None:
-    """A check: the value must be ≥ 0."""
-    return None if value >= 0 else f"must be ≥ 0, got {value}"
+    """A check: the value must be finite and ≥ 0."""
+    if 0 <= value < math.inf:
+        return None
+    return f"must be finite, got {value}" if value >= 0 else f"must be ≥ 0, got {value}"
 
 
 def _type_name(kind: Any) -> str:
@@ -92,6 +97,8 @@ def load_yaml(path: Path) -> Any:
         with reading(path, "YAML file", "save it as UTF-8 YAML"):
             text = path.read_text(encoding="utf-8")
         return yaml.safe_load(text)
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply to be a profile or recipe") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

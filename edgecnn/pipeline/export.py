@@ -110,8 +110,10 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     input_shape = options.input_shape
     if isinstance(input_shape, str):
         input_shape = parse_input_shape(input_shape)
+    inputs = [options.model if isinstance(options.model, (str, Path)) else None]
+    inputs += [options.calib, options.recipe, options.weights]
     if options.out is not None:  # fail before the slow part when OUT is taken
-        check_output_dir(Path(options.out), options.force)
+        check_output_dir(Path(options.out), options.force, inputs)
     model_spec, decision = options.model, None
     if _plannable(options, profile):
         model_spec, scaling, decision = _plan(options, profile, reporter)
@@ -131,7 +133,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
     recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)
     out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
-    check_output_dir(out, options.force)
+    check_output_dir(out, options.force, inputs)
     method = options.method or recipe.method
     count = options.calib_size or recipe.calibration_size
     calib, holdout = load_calibration(

@@ -71,3 +71,11 @@ def test_dcn_gather_fallback_int8_keeps_the_answers(tmp_path, trained_zoo, digit
     assert manifest["drift"]["judged"] and manifest["drift"]["passed"], manifest["drift"]["final"]["failures"]
     assert manifest["agreement"]["top1"] >= 0.99
     assert manifest["agreement"]["fp32_accuracy"] - manifest["agreement"]["int8_accuracy"] <= 0.01
+
+
+def test_figures_that_are_not_finite_fail():
+    """A NaN passes every "<" test: outputs that overflow must fail the drift check, not pass it."""
+    from edgecnn.analysis.drift import Thresholds, failures
+
+    missed = failures({"top1_agreement": 1.0, "cosine": float("nan")}, Thresholds())
+    assert missed == ["cosine not finite (the outputs overflow or are NaN)"]

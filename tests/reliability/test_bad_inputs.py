@@ -86,6 +86,25 @@ def _probe(**changes: object) -> list[dict[str, object]]:
     return [{**row, **changes}]
 
 
+def _profile_with(overhead: str) -> Callable[[Path], None]:
+    """x86-avx2's profile as inf.yaml, its fp32 overhead set to ``overhead``."""
+
+    def make(folder: Path) -> None:
+        import re
+
+        from edgecnn.config.profiles import profiles_dir
+
+        text = (profiles_dir() / "x86-avx2.yaml").read_text(encoding="utf-8").replace("name: x86-avx2", "name: inf")
+        text = re.sub(r"(fp32:\n(?:.*\n)*?\s+overhead_us:) [^\n]+", rf"\1 {overhead}", text, count=1)
+        (folder / "inf.yaml").write_text(text, encoding="utf-8")
+
+    return make
+
+
+def _tiny(name: str) -> Callable[[Path], Path]:
+    return lambda folder: tiny_onnx(folder / name)
+
+
 def _two_models(folder: Path) -> None:
     tiny_onnx(folder / "ref.onnx", classes=10)
     tiny_onnx(folder / "target.onnx", classes=5)
@@ -385,6 +404,15 @@ CASES: dict[str, Case] = {
         ("profiles",), "is not UTF-8", _write("profiles/bad.yaml", NOT_UTF8), (("EDGECNN_DEVICE_PROFILES", "profiles"),)
     ),
     "profiles bad option": Case(("profiles", "--yaml"), "No such option '--yaml'"),
+    "profile with an infinite figure": Case(
+        ("predict", "mobilenet_v1", "-p", "inf.yaml"), "latency.fp32.overhead_us: must be finite", _profile_with(".inf")
+    ),
+    "profile nested too deeply": Case(
+        ("predict", "mobilenet_v1", "-p", "deep.yaml"),
+        "is nested too deeply",
+        _write("deep.yaml", "name: deep\nx: " + "[" * 5000 + "]" * 5000 + "\n"),
+    ),
+    "bench NaN budget": Case(("bench", "m.onnx", "--budget-s", "nan"), "--budget-s must be > 0", _tiny("m.onnx")),
     "models unknown pattern": Case(("models", "resnt"), "did you mean 'resnet'"),
     "models bad option": Case(("models", "--bogus"), "No such option"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),

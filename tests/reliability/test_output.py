@@ -336,3 +336,36 @@ def test_run_temp_dir_holds_the_runs_temporary_files_and_removes_dead_runs(tmp_p
         assert Path(tempfile.mkdtemp(prefix="edgecnn-ort-")).parent == path  # a library's temporary directory
     assert not path.exists() and not dead.exists() and live.is_dir()
     assert tempfile.tempdir == str(tmp_path)
+
+
+def test_sigterm_before_any_output_is_written(tmp_path):
+    proc = start(tmp_path, "export", *TINY, "--out", "out")
+    time.sleep(2)  # importing torch, building the model: no output yet
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert_one_line(stderr, "edgecnn: ", "edgecnn: terminated")
+    assert_no_leftovers(tmp_path)
+
+
+def test_export_never_replaces_its_own_inputs(tmp_path):
+    import numpy as np
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")  # an earlier export: --force may replace it …
+    np.savez(out / "c.npz", images=np.zeros((12, 3, 32, 32), np.float32))  # … but not the data the user put in it
+    before = snapshot(tmp_path)
+    done = edgecnn(tmp_path, "export", *TINY, "--calib", "out/c.npz", "--out", "out", "--force")
+    assert_failed(done, "input out/c.npz lies in the output directory out, which the export replaces")
+    assert snapshot(tmp_path) == before
+
+
+def test_plan_chart_is_never_its_profile(tmp_path):
+    from edgecnn.config.profiles import profiles_dir
+
+    text = (profiles_dir() / "x86-avx2.yaml").read_text(encoding="utf-8").replace("name: x86-avx2", "name: p")
+    (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
+    done = edgecnn(tmp_path, "plan", "mobilenet", "-p", "p.yaml", "--chart", "p.yaml", "--force")
+    assert_failed(done, "output p.yaml is also an input of this command")
+    assert (tmp_path / "p.yaml").read_text(encoding="utf-8") == text
