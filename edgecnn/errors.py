@@ -11,6 +11,7 @@ and exit code 70 (the traceback with ``--debug`` or ``EDGECNN_DEBUG=1``).
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,8 +45,10 @@ class UnknownNameError(UsageError):
         message = f"unknown {kind} '{name}'"
         if hint:
             message += f"; did you mean {hint}?"
-        else:
+        elif known:
             message += f"; known: {', '.join(known[:12])}{' …' if len(known) > 12 else ''}"
+        else:
+            message += f"; there are no {kind}s to choose from"
         super().__init__(message)
         self.name = name
 
@@ -123,10 +126,12 @@ def reading(path: str | Path, what: str, fix: str = "") -> Iterator[None]:
 
 
 def check_file(path: str | Path, what: str) -> Path:
-    """``path`` as a Path when it is a file; otherwise a UsageError saying it does not exist or is a directory."""
-    path = Path(path)
-    if path.is_dir():
+    """``path`` as a Path when it is a regular file; otherwise a UsageError saying what it is instead."""
+    path = Path(path)  # os.path's tests, unlike Path's, answer False for names the system refuses (too long)
+    if os.path.isdir(path):
         raise UsageError(f"{what} {path} is a directory, not a file")
-    if not path.is_file():
+    if not os.path.exists(path):
         raise UsageError(f"{what} {path} does not exist")
+    if not os.path.isfile(path):
+        raise UsageError(f"{what} {path} is not a regular file (a FIFO, socket or device): give a file")
     return path

@@ -147,11 +147,17 @@ def run_temp_dir() -> Iterator[Path]:
         if match and not _alive(match.group(1)) and entry.lstat().st_uid == os.getuid():
             _remove(entry)
     path = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{_owner_tag()}.", dir=base))
+    # TMPDIR too: native libraries (ONNX Runtime's and LiteRT's session file ``.ses``) and children read it.
     previous, tempfile.tempdir = tempfile.tempdir, str(path)
+    previous_env, os.environ["TMPDIR"] = os.environ.get("TMPDIR"), str(path)
     try:
         yield path
     finally:
         tempfile.tempdir = previous
+        if previous_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous_env
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -180,6 +186,30 @@ def ensure_writable_dir(directory: Path) -> None:
     os.unlink(probe)
 
 
+PARTIAL_ROOM = 48  # bytes a partial's name adds to OUT's: ".", ".<pid>-<start>.XXXXXXXX.partial"
+
+
+def check_name_length(path: Path) -> None:
+    """Fail when ``path``'s last component leaves no room, under the file system's name limit, for its partial."""
+    parent = Path(os.path.abspath(path)).parent
+    while not os.path.isdir(parent) and parent != parent.parent:  # os.path.isdir: False, not an error, on any name
+        parent = parent.parent
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in Path(os.path.abspath(path)).parent.parts:
+        if len(os.fsencode(part)) > limit:
+            raise UsageError(f"a folder name in {str(path)[:60]}… is longer than the file system's {limit} bytes")
+    size = len(os.fsencode(path.name))
+    if size > limit - PARTIAL_ROOM:
+        raise UsageError(
+            f"output name {path.name[:40]}{'…' if len(path.name) > 40 else ''} is {size} bytes long; "
+            f"edgecnn needs it under {limit - PARTIAL_ROOM} "
+            f"(the file system allows {limit}, and the partial written beside it is longer): give a shorter name"
+        )
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -190,6 +220,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def check_output_file(path: Path, force: bool, inputs: Iterable[str | Path | None] = ()) -> None:
     """Fail before any work when ``path`` is an input, exists (unless ``force``), is a directory, or is unwritable."""
     path = Path(path)
+    check_name_length(path)
     for source in inputs:
         if source is not None and os.path.lexists(path) and _same_file(path, Path(source)):
             raise UsageError(f"output {path} is also an input of this command; write it elsewhere")
@@ -204,6 +235,7 @@ def check_output_dir(out: Path, force: bool, inputs: Iterable[str | Path | None]
     """Fail before any work when OUT is '.', '/', home or above the current directory, holds an input of the
     command, exists (unless ``force``), is a directory edgecnn did not write (no manifest.json, not empty), is not
     a directory, or is unwritable."""
+    check_name_length(out)
     target, cwd = _absolute(out), Path.cwd().resolve()
     if target == cwd or target in cwd.parents or target == Path.home().resolve():
         raise UsageError(f"refusing to write the output directory {out}: it is the current, home or a parent directory")

@@ -52,6 +52,19 @@ def int8_basis(arch: str, features: tuple[str, ...] | list[str]) -> str:
     return HOST_KERNELS if arch == "x86_64" and not VNNI_FEATURES & set(features) else EXACT_QDQ
 
 
+def check_labels(labels: np.ndarray, classes: int) -> None:
+    """Labels must name one of the model's ``classes`` outputs; a one-line error says which do not."""
+    from edgecnn.errors import UsageError
+
+    bad = labels[(labels < 0) | (labels >= classes)]
+    if bad.size:
+        raise UsageError(
+            f"the data's labels go from {int(labels.min())} to {int(labels.max())} but the model has {classes} "
+            f"classes (0…{classes - 1}): {bad.size} samples are out of range — give data of the model's classes "
+            "(for an image folder: one sub-folder per class, in the model's order)"
+        )
+
+
 def figures(
     reference: np.ndarray, target: np.ndarray, labels: np.ndarray | None = None, class_names: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -59,6 +72,7 @@ def figures(
     result: dict[str, Any] = compare(reference, target)
     result["top1_agreement"] = result.pop("top1")
     if labels is not None:
+        check_labels(labels, reference.shape[-1])
         ref_acc, tgt_acc = accuracy(reference, labels), accuracy(target, labels)
         result.update(
             reference_accuracy=ref_acc,

@@ -49,6 +49,9 @@ def load_results(path: Path) -> dict[str, Any]:
     return data
 
 
+PLAUSIBLE_MS = (1e-6, 1e7)  # one nanosecond to about three hours: beyond these a figure is a typo or an overflow
+
+
 def _latency(row: dict[str, Any], statistic: str) -> float:
     """A probe's measured ``statistic`` in ms: a finite positive number, or a UsageError naming the field."""
     value = row[statistic]
@@ -58,6 +61,11 @@ def _latency(row: dict[str, Any], statistic: str) -> float:
         ms = float("nan")
     if isinstance(value, bool) or not math.isfinite(ms) or ms <= 0:
         raise UsageError(f"RESULTS.json: probe {row['name']}: {statistic} must be a positive number, got {value!r}")
+    if not PLAUSIBLE_MS[0] <= ms <= PLAUSIBLE_MS[1]:
+        raise UsageError(
+            f"RESULTS.json: probe {row['name']}: {statistic} {value!r} is not a plausible latency "
+            f"({PLAUSIBLE_MS[0]:g}–{PLAUSIBLE_MS[1]:g} ms)"
+        )
     return ms
 
 
@@ -71,10 +79,14 @@ def samples(
     missing = [r["name"] for r in chosen if r.get(statistic) is None]
     if missing:
         raise UsageError(f"RESULTS.json: probe {missing[0]} has no {statistic}")
-    try:
-        return [Sample([OpCost.from_row(op) for op in r["ops"]], _latency(r, statistic), r["name"]) for r in chosen]
-    except (ValueError, TypeError) as error:
-        raise UsageError(f"RESULTS.json: a probe's ops are malformed: {error}") from None
+    fitted = []
+    for row in chosen:
+        try:
+            costs = [OpCost.from_row(op) for op in row["ops"]]
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise UsageError(f"RESULTS.json: probe {row['name']}: its ops are malformed: {error}") from None
+        fitted.append(Sample(costs, _latency(row, statistic), row["name"]))
+    return fitted
 
 
 def describe_source(results: dict[str, Any], path: Path) -> str:
@@ -96,7 +108,11 @@ def calibrate(
     """A latency model fitted to the ``measured`` samples of ``results`` per dtype; unmeasured dtypes keep
     ``base``'s coefficients."""
     if not any(measured.values()):
-        raise UsageError("RESULTS.json has no probe results to fit")
+        found = sorted({str(r["dtype"]) for r in results["results"]})
+        raise UsageError(
+            f"RESULTS.json has no probe results to fit: its {len(results['results'])} results have dtype "
+            f"{', '.join(found) or 'none'}, the latency model fits {' and '.join(DTYPES)}"
+        )
     unshaped = next(
         (
             s.name

@@ -63,6 +63,10 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+class HarnessBug(RuntimeError):
+    """The harness hit an error it does not foresee: a bug of edgecnn's, reported as one (exit 70)."""
+
+
 def interpret(
     returncode: int, stdout: str, stderr: str, name: str, where: str, python: str, renames: dict[str, str]
 ) -> dict[str, Any]:
@@ -81,6 +85,8 @@ def interpret(
             except json.JSONDecodeError:
                 continue
             break
+    if isinstance(payload, dict) and payload.get("bug"):
+        raise HarnessBug(f"{where}the harness failed on {name}: {rename(str(payload['error']))}")
     if isinstance(payload, dict) and "error" in payload:
         raise BenchError(f"{where}{rename(str(payload['error']))}")
     if returncode == 0 and isinstance(payload, dict):

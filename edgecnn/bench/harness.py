@@ -466,8 +466,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps({"error": str(error)}))
         return 1
     except Exception as error:  # a bug or an unexpected runtime failure: still one line for the parent
-        print(json.dumps({"error": f"unexpected {type(error).__name__}: {_first_line(error)}"}))
-        return 1
+        print(json.dumps({"error": f"{type(error).__name__}: {_first_line(error)}", "bug": True}))
+        return 70
     print(json.dumps(results[0] if len(results) == 1 else results, indent=indent))
     return 0
 

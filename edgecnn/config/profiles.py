@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgecnn.config.schema import Field, load_yaml, non_negative, positive, project_dir, validate, yaml_path
+from edgecnn.config.schema import Field, load_yaml, non_negative, positive, project_dir, validate, yaml_names, yaml_path
 from edgecnn.costs.latency_model import LatencyModel
 from edgecnn.costs.op_costs import OP_CLASSES
 from edgecnn.errors import UsageError
@@ -171,7 +171,7 @@ def profiles_dir() -> Path:
 
 def list_profiles() -> list[str]:
     """Names of the profiles in ``device_profiles/``."""
-    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+    return yaml_names(profiles_dir())
 
 
 def _check_latency(latency: dict[str, Any], cores: int, where: str) -> None:

@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgecnn.config.schema import Field, load_yaml, positive, project_dir, validate, yaml_path
+from edgecnn.config.schema import Field, load_yaml, positive, project_dir, validate, yaml_names, yaml_path
 from edgecnn.errors import UsageError
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -115,7 +115,7 @@ def recipes_dir() -> Path:
 
 def list_recipes() -> list[str]:
     """Names of the recipes in ``export_recipes/``."""
-    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+    return yaml_names(recipes_dir())
 
 
 def load_recipe_file(path: Path) -> Recipe:

@@ -91,12 +91,30 @@ def validate(data: Any, schema: dict[str, Field], where: str) -> None:
                 raise UsageError(f"{path}: {message}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml's safe loader that refuses a mapping with the same key twice (the later one would win silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
 def load_yaml(path: Path) -> Any:
     """Read a YAML file safely; a syntax error, non-UTF-8 or unreadable file is a UsageError naming it."""
     try:
         with reading(path, "YAML file", "save it as UTF-8 YAML"):
             text = path.read_text(encoding="utf-8")
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: as safe as yaml.safe_load
     except RecursionError:
         raise UsageError(f"{path} is nested too deeply to be a profile or recipe") from None
     except yaml.YAMLError as error:
@@ -111,8 +129,12 @@ def project_dir(name: str) -> Path:
     ``--user`` or ``--prefix`` install: found from where the package sits)."""
     import os
 
-    override = os.environ.get(f"EDGECNN_{name.upper()}")
+    variable = f"EDGECNN_{name.upper()}"
+    override = os.environ.get(variable)
     if override:
+        if not os.path.isdir(override):
+            fix = "point it at a folder of YAML files, or unset it"
+            raise UsageError(f"{variable}={override} is not a directory: {fix}")
         return Path(override)
     here = Path(__file__).resolve()
     checkout = here.parents[2] / name
@@ -131,7 +153,12 @@ def yaml_path(kind: str, name_or_path: str, folder: Path) -> Path:
 
     if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
         return check_file(name_or_path, f"{kind} file")
-    known = sorted(p.stem for p in folder.glob("*.yaml"))
+    known = yaml_names(folder)
     if name_or_path not in known:
         raise UnknownNameError(kind, name_or_path, known)
     return folder / f"{name_or_path}.yaml"
+
+
+def yaml_names(folder: Path) -> list[str]:
+    """The names of the regular ``*.yaml`` files in ``folder`` (FIFOs, sockets and directories are not ones)."""
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())

@@ -8,6 +8,7 @@ recipe's mean and std, split into a calibration part and a held-out part
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config.recipes import Recipe
-from edgecnn.errors import UsageError, reading
+from edgecnn.errors import UsageError, check_file, reading
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif")
 SYNTHETIC = "synthetic"
@@ -69,10 +70,13 @@ def resize_crop(image, height: int, width: int, recipe: Recipe) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
+GREY_MODES = ("1", "L", "LA", "La", "I", "F")  # and I;16*: one channel, any alpha dropped
+
+
 def _image_channels(mode: str) -> int:
-    return {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 3, "LA": 1, "I;16": 1, "I": 1, "F": 1, "CMYK": 4}.get(
-        mode, 1 if mode.startswith("I;16") else 3
-    )
+    """1 for grey images (bilevel, 8/16-bit, float, with or without alpha), 3 for colour ones (RGB, RGBA,
+    palette, CMYK, YCbCr, LAB, HSV: all read as RGB, alpha dropped)."""
+    return 1 if mode in GREY_MODES or mode.startswith("I;16") else 3
 
 
 def _bit_depth(mode: str) -> int:
@@ -101,7 +105,11 @@ def _load_image(path: Path, channels: int, height: int, width: int, recipe: Reci
         image.load()
         found = _image_channels(image.mode)
         if found != channels:
-            raise UsageError(f"calibration image {path} has {found} channel(s); the model takes {channels}")
+            kind, wanted = ("grey", "colour (RGB)") if found == 1 else ("colour", "grey")
+            raise UsageError(
+                f"calibration image {path} is {kind} (PIL mode {image.mode}) but the model takes {channels} "
+                f"channel(s): give {wanted} images"
+            )
         depth = _bit_depth(image.mode)
         image = _to_8bit(image).convert("L" if channels == 1 else "RGB")
         return resize_crop(image, height, width, recipe), depth
@@ -254,23 +262,22 @@ def load_calibration(
     if count < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {count}")
     rng = np.random.default_rng(seed)
-    if source is None or str(source) == SYNTHETIC or Path(source).is_dir():
+    if source is None or str(source) == SYNTHETIC or os.path.isdir(source):
         check_memory(shape, count + holdout)
     if source is None or str(source) == SYNTHETIC:
         data = synthetic(shape, count + holdout, recipe, seed)
     else:
         path = Path(source)
-        if not path.exists():
-            raise UsageError(f"calibration source {path} does not exist")
-        if path.is_dir():
+        if os.path.isdir(path):
             data = _from_folder(path, shape, recipe, count + holdout, rng)
         elif path.suffix.lower() in (".npy", ".npz"):
-            data = _from_array_file(path, shape, recipe)
+            data = _from_array_file(check_file(path, "calibration source"), shape, recipe)
         else:
+            check_file(path, "calibration source")
             raise UsageError(f"calibration source {path} must be an image folder, a .npy/.npz file or 'synthetic'")
     n = len(data)
     # Hold out what was asked when there is enough; otherwise at most a quarter, keeping the rest to calibrate.
     held = holdout if n >= count + holdout else (min(holdout, n // 4) if n >= 2 else 0)
-    order = rng.permutation(n) if data.synthetic is False and not Path(str(source)).is_dir() else np.arange(n)
+    order = rng.permutation(n) if data.synthetic is False and not os.path.isdir(str(source)) else np.arange(n)
     calib_index, held_index = order[held : held + count], order[:held]
     return data.subset(calib_index), data.subset(held_index)

@@ -74,10 +74,21 @@ def _recipe_from_manifest(manifest: dict[str, Any]) -> Recipe:
 
 
 def _file_input_shape(path: Path) -> tuple[int, ...]:
+    """The N×C×H×W input of a model file; a one-line error for several inputs or one that is not an image."""
     from edgecnn.runtime.loader import load_tflite, ort_session
 
-    tflite = format_of(path).runtime == "tflite"
-    shape = load_tflite(path).input_shape if tflite else ort_session(path).get_inputs()[0].shape
+    if format_of(path).runtime == "tflite":
+        shape = load_tflite(path).input_shape
+    else:
+        inputs = ort_session(path).get_inputs()
+        if len(inputs) != 1:
+            raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn evaluates single-input image models")
+        if inputs[0].type != "tensor(float)":
+            raise UsageError(
+                f"{path}'s input '{inputs[0].name}' is {inputs[0].type}; edgecnn evaluates image models with a "
+                "float input"
+            )
+        shape = inputs[0].shape
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
         raise UsageError(f"{path} has input shape {shape}; edgecnn evaluates N×C×H×W image models")
     return (1, *shape[1:])
@@ -97,7 +108,8 @@ def open_artifact(
         check_file(path, "artifact")
         manifest = _manifest_beside(path)
         recipe = _recipe_from_manifest(manifest) if manifest else recipe_for_family(None)
-        shape = tuple(manifest["model"]["input_shape"]) if manifest else _file_input_shape(path)
+        file_shape = _file_input_shape(path)
+        shape = tuple(manifest["model"]["input_shape"]) if manifest else file_shape
         return Artifact(str(path), fmt.name, shape, recipe, path=path, manifest=manifest)
     from edgecnn.pipeline.source import resolve_source
 

@@ -62,10 +62,10 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     """'1,3,224,224' → (1, 3, 224, 224); a one-line error for anything else."""
     if text is None:
         return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        raise UsageError(f"--input-shape must be N,C,H,W integers, got '{text}'") from None
+    parts = [part.strip() for part in text.replace("x", ",").split(",")]
+    if not all(part.isascii() and part.isdigit() for part in parts):  # int() would take '1_0' and '１'
+        raise UsageError(f"--input-shape must be N,C,H,W integers, got '{text}'")
+    shape = tuple(int(part) for part in parts)
     if len(shape) != 4 or any(d <= 0 for d in shape):
         raise UsageError(f"--input-shape must be four positive integers N,C,H,W, got '{text}'")
     for name, value, bound in zip("NCHW", shape, MAX_INPUT_SHAPE, strict=True):
@@ -321,6 +321,13 @@ def _onnx_source(
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn exports single-input image models")
+    elem_type = inputs[0].type.tensor_type.elem_type
+    if elem_type != onnx.TensorProto.FLOAT:
+        dtype = onnx.TensorProto.DataType.Name(elem_type).lower()
+        raise UsageError(
+            f"{path}'s input '{inputs[0].name}' is {dtype}; edgecnn exports image models with a float32 input "
+            "(export the model with its preprocessing cast outside the graph)"
+        )
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
     if input_shape is not None and (
         len(dims) != len(input_shape) or any(d is not None and d != g for d, g in zip(dims, input_shape, strict=False))

@@ -77,3 +77,31 @@ def test_calib_size_must_be_positive():
 
     with pytest.raises(UsageError, match="--calib-size"):
         load_calibration(None, (3, 8, 8), RECIPE, count=0, holdout=0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "color", "channels"),
+    [
+        ("RGB", (200, 100, 50), 3),
+        ("RGBA", (200, 100, 50, 0), 3),  # alpha dropped, even when fully transparent
+        ("CMYK", (0, 128, 200, 0), 3),
+        ("P", None, 3),
+        ("1", 1, 1),
+        ("L", 77, 1),
+        ("LA", (77, 10), 1),
+        ("I;16", 40000, 1),
+    ],
+)
+def test_every_image_mode_is_read_as_grey_or_rgb(tmp_path, mode, color, channels):
+    """Colour modes (palette, CMYK, with alpha) come in as RGB, grey ones (bilevel, 16-bit, with alpha) as L; the
+    pixel values survive: RGB equals PIL's own RGB conversion, grey is scaled to 8 bits."""
+    image = Image.new("RGB", (8, 8), (200, 100, 50)).quantize(4) if mode == "P" else Image.new(mode, (8, 8), color)
+    image.save(tmp_path / "a.tiff" if mode in ("CMYK", "I;16") else tmp_path / "a.png")
+    data, _ = load_calibration(tmp_path, (channels, 8, 8), load_recipe("default"), 1, 0)
+    mean, std = load_recipe("default").channel_stats(channels)
+    pixels = data.images[0] * np.array(std)[:, None, None] + np.array(mean)[:, None, None]
+    expected = {"1": 1.0, "L": 77 / 255, "LA": 77 / 255, "I;16": round(40000 / 65535 * 255) / 255}.get(mode)
+    if expected is None:
+        rgb = np.asarray(image.convert("RGB"), np.float32)[0, 0] / 255
+        expected = rgb[:, None, None]
+    np.testing.assert_allclose(pixels, np.broadcast_to(expected, pixels.shape), atol=1 / 255)

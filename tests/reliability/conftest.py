@@ -48,7 +48,8 @@ def png(path: Path, mode: str = "RGB", size: tuple[int, int] = (40, 30)) -> Path
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, color=128 if mode == "L" else (10, 200, 30)).save(path)
+    color = {"L": 128, "LA": (128, 255)}.get(mode, (10, 200, 30))
+    Image.new(mode, size, color=color).save(path)
     return path
 
 

@@ -7,6 +7,8 @@ function in the test's directory) and the words the error line must hold.
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +101,48 @@ def _profile_with(overhead: str) -> Callable[[Path], None]:
         (folder / "inf.yaml").write_text(text, encoding="utf-8")
 
     return make
+
+
+def _fifo(name: str) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(path)
+
+    return make
+
+
+def _labelled_data(folder: Path) -> None:
+    """ref.onnx of 10 classes and data whose labels go up to 12."""
+    tiny_onnx(folder / "ref.onnx", classes=10)
+    images = np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)
+    np.savez(folder / "data.npz", images=images, labels=np.array([0, 1, 12, 3]))
+
+
+def _odd_input_onnx(kind: str) -> Callable[[Path], None]:
+    """m.onnx with two float inputs (``two``) or one int64 input (``int64``), and data for it."""
+
+    def make(folder: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        value = helper.make_tensor_value_info
+        weight = numpy_helper.from_array(np.ones((10, 192), np.float32), "w")
+        if kind == "two":
+            nodes = [helper.make_node("Add", ["a", "b"], ["s"])]
+            inputs = [value("a", TensorProto.FLOAT, [1, 3, 8, 8]), value("b", TensorProto.FLOAT, [1, 3, 8, 8])]
+        else:
+            nodes = [helper.make_node("Cast", ["a"], ["s"], to=TensorProto.FLOAT)]
+            inputs = [value("a", TensorProto.INT64, [1, 3, 8, 8])]
+        nodes += [helper.make_node("Flatten", ["s"], ["f"]), helper.make_node("Gemm", ["f", "w"], ["y"], transB=1)]
+        graph = helper.make_graph(nodes, kind, inputs, [value("y", TensorProto.FLOAT, [1, 10])], [weight])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+        np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))
+
+    return make
+
+
+LONG = "x" * 230  # under NAME_MAX (255), over what leaves room for the partial written beside it
 
 
 def _tiny(name: str) -> Callable[[Path], Path]:
@@ -261,7 +305,9 @@ CASES: dict[str, Case] = {
         lambda f: png_header_only(f / "imgs/a.png", 20000, 20000),
     ),
     "calib grey for RGB model": Case(
-        ("export", *MV1, "--calib", "grey"), "has 1 channel(s); the model takes 3", lambda f: png(f / "grey/a.png", "L")
+        ("export", *MV1, "--calib", "grey"),
+        "is grey (PIL mode L) but the model takes 3",
+        lambda f: png(f / "grey/a.png", "L"),
     ),
     "npz wrong shape": Case(
         ("export", *MV1, "--calib", "c.npz"),
@@ -415,6 +461,53 @@ CASES: dict[str, Case] = {
     "bench NaN budget": Case(("bench", "m.onnx", "--budget-s", "nan"), "--budget-s must be > 0", _tiny("m.onnx")),
     "models unknown pattern": Case(("models", "resnt"), "did you mean 'resnet'"),
     "models bad option": Case(("models", "--bogus"), "No such option"),
+    # --- found by the second hostile pass
+    "calib is a FIFO": Case(("export", *MV1, "--calib", "c.npz"), "is not a regular file", _fifo("c.npz")),
+    "profiles folder missing": Case(
+        ("profiles",), "EDGECNN_DEVICE_PROFILES=nope is not a directory", env=(("EDGECNN_DEVICE_PROFILES", "nope"),)
+    ),
+    "profiles folder of FIFOs": Case(
+        ("export", *MV1, "--profile", "p"),
+        "there are no profiles to choose from",
+        _fifo("profiles/p.yaml"),
+        env=(("EDGECNN_DEVICE_PROFILES", "profiles"),),
+    ),
+    "drift labels beyond the classes": Case(
+        ("drift", "ref.onnx", "ref.onnx", "--data", "data.npz"), "the model has 10 classes", _labelled_data
+    ),
+    "drift two-input ONNX": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"), "has 2 inputs", _odd_input_onnx("two")
+    ),
+    "drift int64-input ONNX": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"), "is tensor(int64)", _odd_input_onnx("int64")
+    ),
+    "export int64-input ONNX": Case(("export", "m.onnx", *TINY), "input 'a' is int64", _odd_input_onnx("int64")),
+    "export OUT name too long": Case(("export", *MV1, "--out", LONG), "230 bytes long"),
+    "export OUT folder name too long": Case(
+        ("export", *MV1, "--out", f"{LONG * 2}/out"), "longer than the file system"
+    ),
+    "plan chart name too long": Case(
+        ("plan", "mobilenet", "--profile", "raspberrypi4", "--budget-ms", "50", "--chart", f"{LONG}.png"), "bytes long"
+    ),
+    "calib name too long for the system": Case(("export", *MV1, "--calib", f"{LONG * 2}.npz"), "does not exist"),
+    "recipe with a key twice": Case(
+        ("export", *MV1, "--recipe", "r.yaml"), "key 'mean' appears twice", _write("r.yaml", "mean: [0]\nmean: [1]\n")
+    ),
+    "input shape with underscores": Case(("export", "resnet18", "--input-shape", "1_0,3,8,8"), "N,C,H,W integers"),
+    "input shape in full-width digits": Case(("export", "resnet18", "--input-shape", "１,3,8,8"), "N,C,H,W integers"),
+    "calib grey image with alpha": Case(
+        ("export", *MV1, "--calib", "grey"), "is grey (PIL mode LA)", lambda f: png(f / "grey/a.png", "LA")
+    ),
+    "results of no fitted dtype": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "results have dtype int4",
+        _results(_probe(dtype="int4")),
+    ),
+    "results latency that underflows": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "not a plausible latency",
+        _results(_probe(p50_ms=1e-300)),
+    ),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
@@ -425,7 +518,11 @@ def test_bad_input_is_one_line(tmp_path, case):
     if spec.setup is not None:
         spec.setup(tmp_path)
     before = files_under(tmp_path)
-    args = [*spec.args, "--out", str(tmp_path / "out")] if spec.args[:1] == ("export",) else list(spec.args)
+    args = (
+        [*spec.args, "--out", str(tmp_path / "out")]
+        if spec.args[:1] == ("export",) and "--out" not in spec.args
+        else list(spec.args)
+    )
     result = run_edgecnn(tmp_path, *args, env=dict(spec.env))
     assert_clean_failure(result, tmp_path, spec.message, before=before)
 
@@ -523,3 +620,15 @@ def test_internal_error_is_one_line_and_exit_70(monkeypatch, capsys):
 def test_debug_flag_is_global(tmp_path):
     result = run_edgecnn(tmp_path, "--debug", "models", "resnt")
     assert_clean_failure(result, tmp_path, "did you mean 'resnet'")
+
+
+def test_a_harness_bug_is_reported_as_edgecnn_bug():
+    """What the harness does not foresee is a bug (exit 70), not a bad input of the user's (exit 1)."""
+    from edgecnn.bench.api import HarnessBug, interpret
+    from edgecnn.errors import BenchError
+
+    stdout = json.dumps({"error": "KeyError: 'shape'", "bug": True})
+    with pytest.raises(HarnessBug, match=re.escape("the harness failed on m.onnx: KeyError: 'shape'")):
+        interpret(70, stdout, "", "m.onnx", "", "python3", {})
+    with pytest.raises(BenchError, match="no such file"):
+        interpret(1, json.dumps({"error": "no such file"}), "", "m.onnx", "", "python3", {})
