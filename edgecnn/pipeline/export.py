@@ -131,6 +131,10 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         source.scaling_origin = f"planner: best expected top-1 within {decision['budget_ms']:g} ms{margin}"
     if options.dynamic_batch and source.kind == "onnx":
         raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
+    if source.kind == "onnx":
+        from edgecnn.pipeline.onnx_input import check_exportable
+
+        check_exportable(source.onnx_path, options.quantize)
     recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)
     out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
     check_output_dir(out, options.force, inputs)

@@ -105,9 +105,43 @@ def run_export(ctx: ExportContext) -> StageResult:
             check_onnx(path)
         except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
             raise UsageError(f"{source.onnx_path} is not a valid ONNX model: {error}") from None
-        return StageResult({"given": str(source.onnx_path), "check": check}, {"exported": path})
+        figures = _adapt_onnx(ctx, path, check)
+        return StageResult({"given": str(source.onnx_path), **figures, "check": check}, {"exported": path})
     info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
     return StageResult({**info, "check": check}, {"exported": path})
+
+
+def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[str, Any]:
+    """Make the copied ONNX MODEL at ``path`` the working graph: an old opset upgraded to the working one, free
+    input dims fixed to the input shape; the result must give the original's outputs in ONNX Runtime (its
+    relative error goes into ``check``). The manifest's record of both."""
+    import onnx
+
+    from edgecnn.pipeline.onnx_export import check_onnx
+    from edgecnn.pipeline.onnx_input import default_opset, fix_input_dims, upgrade_opset, wants_upgrade
+
+    model, given = onnx.load(str(path)), ctx.source.onnx_path
+    original = default_opset(model)
+    opset = {"original": original, "working": original, "converted": False}
+    if wants_upgrade(original, ctx.opset, ctx.options.opset is not None):
+        model = upgrade_opset(model, ctx.opset, given)
+        opset.update(working=ctx.opset, converted=True, converter="onnx.version_converter")
+    fixed = fix_input_dims(model, ctx.source.input_shape)
+    if not opset["converted"] and not fixed:
+        return {"opset": opset, "fixed_dims": fixed}
+    before = path.with_name("given.onnx")
+    path.rename(before)
+    onnx.save_model(model, str(path))
+    change = f"opset {original} → {opset['working']}" if opset["converted"] else "fixed input dims"
+    try:
+        check_onnx(path)
+    except ValueError as error:
+        raise UsageError(f"{given} after {change} is not a valid ONNX model: {error}") from None
+    inputs = ctx.check_inputs()
+    figures = _parity(load(before)(inputs), load(path)(inputs), f"parity {change} vs the given model (ORT fp32)")
+    before.unlink()
+    check["conversion_relative_error"] = figures["relative_error"]
+    return {"opset": opset, "fixed_dims": fixed}
 
 
 def run_parity(ctx: ExportContext) -> StageResult:
