@@ -137,13 +137,9 @@ def _blame(model: Any, target: int) -> str | None:
     for node in model.graph.node:
         if node.op_type in CONTROL_FLOW:
             continue
-        inputs = [
-            helper.make_tensor_value_info(name, 1, None) for name in node.input if name and name not in constants
-        ]
+        inputs = [helper.make_tensor_value_info(name, 1, None) for name in node.input if name and name not in constants]
         outputs = [helper.make_tensor_value_info(name, 1, None) for name in node.output if name]
-        graph = helper.make_graph(
-            [node], "one", inputs, outputs, [constants[n] for n in node.input if n in constants]
-        )
+        graph = helper.make_graph([node], "one", inputs, outputs, [constants[n] for n in node.input if n in constants])
         single = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
         try:
             version_converter.convert_version(single, target)
