@@ -101,10 +101,6 @@ def run_export(ctx: ExportContext) -> StageResult:
     check = {"onnx_checker": "passed", "ort_load": "passed"}
     if source.kind == "onnx":
         _copy_onnx(source.onnx_path, path)
-        try:
-            check_onnx(path)
-        except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
-            raise UsageError(f"{source.onnx_path} is not a valid ONNX model: {error}") from None
         figures = _adapt_onnx(ctx, path, check)
         return StageResult({"given": str(source.onnx_path), **figures, "check": check}, {"exported": path})
     info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
@@ -127,16 +123,18 @@ def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[s
         model = upgrade_opset(model, ctx.opset, given)
         opset.update(working=ctx.opset, converted=True, converter="onnx.version_converter")
     fixed = fix_input_dims(model, ctx.source.input_shape)
-    if not opset["converted"] and not fixed:
-        return {"opset": opset, "fixed_dims": fixed}
-    before = path.with_name("given.onnx")
-    path.rename(before)
-    onnx.save_model(model, str(path))
+    changed = opset["converted"] or fixed
     change = f"opset {original} → {opset['working']}" if opset["converted"] else "fixed input dims"
+    before = path.with_name("given.onnx")
+    if changed:
+        path.rename(before)
+        onnx.save_model(model, str(path))
     try:
         check_onnx(path)
-    except ValueError as error:
-        raise UsageError(f"{given} after {change} is not a valid ONNX model: {error}") from None
+    except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
+        raise UsageError(f"{given} is not a valid ONNX model{f' after {change}' if changed else ''}: {error}") from None
+    if not changed:
+        return {"opset": opset, "fixed_dims": fixed}
     inputs = ctx.check_inputs()
     figures = _parity(load(before)(inputs), load(path)(inputs), f"parity {change} vs the given model (ORT fp32)")
     before.unlink()
