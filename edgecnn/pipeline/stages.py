@@ -94,7 +94,7 @@ def _copy_onnx(given: Path, path: Path) -> None:
 
 def run_export(ctx: ExportContext) -> StageResult:
     """Trace the module to ONNX (or take the given ONNX file), checked by the ONNX checker and an ORT load."""
-    from edgecnn.pipeline.onnx_export import check_onnx, export_onnx
+    from edgecnn.pipeline.onnx_export import export_onnx
 
     path = ctx.scratch / "exported.onnx"
     source = ctx.source
