@@ -210,10 +210,19 @@ class _ExportCommand(click.Command):
 @click.option("--allow-drift", is_flag=True, help="Exit 0 even when drift stays over the thresholds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **options: Any) -> None:
+    from edgecnn.errors import PartialExportError
     from edgecnn.pipeline.export import export as run_export
     from edgecnn.progress import RichReporter
 
-    result = run_export(model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **options)
+    try:
+        result = run_export(model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **options)
+    except PartialExportError as error:  # the formats made are written: show them, then the error line, exit 4
+        _show_export(error.result, as_json)
+        raise
+    _show_export(result, as_json)
+
+
+def _show_export(result: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2, default=str))
         return

@@ -237,29 +237,56 @@ def run_drift(ctx: ExportContext) -> StageResult:
     return check_drift(ctx)
 
 
+def tflite_graph(model: Any) -> tuple[Any, tuple[str, ...]]:
+    """The ONNX graph the TFLite lowering takes for the fp32 ``model``: every DeformConv replaced by its
+    builtin-op (gather) decomposition, with the scopes of the sampling path that stay float in int8."""
+    import onnx
+
+    if not any(n.op_type == "DeformConv" for n in model.graph.node):
+        return model, ()
+    from edgecnn.lowering.onnx import rewrite_deform_conv
+    from edgecnn.lowering.tflite.quantize import node_scope
+
+    model, sampling = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
+    scope = node_scope(model, [n for names in sampling.values() for n in names])
+    return model, (scope,) if scope else ()
+
+
+def unlowerable(model: Any) -> str | None:
+    """Every op of ``model`` (as the TFLite lowering takes it) without a lowering, with its node names, in one
+    sentence; None when all have one."""
+    from edgecnn.lowering.tflite import unsupported_nodes
+
+    missing = unsupported_nodes(tflite_graph(model)[0])
+    if not missing:
+        return None
+    parts = [f"{op} ({', '.join(nodes)})" for op, nodes in missing.items()]
+    return f"the TFLite lowering has no {', '.join(missing)} yet: {'; '.join(parts)}"
+
+
+def run_tflite_ops(ctx: ExportContext) -> StageResult:
+    """Before the slow stages: every op of the fp32 graph must have a TFLite lowering. When the profile chose
+    tflite (not --format) a missing one is a warning and no .tflite; asked for, it fails the format."""
+    import onnx
+
+    missing = unlowerable(onnx.load(str(ctx.artifact("fp32_onnx"))))
+    if missing is None:
+        return StageResult({"check": {"all_ops_lowered": True}})
+    if not ctx.formats_requested:
+        ctx.warn(f"no .tflite: {missing} (the profile's formats asked for it)")
+        return StageResult({"check": {"all_ops_lowered": False}}, skipped=missing)
+    raise UsageError(missing)
+
+
 def run_tflite(ctx: ExportContext) -> TfliteResult:
     """Lower the fp32 graph to a `.tflite` (no TensorFlow), checked against ORT fp32; then the int8 `.tflite`."""
     import onnx
 
-    from edgecnn.errors import UsageError
-    from edgecnn.lowering.tflite import convert, unsupported_nodes
+    from edgecnn.lowering.tflite import convert
 
-    model = onnx.load(str(ctx.artifact("fp32_onnx")))
-    float_scopes: tuple[str, ...] = ()
-    deformable = any(n.op_type == "DeformConv" for n in model.graph.node)
-    if deformable:  # TFLite has no DeformConv: its builtin-op decomposition runs everywhere
-        from edgecnn.lowering.onnx import rewrite_deform_conv
-        from edgecnn.lowering.tflite.quantize import node_scope
-
-        model, sampling = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
-        scope = node_scope(model, [n for names in sampling.values() for n in names])
-        float_scopes = (scope,) if scope else ()
-    missing = unsupported_nodes(model)
-    if missing and not ctx.formats_requested:
-        listed = ", ".join(sorted(missing))
-        ctx.warn(f"no .tflite: the TFLite lowering has no {listed} yet (the profile's formats asked for it)")
-        reason = f"unsupported op types: {listed}"
-        return TfliteResult({"skipped": reason, "check": {}}, skipped=reason)
+    fp32 = onnx.load(str(ctx.artifact("fp32_onnx")))
+    deformable = any(n.op_type == "DeformConv" for n in fp32.graph.node)
+    model, float_scopes = tflite_graph(fp32)
     try:
         lowered = convert(model, nchw_io=ctx.options.nchw_io)
     except UsageError as error:
@@ -372,6 +399,14 @@ STAGES: tuple[Stage, ...] = (
         (Output("fp32_onnx", "model.fp32.onnx"),),
         f"outputs equal the exported graph's (≤ {PARITY_THRESHOLD:g} of the range)",
         run_simplify,
+    ),
+    Stage(
+        "tflite_ops",
+        "TFLite op coverage",
+        ("fp32_onnx",),
+        (),
+        "every op of the fp32 graph has a TFLite lowering (all missing ones named, before the slow stages)",
+        run_tflite_ops,
     ),
     Stage(
         "quantize",
