@@ -110,10 +110,13 @@ MODEL is one of:
   a zoo name            mobilenet, resnet18, efficientnet_b0 …  (see `edgecnn models`)
   torchvision:NAME      torchvision:resnet50 (architecture only; pass --weights)
   package.module:attr   a factory function or nn.Module class of your own
-  FILE.onnx             an exported model (tracing is skipped)
+  FILE.onnx             an exported model, any opset ≥ 7 (older than --opset:
+                        upgraded and checked against it; tracing is skipped)
 
 \b
-Stages (each checked against the stage before; a failed check exits 2):
+Stages (each checked against the stage before; a failed check exits 2, but a
+failure in a stage of .ort or .tflite only drops that format: the others are
+written, the manifest says why, exit 4):
 {stage_table}
 
 \b
@@ -157,7 +160,9 @@ class _ExportCommand(click.Command):
 @click.option("--weights", type=click.Path(path_type=Path), help="state_dict or checkpoint (.pt), loaded safely.")
 @click.option("--num-classes", type=int, help="Classes of the classifier (to match --weights).")
 @click.option("--in-chans", type=int, help="Input channels (to match --weights).")
-@click.option("--input-shape", help="Traced input N,C,H,W, for models without a default size.")
+@click.option(
+    "--input-shape", help="Traced input N,C,H,W, for models without a default size; fixes an .onnx MODEL's free dims."
+)
 @click.option("--calib", help="Calibration data: an image folder, a .npz/.npy file, or 'synthetic'.")
 @click.option("--calib-size", type=int, help="Calibration samples [default: the recipe's, 128].")
 @click.option(
@@ -168,7 +173,9 @@ class _ExportCommand(click.Command):
     help="Samples of --calib held out for the drift check (never used to calibrate).",
 )
 @click.option("--method", help="Calibration method: minmax, percentile or entropy [default: the recipe's].")
-@click.option("--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20].")
+@click.option(
+    "--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20]; an older .onnx MODEL is upgraded to it."
+)
 @click.option("--no-quantize", is_flag=True, help="Stop at fp32 (no int8 artifacts).")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
 @click.option(

@@ -380,7 +380,8 @@ STAGES: tuple[Stage, ...] = (
         "trace to ONNX",
         (),
         (Output("exported", "exported.onnx", scratch=True),),
-        "ONNX checker (full) and an ONNX Runtime load; re-export with optimize=False on failure",
+        "ONNX checker (full) and an ONNX Runtime load; re-export with optimize=False on failure; an .onnx "
+        "MODEL upgraded to the working opset gives the original's outputs in ORT",
         run_export,
     ),
     Stage(
