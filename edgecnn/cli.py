@@ -238,6 +238,66 @@ def _show_export(result: Any, as_json: bool) -> None:
     render_export(result, make_console())
 
 
+@cli.command("inspect", short_help="What MODEL is and what export would do with it (seconds, writes nothing).")
+@click.argument("model")
+@click.option("--input-shape", help="Input N,C,H,W, for models without a default size or with free dims.")
+@click.option("--profile", "-p", default="x86-avx2", show_default=True, help="Device profile (its formats, deform).")
+@click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
+@click.option("--opset", type=int, help="Working ONNX opset (19–21) [default: the recipe's, 20].")
+@click.option("--no-quantize", is_flag=True, help="As for an fp32-only export (control flow is then no refusal).")
+@click.option("--num-classes", type=int, help="Classes of the classifier.")
+@click.option("--in-chans", type=int, help="Input channels.")
+@_knob_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def inspect_command(
+    model: str,
+    input_shape: str | None,
+    profile: str,
+    formats: str | None,
+    opset: int | None,
+    no_quantize: bool,
+    num_classes: int | None,
+    in_chans: int | None,
+    as_json: bool,
+    **scaling: Any,
+) -> None:
+    """Show MODEL's inputs and outputs, its ops per format, params and MACs, and what `edgecnn export`
+    would do with it: the stages, an opset upgrade, the free dims it fixes, and each format's outcome
+    (a .tflite that cannot be made names every op without a lowering and its nodes). Nothing heavy runs:
+    MODEL is traced to ONNX (or the .onnx read) and simplified in a temporary directory; no int8, no
+    lowering, nothing written.
+
+    MODEL is what `edgecnn export` takes: a zoo name (with its scaling options), torchvision:NAME,
+    package.module:factory, or FILE.onnx.
+
+    \b
+    Examples:
+      edgecnn inspect mobilenet_v2 --width 0.5
+      edgecnn inspect model.onnx --input-shape 1,3,224,224 --format onnx,tflite
+      edgecnn inspect resnet18 --json
+    """
+    from edgecnn.pipeline.inspect import inspect_model
+
+    report = inspect_model(
+        model,
+        input_shape=input_shape,
+        profile=profile,
+        formats=formats,
+        opset=opset,
+        quantize=not no_quantize,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        scaling=scaling,
+    )
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    from edgecnn.commands.inspect import render_inspect
+    from edgecnn.commands.render import make_console
+
+    render_inspect(report, make_console())
+
+
 DRIFT_HELP = """Compare TARGET with REF on real data: does int8 still give the fp32 answers?
 
 \b

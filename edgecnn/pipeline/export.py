@@ -208,6 +208,13 @@ def _runs(stage: Stage, ctx: ExportContext, makes: dict[str, tuple[str, ...]]) -
     return chosen and stage.applies(ctx)
 
 
+def planned_stages(ctx: Any) -> list[str]:
+    """The stages an export would run for ``ctx`` (anything with the ``options``, ``source``, ``formats`` and
+    ``dropped`` of an :class:`ExportContext`), in order; ``edgecnn inspect`` shows them."""
+    makes = stage_formats()
+    return [stage.name for stage in STAGES if _runs(stage, ctx, makes)]
+
+
 def _droppable(formats: tuple[str, ...]) -> bool:
     """Whether a failure of a stage that makes ``formats`` drops only them (every export makes ALWAYS)."""
     return bool(formats) and ALWAYS not in formats

@@ -257,7 +257,11 @@ def unlowerable(model: Any) -> str | None:
     sentence; None when all have one."""
     from edgecnn.lowering.tflite import unsupported_nodes
 
-    missing = unsupported_nodes(tflite_graph(model)[0])
+    return missing_ops_sentence(unsupported_nodes(tflite_graph(model)[0]))
+
+
+def missing_ops_sentence(missing: dict[str, list[str]]) -> str | None:
+    """``unsupported_nodes``' answer as one sentence (None when nothing is missing)."""
     if not missing:
         return None
     parts = [f"{op} ({', '.join(nodes)})" for op, nodes in missing.items()]
