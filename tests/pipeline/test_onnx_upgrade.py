@@ -154,3 +154,16 @@ def test_dropout_in_training_mode_and_control_flow_are_named():
     assert not any("control flow" in r for r in refusals(model, quantize=False))
     model.graph.initializer[0].int32_data[:] = [0]  # Dropout with a constant false training_mode is inference
     assert not any("Dropout" in r for r in refusals(model))
+
+
+def test_old_model_with_external_data_is_upgraded_with_its_weights(tmp_path):
+    given = torch_onnx(tmp_path / "net.onnx", 11)
+    model = onnx.load(str(given))
+    external = tmp_path / "ext" / "net.onnx"
+    external.parent.mkdir()
+    onnx.save_model(model, str(external), save_as_external_data=True, location="net.onnx.data", size_threshold=0)
+    result = export(str(external), out=tmp_path / "out", formats="onnx", quantize=False, **QUICK)
+    assert result.manifest["stages"]["export"]["opset"]["converted"]
+    assert not list((tmp_path / "out").glob("*.data"))  # weights embedded in the artifact
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(load(result.artifacts["fp32_onnx"])(x), load(given)(x), rtol=1e-4, atol=1e-4)
