@@ -32,6 +32,7 @@ def cli(debug: bool) -> None:
     \b
     Start with:
       edgecnn models                                 the model zoo, with params and MACs
+      edgecnn inspect model.onnx                     what export would do with it, in seconds
       edgecnn export mobilenet --profile raspberrypi4
                                                      ONNX + int8 + .ort, checked at every stage
       edgecnn bench model.int8.ort --host pi@raspberrypi.local

@@ -247,9 +247,7 @@ def _run_stages(ctx: ExportContext) -> None:
         ctx.results[stage.name] = result
         hold_to_outputs(stage, result, ctx)
         if result.skipped is not None and _droppable(formats):
-            ctx.dropped.update(
-                {f: {"status": "skipped", "stage": stage.name, "reason": result.skipped} for f in formats}
-            )
+            _drop(ctx, formats, "skipped", stage.name, result.skipped)
         ctx.reporter.stage_finished(stage.name, "ok", seconds, _summary(result.figures.get("check", {})))
         result.figures = {"status": "ok", "seconds": round(seconds, 3), **result.figures}
 
