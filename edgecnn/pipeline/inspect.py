@@ -19,7 +19,7 @@ from edgecnn.config.recipes import recipe_for_family
 from edgecnn.errors import CheckFailedError, UsageError, reading
 from edgecnn.formats import parse_formats
 from edgecnn.pipeline.context import ExportOptions
-from edgecnn.pipeline.export import _validate, planned_stages
+from edgecnn.pipeline.export import _plannable, _validate, planned_stages
 from edgecnn.pipeline.onnx_input import default_opset, fix_input_dims, refusals, upgrade_opset, wants_upgrade
 from edgecnn.pipeline.source import ModelSource, parse_input_shape, resolve_source
 from edgecnn.pipeline.stages import missing_ops_sentence, tflite_graph
@@ -39,9 +39,11 @@ def inspect_model(
 ) -> dict[str, Any]:
     """The inputs, outputs, op types per format, params, MACs and the export plan of ``model`` (as for
     :func:`edgecnn.pipeline.export.export`)."""
-    options = ExportOptions(model=model, profile=profile, formats=formats, opset=opset, quantize=quantize)
+    scaling = {k: v for k, v in (scaling or {}).items() if v is not None}
+    options = ExportOptions(model, profile, formats=formats, opset=opset, quantize=quantize, scaling=scaling)
     _validate(options)
     target = load_profile(profile)
+    planned = _plannable(options, target)
     chosen = parse_formats(formats, target.formats)
     shape = parse_input_shape(input_shape) if isinstance(input_shape, str) else input_shape
     source = resolve_source(
@@ -62,6 +64,11 @@ def inspect_model(
     report = _describe(simplified, source, missing, loads)
     report["export"] = _plan(options, source, chosen, formats is not None, missing, conversion, refused)
     report["export"]["profile"] = target.name
+    if planned:
+        notes.append(
+            f"export would let the planner choose the scaling for {target.name}'s "
+            f"{target.latency_budget_ms:g} ms budget (`edgecnn plan`); shown: the model's defaults"
+        )
     report["notes"] = notes
     return report
 

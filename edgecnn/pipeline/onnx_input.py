@@ -90,8 +90,8 @@ def refusals(model: Any, quantize: bool = True) -> list[str]:
         if elem != TensorProto.FLOAT:
             name = TensorProto.DataType.Name(elem).lower() if elem else "not a tensor"
             reasons.append(
-                f"its input '{value.name}' is {name}, not float32: edgecnn quantizes image models, calibrated "
-                "on float inputs"
+                f"its input '{value.name}' is {name}, not float32: edgecnn exports image models, calibrated "
+                "and checked on float32 inputs"
             )
     training = _training_nodes(model)
     if training:

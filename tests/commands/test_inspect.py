@@ -93,3 +93,9 @@ def test_the_command_prints_tables_and_json(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lp.onnx"]
     helped = CliRunner().invoke(cli, ["inspect", "--help"])
     assert "what `edgecnn export`" in " ".join(helped.output.split()) and "Examples:" in helped.output
+
+
+def test_a_family_the_planner_would_scale_says_so():
+    report = inspect_model("mobilenet", profile="raspberrypi4", scaling={"width": None}, input_shape="1,3,32,32")
+    assert any("planner choose the scaling for raspberrypi4" in note for note in report["notes"])
+    assert report["model"]["name"] == "mobilenet_v1"
