@@ -53,8 +53,7 @@ def inspect_model(
     working = opset or recipe_for_family(source.family).opset
     work = Path(tempfile.mkdtemp(prefix="edgecnn-inspect-"))
     try:
-        graph, conversion, notes = _working_graph(source, working, opset is not None, work)
-        refused = refusals(graph, quantize) if source.kind == "onnx" else []
+        graph, conversion, refused, notes = _working_graph(source, working, opset is not None, quantize, work)
         simplified, loads = _simplified(graph, work, notes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -73,8 +72,11 @@ def inspect_model(
     return report
 
 
-def _working_graph(source: ModelSource, working: int, asked: bool, work: Path) -> tuple[Any, dict, list[str]]:
-    """The ONNX graph export's simplify stage would take, the opset conversion it needs, and notes."""
+def _working_graph(
+    source: ModelSource, working: int, asked: bool, quantize: bool, work: Path
+) -> tuple[Any, dict, list[str], list[str]]:
+    """The ONNX graph export's simplify stage would take, the opset conversion it needs, why export would refuse
+    the given graph (as export checks it: before the conversion), and notes."""
     import onnx
 
     notes: list[str] = []
@@ -83,9 +85,10 @@ def _working_graph(source: ModelSource, working: int, asked: bool, work: Path) -
 
         path = work / "exported.onnx"
         export_onnx(source.module, source.input_shape, path, working)
-        return onnx.load(str(path)), {"original": working, "working": working, "upgrade": False}, notes
+        return onnx.load(str(path)), {"original": working, "working": working, "upgrade": False}, [], notes
     with reading(source.onnx_path, "ONNX MODEL", "keep its external data files beside it, as they were saved"):
         model = onnx.load(str(source.onnx_path), load_external_data=True)
+    refused = refusals(model, quantize)
     original = default_opset(model)
     conversion: dict[str, Any] = {"original": original, "working": original, "upgrade": False}
     if wants_upgrade(original, working, asked):
@@ -96,7 +99,7 @@ def _working_graph(source: ModelSource, working: int, asked: bool, work: Path) -
             conversion["error"] = str(error)
             notes.append("the opset upgrade fails: the graph below is the given one")
     conversion["fixed_dims"] = fix_input_dims(model, source.input_shape)
-    return model, conversion, notes
+    return model, conversion, refused, notes
 
 
 def _simplified(model: Any, work: Path, notes: list[str]) -> tuple[Any, bool]:

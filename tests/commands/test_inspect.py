@@ -73,6 +73,7 @@ def test_an_op_without_a_tflite_lowering_is_named_with_its_nodes(tmp_path):
             "training-mode graph (BatchNormalization 'bn'",
         ),
         ({"op_type": "ImageScaler", "inputs": ["x"], "outputs": ["y"], "name": "scaler"}, 7, "ImageScaler 'scaler'"),
+        ({"op_type": "Relu", "inputs": ["x"], "outputs": ["y"], "name": "relu"}, 6, "opset 6 is older than"),
     ],
 )
 def test_what_export_would_refuse_is_said_not_raised(tmp_path, node, opset, words):
