@@ -13,7 +13,7 @@ from edgecnn.errors import UsageError
 from edgecnn.pipeline.export import export
 from edgecnn.pipeline.onnx_input import default_opset, refusals, upgrade_opset
 from edgecnn.runtime import load
-from tests.fixtures.onnx_models import helper_onnx, one_node_onnx, torch_onnx
+from tests.fixtures.onnx_models import helper_onnx, one_node_onnx, torch_onnx, view_onnx
 
 QUICK = {"calib_size": 8, "holdout": 4}
 ALL_FORMATS = ("fp32_onnx", "int8_onnx", "fp32_ort", "int8_ort", "fp32_tflite", "int8_tflite")
@@ -167,3 +167,13 @@ def test_old_model_with_external_data_is_upgraded_with_its_weights(tmp_path):
     assert not list((tmp_path / "out").glob("*.data"))  # weights embedded in the artifact
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(load(result.artifacts["fp32_onnx"])(x), load(given)(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_free_batch_is_fixed_so_shape_arithmetic_folds_and_reaches_tflite(tmp_path):
+    given = view_onnx(tmp_path / "view9.onnx", opset=9)
+    assert "Shape" in {n.op_type for n in onnx.load(str(given)).graph.node}
+    result = export(str(given), out=tmp_path / "out", formats="onnx,tflite", quantize=False, **QUICK)
+    stages = result.manifest["stages"]
+    assert stages["export"]["fixed_dims"] == {"n": 1} and stages["export"]["opset"]["original"] == 9
+    assert "Shape" not in {n.op_type for n in onnx.load(str(result.artifacts["fp32_onnx"])).graph.node}
+    assert stages["tflite"]["status"] == "ok" and "fp32_tflite" in result.artifacts
