@@ -17,9 +17,11 @@ _API = {
     "describe_model": "edgecnn.models.complexity",
     "export": "edgecnn.pipeline.export",
     "ExportResult": "edgecnn.pipeline.export",
+    "inspect_model": "edgecnn.pipeline.inspect",
     "load_profile": "edgecnn.config.profiles",
     "list_profiles": "edgecnn.config.profiles",
     "EdgecnnError": "edgecnn.errors",
+    "PartialExportError": "edgecnn.errors",
 }
 
 __all__ = ["__version__", *_API]

@@ -32,6 +32,7 @@ def cli(debug: bool) -> None:
     \b
     Start with:
       edgecnn models                                 the model zoo, with params and MACs
+      edgecnn inspect model.onnx                     what export would do with it, in seconds
       edgecnn export mobilenet --profile raspberrypi4
                                                      ONNX + int8 + .ort, checked at every stage
       edgecnn bench model.int8.ort --host pi@raspberrypi.local
@@ -110,10 +111,13 @@ MODEL is one of:
   a zoo name            mobilenet, resnet18, efficientnet_b0 …  (see `edgecnn models`)
   torchvision:NAME      torchvision:resnet50 (architecture only; pass --weights)
   package.module:attr   a factory function or nn.Module class of your own
-  FILE.onnx             an exported model (tracing is skipped)
+  FILE.onnx             an exported model, any opset ≥ 7 (older than --opset:
+                        upgraded and checked against it; tracing is skipped)
 
 \b
-Stages (each checked against the stage before; a failed check exits 2):
+Stages (each checked against the stage before; a failed check exits 2, but a
+failure in a stage of .ort or .tflite only drops that format: the others are
+written, the manifest says why, exit 4):
 {stage_table}
 
 \b
@@ -157,7 +161,9 @@ class _ExportCommand(click.Command):
 @click.option("--weights", type=click.Path(path_type=Path), help="state_dict or checkpoint (.pt), loaded safely.")
 @click.option("--num-classes", type=int, help="Classes of the classifier (to match --weights).")
 @click.option("--in-chans", type=int, help="Input channels (to match --weights).")
-@click.option("--input-shape", help="Traced input N,C,H,W, for models without a default size.")
+@click.option(
+    "--input-shape", help="Traced input N,C,H,W, for models without a default size; fixes an .onnx MODEL's free dims."
+)
 @click.option("--calib", help="Calibration data: an image folder, a .npz/.npy file, or 'synthetic'.")
 @click.option("--calib-size", type=int, help="Calibration samples [default: the recipe's, 128].")
 @click.option(
@@ -168,7 +174,9 @@ class _ExportCommand(click.Command):
     help="Samples of --calib held out for the drift check (never used to calibrate).",
 )
 @click.option("--method", help="Calibration method: minmax, percentile or entropy [default: the recipe's].")
-@click.option("--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20].")
+@click.option(
+    "--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20]; an older .onnx MODEL is upgraded to it."
+)
 @click.option("--no-quantize", is_flag=True, help="Stop at fp32 (no int8 artifacts).")
 @click.option("--dynamic-batch", is_flag=True, help="Export with a dynamic batch dimension.")
 @click.option(
@@ -210,16 +218,85 @@ class _ExportCommand(click.Command):
 @click.option("--allow-drift", is_flag=True, help="Exit 0 even when drift stays over the thresholds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **options: Any) -> None:
+    from edgecnn.errors import PartialExportError
     from edgecnn.pipeline.export import export as run_export
     from edgecnn.progress import RichReporter
 
-    result = run_export(model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **options)
+    try:
+        result = run_export(model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **options)
+    except PartialExportError as error:  # the formats made are written: show them, then the error line, exit 4
+        _show_export(error.result, as_json)
+        raise
+    _show_export(result, as_json)
+
+
+def _show_export(result: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.manifest, indent=2, default=str))
         return
     from edgecnn.commands.render import make_console, render_export
 
     render_export(result, make_console())
+
+
+@cli.command("inspect", short_help="What MODEL is and what export would do with it (seconds, writes nothing).")
+@click.argument("model")
+@click.option("--input-shape", help="Input N,C,H,W, for models without a default size or with free dims.")
+@click.option("--profile", "-p", default="x86-avx2", show_default=True, help="Device profile (its formats, deform).")
+@click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
+@click.option("--opset", type=int, help="Working ONNX opset (19–21) [default: the recipe's, 20].")
+@click.option("--no-quantize", is_flag=True, help="As for an fp32-only export (control flow is then no refusal).")
+@click.option("--num-classes", type=int, help="Classes of the classifier.")
+@click.option("--in-chans", type=int, help="Input channels.")
+@_knob_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def inspect_command(
+    model: str,
+    input_shape: str | None,
+    profile: str,
+    formats: str | None,
+    opset: int | None,
+    no_quantize: bool,
+    num_classes: int | None,
+    in_chans: int | None,
+    as_json: bool,
+    **scaling: Any,
+) -> None:
+    """Show MODEL's inputs and outputs, its ops per format, params and MACs, and what `edgecnn export`
+    would do with it: the stages, an opset upgrade, the free dims it fixes, and each format's outcome
+    (a .tflite that cannot be made names every op without a lowering and its nodes). Nothing heavy runs:
+    MODEL is traced to ONNX (or the .onnx read) and simplified in a temporary directory; no int8, no
+    lowering, nothing written.
+
+    MODEL is what `edgecnn export` takes: a zoo name (with its scaling options), torchvision:NAME,
+    package.module:factory, or FILE.onnx.
+
+    \b
+    Examples:
+      edgecnn inspect mobilenet_v2 --width 0.5
+      edgecnn inspect model.onnx --input-shape 1,3,224,224 --format onnx,tflite
+      edgecnn inspect resnet18 --json
+    """
+    from edgecnn.pipeline.inspect import inspect_model
+
+    report = inspect_model(
+        model,
+        input_shape=input_shape,
+        profile=profile,
+        formats=formats,
+        opset=opset,
+        quantize=not no_quantize,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        scaling=scaling,
+    )
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    from edgecnn.commands.inspect import render_inspect
+    from edgecnn.commands.render import make_console
+
+    render_inspect(report, make_console())
 
 
 DRIFT_HELP = """Compare TARGET with REF on real data: does int8 still give the fp32 answers?

@@ -20,6 +20,7 @@ EXIT_OK = 0
 EXIT_USAGE = 1  # bad input or usage
 EXIT_FAILED_CHECK = 2  # a numerical check of the pipeline failed
 EXIT_DRIFT = 3  # accuracy drift over the threshold
+EXIT_PARTIAL = 4  # some requested formats could not be made (the others are written)
 EXIT_INTERNAL = 70  # a bug in edgecnn (EX_SOFTWARE)
 
 # Packages whose exceptions, raised while a user's file is read, mean the file is bad (not a bug of edgecnn).
@@ -80,6 +81,17 @@ class DriftError(EdgecnnError):
     """Accuracy drift over the thresholds (the artifacts are written; the exit code says it)."""
 
     exit_code = EXIT_DRIFT
+
+
+class PartialExportError(EdgecnnError):
+    """Some requested formats could not be made; the others are written and ``result`` (an ExportResult) says
+    which failed and why (the manifest's ``format_status``)."""
+
+    exit_code = EXIT_PARTIAL
+
+    def __init__(self, message: str, result: object):
+        super().__init__(message)
+        self.result = result
 
 
 class BenchError(EdgecnnError):

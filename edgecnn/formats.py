@@ -26,7 +26,8 @@ class Format:
     description: str
     suffixes: tuple[str, ...]  # what a runtime loads; the first is the artifacts' suffix
     runtime: str  # onnxruntime | tflite: which loader runs it (runtime/loader.py, bench/harness.py)
-    stages: tuple[str, ...]  # the export stages that make its artifacts
+    stages: tuple[str, ...]  # the export stages that check and make its artifacts (run only when it is chosen;
+    # a failure in one of them drops this format, not the export, unless it is ALWAYS)
     artifacts: tuple[str, ...]  # manifest keys of the artifacts it adds
     options: tuple[str, ...] = ()  # export options that apply only to this format (ExportOptions fields)
 
@@ -55,7 +56,7 @@ FORMATS: dict[str, Format] = {
             "TFLite flatbuffer for LiteRT (fp32, full int8), lowered without TensorFlow",
             (".tflite",),
             "tflite",
-            ("tflite",),
+            ("tflite_ops", "tflite"),
             ("fp32_tflite", "int8_tflite"),
             ("nchw_io", "tflite_io"),
         ),

@@ -74,6 +74,13 @@ def render_export(result: ExportResult, console: Console) -> None:
             f"cosine {agreement['cosine']:.4f}",
             highlight=False,
         )
+    for name, status in manifest.get("format_status", {}).items():
+        if status["status"] != "ok":
+            colour = "red" if status["status"] == "failed" else "yellow"
+            console.print(
+                f"[{colour}]{name} not made[/] ({status['status']} at {status['stage']}): {status['reason']}",
+                highlight=False,
+            )
     console.print(f"report: {result.out / 'report.md'}", highlight=False)
 
 

@@ -125,6 +125,10 @@ class ExportContext:
     reporter: Reporter
     plan: dict[str, Any] | None = None  # the planner's decision when it chose the scaling
     results: dict[str, StageResult] = field(default_factory=dict)
+    # Formats that will not be made, by name: status (failed | skipped), the stage and the reason; a failed
+    # stage's record for the manifest (status, seconds, reason), by stage name.
+    dropped: dict[str, dict[str, str]] = field(default_factory=dict)
+    failed_stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     _check_inputs: np.ndarray | None = field(default=None, repr=False)
 

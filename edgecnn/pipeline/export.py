@@ -14,9 +14,9 @@ from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET, load_recipe, recipe_for_family
 from edgecnn.data.calibration import load_calibration
-from edgecnn.errors import DriftError, EdgecnnError, UnknownNameError, UsageError
+from edgecnn.errors import DriftError, EdgecnnError, PartialExportError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
-from edgecnn.formats import check_format_options, parse_formats, stage_formats
+from edgecnn.formats import ALWAYS, check_format_options, parse_formats, stage_formats
 from edgecnn.models.knobs import KNOBS
 from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
@@ -131,6 +131,10 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         source.scaling_origin = f"planner: best expected top-1 within {decision['budget_ms']:g} ms{margin}"
     if options.dynamic_batch and source.kind == "onnx":
         raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
+    if source.kind == "onnx":
+        from edgecnn.pipeline.onnx_input import check_exportable
+
+        check_exportable(source.onnx_path, options.quantize)
     recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)
     out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
     check_output_dir(out, options.force, inputs)
@@ -170,11 +174,17 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         (tmp / "report.md").write_text(render_report(manifest), encoding="utf-8")
     result = ExportResult(out, manifest)
     drift = manifest["drift"] or {}
+    drifted = ""
     if drift.get("passed") is False and not options.allow_drift:
-        failures = "; ".join(drift["final"]["failures"])
-        raise DriftError(
-            f"int8 drift over the thresholds ({failures}); artifacts and report in {out}, pass --allow-drift to accept"
-        )
+        drifted = f"int8 drift over the thresholds ({'; '.join(drift['final']['failures'])})"
+    failed = {name: s for name, s in manifest["format_status"].items() if s["status"] == "failed"}
+    if failed:
+        made = [name for name, s in manifest["format_status"].items() if s["status"] == "ok"]
+        reasons = "; ".join(f"{name} failed at {s['stage']}: {s['reason']}" for name, s in failed.items())
+        also = f"; also {drifted}" if drifted else ""
+        raise PartialExportError(f"partial export: {reasons}; {', '.join(made)} written to {out}{also}", result)
+    if drifted:
+        raise DriftError(f"{drifted}; artifacts and report in {out}, pass --allow-drift to accept")
     return result
 
 
@@ -192,12 +202,27 @@ def _warn_about_inputs(ctx: ExportContext) -> None:
 
 
 def _runs(stage: Stage, ctx: ExportContext, makes: dict[str, tuple[str, ...]]) -> bool:
-    """A stage runs when it applies and, if it makes a format's artifacts, one of its formats was chosen."""
-    chosen = stage.name not in makes or any(f in ctx.formats for f in makes[stage.name])
+    """A stage runs when it applies and, if it makes a format's artifacts, one of its formats was chosen and
+    has not been dropped by an earlier stage."""
+    chosen = stage.name not in makes or any(f in ctx.formats and f not in ctx.dropped for f in makes[stage.name])
     return chosen and stage.applies(ctx)
 
 
+def planned_stages(ctx: Any) -> list[str]:
+    """The stages an export would run for ``ctx`` (anything with the ``options``, ``source``, ``formats`` and
+    ``dropped`` of an :class:`ExportContext`), in order; ``edgecnn inspect`` shows them."""
+    makes = stage_formats()
+    return [stage.name for stage in STAGES if _runs(stage, ctx, makes)]
+
+
+def _droppable(formats: tuple[str, ...]) -> bool:
+    """Whether a failure of a stage that makes ``formats`` drops only them (every export makes ALWAYS)."""
+    return bool(formats) and ALWAYS not in formats
+
+
 def _run_stages(ctx: ExportContext) -> None:
+    """Run the stage table. A failure in a stage of one format only (``.ort``, ``.tflite``) drops that format
+    (its outputs removed) and the others go on; any other failure ends the export."""
     makes = stage_formats()
     for stage in STAGES:
         if not _runs(stage, ctx, makes):
@@ -208,16 +233,49 @@ def _run_stages(ctx: ExportContext) -> None:
             raise RuntimeError(f"stage {stage.name} reads {', '.join(missing)}, which no earlier stage made")
         ctx.reporter.stage_started(stage.name, stage.title)
         t0 = time.perf_counter()
+        formats = tuple(f for f in makes.get(stage.name, ()) if f in ctx.formats)
         try:
             result = stage.run(ctx)
         except EdgecnnError as error:
-            ctx.reporter.stage_finished(stage.name, "failed", time.perf_counter() - t0, str(error))
-            raise
+            seconds = time.perf_counter() - t0
+            ctx.reporter.stage_finished(stage.name, "failed", seconds, str(error))
+            if not _droppable(formats):
+                raise
+            drop_failed_stage(stage, ctx, formats, str(error), seconds)
+            continue
         seconds = time.perf_counter() - t0
         ctx.results[stage.name] = result
         hold_to_outputs(stage, result, ctx)
+        if result.skipped is not None and _droppable(formats):
+            _drop(ctx, formats, "skipped", stage.name, result.skipped)
         ctx.reporter.stage_finished(stage.name, "ok", seconds, _summary(result.figures.get("check", {})))
         result.figures = {"status": "ok", "seconds": round(seconds, 3), **result.figures}
+
+
+def drop_failed_stage(stage: Stage, ctx: ExportContext, formats: tuple[str, ...], reason: str, seconds: float) -> None:
+    """Drop ``formats`` after ``stage`` failed: its declared outputs are removed from OUT (none is left
+    half-written), the failure is recorded for the manifest and said as a warning."""
+    for output in stage.outputs:
+        if not output.scratch:
+            (ctx.out / output.file).unlink(missing_ok=True)
+    stray = _strays(ctx)
+    if stray:
+        raise RuntimeError(f"stage {stage.name} failed and left file(s) in OUT it does not declare: {', '.join(stray)}")
+    ctx.failed_stages[stage.name] = {"status": "failed", "seconds": round(seconds, 3), "reason": reason}
+    _drop(ctx, formats, "failed", stage.name, reason)
+    ctx.warn(f"{', '.join(formats)} not made ({stage.name} failed): {reason}; the other formats go on")
+
+
+def _drop(ctx: ExportContext, formats: tuple[str, ...], status: str, stage: str, reason: str) -> None:
+    """Record that ``formats`` will not be made (the manifest's ``format_status``)."""
+    for name in formats:
+        ctx.dropped[name] = {"status": status, "stage": stage, "reason": reason}
+
+
+def _strays(ctx: ExportContext) -> list[str]:
+    """Files in OUT that are no artifact of a stage that ran."""
+    made = {ctx.artifact(key) for key in artifact_order()} - {None}
+    return sorted(str(p.relative_to(ctx.out)) for p in ctx.out.rglob("*") if p.is_file() and p not in made)
 
 
 def hold_to_outputs(stage: Stage, result: StageResult, ctx: ExportContext) -> None:
@@ -236,8 +294,7 @@ def hold_to_outputs(stage: Stage, result: StageResult, ctx: ExportContext) -> No
         absent = [o.key for o in stage.outputs if o.required(ctx) and o.key not in result.artifacts]
         if absent:
             raise RuntimeError(f"stage {stage.name} did not make its declared output(s) {', '.join(absent)}")
-    made = {ctx.artifact(key) for key in artifact_order()} - {None}
-    stray = sorted(str(p.relative_to(ctx.out)) for p in ctx.out.rglob("*") if p.is_file() and p not in made)
+    stray = _strays(ctx)
     if stray:
         raise RuntimeError(f"stage {stage.name} left file(s) in OUT that no stage declares: {', '.join(stray)}")
 
@@ -296,7 +353,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
     mean, std = recipe.channel_stats(source.input_shape[1])
     made = {key: ctx.artifact(key) for key in artifact_order()}
     artifacts = {key: artifact_entry(path, ctx.out) for key, path in made.items() if path is not None}
-    stages = {name: result.figures for name, result in ctx.results.items()}
+    stages = {name: result.figures for name, result in ctx.results.items()} | ctx.failed_stages
     stages = {s.name: stages.get(s.name, {"status": "skipped", "seconds": 0.0}) for s in STAGES}
     quantize = stages["quantize"]
     tflite = ctx.result("tflite")
@@ -320,6 +377,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
         "plan": ctx.plan,
         "recipe": {**recipe.to_dict(), "path": recipe.path},
         "formats": list(ctx.formats),
+        "format_status": {f: ctx.dropped.get(f, {"status": "ok"}) for f in ctx.formats},
         "calibration": {
             "method": ctx.method,
             "count": len(ctx.calib),

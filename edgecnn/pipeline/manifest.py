@@ -98,8 +98,12 @@ def render_report(manifest: dict[str, Any]) -> str:
     ]
     lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
     for name, stage in manifest["stages"].items():
-        check = "; ".join(f"{k} {_fmt(v)}" for k, v in stage.get("check", {}).items())
+        check = "; ".join(f"{k} {_fmt(v)}" for k, v in stage.get("check", {}).items()) or stage.get("reason", "")
         lines.append(f"| {name} | {stage['status']} | {stage.get('seconds', 0):.1f} | {check} |")
+    dropped = {name: s for name, s in manifest.get("format_status", {}).items() if s["status"] != "ok"}
+    if dropped:
+        lines += ["", "## Formats not made", ""]
+        lines += [f"- **{name}** {s['status']} at stage {s['stage']}: {s['reason']}" for name, s in dropped.items()]
     lines += ["", "## Artifacts", "", "| file | bytes | sha256 |", "|---|---:|---|"]
     for entry in manifest["artifacts"].values():
         lines.append(f"| {entry['path']} | {entry['bytes']:,} | `{entry['sha256'][:16]}…` |")

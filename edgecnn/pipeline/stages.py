@@ -94,20 +94,52 @@ def _copy_onnx(given: Path, path: Path) -> None:
 
 def run_export(ctx: ExportContext) -> StageResult:
     """Trace the module to ONNX (or take the given ONNX file), checked by the ONNX checker and an ORT load."""
-    from edgecnn.pipeline.onnx_export import check_onnx, export_onnx
+    from edgecnn.pipeline.onnx_export import export_onnx
 
     path = ctx.scratch / "exported.onnx"
     source = ctx.source
     check = {"onnx_checker": "passed", "ort_load": "passed"}
     if source.kind == "onnx":
         _copy_onnx(source.onnx_path, path)
-        try:
-            check_onnx(path)
-        except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
-            raise UsageError(f"{source.onnx_path} is not a valid ONNX model: {error}") from None
-        return StageResult({"given": str(source.onnx_path), "check": check}, {"exported": path})
+        figures = _adapt_onnx(ctx, path, check)
+        return StageResult({"given": str(source.onnx_path), **figures, "check": check}, {"exported": path})
     info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
     return StageResult({**info, "check": check}, {"exported": path})
+
+
+def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[str, Any]:
+    """Make the copied ONNX MODEL at ``path`` the working graph: an old opset upgraded to the working one, free
+    input dims fixed to the input shape; the result must give the original's outputs in ONNX Runtime (its
+    relative error goes into ``check``). The manifest's record of both."""
+    import onnx
+
+    from edgecnn.pipeline.onnx_export import check_onnx
+    from edgecnn.pipeline.onnx_input import default_opset, fix_input_dims, upgrade_opset, wants_upgrade
+
+    model, given = onnx.load(str(path)), ctx.source.onnx_path
+    original = default_opset(model)
+    opset = {"original": original, "working": original, "converted": False}
+    if wants_upgrade(original, ctx.opset, ctx.options.opset is not None):
+        model = upgrade_opset(model, ctx.opset, given)
+        opset.update(working=ctx.opset, converted=True, converter="onnx.version_converter")
+    fixed = fix_input_dims(model, ctx.source.input_shape)
+    changed = opset["converted"] or fixed
+    change = f"opset {original} → {opset['working']}" if opset["converted"] else "fixed input dims"
+    before = path.with_name("given.onnx")
+    if changed:
+        path.rename(before)
+        onnx.save_model(model, str(path))
+    try:
+        check_onnx(path)
+    except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
+        raise UsageError(f"{given} is not a valid ONNX model{f' after {change}' if changed else ''}: {error}") from None
+    if not changed:
+        return {"opset": opset, "fixed_dims": fixed}
+    inputs = ctx.check_inputs()
+    figures = _parity(load(before)(inputs), load(path)(inputs), f"parity {change} vs the given model (ORT fp32)")
+    before.unlink()
+    check["conversion_relative_error"] = figures["relative_error"]
+    return {"opset": opset, "fixed_dims": fixed}
 
 
 def run_parity(ctx: ExportContext) -> StageResult:
@@ -205,29 +237,60 @@ def run_drift(ctx: ExportContext) -> StageResult:
     return check_drift(ctx)
 
 
+def tflite_graph(model: Any) -> tuple[Any, tuple[str, ...]]:
+    """The ONNX graph the TFLite lowering takes for the fp32 ``model``: every DeformConv replaced by its
+    builtin-op (gather) decomposition, with the scopes of the sampling path that stay float in int8."""
+    import onnx
+
+    if not any(n.op_type == "DeformConv" for n in model.graph.node):
+        return model, ()
+    from edgecnn.lowering.onnx import rewrite_deform_conv
+    from edgecnn.lowering.tflite.quantize import node_scope
+
+    model, sampling = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
+    scope = node_scope(model, [n for names in sampling.values() for n in names])
+    return model, (scope,) if scope else ()
+
+
+def unlowerable(model: Any) -> str | None:
+    """Every op of ``model`` (as the TFLite lowering takes it) without a lowering, with its node names, in one
+    sentence; None when all have one."""
+    from edgecnn.lowering.tflite import unsupported_nodes
+
+    return missing_ops_sentence(unsupported_nodes(tflite_graph(model)[0]))
+
+
+def missing_ops_sentence(missing: dict[str, list[str]]) -> str | None:
+    """``unsupported_nodes``' answer as one sentence (None when nothing is missing)."""
+    if not missing:
+        return None
+    parts = [f"{op} ({', '.join(nodes)})" for op, nodes in missing.items()]
+    return f"the TFLite lowering has no {', '.join(missing)} yet: {'; '.join(parts)}"
+
+
+def run_tflite_ops(ctx: ExportContext) -> StageResult:
+    """Before the slow stages: every op of the fp32 graph must have a TFLite lowering. When the profile chose
+    tflite (not --format) a missing one is a warning and no .tflite; asked for, it fails the format."""
+    import onnx
+
+    missing = unlowerable(onnx.load(str(ctx.artifact("fp32_onnx"))))
+    if missing is None:
+        return StageResult({"check": {"all_ops_lowered": True}})
+    if not ctx.formats_requested:
+        ctx.warn(f"no .tflite: {missing} (the profile's formats asked for it)")
+        return StageResult({"check": {"all_ops_lowered": False}}, skipped=missing)
+    raise UsageError(missing)
+
+
 def run_tflite(ctx: ExportContext) -> TfliteResult:
     """Lower the fp32 graph to a `.tflite` (no TensorFlow), checked against ORT fp32; then the int8 `.tflite`."""
     import onnx
 
-    from edgecnn.errors import UsageError
-    from edgecnn.lowering.tflite import convert, unsupported_nodes
+    from edgecnn.lowering.tflite import convert
 
-    model = onnx.load(str(ctx.artifact("fp32_onnx")))
-    float_scopes: tuple[str, ...] = ()
-    deformable = any(n.op_type == "DeformConv" for n in model.graph.node)
-    if deformable:  # TFLite has no DeformConv: its builtin-op decomposition runs everywhere
-        from edgecnn.lowering.onnx import rewrite_deform_conv
-        from edgecnn.lowering.tflite.quantize import node_scope
-
-        model, sampling = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
-        scope = node_scope(model, [n for names in sampling.values() for n in names])
-        float_scopes = (scope,) if scope else ()
-    missing = unsupported_nodes(model)
-    if missing and not ctx.formats_requested:
-        listed = ", ".join(sorted(missing))
-        ctx.warn(f"no .tflite: the TFLite lowering has no {listed} yet (the profile's formats asked for it)")
-        reason = f"unsupported op types: {listed}"
-        return TfliteResult({"skipped": reason, "check": {}}, skipped=reason)
+    fp32 = onnx.load(str(ctx.artifact("fp32_onnx")))
+    deformable = any(n.op_type == "DeformConv" for n in fp32.graph.node)
+    model, float_scopes = tflite_graph(fp32)
     try:
         lowered = convert(model, nchw_io=ctx.options.nchw_io)
     except UsageError as error:
@@ -321,7 +384,8 @@ STAGES: tuple[Stage, ...] = (
         "trace to ONNX",
         (),
         (Output("exported", "exported.onnx", scratch=True),),
-        "ONNX checker (full) and an ONNX Runtime load; re-export with optimize=False on failure",
+        "ONNX checker (full) and an ONNX Runtime load; re-export with optimize=False on failure; an .onnx "
+        "MODEL upgraded to the working opset gives the original's outputs in ORT",
         run_export,
     ),
     Stage(
@@ -340,6 +404,14 @@ STAGES: tuple[Stage, ...] = (
         (Output("fp32_onnx", "model.fp32.onnx"),),
         f"outputs equal the exported graph's (≤ {PARITY_THRESHOLD:g} of the range)",
         run_simplify,
+    ),
+    Stage(
+        "tflite_ops",
+        "TFLite op coverage",
+        ("fp32_onnx",),
+        (),
+        "every op of the fp32 graph has a TFLite lowering (all missing ones named, before the slow stages)",
+        run_tflite_ops,
     ),
     Stage(
         "quantize",

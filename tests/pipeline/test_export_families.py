@@ -81,7 +81,7 @@ def test_dcn_export_keeps_the_standard_deformconv_op(tmp_path):
     assert load(out / "model.fp32.onnx")(x).shape == (3, 4)  # dynamic batch
 
 
-def test_tflite_requested_for_an_unlowerable_op_is_an_error(tmp_path):
+def test_tflite_requested_for_an_unlowerable_op_fails_that_format_only(tmp_path):
     import subprocess
     import sys
 
@@ -119,10 +119,10 @@ def test_tflite_requested_for_an_unlowerable_op_is_an_error(tmp_path):
         text=True,
         timeout=600,
     )
-    assert result.returncode == 1, result.stderr
-    assert "LRN (lrn)" in result.stderr or "LRN" in result.stderr
+    assert result.returncode == 4, result.stderr  # partial: the ONNX artifact is written, the .tflite is not
+    assert "LRN (lrn)" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "o").exists()
+    assert (tmp_path / "o" / "model.fp32.onnx").is_file() and not list((tmp_path / "o").glob("*.tflite"))
 
 
 def test_tflite_nchw_io(tmp_path):

@@ -1,0 +1,222 @@
+"""``edgecnn inspect``: what MODEL is and what ``edgecnn export`` would do with it, without the heavy stages.
+
+The source is resolved as export resolves it and made into the graph export would simplify (traced to
+ONNX in the run's temporary directory, or the ONNX file upgraded and its free dims fixed), then
+simplified; nothing is quantized, lowered or written. The report is a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from edgecnn.config.profiles import load_profile
+from edgecnn.config.recipes import recipe_for_family
+from edgecnn.errors import CheckFailedError, UsageError, reading
+from edgecnn.formats import parse_formats
+from edgecnn.pipeline.context import ExportOptions
+from edgecnn.pipeline.export import _plannable, _validate, planned_stages
+from edgecnn.pipeline.onnx_input import default_opset, fix_input_dims, refusals, upgrade_opset, wants_upgrade
+from edgecnn.pipeline.source import ModelSource, parse_input_shape, resolve_source
+from edgecnn.pipeline.stages import missing_ops_sentence, tflite_graph
+
+
+def inspect_model(
+    model: Any,
+    *,
+    input_shape: str | tuple[int, ...] | None = None,
+    profile: str = "x86-avx2",
+    formats: str | None = None,
+    opset: int | None = None,
+    quantize: bool = True,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    scaling: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The inputs, outputs, op types per format, params, MACs and the export plan of ``model`` (as for
+    :func:`edgecnn.pipeline.export.export`)."""
+    scaling = {k: v for k, v in (scaling or {}).items() if v is not None}
+    options = ExportOptions(model, profile, formats=formats, opset=opset, quantize=quantize, scaling=scaling)
+    _validate(options)
+    target = load_profile(profile)
+    planned = _plannable(options, target)
+    chosen = parse_formats(formats, target.formats)
+    shape = parse_input_shape(input_shape) if isinstance(input_shape, str) else input_shape
+    source = resolve_source(
+        model, scaling=scaling, num_classes=num_classes, in_chans=in_chans, input_shape=shape, profile=target
+    )
+    options.deform = target.deform
+    working = opset or recipe_for_family(source.family).opset
+    work = Path(tempfile.mkdtemp(prefix="edgecnn-inspect-"))
+    try:
+        graph, conversion, refused, notes = _working_graph(source, working, opset is not None, quantize, work)
+        simplified, loads = _simplified(graph, work, notes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    from edgecnn.lowering.tflite import unsupported_nodes
+
+    missing = unsupported_nodes(tflite_graph(simplified)[0])
+    report = _describe(simplified, source, missing, loads)
+    report["export"] = _plan(options, source, chosen, formats is not None, missing, conversion, refused)
+    report["export"]["profile"] = target.name
+    if planned:
+        notes.append(
+            f"export would let the planner choose the scaling for {target.name}'s "
+            f"{target.latency_budget_ms:g} ms budget (`edgecnn plan`); shown: the model's defaults"
+        )
+    report["notes"] = notes
+    return report
+
+
+def _working_graph(
+    source: ModelSource, working: int, asked: bool, quantize: bool, work: Path
+) -> tuple[Any, dict, list[str], list[str]]:
+    """The ONNX graph export's simplify stage would take, the opset conversion it needs, why export would refuse
+    the given graph (as export checks it: before the conversion), and notes."""
+    import onnx
+
+    notes: list[str] = []
+    if source.kind != "onnx":
+        from edgecnn.pipeline.onnx_export import export_onnx
+
+        path = work / "exported.onnx"
+        export_onnx(source.module, source.input_shape, path, working)
+        return onnx.load(str(path)), {"original": working, "working": working, "upgrade": False}, [], notes
+    with reading(source.onnx_path, "ONNX MODEL", "keep its external data files beside it, as they were saved"):
+        model = onnx.load(str(source.onnx_path), load_external_data=True)
+    refused = refusals(model, quantize)
+    original = default_opset(model)
+    conversion: dict[str, Any] = {"original": original, "working": original, "upgrade": False}
+    if wants_upgrade(original, working, asked):
+        conversion.update(working=working, upgrade=True)
+        try:
+            model = upgrade_opset(model, working, source.onnx_path)
+        except UsageError as error:
+            conversion["error"] = str(error)
+            notes.append("the opset upgrade fails: the graph below is the given one")
+    conversion["fixed_dims"] = fix_input_dims(model, source.input_shape)
+    return model, conversion, refused, notes
+
+
+def _simplified(model: Any, work: Path, notes: list[str]) -> tuple[Any, bool]:
+    """``model`` simplified as export's simplify stage does (the given graph when simplification fails), and
+    whether ONNX Runtime loads it (the simplifier's result is checked with the ONNX checker and an ORT load)."""
+    import onnx
+
+    from edgecnn.pipeline.onnx_export import check_onnx
+    from edgecnn.pipeline.simplify import simplify
+
+    src, dst = work / "working.onnx", work / "simplified.onnx"
+    onnx.save_model(model, str(src))
+    try:
+        simplify(src, dst)
+    except CheckFailedError as error:
+        notes.append(f"not simplified ({error}): ops are the unsimplified graph's")
+        try:
+            check_onnx(src)
+        except ValueError as problem:
+            notes.append(f"ONNX Runtime does not load it: {problem}")
+            return onnx.shape_inference.infer_shapes(model), False
+        return onnx.shape_inference.infer_shapes(model), True
+    return onnx.shape_inference.infer_shapes(onnx.load(str(dst))), True
+
+
+def _tensor(value: Any) -> dict[str, Any]:
+    """Name, shape (a free dim by its name or None) and numpy dtype name of a graph input or output."""
+    from onnx import TensorProto, helper
+
+    dims = value.type.tensor_type.shape.dim
+    elem = value.type.tensor_type.elem_type
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(elem).name
+    except (KeyError, TypeError):  # no numpy twin (bfloat16, float8 …) or not a tensor
+        dtype = TensorProto.DataType.Name(elem).lower() if elem else "unknown"
+    return {
+        "name": value.name,
+        "shape": [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims],
+        "dtype": dtype,
+    }
+
+
+def _describe(model: Any, source: ModelSource, missing: dict[str, list[str]], loads: bool) -> dict[str, Any]:
+    """Inputs, outputs, op types with their TFLite coverage (``missing``: unsupported op → nodes) and ONNX
+    Runtime's (``loads``: the graph loads), params and MACs of the simplified graph."""
+    import numpy as np
+
+    from edgecnn.lowering.tflite.registry import op_key
+
+    initializers = {t.name for t in model.graph.initializer}
+    counts = Counter(op_key(node) for node in model.graph.node)
+    ops = [
+        {"op": op, "count": n, "onnx": loads, "ort": loads, "tflite": op not in missing, "unsupported_nodes": []}
+        for op, n in sorted(counts.items())
+    ]
+    for op, nodes in missing.items():  # after the DeformConv rewrite, ops the graph did not hold may be missing
+        row = next((r for r in ops if r["op"] == op), None)
+        if row is None:
+            row = {"op": op, "count": 0, "onnx": loads, "ort": loads, "tflite": False}
+            ops.append(row)
+        row["unsupported_nodes"] = nodes
+    if source.module is not None:
+        from edgecnn.models.complexity import count_macs, count_params
+
+        params, macs = count_params(source.module), count_macs(source.module, source.input_shape[1:])
+        basis = "PyTorch module"
+    else:
+        floats = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+        params = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats)
+        macs, basis = _onnx_macs(model, source.input_shape[0]), "ONNX graph"
+    return {
+        "model": source.to_dict(),
+        "inputs": [_tensor(v) for v in model.graph.input if v.name not in initializers],
+        "outputs": [_tensor(v) for v in model.graph.output],
+        "ops": ops,
+        "nodes": len(model.graph.node),
+        "params": params,
+        "macs": macs,
+        "counted_by": basis,
+    }
+
+
+def _onnx_macs(model: Any, batch: int) -> int | None:
+    """Multiply-accumulates of one sample from the graph's op costs (None when shapes are not static)."""
+    from edgecnn.costs.op_costs import onnx_op_costs, summarize
+
+    try:
+        return int(summarize(onnx_op_costs(model, "fp32"))["macs"] // max(batch, 1))
+    except UsageError:
+        return None
+
+
+def _plan(
+    options: ExportOptions,
+    source: ModelSource,
+    formats: tuple[str, ...],
+    requested: bool,
+    unsupported: dict[str, list[str]],
+    conversion: dict[str, Any],
+    refused: list[str],
+) -> dict[str, Any]:
+    """What export would do: refusals, the opset conversion, stages, and each format's outcome."""
+    status: dict[str, dict[str, str]] = {name: {"status": "ok"} for name in formats}
+    missing = missing_ops_sentence(unsupported) if "tflite" in formats else None
+    if missing is not None:
+        status["tflite"] = {"status": "fails" if requested else "skipped", "stage": "tflite_ops", "reason": missing}
+    ctx = SimpleNamespace(options=options, source=source, formats=formats, dropped={})
+    stages = {name: "runs" for name in planned_stages(ctx)}
+    if missing is not None:
+        stages["tflite_ops"] = "fails" if requested else "skips tflite"
+        stages["tflite"] = "not reached"
+    refusal = "; ".join(refused) or conversion.get("error")
+    fails = [name for name, s in status.items() if s["status"] == "fails"]
+    return {
+        "refused": refusal or None,
+        "opset": conversion,
+        "stages": stages if not refusal else {},
+        "formats": status,
+        "expected_exit_code": 1 if refusal else (4 if fails else 0),  # when no numerical check fails
+    }
