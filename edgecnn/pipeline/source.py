@@ -321,13 +321,6 @@ def _onnx_source(
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn exports single-input image models")
-    elem_type = inputs[0].type.tensor_type.elem_type
-    if elem_type != onnx.TensorProto.FLOAT:
-        dtype = onnx.TensorProto.DataType.Name(elem_type).lower()
-        raise UsageError(
-            f"{path}'s input '{inputs[0].name}' is {dtype}; edgecnn exports image models with a float32 input "
-            "(export the model with its preprocessing cast outside the graph)"
-        )
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
     if input_shape is not None and (
         len(dims) != len(input_shape) or any(d is not None and d != g for d, g in zip(dims, input_shape, strict=False))
