@@ -481,7 +481,9 @@ CASES: dict[str, Case] = {
     "drift int64-input ONNX": Case(
         ("drift", "m.onnx", "m.onnx", "--data", "data.npz"), "is tensor(int64)", _odd_input_onnx("int64")
     ),
-    "export int64-input ONNX": Case(("export", "m.onnx", *TINY), "its input 'a' is int64, not float32", _odd_input_onnx("int64")),
+    "export int64-input ONNX": Case(
+        ("export", "m.onnx", *TINY), "its input 'a' is int64, not float32", _odd_input_onnx("int64")
+    ),
     "export OUT name too long": Case(("export", *MV1, "--out", LONG), "230 bytes long"),
     "export OUT folder name too long": Case(
         ("export", *MV1, "--out", f"{LONG * 2}/out"), "longer than the file system"
