@@ -41,9 +41,12 @@ class Attempt:
 
     @property
     def score(self) -> tuple:
-        """Better attempts sort higher: passing, then agreement, then smaller accuracy drop, then cosine."""
+        """Better attempts sort higher: passing, then agreement (the worst output's cosine for a model without a
+        classification output), then smaller accuracy drop, then cosine."""
         drop = self.verdict.get("accuracy_drop_points") or 0.0
-        return (self.verdict["passed"], self.verdict["top1_agreement"], -drop, self.verdict["cosine"])
+        top1 = self.verdict["top1_agreement"]
+        cosine = self.verdict["cosine"]
+        return (self.verdict["passed"], cosine if top1 is None else top1, -drop, cosine)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""

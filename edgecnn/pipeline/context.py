@@ -13,6 +13,7 @@ from edgecnn.config.recipes import Recipe
 from edgecnn.data.calibration import CalibrationSet
 from edgecnn.pipeline.source import ModelSource
 from edgecnn.progress import Reporter
+from edgecnn.runtime.outputs import Outputs
 
 PARITY_THRESHOLD = 1e-4  # max abs error relative to the output's range
 ORT_INT8_THRESHOLD = 1e-6  # the int8 .ort must give the int8 .onnx's outputs
@@ -69,7 +70,7 @@ class StageResult:
 
     figures: dict[str, Any] = field(default_factory=dict)  # the manifest's stages[name]; "check" holds its numbers
     artifacts: dict[str, Path] = field(default_factory=dict)
-    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs: dict[str, Outputs] = field(default_factory=dict)
     skipped: str | None = None  # why it made nothing although it ran (then its outputs are not required)
     judgement: Judgement | None = None  # its int8 artifact's drift, when it judged one
 
@@ -95,7 +96,7 @@ class DriftResult(StageResult):
 
     record: dict[str, Any] = field(default_factory=dict)
     agreement: dict[str, Any] = field(default_factory=dict)
-    reference: np.ndarray | None = None
+    reference: Outputs | None = None
 
 
 @dataclass
@@ -148,7 +149,7 @@ class ExportContext:
                 return result.artifacts[key]
         return None
 
-    def outputs(self, key: str) -> np.ndarray:
+    def outputs(self, key: str) -> Outputs:
         """The newest outputs of artifact ``key`` on :meth:`check_inputs`."""
         for result in reversed(self.results.values()):
             if key in result.outputs:

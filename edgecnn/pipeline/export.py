@@ -242,7 +242,7 @@ def hold_to_outputs(stage: Stage, result: StageResult, ctx: ExportContext) -> No
         raise RuntimeError(f"stage {stage.name} left file(s) in OUT that no stage declares: {', '.join(stray)}")
 
 
-SUMMARY_SKIP = ("threshold", "samples", "max_abs_error")
+SUMMARY_SKIP = ("threshold", "samples", "max_abs_error", "outputs", "fp32_outputs", "int8_outputs")
 
 
 def _summary(check: dict[str, Any]) -> str:
@@ -313,7 +313,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "std": std,
             "tflite_input_layout": tflite.input_layout if tflite else None,
             "input_name": "input",
-            "output_name": "logits",
+            "outputs": ctx.results["export"].figures["outputs"],
             "dynamic_batch": ctx.options.dynamic_batch,
         },
         "profile": ctx.profile.to_dict(),

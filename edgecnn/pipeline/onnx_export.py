@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import CheckFailedError
+from edgecnn.runtime.outputs import output_names
 
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
+INPUT_NAME = "input"
 
 
 def check_onnx(path: Path) -> None:
@@ -46,7 +47,9 @@ def _quiet() -> Any:
             lg.setLevel(level)
 
 
-def _export(module: Any, example: Any, path: Path, opset: int, dynamic_batch: bool, optimize: bool) -> None:
+def _export(
+    module: Any, example: Any, path: Path, opset: int, dynamic_batch: bool, optimize: bool, outputs: list[str]
+) -> None:
     import torch
 
     # Keyed by position: the input's name in forward() differs from model to model.
@@ -61,10 +64,38 @@ def _export(module: Any, example: Any, path: Path, opset: int, dynamic_batch: bo
             external_data=False,
             optimize=optimize,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=outputs,
             dynamic_shapes=dynamic_shapes,
             verbose=False,
         )
+
+
+def traced_outputs(module: Any, example: Any) -> list[str]:
+    """The ONNX output names of ``module`` (see :func:`edgecnn.runtime.outputs.output_names`), from one run."""
+    import torch
+
+    from edgecnn.pipeline.source import user_code_error
+
+    try:
+        with torch.inference_mode():
+            result = module(example)
+    except Exception as error:  # the user's forward: its own traceback, not edgecnn's
+        raise user_code_error(f"running the model on a {'×'.join(map(str, example.shape))} input", error) from error
+    return output_names(result)
+
+
+def graph_outputs(path: Path) -> list[dict[str, Any]]:
+    """Name and shape (None for a free dimension) of every output of the ONNX graph at ``path``."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return [
+        {
+            "name": value.name,
+            "shape": [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim],
+        }
+        for value in model.graph.output
+    ]
 
 
 def export_onnx(
@@ -80,10 +111,11 @@ def export_onnx(
 
     module = module.eval()
     example = torch.randn(*input_shape)
+    outputs = traced_outputs(module, example)
     attempts: list[str] = []
     for optimize in (True, False):
         try:
-            _export(module, example, path, opset, dynamic_batch, optimize)
+            _export(module, example, path, opset, dynamic_batch, optimize, outputs)
         except Exception as error:  # torch.export / onnxscript raise many types; the message is what matters
             attempts.append(f"export(optimize={optimize}) failed: {str(error).strip().splitlines()[0][:300]}")
             continue

@@ -165,7 +165,7 @@ def _import(spec: str) -> Any:
     except ImportError as error:
         raise UsageError(f"cannot import '{module_name}' for MODEL '{spec}': {error}") from None
     except Exception as error:
-        raise _user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from error
+        raise user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from error
     finally:
         sys.path[:] = saved
     target: Any = module
@@ -176,7 +176,7 @@ def _import(spec: str) -> Any:
     return target
 
 
-def _user_code_error(doing: str, error: Exception) -> UserCodeError:
+def user_code_error(doing: str, error: Exception) -> UserCodeError:
     """An error raised by the user's code, with its traceback (edgecnn's own frames left out)."""
     import traceback
 
@@ -222,7 +222,7 @@ def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
     try:
         module = target(**kwargs)
     except Exception as error:  # chained, so a caller of the Python API keeps the full traceback
-        raise _user_code_error(f"building MODEL '{spec}'", error) from error
+        raise user_code_error(f"building MODEL '{spec}'", error) from error
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")
     return module

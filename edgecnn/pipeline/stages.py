@@ -29,6 +29,7 @@ from edgecnn.pipeline.context import (
     TfliteResult,
 )
 from edgecnn.runtime.loader import load
+from edgecnn.runtime.outputs import Outputs, matched
 
 
 def _always(ctx: ExportContext) -> bool:
@@ -66,19 +67,28 @@ class Stage:
     applies: Callable[[ExportContext], bool] = _always
 
 
-def _parity(reference: np.ndarray, other: np.ndarray, what: str, threshold: float = PARITY_THRESHOLD) -> dict:
-    relative = relative_max_error(reference, other)
-    figures = {
-        "max_abs_error": max_abs_error(reference, other),
-        "relative_error": relative,
-        "threshold": threshold,
-        "samples": len(reference),
+def _parity(reference: Outputs, other: Outputs, what: str, threshold: float = PARITY_THRESHOLD) -> dict:
+    """Every output of ``other`` against ``reference``: max abs error relative to the output's range; the figures
+    are the worst output's (each output's too when there are several)."""
+    per_output = {
+        name: {"max_abs_error": max_abs_error(ref, out), "relative_error": relative_max_error(ref, out)}
+        for name, ref, out in matched(reference, other, what)
     }
-    if not relative <= threshold:
-        raise CheckFailedError(
-            f"{what}: max abs error {figures['max_abs_error']:.3g} is {relative:.3g} of the "
-            f"output range, over the {threshold:g} threshold"
-        )
+    for name, output in per_output.items():
+        if not output["relative_error"] <= threshold:  # NaN fails too
+            where = f" (output '{name}')" if len(per_output) > 1 else ""
+            raise CheckFailedError(
+                f"{what}{where}: max abs error {output['max_abs_error']:.3g} is {output['relative_error']:.3g} of the "
+                f"output range, over the {threshold:g} threshold"
+            )
+    figures = {
+        "max_abs_error": max(o["max_abs_error"] for o in per_output.values()),
+        "relative_error": max(o["relative_error"] for o in per_output.values()),
+        "threshold": threshold,
+        "samples": len(next(iter(reference.values()))),
+    }
+    if len(per_output) > 1:
+        figures["outputs"] = per_output
     return figures
 
 
@@ -94,7 +104,7 @@ def _copy_onnx(given: Path, path: Path) -> None:
 
 def run_export(ctx: ExportContext) -> StageResult:
     """Trace the module to ONNX (or take the given ONNX file), checked by the ONNX checker and an ORT load."""
-    from edgecnn.pipeline.onnx_export import check_onnx, export_onnx
+    from edgecnn.pipeline.onnx_export import check_onnx, export_onnx, graph_outputs
 
     path = ctx.scratch / "exported.onnx"
     source = ctx.source
@@ -105,16 +115,18 @@ def run_export(ctx: ExportContext) -> StageResult:
             check_onnx(path)
         except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
             raise UsageError(f"{source.onnx_path} is not a valid ONNX model: {error}") from None
-        return StageResult({"given": str(source.onnx_path), "check": check}, {"exported": path})
+        return StageResult(
+            {"given": str(source.onnx_path), "outputs": graph_outputs(path), "check": check}, {"exported": path}
+        )
     info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
-    return StageResult({**info, "check": check}, {"exported": path})
+    return StageResult({**info, "outputs": graph_outputs(path), "check": check}, {"exported": path})
 
 
 def run_parity(ctx: ExportContext) -> StageResult:
-    """ONNX Runtime fp32 against PyTorch on calibration samples and random inputs."""
+    """ONNX Runtime fp32 against PyTorch on calibration samples and random inputs, every output."""
     inputs = ctx.check_inputs()
-    torch_out = load(ctx.source.module, input_size=ctx.source.input_shape[1:])(inputs)
-    ort_out = load(ctx.artifact("exported"))(inputs)
+    torch_out = load(ctx.source.module, input_size=ctx.source.input_shape[1:]).run_all(inputs)
+    ort_out = load(ctx.artifact("exported")).run_all(inputs)
     return StageResult({"check": _parity(torch_out, ort_out, "parity ORT fp32 vs PyTorch")})
 
 
@@ -128,8 +140,8 @@ def run_simplify(ctx: ExportContext) -> SimplifyResult:
     if ctx.options.deform == "gather":
         info["deform"], float_nodes = _rewrite_deform(dst)
     inputs = ctx.check_inputs()
-    before = load(exported)(inputs)
-    after = load(dst)(inputs)
+    before = load(exported).run_all(inputs)
+    after = load(dst).run_all(inputs)
     figures = {**info, "check": _parity(before, after, "parity simplified vs exported")}
     return SimplifyResult(figures, {"fp32_onnx": dst}, {"fp32_onnx": after}, float_nodes=float_nodes)
 
@@ -165,9 +177,10 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         info = quantizer.quantize(
             dst, ctx.method, ctx.profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes + float_nodes
         )
-        out = load(dst)(ctx.check_inputs())
-        if not np.isfinite(out).all():
-            raise CheckFailedError("the int8 model gives non-finite outputs")
+        out = load(dst).run_all(ctx.check_inputs())
+        infinite = [name for name, values in out.items() if not np.isfinite(values).all()]
+        if infinite:
+            raise CheckFailedError(f"the int8 model gives non-finite outputs ({', '.join(infinite)})")
     except BaseException:
         quantizer.close()
         raise
@@ -191,9 +204,11 @@ def run_ort(ctx: ExportContext) -> StageResult:
             result.artifacts[f"{key}_ort_config"] = made["config"]
         result.figures.update(target_platform=made["target_platform"], optimization_style=made["optimization_style"])
         figures = _parity(
-            ctx.outputs(f"{key}_onnx"), load(made["ort"])(inputs), f".ort {key} vs .onnx {key}", threshold
+            ctx.outputs(f"{key}_onnx"), load(made["ort"]).run_all(inputs), f".ort {key} vs .onnx {key}", threshold
         )
         check[f"{key}_relative_error"] = figures["relative_error"]
+        if "outputs" in figures:
+            check[f"{key}_outputs"] = figures["outputs"]
     result.figures["check"] = check
     return result
 
@@ -234,7 +249,7 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
         raise UsageError(f"--format tflite: {error}") from None
     dst = ctx.out / "model.fp32.tflite"
     dst.write_bytes(lowered.data)
-    out = load(dst, layout=lowered.input_layout)(ctx.check_inputs())
+    out = load(dst, layout=lowered.input_layout).run_all(ctx.check_inputs())
     figures = _parity(ctx.outputs("fp32_onnx"), out, ".tflite fp32 vs ORT fp32")
     result = TfliteResult(
         {
@@ -247,6 +262,8 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
         input_layout=lowered.input_layout,
     )
     check: dict[str, Any] = {"relative_error": figures["relative_error"]}
+    if "outputs" in figures:
+        check["outputs"] = figures["outputs"]
     if ctx.options.quantize:
         _tflite_int8(ctx, result, lowered.data, float_scopes)
         check.update({f"int8_{k}": v for k, v in result.figures["int8"]["check"].items()})
@@ -281,6 +298,8 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "output_scale": quantized.output_scale,
         "output_zero_point": quantized.output_zero_point,
     }
+    if len(quantized.outputs) > 1:
+        io["outputs"] = quantized.outputs
     check, result.judgement = judge_artifact(ctx, load(dst, layout=layout), "tflite")
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",

@@ -11,18 +11,22 @@ import numpy as np
 
 from edgecnn.errors import UsageError, check_file
 from edgecnn.formats import require_format
+from edgecnn.runtime.outputs import Outputs, flatten_outputs, single
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
 @dataclass
 class Runner:
-    """Runs a model on float32 batches, one sample at a time when the model has a static batch of 1."""
+    """Runs a model on float32 batches, one sample at a time when the model has a static batch of 1.
+
+    :meth:`run_all` gives every output by name; calling the runner gives the output of a single-output model.
+    """
 
     name: str
     kind: str
     input_shape: tuple[int | None, ...]
-    _run: Callable[[np.ndarray], np.ndarray]
+    _run: Callable[[np.ndarray], Outputs]
 
     @property
     def static_batch(self) -> int | None:
@@ -30,13 +34,18 @@ class Runner:
         first = self.input_shape[0] if self.input_shape else None
         return first if isinstance(first, int) and first > 0 else None
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def run_all(self, x: np.ndarray) -> Outputs:
+        """Every output of the model on the batch ``x``, by name, in the model's output order."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.static_batch is None or self.static_batch == len(x):
             return self._run(x)
         if self.static_batch != 1:
             raise UsageError(f"{self.name} takes batches of exactly {self.static_batch}, got {len(x)}")
-        return np.concatenate([self._run(x[i : i + 1]) for i in range(len(x))])
+        parts = [self._run(x[i : i + 1]) for i in range(len(x))]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return single(self.run_all(x), self.name)
 
 
 def ort_session(path: str | Path, threads: int = 1, optimization: str = "all", **session_config: str) -> Any:
@@ -62,13 +71,14 @@ def ort_session(path: str | Path, threads: int = 1, optimization: str = "all", *
 
 
 def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> Runner:
-    """A runner for a `.onnx` or `.ort` file (its first input and first output)."""
+    """A runner for a `.onnx` or `.ort` file (its first input; every output)."""
     session = ort_session(path, threads, optimization)
     first = session.get_inputs()[0]
     shape = tuple(d if isinstance(d, int) else None for d in first.shape)
+    names = [output.name for output in session.get_outputs()]
 
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {first.name: x})[0]
+    def run(x: np.ndarray) -> Outputs:
+        return dict(zip(names, session.run(names, {first.name: x}), strict=True))
 
     return Runner(str(path), "onnxruntime", shape, run)
 
@@ -76,8 +86,8 @@ def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> R
 def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout: str | None = None) -> Runner:
     """A runner for a `.tflite` file in the LiteRT interpreter, fed NCHW float32 like every other runner.
 
-    A 4-D NHWC input gets the batch transposed; an int8/uint8 input is
-    quantized with the tensor's scale and zero point and the output dequantized.
+    A 4-D NHWC input gets the batch transposed (and 4-D outputs are transposed back to NCHW); an int8/uint8
+    input is quantized with the tensor's scale and zero point and every int8 output dequantized.
     ``layout`` ('NHWC'/'NCHW', from the manifest) is inferred from the shape when not given.
     """
     try:
@@ -93,14 +103,15 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise UsageError(f"the TFLite interpreter cannot load {path}: {str(error).splitlines()[0]}") from None
-    detail_in, detail_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    detail_in = interpreter.get_input_details()[0]
+    outputs = _tflite_outputs(interpreter)
     shape = tuple(int(d) for d in detail_in["shape"])
     if layout is None:  # image inputs: few channels, larger spatial dims
         layout = "NHWC" if len(shape) == 4 and shape[3] <= 4 < shape[1] else "NCHW"
     nhwc = len(shape) == 4 and layout == "NHWC"
     nchw_shape = (shape[0], shape[3], shape[1], shape[2]) if nhwc else shape
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray) -> Outputs:
         feed = x.transpose(0, 2, 3, 1) if nhwc else x
         if detail_in["dtype"] != np.float32:
             scale, zero = detail_in["quantization"]
@@ -108,13 +119,27 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
             feed = np.clip(np.round(feed / scale) + zero, info.min, info.max)
         interpreter.set_tensor(detail_in["index"], np.ascontiguousarray(feed.astype(detail_in["dtype"])))
         interpreter.invoke()
-        out = interpreter.get_tensor(detail_out["index"])
-        if detail_out["dtype"] != np.float32:
-            scale, zero = detail_out["quantization"]
-            out = (out.astype(np.float32) - zero) * scale
-        return out.copy()
+        result = {}
+        for name, detail in outputs.items():
+            out = interpreter.get_tensor(detail["index"])
+            if detail["dtype"] != np.float32:
+                scale, zero = detail["quantization"]
+                out = (out.astype(np.float32) - zero) * scale
+            # The lowering keeps every 4-D value NHWC when the input is: back to the ONNX order.
+            result[name] = np.ascontiguousarray(out.transpose(0, 3, 1, 2) if nhwc and out.ndim == 4 else out)
+        return result
 
     return Runner(str(path), "tflite", nchw_shape, run)
+
+
+def _tflite_outputs(interpreter: Any) -> dict[str, dict[str, Any]]:
+    """The output details of a ``.tflite`` by the names of its ``serving_default`` signature (the ONNX output
+    names), in signature order; by tensor name when it has no signature."""
+    signatures = interpreter.get_signature_list()
+    if "serving_default" in signatures:
+        details = interpreter.get_signature_runner("serving_default").get_output_details()
+        return {name: details[name] for name in signatures["serving_default"]["outputs"]}
+    return {detail["name"]: detail for detail in interpreter.get_output_details()}
 
 
 def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
@@ -123,10 +148,10 @@ def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
 
     module = module.eval()
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray) -> Outputs:
         with torch.inference_mode():
             out = module(torch.from_numpy(x))
-        return out.detach().float().numpy()
+        return {name: tensor.detach().float().numpy() for name, tensor in flatten_outputs(out)}
 
     return Runner(type(module).__name__, "torch", (None, *input_size), run)
 

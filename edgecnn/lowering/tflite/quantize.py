@@ -1,7 +1,7 @@
 """Full-integer int8 quantization of a lowered fp32 ``.tflite`` with ai-edge-quantizer (no TensorFlow).
 
 The float flatbuffer of :func:`edgecnn.lowering.tflite.convert` (one ``serving_default`` signature, one
-image input, one output) is calibrated on a few normalised samples and quantized with the
+image input, any outputs) is calibrated on a few normalised samples and quantized with the
 ``static_wi8_ai8`` recipe: int8 activations (per tensor, asymmetric), int8 weights (per output channel,
 symmetric), int32 biases. ai-edge-quantizer quantizes the graph's input and output tensors too, so
 ``io="int8"`` needs no post-pass; ``io="float"`` excludes the virtual ``INPUT``/``OUTPUT`` ops from the
@@ -17,7 +17,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ class QuantizedTflite:
     output_dtype: str
     op_counts: dict[str, int]
     seconds: float = 0.0  # wall time of calibration + quantization
+    # every output by signature name: dtype, scale and zero point (the output_* fields above are the first one's)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
@@ -140,9 +142,9 @@ def quantize_tflite(
         raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
     float_model = schema.ModelT.InitFromPackedBuf(bytearray(fp32), 0)
     inputs, outputs = _signature_io(float_model)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise UsageError(f"int8 quantization handles one input and one output; the model has {inputs} → {outputs}")
-    (input_name, input_index), (output_name, _) = next(iter(inputs.items())), next(iter(outputs.items()))
+    if len(inputs) != 1 or not outputs:
+        raise UsageError(f"int8 quantization handles one input and any outputs; the model has {inputs} → {outputs}")
+    input_name, input_index = next(iter(inputs.items()))
     shape = tuple(int(d) for d in float_model.subgraphs[0].tensors[input_index].shape)
     samples = _calibration_samples(calibration, input_layout, shape)
 
@@ -171,14 +173,23 @@ def quantize_tflite(
     q_inputs, q_outputs = _signature_io(model)
     tensors = model.subgraphs[0].tensors
     in_dtype, in_scale, in_zero = _quantization(tensors[q_inputs[input_name]], schema)
-    out_dtype, out_scale, out_zero = _quantization(tensors[q_outputs[output_name]], schema)
+    quantized_outputs = {
+        name: dict(zip(("dtype", "scale", "zero_point"), _quantization(tensors[q_outputs[name]], schema), strict=True))
+        for name in outputs
+    }
     wanted = "int8" if io == "int8" else "float32"
-    if (in_dtype, out_dtype) != (wanted, wanted):
+    out_dtypes = {o["dtype"] for o in quantized_outputs.values()}
+    if {in_dtype, *out_dtypes} != {wanted}:
         raise CheckFailedError(
-            f"io='{io}' asks for {wanted} input and output; the quantized model has {in_dtype} → {out_dtype}"
+            f"io='{io}' asks for {wanted} input and outputs; the quantized model has {in_dtype} → "
+            f"{', '.join(sorted(out_dtypes))}"
         )
+    first = next(iter(quantized_outputs.values()))
+    out_dtype, out_scale, out_zero = first["dtype"], first["scale"], first["zero_point"]
     from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
 
     codes = [code.builtinCode for code in model.operatorCodes]
     op_counts = dict(Counter(OPERATOR_NAMES[codes[op.opcodeIndex]] for op in model.subgraphs[0].operators))
-    return QuantizedTflite(data, in_scale, in_zero, out_scale, out_zero, in_dtype, out_dtype, op_counts, seconds)
+    return QuantizedTflite(
+        data, in_scale, in_zero, out_scale, out_zero, in_dtype, out_dtype, op_counts, seconds, quantized_outputs
+    )
