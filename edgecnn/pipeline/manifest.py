@@ -133,8 +133,8 @@ def render_report(manifest: dict[str, Any]) -> str:
         for name, figures in (agreement.get("formats") or {}).items():
             drop = figures.get("accuracy_drop_points")
             lines.append(
-                f"| {name} int8 | {figures['samples']} | {figure(figures['top1_agreement'])} | {figures['cosine']:.4f} | "
-                f"{figures['sqnr_db']:.1f} | {'' if drop is None else f'{drop:.2f}'} |"
+                f"| {name} int8 | {figures['samples']} | {figure(figures['top1_agreement'])} | "
+                f"{figures['cosine']:.4f} | {figures['sqnr_db']:.1f} | {'' if drop is None else f'{drop:.2f}'} |"
             )
         lines += _output_lines(agreement)
         lines += [
