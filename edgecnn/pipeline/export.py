@@ -12,7 +12,7 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
-from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET, load_recipe, recipe_for_family
+from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
 from edgecnn.data.calibration import load_calibration
 from edgecnn.errors import DriftError, EdgecnnError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
@@ -22,7 +22,7 @@ from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
-from edgecnn.pipeline.source import parse_input_shape, resolve_source
+from edgecnn.pipeline.source import parse_input_shape, resolve_source, source_recipe
 from edgecnn.pipeline.stages import STAGES, Stage, artifact_order
 from edgecnn.progress import Reporter
 
@@ -131,7 +131,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         source.scaling_origin = f"planner: best expected top-1 within {decision['budget_ms']:g} ms{margin}"
     if options.dynamic_batch and source.kind == "onnx":
         raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
-    recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)
+    recipe = source_recipe(source, options.recipe)
     out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
     check_output_dir(out, options.force, inputs)
     method = options.method or recipe.method

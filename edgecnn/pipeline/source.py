@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import inspect
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.config.profiles import Profile
+from edgecnn.config.recipes import Recipe, load_recipe, recipe_for_family
 from edgecnn.errors import UnknownNameError, UsageError, UserCodeError, check_file
 
 TORCHVISION_PREFIX = "torchvision:"
+TIMM_PREFIX = "timm:"
+TIMM_INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # what calibration resizes with; timm's others → bicubic
 MAX_INPUT_SHAPE = (256, 64, 8192, 8192)  # N, C, H, W: beyond these a "model input" is a typo
 
 
@@ -21,7 +25,7 @@ MAX_INPUT_SHAPE = (256, 64, 8192, 8192)  # N, C, H, W: beyond these a "model inp
 class ModelSource:
     """A resolved model: either a torch module to trace or an ONNX file, with its input shape."""
 
-    kind: str  # zoo | torchvision | import | onnx | module
+    kind: str  # zoo | torchvision | timm | import | onnx | module
     name: str
     input_shape: tuple[int, ...]  # N, C, H, W
     family: str | None = None
@@ -30,6 +34,8 @@ class ModelSource:
     module: Any = None
     onnx_path: Path | None = None
     weights: dict[str, str] | None = None  # path and sha256 of loaded weights
+    preprocessing: dict[str, Any] | None = None  # the model's own data config (timm: input_size, mean, std, …)
+    preprocessing_origin: str = ""  # where calibration/eval preprocessing came from (set with the recipe)
 
     @property
     def trained(self) -> bool:
@@ -46,6 +52,8 @@ class ModelSource:
             "scaling_origin": self.scaling_origin,
             "input_shape": list(self.input_shape),
             "weights": self.weights,
+            "preprocessing": self.preprocessing,
+            "preprocessing_origin": self.preprocessing_origin,
         }
 
 
@@ -228,6 +236,75 @@ def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
     return module
 
 
+def _torchvision(name: str, num_classes: int | None) -> Any:
+    """A torchvision model built without any download: ``weights=None`` and, for the builders that take one (the
+    segmentation and detection models), ``weights_backbone=None``; weights come from ``--weights``."""
+    from urllib.error import URLError
+
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise UnknownNameError("torchvision model", name, torchvision.models.list_models())
+    builder = torchvision.models.get_model_builder(name)
+    kwargs: dict[str, Any] = {"weights": None}
+    if "weights_backbone" in inspect.signature(builder).parameters:
+        kwargs["weights_backbone"] = None
+    if num_classes:
+        kwargs["num_classes"] = num_classes
+    try:
+        return builder(**kwargs)
+    except (URLError, OSError) as error:  # a builder that still downloads: never let it reach the network
+        raise UsageError(
+            f"torchvision:{name} tried to download weights ({type(error).__name__}); edgecnn builds torchvision "
+            "models with weights=None and takes weights from --weights only"
+        ) from None
+    except (TypeError, ValueError) as error:  # e.g. a builder without num_classes
+        raise UsageError(f"torchvision:{name} cannot be built with {kwargs}: {str(error).splitlines()[0]}") from None
+
+
+def _timm(name: str, num_classes: int | None, in_chans: int | None) -> tuple[Any, dict[str, Any]]:
+    """A timm model, random-initialised (``pretrained=False``: weights come from ``--weights``), and its data
+    config (``timm.data.resolve_data_config``: input size, mean/std, interpolation, crop)."""
+    try:
+        import timm
+        import timm.data
+    except ImportError:
+        raise UsageError(f"MODEL '{TIMM_PREFIX}{name}' needs timm: pip install 'edgecnn[timm]'") from None
+    if not timm.is_model(name):
+        raise UnknownNameError("timm model", name, timm.list_models())
+    kwargs = {k: v for k, v in (("num_classes", num_classes), ("in_chans", in_chans)) if v is not None}
+    try:
+        module = timm.create_model(name, pretrained=False, **kwargs)
+    except Exception as error:  # timm raises RuntimeError/ValueError/TypeError for arguments a model refuses
+        raise UsageError(f"timm cannot build '{name}' with {kwargs}: {str(error).splitlines()[0][:200]}") from None
+    config = timm.data.resolve_data_config({}, model=module)
+    keep = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
+    return module, {k: list(v) if isinstance(v, tuple) else v for k, v in config.items() if k in keep}
+
+
+def source_recipe(source: ModelSource, recipe: str | None = None) -> Recipe:
+    """How to preprocess and quantize for ``source``: the recipe named, else the model's own data config (timm) on
+    the default recipe, else its family's recipe. Records where the preprocessing came from in the source."""
+    if recipe is not None:
+        chosen = load_recipe(recipe)
+        source.preprocessing_origin = f"recipe {chosen.path}"
+        return chosen
+    base = recipe_for_family(source.family)
+    config = source.preprocessing
+    if not config:
+        source.preprocessing_origin = f"recipe {base.path}"
+        return base
+    interpolation = config["interpolation"] if config["interpolation"] in TIMM_INTERPOLATIONS else "bicubic"
+    source.preprocessing_origin = f"{source.kind} data config of {source.name} (mean, std, interpolation, crop_pct)"
+    return dataclasses.replace(
+        base,
+        mean=tuple(map(float, config["mean"])),
+        std=tuple(map(float, config["std"])),
+        crop_fraction=min(1.0, float(config.get("crop_pct", base.crop_fraction))),
+        interpolation=interpolation,
+    )
+
+
 def resolve_source(
     spec: str | Any,
     *,
@@ -248,16 +325,14 @@ def resolve_source(
     elif str(spec).lower().endswith(".onnx") or (Path(str(spec)).is_file() and ":" not in str(spec)):
         return _onnx_source(Path(str(spec)), scaling, num_classes, in_chans, weights, input_shape)
     elif str(spec).startswith(TORCHVISION_PREFIX):
-        import torchvision
-
-        name = spec[len(TORCHVISION_PREFIX) :]
-        if name not in torchvision.models.list_models():
-            raise UnknownNameError("torchvision model", name, torchvision.models.list_models())
         if scaling:
             raise UsageError(f"torchvision models take no scaling options; got {', '.join(scaling)}")
-        kwargs = {"num_classes": num_classes} if num_classes else {}
-        module = torchvision.models.get_model(name, weights=None, **kwargs)
-        source = ModelSource("torchvision", spec, (), module=module)
+        source = ModelSource("torchvision", spec, (), module=_torchvision(spec[len(TORCHVISION_PREFIX) :], num_classes))
+    elif str(spec).startswith(TIMM_PREFIX):
+        if scaling:
+            raise UsageError(f"timm models take no scaling options; got {', '.join(scaling)}")
+        module, config = _timm(spec[len(TIMM_PREFIX) :], num_classes, in_chans)
+        source = ModelSource("timm", spec, (), module=module, preprocessing=config)
     elif ":" in str(spec) and "/" not in str(spec):
         target = _import(str(spec))
         kwargs = {}
@@ -273,7 +348,7 @@ def resolve_source(
         kwargs = {k: v for k, v in (("num_classes", num_classes), ("in_chans", in_chans)) if v is not None}
         source.module = create_model(source.name, **kwargs, **source.scaling)
         source.scaling = dict(source.module.scaling)
-    if source.kind != "zoo" and scaling and source.kind != "torchvision":
+    if source.kind != "zoo" and scaling and source.kind not in ("torchvision", "timm"):
         raise UsageError(f"scaling options ({', '.join(scaling)}) apply to zoo models only")
     if weights is not None:
         source.weights = load_weights(source.module, weights)
@@ -287,6 +362,9 @@ def _input_shape(
     if given is not None:
         return given
     size = getattr(source.module, "input_size", None)
+    if source.preprocessing and "input_size" in source.preprocessing:
+        size = tuple(source.preprocessing["input_size"])
+        size = (in_chans or size[0], *size[1:])
     if size is None and source.kind == "torchvision":
         size = (in_chans or 3, 224, 224)
     if size is None:
