@@ -36,9 +36,9 @@ def _torch_outputs(module: nn.Module, x: np.ndarray) -> list[np.ndarray]:
 @pytest.mark.slow
 def test_tuple_outputs_through_onnx_ort_tflite_from_the_cli(tmp_path):
     out = tmp_path / "faces"
+    options = ["--input-shape", "1,3,32,32", "--format", "onnx,ort,tflite", "--calib-size", "8", "--holdout", "8"]
     done = subprocess.run(
-        [sys.executable, "-m", "edgecnn", "export", "tests.fixtures.multihead:build_tuple", "--out", str(out)]
-        + ["--input-shape", "1,3,32,32", "--format", "onnx,ort,tflite", "--calib-size", "8", "--holdout", "8"],
+        [sys.executable, "-m", "edgecnn", "export", "tests.fixtures.multihead:build_tuple", "--out", str(out), *options],
         capture_output=True,
         text=True,
         timeout=300,
