@@ -13,7 +13,7 @@ from edgecnn.config.recipes import Recipe
 from edgecnn.data.calibration import CalibrationSet
 from edgecnn.pipeline.source import ModelSource
 from edgecnn.progress import Reporter
-from edgecnn.runtime.outputs import Outputs
+from edgecnn.runtime.outputs import Inputs, Outputs
 
 PARITY_THRESHOLD = 1e-4  # max abs error relative to the output's range
 ORT_INT8_THRESHOLD = 1e-6  # the int8 .ort must give the int8 .onnx's outputs
@@ -31,7 +31,8 @@ class ExportOptions:
     weights: Path | None = None
     num_classes: int | None = None
     in_chans: int | None = None
-    input_shape: str | tuple[int, ...] | None = None
+    # N,C,H,W: a string or a tuple; for several inputs one "name=N,C,H,W" string each, or {name: shape}
+    input_shape: str | tuple[Any, ...] | dict[str, Any] | None = None
     calib: str | None = None
     calib_size: int | None = None
     holdout: int = 64
@@ -127,15 +128,22 @@ class ExportContext:
     plan: dict[str, Any] | None = None  # the planner's decision when it chose the scaling
     results: dict[str, StageResult] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    _check_inputs: np.ndarray | None = field(default=None, repr=False)
+    _check_inputs: Inputs | None = field(default=None, repr=False)
 
-    def check_inputs(self) -> np.ndarray:
-        """The inputs every stage checks on: four calibration samples and two random ones (made once)."""
+    def check_inputs(self) -> Inputs:
+        """The inputs every stage checks on: four calibration samples and two random ones (made once); one array
+        per input name for a model with several."""
         if self._check_inputs is None:
             rng = np.random.default_rng(self.options.seed + 1)
-            samples = self.calib.images[:4]
-            noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
-            self._check_inputs = np.concatenate([samples, noise])
+
+            def checked(samples: np.ndarray) -> np.ndarray:
+                noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
+                return np.concatenate([samples[:4], noise])
+
+            images = self.calib.images
+            self._check_inputs = (
+                {name: checked(v) for name, v in images.items()} if isinstance(images, dict) else checked(images)
+            )
         return self._check_inputs
 
     def result(self, stage: str) -> StageResult | None:

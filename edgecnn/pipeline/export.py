@@ -13,7 +13,7 @@ from edgecnn import __version__
 from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
-from edgecnn.data.calibration import load_calibration
+from edgecnn.data.calibration import load_calibration, load_input_calibration
 from edgecnn.errors import DriftError, EdgecnnError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
 from edgecnn.formats import check_format_options, parse_formats, stage_formats
@@ -22,7 +22,7 @@ from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
-from edgecnn.pipeline.source import parse_input_shape, resolve_source, source_recipe
+from edgecnn.pipeline.source import parse_input_shapes, resolve_source, source_recipe
 from edgecnn.pipeline.stages import STAGES, Stage, artifact_order
 from edgecnn.progress import Reporter
 
@@ -107,9 +107,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     formats = parse_formats(options.formats, profile.formats)
     check_format_options(formats, vars(options))
     scaling = options.scaling
-    input_shape = options.input_shape
-    if isinstance(input_shape, str):
-        input_shape = parse_input_shape(input_shape)
+    input_shape = parse_input_shapes(options.input_shape)
     inputs = [options.model if isinstance(options.model, (str, Path)) else None]
     inputs += [options.calib, options.recipe, options.weights]
     if options.out is not None:  # fail before the slow part when OUT is taken
@@ -136,9 +134,14 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     check_output_dir(out, options.force, inputs)
     method = options.method or recipe.method
     count = options.calib_size or recipe.calibration_size
-    calib, holdout = load_calibration(
-        options.calib, tuple(source.input_shape[1:]), recipe, count, options.holdout, options.seed
-    )
+    if source.inputs:
+        _check_several_inputs(source, options, formats)
+        shapes = {name: tuple(shape[1:]) for name, shape in source.inputs.items()}
+        calib, holdout = load_input_calibration(options.calib, shapes, recipe, count, options.holdout, options.seed)
+    else:
+        calib, holdout = load_calibration(
+            options.calib, tuple(source.input_shape[1:]), recipe, count, options.holdout, options.seed
+        )
     started = time.perf_counter()
     with atomic_output_dir(out, options.force) as tmp, scratch_beside(out) as scratch:
         ctx = ExportContext(
@@ -176,6 +179,23 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             f"int8 drift over the thresholds ({failures}); artifacts and report in {out}, pass --allow-drift to accept"
         )
     return result
+
+
+# What a model with several inputs goes through so far: tracing, parity, simplify and the .ort twin; int8 (its
+# calibration reader, drift, repair) and the TFLite lowering take one image input.
+SEVERAL_INPUT_FORMATS = ("onnx", "ort")
+
+
+def _check_several_inputs(source: Any, options: ExportOptions, formats: tuple[str, ...]) -> None:
+    """One line, before the slow part, when a model with several inputs asks for what takes one input so far."""
+    names = ", ".join(source.inputs)
+    beyond = [f for f in formats if f not in SEVERAL_INPUT_FORMATS]
+    if options.quantize or beyond:
+        asked = ", ".join(["int8"] * options.quantize + beyond)
+        raise UsageError(
+            f"MODEL '{source.name}' has {len(source.inputs)} inputs ({names}): several inputs go through ONNX export, "
+            f"parity, simplify and .ort so far, not {asked}; add --no-quantize --format onnx,ort"
+        )
 
 
 def _warn_about_inputs(ctx: ExportContext) -> None:
@@ -312,7 +332,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "mean": mean,
             "std": std,
             "tflite_input_layout": tflite.input_layout if tflite else None,
-            "input_name": "input",
+            "input_name": next(iter(source.input_shapes())),
             "outputs": ctx.results["export"].figures["outputs"],
             "dynamic_batch": ctx.options.dynamic_batch,
         },

@@ -15,6 +15,7 @@ from edgecnn.config.profiles import Profile
 from edgecnn.config.recipes import Recipe, load_recipe, recipe_for_family
 from edgecnn.errors import UnknownNameError, UsageError, UserCodeError, check_file
 
+INPUT_NAME = "input"  # the ONNX input of a single-input model
 TORCHVISION_PREFIX = "torchvision:"
 TIMM_PREFIX = "timm:"
 TIMM_INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # what calibration resizes with; timm's others → bicubic
@@ -35,7 +36,13 @@ class ModelSource:
     onnx_path: Path | None = None
     weights: dict[str, str] | None = None  # path and sha256 of loaded weights
     preprocessing: dict[str, Any] | None = None  # the model's own data config (timm: input_size, mean, std, …)
+    # a model with several inputs: name → N, C, H, W in forward's order (input_shape is the first's); empty for one
+    inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
     preprocessing_origin: str = ""  # where calibration/eval preprocessing came from (set with the recipe)
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every input by its ONNX name: ``input`` for a single-input model."""
+        return dict(self.inputs) if self.inputs else {INPUT_NAME: tuple(self.input_shape)}
 
     @property
     def trained(self) -> bool:
@@ -51,6 +58,7 @@ class ModelSource:
             "scaling": self.scaling,
             "scaling_origin": self.scaling_origin,
             "input_shape": list(self.input_shape),
+            "inputs": [{"name": k, "shape": list(v)} for k, v in self.input_shapes().items()],
             "weights": self.weights,
             "preprocessing": self.preprocessing,
             "preprocessing_origin": self.preprocessing_origin,
@@ -75,7 +83,10 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     except ValueError:
         raise UsageError(f"--input-shape must be N,C,H,W integers, got '{text}'") from None
     if len(shape) != 4 or any(d <= 0 for d in shape):
-        raise UsageError(f"--input-shape must be four positive integers N,C,H,W, got '{text}'")
+        raise UsageError(
+            f"--input-shape must be four positive integers N,C,H,W, got '{text}' (edgecnn takes image inputs; "
+            "others are not supported yet)"
+        )
     for name, value, bound in zip("NCHW", shape, MAX_INPUT_SHAPE, strict=True):
         if value > bound:
             raise UsageError(
@@ -84,6 +95,71 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
                 "give the size the model is meant to run at"
             )
     return shape
+
+
+InputShapes = tuple[int, ...] | dict[str, tuple[int, ...]]  # one input's N,C,H,W, or one per input name
+
+
+def parse_input_shapes(value: Any) -> InputShapes | None:
+    """``--input-shape`` as given once or once per input: ``1,3,224,224`` → a shape; ``image=1,3,224,224`` (each
+    input named, as in forward) → {name: shape}. A tuple of ints passes through (the Python API)."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return None
+    if isinstance(value, dict):
+        given = list(value.items())
+    elif isinstance(value, str):
+        given = [value]
+    elif all(isinstance(v, int) for v in value):
+        return tuple(value)
+    else:
+        given = list(value)
+    if isinstance(value, dict):
+        shapes = {str(k): v if isinstance(v, tuple) else parse_input_shape(str(v)) for k, v in given}
+    else:
+        if len(given) == 1 and "=" not in given[0]:
+            return parse_input_shape(given[0])
+        unnamed = [g for g in given if "=" not in g]
+        if unnamed:
+            raise UsageError(
+                f"--input-shape '{unnamed[0]}' has no input name: with several inputs name each as in forward, "
+                "e.g. --input-shape image=1,3,224,224 --input-shape depth=1,1,224,224"
+            )
+        shapes = {}
+        for text in given:
+            name, _, shape = text.partition("=")
+            name = name.strip()
+            if not name.isidentifier():
+                raise UsageError(f"--input-shape '{text}': '{name}' is not an input name (a forward argument)")
+            if name in shapes:
+                raise UsageError(f"--input-shape names input '{name}' twice")
+            shapes[name] = parse_input_shape(shape)
+    batches = {shape[0] for shape in shapes.values()}
+    if len(batches) > 1:
+        raise UsageError(f"every input must have the same batch size N; --input-shape gives {sorted(batches)}")
+    return shapes
+
+
+def _forward_inputs(source: ModelSource, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The named input shapes in the order of the module's forward arguments (they are passed positionally)."""
+    params = [
+        p
+        for p in inspect.signature(source.module.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    names = [p.name for p in params]
+    unknown = [n for n in shapes if n not in names]
+    if unknown:
+        raise UsageError(
+            f"--input-shape names {', '.join(unknown)}, but the forward of MODEL '{source.name}' takes "
+            f"({', '.join(names)})"
+        )
+    first = names[: len(shapes)]
+    if set(first) != set(shapes):
+        raise UsageError(
+            f"the forward of MODEL '{source.name}' takes ({', '.join(names)}): give --input-shape for its first "
+            f"{len(shapes)} argument(s), {', '.join(first)}"
+        )
+    return {name: shapes[name] for name in first}
 
 
 def _load_failure(error: Exception) -> str:
@@ -311,18 +387,23 @@ def resolve_source(
     scaling: dict[str, Any] | None = None,
     num_classes: int | None = None,
     in_chans: int | None = None,
-    input_shape: tuple[int, ...] | None = None,
+    input_shape: InputShapes | None = None,
     weights: str | Path | None = None,
     profile: Profile | None = None,
     batch: int = 1,
 ) -> ModelSource:
-    """Resolve MODEL to a module (built, weights loaded) or an ONNX file, with its traced input shape."""
+    """Resolve MODEL to a module (built, weights loaded) or an ONNX file, with its traced input shape(s)."""
     import torch
 
     scaling = {k: v for k, v in (scaling or {}).items() if v is not None}
+    named = input_shape if isinstance(input_shape, dict) else None
+    if named is not None:
+        input_shape = next(iter(named.values()))
     if isinstance(spec, torch.nn.Module):
         source = ModelSource("module", type(spec).__name__, (), module=spec)
     elif str(spec).lower().endswith(".onnx") or (Path(str(spec)).is_file() and ":" not in str(spec)):
+        if named is not None and len(named) > 1:
+            raise UsageError("named --input-shape for several inputs applies to PyTorch models, not to an ONNX MODEL")
         return _onnx_source(Path(str(spec)), scaling, num_classes, in_chans, weights, input_shape)
     elif str(spec).startswith(TORCHVISION_PREFIX):
         if scaling:
@@ -352,6 +433,11 @@ def resolve_source(
         raise UsageError(f"scaling options ({', '.join(scaling)}) apply to zoo models only")
     if weights is not None:
         source.weights = load_weights(source.module, weights)
+    if named is not None and len(named) > 1:
+        if source.kind not in ("import", "module"):
+            raise UsageError(f"MODEL '{source.name}' takes one input; give --input-shape N,C,H,W once")
+        source.inputs = _forward_inputs(source, named)
+        input_shape = next(iter(source.inputs.values()))
     source.input_shape = _input_shape(source, input_shape, in_chans, batch)
     return source
 
@@ -399,6 +485,9 @@ def _onnx_source(
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn exports single-input image models")
+    if inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        kind = onnx.TensorProto.DataType.Name(inputs[0].type.tensor_type.elem_type).lower()
+        raise UsageError(f"{path} takes a {kind} input; edgecnn exports float32 image inputs (N×C×H×W) so far")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
     if input_shape is not None and (
         len(dims) != len(input_shape) or any(d is not None and d != g for d, g in zip(dims, input_shape, strict=False))

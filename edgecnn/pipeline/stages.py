@@ -118,7 +118,7 @@ def run_export(ctx: ExportContext) -> StageResult:
         return StageResult(
             {"given": str(source.onnx_path), "outputs": graph_outputs(path), "check": check}, {"exported": path}
         )
-    info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
+    info = export_onnx(source.module, source.inputs or source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
     return StageResult({**info, "outputs": graph_outputs(path), "check": check}, {"exported": path})
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgecnn.errors import UsageError, check_file
 from edgecnn.formats import require_format
-from edgecnn.runtime.outputs import Outputs, flatten_outputs, single
+from edgecnn.runtime.outputs import Inputs, Outputs, as_float, batch_size, flatten_outputs, single, take
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -26,7 +26,7 @@ class Runner:
     name: str
     kind: str
     input_shape: tuple[int | None, ...]
-    _run: Callable[[np.ndarray], Outputs]
+    _run: Callable[[Inputs], Outputs]
 
     @property
     def static_batch(self) -> int | None:
@@ -34,17 +34,18 @@ class Runner:
         first = self.input_shape[0] if self.input_shape else None
         return first if isinstance(first, int) and first > 0 else None
 
-    def run_all(self, x: np.ndarray) -> Outputs:
-        """Every output of the model on the batch ``x``, by name, in the model's output order."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if self.static_batch is None or self.static_batch == len(x):
+    def run_all(self, x: Inputs) -> Outputs:
+        """Every output of the model on the batch ``x`` (an array, or one per input name), by name, in the model's
+        output order."""
+        x, count = as_float(x), batch_size(x)
+        if self.static_batch is None or self.static_batch == count:
             return self._run(x)
         if self.static_batch != 1:
-            raise UsageError(f"{self.name} takes batches of exactly {self.static_batch}, got {len(x)}")
-        parts = [self._run(x[i : i + 1]) for i in range(len(x))]
+            raise UsageError(f"{self.name} takes batches of exactly {self.static_batch}, got {count}")
+        parts = [self._run(take(x, slice(i, i + 1))) for i in range(count)]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: Inputs) -> np.ndarray:
         return single(self.run_all(x), self.name)
 
 
@@ -71,14 +72,23 @@ def ort_session(path: str | Path, threads: int = 1, optimization: str = "all", *
 
 
 def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> Runner:
-    """A runner for a `.onnx` or `.ort` file (its first input; every output)."""
+    """A runner for a `.onnx` or `.ort` file: every output; one array for a single-input model, one per input name
+    for a model with several."""
     session = ort_session(path, threads, optimization)
-    first = session.get_inputs()[0]
-    shape = tuple(d if isinstance(d, int) else None for d in first.shape)
+    inputs = [i.name for i in session.get_inputs()]
+    shape = tuple(d if isinstance(d, int) else None for d in session.get_inputs()[0].shape)
     names = [output.name for output in session.get_outputs()]
 
-    def run(x: np.ndarray) -> Outputs:
-        return dict(zip(names, session.run(names, {first.name: x}), strict=True))
+    def run(x: Inputs) -> Outputs:
+        if isinstance(x, dict):
+            if set(x) != set(inputs):
+                raise UsageError(f"{path} takes inputs {', '.join(inputs)}; got {', '.join(x)}")
+            feed = x
+        elif len(inputs) == 1:
+            feed = {inputs[0]: x}
+        else:
+            raise UsageError(f"{path} takes {len(inputs)} inputs ({', '.join(inputs)}): give one array per input name")
+        return dict(zip(names, session.run(names, feed), strict=True))
 
     return Runner(str(path), "onnxruntime", shape, run)
 
@@ -111,7 +121,11 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
     nhwc = len(shape) == 4 and layout == "NHWC"
     nchw_shape = (shape[0], shape[3], shape[1], shape[2]) if nhwc else shape
 
-    def run(x: np.ndarray) -> Outputs:
+    def run(x: Inputs) -> Outputs:
+        if isinstance(x, dict):
+            if len(x) != 1:
+                raise UsageError(f"{path}: the .tflite runner takes one input, got {', '.join(x)}")
+            x = next(iter(x.values()))
         feed = x.transpose(0, 2, 3, 1) if nhwc else x
         if detail_in["dtype"] != np.float32:
             scale, zero = detail_in["quantization"]
@@ -148,9 +162,10 @@ def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
 
     module = module.eval()
 
-    def run(x: np.ndarray) -> Outputs:
+    def run(x: Inputs) -> Outputs:
         with torch.inference_mode():
-            out = module(torch.from_numpy(x))
+            # Several inputs go to forward positionally, in their order (forward's, see pipeline/source.py).
+            out = module(*map(torch.from_numpy, x.values())) if isinstance(x, dict) else module(torch.from_numpy(x))
         return {name: tensor.detach().float().numpy() for name, tensor in flatten_outputs(out)}
 
     return Runner(type(module).__name__, "torch", (None, *input_size), run)

@@ -1,5 +1,6 @@
 """A model's outputs by name: what a PyTorch ``forward`` returns (a tensor, tuple, list, dict, nested) flattened to the
-named tensors of the ONNX graph, in the exporter's order (sequences by position, dicts by insertion order)."""
+named tensors of the ONNX graph, in the exporter's order (sequences by position, dicts by insertion order); and its
+inputs: one array, or one array per input name for a model with several."""
 
 from __future__ import annotations
 
@@ -12,6 +13,24 @@ from edgecnn.errors import CheckFailedError, UsageError
 
 SINGLE_OUTPUT = "logits"  # the name of a model's one output when forward returns a bare tensor
 Outputs = dict[str, np.ndarray]  # output name → array, in the model's output order
+Inputs = np.ndarray | dict[str, np.ndarray]  # one input, or input name → array in the model's input order
+
+
+def as_float(x: Inputs) -> Inputs:
+    """Contiguous float32 arrays."""
+    if isinstance(x, Mapping):
+        return {name: np.ascontiguousarray(v, dtype=np.float32) for name, v in x.items()}
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def batch_size(x: Inputs) -> int:
+    """How many samples ``x`` holds (every input holds as many)."""
+    return len(next(iter(x.values()))) if isinstance(x, Mapping) else len(x)
+
+
+def take(x: Inputs, index: slice | np.ndarray) -> Inputs:
+    """The samples of ``x`` at ``index``, from every input."""
+    return {name: v[index] for name, v in x.items()} if isinstance(x, Mapping) else x[index]
 
 
 def _leaves(value: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
