@@ -28,17 +28,19 @@ def _not_judged_reasons(ctx: ExportContext) -> list[str]:
     return reasons
 
 
-def host_latency_ms(path: Path, shape: tuple[int, ...], runs: int = 20) -> float:
-    """Median single-thread latency of an ONNX model on this host (for the cost of a repair)."""
+def host_latency_ms(path: Path, runs: int = 20) -> float:
+    """Median single-thread latency of an ONNX model on this host at batch 1 (for the cost of a repair)."""
     session = ort_session(path, threads=1)
-    name = session.get_inputs()[0].name
-    x = np.zeros((1, *shape[1:]), np.float32)
+    feed = {
+        i.name: np.zeros((1, *[d if isinstance(d, int) else 1 for d in i.shape[1:]]), np.float32)
+        for i in session.get_inputs()
+    }
     for _ in range(3):
-        session.run(None, {name: x})
+        session.run(None, feed)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        session.run(None, {name: x})
+        session.run(None, feed)
         times.append((time.perf_counter() - start) * 1e3)
     return float(np.median(times))
 
@@ -130,9 +132,8 @@ def _repair(
         result.outputs["int8_onnx"] = load(int8_path).run_all(ctx.check_inputs())
     fix.update(verdict=best.verdict, computations=best.computations)
     if basis == HOST_KERNELS:
-        shape = ctx.source.input_shape
-        fix["latency_ms_before"] = round(host_latency_ms(work / "baseline.onnx", shape), 3)
-        fix["latency_ms_after"] = round(host_latency_ms(int8_path, shape), 3)
+        fix["latency_ms_before"] = round(host_latency_ms(work / "baseline.onnx"), 3)
+        fix["latency_ms_after"] = round(host_latency_ms(int8_path), 3)
         fix["latency_basis"] = "measured on this host, ORT, 1 thread, median of 20"
     else:
         fix["latency_basis"] = "not measured: the target is not this host (the latency model will predict it)"

@@ -135,7 +135,6 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     method = options.method or recipe.method
     count = options.calib_size or recipe.calibration_size
     if source.inputs:
-        _check_several_inputs(source, options, formats)
         shapes = {name: tuple(shape[1:]) for name, shape in source.inputs.items()}
         calib, holdout = load_input_calibration(options.calib, shapes, recipe, count, options.holdout, options.seed)
     else:
@@ -179,23 +178,6 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             f"int8 drift over the thresholds ({failures}); artifacts and report in {out}, pass --allow-drift to accept"
         )
     return result
-
-
-# What a model with several inputs goes through so far: tracing, parity, simplify and the .ort twin; int8 (its
-# calibration reader, drift, repair) and the TFLite lowering take one image input.
-SEVERAL_INPUT_FORMATS = ("onnx", "ort")
-
-
-def _check_several_inputs(source: Any, options: ExportOptions, formats: tuple[str, ...]) -> None:
-    """One line, before the slow part, when a model with several inputs asks for what takes one input so far."""
-    names = ", ".join(source.inputs)
-    beyond = [f for f in formats if f not in SEVERAL_INPUT_FORMATS]
-    if options.quantize or beyond:
-        asked = ", ".join(["int8"] * options.quantize + beyond)
-        raise UsageError(
-            f"MODEL '{source.name}' has {len(source.inputs)} inputs ({names}): several inputs go through ONNX export, "
-            f"parity, simplify and .ort so far, not {asked}; add --no-quantize --format onnx,ort"
-        )
 
 
 def _warn_about_inputs(ctx: ExportContext) -> None:

@@ -300,6 +300,8 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     }
     if len(quantized.outputs) > 1:
         io["outputs"] = quantized.outputs
+    if len(quantized.inputs) > 1:
+        io["inputs"] = quantized.inputs
     check, result.judgement = judge_artifact(ctx, load(dst, layout=layout), "tflite")
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",

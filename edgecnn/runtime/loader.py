@@ -113,8 +113,8 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise UsageError(f"the TFLite interpreter cannot load {path}: {str(error).splitlines()[0]}") from None
-    detail_in = interpreter.get_input_details()[0]
-    outputs = _tflite_outputs(interpreter)
+    inputs, outputs = _tflite_io(interpreter, "inputs"), _tflite_io(interpreter, "outputs")
+    detail_in = next(iter(inputs.values()))
     shape = tuple(int(d) for d in detail_in["shape"])
     if layout is None:  # image inputs: few channels, larger spatial dims
         layout = "NHWC" if len(shape) == 4 and shape[3] <= 4 < shape[1] else "NCHW"
@@ -122,16 +122,19 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
     nchw_shape = (shape[0], shape[3], shape[1], shape[2]) if nhwc else shape
 
     def run(x: Inputs) -> Outputs:
-        if isinstance(x, dict):
-            if len(x) != 1:
-                raise UsageError(f"{path}: the .tflite runner takes one input, got {', '.join(x)}")
-            x = next(iter(x.values()))
-        feed = x.transpose(0, 2, 3, 1) if nhwc else x
-        if detail_in["dtype"] != np.float32:
-            scale, zero = detail_in["quantization"]
-            info = np.iinfo(detail_in["dtype"])
-            feed = np.clip(np.round(feed / scale) + zero, info.min, info.max)
-        interpreter.set_tensor(detail_in["index"], np.ascontiguousarray(feed.astype(detail_in["dtype"])))
+        if not isinstance(x, dict):
+            if len(inputs) != 1:
+                raise UsageError(f"{path} takes {len(inputs)} inputs ({', '.join(inputs)}): give one array per name")
+            x = {next(iter(inputs)): x}
+        if set(x) != set(inputs):
+            raise UsageError(f"{path} takes inputs {', '.join(inputs)}; got {', '.join(x)}")
+        for name, detail in inputs.items():
+            feed = x[name].transpose(0, 2, 3, 1) if nhwc and x[name].ndim == 4 else x[name]
+            if detail["dtype"] != np.float32:
+                scale, zero = detail["quantization"]
+                info = np.iinfo(detail["dtype"])
+                feed = np.clip(np.round(feed / scale) + zero, info.min, info.max)
+            interpreter.set_tensor(detail["index"], np.ascontiguousarray(feed.astype(detail["dtype"])))
         interpreter.invoke()
         result = {}
         for name, detail in outputs.items():
@@ -146,14 +149,16 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
     return Runner(str(path), "tflite", nchw_shape, run)
 
 
-def _tflite_outputs(interpreter: Any) -> dict[str, dict[str, Any]]:
-    """The output details of a ``.tflite`` by the names of its ``serving_default`` signature (the ONNX output
-    names), in signature order; by tensor name when it has no signature."""
+def _tflite_io(interpreter: Any, which: str) -> dict[str, dict[str, Any]]:
+    """The input or output (``which``) details of a ``.tflite`` by the names of its ``serving_default`` signature
+    (the ONNX names); by tensor name, in graph order, when it has no signature."""
     signatures = interpreter.get_signature_list()
     if "serving_default" in signatures:
-        details = interpreter.get_signature_runner("serving_default").get_output_details()
-        return {name: details[name] for name in signatures["serving_default"]["outputs"]}
-    return {detail["name"]: detail for detail in interpreter.get_output_details()}
+        runner = interpreter.get_signature_runner("serving_default")
+        details = runner.get_input_details() if which == "inputs" else runner.get_output_details()
+        return {name: details[name] for name in signatures["serving_default"][which]}
+    details = interpreter.get_input_details() if which == "inputs" else interpreter.get_output_details()
+    return {detail["name"]: detail for detail in details}
 
 
 def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
