@@ -114,7 +114,10 @@ def parse_input_shapes(value: Any) -> InputShapes | None:
     else:
         given = list(value)
     if isinstance(value, dict):
-        shapes = {str(k): v if isinstance(v, tuple) else parse_input_shape(str(v)) for k, v in given}
+        shapes = {
+            str(k): parse_input_shape(",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+            for k, v in given
+        }
     else:
         if len(given) == 1 and "=" not in given[0]:
             return parse_input_shape(given[0])
