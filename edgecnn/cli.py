@@ -162,7 +162,10 @@ class _ExportCommand(click.Command):
 @click.option("--num-classes", type=int, help="Classes of the classifier (to match --weights).")
 @click.option("--in-chans", type=int, help="Input channels (to match --weights).")
 @click.option(
-    "--input-shape", help="Traced input N,C,H,W, for models without a default size; fixes an .onnx MODEL's free dims."
+    "--input-shape",
+    multiple=True,
+    help="Traced input N,C,H,W, for models without a default size (fixes an .onnx MODEL's free dims); several "
+    "inputs: name=N,C,H,W once per input.",
 )
 @click.option("--calib", help="Calibration data: an image folder, a .npz/.npy file, or 'synthetic'.")
 @click.option("--calib-size", type=int, help="Calibration samples [default: the recipe's, 128].")

@@ -9,10 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.metrics import accuracy, compare
+from edgecnn.analysis.metrics import accuracy, compare, max_abs_error, mean_cosine, sqnr_db
+from edgecnn.runtime.outputs import Outputs, as_outputs, is_classification, matched
 
 HOST_KERNELS, EXACT_QDQ = "host_kernels", "exact_qdq"
 VNNI_FEATURES = {"avx512_vnni", "avx_vnni"}
+# Outputs that are not one N×classes logits tensor have no top-1: each output's cosine is judged, against
+# --min-cosine when given, else this.
+OUTPUTS_MIN_COSINE = 0.99
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,37 @@ def check_labels(labels: np.ndarray, classes: int) -> None:
         )
 
 
+def output_figures(reference: Outputs, target: Outputs) -> dict[str, dict[str, float]]:
+    """Cosine, SQNR (dB) and max abs error of every output, by name."""
+    return {
+        name: {"cosine": mean_cosine(ref, tgt), "sqnr_db": sqnr_db(ref, tgt), "max_abs_error": max_abs_error(ref, tgt)}
+        for name, ref, tgt in matched(reference, target, "drift")
+    }
+
+
 def figures(
-    reference: np.ndarray, target: np.ndarray, labels: np.ndarray | None = None, class_names: tuple[str, ...] = ()
+    reference: Outputs | np.ndarray,
+    target: Outputs | np.ndarray,
+    labels: np.ndarray | None = None,
+    class_names: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Agreement, top-5 overlap, cosine, SQNR, max abs error; accuracies and per-class figures with labels."""
+    """Per-output cosine and SQNR; for one N×classes output also agreement, top-5 overlap, and accuracies and
+    per-class figures with labels. Otherwise ``top1_agreement`` is None and ``cosine``/``sqnr_db`` are the worst
+    output's."""
+    reference, target = as_outputs(reference), as_outputs(target)
+    per_output = output_figures(reference, target)
+    if not is_classification(reference):
+        return {
+            "top1_agreement": None,
+            "cosine": min(f["cosine"] for f in per_output.values()),
+            "sqnr_db": min(f["sqnr_db"] for f in per_output.values()),
+            "max_abs_error": max(f["max_abs_error"] for f in per_output.values()),
+            "outputs": per_output,
+        }
+    reference, target = next(iter(reference.values())), next(iter(target.values()))
     result: dict[str, Any] = compare(reference, target)
     result["top1_agreement"] = result.pop("top1")
+    result["outputs"] = per_output
     if labels is not None:
         check_labels(labels, reference.shape[-1])
         ref_acc, tgt_acc = accuracy(reference, labels), accuracy(target, labels)
@@ -99,15 +128,22 @@ def figures(
 def failures(figs: Mapping[str, Any], thresholds: Thresholds) -> list[str]:
     """The thresholds a set of figures misses, each as a sentence with both numbers."""
     missed = []
-    unmeasured = [k for k in ("top1_agreement", "cosine") if not math.isfinite(figs[k])]
+    top1 = figs["top1_agreement"]
+    measured = ("top1_agreement", "cosine") if top1 is not None else ("cosine",)
+    unmeasured = [k for k in measured if not math.isfinite(figs[k])]
     if unmeasured:  # a NaN passes every "<" test: outputs that overflow must fail, not pass
         missed.append(f"{' and '.join(unmeasured)} not finite (the outputs overflow or are NaN)")
-    if figs["top1_agreement"] < thresholds.min_agreement:
-        missed.append(f"top-1 agreement {figs['top1_agreement']:.4f} < {thresholds.min_agreement}")
+    if top1 is not None and top1 < thresholds.min_agreement:
+        missed.append(f"top-1 agreement {top1:.4f} < {thresholds.min_agreement}")
     drop = figs.get("accuracy_drop_points")
     if drop is not None and drop > thresholds.max_accuracy_drop:
         missed.append(f"accuracy drop {drop:.2f} points > {thresholds.max_accuracy_drop}")
-    if thresholds.min_cosine is not None and figs["cosine"] < thresholds.min_cosine:
+    if top1 is None:  # no classification output: every output's cosine is judged
+        floor = thresholds.min_cosine if thresholds.min_cosine is not None else OUTPUTS_MIN_COSINE
+        for name, output in figs["outputs"].items():
+            if output["cosine"] < floor:
+                missed.append(f"output '{name}': cosine {output['cosine']:.4f} < {floor}")
+    elif thresholds.min_cosine is not None and figs["cosine"] < thresholds.min_cosine:
         missed.append(f"cosine {figs['cosine']:.4f} < {thresholds.min_cosine}")
     return missed
 
@@ -119,6 +155,8 @@ def verdict(computations: Mapping[str, Mapping[str, Any]], basis: str, threshold
     notes = []
     others = [k for k in computations if k != basis]
     for other in others:
+        if judged["top1_agreement"] is None or computations[other]["top1_agreement"] is None:
+            continue
         gap = abs(computations[other]["top1_agreement"] - judged["top1_agreement"])
         if gap > 1 - thresholds.min_agreement:
             notes.append(
@@ -133,6 +171,7 @@ def verdict(computations: Mapping[str, Mapping[str, Any]], basis: str, threshold
         "notes": notes,
         "top1_agreement": judged["top1_agreement"],
         "cosine": judged["cosine"],
+        "sqnr_db": judged["sqnr_db"],
         "accuracy_drop_points": judged.get("accuracy_drop_points"),
         "thresholds": thresholds.to_dict(),
     }
@@ -141,12 +180,12 @@ def verdict(computations: Mapping[str, Mapping[str, Any]], basis: str, threshold
 def int8_computations(
     path: Any,
     images: np.ndarray,
-    reference: np.ndarray,
+    reference: Outputs | np.ndarray,
     labels: np.ndarray | None = None,
     class_names: tuple[str, ...] = (),
     kinds: tuple[str, ...] = (EXACT_QDQ, HOST_KERNELS),
 ) -> dict[str, dict[str, Any]]:
-    """Figures of an int8 ONNX/ORT model against ``reference`` logits, per int8 computation.
+    """Figures of an int8 ONNX/ORT model against ``reference`` outputs, per int8 computation.
 
     ``exact_qdq`` runs with graph optimizations off (Dequantize → float op →
     Quantize, what a saturation-free device computes); ``host_kernels`` with
@@ -156,12 +195,13 @@ def int8_computations(
 
     levels = {EXACT_QDQ: "disable", HOST_KERNELS: "all"}
     return {
-        kind: figures(reference, load(path, optimization=levels[kind])(images), labels, class_names) for kind in kinds
+        kind: figures(reference, load(path, optimization=levels[kind]).run_all(images), labels, class_names)
+        for kind in kinds
     }
 
 
 def evaluator(
-    images: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, basis: str, thresholds: Thresholds
+    images: np.ndarray, reference: Outputs | np.ndarray, labels: np.ndarray | None, basis: str, thresholds: Thresholds
 ) -> Any:
     """A function judging an int8 model file: path → (verdict, computations)."""
 

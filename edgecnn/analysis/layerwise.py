@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.metrics import mean_cosine, sqnr_db
+from edgecnn.runtime.outputs import Inputs, as_float, batch_size, take
 
 SQNR_CAP_DB = 100.0  # an exact tensor's SQNR is infinite; cap it so differences stay finite
 
@@ -58,20 +59,25 @@ def _with_outputs(model: Any, names: list[str], path: Path) -> Path:
     return path
 
 
-def _run_all(path: Path, names: list[str], images: np.ndarray) -> dict[str, np.ndarray]:
+def _feed(session: Any, images: Inputs) -> dict[str, np.ndarray]:
+    """The samples by the session's input names (one array: its first input)."""
+    return dict(images) if isinstance(images, dict) else {session.get_inputs()[0].name: images}
+
+
+def _run_all(path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarray]:
     from edgecnn.runtime.loader import ort_session
 
     session = ort_session(path, optimization="disable")
-    input_name = session.get_inputs()[0].name
+    feed = _feed(session, as_float(images))
     collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for i in range(len(images)):
-        outs = session.run(names, {input_name: images[i : i + 1]})
+    for i in range(batch_size(images)):
+        outs = session.run(names, take(feed, slice(i, i + 1)))
         for name, value in zip(names, outs, strict=True):
             collected[name].append(value)
     return {n: np.concatenate(v) for n, v in collected.items()}
 
 
-def layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray) -> list[LayerError]:
+def layer_errors(fp32_path: Path, int8_path: Path, images: Inputs) -> list[LayerError]:
     """Every quantized activation of ``int8_path`` against the same tensor of ``fp32_path``, worst SQNR first.
 
     Runs the exact QDQ arithmetic (graph optimizations off): the error the
@@ -81,7 +87,8 @@ def layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray) -> list[L
 
     fp32, int8 = onnx.load(str(fp32_path)), onnx.load(str(int8_path))
     producers = {o: n for n in fp32.graph.node for o in n.output}
-    mapping = {t: d for t, d in quantized_activations(int8).items() if t in producers or t == fp32.graph.input[0].name}
+    graph_inputs = dict(images) if isinstance(images, dict) else {fp32.graph.input[0].name: images}
+    mapping = {t: d for t, d in quantized_activations(int8).items() if t in producers or t in graph_inputs}
     tensors = sorted(mapping)
     with tempfile.TemporaryDirectory(prefix="edgecnn-layers-") as tmp:
         ref = _run_all(
@@ -94,9 +101,7 @@ def layer_errors(fp32_path: Path, int8_path: Path, images: np.ndarray) -> list[L
             [mapping[t] for t in tensors],
             images,
         )
-    graph_input = fp32.graph.input[0].name
-    if graph_input in mapping:
-        ref[graph_input] = images
+    ref.update({name: values for name, values in graph_inputs.items() if name in mapping})
     sqnr = {t: min(SQNR_CAP_DB, sqnr_db(ref[t], got[mapping[t]])) for t in tensors if t in ref}
     initializers = {i.name for i in fp32.graph.initializer}
     errors = []

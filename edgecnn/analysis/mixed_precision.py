@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgecnn.analysis.layerwise import LayerError, layer_errors, rank_for_float
 from edgecnn.files import atomic_copy
+from edgecnn.runtime.outputs import Inputs, take
 
 Evaluation = tuple[dict[str, Any], dict[str, Any]]  # (verdict, computations)
 BASELINE = "baseline"  # the label of the attempt a repair starts from: the int8 model as it was
@@ -41,9 +40,12 @@ class Attempt:
 
     @property
     def score(self) -> tuple:
-        """Better attempts sort higher: passing, then agreement, then smaller accuracy drop, then cosine."""
+        """Better attempts sort higher: passing, then agreement (the worst output's cosine for a model without a
+        classification output), then smaller accuracy drop, then cosine."""
         drop = self.verdict.get("accuracy_drop_points") or 0.0
-        return (self.verdict["passed"], self.verdict["top1_agreement"], -drop, self.verdict["cosine"])
+        top1 = self.verdict["top1_agreement"]
+        cosine = self.verdict["cosine"]
+        return (self.verdict["passed"], cosine if top1 is None else top1, -drop, cosine)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -104,7 +106,7 @@ def repair(
     evaluate: Callable[[Path], Evaluation],
     work: Path,
     baseline: Attempt,
-    images: np.ndarray,
+    images: Inputs,
     saturating_target: bool,
     always_float: tuple[str, ...] = (),
     layer_samples: int = 32,
@@ -136,7 +138,7 @@ def repair(
             best = max(best, tried, key=lambda a: a.score)
     if best.verdict["passed"]:
         return Repair(best, search.attempts)
-    errors = layer_errors(quantizer.preprocessed, best.path, images[:layer_samples])
+    errors = layer_errors(quantizer.preprocessed, best.path, take(images, slice(None, layer_samples)))
     ranked = [e.nodes or (e.node,) for e in rank_for_float(errors)]
 
     def first(count: int) -> tuple[str, ...]:
@@ -167,7 +169,7 @@ def repair_model(
     *,
     method: str,
     reduce_range: bool,
-    images: np.ndarray,
+    images: Inputs,
     saturating_target: bool,
     keep_float: tuple[str, ...] = (),
     slow_op_types: tuple[str, ...] = (),

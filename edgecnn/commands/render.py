@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from edgecnn.pipeline.manifest import figure
+
 if TYPE_CHECKING:
     from edgecnn.analysis.planner import Plan
     from edgecnn.pipeline.export import ExportResult
@@ -70,7 +72,7 @@ def render_export(result: ExportResult, console: Console) -> None:
         console.print(
             f"int8 vs fp32 on {agreement['samples']} "
             f"{'held-out samples' if agreement.get('held_out') else 'calibration samples (none held out)'} "
-            f"({agreement['basis'].replace('_', ' ')}): top-1 agreement {agreement['top1']:.3f}, "
+            f"({agreement['basis'].replace('_', ' ')}): top-1 agreement {figure(agreement['top1'], '.3f')}, "
             f"cosine {agreement['cosine']:.4f}",
             highlight=False,
         )
@@ -99,8 +101,8 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
         drop = f"{figs['accuracy_drop_points']:.2f}" if "accuracy_drop_points" in figs else ""
         table.add_row(
             name.replace("_", " ") + mark,
-            f"{figs['top1_agreement']:.4f}",
-            f"{figs['top5_overlap']:.4f}",
+            figure(figs["top1_agreement"]),
+            figure(figs.get("top5_overlap")),
             f"{figs['cosine']:.4f}",
             f"{figs['sqnr_db']:.1f}",
             accuracy,
@@ -126,7 +128,7 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
     fix = report.get("fix")
     if fix:
         console.print(
-            f"fix: {fix['chosen']} → top-1 agreement {fix['top1_agreement']:.4f}, "
+            f"fix: {fix['chosen']} → top-1 agreement {figure(fix['top1_agreement'])}, "
             f"{len(fix['kept_float'])} layers in float, {fix['bytes_before']:,} → {fix['bytes_after']:,} "
             f"bytes; wrote {fix['out']}",
             highlight=False,

@@ -26,7 +26,7 @@ SYNTHETIC = "synthetic"
 class CalibrationSet:
     """Preprocessed samples with optional labels, and where they came from."""
 
-    images: np.ndarray  # float32 N×C×H×W, normalised
+    images: np.ndarray | dict[str, np.ndarray]  # float32 N×C×H×W, normalised; one per input name for several
     labels: np.ndarray | None
     source: str
     sha256: str
@@ -35,13 +35,16 @@ class CalibrationSet:
     bit_depths: tuple[int, ...] = ()  # bits per sample of the image files read (16-bit ones are scaled to 8)
 
     def __len__(self) -> int:
-        return len(self.images)
+        images = self.images
+        return len(next(iter(images.values()))) if isinstance(images, dict) else len(images)
 
     def subset(self, index: np.ndarray | slice) -> CalibrationSet:
         """The samples at ``index``, same source."""
         labels = None if self.labels is None else self.labels[index]
+        images = self.images
+        images = {k: v[index] for k, v in images.items()} if isinstance(images, dict) else images[index]
         return CalibrationSet(
-            self.images[index], labels, self.source, self.sha256, self.synthetic, self.class_names, self.bit_depths
+            images, labels, self.source, self.sha256, self.synthetic, self.class_names, self.bit_depths
         )
 
 
@@ -249,6 +252,65 @@ def check_memory(shape: tuple[int, int, int], samples: int) -> None:
             f"{samples} samples of {'×'.join(map(str, shape))} need about {need / 2**30:.1f} GiB, more than half "
             f"of the {free / 2**30:.1f} GiB available: lower --calib-size/--holdout or the input size"
         )
+
+
+def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> CalibrationSet:
+    """One float32 N×C×H×W array (normalised) per input name from an ``.npz``, optional ``labels``."""
+    fix = f"give an .npz with one float32 N×C×H×W array per input ({', '.join(shapes)}), e.g. numpy.savez"
+    if path.suffix.lower() != ".npz":
+        raise UsageError(f"calibration source {path}: a model with several inputs calibrates from an .npz; {fix}")
+    with reading(path, "calibration file", fix), np.load(path, allow_pickle=False) as loaded:
+        missing = [name for name in shapes if name not in loaded.files]
+        if missing:
+            raise UsageError(
+                f"{path} has no array for input(s) {', '.join(missing)} (it has: {', '.join(loaded.files)})"
+            )
+        arrays = {name: loaded[name] for name in shapes}
+        labels = loaded["labels"] if "labels" in loaded.files else None
+    for name, array in arrays.items():
+        if array.dtype != np.float32 or array.shape[1:] != shapes[name]:
+            wanted = "×".join(map(str, shapes[name]))
+            raise UsageError(
+                f"{path}: input '{name}' must be float32 N×{wanted} (normalised), got {array.dtype} {array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise UsageError(f"{path}: input '{name}' holds NaN or infinity")
+    counts = {len(a) for a in arrays.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise UsageError(f"{path}: every input needs the same number of samples (≥ 1), got {sorted(counts)}")
+    if labels is not None:
+        raise UsageError(f"{path}: labels apply to single-input classifiers; leave them out for several inputs")
+    return CalibrationSet(arrays, None, str(path), hashlib.sha256(path.read_bytes()).hexdigest(), False)
+
+
+def load_input_calibration(
+    source: str | Path | None,
+    shapes: dict[str, tuple[int, int, int]],
+    recipe: Recipe,
+    count: int,
+    holdout: int,
+    seed: int = 0,
+) -> tuple[CalibrationSet, CalibrationSet]:
+    """Calibration and held-out samples for a model with several inputs (``shapes``: name → C, H, W): an ``.npz``
+    with one array per input name, or synthetic images per input. Split like :func:`load_calibration`."""
+    if count < 1:
+        raise UsageError(f"--calib-size must be ≥ 1, got {count}")
+    if source is None or str(source) == SYNTHETIC:
+        for shape in shapes.values():
+            check_memory(shape, count + holdout)
+        parts = [synthetic(shape, count + holdout, recipe, seed + i) for i, shape in enumerate(shapes.values())]
+        images = {name: part.images for name, part in zip(shapes, parts, strict=True)}
+        digest = hashlib.sha256(f"synthetic:{seed}:{count + holdout}:{shapes}".encode()).hexdigest()
+        data = CalibrationSet(images, None, SYNTHETIC, digest, True)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"calibration source {path} is not a file: a model with several inputs needs an .npz")
+        data = _inputs_from_npz(path, shapes)
+    n = len(data)
+    held = holdout if n >= count + holdout else (min(holdout, n // 4) if n >= 2 else 0)
+    order = np.arange(n) if data.synthetic else np.random.default_rng(seed).permutation(n)
+    return data.subset(order[held : held + count]), data.subset(order[:held])
 
 
 def load_calibration(

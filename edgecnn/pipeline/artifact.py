@@ -111,14 +111,12 @@ def open_artifact(
         file_shape = _file_input_shape(path)
         shape = tuple(manifest["model"]["input_shape"]) if manifest else file_shape
         return Artifact(str(path), fmt.name, shape, recipe, path=path, manifest=manifest)
-    from edgecnn.pipeline.source import resolve_source
+    from edgecnn.pipeline.source import resolve_source, source_recipe
 
     source = resolve_source(spec, num_classes=num_classes, in_chans=in_chans, input_shape=input_shape, weights=weights)
     if source.kind == "onnx":
         return open_artifact(str(source.onnx_path))
-    return Artifact(
-        source.name, "torch", tuple(source.input_shape), recipe_for_family(source.family), module=source.module
-    )
+    return Artifact(source.name, "torch", tuple(source.input_shape), source_recipe(source), module=source.module)
 
 
 def load_images(artifact: Artifact, data: str, limit: int, seed: int = 0) -> tuple[np.ndarray, Any]:

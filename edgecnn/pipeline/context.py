@@ -13,6 +13,7 @@ from edgecnn.config.recipes import Recipe
 from edgecnn.data.calibration import CalibrationSet
 from edgecnn.pipeline.source import ModelSource
 from edgecnn.progress import Reporter
+from edgecnn.runtime.outputs import Inputs, Outputs
 
 PARITY_THRESHOLD = 1e-4  # max abs error relative to the output's range
 ORT_INT8_THRESHOLD = 1e-6  # the int8 .ort must give the int8 .onnx's outputs
@@ -30,7 +31,8 @@ class ExportOptions:
     weights: Path | None = None
     num_classes: int | None = None
     in_chans: int | None = None
-    input_shape: str | tuple[int, ...] | None = None
+    # N,C,H,W: a string or a tuple; for several inputs one "name=N,C,H,W" string each, or {name: shape}
+    input_shape: str | tuple[Any, ...] | dict[str, Any] | None = None
     calib: str | None = None
     calib_size: int | None = None
     holdout: int = 64
@@ -69,7 +71,7 @@ class StageResult:
 
     figures: dict[str, Any] = field(default_factory=dict)  # the manifest's stages[name]; "check" holds its numbers
     artifacts: dict[str, Path] = field(default_factory=dict)
-    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs: dict[str, Outputs] = field(default_factory=dict)
     skipped: str | None = None  # why it made nothing although it ran (then its outputs are not required)
     judgement: Judgement | None = None  # its int8 artifact's drift, when it judged one
 
@@ -95,7 +97,7 @@ class DriftResult(StageResult):
 
     record: dict[str, Any] = field(default_factory=dict)
     agreement: dict[str, Any] = field(default_factory=dict)
-    reference: np.ndarray | None = None
+    reference: Outputs | None = None
 
 
 @dataclass
@@ -130,15 +132,22 @@ class ExportContext:
     dropped: dict[str, dict[str, str]] = field(default_factory=dict)
     failed_stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    _check_inputs: np.ndarray | None = field(default=None, repr=False)
+    _check_inputs: Inputs | None = field(default=None, repr=False)
 
-    def check_inputs(self) -> np.ndarray:
-        """The inputs every stage checks on: four calibration samples and two random ones (made once)."""
+    def check_inputs(self) -> Inputs:
+        """The inputs every stage checks on: four calibration samples and two random ones (made once); one array
+        per input name for a model with several."""
         if self._check_inputs is None:
             rng = np.random.default_rng(self.options.seed + 1)
-            samples = self.calib.images[:4]
-            noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
-            self._check_inputs = np.concatenate([samples, noise])
+
+            def checked(samples: np.ndarray) -> np.ndarray:
+                noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
+                return np.concatenate([samples[:4], noise])
+
+            images = self.calib.images
+            self._check_inputs = (
+                {name: checked(v) for name, v in images.items()} if isinstance(images, dict) else checked(images)
+            )
         return self._check_inputs
 
     def result(self, stage: str) -> StageResult | None:
@@ -152,7 +161,7 @@ class ExportContext:
                 return result.artifacts[key]
         return None
 
-    def outputs(self, key: str) -> np.ndarray:
+    def outputs(self, key: str) -> Outputs:
         """The newest outputs of artifact ``key`` on :meth:`check_inputs`."""
         for result in reversed(self.results.values()):
             if key in result.outputs:

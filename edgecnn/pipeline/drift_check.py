@@ -14,6 +14,7 @@ from edgecnn.analysis.mixed_precision import BASELINE, repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.pipeline.context import DriftResult, ExportContext, Judgement
 from edgecnn.runtime.loader import load, ort_session
+from edgecnn.runtime.outputs import Outputs
 
 
 def _not_judged_reasons(ctx: ExportContext) -> list[str]:
@@ -27,17 +28,19 @@ def _not_judged_reasons(ctx: ExportContext) -> list[str]:
     return reasons
 
 
-def host_latency_ms(path: Path, shape: tuple[int, ...], runs: int = 20) -> float:
-    """Median single-thread latency of an ONNX model on this host (for the cost of a repair)."""
+def host_latency_ms(path: Path, runs: int = 20) -> float:
+    """Median single-thread latency of an ONNX model on this host at batch 1 (for the cost of a repair)."""
     session = ort_session(path, threads=1)
-    name = session.get_inputs()[0].name
-    x = np.zeros((1, *shape[1:]), np.float32)
+    feed = {
+        i.name: np.zeros((1, *[d if isinstance(d, int) else 1 for d in i.shape[1:]]), np.float32)
+        for i in session.get_inputs()
+    }
     for _ in range(3):
-        session.run(None, {name: x})
+        session.run(None, feed)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        session.run(None, {name: x})
+        session.run(None, feed)
         times.append((time.perf_counter() - start) * 1e3)
     return float(np.median(times))
 
@@ -59,12 +62,12 @@ def _agreement(
     return agreement
 
 
-def _evaluation(ctx: ExportContext, reference: np.ndarray | None = None) -> tuple[Any, np.ndarray, Thresholds]:
+def _evaluation(ctx: ExportContext, reference: Outputs | None = None) -> tuple[Any, Outputs, Thresholds]:
     """The held-out samples (calibration ones when none are held out), fp32 ONNX outputs on them (computed once
     per export by the drift stage, passed on in its result) and the export's thresholds."""
     data = ctx.holdout if len(ctx.holdout) else ctx.calib
     if reference is None:
-        reference = load(ctx.artifact("fp32_onnx"))(data.images)
+        reference = load(ctx.artifact("fp32_onnx")).run_all(data.images)
     options = ctx.options
     return data, reference, Thresholds(options.min_agreement, options.max_drop, options.min_cosine)
 
@@ -90,9 +93,7 @@ def check_drift(ctx: ExportContext) -> DriftResult:
     per_class = computations[basis].get("per_class")
     if per_class:
         result.agreement["per_class"] = per_class
-    check: dict[str, Any] = {"top1": verdict["top1_agreement"], "cosine": verdict["cosine"], "basis": basis}
-    if verdict.get("accuracy_drop_points") is not None:
-        check["accuracy_drop_points"] = verdict["accuracy_drop_points"]
+    check = {**_check_figures(verdict), "basis": basis}
     check["verdict"] = "not judged" if reasons else ("passed" if verdict["passed"] else "FAILED")
     result.figures = {"check": check}
     return result
@@ -128,12 +129,11 @@ def _repair(
     best = search.best
     if best.label != BASELINE:
         result.artifacts["int8_onnx"] = int8_path
-        result.outputs["int8_onnx"] = load(int8_path)(ctx.check_inputs())
+        result.outputs["int8_onnx"] = load(int8_path).run_all(ctx.check_inputs())
     fix.update(verdict=best.verdict, computations=best.computations)
     if basis == HOST_KERNELS:
-        shape = ctx.source.input_shape
-        fix["latency_ms_before"] = round(host_latency_ms(work / "baseline.onnx", shape), 3)
-        fix["latency_ms_after"] = round(host_latency_ms(int8_path, shape), 3)
+        fix["latency_ms_before"] = round(host_latency_ms(work / "baseline.onnx"), 3)
+        fix["latency_ms_after"] = round(host_latency_ms(int8_path), 3)
         fix["latency_basis"] = "measured on this host, ORT, 1 thread, median of 20"
     else:
         fix["latency_basis"] = "not measured: the target is not this host (the latency model will predict it)"
@@ -145,6 +145,17 @@ def _repair(
     return fix
 
 
+def _check_figures(verdict: dict[str, Any]) -> dict[str, Any]:
+    """A verdict's figures for a stage check: top-1 (for a classification output), worst cosine and SQNR, drop."""
+    check: dict[str, Any] = {}
+    if verdict["top1_agreement"] is not None:
+        check["top1"] = verdict["top1_agreement"]
+    check.update(cosine=verdict["cosine"], sqnr_db=verdict["sqnr_db"])
+    if verdict.get("accuracy_drop_points") is not None:
+        check["accuracy_drop_points"] = verdict["accuracy_drop_points"]
+    return check
+
+
 def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str, Any], Judgement]:
     """Drift of another int8 artifact (the `.tflite`) against fp32 ONNX on the held-out samples: its stage check
     and its judgement."""
@@ -154,7 +165,7 @@ def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str
     drift = ctx.result("drift")
     data, fp32, thresholds = _evaluation(ctx, drift.reference if drift else None)
     reasons = _not_judged_reasons(ctx)
-    computations = {name: drift_figures(fp32, runner(data.images), data.labels, data.class_names)}
+    computations = {name: drift_figures(fp32, runner.run_all(data.images), data.labels, data.class_names)}
     judged = verdict(computations, name, thresholds)
     summary = {k: v for k, v in computations[name].items() if k != "per_class"}
     agreement = {"samples": len(data), **summary}
@@ -163,9 +174,7 @@ def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str
         "passed": judged["passed"] if not reasons else None,
         "failures": judged["failures"],
     }
-    check: dict[str, Any] = {"top1": judged["top1_agreement"], "cosine": judged["cosine"]}
-    if judged.get("accuracy_drop_points") is not None:
-        check["accuracy_drop_points"] = judged["accuracy_drop_points"]
+    check = _check_figures(judged)
     check["verdict"] = "not judged" if reasons else ("passed" if judged["passed"] else "FAILED")
     return check, Judgement(agreement, outcome)
 

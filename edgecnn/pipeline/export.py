@@ -12,8 +12,8 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
-from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET, load_recipe, recipe_for_family
-from edgecnn.data.calibration import load_calibration
+from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
+from edgecnn.data.calibration import load_calibration, load_input_calibration
 from edgecnn.errors import DriftError, EdgecnnError, PartialExportError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
 from edgecnn.formats import ALWAYS, check_format_options, parse_formats, stage_formats
@@ -22,7 +22,7 @@ from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
-from edgecnn.pipeline.source import parse_input_shape, resolve_source
+from edgecnn.pipeline.source import parse_input_shapes, resolve_source, source_recipe
 from edgecnn.pipeline.stages import STAGES, Stage, artifact_order
 from edgecnn.progress import Reporter
 
@@ -107,9 +107,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     formats = parse_formats(options.formats, profile.formats)
     check_format_options(formats, vars(options))
     scaling = options.scaling
-    input_shape = options.input_shape
-    if isinstance(input_shape, str):
-        input_shape = parse_input_shape(input_shape)
+    input_shape = parse_input_shapes(options.input_shape)
     inputs = [options.model if isinstance(options.model, (str, Path)) else None]
     inputs += [options.calib, options.recipe, options.weights]
     if options.out is not None:  # fail before the slow part when OUT is taken
@@ -135,14 +133,18 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         from edgecnn.pipeline.onnx_input import check_exportable
 
         check_exportable(source.onnx_path, options.quantize)
-    recipe = load_recipe(options.recipe) if options.recipe else recipe_for_family(source.family)
+    recipe = source_recipe(source, options.recipe)
     out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
     check_output_dir(out, options.force, inputs)
     method = options.method or recipe.method
     count = options.calib_size or recipe.calibration_size
-    calib, holdout = load_calibration(
-        options.calib, tuple(source.input_shape[1:]), recipe, count, options.holdout, options.seed
-    )
+    if source.inputs:
+        shapes = {name: tuple(shape[1:]) for name, shape in source.inputs.items()}
+        calib, holdout = load_input_calibration(options.calib, shapes, recipe, count, options.holdout, options.seed)
+    else:
+        calib, holdout = load_calibration(
+            options.calib, tuple(source.input_shape[1:]), recipe, count, options.holdout, options.seed
+        )
     started = time.perf_counter()
     with atomic_output_dir(out, options.force) as tmp, scratch_beside(out) as scratch:
         ctx = ExportContext(
@@ -299,7 +301,7 @@ def hold_to_outputs(stage: Stage, result: StageResult, ctx: ExportContext) -> No
         raise RuntimeError(f"stage {stage.name} left file(s) in OUT that no stage declares: {', '.join(stray)}")
 
 
-SUMMARY_SKIP = ("threshold", "samples", "max_abs_error")
+SUMMARY_SKIP = ("threshold", "samples", "max_abs_error", "outputs", "fp32_outputs", "int8_outputs")
 
 
 def _summary(check: dict[str, Any]) -> str:
@@ -369,8 +371,8 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "mean": mean,
             "std": std,
             "tflite_input_layout": tflite.input_layout if tflite else None,
-            "input_name": "input",
-            "output_name": "logits",
+            "input_name": next(iter(source.input_shapes())),
+            "outputs": ctx.results["export"].figures["outputs"],
             "dynamic_batch": ctx.options.dynamic_batch,
         },
         "profile": ctx.profile.to_dict(),

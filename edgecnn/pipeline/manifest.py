@@ -33,6 +33,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def figure(value: float | None, spec: str = ".4f") -> str:
+    """A figure for a table: ``—`` when it is not defined (top-1 of a model without a classification output)."""
+    return "—" if value is None else format(value, spec)
+
+
 def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
     """The planner's decision, when it chose the scaling."""
     if not plan:
@@ -79,6 +84,10 @@ def render_report(manifest: dict[str, Any]) -> str:
         f"- scaling: {scaling} ({model.get('scaling_origin', 'arguments')})",
         f"- input: {model['layout']} {'×'.join(map(str, model['input_shape']))}, "
         f"mean {model['mean']}, std {model['std']}",
+        "- outputs: "
+        + ", ".join(
+            f"`{o['name']}` {'×'.join('?' if d is None else str(d) for d in o['shape'])}" for o in model["outputs"]
+        ),
         f"- weights: {model['weights']['path'] if model.get('weights') else 'none (random initialisation)'}",
         "",
         "## Target",
@@ -98,7 +107,8 @@ def render_report(manifest: dict[str, Any]) -> str:
     ]
     lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
     for name, stage in manifest["stages"].items():
-        check = "; ".join(f"{k} {_fmt(v)}" for k, v in stage.get("check", {}).items()) or stage.get("reason", "")
+        check = "; ".join(f"{k} {_fmt(v)}" for k, v in stage.get("check", {}).items() if not isinstance(v, dict))
+        check = check or stage.get("reason", "")
         lines.append(f"| {name} | {stage['status']} | {stage.get('seconds', 0):.1f} | {check} |")
     dropped = {name: s for name, s in manifest.get("format_status", {}).items() if s["status"] != "ok"}
     if dropped:
@@ -121,23 +131,37 @@ def render_report(manifest: dict[str, Any]) -> str:
             if figures:
                 drop = figures.get("accuracy_drop_points")
                 lines.append(
-                    f"| {key.replace('_', ' ')} | {agreement['samples']} | {figures['top1_agreement']:.4f} | "
+                    f"| {key.replace('_', ' ')} | {agreement['samples']} | {figure(figures['top1_agreement'])} | "
                     f"{figures['cosine']:.4f} | {figures['sqnr_db']:.1f} | "
                     f"{'' if drop is None else f'{drop:.2f}'} |"
                 )
         for name, figures in (agreement.get("formats") or {}).items():
             drop = figures.get("accuracy_drop_points")
             lines.append(
-                f"| {name} int8 | {figures['samples']} | {figures['top1_agreement']:.4f} | {figures['cosine']:.4f} | "
-                f"{figures['sqnr_db']:.1f} | {'' if drop is None else f'{drop:.2f}'} |"
+                f"| {name} int8 | {figures['samples']} | {figure(figures['top1_agreement'])} | "
+                f"{figures['cosine']:.4f} | {figures['sqnr_db']:.1f} | {'' if drop is None else f'{drop:.2f}'} |"
             )
+        lines += _output_lines(agreement)
         lines += [
             "",
             f"Judged on {agreement['basis'].replace('_', ' ')} (the computation that matches the target): "
-            f"top-1 {agreement['top1']:.4f}, cosine {agreement['cosine']:.4f}.",
+            f"top-1 {figure(agreement['top1'])}, cosine {agreement['cosine']:.4f}.",
         ]
     lines += _drift_section(manifest.get("drift") or {})
     return "\n".join(lines) + "\n"
+
+
+def _output_lines(agreement: dict[str, Any]) -> list[str]:
+    """Per-output cosine and SQNR of each int8 computation, for a model with several outputs."""
+    rows = {key: agreement[key] for key in ("exact_qdq", "host_kernels") if agreement.get(key)}
+    rows.update({f"{name} int8": figures for name, figures in (agreement.get("formats") or {}).items()})
+    if all(len(figures.get("outputs", {})) < 2 for figures in rows.values()):
+        return []
+    lines = ["", "| computation | output | cosine | SQNR dB |", "|---|---|---:|---:|"]
+    for key, figures in rows.items():
+        for name, output in figures["outputs"].items():
+            lines.append(f"| {key.replace('_', ' ')} | {name} | {output['cosine']:.4f} | {output['sqnr_db']:.1f} |")
+    return lines
 
 
 def _drift_section(drift: dict[str, Any]) -> list[str]:
@@ -166,7 +190,7 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
         for a in fix["attempts"]:
             drop = a["accuracy_drop_points"]
             lines.append(
-                f"| {a['label']} | {a['passed']} | {a['top1_agreement']:.4f} | {a['cosine']:.4f} | "
+                f"| {a['label']} | {a['passed']} | {figure(a['top1_agreement'])} | {a['cosine']:.4f} | "
                 f"{'' if drop is None else f'{drop:.2f}'} | {len(a['kept_float'])} | {a['bytes']:,} |"
             )
         if fix["kept_float"]:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import CheckFailedError
-
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
+from edgecnn.pipeline.source import INPUT_NAME, InputShapes
+from edgecnn.runtime.outputs import output_names
 
 
 def check_onnx(path: Path) -> None:
@@ -46,31 +46,73 @@ def _quiet() -> Any:
             lg.setLevel(level)
 
 
-def _export(module: Any, example: Any, path: Path, opset: int, dynamic_batch: bool, optimize: bool) -> None:
+def _export(
+    module: Any,
+    examples: dict[str, Any],
+    path: Path,
+    opset: int,
+    dynamic_batch: bool,
+    optimize: bool,
+    outputs: list[str],
+) -> None:
     import torch
 
-    # Keyed by position: the input's name in forward() differs from model to model.
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
+    # Keyed by position: the input's name in forward() differs from model to model. One batch for all inputs.
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    dynamic_shapes = tuple({0: batch} for _ in examples) if dynamic_batch else None
     with _quiet():
         torch.onnx.export(
             module,
-            (example,),
+            tuple(examples.values()),
             str(path),
             dynamo=True,
             opset_version=opset,
             external_data=False,
             optimize=optimize,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            input_names=list(examples),
+            output_names=outputs,
             dynamic_shapes=dynamic_shapes,
             verbose=False,
         )
 
 
+def traced_outputs(module: Any, examples: dict[str, Any]) -> list[str]:
+    """The ONNX output names of ``module`` (see :func:`edgecnn.runtime.outputs.output_names`), from one run."""
+    import torch
+
+    from edgecnn.pipeline.source import user_code_error
+
+    try:
+        with torch.inference_mode():
+            result = module(*examples.values())
+    except Exception as error:  # the user's forward: its own traceback, not edgecnn's
+        shapes = ", ".join("×".join(map(str, e.shape)) for e in examples.values())
+        raise user_code_error(f"running the model on input(s) {shapes}", error) from error
+    return output_names(result)
+
+
+def graph_outputs(path: Path, what: str = "output") -> list[dict[str, Any]]:
+    """Name and shape (None for a free dimension) of every output (or ``what="input"``) of the ONNX graph at
+    ``path``; inputs that are initializers are left out."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    values = model.graph.output if what == "output" else [i for i in model.graph.input if i.name not in initializers]
+    return [
+        {
+            "name": value.name,
+            "shape": [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim],
+        }
+        for value in values
+    ]
+
+
 def export_onnx(
-    module: Any, input_shape: tuple[int, ...], path: Path, opset: int = 20, dynamic_batch: bool = False
+    module: Any, input_shape: InputShapes, path: Path, opset: int = 20, dynamic_batch: bool = False
 ) -> dict[str, Any]:
-    """Export ``module`` (eval mode) for a float32 input of ``input_shape``; weights inside the one file.
+    """Export ``module`` (eval mode) for a float32 input of ``input_shape`` (or one per input name, passed to
+    forward in that order); weights inside the one file.
 
     The dynamo optimizer can emit an invalid graph; the result is checked with
     the full ONNX checker and an ONNX Runtime load, and re-exported with
@@ -79,11 +121,13 @@ def export_onnx(
     import torch
 
     module = module.eval()
-    example = torch.randn(*input_shape)
+    shapes = input_shape if isinstance(input_shape, dict) else {INPUT_NAME: input_shape}
+    examples = {name: torch.randn(*shape) for name, shape in shapes.items()}
+    outputs = traced_outputs(module, examples)
     attempts: list[str] = []
     for optimize in (True, False):
         try:
-            _export(module, example, path, opset, dynamic_batch, optimize)
+            _export(module, examples, path, opset, dynamic_batch, optimize, outputs)
         except Exception as error:  # torch.export / onnxscript raise many types; the message is what matters
             attempts.append(f"export(optimize={optimize}) failed: {str(error).strip().splitlines()[0][:300]}")
             continue

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import CheckFailedError, UsageError
+from edgecnn.runtime.outputs import Inputs, as_float, batch_size, take
 
 METHODS = ("minmax", "percentile", "entropy")
 
@@ -68,25 +69,31 @@ def _capture_root_warnings() -> Iterator[_Captured]:
 
 
 class _Reader:
-    """Feeds calibration samples one at a time (batch 1), reporting progress."""
+    """Feeds calibration samples one at a time (batch 1), reporting progress; one array per input name for a model
+    with several inputs."""
 
-    def __init__(self, input_name: str, images: np.ndarray, on_sample: Callable[[], None] | None = None):
-        self.input_name, self.images, self.on_sample, self.index = input_name, images, on_sample, 0
+    def __init__(self, input_names: list[str], images: Inputs, on_sample: Callable[[], None] | None = None):
+        self.images = images if isinstance(images, dict) else {input_names[0]: images}
+        if set(self.images) != set(input_names):
+            raise UsageError(
+                f"calibration samples are for inputs {', '.join(self.images)}; the model takes {', '.join(input_names)}"
+            )
+        self.on_sample, self.index = on_sample, 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.index >= len(self.images):
+        if self.index >= len(self):
             return None
-        sample = self.images[self.index : self.index + 1]
+        sample = take(as_float(self.images), slice(self.index, self.index + 1))
         self.index += 1
         if self.on_sample:
             self.on_sample()
-        return {self.input_name: np.ascontiguousarray(sample, np.float32)}
+        return sample
 
     def rewind(self) -> None:
         self.index = 0
 
     def __len__(self) -> int:
-        return len(self.images)
+        return batch_size(self.images)
 
 
 def _preprocess(src: Path, dst: Path) -> str:
@@ -127,7 +134,7 @@ class Quantizer:
     ):
         import onnx
 
-        if len(images) == 0:
+        if batch_size(images) == 0:
             raise UsageError("no calibration samples")
         self._tmp = tempfile.TemporaryDirectory(prefix="edgecnn-quant-")
         self.work = Path(self._tmp.name)
@@ -137,7 +144,8 @@ class Quantizer:
             self.preprocessing = _preprocess(fp32_path, self.preprocessed)
         self.warnings = list(log.messages)
         model = onnx.load(str(self.preprocessed))
-        self.input_name = model.graph.input[0].name
+        initializers = {i.name for i in model.graph.initializer}
+        self.input_names = [i.name for i in model.graph.input if i.name not in initializers]
         self.node_names = [n.name for n in model.graph.node]
         self._ranges: dict[str, Path] = {}
 
@@ -154,7 +162,7 @@ class Quantizer:
                 extra_options=calibrator_options(method, self.bins, self.percentile),
             )
             with _capture_root_warnings() as log:
-                calibrator.collect_data(_Reader(self.input_name, self.images, self.on_sample))
+                calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample))
                 ranges = calibrator.compute_data()
             self.warnings += log.messages
             del calibrator
@@ -203,7 +211,7 @@ class Quantizer:
         return {
             "method": method,
             "calibrator_options": calibrator_options(method, self.bins, self.percentile),
-            "samples": len(self.images),
+            "samples": batch_size(self.images),
             "reduce_range": reduce_range,
             "per_channel": True,
             "format": "QDQ",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import inspect
@@ -11,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.config.profiles import Profile
+from edgecnn.config.recipes import Recipe, load_recipe, recipe_for_family
 from edgecnn.errors import UnknownNameError, UsageError, UserCodeError, check_file
 
+INPUT_NAME = "input"  # the ONNX input of a single-input model
 TORCHVISION_PREFIX = "torchvision:"
+TIMM_PREFIX = "timm:"
+TIMM_INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # what calibration resizes with; timm's others → bicubic
 MAX_INPUT_SHAPE = (256, 64, 8192, 8192)  # N, C, H, W: beyond these a "model input" is a typo
 
 
@@ -21,7 +26,7 @@ MAX_INPUT_SHAPE = (256, 64, 8192, 8192)  # N, C, H, W: beyond these a "model inp
 class ModelSource:
     """A resolved model: either a torch module to trace or an ONNX file, with its input shape."""
 
-    kind: str  # zoo | torchvision | import | onnx | module
+    kind: str  # zoo | torchvision | timm | import | onnx | module
     name: str
     input_shape: tuple[int, ...]  # N, C, H, W
     family: str | None = None
@@ -30,6 +35,14 @@ class ModelSource:
     module: Any = None
     onnx_path: Path | None = None
     weights: dict[str, str] | None = None  # path and sha256 of loaded weights
+    preprocessing: dict[str, Any] | None = None  # the model's own data config (timm: input_size, mean, std, …)
+    # a model with several inputs: name → N, C, H, W in forward's order (input_shape is the first's); empty for one
+    inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    preprocessing_origin: str = ""  # where calibration/eval preprocessing came from (set with the recipe)
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every input by its ONNX name: ``input`` for a single-input model."""
+        return dict(self.inputs) if self.inputs else {INPUT_NAME: tuple(self.input_shape)}
 
     @property
     def trained(self) -> bool:
@@ -45,7 +58,10 @@ class ModelSource:
             "scaling": self.scaling,
             "scaling_origin": self.scaling_origin,
             "input_shape": list(self.input_shape),
+            "inputs": [{"name": k, "shape": list(v)} for k, v in self.input_shapes().items()],
             "weights": self.weights,
+            "preprocessing": self.preprocessing,
+            "preprocessing_origin": self.preprocessing_origin,
         }
 
 
@@ -67,7 +83,10 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
         raise UsageError(f"--input-shape must be N,C,H,W integers, got '{text}'")
     shape = tuple(int(part) for part in parts)
     if len(shape) != 4 or any(d <= 0 for d in shape):
-        raise UsageError(f"--input-shape must be four positive integers N,C,H,W, got '{text}'")
+        raise UsageError(
+            f"--input-shape must be four positive integers N,C,H,W, got '{text}' (edgecnn takes image inputs; "
+            "others are not supported yet)"
+        )
     for name, value, bound in zip("NCHW", shape, MAX_INPUT_SHAPE, strict=True):
         if value > bound:
             raise UsageError(
@@ -76,6 +95,74 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
                 "give the size the model is meant to run at"
             )
     return shape
+
+
+InputShapes = tuple[int, ...] | dict[str, tuple[int, ...]]  # one input's N,C,H,W, or one per input name
+
+
+def parse_input_shapes(value: Any) -> InputShapes | None:
+    """``--input-shape`` as given once or once per input: ``1,3,224,224`` → a shape; ``image=1,3,224,224`` (each
+    input named, as in forward) → {name: shape}. A tuple of ints passes through (the Python API)."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return None
+    if isinstance(value, dict):
+        given = list(value.items())
+    elif isinstance(value, str):
+        given = [value]
+    elif all(isinstance(v, int) for v in value):
+        return tuple(value)
+    else:
+        given = list(value)
+    if isinstance(value, dict):
+        shapes = {
+            str(k): parse_input_shape(",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+            for k, v in given
+        }
+    else:
+        if len(given) == 1 and "=" not in given[0]:
+            return parse_input_shape(given[0])
+        unnamed = [g for g in given if "=" not in g]
+        if unnamed:
+            raise UsageError(
+                f"--input-shape '{unnamed[0]}' has no input name: with several inputs name each as in forward, "
+                "e.g. --input-shape image=1,3,224,224 --input-shape depth=1,1,224,224"
+            )
+        shapes = {}
+        for text in given:
+            name, _, shape = text.partition("=")
+            name = name.strip()
+            if not name.isidentifier():
+                raise UsageError(f"--input-shape '{text}': '{name}' is not an input name (a forward argument)")
+            if name in shapes:
+                raise UsageError(f"--input-shape names input '{name}' twice")
+            shapes[name] = parse_input_shape(shape)
+    batches = {shape[0] for shape in shapes.values()}
+    if len(batches) > 1:
+        raise UsageError(f"every input must have the same batch size N; --input-shape gives {sorted(batches)}")
+    return shapes
+
+
+def _forward_inputs(source: ModelSource, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The named input shapes in the order of the module's forward arguments (they are passed positionally)."""
+    params = [
+        p
+        for p in inspect.signature(source.module.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    names = [p.name for p in params]
+    unknown = [n for n in shapes if n not in names]
+    if unknown:
+        raise UsageError(
+            f"--input-shape names {', '.join(unknown)}, but the forward of MODEL '{source.name}' takes "
+            f"({', '.join(names)})"
+        )
+    first = names[: len(shapes)]
+    if set(first) != set(shapes):
+        raise UsageError(
+            f"the forward of MODEL '{source.name}' takes ({', '.join(names)}): give --input-shape for its first "
+            f"{len(shapes)} argument(s), {', '.join(first)}"
+        )
+    return {name: shapes[name] for name in first}
 
 
 def _load_failure(error: Exception) -> str:
@@ -165,7 +252,7 @@ def _import(spec: str) -> Any:
     except ImportError as error:
         raise UsageError(f"cannot import '{module_name}' for MODEL '{spec}': {error}") from None
     except Exception as error:
-        raise _user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from error
+        raise user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from error
     finally:
         sys.path[:] = saved
     target: Any = module
@@ -176,7 +263,7 @@ def _import(spec: str) -> Any:
     return target
 
 
-def _user_code_error(doing: str, error: Exception) -> UserCodeError:
+def user_code_error(doing: str, error: Exception) -> UserCodeError:
     """An error raised by the user's code, with its traceback (edgecnn's own frames left out)."""
     import traceback
 
@@ -222,10 +309,79 @@ def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
     try:
         module = target(**kwargs)
     except Exception as error:  # chained, so a caller of the Python API keeps the full traceback
-        raise _user_code_error(f"building MODEL '{spec}'", error) from error
+        raise user_code_error(f"building MODEL '{spec}'", error) from error
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")
     return module
+
+
+def _torchvision(name: str, num_classes: int | None) -> Any:
+    """A torchvision model built without any download: ``weights=None`` and, for the builders that take one (the
+    segmentation and detection models), ``weights_backbone=None``; weights come from ``--weights``."""
+    from urllib.error import URLError
+
+    import torchvision
+
+    if name not in torchvision.models.list_models():
+        raise UnknownNameError("torchvision model", name, torchvision.models.list_models())
+    builder = torchvision.models.get_model_builder(name)
+    kwargs: dict[str, Any] = {"weights": None}
+    if "weights_backbone" in inspect.signature(builder).parameters:
+        kwargs["weights_backbone"] = None
+    if num_classes:
+        kwargs["num_classes"] = num_classes
+    try:
+        return builder(**kwargs)
+    except (URLError, OSError) as error:  # a builder that still downloads: never let it reach the network
+        raise UsageError(
+            f"torchvision:{name} tried to download weights ({type(error).__name__}); edgecnn builds torchvision "
+            "models with weights=None and takes weights from --weights only"
+        ) from None
+    except (TypeError, ValueError) as error:  # e.g. a builder without num_classes
+        raise UsageError(f"torchvision:{name} cannot be built with {kwargs}: {str(error).splitlines()[0]}") from None
+
+
+def _timm(name: str, num_classes: int | None, in_chans: int | None) -> tuple[Any, dict[str, Any]]:
+    """A timm model, random-initialised (``pretrained=False``: weights come from ``--weights``), and its data
+    config (``timm.data.resolve_data_config``: input size, mean/std, interpolation, crop)."""
+    try:
+        import timm
+        import timm.data
+    except ImportError:
+        raise UsageError(f"MODEL '{TIMM_PREFIX}{name}' needs timm: pip install 'edgecnn[timm]'") from None
+    if not timm.is_model(name):
+        raise UnknownNameError("timm model", name, timm.list_models())
+    kwargs = {k: v for k, v in (("num_classes", num_classes), ("in_chans", in_chans)) if v is not None}
+    try:
+        module = timm.create_model(name, pretrained=False, **kwargs)
+    except Exception as error:  # timm raises RuntimeError/ValueError/TypeError for arguments a model refuses
+        raise UsageError(f"timm cannot build '{name}' with {kwargs}: {str(error).splitlines()[0][:200]}") from None
+    config = timm.data.resolve_data_config({}, model=module)
+    keep = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
+    return module, {k: list(v) if isinstance(v, tuple) else v for k, v in config.items() if k in keep}
+
+
+def source_recipe(source: ModelSource, recipe: str | None = None) -> Recipe:
+    """How to preprocess and quantize for ``source``: the recipe named, else the model's own data config (timm) on
+    the default recipe, else its family's recipe. Records where the preprocessing came from in the source."""
+    if recipe is not None:
+        chosen = load_recipe(recipe)
+        source.preprocessing_origin = f"recipe {chosen.path}"
+        return chosen
+    base = recipe_for_family(source.family)
+    config = source.preprocessing
+    if not config:
+        source.preprocessing_origin = f"recipe {base.path}"
+        return base
+    interpolation = config["interpolation"] if config["interpolation"] in TIMM_INTERPOLATIONS else "bicubic"
+    source.preprocessing_origin = f"{source.kind} data config of {source.name} (mean, std, interpolation, crop_pct)"
+    return dataclasses.replace(
+        base,
+        mean=tuple(map(float, config["mean"])),
+        std=tuple(map(float, config["std"])),
+        crop_fraction=min(1.0, float(config.get("crop_pct", base.crop_fraction))),
+        interpolation=interpolation,
+    )
 
 
 def resolve_source(
@@ -234,30 +390,33 @@ def resolve_source(
     scaling: dict[str, Any] | None = None,
     num_classes: int | None = None,
     in_chans: int | None = None,
-    input_shape: tuple[int, ...] | None = None,
+    input_shape: InputShapes | None = None,
     weights: str | Path | None = None,
     profile: Profile | None = None,
     batch: int = 1,
 ) -> ModelSource:
-    """Resolve MODEL to a module (built, weights loaded) or an ONNX file, with its traced input shape."""
+    """Resolve MODEL to a module (built, weights loaded) or an ONNX file, with its traced input shape(s)."""
     import torch
 
     scaling = {k: v for k, v in (scaling or {}).items() if v is not None}
+    named = input_shape if isinstance(input_shape, dict) else None
+    if named is not None:
+        input_shape = next(iter(named.values()))
     if isinstance(spec, torch.nn.Module):
         source = ModelSource("module", type(spec).__name__, (), module=spec)
     elif str(spec).lower().endswith(".onnx") or (Path(str(spec)).is_file() and ":" not in str(spec)):
+        if named is not None and len(named) > 1:
+            raise UsageError("named --input-shape for several inputs applies to PyTorch models, not to an ONNX MODEL")
         return _onnx_source(Path(str(spec)), scaling, num_classes, in_chans, weights, input_shape)
     elif str(spec).startswith(TORCHVISION_PREFIX):
-        import torchvision
-
-        name = spec[len(TORCHVISION_PREFIX) :]
-        if name not in torchvision.models.list_models():
-            raise UnknownNameError("torchvision model", name, torchvision.models.list_models())
         if scaling:
             raise UsageError(f"torchvision models take no scaling options; got {', '.join(scaling)}")
-        kwargs = {"num_classes": num_classes} if num_classes else {}
-        module = torchvision.models.get_model(name, weights=None, **kwargs)
-        source = ModelSource("torchvision", spec, (), module=module)
+        source = ModelSource("torchvision", spec, (), module=_torchvision(spec[len(TORCHVISION_PREFIX) :], num_classes))
+    elif str(spec).startswith(TIMM_PREFIX):
+        if scaling:
+            raise UsageError(f"timm models take no scaling options; got {', '.join(scaling)}")
+        module, config = _timm(spec[len(TIMM_PREFIX) :], num_classes, in_chans)
+        source = ModelSource("timm", spec, (), module=module, preprocessing=config)
     elif ":" in str(spec) and "/" not in str(spec):
         target = _import(str(spec))
         kwargs = {}
@@ -273,10 +432,15 @@ def resolve_source(
         kwargs = {k: v for k, v in (("num_classes", num_classes), ("in_chans", in_chans)) if v is not None}
         source.module = create_model(source.name, **kwargs, **source.scaling)
         source.scaling = dict(source.module.scaling)
-    if source.kind != "zoo" and scaling and source.kind != "torchvision":
+    if source.kind != "zoo" and scaling and source.kind not in ("torchvision", "timm"):
         raise UsageError(f"scaling options ({', '.join(scaling)}) apply to zoo models only")
     if weights is not None:
         source.weights = load_weights(source.module, weights)
+    if named is not None and len(named) > 1:
+        if source.kind not in ("import", "module"):
+            raise UsageError(f"MODEL '{source.name}' takes one input; give --input-shape N,C,H,W once")
+        source.inputs = _forward_inputs(source, named)
+        input_shape = next(iter(source.inputs.values()))
     source.input_shape = _input_shape(source, input_shape, in_chans, batch)
     return source
 
@@ -287,6 +451,9 @@ def _input_shape(
     if given is not None:
         return given
     size = getattr(source.module, "input_size", None)
+    if source.preprocessing and "input_size" in source.preprocessing:
+        size = tuple(source.preprocessing["input_size"])
+        size = (in_chans or size[0], *size[1:])
     if size is None and source.kind == "torchvision":
         size = (in_chans or 3, 224, 224)
     if size is None:

@@ -29,6 +29,7 @@ from edgecnn.pipeline.context import (
     TfliteResult,
 )
 from edgecnn.runtime.loader import load
+from edgecnn.runtime.outputs import Outputs, matched
 
 
 def _always(ctx: ExportContext) -> bool:
@@ -66,19 +67,28 @@ class Stage:
     applies: Callable[[ExportContext], bool] = _always
 
 
-def _parity(reference: np.ndarray, other: np.ndarray, what: str, threshold: float = PARITY_THRESHOLD) -> dict:
-    relative = relative_max_error(reference, other)
-    figures = {
-        "max_abs_error": max_abs_error(reference, other),
-        "relative_error": relative,
-        "threshold": threshold,
-        "samples": len(reference),
+def _parity(reference: Outputs, other: Outputs, what: str, threshold: float = PARITY_THRESHOLD) -> dict:
+    """Every output of ``other`` against ``reference``: max abs error relative to the output's range; the figures
+    are the worst output's (each output's too when there are several)."""
+    per_output = {
+        name: {"max_abs_error": max_abs_error(ref, out), "relative_error": relative_max_error(ref, out)}
+        for name, ref, out in matched(reference, other, what)
     }
-    if not relative <= threshold:
-        raise CheckFailedError(
-            f"{what}: max abs error {figures['max_abs_error']:.3g} is {relative:.3g} of the "
-            f"output range, over the {threshold:g} threshold"
-        )
+    for name, output in per_output.items():
+        if not output["relative_error"] <= threshold:  # NaN fails too
+            where = f" (output '{name}')" if len(per_output) > 1 else ""
+            raise CheckFailedError(
+                f"{what}{where}: max abs error {output['max_abs_error']:.3g} is {output['relative_error']:.3g} of the "
+                f"output range, over the {threshold:g} threshold"
+            )
+    figures = {
+        "max_abs_error": max(o["max_abs_error"] for o in per_output.values()),
+        "relative_error": max(o["relative_error"] for o in per_output.values()),
+        "threshold": threshold,
+        "samples": len(next(iter(reference.values()))),
+    }
+    if len(per_output) > 1:
+        figures["outputs"] = per_output
     return figures
 
 
@@ -94,7 +104,7 @@ def _copy_onnx(given: Path, path: Path) -> None:
 
 def run_export(ctx: ExportContext) -> StageResult:
     """Trace the module to ONNX (or take the given ONNX file), checked by the ONNX checker and an ORT load."""
-    from edgecnn.pipeline.onnx_export import export_onnx
+    from edgecnn.pipeline.onnx_export import export_onnx, graph_outputs
 
     path = ctx.scratch / "exported.onnx"
     source = ctx.source
@@ -102,9 +112,12 @@ def run_export(ctx: ExportContext) -> StageResult:
     if source.kind == "onnx":
         _copy_onnx(source.onnx_path, path)
         figures = _adapt_onnx(ctx, path, check)
-        return StageResult({"given": str(source.onnx_path), **figures, "check": check}, {"exported": path})
-    info = export_onnx(source.module, source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
-    return StageResult({**info, "check": check}, {"exported": path})
+        return StageResult(
+            {"given": str(source.onnx_path), **figures, "outputs": graph_outputs(path), "check": check},
+            {"exported": path},
+        )
+    info = export_onnx(source.module, source.inputs or source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
+    return StageResult({**info, "outputs": graph_outputs(path), "check": check}, {"exported": path})
 
 
 def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[str, Any]:
@@ -136,17 +149,19 @@ def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[s
     if not changed:
         return {"opset": opset, "fixed_dims": fixed}
     inputs = ctx.check_inputs()
-    figures = _parity(load(before)(inputs), load(path)(inputs), f"parity {change} vs the given model (ORT fp32)")
+    figures = _parity(
+        load(before).run_all(inputs), load(path).run_all(inputs), f"parity {change} vs the given model (ORT fp32)"
+    )
     before.unlink()
     check["conversion_relative_error"] = figures["relative_error"]
     return {"opset": opset, "fixed_dims": fixed}
 
 
 def run_parity(ctx: ExportContext) -> StageResult:
-    """ONNX Runtime fp32 against PyTorch on calibration samples and random inputs."""
+    """ONNX Runtime fp32 against PyTorch on calibration samples and random inputs, every output."""
     inputs = ctx.check_inputs()
-    torch_out = load(ctx.source.module, input_size=ctx.source.input_shape[1:])(inputs)
-    ort_out = load(ctx.artifact("exported"))(inputs)
+    torch_out = load(ctx.source.module, input_size=ctx.source.input_shape[1:]).run_all(inputs)
+    ort_out = load(ctx.artifact("exported")).run_all(inputs)
     return StageResult({"check": _parity(torch_out, ort_out, "parity ORT fp32 vs PyTorch")})
 
 
@@ -160,8 +175,8 @@ def run_simplify(ctx: ExportContext) -> SimplifyResult:
     if ctx.options.deform == "gather":
         info["deform"], float_nodes = _rewrite_deform(dst)
     inputs = ctx.check_inputs()
-    before = load(exported)(inputs)
-    after = load(dst)(inputs)
+    before = load(exported).run_all(inputs)
+    after = load(dst).run_all(inputs)
     figures = {**info, "check": _parity(before, after, "parity simplified vs exported")}
     return SimplifyResult(figures, {"fp32_onnx": dst}, {"fp32_onnx": after}, float_nodes=float_nodes)
 
@@ -197,9 +212,10 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         info = quantizer.quantize(
             dst, ctx.method, ctx.profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes + float_nodes
         )
-        out = load(dst)(ctx.check_inputs())
-        if not np.isfinite(out).all():
-            raise CheckFailedError("the int8 model gives non-finite outputs")
+        out = load(dst).run_all(ctx.check_inputs())
+        infinite = [name for name, values in out.items() if not np.isfinite(values).all()]
+        if infinite:
+            raise CheckFailedError(f"the int8 model gives non-finite outputs ({', '.join(infinite)})")
     except BaseException:
         quantizer.close()
         raise
@@ -223,9 +239,11 @@ def run_ort(ctx: ExportContext) -> StageResult:
             result.artifacts[f"{key}_ort_config"] = made["config"]
         result.figures.update(target_platform=made["target_platform"], optimization_style=made["optimization_style"])
         figures = _parity(
-            ctx.outputs(f"{key}_onnx"), load(made["ort"])(inputs), f".ort {key} vs .onnx {key}", threshold
+            ctx.outputs(f"{key}_onnx"), load(made["ort"]).run_all(inputs), f".ort {key} vs .onnx {key}", threshold
         )
         check[f"{key}_relative_error"] = figures["relative_error"]
+        if "outputs" in figures:
+            check[f"{key}_outputs"] = figures["outputs"]
     result.figures["check"] = check
     return result
 
@@ -297,7 +315,7 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
         raise UsageError(f"--format tflite: {error}") from None
     dst = ctx.out / "model.fp32.tflite"
     dst.write_bytes(lowered.data)
-    out = load(dst, layout=lowered.input_layout)(ctx.check_inputs())
+    out = load(dst, layout=lowered.input_layout).run_all(ctx.check_inputs())
     figures = _parity(ctx.outputs("fp32_onnx"), out, ".tflite fp32 vs ORT fp32")
     result = TfliteResult(
         {
@@ -310,6 +328,8 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
         input_layout=lowered.input_layout,
     )
     check: dict[str, Any] = {"relative_error": figures["relative_error"]}
+    if "outputs" in figures:
+        check["outputs"] = figures["outputs"]
     if ctx.options.quantize:
         _tflite_int8(ctx, result, lowered.data, float_scopes)
         check.update({f"int8_{k}": v for k, v in result.figures["int8"]["check"].items()})
@@ -344,6 +364,10 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "output_scale": quantized.output_scale,
         "output_zero_point": quantized.output_zero_point,
     }
+    if len(quantized.outputs) > 1:
+        io["outputs"] = quantized.outputs
+    if len(quantized.inputs) > 1:
+        io["inputs"] = quantized.inputs
     check, result.judgement = judge_artifact(ctx, load(dst, layout=layout), "tflite")
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",

@@ -11,18 +11,22 @@ import numpy as np
 
 from edgecnn.errors import UsageError, check_file
 from edgecnn.formats import require_format
+from edgecnn.runtime.outputs import Inputs, Outputs, as_float, batch_size, flatten_outputs, single, take
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
 @dataclass
 class Runner:
-    """Runs a model on float32 batches, one sample at a time when the model has a static batch of 1."""
+    """Runs a model on float32 batches, one sample at a time when the model has a static batch of 1.
+
+    :meth:`run_all` gives every output by name; calling the runner gives the output of a single-output model.
+    """
 
     name: str
     kind: str
     input_shape: tuple[int | None, ...]
-    _run: Callable[[np.ndarray], np.ndarray]
+    _run: Callable[[Inputs], Outputs]
 
     @property
     def static_batch(self) -> int | None:
@@ -30,13 +34,19 @@ class Runner:
         first = self.input_shape[0] if self.input_shape else None
         return first if isinstance(first, int) and first > 0 else None
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if self.static_batch is None or self.static_batch == len(x):
+    def run_all(self, x: Inputs) -> Outputs:
+        """Every output of the model on the batch ``x`` (an array, or one per input name), by name, in the model's
+        output order."""
+        x, count = as_float(x), batch_size(x)
+        if self.static_batch is None or self.static_batch == count:
             return self._run(x)
         if self.static_batch != 1:
-            raise UsageError(f"{self.name} takes batches of exactly {self.static_batch}, got {len(x)}")
-        return np.concatenate([self._run(x[i : i + 1]) for i in range(len(x))])
+            raise UsageError(f"{self.name} takes batches of exactly {self.static_batch}, got {count}")
+        parts = [self._run(take(x, slice(i, i + 1))) for i in range(count)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def __call__(self, x: Inputs) -> np.ndarray:
+        return single(self.run_all(x), self.name)
 
 
 def ort_session(path: str | Path, threads: int = 1, optimization: str = "all", **session_config: str) -> Any:
@@ -62,13 +72,23 @@ def ort_session(path: str | Path, threads: int = 1, optimization: str = "all", *
 
 
 def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> Runner:
-    """A runner for a `.onnx` or `.ort` file (its first input and first output)."""
+    """A runner for a `.onnx` or `.ort` file: every output; one array for a single-input model, one per input name
+    for a model with several."""
     session = ort_session(path, threads, optimization)
-    first = session.get_inputs()[0]
-    shape = tuple(d if isinstance(d, int) else None for d in first.shape)
+    inputs = [i.name for i in session.get_inputs()]
+    shape = tuple(d if isinstance(d, int) else None for d in session.get_inputs()[0].shape)
+    names = [output.name for output in session.get_outputs()]
 
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {first.name: x})[0]
+    def run(x: Inputs) -> Outputs:
+        if isinstance(x, dict):
+            if set(x) != set(inputs):
+                raise UsageError(f"{path} takes inputs {', '.join(inputs)}; got {', '.join(x)}")
+            feed = x
+        elif len(inputs) == 1:
+            feed = {inputs[0]: x}
+        else:
+            raise UsageError(f"{path} takes {len(inputs)} inputs ({', '.join(inputs)}): give one array per input name")
+        return dict(zip(names, session.run(names, feed), strict=True))
 
     return Runner(str(path), "onnxruntime", shape, run)
 
@@ -76,8 +96,8 @@ def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> R
 def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout: str | None = None) -> Runner:
     """A runner for a `.tflite` file in the LiteRT interpreter, fed NCHW float32 like every other runner.
 
-    A 4-D NHWC input gets the batch transposed; an int8/uint8 input is
-    quantized with the tensor's scale and zero point and the output dequantized.
+    A 4-D NHWC input gets the batch transposed (and 4-D outputs are transposed back to NCHW); an int8/uint8
+    input is quantized with the tensor's scale and zero point and every int8 output dequantized.
     ``layout`` ('NHWC'/'NCHW', from the manifest) is inferred from the shape when not given.
     """
     try:
@@ -93,28 +113,52 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise UsageError(f"the TFLite interpreter cannot load {path}: {str(error).splitlines()[0]}") from None
-    detail_in, detail_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    inputs, outputs = _tflite_io(interpreter, "inputs"), _tflite_io(interpreter, "outputs")
+    detail_in = next(iter(inputs.values()))
     shape = tuple(int(d) for d in detail_in["shape"])
     if layout is None:  # image inputs: few channels, larger spatial dims
         layout = "NHWC" if len(shape) == 4 and shape[3] <= 4 < shape[1] else "NCHW"
     nhwc = len(shape) == 4 and layout == "NHWC"
     nchw_shape = (shape[0], shape[3], shape[1], shape[2]) if nhwc else shape
 
-    def run(x: np.ndarray) -> np.ndarray:
-        feed = x.transpose(0, 2, 3, 1) if nhwc else x
-        if detail_in["dtype"] != np.float32:
-            scale, zero = detail_in["quantization"]
-            info = np.iinfo(detail_in["dtype"])
-            feed = np.clip(np.round(feed / scale) + zero, info.min, info.max)
-        interpreter.set_tensor(detail_in["index"], np.ascontiguousarray(feed.astype(detail_in["dtype"])))
+    def run(x: Inputs) -> Outputs:
+        if not isinstance(x, dict):
+            if len(inputs) != 1:
+                raise UsageError(f"{path} takes {len(inputs)} inputs ({', '.join(inputs)}): give one array per name")
+            x = {next(iter(inputs)): x}
+        if set(x) != set(inputs):
+            raise UsageError(f"{path} takes inputs {', '.join(inputs)}; got {', '.join(x)}")
+        for name, detail in inputs.items():
+            feed = x[name].transpose(0, 2, 3, 1) if nhwc and x[name].ndim == 4 else x[name]
+            if detail["dtype"] != np.float32:
+                scale, zero = detail["quantization"]
+                info = np.iinfo(detail["dtype"])
+                feed = np.clip(np.round(feed / scale) + zero, info.min, info.max)
+            interpreter.set_tensor(detail["index"], np.ascontiguousarray(feed.astype(detail["dtype"])))
         interpreter.invoke()
-        out = interpreter.get_tensor(detail_out["index"])
-        if detail_out["dtype"] != np.float32:
-            scale, zero = detail_out["quantization"]
-            out = (out.astype(np.float32) - zero) * scale
-        return out.copy()
+        result = {}
+        for name, detail in outputs.items():
+            out = interpreter.get_tensor(detail["index"])
+            if detail["dtype"] != np.float32:
+                scale, zero = detail["quantization"]
+                out = (out.astype(np.float32) - zero) * scale
+            # The lowering keeps every 4-D value NHWC when the input is: back to the ONNX order.
+            result[name] = np.ascontiguousarray(out.transpose(0, 3, 1, 2) if nhwc and out.ndim == 4 else out)
+        return result
 
     return Runner(str(path), "tflite", nchw_shape, run)
+
+
+def _tflite_io(interpreter: Any, which: str) -> dict[str, dict[str, Any]]:
+    """The input or output (``which``) details of a ``.tflite`` by the names of its ``serving_default`` signature
+    (the ONNX names); by tensor name, in graph order, when it has no signature."""
+    signatures = interpreter.get_signature_list()
+    if "serving_default" in signatures:
+        runner = interpreter.get_signature_runner("serving_default")
+        details = runner.get_input_details() if which == "inputs" else runner.get_output_details()
+        return {name: details[name] for name in signatures["serving_default"][which]}
+    details = interpreter.get_input_details() if which == "inputs" else interpreter.get_output_details()
+    return {detail["name"]: detail for detail in details}
 
 
 def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
@@ -123,10 +167,11 @@ def load_torch(module: Any, input_size: tuple[int, ...]) -> Runner:
 
     module = module.eval()
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: Inputs) -> Outputs:
         with torch.inference_mode():
-            out = module(torch.from_numpy(x))
-        return out.detach().float().numpy()
+            # Several inputs go to forward positionally, in their order (forward's, see pipeline/source.py).
+            out = module(*map(torch.from_numpy, x.values())) if isinstance(x, dict) else module(torch.from_numpy(x))
+        return {name: tensor.detach().float().numpy() for name, tensor in flatten_outputs(out)}
 
     return Runner(type(module).__name__, "torch", (None, *input_size), run)
 

@@ -1,7 +1,7 @@
 """Full-integer int8 quantization of a lowered fp32 ``.tflite`` with ai-edge-quantizer (no TensorFlow).
 
 The float flatbuffer of :func:`edgecnn.lowering.tflite.convert` (one ``serving_default`` signature, one
-image input, one output) is calibrated on a few normalised samples and quantized with the
+image input, any outputs) is calibrated on a few normalised samples and quantized with the
 ``static_wi8_ai8`` recipe: int8 activations (per tensor, asymmetric), int8 weights (per output channel,
 symmetric), int32 biases. ai-edge-quantizer quantizes the graph's input and output tensors too, so
 ``io="int8"`` needs no post-pass; ``io="float"`` excludes the virtual ``INPUT``/``OUTPUT`` ops from the
@@ -17,7 +17,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,10 @@ class QuantizedTflite:
     output_dtype: str
     op_counts: dict[str, int]
     seconds: float = 0.0  # wall time of calibration + quantization
+    # every input and output by signature name: dtype, scale and zero point (the input_*/output_* fields above are
+    # the first one's)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
@@ -109,7 +113,7 @@ def _quantization(tensor: Any, schema: Any) -> tuple[str, float | None, int | No
 
 def quantize_tflite(
     fp32: bytes,
-    calibration: np.ndarray,
+    calibration: np.ndarray | dict[str, np.ndarray],
     input_layout: str = "NHWC",
     keep_float_ops: tuple[str, ...] = (),
     io: str = "int8",
@@ -117,7 +121,8 @@ def quantize_tflite(
 ) -> QuantizedTflite:
     """Quantize a lowered fp32 ``.tflite`` to full int8.
 
-    ``calibration`` is float32 N×C×H×W, normalised as the model expects; ``input_layout`` is the layout of
+    ``calibration`` is float32 N×C×H×W, normalised as the model expects (one array per input name for a model
+    with several); ``input_layout`` is the layout of
     the ``.tflite``'s input (``LoweredModel.input_layout``). ``keep_float_ops`` names TFLite builtin ops
     ("MEAN", "LOGISTIC", …) that stay in float, with DEQUANTIZE/QUANTIZE around them. ``io="int8"`` makes
     the model's input and output int8; ``io="float"`` keeps them float32 with QUANTIZE/DEQUANTIZE inside.
@@ -140,11 +145,19 @@ def quantize_tflite(
         raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
     float_model = schema.ModelT.InitFromPackedBuf(bytearray(fp32), 0)
     inputs, outputs = _signature_io(float_model)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise UsageError(f"int8 quantization handles one input and one output; the model has {inputs} → {outputs}")
-    (input_name, input_index), (output_name, _) = next(iter(inputs.items())), next(iter(outputs.items()))
-    shape = tuple(int(d) for d in float_model.subgraphs[0].tensors[input_index].shape)
-    samples = _calibration_samples(calibration, input_layout, shape)
+    if not isinstance(calibration, dict):
+        if len(inputs) != 1:
+            raise UsageError(f"the model has inputs {', '.join(inputs)}: give calibration samples per input name")
+        calibration = {next(iter(inputs)): calibration}
+    if set(calibration) != set(inputs) or not outputs:
+        raise UsageError(f"calibration samples for {', '.join(calibration)}; the model has {inputs} → {outputs}")
+    tensors = float_model.subgraphs[0].tensors
+    per_input = {
+        name: _calibration_samples(calibration[name], input_layout, tuple(int(d) for d in tensors[index].shape))
+        for name, index in inputs.items()
+    }
+    samples = [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
+    input_name = next(iter(inputs))
 
     no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
     started = time.perf_counter()
@@ -159,7 +172,7 @@ def quantize_tflite(
                 tool.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=no_quantize)
             for scope in keep_float_scopes:
                 tool.update_quantization_recipe(regex=scope, operation_name="*", algorithm_key=no_quantize)
-            statistics = tool.calibrate({SIGNATURE: [{input_name: s} for s in samples]}, num_threads=1)
+            statistics = tool.calibrate({SIGNATURE: samples}, num_threads=1)
             result = tool.quantize(statistics, enable_progress_report=False)
         data = bytes(result.quantized_model)
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
@@ -171,14 +184,36 @@ def quantize_tflite(
     q_inputs, q_outputs = _signature_io(model)
     tensors = model.subgraphs[0].tensors
     in_dtype, in_scale, in_zero = _quantization(tensors[q_inputs[input_name]], schema)
-    out_dtype, out_scale, out_zero = _quantization(tensors[q_outputs[output_name]], schema)
+
+    def described(index: int) -> dict[str, Any]:
+        return dict(zip(("dtype", "scale", "zero_point"), _quantization(tensors[index], schema), strict=True))
+
+    quantized_inputs = {name: described(q_inputs[name]) for name in inputs}
+    quantized_outputs = {name: described(q_outputs[name]) for name in outputs}
+    in_dtypes = {i["dtype"] for i in quantized_inputs.values()}
     wanted = "int8" if io == "int8" else "float32"
-    if (in_dtype, out_dtype) != (wanted, wanted):
+    out_dtypes = {o["dtype"] for o in quantized_outputs.values()}
+    if {*in_dtypes, *out_dtypes} != {wanted}:
         raise CheckFailedError(
-            f"io='{io}' asks for {wanted} input and output; the quantized model has {in_dtype} → {out_dtype}"
+            f"io='{io}' asks for {wanted} input and outputs; the quantized model has {in_dtype} → "
+            f"{', '.join(sorted(out_dtypes))}"
         )
+    first = next(iter(quantized_outputs.values()))
+    out_dtype, out_scale, out_zero = first["dtype"], first["scale"], first["zero_point"]
     from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
 
     codes = [code.builtinCode for code in model.operatorCodes]
     op_counts = dict(Counter(OPERATOR_NAMES[codes[op.opcodeIndex]] for op in model.subgraphs[0].operators))
-    return QuantizedTflite(data, in_scale, in_zero, out_scale, out_zero, in_dtype, out_dtype, op_counts, seconds)
+    return QuantizedTflite(
+        data,
+        in_scale,
+        in_zero,
+        out_scale,
+        out_zero,
+        in_dtype,
+        out_dtype,
+        op_counts,
+        seconds,
+        quantized_outputs,
+        quantized_inputs,
+    )

@@ -1,0 +1,127 @@
+"""Models with several inputs: --input-shape name=N,C,H,W per input, .npz calibration per input, every stage."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgecnn.data.calibration import load_input_calibration
+from edgecnn.errors import UsageError
+from edgecnn.pipeline.export import export
+from edgecnn.pipeline.source import parse_input_shapes, resolve_source, source_recipe
+from edgecnn.runtime import load
+from tests.fixtures.multihead import build_two_inputs
+
+ROOT = Path(__file__).resolve().parents[2]
+SHAPES = ("image=1,3,32,32", "depth=1,1,32,32")
+
+
+@pytest.fixture
+def two_input_npz(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "calib.npz"
+    np.savez(
+        path,
+        image=rng.standard_normal((16, 3, 32, 32)).astype(np.float32),
+        depth=rng.standard_normal((16, 1, 32, 32)).astype(np.float32),
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_two_inputs_through_every_format(tmp_path, two_input_npz):
+    result = export(
+        "tests.fixtures.multihead:build_two_inputs",
+        out=tmp_path / "two",
+        input_shape=SHAPES,
+        calib=str(two_input_npz),
+        calib_size=12,
+        holdout=4,
+        formats="onnx,ort,tflite",
+    )
+    manifest = result.manifest
+    assert manifest["model"]["inputs"] == [
+        {"name": "image", "shape": [1, 3, 32, 32]},
+        {"name": "depth", "shape": [1, 1, 32, 32]},
+    ]
+    assert manifest["calibration"]["count"] == 12 and manifest["calibration"]["held_out"] == 4
+    assert all(manifest["stages"][s]["status"] == "ok" for s in ("parity", "simplify", "quantize", "ort", "tflite"))
+    assert set(manifest["stages"]["tflite"]["int8"]["io"]["inputs"]) == {"image", "depth"}
+    rng = np.random.default_rng(3)
+    x = {"image": rng.standard_normal((2, 3, 32, 32)), "depth": rng.standard_normal((2, 1, 32, 32))}
+    x = {k: v.astype(np.float32) for k, v in x.items()}
+    with torch.no_grad():
+        want = build_two_inputs().eval()(torch.from_numpy(x["image"]), torch.from_numpy(x["depth"])).numpy()
+    for key in ("fp32_onnx", "fp32_ort", "fp32_tflite"):
+        np.testing.assert_allclose(load(result.artifacts[key])(x), want, rtol=1e-4, atol=1e-4, err_msg=key)
+    assert load(result.artifacts["int8_tflite"])(x).shape == (2, 4)
+
+
+def test_parse_input_shapes():
+    assert parse_input_shapes(("1,3,32,32",)) == (1, 3, 32, 32)
+    assert parse_input_shapes("1,3,32,32") == (1, 3, 32, 32)
+    assert parse_input_shapes((1, 3, 32, 32)) == (1, 3, 32, 32)
+    assert parse_input_shapes(()) is None
+    assert parse_input_shapes(SHAPES) == {"image": (1, 3, 32, 32), "depth": (1, 1, 32, 32)}
+    assert parse_input_shapes({"image": "1,3,8,8"}) == {"image": (1, 3, 8, 8)}
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (("1,3,32,32", "1,1,32,32"), "has no input name"),
+        (("image=1,3,32,32", "image=1,1,32,32"), "names input 'image' twice"),
+        (("image=1,3,32,32", "depth=2,1,32,32"), "same batch size"),
+        (("image=1,3,32,32", "my input=1,1,32,32"), "is not an input name"),
+        (("image=1,32,32", "depth=1,1,32,32"), "edgecnn takes image inputs"),
+    ],
+)
+def test_bad_input_shapes_are_one_line(given, message):
+    with pytest.raises(UsageError, match=message):
+        parse_input_shapes(given)
+
+
+def test_names_must_be_the_first_forward_arguments():
+    spec = "tests.fixtures.multihead:build_two_inputs"
+    with pytest.raises(UsageError, match=r"names rgb, but the forward .* takes \(image, depth\)"):
+        resolve_source(spec, input_shape={"image": (1, 3, 8, 8), "rgb": (1, 1, 8, 8)})
+    source = resolve_source(spec, input_shape={"depth": (1, 1, 8, 8), "image": (1, 3, 8, 8)})
+    assert list(source.inputs) == ["image", "depth"] and source.input_shape == (1, 3, 8, 8)  # forward's order
+    with pytest.raises(UsageError, match="takes one input"):
+        resolve_source("torchvision:resnet18", input_shape={"a": (1, 3, 32, 32), "b": (1, 3, 32, 32)})
+
+
+def test_calibration_npz_needs_one_float_array_per_input(tmp_path, two_input_npz):
+    source = resolve_source("tests.fixtures.multihead:build_two_inputs", input_shape=parse_input_shapes(SHAPES))
+    recipe = source_recipe(source)
+    shapes = {"image": (3, 32, 32), "depth": (1, 32, 32)}
+    calib, held = load_input_calibration(str(two_input_npz), shapes, recipe, 12, 4)
+    assert len(calib) == 12 and len(held) == 4 and calib.images["depth"].shape == (12, 1, 32, 32)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, image=np.zeros((4, 3, 32, 32), np.float32))
+    with pytest.raises(UsageError, match="no array for input"):
+        load_input_calibration(str(bad), shapes, recipe, 4, 0)
+    np.savez(bad, image=np.zeros((4, 3, 32, 32), np.float32), depth=np.zeros((4, 32, 32, 1), np.uint8))
+    with pytest.raises(UsageError, match="input 'depth' must be float32 N×1×32×32"):
+        load_input_calibration(str(bad), shapes, recipe, 4, 0)
+    with pytest.raises(UsageError, match=r"needs an \.npz"):
+        load_input_calibration(str(tmp_path), shapes, recipe, 4, 0)
+
+
+def test_cli_names_each_input():
+    shapes = ["--input-shape", "image=1,3,32,32", "--input-shape", "1,1,32,32"]
+    done = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "export", "tests.fixtures.multihead:build_two_inputs", *shapes],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "edgecnn: error: --input-shape '1,1,32,32' has no input name: with several inputs name each as in forward, "
+        "e.g. --input-shape image=1,3,224,224 --input-shape depth=1,1,224,224"
+    ]
