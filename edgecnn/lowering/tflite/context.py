@@ -286,6 +286,21 @@ class LoweringContext:
         self._absorbed.add(id(users[0]))
         return code, users[0].output[0]
 
+    def sole_consumer(self, name: str) -> onnx.NodeProto | None:
+        """The only node reading value ``name``, or None (several readers, none, or a graph output)."""
+        users = self.consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in self.graph_outputs else None
+
+    def scalar(self, name: str) -> float | None:
+        """The value of ``name`` when it is a constant of one element, else None."""
+        if not name or not self.is_constant(name) or self.constant(name).size != 1:
+            return None
+        return float(self.constant(name).reshape(-1)[0])
+
+    def absorb(self, node: onnx.NodeProto) -> None:
+        """Mark a later ``node`` as lowered by a fused pattern (the engine then skips it)."""
+        self._absorbed.add(id(node))
+
     def is_absorbed(self, node: onnx.NodeProto) -> bool:
         """Whether ``node`` was fused into the op before it."""
         return id(node) in self._absorbed

@@ -1,4 +1,4 @@
-"""Binary arithmetic with broadcasting, activations, Floor, Softmax and inference BatchNormalization."""
+"""Binary arithmetic with broadcasting, activations, Floor, Softmax/LogSoftmax and inference BatchNormalization."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
 from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.ops.activation import fuse_gelu
 from edgecnn.lowering.tflite.registry import register
 
 BINARY = {
@@ -29,7 +30,12 @@ def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, rank:
 
 @register(*BINARY)
 def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Add/Sub/Mul/Div; constants (e.g. NCHW [1,C,1,1]) are laid out to broadcast in NHWC ([1,1,1,C])."""
+    """Add/Sub/Mul/Div; constants (e.g. NCHW [1,C,1,1]) are laid out to broadcast in NHWC ([1,1,1,C]).
+
+    A Div by √2 (or Mul by 1/√2) that starts the exporters' Erf form of GELU lowers the whole pattern.
+    """
+    if fuse_gelu(node, ctx):
+        return
     inputs = ctx.broadcast_operands(node)
     act, out_name = ctx.fuse_activation(node)
     builtin, options = BINARY[node.op_type]
@@ -76,13 +82,30 @@ def lower_clip(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         source = out
 
 
+def _hard_swish_mul(node: onnx.NodeProto, ctx: LoweringContext, alpha: float, beta: float) -> onnx.NodeProto | None:
+    """The Mul that makes HardSigmoid(1/6, 0.5) ``node`` a HardSwish (x · HardSigmoid(x), as quant_pre_process
+    writes it), or None."""
+    if not (np.isclose(alpha, 1 / 6) and beta == 0.5):
+        return None
+    mul = ctx.sole_consumer(node.output[0])
+    if mul is None or mul.op_type != "Mul" or sorted(mul.input) != sorted([node.input[0], node.output[0]]):
+        return None
+    return mul
+
+
 @register("HardSigmoid")
 def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """max(0, min(1, alpha·x + beta)) as MUL, ADD and RELU_0_TO_1, in ONNX Runtime's order of operations."""
+    """max(0, min(1, alpha·x + beta)) as MUL, ADD and RELU_0_TO_1, in ONNX Runtime's order of operations;
+    HardSigmoid(1/6, 1/2) times its own input → one HARD_SWISH."""
     alpha = float(attribute(node, "alpha", 0.2))
     beta = float(attribute(node, "beta", 0.5))
     x, out_name = node.input[0], node.output[0]
     source = ctx.canonical_tensor(x)
+    mul = _hard_swish_mul(node, ctx, alpha, beta)
+    if mul is not None:
+        ctx.absorb(mul)
+        ctx.op(OP.HARD_SWISH, [source], [ctx.declare(mul.output[0])])
+        return
     shape = ctx.builder.shape(source)
     scaled = ctx.temp(f"{out_name}/scaled", shape)
     alpha_tensor = ctx.const(f"{out_name}/alpha", np.array([alpha], np.float32))
@@ -93,24 +116,30 @@ def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     ctx.op(OP.RELU_0_TO_1, [shifted], [ctx.declare(out_name)])
 
 
-@register("Softmax")
+@register("Softmax", "LogSoftmax")
 def lower_softmax(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """SOFTMAX over the TFLite axis that holds the ONNX axis; TRANSPOSEs around it when that axis is not last."""
+    """SOFTMAX / LOG_SOFTMAX over the TFLite axis that holds the ONNX axis; TRANSPOSEs around it when that axis
+    is not last."""
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     axis = int(attribute(node, "axis", -1 if ctx.opset >= 13 else 1)) % rank
     if ctx.opset < 13 and axis != rank - 1:
-        raise ctx.reject(node, f"opset {ctx.opset} Softmax flattens from axis {axis}; only the last axis is lowered")
+        raise ctx.reject(
+            node, f"opset {ctx.opset} {node.op_type} flattens from axis {axis}; only the last axis is lowered"
+        )
     source = ctx.tensor(x)
     layout = ctx.layout(x)
     tfl_axis = layout.index(axis)
-    options = schema.SoftmaxOptionsT(beta=1.0)
+    if node.op_type == "Softmax":
+        builtin, options = OP.SOFTMAX, schema.SoftmaxOptionsT(beta=1.0)
+    else:
+        builtin, options = OP.LOG_SOFTMAX, schema.LogSoftmaxOptionsT()
     if tfl_axis == rank - 1:
-        ctx.op(OP.SOFTMAX, [source], [ctx.declare(out_name, layout)], options)
+        ctx.op(builtin, [source], [ctx.declare(out_name, layout)], options)
     else:
         perm = [a for a in range(rank) if a != tfl_axis] + [tfl_axis]
         moved = ctx.transpose(source, perm, f"{out_name}/axis_last")
-        ctx.op(OP.SOFTMAX, [moved], [ctx.declare(out_name, [layout[p] for p in perm])], options)
+        ctx.op(builtin, [moved], [ctx.declare(out_name, [layout[p] for p in perm])], options)
     ctx.canonicalize(out_name)
 
 

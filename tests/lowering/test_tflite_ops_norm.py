@@ -1,0 +1,288 @@
+"""Normalization, activation and reduction lowerings against ONNX Runtime, on small graphs built with onnx.helper."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecnn.errors import UsageError
+from edgecnn.lowering.tflite import convert
+from tests.lowering.tflite_check import check, make_model
+
+node = helper.make_node
+RNG = np.random.default_rng(4321)
+
+
+def _weights(*shape: int, offset: float = 0.0) -> np.ndarray:
+    return (RNG.standard_normal(shape) * 0.5 + offset).astype(np.float32)
+
+
+def _positive(shape, low: float = 0.1, high: float = 4.0) -> dict[str, np.ndarray]:
+    return {"x": RNG.uniform(low, high, size=shape).astype(np.float32)}
+
+
+def _model_shaped_like_input(nodes: list, shape: list[int], inits: dict, opset: int) -> onnx.ModelProto:
+    """A model whose output has the input's shape, declared: ONNX infers none for GroupNormalization."""
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    if opset >= 21:  # the checker of onnx 1.23 calls GroupNormalization-18 deprecated (ONNX Runtime still runs it)
+        onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+# --- LayerNormalization
+@pytest.mark.parametrize(
+    ("shape", "axis", "bias"),
+    [
+        ([2, 5, 16], -1, True),  # ViT tokens
+        ([2, 5, 16], -1, False),
+        ([3, 8], -1, True),
+        ([2, 5, 6], 1, True),  # over the last two axes
+        ([1, 6, 4, 5], 1, True),  # over C, H, W of an NCHW map
+        ([1, 6, 4, 5], -1, True),
+        ([1, 6, 4, 5], 2, False),
+    ],
+)
+def test_layer_norm(shape, axis, bias):
+    normalized = shape[axis % len(shape) :]
+    inits = {"s": _weights(*normalized, offset=1.0)}
+    names = ["x", "s"]
+    if bias:
+        inits["b"] = _weights(*normalized)
+        names.append("b")
+    model = make_model([node("LayerNormalization", names, ["y"], axis=axis, epsilon=1e-5)], {"x": shape}, ["y"], inits)
+    check(model, "layernorm", scale=3.0)
+    counts = convert(model).op_counts
+    assert "TRANSPOSE" not in counts
+    assert counts == {"MEAN": 2, "SUB": 1, "MUL": 3, "ADD": 1 + bias, "RSQRT": 1}
+
+
+def test_layer_norm_channel_last_after_a_transpose():
+    """ConvNeXt: Conv → Transpose to NHWC → LayerNorm over the last axis (channels) → Transpose back."""
+    inits = {"w": _weights(8, 3, 3, 3), "s": _weights(8, offset=1.0), "b": _weights(8)}
+    nodes = [
+        node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        node("Transpose", ["c"], ["t"], perm=[0, 2, 3, 1]),
+        node("LayerNormalization", ["t", "s", "b"], ["n"], axis=-1, epsilon=1e-6),
+        node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2]),
+    ]
+    check(make_model(nodes, {"x": [1, 3, 5, 6]}, ["y"], inits), "layernorm", scale=2.0)
+
+
+def test_layer_norm_scale_of_ones_and_no_bias_is_the_plain_standardization():
+    inits = {"s": np.ones(16, np.float32)}
+    model = make_model([node("LayerNormalization", ["x", "s"], ["y"])], {"x": [4, 16]}, ["y"], inits)
+    check(model, "layernorm")
+    assert convert(model).op_counts == {"MEAN": 2, "SUB": 1, "MUL": 2, "ADD": 1, "RSQRT": 1}
+
+
+def test_layer_norm_mean_output_is_rejected():
+    inits = {"s": np.ones(4, np.float32)}
+    nodes = [node("LayerNormalization", ["x", "s"], ["y", "m"], name="ln")]
+    model = make_model(nodes, {"x": [2, 4]}, ["y", "m"], inits)
+    with pytest.raises(UsageError, match=r"LayerNormalization node 'ln'.*Mean / InvStdDev"):
+        convert(model)
+
+
+# --- InstanceNormalization / GroupNormalization
+@pytest.mark.parametrize("shape", [[1, 6, 5, 4], [2, 3, 7], [2, 4, 3, 3]])
+def test_instance_norm(shape):
+    c = shape[1]
+    inits = {"s": _weights(c, offset=1.0), "b": _weights(c)}
+    nodes = [node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-4)]
+    model = make_model(nodes, {"x": shape}, ["y"], inits)
+    check(model, "instancenorm", scale=2.0)
+    assert "TRANSPOSE" not in convert(model).op_counts
+
+
+@pytest.mark.parametrize(
+    ("shape", "groups", "opset"),
+    [
+        ([1, 8, 4, 5], 2, 21),
+        ([1, 8, 4, 5], 4, 18),
+        ([2, 6, 3, 3], 3, 21),
+        ([2, 6, 7], 2, 21),
+        ([2, 6, 7], 3, 18),
+        ([1, 4, 3, 3], 4, 21),  # one channel per group
+        ([1, 4, 3, 3], 1, 18),  # one group: LayerNorm over C, H, W
+    ],
+)
+def test_group_norm(shape, groups, opset):
+    per = shape[1] if opset >= 21 else groups
+    inits = {"s": _weights(per, offset=1.0), "b": _weights(per)}
+    nodes = [node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=groups, epsilon=1e-5)]
+    model = _model_shaped_like_input(nodes, shape, inits, opset)
+    check(model, "groupnorm", scale=2.0)
+    assert "TRANSPOSE" not in convert(model).op_counts
+
+
+# --- GELU and Erf
+def _gelu_pattern(order: str) -> list:
+    """The Erf form of GELU as the exporters write it; ``order`` puts the 0.5 and the x multiplications around."""
+    start = node("Div", ["x", "sqrt2"], ["d"]) if order != "mul-first" else node("Mul", ["inv_sqrt2", "x"], ["d"])
+    nodes = [start, node("Erf", ["d"], ["e"]), node("Add", ["e", "one"], ["a"])]
+    if order == "half-last":
+        nodes += [node("Mul", ["x", "a"], ["m"]), node("Mul", ["m", "half"], ["y"])]
+    else:
+        nodes += [node("Mul", ["a", "half"], ["m"]), node("Mul", ["m", "x"], ["y"])]
+    return nodes
+
+
+GELU_CONSTANTS = {
+    "sqrt2": np.array(math.sqrt(2), np.float32),
+    "inv_sqrt2": np.array(1 / math.sqrt(2), np.float32),
+    "one": np.array(1.0, np.float32),
+    "half": np.array(0.5, np.float32),
+}
+
+
+@pytest.mark.parametrize("order", ["half-last", "half-first", "mul-first"])
+@pytest.mark.parametrize("shape", [[2, 9], [1, 5, 12], [1, 4, 3, 5]])
+def test_gelu_pattern_becomes_one_gelu(order, shape):
+    model = make_model(_gelu_pattern(order), {"x": shape}, ["y"], GELU_CONSTANTS)
+    check(model, "gelu", scale=3.0)
+    assert convert(model).op_counts == {"GELU": 1}
+
+
+def test_gelu_pattern_with_a_second_reader_is_lowered_op_by_op():
+    nodes = [*_gelu_pattern("half-last"), node("Add", ["y", "e"], ["z"])]  # the Erf output is read twice
+    model = make_model(nodes, {"x": [2, 9]}, ["z"], GELU_CONSTANTS)
+    check(model, "gelu", scale=3.0)
+    assert "GELU" not in convert(model).op_counts
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("shape", [[2, 9], [1, 4, 3, 5]])
+def test_gelu_op(approximate, shape):
+    model = make_model([node("Gelu", ["x"], ["y"], approximate=approximate)], {"x": shape}, ["y"], opset=20)
+    check(model, "gelu", scale=3.0)
+    assert convert(model).op_counts == {"GELU": 1}
+
+
+@pytest.mark.parametrize("shape", [[3, 40], [1, 4, 3, 5]])
+def test_erf(shape):
+    check(make_model([node("Erf", ["x"], ["y"])], {"x": shape}, ["y"]), "erf", scale=2.0)
+    feeds = {"x": np.linspace(-4, 4, int(np.prod(shape)), dtype=np.float32).reshape(shape)}
+    check(make_model([node("Erf", ["x"], ["y"])], {"x": shape}, ["y"]), "erf", feeds=feeds)
+
+
+# --- HardSwish written as HardSigmoid · x
+@pytest.mark.parametrize("swap", [False, True])
+def test_hard_sigmoid_times_input_is_one_hard_swish(swap):
+    mul = node("Mul", ["h", "x"] if swap else ["x", "h"], ["y"])
+    model = make_model([node("HardSigmoid", ["x"], ["h"], alpha=1 / 6, beta=0.5), mul], {"x": [1, 4, 3, 5]}, ["y"])
+    check(model, "hardswish", scale=4.0)
+    assert convert(model).op_counts == {"HARD_SWISH": 1}
+
+
+def test_hard_sigmoid_of_other_alpha_times_input_stays_apart():
+    nodes = [node("HardSigmoid", ["x"], ["h"]), node("Mul", ["x", "h"], ["y"])]
+    model = make_model(nodes, {"x": [1, 4, 3, 5]}, ["y"])
+    check(model, "hardswish", scale=4.0)
+    assert "HARD_SWISH" not in convert(model).op_counts
+
+
+# --- PRelu
+@pytest.mark.parametrize(
+    ("shape", "slope_shape"),
+    [([1, 6, 4, 5], [6, 1, 1]), ([1, 6, 4, 5], [1, 6, 1, 1]), ([1, 6, 4, 5], [1]), ([2, 7], [7]), ([2, 3, 7], [7])],
+)
+def test_prelu(shape, slope_shape):
+    inits = {"slope": RNG.uniform(0.05, 0.5, size=slope_shape).astype(np.float32)}
+    model = make_model([node("PRelu", ["x", "slope"], ["y"])], {"x": shape}, ["y"], inits)
+    check(model, "prelu", scale=3.0)
+    assert "TRANSPOSE" not in convert(model).op_counts
+
+
+# --- Softmax / LogSoftmax
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize(("shape", "axis"), [([2, 9], -1), ([1, 5, 3, 4], 1), ([1, 5, 3, 4], 2), ([2, 3, 4], 1)])
+def test_softmax_any_axis(op, shape, axis):
+    check(make_model([node(op, ["x"], ["y"], axis=axis)], {"x": shape}, ["y"]), "softmax", scale=3.0)
+
+
+def test_channel_softmax_of_an_nchw_map_needs_no_transpose():
+    model = make_model([node("LogSoftmax", ["x"], ["y"], axis=1)], {"x": [1, 5, 3, 4]}, ["y"])
+    assert convert(model).op_counts == {"LOG_SOFTMAX": 1}
+
+
+# --- unary math and Pow
+@pytest.mark.parametrize("op", ["Sqrt", "Exp", "Log", "Abs", "Neg", "Reciprocal"])
+@pytest.mark.parametrize("shape", [[2, 9], [1, 3, 4, 5]])
+def test_unary_math(op, shape):
+    feeds = _positive(shape) if op in ("Sqrt", "Log", "Reciprocal") else None
+    check(make_model([node(op, ["x"], ["y"])], {"x": shape}, ["y"]), "math", feeds=feeds)
+
+
+@pytest.mark.parametrize(
+    ("exponent", "ops"),
+    [
+        (2.0, {"MUL": 1}),
+        (3.0, {"MUL": 2}),
+        (0.5, {"SQRT": 1}),
+        (-0.5, {"RSQRT": 1}),
+        (-1.0, {"DIV": 1}),
+        (1.5, {"POW": 1}),
+        (1.0, {}),
+    ],
+)
+@pytest.mark.parametrize("shape", [[2, 9], [1, 3, 4, 5]])
+def test_pow_by_a_constant(exponent, ops, shape):
+    inits = {"e": np.array(exponent, np.float32)}
+    nodes = [node("Pow", ["x", "e"], ["p"]), node("Relu", ["p"], ["y"])]  # a Relu keeps Pow 1 an op to compare
+    model = make_model(nodes, {"x": shape}, ["y"], inits)
+    check(model, "pow", feeds=_positive(shape, 0.2, 2.0))
+    assert convert(model).op_counts == {**ops, "RELU": 1}
+
+
+def test_pow_by_a_tensor():
+    model = make_model([node("Pow", ["x", "e"], ["y"])], {"x": [1, 3, 4, 5], "e": [1, 3, 1, 1]}, ["y"])
+    feeds = {**_positive([1, 3, 4, 5], 0.2, 2.0), "e": RNG.uniform(-2, 2, size=(1, 3, 1, 1)).astype(np.float32)}
+    check(model, "pow", feeds=feeds)
+
+
+# --- reductions
+REDUCTIONS = ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd", "ReduceL1", "ReduceL2"]
+REDUCTIONS += ["ReduceSumSquare"]
+AXES = [([2, 3], 1), ([1], 0), ([1], 1), ([1, 3], 0), ([-1], 0), ([0, 1, 2, 3], 0)]
+
+
+@pytest.mark.parametrize("op", REDUCTIONS)
+@pytest.mark.parametrize(("axes", "keep"), AXES, ids=[f"{a}-k{k}" for a, k in AXES])
+@pytest.mark.parametrize("opset", [13, 18])
+def test_reduce_any_axes(op, axes, keep, opset):
+    shape = [2, 4, 3, 5]
+    if opset >= 18 or op == "ReduceSum":
+        model = make_model(
+            [node(op, ["x", "axes"], ["y"], keepdims=keep)],
+            {"x": shape},
+            ["y"],
+            {"axes": np.array(axes, np.int64)},
+            opset=opset,
+        )
+    else:
+        model = make_model([node(op, ["x"], ["y"], axes=axes, keepdims=keep)], {"x": shape}, ["y"], opset=opset)
+    feeds = {"x": RNG.uniform(0.5, 1.5, size=shape).astype(np.float32)} if op == "ReduceProd" else None
+    check(model, "reduce", feeds=feeds)
+    # Only dropping W of an NHWC map leaves (N, H, C) in TFLite for an ONNX (N, C, H): one TRANSPOSE puts it back.
+    assert convert(model).op_counts.get("TRANSPOSE", 0) == (1 if (axes, keep) == ([-1], 0) else 0)
+
+
+@pytest.mark.parametrize("op", ["ReduceL2", "ReduceMin"])
+@pytest.mark.parametrize("shape", [[3, 7], [2, 3, 7]])
+def test_reduce_lower_ranks(op, shape):
+    model = make_model(
+        [node(op, ["x", "axes"], ["y"], keepdims=1)], {"x": shape}, ["y"], {"axes": np.array([-1], np.int64)}
+    )
+    check(model, "reduce")
