@@ -77,7 +77,51 @@ def test_layer_norm_channel_last_after_a_transpose():
         node("LayerNormalization", ["t", "s", "b"], ["n"], axis=-1, epsilon=1e-6),
         node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2]),
     ]
-    check(make_model(nodes, {"x": [1, 3, 5, 6]}, ["y"], inits), "layernorm", scale=2.0)
+    model = make_model(nodes, {"x": [1, 3, 5, 6]}, ["y"], inits)
+    check(model, "layernorm", scale=2.0)
+    assert "TRANSPOSE" not in convert(model).op_counts  # both Transposes only relabel the NHWC tensor's axes
+
+
+def test_convnext_block_with_linear_layers_and_gelu():
+    """ConvNeXt's MLP as Linear layers: Transpose to channels-last, LayerNorm, MatMul, GELU, MatMul, scale, back."""
+    inits = {
+        "dw": _weights(8, 1, 3, 3),
+        "s": _weights(8, offset=1.0),
+        "b": _weights(8),
+        "w1": _weights(8, 16),
+        "w2": _weights(16, 8),
+        "gamma": _weights(8),
+    }
+    nodes = [
+        node("Conv", ["x", "dw"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+        node("Transpose", ["c"], ["t"], perm=[0, 2, 3, 1]),
+        node("LayerNormalization", ["t", "s", "b"], ["n"], axis=-1, epsilon=1e-6),
+        node("MatMul", ["n", "w1"], ["h"]),
+        node("Gelu", ["h"], ["g"]),
+        node("MatMul", ["g", "w2"], ["m"]),
+        node("Mul", ["m", "gamma"], ["ls"]),
+        node("Transpose", ["ls"], ["back"], perm=[0, 3, 1, 2]),
+        node("Add", ["x", "back"], ["y"]),
+    ]
+    check(make_model(nodes, {"x": [1, 8, 4, 5]}, ["y"], inits), "layernorm", scale=2.0)
+
+
+def test_transpose_read_once_only_relabels_axes():
+    nodes = [
+        node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+        node("Relu", ["t"], ["r"]),
+        node("Transpose", ["r"], ["y"], perm=[0, 3, 1, 2]),
+    ]
+    model = make_model(nodes, {"x": [1, 3, 4, 5]}, ["y"])
+    check(model, "transpose", scale=2.0)
+    assert convert(model).op_counts == {"RELU": 1}
+
+
+def test_transpose_read_twice_is_moved_once():
+    nodes = [node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]), node("Relu", ["t"], ["y"]), node("Exp", ["t"], ["z"])]
+    model = make_model(nodes, {"x": [1, 3, 4, 5]}, ["y", "z"])
+    check(model, "transpose")
+    assert convert(model).op_counts == {"TRANSPOSE": 1, "RELU": 1, "EXP": 1}
 
 
 def test_layer_norm_scale_of_ones_and_no_bias_is_the_plain_standardization():

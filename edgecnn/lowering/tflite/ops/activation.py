@@ -9,6 +9,7 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
+from edgecnn.lowering.tflite.layout import canonical_layout
 from edgecnn.lowering.tflite.registry import register
 
 MATH = {"Sqrt": OP.SQRT, "Exp": OP.EXP, "Log": OP.LOG, "Abs": OP.ABS, "Neg": OP.NEG}
@@ -73,8 +74,8 @@ def fuse_gelu(first: onnx.NodeProto, ctx: LoweringContext) -> bool:
     x, chain = found
     for node in chain:
         ctx.absorb(node)
-    source = ctx.canonical_tensor(x)
-    ctx.op(OP.GELU, [source], [ctx.declare(chain[-1].output[0])], schema.GeluOptionsT(approximate=False))
+    out = ctx.declare(chain[-1].output[0], ctx.layout(x))
+    ctx.op(OP.GELU, [ctx.tensor(x)], [out], schema.GeluOptionsT(approximate=False))
     return True
 
 
@@ -85,7 +86,8 @@ def lower_gelu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if approximate not in ("none", "tanh"):
         raise ctx.reject(node, f"approximate='{approximate}'")
     options = schema.GeluOptionsT(approximate=approximate == "tanh")
-    ctx.op(OP.GELU, [ctx.canonical_tensor(node.input[0])], [ctx.declare(node.output[0])], options)
+    x = node.input[0]
+    ctx.op(OP.GELU, [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))], options)
 
 
 class _Ops:
@@ -108,7 +110,8 @@ class _Ops:
 @register("Erf")
 def lower_erf(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """TFLite has no ERF: Abramowitz & Stegun 7.1.26 in ABS, ADD, DIV, MUL, EXP, SUB, SIGN (error ≤ 2e-7)."""
-    x = ctx.canonical_tensor(node.input[0])
+    layout = ctx.layout(node.input[0])
+    x = ctx.tensor(node.input[0])
     ops = _Ops(ctx, node.output[0], ctx.builder.shape(x))
     mul, add = (OP.MUL, schema.MulOptionsT()), (OP.ADD, schema.AddOptionsT())
     magnitude = ops(OP.ABS, [x])
@@ -120,21 +123,22 @@ def lower_erf(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         poly = ops(mul[0], [ops(add[0], [poly, ops.scalar(coefficient)], add[1]), t], mul[1])
     gauss = ops(OP.EXP, [ops(mul[0], [x, ops(OP.NEG, [x])], mul[1])])
     tail = ops(OP.SUB, [ops.scalar(1.0), ops(mul[0], [poly, gauss], mul[1])], schema.SubOptionsT())
-    ops(mul[0], [ops(OP.SIGN, [x]), tail], mul[1], out=ctx.declare(node.output[0]))
+    ops(mul[0], [ops(OP.SIGN, [x]), tail], mul[1], out=ctx.declare(node.output[0], layout))
 
 
 @register(*MATH)
 def lower_math(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Sqrt → SQRT, Exp → EXP, Log → LOG, Abs → ABS, Neg → NEG."""
-    ctx.op(MATH[node.op_type], [ctx.canonical_tensor(node.input[0])], [ctx.declare(node.output[0])])
+    """Sqrt → SQRT, Exp → EXP, Log → LOG, Abs → ABS, Neg → NEG (in the input's layout)."""
+    x = node.input[0]
+    ctx.op(MATH[node.op_type], [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))])
 
 
 @register("Reciprocal")
 def lower_reciprocal(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """Reciprocal → DIV of a constant 1 (TFLite has no RECIPROCAL)."""
+    x = node.input[0]
     one = ctx.const(f"{node.output[0]}/one", np.array([1.0], np.float32))
-    source = ctx.canonical_tensor(node.input[0])
-    ctx.op(OP.DIV, [one, source], [ctx.declare(node.output[0])], schema.DivOptionsT())
+    ctx.op(OP.DIV, [one, ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))], schema.DivOptionsT())
 
 
 @register("Pow")
@@ -144,26 +148,28 @@ def lower_pow(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     out_name = node.output[0]
     exponent = None if ctx.is_constant(x) else ctx.scalar(exponent_name)
     if exponent is None:
-        ctx.op(OP.POW, ctx.broadcast_operands(node), [ctx.declare(out_name)])
+        layout = ctx.broadcast_layout(node)
+        ctx.op(OP.POW, ctx.broadcast_operands(node, layout), [ctx.declare(out_name, layout)])
         return
     if ctx.shape(out_name) != ctx.shape(x):
         raise ctx.reject(node, "the exponent broadcasts the base to another shape")
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
+    declare = ctx.declare
     if exponent == 1.0:
-        ctx.bind(out_name, source)
+        ctx.bind(out_name, source, layout)
     elif exponent in (2.0, 3.0):
-        square = ctx.declare(out_name) if exponent == 2.0 else ctx.temp(f"{out_name}/square", ctx.builder.shape(source))
+        square = declare(out_name, layout) if exponent == 2.0 else ctx.temp(f"{out_name}/sq", ctx.builder.shape(source))
         ctx.op(OP.MUL, [source, source], [square], schema.MulOptionsT())
         if exponent == 3.0:
-            ctx.op(OP.MUL, [square, source], [ctx.declare(out_name)], schema.MulOptionsT())
+            ctx.op(OP.MUL, [square, source], [declare(out_name, layout)], schema.MulOptionsT())
     elif exponent in (0.5, -0.5):
-        ctx.op(OP.SQRT if exponent == 0.5 else OP.RSQRT, [source], [ctx.declare(out_name)])
+        ctx.op(OP.SQRT if exponent == 0.5 else OP.RSQRT, [source], [declare(out_name, layout)])
     elif exponent == -1.0:
         one = ctx.const(f"{out_name}/one", np.array([1.0], np.float32))
-        ctx.op(OP.DIV, [one, source], [ctx.declare(out_name)], schema.DivOptionsT())
+        ctx.op(OP.DIV, [one, source], [declare(out_name, layout)], schema.DivOptionsT())
     else:
         value = ctx.const(f"{out_name}/exponent", np.array([exponent], np.float32))
-        ctx.op(OP.POW, [source, value], [ctx.declare(out_name)])
+        ctx.op(OP.POW, [source, value], [declare(out_name, layout)])
 
 
 @register("PRelu")
@@ -175,9 +181,11 @@ def lower_prelu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     rank = ctx.rank(x)
     if ctx.shape(out_name) != ctx.shape(x):
         raise ctx.reject(node, "the slope broadcasts the input to another shape")
-    source = ctx.canonical_tensor(x)
     alpha = ctx.scalar(slope)
     if alpha is not None:
-        ctx.op(OP.LEAKY_RELU, [source], [ctx.declare(out_name)], schema.LeakyReluOptionsT(alpha=alpha))
+        options = schema.LeakyReluOptionsT(alpha=alpha)
+        ctx.op(OP.LEAKY_RELU, [ctx.tensor(x)], [ctx.declare(out_name, ctx.layout(x))], options)
         return
-    ctx.op(OP.PRELU, [source, ctx.operand(slope, rank)], [ctx.declare(out_name)])
+    layout = ctx.layout(x) if ctx.is_constant(slope) else canonical_layout(rank)
+    source = ctx.tensor_in(x, layout)
+    ctx.op(OP.PRELU, [source, ctx.operand(slope, rank, layout)], [ctx.declare(out_name, layout)])

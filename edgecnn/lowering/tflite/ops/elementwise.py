@@ -36,25 +36,26 @@ def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """
     if fuse_gelu(node, ctx):
         return
-    inputs = ctx.broadcast_operands(node)
+    layout = ctx.broadcast_layout(node)
+    inputs = ctx.broadcast_operands(node, layout)
     act, out_name = ctx.fuse_activation(node)
     builtin, options = BINARY[node.op_type]
-    ctx.op(builtin, inputs, [ctx.declare(out_name)], options(fusedActivationFunction=act))
+    ctx.op(builtin, inputs, [ctx.declare(out_name, layout)], options(fusedActivationFunction=act))
 
 
 @register(*UNARY)
 def lower_unary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Relu → RELU, Sigmoid → LOGISTIC, Tanh → TANH, HardSwish → HARD_SWISH, Floor → FLOOR."""
-    source = ctx.canonical_tensor(node.input[0])
-    ctx.op(UNARY[node.op_type], [source], [ctx.declare(node.output[0])])
+    """Relu → RELU, Sigmoid → LOGISTIC, Tanh → TANH, HardSwish → HARD_SWISH, Floor → FLOOR (in the input's layout)."""
+    x = node.input[0]
+    ctx.op(UNARY[node.op_type], [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))])
 
 
 @register("LeakyRelu")
 def lower_leaky_relu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """LeakyRelu → LEAKY_RELU with the same alpha."""
-    source = ctx.canonical_tensor(node.input[0])
+    x = node.input[0]
     options = schema.LeakyReluOptionsT(alpha=float(attribute(node, "alpha", 0.01)))
-    ctx.op(OP.LEAKY_RELU, [source], [ctx.declare(node.output[0])], options)
+    ctx.op(OP.LEAKY_RELU, [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))], options)
 
 
 @register("Clip")

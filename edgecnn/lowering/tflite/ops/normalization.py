@@ -2,7 +2,7 @@
 
 Every op of the decomposition has an int8 rule in ai-edge-quantizer (MEAN, SUB, MUL, ADD, RSQRT), so a
 normalization quantizes with the rest of the graph. The statistics are taken over the TFLite axes that
-hold the normalized ONNX axes; no TRANSPOSE is added.
+hold the normalized ONNX axes, in the layout the input is held in: no TRANSPOSE is added.
 """
 
 from __future__ import annotations
@@ -67,13 +67,14 @@ def lower_layer_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     axis = int(attribute(node, "axis", -1)) % rank
-    source = ctx.canonical_tensor(x)
-    layout = canonical_layout(rank)
-    axes = [layout.index(a) for a in range(axis, rank)]
-    out = ctx.declare(out_name)
     scale_name, bias_name = node.input[1], optional_input(node, 2)
-    scale = None if _is_filled(ctx, scale_name, 1.0) else ctx.operand(scale_name, rank)
-    bias = None if _is_filled(ctx, bias_name, 0.0) else ctx.operand(bias_name, rank)  # type: ignore[arg-type]
+    constant = all(name is None or ctx.is_constant(name) for name in (scale_name, bias_name))
+    layout = ctx.layout(x) if constant else canonical_layout(rank)  # a value scale or bias: canonical operands
+    source = ctx.tensor_in(x, layout)
+    axes = [layout.index(a) for a in range(axis, rank)]
+    out = ctx.declare(out_name, layout)
+    scale = None if _is_filled(ctx, scale_name, 1.0) else ctx.operand(scale_name, rank, layout)
+    bias = None if _is_filled(ctx, bias_name, 0.0) else ctx.operand(bias_name, rank, layout)  # type: ignore[arg-type]
     eps = float(attribute(node, "epsilon", 1e-5))
     if scale is None and bias is None:
         standardize(ctx, source, axes, eps, out_name, out)
@@ -83,8 +84,9 @@ def lower_layer_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     affine(ctx, normalized, scale, bias, out_name, out)
 
 
-def _per_channel(node: onnx.NodeProto, ctx: LoweringContext, values: list[np.ndarray | None], rank: int):
-    """Scale and bias tensors (None when a no-op) of per-channel values."""
+def _per_channel(node: onnx.NodeProto, ctx: LoweringContext, values: list[np.ndarray], layout: tuple[int, ...]):
+    """Scale and bias tensors (None when a no-op) of per-channel values, to broadcast in ``layout``."""
+    rank = len(layout)
     channels = ctx.shape(node.input[0])[1]
     tensors = []
     for kind, value, neutral in zip(("scale", "bias"), values, (1.0, 0.0), strict=True):
@@ -93,7 +95,7 @@ def _per_channel(node: onnx.NodeProto, ctx: LoweringContext, values: list[np.nda
             continue
         shape = [1] * rank
         shape[1] = channels
-        tensors.append(ctx.const(f"{node.output[0]}/{kind}", value.reshape(shape).transpose(canonical_layout(rank))))
+        tensors.append(ctx.const(f"{node.output[0]}/{kind}", value.reshape(shape).transpose(layout)))
     return tensors
 
 
@@ -115,11 +117,10 @@ def lower_instance_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     scale, bias = _constants(node, ctx)
     if scale.size != channels or bias.size != channels:
         raise ctx.reject(node, f"scale and bias need {channels} values")
-    source = ctx.canonical_tensor(x)
-    layout = canonical_layout(rank)
+    source, layout = ctx.tensor(x), ctx.layout(x)
     axes = [layout.index(a) for a in range(2, rank)]
-    scale_t, bias_t = _per_channel(node, ctx, [scale, bias], rank)
-    out = ctx.declare(out_name)
+    scale_t, bias_t = _per_channel(node, ctx, [scale, bias], layout)
+    out = ctx.declare(out_name, layout)
     eps = float(attribute(node, "epsilon", 1e-5))
     if scale_t is None and bias_t is None:
         standardize(ctx, source, axes, eps, out_name, out)
@@ -149,16 +150,16 @@ def lower_group_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         raise ctx.reject(node, f"opset {ctx.opset} wants {per} scale and bias values, not {scale.size}, {bias.size}")
     if per == groups:
         scale, bias = np.repeat(scale, channels // groups), np.repeat(bias, channels // groups)
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
     shape = list(ctx.builder.shape(source))
-    k = canonical_layout(rank).index(1)
+    k = layout.index(1)
     split = [*shape[:k], groups, channels // groups, *shape[k + 1 :]]
     grouped = ctx.reshape(source, split, f"{out_name}/grouped")
     axes = [j for j in range(1, len(split)) if j != k]
     normalized = ctx.temp(f"{out_name}/normalized", split)
     standardize(ctx, grouped, axes, float(attribute(node, "epsilon", 1e-5)), out_name, normalized)
-    scale_t, bias_t = _per_channel(node, ctx, [scale, bias], rank)
-    out = ctx.declare(out_name)
+    scale_t, bias_t = _per_channel(node, ctx, [scale, bias], layout)
+    out = ctx.declare(out_name, layout)
     if scale_t is None and bias_t is None:
         ctx.reshape(normalized, shape, out=out)
         return

@@ -48,11 +48,20 @@ def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register("Transpose")
 def lower_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """TRANSPOSE with the permutation remapped through both layouts (none at all when it is the identity)."""
+    """TRANSPOSE with the permutation remapped through both layouts, or no op at all.
+
+    No op when the permutation is the identity on the TFLite tensor, or when the output has one reader:
+    then the output is the input's tensor held in the layout the permutation makes of the input's, and
+    the reader gets a TRANSPOSE only if it needs another layout (a Transpose to channels-last and back
+    around a LayerNorm, as in ConvNeXt, costs nothing). An output read several times is moved once here.
+    """
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     perm = [int(p) % rank for p in attribute(node, "perm", list(reversed(range(rank))))]
     in_layout, out_layout = ctx.layout(x), canonical_layout(rank)
+    if ctx.sole_consumer(out_name) is not None:
+        ctx.bind(out_name, ctx.tensor(x), [perm.index(a) for a in in_layout])
+        return
     tfl_perm = [in_layout.index(perm[o]) for o in out_layout]
     if tfl_perm == list(range(rank)):
         ctx.bind(out_name, ctx.tensor(x), out_layout)
