@@ -256,6 +256,12 @@ def test_softmax_any_axis(op, shape, axis):
     check(make_model([node(op, ["x"], ["y"], axis=axis)], {"x": shape}, ["y"]), "softmax", scale=3.0)
 
 
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize(("shape", "axis"), [([1, 5, 3, 4], 1), ([2, 5, 3, 4], 2), ([2, 3, 4], 1), ([2, 9], 0)])
+def test_softmax_of_opset_11_flattens_from_its_axis(op, shape, axis):
+    check(make_model([node(op, ["x"], ["y"], axis=axis)], {"x": shape}, ["y"], opset=11), "softmax", scale=3.0)
+
+
 def test_channel_softmax_of_an_nchw_map_needs_no_transpose():
     model = make_model([node("LogSoftmax", ["x"], ["y"], axis=1)], {"x": [1, 5, 3, 4]}, ["y"])
     assert convert(model).op_counts == {"LOG_SOFTMAX": 1}

@@ -119,29 +119,33 @@ def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register("Softmax", "LogSoftmax")
 def lower_softmax(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """SOFTMAX / LOG_SOFTMAX over the TFLite axis that holds the ONNX axis; TRANSPOSEs around it when that axis
-    is not last."""
+    """SOFTMAX / LOG_SOFTMAX over the TFLite axis that holds the ONNX axis, with a TRANSPOSE before it when that
+    axis is not last. Before opset 13 the op works on the input flattened to 2-D at ``axis``: RESHAPEs around it."""
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     axis = int(attribute(node, "axis", -1 if ctx.opset >= 13 else 1)) % rank
-    if ctx.opset < 13 and axis != rank - 1:
-        raise ctx.reject(
-            node, f"opset {ctx.opset} {node.op_type} flattens from axis {axis}; only the last axis is lowered"
-        )
-    source = ctx.tensor(x)
-    layout = ctx.layout(x)
-    tfl_axis = layout.index(axis)
     if node.op_type == "Softmax":
         builtin, options = OP.SOFTMAX, schema.SoftmaxOptionsT(beta=1.0)
     else:
         builtin, options = OP.LOG_SOFTMAX, schema.LogSoftmaxOptionsT()
+    if ctx.opset < 13 and axis != rank - 1:
+        shape = ctx.shape(x)
+        identity = tuple(range(rank))
+        flat = [int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))]
+        rows = ctx.reshape(ctx.tensor_in(x, identity), flat, f"{out_name}/rows")
+        done = ctx.temp(f"{out_name}/rows_out", flat)
+        ctx.op(builtin, [rows], [done], options)
+        ctx.reshape(done, shape, out=ctx.declare(out_name, identity))
+        return
+    source = ctx.tensor(x)
+    layout = ctx.layout(x)
+    tfl_axis = layout.index(axis)
     if tfl_axis == rank - 1:
         ctx.op(builtin, [source], [ctx.declare(out_name, layout)], options)
     else:
         perm = [a for a in range(rank) if a != tfl_axis] + [tfl_axis]
         moved = ctx.transpose(source, perm, f"{out_name}/axis_last")
         ctx.op(builtin, [moved], [ctx.declare(out_name, [layout[p] for p in perm])], options)
-    ctx.canonicalize(out_name)
 
 
 @register("BatchNormalization")
