@@ -171,6 +171,31 @@ def test_group_norm(shape, groups, opset):
     assert "TRANSPOSE" not in convert(model).op_counts
 
 
+@pytest.mark.parametrize(("shape", "groups"), [([1, 8, 4, 5], 2), ([2, 6, 3, 3], 3), ([2, 6, 7], 2), ([1, 4, 3, 3], 4)])
+def test_group_norm_as_pytorch_exports_it(shape, groups):
+    """Reshape [N, G, -1] → InstanceNormalization → Reshape back → Mul γ → Add β, lowered without TRANSPOSE."""
+    c, spatial = shape[1], [1] * (len(shape) - 2)
+    inits = {
+        "flat": np.array([0, groups, -1], np.int64),
+        "back": np.array(shape, np.int64),
+        "s": _weights(groups, offset=1.0),
+        "b": _weights(groups),
+        "gamma": _weights(c, *spatial, offset=1.0),
+        "beta": _weights(c, *spatial),
+    }
+    nodes = [
+        node("Reshape", ["x", "flat"], ["r"]),
+        node("InstanceNormalization", ["r", "s", "b"], ["n"], epsilon=1e-5),
+        node("Reshape", ["n", "back"], ["g"]),
+        node("Mul", ["g", "gamma"], ["m"]),
+        node("Add", ["m", "beta"], ["y"]),
+    ]
+    model = make_model(nodes, {"x": shape}, ["y"], inits)
+    check(model, "groupnorm", scale=2.0)
+    counts = convert(model).op_counts
+    assert "TRANSPOSE" not in counts and counts["RESHAPE"] == 2 and counts["MEAN"] == 2
+
+
 # --- GELU and Erf
 def _gelu_pattern(order: str) -> list:
     """The Erf form of GELU as the exporters write it; ``order`` puts the 0.5 and the x multiplications around."""

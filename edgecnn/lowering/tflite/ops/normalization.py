@@ -84,18 +84,16 @@ def lower_layer_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     affine(ctx, normalized, scale, bias, out_name, out)
 
 
-def _per_channel(node: onnx.NodeProto, ctx: LoweringContext, values: list[np.ndarray], layout: tuple[int, ...]):
-    """Scale and bias tensors (None when a no-op) of per-channel values, to broadcast in ``layout``."""
-    rank = len(layout)
-    channels = ctx.shape(node.input[0])[1]
+def _per_channel(ctx: LoweringContext, prefix: str, values: list[np.ndarray], layout: tuple[int, ...]) -> list:
+    """Scale and bias tensors (None when a no-op) of per-channel (ONNX axis 1) values, to broadcast in ``layout``."""
+    shape = [1] * len(layout)
+    shape[1] = values[0].size
     tensors = []
     for kind, value, neutral in zip(("scale", "bias"), values, (1.0, 0.0), strict=True):
-        if value is None or np.all(value == neutral):
+        if np.all(value == neutral):
             tensors.append(None)
-            continue
-        shape = [1] * rank
-        shape[1] = channels
-        tensors.append(ctx.const(f"{node.output[0]}/{kind}", value.reshape(shape).transpose(layout)))
+        else:
+            tensors.append(ctx.const(f"{prefix}/{kind}", value.reshape(shape).transpose(layout)))
     return tensors
 
 
@@ -119,7 +117,7 @@ def lower_instance_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         raise ctx.reject(node, f"scale and bias need {channels} values")
     source, layout = ctx.tensor(x), ctx.layout(x)
     axes = [layout.index(a) for a in range(2, rank)]
-    scale_t, bias_t = _per_channel(node, ctx, [scale, bias], layout)
+    scale_t, bias_t = _per_channel(ctx, out_name, [scale, bias], layout)
     out = ctx.declare(out_name, layout)
     eps = float(attribute(node, "epsilon", 1e-5))
     if scale_t is None and bias_t is None:
@@ -128,6 +126,26 @@ def lower_instance_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     normalized = ctx.temp(f"{out_name}/normalized", ctx.builder.shape(source))
     standardize(ctx, source, axes, eps, out_name, normalized)
     affine(ctx, normalized, scale_t, bias_t, out_name, out)
+
+
+def _group_norm(ctx: LoweringContext, node: onnx.NodeProto, x: str, out_name: str, groups: int, params: list) -> None:
+    """Normalize value ``x`` per sample and group of channels, then per-channel scale and bias ``params``."""
+    channels = ctx.shape(x)[1]
+    source, layout = ctx.tensor(x), ctx.layout(x)
+    shape = list(ctx.builder.shape(source))
+    k = layout.index(1)
+    split = [*shape[:k], groups, channels // groups, *shape[k + 1 :]]
+    grouped = ctx.reshape(source, split, f"{out_name}/grouped")
+    axes = [j for j in range(1, len(split)) if j != k]
+    normalized = ctx.temp(f"{out_name}/normalized", split)
+    standardize(ctx, grouped, axes, float(attribute(node, "epsilon", 1e-5)), out_name, normalized)
+    scale_t, bias_t = _per_channel(ctx, out_name, params, layout)
+    out = ctx.declare(out_name, layout)
+    if scale_t is None and bias_t is None:
+        ctx.reshape(normalized, shape, out=out)
+        return
+    merged = ctx.reshape(normalized, shape, f"{out_name}/merged")
+    affine(ctx, merged, scale_t, bias_t, out_name, out)
 
 
 @register("GroupNormalization")
@@ -150,18 +168,28 @@ def lower_group_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         raise ctx.reject(node, f"opset {ctx.opset} wants {per} scale and bias values, not {scale.size}, {bias.size}")
     if per == groups:
         scale, bias = np.repeat(scale, channels // groups), np.repeat(bias, channels // groups)
-    source, layout = ctx.tensor(x), ctx.layout(x)
-    shape = list(ctx.builder.shape(source))
-    k = layout.index(1)
-    split = [*shape[:k], groups, channels // groups, *shape[k + 1 :]]
-    grouped = ctx.reshape(source, split, f"{out_name}/grouped")
-    axes = [j for j in range(1, len(split)) if j != k]
-    normalized = ctx.temp(f"{out_name}/normalized", split)
-    standardize(ctx, grouped, axes, float(attribute(node, "epsilon", 1e-5)), out_name, normalized)
-    scale_t, bias_t = _per_channel(node, ctx, [scale, bias], layout)
-    out = ctx.declare(out_name, layout)
-    if scale_t is None and bias_t is None:
-        ctx.reshape(normalized, shape, out=out)
-        return
-    merged = ctx.reshape(normalized, shape, f"{out_name}/merged")
-    affine(ctx, merged, scale_t, bias_t, out_name, out)
+    _group_norm(ctx, node, x, out_name, groups, [scale, bias])
+
+
+def fuse_group_norm(reshape: onnx.NodeProto, ctx: LoweringContext) -> bool:
+    """Lower PyTorch's export of GroupNorm, Reshape [N, G, -1] → InstanceNormalization → Reshape back, as one
+    group normalization of the N×C×… input in its own layout (no TRANSPOSE); False when ``reshape`` starts none."""
+    x = reshape.input[0]
+    if ctx.is_constant(x) or ctx.rank(x) < 3:
+        return False
+    shape, flat = ctx.shape(x), ctx.shape(reshape.output[0])
+    norm = ctx.sole_consumer(reshape.output[0])
+    if norm is None or norm.op_type != "InstanceNormalization" or len(flat) != 3 or flat[0] != shape[0]:
+        return False
+    channels, groups = shape[1], flat[1]
+    back = ctx.sole_consumer(norm.output[0])
+    if channels % groups or back is None or back.op_type != "Reshape" or ctx.shape(back.output[0]) != shape:
+        return False
+    names = norm.input[1:3]
+    if len(names) != 2 or not all(ctx.is_constant(n) and ctx.constant(n).size == groups for n in names):
+        return False
+    params = [np.repeat(ctx.constant(n).astype(np.float32).reshape(-1), channels // groups) for n in names]
+    ctx.absorb(norm)
+    ctx.absorb(back)
+    _group_norm(ctx, norm, x, back.output[0], groups, params)
+    return True

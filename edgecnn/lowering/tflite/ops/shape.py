@@ -9,6 +9,7 @@ from onnx import numpy_helper
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.ops.normalization import fuse_group_norm
 from edgecnn.lowering.tflite.registry import register
 
 
@@ -41,8 +42,10 @@ def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
     An NHWC input whose H·W > 1 is first TRANSPOSEd to NCHW, so that a Flatten
     before a Gemm orders the features C, H, W as ONNX does; a 4-D output is put
-    back in NHWC.
+    back in NHWC. A Reshape that starts PyTorch's GroupNorm pattern lowers the whole pattern.
     """
+    if node.op_type == "Reshape" and fuse_group_norm(node, ctx):
+        return
     ctx.reshape_value(node.input[0], ctx.shape(node.output[0]), out_name=node.output[0])
 
 
