@@ -300,6 +300,14 @@ def test_unary_math(op, shape):
     check(make_model([node(op, ["x"], ["y"])], {"x": shape}, ["y"]), "math", feeds=feeds)
 
 
+@pytest.mark.parametrize("op", ["Elu", "Softplus", "Mish"])
+@pytest.mark.parametrize("shape", [[2, 9], [1, 3, 4, 5]])
+def test_smooth_activations(op, shape):
+    check(make_model([node(op, ["x"], ["y"])], {"x": shape}, ["y"]), "math", scale=4.0)
+    feeds = {"x": np.linspace(-100, 100, int(np.prod(shape)), dtype=np.float32).reshape(shape)}  # exp overflows
+    check(make_model([node(op, ["x"], ["y"])], {"x": shape}, ["y"]), "math", feeds=feeds)
+
+
 @pytest.mark.parametrize(
     ("exponent", "ops"),
     [

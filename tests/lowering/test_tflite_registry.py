@@ -22,7 +22,7 @@ OP_TYPES = {
     *("Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"),
     # normalization, activation and reduction family (issue #15)
     *("LayerNormalization", "InstanceNormalization", "GroupNormalization", "Gelu", "Erf", "PRelu", "LogSoftmax"),
-    *("Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Abs", "Neg"),
+    *("Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Abs", "Neg", "Elu", "Softplus", "Mish"),
     *("ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare"),
 }
 OPS_PACKAGE = edgecnn.lowering.tflite.ops.__name__

@@ -1,4 +1,5 @@
-"""Gelu (and the exporters' Erf pattern of it) → GELU, Erf, PRelu, Pow and the unary math ops (Sqrt, Exp, Log, …)."""
+"""Gelu (and the exporters' Erf pattern of it) → GELU, Erf, PRelu, Elu, Softplus, Mish, Pow and the unary math ops
+(Sqrt, Exp, Log, …)."""
 
 from __future__ import annotations
 
@@ -124,6 +125,32 @@ def lower_erf(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     gauss = ops(OP.EXP, [ops(mul[0], [x, ops(OP.NEG, [x])], mul[1])])
     tail = ops(OP.SUB, [ops.scalar(1.0), ops(mul[0], [poly, gauss], mul[1])], schema.SubOptionsT())
     ops(mul[0], [ops(OP.SIGN, [x]), tail], mul[1], out=ctx.declare(node.output[0], layout))
+
+
+@register("Elu")
+def lower_elu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Elu with alpha 1 → ELU (TFLite's has no alpha)."""
+    if float(attribute(node, "alpha", 1.0)) != 1.0:
+        raise ctx.reject(node, "TFLite's ELU has alpha 1 only")
+    x = node.input[0]
+    ctx.op(OP.ELU, [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))])
+
+
+@register("Softplus", "Mish")
+def lower_softplus(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Softplus = max(x, 0) + log(1 + exp(-|x|)) (no overflow); Mish = x · tanh(log(1 + exp(x))), where an exp
+    that overflows to inf still gives tanh 1."""
+    x = node.input[0]
+    source, layout = ctx.tensor(x), ctx.layout(x)
+    ops = _Ops(ctx, node.output[0], ctx.builder.shape(source))
+    out = ctx.declare(node.output[0], layout)
+    add, mul = schema.AddOptionsT(), schema.MulOptionsT()
+    if node.op_type == "Mish":
+        softplus = ops(OP.LOG, [ops(OP.ADD, [ops(OP.EXP, [source]), ops.scalar(1.0)], add)])
+        ops(OP.MUL, [source, ops(OP.TANH, [softplus])], mul, out=out)
+        return
+    tail = ops(OP.LOG, [ops(OP.ADD, [ops(OP.EXP, [ops(OP.NEG, [ops(OP.ABS, [source])])]), ops.scalar(1.0)], add)])
+    ops(OP.ADD, [ops(OP.RELU, [source]), tail], add, out=out)
 
 
 @register(*MATH)
