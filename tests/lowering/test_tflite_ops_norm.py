@@ -439,3 +439,59 @@ def test_layer_norm_and_gelu_quantize_to_int8_and_agree_with_fp32():
     print(f"\nLayerNorm + GELU block vs fp32 ONNX Runtime: int8 cosine {cosine:.4f}, LayerNorm in float {float_ln:.4f}")
     assert cosine >= 0.95, cosine
     assert float_ln >= 0.98 and float_ln > cosine, float_ln
+
+
+# --- real exports: what PyTorch's dynamo exporter writes for these layers
+def _export(module, shape: tuple[int, ...], opset: int, path) -> onnx.ModelProto:
+    from edgecnn.pipeline.onnx_export import export_onnx
+    from edgecnn.pipeline.simplify import simplify
+
+    raw = path.with_suffix(".raw.onnx")
+    export_onnx(module.eval(), shape, raw, opset=opset)
+    simplify(raw, path)
+    return onnx.load(str(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opset", [18, 20])  # GELU: the Erf pattern at 18, the Gelu op at 20
+def test_pytorch_layers_export_and_lower(opset, tmp_path):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Layers(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.group = nn.GroupNorm(2, 8)
+            self.prelu = nn.PReLU(8)
+            self.instance = nn.InstanceNorm2d(8, affine=True)
+            self.norm = nn.LayerNorm(8)
+            self.mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8), nn.Mish())
+            for layer in (self.group, self.instance, self.norm):
+                nn.init.normal_(layer.weight, 1.0, 0.3)
+                nn.init.normal_(layer.bias, 0.0, 0.3)
+
+        def forward(self, x):
+            x = self.instance(self.prelu(self.group(self.conv(x))))
+            return x + self.mlp(self.norm(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+
+    model = _export(Layers(), (1, 3, 6, 7), opset, tmp_path / "layers.onnx")
+    check(model, f"pytorch-opset{opset}", scale=2.0)
+    counts = convert(model).op_counts
+    assert counts["GELU"] == 1 and counts["PRELU"] == 1 and counts["RSQRT"] == 3
+    assert counts.get("TRANSPOSE", 0) <= 2  # the Linear layers want (N, H, W, C) in ONNX order: one each way
+
+
+@pytest.mark.slow
+def test_timm_convnext_lowers_without_transposes(tmp_path):
+    timm = pytest.importorskip("timm")
+    import torch
+
+    torch.manual_seed(0)
+    model = _export(timm.create_model("convnext_atto", num_classes=10), (1, 3, 32, 32), 20, tmp_path / "cnx.onnx")
+    check(model, "timm-convnext", scale=1.0)
+    counts = convert(model).op_counts
+    assert counts["RSQRT"] == 17 and counts["GELU"] == 12  # every LayerNorm and GELU of the network
+    assert "TRANSPOSE" not in counts

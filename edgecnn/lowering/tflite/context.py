@@ -203,10 +203,16 @@ class LoweringContext:
         return [self.operand(name, rank, layout) for name in node.input]
 
     def transpose(self, index: int, perm: Sequence[int], name: str | None = None, out: int | None = None) -> int:
-        """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor."""
+        """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor.
+
+        A RESHAPE instead when only axes of size 1 move (the elements keep their order).
+        """
         shape = self.builder.shape(index)
         if out is None:
             out = self.temp(name or f"{self.builder.name(index)}/transpose", [shape[p] for p in perm])
+        moved = [p for p in perm if shape[p] != 1]
+        if moved == sorted(moved):
+            return self.reshape(index, [shape[p] for p in perm], out=out)
         perm_tensor = self.const(f"{self.builder.name(out)}/perm", np.asarray(perm, np.int32))
         self.op(OP.TRANSPOSE, [index, perm_tensor], [out], schema.TransposeOptionsT())
         return out
