@@ -131,6 +131,15 @@ def test_layer_norm_scale_of_ones_and_no_bias_is_the_plain_standardization():
     assert convert(model).op_counts == {"MEAN": 2, "SUB": 1, "MUL": 2, "ADD": 1, "RSQRT": 1}
 
 
+def test_layer_norm_with_scale_and_bias_computed_in_the_graph():
+    nodes = [
+        node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+        node("Sigmoid", ["s"], ["gate"]),
+        node("LayerNormalization", ["t", "gate", "b"], ["y"], axis=-1),
+    ]
+    check(make_model(nodes, {"x": [1, 6, 4, 5], "s": [6], "b": [6]}, ["y"]), "layernorm", scale=2.0)
+
+
 def test_layer_norm_mean_output_is_rejected():
     inits = {"s": np.ones(4, np.float32)}
     nodes = [node("LayerNormalization", ["x", "s"], ["y", "m"], name="ln")]
