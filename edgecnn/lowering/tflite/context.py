@@ -228,9 +228,9 @@ class LoweringContext:
     def reshape_value(self, name: str, shape: Sequence[int], out_name: str | None = None) -> int:
         """Value ``name`` reshaped in ONNX element order to ``shape``, held in the canonical layout of that rank.
 
-        With ``out_name`` the result is declared as that ONNX value. A TRANSPOSE
-        is inserted on either side only where the element orders differ (an NHWC
-        tensor with H·W > 1 flattens differently from NCHW).
+        With ``out_name`` the result is declared as that ONNX value, and held in ONNX order when the canonical
+        layout would cost a TRANSPOSE. A TRANSPOSE is inserted before the RESHAPE where the element orders
+        differ (an NHWC tensor with H·W > 1 flattens differently from NCHW).
         """
         if same_memory_order(self.shape(name), self.layout(name)):
             source = self.tensor(name)
@@ -240,6 +240,8 @@ class LoweringContext:
         if same_memory_order(shape, target):
             out = self.declare(out_name) if out_name else self.temp(f"{name}/reshape", permute(shape, target))
             return self.reshape(source, permute(shape, target), out=out)
+        if out_name:  # a declared value may stay in ONNX order: its readers move it only if they need NHWC
+            return self.reshape(source, shape, out=self.declare(out_name, tuple(range(len(shape)))))
         middle = self.reshape(source, shape, f"{out_name or name}/reshape")
         out = self.declare(out_name) if out_name else None
         return self.transpose(middle, target, out=out)
