@@ -380,6 +380,44 @@ def test_reduce_lower_ranks(op, shape):
     check(model, "reduce")
 
 
+def test_attention_keeps_its_4d_values_in_onnx_order():
+    """ViT attention: 4-D (N, heads, tokens, dim) values stay in ONNX order; only the real permutations move data."""
+    inits = {
+        "wqkv": _weights(8, 24),
+        "split": np.array([1, 4, 3, 2, 4], np.int64),
+        "zero": np.array([0], np.int64),
+        "one": np.array([1], np.int64),
+        "two": np.array([2], np.int64),
+        "three": np.array([3], np.int64),
+        "scale": np.array(0.5, np.float32),
+        "merge": np.array([1, 4, 8], np.int64),
+        "wo": _weights(8, 8),
+    }
+    nodes = [
+        node("LayerNormalization", ["x", "ln_s"], ["n"], axis=-1),
+        node("MatMul", ["n", "wqkv"], ["qkv"]),
+        node("Reshape", ["qkv", "split"], ["r"]),
+        node("Transpose", ["r"], ["p"], perm=[2, 0, 3, 1, 4]),
+    ]
+    for i, (start, stop) in enumerate((("zero", "one"), ("one", "two"), ("two", "three"))):
+        nodes += [node("Slice", ["p", start, stop, "zero"], [f"s{i}"]), node("Squeeze", [f"s{i}", "zero"], [f"h{i}"])]
+    nodes += [
+        node("Transpose", ["h1"], ["kt"], perm=[0, 1, 3, 2]),
+        node("MatMul", ["h0", "kt"], ["logits"]),
+        node("Mul", ["logits", "scale"], ["scaled"]),
+        node("Softmax", ["scaled"], ["attn"], axis=-1),
+        node("MatMul", ["attn", "h2"], ["o"]),
+        node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+        node("Reshape", ["ot", "merge"], ["m"]),
+        node("MatMul", ["m", "wo"], ["y"]),
+    ]
+    inits["ln_s"] = _weights(8, offset=1.0)
+    model = make_model(nodes, {"x": [1, 4, 8]}, ["y"], inits)
+    check(model, "attention", scale=2.0)
+    # The qkv permutation (read three times), k transposed, the heads merged back: three real data movements.
+    assert convert(model).op_counts["TRANSPOSE"] == 3
+
+
 # --- int8: a ViT-like block (patch embedding, LayerNorm, MLP with GELU) through ai-edge-quantizer
 def _vit_block() -> onnx.ModelProto:
     rng = np.random.default_rng(7)
