@@ -7,7 +7,6 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
-from edgecnn.lowering.tflite.layout import canonical_layout
 from edgecnn.lowering.tflite.ops.activation import fuse_gelu
 from edgecnn.lowering.tflite.registry import register
 
@@ -21,11 +20,11 @@ UNARY = {"Relu": OP.RELU, "Sigmoid": OP.LOGISTIC, "Tanh": OP.TANH, "HardSwish": 
 CLIPS = {(0.0, 6.0): OP.RELU6, (0.0, None): OP.RELU, (-1.0, 1.0): OP.RELU_N1_TO_1, (0.0, 1.0): OP.RELU_0_TO_1}
 
 
-def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, rank: int) -> int:
-    """A per-channel constant (ONNX axis 1) shaped to broadcast against a value of ``rank`` in its layout."""
-    shape = [1] * rank
+def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, layout: tuple[int, ...]) -> int:
+    """A per-channel constant (ONNX axis 1) shaped to broadcast against a value held in ``layout``."""
+    shape = [1] * len(layout)
     shape[1] = values.size
-    return ctx.const(name, values.reshape(shape).transpose(canonical_layout(rank)))
+    return ctx.const(name, values.reshape(shape).transpose(layout))
 
 
 @register(*BINARY)
@@ -65,9 +64,9 @@ def lower_clip(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if bounds is None:
         raise ctx.reject(node, "the bounds are not constants")
     x, out_name = node.input[0], node.output[0]
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
     if bounds in CLIPS:
-        ctx.op(CLIPS[bounds], [source], [ctx.declare(out_name)])
+        ctx.op(CLIPS[bounds], [source], [ctx.declare(out_name, layout)])
         return
     low, high = bounds
     if low is None and high is None:
@@ -77,7 +76,7 @@ def lower_clip(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     steps = [(builtin, value) for builtin, value in steps if value is not None]
     for i, (builtin, value) in enumerate(steps):
         last = i == len(steps) - 1
-        out = ctx.declare(out_name) if last else ctx.temp(f"{out_name}/max", ctx.builder.shape(source))
+        out = ctx.declare(out_name, layout) if last else ctx.temp(f"{out_name}/max", ctx.builder.shape(source))
         bound = ctx.const(f"{out_name}/bound{i}", np.array([value], np.float32))
         ctx.op(builtin, [source, bound], [out], schema.MaximumMinimumOptionsT())
         source = out
@@ -101,11 +100,11 @@ def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     alpha = float(attribute(node, "alpha", 0.2))
     beta = float(attribute(node, "beta", 0.5))
     x, out_name = node.input[0], node.output[0]
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
     mul = _hard_swish_mul(node, ctx, alpha, beta)
     if mul is not None:
         ctx.absorb(mul)
-        ctx.op(OP.HARD_SWISH, [source], [ctx.declare(mul.output[0])])
+        ctx.op(OP.HARD_SWISH, [source], [ctx.declare(mul.output[0], layout)])
         return
     shape = ctx.builder.shape(source)
     scaled = ctx.temp(f"{out_name}/scaled", shape)
@@ -114,7 +113,7 @@ def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     shifted = ctx.temp(f"{out_name}/shifted", shape)
     beta_tensor = ctx.const(f"{out_name}/beta", np.array([beta], np.float32))
     ctx.op(OP.ADD, [scaled, beta_tensor], [shifted], schema.AddOptionsT())
-    ctx.op(OP.RELU_0_TO_1, [shifted], [ctx.declare(out_name)])
+    ctx.op(OP.RELU_0_TO_1, [shifted], [ctx.declare(out_name, layout)])
 
 
 @register("Softmax", "LogSoftmax")
@@ -162,11 +161,11 @@ def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     factor = scale / np.sqrt(var + float(attribute(node, "epsilon", 1e-5)))
     shift = bias - mean * factor
     x = node.input[0]
-    rank = ctx.rank(x)
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
     act, out_name = ctx.fuse_activation(node)
     scaled = ctx.temp(f"{out_name}/scaled", ctx.builder.shape(source))
-    ctx.op(OP.MUL, [source, _channel_constant(ctx, f"{out_name}/scale", factor, rank)], [scaled], schema.MulOptionsT())
-    out = ctx.declare(out_name)
-    shift_tensor = _channel_constant(ctx, f"{out_name}/shift", shift, rank)
+    scale_tensor = _channel_constant(ctx, f"{out_name}/scale", factor, layout)
+    ctx.op(OP.MUL, [source, scale_tensor], [scaled], schema.MulOptionsT())
+    out = ctx.declare(out_name, layout)
+    shift_tensor = _channel_constant(ctx, f"{out_name}/shift", shift, layout)
     ctx.op(OP.ADD, [scaled, shift_tensor], [out], schema.AddOptionsT(fusedActivationFunction=act))

@@ -55,7 +55,6 @@ def _reduce(ctx: LoweringContext, node: onnx.NodeProto, builtin: int, axes: Sequ
         ctx.op(OP.SQRT, [total], [out])
     else:
         ctx.op(builtin, [source, axes_tensor], [out], options)
-    ctx.canonicalize(out_name)
 
 
 def _elementwise(ctx: LoweringContext, builtin: int, inputs: list[int], name: str, options: object = None) -> int:
