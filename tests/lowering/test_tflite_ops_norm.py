@@ -140,6 +140,26 @@ def test_layer_norm_with_scale_and_bias_computed_in_the_graph():
     check(make_model(nodes, {"x": [1, 6, 4, 5], "s": [6], "b": [6]}, ["y"]), "layernorm", scale=2.0)
 
 
+def test_layer_norm_as_the_legacy_exporter_writes_it():
+    """Before opset 17: ReduceMean, Sub, Pow 2, ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β — each op lowered."""
+    inits = {"two": np.array(2.0, np.float32), "eps": np.array(1e-5, np.float32)}
+    inits |= {"s": _weights(16, offset=1.0), "b": _weights(16)}
+    nodes = [
+        node("ReduceMean", ["x"], ["mean"], axes=[-1]),
+        node("Sub", ["x", "mean"], ["d"]),
+        node("Pow", ["d", "two"], ["d2"]),
+        node("ReduceMean", ["d2"], ["var"], axes=[-1]),
+        node("Add", ["var", "eps"], ["ve"]),
+        node("Sqrt", ["ve"], ["std"]),
+        node("Div", ["d", "std"], ["n"]),
+        node("Mul", ["n", "s"], ["g"]),
+        node("Add", ["g", "b"], ["y"]),
+    ]
+    model = make_model(nodes, {"x": [2, 5, 16]}, ["y"], inits, opset=11)
+    check(model, "layernorm", scale=3.0)
+    assert convert(model).op_counts == {"MEAN": 2, "SUB": 1, "MUL": 2, "ADD": 2, "SQRT": 1, "DIV": 1}
+
+
 def test_layer_norm_mean_output_is_rejected():
     inits = {"s": np.ones(4, np.float32)}
     nodes = [node("LayerNormalization", ["x", "s"], ["y", "m"], name="ln")]
@@ -307,6 +327,29 @@ def test_channel_softmax_of_an_nchw_map_needs_no_transpose():
 def test_unary_math(op, shape):
     feeds = _positive(shape) if op in ("Sqrt", "Log", "Reciprocal") else None
     check(make_model([node(op, ["x"], ["y"])], {"x": shape}, ["y"]), "math", feeds=feeds)
+
+
+@pytest.mark.parametrize("op", ["Sign", "Ceil", "Round", "Sin", "Cos"])
+def test_rounding_and_trigonometry(op):
+    values = np.concatenate([np.arange(-3, 3.5, 0.5), RNG.uniform(-4, 4, size=27)]).astype(np.float32)
+    feeds = {"x": values.reshape(1, 2, 4, 5)}  # exact halves: ONNX and TFLite both round half to even
+    check(make_model([node(op, ["x"], ["y"])], {"x": [1, 2, 4, 5]}, ["y"]), "math", feeds=feeds)
+
+
+@pytest.mark.parametrize("op", ["Max", "Min", "Sum", "Mean"])
+@pytest.mark.parametrize(
+    "shapes", [[[1, 3, 4, 5]], [[1, 3, 4, 5], [1, 3, 4, 5]], [[1, 3, 4, 5], [3, 1, 1], [1, 1, 1, 5]], [[2, 6], [6]]]
+)
+def test_variadic(op, shapes):
+    inputs = {f"x{i}": shape for i, shape in enumerate(shapes)}
+    nodes = [node(op, list(inputs), ["v"]), node("Relu", ["v"], ["y"])]
+    check(make_model(nodes, inputs, ["y"]), "variadic")
+
+
+def test_variadic_with_a_constant():
+    nodes = [node("Max", ["x", "c", "x2"], ["y"])]
+    inits = {"c": np.array([0.5], np.float32)}
+    check(make_model(nodes, {"x": [1, 3, 4, 5], "x2": [1, 3, 4, 5]}, ["y"], inits), "variadic")
 
 
 @pytest.mark.parametrize("op", ["Elu", "Softplus", "Mish"])

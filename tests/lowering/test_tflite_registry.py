@@ -24,6 +24,7 @@ OP_TYPES = {
     *("LayerNormalization", "InstanceNormalization", "GroupNormalization", "Gelu", "Erf", "PRelu", "LogSoftmax"),
     *("Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Abs", "Neg", "Elu", "Softplus", "Mish"),
     *("ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare"),
+    *("Sign", "Ceil", "Round", "Sin", "Cos", "Max", "Min", "Sum", "Mean"),
 }
 OPS_PACKAGE = edgecnn.lowering.tflite.ops.__name__
 

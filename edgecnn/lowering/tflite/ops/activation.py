@@ -13,7 +13,8 @@ from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
 from edgecnn.lowering.tflite.layout import canonical_layout
 from edgecnn.lowering.tflite.registry import register
 
-MATH = {"Sqrt": OP.SQRT, "Exp": OP.EXP, "Log": OP.LOG, "Abs": OP.ABS, "Neg": OP.NEG}
+MATH = {"Sqrt": OP.SQRT, "Exp": OP.EXP, "Log": OP.LOG, "Abs": OP.ABS, "Neg": OP.NEG, "Sign": OP.SIGN}
+MATH |= {"Ceil": OP.CEIL, "Round": OP.ROUND, "Sin": OP.SIN, "Cos": OP.COS}
 SQRT2 = math.sqrt(2.0)
 # Abramowitz & Stegun 7.1.26: erf(x) = 1 - t·(a1 + t·(a2 + … + t·a5))·exp(-x²), t = 1 / (1 + p·x) for x ≥ 0
 # (absolute error ≤ 1.5e-7); odd, so erf(x) = sign(x)·erf(|x|).
@@ -155,7 +156,8 @@ def lower_softplus(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register(*MATH)
 def lower_math(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Sqrt → SQRT, Exp → EXP, Log → LOG, Abs → ABS, Neg → NEG (in the input's layout)."""
+    """Sqrt, Exp, Log, Abs, Neg, Sign, Ceil, Round (half to even in both), Sin, Cos → the TFLite op of that name,
+    in the input's layout."""
     x = node.input[0]
     ctx.op(MATH[node.op_type], [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))])
 

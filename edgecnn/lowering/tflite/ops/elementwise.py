@@ -1,4 +1,4 @@
-"""Binary arithmetic with broadcasting, activations, Floor, Softmax/LogSoftmax and inference BatchNormalization."""
+"""Binary and variadic arithmetic with broadcasting, activations, Floor, Softmax/LogSoftmax, BatchNormalization."""
 
 from __future__ import annotations
 
@@ -40,6 +40,34 @@ def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     act, out_name = ctx.fuse_activation(node)
     builtin, options = BINARY[node.op_type]
     ctx.op(builtin, inputs, [ctx.declare(out_name, layout)], options(fusedActivationFunction=act))
+
+
+VARIADIC = {"Max": OP.MAXIMUM, "Min": OP.MINIMUM, "Sum": OP.ADD, "Mean": OP.ADD}
+
+
+@register(*VARIADIC)
+def lower_variadic(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Max/Min/Sum/Mean of any number of broadcasting inputs → a chain of MAXIMUM / MINIMUM / ADD (Mean: then a
+    MUL by 1/n); one input is the input itself."""
+    out_name, names = node.output[0], [name for name in node.input if name]
+    if len(names) == 1:
+        ctx.bind(out_name, ctx.tensor(names[0]), ctx.layout(names[0]))
+        return
+    layout = ctx.broadcast_layout(node)
+    operands = ctx.broadcast_operands(node, layout)
+    builtin = VARIADIC[node.op_type]
+    options = schema.AddOptionsT() if builtin == OP.ADD else schema.MaximumMinimumOptionsT()
+    out = ctx.declare(out_name, layout)
+    steps = len(operands) - 1 + (node.op_type == "Mean")
+    result = operands[0]
+    for i, operand in enumerate(operands[1:], start=1):
+        shape = np.broadcast_shapes(ctx.builder.shape(result), ctx.builder.shape(operand))
+        target = out if i == steps else ctx.temp(f"{out_name}/{i}", shape)
+        ctx.op(builtin, [result, operand], [target], options)
+        result = target
+    if node.op_type == "Mean":
+        factor = ctx.const(f"{out_name}/reciprocal_count", np.array([1 / len(operands)], np.float32))
+        ctx.op(OP.MUL, [result, factor], [out], schema.MulOptionsT())
 
 
 @register(*UNARY)
