@@ -189,6 +189,8 @@ def test_instance_norm(shape):
         ([2, 6, 7], 3, 18),
         ([1, 4, 3, 3], 4, 21),  # one channel per group
         ([1, 4, 3, 3], 1, 18),  # one group: LayerNorm over C, H, W
+        ([3, 8], 2, 21),  # no spatial axes
+        ([1, 4, 2, 3, 3], 2, 21),  # 3-D maps
     ],
 )
 def test_group_norm(shape, groups, opset):
