@@ -20,6 +20,11 @@ OP_TYPES = {
     *("GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "LessOrEqual", "MatMul"),
     *("MaxPool", "Mul", "Not", "Or", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Sigmoid"),
     *("Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"),
+    # normalization, activation and reduction family (issue #15)
+    *("LayerNormalization", "InstanceNormalization", "GroupNormalization", "Gelu", "Erf", "PRelu", "LogSoftmax"),
+    *("Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Abs", "Neg", "Elu", "Softplus", "Mish"),
+    *("ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare"),
+    *("Sign", "Ceil", "Round", "Sin", "Cos", "Max", "Min", "Sum", "Mean"),
 }
 OPS_PACKAGE = edgecnn.lowering.tflite.ops.__name__
 

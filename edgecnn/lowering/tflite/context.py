@@ -166,11 +166,12 @@ class LoweringContext:
         """The TFLite tensor of value ``name`` in its canonical layout (a TRANSPOSE when needed, made once)."""
         return self.tensor_in(name, canonical_layout(self.rank(name)))
 
-    def operand(self, name: str, rank: int) -> int:
-        """Value ``name`` as an input of a broadcasting op of output ``rank`` (canonical layout of that rank)."""
-        layout = canonical_layout(rank)
+    def operand(self, name: str, rank: int, layout: Sequence[int] | None = None) -> int:
+        """Value ``name`` as an input of a broadcasting op of output ``rank`` held in ``layout`` (canonical unless
+        told; a value of lower rank only in the canonical layout)."""
+        layout = tuple(layout) if layout is not None else canonical_layout(rank)
         if self.is_constant(name):
-            key = ("operand", name, rank)
+            key = ("operand", name, rank, layout)
             if key not in self._cache:
                 array = self.constant(name)
                 array = array.reshape((1,) * (rank - array.ndim) + array.shape).transpose(layout)
@@ -179,20 +180,39 @@ class LoweringContext:
         shape = self.shape(name)
         if len(shape) == rank:
             return self.tensor_in(name, layout)
+        if layout != canonical_layout(rank):
+            raise ValueError(f"'{name}' of rank {len(shape)} broadcasts only in the canonical layout of rank {rank}")
         return self.reshape_value(name, (1,) * (rank - len(shape)) + shape)
 
-    def broadcast_operands(self, node: onnx.NodeProto) -> list[int]:
-        """The inputs of broadcasting ``node`` as operands of its output's rank; rejects all-constant inputs."""
+    def broadcast_layout(self, node: onnx.NodeProto) -> tuple[int, ...]:
+        """The layout a broadcasting ``node`` works in: that of its non-constant inputs when they all have the
+        output's rank and one layout (no TRANSPOSE needed), else the canonical one."""
+        rank = self.rank(node.output[0])
+        values = [name for name in node.input if name and not self.is_constant(name)]
+        layouts = {self.layout(name) for name in values}
+        if len(layouts) == 1 and all(self.rank(name) == rank for name in values):
+            return layouts.pop()
+        return canonical_layout(rank)
+
+    def broadcast_operands(self, node: onnx.NodeProto, layout: Sequence[int] | None = None) -> list[int]:
+        """The inputs of broadcasting ``node`` as operands of its output's rank in ``layout`` (canonical unless
+        told); rejects all-constant inputs."""
         if all(self.is_constant(name) for name in node.input):
             raise self.reject(node, "all inputs are constants (simplify the model first)")
         rank = self.rank(node.output[0])
-        return [self.operand(name, rank) for name in node.input]
+        return [self.operand(name, rank, layout) for name in node.input]
 
     def transpose(self, index: int, perm: Sequence[int], name: str | None = None, out: int | None = None) -> int:
-        """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor."""
+        """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor.
+
+        A RESHAPE instead when only axes of size 1 move (the elements keep their order).
+        """
         shape = self.builder.shape(index)
         if out is None:
             out = self.temp(name or f"{self.builder.name(index)}/transpose", [shape[p] for p in perm])
+        moved = [p for p in perm if shape[p] != 1]
+        if moved == sorted(moved):
+            return self.reshape(index, [shape[p] for p in perm], out=out)
         perm_tensor = self.const(f"{self.builder.name(out)}/perm", np.asarray(perm, np.int32))
         self.op(OP.TRANSPOSE, [index, perm_tensor], [out], schema.TransposeOptionsT())
         return out
@@ -208,9 +228,9 @@ class LoweringContext:
     def reshape_value(self, name: str, shape: Sequence[int], out_name: str | None = None) -> int:
         """Value ``name`` reshaped in ONNX element order to ``shape``, held in the canonical layout of that rank.
 
-        With ``out_name`` the result is declared as that ONNX value. A TRANSPOSE
-        is inserted on either side only where the element orders differ (an NHWC
-        tensor with H·W > 1 flattens differently from NCHW).
+        With ``out_name`` the result is declared as that ONNX value, and held in ONNX order when the canonical
+        layout would cost a TRANSPOSE. A TRANSPOSE is inserted before the RESHAPE where the element orders
+        differ (an NHWC tensor with H·W > 1 flattens differently from NCHW).
         """
         if same_memory_order(self.shape(name), self.layout(name)):
             source = self.tensor(name)
@@ -220,6 +240,8 @@ class LoweringContext:
         if same_memory_order(shape, target):
             out = self.declare(out_name) if out_name else self.temp(f"{name}/reshape", permute(shape, target))
             return self.reshape(source, permute(shape, target), out=out)
+        if out_name:  # a declared value may stay in ONNX order: its readers move it only if they need NHWC
+            return self.reshape(source, shape, out=self.declare(out_name, tuple(range(len(shape)))))
         middle = self.reshape(source, shape, f"{out_name or name}/reshape")
         out = self.declare(out_name) if out_name else None
         return self.transpose(middle, target, out=out)
@@ -285,6 +307,21 @@ class LoweringContext:
             return ACT.NONE, name
         self._absorbed.add(id(users[0]))
         return code, users[0].output[0]
+
+    def sole_consumer(self, name: str) -> onnx.NodeProto | None:
+        """The only node reading value ``name``, or None (several readers, none, or a graph output)."""
+        users = self.consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in self.graph_outputs else None
+
+    def scalar(self, name: str) -> float | None:
+        """The value of ``name`` when it is a constant of one element, else None."""
+        if not name or not self.is_constant(name) or self.constant(name).size != 1:
+            return None
+        return float(self.constant(name).reshape(-1)[0])
+
+    def absorb(self, node: onnx.NodeProto) -> None:
+        """Mark a later ``node`` as lowered by a fused pattern (the engine then skips it)."""
+        self._absorbed.add(id(node))
 
     def is_absorbed(self, node: onnx.NodeProto) -> bool:
         """Whether ``node`` was fused into the op before it."""

@@ -1,8 +1,12 @@
 """Layouts: which ONNX axis each TFLite axis holds.
 
-A *layout* is a permutation: TFLite axis ``j`` holds ONNX axis ``layout[j]``. Every 4-D value lives
-in NHWC (``(0, 2, 3, 1)``) inside the TFLite graph, every other value in its ONNX order; a lowering
-that produces something else puts it back with a TRANSPOSE (:meth:`LoweringContext.canonicalize`).
+A *layout* is a permutation: TFLite axis ``j`` holds ONNX axis ``layout[j]``. The *canonical* layout
+is NHWC (``(0, 2, 3, 1)``) for 4-D values and the ONNX order for the others: graph inputs, convolutions
+and pools work in it. Other values may be held in any layout (the context records it per value): a
+Transpose read once only relabels axes, elementwise ops, normalizations and reductions work in their
+input's layout, Reshape and MatMul outputs stay in ONNX order. A lowering that needs a given layout
+asks for it (:meth:`LoweringContext.tensor_in`), which adds one TRANSPOSE per value and layout, or a
+RESHAPE when only size-1 axes move.
 """
 
 from __future__ import annotations

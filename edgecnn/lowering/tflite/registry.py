@@ -14,7 +14,20 @@ import onnx
 from edgecnn.lowering.tflite.context import LoweringContext
 
 # Adding an op family: write edgecnn/lowering/tflite/ops/<family>.py and add its module here.
-OP_MODULES = ("conv", "elementwise", "pool", "shape", "gemm", "cast", "compare", "logic", "gather", "slice")
+OP_MODULES = (
+    "conv",
+    "elementwise",
+    "pool",
+    "shape",
+    "gemm",
+    "cast",
+    "compare",
+    "logic",
+    "gather",
+    "slice",
+    "normalization",
+    "activation",
+)
 
 Lowering = Callable[[onnx.NodeProto, LoweringContext], None]
 _LOWERINGS: dict[str, Lowering] = {}

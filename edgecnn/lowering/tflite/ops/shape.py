@@ -9,6 +9,7 @@ from onnx import numpy_helper
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.ops.normalization import fuse_group_norm
 from edgecnn.lowering.tflite.registry import register
 
 
@@ -41,18 +42,29 @@ def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
     An NHWC input whose H·W > 1 is first TRANSPOSEd to NCHW, so that a Flatten
     before a Gemm orders the features C, H, W as ONNX does; a 4-D output is put
-    back in NHWC.
+    back in NHWC. A Reshape that starts PyTorch's GroupNorm pattern lowers the whole pattern.
     """
+    if node.op_type == "Reshape" and fuse_group_norm(node, ctx):
+        return
     ctx.reshape_value(node.input[0], ctx.shape(node.output[0]), out_name=node.output[0])
 
 
 @register("Transpose")
 def lower_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """TRANSPOSE with the permutation remapped through both layouts (none at all when it is the identity)."""
+    """TRANSPOSE with the permutation remapped through both layouts, or no op at all.
+
+    No op when the permutation is the identity on the TFLite tensor, or when the output has one reader:
+    then the output is the input's tensor held in the layout the permutation makes of the input's, and
+    the reader gets a TRANSPOSE only if it needs another layout (a Transpose to channels-last and back
+    around a LayerNorm, as in ConvNeXt, costs nothing). An output read several times is moved once here.
+    """
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     perm = [int(p) % rank for p in attribute(node, "perm", list(reversed(range(rank))))]
     in_layout, out_layout = ctx.layout(x), canonical_layout(rank)
+    if ctx.sole_consumer(out_name) is not None:
+        ctx.bind(out_name, ctx.tensor(x), [perm.index(a) for a in in_layout])
+        return
     tfl_perm = [in_layout.index(perm[o]) for o in out_layout]
     if tfl_perm == list(range(rank)):
         ctx.bind(out_name, ctx.tensor(x), out_layout)
