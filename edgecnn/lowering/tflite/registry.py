@@ -14,7 +14,10 @@ import onnx
 from edgecnn.lowering.tflite.context import LoweringContext
 
 # Adding an op family: write edgecnn/lowering/tflite/ops/<family>.py and add its module here.
-OP_MODULES = ("conv", "elementwise", "pool", "shape", "gemm", "cast", "compare", "logic", "gather", "slice")
+OP_MODULES = (
+    *("conv", "elementwise", "pool", "shape", "gemm", "cast", "compare", "logic", "gather", "slice"),
+    *("split", "resize", "transpose_conv", "broadcast", "depth"),
+)
 
 Lowering = Callable[[onnx.NodeProto, LoweringContext], None]
 _LOWERINGS: dict[str, Lowering] = {}

@@ -1,0 +1,149 @@
+"""Shape and spatial ops (Split, Resize, ConvTranspose, layout-carrying Reshape/Transpose, MatMul, Tile, Expand,
+Pad, DepthToSpace, Einsum) lowered to TFLite, each against ONNX Runtime on small graphs built with onnx.helper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from edgecnn.errors import UsageError
+from edgecnn.lowering.tflite import convert
+from tests.lowering.tflite_check import check, make_model
+
+node = helper.make_node
+RNG = np.random.default_rng(4321)
+
+
+def _weights(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32) * 0.3
+
+
+def _ints(*values: int) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+# --- Split
+@pytest.mark.parametrize(
+    ("shape", "axis", "split", "opset"),
+    [
+        ([1, 6, 4, 5], 1, None, 13),  # equal halves of the channels (NHWC axis 3)
+        ([1, 6, 4, 5], 1, [1, 2, 3], 20),  # split as an input -> SPLIT_V
+        ([1, 6, 4, 5], 2, [3, 1], 13),
+        ([1, 6, 4, 5], -1, [2, 3], 11),  # split as an attribute
+        ([1, 6, 4, 5], 3, "num3", 18),  # num_outputs, last part smaller (5 = 2 + 2 + 1)
+        ([2, 7, 3], 1, "num2", 18),
+        ([2, 9], 0, [1, 1], 20),
+    ],
+)
+def test_split(shape, axis, split, opset):
+    inits, inputs, attrs = {}, ["x"], {"axis": axis}
+    if isinstance(split, str):
+        count = int(split[3:])
+        attrs["num_outputs"] = count
+    elif split is None:
+        count = 2
+    else:
+        count = len(split)
+        if opset >= 13:
+            inits["s"] = _ints(*split)
+            inputs.append("s")
+        else:
+            attrs["split"] = split
+    outs = [f"y{i}" for i in range(count)]
+    nodes = [node("Split", inputs, outs, **attrs), *[node("Relu", [o], [f"r{o}"]) for o in outs]]
+    model = make_model(nodes, {"x": shape}, [f"r{o}" for o in outs], inits, opset=opset)
+    check(model, "split")
+    assert "TRANSPOSE" not in convert(model).op_counts
+
+
+# --- Resize / Upsample
+RESIZE = [
+    # (mode, coordinate_transformation_mode, nearest_mode, in hw, out hw, by scales)
+    ("nearest", "asymmetric", "floor", (4, 5), (8, 10), True),
+    ("nearest", "half_pixel", "round_prefer_floor", (4, 5), (8, 10), True),
+    ("nearest", "half_pixel", "round_prefer_ceil", (4, 5), (12, 15), False),
+    ("nearest", "pytorch_half_pixel", "floor", (6, 6), (3, 2), False),
+    ("nearest", "align_corners", "round_prefer_ceil", (4, 5), (7, 9), False),
+    ("nearest", "tf_half_pixel_for_nn", "floor", (4, 5), (8, 7), False),
+    ("nearest", "asymmetric", "ceil", (5, 4), (8, 10), False),  # no TFLite flags: GATHERs
+    ("linear", "half_pixel", None, (4, 5), (8, 10), True),
+    ("linear", "half_pixel", None, (8, 8), (3, 5), False),
+    ("linear", "pytorch_half_pixel", None, (4, 5), (9, 7), False),
+    ("linear", "align_corners", None, (4, 5), (7, 9), False),
+    ("linear", "asymmetric", None, (4, 6), (8, 9), True),
+]
+
+
+@pytest.mark.parametrize(("mode", "transform", "nearest", "in_hw", "out_hw", "by_scales"), RESIZE)
+def test_resize(mode, transform, nearest, in_hw, out_hw, by_scales):
+    attrs = {"mode": mode, "coordinate_transformation_mode": transform}
+    if nearest:
+        attrs["nearest_mode"] = nearest
+    if by_scales:
+        inits = {"scales": np.array([1, 1, out_hw[0] / in_hw[0], out_hw[1] / in_hw[1]], np.float32)}
+        inputs = ["x", "", "scales"]
+    else:
+        inits, inputs = {"sizes": _ints(1, 3, *out_hw)}, ["x", "", "", "sizes"]
+    model = make_model([node("Resize", inputs, ["y"], **attrs)], {"x": [1, 3, *in_hw]}, ["y"], inits)
+    check(model, "resize")
+    ops = convert(model).op_counts
+    assert "TRANSPOSE" not in ops
+    if mode == "linear":
+        assert ops == {"RESIZE_BILINEAR": 1}
+    else:  # pytorch_half_pixel floor at 1/2 and 1/3, asymmetric ceil: no TFLite flags give these rows
+        gathers = (nearest, transform) in (("ceil", "asymmetric"), ("floor", "pytorch_half_pixel"))
+        assert ops == ({"GATHER": 2} if gathers else {"RESIZE_NEAREST_NEIGHBOR": 1})
+
+
+@pytest.mark.parametrize(("mode", "opset"), [("nearest", 9), ("linear", 9), ("nearest", 10), ("linear", 10)])
+def test_upsample_and_resize_10(mode, opset):
+    op = "Upsample" if opset == 9 else "Resize"
+    inits = {"scales": np.array([1, 1, 2, 3], np.float32)}
+    model = make_model([node(op, ["x", "scales"], ["y"], mode=mode)], {"x": [1, 2, 3, 4]}, ["y"], inits, opset=opset)
+    check(model, "resize")
+
+
+@pytest.mark.parametrize(
+    ("attrs", "scales", "message"),
+    [
+        ({"mode": "cubic"}, [1, 1, 2, 2], "mode 'cubic'"),
+        ({"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize"}, [1, 1, 2, 2], "tf_crop"),
+        ({"mode": "linear"}, [1, 1, 1.5, 1.5], "differ from output/input sizes"),
+        ({"mode": "linear"}, [1, 2, 2, 2], "only H and W"),
+    ],
+)
+def test_resize_rejections_say_why(attrs, scales, message):
+    inits = {"scales": np.array(scales, np.float32)}
+    model = make_model([node("Resize", ["x", "", "scales"], ["y"], **attrs)], {"x": [1, 2, 5, 5]}, ["y"], inits)
+    with pytest.raises(UsageError, match=message):
+        convert(model)
+
+
+# --- ConvTranspose
+CONV_TRANSPOSE = [
+    # (c_in, c_out, k, stride, attrs, hw, groups)
+    (4, 3, 3, 2, {"pads": [1, 1, 1, 1], "output_padding": [1, 1]}, (5, 6), 1),  # SAME
+    (4, 3, 3, 2, {"pads": [1, 1, 1, 1]}, (5, 5), 1),  # cropped
+    (3, 5, 2, 2, {}, (4, 3), 1),  # VALID, the usual 2x upsampler
+    (4, 2, 4, 2, {"pads": [1, 1, 1, 1]}, (4, 4), 1),
+    (3, 4, 3, 1, {"pads": [0, 1, 2, 1]}, (5, 5), 1),
+    (4, 4, 3, 2, {"output_shape": [10, 9], "auto_pad": "SAME_UPPER"}, (5, 5), 1),
+    (2, 3, 3, 3, {"output_padding": [2, 1]}, (3, 4), 1),
+    (4, 4, 4, 2, {"pads": [1, 1, 1, 1]}, (4, 4), 4),  # depthwise
+    (4, 6, 3, 2, {"pads": [1, 1, 1, 1], "output_padding": [1, 1]}, (3, 3), 2),
+]
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "k", "stride", "attrs", "hw", "groups"), CONV_TRANSPOSE)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose(c_in, c_out, k, stride, attrs, hw, groups, bias):
+    inits = {"w": _weights(c_in, c_out // groups, k, k)}
+    inputs = ["x", "w"]
+    if bias:
+        inits["b"] = _weights(c_out)
+        inputs.append("b")
+    attrs = {"kernel_shape": [k, k], "strides": [stride, stride], "group": groups, **attrs}
+    model = make_model([node("ConvTranspose", inputs, ["y"], **attrs)], {"x": [1, c_in, *hw]}, ["y"], inits)
+    check(model, "conv-transpose", scale=2.0)
+    assert "TRANSPOSE" not in convert(model).op_counts
