@@ -1,4 +1,4 @@
-"""Resize / Upsample of H and W → RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, or two GATHERs for nearest maps TFLite lacks.
+"""Resize / Upsample of H and W → RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, or GATHERs for nearest maps TFLite lacks.
 
 TFLite's resize ops know three coordinate mappings (align_corners, half_pixel_centers, neither),
 each computed from the sizes. For nearest the lowering computes ONNX's source index of every output
@@ -108,7 +108,7 @@ def _nearest(node: onnx.NodeProto, ctx: LoweringContext, mode: str, scales: np.n
     for a in range(2):  # no TFLite flags give these indices: gather rows, then columns
         if a == 1 or not np.array_equal(wanted[a], np.arange(in_hw[a])):
             last = a == 1
-            n, h, w, c = ctx.builder.shape(source)
+            n, _, w, c = ctx.builder.shape(source)
             shape = [n, out_hw[0], w if not last else out_hw[1], c]
             out = ctx.declare(out_name) if last else ctx.temp(f"{out_name}/rows", shape)
             indices = ctx.const(f"{out_name}/index{a}", wanted[a].astype(np.int32))
@@ -125,7 +125,8 @@ def _linear(node: onnx.NodeProto, ctx: LoweringContext, mode: str, scales: np.nd
         raise ctx.reject(node, "pytorch_half_pixel to an output of size 1 has no TFLite equivalent")
     ratios = [out_hw[a] / in_hw[a] for a in range(2)]
     if mode != "align_corners" and given and not np.allclose(scales[2:], ratios, rtol=1e-6):
-        raise ctx.reject(node, f"scales {scales[2:].tolist()} differ from output/input sizes {ratios} (TFLite uses those)")
+        given_hw = scales[2:].tolist()
+        raise ctx.reject(node, f"scales {given_hw} differ from output/input sizes {ratios} (TFLite uses those)")
     if attribute(node, "antialias", 0) and min(ratios) < 1:
         raise ctx.reject(node, "antialiased downsampling has no TFLite op")
     align, half = LINEAR_FLAGS[mode]
@@ -140,7 +141,8 @@ def lower_resize(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     x, out_name = node.input[0], node.output[0]
     in_shape, out_shape = ctx.shape(x), ctx.shape(out_name)
     if len(in_shape) != 4 or in_shape[:2] != out_shape[:2]:
-        raise ctx.reject(node, f"only H and W of a 4-D value are resized by TFLite ({list(in_shape)} → {list(out_shape)})")
+        shapes = f"{list(in_shape)} → {list(out_shape)}"
+        raise ctx.reject(node, f"only H and W of a 4-D value are resized by TFLite ({shapes})")
     mode = attribute(node, "mode", "nearest")
     legacy = node.op_type == "Upsample" or ctx.opset < 11
     transform = "asymmetric" if legacy else attribute(node, "coordinate_transformation_mode", "half_pixel")

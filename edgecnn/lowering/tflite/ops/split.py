@@ -1,4 +1,4 @@
-"""Split → SPLIT (equal parts) or SPLIT_V, on the TFLite axis that holds the ONNX axis; outputs keep the input's layout."""
+"""Split → SPLIT (equal parts) or SPLIT_V on the TFLite axis that holds the ONNX axis; parts keep the input's layout."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def _transpose_conv(
     padding: int,
     out: int,
 ) -> None:
-    """One TRANSPOSE_CONV of NHWC ``source`` with ONNX weights [C, M, kh, kw] into ``out`` (its shape is the output's)."""
+    """One TRANSPOSE_CONV of NHWC ``source`` with ONNX weights [C, M, kh, kw] into ``out`` (of the output's shape)."""
     name = ctx.builder.name(out)
     shape = ctx.const(f"{name}/output_shape", np.asarray(ctx.builder.shape(out), np.int32))
     filters = ctx.const(f"{name}/weights", weight.transpose(1, 2, 3, 0))  # [C, M, kh, kw] -> [M, kh, kw, C]
