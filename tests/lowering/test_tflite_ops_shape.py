@@ -147,3 +147,64 @@ def test_conv_transpose(c_in, c_out, k, stride, attrs, hw, groups, bias):
     model = make_model([node("ConvTranspose", inputs, ["y"], **attrs)], {"x": [1, c_in, *hw]}, ["y"], inits)
     check(model, "conv-transpose", scale=2.0)
     assert "TRANSPOSE" not in convert(model).op_counts
+
+
+# --- Reshape / Transpose: layouts carried through, few TRANSPOSEs
+@pytest.mark.parametrize(("groups", "c", "hw"), [(2, 8, (4, 5)), (4, 8, (3, 3)), (2, 6, (1, 1))])
+def test_channel_shuffle_costs_one_transpose(groups, c, hw):
+    """ShuffleNetV2's block: Concat → Reshape → Transpose → Reshape → Split, on NHWC values."""
+    h, w = hw
+    half = c // 2
+    inits = {
+        "w": _weights(half, half, 1, 1),
+        "s5": _ints(1, groups, c // groups, h, w),
+        "s4": _ints(1, c, h, w),
+        "split": _ints(half, half),
+    }
+    nodes = [
+        node("Conv", ["x", "w"], ["branch"], kernel_shape=[1, 1]),
+        node("Concat", ["x", "branch"], ["cat"], axis=1),
+        node("Reshape", ["cat", "s5"], ["v"]),
+        node("Transpose", ["v"], ["t"], perm=[0, 2, 1, 3, 4]),
+        node("Reshape", ["t", "s4"], ["shuffled"]),
+        node("Split", ["shuffled", "split"], ["a", "b"], axis=1),
+        node("Relu", ["b"], ["rb"]),
+        node("Add", ["a", "rb"], ["y"]),
+    ]
+    model = make_model(nodes, {"x": [1, half, h, w]}, ["y"], inits)
+    check(model, "reshape-transpose")
+    ops = convert(model).op_counts
+    assert ops["TRANSPOSE"] == 1, ops  # the shuffle itself: [1, H, W, g, C/g] → [1, H, W, C/g, g]
+
+
+@pytest.mark.parametrize(
+    ("shape", "target", "perm"),
+    [
+        ([1, 6, 4, 5], [1, 6, 20], [0, 2, 1]),  # tokens of a feature map: [B, HW, C]
+        ([1, 8, 3, 3], [1, 2, 4, 9], [0, 1, 3, 2]),  # heads: [B, h, N, d]
+        ([2, 12, 5], [2, 12, 5], [2, 0, 1]),
+        ([1, 6, 4, 5], [1, 2, 3, 4, 5], [0, 3, 4, 1, 2]),
+    ],
+)
+def test_reshape_then_transpose(shape, target, perm):
+    nodes = [node("Reshape", ["x", "s"], ["r"]), node("Transpose", ["r"], ["t"], perm=perm), node("Relu", ["t"], ["y"])]
+    check(make_model(nodes, {"x": shape}, ["y"], {"s": _ints(*target)}), "reshape-transpose")
+
+
+def test_tokens_back_to_a_map_need_no_transpose():
+    """[B, HW, C] tokens (NHWC order already) → Transpose → Reshape to [B, C, H, W] → Conv: no TRANSPOSE at all."""
+    nodes = [
+        node("Transpose", ["tokens"], ["t"], perm=[0, 2, 1]),
+        node("Reshape", ["t", "s"], ["m"]),
+        node("Conv", ["m", "w"], ["y"], kernel_shape=[1, 1]),
+    ]
+    inits = {"s": _ints(1, 6, 4, 5), "w": _weights(3, 6, 1, 1)}
+    model = make_model(nodes, {"tokens": [1, 20, 6]}, ["y"], inits)
+    check(model, "reshape-transpose")
+    assert convert(model).op_counts == {"RESHAPE": 1, "CONV_2D": 1}
+
+
+def test_a_transposed_graph_output_is_written_in_its_own_layout():
+    nodes = [node("Transpose", ["x"], ["y"], perm=[0, 3, 1, 2])]
+    check(make_model(nodes, {"x": [1, 3, 4, 5]}, ["y"]), "reshape-transpose")
+    check(make_model(nodes, {"x": [1, 3, 4, 5]}, ["y"]), "reshape-transpose", nchw_io=True)

@@ -12,7 +12,7 @@ from onnx import helper, numpy_helper
 
 from edgecnn.errors import UsageError
 from edgecnn.lowering.tflite.builder import GraphBuilder
-from edgecnn.lowering.tflite.layout import canonical_layout, layout_tag, permute, same_memory_order
+from edgecnn.lowering.tflite.layout import canonical_layout, layout_tag, non_unit_order, permute, same_memory_order
 
 OP = schema.BuiltinOperator
 ACT = schema.ActivationFunctionType
@@ -158,19 +158,26 @@ class LoweringContext:
             return index
         key = ("layout", name, layout)
         if key not in self._cache:
-            perm = [current.index(a) for a in layout]
-            self._cache[key] = self.transpose(index, perm, f"{name}/{layout_tag(layout)}")
+            shape = self.shape(name)
+            moved = f"{name}/{layout_tag(layout)}"
+            if non_unit_order(shape, current) == non_unit_order(shape, layout):  # only size-1 axes move
+                self._cache[key] = self.reshape(index, permute(shape, layout), moved)
+            else:
+                self._cache[key] = self.transpose(index, [current.index(a) for a in layout], moved)
         return self._cache[key]
 
     def canonical_tensor(self, name: str) -> int:
         """The TFLite tensor of value ``name`` in its canonical layout (a TRANSPOSE when needed, made once)."""
         return self.tensor_in(name, canonical_layout(self.rank(name)))
 
-    def operand(self, name: str, rank: int) -> int:
-        """Value ``name`` as an input of a broadcasting op of output ``rank`` (canonical layout of that rank)."""
-        layout = canonical_layout(rank)
+    def operand(self, name: str, rank: int, layout: Sequence[int] | None = None) -> int:
+        """Value ``name`` as an input of a broadcasting op of output ``rank``, in ``layout`` (canonical unless told).
+
+        A non-canonical ``layout`` is for inputs of that rank and constants only (see :meth:`broadcast_layout`).
+        """
+        layout = tuple(layout) if layout is not None else canonical_layout(rank)
         if self.is_constant(name):
-            key = ("operand", name, rank)
+            key = ("operand", name, rank, layout)
             if key not in self._cache:
                 array = self.constant(name)
                 array = array.reshape((1,) * (rank - array.ndim) + array.shape).transpose(layout)
@@ -181,18 +188,32 @@ class LoweringContext:
             return self.tensor_in(name, layout)
         return self.reshape_value(name, (1,) * (rank - len(shape)) + shape)
 
+    def broadcast_layout(self, node: onnx.NodeProto) -> tuple[int, ...]:
+        """The layout a broadcasting ``node`` computes in: canonical, unless every non-constant input has the
+        output's rank and none is held in the canonical layout (then the first one's: an attention block's
+        [B, heads, N, N] scores stay in ONNX order instead of going to NHWC and back)."""
+        rank = self.rank(node.output[0])
+        canonical = canonical_layout(rank)
+        values = [name for name in node.input if name and not self.is_constant(name)]
+        if not values or any(self.rank(n) != rank or self.layout(n) == canonical for n in values):
+            return canonical
+        return self.layout(values[0])
+
     def broadcast_operands(self, node: onnx.NodeProto) -> list[int]:
-        """The inputs of broadcasting ``node`` as operands of its output's rank; rejects all-constant inputs."""
+        """The inputs of broadcasting ``node`` as operands of its output's rank, in :meth:`broadcast_layout`;
+        rejects all-constant inputs."""
         if all(self.is_constant(name) for name in node.input):
             raise self.reject(node, "all inputs are constants (simplify the model first)")
         rank = self.rank(node.output[0])
-        return [self.operand(name, rank) for name in node.input]
+        layout = self.broadcast_layout(node)
+        return [self.operand(name, rank, layout) for name in node.input]
 
     def transpose(self, index: int, perm: Sequence[int], name: str | None = None, out: int | None = None) -> int:
         """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor."""
         shape = self.builder.shape(index)
         if out is None:
-            out = self.temp(name or f"{self.builder.name(index)}/transpose", [shape[p] for p in perm])
+            name = name or f"{self.builder.name(index)}/transpose"
+            out = self.temp(name, [shape[p] for p in perm], self.builder.dtype(index))
         perm_tensor = self.const(f"{self.builder.name(out)}/perm", np.asarray(perm, np.int32))
         self.op(OP.TRANSPOSE, [index, perm_tensor], [out], schema.TransposeOptionsT())
         return out
@@ -200,7 +221,7 @@ class LoweringContext:
     def reshape(self, index: int, shape: Sequence[int], name: str | None = None, out: int | None = None) -> int:
         """RESHAPE tensor ``index`` (its raw element order) to ``shape``; returns the output tensor."""
         if out is None:
-            out = self.temp(name or f"{self.builder.name(index)}/reshape", shape)
+            out = self.temp(name or f"{self.builder.name(index)}/reshape", shape, self.builder.dtype(index))
         shape_tensor = self.const(f"{self.builder.name(out)}/shape", np.asarray(shape, np.int32))
         self.op(OP.RESHAPE, [index, shape_tensor], [out], schema.ReshapeOptionsT(newShape=[int(d) for d in shape]))
         return out
@@ -225,15 +246,14 @@ class LoweringContext:
         return self.transpose(middle, target, out=out)
 
     def canonicalize(self, name: str) -> int:
-        """Move value ``name`` into its canonical layout (a TRANSPOSE when it is elsewhere); returns its tensor."""
-        target = canonical_layout(self.rank(name))
-        if self.layout(name) == target:
-            return self.tensor(name)
-        index = self.tensor(name)
-        out = self.builder.add_tensor(f"{name}/{layout_tag(target)}", permute(self.shape(name), target))
-        self.transpose(index, [self.layout(name).index(a) for a in target], out=out)
-        self.bind(name, out, target)
-        return out
+        """Leave value ``name`` in the layout its op wrote; returns its tensor.
+
+        Lowerings whose output is not in the canonical layout call this. The
+        TRANSPOSE is not made here but by the consumers that need another
+        layout (:meth:`tensor_in`, once per layout), so none is made for an
+        attention block's [B, heads, N, N] scores that only MatMul and Softmax read.
+        """
+        return self.tensor(name)
 
     def tfl_axis(self, name: str, axis: int) -> int:
         """The TFLite axis of value ``name`` that holds ONNX ``axis`` (negative axes allowed)."""

@@ -33,14 +33,14 @@ def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     inputs = ctx.broadcast_operands(node)
     act, out_name = ctx.fuse_activation(node)
     builtin, options = BINARY[node.op_type]
-    ctx.op(builtin, inputs, [ctx.declare(out_name)], options(fusedActivationFunction=act))
+    ctx.op(builtin, inputs, [ctx.declare(out_name, ctx.broadcast_layout(node))], options(fusedActivationFunction=act))
 
 
 @register(*UNARY)
 def lower_unary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """Relu → RELU, Sigmoid → LOGISTIC, Tanh → TANH, HardSwish → HARD_SWISH, Floor → FLOOR."""
-    source = ctx.canonical_tensor(node.input[0])
-    ctx.op(UNARY[node.op_type], [source], [ctx.declare(node.output[0])])
+    x = node.input[0]
+    ctx.op(UNARY[node.op_type], [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))])
 
 
 @register("LeakyRelu")

@@ -8,7 +8,8 @@ from ai_edge_litert import schema_py_generated as schema
 from onnx import numpy_helper
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
-from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.layout import canonical_layout, permute, reshape_source_layout, reshaped_layout
+from edgecnn.lowering.tflite.ops.dtypes import declare_typed
 from edgecnn.lowering.tflite.registry import register
 
 
@@ -37,27 +38,37 @@ def lower_identity(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register("Flatten", "Reshape", "Squeeze", "Unsqueeze")
 def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """RESHAPE to the inferred ONNX output shape, in ONNX element order.
+    """RESHAPE to the inferred ONNX output shape, in ONNX element order, with as few TRANSPOSEs as possible.
 
-    An NHWC input whose H·W > 1 is first TRANSPOSEd to NCHW, so that a Flatten
-    before a Gemm orders the features C, H, W as ONNX does; a 4-D output is put
-    back in NHWC.
+    None when the input's layout keeps each run of merged or split axes together
+    (ShuffleNet's NHWC [1, C, H, W] → [1, g, C/g, H, W] is [1, H, W, g, C/g]);
+    else one, into the layout from which a RESHAPE gives the canonical output
+    (an NHWC map is TRANSPOSEd to NCHW before the Flatten of a classifier); else
+    a RESHAPE in ONNX order, the output left in it.
     """
-    ctx.reshape_value(node.input[0], ctx.shape(node.output[0]), out_name=node.output[0])
+    x, out_name = node.input[0], node.output[0]
+    in_shape, out_shape = ctx.shape(x), ctx.shape(out_name)
+    layout = reshaped_layout(in_shape, ctx.layout(x), out_shape)
+    if layout is not None:
+        source = ctx.tensor(x)
+    else:
+        layout = canonical_layout(len(out_shape))
+        source_layout = reshape_source_layout(in_shape, out_shape, layout)
+        if source_layout is None:
+            source_layout, layout = tuple(range(len(in_shape))), tuple(range(len(out_shape)))
+        source = ctx.tensor_in(x, source_layout)
+    out = declare_typed(ctx, node, out_name, layout=layout)
+    ctx.reshape(source, permute(out_shape, layout), out=out)
 
 
 @register("Transpose")
 def lower_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """TRANSPOSE with the permutation remapped through both layouts (none at all when it is the identity)."""
+    """No op: the output is the input's tensor with its axes relabelled (TFLite axis j holds the output axis o
+    with perm[o] = the input axis it held); the consumers TRANSPOSE it only if they need another layout."""
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     perm = [int(p) % rank for p in attribute(node, "perm", list(reversed(range(rank))))]
-    in_layout, out_layout = ctx.layout(x), canonical_layout(rank)
-    tfl_perm = [in_layout.index(perm[o]) for o in out_layout]
-    if tfl_perm == list(range(rank)):
-        ctx.bind(out_name, ctx.tensor(x), out_layout)
-        return
-    ctx.transpose(ctx.tensor(x), tfl_perm, out=ctx.declare(out_name))
+    ctx.bind(out_name, ctx.tensor(x), tuple(perm.index(a) for a in ctx.layout(x)))
 
 
 @register("Concat")
