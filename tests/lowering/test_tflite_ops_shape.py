@@ -208,3 +208,152 @@ def test_a_transposed_graph_output_is_written_in_its_own_layout():
     nodes = [node("Transpose", ["x"], ["y"], perm=[0, 3, 1, 2])]
     check(make_model(nodes, {"x": [1, 3, 4, 5]}, ["y"]), "reshape-transpose")
     check(make_model(nodes, {"x": [1, 3, 4, 5]}, ["y"]), "reshape-transpose", nchw_io=True)
+
+
+# --- MatMul / Einsum
+@pytest.mark.parametrize(
+    ("a", "b", "const_b"),
+    [
+        ([2, 5, 6], [2, 6, 3], False),
+        ([1, 2, 5, 6], [1, 2, 6, 4], False),
+        ([2, 3, 5, 6], [6, 4], False),  # rank 4 × rank 2
+        ([3, 5, 6], [1, 3, 6, 4], False),  # rank 3 × rank 4
+        ([2, 5, 6], [2, 6, 3], True),  # constant batched weights
+        ([1, 4, 6], [1, 6, 7], True),  # constant weights of one matrix: FULLY_CONNECTED
+    ],
+)
+def test_batched_matmul(a, b, const_b):
+    if const_b:
+        model = make_model([node("MatMul", ["a", "w"], ["y"])], {"a": a}, ["y"], {"w": _weights(*b)})
+    else:
+        model = make_model([node("MatMul", ["a", "b"], ["y"])], {"a": a, "b": b}, ["y"])
+    check(model, "matmul", nchw_io=True)  # 4-D inputs and outputs in ONNX order: no TRANSPOSE around
+    ops = convert(model, nchw_io=True).op_counts
+    assert "TRANSPOSE" not in ops
+    assert ("FULLY_CONNECTED" in ops) == (const_b and b[0] == 1)
+
+
+def _attention(heads: int, tokens: int, dim: int, with_einsum: bool) -> tuple:
+    """timm's attention core: qkv → [3, B, heads, N, d], softmax(q·kᵀ·scale)·v → [B, N, C]."""
+    c = heads * dim
+    inits = {
+        "wqkv": _weights(c, 3 * c),
+        "s5": _ints(1, tokens, 3, heads, dim),
+        "split": _ints(1, 1, 1),
+        "scale": np.array(dim**-0.5, np.float32),
+        "s3": _ints(1, tokens, c),
+        "wproj": _weights(c, c),
+        "sq": _ints(0),
+    }
+    nodes = [
+        node("MatMul", ["x", "wqkv"], ["qkv"]),
+        node("Reshape", ["qkv", "s5"], ["qkv5"]),
+        node("Transpose", ["qkv5"], ["qkvt"], perm=[2, 0, 3, 1, 4]),
+        node("Split", ["qkvt", "split"], ["q5", "k5", "v5"], axis=0),
+        node("Squeeze", ["q5", "sq"], ["q"]),
+        node("Squeeze", ["k5", "sq"], ["k"]),
+        node("Squeeze", ["v5", "sq"], ["v"]),
+        node("Mul", ["q", "scale"], ["qs"]),
+    ]
+    if with_einsum:
+        nodes += [
+            node("Einsum", ["qs", "k"], ["scores"], equation="bhid,bhjd->bhij"),
+            node("Softmax", ["scores"], ["attn"], axis=-1),
+            node("Einsum", ["attn", "v"], ["o"], equation="bhij,bhjd->bhid"),
+        ]
+    else:
+        nodes += [
+            node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+            node("MatMul", ["qs", "kt"], ["scores"]),
+            node("Softmax", ["scores"], ["attn"], axis=-1),
+            node("MatMul", ["attn", "v"], ["o"]),
+        ]
+    nodes += [
+        node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+        node("Reshape", ["ot", "s3"], ["merged"]),
+        node("MatMul", ["merged", "wproj"], ["y"]),
+    ]
+    return make_model(nodes, {"x": [1, tokens, c]}, ["y"], inits)
+
+
+@pytest.mark.parametrize("with_einsum", [False, True])
+@pytest.mark.parametrize(("heads", "tokens", "dim"), [(2, 5, 4), (3, 7, 2)])
+def test_attention_block(heads, tokens, dim, with_einsum):
+    model = _attention(heads, tokens, dim, with_einsum)
+    check(model, "attention", scale=2.0)
+    ops = convert(model).op_counts
+    # qkv to [3, B, heads, N, d] before the split, and the heads' outputs back to [B, N, heads, d]
+    assert ops["BATCH_MATMUL"] == 2 and ops["TRANSPOSE"] == 2, ops
+
+
+@pytest.mark.parametrize(
+    ("equation", "a", "b"),
+    [
+        ("bij,bjk->bik", [2, 3, 4], [2, 4, 5]),
+        ("bhid,bhjd->bhij", [1, 2, 3, 4], [1, 2, 5, 4]),
+        ("bhij,bhjd->bhid", [1, 2, 3, 5], [1, 2, 5, 4]),
+        ("bnc,bmc->bnm", [2, 3, 4], [2, 5, 4]),
+        ("ikb,bkj->bji", [3, 4, 2], [2, 4, 5]),
+    ],
+)
+def test_einsum(equation, a, b):
+    check(make_model([node("Einsum", ["a", "b"], ["y"], equation=equation)], {"a": a, "b": b}, ["y"]), "einsum")
+
+
+@pytest.mark.parametrize("equation", ["bij,bjk->bk", "ij,jk,kl->il", "...ij,...jk->...ik", "bii,bij->bj"])
+def test_einsum_rejections_name_the_equation(equation):
+    terms = equation.split("->")[0].split(",")
+    shapes = {f"in{n}": [2] * len(t.replace("...", "x")) for n, t in enumerate(terms)}
+    model = make_model([node("Einsum", list(shapes), ["y"], equation=equation)], shapes, ["y"])
+    with pytest.raises(UsageError, match=f"equation '{equation}'".replace(".", r"\.")):
+        convert(model)
+
+
+# --- Tile / Expand
+@pytest.mark.parametrize(("shape", "repeats"), [([1, 3, 2, 2], [1, 2, 3, 1]), ([2, 3], [3, 1]), ([1, 2, 3], [2, 1, 2])])
+def test_tile(shape, repeats):
+    nodes = [node("Relu", ["x"], ["r"]), node("Tile", ["r", "n"], ["y"])]
+    check(make_model(nodes, {"x": shape}, ["y"], {"n": _ints(*repeats)}), "tile-expand")
+
+
+@pytest.mark.parametrize(
+    ("shape", "target"),
+    [([1, 3, 1, 1], [1, 3, 4, 5]), ([1, 1, 4, 1], [2, 3, 4, 5]), ([3, 1], [2, 3, 4]), ([4], [3, 4])],
+)
+def test_expand(shape, target):
+    nodes = [node("Relu", ["x"], ["r"]), node("Expand", ["r", "s"], ["y"])]
+    check(make_model(nodes, {"x": shape}, ["y"], {"s": _ints(*target)}), "tile-expand")
+
+
+# --- Pad
+@pytest.mark.parametrize(
+    ("mode", "pads", "shape"),
+    [
+        ("edge", [0, 0, 1, 2, 0, 0, 2, 1], [1, 3, 4, 5]),
+        ("edge", [0, 1, 0, 0, 0, 2, 0, 0], [1, 3, 4, 5]),  # channels
+        ("wrap", [0, 0, 2, 1, 0, 0, 1, 3], [1, 2, 4, 5]),
+        ("reflect", [0, 0, 1, 1, 0, 0, 1, 1], [1, 2, 4, 5]),
+        ("wrap", [0, 0, 5, 0, 0, 0, 0, 6], [1, 2, 3, 4]),  # wider than the input
+        ("edge", [1, 0, 2, 1], [3, 4]),
+    ],
+)
+def test_pad_modes(mode, pads, shape):
+    opset = 19 if mode == "wrap" else 18
+    nodes = [node("Pad", ["x", "p"], ["y"], mode=mode)]
+    check(make_model(nodes, {"x": shape}, ["y"], {"p": _ints(*pads)}, opset=opset), "pad")
+
+
+# --- DepthToSpace / SpaceToDepth
+@pytest.mark.parametrize(
+    ("mode", "block", "shape"), [("DCR", 2, [1, 8, 3, 4]), ("CRD", 2, [1, 12, 2, 3]), ("CRD", 3, [1, 9, 2, 2])]
+)
+def test_depth_to_space(mode, block, shape):
+    model = make_model([node("DepthToSpace", ["x"], ["y"], blocksize=block, mode=mode)], {"x": shape}, ["y"])
+    check(model, "depth-space")
+    assert "TRANSPOSE" not in convert(model).op_counts
+
+
+@pytest.mark.parametrize(("block", "shape"), [(2, [1, 3, 4, 6]), (3, [1, 2, 6, 3])])
+def test_space_to_depth(block, shape):
+    model = make_model([node("SpaceToDepth", ["x"], ["y"], blocksize=block)], {"x": shape}, ["y"])
+    check(model, "depth-space")

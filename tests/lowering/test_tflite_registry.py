@@ -20,6 +20,7 @@ OP_TYPES = {
     *("GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "LessOrEqual", "MatMul"),
     *("MaxPool", "Mul", "Not", "Or", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Sigmoid"),
     *("Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"),
+    *("Split", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "Einsum"),
 }
 OPS_PACKAGE = edgecnn.lowering.tflite.ops.__name__
 

@@ -16,7 +16,7 @@ from edgecnn.lowering.tflite.context import LoweringContext
 # Adding an op family: write edgecnn/lowering/tflite/ops/<family>.py and add its module here.
 OP_MODULES = (
     *("conv", "elementwise", "pool", "shape", "gemm", "cast", "compare", "logic", "gather", "slice"),
-    *("split", "resize", "transpose_conv", "broadcast", "depth"),
+    *("split", "resize", "transpose_conv", "broadcast", "depth", "einsum"),
 )
 
 Lowering = Callable[[onnx.NodeProto, LoweringContext], None]

@@ -103,7 +103,7 @@ def _pad_amounts(node: onnx.NodeProto, ctx: LoweringContext, rank: int) -> tuple
 
 @register("Pad")
 def lower_pad(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Pad → PAD / PADV2 (constant) or MIRROR_PAD (reflect), with NCHW pads remapped to the layout."""
+    """Pad → PAD / PADV2 (constant), MIRROR_PAD (reflect) or GATHERs (edge, wrap), with pads remapped to the layout."""
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     mode = attribute(node, "mode", "constant")
@@ -122,5 +122,26 @@ def lower_pad(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     elif mode == "reflect":
         options = schema.MirrorPadOptionsT(mode=schema.MirrorPadMode.REFLECT)
         ctx.op(OP.MIRROR_PAD, [source, paddings_tensor], [out], options)
+    elif mode in ("edge", "wrap"):
+        _gather_pad(ctx, node, mode, begin, end, out)
     else:
-        raise ctx.reject(node, f"mode '{mode}' has no TFLite op (constant and reflect are lowered)")
+        raise ctx.reject(node, f"mode '{mode}' is not lowered (constant, reflect, edge and wrap are)")
+
+
+def _gather_pad(
+    ctx: LoweringContext, node: onnx.NodeProto, mode: str, begin: list[int], end: list[int], out: int
+) -> None:
+    """Edge / wrap padding as one GATHER of source rows per padded axis."""
+    x = node.input[0]
+    layout, shape = ctx.layout(x), list(ctx.builder.shape(ctx.tensor(x)))
+    source = ctx.tensor(x)
+    padded = [j for j, a in enumerate(layout) if begin[a] or end[a]]
+    for j in padded:
+        a, n = layout[j], ctx.shape(x)[layout[j]]
+        positions = np.arange(-begin[a], n + end[a])
+        rows = np.clip(positions, 0, n - 1) if mode == "edge" else positions % n
+        shape[j] = len(rows)
+        target = out if j == padded[-1] else ctx.temp(f"{node.output[0]}/pad{j}", shape)
+        indices = ctx.const(f"{node.output[0]}/rows{j}", rows.astype(np.int32))
+        ctx.op(OP.GATHER, [source, indices], [target], schema.GatherOptionsT(axis=j, batchDims=0))
+        source = target
