@@ -357,3 +357,40 @@ def test_depth_to_space(mode, block, shape):
 def test_space_to_depth(block, shape):
     model = make_model([node("SpaceToDepth", ["x"], ["y"], blocksize=block)], {"x": shape}, ["y"])
     check(model, "depth-space")
+
+
+# --- a real network
+@pytest.mark.slow
+def test_torchvision_shufflenet_v2_lowers_with_one_transpose_per_channel_shuffle(tmp_path):
+    """shufflenet_v2_x0_5 (random weights, BatchNorm statistics from random data) at 64×64, exported and simplified
+    as `edgecnn export` does: Split, channel shuffles and all, against ONNX Runtime."""
+    import onnx
+    import torch
+    import torchvision
+
+    from edgecnn.pipeline.onnx_export import export_onnx
+    from edgecnn.pipeline.simplify import simplify
+    from tests.lowering.tflite_check import run_ort
+
+    torch.manual_seed(0)
+    module = torchvision.models.shufflenet_v2_x0_5(weights=None, num_classes=10)
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.momentum = None  # a cumulative average: logits that depend on the input
+    module.train()
+    with torch.no_grad():
+        for _ in range(2):
+            module(torch.randn(8, 3, 64, 64))
+    raw, path = tmp_path / "raw.onnx", tmp_path / "shufflenet.onnx"
+    export_onnx(module.eval(), (1, 3, 64, 64), raw)
+    simplify(raw, path)
+    model = onnx.load(str(path))
+    assert {"Split", "Transpose", "Reshape"} <= {n.op_type for n in model.graph.node}
+    inputs = [np.random.default_rng(seed).standard_normal((1, 3, 64, 64)).astype(np.float32) for seed in (0, 1)]
+    logits = [run_ort(model, {"input": x})["logits"] for x in inputs]
+    assert np.abs(logits[0] - logits[1]).max() > 1e-2 * float(np.ptp(logits[0])) > 0, "degenerate logits"
+    for x in inputs:
+        check(model, "zoo:shufflenet_v2_x0_5", feeds={"input": x})
+    ops = convert(model).op_counts
+    shuffles = sum(n.op_type == "Transpose" for n in model.graph.node)
+    assert ops["TRANSPOSE"] == shuffles == 16 and ops["SPLIT"] == 13, ops
