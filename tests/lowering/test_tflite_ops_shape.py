@@ -96,6 +96,23 @@ def test_resize(mode, transform, nearest, in_hw, out_hw, by_scales):
         assert ops == ({"GATHER": 2} if gathers else {"RESIZE_NEAREST_NEIGHBOR": 1})
 
 
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_resize_of_axes_by_sizes_and_by_an_uneven_scale(mode):
+    """Opset 18 ``axes`` with two sizes; a scale of 0.6 (5 → 3 rows) that ONNX uses as given, not as 3/5."""
+    by_axes = make_model(
+        [node("Resize", ["x", "", "", "sizes"], ["y"], mode=mode, axes=[2, 3])],
+        {"x": [1, 2, 4, 5]},
+        ["y"],
+        {"sizes": _ints(7, 3)},
+        opset=18,
+    )
+    check(by_axes, "resize")
+    if mode == "nearest":
+        inits = {"scales": np.array([1, 1, 0.6, 1.5], np.float32)}
+        uneven = make_model([node("Resize", ["x", "", "scales"], ["y"], mode=mode)], {"x": [1, 2, 5, 5]}, ["y"], inits)
+        check(uneven, "resize")
+
+
 @pytest.mark.parametrize(("mode", "opset"), [("nearest", 9), ("linear", 9), ("nearest", 10), ("linear", 10)])
 def test_upsample_and_resize_10(mode, opset):
     op = "Upsample" if opset == 9 else "Resize"

@@ -171,10 +171,8 @@ class LoweringContext:
         return self.tensor_in(name, canonical_layout(self.rank(name)))
 
     def operand(self, name: str, rank: int, layout: Sequence[int] | None = None) -> int:
-        """Value ``name`` as an input of a broadcasting op of output ``rank``, in ``layout`` (canonical unless told).
-
-        A non-canonical ``layout`` is for inputs of that rank and constants only (see :meth:`broadcast_layout`).
-        """
+        """Value ``name`` as an input of a broadcasting op of output ``rank`` held in ``layout`` (canonical unless
+        told; a value of lower rank only in the canonical layout)."""
         layout = tuple(layout) if layout is not None else canonical_layout(rank)
         if self.is_constant(name):
             key = ("operand", name, rank, layout)
@@ -186,26 +184,26 @@ class LoweringContext:
         shape = self.shape(name)
         if len(shape) == rank:
             return self.tensor_in(name, layout)
+        if layout != canonical_layout(rank):
+            raise ValueError(f"'{name}' of rank {len(shape)} broadcasts only in the canonical layout of rank {rank}")
         return self.reshape_value(name, (1,) * (rank - len(shape)) + shape)
 
     def broadcast_layout(self, node: onnx.NodeProto) -> tuple[int, ...]:
-        """The layout a broadcasting ``node`` computes in: canonical, unless every non-constant input has the
-        output's rank and none is held in the canonical layout (then the first one's: an attention block's
-        [B, heads, N, N] scores stay in ONNX order instead of going to NHWC and back)."""
+        """The layout a broadcasting ``node`` works in: that of its non-constant inputs when they all have the
+        output's rank and one layout (no TRANSPOSE needed), else the canonical one."""
         rank = self.rank(node.output[0])
-        canonical = canonical_layout(rank)
         values = [name for name in node.input if name and not self.is_constant(name)]
-        if not values or any(self.rank(n) != rank or self.layout(n) == canonical for n in values):
-            return canonical
-        return self.layout(values[0])
+        layouts = {self.layout(name) for name in values}
+        if len(layouts) == 1 and all(self.rank(name) == rank for name in values):
+            return layouts.pop()
+        return canonical_layout(rank)
 
-    def broadcast_operands(self, node: onnx.NodeProto) -> list[int]:
-        """The inputs of broadcasting ``node`` as operands of its output's rank, in :meth:`broadcast_layout`;
-        rejects all-constant inputs."""
+    def broadcast_operands(self, node: onnx.NodeProto, layout: Sequence[int] | None = None) -> list[int]:
+        """The inputs of broadcasting ``node`` as operands of its output's rank in ``layout`` (canonical unless
+        told); rejects all-constant inputs."""
         if all(self.is_constant(name) for name in node.input):
             raise self.reject(node, "all inputs are constants (simplify the model first)")
         rank = self.rank(node.output[0])
-        layout = self.broadcast_layout(node)
         return [self.operand(name, rank, layout) for name in node.input]
 
     def transpose(self, index: int, perm: Sequence[int], name: str | None = None, out: int | None = None) -> int:

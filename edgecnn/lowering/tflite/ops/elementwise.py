@@ -30,15 +30,16 @@ def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, rank:
 @register(*BINARY)
 def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """Add/Sub/Mul/Div; constants (e.g. NCHW [1,C,1,1]) are laid out to broadcast in NHWC ([1,1,1,C])."""
-    inputs = ctx.broadcast_operands(node)
+    layout = ctx.broadcast_layout(node)
+    inputs = ctx.broadcast_operands(node, layout)
     act, out_name = ctx.fuse_activation(node)
     builtin, options = BINARY[node.op_type]
-    ctx.op(builtin, inputs, [ctx.declare(out_name, ctx.broadcast_layout(node))], options(fusedActivationFunction=act))
+    ctx.op(builtin, inputs, [ctx.declare(out_name, layout)], options(fusedActivationFunction=act))
 
 
 @register(*UNARY)
 def lower_unary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Relu → RELU, Sigmoid → LOGISTIC, Tanh → TANH, HardSwish → HARD_SWISH, Floor → FLOOR."""
+    """Relu → RELU, Sigmoid → LOGISTIC, Tanh → TANH, HardSwish → HARD_SWISH, Floor → FLOOR (in the input's layout)."""
     x = node.input[0]
     ctx.op(UNARY[node.op_type], [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))])
 
@@ -46,9 +47,9 @@ def lower_unary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 @register("LeakyRelu")
 def lower_leaky_relu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """LeakyRelu → LEAKY_RELU with the same alpha."""
-    source = ctx.canonical_tensor(node.input[0])
+    x = node.input[0]
     options = schema.LeakyReluOptionsT(alpha=float(attribute(node, "alpha", 0.01)))
-    ctx.op(OP.LEAKY_RELU, [source], [ctx.declare(node.output[0])], options)
+    ctx.op(OP.LEAKY_RELU, [ctx.tensor(x)], [ctx.declare(node.output[0], ctx.layout(x))], options)
 
 
 @register("Clip")
