@@ -304,6 +304,28 @@ def test_attention_block(heads, tokens, dim, with_einsum):
     assert ops["BATCH_MATMUL"] == 2 and ops["TRANSPOSE"] == 2, ops
 
 
+def test_levit_attention_moves_qkv_once_before_its_split():
+    """LeViT: qkv [B, N, C] → [B, N, heads, 2·kd + d] → Split on the last axis → q, v permuted to [B, heads, N, ·]
+    and k to [B, heads, kd, N]: one TRANSPOSE of qkv puts all three where BATCH_MATMUL reads them."""
+    heads, tokens, kd, d = 2, 6, 3, 4
+    width = heads * (2 * kd + d)
+    inits = {"w": _weights(8, width), "s4": _ints(1, tokens, heads, 2 * kd + d), "split": _ints(kd, kd, d)}
+    nodes = [
+        node("MatMul", ["x", "w"], ["qkv"]),
+        node("Reshape", ["qkv", "s4"], ["view"]),
+        node("Split", ["view", "split"], ["q0", "k0", "v0"], axis=3),
+        node("Transpose", ["q0"], ["q"], perm=[0, 2, 1, 3]),
+        node("Transpose", ["k0"], ["k"], perm=[0, 2, 3, 1]),
+        node("Transpose", ["v0"], ["v"], perm=[0, 2, 1, 3]),
+        node("MatMul", ["q", "k"], ["scores"]),
+        node("Softmax", ["scores"], ["attn"], axis=-1),
+        node("MatMul", ["attn", "v"], ["y"]),
+    ]
+    model = make_model(nodes, {"x": [1, tokens, 8]}, ["y"], inits)
+    check(model, "attention", nchw_io=True)
+    assert convert(model, nchw_io=True).op_counts["TRANSPOSE"] == 1
+
+
 @pytest.mark.parametrize(
     ("equation", "a", "b"),
     [

@@ -10,7 +10,7 @@ from edgecnn.lowering.tflite.ops.gemm import batch_matmul, matmul_operand
 from edgecnn.lowering.tflite.registry import register
 
 
-def _plan(equation: str) -> tuple[str, str, str, str, str, str] | None:
+def matmul_plan(equation: str) -> tuple[str, str, str, str, str, str] | None:
     """(a, b, out, batch letters, i + j, k) of a batched A[..., i, k] · B[..., k, j], or None."""
     if "..." in equation or "->" not in equation:
         return None
@@ -36,7 +36,7 @@ def _plan(equation: str) -> tuple[str, str, str, str, str, str] | None:
 def lower_einsum(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """'bhid,bhjd->bhij', 'bij,bjk->bik', 'bhij,bhjd->bhid' and any other one-contraction batched product."""
     equation = str(attribute(node, "equation", ""))
-    plan = _plan(equation)
+    plan = matmul_plan(equation)
     if plan is None or len(node.input) != 2:
         raise ctx.reject(node, f"equation '{equation}' is not a batched matrix product (A[..., i, k] · B[..., k, j])")
     a, b, out, batch, (i, j), k = plan

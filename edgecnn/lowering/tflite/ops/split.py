@@ -1,4 +1,4 @@
-"""Split → SPLIT (equal parts) or SPLIT_V on the TFLite axis that holds the ONNX axis, in the canonical layout."""
+"""Split → SPLIT (equal parts) or SPLIT_V on the TFLite axis that holds the ONNX axis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
-from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.ops.cut import cut_layout
 from edgecnn.lowering.tflite.ops.dtypes import declare_typed, value_dtype
 from edgecnn.lowering.tflite.registry import register
 
@@ -16,15 +16,14 @@ from edgecnn.lowering.tflite.registry import register
 def lower_split(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """Split (``split`` as attribute or input, or opset-18 ``num_outputs``); part sizes come from the inferred shapes.
 
-    The parts are held in the input's canonical layout (a channel split of an
-    NHWC value splits TFLite axis 3). An input held elsewhere is moved there
-    first: one TRANSPOSE before the split instead of one per part after it (an
-    attention block's [3, B, heads, N, d] qkv before q, k and v).
+    The input is cut in the layout :func:`cut_layout` picks for what the parts'
+    readers need (a channel split of an NHWC map splits TFLite axis 3; an
+    attention block's qkv is moved once before the split, not per part after).
     """
     x = node.input[0]
     rank = ctx.rank(x)
     axis = int(attribute(node, "axis", 0)) % rank
-    layout = canonical_layout(rank)
+    layout = cut_layout(ctx, node)
     sizes = [ctx.shape(name)[axis] for name in node.output if name]
     if len(sizes) != len(node.output):
         raise ctx.reject(node, "an output without a name")
