@@ -251,8 +251,9 @@ def test_batched_matmul(a, b, const_b):
     assert ("FULLY_CONNECTED" in ops) == (const_b and b[0] == 1)
 
 
-def _attention(heads: int, tokens: int, dim: int, with_einsum: bool) -> tuple:
-    """timm's attention core: qkv → [3, B, heads, N, d], softmax(q·kᵀ·scale)·v → [B, N, C]."""
+def _attention(heads: int, tokens: int, dim: int, with_einsum: bool, cut: str = "Split") -> tuple:
+    """timm's attention core: qkv → [3, B, heads, N, d], softmax(q·kᵀ·scale)·v → [B, N, C]; q, k and v cut by
+    one Split or (as the dynamo exporter writes ViT's) three Slices."""
     c = heads * dim
     inits = {
         "wqkv": _weights(c, 3 * c),
@@ -262,12 +263,17 @@ def _attention(heads: int, tokens: int, dim: int, with_einsum: bool) -> tuple:
         "s3": _ints(1, tokens, c),
         "wproj": _weights(c, c),
         "sq": _ints(0),
+        **{f"i{i}": _ints(i) for i in range(4)},
     }
     nodes = [
         node("MatMul", ["x", "wqkv"], ["qkv"]),
         node("Reshape", ["qkv", "s5"], ["qkv5"]),
         node("Transpose", ["qkv5"], ["qkvt"], perm=[2, 0, 3, 1, 4]),
-        node("Split", ["qkvt", "split"], ["q5", "k5", "v5"], axis=0),
+        *(
+            [node("Split", ["qkvt", "split"], ["q5", "k5", "v5"], axis=0)]
+            if cut == "Split"
+            else [node("Slice", ["qkvt", f"i{i}", f"i{i + 1}", "sq"], [f"{p}5"]) for i, p in enumerate("qkv")]
+        ),
         node("Squeeze", ["q5", "sq"], ["q"]),
         node("Squeeze", ["k5", "sq"], ["k"]),
         node("Squeeze", ["v5", "sq"], ["v"]),
@@ -294,10 +300,10 @@ def _attention(heads: int, tokens: int, dim: int, with_einsum: bool) -> tuple:
     return make_model(nodes, {"x": [1, tokens, c]}, ["y"], inits)
 
 
-@pytest.mark.parametrize("with_einsum", [False, True])
+@pytest.mark.parametrize(("with_einsum", "cut"), [(False, "Split"), (True, "Split"), (False, "Slice")])
 @pytest.mark.parametrize(("heads", "tokens", "dim"), [(2, 5, 4), (3, 7, 2)])
-def test_attention_block(heads, tokens, dim, with_einsum):
-    model = _attention(heads, tokens, dim, with_einsum)
+def test_attention_block(heads, tokens, dim, with_einsum, cut):
+    model = _attention(heads, tokens, dim, with_einsum, cut)
     check(model, "attention", scale=2.0)
     ops = convert(model).op_counts
     # qkv to [3, B, heads, N, d] before the split, and the heads' outputs back to [B, N, heads, d]
