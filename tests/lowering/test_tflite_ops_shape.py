@@ -467,3 +467,31 @@ def test_torchvision_network_matches_onnx_runtime(tmp_path, name):
     ops = convert(model).op_counts
     assert {op: ops.get(op, 0) for op in counts} == counts, ops
     assert "TRANSPOSE" in counts or "TRANSPOSE" not in ops, ops
+
+
+def test_transposed_and_reshaped_constants_are_folded():
+    """MatMul(x, Reshape(Transpose(W))): W stays a constant, so the product is one FULLY_CONNECTED."""
+    nodes = [
+        node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+        node("Reshape", ["wt", "s"], ["w2"]),
+        node("MatMul", ["x", "w2"], ["y"]),
+    ]
+    model = make_model(nodes, {"x": [2, 3, 6]}, ["y"], {"w": _weights(5, 6), "s": _ints(6, 5)})
+    check(model, "reshape-transpose")
+    assert convert(model).op_counts == {"FULLY_CONNECTED": 1}
+
+
+def test_concat_of_relabelled_values_stays_in_their_layout():
+    """Swin's roll: Slices of a relabelled [B, H, W, C] map concatenated back, a Transpose to NCHW: no TRANSPOSE."""
+    nodes = [
+        node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+        node("Slice", ["t", "b0", "e0", "ax"], ["top"]),
+        node("Slice", ["t", "b1", "e1", "ax"], ["bottom"]),
+        node("Concat", ["bottom", "top"], ["rolled"], axis=1),
+        node("Transpose", ["rolled"], ["back"], perm=[0, 3, 1, 2]),
+        node("Relu", ["back"], ["y"]),
+    ]
+    inits = {"b0": _ints(0), "e0": _ints(2), "b1": _ints(2), "e1": _ints(5), "ax": _ints(1)}
+    model = make_model(nodes, {"x": [1, 3, 5, 4]}, ["y"], inits)
+    check(model, "reshape-transpose")
+    assert "TRANSPOSE" not in convert(model).op_counts

@@ -48,6 +48,9 @@ def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """
     x, out_name = node.input[0], node.output[0]
     in_shape, out_shape = ctx.shape(x), ctx.shape(out_name)
+    if ctx.is_constant(x):
+        ctx.initializers[out_name] = ctx.constant(x).reshape(out_shape)
+        return
     layout = reshaped_layout(in_shape, ctx.layout(x), out_shape)
     if layout is not None:
         source = ctx.tensor(x)
@@ -68,19 +71,24 @@ def lower_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     perm = [int(p) % rank for p in attribute(node, "perm", list(reversed(range(rank))))]
+    if ctx.is_constant(x):
+        ctx.initializers[out_name] = ctx.constant(x).transpose(perm)
+        return
     ctx.bind(out_name, ctx.tensor(x), tuple(perm.index(a) for a in ctx.layout(x)))
 
 
 @register("Concat")
 def lower_concat(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """CONCATENATION on the TFLite axis of the ONNX axis (channels of a 4-D value: axis 3)."""
+    """CONCATENATION on the TFLite axis of the ONNX axis (channels of a 4-D value: axis 3), in the inputs' layout
+    when they share one (:meth:`LoweringContext.broadcast_layout`)."""
     out_name = node.output[0]
     rank = ctx.rank(out_name)
     axis = int(attribute(node, "axis")) % rank
-    inputs = [ctx.operand(name, rank) for name in node.input if name]
+    layout = ctx.broadcast_layout(node)
+    inputs = [ctx.operand(name, rank, layout) for name in node.input if name]
     # No fused activation: the builtin float kernel rejects one (XNNPACK would take it).
-    options = schema.ConcatenationOptionsT(axis=canonical_layout(rank).index(axis))
-    ctx.op(OP.CONCATENATION, inputs, [ctx.declare(out_name)], options)
+    options = schema.ConcatenationOptionsT(axis=layout.index(axis))
+    ctx.op(OP.CONCATENATION, inputs, [ctx.declare(out_name, layout)], options)
 
 
 def _pad_amounts(node: onnx.NodeProto, ctx: LoweringContext, rank: int) -> tuple[list[int], list[int], float]:
