@@ -153,17 +153,19 @@ CONV_TRANSPOSE = [
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "k", "stride", "attrs", "hw", "groups"), CONV_TRANSPOSE)
-@pytest.mark.parametrize("bias", [True, False])
-def test_conv_transpose(c_in, c_out, k, stride, attrs, hw, groups, bias):
+@pytest.mark.parametrize(("bias", "relu"), [(True, False), (False, False), (True, True)])
+def test_conv_transpose(c_in, c_out, k, stride, attrs, hw, groups, bias, relu):
     inits = {"w": _weights(c_in, c_out // groups, k, k)}
     inputs = ["x", "w"]
     if bias:
         inits["b"] = _weights(c_out)
         inputs.append("b")
     attrs = {"kernel_shape": [k, k], "strides": [stride, stride], "group": groups, **attrs}
-    model = make_model([node("ConvTranspose", inputs, ["y"], **attrs)], {"x": [1, c_in, *hw]}, ["y"], inits)
+    nodes = [node("ConvTranspose", inputs, ["y"], **attrs), *([node("Relu", ["y"], ["r"])] if relu else [])]
+    model = make_model(nodes, {"x": [1, c_in, *hw]}, ["r" if relu else "y"], inits)
     check(model, "conv-transpose", scale=2.0)
-    assert "TRANSPOSE" not in convert(model).op_counts
+    ops = convert(model).op_counts
+    assert "TRANSPOSE" not in ops and "RELU" not in ops
 
 
 # --- Reshape / Transpose: layouts carried through, few TRANSPOSEs

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.context import ACT, OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import NHWC
 from edgecnn.lowering.tflite.registry import register
 
@@ -39,15 +39,19 @@ def _transpose_conv(
     bias: np.ndarray,
     strides: list[int],
     padding: int,
+    act: int,
     out: int,
 ) -> None:
     """One TRANSPOSE_CONV of NHWC ``source`` with ONNX weights [C, M, kh, kw] into ``out`` (of the output's shape)."""
     name = ctx.builder.name(out)
     shape = ctx.const(f"{name}/output_shape", np.asarray(ctx.builder.shape(out), np.int32))
     filters = ctx.const(f"{name}/weights", weight.transpose(1, 2, 3, 0))  # [C, M, kh, kw] -> [M, kh, kw, C]
-    options = schema.TransposeConvOptionsT(padding=padding, strideH=strides[0], strideW=strides[1])
+    options = schema.TransposeConvOptionsT(
+        padding=padding, strideH=strides[0], strideW=strides[1], fusedActivationFunction=act
+    )
     inputs = [shape, filters, source, ctx.const(f"{name}/bias", bias)]
-    ctx.op(OP.TRANSPOSE_CONV, inputs, [out], options, version=3)  # a bias input needs version 3
+    version = 4 if act != ACT.NONE else 3  # TFLite's op versioning: a bias input needs 3, an activation 4
+    ctx.op(OP.TRANSPOSE_CONV, inputs, [out], options, version=version)
 
 
 @register("ConvTranspose")
@@ -82,10 +86,11 @@ def lower_conv_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         padding = schema.Padding.VALID
         full = (max(out_h + begin[0], least[0]), max(out_w + begin[1], least[1]))
     cropped = full != (out_h, out_w)
+    act, out_name = ctx.fuse_activation(node)  # on every TRANSPOSE_CONV: it commutes with the SLICE and the concat
     out = ctx.temp(f"{out_name}/uncropped", [n, *full, per_out * groups]) if cropped else ctx.declare(out_name)
     source = ctx.tensor_in(x, NHWC)
     if groups == 1:
-        _transpose_conv(ctx, source, weight, bias, strides, padding, out)
+        _transpose_conv(ctx, source, weight, bias, strides, padding, act, out)
     else:
         h, w = in_hw
         per_in = channels // groups
@@ -96,7 +101,8 @@ def lower_conv_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         for g, part in enumerate(parts):
             result = ctx.temp(f"{out_name}/group{g}", [n, *full, per_out])
             span = slice(g * per_out, (g + 1) * per_out)
-            _transpose_conv(ctx, part, weight[g * per_in : (g + 1) * per_in], bias[span], strides, padding, result)
+            group_weight = weight[g * per_in : (g + 1) * per_in]
+            _transpose_conv(ctx, part, group_weight, bias[span], strides, padding, act, result)
             results.append(result)
         ctx.op(OP.CONCATENATION, results, [out], schema.ConcatenationOptionsT(axis=3))
     if cropped:
