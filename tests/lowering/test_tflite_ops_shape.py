@@ -383,12 +383,19 @@ def test_expand(shape, target):
         ("reflect", [0, 0, 1, 1, 0, 0, 1, 1], [1, 2, 4, 5]),
         ("wrap", [0, 0, 5, 0, 0, 0, 0, 6], [1, 2, 3, 4]),  # wider than the input
         ("edge", [1, 0, 2, 1], [3, 4]),
+        ("constant", [0, 0, -1, 2, 0, 0, 1, -2], [1, 2, 4, 5]),  # negative pads crop
+        ("constant", [0, -1, 0, 0, 0, 0, -1, -1], [1, 3, 4, 5]),  # a crop only: one SLICE
+        ("edge", [0, 0, -1, 2, 0, 0, 2, -1], [1, 2, 4, 5]),
+        ("reflect", [0, 0, 1, -1, 0, 0, -2, 1], [1, 2, 5, 5]),
     ],
 )
 def test_pad_modes(mode, pads, shape):
     opset = 19 if mode == "wrap" else 18
     nodes = [node("Pad", ["x", "p"], ["y"], mode=mode)]
-    check(make_model(nodes, {"x": shape}, ["y"], {"p": _ints(*pads)}, opset=opset), "pad")
+    model = make_model(nodes, {"x": shape}, ["y"], {"p": _ints(*pads)}, opset=opset)
+    check(model, "pad")
+    if max(pads) <= 0:
+        assert convert(model).op_counts == {"SLICE": 1}
 
 
 # --- DepthToSpace / SpaceToDepth

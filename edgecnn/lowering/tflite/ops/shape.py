@@ -111,16 +111,26 @@ def _pad_amounts(node: onnx.NodeProto, ctx: LoweringContext, rank: int) -> tuple
 
 @register("Pad")
 def lower_pad(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Pad → PAD / PADV2 (constant), MIRROR_PAD (reflect) or GATHERs (edge, wrap), with pads remapped to the layout."""
+    """Pad → PAD / PADV2 (constant), MIRROR_PAD (reflect) or GATHERs (edge, wrap), with pads remapped to the layout;
+    negative pads crop first (a SLICE)."""
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     mode = attribute(node, "mode", "constant")
     begin, end, value = _pad_amounts(node, ctx, rank)
-    if min(begin + end) < 0:
-        raise ctx.reject(node, "negative pads (cropping) are not lowered")
     layout = ctx.layout(x)
-    paddings = np.array([[begin[a], end[a]] for a in layout], np.int32)
     source, out = ctx.tensor(x), ctx.declare(out_name, layout)
+    if min(begin + end) < 0:
+        shape = ctx.builder.shape(source)
+        first = [max(-begin[a], 0) for a in layout]
+        size = [shape[j] - first[j] - max(-end[a], 0) for j, a in enumerate(layout)]
+        begin, end = [max(b, 0) for b in begin], [max(e, 0) for e in end]
+        cropped = ctx.temp(f"{out_name}/cropped", size) if any(begin + end) else out
+        offsets = [ctx.const(f"{out_name}/{k}", np.array(v, np.int32)) for k, v in (("begin", first), ("size", size))]
+        ctx.op(OP.SLICE, [source, *offsets], [cropped], schema.SliceOptionsT())
+        if cropped == out:
+            return
+        source = cropped
+    paddings = np.array([[begin[a], end[a]] for a in layout], np.int32)
     paddings_tensor = ctx.const(f"{out_name}/paddings", paddings)
     if mode == "constant" and value == 0.0:
         ctx.op(OP.PAD, [source, paddings_tensor], [out], schema.PadOptionsT())
@@ -131,21 +141,20 @@ def lower_pad(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         options = schema.MirrorPadOptionsT(mode=schema.MirrorPadMode.REFLECT)
         ctx.op(OP.MIRROR_PAD, [source, paddings_tensor], [out], options)
     elif mode in ("edge", "wrap"):
-        _gather_pad(ctx, node, mode, begin, end, out)
+        _gather_pad(ctx, node, mode, source, begin, end, out)
     else:
         raise ctx.reject(node, f"mode '{mode}' is not lowered (constant, reflect, edge and wrap are)")
 
 
 def _gather_pad(
-    ctx: LoweringContext, node: onnx.NodeProto, mode: str, begin: list[int], end: list[int], out: int
+    ctx: LoweringContext, node: onnx.NodeProto, mode: str, source: int, begin: list[int], end: list[int], out: int
 ) -> None:
-    """Edge / wrap padding as one GATHER of source rows per padded axis."""
-    x = node.input[0]
-    layout, shape = ctx.layout(x), list(ctx.builder.shape(ctx.tensor(x)))
-    source = ctx.tensor(x)
+    """Edge / wrap padding of tensor ``source`` (held in the layout of ``node.input[0]``), one GATHER of source
+    rows per padded axis."""
+    layout, shape = ctx.layout(node.input[0]), list(ctx.builder.shape(source))
     padded = [j for j, a in enumerate(layout) if begin[a] or end[a]]
     for j in padded:
-        a, n = layout[j], ctx.shape(x)[layout[j]]
+        a, n = layout[j], shape[j]
         positions = np.arange(-begin[a], n + end[a])
         rows = np.clip(positions, 0, n - 1) if mode == "edge" else positions % n
         shape[j] = len(rows)
