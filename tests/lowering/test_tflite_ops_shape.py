@@ -113,12 +113,17 @@ def test_resize_of_axes_by_sizes_and_by_an_uneven_scale(mode):
         check(uneven, "resize")
 
 
-@pytest.mark.parametrize(("mode", "opset"), [("nearest", 9), ("linear", 9), ("nearest", 10), ("linear", 10)])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("opset", [7, 9, 10])
 def test_upsample_and_resize_10(mode, opset):
-    op = "Upsample" if opset == 9 else "Resize"
-    inits = {"scales": np.array([1, 1, 2, 3], np.float32)}
-    model = make_model([node(op, ["x", "scales"], ["y"], mode=mode)], {"x": [1, 2, 3, 4]}, ["y"], inits, opset=opset)
-    check(model, "resize")
+    """Upsample (scales as an attribute at opset 7, an input at 9) and Resize-10: asymmetric coordinates."""
+    scales = [1.0, 1.0, 2.0, 3.0]
+    if opset == 7:
+        nodes, inits = [node("Upsample", ["x"], ["y"], mode=mode, scales=scales)], {}
+    else:
+        op = "Upsample" if opset == 9 else "Resize"
+        nodes, inits = [node(op, ["x", "scales"], ["y"], mode=mode)], {"scales": np.array(scales, np.float32)}
+    check(make_model(nodes, {"x": [1, 2, 3, 4]}, ["y"], inits, opset=opset), "resize")
 
 
 @pytest.mark.parametrize(
