@@ -509,3 +509,18 @@ def test_concat_of_relabelled_values_stays_in_their_layout():
     model = make_model(nodes, {"x": [1, 3, 5, 4]}, ["y"], inits)
     check(model, "reshape-transpose")
     assert "TRANSPOSE" not in convert(model).op_counts
+
+
+def test_layout_helpers_for_reshapes():
+    from edgecnn.lowering.tflite.layout import NHWC, reshape_groups, reshape_source_layout, reshaped_layout
+
+    assert reshape_groups([1, 6, 4, 5], [1, 2, 3, 4, 5]) == [([1], [1, 2]), ([2], [3]), ([3], [4])]
+    assert reshape_groups([6, 4], [4, 6]) == [([0, 1], [0, 1])]
+    # ShuffleNet: the NHWC map splits its channels in place, [1, H, W, g, C/g]
+    assert reshaped_layout([1, 6, 4, 5], NHWC, [1, 2, 3, 4, 5]) == (0, 3, 4, 1, 2)
+    # merging C with H is not a RESHAPE of NHWC: the input must go to NCHW first
+    assert reshaped_layout([1, 6, 4, 5], NHWC, [1, 120]) is None
+    assert reshape_source_layout([1, 6, 4, 5], [1, 120], (0, 1)) == (0, 1, 2, 3)
+    # size-1 axes go anywhere: [1, C, 1, 1] → [1, C] and back need no TRANSPOSE
+    assert reshaped_layout([1, 6, 1, 1], NHWC, [1, 6]) == (0, 1)
+    assert reshaped_layout([2, 6], (0, 1), [2, 6, 1, 1]) == NHWC
