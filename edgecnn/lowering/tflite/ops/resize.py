@@ -93,6 +93,7 @@ def _size_tensor(ctx: LoweringContext, name: str, out_hw: tuple[int, int]) -> in
 
 
 def _nearest(node: onnx.NodeProto, ctx: LoweringContext, mode: str, scales: np.ndarray) -> None:
+    """RESIZE_NEAREST_NEIGHBOR with the flags that pick ONNX's source rows and columns, else GATHERs of them."""
     x, out_name = node.input[0], node.output[0]
     in_hw, out_hw = ctx.shape(x)[2:], ctx.shape(out_name)[2:]
     nearest_mode = "simple" if ctx.opset < 11 else attribute(node, "nearest_mode", "round_prefer_floor")
@@ -117,6 +118,7 @@ def _nearest(node: onnx.NodeProto, ctx: LoweringContext, mode: str, scales: np.n
 
 
 def _linear(node: onnx.NodeProto, ctx: LoweringContext, mode: str, scales: np.ndarray, given: bool) -> None:
+    """RESIZE_BILINEAR with the flags of ``mode``; rejects what its sizes-derived coordinates cannot express."""
     x, out_name = node.input[0], node.output[0]
     in_hw, out_hw = ctx.shape(x)[2:], ctx.shape(out_name)[2:]
     if mode not in LINEAR_FLAGS:
