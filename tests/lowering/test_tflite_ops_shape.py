@@ -420,12 +420,41 @@ def test_space_to_depth(block, shape):
 
 
 # --- real networks
-def _torchvision(name: str):
+def _network(name: str):
     import torch
+    import torch.nn.functional as F
     import torchvision
+    from torch import nn
 
     if name == "shufflenet_v2_x0_5":
         return torchvision.models.shufflenet_v2_x0_5(weights=None, num_classes=10)
+
+    class Decoder(nn.Module):
+        """What exporters make of PyTorch's upsampling layers: ConvTranspose2d (plain, cropped, depthwise),
+        PixelShuffle/Unshuffle, interpolate (nearest, nearest-exact, bilinear align_corners), reflect and
+        replicate pads."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = nn.Conv2d(3, 8, 3, 2, 1)
+            self.up = nn.ConvTranspose2d(8, 8, 2, 2)
+            self.up_cropped = nn.Sequential(nn.ConvTranspose2d(8, 4, 3, 2, 1, output_padding=1), nn.BatchNorm2d(4))
+            self.up_depthwise = nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=4)
+            self.expand = nn.Conv2d(4, 16, 3, 1, 1)
+            self.shuffle, self.unshuffle = nn.PixelShuffle(2), nn.PixelUnshuffle(2)
+
+        def forward(self, x):
+            a = F.relu(self.down(x))
+            b, c = F.relu(self.up(a)), F.relu(self.up_cropped(a))
+            d = self.unshuffle(self.shuffle(self.expand(c)))
+            e = F.interpolate(F.interpolate(d, scale_factor=0.5, mode="nearest"), size=(40, 40), mode="bilinear")
+            f = F.interpolate(e, size=(64, 64), mode="bilinear", align_corners=True)
+            g = F.pad(f, (1, 2, 1, 2), mode="reflect") + F.pad(f, (1, 2, 1, 2), mode="replicate")
+            h = F.interpolate(g, scale_factor=2, mode="nearest-exact")
+            return h.mean((2, 3)) + self.up_depthwise(c).mean((1, 2, 3)).unsqueeze(1) + b.mean((1, 2, 3)).unsqueeze(1)
+
+    if name == "decoder":
+        return Decoder()
 
     class Segmentation(torch.nn.Module):
         def __init__(self) -> None:
@@ -443,12 +472,17 @@ REAL = {
     # one TRANSPOSE per channel shuffle (the shuffle itself), none anywhere else
     "shufflenet_v2_x0_5": ({"Split", "Transpose", "Reshape"}, {"TRANSPOSE": 16, "SPLIT": 13}),
     "lraspp_mobilenet_v3_large": ({"Resize"}, {"RESIZE_BILINEAR": 2}),
+    # PixelUnshuffle is a Reshape-Transpose-Reshape of 6-D values (one TRANSPOSE); nearest-exact a GatherND
+    "decoder": (
+        {"ConvTranspose", "DepthToSpace", "Resize", "Pad", "GatherND"},
+        {"TRANSPOSE_CONV": 6, "RESIZE_BILINEAR": 2, "RESIZE_NEAREST_NEIGHBOR": 1, "TRANSPOSE": 1},
+    ),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(REAL))
-def test_torchvision_network_matches_onnx_runtime(tmp_path, name):
+def test_real_network_matches_onnx_runtime(tmp_path, name):
     """Random weights, BatchNorm statistics from random data, 64×64, exported and simplified as `edgecnn export`
     does, lowered to fp32 TFLite and compared with ONNX Runtime."""
     import onnx
@@ -459,7 +493,7 @@ def test_torchvision_network_matches_onnx_runtime(tmp_path, name):
     from tests.lowering.tflite_check import run_ort
 
     torch.manual_seed(0)
-    module = _torchvision(name)
+    module = _network(name)
     for layer in module.modules():
         if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
             layer.momentum = None  # a cumulative average: outputs that depend on the input
@@ -524,3 +558,17 @@ def test_layout_helpers_for_reshapes():
     # size-1 axes go anywhere: [1, C, 1, 1] → [1, C] and back need no TRANSPOSE
     assert reshaped_layout([1, 6, 1, 1], NHWC, [1, 6]) == (0, 1)
     assert reshaped_layout([2, 6], (0, 1), [2, 6, 1, 1]) == NHWC
+
+
+# --- GatherND
+@pytest.mark.parametrize(
+    ("shape", "indices"),
+    [
+        ([1, 3, 4, 5], [[0, 2], [0, -1], [0, 0]]),  # whole [H, W] planes of channels 2, 2 and 0
+        ([4, 5, 3], [[[1, 2], [3, 4]], [[0, 0], [-1, -2]]]),  # single rows
+        ([4, 5, 3], [[1, 2, 0], [3, 4, 2]]),  # single elements
+    ],
+)
+def test_gather_nd(shape, indices):
+    nodes = [node("Relu", ["x"], ["r"]), node("GatherND", ["r", "i"], ["y"])]
+    check(make_model(nodes, {"x": shape}, ["y"], {"i": np.array(indices, np.int64)}), "gather-nd")

@@ -21,6 +21,7 @@ OP_TYPES = {
     *("MaxPool", "Mul", "Not", "Or", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Sigmoid"),
     *("Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"),
     *("Split", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "Einsum"),
+    *("GatherND",),
 }
 OPS_PACKAGE = edgecnn.lowering.tflite.ops.__name__
 
