@@ -416,17 +416,17 @@ def test_builder_deduplicates_operator_codes():
 
 def test_unsupported_ops_are_all_listed_before_anything_is_written():
     nodes = [
-        node("Erf", ["x"], ["a"], name="erf_1"),
+        node("Hardmax", ["x"], ["a"], name="hardmax_1"),
         node("Relu", ["a"], ["b"], name="ok"),
         node("LRN", ["b"], ["c"], size=3, name="lrn"),
-        node("Erf", ["c"], ["y"], name="erf_2"),
+        node("Hardmax", ["c"], ["y"], name="hardmax_2"),
     ]
     model = make_model(nodes, {"x": [1, 4, 3, 3]}, ["y"])
-    assert unsupported_nodes(model) == {"Erf": ["erf_1", "erf_2"], "LRN": ["lrn"]}
+    assert unsupported_nodes(model) == {"Hardmax": ["hardmax_1", "hardmax_2"], "LRN": ["lrn"]}
     with pytest.raises(UsageError) as caught:
         convert(model)
     message = str(caught.value)
-    for text in ("Erf", "LRN", "erf_1", "erf_2", "lrn", "2 ONNX op type"):
+    for text in ("Hardmax", "LRN", "hardmax_1", "hardmax_2", "lrn", "2 ONNX op type"):
         assert text in message
     assert "'ok'" not in message and " ok" not in message
 

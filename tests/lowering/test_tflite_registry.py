@@ -20,6 +20,12 @@ OP_TYPES = {
     *("GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "LessOrEqual", "MatMul"),
     *("MaxPool", "Mul", "Not", "Or", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Sigmoid"),
     *("Slice", "Softmax", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where"),
+    # normalization, activation and reduction family (issue #15)
+    *("LayerNormalization", "InstanceNormalization", "GroupNormalization", "Gelu", "Erf", "PRelu", "LogSoftmax"),
+    *("Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Abs", "Neg", "Elu", "Softplus", "Mish"),
+    *("ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare"),
+    *("Sign", "Ceil", "Round", "Sin", "Cos", "Max", "Min", "Sum", "Mean"),
+    # shape and spatial family (issue #15)
     *("Split", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "Einsum"),
     *("GatherND",),
 }

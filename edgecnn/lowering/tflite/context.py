@@ -12,7 +12,7 @@ from onnx import helper, numpy_helper
 
 from edgecnn.errors import UsageError
 from edgecnn.lowering.tflite.builder import GraphBuilder
-from edgecnn.lowering.tflite.layout import canonical_layout, layout_tag, non_unit_order, permute, same_memory_order
+from edgecnn.lowering.tflite.layout import canonical_layout, layout_tag, permute, same_memory_order
 
 OP = schema.BuiltinOperator
 ACT = schema.ActivationFunctionType
@@ -158,12 +158,8 @@ class LoweringContext:
             return index
         key = ("layout", name, layout)
         if key not in self._cache:
-            shape = self.shape(name)
-            moved = f"{name}/{layout_tag(layout)}"
-            if non_unit_order(shape, current) == non_unit_order(shape, layout):  # only size-1 axes move
-                self._cache[key] = self.reshape(index, permute(shape, layout), moved)
-            else:
-                self._cache[key] = self.transpose(index, [current.index(a) for a in layout], moved)
+            perm = [current.index(a) for a in layout]
+            self._cache[key] = self.transpose(index, perm, f"{name}/{layout_tag(layout)}")
         return self._cache[key]
 
     def canonical_tensor(self, name: str) -> int:
@@ -207,11 +203,18 @@ class LoweringContext:
         return [self.operand(name, rank, layout) for name in node.input]
 
     def transpose(self, index: int, perm: Sequence[int], name: str | None = None, out: int | None = None) -> int:
-        """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor."""
+        """TRANSPOSE tensor ``index`` (output axis j = input axis perm[j]); returns the output tensor.
+
+        A RESHAPE instead when only axes of size 1 move (the elements keep their order).
+        """
         shape = self.builder.shape(index)
         if out is None:
-            name = name or f"{self.builder.name(index)}/transpose"
-            out = self.temp(name, [shape[p] for p in perm], self.builder.dtype(index))
+            out = self.temp(
+                name or f"{self.builder.name(index)}/transpose", [shape[p] for p in perm], self.builder.dtype(index)
+            )
+        moved = [p for p in perm if shape[p] != 1]
+        if moved == sorted(moved):
+            return self.reshape(index, [shape[p] for p in perm], out=out)
         perm_tensor = self.const(f"{self.builder.name(out)}/perm", np.asarray(perm, np.int32))
         self.op(OP.TRANSPOSE, [index, perm_tensor], [out], schema.TransposeOptionsT())
         return out
@@ -227,9 +230,9 @@ class LoweringContext:
     def reshape_value(self, name: str, shape: Sequence[int], out_name: str | None = None) -> int:
         """Value ``name`` reshaped in ONNX element order to ``shape``, held in the canonical layout of that rank.
 
-        With ``out_name`` the result is declared as that ONNX value. A TRANSPOSE
-        is inserted on either side only where the element orders differ (an NHWC
-        tensor with H·W > 1 flattens differently from NCHW).
+        With ``out_name`` the result is declared as that ONNX value, and held in ONNX order when the canonical
+        layout would cost a TRANSPOSE. A TRANSPOSE is inserted before the RESHAPE where the element orders
+        differ (an NHWC tensor with H·W > 1 flattens differently from NCHW).
         """
         if same_memory_order(self.shape(name), self.layout(name)):
             source = self.tensor(name)
@@ -239,6 +242,8 @@ class LoweringContext:
         if same_memory_order(shape, target):
             out = self.declare(out_name) if out_name else self.temp(f"{name}/reshape", permute(shape, target))
             return self.reshape(source, permute(shape, target), out=out)
+        if out_name:  # a declared value may stay in ONNX order: its readers move it only if they need NHWC
+            return self.reshape(source, shape, out=self.declare(out_name, tuple(range(len(shape)))))
         middle = self.reshape(source, shape, f"{out_name or name}/reshape")
         out = self.declare(out_name) if out_name else None
         return self.transpose(middle, target, out=out)
@@ -303,6 +308,21 @@ class LoweringContext:
             return ACT.NONE, name
         self._absorbed.add(id(users[0]))
         return code, users[0].output[0]
+
+    def sole_consumer(self, name: str) -> onnx.NodeProto | None:
+        """The only node reading value ``name``, or None (several readers, none, or a graph output)."""
+        users = self.consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in self.graph_outputs else None
+
+    def scalar(self, name: str) -> float | None:
+        """The value of ``name`` when it is a constant of one element, else None."""
+        if not name or not self.is_constant(name) or self.constant(name).size != 1:
+            return None
+        return float(self.constant(name).reshape(-1)[0])
+
+    def absorb(self, node: onnx.NodeProto) -> None:
+        """Mark a later ``node`` as lowered by a fused pattern (the engine then skips it)."""
+        self._absorbed.add(id(node))
 
     def is_absorbed(self, node: onnx.NodeProto) -> bool:
         """Whether ``node`` was fused into the op before it."""

@@ -1,10 +1,13 @@
 """Layouts: which ONNX axis each TFLite axis holds.
 
 A *layout* is a permutation: TFLite axis ``j`` holds ONNX axis ``layout[j]``. The *canonical* layout
-is NHWC (``(0, 2, 3, 1)``) for 4-D values and the ONNX order for any other rank. A value stays in the
-layout its op wrote (a Transpose only relabels axes, a Reshape that splits or merges runs of axes
-carries the layout over); a consumer that needs another layout gets it through
-:meth:`LoweringContext.tensor_in`, one TRANSPOSE per value and layout.
+is NHWC (``(0, 2, 3, 1)``) for 4-D values and the ONNX order for the others: graph inputs, convolutions
+and pools work in it. Other values may be held in any layout (the context records it per value): a
+Transpose only relabels axes, a Reshape that splits or merges runs of axes carries the layout over,
+elementwise ops, normalizations and reductions work in their input's layout, MatMul outputs stay in
+ONNX order, Split and Slice cut where their parts' readers need them. A lowering that needs a given
+layout asks for it (:meth:`LoweringContext.tensor_in`), which adds one TRANSPOSE per value and layout,
+or a RESHAPE when only size-1 axes move.
 """
 
 from __future__ import annotations

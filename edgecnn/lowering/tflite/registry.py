@@ -16,6 +16,7 @@ from edgecnn.lowering.tflite.context import LoweringContext
 # Adding an op family: write edgecnn/lowering/tflite/ops/<family>.py and add its module here.
 OP_MODULES = (
     *("conv", "elementwise", "pool", "shape", "gemm", "cast", "compare", "logic", "gather", "slice"),
+    *("normalization", "activation"),
     *("split", "resize", "transpose_conv", "broadcast", "depth", "einsum"),
 )
 

@@ -1,4 +1,4 @@
-"""Binary arithmetic with broadcasting, activations, Floor, Softmax and inference BatchNormalization."""
+"""Binary and variadic arithmetic with broadcasting, activations, Floor, Softmax/LogSoftmax, BatchNormalization."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
-from edgecnn.lowering.tflite.layout import canonical_layout
+from edgecnn.lowering.tflite.ops.activation import fuse_gelu
 from edgecnn.lowering.tflite.registry import register
 
 BINARY = {
@@ -20,21 +20,54 @@ UNARY = {"Relu": OP.RELU, "Sigmoid": OP.LOGISTIC, "Tanh": OP.TANH, "HardSwish": 
 CLIPS = {(0.0, 6.0): OP.RELU6, (0.0, None): OP.RELU, (-1.0, 1.0): OP.RELU_N1_TO_1, (0.0, 1.0): OP.RELU_0_TO_1}
 
 
-def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, rank: int) -> int:
-    """A per-channel constant (ONNX axis 1) shaped to broadcast against a value of ``rank`` in its layout."""
-    shape = [1] * rank
+def _channel_constant(ctx: LoweringContext, name: str, values: np.ndarray, layout: tuple[int, ...]) -> int:
+    """A per-channel constant (ONNX axis 1) shaped to broadcast against a value held in ``layout``."""
+    shape = [1] * len(layout)
     shape[1] = values.size
-    return ctx.const(name, values.reshape(shape).transpose(canonical_layout(rank)))
+    return ctx.const(name, values.reshape(shape).transpose(layout))
 
 
 @register(*BINARY)
 def lower_binary(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Add/Sub/Mul/Div; constants (e.g. NCHW [1,C,1,1]) are laid out to broadcast in NHWC ([1,1,1,C])."""
+    """Add/Sub/Mul/Div; constants (e.g. NCHW [1,C,1,1]) are laid out to broadcast in NHWC ([1,1,1,C]).
+
+    A Div by √2 (or Mul by 1/√2) that starts the exporters' Erf form of GELU lowers the whole pattern.
+    """
+    if fuse_gelu(node, ctx):
+        return
     layout = ctx.broadcast_layout(node)
     inputs = ctx.broadcast_operands(node, layout)
     act, out_name = ctx.fuse_activation(node)
     builtin, options = BINARY[node.op_type]
     ctx.op(builtin, inputs, [ctx.declare(out_name, layout)], options(fusedActivationFunction=act))
+
+
+VARIADIC = {"Max": OP.MAXIMUM, "Min": OP.MINIMUM, "Sum": OP.ADD, "Mean": OP.ADD}
+
+
+@register(*VARIADIC)
+def lower_variadic(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """Max/Min/Sum/Mean of any number of broadcasting inputs → a chain of MAXIMUM / MINIMUM / ADD (Mean: then a
+    MUL by 1/n); one input is the input itself."""
+    out_name, names = node.output[0], [name for name in node.input if name]
+    if len(names) == 1:
+        ctx.bind(out_name, ctx.tensor(names[0]), ctx.layout(names[0]))
+        return
+    layout = ctx.broadcast_layout(node)
+    operands = ctx.broadcast_operands(node, layout)
+    builtin = VARIADIC[node.op_type]
+    options = schema.AddOptionsT() if builtin == OP.ADD else schema.MaximumMinimumOptionsT()
+    out = ctx.declare(out_name, layout)
+    steps = len(operands) - 1 + (node.op_type == "Mean")
+    result = operands[0]
+    for i, operand in enumerate(operands[1:], start=1):
+        shape = np.broadcast_shapes(ctx.builder.shape(result), ctx.builder.shape(operand))
+        target = out if i == steps else ctx.temp(f"{out_name}/{i}", shape)
+        ctx.op(builtin, [result, operand], [target], options)
+        result = target
+    if node.op_type == "Mean":
+        factor = ctx.const(f"{out_name}/reciprocal_count", np.array([1 / len(operands)], np.float32))
+        ctx.op(OP.MUL, [result, factor], [out], schema.MulOptionsT())
 
 
 @register(*UNARY)
@@ -59,9 +92,9 @@ def lower_clip(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if bounds is None:
         raise ctx.reject(node, "the bounds are not constants")
     x, out_name = node.input[0], node.output[0]
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
     if bounds in CLIPS:
-        ctx.op(CLIPS[bounds], [source], [ctx.declare(out_name)])
+        ctx.op(CLIPS[bounds], [source], [ctx.declare(out_name, layout)])
         return
     low, high = bounds
     if low is None and high is None:
@@ -71,19 +104,36 @@ def lower_clip(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     steps = [(builtin, value) for builtin, value in steps if value is not None]
     for i, (builtin, value) in enumerate(steps):
         last = i == len(steps) - 1
-        out = ctx.declare(out_name) if last else ctx.temp(f"{out_name}/max", ctx.builder.shape(source))
+        out = ctx.declare(out_name, layout) if last else ctx.temp(f"{out_name}/max", ctx.builder.shape(source))
         bound = ctx.const(f"{out_name}/bound{i}", np.array([value], np.float32))
         ctx.op(builtin, [source, bound], [out], schema.MaximumMinimumOptionsT())
         source = out
 
 
+def _hard_swish_mul(node: onnx.NodeProto, ctx: LoweringContext, alpha: float, beta: float) -> onnx.NodeProto | None:
+    """The Mul that makes HardSigmoid(1/6, 0.5) ``node`` a HardSwish (x · HardSigmoid(x), as quant_pre_process
+    writes it), or None."""
+    if not (np.isclose(alpha, 1 / 6) and beta == 0.5):
+        return None
+    mul = ctx.sole_consumer(node.output[0])
+    if mul is None or mul.op_type != "Mul" or sorted(mul.input) != sorted([node.input[0], node.output[0]]):
+        return None
+    return mul
+
+
 @register("HardSigmoid")
 def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """max(0, min(1, alpha·x + beta)) as MUL, ADD and RELU_0_TO_1, in ONNX Runtime's order of operations."""
+    """max(0, min(1, alpha·x + beta)) as MUL, ADD and RELU_0_TO_1, in ONNX Runtime's order of operations;
+    HardSigmoid(1/6, 1/2) times its own input → one HARD_SWISH."""
     alpha = float(attribute(node, "alpha", 0.2))
     beta = float(attribute(node, "beta", 0.5))
     x, out_name = node.input[0], node.output[0]
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
+    mul = _hard_swish_mul(node, ctx, alpha, beta)
+    if mul is not None:
+        ctx.absorb(mul)
+        ctx.op(OP.HARD_SWISH, [source], [ctx.declare(mul.output[0], layout)])
+        return
     shape = ctx.builder.shape(source)
     scaled = ctx.temp(f"{out_name}/scaled", shape)
     alpha_tensor = ctx.const(f"{out_name}/alpha", np.array([alpha], np.float32))
@@ -91,28 +141,38 @@ def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     shifted = ctx.temp(f"{out_name}/shifted", shape)
     beta_tensor = ctx.const(f"{out_name}/beta", np.array([beta], np.float32))
     ctx.op(OP.ADD, [scaled, beta_tensor], [shifted], schema.AddOptionsT())
-    ctx.op(OP.RELU_0_TO_1, [shifted], [ctx.declare(out_name)])
+    ctx.op(OP.RELU_0_TO_1, [shifted], [ctx.declare(out_name, layout)])
 
 
-@register("Softmax")
+@register("Softmax", "LogSoftmax")
 def lower_softmax(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """SOFTMAX over the TFLite axis that holds the ONNX axis; TRANSPOSEs around it when that axis is not last."""
+    """SOFTMAX / LOG_SOFTMAX over the TFLite axis that holds the ONNX axis, with a TRANSPOSE before it when that
+    axis is not last. Before opset 13 the op works on the input flattened to 2-D at ``axis``: RESHAPEs around it."""
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     axis = int(attribute(node, "axis", -1 if ctx.opset >= 13 else 1)) % rank
+    if node.op_type == "Softmax":
+        builtin, options = OP.SOFTMAX, schema.SoftmaxOptionsT(beta=1.0)
+    else:
+        builtin, options = OP.LOG_SOFTMAX, schema.LogSoftmaxOptionsT()
     if ctx.opset < 13 and axis != rank - 1:
-        raise ctx.reject(node, f"opset {ctx.opset} Softmax flattens from axis {axis}; only the last axis is lowered")
+        shape = ctx.shape(x)
+        identity = tuple(range(rank))
+        flat = [int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))]
+        rows = ctx.reshape(ctx.tensor_in(x, identity), flat, f"{out_name}/rows")
+        done = ctx.temp(f"{out_name}/rows_out", flat)
+        ctx.op(builtin, [rows], [done], options)
+        ctx.reshape(done, shape, out=ctx.declare(out_name, identity))
+        return
     source = ctx.tensor(x)
     layout = ctx.layout(x)
     tfl_axis = layout.index(axis)
-    options = schema.SoftmaxOptionsT(beta=1.0)
     if tfl_axis == rank - 1:
-        ctx.op(OP.SOFTMAX, [source], [ctx.declare(out_name, layout)], options)
+        ctx.op(builtin, [source], [ctx.declare(out_name, layout)], options)
     else:
         perm = [a for a in range(rank) if a != tfl_axis] + [tfl_axis]
         moved = ctx.transpose(source, perm, f"{out_name}/axis_last")
-        ctx.op(OP.SOFTMAX, [moved], [ctx.declare(out_name, [layout[p] for p in perm])], options)
-    ctx.canonicalize(out_name)
+        ctx.op(builtin, [moved], [ctx.declare(out_name, [layout[p] for p in perm])], options)
 
 
 @register("BatchNormalization")
@@ -129,11 +189,11 @@ def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     factor = scale / np.sqrt(var + float(attribute(node, "epsilon", 1e-5)))
     shift = bias - mean * factor
     x = node.input[0]
-    rank = ctx.rank(x)
-    source = ctx.canonical_tensor(x)
+    source, layout = ctx.tensor(x), ctx.layout(x)
     act, out_name = ctx.fuse_activation(node)
     scaled = ctx.temp(f"{out_name}/scaled", ctx.builder.shape(source))
-    ctx.op(OP.MUL, [source, _channel_constant(ctx, f"{out_name}/scale", factor, rank)], [scaled], schema.MulOptionsT())
-    out = ctx.declare(out_name)
-    shift_tensor = _channel_constant(ctx, f"{out_name}/shift", shift, rank)
+    scale_tensor = _channel_constant(ctx, f"{out_name}/scale", factor, layout)
+    ctx.op(OP.MUL, [source, scale_tensor], [scaled], schema.MulOptionsT())
+    out = ctx.declare(out_name, layout)
+    shift_tensor = _channel_constant(ctx, f"{out_name}/shift", shift, layout)
     ctx.op(OP.ADD, [scaled, shift_tensor], [out], schema.AddOptionsT(fusedActivationFunction=act))

@@ -1,4 +1,7 @@
-"""Gemm and MatMul: FULLY_CONNECTED for constant weights (stored [out, in], as TFLite wants), else BATCH_MATMUL."""
+"""Gemm and MatMul: FULLY_CONNECTED for constant weights (stored [out, in], as TFLite wants), else BATCH_MATMUL.
+
+The output stays in ONNX order (a 4-D one is moved to NHWC only by a reader that needs it).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,6 @@ def _fully_connected(ctx: LoweringContext, node: onnx.NodeProto, a: str, weight:
     inputs = [source, ctx.const(f"{name}/weights", weight), ctx.const(f"{name}/bias", bias)]
     options = schema.FullyConnectedOptionsT(fusedActivationFunction=act, keepNumDims=keep)
     ctx.op(OP.FULLY_CONNECTED, inputs, [out], options, version=5 if keep else 1)  # keep_num_dims needs version 5
-    ctx.canonicalize(out_name)
 
 
 @register("Gemm")

@@ -1,4 +1,5 @@
-"""Global pools and reductions → MEAN / REDUCE_MAX / SUM; MaxPool and AveragePool → MAX_POOL_2D / AVERAGE_POOL_2D."""
+"""Global pools and reductions → MEAN / REDUCE_MAX / REDUCE_MIN / SUM / REDUCE_PROD; MaxPool and AveragePool →
+MAX_POOL_2D / AVERAGE_POOL_2D."""
 
 from __future__ import annotations
 
@@ -13,15 +14,32 @@ from edgecnn.lowering.tflite.layout import NHWC
 from edgecnn.lowering.tflite.ops.window import Window, pad_nhwc, padding_mode, read_window
 from edgecnn.lowering.tflite.registry import register
 
-REDUCERS = {"ReduceMean": OP.MEAN, "ReduceMax": OP.REDUCE_MAX, "ReduceSum": OP.SUM}
-AXES_AS_INPUT = {"ReduceMean": 18, "ReduceMax": 18, "ReduceSum": 13}  # opset from which axes is an input
+REDUCERS = {
+    "ReduceMean": OP.MEAN,
+    "ReduceMax": OP.REDUCE_MAX,
+    "ReduceMin": OP.REDUCE_MIN,
+    "ReduceSum": OP.SUM,
+    "ReduceProd": OP.REDUCE_PROD,
+    "ReduceL1": OP.SUM,  # of ABS
+    "ReduceL2": OP.SUM,  # of MUL(x, x), then SQRT
+    "ReduceSumSquare": OP.SUM,  # of MUL(x, x)
+}
+AXES_AS_INPUT_FROM = 18  # the opset from which axes is an input (ReduceSum: 13)
 LOWEST = float(np.finfo(np.float32).min)  # the pad value that never wins a max
 
 
 def _reduce(ctx: LoweringContext, node: onnx.NodeProto, builtin: int, axes: Sequence[int], keep: bool) -> None:
-    """Reduce value ``node.input[0]`` over ONNX ``axes`` on the TFLite axes that hold them."""
+    """Reduce value ``node.input[0]`` over ONNX ``axes`` on the TFLite axes that hold them (no TRANSPOSE).
+
+    ReduceL1 / ReduceL2 / ReduceSumSquare first take ABS / the square elementwise; ReduceL2 ends with a SQRT.
+    """
     x, out_name = node.input[0], node.output[0]
     layout = ctx.layout(x)
+    source = ctx.tensor(x)
+    if node.op_type == "ReduceL1":
+        source = _elementwise(ctx, OP.ABS, [source], f"{out_name}/abs")
+    elif node.op_type in ("ReduceL2", "ReduceSumSquare"):
+        source = _elementwise(ctx, OP.MUL, [source, source], f"{out_name}/square", schema.MulOptionsT())
     tfl_axes = sorted(layout.index(a) for a in axes)
     axes_tensor = ctx.const(f"{out_name}/axes", np.asarray(tfl_axes, np.int32))
     if keep:
@@ -30,8 +48,19 @@ def _reduce(ctx: LoweringContext, node: onnx.NodeProto, builtin: int, axes: Sequ
         kept = [a for a in range(len(layout)) if a not in axes]
         out_layout = tuple(kept.index(layout[j]) for j in range(len(layout)) if j not in tfl_axes)
     out = ctx.declare(out_name, out_layout)
-    ctx.op(builtin, [ctx.tensor(x), axes_tensor], [out], schema.ReducerOptionsT(keepDims=keep))
-    ctx.canonicalize(out_name)
+    options = schema.ReducerOptionsT(keepDims=keep)
+    if node.op_type == "ReduceL2":
+        total = ctx.temp(f"{out_name}/sum_of_squares", ctx.builder.shape(out))
+        ctx.op(builtin, [source, axes_tensor], [total], options)
+        ctx.op(OP.SQRT, [total], [out])
+    else:
+        ctx.op(builtin, [source, axes_tensor], [out], options)
+
+
+def _elementwise(ctx: LoweringContext, builtin: int, inputs: list[int], name: str, options: object = None) -> int:
+    out = ctx.temp(name, ctx.builder.shape(inputs[0]))
+    ctx.op(builtin, inputs, [out], options)
+    return out
 
 
 @register("GlobalAveragePool", "GlobalMaxPool")
@@ -44,9 +73,10 @@ def lower_global_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register(*REDUCERS)
 def lower_reduce(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """ReduceMean/Max/Sum with constant axes (attribute or input), with or without keepdims."""
+    """ReduceMean/Max/Min/Sum/Prod/L1/L2/SumSquare with constant axes (attribute or input), with or without
+    keepdims; the ONNX axes are mapped through the input's layout (NCHW axis 1 is NHWC axis 3)."""
     rank = ctx.rank(node.input[0])
-    if ctx.opset >= AXES_AS_INPUT[node.op_type]:
+    if ctx.opset >= (13 if node.op_type == "ReduceSum" else AXES_AS_INPUT_FROM):
         axes_name = optional_input(node, 1)
         if axes_name is not None and not ctx.is_constant(axes_name):
             raise ctx.reject(node, "the axes are not a constant")

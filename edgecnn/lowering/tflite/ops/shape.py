@@ -10,6 +10,7 @@ from onnx import numpy_helper
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import canonical_layout, permute, reshape_source_layout, reshaped_layout
 from edgecnn.lowering.tflite.ops.dtypes import declare_typed
+from edgecnn.lowering.tflite.ops.normalization import fuse_group_norm
 from edgecnn.lowering.tflite.registry import register
 
 
@@ -44,8 +45,11 @@ def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     (ShuffleNet's NHWC [1, C, H, W] → [1, g, C/g, H, W] is [1, H, W, g, C/g]);
     else one, into the layout from which a RESHAPE gives the canonical output
     (an NHWC map is TRANSPOSEd to NCHW before the Flatten of a classifier); else
-    a RESHAPE in ONNX order, the output left in it.
+    a RESHAPE in ONNX order, the output left in it. A Reshape that starts
+    PyTorch's GroupNorm pattern lowers the whole pattern.
     """
+    if node.op_type == "Reshape" and fuse_group_norm(node, ctx):
+        return
     x, out_name = node.input[0], node.output[0]
     in_shape, out_shape = ctx.shape(x), ctx.shape(out_name)
     if ctx.is_constant(x):
