@@ -572,3 +572,11 @@ def test_layout_helpers_for_reshapes():
 def test_gather_nd(shape, indices):
     nodes = [node("Relu", ["x"], ["r"]), node("GatherND", ["r", "i"], ["y"])]
     check(make_model(nodes, {"x": shape}, ["y"], {"i": np.array(indices, np.int64)}), "gather-nd")
+
+
+def test_a_transpose_read_by_several_readers_that_need_nhwc_is_moved_once():
+    nodes = [node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]), node("Relu", ["t"], ["y"])]
+    nodes.append(node("Sigmoid", ["t"], ["z"]))
+    model = make_model(nodes, {"x": [1, 3, 4, 5]}, ["y", "z"])
+    check(model, "reshape-transpose")
+    assert convert(model).op_counts == {"TRANSPOSE": 1, "RELU": 1, "LOGISTIC": 1}

@@ -17,11 +17,15 @@ from edgecnn.lowering.tflite.ops.einsum import matmul_plan
 
 RESHAPES = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
 NEEDS_NHWC = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "Resize", "DepthToSpace", "SpaceToDepth")
-FOLLOWED = ("Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Add", "Sub", "Mul", "Div")
+FOLLOWED = (  # ops that work in their input's layout
+    *("Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Clip", "Add", "Sub", "Mul", "Div"),
+    *("Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal", "Pow", "Erf", "Gelu", "Elu", "Softplus", "Mish", "Floor"),
+    *("Ceil", "Round", "Sign", "Sin", "Cos"),
+)
 DEPTH = 8  # readers followed below each part
 
 
-def _readers_cost(ctx: LoweringContext, name: str, layout: tuple[int, ...], depth: int) -> int:
+def readers_cost(ctx: LoweringContext, name: str, layout: tuple[int, ...], depth: int = DEPTH) -> int:
     """The TRANSPOSEs value ``name``, held in ``layout``, is expected to cost its readers."""
     cost = int(name in ctx.graph_outputs and layout != canonical_layout(len(layout)))
     if depth:
@@ -33,11 +37,11 @@ def _reader_cost(ctx: LoweringContext, user: onnx.NodeProto, name: str, layout: 
     rank, op = len(layout), user.op_type
     if op == "Transpose":
         perm = [int(p) % rank for p in attribute(user, "perm", list(reversed(range(rank))))]
-        return _readers_cost(ctx, user.output[0], tuple(perm.index(a) for a in layout), depth)
+        return readers_cost(ctx, user.output[0], tuple(perm.index(a) for a in layout), depth)
     if op in RESHAPES:
         out_shape = ctx.shapes.get(user.output[0])
         carried = None if out_shape is None else reshaped_layout(ctx.shape(name), layout, out_shape)
-        return 1 if carried is None else _readers_cost(ctx, user.output[0], carried, depth)
+        return 1 if carried is None else readers_cost(ctx, user.output[0], carried, depth)
     if op == "MatMul":
         identity = tuple(range(rank))
         return int(layout not in (identity, (*identity[:-2], identity[-1], identity[-2])))
@@ -53,7 +57,7 @@ def _reader_cost(ctx: LoweringContext, user: onnx.NodeProto, name: str, layout: 
         return int(rank == 4 and layout != NHWC)
     others = [n for n in user.input if n and n != name and not ctx.is_constant(n)]
     if op in FOLLOWED and not others and ctx.shapes.get(user.output[0]) == ctx.shape(name):
-        return _readers_cost(ctx, user.output[0], layout, depth)
+        return readers_cost(ctx, user.output[0], layout, depth)
     return 0
 
 
@@ -65,6 +69,6 @@ def cut_layout(ctx: LoweringContext, node: onnx.NodeProto) -> tuple[int, ...]:
     candidates: list[tuple[float, int, tuple[int, ...]]] = []
     for order, layout in enumerate(dict.fromkeys([current, tuple(range(rank)), canonical_layout(rank)])):
         move = 0.0 if layout == current else 1 / cutters  # one TRANSPOSE shared by all the cuts of x
-        parts = sum(_readers_cost(ctx, out, layout, DEPTH) for out in node.output if out)
+        parts = sum(readers_cost(ctx, out, layout, DEPTH) for out in node.output if out)
         candidates.append((move + parts, order, layout))
     return min(candidates)[2]

@@ -9,6 +9,7 @@ from onnx import numpy_helper
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import canonical_layout, permute, reshape_source_layout, reshaped_layout
+from edgecnn.lowering.tflite.ops.cut import readers_cost
 from edgecnn.lowering.tflite.ops.dtypes import declare_typed
 from edgecnn.lowering.tflite.ops.normalization import fuse_group_norm
 from edgecnn.lowering.tflite.registry import register
@@ -70,15 +71,21 @@ def lower_reshape(node: onnx.NodeProto, ctx: LoweringContext) -> None:
 
 @register("Transpose")
 def lower_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """No op: the output is the input's tensor with its axes relabelled (TFLite axis j holds the output axis o
-    with perm[o] = the input axis it held); the consumers TRANSPOSE it only if they need another layout."""
+    """Usually no op: the output is the input's tensor with its axes relabelled (TFLite axis j holds the
+    output axis o with perm[o] = the input axis it held), and a reader TRANSPOSEs it only if it needs
+    another layout. An output with several readers that would each pay for that (a Relu and an Exp that
+    both end as NHWC graph outputs) is moved to its canonical layout here, once."""
     x, out_name = node.input[0], node.output[0]
     rank = ctx.rank(x)
     perm = [int(p) % rank for p in attribute(node, "perm", list(reversed(range(rank))))]
     if ctx.is_constant(x):
         ctx.initializers[out_name] = ctx.constant(x).transpose(perm)
         return
-    ctx.bind(out_name, ctx.tensor(x), tuple(perm.index(a) for a in ctx.layout(x)))
+    relabelled, canonical = tuple(perm.index(a) for a in ctx.layout(x)), canonical_layout(rank)
+    ctx.bind(out_name, ctx.tensor(x), relabelled)
+    several = len(ctx.consumers.get(out_name, [])) > 1 and relabelled != canonical
+    if several and 1 + readers_cost(ctx, out_name, canonical) < readers_cost(ctx, out_name, relabelled):
+        ctx.bind(out_name, ctx.tensor_in(out_name, canonical), canonical)
 
 
 @register("Concat")
