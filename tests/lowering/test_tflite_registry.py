@@ -25,6 +25,9 @@ OP_TYPES = {
     *("Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Abs", "Neg", "Elu", "Softplus", "Mish"),
     *("ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare"),
     *("Sign", "Ceil", "Round", "Sin", "Cos", "Max", "Min", "Sum", "Mean"),
+    # shape and spatial family (issue #15)
+    *("Split", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "Einsum"),
+    *("GatherND",),
 }
 OPS_PACKAGE = edgecnn.lowering.tflite.ops.__name__
 

@@ -102,6 +102,10 @@ class GraphBuilder:
         """The shape of tensor ``index``."""
         return tuple(self.tensors[index].shape)
 
+    def dtype(self, index: int) -> np.dtype:
+        """The numpy element type of tensor ``index``."""
+        return next(d for d, t in TENSOR_TYPES.items() if t == self.tensors[index].type)
+
     def name(self, index: int) -> str:
         """The name of tensor ``index``."""
         return self.tensors[index].name

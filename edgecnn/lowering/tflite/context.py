@@ -209,7 +209,9 @@ class LoweringContext:
         """
         shape = self.builder.shape(index)
         if out is None:
-            out = self.temp(name or f"{self.builder.name(index)}/transpose", [shape[p] for p in perm])
+            out = self.temp(
+                name or f"{self.builder.name(index)}/transpose", [shape[p] for p in perm], self.builder.dtype(index)
+            )
         moved = [p for p in perm if shape[p] != 1]
         if moved == sorted(moved):
             return self.reshape(index, [shape[p] for p in perm], out=out)
@@ -220,7 +222,7 @@ class LoweringContext:
     def reshape(self, index: int, shape: Sequence[int], name: str | None = None, out: int | None = None) -> int:
         """RESHAPE tensor ``index`` (its raw element order) to ``shape``; returns the output tensor."""
         if out is None:
-            out = self.temp(name or f"{self.builder.name(index)}/reshape", shape)
+            out = self.temp(name or f"{self.builder.name(index)}/reshape", shape, self.builder.dtype(index))
         shape_tensor = self.const(f"{self.builder.name(out)}/shape", np.asarray(shape, np.int32))
         self.op(OP.RESHAPE, [index, shape_tensor], [out], schema.ReshapeOptionsT(newShape=[int(d) for d in shape]))
         return out
@@ -247,15 +249,14 @@ class LoweringContext:
         return self.transpose(middle, target, out=out)
 
     def canonicalize(self, name: str) -> int:
-        """Move value ``name`` into its canonical layout (a TRANSPOSE when it is elsewhere); returns its tensor."""
-        target = canonical_layout(self.rank(name))
-        if self.layout(name) == target:
-            return self.tensor(name)
-        index = self.tensor(name)
-        out = self.builder.add_tensor(f"{name}/{layout_tag(target)}", permute(self.shape(name), target))
-        self.transpose(index, [self.layout(name).index(a) for a in target], out=out)
-        self.bind(name, out, target)
-        return out
+        """Leave value ``name`` in the layout its op wrote; returns its tensor.
+
+        Lowerings whose output is not in the canonical layout call this. The
+        TRANSPOSE is not made here but by the consumers that need another
+        layout (:meth:`tensor_in`, once per layout), so none is made for an
+        attention block's [B, heads, N, N] scores that only MatMul and Softmax read.
+        """
+        return self.tensor(name)
 
     def tfl_axis(self, name: str, axis: int) -> int:
         """The TFLite axis of value ``name`` that holds ONNX ``axis`` (negative axes allowed)."""

@@ -15,18 +15,9 @@ from edgecnn.lowering.tflite.context import LoweringContext
 
 # Adding an op family: write edgecnn/lowering/tflite/ops/<family>.py and add its module here.
 OP_MODULES = (
-    "conv",
-    "elementwise",
-    "pool",
-    "shape",
-    "gemm",
-    "cast",
-    "compare",
-    "logic",
-    "gather",
-    "slice",
-    "normalization",
-    "activation",
+    *("conv", "elementwise", "pool", "shape", "gemm", "cast", "compare", "logic", "gather", "slice"),
+    *("normalization", "activation"),
+    *("split", "resize", "transpose_conv", "broadcast", "depth", "einsum"),
 )
 
 Lowering = Callable[[onnx.NodeProto, LoweringContext], None]

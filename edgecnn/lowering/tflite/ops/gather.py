@@ -1,4 +1,4 @@
-"""Gather → GATHER (data of any element type, int32/int64 indices)."""
+"""Gather → GATHER and GatherND → GATHER_ND (data of any element type, int32/int64 indices)."""
 
 from __future__ import annotations
 
@@ -34,3 +34,28 @@ def lower_gather(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     out = declare_typed(ctx, node, out_name, layout=tuple(range(ctx.rank(out_name))), dtype=data_type)
     ctx.op(OP.GATHER, [source, index_tensor], [out], schema.GatherOptionsT(axis=axis, batchDims=0))
     ctx.canonicalize(out_name)
+
+
+@register("GatherND")
+def lower_gather_nd(node: onnx.NodeProto, ctx: LoweringContext) -> None:
+    """GatherND with batch_dims=0 → GATHER_ND on the data in ONNX axis order (the dynamo exporter writes
+    ``nearest-exact`` interpolation as one, with constant indices)."""
+    data, indices, out_name = node.input[0], node.input[1], node.output[0]
+    if int(attribute(node, "batch_dims", 0)):
+        raise ctx.reject(node, "batch_dims > 0 is not lowered")
+    if ctx.is_constant(indices):
+        values = ctx.constant(indices).astype(np.int64)
+        dims = np.asarray(ctx.shape(data)[: values.shape[-1]], np.int64)
+        index_tensor = ctx.const(f"{out_name}/indices", np.where(values < 0, values + dims, values).astype(np.int32))
+    else:
+        if value_dtype(ctx, node, indices) not in (np.int32, np.int64):
+            raise ctx.reject(node, "the indices must be int32 or int64")
+        index_tensor = ctx.tensor_in(indices, tuple(range(ctx.rank(indices))))
+    rank = ctx.rank(data)
+    if ctx.is_constant(data):
+        source = ctx.const(f"{out_name}/data", ctx.constant(data))
+    else:
+        source = ctx.tensor_in(data, tuple(range(rank)))
+    data_type = value_dtype(ctx, node, data)
+    out = declare_typed(ctx, node, out_name, layout=tuple(range(ctx.rank(out_name))), dtype=data_type)
+    ctx.op(OP.GATHER_ND, [source, index_tensor], [out], schema.GatherNdOptionsT())

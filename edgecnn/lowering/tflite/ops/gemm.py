@@ -5,6 +5,8 @@ The output stays in ONNX order (a 4-D one is moved to NHWC only by a reader that
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
@@ -50,9 +52,32 @@ def lower_gemm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     _fully_connected(ctx, node, a, weight, bias)
 
 
+def matmul_operand(ctx: LoweringContext, name: str, axes: Sequence[int], label: str) -> tuple[int, bool]:
+    """(tensor, adjoint) of value ``name`` as a BATCH_MATMUL operand whose TFLite axes hold its ONNX ``axes``.
+
+    A value already held with its last two of those axes swapped is used as it
+    is, with adj_x / adj_y set (a Transpose of K before Q·Kᵀ costs nothing).
+    """
+    axes = tuple(axes)
+    if ctx.is_constant(name):
+        return ctx.const(label, ctx.constant(name).astype(np.float32).transpose(axes)), False
+    if ctx.layout(name) == (*axes[:-2], axes[-1], axes[-2]):
+        return ctx.tensor(name), True
+    return ctx.tensor_in(name, axes), False
+
+
+def batch_matmul(ctx: LoweringContext, a: tuple[int, bool], b: tuple[int, bool], out: int) -> None:
+    """BATCH_MATMUL of two operands from :func:`matmul_operand` into tensor ``out``."""
+    options = schema.BatchMatMulOptionsT(adjX=a[1], adjY=b[1], asymmetricQuantizeInputs=False)
+    ctx.op(OP.BATCH_MATMUL, [a[0], b[0]], [out], options, version=1)
+
+
 @register("MatMul")
 def lower_matmul(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """A·B: FULLY_CONNECTED for a constant B of one matrix (leading dims 1), else BATCH_MATMUL (broadcasting)."""
+    """A·B: FULLY_CONNECTED for a constant B of one matrix (leading dims 1), else BATCH_MATMUL (broadcasting).
+
+    The output stays in ONNX order ([B, heads, N, N] scores are not moved to NHWC).
+    """
     a, b = node.input
     out_name = node.output[0]
     rank_a, rank_b, rank = ctx.rank(a), ctx.rank(b), ctx.rank(out_name)
@@ -65,14 +90,14 @@ def lower_matmul(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     operands = []
     for name in (a, b):
         shape = ctx.shape(name)
-        full = (1,) * (rank - len(shape)) + tuple(shape)
-        if ctx.is_constant(name):
-            operands.append(ctx.const(f"{out_name}/{'ab'[len(operands)]}", ctx.constant(name).reshape(full)))
-        elif len(shape) == rank:
-            operands.append(ctx.tensor_in(name, tuple(range(rank))))
+        label = f"{out_name}/{'ab'[len(operands)]}"
+        if len(shape) == rank:
+            operands.append(matmul_operand(ctx, name, range(rank), label))
+        elif ctx.is_constant(name):
+            full = (1,) * (rank - len(shape)) + tuple(shape)
+            operands.append((ctx.const(label, ctx.constant(name).reshape(full)), False))
         else:
+            full = (1,) * (rank - len(shape)) + tuple(shape)
             source = ctx.tensor_in(name, tuple(range(len(shape))))
-            operands.append(ctx.reshape(source, full, f"{out_name}/{'ab'[len(operands)]}"))
-    out = ctx.declare(out_name, layout=tuple(range(rank)))
-    options = schema.BatchMatMulOptionsT(adjX=False, adjY=False, asymmetricQuantizeInputs=False)
-    ctx.op(OP.BATCH_MATMUL, operands, [out], options, version=1)
+            operands.append((ctx.reshape(source, full, label), False))
+    batch_matmul(ctx, operands[0], operands[1], ctx.declare(out_name, layout=tuple(range(rank))))

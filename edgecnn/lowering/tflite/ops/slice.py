@@ -9,6 +9,7 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.ops.cut import cut_layout
 from edgecnn.lowering.tflite.ops.dtypes import declare_typed
 from edgecnn.lowering.tflite.registry import register
 
@@ -46,10 +47,13 @@ def _slice_params(node: onnx.NodeProto, ctx: LoweringContext, shape: Sequence[in
 
 @register("Slice")
 def lower_slice(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Slice with constant starts/ends/axes/steps → STRIDED_SLICE on the TFLite axes that hold the ONNX axes."""
+    """Slice with constant starts/ends/axes/steps → STRIDED_SLICE on the TFLite axes that hold the ONNX axes.
+
+    The input is cut in the layout :func:`cut_layout` picks for what the slice's readers need.
+    """
     x, out_name = node.input[0], node.output[0]
     params = _slice_params(node, ctx, ctx.shape(x))
-    layout = ctx.layout(x)
+    layout = cut_layout(ctx, node)
     begin, end, strides, end_mask = [], [], [], 0
     for j, axis in enumerate(layout):
         start, stop, step = params[axis]
@@ -59,7 +63,7 @@ def lower_slice(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         begin.append(start)
         end.append(stop)
         strides.append(step)
-    source = ctx.tensor(x)
+    source = ctx.tensor_in(x, layout)
     out = declare_typed(ctx, node, out_name, layout=layout)
     tensors = [ctx.const(f"{out_name}/{k}", np.array(v, np.int32)) for k, v in (("begin", begin), ("end", end))]
     tensors.append(ctx.const(f"{out_name}/strides", np.array(strides, np.int32)))
