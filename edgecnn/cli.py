@@ -196,7 +196,9 @@ class _ExportCommand(click.Command):
     help="int8 .tflite: int8 input/output (scale and zero point in the manifest) or float32 [default: int8].",
 )
 @click.option("--recipe", help="Export recipe name or YAML path [default: the model family's].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the calibration split.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the calibration split."
+)
 @click.option(
     "--max-drop",
     type=float,
@@ -701,8 +703,11 @@ def _main(argv: list[str] | None) -> Any:
             # the core install has no torch/onnx: say which extra brings them
             click.echo(f"edgecnn: error: this needs {error.name}: pip install 'edgecnn[export]'", err=True)
             sys.exit(EXIT_USAGE)
-        if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0"):
-            raise
+        if os.environ.get("EDGECNN_DEBUG", "") not in ("", "0"):  # the traceback, and still the exit code of a bug
+            import traceback
+
+            traceback.print_exc()
+            sys.exit(EXIT_INTERNAL)
         message = " ".join(str(error).split())[:300]
         click.echo(
             f"edgecnn: error: internal error: {type(error).__name__}: {message} — this is a bug in edgecnn, "

@@ -217,6 +217,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return Path(os.path.realpath(a)) == Path(os.path.realpath(b))
 
 
+_NO_CLOBBER: set[Path] = set()  # outputs checked absent without --force: their write must not replace a file
+
+
 def check_output_file(path: Path, force: bool, inputs: Iterable[str | Path | None] = ()) -> None:
     """Fail before any work when ``path`` is an input, exists (unless ``force``), is a directory, or is unwritable."""
     path = Path(path)
@@ -229,6 +232,8 @@ def check_output_file(path: Path, force: bool, inputs: Iterable[str | Path | Non
     if os.path.lexists(path) and not force:
         raise UsageError(f"output {path} exists; pass --force to replace it")
     ensure_writable_dir(path.parent)
+    if not force:  # written later without replacing what another run may have put there meanwhile
+        _NO_CLOBBER.add(_absolute(path))
 
 
 def check_output_dir(out: Path, force: bool, inputs: Iterable[str | Path | None] = ()) -> None:
@@ -381,11 +386,33 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            if _absolute(path) in _NO_CLOBBER:
+                _place_new(Path(tmp), path)
+            else:
+                os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     return path
+
+
+def _place_new(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path`` only if ``path`` does not exist (a hard link fails on an existing name, so two
+    runs cannot both write it); on file systems without hard links, a check just before the rename."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise UsageError(
+            f"output {path} appeared while edgecnn worked (another run?): it is left as it is; pass --force to "
+            "replace it"
+        ) from None
+    except OSError:
+        if os.path.lexists(path):
+            raise UsageError(f"output {path} appeared while edgecnn worked; pass --force to replace it") from None
+        os.replace(tmp, path)
+        return
+    _NO_CLOBBER.discard(_absolute(path))
+    tmp.unlink()
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

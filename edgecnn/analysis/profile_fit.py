@@ -37,6 +37,12 @@ def load_results(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path} is nested too deeply to be a RESULTS.json") from None
     if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:
         raise UsageError(f"{path}: not an edgecnn RESULTS.json (schema '{RESULTS_SCHEMA}')")
+    for key in ("device", "runtime"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise UsageError(f"{path}: {key}: expected a mapping, got {type(data[key]).__name__}")
+    threads = data.get("threads") or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise UsageError(f"{path}: threads: expected a whole number from 1 to 256, got {threads!r}")
     rows = data.get("results") or []
     if not isinstance(rows, list):
         raise UsageError(f"{path}: results: expected a list of probe results, got {type(rows).__name__}")
@@ -46,6 +52,9 @@ def load_results(path: Path) -> dict[str, Any]:
         missing = [k for k in ("name", "dtype", "ops", "p50_ms") if row.get(k) is None]
         if missing:
             raise UsageError(f"{path}: results[{index}]: missing {', '.join(missing)} (was it a probe suite run?)")
+        rounds = row.get("rounds") or 1
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise UsageError(f"{path}: results[{index}]: rounds: expected a whole number ≥ 1, got {rounds!r}")
     return data
 
 

@@ -40,9 +40,12 @@ def _check_artifacts(artifacts: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
+MAX_THREADS = 256  # more threads than any edge device has cores: a typo, and each one costs a stack
+
+
 def _harness_options(threads: int, runs: int | None, warmup: int, budget_s: float | None, xnnpack: bool) -> list[str]:
-    if threads < 1:
-        raise UsageError(f"--threads must be >= 1, not {threads}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS} (one per core of the device), not {threads}")
     if runs is not None and runs < 1:
         raise UsageError(f"--runs must be >= 1, not {runs}")
     if warmup < 0:

@@ -209,7 +209,9 @@ def render_predict(report: dict[str, Any], console: Console) -> None:
         table.add_column(column, justify="left" if column == "op class" else "right")
     total = report["predicted_ms"]
     for name, figures in report["by_class"].items():
-        table.add_row(name, str(figures["ops"]), f"{figures['ms']:.2f}", f"{figures['ms'] / total:.0%}")
+        table.add_row(
+            name, str(figures["ops"]), f"{figures['ms']:.2f}", f"{figures['ms'] / total:.0%}" if total > 0 else "–"
+        )
     console.print(table)
     console.print(
         f"predicted {total:.2f} ms ({report['dtype']}), {report['macs_m']:.1f}M MACs, "

@@ -33,7 +33,8 @@ def count_params(model: torch.nn.Module) -> int:
 
 def count_macs(model: torch.nn.Module, input_size: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass of a batch-1 input of ``input_size`` (C, H, W)."""
-    device = next(iter(model.parameters())).device
+    first = next(iter(model.parameters()), None)  # a model may have no parameters at all
+    device = first.device if first is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     try:

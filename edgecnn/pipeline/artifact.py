@@ -89,6 +89,11 @@ def _file_input_shape(path: Path) -> tuple[int, ...]:
                 "float input"
             )
         shape = inputs[0].shape
+        outputs = ort_session(path).get_outputs()
+        bad = next((o for o in outputs if o.type != "tensor(float)"), None)
+        if not outputs or bad is not None:
+            what = f"output '{bad.name}' is {bad.type}" if bad is not None else "graph has no outputs"
+            raise UsageError(f"{path}'s {what}; edgecnn compares float outputs (logits, maps, boxes, embeddings)")
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
         raise UsageError(f"{path} has input shape {shape}; edgecnn evaluates N×C×H×W image models")
     return (1, *shape[1:])

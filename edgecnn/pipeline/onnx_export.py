@@ -85,7 +85,7 @@ def traced_outputs(module: Any, examples: dict[str, Any]) -> list[str]:
     try:
         with torch.inference_mode():
             result = module(*examples.values())
-    except Exception as error:  # the user's forward: its own traceback, not edgecnn's
+    except (Exception, SystemExit) as error:  # the user's forward: its own traceback, not edgecnn's
         shapes = ", ".join("×".join(map(str, e.shape)) for e in examples.values())
         raise user_code_error(f"running the model on input(s) {shapes}", error) from error
     return output_names(result)

@@ -79,6 +79,22 @@ def _shown(items: list[str], limit: int = 6) -> str:
     return ", ".join(items[:limit]) + (f" … ({len(items)} in all)" if len(items) > limit else "")
 
 
+def output_refusals(model: Any) -> list[str]:
+    """Why the outputs of ``model`` cannot be checked: none at all, or one that is not float32."""
+    from onnx import TensorProto
+
+    reasons = [] if model.graph.output else ["it has no outputs"]
+    for value in model.graph.output:
+        elem = value.type.tensor_type.elem_type
+        if elem not in (TensorProto.FLOAT, TensorProto.UNDEFINED):
+            name = TensorProto.DataType.Name(elem).lower()
+            reasons.append(
+                f"its output '{value.name}' is {name}, not float32: edgecnn measures float outputs (logits, maps, "
+                "boxes, embeddings); export the model without its final ArgMax or Cast"
+            )
+    return reasons
+
+
 def refusals(model: Any, quantize: bool = True) -> list[str]:
     """Why ``model`` cannot be exported (one reason each; empty when it can): an input that is not float32,
     training-mode nodes, an opset older than ONNX Runtime loads, and control flow when it is to be quantized."""
@@ -93,6 +109,11 @@ def refusals(model: Any, quantize: bool = True) -> list[str]:
                 f"its input '{value.name}' is {name}, not float32: edgecnn exports image models, calibrated "
                 "and checked on float32 inputs"
             )
+    for value in _graph_inputs(model):
+        bad = [d.dim_value for d in value.type.tensor_type.shape.dim if d.HasField("dim_value") and d.dim_value <= 0]
+        if bad:
+            reasons.append(f"its input '{value.name}' has a dimension of {bad[0]}: every dimension must be ≥ 1")
+    reasons += output_refusals(model)
     training = _training_nodes(model)
     if training:
         reasons.append(

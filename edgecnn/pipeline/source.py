@@ -251,7 +251,7 @@ def _import(spec: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise UsageError(f"cannot import '{module_name}' for MODEL '{spec}': {error}") from None
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise user_code_error(f"importing '{module_name}' for MODEL '{spec}'", error) from error
     finally:
         sys.path[:] = saved
@@ -263,17 +263,18 @@ def _import(spec: str) -> Any:
     return target
 
 
-def user_code_error(doing: str, error: Exception) -> UserCodeError:
-    """An error raised by the user's code, with its traceback (edgecnn's own frames left out)."""
+def user_code_error(doing: str, error: BaseException) -> UserCodeError:
+    """An error raised by the user's code, with its traceback (edgecnn's own frames left out); a ``sys.exit``
+    there is one too."""
     import traceback
 
     frames = traceback.extract_tb(error.__traceback__)
     own = Path(__file__).resolve().parents[1]
     mine = [f for f in frames if not Path(f.filename).resolve().is_relative_to(own) and "importlib" not in f.filename]
     details = "".join(traceback.format_list(mine or frames)) + "".join(traceback.format_exception_only(error))
+    what = f"called sys.exit({error.code!r})" if isinstance(error, SystemExit) else f"raised {type(error).__name__}"
     return UserCodeError(
-        f"your code raised {type(error).__name__} while {doing} (its traceback follows; the bug is in that code, "
-        "not in edgecnn)",
+        f"your code {what} while {doing} (its traceback follows; the bug is in that code, not in edgecnn)",
         "Traceback of your code (most recent call last):\n" + details,
     )
 
@@ -308,7 +309,7 @@ def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
         )
     try:
         module = target(**kwargs)
-    except Exception as error:  # chained, so a caller of the Python API keeps the full traceback
+    except (Exception, SystemExit) as error:  # chained, so a caller of the Python API keeps the full traceback
         raise user_code_error(f"building MODEL '{spec}'", error) from error
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")

@@ -117,7 +117,19 @@ def run_export(ctx: ExportContext) -> StageResult:
             {"exported": path},
         )
     info = export_onnx(source.module, source.inputs or source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
+    _check_outputs(path, source.name)
     return StageResult({**info, "outputs": graph_outputs(path), "check": check}, {"exported": path})
+
+
+def _check_outputs(path: Path, name: str) -> None:
+    """A traced model must give float outputs edgecnn can compare (not an ArgMax's indices)."""
+    import onnx
+
+    from edgecnn.pipeline.onnx_input import output_refusals
+
+    reasons = output_refusals(onnx.load(str(path), load_external_data=False))
+    if reasons:
+        raise UsageError(f"MODEL {name} cannot be exported: {'; '.join(reasons)}")
 
 
 def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[str, Any]:
@@ -146,12 +158,13 @@ def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[s
         check_onnx(path)
     except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
         raise UsageError(f"{given} is not a valid ONNX model{f' after {change}' if changed else ''}: {error}") from None
+    inputs = ctx.check_inputs()
+    fix = "ONNX Runtime cannot run it on its input shape; check the model (or --input-shape) in ONNX Runtime"
+    with reading(given, "ONNX MODEL", fix):  # zero-size dims, absurd attributes: the user's file, not a bug
+        working = load(path).run_all(inputs)
     if not changed:
         return {"opset": opset, "fixed_dims": fixed}
-    inputs = ctx.check_inputs()
-    figures = _parity(
-        load(before).run_all(inputs), load(path).run_all(inputs), f"parity {change} vs the given model (ORT fp32)"
-    )
+    figures = _parity(load(before).run_all(inputs), working, f"parity {change} vs the given model (ORT fp32)")
     before.unlink()
     check["conversion_relative_error"] = figures["relative_error"]
     return {"opset": opset, "fixed_dims": fixed}

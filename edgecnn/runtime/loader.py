@@ -62,7 +62,7 @@ def ort_session(path: str | Path, threads: int = 1, optimization: str = "all", *
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimization]
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # fatal only: an error is raised, and said once, by edgecnn
     for key, value in session_config.items():
         options.add_session_config_entry(key, value)
     try:

@@ -145,6 +145,33 @@ def _odd_input_onnx(kind: str) -> Callable[[Path], None]:
 LONG = "x" * 230  # under NAME_MAX (255), over what leaves room for the partial written beside it
 
 
+def _odd_graph(kind: str) -> Callable[[Path], None]:
+    """m.onnx that ONNX Runtime loads but edgecnn cannot check: a zero-size input dim (``zero``), no outputs
+    (``none``), an ArgMax's int64 output (``argmax``), a Conv whose dilation no input fits (``dilation``)."""
+
+    def make(folder: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        value = helper.make_tensor_value_info
+        shape = [1, 3, 0, 8] if kind == "zero" else [1, 3, 8, 8]
+        inits = [numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")]
+        nodes = [
+            helper.make_node("Conv", ["x", "w"], ["y"], dilations=[2**20, 2**20] if kind == "dilation" else [1, 1])
+        ]
+        out = [value("y", TensorProto.FLOAT, ["n", "c", "h", "w"])]
+        if kind == "argmax":
+            nodes.append(helper.make_node("ArgMax", ["y"], ["z"], axis=1))
+            out = [value("z", TensorProto.INT64, ["n", "h", "w"])]
+        graph = helper.make_graph(
+            nodes, kind, [value("x", TensorProto.FLOAT, shape)], [] if kind == "none" else out, inits
+        )
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+        np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32), labels=np.zeros(4, np.int64))
+
+    return make
+
+
 def _tiny(name: str) -> Callable[[Path], Path]:
     return lambda folder: tiny_onnx(folder / name)
 
@@ -370,7 +397,7 @@ CASES: dict[str, Case] = {
     "bench suite without profile": Case(("bench", "--suite", "probes"), "needs --profile P and --out"),
     "bench zero rounds": Case(("bench", "m.onnx", "--rounds", "0"), "--rounds"),
     "bench zero threads": Case(
-        ("bench", "m.onnx", "--threads", "0"), "--threads must be >= 1", lambda f: tiny_onnx(f / "m.onnx")
+        ("bench", "m.onnx", "--threads", "0"), "--threads must be between 1 and 256", lambda f: tiny_onnx(f / "m.onnx")
     ),
     "bench bad port": Case(
         ("bench", "m.onnx", "--host", "pi@x", "--port", "70000"),
@@ -510,6 +537,30 @@ CASES: dict[str, Case] = {
         "not a plausible latency",
         _results(_probe(p50_ms=1e-300)),
     ),
+    # --- found by the third hostile pass
+    "traced model returns indices": Case(
+        ("export", "mine:Net", "--input-shape", "1,3,8,8", *TINY),
+        "is int64, not float32",
+        _write(
+            "mine.py",
+            "import torch\n\nclass Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.conv = torch.nn.Conv2d(3, 4, 3)\n\n    def forward(self, x):\n"
+            "        return self.conv(x).argmax(1)\n",
+        ),
+    ),
+    "negative seed": Case(("export", *MV1, "--seed", "-1"), "Invalid value for '--seed'"),
+    "bench absurd threads": Case(
+        ("bench", "m.onnx", "--threads", "100000000"), "--threads must be between 1 and 256", _tiny("m.onnx")
+    ),
+    "ONNX with a zero-size dim": Case(("export", "m.onnx", *TINY), "has a dimension of 0", _odd_graph("zero")),
+    "ONNX without outputs": Case(("export", "m.onnx", *TINY), "it has no outputs", _odd_graph("none")),
+    "ONNX that outputs indices": Case(("export", "m.onnx", *TINY), "'z' is int64, not float32", _odd_graph("argmax")),
+    "drift on indices": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"), "output 'z' is tensor(int64)", _odd_graph("argmax")
+    ),
+    "ONNX that cannot run": Case(
+        ("export", "m.onnx", *TINY), "ONNX Runtime cannot run it on its input shape", _odd_graph("dilation")
+    ),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
@@ -615,8 +666,11 @@ def test_internal_error_is_one_line_and_exit_70(monkeypatch, capsys):
         "run with --debug or EDGECNN_DEBUG=1 for the traceback"
     ]
     monkeypatch.setenv("EDGECNN_DEBUG", "1")
-    with pytest.raises(RuntimeError, match="an edgecnn bug"):
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(["models"])
+    assert exit_info.value.code == 70
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: an edgecnn bug" in err
 
 
 def test_debug_flag_is_global(tmp_path):
@@ -634,3 +688,18 @@ def test_a_harness_bug_is_reported_as_edgecnn_bug():
         interpret(70, stdout, "", "m.onnx", "", "python3", {})
     with pytest.raises(BenchError, match="no such file"):
         interpret(1, json.dumps({"error": "no such file"}), "", "m.onnx", "", "python3", {})
+
+
+def test_a_model_without_parameters_is_inspected(tmp_path):
+    (tmp_path / "mine.py").write_text("import torch\n\ndef build():\n    return torch.nn.ReLU()\n")
+    result = run_edgecnn(tmp_path, "inspect", "mine:build", "--input-shape", "1,3,8,8")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_user_code_that_exits_is_an_error_of_its_own(tmp_path):
+    (tmp_path / "mine.py").write_text("import sys\n\ndef build():\n    sys.exit(0)\n")
+    result = run_export(tmp_path, "mine:build", "--input-shape", "1,3,8,8", *TINY)
+    assert result.returncode == 1, result.stderr
+    assert "edgecnn: error: your code called sys.exit(0) while building MODEL 'mine:build'" in result.stderr
+    assert not (tmp_path / "out").exists()

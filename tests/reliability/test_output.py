@@ -369,3 +369,23 @@ def test_plan_chart_is_never_its_profile(tmp_path):
     done = edgecnn(tmp_path, "plan", "mobilenet", "-p", "p.yaml", "--chart", "p.yaml", "--force")
     assert_failed(done, "output p.yaml is also an input of this command")
     assert (tmp_path / "p.yaml").read_text(encoding="utf-8") == text
+
+
+def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path):
+    """Two runs both find OUT.json absent without --force: the second one to finish fails, the first's file stays."""
+    from edgecnn.errors import UsageError
+    from edgecnn.files import atomic_write_text, check_output_file
+
+    target = tmp_path / "same.json"
+    check_output_file(target, force=False)
+    target.write_text("the other run's")  # what a concurrent run wrote while this one worked
+    with pytest.raises(UsageError, match="appeared while edgecnn worked"):
+        atomic_write_text(target, "mine")
+    assert target.read_text() == "the other run's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.json"]  # no temporary file left
+    fresh = tmp_path / "fresh.json"
+    check_output_file(fresh, force=False)
+    atomic_write_text(fresh, "mine")
+    assert fresh.read_text() == "mine"
+    atomic_write_text(fresh, "again")  # once written, it is this run's own file
+    assert fresh.read_text() == "again"
