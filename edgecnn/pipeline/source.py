@@ -212,6 +212,16 @@ def load_weights(module: Any, path: str | Path) -> dict[str, str]:
         if wrong and any(expected[k].ndim == 2 for k in wrong):
             hint = " (is --num-classes right?)"
         raise UsageError(f"weights file {path} does not fit the model: {'; '.join(parts)}{hint}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:4]) + (f" … ({len(bad)} in all)" if len(bad) > 4 else "")
+        raise UsageError(f"weights file {path} has NaN or infinite values in {shown}: the checkpoint is broken")
+    integer = [k for k in state if not state[k].is_floating_point() and expected[k].is_floating_point()]
+    if integer:
+        raise UsageError(
+            f"weights file {path} holds {str(state[integer[0]].dtype).removeprefix('torch.')} tensors where the "
+            f"model has float ones ({integer[0]} …): give the float checkpoint"
+        )
     module.load_state_dict(state)
     return {"path": str(path), "sha256": sha256_file(path)}
 

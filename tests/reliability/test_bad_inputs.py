@@ -172,6 +172,32 @@ def _odd_graph(kind: str) -> Callable[[Path], None]:
     return make
 
 
+def _broken_weights(kind: str) -> Callable[[Path], None]:
+    """w.pt for MV1: a NaN in the first conv (``nan``) or every float tensor cast to int8 (``int8``)."""
+
+    def make(folder: Path) -> None:
+        import torch
+
+        from edgecnn.models.registry import create_model
+
+        state = create_model("mobilenet_v1", width=0.25, resolution=32).state_dict()
+        if kind == "nan":
+            state["features.0.0.weight"][0] = float("nan")
+        else:
+            state = {k: v.to(torch.int8) if v.is_floating_point() else v for k, v in state.items()}
+        torch.save(state, folder / "w.pt")
+
+    return make
+
+
+def _results_with(**fields: object) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        payload = {"schema": "edgecnn-bench-results/1", "results": _probe(), **fields}
+        (folder / "results.json").write_text(json.dumps(payload), encoding="utf-8")
+
+    return make
+
+
 def _tiny(name: str) -> Callable[[Path], Path]:
     return lambda folder: tiny_onnx(folder / name)
 
@@ -560,6 +586,25 @@ CASES: dict[str, Case] = {
     ),
     "ONNX that cannot run": Case(
         ("export", "m.onnx", *TINY), "ONNX Runtime cannot run it on its input shape", _odd_graph("dilation")
+    ),
+    "weights with a NaN": Case(
+        ("export", *MV1, "--weights", "w.pt"), "has NaN or infinite values", _broken_weights("nan")
+    ),
+    "weights cast to int8": Case(("export", *MV1, "--weights", "w.pt"), "holds int8 tensors", _broken_weights("int8")),
+    "results threads in words": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "threads: expected a whole number from 1 to 256, got 'many'",
+        _results_with(threads="many"),
+    ),
+    "results device a string": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "device: expected a mapping, got str",
+        _results_with(device="pi"),
+    ),
+    "results rounds in words": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "rounds: expected a whole number ≥ 1, got 'abc'",
+        _results(_probe(rounds="abc")),
     ),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
