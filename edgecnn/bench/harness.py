@@ -153,6 +153,9 @@ def _dist_version(*names: str) -> str:
 # --- inputs ----------------------------------------------------------------------------------------
 
 
+MAX_INPUT_BYTES = 2**31  # 2 GiB for one input tensor: beyond any edge model's image
+
+
 def _static_shape(shape: Any) -> List[int]:
     """A concrete shape: dynamic dimensions (None, names, -1) become 1."""
     return [int(d) if isinstance(d, (int, np.integer)) and int(d) > 0 else 1 for d in shape]
@@ -211,9 +214,22 @@ def _build_inputs(specs: List[Dict[str, Any]], input_file: Optional[str], seed: 
                 data = np.load(input_file, allow_pickle=False)
             except (OSError, ValueError) as error:
                 raise HarnessError(f"cannot read input {input_file}: {_first_line(error)}") from None
+            if spec.get("free") and data.ndim == len(spec["shape"]):  # the file gives the free sizes
+                spec["shape"] = [data.shape[j] if j in spec["free"] else d for j, d in enumerate(spec["shape"])]
             array, note = _from_file(data, spec["name"], spec["shape"], spec["dtype"], quantization)
             spec["source"] = os.path.basename(input_file) + (f" ({note})" if note else "")
         else:
+            if spec.get("free"):
+                axes = ", ".join("axis " + str(j) for j in spec["free"])
+                raise HarnessError(
+                    f"input '{spec['name']}' has free dimensions ({axes}): give --input FILE.npy of the size to time"
+                )
+            size = int(np.prod(spec["shape"])) * np.dtype(spec["dtype"]).itemsize
+            if size > MAX_INPUT_BYTES:
+                raise HarnessError(
+                    f"input '{spec['name']}' of shape {spec['shape']} needs {size / 2**30:.0f} GiB: "
+                    "no device runs that; check the model's input size"
+                )
             array = _random_input(spec["shape"], spec["dtype"], quantization, rng)
             spec["source"] = "random"
         arrays.append(array)
@@ -255,7 +271,9 @@ def _load_ort(path: str, label: str, threads: int) -> Loaded:
     for node in session.get_inputs():
         if node.type not in ORT_DTYPES:
             raise HarnessError(f"input '{node.name}' of {label} has type {node.type}, which the harness cannot feed")
-        specs.append({"name": node.name, "shape": _static_shape(node.shape), "dtype": ORT_DTYPES[node.type]})
+        free = [i for i, d in enumerate(node.shape) if i > 0 and not (isinstance(d, int) and d > 0)]
+        spec = {"name": node.name, "shape": _static_shape(node.shape), "dtype": ORT_DTYPES[node.type]}
+        specs.append(dict(spec, free=free) if free else spec)
     loaded = Loaded("onnxruntime", ort.__version__, "none", specs)
     feeds: Dict[str, Any] = {}
 

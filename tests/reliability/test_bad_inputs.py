@@ -198,6 +198,23 @@ def _results_with(**fields: object) -> Callable[[Path], None]:
     return make
 
 
+def _relu_onnx(shape: list) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper
+
+        value = helper.make_tensor_value_info
+        graph = helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "relu",
+            [value("x", TensorProto.FLOAT, shape)],
+            [value("y", TensorProto.FLOAT, shape)],
+        )
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+
+    return make
+
+
 def _tiny(name: str) -> Callable[[Path], Path]:
     return lambda folder: tiny_onnx(folder / name)
 
@@ -605,6 +622,12 @@ CASES: dict[str, Case] = {
         ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
         "rounds: expected a whole number ≥ 1, got 'abc'",
         _results(_probe(rounds="abc")),
+    ),
+    "bench free input dims": Case(
+        ("bench", "m.onnx", "--runs", "2"), "has free dimensions (axis 2, axis 3)", _relu_onnx(["n", 3, "h", "w"])
+    ),
+    "bench input beyond memory": Case(
+        ("bench", "m.onnx", "--runs", "2"), "needs 112 GiB", _relu_onnx([1, 3, 100000, 100000])
     ),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
