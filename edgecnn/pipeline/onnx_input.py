@@ -79,6 +79,9 @@ def _shown(items: list[str], limit: int = 6) -> str:
     return ", ".join(items[:limit]) + (f" … ({len(items)} in all)" if len(items) > limit else "")
 
 
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger"})
+
+
 def output_refusals(model: Any) -> list[str]:
     """Why the outputs of ``model`` cannot be checked: none at all, or one that is not float32."""
     from onnx import TensorProto
@@ -123,6 +126,13 @@ def refusals(model: Any, quantize: bool = True) -> list[str]:
     opset = default_opset(model)
     if opset is not None and opset < OLDEST_OPSET:
         reasons.append(f"its opset {opset} is older than ONNX Runtime loads ({OLDEST_OPSET}): re-export it")
+    quantized = [_label(n) for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+    if quantized and quantize:
+        reasons.append(
+            f"it is quantized already ({len(quantized)} quantization nodes, such as {quantized[0]}): give the "
+            "float model it was made from, or pass "
+            "--no-quantize to take it as it is"
+        )
     flow = [_label(n) for n in model.graph.node if n.op_type in CONTROL_FLOW]
     if flow and quantize:
         reasons.append(

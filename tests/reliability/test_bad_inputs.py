@@ -215,6 +215,27 @@ def _relu_onnx(shape: list) -> Callable[[Path], None]:
     return make
 
 
+def _quantized_onnx(folder: Path) -> None:
+    """m.onnx: a QDQ graph, as an int8 export writes."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    value = helper.make_tensor_value_info
+    scale, zero = numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.uint8(128), "z")
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [value("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [value("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [scale, zero],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+
+
 def _tiny(name: str) -> Callable[[Path], Path]:
     return lambda folder: tiny_onnx(folder / name)
 
@@ -629,6 +650,7 @@ CASES: dict[str, Case] = {
     "bench input beyond memory": Case(
         ("bench", "m.onnx", "--runs", "2"), "needs 112 GiB", _relu_onnx([1, 3, 100000, 100000])
     ),
+    "ONNX quantized already": Case(("export", "m.onnx", *TINY), "it is quantized already", _quantized_onnx),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
