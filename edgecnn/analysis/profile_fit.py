@@ -155,6 +155,8 @@ def write_profile(base_path: Path, model: LatencyModel, out: Path, force: bool =
     from edgecnn.config.profiles import profile_from_data
 
     out = Path(out)
+    if out.suffix not in (".yaml", ".yml"):
+        raise UsageError(f"--out {out} must end in .yaml, or --profile cannot load it: name it {out.stem}.yaml")
     check_output_file(out, force, inputs=[base_path])
     data = yaml.safe_load(Path(base_path).read_text(encoding="utf-8"))
     data["name"] = out.stem

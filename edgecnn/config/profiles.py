@@ -50,7 +50,9 @@ _COEFFICIENTS = {
 LATENCY_SCHEMA = {
     "runtime": Field(str, choices=RUNTIMES),
     "threads": Field(int, check=positive),
-    "vector_bytes": Field(int, required=False, check=positive),  # SIMD register bytes [default: from cpu.features]
+    "vector_bytes": Field(
+        int, required=False, choices=(8, 16, 32, 64)
+    ),  # SIMD register bytes [default: from cpu.features]
     "fp32": Field(_COEFFICIENTS),
     "int8": Field(_COEFFICIENTS),
 }
@@ -62,14 +64,14 @@ PROFILE_SCHEMA: dict[str, Field] = {
         {
             "arch": Field(str, choices=ARCHES),
             "model": Field(str),
-            "cores": Field(int, check=positive),
+            "cores": Field(int, check=lambda n: None if 1 <= n <= 1024 else f"must be from 1 to 1024, got {n}"),
             "clock_ghz": Field(float, check=positive),
             "features": Field(items=str, choices=ISA_FEATURES),
         }
     ),
     "memory_mb": Field(int, check=positive),
     "runtimes": Field(items=str, choices=RUNTIMES),
-    "formats": Field(items=str, choices=tuple(FORMATS)),
+    "formats": Field(items=str, choices=tuple(FORMATS), check=lambda f: None if f else "must name at least one format"),
     "threads": Field(int, check=positive),
     "deform": Field(str, required=False, choices=DEFORM_LOWERINGS),
     "int8": Field(

@@ -57,7 +57,7 @@ GOOD_PROFILE = (Path(__file__).resolve().parents[2] / "device_profiles" / "raspb
     [
         (lambda t: t + "\nturbo: true\n", "raspberrypi4.yaml: unknown key 'turbo'"),
         (lambda t: t.replace("\nthreads: 4\n", "\n"), "raspberrypi4.yaml: threads: missing"),
-        (lambda t: t.replace("cores: 4", "cores: -4"), "raspberrypi4.yaml: cpu.cores: must be > 0"),
+        (lambda t: t.replace("cores: 4", "cores: -4"), "raspberrypi4.yaml: cpu.cores: must be from 1 to 1024, got -4"),
         (lambda t: t.replace("arch: arm64", "arch: sparc"), "cpu.arch: 'sparc' is not one of"),
         (lambda t: t.replace("threads: 4", "threads: four"), "threads: expected int"),
         (lambda t: t.replace("features: [neon]", "features: [neon, warp]"), "cpu.features: 'warp' is not one of"),
@@ -71,7 +71,10 @@ GOOD_PROFILE = (Path(__file__).resolve().parents[2] / "device_profiles" / "raspb
         (lambda t: t.replace("threads: 4", "threads: 8"), "threads: 8 is more than the 4 cores"),
         (lambda t: t.replace("name: raspberrypi4", "name: [oops"), "is not valid YAML"),
         (lambda t: t + "\ndeform: bilinear\n", "deform: 'bilinear' is not one of native, custom, gather"),
-        (lambda t: t.replace("vector_bytes: 16", "vector_bytes: 0"), "latency.vector_bytes: must be > 0"),
+        (
+            lambda t: t.replace("vector_bytes: 16", "vector_bytes: 0"),
+            "latency.vector_bytes: '0' is not one of 8, 16, 32, 64",
+        ),
     ],
 )
 def test_bad_profiles_name_file_and_field(tmp_path, edit, message):

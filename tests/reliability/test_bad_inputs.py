@@ -651,6 +651,11 @@ CASES: dict[str, Case] = {
         ("bench", "m.onnx", "--runs", "2"), "needs 112 GiB", _relu_onnx([1, 3, 100000, 100000])
     ),
     "ONNX quantized already": Case(("export", "m.onnx", *TINY), "it is quantized already", _quantized_onnx),
+    "calibrated profile not YAML": Case(
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "cal.txt"),
+        "must end in .yaml",
+        _results(_probe()),
+    ),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
