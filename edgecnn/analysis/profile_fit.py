@@ -150,14 +150,19 @@ def calibrate(
     return LatencyModel(runtime, int(results.get("threads") or 1), coefficients, base.vector_bytes)
 
 
+def _check_profile_out(out: Path, force: bool, inputs: list[Any]) -> Path:
+    """A new profile's path: a .yaml (what --profile loads), checked writable and not an input."""
+    if out.suffix not in (".yaml", ".yml"):
+        raise UsageError(f"--out {out} must end in .yaml, or --profile cannot load it: name it {out.stem}.yaml")
+    check_output_file(out, force, inputs=inputs)
+    return out
+
+
 def write_profile(base_path: Path, model: LatencyModel, out: Path, force: bool = False) -> Path:
     """The base profile's YAML with ``latency:`` replaced, written to ``out`` atomically (validated first)."""
     from edgecnn.config.profiles import profile_from_data
 
-    out = Path(out)
-    if out.suffix not in (".yaml", ".yml"):
-        raise UsageError(f"--out {out} must end in .yaml, or --profile cannot load it: name it {out.stem}.yaml")
-    check_output_file(out, force, inputs=[base_path])
+    out = _check_profile_out(Path(out), force, [base_path])
     data = yaml.safe_load(Path(base_path).read_text(encoding="utf-8"))
     data["name"] = out.stem
     data["latency"] = model.to_dict()
@@ -175,7 +180,7 @@ def calibrate_file(
     from edgecnn.config.profiles import load_profile
 
     profile = load_profile(base)
-    check_output_file(Path(out), force, inputs=[results_path, profile.path or None])  # before the work, not after it
+    _check_profile_out(Path(out), force, [results_path, profile.path or None])  # before the work, not after it
     results = load_results(Path(results_path))
     source = f"{describe_source(results, Path(results_path))}, {statistic.removesuffix('_ms')} latency"
     measured = {dtype: samples(results, dtype, statistic=statistic) for dtype in DTYPES}
