@@ -381,7 +381,11 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         io["outputs"] = quantized.outputs
     if len(quantized.inputs) > 1:
         io["inputs"] = quantized.inputs
-    check, result.judgement = judge_artifact(ctx, load(dst, layout=layout), "tflite")
+    try:
+        check, result.judgement = judge_artifact(ctx, load(dst, layout=layout), "tflite")
+    except RuntimeError as error:  # LiteRT refuses what the quantizer wrote (an int8 DIV whose divisor rounds to 0)
+        reason = " ".join(str(error).split())[:200]
+        raise CheckFailedError(f"the int8 .tflite does not run in LiteRT: {reason}") from None
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",
         "float_scopes": len(float_scopes),
