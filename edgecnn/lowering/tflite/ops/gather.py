@@ -26,14 +26,19 @@ def lower_gather(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         if value_dtype(ctx, node, indices) not in (np.int32, np.int64):
             raise ctx.reject(node, "the indices must be int32 or int64")
         index_tensor = ctx.tensor_in(indices, tuple(range(ctx.rank(indices))))
+    source, out = _data_and_out(node, ctx, data, rank, out_name)
+    ctx.op(OP.GATHER, [source, index_tensor], [out], schema.GatherOptionsT(axis=axis, batchDims=0))
+    ctx.canonicalize(out_name)
+
+
+def _data_and_out(node: onnx.NodeProto, ctx: LoweringContext, data: str, rank: int, out_name: str) -> tuple[int, int]:
+    """The data of a gather in ONNX axis order (a constant as a buffer) and its output, of the data's type."""
     if ctx.is_constant(data):
         source = ctx.const(f"{out_name}/data", ctx.constant(data))
     else:
         source = ctx.tensor_in(data, tuple(range(rank)))
-    data_type = value_dtype(ctx, node, data)
-    out = declare_typed(ctx, node, out_name, layout=tuple(range(ctx.rank(out_name))), dtype=data_type)
-    ctx.op(OP.GATHER, [source, index_tensor], [out], schema.GatherOptionsT(axis=axis, batchDims=0))
-    ctx.canonicalize(out_name)
+    dtype = value_dtype(ctx, node, data)
+    return source, declare_typed(ctx, node, out_name, layout=tuple(range(ctx.rank(out_name))), dtype=dtype)
 
 
 @register("GatherND")
@@ -52,10 +57,5 @@ def lower_gather_nd(node: onnx.NodeProto, ctx: LoweringContext) -> None:
             raise ctx.reject(node, "the indices must be int32 or int64")
         index_tensor = ctx.tensor_in(indices, tuple(range(ctx.rank(indices))))
     rank = ctx.rank(data)
-    if ctx.is_constant(data):
-        source = ctx.const(f"{out_name}/data", ctx.constant(data))
-    else:
-        source = ctx.tensor_in(data, tuple(range(rank)))
-    data_type = value_dtype(ctx, node, data)
-    out = declare_typed(ctx, node, out_name, layout=tuple(range(ctx.rank(out_name))), dtype=data_type)
+    source, out = _data_and_out(node, ctx, data, rank, out_name)
     ctx.op(OP.GATHER_ND, [source, index_tensor], [out], schema.GatherNdOptionsT())

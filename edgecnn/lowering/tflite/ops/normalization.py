@@ -8,6 +8,7 @@ hold the normalized ONNX axes, in the layout the input is held in: no TRANSPOSE 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -75,7 +76,13 @@ def lower_layer_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     out = ctx.declare(out_name, layout)
     scale = None if _is_filled(ctx, scale_name, 1.0) else ctx.operand(scale_name, rank, layout)
     bias = None if _is_filled(ctx, bias_name, 0.0) else ctx.operand(bias_name, rank, layout)  # type: ignore[arg-type]
-    eps = float(attribute(node, "epsilon", 1e-5))
+    _normalize(ctx, source, axes, float(attribute(node, "epsilon", 1e-5)), scale, bias, out_name, out)
+
+
+def _normalize(
+    ctx: LoweringContext, source: int, axes: list[int], eps: float, scale: Any, bias: Any, out_name: str, out: int
+) -> None:
+    """``source`` standardized over ``axes`` into ``out``, then scaled and shifted unless both are no-ops."""
     if scale is None and bias is None:
         standardize(ctx, source, axes, eps, out_name, out)
         return
@@ -119,13 +126,7 @@ def lower_instance_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     axes = [layout.index(a) for a in range(2, rank)]
     scale_t, bias_t = _per_channel(ctx, out_name, [scale, bias], layout)
     out = ctx.declare(out_name, layout)
-    eps = float(attribute(node, "epsilon", 1e-5))
-    if scale_t is None and bias_t is None:
-        standardize(ctx, source, axes, eps, out_name, out)
-        return
-    normalized = ctx.temp(f"{out_name}/normalized", ctx.builder.shape(source))
-    standardize(ctx, source, axes, eps, out_name, normalized)
-    affine(ctx, normalized, scale_t, bias_t, out_name, out)
+    _normalize(ctx, source, axes, float(attribute(node, "epsilon", 1e-5)), scale_t, bias_t, out_name, out)
 
 
 def _group_norm(ctx: LoweringContext, node: onnx.NodeProto, x: str, out_name: str, groups: int, params: list) -> None:
