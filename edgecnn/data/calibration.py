@@ -192,8 +192,7 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
             raise UsageError(
                 f"{path}: float32 images must be N×{channels}×{height}×{width} (normalised), got shape {images.shape}"
             )
-        if not np.isfinite(images).all():
-            raise UsageError(f"{path}: images contain NaN or infinity")
+        _check_values(images, f"{path}: images")
         data = np.ascontiguousarray(images)
     else:
         raise UsageError(
@@ -273,8 +272,7 @@ def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> Cal
             raise UsageError(
                 f"{path}: input '{name}' must be float32 N×{wanted} (normalised), got {array.dtype} {array.shape}"
             )
-        if not np.isfinite(array).all():
-            raise UsageError(f"{path}: input '{name}' holds NaN or infinity")
+        _check_values(array, f"{path}: input '{name}'")
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
         raise UsageError(f"{path}: every input needs the same number of samples (≥ 1), got {sorted(counts)}")
@@ -311,6 +309,20 @@ def load_input_calibration(
     held = holdout if n >= count + holdout else (min(holdout, n // 4) if n >= 2 else 0)
     order = np.arange(n) if data.synthetic else np.random.default_rng(seed).permutation(n)
     return data.subset(order[held : held + count]), data.subset(order[:held])
+
+
+MAX_NORMALISED = 1e4  # normalised pixels sit within a few units of 0; raw 0–255 pixels fit too
+
+
+def _check_values(array: np.ndarray, what: str) -> None:
+    """Float calibration data must be finite and of a plausible size (1e38 overflows every statistic)."""
+    if not np.isfinite(array).all():
+        raise UsageError(f"{what} hold NaN or infinity; give finite data")
+    top = float(np.abs(array).max()) if array.size else 0.0
+    if top > MAX_NORMALISED:
+        raise UsageError(
+            f"{what} reach {top:.3g}, beyond any image's values (|x| ≤ {MAX_NORMALISED:g}): is the file corrupt?"
+        )
 
 
 def load_calibration(

@@ -88,6 +88,8 @@ def _working_graph(
         return onnx.load(str(path)), {"original": working, "working": working, "upgrade": False}, [], notes
     with reading(source.onnx_path, "ONNX MODEL", "keep its external data files beside it, as they were saved"):
         model = onnx.load(str(source.onnx_path), load_external_data=True)
+    if not model.opset_import:  # what export's ONNX checker refuses first; shape inference would fail on it below
+        raise UsageError(f"{source.onnx_path} is not a valid ONNX model: it imports no opset")
     refused = refusals(model, quantize)
     original = default_opset(model)
     conversion: dict[str, Any] = {"original": original, "working": original, "upgrade": False}

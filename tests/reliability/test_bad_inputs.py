@@ -236,6 +236,15 @@ def _quantized_onnx(folder: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
 
 
+def _no_opset_onnx(folder: Path) -> None:
+    _relu_onnx([1, 3, 8, 8])(folder)
+    import onnx
+
+    model = onnx.load(str(folder / "m.onnx"))
+    del model.opset_import[:]
+    onnx.save(model, str(folder / "m.onnx"))
+
+
 def _tiny(name: str) -> Callable[[Path], Path]:
     return lambda folder: tiny_onnx(folder / name)
 
@@ -656,6 +665,12 @@ CASES: dict[str, Case] = {
         "must end in .yaml",
         _results(_probe()),
     ),
+    "calibration values overflow": Case(
+        ("export", *MV1, "--calib", "c.npz"),
+        "reach 1e+38, beyond any image's values",
+        _npz("c.npz", images=np.full((12, 3, 32, 32), 1e38, np.float32)),
+    ),
+    "inspect ONNX without an opset": Case(("inspect", "m.onnx"), "it imports no opset", _no_opset_onnx),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
