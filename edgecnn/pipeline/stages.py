@@ -318,10 +318,12 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
     import onnx
 
     from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.quantize import variable_division_scope
 
     fp32 = onnx.load(str(ctx.artifact("fp32_onnx")))
     deformable = any(n.op_type == "DeformConv" for n in fp32.graph.node)
     model, float_scopes = tflite_graph(fp32)
+    float_scopes += tuple(filter(None, [variable_division_scope(model)]))
     try:
         lowered = convert(model, nchw_io=ctx.options.nchw_io)
     except UsageError as error:

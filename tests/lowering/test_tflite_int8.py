@@ -246,3 +246,31 @@ def test_quantizer_failure_is_a_one_line_check_failure(monkeypatch):
         CheckFailedError, match=r"^int8 quantization with ai-edge-quantizer failed: Missing QSVs[^\n]*$"
     ):
         quantize_tflite(builder.to_bytes(), np.zeros((2, 1, 1, 4), np.float32), "NCHW")
+
+
+def test_a_division_by_a_computed_value_stays_float():
+    """An int8 DIV whose divisor rounds to its zero point is refused by LiteRT at run time: such Divs stay float;
+    a Div by a constant (GELU's √2) is quantized."""
+    import re
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.lowering.tflite.quantize import variable_division_scope
+
+    value = helper.make_tensor_value_info
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=1),
+        helper.make_node("Div", ["x", "total"], ["share"]),
+        helper.make_node("Div", ["share", "two"], ["half"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "div",
+        [value("x", TensorProto.FLOAT, [1, 4])],
+        [value("half", TensorProto.FLOAT, [1, 4])],
+        [numpy_helper.from_array(np.float32(2.0), "two")],
+    )
+    scope = variable_division_scope(helper.make_model(graph))
+    assert scope is not None
+    assert re.match(scope, "share") and re.match(scope, "share;x") and not re.match(scope, "half")
+    assert not re.match(scope, "total") and not re.match(scope, "shares")

@@ -56,10 +56,23 @@ def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
     quantizer joins an op's output names with ``;``), for
     ``keep_float_scopes``; None when no node is named."""
     wanted = set(node_names)
-    outputs = [out for node in model.graph.node if node.name in wanted for out in node.output if out]
+    return _output_scope([out for node in model.graph.node if node.name in wanted for out in node.output if out])
+
+
+def _output_scope(outputs: Sequence[str]) -> str | None:
     if not outputs:
         return None
     return "^(?:" + "|".join(re.escape(o) for o in sorted(set(outputs))) + ")(?:[/:;]|$)"
+
+
+def variable_division_scope(model: Any) -> str | None:
+    """The scope of every Div by a computed (not constant) divisor: it stays float in int8, because an int8 DIV
+    whose divisor rounds to its zero point is refused by LiteRT's kernel at run time (EfficientViT's attention
+    normalisation does that)."""
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    divisions = [n for n in model.graph.node if n.op_type == "Div" and n.input[1] not in constants]
+    return _output_scope([out for node in divisions for out in node.output if out])
 
 
 def _schema() -> Any:
