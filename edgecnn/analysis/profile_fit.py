@@ -152,9 +152,9 @@ def calibrate(
 
 def _check_profile_out(out: Path, force: bool, inputs: list[Any]) -> Path:
     """A new profile's path: a .yaml (what --profile loads), checked writable and not an input."""
+    check_output_file(out, force, inputs=inputs)
     if out.suffix not in (".yaml", ".yml"):
         raise UsageError(f"--out {out} must end in .yaml, or --profile cannot load it: name it {out.stem}.yaml")
-    check_output_file(out, force, inputs=inputs)
     return out
 
 
