@@ -51,7 +51,18 @@ def _check_value(value: Any, kind: Any, where: str) -> None:
     elif kind is not None:
         numeric = kind in (float, (int, float)) and isinstance(value, int) and not isinstance(value, bool)
         if not numeric and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-            raise UsageError(f"{where}: expected {_type_name(kind)}, got {type(value).__name__} {value!r}")
+            hint = ""
+            if isinstance(value, str) and kind in (float, (int, float)) and _is_number(value):
+                hint = f"; YAML reads {value} as text: write {float(value):.1e} (a dot and a signed exponent)"
+            raise UsageError(f"{where}: expected {_type_name(kind)}, got {type(value).__name__} {value!r}{hint}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def validate(data: Any, schema: dict[str, Field], where: str) -> None:

@@ -165,7 +165,10 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
                 if "images" not in loaded.files:
-                    raise UsageError(f"{path} has no 'images' array (it has: {', '.join(loaded.files) or 'nothing'})")
+                    raise UsageError(
+                        f"{path} has no 'images' array (it has: {', '.join(loaded.files) or 'nothing'}); save the "
+                        "images as 'images' (and the labels, if any, as 'labels')"
+                    )
                 images = loaded["images"]
                 labels = loaded["labels"] if "labels" in loaded.files else None
         else:

@@ -268,7 +268,10 @@ def _import(spec: str) -> Any:
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise UsageError(f"'{module_name}' has no attribute '{attr}'")
+            raise UsageError(
+                f"'{module_name}' has no attribute '{attr}': name a class or function defined in it (MODEL is "
+                "package.module:name)"
+            )
         target = getattr(target, part)
     return target
 

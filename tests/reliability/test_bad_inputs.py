@@ -671,6 +671,9 @@ CASES: dict[str, Case] = {
         _npz("c.npz", images=np.full((12, 3, 32, 32), 1e38, np.float32)),
     ),
     "inspect ONNX without an opset": Case(("inspect", "m.onnx"), "it imports no opset", _no_opset_onnx),
+    "profile number YAML reads as text": Case(
+        ("predict", "resnet18", "--profile", "inf.yaml"), "YAML reads 1e2 as text: write 1.0e+02", _profile_with("1e2")
+    ),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
