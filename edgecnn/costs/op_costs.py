@@ -141,6 +141,12 @@ def onnx_op_costs(model: Any, dtype: str | None = None) -> list[OpCost]:
         model = onnx.load(str(model))
     model = onnx.shape_inference.infer_shapes(model)
     graph = model.graph
+    if not graph.output:
+        raise UsageError("the ONNX graph has no outputs: there is nothing to predict")
+    for value in graph.input:
+        bad = [d.dim_value for d in value.type.tensor_type.shape.dim if d.HasField("dim_value") and d.dim_value <= 0]
+        if bad:
+            raise UsageError(f"the ONNX input '{value.name}' has a dimension of {bad[0]}: every dimension must be ≥ 1")
     shapes: dict[str, list[int] | None] = {t.name: list(t.dims) for t in graph.initializer}
     for info in [*graph.input, *graph.value_info, *graph.output]:
         dims = info.type.tensor_type.shape.dim

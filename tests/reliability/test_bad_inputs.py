@@ -674,6 +674,10 @@ CASES: dict[str, Case] = {
     "profile number YAML reads as text": Case(
         ("predict", "resnet18", "--profile", "inf.yaml"), "YAML reads 1e2 as text: write 1.0e+02", _profile_with("1e2")
     ),
+    "predict ONNX with a zero-size dim": Case(
+        ("predict", "m.onnx", "-p", "x86-avx2"), "has a dimension of 0", _odd_graph("zero")
+    ),
+    "predict ONNX without outputs": Case(("predict", "m.onnx", "-p", "x86-avx2"), "has no outputs", _odd_graph("none")),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
