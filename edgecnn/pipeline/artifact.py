@@ -80,7 +80,8 @@ def _file_input_shape(path: Path) -> tuple[int, ...]:
     if format_of(path).runtime == "tflite":
         shape = load_tflite(path).input_shape
     else:
-        inputs = ort_session(path).get_inputs()
+        session = ort_session(path)
+        inputs = session.get_inputs()
         if len(inputs) != 1:
             raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn evaluates single-input image models")
         if inputs[0].type != "tensor(float)":
@@ -89,7 +90,7 @@ def _file_input_shape(path: Path) -> tuple[int, ...]:
                 "float input"
             )
         shape = inputs[0].shape
-        outputs = ort_session(path).get_outputs()
+        outputs = session.get_outputs()
         bad = next((o for o in outputs if o.type != "tensor(float)"), None)
         if not outputs or bad is not None:
             what = f"output '{bad.name}' is {bad.type}" if bad is not None else "graph has no outputs"

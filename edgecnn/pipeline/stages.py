@@ -323,7 +323,9 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
     fp32 = onnx.load(str(ctx.artifact("fp32_onnx")))
     deformable = any(n.op_type == "DeformConv" for n in fp32.graph.node)
     model, float_scopes = tflite_graph(fp32)
-    float_scopes += tuple(filter(None, [variable_division_scope(model)]))
+    division = variable_division_scope(model)
+    if division:
+        float_scopes += (division,)
     try:
         lowered = convert(model, nchw_io=ctx.options.nchw_io)
     except UsageError as error:
