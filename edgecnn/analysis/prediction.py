@@ -15,14 +15,18 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
         if given:
             raise UsageError(f"scaling options ({', '.join(given)}) apply to zoo models, not to {model}")
         check_file(model, "model file")
+        from edgecnn.runtime.loader import trial_run
+
         try:
-            return onnx_op_costs(Path(model), dtype)
+            costs = onnx_op_costs(Path(model), dtype)
         except UsageError:
             raise
         except Exception as error:  # onnx's DecodeError and friends
             raise UsageError(
                 f"cannot read {model} as ONNX: {str(error).splitlines()[0] if str(error) else error}"
             ) from None
+        trial_run(model, "ONNX model", "check the model in ONNX Runtime: a graph it cannot run has no latency to predict")
+        return costs
     from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     return zoo_op_costs(model, dtype or "fp32", **given)[0]

@@ -54,6 +54,8 @@ def inspect_model(
     work = Path(tempfile.mkdtemp(prefix="edgecnn-inspect-"))
     try:
         graph, conversion, refused, notes = _working_graph(source, working, opset is not None, quantize, work)
+        if source.kind == "onnx" and not refused and "error" not in conversion:
+            refused += _run_refusals(graph, work, source.onnx_path)
         simplified, loads = _simplified(graph, work, notes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -102,6 +104,21 @@ def _working_graph(
             notes.append("the opset upgrade fails: the graph below is the given one")
     conversion["fixed_dims"] = fix_input_dims(model, source.input_shape)
     return model, conversion, refused, notes
+
+
+def _run_refusals(model: Any, work: Path, given: Path) -> list[str]:
+    """Why export would refuse the working graph when ONNX Runtime runs it (as export's trial run does)."""
+    import onnx
+
+    from edgecnn.runtime.loader import trial_run
+
+    path = work / "trial.onnx"
+    onnx.save_model(model, str(path))
+    try:
+        trial_run(path, "ONNX MODEL", "", shown=given)
+    except UsageError as error:
+        return [str(error)]
+    return []
 
 
 def _simplified(model: Any, work: Path, notes: list[str]) -> tuple[Any, bool]:

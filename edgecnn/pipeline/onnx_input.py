@@ -87,6 +87,13 @@ def output_refusals(model: Any) -> list[str]:
     from onnx import TensorProto
 
     reasons = [] if model.graph.output else ["it has no outputs"]
+    names = [value.name for value in model.graph.output]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        reasons.append(
+            f"its outputs name {_shown(twice)} more than once: give each graph output its own name (an Identity "
+            "node per extra output)"
+        )
     for value in model.graph.output:
         elem = value.type.tensor_type.elem_type
         if elem not in (TensorProto.FLOAT, TensorProto.UNDEFINED):

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import UsageError, check_file
+from edgecnn.errors import UsageError, check_file, reading
 from edgecnn.formats import require_format
 from edgecnn.runtime.outputs import Inputs, Outputs, as_float, batch_size, flatten_outputs, single, take
 
@@ -91,6 +91,30 @@ def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> R
         return dict(zip(names, session.run(names, feed), strict=True))
 
     return Runner(str(path), "onnxruntime", shape, run)
+
+
+TRIAL_MAX_BYTES = 2**28  # 256 MiB of trial input: larger inputs are not tried (ORT's load alone judges the graph)
+_TRIAL_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8,
+                 "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
+
+
+def trial_run(path: str | Path, what: str, fix: str, shown: str | Path | None = None) -> bool:
+    """Load ``path`` in ONNX Runtime and run it once on zeros (a free batch dim as 1): a graph ORT loads but cannot
+    run (zero-size dims, absurd attributes) is a UsageError "``what`` ``shown`` is not valid: …; ``fix``" (``shown``
+    defaults to ``path``). False when it was not run: an input dim other than the batch is free, or the inputs
+    are too large to try."""
+    session = ort_session(path)
+    feed = {}
+    for i, value in enumerate(session.get_inputs()):
+        dims = [d if isinstance(d, int) and d > 0 else (1 if k == 0 else None) for k, d in enumerate(value.shape)]
+        dtype = _TRIAL_DTYPES.get(value.type)
+        if None in dims or dtype is None or int(np.prod(dims)) * np.dtype(dtype).itemsize > TRIAL_MAX_BYTES:
+            return False
+        feed[value.name] = np.zeros(dims, dtype)
+    with reading(shown or path, what, fix):
+        session.run(None, feed)
+    return True
 
 
 def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout: str | None = None) -> Runner:

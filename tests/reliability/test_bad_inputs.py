@@ -147,7 +147,8 @@ LONG = "x" * 230  # under NAME_MAX (255), over what leaves room for the partial 
 
 def _odd_graph(kind: str) -> Callable[[Path], None]:
     """m.onnx that ONNX Runtime loads but edgecnn cannot check: a zero-size input dim (``zero``), no outputs
-    (``none``), an ArgMax's int64 output (``argmax``), a Conv whose dilation no input fits (``dilation``)."""
+    (``none``), an ArgMax's int64 output (``argmax``), a Conv whose dilation no input fits (``dilation``), one
+    output listed twice (``twice``)."""
 
     def make(folder: Path) -> None:
         import onnx
@@ -160,6 +161,8 @@ def _odd_graph(kind: str) -> Callable[[Path], None]:
             helper.make_node("Conv", ["x", "w"], ["y"], dilations=[2**20, 2**20] if kind == "dilation" else [1, 1])
         ]
         out = [value("y", TensorProto.FLOAT, ["n", "c", "h", "w"])]
+        if kind == "twice":
+            out = out * 2
         if kind == "argmax":
             nodes.append(helper.make_node("ArgMax", ["y"], ["z"], axis=1))
             out = [value("z", TensorProto.INT64, ["n", "h", "w"])]
@@ -678,6 +681,12 @@ CASES: dict[str, Case] = {
         ("predict", "m.onnx", "-p", "x86-avx2"), "has a dimension of 0", _odd_graph("zero")
     ),
     "predict ONNX without outputs": Case(("predict", "m.onnx", "-p", "x86-avx2"), "has no outputs", _odd_graph("none")),
+    "predict ONNX that cannot run": Case(
+        ("predict", "m.onnx", "-p", "x86-avx2"), "check the model in ONNX Runtime", _odd_graph("dilation")
+    ),
+    "ONNX output listed twice": Case(
+        ("export", "m.onnx", *TINY), "its outputs name y more than once: give each", _odd_graph("twice")
+    ),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
@@ -820,3 +829,14 @@ def test_user_code_that_exits_is_an_error_of_its_own(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "edgecnn: error: your code called sys.exit(0) while building MODEL 'mine:build'" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["dilation", "twice"])
+def test_inspect_says_export_would_refuse_a_graph_ort_cannot_run(tmp_path, kind):
+    """A graph ONNX Runtime loads but cannot run, or whose outputs repeat a name, is not "onnx: ok" in inspect."""
+    _odd_graph(kind)(tmp_path)
+    result = run_edgecnn(tmp_path, "inspect", "m.onnx", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)["export"]
+    assert plan["expected_exit_code"] == 1
+    assert ("Invalid input shape" if kind == "dilation" else "more than once") in plan["refused"]
