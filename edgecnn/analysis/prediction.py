@@ -25,7 +25,8 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
             raise UsageError(
                 f"cannot read {model} as ONNX: {str(error).splitlines()[0] if str(error) else error}"
             ) from None
-        trial_run(model, "ONNX model", "check the model in ONNX Runtime: a graph it cannot run has no latency to predict")
+        fix = "check the model in ONNX Runtime: a graph it cannot run has no latency to predict"
+        trial_run(model, "ONNX model", fix)
         return costs
     from edgecnn.costs.torch_op_costs import zoo_op_costs
 

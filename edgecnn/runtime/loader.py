@@ -94,9 +94,16 @@ def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> R
 
 
 TRIAL_MAX_BYTES = 2**28  # 256 MiB of trial input: larger inputs are not tried (ORT's load alone judges the graph)
-_TRIAL_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8,
-                 "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
+_TRIAL_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(bool)": np.bool_,
+}
 
 
 def trial_run(path: str | Path, what: str, fix: str, shown: str | Path | None = None) -> bool:
@@ -106,7 +113,7 @@ def trial_run(path: str | Path, what: str, fix: str, shown: str | Path | None = 
     are too large to try."""
     session = ort_session(path)
     feed = {}
-    for i, value in enumerate(session.get_inputs()):
+    for value in session.get_inputs():
         dims = [d if isinstance(d, int) and d > 0 else (1 if k == 0 else None) for k, d in enumerate(value.shape)]
         dtype = _TRIAL_DTYPES.get(value.type)
         if None in dims or dtype is None or int(np.prod(dims)) * np.dtype(dtype).itemsize > TRIAL_MAX_BYTES:
