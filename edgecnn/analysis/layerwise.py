@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.metrics import mean_cosine, sqnr_db
-from edgecnn.runtime.outputs import Inputs, as_float, batch_size, take
+from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
 SQNR_CAP_DB = 100.0  # an exact tensor's SQNR is infinite; cap it so differences stay finite
 
@@ -69,12 +69,15 @@ def _run_all(path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarr
 
     session = ort_session(path, optimization="disable")
     feed = _feed(session, as_float(images))
+    first = session.get_inputs()[0].shape[0]
+    size = first if isinstance(first, int) and first > 0 else 1  # the model's static batch, else one at a time
     collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for i in range(batch_size(images)):
-        outs = session.run(names, take(feed, slice(i, i + 1)))
+    count = batch_size(images)
+    for i in range(0, count, size):
+        outs = session.run(names, padded(take(feed, slice(i, i + size)), size))
         for name, value in zip(names, outs, strict=True):
             collected[name].append(value)
-    return {n: np.concatenate(v) for n, v in collected.items()}
+    return {n: np.concatenate(v)[:count] for n, v in collected.items()}
 
 
 def layer_errors(fp32_path: Path, int8_path: Path, images: Inputs) -> list[LayerError]:

@@ -6,8 +6,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgecnn.analysis.drift import (
     EXACT_QDQ,
     HOST_KERNELS,
@@ -24,6 +22,7 @@ from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
 from edgecnn.files import check_output_file, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
+from edgecnn.runtime.outputs import Inputs, Outputs, batch_size, take
 
 LAYER_SAMPLES = 32
 
@@ -49,14 +48,25 @@ def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
     return target.sibling("fp32_onnx")
 
 
-def _check_outputs(ref: Artifact, tgt: Artifact, ref_logits: np.ndarray, tgt_logits: np.ndarray) -> None:
-    """REF and TARGET must give logits of the same shape (the same classes) to be compared at all."""
-    if ref_logits.shape[1:] != tgt_logits.shape[1:]:
-        ref_shape, tgt_shape = "×".join(map(str, ref_logits.shape[1:])), "×".join(map(str, tgt_logits.shape[1:]))
+def _aligned(ref: Artifact, tgt: Artifact, reference: Outputs, target: Outputs) -> Outputs:
+    """REF's outputs under TARGET's names: matched by name, or by position when the names differ (a PyTorch REF's
+    outputs against an exported file's); one line when they are not the same outputs (count or shapes)."""
+    names = list(target) if set(reference) != set(target) else list(reference)
+    if len(reference) != len(target):
         raise UsageError(
-            f"REF {ref.label} gives {ref_shape} outputs per image, TARGET {tgt.label} gives {tgt_shape}: "
-            "they are not the same model (for a PyTorch REF, is --num-classes right?)"
+            f"REF {ref.label} has {len(reference)} outputs ({', '.join(reference)}), TARGET {tgt.label} has "
+            f"{len(target)} ({', '.join(target)}): they are not the same model"
         )
+    aligned = dict(zip(names, reference.values(), strict=True)) if names != list(reference) else dict(reference)
+    for name, values in aligned.items():
+        if values.shape[1:] != target[name].shape[1:]:
+            ref_shape, tgt_shape = "×".join(map(str, values.shape[1:])), "×".join(map(str, target[name].shape[1:]))
+            which = f"output '{name}': " if len(aligned) > 1 else ""
+            raise UsageError(
+                f"{which}REF {ref.label} gives {ref_shape} outputs per image, TARGET {tgt.label} gives {tgt_shape}: "
+                "they are not the same model (for a PyTorch REF, is --num-classes right?)"
+            )
+    return aligned
 
 
 @terminate_as_interrupt()
@@ -93,12 +103,13 @@ def drift(
     for path, named, needed in ((chart, chart_named, layers), (out, out_named, fix)):
         if needed and path is not None:
             check_output_file(path, force or not named, inputs)
-    ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.input_shape)
+    ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.inputs or tgt.input_shape)
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names
-    ref_logits = ref.runner()(ref_images)
-    _check_outputs(ref, tgt, ref_logits, tgt.runner()(tgt_images[:1]))
+    ref_logits = _aligned(
+        ref, tgt, ref.runner().run_all(ref_images), tgt.runner().run_all(take(tgt_images, slice(0, 1)))
+    )
     device, arch, features, slow_types = _target_device(tgt, profile)
     qdq = tgt.is_qdq
     if qdq:
@@ -106,13 +117,13 @@ def drift(
         basis = int8_basis(arch, features)
     else:
         basis = HOST_KERNELS if tgt.kind == "ort" else "as_is"
-        computations = {basis: figures(ref_logits, tgt.runner()(tgt_images), labels, names)}
+        computations = {basis: figures(ref_logits, tgt.runner().run_all(tgt_images), labels, names)}
     judged = verdict(computations, basis, thresholds)
     report: dict[str, Any] = {
         "reference": ref.label,
         "target": tgt.label,
         "data": data,
-        "samples": len(ref_images),
+        "samples": batch_size(ref_images),
         "labels": labels is not None,
         "device": device,
         "basis": basis,
@@ -128,7 +139,7 @@ def drift(
             "per-layer figures need the fp32 ONNX twin: give it as REF or keep the export's manifest beside TARGET"
         )
     if layers and twin is not None:
-        errors = layer_errors(twin, tgt.path, tgt_images[:LAYER_SAMPLES])
+        errors = layer_errors(twin, tgt.path, take(tgt_images, slice(0, LAYER_SAMPLES)))
         report["layers"] = [e.to_dict() for e in errors]
         report["chart"] = str(layer_sqnr_chart(errors, chart, f"{tgt.label}: per-layer SQNR vs fp32"))
     if fix:
@@ -148,7 +159,7 @@ def _fix(
     tgt: Artifact,
     twin: Path,
     evaluate: Any,
-    images: np.ndarray,
+    images: Inputs,
     judged: Any,
     basis: str,
     slow_types: tuple[str, ...],

@@ -86,6 +86,13 @@ def render_export(result: ExportResult, console: Console) -> None:
     console.print(f"report: {result.out / 'report.md'}", highlight=False)
 
 
+def _headline(figs: dict[str, Any]) -> str:
+    """Top-1 agreement for a classifier, else the worst output's cosine."""
+    if figs.get("top1_agreement") is not None:
+        return f"top-1 agreement {figure(figs['top1_agreement'])}"
+    return f"cosine {figs['cosine']:.4f}"
+
+
 def render_drift(report: dict[str, Any], console: Console) -> None:
     """``edgecnn drift``: figures per computation, the worst layers, notes, the repair and the verdict."""
     table = Table(
@@ -109,6 +116,14 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
             drop,
         )
     console.print(table)
+    outputs = report["computations"][report["basis"]].get("outputs") or {}
+    if len(outputs) > 1:
+        per_output = Table(title=f"per output ({report['basis'].replace('_', ' ')})", title_justify="left")
+        for column in ("output", "cosine", "SQNR dB", "max abs error"):
+            per_output.add_column(column, justify="left" if column == "output" else "right")
+        for name, figs in outputs.items():
+            per_output.add_row(name, f"{figs['cosine']:.4f}", f"{figs['sqnr_db']:.1f}", f"{figs['max_abs_error']:.3g}")
+        console.print(per_output)
     if report.get("layers"):
         layers = Table(title="worst layers (per-layer SQNR vs fp32, exact QDQ)", title_justify="left")
         for column in ("node", "op", "SQNR dB", "cosine", "noise added dB"):
@@ -128,7 +143,7 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
     fix = report.get("fix")
     if fix:
         console.print(
-            f"fix: {fix['chosen']} → top-1 agreement {figure(fix['top1_agreement'])}, "
+            f"fix: {fix['chosen']} → {_headline(fix)}, "
             f"{len(fix['kept_float'])} layers in float, {fix['bytes_before']:,} → {fix['bytes_after']:,} "
             f"bytes; wrote {fix['out']}",
             highlight=False,

@@ -265,7 +265,7 @@ def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> Cal
         missing = [name for name in shapes if name not in loaded.files]
         if missing:
             raise UsageError(
-                f"{path} has no array for input(s) {', '.join(missing)} (it has: {', '.join(loaded.files)})"
+                f"{path} has no array for input(s) {', '.join(missing)} (it has: {', '.join(loaded.files)}); {fix}"
             )
         arrays = {name: loaded[name] for name in shapes}
         labels = loaded["labels"] if "labels" in loaded.files else None

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from edgecnn.config.recipes import Recipe, recipe_for_family
 from edgecnn.errors import UsageError, check_file
 from edgecnn.formats import format_of
 from edgecnn.runtime.loader import Runner, load
+from edgecnn.runtime.outputs import Inputs
 
 
 @dataclass
@@ -27,6 +26,7 @@ class Artifact:
     path: Path | None = None
     module: Any = None
     manifest: dict[str, Any] | None = None
+    inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # several inputs: name → N,C,H,W; {} for one
 
     @property
     def is_qdq(self) -> bool:
@@ -73,31 +73,32 @@ def _recipe_from_manifest(manifest: dict[str, Any]) -> Recipe:
     )
 
 
-def _file_input_shape(path: Path) -> tuple[int, ...]:
-    """The N×C×H×W input of a model file; a one-line error for several inputs or one that is not an image."""
+def _file_inputs(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every N×C×H×W input of a model file, by name (batch 1); a one-line error for an input that is not a float
+    image, or an output edgecnn cannot compare."""
     from edgecnn.runtime.loader import load_tflite, ort_session
 
     if format_of(path).runtime == "tflite":
-        shape = load_tflite(path).input_shape
+        shapes: dict[str, Any] = load_tflite(path).inputs
     else:
         session = ort_session(path)
-        inputs = session.get_inputs()
-        if len(inputs) != 1:
-            raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn evaluates single-input image models")
-        if inputs[0].type != "tensor(float)":
+        bad_input = next((i for i in session.get_inputs() if i.type != "tensor(float)"), None)
+        if bad_input is not None:
             raise UsageError(
-                f"{path}'s input '{inputs[0].name}' is {inputs[0].type}; edgecnn evaluates image models with a "
-                "float input"
+                f"{path}'s input '{bad_input.name}' is {bad_input.type}; edgecnn evaluates image models with float "
+                "inputs"
             )
-        shape = inputs[0].shape
+        shapes = {i.name: i.shape for i in session.get_inputs()}
         outputs = session.get_outputs()
         bad = next((o for o in outputs if o.type != "tensor(float)"), None)
         if not outputs or bad is not None:
             what = f"output '{bad.name}' is {bad.type}" if bad is not None else "graph has no outputs"
             raise UsageError(f"{path}'s {what}; edgecnn compares float outputs (logits, maps, boxes, embeddings)")
-    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
-        raise UsageError(f"{path} has input shape {shape}; edgecnn evaluates N×C×H×W image models")
-    return (1, *shape[1:])
+    for name, shape in shapes.items():
+        if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+            which = f"input '{name}' has shape" if len(shapes) > 1 else "has input shape"
+            raise UsageError(f"{path} {which} {list(shape)}; edgecnn evaluates N×C×H×W image models")
+    return {name: (1, *shape[1:]) for name, shape in shapes.items()}
 
 
 def open_artifact(
@@ -105,7 +106,7 @@ def open_artifact(
     weights: str | Path | None = None,
     num_classes: int | None = None,
     in_chans: int | None = None,
-    input_shape: tuple[int, ...] | None = None,
+    input_shape: tuple[int, ...] | dict[str, tuple[int, ...]] | None = None,
 ) -> Artifact:
     """Open ``spec``: an `.onnx`/`.ort` file (preprocessing from the manifest beside it, if any) or a model spec."""
     path = Path(spec)
@@ -114,22 +115,35 @@ def open_artifact(
         check_file(path, "artifact")
         manifest = _manifest_beside(path)
         recipe = _recipe_from_manifest(manifest) if manifest else recipe_for_family(None)
-        file_shape = _file_input_shape(path)
-        shape = tuple(manifest["model"]["input_shape"]) if manifest else file_shape
-        return Artifact(str(path), fmt.name, shape, recipe, path=path, manifest=manifest)
+        inputs = _file_inputs(path)
+        shape = tuple(manifest["model"]["input_shape"]) if manifest else next(iter(inputs.values()))
+        several = inputs if len(inputs) > 1 else {}
+        return Artifact(str(path), fmt.name, shape, recipe, path=path, manifest=manifest, inputs=several)
     from edgecnn.pipeline.source import resolve_source, source_recipe
 
     source = resolve_source(spec, num_classes=num_classes, in_chans=in_chans, input_shape=input_shape, weights=weights)
     if source.kind == "onnx":
         return open_artifact(str(source.onnx_path))
-    return Artifact(source.name, "torch", tuple(source.input_shape), source_recipe(source), module=source.module)
+    return Artifact(
+        source.name,
+        "torch",
+        tuple(source.input_shape),
+        source_recipe(source),
+        module=source.module,
+        inputs=source.inputs,
+    )
 
 
-def load_images(artifact: Artifact, data: str, limit: int, seed: int = 0) -> tuple[np.ndarray, Any]:
-    """The evaluation data preprocessed for ``artifact``: (images, CalibrationSet)."""
-    from edgecnn.data.calibration import load_calibration
+def load_images(artifact: Artifact, data: str, limit: int, seed: int = 0) -> tuple[Inputs, Any]:
+    """The evaluation data preprocessed for ``artifact``: (images — one array per input name for a model with
+    several —, CalibrationSet)."""
+    from edgecnn.data.calibration import load_calibration, load_input_calibration
 
-    dataset, _ = load_calibration(data, tuple(artifact.input_shape[1:]), artifact.recipe, limit, 0, seed)
+    if artifact.inputs:
+        shapes = {name: tuple(shape[1:]) for name, shape in artifact.inputs.items()}
+        dataset, _ = load_input_calibration(data, shapes, artifact.recipe, limit, 0, seed)
+    else:
+        dataset, _ = load_calibration(data, tuple(artifact.input_shape[1:]), artifact.recipe, limit, 0, seed)
     if dataset.synthetic:
         raise UsageError("--data must be real data (an image folder or .npz/.npy): synthetic data cannot show drift")
     return dataset.images, dataset

@@ -29,10 +29,11 @@ def _not_judged_reasons(ctx: ExportContext) -> list[str]:
 
 
 def host_latency_ms(path: Path, runs: int = 20) -> float:
-    """Median single-thread latency of an ONNX model on this host at batch 1 (for the cost of a repair)."""
+    """Median single-thread latency of an ONNX model on this host at its static batch, else 1 (for the cost of a
+    repair)."""
     session = ort_session(path, threads=1)
     feed = {
-        i.name: np.zeros((1, *[d if isinstance(d, int) else 1 for d in i.shape[1:]]), np.float32)
+        i.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in i.shape], np.float32)
         for i in session.get_inputs()
     }
     for _ in range(3):

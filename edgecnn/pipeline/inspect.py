@@ -102,7 +102,7 @@ def _working_graph(
         except UsageError as error:
             conversion["error"] = str(error)
             notes.append("the opset upgrade fails: the graph below is the given one")
-    conversion["fixed_dims"] = fix_input_dims(model, source.input_shape)
+    conversion["fixed_dims"] = fix_input_dims(model, list(source.input_shapes().values()))
     return model, conversion, refused, notes
 
 

@@ -217,16 +217,19 @@ def upgrade_opset(model: Any, target: int, path: Any) -> Any:
     return converted
 
 
-def fix_input_dims(model: Any, shape: tuple[int, ...]) -> dict[str, int]:
-    """Set the free (symbolic or unknown) dims of the image input to ``shape``; what was fixed, by dim name.
-    Intermediate shapes recorded in the file are dropped so shape inference recomputes them."""
-    value = _graph_inputs(model)[0]
+def fix_input_dims(model: Any, shapes: list[tuple[int, ...]]) -> dict[str, int]:
+    """Set the free (symbolic or unknown) dims of the graph's inputs to ``shapes`` (one per input, in order); what
+    was fixed, by dim name. Intermediate shapes recorded in the file are dropped so shape inference recomputes
+    them."""
     fixed: dict[str, int] = {}
-    dims = value.type.tensor_type.shape.dim
-    for i, (dim, size) in enumerate(zip(dims, shape, strict=True)):
-        if not dim.HasField("dim_value"):
-            fixed[dim.dim_param or f"dim {i}"] = size
-            dim.dim_value = size
+    several = len(shapes) > 1
+    for value, shape in zip(_graph_inputs(model), shapes, strict=True):
+        dims = value.type.tensor_type.shape.dim
+        for i, (dim, size) in enumerate(zip(dims, shape, strict=True)):
+            if not dim.HasField("dim_value"):
+                label = dim.dim_param or f"dim {i}"
+                fixed[f"{value.name}: {label}" if several else label] = size
+                dim.dim_value = size
     if fixed:
         del model.graph.value_info[:]
     return fixed

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import CheckFailedError, UsageError
-from edgecnn.runtime.outputs import Inputs, as_float, batch_size, take
+from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
 METHODS = ("minmax", "percentile", "entropy")
 
@@ -69,25 +69,28 @@ def _capture_root_warnings() -> Iterator[_Captured]:
 
 
 class _Reader:
-    """Feeds calibration samples one at a time (batch 1), reporting progress; one array per input name for a model
-    with several inputs."""
+    """Feeds calibration samples in the model's static batch (1 when it is free; a short last batch is padded with
+    copies of its last sample), reporting progress; one array per input name for a model with several inputs."""
 
-    def __init__(self, input_names: list[str], images: Inputs, on_sample: Callable[[], None] | None = None):
+    def __init__(
+        self, input_names: list[str], images: Inputs, on_sample: Callable[[], None] | None = None, batch: int = 1
+    ):
         self.images = images if isinstance(images, dict) else {input_names[0]: images}
         if set(self.images) != set(input_names):
             raise UsageError(
                 f"calibration samples are for inputs {', '.join(self.images)}; the model takes {', '.join(input_names)}"
             )
-        self.on_sample, self.index = on_sample, 0
+        self.on_sample, self.index, self.batch = on_sample, 0, batch
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.index >= len(self):
             return None
-        sample = take(as_float(self.images), slice(self.index, self.index + 1))
-        self.index += 1
-        if self.on_sample:
-            self.on_sample()
-        return sample
+        part = take(as_float(self.images), slice(self.index, self.index + self.batch))
+        for _ in range(batch_size(part)):
+            self.index += 1
+            if self.on_sample:
+                self.on_sample()
+        return padded(part, self.batch)
 
     def rewind(self) -> None:
         self.index = 0
@@ -145,7 +148,10 @@ class Quantizer:
         self.warnings = list(log.messages)
         model = onnx.load(str(self.preprocessed))
         initializers = {i.name for i in model.graph.initializer}
-        self.input_names = [i.name for i in model.graph.input if i.name not in initializers]
+        inputs = [i for i in model.graph.input if i.name not in initializers]
+        self.input_names = [i.name for i in inputs]
+        first = inputs[0].type.tensor_type.shape.dim
+        self.batch = first[0].dim_value if first and first[0].HasField("dim_value") and first[0].dim_value > 0 else 1
         self.node_names = [n.name for n in model.graph.node]
         self._ranges: dict[str, Path] = {}
 
@@ -162,7 +168,7 @@ class Quantizer:
                 extra_options=calibrator_options(method, self.bins, self.percentile),
             )
             with _capture_root_warnings() as log:
-                calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample))
+                calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
                 ranges = calibrator.compute_data()
             self.warnings += log.messages
             del calibrator

@@ -419,9 +419,7 @@ def resolve_source(
     if isinstance(spec, torch.nn.Module):
         source = ModelSource("module", type(spec).__name__, (), module=spec)
     elif str(spec).lower().endswith(".onnx") or (Path(str(spec)).is_file() and ":" not in str(spec)):
-        if named is not None and len(named) > 1:
-            raise UsageError("named --input-shape for several inputs applies to PyTorch models, not to an ONNX MODEL")
-        return _onnx_source(Path(str(spec)), scaling, num_classes, in_chans, weights, input_shape)
+        return _onnx_source(Path(str(spec)), scaling, num_classes, in_chans, weights, named or input_shape)
     elif str(spec).startswith(TORCHVISION_PREFIX):
         if scaling:
             raise UsageError(f"torchvision models take no scaling options; got {', '.join(scaling)}")
@@ -481,7 +479,7 @@ def _onnx_source(
     num_classes: int | None,
     in_chans: int | None,
     weights: str | Path | None,
-    input_shape: tuple[int, ...] | None,
+    input_shape: InputShapes | None,
 ) -> ModelSource:
     import onnx
 
@@ -496,25 +494,71 @@ def _onnx_source(
         raise UsageError(
             f"{path} is not an ONNX model: {str(error).splitlines()[0][:160] or type(error).__name__}"
         ) from None
-    if not model.graph.input:
-        raise UsageError(f"{path} is not an ONNX model with inputs")
     initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise UsageError(f"{path} has {len(inputs)} inputs; edgecnn exports single-input image models")
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-    if input_shape is not None and (
-        len(dims) != len(input_shape) or any(d is not None and d != g for d, g in zip(dims, input_shape, strict=False))
+    inputs = {
+        i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+        for i in model.graph.input
+        if i.name not in initializers
+    }
+    if not inputs:
+        raise UsageError(f"{path} is not an ONNX model with inputs")
+    given = _given_onnx_shapes(path, list(inputs), input_shape)
+    batch = next(iter(given.values()))[0] if given else 1  # a free batch dim follows a given shape's
+    shapes = {
+        name: _onnx_input_shape(path, name, dims, given.get(name), len(inputs), batch) for name, dims in inputs.items()
+    }
+    if len({shape[0] for shape in shapes.values()}) > 1:
+        raise UsageError(f"the inputs of {path} have different batch sizes: give each the same N")
+    return ModelSource(
+        "onnx",
+        path.stem,
+        next(iter(shapes.values())),
+        onnx_path=path,
+        weights={"path": str(path), "sha256": sha256_file(path)},
+        inputs=shapes if len(shapes) > 1 else {},
+    )
+
+
+def _given_onnx_shapes(path: Path, names: list[str], given: InputShapes | None) -> dict[str, tuple[int, ...]]:
+    """``--input-shape`` by input name: one unnamed shape is the single input's; named shapes must name inputs."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        if len(names) > 1:
+            raise UsageError(
+                f"{path} has {len(names)} inputs ({', '.join(names)}): name the one(s) --input-shape sets, "
+                f"e.g. --input-shape {names[0]}=N,C,H,W"
+            )
+        return {names[0]: given}
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        raise UsageError(f"--input-shape names {', '.join(unknown)}, but the inputs of {path} are {', '.join(names)}")
+    return dict(given)
+
+
+def _onnx_input_shape(
+    path: Path, name: str, dims: list[int | None], given: tuple[int, ...] | None, count: int, batch: int
+) -> tuple[int, ...]:
+    """One input's N,C,H,W: ``given`` where it fits the file's dims, else the file's own (a free batch as
+    ``batch``)."""
+    label = f"input '{name}' of {path}" if count > 1 else str(path)
+    flag = f"--input-shape {name}=N,C,H,W" if count > 1 else "--input-shape N,C,H,W"
+    if given is not None and (
+        len(dims) != len(given) or any(d is not None and d != g for d, g in zip(dims, given, strict=False))
     ):
         shown = ",".join("?" if d is None else str(d) for d in dims)
         raise UsageError(
-            f"--input-shape {','.join(map(str, input_shape))} does not fit {path}, whose input is {shown} "
+            f"--input-shape {','.join(map(str, given))} does not fit {label}, whose {'shape' if count > 1 else 'input'} "
+            f"is {shown} "
             "(? marks a free dimension): give those sizes or leave --input-shape out"
         )
-    if input_shape is None:
-        if len(dims) != 4 or any(d is None for d in dims[1:]):
-            raise UsageError(f"{path} has input shape {dims}; give --input-shape N,C,H,W")
-        input_shape = (dims[0] or 1, *dims[1:])
-    return ModelSource(
-        "onnx", path.stem, tuple(input_shape), onnx_path=path, weights={"path": str(path), "sha256": sha256_file(path)}
-    )
+    if given is not None:
+        return given
+    if len(dims) != 4:
+        raise UsageError(
+            f"{label} has shape {dims}, not N,C,H,W: edgecnn exports image models (non-image inputs are not "
+            "supported yet)"
+        )
+    if any(d is None for d in dims[1:]):
+        raise UsageError(f"{label} has shape {dims} with free dimensions; give {flag}")
+    return (dims[0] or batch, *dims[1:])

@@ -147,7 +147,7 @@ def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[s
     if wants_upgrade(original, ctx.opset, ctx.options.opset is not None):
         model = upgrade_opset(model, ctx.opset, given)
         opset.update(working=ctx.opset, converted=True, converter="onnx.version_converter")
-    fixed = fix_input_dims(model, ctx.source.input_shape)
+    fixed = fix_input_dims(model, list(ctx.source.input_shapes().values()))
     changed = opset["converted"] or fixed
     change = f"opset {original} → {opset['working']}" if opset["converted"] else "fixed input dims"
     before = path.with_name("given.onnx")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from edgecnn.errors import UsageError, check_file, reading
 from edgecnn.formats import require_format
-from edgecnn.runtime.outputs import Inputs, Outputs, as_float, batch_size, flatten_outputs, single, take
+from edgecnn.runtime.outputs import Inputs, Outputs, as_float, batch_size, flatten_outputs, padded, single, take
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -27,6 +27,7 @@ class Runner:
     kind: str
     input_shape: tuple[int | None, ...]
     _run: Callable[[Inputs], Outputs]
+    inputs: dict[str, tuple[int | None, ...]] = field(default_factory=dict)  # every input's shape (NCHW), by name
 
     @property
     def static_batch(self) -> int | None:
@@ -38,12 +39,11 @@ class Runner:
         """Every output of the model on the batch ``x`` (an array, or one per input name), by name, in the model's
         output order."""
         x, count = as_float(x), batch_size(x)
-        if self.static_batch is None or self.static_batch == count:
+        size = self.static_batch
+        if size is None or size == count:
             return self._run(x)
-        if self.static_batch != 1:
-            raise UsageError(f"{self.name} takes batches of exactly {self.static_batch}, got {count}")
-        parts = [self._run(take(x, slice(i, i + 1))) for i in range(count)]
-        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        parts = [self._run(padded(take(x, slice(i, i + size)), size)) for i in range(0, count, size)]
+        return {name: np.concatenate([part[name] for part in parts])[:count] for name in parts[0]}
 
     def __call__(self, x: Inputs) -> np.ndarray:
         return single(self.run_all(x), self.name)
@@ -90,7 +90,8 @@ def load_ort(path: str | Path, threads: int = 1, optimization: str = "all") -> R
             raise UsageError(f"{path} takes {len(inputs)} inputs ({', '.join(inputs)}): give one array per input name")
         return dict(zip(names, session.run(names, feed), strict=True))
 
-    return Runner(str(path), "onnxruntime", shape, run)
+    shapes = {i.name: tuple(d if isinstance(d, int) else None for d in i.shape) for i in session.get_inputs()}
+    return Runner(str(path), "onnxruntime", shape, run, shapes)
 
 
 TRIAL_MAX_BYTES = 2**28  # 256 MiB of trial input: larger inputs are not tried (ORT's load alone judges the graph)
@@ -177,7 +178,11 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
             result[name] = np.ascontiguousarray(out.transpose(0, 3, 1, 2) if nhwc and out.ndim == 4 else out)
         return result
 
-    return Runner(str(path), "tflite", nchw_shape, run)
+    def nchw(detail: dict[str, Any]) -> tuple[int, ...]:
+        dims = tuple(int(d) for d in detail["shape"])
+        return (dims[0], dims[3], dims[1], dims[2]) if nhwc and len(dims) == 4 else dims
+
+    return Runner(str(path), "tflite", nchw_shape, run, {name: nchw(detail) for name, detail in inputs.items()})
 
 
 def _tflite_io(interpreter: Any, which: str) -> dict[str, dict[str, Any]]:

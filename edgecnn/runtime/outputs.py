@@ -33,6 +33,18 @@ def take(x: Inputs, index: slice | np.ndarray) -> Inputs:
     return {name: v[index] for name, v in x.items()} if isinstance(x, Mapping) else x[index]
 
 
+def padded(x: Inputs, size: int) -> Inputs:
+    """A short batch ``x`` filled up to a model's static batch ``size`` with copies of its last sample."""
+    short = size - batch_size(x)
+    if short <= 0:
+        return x
+
+    def fill(array: np.ndarray) -> np.ndarray:
+        return np.concatenate([array, np.repeat(array[-1:], short, axis=0)])
+
+    return {name: fill(v) for name, v in x.items()} if isinstance(x, Mapping) else fill(x)
+
+
 def _leaves(value: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
     if isinstance(value, Mapping):
         return [leaf for key, item in value.items() for leaf in _leaves(item, (*path, str(key)))]

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,72 @@ def test_cli_names_each_input():
         "edgecnn: error: --input-shape '1,1,32,32' has no input name: with several inputs name each as in forward, "
         "e.g. --input-shape image=1,3,224,224 --input-shape depth=1,1,224,224"
     ]
+
+
+def _two_input_onnx(path: Path) -> Path:
+    """The two-input network as an ONNX file another tool wrote: opset 17, a free batch dim on each input."""
+    free = {"image": {0: "n"}, "depth": {0: "n"}}
+    sample = (torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+        torch.onnx.export(
+            build_two_inputs().eval(),
+            sample,
+            str(path),
+            input_names=["image", "depth"],
+            output_names=["embedding"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes=free,
+        )
+    return path
+
+
+@pytest.mark.slow
+def test_an_onnx_model_with_two_inputs_exports_and_drifts(tmp_path, two_input_npz):
+    """An ONNX MODEL with two inputs: named --input-shape (the other's free batch follows), .npz per input, a static
+    batch of 2 (calibration fed in pairs), every format; then ``edgecnn drift`` on its artifacts, REF as the ONNX file
+    and as the PyTorch module."""
+    from edgecnn.commands.drift import drift
+
+    given = _two_input_onnx(tmp_path / "two.onnx")
+    result = export(
+        str(given),
+        out=tmp_path / "out",
+        input_shape={"image": (2, 3, 32, 32)},
+        calib=str(two_input_npz),
+        calib_size=11,
+        holdout=5,
+        formats="onnx,ort,tflite",
+        allow_drift=True,  # random weights: a 4-way arg-max on noise flips; the cosine below is what is judged
+    )
+    manifest = result.manifest
+    assert manifest["model"]["inputs"] == [
+        {"name": "image", "shape": [2, 3, 32, 32]},
+        {"name": "depth", "shape": [2, 1, 32, 32]},
+    ]
+    assert manifest["stages"]["export"]["fixed_dims"] == {"image: n": 2, "depth: n": 2}
+    assert all(manifest["stages"][s]["status"] == "ok" for s in ("simplify", "quantize", "ort", "tflite"))
+    rng = np.random.default_rng(4)
+    x = {"image": rng.standard_normal((3, 3, 32, 32)), "depth": rng.standard_normal((3, 1, 32, 32))}
+    x = {k: v.astype(np.float32) for k, v in x.items()}  # three samples: batches of two, the last one padded
+    with torch.no_grad():
+        want = build_two_inputs().eval()(torch.from_numpy(x["image"]), torch.from_numpy(x["depth"])).numpy()
+    for key in ("fp32_onnx", "fp32_ort", "fp32_tflite"):
+        np.testing.assert_allclose(load(result.artifacts[key])(x), want, rtol=1e-4, atol=1e-4, err_msg=key)
+    for reference in (str(given), "tests.fixtures.multihead:build_two_inputs"):
+        for target in ("int8_onnx", "int8_tflite"):
+            report = drift(reference, str(result.artifacts[target]), str(two_input_npz), layers=target == "int8_onnx")
+            assert report["samples"] == 16 and report["cosine"] > 0.99, (reference, target)
+
+
+def test_onnx_input_shapes_name_the_onnx_inputs(tmp_path):
+    given = str(_two_input_onnx(tmp_path / "two.onnx"))
+    with pytest.raises(UsageError, match=r"has 2 inputs \(image, depth\): name the one\(s\) --input-shape sets"):
+        resolve_source(given, input_shape=(1, 3, 32, 32))
+    with pytest.raises(UsageError, match=r"names rgb, but the inputs of .* are image, depth"):
+        resolve_source(given, input_shape={"rgb": (1, 3, 32, 32)})
+    with pytest.raises(UsageError, match=r"--input-shape 1,1,8,8 does not fit input 'depth'"):
+        resolve_source(given, input_shape={"depth": (1, 1, 8, 8)})
+    source = resolve_source(given)
+    assert source.inputs == {"image": (1, 3, 32, 32), "depth": (1, 1, 32, 32)}

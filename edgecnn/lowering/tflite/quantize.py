@@ -97,7 +97,8 @@ def _signature_io(model: Any) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def _calibration_samples(calibration: np.ndarray, input_layout: str, shape: tuple[int, ...]) -> list[np.ndarray]:
-    """One batch-1 float32 array per sample, in the model's layout; checked against the input's ``shape``."""
+    """The samples as float32 batches of the input's static batch (``shape[0]``; a short last batch is filled with
+    copies of its last sample), in the model's layout; checked against the input's ``shape``."""
     if input_layout not in LAYOUTS:
         raise UsageError(f"input_layout must be one of {', '.join(LAYOUTS)}, not '{input_layout}'")
     samples = np.asarray(calibration, dtype=np.float32)
@@ -109,7 +110,10 @@ def _calibration_samples(calibration: np.ndarray, input_layout: str, shape: tupl
         raise UsageError(
             f"calibration samples are {tuple(samples.shape[1:])} in {input_layout}; the model's input is {shape}"
         )
-    return [np.ascontiguousarray(sample[None]) for sample in samples]
+    size = max(int(shape[0]), 1)
+    batches = [samples[i : i + size] for i in range(0, len(samples), size)]
+    batches[-1] = np.concatenate([batches[-1], np.repeat(batches[-1][-1:], size - len(batches[-1]), axis=0)])
+    return [np.ascontiguousarray(batch) for batch in batches]
 
 
 def _quantization(tensor: Any, schema: Any) -> tuple[str, float | None, int | None]:
