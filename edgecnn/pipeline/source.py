@@ -547,9 +547,9 @@ def _onnx_input_shape(
         len(dims) != len(given) or any(d is not None and d != g for d, g in zip(dims, given, strict=False))
     ):
         shown = ",".join("?" if d is None else str(d) for d in dims)
+        whose = "shape" if count > 1 else "input"
         raise UsageError(
-            f"--input-shape {','.join(map(str, given))} does not fit {label}, whose {'shape' if count > 1 else 'input'} "
-            f"is {shown} "
+            f"--input-shape {','.join(map(str, given))} does not fit {label}, whose {whose} is {shown} "
             "(? marks a free dimension): give those sizes or leave --input-shape out"
         )
     if given is not None:
