@@ -93,6 +93,79 @@ def models(pattern: str | None, as_json: bool) -> None:
     render_models(rows, make_console())
 
 
+TASK_HELP = (
+    "How int8 drift is judged, per output: classification (top-1 agreement), segmentation (mask mIoU), "
+    "embedding (rank-1 retrieval agreement) or raw (cosine); one task for every output, or OUTPUT=TASK,… by "
+    "output name or index [default: inferred — one N×K output: classification, one N×K×H×W: segmentation, "
+    "otherwise raw]."
+)
+
+
+TASK_OPTIONS = ("task", "min_miou", "min_rank1", "min_f1", "mask_threshold", "decoder", "score_threshold", "nms_iou")
+
+
+def _task_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The task-aware drift options (edgecnn/analysis/tasks/), shared by export and drift: TASK_OPTIONS."""
+    from edgecnn.analysis.task_detection import DECODERS
+
+    options = (
+        click.option("--task", "task", help=TASK_HELP),
+        click.option(
+            "--min-miou",
+            type=float,
+            default=0.9,
+            show_default=True,
+            help="Segmentation: smallest mIoU of the int8 masks against the fp32 masks.",
+        ),
+        click.option(
+            "--min-rank1",
+            type=float,
+            default=0.95,
+            show_default=True,
+            help="Embedding: smallest rank-1 retrieval agreement with fp32.",
+        ),
+        click.option(
+            "--min-f1",
+            type=float,
+            default=0.9,
+            show_default=True,
+            help="Detection: smallest F1 of the int8 detections against the fp32 detections (IoU ≥ 0.5).",
+        ),
+        click.option(
+            "--mask-threshold",
+            type=float,
+            default=0.5,
+            show_default=True,
+            help="Segmentation with one N×1×H×W map: a pixel is in the mask when its value is above this.",
+        ),
+        click.option(
+            "--decoder",
+            type=click.Choice(DECODERS),
+            default="yolo",
+            show_default=True,
+            help="Detection head layout: yolo = N×(4+C)×A centre-xywh + class scores; yolo-obj = N×A×(5+C) "
+            "with objectness.",
+        ),
+        click.option(
+            "--score-threshold",
+            type=float,
+            default=0.25,
+            show_default=True,
+            help="Detection: keep detections scoring at least this.",
+        ),
+        click.option(
+            "--nms-iou",
+            type=float,
+            default=0.45,
+            show_default=True,
+            help="Detection: per-class NMS suppresses boxes overlapping a better one by more than this IoU.",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _stage_help() -> dict[str, str]:
     """The stage list and the files of OUT, both read from the stage table."""
     import textwrap
@@ -221,6 +294,7 @@ class _ExportCommand(click.Command):
     help="Repair drift over the thresholds (global remedies, then layers kept in float).",
 )
 @click.option("--allow-drift", is_flag=True, help="Exit 0 even when drift stays over the thresholds.")
+@_task_options
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **options: Any) -> None:
     from edgecnn.errors import PartialExportError
@@ -362,6 +436,7 @@ Examples:
     "--out", "-o", type=click.Path(path_type=Path), help="Repaired model for --fix [default: TARGET.fixed.onnx]."
 )
 @click.option("--force", is_flag=True, help="Replace --out and --chart if they exist.")
+@_task_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def drift(
     ref: str,
@@ -376,7 +451,11 @@ def drift(
     from edgecnn.commands.drift import drift as run_drift
     from edgecnn.errors import DriftError
 
-    thresholds = Thresholds(min_agreement, max_accuracy_drop, min_cosine)
+    judging = {name: options.pop(name) for name in TASK_OPTIONS}
+    judging["tasks"] = judging.pop("task")
+    thresholds = Thresholds(
+        min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine, **judging
+    )
     report = run_drift(ref, target, thresholds=thresholds, **options)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

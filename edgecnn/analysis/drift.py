@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,41 +10,62 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.metrics import accuracy, compare, max_abs_error, mean_cosine, sqnr_db
-from edgecnn.runtime.outputs import Outputs, as_outputs, is_classification, matched
+from edgecnn.analysis.metrics import accuracy, max_abs_error, mean_cosine, sqnr_db
+from edgecnn.analysis.task_detection import DECODERS
+from edgecnn.analysis.tasks import output_tasks, parse_tasks, task
+from edgecnn.runtime.outputs import Outputs, as_outputs, matched
 
 HOST_KERNELS, EXACT_QDQ = "host_kernels", "exact_qdq"
 VNNI_FEATURES = {"avx512_vnni", "avx_vnni"}
-# Outputs that are not one N×classes logits tensor have no top-1: each output's cosine is judged, against
-# --min-cosine when given, else this.
-OUTPUTS_MIN_COSINE = 0.99
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """What a target must meet: top-1 agreement, accuracy drop in points, optional logit cosine."""
+    """What a target must meet, per task (see :mod:`edgecnn.analysis.tasks`): top-1 agreement and accuracy drop
+    in points (classification), mask mIoU (segmentation), F1 (detection), rank-1 retrieval agreement (embedding),
+    cosine (raw, and classification when given); and how outputs are read — ``tasks`` is ``--task`` (None:
+    inferred per output), ``mask_threshold`` binarises N×1×H×W segmentation maps, ``decoder``,
+    ``score_threshold`` and ``nms_iou`` turn a detection head into detections."""
 
     min_agreement: float = 0.99
     max_accuracy_drop: float = 1.0  # percentage points
     min_cosine: float | None = None
+    min_miou: float = 0.9
+    min_rank1: float = 0.95
+    min_f1: float = 0.9
+    mask_threshold: float = 0.5
+    decoder: str = "yolo"  # detection heads: edgecnn.analysis.task_detection.DECODERS
+    score_threshold: float = 0.25
+    nms_iou: float = 0.45
+    tasks: str | None = None
 
     def __post_init__(self) -> None:
-        from edgecnn.errors import UsageError
+        from edgecnn.errors import UnknownNameError, UsageError
 
-        if not 0 <= self.min_agreement <= 1:
-            raise UsageError(f"--min-agreement must be between 0 and 1, got {self.min_agreement}")
+        bounded = (
+            ("--min-agreement", self.min_agreement),
+            ("--min-miou", self.min_miou),
+            ("--min-rank1", self.min_rank1),
+            ("--min-f1", self.min_f1),
+            ("--nms-iou", self.nms_iou),
+        )
+        for flag, value in bounded:
+            if not 0 <= value <= 1:
+                raise UsageError(f"{flag} must be between 0 and 1, got {value}")
         if not self.max_accuracy_drop >= 0:  # NaN too
             raise UsageError(f"--max-accuracy-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
         if self.min_cosine is not None and not -1 <= self.min_cosine <= 1:
             raise UsageError(f"--min-cosine must be between -1 and 1, got {self.min_cosine}")
+        for flag, value in (("--mask-threshold", self.mask_threshold), ("--score-threshold", self.score_threshold)):
+            if not math.isfinite(value):
+                raise UsageError(f"{flag} must be a finite number, got {value}")
+        if self.decoder not in DECODERS:
+            raise UnknownNameError("decoder", self.decoder, list(DECODERS))
+        parse_tasks(self.tasks)  # an unknown task or a malformed spec is an error before any work
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {
-            "min_agreement": self.min_agreement,
-            "max_accuracy_drop": self.max_accuracy_drop,
-            "min_cosine": self.min_cosine,
-        }
+        return dataclasses.asdict(self)
 
 
 def int8_basis(arch: str, features: tuple[str, ...] | list[str]) -> str:
@@ -69,12 +91,36 @@ def check_labels(labels: np.ndarray, classes: int) -> None:
         )
 
 
-def output_figures(reference: Outputs, target: Outputs) -> dict[str, dict[str, float]]:
-    """Cosine, SQNR (dB) and max abs error of every output, by name."""
-    return {
-        name: {"cosine": mean_cosine(ref, tgt), "sqnr_db": sqnr_db(ref, tgt), "max_abs_error": max_abs_error(ref, tgt)}
-        for name, ref, tgt in matched(reference, target, "drift")
-    }
+def _task_figures(name: str, kind: str, ref: np.ndarray, tgt: np.ndarray, thresholds: Thresholds) -> dict:
+    """``kind``'s figures of one output; an output the task cannot read is a one-line error naming it."""
+    from edgecnn.errors import UsageError
+
+    try:
+        return task(kind).figures(ref, tgt, thresholds)
+    except UsageError as error:
+        raise UsageError(f"output '{name}' cannot be judged as {kind}: {error}") from None
+
+
+def output_figures(
+    reference: Outputs, target: Outputs, thresholds: Thresholds | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every output's task (and where it came from), cosine, SQNR (dB), max abs error and its task's figures, by
+    name."""
+    thresholds = thresholds or Thresholds()
+    pairs = matched(reference, target, "drift")
+    chosen = output_tasks({name: ref.shape for name, ref, _ in pairs}, parse_tasks(thresholds.tasks))
+    result = {}
+    for name, ref, tgt in pairs:
+        kind = chosen[name]["task"]
+        result[name] = {
+            "task": kind,
+            "task_origin": chosen[name]["origin"],
+            "cosine": mean_cosine(ref, tgt),
+            "sqnr_db": sqnr_db(ref, tgt),
+            "max_abs_error": max_abs_error(ref, tgt),
+            **_task_figures(name, kind, ref, tgt, thresholds),
+        }
+    return result
 
 
 def figures(
@@ -82,24 +128,25 @@ def figures(
     target: Outputs | np.ndarray,
     labels: np.ndarray | None = None,
     class_names: tuple[str, ...] = (),
+    thresholds: Thresholds | None = None,
 ) -> dict[str, Any]:
-    """Per-output cosine and SQNR; for one N×classes output also agreement, top-5 overlap, and accuracies and
-    per-class figures with labels. Otherwise ``top1_agreement`` is None and ``cosine``/``sqnr_db`` are the worst
-    output's."""
+    """Each output judged by its task (``outputs``); the worst output's cosine and SQNR; for a model whose only
+    output is a classifier also its top-1 agreement and top-5 overlap, and accuracies and per-class figures with
+    labels. ``top1_agreement`` is None when no lone classification output gives one."""
     reference, target = as_outputs(reference), as_outputs(target)
-    per_output = output_figures(reference, target)
-    if not is_classification(reference):
-        return {
-            "top1_agreement": None,
-            "cosine": min(f["cosine"] for f in per_output.values()),
-            "sqnr_db": min(f["sqnr_db"] for f in per_output.values()),
-            "max_abs_error": max(f["max_abs_error"] for f in per_output.values()),
-            "outputs": per_output,
-        }
+    per_output = output_figures(reference, target, thresholds)
+    result: dict[str, Any] = {
+        "top1_agreement": None,
+        "cosine": min(f["cosine"] for f in per_output.values()),
+        "sqnr_db": min(f["sqnr_db"] for f in per_output.values()),
+        "max_abs_error": max(f["max_abs_error"] for f in per_output.values()),
+        "outputs": per_output,
+    }
+    only = next(iter(per_output.values()))
+    if len(per_output) != 1 or only["task"] != "classification":
+        return result
+    result.update(top1_agreement=only["top1_agreement"], top5_overlap=only["top5_overlap"])
     reference, target = next(iter(reference.values())), next(iter(target.values()))
-    result: dict[str, Any] = compare(reference, target)
-    result["top1_agreement"] = result.pop("top1")
-    result["outputs"] = per_output
     if labels is not None:
         check_labels(labels, reference.shape[-1])
         ref_acc, tgt_acc = accuracy(reference, labels), accuracy(target, labels)
@@ -125,26 +172,30 @@ def figures(
     return result
 
 
+def score(figs: Mapping[str, Any]) -> float:
+    """What the repair maximises: the worst output's task headline figure (top-1 agreement, mIoU, rank-1
+    agreement or cosine)."""
+    values = [out.get(task(out["task"]).headline) for out in figs["outputs"].values()]
+    values = [v if v is not None else out["cosine"] for v, out in zip(values, figs["outputs"].values(), strict=True)]
+    return float(min(values))
+
+
 def failures(figs: Mapping[str, Any], thresholds: Thresholds) -> list[str]:
-    """The thresholds a set of figures misses, each as a sentence with both numbers."""
+    """The thresholds a set of figures misses, each as a sentence with both numbers (and the output's name when
+    there are several)."""
     missed = []
     top1 = figs["top1_agreement"]
     measured = ("top1_agreement", "cosine") if top1 is not None else ("cosine",)
     unmeasured = [k for k in measured if not math.isfinite(figs[k])]
     if unmeasured:  # a NaN passes every "<" test: outputs that overflow must fail, not pass
         missed.append(f"{' and '.join(unmeasured)} not finite (the outputs overflow or are NaN)")
-    if top1 is not None and top1 < thresholds.min_agreement:
-        missed.append(f"top-1 agreement {top1:.4f} < {thresholds.min_agreement}")
+    outputs = figs.get("outputs") or {}
+    for name, output in outputs.items():
+        for sentence in task(output["task"]).failures(output, thresholds):
+            missed.append(sentence if len(outputs) == 1 else f"output '{name}': {sentence}")
     drop = figs.get("accuracy_drop_points")
     if drop is not None and drop > thresholds.max_accuracy_drop:
         missed.append(f"accuracy drop {drop:.2f} points > {thresholds.max_accuracy_drop}")
-    if top1 is None:  # no classification output: every output's cosine is judged
-        floor = thresholds.min_cosine if thresholds.min_cosine is not None else OUTPUTS_MIN_COSINE
-        for name, output in figs["outputs"].items():
-            if output["cosine"] < floor:
-                missed.append(f"output '{name}': cosine {output['cosine']:.4f} < {floor}")
-    elif thresholds.min_cosine is not None and figs["cosine"] < thresholds.min_cosine:
-        missed.append(f"cosine {figs['cosine']:.4f} < {thresholds.min_cosine}")
     return missed
 
 
@@ -173,6 +224,8 @@ def verdict(computations: Mapping[str, Mapping[str, Any]], basis: str, threshold
         "cosine": judged["cosine"],
         "sqnr_db": judged["sqnr_db"],
         "accuracy_drop_points": judged.get("accuracy_drop_points"),
+        "score": score(judged),
+        "tasks": {name: out["task"] for name, out in judged["outputs"].items()},
         "thresholds": thresholds.to_dict(),
     }
 
@@ -184,6 +237,7 @@ def int8_computations(
     labels: np.ndarray | None = None,
     class_names: tuple[str, ...] = (),
     kinds: tuple[str, ...] = (EXACT_QDQ, HOST_KERNELS),
+    thresholds: Thresholds | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Figures of an int8 ONNX/ORT model against ``reference`` outputs, per int8 computation.
 
@@ -195,7 +249,7 @@ def int8_computations(
 
     levels = {EXACT_QDQ: "disable", HOST_KERNELS: "all"}
     return {
-        kind: figures(reference, load(path, optimization=levels[kind]).run_all(images), labels, class_names)
+        kind: figures(reference, load(path, optimization=levels[kind]).run_all(images), labels, class_names, thresholds)
         for kind in kinds
     }
 
@@ -206,7 +260,7 @@ def evaluator(
     """A function judging an int8 model file: path → (verdict, computations)."""
 
     def evaluate(path: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        computations = int8_computations(path, images, reference, labels)
+        computations = int8_computations(path, images, reference, labels, thresholds=thresholds)
         return verdict(computations, basis, thresholds), computations
 
     return evaluate

@@ -40,12 +40,10 @@ class Attempt:
 
     @property
     def score(self) -> tuple:
-        """Better attempts sort higher: passing, then agreement (the worst output's cosine for a model without a
-        classification output), then smaller accuracy drop, then cosine."""
+        """Better attempts sort higher: passing, then the task's figure (``verdict['score']``: top-1 agreement,
+        mIoU, rank-1 agreement or cosine, the worst output's), then smaller accuracy drop, then cosine."""
         drop = self.verdict.get("accuracy_drop_points") or 0.0
-        top1 = self.verdict["top1_agreement"]
-        cosine = self.verdict["cosine"]
-        return (self.verdict["passed"], cosine if top1 is None else top1, -drop, cosine)
+        return (self.verdict["passed"], self.verdict["score"], -drop, self.verdict["cosine"])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""

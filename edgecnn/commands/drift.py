@@ -113,11 +113,11 @@ def drift(
     device, arch, features, slow_types = _target_device(tgt, profile)
     qdq = tgt.is_qdq
     if qdq:
-        computations = int8_computations(tgt.path, tgt_images, ref_logits, labels, names)
+        computations = int8_computations(tgt.path, tgt_images, ref_logits, labels, names, thresholds=thresholds)
         basis = int8_basis(arch, features)
     else:
         basis = HOST_KERNELS if tgt.kind == "ort" else "as_is"
-        computations = {basis: figures(ref_logits, tgt.runner().run_all(tgt_images), labels, names)}
+        computations = {basis: figures(ref_logits, tgt.runner().run_all(tgt_images), labels, names, thresholds)}
     judged = verdict(computations, basis, thresholds)
     report: dict[str, Any] = {
         "reference": ref.label,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from edgecnn.analysis.tasks import summary
 from edgecnn.pipeline.manifest import figure
 
 if TYPE_CHECKING:
@@ -93,6 +94,18 @@ def _headline(figs: dict[str, Any]) -> str:
     return f"cosine {figs['cosine']:.4f}"
 
 
+def _per_output(outputs: dict[str, Any], basis: str) -> Table:
+    """A row per output: its task (and where it came from), the task's figures, cosine and SQNR."""
+    table = Table(title=f"per output ({basis.replace('_', ' ')})", title_justify="left")
+    for column in ("output", "task", "task figures", "cosine", "SQNR dB"):
+        table.add_column(column, justify="right" if column in ("cosine", "SQNR dB") else "left")
+    for name, figs in outputs.items():
+        shown = summary(figs)
+        origin = "" if figs.get("task_origin", "given") == "given" else f" ({figs['task_origin']})"
+        table.add_row(name, figs["task"] + origin, shown, f"{figs['cosine']:.4f}", f"{figs['sqnr_db']:.1f}")
+    return table
+
+
 def render_drift(report: dict[str, Any], console: Console) -> None:
     """``edgecnn drift``: figures per computation, the worst layers, notes, the repair and the verdict."""
     table = Table(
@@ -117,13 +130,8 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
         )
     console.print(table)
     outputs = report["computations"][report["basis"]].get("outputs") or {}
-    if len(outputs) > 1:
-        per_output = Table(title=f"per output ({report['basis'].replace('_', ' ')})", title_justify="left")
-        for column in ("output", "cosine", "SQNR dB", "max abs error"):
-            per_output.add_column(column, justify="left" if column == "output" else "right")
-        for name, figs in outputs.items():
-            per_output.add_row(name, f"{figs['cosine']:.4f}", f"{figs['sqnr_db']:.1f}", f"{figs['max_abs_error']:.3g}")
-        console.print(per_output)
+    if len(outputs) > 1 or any(figs["task"] != "classification" for figs in outputs.values()):
+        console.print(_per_output(outputs, report["basis"]))
     if report.get("layers"):
         layers = Table(title="worst layers (per-layer SQNR vs fp32, exact QDQ)", title_justify="left")
         for column in ("node", "op", "SQNR dB", "cosine", "noise added dB"):

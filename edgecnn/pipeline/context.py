@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import Profile
 from edgecnn.config.recipes import Recipe
 from edgecnn.data.calibration import CalibrationSet
@@ -54,6 +55,30 @@ class ExportOptions:
     min_agreement: float = 0.99
     max_drop: float = 1.0  # accuracy drop in points
     min_cosine: float | None = None
+    task: str | None = None  # how drift is judged per output (edgecnn/analysis/tasks/); None: inferred
+    min_miou: float = 0.9
+    min_rank1: float = 0.95
+    min_f1: float = 0.9
+    mask_threshold: float = 0.5
+    decoder: str = "yolo"
+    score_threshold: float = 0.25
+    nms_iou: float = 0.45
+
+    def thresholds(self) -> Thresholds:
+        """The drift thresholds and task choice these options give (an error for nonsense values)."""
+        return Thresholds(
+            min_agreement=self.min_agreement,
+            max_accuracy_drop=self.max_drop,
+            min_cosine=self.min_cosine,
+            min_miou=self.min_miou,
+            min_rank1=self.min_rank1,
+            min_f1=self.min_f1,
+            mask_threshold=self.mask_threshold,
+            decoder=self.decoder,
+            score_threshold=self.score_threshold,
+            nms_iou=self.nms_iou,
+            tasks=self.task,
+        )
 
 
 @dataclass

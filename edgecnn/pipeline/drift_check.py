@@ -70,7 +70,7 @@ def _evaluation(ctx: ExportContext, reference: Outputs | None = None) -> tuple[A
     if reference is None:
         reference = load(ctx.artifact("fp32_onnx")).run_all(data.images)
     options = ctx.options
-    return data, reference, Thresholds(options.min_agreement, options.max_drop, options.min_cosine)
+    return data, reference, options.thresholds()
 
 
 def check_drift(ctx: ExportContext) -> DriftResult:
@@ -151,7 +151,7 @@ def _check_figures(verdict: dict[str, Any]) -> dict[str, Any]:
     check: dict[str, Any] = {}
     if verdict["top1_agreement"] is not None:
         check["top1"] = verdict["top1_agreement"]
-    check.update(cosine=verdict["cosine"], sqnr_db=verdict["sqnr_db"])
+    check.update(cosine=verdict["cosine"], sqnr_db=verdict["sqnr_db"], task_score=verdict["score"])
     if verdict.get("accuracy_drop_points") is not None:
         check["accuracy_drop_points"] = verdict["accuracy_drop_points"]
     return check
@@ -166,7 +166,7 @@ def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str
     drift = ctx.result("drift")
     data, fp32, thresholds = _evaluation(ctx, drift.reference if drift else None)
     reasons = _not_judged_reasons(ctx)
-    computations = {name: drift_figures(fp32, runner.run_all(data.images), data.labels, data.class_names)}
+    computations = {name: drift_figures(fp32, runner.run_all(data.images), data.labels, data.class_names, thresholds)}
     judged = verdict(computations, name, thresholds)
     summary = {k: v for k, v in computations[name].items() if k != "per_class"}
     agreement = {"samples": len(data), **summary}

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn.analysis.drift import Thresholds
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
 from edgecnn.data.calibration import load_calibration, load_input_calibration
@@ -79,7 +78,7 @@ def _validate(options: ExportOptions) -> None:
         )
     if not options.max_drop >= 0:  # NaN too; Thresholds would name drift's --max-accuracy-drop
         raise UsageError(f"--max-drop must be ≥ 0 points, got {options.max_drop}")
-    Thresholds(options.min_agreement, options.max_drop, options.min_cosine)  # raises on nonsense values
+    options.thresholds()  # raises on nonsense values
     if options.deform is not None and options.deform not in ("native", "custom", "gather"):
         raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")
     if options.tflite_io not in (None, "int8", "float"):

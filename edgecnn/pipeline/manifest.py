@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgecnn.analysis.tasks import summary
 from edgecnn.pipeline.source import sha256_file
 
 
@@ -152,15 +153,30 @@ def render_report(manifest: dict[str, Any]) -> str:
 
 
 def _output_lines(agreement: dict[str, Any]) -> list[str]:
-    """Per-output cosine and SQNR of each int8 computation, for a model with several outputs."""
+    """Each output's task and figures, cosine and SQNR per int8 computation, for a model with several outputs or
+    one judged by another task than classification."""
     rows = {key: agreement[key] for key in ("exact_qdq", "host_kernels") if agreement.get(key)}
     rows.update({f"{name} int8": figures for name, figures in (agreement.get("formats") or {}).items()})
-    if all(len(figures.get("outputs", {})) < 2 for figures in rows.values()):
+    outputs = [output for figures in rows.values() for output in figures.get("outputs", {}).values()]
+    if all(len(figures.get("outputs", {})) < 2 for figures in rows.values()) and all(
+        output.get("task", "classification") == "classification" for output in outputs
+    ):
         return []
-    lines = ["", "| computation | output | cosine | SQNR dB |", "|---|---|---:|---:|"]
+    lines = [
+        "",
+        "| computation | output | task | task figures | cosine | SQNR dB |",
+        "|---|---|---|---|---:|---:|",
+    ]
     for key, figures in rows.items():
         for name, output in figures["outputs"].items():
-            lines.append(f"| {key.replace('_', ' ')} | {name} | {output['cosine']:.4f} | {output['sqnr_db']:.1f} |")
+            kind = output.get("task", "")
+            shown = summary(output) if kind else ""
+            lines.append(
+                f"| {key.replace('_', ' ')} | {name} | {kind} | {shown} | {output['cosine']:.4f} | "
+                f"{output['sqnr_db']:.1f} |"
+            )
+    tasks = {name: output for figures in rows.values() for name, output in figures.get("outputs", {}).items()}
+    lines += ["", *(f"- `{name}`: {output['task']} ({output['task_origin']})" for name, output in tasks.items())]
     return lines
 
 

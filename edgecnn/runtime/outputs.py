@@ -103,11 +103,6 @@ def as_outputs(value: Outputs | np.ndarray) -> Outputs:
     return dict(value) if isinstance(value, Mapping) else {SINGLE_OUTPUT: np.asarray(value)}
 
 
-def is_classification(outputs: Outputs) -> bool:
-    """One 2-D output (N × classes): the case top-1 agreement and accuracy are defined for."""
-    return len(outputs) == 1 and next(iter(outputs.values())).ndim == 2
-
-
 def matched(reference: Outputs, other: Outputs, what: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``(name, reference, other)`` per output of ``reference``; the two must have the same names and shapes."""
     if set(reference) != set(other):

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgecnn.analysis.drift import OUTPUTS_MIN_COSINE, Thresholds, failures, figures
+from edgecnn.analysis.drift import Thresholds, failures, figures
+from edgecnn.analysis.task_raw import DEFAULT_MIN_COSINE
 from edgecnn.errors import CheckFailedError, UsageError
 from edgecnn.pipeline.export import export
 from edgecnn.pipeline.onnx_export import export_onnx
@@ -149,7 +150,7 @@ def test_drift_judges_each_output_without_a_classification_output():
     target = {"probs": reference["probs"] + 1e-3, "boxes": rng.standard_normal((8, 16, 4))}  # boxes unrelated
     figs = figures(reference, target)
     assert figs["top1_agreement"] is None and set(figs["outputs"]) == {"probs", "boxes"}
-    assert figs["cosine"] == figs["outputs"]["boxes"]["cosine"] < OUTPUTS_MIN_COSINE
+    assert figs["cosine"] == figs["outputs"]["boxes"]["cosine"] < DEFAULT_MIN_COSINE
     missed = failures(figs, Thresholds())
     assert len(missed) == 1 and missed[0].startswith("output 'boxes': cosine")
     # One N×classes output keeps the classification figures.

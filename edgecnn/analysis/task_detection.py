@@ -1,0 +1,143 @@
+"""``detection``: a raw detection head decoded (``--decoder``), filtered by score (``--score-threshold``) and
+per-class NMS (``--nms-iou``), then the target's detections matched to the reference's (same class, IoU ≥ 0.5):
+precision, recall and F1 against the reference, mean IoU of matched pairs and mean absolute score change.
+
+Decoders (one output each):
+- ``yolo``: N × (4+C) × A — centre x, y, width, height, then C class scores per anchor (current YOLO exports);
+- ``yolo-obj``: N × A × (5+C) — centre-xywh, objectness, then C class scores (score = objectness × class).
+NumPy only: the same code runs where torch is absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+DECODERS = ("yolo", "yolo-obj")
+MATCH_IOU = 0.5
+
+
+def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corner boxes (N×A×4), scores (N×A) and classes (N×A) of a raw head in ``decoder``'s layout."""
+    from edgecnn.errors import UsageError
+
+    head = np.asarray(head, np.float64)
+    minimum = 5 if decoder == "yolo" else 6
+    channels = head.shape[1] if decoder == "yolo" else head.shape[-1]
+    if head.ndim != 3 or channels < minimum:
+        layout = "N×(4+C)×A" if decoder == "yolo" else "N×A×(5+C)"
+        raise UsageError(
+            f"the {decoder} decoder reads {layout} heads, not {'×'.join(map(str, head.shape))}: give --decoder "
+            "for the head's layout, or another --task for this output"
+        )
+    if decoder == "yolo":
+        head = head.transpose(0, 2, 1)  # N × A × (4+C)
+        xywh, scores = head[..., :4], head[..., 4:]
+    elif decoder == "yolo-obj":
+        xywh, scores = head[..., :4], head[..., 4:5] * head[..., 5:]
+    else:
+        raise UsageError(f"unknown decoder {decoder!r}; one of {', '.join(DECODERS)}")
+    centre, half = xywh[..., :2], xywh[..., 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=-1)
+    return boxes, scores.max(-1), scores.argmax(-1)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every corner box of ``a`` (M×4) with every one of ``b`` (K×4)."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=-1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy per-class non-maximum suppression, highest score first (``batched_nms``'s rule)."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    suppressed = np.zeros(len(scores), bool)
+    overlaps = iou_matrix(boxes, boxes)
+    for i in order:
+        if suppressed[i]:
+            continue
+        kept.append(int(i))
+        suppressed |= (overlaps[i] > iou) & (classes == classes[i])
+    return np.array(kept, np.int64)
+
+
+def detections(head: np.ndarray, thresholds: Any) -> list[dict[str, np.ndarray]]:
+    """Per image: the boxes, scores and classes left after the score threshold and NMS."""
+    boxes, scores, classes = decode(head, thresholds.decoder)
+    result = []
+    for b, s, c in zip(boxes, scores, classes, strict=True):
+        keep = s >= thresholds.score_threshold
+        b, s, c = b[keep], s[keep], c[keep]
+        kept = nms(b, s, c, thresholds.nms_iou)
+        result.append({"boxes": b[kept], "scores": s[kept], "classes": c[kept]})
+    return result
+
+
+def match(reference: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> list[tuple[int, int, float]]:
+    """Greedy matches (reference index, target index, IoU): the target's detections by descending score, each to
+    the unmatched reference detection of its class with the highest IoU ≥ 0.5."""
+    overlaps = iou_matrix(target["boxes"], reference["boxes"])
+    same = target["classes"][:, None] == reference["classes"][None, :]
+    overlaps = np.where(same, overlaps, 0.0)
+    taken = np.zeros(len(reference["scores"]), bool)
+    pairs = []
+    for t in np.argsort(-target["scores"], kind="stable"):
+        candidates = np.where(taken, 0.0, overlaps[t])
+        r = int(candidates.argmax()) if len(candidates) else -1
+        if r >= 0 and candidates[r] >= MATCH_IOU:
+            taken[r] = True
+            pairs.append((r, int(t), float(candidates[r])))
+    return pairs
+
+
+def figures(reference: np.ndarray, target: np.ndarray, thresholds: Any) -> dict[str, Any]:
+    """Detections of both, matched: precision, recall and F1 of the target against the reference, mean IoU of
+    matched pairs, mean absolute score change, and the counts."""
+    refs, tgts = detections(reference, thresholds), detections(target, thresholds)
+    matched = ious = score_change = 0.0
+    for ref, tgt in zip(refs, tgts, strict=True):
+        pairs = match(ref, tgt)
+        matched += len(pairs)
+        ious += sum(iou for _, _, iou in pairs)
+        score_change += sum(abs(float(ref["scores"][r] - tgt["scores"][t])) for r, t, _ in pairs)
+    n_ref, n_tgt = sum(len(r["scores"]) for r in refs), sum(len(t["scores"]) for t in tgts)
+    precision = matched / n_tgt if n_tgt else 1.0 if not n_ref else 0.0
+    recall = matched / n_ref if n_ref else 1.0 if not n_tgt else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "decoder": thresholds.decoder,
+        "reference_detections": int(n_ref),
+        "target_detections": int(n_tgt),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "matched_iou": ious / matched if matched else None,
+        "score_change": score_change / matched if matched else None,
+    }
+
+
+def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
+    """F1 against the reference's detections under ``--min-f1``."""
+    if figs["f1"] < thresholds.min_f1:
+        return [
+            f"detection F1 {figs['f1']:.4f} < {thresholds.min_f1} (precision {figs['precision']:.4f}, recall "
+            f"{figs['recall']:.4f} against {figs['reference_detections']} fp32 detections)"
+        ]
+    return []
+
+
+HEADLINE = "f1"  # the figure a report shows first and the repair optimises
+SHOWN = (
+    ("f1", "F1"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("matched_iou", "matched IoU"),
+)  # (figure, label) a report shows

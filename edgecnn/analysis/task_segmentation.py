@@ -1,0 +1,67 @@
+"""``segmentation``: N×K×H×W class scores (arg-max mask) or N×1×H×W maps (mask where > ``--mask-threshold``) —
+pixel agreement of the masks, mean IoU of the target's mask against the reference's over the classes present,
+and the worst class's IoU."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from edgecnn.analysis.metrics import mean_cosine
+
+
+def masks(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The N×H×W class mask of N×K×H×W scores: the arg-max class, or for K = 1 whether the score > ``threshold``."""
+    from edgecnn.errors import UsageError
+
+    scores = np.asarray(scores)
+    if scores.ndim != 4:
+        raise UsageError(
+            f"segmentation reads N×K×H×W maps, not {'×'.join(map(str, scores.shape))}: give another --task for it"
+        )
+    return (scores[:, 0] > threshold).astype(np.int64) if scores.shape[1] == 1 else scores.argmax(1)
+
+
+def class_ious(reference: np.ndarray, target: np.ndarray) -> dict[int, float]:
+    """IoU of each class present in the reference mask or the target's (pooled over samples)."""
+    ious = {}
+    for cls in np.union1d(np.unique(reference), np.unique(target)):
+        ref, tgt = reference == cls, target == cls
+        union = np.count_nonzero(ref | tgt)
+        ious[int(cls)] = np.count_nonzero(ref & tgt) / union
+    return ious
+
+
+def figures(reference: np.ndarray, target: np.ndarray, thresholds: Any) -> dict[str, Any]:
+    """Pixel agreement, mIoU, the worst class and its IoU, and the scores' cosine."""
+    ref, tgt = masks(reference, thresholds.mask_threshold), masks(target, thresholds.mask_threshold)
+    ious = class_ious(ref, tgt)
+    worst = min(ious, key=ious.__getitem__)
+    return {
+        "pixel_agreement": float(np.mean(ref == tgt)),
+        "miou": float(np.mean(list(ious.values()))),
+        "worst_class": worst,
+        "worst_class_iou": ious[worst],
+        "classes": len(ious),
+        "cosine": mean_cosine(reference, target),
+    }
+
+
+def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
+    """mIoU against the reference's masks under ``--min-miou``."""
+    if figs["miou"] < thresholds.min_miou:
+        return [
+            f"mIoU {figs['miou']:.4f} < {thresholds.min_miou} (worst class {figs['worst_class']}: "
+            f"IoU {figs['worst_class_iou']:.4f})"
+        ]
+    return []
+
+
+HEADLINE = "miou"  # the figure a report shows first and the repair optimises
+SHOWN = (
+    ("miou", "mIoU"),
+    ("pixel_agreement", "pixels agree"),
+    ("worst_class_iou", "worst class IoU"),
+)  # (figure, label) a report shows

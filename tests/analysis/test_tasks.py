@@ -1,0 +1,143 @@
+"""Drift judged by the task (edgecnn/analysis/tasks/): figures on arrays whose answers are known by hand."""
+
+import numpy as np
+import pytest
+
+from edgecnn.analysis.drift import Thresholds, failures, figures
+from edgecnn.analysis.task_embedding import nearest
+from edgecnn.analysis.task_segmentation import class_ious, masks
+from edgecnn.analysis.tasks import TASK_MODULES, output_tasks, parse_tasks, task
+from edgecnn.errors import UsageError
+
+
+def _scores(mask: np.ndarray, classes: int) -> np.ndarray:
+    """N×K×H×W scores whose arg-max is ``mask`` (N×H×W)."""
+    return np.moveaxis(np.eye(classes, dtype=np.float32)[mask], -1, 1)
+
+
+def test_segmentation_iou_of_known_masks():
+    ref = np.zeros((1, 4, 4), np.int64)
+    ref[0, :2, :2] = 1  # class 1: 4 pixels
+    tgt = ref.copy()
+    tgt[0, 0, 0] = 0  # one pixel of class 1 lost to class 0
+    ious = class_ious(ref, tgt)
+    assert ious == {0: 12 / 13, 1: 3 / 4}
+    figs = figures({"out": _scores(ref, 3)}, {"out": _scores(tgt, 3)})
+    seg = figs["outputs"]["out"]
+    assert seg["task"] == "segmentation" and seg["task_origin"] == "inferred from output 'out' 1×3×4×4"
+    assert seg["pixel_agreement"] == 15 / 16 and seg["miou"] == pytest.approx((12 / 13 + 3 / 4) / 2)
+    assert seg["worst_class"] == 1 and seg["worst_class_iou"] == 0.75 and figs["top1_agreement"] is None
+    assert failures(figs, Thresholds(min_miou=0.9)) == ["mIoU 0.8365 < 0.9 (worst class 1: IoU 0.7500)"]
+    assert failures(figs, Thresholds(min_miou=0.8)) == []
+
+
+def test_a_one_channel_map_is_thresholded():
+    probabilities = np.array([[[[0.2, 0.7], [0.9, 0.4]]]], np.float32)
+    assert masks(probabilities, 0.5).tolist() == [[[0, 1], [1, 0]]]
+    assert masks(probabilities, 0.3).tolist() == [[[0, 1], [1, 1]]]
+
+
+def test_embedding_rank1_agreement():
+    base = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.8, 0.2]], np.float32)
+    assert nearest(base).tolist() == [1, 0, 3, 2]
+    moved = base.copy()
+    moved[1] = [0.1, 0.95, 0.05]  # sample 1 moves next to sample 2, which (and 3) then picks it
+    assert nearest(moved).tolist() == [1, 2, 1, 1]
+    thresholds = Thresholds(tasks="embedding")
+    figs = figures({"e": base}, {"e": moved}, thresholds=thresholds)["outputs"]["e"]
+    assert figs["task"] == "embedding" and figs["task_origin"] == "given"
+    assert figs["rank1_agreement"] == 0.25  # only sample 0 keeps its neighbour
+    missed = failures({"top1_agreement": None, "cosine": 0.9, "outputs": {"e": figs}}, thresholds)
+    assert missed[0] == "rank-1 retrieval agreement 0.2500 < 0.95" and missed[1].endswith("< 0.99")
+
+
+def test_classification_keeps_its_figures():
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]], np.float32)
+    flipped = logits[:, ::-1].copy()
+    figs = figures(logits, flipped, labels=np.array([0, 2]))
+    assert figs["top1_agreement"] == 0.0 and figs["accuracy_drop_points"] == 100.0
+    assert figs["outputs"]["logits"]["task"] == "classification"
+    assert failures(figs, Thresholds()) == ["top-1 agreement 0.0000 < 0.99", "accuracy drop 100.00 points > 1.0"]
+
+
+def test_each_output_is_judged_and_named():
+    ref = {"scores": np.ones((2, 3), np.float32), "boxes": np.arange(16, dtype=np.float32).reshape(2, 2, 4)}
+    tgt = {"scores": ref["scores"], "boxes": -ref["boxes"]}
+    figs = figures(ref, tgt)
+    assert {n: o["task"] for n, o in figs["outputs"].items()} == {"scores": "raw", "boxes": "raw"}
+    assert figs["outputs"]["boxes"]["task_origin"] == "default: several outputs"
+    assert failures(figs, Thresholds()) == ["output 'boxes': cosine -1.0000 < 0.99"]
+    given = figures(ref, tgt, thresholds=Thresholds(tasks="0=classification"))
+    assert given["outputs"]["scores"]["task"] == "classification" and given["top1_agreement"] is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("segmentaton", "unknown task 'segmentaton'; did you mean 'segmentation'"),
+        ("out=segmentation,raw", "give OUTPUT=TASK for each"),
+        ("out=raw,out=raw", "names output 'out' twice"),
+    ],
+)
+def test_bad_task_specs_are_one_line(spec, message):
+    with pytest.raises(UsageError, match=message):
+        Thresholds(tasks=spec)
+
+
+def test_task_inference_and_choice():
+    assert parse_tasks(None) == {} and parse_tasks("raw") == {"*": "raw"}
+    assert output_tasks({"y": (1, 10)}, {})["y"]["task"] == "classification"
+    assert output_tasks({"y": (1, 64)}, {"*": "embedding"})["y"] == {"task": "embedding", "origin": "given"}
+    assert output_tasks({"y": (1, 1, 1, 1)}, {})["y"]["task"] == "raw"
+    with pytest.raises(UsageError, match=r"names output 'z', but the outputs are y \(or 0…0\)"):
+        output_tasks({"y": (1, 10)}, {"z": "raw"})
+
+
+def test_every_task_module_declares_its_figures():
+    for name in TASK_MODULES:
+        declared = task(name)
+        assert declared.headline in dict(declared.shown) or declared.headline == "cosine", name
+
+
+def _yolo_head(detections: list[tuple[float, float, float, float, int, float]], anchors: int, classes: int):
+    """A 1×(4+C)×A head whose first anchors hold ``detections`` (cx, cy, w, h, class, score); the rest score 0."""
+    head = np.zeros((1, 4 + classes, anchors), np.float32)
+    for a, (cx, cy, w, h, cls, score) in enumerate(detections):
+        head[0, :4, a] = cx, cy, w, h
+        head[0, 4 + cls, a] = score
+    return head
+
+
+def test_detection_decodes_suppresses_and_matches():
+    from edgecnn.analysis.task_detection import detections
+
+    fp32 = _yolo_head(
+        [(10, 10, 8, 8, 0, 0.9), (11, 10, 8, 8, 0, 0.8), (40, 40, 10, 10, 1, 0.7), (70, 20, 6, 6, 2, 0.6)], 8, 3
+    )
+    kept = detections(fp32, Thresholds())[0]  # the 0.8 box overlaps the 0.9 one of its class: suppressed
+    assert kept["scores"].tolist() == pytest.approx([0.9, 0.7, 0.6]) and kept["classes"].tolist() == [0, 1, 2]
+    assert kept["boxes"][0].tolist() == [6, 6, 14, 14]
+    int8 = _yolo_head(
+        [(10, 11, 8, 8, 0, 0.85), (40, 40, 10, 10, 2, 0.7), (70, 20, 6, 6, 2, 0.1), (90, 90, 4, 4, 1, 0.5)], 8, 3
+    )
+    # int8: the first box moved by 1 px (IoU 0.78, matched); the second changed class (no match); the third fell
+    # under the score threshold (missed); one box is new (a false positive).
+    figs = figures({"head": fp32}, {"head": int8}, thresholds=Thresholds(tasks="detection"))["outputs"]["head"]
+    assert figs["reference_detections"] == 3 and figs["target_detections"] == 3
+    assert figs["precision"] == pytest.approx(1 / 3) and figs["recall"] == pytest.approx(1 / 3)
+    assert figs["f1"] == pytest.approx(1 / 3) and figs["matched_iou"] == pytest.approx(56 / 72)
+    assert figs["score_change"] == pytest.approx(0.05)
+    missed = failures({"top1_agreement": None, "cosine": 1.0, "outputs": {"head": figs}}, Thresholds())
+    assert missed == ["detection F1 0.3333 < 0.9 (precision 0.3333, recall 0.3333 against 3 fp32 detections)"]
+
+
+def test_yolo_obj_layout_multiplies_objectness():
+    from edgecnn.analysis.task_detection import decode
+
+    head = np.array([[[10, 10, 4, 4, 0.5, 0.2, 0.8]]], np.float32)  # 1 × 1 anchor × (5 + 2 classes)
+    boxes, scores, classes = decode(head, "yolo-obj")
+    assert (
+        boxes.tolist() == [[[8, 8, 12, 12]]] and scores.tolist() == [[pytest.approx(0.4)]] and classes.tolist() == [[1]]
+    )
+    with pytest.raises(UsageError, match="the yolo decoder reads N×\\(4\\+C\\)×A heads, not 1×1×4"):
+        decode(head[:, :, :4], "yolo")
