@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         "flatbuffer; `*_rel_err`: max |out − torch| / max |torch| on one input; latency: LiteRT interpreter, "
         f"XNNPACK, 1 thread, batch 1, {rounds} interleaved rounds of {runs} runs each (min and p50 ms). "
         f"`edgecnn_int8_*`: edgecnn's int8 `.tflite` (ai-edge-quantizer) and its worst cosine to fp32 on "
-        f"{INT8_INPUTS} random inputs; litert-torch's int8 (PT2E, float I/O) is not compared."
+        f"{INT8_INPUTS} random inputs; litert-torch's int8 (PT2E, float I/O) is not compared. "
+        "Command: `python benchmarks/litert_peer.py [--quick] [--peer-python VENV/bin/python]`, the peer venv made by "
+        "`python3.11 -m venv VENV && VENV/bin/pip install torch==2.14.1 torchvision==0.29.1 litert-torch==0.10.0`."
     )
     meta = {"description": description, "peer_versions": versions, "histograms": histograms}
     print(f"{NAME}: wrote {write_result(NAME, rows, meta)}")
