@@ -23,7 +23,7 @@ EXPECTED_OPS = {
     "mobilenet_v2": {"PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "RESHAPE", "FULLY_CONNECTED"},
     "resnet18": {"PAD", "PADV2", "CONV_2D", "MAX_POOL_2D", "ADD", "RESHAPE", "FULLY_CONNECTED"},
     "mobilenet_v3_small": {
-        *("PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "MUL", "ADD", "RELU_0_TO_1"),
+        *("PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "MUL", "ADD"),  # SE gates: CONV, ADD, MUL
         *("RESHAPE", "FULLY_CONNECTED"),
     },
     "efficientnet_b0": {"PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "LOGISTIC", "MUL", "MEAN", "ADD", "RESHAPE"}

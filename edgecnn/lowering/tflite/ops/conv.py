@@ -1,4 +1,5 @@
-"""Conv → CONV_2D, DEPTHWISE_CONV_2D, or SPLIT + CONV_2D per group + CONCATENATION, with fused Relu/Relu6."""
+"""Conv → CONV_2D, DEPTHWISE_CONV_2D, or SPLIT + CONV_2D per group + CONCATENATION, with fused Relu/Relu6;
+a HardSigmoid after it takes 6·alpha into the weights (then ADD 6·beta with RELU6, MUL 1/6)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.context import ACT, OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import NHWC
+from edgecnn.lowering.tflite.ops.elementwise import foldable_hard_sigmoid, hard_sigmoid_params
 from edgecnn.lowering.tflite.ops.window import Window, pad_nhwc, padding_mode, read_window
 from edgecnn.lowering.tflite.registry import register
 
@@ -117,11 +119,37 @@ def lower_conv(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if mode is None:
         source = pad_nhwc(ctx, source, window.pads)
         mode = schema.Padding.VALID
-    act, out_name = ctx.fuse_activation(node)
-    out = ctx.declare(out_name)
+    hard = foldable_hard_sigmoid(node, ctx)
+    if hard is not None:  # 6·alpha·conv(x) is a conv with its weights and bias scaled (see _shift_clamp_scale)
+        alpha, beta = hard_sigmoid_params(hard)
+        weight, bias = weight * np.float32(6 * alpha), bias * np.float32(6 * alpha)
+        ctx.absorb(hard)
+        shape = ctx.shape(node.output[0])
+        act = ACT.RELU6 if beta == 0.0 else ACT.NONE
+        out = ctx.temp(f"{hard.output[0]}/folded", [shape[axis] for axis in NHWC])
+    else:
+        act, out_name = ctx.fuse_activation(node)
+        out = ctx.declare(out_name)
     if groups == 1:
         _conv2d(ctx, source, weight, bias, window, mode, act, out)
     elif groups == channels:  # weight [C·mult, 1, kh, kw]
         _depthwise(ctx, source, weight, bias, window, mode, act, out)
     else:
         _grouped(ctx, source, weight, bias, window, mode, act, out, groups)
+    if hard is not None:
+        _shift_clamp_scale(ctx, out, beta, hard.output[0])
+
+
+def _shift_clamp_scale(ctx: LoweringContext, scaled: int, beta: float, out_name: str) -> None:
+    """HardSigmoid = RELU6(6·alpha·x + 6·beta) / 6 from ``scaled`` = 6·alpha·x: ADD 6·beta with RELU6 fused
+    (RELU6 on the conv when beta is 0), then MUL 1/6, ops ai-edge-quantizer keeps int8 (RELU_0_TO_1 it leaves
+    float, between a DEQUANTIZE and a QUANTIZE). beta stays out of the conv's bias: int8 stores a bias in units of
+    input scale × weight scale, which a gate fed by a near-zero input (an untrained squeeze-and-excitation)
+    overflows."""
+    if beta != 0.0:
+        shifted = ctx.temp(f"{out_name}/shifted", ctx.builder.shape(scaled))
+        offset = ctx.const(f"{out_name}/beta", np.array([6 * beta], np.float32))
+        ctx.op(OP.ADD, [scaled, offset], [shifted], schema.AddOptionsT(fusedActivationFunction=ACT.RELU6))
+        scaled = shifted
+    sixth = ctx.const(f"{out_name}/sixth", np.array([1 / 6], np.float32))
+    ctx.op(OP.MUL, [scaled, sixth], [ctx.declare(out_name)], schema.MulOptionsT())

@@ -121,12 +121,26 @@ def _hard_swish_mul(node: onnx.NodeProto, ctx: LoweringContext, alpha: float, be
     return mul
 
 
+def hard_sigmoid_params(node: onnx.NodeProto) -> tuple[float, float]:
+    """(alpha, beta) of a HardSigmoid node, ONNX's defaults where unset."""
+    return float(attribute(node, "alpha", 0.2)), float(attribute(node, "beta", 0.5))
+
+
+def foldable_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> onnx.NodeProto | None:
+    """The HardSigmoid that alone reads ``node``'s first output, or None. A producer linear in its weights and
+    bias (Conv) takes ``6·alpha`` into them, leaving ADD 6·beta (RELU6 fused) and MUL 1/6: a squeeze-and-excitation
+    gate is then three ops, not four, all of them int8. (x · HardSigmoid(x) has two readers of x: it stays
+    HARD_SWISH.)"""
+    hard = ctx.sole_consumer(node.output[0])
+    return hard if hard is not None and hard.op_type == "HardSigmoid" and hard.domain in ("", "ai.onnx") else None
+
+
 @register("HardSigmoid")
 def lower_hard_sigmoid(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """max(0, min(1, alpha·x + beta)) as MUL, ADD and RELU_0_TO_1, in ONNX Runtime's order of operations;
-    HardSigmoid(1/6, 1/2) times its own input → one HARD_SWISH."""
-    alpha = float(attribute(node, "alpha", 0.2))
-    beta = float(attribute(node, "beta", 0.5))
+    HardSigmoid(1/6, 1/2) times its own input → one HARD_SWISH. (After a Conv it is folded there: see
+    :func:`foldable_hard_sigmoid`.)"""
+    alpha, beta = hard_sigmoid_params(node)
     x, out_name = node.input[0], node.output[0]
     source, layout = ctx.tensor(x), ctx.layout(x)
     mul = _hard_swish_mul(node, ctx, alpha, beta)

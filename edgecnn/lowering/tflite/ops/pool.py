@@ -25,15 +25,34 @@ REDUCERS = {
     "ReduceSumSquare": OP.SUM,  # of MUL(x, x)
 }
 AXES_AS_INPUT_FROM = 18  # the opset from which axes is an input (ReduceSum: 13)
+SQUEEZES = ("Flatten", "Reshape", "Squeeze")  # after a reduction: folded into it when they drop its axes
 LOWEST = float(np.finfo(np.float32).min)  # the pad value that never wins a max
 
 
+def _squeezing_reshape(node: onnx.NodeProto, ctx: LoweringContext, axes: Sequence[int]) -> onnx.NodeProto | None:
+    """The Flatten/Reshape/Squeeze that alone reads the kept-dims output of reduction ``node`` and only drops its
+    reduced axes (a classifier's [N, C, 1, 1] → [N, C]), or None: the reduction then writes that output itself
+    (keepDims false) and no RESHAPE follows."""
+    after = ctx.sole_consumer(node.output[0])
+    if after is None or after.op_type not in SQUEEZES or after.domain not in ("", "ai.onnx"):
+        return None
+    if after.input[0] != node.output[0]:
+        return None
+    squeezed = tuple(size for axis, size in enumerate(ctx.shape(node.input[0])) if axis not in axes)
+    return after if tuple(ctx.shape(after.output[0])) == squeezed else None
+
+
 def _reduce(ctx: LoweringContext, node: onnx.NodeProto, builtin: int, axes: Sequence[int], keep: bool) -> None:
-    """Reduce value ``node.input[0]`` over ONNX ``axes`` on the TFLite axes that hold them (no TRANSPOSE).
+    """Reduce value ``node.input[0]`` over ONNX ``axes`` on the TFLite axes that hold them (no TRANSPOSE); a
+    reshape after it that only drops those axes is taken in (:func:`_squeezing_reshape`).
 
     ReduceL1 / ReduceL2 / ReduceSumSquare first take ABS / the square elementwise; ReduceL2 ends with a SQRT.
     """
     x, out_name = node.input[0], node.output[0]
+    squeeze = _squeezing_reshape(node, ctx, axes) if keep else None
+    if squeeze is not None:
+        ctx.absorb(squeeze)
+        keep, out_name = False, squeeze.output[0]
     layout = ctx.layout(x)
     source = ctx.tensor(x)
     if node.op_type == "ReduceL1":
