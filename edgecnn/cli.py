@@ -670,6 +670,11 @@ def _click_error(error: click.ClickException) -> str:
     return f"{message} (try '{ctx.command_path} --help')" if ctx is not None else message
 
 
+def _one_line(message: str) -> str:
+    """``message`` on one line: a newline in a value it quotes (a path, a --host) shown as ``\\n``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: runs the click group in a temporary directory of its own (removed at the end, or by the next
     run after a SIGKILL); user errors are one line on stderr, a bug is one line and exit 70."""
@@ -681,7 +686,7 @@ def _main(argv: list[str] | None) -> Any:
     try:
         return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as error:
-        click.echo(f"edgecnn: error: {error}", err=True)
+        click.echo(f"edgecnn: error: {_one_line(str(error))}", err=True)
         if isinstance(error, UserCodeError):
             click.echo(error.details.rstrip(), err=True)
         sys.exit(error.exit_code)

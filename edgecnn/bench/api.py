@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from edgecnn.bench.child import run_child
 from edgecnn.bench.harness import DEFAULT_WARMUP
-from edgecnn.bench.remote import Session, SshTarget
+from edgecnn.bench.remote import Session, SshTarget, check_seconds
 from edgecnn.errors import BenchError, UsageError, check_file
 from edgecnn.files import atomic_write_text, terminate_as_interrupt
 from edgecnn.formats import known_suffixes, require_format
@@ -207,8 +207,7 @@ def bench(
     input_path = Path(inputs) if inputs is not None else None
     if input_path is not None and (input_path.suffix != ".npy" or not input_path.is_file()):
         raise UsageError(f"--input must be an existing .npy file, not {inputs}")
-    if timeout <= 0:
-        raise UsageError("--timeout must be > 0")
+    check_seconds("--timeout", timeout)
     report = progress or (lambda message: None)
     target = None
     if host is not None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgecnn.config.recipes import Recipe, recipe_for_family
 from edgecnn.errors import UsageError, check_file
-from edgecnn.formats import format_of
+from edgecnn.formats import format_of, require_format
 from edgecnn.runtime.loader import Runner, load
 
 
@@ -120,7 +120,8 @@ def open_artifact(
     from edgecnn.pipeline.source import resolve_source, source_recipe
 
     source = resolve_source(spec, num_classes=num_classes, in_chans=in_chans, input_shape=input_shape, weights=weights)
-    if source.kind == "onnx":
+    if source.kind == "onnx":  # a file without a known suffix is no artifact: say so rather than recurse
+        require_format(source.onnx_path)
         return open_artifact(str(source.onnx_path))
     return Artifact(source.name, "torch", tuple(source.input_shape), source_recipe(source), module=source.module)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgecnn.errors import UsageError, check_file, reading
 from edgecnn.formats import require_format
-from edgecnn.runtime.outputs import Inputs, Outputs, as_float, batch_size, flatten_outputs, single, take
+from edgecnn.runtime.outputs import PER_IMAGE, Inputs, Outputs, as_float, batch_size, flatten_outputs, single, take
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -39,11 +39,18 @@ class Runner:
         output order."""
         x, count = as_float(x), batch_size(x)
         if self.static_batch is None or self.static_batch == count:
-            return self._run(x)
+            return self._batched(self._run(x))
         if self.static_batch != 1:
             raise UsageError(f"{self.name} takes batches of exactly {self.static_batch}, got {count}")
-        parts = [self._run(take(x, slice(i, i + 1))) for i in range(count)]
+        parts = [self._batched(self._run(take(x, slice(i, i + 1)))) for i in range(count)]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def _batched(self, outputs: Outputs) -> Outputs:
+        """``outputs``, each of which must have a batch axis (a scalar cannot be split or joined per image)."""
+        scalar = next((name for name, value in outputs.items() if np.ndim(value) == 0), None)
+        if scalar is not None:
+            raise UsageError(f"{self.name}'s output '{scalar}' is a scalar: {PER_IMAGE}")
+        return outputs
 
     def __call__(self, x: Inputs) -> np.ndarray:
         return single(self.run_all(x), self.name)
