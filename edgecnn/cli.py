@@ -375,6 +375,10 @@ def drift(
     from edgecnn.analysis.drift import Thresholds
     from edgecnn.commands.drift import drift as run_drift
     from edgecnn.errors import DriftError
+    from edgecnn.files import check_suffix
+
+    check_suffix(options["chart"], ".png", "a PNG chart")
+    check_suffix(options["out"], ".onnx", "an ONNX model")
 
     thresholds = Thresholds(min_agreement, max_accuracy_drop, min_cosine)
     report = run_drift(ref, target, thresholds=thresholds, **options)
@@ -638,12 +642,13 @@ def plan(
     from edgecnn.analysis.planner import plan as run_plan
     from edgecnn.analysis.plots import plan_chart
     from edgecnn.errors import UnknownNameError
-    from edgecnn.files import check_output_file, ensure_writable_dir
+    from edgecnn.files import check_output_file, check_suffix, ensure_writable_dir
     from edgecnn.progress import RichReporter
 
     if not grid_size(family):
         raise UnknownNameError("planner family", family, PLANNABLE)
     if chart:
+        check_suffix(chart, ".png", "a PNG chart")
         check_output_file(chart, force, inputs=[profile])
     else:
         ensure_writable_dir(Path.cwd())

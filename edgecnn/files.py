@@ -210,6 +210,15 @@ def check_name_length(path: Path) -> None:
         )
 
 
+def check_suffix(path: Path | None, suffix: str, content: str) -> None:
+    """Fail when an output ``path`` the user named does not end in ``suffix`` (any case): edgecnn writes
+    ``content`` there whatever its name, and a PNG named .svg or an ONNX model named .txt misleads every reader."""
+    if path is not None and Path(path).suffix.lower() != suffix:
+        raise UsageError(
+            f"output {path} must end in {suffix}, as edgecnn writes {content}: name it {Path(path).stem}{suffix}"
+        )
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
