@@ -252,6 +252,8 @@ def _import(spec: str) -> Any:
     import sys
 
     module_name, _, attr = spec.partition(":")
+    if not module_name or module_name.startswith("."):
+        raise UsageError(f"MODEL '{spec}' names no module: write package.module:factory, the module's full name")
     for library in LIBRARIES:
         with contextlib.suppress(ImportError):
             importlib.import_module(library)
