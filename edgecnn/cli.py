@@ -696,7 +696,7 @@ def _main(argv: list[str] | None) -> Any:
             click.echo(error.details.rstrip(), err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort as error:
-        if isinstance(error.__cause__, Terminated):  # SIGTERM: terminate_as_interrupt says so, exits 143
+        if isinstance(error.__cause__, Terminated):  # SIGTERM, SIGHUP: terminate_as_interrupt says so, exits 143, 129
             raise error.__cause__ from None
         click.echo("edgecnn: aborted", err=True)
         sys.exit(130)

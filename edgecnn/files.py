@@ -29,37 +29,50 @@ from edgecnn.errors import UsageError
 MANIFEST = "manifest.json"  # what makes a directory edgecnn's own (``--force`` replaces only those)
 
 
+STOPPING = {signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}  # kill, timeout, CI; a closed terminal or SSH
+
+
 class Terminated(KeyboardInterrupt):
-    """SIGTERM while output was being written: unwinds like Ctrl-C so every cleanup runs."""
+    """SIGTERM or SIGHUP while output was being written: unwinds like Ctrl-C so every cleanup runs."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
 # --- signals
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-    raise Terminated
+    for stopping in STOPPING:  # a second signal must not cut the cleanup short
+        if signal.getsignal(stopping) is _raise_terminated:
+            signal.signal(stopping, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM unwinds like Ctrl-C; a SIGTERM that did prints 'edgecnn: terminated', exits 143.
+    """While inside, SIGTERM and SIGHUP unwind like Ctrl-C; one that did prints 'edgecnn: terminated' (or
+    'hangup') and exits 128 + its number (143, 129).
 
-    Does nothing outside the main thread or when the program installed its own SIGTERM handler."""
+    Does nothing outside the main thread; leaves alone a signal the program handles or ignores itself (nohup)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
         None,
-    ):
+    ):  # nested (the outer one unwinds) or the program's own handler
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    mine = [s for s in STOPPING if signal.getsignal(s) in (signal.SIG_DFL, None)]
+    for stopping in mine:
+        signal.signal(stopping, _raise_terminated)
     try:
         yield
-    except Terminated:
-        sys.stderr.write("edgecnn: terminated\n")
-        raise SystemExit(128 + signal.SIGTERM) from None
+    except Terminated as stop:
+        sys.stderr.write(f"edgecnn: {STOPPING[stop.signum]}\n")
+        raise SystemExit(128 + stop.signum) from None
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for stopping in mine:
+            signal.signal(stopping, signal.SIG_DFL)
 
 
 # --- processes: who owns a partial

@@ -820,6 +820,11 @@ CASES: dict[str, Case] = {
     "calibration folder of broken links": Case(
         ("export", *MV1, "--calib", "imgs"), "has no images; put images", _link("imgs/a.png", "missing.png")
     ),
+    "bench an empty --input": Case(
+        ("bench", "m.onnx", "--input", "in.npy", "--runs", "2"),
+        "cannot read input in.npy: No data left in file; give an array saved with numpy.save",
+        lambda f: (tiny_onnx(f / "m.onnx"), (f / "in.npy").write_bytes(b"")),
+    ),
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),

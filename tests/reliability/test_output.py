@@ -85,6 +85,7 @@ SIGNALS = {
     "SIGINT after the first stage": (signal.SIGINT, FIRST_STAGE, 130, "edgecnn: "),  # main() words it
     "SIGTERM after the first stage": (signal.SIGTERM, FIRST_STAGE, 143, "edgecnn: terminated"),
     "SIGTERM while quantizing": (signal.SIGTERM, "✓ simplify", 143, "edgecnn: terminated"),
+    "SIGHUP after the first stage": (signal.SIGHUP, FIRST_STAGE, 129, "edgecnn: hangup"),  # a closed terminal
 }
 
 
