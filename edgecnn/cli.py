@@ -374,13 +374,15 @@ def drift(
 ) -> None:
     from edgecnn.analysis.drift import Thresholds
     from edgecnn.commands.drift import drift as run_drift
+    from edgecnn.data.calibration import check_source
     from edgecnn.errors import DriftError
     from edgecnn.files import check_suffix
 
+    thresholds = Thresholds(min_agreement, max_accuracy_drop, min_cosine)
     check_suffix(options["chart"], ".png", "a PNG chart")
     check_suffix(options["out"], ".onnx", "an ONNX model")
-
-    thresholds = Thresholds(min_agreement, max_accuracy_drop, min_cosine)
+    if options["fix"]:  # before the per-layer chart is written
+        check_source(options["calib"])
     report = run_drift(ref, target, thresholds=thresholds, **options)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

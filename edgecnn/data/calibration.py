@@ -331,6 +331,12 @@ def _check_values(array: np.ndarray, what: str) -> None:
         )
 
 
+def check_source(source: str | Path | None, what: str = "calibration source") -> None:
+    """Fail before any work when ``source`` names no image folder and no file ('synthetic' and None are fine)."""
+    if source is not None and str(source) != SYNTHETIC and not os.path.isdir(source):
+        check_file(source, what)
+
+
 def load_calibration(
     source: str | Path | None, shape: tuple[int, int, int], recipe: Recipe, count: int, holdout: int, seed: int = 0
 ) -> tuple[CalibrationSet, CalibrationSet]:

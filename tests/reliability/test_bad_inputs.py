@@ -825,6 +825,10 @@ CASES: dict[str, Case] = {
         "cannot read input in.npy: No data left in file; give an array saved with numpy.save",
         lambda f: (tiny_onnx(f / "m.onnx"), (f / "in.npy").write_bytes(b"")),
     ),
+    "drift --fix with a missing --calib": Case(
+        ("drift", "a.onnx", "b.onnx", "--data", "d", "--fix", "--calib", "nope.npz"),
+        "calibration source nope.npz does not exist",  # before any work: the per-layer chart is not written
+    ),
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
