@@ -829,6 +829,7 @@ CASES: dict[str, Case] = {
         ("drift", "a.onnx", "b.onnx", "--data", "d", "--fix", "--calib", "nope.npz"),
         "calibration source nope.npz does not exist",  # before any work: the per-layer chart is not written
     ),
+    "predict a .tflite": Case(("predict", "m.tflite", "-p", "x86-avx2"), "predict costs ONNX graphs: give the .onnx"),
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
