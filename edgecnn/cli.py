@@ -22,6 +22,10 @@ EXPORT_MODULES = frozenset(
     ["torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim", "PIL", "matplotlib"]
 )
 
+# A model's head and input: beyond these a value is a typo, and building its weights would exhaust memory.
+NUM_CLASSES = click.IntRange(1, 100_000)
+IN_CHANS = click.IntRange(1, 64)  # pipeline/source.py's MAX_INPUT_SHAPE C
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="edgecnn")
@@ -159,8 +163,8 @@ class _ExportCommand(click.Command):
 @click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
 @_knob_options
 @click.option("--weights", type=click.Path(path_type=Path), help="state_dict or checkpoint (.pt), loaded safely.")
-@click.option("--num-classes", type=int, help="Classes of the classifier (to match --weights).")
-@click.option("--in-chans", type=int, help="Input channels (to match --weights).")
+@click.option("--num-classes", type=NUM_CLASSES, help="Classes of the classifier (to match --weights).")
+@click.option("--in-chans", type=IN_CHANS, help="Input channels (to match --weights).")
 @click.option(
     "--input-shape",
     multiple=True,
@@ -251,8 +255,8 @@ def _show_export(result: Any, as_json: bool) -> None:
 @click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
 @click.option("--opset", type=int, help="Working ONNX opset (19–21) [default: the recipe's, 20].")
 @click.option("--no-quantize", is_flag=True, help="As for an fp32-only export (control flow is then no refusal).")
-@click.option("--num-classes", type=int, help="Classes of the classifier.")
-@click.option("--in-chans", type=int, help="Input channels.")
+@click.option("--num-classes", type=NUM_CLASSES, help="Classes of the classifier.")
+@click.option("--in-chans", type=IN_CHANS, help="Input channels.")
 @_knob_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_command(
@@ -347,8 +351,8 @@ Examples:
 @click.option("--min-cosine", type=float, help="Minimum mean logit cosine.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Evaluate at most this many samples.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights for a PyTorch REF.")
-@click.option("--num-classes", type=int, help="Classes of a PyTorch REF.")
-@click.option("--in-chans", type=int, help="Input channels of a PyTorch REF.")
+@click.option("--num-classes", type=NUM_CLASSES, help="Classes of a PyTorch REF.")
+@click.option("--in-chans", type=IN_CHANS, help="Input channels of a PyTorch REF.")
 @click.option(
     "--layers/--no-layers",
     default=True,

@@ -830,6 +830,9 @@ CASES: dict[str, Case] = {
         "calibration source nope.npz does not exist",  # before any work: the per-layer chart is not written
     ),
     "predict a .tflite": Case(("predict", "m.tflite", "-p", "x86-avx2"), "predict costs ONNX graphs: give the .onnx"),
+    "absurd num-classes": Case(
+        ("export", "torchvision:resnet18", "--num-classes", "100000000000"), "not in the range 1<=x<=100000"
+    ),
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
