@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from edgecnn import __version__
-from edgecnn.errors import EXIT_INTERNAL, EXIT_USAGE, EdgecnnError, UserCodeError
+from edgecnn.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EdgecnnError, UserCodeError
 from edgecnn.files import Terminated, run_temp_dir, terminate_as_interrupt
 from edgecnn.formats import FORMATS
 from edgecnn.models.knobs import KNOBS
@@ -706,6 +706,9 @@ def _main(argv: list[str] | None) -> Any:
             raise error.__cause__ from None
         click.echo("edgecnn: aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as error:  # `edgecnn` alone: the help, as with --help
+        click.echo(error.ctx.get_help())
+        sys.exit(EXIT_OK)
     except click.ClickException as error:
         click.echo(f"edgecnn: error: {_click_error(error)}", err=True)
         sys.exit(EXIT_USAGE)

@@ -988,3 +988,11 @@ def test_inspect_says_export_would_refuse_a_graph_ort_cannot_run(tmp_path, kind)
     plan = json.loads(result.stdout)["export"]
     assert plan["expected_exit_code"] == 1
     assert ("Invalid input shape" if kind == "dilation" else "more than once") in plan["refused"]
+
+
+def test_edgecnn_alone_prints_its_help(tmp_path):
+    """No command is no mistake: the help, readable, rather than an error line holding the whole of it."""
+    result = run_edgecnn(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: edgecnn") and "edgecnn models" in result.stdout
+    assert result.stderr == ""
