@@ -103,6 +103,8 @@ def interpret(
         raise BenchError(f"{where}the runtime crashed ({_signal_name(number)}{hint}) while benchmarking {name}")
     if "SyntaxError" in stderr:
         raise BenchError(f"{where}{python} cannot run the harness (it needs Python >= 3.8): {last}")
+    if returncode == 0:  # it ran and said nothing a harness says: not a Python
+        raise BenchError(f"{where}'{python}' gave no harness result: is it a Python? pass --python PATH of python3")
     raise BenchError(f"{where}the harness failed on {name} (exit {returncode}): {rename(last)}")
 
 
@@ -123,6 +125,10 @@ def _bench_local(
             done = run_child(argv, timeout)
         except FileNotFoundError:
             _no_python("", python)
+        except OSError as error:  # a directory, a file without execute permission
+            raise BenchError(
+                f"cannot run '{python}': {error.strerror.lower()}; pass --python PATH of python3"
+            ) from None
         except subprocess.TimeoutExpired:
             raise BenchError(f"benchmarking {path.name} did not finish within {timeout:g} s") from None
         result = interpret(done.returncode, done.stdout, done.stderr, path.name, "", python, {})

@@ -833,6 +833,12 @@ CASES: dict[str, Case] = {
     "absurd num-classes": Case(
         ("export", "torchvision:resnet18", "--num-classes", "100000000000"), "not in the range 1<=x<=100000"
     ),
+    "bench --python a directory": Case(
+        ("bench", "m.onnx", "--python", ".", "--runs", "2"), "cannot run '.': permission denied", _tiny("m.onnx")
+    ),
+    "bench --python no Python": Case(
+        ("bench", "m.onnx", "--python", "true", "--runs", "2"), "'true' gave no harness result", _tiny("m.onnx")
+    ),
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
