@@ -283,6 +283,26 @@ def check_output_dir(out: Path, force: bool, inputs: Iterable[str | Path | None]
     ensure_writable_dir(out.parent)
 
 
+# --- a full disk
+
+
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # no space, over quota, over the file-size limit
+
+
+@contextlib.contextmanager
+def room_to_write(where: Path) -> Iterator[None]:
+    """A full disk, a quota or a file-size limit met while writing ``where`` is one line (exit 1), not a bug."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in FULL:
+            raise
+        raise UsageError(
+            f"cannot write {error.filename or where}: {error.strerror.lower()}; free some space (or raise the "
+            "limit), or write elsewhere"
+        ) from None
+
+
 # --- the OUT lock
 
 
@@ -371,7 +391,8 @@ def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
         tmp = _partial(out)
         _private_to_public(tmp)
         try:
-            yield tmp
+            with room_to_write(out):
+                yield tmp
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -400,7 +421,7 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
         keep = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         keep = 0o666 & ~_umask()
-    with terminate_as_interrupt():
+    with terminate_as_interrupt(), room_to_write(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             os.fchmod(fd, keep)

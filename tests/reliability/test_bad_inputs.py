@@ -1002,3 +1002,20 @@ def test_edgecnn_alone_prints_its_help(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: edgecnn") and "edgecnn models" in result.stdout
     assert result.stderr == ""
+
+
+def test_a_full_disk_is_one_line_not_a_bug(tmp_path):
+    """A file-size limit (as a full disk or a quota) met while writing an output: exit 1, nothing left."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.reliability.conftest import REPO
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "edgecnn", "plan", "mobilenet", "-p", "x86-avx2", "--chart", "c.png"]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, preexec_fn=limit, timeout=300)
+    assert_clean_failure(result, tmp_path, "file too large; free some space", before=set())
