@@ -839,6 +839,12 @@ CASES: dict[str, Case] = {
     "bench --python no Python": Case(
         ("bench", "m.onnx", "--python", "true", "--runs", "2"), "'true' gave no harness result", _tiny("m.onnx")
     ),
+    "weights that are an ONNX file": Case(
+        ("export", "resnet18", "--weights", "m.onnx"),
+        "m.onnx cannot be loaded: it is not a PyTorch checkpoint",
+        _tiny("m.onnx"),
+    ),
+    "weights empty": Case(("export", "resnet18", "--weights", "w.pt"), "not a PyTorch checkpoint", _write("w.pt", b"")),
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
