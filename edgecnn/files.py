@@ -232,6 +232,17 @@ def check_suffix(path: Path | None, suffix: str, content: str) -> None:
         )
 
 
+def check_replaceable(path: Path) -> None:
+    """Fail when ``path`` is a device, FIFO or socket: writing an output replaces what is there (a symbolic link
+    is replaced itself), and a special file such as /dev/null must never become a plain file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+        raise UsageError(f"output {path} is a device, FIFO or socket, which edgecnn would replace; give a file path")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -251,6 +262,7 @@ def check_output_file(path: Path, force: bool, inputs: Iterable[str | Path | Non
             raise UsageError(f"output {path} is also an input of this command; write it elsewhere")
     if path.is_dir():
         raise UsageError(f"output {path} is a directory")
+    check_replaceable(path)
     if os.path.lexists(path) and not force:
         raise UsageError(f"output {path} exists; pass --force to replace it")
     ensure_writable_dir(path.parent)
@@ -417,6 +429,7 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create {path.parent}: {error.strerror.lower()}") from None
+    check_replaceable(path)
     try:
         keep = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:

@@ -845,6 +845,11 @@ CASES: dict[str, Case] = {
         _tiny("m.onnx"),
     ),
     "weights empty": Case(("export", "resnet18", "--weights", "w.pt"), "not a PyTorch checkpoint", _write("w.pt", b"")),
+    "bench --out a FIFO with --force": Case(  # as /dev/null: replaced by a plain file before this row
+        ("bench", "m.onnx", "--runs", "2", "--out", "o.json", "--force"),
+        "is a device, FIFO or socket, which edgecnn would replace",
+        lambda f: (tiny_onnx(f / "m.onnx"), os.mkfifo(f / "o.json")),
+    ),
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
