@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from edgecnn import __version__
-from edgecnn.errors import EXIT_INTERNAL, EXIT_USAGE, EdgecnnError, UserCodeError
+from edgecnn.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EdgecnnError, UserCodeError
 from edgecnn.files import Terminated, run_temp_dir, terminate_as_interrupt
 from edgecnn.formats import FORMATS
 from edgecnn.models.knobs import KNOBS
@@ -21,6 +21,10 @@ from edgecnn.models.knobs import KNOBS
 EXPORT_MODULES = frozenset(
     ["torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim", "PIL", "matplotlib"]
 )
+
+# A model's head and input: beyond these a value is a typo, and building its weights would exhaust memory.
+NUM_CLASSES = click.IntRange(1, 100_000)
+IN_CHANS = click.IntRange(1, 64)  # pipeline/source.py's MAX_INPUT_SHAPE C
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -232,8 +236,8 @@ class _ExportCommand(click.Command):
 @click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
 @_knob_options
 @click.option("--weights", type=click.Path(path_type=Path), help="state_dict or checkpoint (.pt), loaded safely.")
-@click.option("--num-classes", type=int, help="Classes of the classifier (to match --weights).")
-@click.option("--in-chans", type=int, help="Input channels (to match --weights).")
+@click.option("--num-classes", type=NUM_CLASSES, help="Classes of the classifier (to match --weights).")
+@click.option("--in-chans", type=IN_CHANS, help="Input channels (to match --weights).")
 @click.option(
     "--input-shape",
     multiple=True,
@@ -325,8 +329,8 @@ def _show_export(result: Any, as_json: bool) -> None:
 @click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
 @click.option("--opset", type=int, help="Working ONNX opset (19–21) [default: the recipe's, 20].")
 @click.option("--no-quantize", is_flag=True, help="As for an fp32-only export (control flow is then no refusal).")
-@click.option("--num-classes", type=int, help="Classes of the classifier.")
-@click.option("--in-chans", type=int, help="Input channels.")
+@click.option("--num-classes", type=NUM_CLASSES, help="Classes of the classifier.")
+@click.option("--in-chans", type=IN_CHANS, help="Input channels.")
 @_knob_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_command(
@@ -421,8 +425,8 @@ Examples:
 @click.option("--min-cosine", type=float, help="Minimum mean logit cosine.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Evaluate at most this many samples.")
 @click.option("--weights", type=click.Path(path_type=Path), help="Weights for a PyTorch REF.")
-@click.option("--num-classes", type=int, help="Classes of a PyTorch REF.")
-@click.option("--in-chans", type=int, help="Input channels of a PyTorch REF.")
+@click.option("--num-classes", type=NUM_CLASSES, help="Classes of a PyTorch REF.")
+@click.option("--in-chans", type=IN_CHANS, help="Input channels of a PyTorch REF.")
 @click.option(
     "--layers/--no-layers",
     default=True,
@@ -449,13 +453,19 @@ def drift(
 ) -> None:
     from edgecnn.analysis.drift import Thresholds
     from edgecnn.commands.drift import drift as run_drift
+    from edgecnn.data.calibration import check_source
     from edgecnn.errors import DriftError
+    from edgecnn.files import check_suffix
 
     judging = {name: options.pop(name) for name in TASK_OPTIONS}
     judging["tasks"] = judging.pop("task")
     thresholds = Thresholds(
         min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine, **judging
     )
+    check_suffix(options["chart"], ".png", "a PNG chart")
+    check_suffix(options["out"], ".onnx", "an ONNX model")
+    if options["fix"]:  # before the per-layer chart is written
+        check_source(options["calib"])
     report = run_drift(ref, target, thresholds=thresholds, **options)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -717,12 +727,13 @@ def plan(
     from edgecnn.analysis.planner import plan as run_plan
     from edgecnn.analysis.plots import plan_chart
     from edgecnn.errors import UnknownNameError
-    from edgecnn.files import check_output_file, ensure_writable_dir
+    from edgecnn.files import check_output_file, check_suffix, ensure_writable_dir
     from edgecnn.progress import RichReporter
 
     if not grid_size(family):
         raise UnknownNameError("planner family", family, PLANNABLE)
     if chart:
+        check_suffix(chart, ".png", "a PNG chart")
         check_output_file(chart, force, inputs=[profile])
     else:
         ensure_writable_dir(Path.cwd())
@@ -749,6 +760,11 @@ def _click_error(error: click.ClickException) -> str:
     return f"{message} (try '{ctx.command_path} --help')" if ctx is not None else message
 
 
+def _one_line(message: str) -> str:
+    """``message`` on one line: a newline in a value it quotes (a path, a --host) shown as ``\\n``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: runs the click group in a temporary directory of its own (removed at the end, or by the next
     run after a SIGKILL); user errors are one line on stderr, a bug is one line and exit 70."""
@@ -760,15 +776,18 @@ def _main(argv: list[str] | None) -> Any:
     try:
         return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as error:
-        click.echo(f"edgecnn: error: {error}", err=True)
+        click.echo(f"edgecnn: error: {_one_line(str(error))}", err=True)
         if isinstance(error, UserCodeError):
             click.echo(error.details.rstrip(), err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort as error:
-        if isinstance(error.__cause__, Terminated):  # SIGTERM: terminate_as_interrupt says so, exits 143
+        if isinstance(error.__cause__, Terminated):  # SIGTERM, SIGHUP: terminate_as_interrupt says so, exits 143, 129
             raise error.__cause__ from None
         click.echo("edgecnn: aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as error:  # `edgecnn` alone: the help, as with --help
+        click.echo(error.ctx.get_help())
+        sys.exit(EXIT_OK)
     except click.ClickException as error:
         click.echo(f"edgecnn: error: {_click_error(error)}", err=True)
         sys.exit(EXIT_USAGE)

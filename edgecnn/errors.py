@@ -41,7 +41,7 @@ class UnknownNameError(UsageError):
     """A name that is not in a registry, with a did-you-mean suggestion."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):
-        known = sorted(known)
+        known = sorted(set(known))
         hint = did_you_mean(name, known)
         message = f"unknown {kind} '{name}'"
         if hint:
@@ -143,6 +143,11 @@ def check_file(path: str | Path, what: str) -> Path:
     if os.path.isdir(path):
         raise UsageError(f"{what} {path} is a directory, not a file")
     if not os.path.exists(path):
+        if os.path.islink(path):
+            raise UsageError(
+                f"{what} {path} is a broken symbolic link (to {os.readlink(path)}, missing or a loop): give the file "
+                "itself"
+            )
         raise UsageError(f"{what} {path} does not exist")
     if not os.path.isfile(path):
         raise UsageError(f"{what} {path} is not a regular file (a FIFO, socket or device): give a file")

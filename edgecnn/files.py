@@ -29,37 +29,50 @@ from edgecnn.errors import UsageError
 MANIFEST = "manifest.json"  # what makes a directory edgecnn's own (``--force`` replaces only those)
 
 
+STOPPING = {signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}  # kill, timeout, CI; a closed terminal or SSH
+
+
 class Terminated(KeyboardInterrupt):
-    """SIGTERM while output was being written: unwinds like Ctrl-C so every cleanup runs."""
+    """SIGTERM or SIGHUP while output was being written: unwinds like Ctrl-C so every cleanup runs."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
 # --- signals
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-    raise Terminated
+    for stopping in STOPPING:  # a second signal must not cut the cleanup short
+        if signal.getsignal(stopping) is _raise_terminated:
+            signal.signal(stopping, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM unwinds like Ctrl-C; a SIGTERM that did prints 'edgecnn: terminated', exits 143.
+    """While inside, SIGTERM and SIGHUP unwind like Ctrl-C; one that did prints 'edgecnn: terminated' (or
+    'hangup') and exits 128 + its number (143, 129).
 
-    Does nothing outside the main thread or when the program installed its own SIGTERM handler."""
+    Does nothing outside the main thread; leaves alone a signal the program handles or ignores itself (nohup)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
         None,
-    ):
+    ):  # nested (the outer one unwinds) or the program's own handler
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    mine = [s for s in STOPPING if signal.getsignal(s) in (signal.SIG_DFL, None)]
+    for stopping in mine:
+        signal.signal(stopping, _raise_terminated)
     try:
         yield
-    except Terminated:
-        sys.stderr.write("edgecnn: terminated\n")
-        raise SystemExit(128 + signal.SIGTERM) from None
+    except Terminated as stop:
+        sys.stderr.write(f"edgecnn: {STOPPING[stop.signum]}\n")
+        raise SystemExit(128 + stop.signum) from None
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for stopping in mine:
+            signal.signal(stopping, signal.SIG_DFL)
 
 
 # --- processes: who owns a partial
@@ -210,6 +223,26 @@ def check_name_length(path: Path) -> None:
         )
 
 
+def check_suffix(path: Path | None, suffix: str, content: str) -> None:
+    """Fail when an output ``path`` the user named does not end in ``suffix`` (any case): edgecnn writes
+    ``content`` there whatever its name, and a PNG named .svg or an ONNX model named .txt misleads every reader."""
+    if path is not None and Path(path).suffix.lower() != suffix:
+        raise UsageError(
+            f"output {path} must end in {suffix}, as edgecnn writes {content}: name it {Path(path).stem}{suffix}"
+        )
+
+
+def check_replaceable(path: Path) -> None:
+    """Fail when ``path`` is a device, FIFO or socket: writing an output replaces what is there (a symbolic link
+    is replaced itself), and a special file such as /dev/null must never become a plain file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+        raise UsageError(f"output {path} is a device, FIFO or socket, which edgecnn would replace; give a file path")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -229,6 +262,7 @@ def check_output_file(path: Path, force: bool, inputs: Iterable[str | Path | Non
             raise UsageError(f"output {path} is also an input of this command; write it elsewhere")
     if path.is_dir():
         raise UsageError(f"output {path} is a directory")
+    check_replaceable(path)
     if os.path.lexists(path) and not force:
         raise UsageError(f"output {path} exists; pass --force to replace it")
     ensure_writable_dir(path.parent)
@@ -259,6 +293,26 @@ def check_output_dir(out: Path, force: bool, inputs: Iterable[str | Path | None]
     elif out.exists() and not out.is_symlink():
         raise UsageError(f"output path {out} exists and is not a directory")
     ensure_writable_dir(out.parent)
+
+
+# --- a full disk
+
+
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # no space, over quota, over the file-size limit
+
+
+@contextlib.contextmanager
+def room_to_write(where: Path) -> Iterator[None]:
+    """A full disk, a quota or a file-size limit met while writing ``where`` is one line (exit 1), not a bug."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in FULL:
+            raise
+        raise UsageError(
+            f"cannot write {error.filename or where}: {error.strerror.lower()}; free some space (or raise the "
+            "limit), or write elsewhere"
+        ) from None
 
 
 # --- the OUT lock
@@ -349,7 +403,8 @@ def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
         tmp = _partial(out)
         _private_to_public(tmp)
         try:
-            yield tmp
+            with room_to_write(out):
+                yield tmp
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -374,11 +429,12 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create {path.parent}: {error.strerror.lower()}") from None
+    check_replaceable(path)
     try:
         keep = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         keep = 0o666 & ~_umask()
-    with terminate_as_interrupt():
+    with terminate_as_interrupt(), room_to_write(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             os.fchmod(fd, keep)

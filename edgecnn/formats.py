@@ -82,7 +82,8 @@ def require_format(path: str | Path) -> Format:
     found = format_of(path)
     if found is None:
         raise UsageError(
-            f"cannot run {path}: unknown artifact format '{Path(path).suffix}' (known: {known_suffixes()})"
+            f"cannot run {path}: unknown artifact format '{Path(path).suffix}' (known: {known_suffixes()}); "
+            "name the file for its format"
         )
     return found
 

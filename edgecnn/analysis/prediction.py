@@ -7,11 +7,15 @@ from typing import Any
 
 from edgecnn.costs.op_costs import OpCost, onnx_op_costs, summarize
 from edgecnn.errors import UsageError, check_file
+from edgecnn.formats import format_of
 
 
 def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCost]:
     given = {k: v for k, v in scaling.items() if v is not None}
-    if model.endswith(".onnx") or Path(model).is_file():
+    fmt = format_of(model)
+    if fmt is not None and fmt.name != "onnx":
+        raise UsageError(f"{model} is a .{fmt.name} file; predict costs ONNX graphs: give the .onnx of the same export")
+    if fmt is not None or Path(model).is_file():
         if given:
             raise UsageError(f"scaling options ({', '.join(given)}) apply to zoo models, not to {model}")
         check_file(model, "model file")

@@ -29,10 +29,14 @@ def load_results(path: Path) -> dict[str, Any]:
     """Read and check a RESULTS.json; errors name the file and the problem."""
     try:
         with reading(path, "results file", "give the RESULTS.json of `edgecnn bench --suite probes`"):
-            text = Path(path).read_text(encoding="utf-8")
+            text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is no error
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path} is not JSON: {error.msg} (line {error.lineno})") from None
+    except ValueError:  # an integer of thousands of digits
+        raise UsageError(
+            f"{path} holds a number too long to read; give the RESULTS.json of `edgecnn bench --suite probes`"
+        ) from None
     except RecursionError:
         raise UsageError(f"{path} is nested too deeply to be a RESULTS.json") from None
     if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:

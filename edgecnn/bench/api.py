@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from edgecnn.bench.child import run_child
 from edgecnn.bench.harness import DEFAULT_WARMUP
-from edgecnn.bench.remote import Session, SshTarget
+from edgecnn.bench.remote import Session, SshTarget, check_seconds
 from edgecnn.errors import BenchError, UsageError, check_file
 from edgecnn.files import atomic_write_text, terminate_as_interrupt
 from edgecnn.formats import known_suffixes, require_format
@@ -103,6 +103,8 @@ def interpret(
         raise BenchError(f"{where}the runtime crashed ({_signal_name(number)}{hint}) while benchmarking {name}")
     if "SyntaxError" in stderr:
         raise BenchError(f"{where}{python} cannot run the harness (it needs Python >= 3.8): {last}")
+    if returncode == 0:  # it ran and said nothing a harness says: not a Python
+        raise BenchError(f"{where}'{python}' gave no harness result: is it a Python? pass --python PATH of python3")
     raise BenchError(f"{where}the harness failed on {name} (exit {returncode}): {rename(last)}")
 
 
@@ -123,6 +125,10 @@ def _bench_local(
             done = run_child(argv, timeout)
         except FileNotFoundError:
             _no_python("", python)
+        except OSError as error:  # a directory, a file without execute permission
+            raise BenchError(
+                f"cannot run '{python}': {error.strerror.lower()}; pass --python PATH of python3"
+            ) from None
         except subprocess.TimeoutExpired:
             raise BenchError(f"benchmarking {path.name} did not finish within {timeout:g} s") from None
         result = interpret(done.returncode, done.stdout, done.stderr, path.name, "", python, {})
@@ -207,8 +213,7 @@ def bench(
     input_path = Path(inputs) if inputs is not None else None
     if input_path is not None and (input_path.suffix != ".npy" or not input_path.is_file()):
         raise UsageError(f"--input must be an existing .npy file, not {inputs}")
-    if timeout <= 0:
-        raise UsageError("--timeout must be > 0")
+    check_seconds("--timeout", timeout)
     report = progress or (lambda message: None)
     target = None
     if host is not None:

@@ -212,8 +212,10 @@ def _build_inputs(specs: List[Dict[str, Any]], input_file: Optional[str], seed: 
         if input_file and i == 0:
             try:
                 data = np.load(input_file, allow_pickle=False)
-            except (OSError, ValueError) as error:
-                raise HarnessError(f"cannot read input {input_file}: {_first_line(error)}") from None
+            except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or cut file
+                raise HarnessError(
+                    f"cannot read input {input_file}: {_first_line(error)}; give an array saved with numpy.save"
+                ) from None
             if spec.get("free") and data.ndim == len(spec["shape"]):  # the file gives the free sizes
                 spec["shape"] = [data.shape[j] if j in spec["free"] else d for j, d in enumerate(spec["shape"])]
             array, note = _from_file(data, spec["name"], spec["shape"], spec["dtype"], quantization)

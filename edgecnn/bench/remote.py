@@ -39,6 +39,15 @@ _HOST_KEY = ("host key verification failed", "remote host identification has cha
 _AUTH = ("permission denied", "too many authentication failures", "no supported authentication methods")
 
 
+MAX_SECONDS = 7 * 24 * 3600  # a week: longer than any benchmark, and a figure every timer takes
+
+
+def check_seconds(option: str, value: float) -> None:
+    """Fail unless ``value`` is a time a timer can hold: more than 0 s, at most a week (so not NaN or inf)."""
+    if not 0 < value <= MAX_SECONDS:
+        raise UsageError(f"{option} must be a number of seconds > 0 and ≤ {MAX_SECONDS} (a week), not {value:g}")
+
+
 @dataclass(frozen=True)
 class SshTarget:
     """Where and how to connect: ``[user@]host``, port, key, known_hosts, connect timeout in seconds."""
@@ -58,8 +67,7 @@ class SshTarget:
             check_file(self.identity, "identity file")
         if self.known_hosts is not None:
             check_file(self.known_hosts, "known_hosts file")
-        if self.connect_timeout <= 0:
-            raise UsageError("--connect-timeout must be > 0")
+        check_seconds("--connect-timeout", self.connect_timeout)
 
     @property
     def where(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,16 @@ def _opset(value: int) -> str | None:
 
 def _fraction(value: float) -> str | None:
     return None if 0 < value <= 1 else f"must be in (0, 1], got {value}"
+
+
+def check_stats(mean: list[float], std: list[float], where: str) -> None:
+    """Mean and std (validated as RECIPE_SCHEMA's) must pair up, every std finite and > 0."""
+    if len(mean) != len(std):
+        raise UsageError(f"{where}: std: has {len(std)} values but mean has {len(mean)}")
+    if not all(0 < s < math.inf for s in std):
+        raise UsageError(f"{where}: std: every value must be finite and > 0")
+    if not all(math.isfinite(m) for m in mean):
+        raise UsageError(f"{where}: mean: every value must be finite")
 
 
 RECIPE_SCHEMA: dict[str, Field] = {
@@ -123,10 +134,7 @@ def load_recipe_file(path: Path) -> Recipe:
     data = load_yaml(path)
     where = str(path)
     validate(data, RECIPE_SCHEMA, where)
-    if len(data["mean"]) != len(data["std"]):
-        raise UsageError(f"{where}: std: has {len(data['std'])} values but mean has {len(data['mean'])}")
-    if any(s <= 0 for s in data["std"]):
-        raise UsageError(f"{where}: std: every value must be > 0")
+    check_stats(data["mean"], data["std"], where)
     calibration, keep = data["calibration"], data.get("keep_float") or {}
     return Recipe(
         family=data["family"],

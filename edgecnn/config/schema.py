@@ -128,6 +128,8 @@ def load_yaml(path: Path) -> Any:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: as safe as yaml.safe_load
     except RecursionError:
         raise UsageError(f"{path} is nested too deeply to be a profile or recipe") from None
+    except ValueError:  # an integer of thousands of digits
+        raise UsageError(f"{path} holds a number too long to read; write it with fewer digits") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

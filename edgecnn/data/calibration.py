@@ -126,7 +126,10 @@ def _list_images(folder: Path) -> tuple[list[Path], list[int] | None, tuple[str,
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         others = f" ({len(files)} other files, none with an image suffix)" if files else ""
-        raise UsageError(f"calibration folder {folder} has no images{others}")
+        raise UsageError(
+            f"calibration folder {folder} has no images{others}; put images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+            "in it, one sub-folder per class for labels"
+        )
     parents = {p.parent for p in images}
     if all(p.parent != folder and p.parent.parent == folder for p in images) and len(parents) > 1:
         classes = tuple(sorted(p.name for p in parents))
@@ -326,6 +329,12 @@ def _check_values(array: np.ndarray, what: str) -> None:
         raise UsageError(
             f"{what} reach {top:.3g}, beyond any image's values (|x| ≤ {MAX_NORMALISED:g}): is the file corrupt?"
         )
+
+
+def check_source(source: str | Path | None, what: str = "calibration source") -> None:
+    """Fail before any work when ``source`` names no image folder and no file ('synthetic' and None are fine)."""
+    if source is not None and str(source) != SYNTHETIC and not os.path.isdir(source):
+        check_file(source, what)
 
 
 def load_calibration(

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn.config.recipes import Recipe, recipe_for_family
+from edgecnn.config.recipes import LAYOUTS, Recipe, check_stats, recipe_for_family
+from edgecnn.config.schema import Field, validate
 from edgecnn.errors import UsageError, check_file
-from edgecnn.formats import format_of
+from edgecnn.formats import format_of, require_format
 from edgecnn.runtime.loader import Runner, load
 from edgecnn.runtime.outputs import Inputs
 
@@ -48,21 +49,54 @@ class Artifact:
         """Another artifact of the same export (from its manifest), e.g. 'fp32_onnx'."""
         if not self.manifest or self.path is None:
             return None
-        entry = (self.manifest.get("artifacts") or {}).get(key)
-        path = self.path.parent / entry["path"] if entry else None
+        entry = self.manifest["artifacts"].get(key)
+        path = (
+            self.path.parent / entry["path"] if isinstance(entry, dict) and isinstance(entry.get("path"), str) else None
+        )
         return path if path is not None and path.is_file() else None
 
 
+def _image_shape(value: list) -> str | None:
+    return None if len(value) == 4 and all(d >= 1 for d in value) else f"must be N, C, H, W ≥ 1, got {value}"
+
+
+MANIFEST_MODEL: dict[str, Field] = {  # what drift reads of an export's manifest.json: the preprocessing
+    "family": Field(str, required=False),
+    "input_shape": Field(items=int, check=_image_shape),
+    "mean": Field(items=(int, float)),
+    "std": Field(items=(int, float)),
+    "layout": Field(str, required=False, choices=LAYOUTS),
+    "tflite_input_layout": Field(str, required=False, choices=("NHWC", "NCHW")),
+}
+
+
 def _manifest_beside(path: Path) -> dict[str, Any] | None:
+    """The manifest.json of the export ``path`` belongs to (one that lists it), checked; None when there is none.
+    A file there that is not JSON, or lists other artifacts, is another tool's and is ignored."""
     candidate = path.parent / "manifest.json"
     if not candidate.is_file():
         return None
     try:
         manifest = json.loads(candidate.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):
         return None
-    names = {entry.get("path") for entry in (manifest.get("artifacts") or {}).values()}
-    return manifest if path.name in names else None
+    artifacts = manifest.get("artifacts") if isinstance(manifest, dict) else None
+    entries = artifacts.values() if isinstance(artifacts, dict) else ()
+    if path.name not in {entry.get("path") for entry in entries if isinstance(entry, dict)}:
+        return None
+    model = manifest.get("model")
+    where = f"{candidate}: model"
+    try:
+        if not isinstance(model, dict):
+            raise UsageError(f"{where}: expected a mapping, got {type(model).__name__}")
+        validate({key: model.get(key) for key in MANIFEST_MODEL}, MANIFEST_MODEL, where)
+        check_stats(model["mean"], model["std"], where)
+        channels = model["input_shape"][1]
+        if len(model["mean"]) not in (1, channels):
+            raise UsageError(f"{where}.mean: has {len(model['mean'])} values for {channels} input channels")
+    except UsageError as error:
+        raise UsageError(f"{error}; fix or remove this manifest (it gives {path.name}'s preprocessing)") from None
+    return manifest
 
 
 def _recipe_from_manifest(manifest: dict[str, Any]) -> Recipe:
@@ -122,7 +156,8 @@ def open_artifact(
     from edgecnn.pipeline.source import resolve_source, source_recipe
 
     source = resolve_source(spec, num_classes=num_classes, in_chans=in_chans, input_shape=input_shape, weights=weights)
-    if source.kind == "onnx":
+    if source.kind == "onnx":  # a file without a known suffix is no artifact: say so rather than recurse
+        require_format(source.onnx_path)
         return open_artifact(str(source.onnx_path))
     return Artifact(
         source.name,

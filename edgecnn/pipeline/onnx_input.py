@@ -14,6 +14,7 @@ from typing import Any
 
 from edgecnn.config.recipes import MIN_OPSET
 from edgecnn.errors import UsageError
+from edgecnn.runtime.outputs import PER_IMAGE
 
 OLDEST_OPSET = 7  # the oldest default-domain opset ONNX Runtime loads (and the converter is checked from)
 CONTROL_FLOW = ("If", "Loop", "Scan")
@@ -102,6 +103,8 @@ def output_refusals(model: Any) -> list[str]:
                 f"its output '{value.name}' is {name}, not float32: edgecnn measures float outputs (logits, maps, "
                 "boxes, embeddings); export the model without its final ArgMax or Cast"
             )
+        elif value.type.tensor_type.HasField("shape") and not value.type.tensor_type.shape.dim:
+            reasons.append(f"its output '{value.name}' is a scalar: {PER_IMAGE}")
     return reasons
 
 

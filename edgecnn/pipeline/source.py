@@ -169,6 +169,8 @@ def _load_failure(error: Exception) -> str:
     """Why torch.load(weights_only=True) refused a file, in one line, with what the unsafe way would risk."""
     text = str(error)
     unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if isinstance(error, EOFError) or "Unsupported operand" in text:  # empty, cut short, or no pickle at all
+        return "it is not a PyTorch checkpoint (empty, cut short, or another format): give what torch.save wrote"
     if "Weights only load failed" in text:
         found = f" (it holds {unsupported.group(1)})" if unsupported else ""
         return (
@@ -252,6 +254,8 @@ def _import(spec: str) -> Any:
     import sys
 
     module_name, _, attr = spec.partition(":")
+    if not module_name or module_name.startswith("."):
+        raise UsageError(f"MODEL '{spec}' names no module: write package.module:factory, the module's full name")
     for library in LIBRARIES:
         with contextlib.suppress(ImportError):
             importlib.import_module(library)

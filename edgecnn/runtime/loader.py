@@ -11,7 +11,17 @@ import numpy as np
 
 from edgecnn.errors import UsageError, check_file, reading
 from edgecnn.formats import require_format
-from edgecnn.runtime.outputs import Inputs, Outputs, as_float, batch_size, flatten_outputs, padded, single, take
+from edgecnn.runtime.outputs import (
+    PER_IMAGE,
+    Inputs,
+    Outputs,
+    as_float,
+    batch_size,
+    flatten_outputs,
+    padded,
+    single,
+    take,
+)
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -41,9 +51,16 @@ class Runner:
         x, count = as_float(x), batch_size(x)
         size = self.static_batch
         if size is None or size == count:
-            return self._run(x)
-        parts = [self._run(padded(take(x, slice(i, i + size)), size)) for i in range(0, count, size)]
+            return self._batched(self._run(x))
+        parts = [self._batched(self._run(padded(take(x, slice(i, i + size)), size))) for i in range(0, count, size)]
         return {name: np.concatenate([part[name] for part in parts])[:count] for name in parts[0]}
+
+    def _batched(self, outputs: Outputs) -> Outputs:
+        """``outputs``, each of which must have a batch axis (a scalar cannot be split or joined per image)."""
+        scalar = next((name for name, value in outputs.items() if np.ndim(value) == 0), None)
+        if scalar is not None:
+            raise UsageError(f"{self.name}'s output '{scalar}' is a scalar: {PER_IMAGE}")
+        return outputs
 
     def __call__(self, x: Inputs) -> np.ndarray:
         return single(self.run_all(x), self.name)

@@ -14,6 +14,7 @@ from edgecnn.errors import CheckFailedError, UsageError
 SINGLE_OUTPUT = "logits"  # the name of a model's one output when forward returns a bare tensor
 Outputs = dict[str, np.ndarray]  # output name → array, in the model's output order
 Inputs = np.ndarray | dict[str, np.ndarray]  # one input, or input name → array in the model's input order
+PER_IMAGE = "edgecnn compares outputs per image; return one value (or one row) per image, with the batch axis first"
 
 
 def as_float(x: Inputs) -> Inputs:
@@ -104,12 +105,18 @@ def as_outputs(value: Outputs | np.ndarray) -> Outputs:
 
 
 def matched(reference: Outputs, other: Outputs, what: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(name, reference, other)`` per output of ``reference``; the two must have the same names and shapes."""
+    """``(name, reference, other)`` per output of ``reference``; the two must have the same names and shapes, and
+    the reference's values must be finite."""
     if set(reference) != set(other):
         raise CheckFailedError(f"{what}: outputs differ: {', '.join(reference)} against {', '.join(other)}")
     pairs = []
     for name, ref in reference.items():
         if np.shape(ref) != np.shape(other[name]):
             raise CheckFailedError(f"{what}: output '{name}' is {np.shape(ref)} against {np.shape(other[name])}")
+        if not np.isfinite(ref).all():  # the reference model's own fault, not the conversion's: bad input
+            raise UsageError(
+                f"{what}: the reference model's output '{name}' is NaN or infinite, so nothing can be compared with "
+                "it; fix that model (its weights, or a log, sqrt or division by zero in it)"
+            )
         pairs.append((name, ref, other[name]))
     return pairs

@@ -285,6 +285,72 @@ def _user_module(source: str) -> Callable[[Path], Path]:
     return _write("mine.py", source)
 
 
+def _net(forward: str) -> Callable[[Path], Path]:
+    """mine.py: a Conv2d(3, 4, 3) whose forward returns ``forward`` (of ``y = self.conv(x)``)."""
+    return _write(
+        "mine.py",
+        "import torch\n\nclass Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        f"        self.conv = torch.nn.Conv2d(3, 4, 3)\n\n    def forward(self, x):\n        y = self.conv(x)\n"
+        f"        return {forward}\n",
+    )
+
+
+def _graph_of(kind: str) -> Callable[[Path], None]:
+    """m.onnx and data.npz for it: an output that is a scalar (``scalar``) or NaN for every input (``nan``)."""
+
+    def make(folder: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        value = helper.make_tensor_value_info
+        if kind == "scalar":
+            nodes, shape, inits = [helper.make_node("ReduceSum", ["x"], ["y"], keepdims=0)], [], []
+        else:  # sqrt(-1 - |x|)
+            nodes = [
+                helper.make_node("Abs", ["x"], ["a"]),
+                helper.make_node("Sub", ["m", "a"], ["b"]),
+                helper.make_node("Sqrt", ["b"], ["y"]),
+            ]
+            shape, inits = [1, 3, 8, 8], [numpy_helper.from_array(np.float32(-1), "m")]
+        graph = helper.make_graph(
+            nodes, kind, [value("x", TensorProto.FLOAT, [1, 3, 8, 8])], [value("y", TensorProto.FLOAT, shape)], inits
+        )
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+        np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))
+
+    return make
+
+
+def _beside_manifest(model: object) -> Callable[[Path], None]:
+    """m.onnx with data.npz and a manifest.json beside it that lists m.onnx, its ``model`` entry ``model``."""
+
+    def make(folder: Path) -> None:
+        tiny_onnx(folder / "m.onnx")
+        np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))
+        manifest = {"artifacts": {"int8_onnx": {"path": "m.onnx"}}, "model": model}
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    return make
+
+
+def _suffixless(folder: Path) -> None:
+    """m.onnx, the same model as m.txt, and data.npz."""
+    tiny_onnx(folder / "m.onnx")
+    (folder / "m.txt").write_bytes((folder / "m.onnx").read_bytes())
+    np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))
+
+
+def _link(name: str, target: str) -> Callable[[Path], None]:
+    def make(folder: Path) -> None:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target)
+
+    return make
+
+
+HUGE_NUMBER = "1" * 5000  # more digits than Python converts to an int
+
 NOT_UTF8 = b"family: \xff\xfe\n"
 
 CASES: dict[str, Case] = {
@@ -687,6 +753,105 @@ CASES: dict[str, Case] = {
     "ONNX output listed twice": Case(
         ("export", "m.onnx", *TINY), "its outputs name y more than once: give each", _odd_graph("twice")
     ),
+    # --- found by the fourth hostile pass
+    "drift of a file without a known suffix": Case(
+        ("drift", "m.onnx", "m.txt", "--data", "data.npz"), "unknown artifact format '.txt'", _suffixless
+    ),
+    "bench NaN connect timeout": Case(
+        ("bench", "m.onnx", "--host", "pi@x", "--connect-timeout", "nan"),
+        "--connect-timeout must be a number of seconds > 0",
+        _tiny("m.onnx"),
+    ),
+    "bench infinite timeout": Case(
+        ("bench", "m.onnx", "--timeout", "inf"), "--timeout must be a number of seconds > 0", _tiny("m.onnx")
+    ),
+    "host with a newline": Case(("bench", "m.onnx", "--host", "pi@x\nrm"), "not 'pi@x\\nrm'", _tiny("m.onnx")),
+    "traced model returns a scalar": Case(
+        ("export", "mine:Net", "--input-shape", "1,3,8,8", *TINY), "its output 'logits' is a scalar", _net("y.sum()")
+    ),
+    "drift on a scalar output": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"), "output 'y' is a scalar", _graph_of("scalar")
+    ),
+    "ONNX that outputs NaN": Case(
+        ("export", "m.onnx", *TINY), "the reference model's output 'y' is NaN or infinite", _graph_of("nan")
+    ),
+    "traced model returns NaN": Case(
+        ("export", "mine:Net", "--input-shape", "1,3,8,8", *TINY),
+        "parity ORT fp32 vs PyTorch: the reference model's output 'logits' is NaN",
+        _net("y * float('nan')"),
+    ),
+    "drift REF that outputs NaN": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"), "fix that model", _graph_of("nan")
+    ),
+    "manifest beside TARGET with std 0": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"),
+        "std: every value must be finite and > 0; fix or remove this manifest",
+        _beside_manifest({"input_shape": [1, 3, 8, 8], "mean": [0, 0, 0], "std": [0, 0, 0]}),
+    ),
+    "manifest beside TARGET without a model": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"),
+        "model: expected a mapping, got NoneType; fix or remove",
+        _beside_manifest(None),
+    ),
+    "manifest beside TARGET with too few means": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"),
+        "model.mean: has 2 values for 3 input channels",
+        _beside_manifest({"input_shape": [1, 3, 8, 8], "mean": [0, 0], "std": [1, 1]}),
+    ),
+    "results with a huge number": Case(
+        ("calibrate-profile", "r.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "holds a number too long to read",
+        _write("r.json", '{"schema": "edgecnn-bench-results/1", "results": [' + HUGE_NUMBER + "]}"),
+    ),
+    "profile with a huge number": Case(
+        ("predict", "mobilenet_v1", "-p", "p.yaml"),
+        "holds a number too long to read",
+        _write("p.yaml", f"name: p\nlatency: {HUGE_NUMBER}\n"),
+    ),
+    "plan chart named .svg": Case(
+        ("plan", "mobilenet", "-p", "x86-avx2", "--chart", "c.svg"), "must end in .png, as edgecnn writes a PNG"
+    ),
+    "drift repaired model named .tflite": Case(
+        ("drift", "a.onnx", "b.onnx", "--data", "d", "--fix", "--out", "fixed.tflite"), "name it fixed.onnx"
+    ),
+    "profile a symbolic link loop": Case(
+        ("predict", "mobilenet_v1", "-p", "p.yaml"), "is a broken symbolic link", _link("p.yaml", "p.yaml")
+    ),
+    "calibration folder of broken links": Case(
+        ("export", *MV1, "--calib", "imgs"), "has no images; put images", _link("imgs/a.png", "missing.png")
+    ),
+    "bench an empty --input": Case(
+        ("bench", "m.onnx", "--input", "in.npy", "--runs", "2"),
+        "cannot read input in.npy: No data left in file; give an array saved with numpy.save",
+        lambda f: (tiny_onnx(f / "m.onnx"), (f / "in.npy").write_bytes(b"")),
+    ),
+    "drift --fix with a missing --calib": Case(
+        ("drift", "a.onnx", "b.onnx", "--data", "d", "--fix", "--calib", "nope.npz"),
+        "calibration source nope.npz does not exist",  # before any work: the per-layer chart is not written
+    ),
+    "predict a .tflite": Case(("predict", "m.tflite", "-p", "x86-avx2"), "predict costs ONNX graphs: give the .onnx"),
+    "absurd num-classes": Case(
+        ("export", "torchvision:resnet18", "--num-classes", "100000000000"), "not in the range 1<=x<=100000"
+    ),
+    "bench --python a directory": Case(
+        ("bench", "m.onnx", "--python", ".", "--runs", "2"), "cannot run '.': permission denied", _tiny("m.onnx")
+    ),
+    "bench --python no Python": Case(
+        ("bench", "m.onnx", "--python", "true", "--runs", "2"), "'true' gave no harness result", _tiny("m.onnx")
+    ),
+    "weights that are an ONNX file": Case(
+        ("export", "resnet18", "--weights", "m.onnx"),
+        "m.onnx cannot be loaded: it is not a PyTorch checkpoint",
+        _tiny("m.onnx"),
+    ),
+    "weights empty": Case(("export", "resnet18", "--weights", "w.pt"), "not a PyTorch checkpoint", _write("w.pt", b"")),
+    "bench --out a FIFO with --force": Case(  # as /dev/null: replaced by a plain file before this row
+        ("bench", "m.onnx", "--runs", "2", "--out", "o.json", "--force"),
+        "is a device, FIFO or socket, which edgecnn would replace",
+        lambda f: (tiny_onnx(f / "m.onnx"), os.mkfifo(f / "o.json")),
+    ),
+    "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
+    "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
 }
 
@@ -840,3 +1005,28 @@ def test_inspect_says_export_would_refuse_a_graph_ort_cannot_run(tmp_path, kind)
     plan = json.loads(result.stdout)["export"]
     assert plan["expected_exit_code"] == 1
     assert ("Invalid input shape" if kind == "dilation" else "more than once") in plan["refused"]
+
+
+def test_edgecnn_alone_prints_its_help(tmp_path):
+    """No command is no mistake: the help, readable, rather than an error line holding the whole of it."""
+    result = run_edgecnn(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: edgecnn") and "edgecnn models" in result.stdout
+    assert result.stderr == ""
+
+
+def test_a_full_disk_is_one_line_not_a_bug(tmp_path):
+    """A file-size limit (as a full disk or a quota) met while writing an output: exit 1, nothing left."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.reliability.conftest import REPO
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "edgecnn", "plan", "mobilenet", "-p", "x86-avx2", "--chart", "c.png"]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, preexec_fn=limit, timeout=300)
+    assert_clean_failure(result, tmp_path, "file too large; free some space", before=set())

@@ -85,6 +85,7 @@ SIGNALS = {
     "SIGINT after the first stage": (signal.SIGINT, FIRST_STAGE, 130, "edgecnn: "),  # main() words it
     "SIGTERM after the first stage": (signal.SIGTERM, FIRST_STAGE, 143, "edgecnn: terminated"),
     "SIGTERM while quantizing": (signal.SIGTERM, "✓ simplify", 143, "edgecnn: terminated"),
+    "SIGHUP after the first stage": (signal.SIGHUP, FIRST_STAGE, 129, "edgecnn: hangup"),  # a closed terminal
 }
 
 
@@ -217,7 +218,7 @@ def _existing(tmp_path: Path, name: str = "taken.json") -> str:
     return name
 
 
-FILE_REFUSED = {  # name: (argv after `edgecnn`, message); `taken.json`/`taken.png` exist, conv.onnx is the input
+FILE_REFUSED = {  # name: (argv after `edgecnn`, message); `taken.json`/`.png`/`.onnx` exist, conv.onnx is the input
     "bench --out exists": (["bench", "conv.onnx", "--out", "taken.json"], "output taken.json exists; pass --force"),
     "bench --out is the artifact": (["bench", "conv.onnx", "--out", "conv.onnx", "--force"], "is also an input"),
     "bench --out unwritable": (["bench", "conv.onnx", "--out", str(UNWRITABLE / "r.json")], "cannot write in /sys"),
@@ -227,8 +228,8 @@ FILE_REFUSED = {  # name: (argv after `edgecnn`, message); `taken.json`/`taken.p
         "cannot write in /sys",
     ),
     "drift --out exists": (
-        ["drift", "conv.onnx", "conv.onnx", "--data", "d.npz", "--fix", "--out", "taken.json"],
-        "output taken.json exists; pass --force",
+        ["drift", "conv.onnx", "conv.onnx", "--data", "d.npz", "--fix", "--out", "taken.onnx"],
+        "output taken.onnx exists; pass --force",
     ),
     "drift --out is the target": (
         ["drift", "conv.onnx", "conv.onnx", "--data", "d.npz", "--fix", "--out", "conv.onnx", "--force"],
@@ -254,6 +255,7 @@ def test_refused_output_file(tmp_path, model, case):
     argv, message = FILE_REFUSED[case]
     _existing(tmp_path)
     _existing(tmp_path, "taken.png")
+    _existing(tmp_path, "taken.onnx")
     before = snapshot(tmp_path)
     assert_failed(edgecnn(tmp_path, *argv), message)
     assert snapshot(tmp_path) == before
@@ -367,7 +369,7 @@ def test_plan_chart_is_never_its_profile(tmp_path):
     text = (profiles_dir() / "x86-avx2.yaml").read_text(encoding="utf-8").replace("name: x86-avx2", "name: p")
     (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
     done = edgecnn(tmp_path, "plan", "mobilenet", "-p", "p.yaml", "--chart", "p.yaml", "--force")
-    assert_failed(done, "output p.yaml is also an input of this command")
+    assert_failed(done, "output p.yaml must end in .png")  # refused before it could be found an input
     assert (tmp_path / "p.yaml").read_text(encoding="utf-8") == text
 
 
