@@ -71,3 +71,10 @@ def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         "sqnr_db": sqnr_db(reference, other),
         "max_abs_error": max_abs_error(reference, other),
     }
+
+
+def short_of(value: float, floor: float) -> str:
+    """``value < floor`` in words, ``value`` with enough decimals to differ from ``floor`` as shown (0.99999998 <
+    0.99999999, not 1.0000 < 0.99999999)."""
+    decimals = len(repr(float(floor)).partition(".")[2].rstrip("0")) if "e" not in repr(float(floor)) else 10
+    return f"{value:.{max(4, decimals + 1)}f} < {floor}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.metrics import compare
+from edgecnn.analysis.metrics import compare, short_of
 
 
 def figures(reference: np.ndarray, target: np.ndarray, thresholds: Any) -> dict[str, Any]:
@@ -21,9 +21,9 @@ def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
     """Top-1 agreement under ``--min-agreement``; cosine under ``--min-cosine`` when one is given."""
     missed = []
     if figs["top1_agreement"] < thresholds.min_agreement:
-        missed.append(f"top-1 agreement {figs['top1_agreement']:.4f} < {thresholds.min_agreement}")
+        missed.append(f"top-1 agreement {short_of(figs['top1_agreement'], thresholds.min_agreement)}")
     if thresholds.min_cosine is not None and figs["cosine"] < thresholds.min_cosine:
-        missed.append(f"cosine {figs['cosine']:.4f} < {thresholds.min_cosine}")
+        missed.append(f"cosine {short_of(figs['cosine'], thresholds.min_cosine)}")
     return missed
 
 

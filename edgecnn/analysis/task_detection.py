@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.analysis.metrics import short_of
+
 DECODERS = ("yolo", "yolo-obj")
 MATCH_IOU = 0.5
 
@@ -128,7 +130,7 @@ def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
     """F1 against the reference's detections under ``--min-f1``."""
     if figs["f1"] < thresholds.min_f1:
         return [
-            f"detection F1 {figs['f1']:.4f} < {thresholds.min_f1} (precision {figs['precision']:.4f}, recall "
+            f"detection F1 {short_of(figs['f1'], thresholds.min_f1)} (precision {figs['precision']:.4f}, recall "
             f"{figs['recall']:.4f} against {figs['reference_detections']} fp32 detections)"
         ]
     return []

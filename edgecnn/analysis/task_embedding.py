@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.metrics import mean_cosine
+from edgecnn.analysis.metrics import mean_cosine, short_of
 from edgecnn.analysis.task_raw import min_cosine
 
 
@@ -33,9 +33,9 @@ def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
     missed = []
     rank1 = figs["rank1_agreement"]
     if rank1 is not None and rank1 < thresholds.min_rank1:
-        missed.append(f"rank-1 retrieval agreement {rank1:.4f} < {thresholds.min_rank1}")
+        missed.append(f"rank-1 retrieval agreement {short_of(rank1, thresholds.min_rank1)}")
     if figs["cosine"] < min_cosine(thresholds):
-        missed.append(f"cosine {figs['cosine']:.4f} < {min_cosine(thresholds)}")
+        missed.append(f"cosine {short_of(figs['cosine'], min_cosine(thresholds))}")
     return missed
 
 

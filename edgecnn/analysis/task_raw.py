@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.metrics import max_abs_error, mean_cosine, relative_max_error, sqnr_db
+from edgecnn.analysis.metrics import max_abs_error, mean_cosine, relative_max_error, short_of, sqnr_db
 
 DEFAULT_MIN_COSINE = 0.99  # when --min-cosine is not given
 
@@ -30,7 +30,7 @@ def min_cosine(thresholds: Any) -> float:
 def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
     """Cosine under ``--min-cosine`` (default 0.99)."""
     floor = min_cosine(thresholds)
-    return [f"cosine {figs['cosine']:.4f} < {floor}"] if figs["cosine"] < floor else []
+    return [f"cosine {short_of(figs['cosine'], floor)}"] if figs["cosine"] < floor else []
 
 
 HEADLINE = "cosine"  # the figure a report shows first and the repair optimises

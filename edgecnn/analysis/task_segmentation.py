@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.metrics import mean_cosine
+from edgecnn.analysis.metrics import mean_cosine, short_of
 
 
 def masks(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -53,7 +53,7 @@ def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
     """mIoU against the reference's masks under ``--min-miou``."""
     if figs["miou"] < thresholds.min_miou:
         return [
-            f"mIoU {figs['miou']:.4f} < {thresholds.min_miou} (worst class {figs['worst_class']}: "
+            f"mIoU {short_of(figs['miou'], thresholds.min_miou)} (worst class {figs['worst_class']}: "
             f"IoU {figs['worst_class_iou']:.4f})"
         ]
     return []

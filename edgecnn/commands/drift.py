@@ -138,7 +138,8 @@ def drift(
         report["notes"].append(
             "per-layer figures need the fp32 ONNX twin: give it as REF or keep the export's manifest beside TARGET"
         )
-    if layers and twin is not None:
+    calib_images = load_images(tgt, calib or data, 128, seed + 1)[0] if fix and twin is not None else None
+    if layers and twin is not None:  # after --calib is read: a bad one leaves no chart behind
         errors = layer_errors(twin, tgt.path, take(tgt_images, slice(0, LAYER_SAMPLES)))
         report["layers"] = [e.to_dict() for e in errors]
         report["chart"] = str(layer_sqnr_chart(errors, chart, f"{tgt.label}: per-layer SQNR vs fp32"))
@@ -149,7 +150,7 @@ def drift(
             tgt_images, ref_logits, labels, basis if basis in (EXACT_QDQ, HOST_KERNELS) else HOST_KERNELS, thresholds
         )
         report["fix"] = _fix(
-            tgt, twin, evaluate, tgt_images, (judged, computations), basis, slow_types, calib or data, out, seed
+            tgt, twin, evaluate, tgt_images, (judged, computations), basis, slow_types, calib_images, out
         )
         report["passed"] = report["fix"]["passed"]
     return report
@@ -163,17 +164,16 @@ def _fix(
     judged: Any,
     basis: str,
     slow_types: tuple[str, ...],
-    calib: str,
+    calib_images: Inputs,
     out: Path | None,
-    seed: int,
 ) -> dict[str, Any]:
-    """Repair TARGET (judged ``judged``) by re-quantizing its fp32 ``twin`` on ``calib``; the best goes to OUT."""
+    """Repair TARGET (judged ``judged``) by re-quantizing its fp32 ``twin`` on ``calib_images``; the best goes to
+    OUT."""
     from edgecnn.pipeline.quantize import Quantizer
 
     manifest_quant = ((tgt.manifest or {}).get("stages") or {}).get("quantize") or {}
     method = manifest_quant.get("method", "minmax")
     reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
-    calib_images, _ = load_images(tgt, calib, 128, seed + 1)
     with Quantizer(twin, calib_images) as quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
         search, record = repair_model(
             quantizer,

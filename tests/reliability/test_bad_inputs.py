@@ -239,6 +239,25 @@ def _quantized_onnx(folder: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
 
 
+def _fp32_int8_pair(folder: Path) -> None:
+    """f.onnx (a tiny classifier), q.onnx (its QDQ int8 twin), d.npz (data for both) and bad.npz (other shapes)."""
+    from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+    tiny_onnx(folder / "f.onnx")
+    data = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
+    np.savez(folder / "d.npz", images=data, labels=np.zeros(8, np.int64))
+    np.savez(folder / "bad.npz", images=np.zeros((8, 3, 16, 16), np.float32))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.samples = iter({"input": sample[None]} for sample in data)
+
+        def get_next(self) -> dict | None:
+            return next(self.samples, None)
+
+    quantize_static(str(folder / "f.onnx"), str(folder / "q.onnx"), Reader())
+
+
 def _no_opset_onnx(folder: Path) -> None:
     _relu_onnx([1, 3, 8, 8])(folder)
     import onnx
@@ -828,6 +847,11 @@ CASES: dict[str, Case] = {
     "drift --fix with a missing --calib": Case(
         ("drift", "a.onnx", "b.onnx", "--data", "d", "--fix", "--calib", "nope.npz"),
         "calibration source nope.npz does not exist",  # before any work: the per-layer chart is not written
+    ),
+    "drift --fix with a --calib of other shapes": Case(
+        ("drift", "f.onnx", "q.onnx", "--data", "d.npz", "--fix", "--calib", "bad.npz"),
+        "float32 images must be N×3×8×8 (normalised), got shape (8, 3, 16, 16)",  # read before the per-layer chart: no q.drift_layers.png
+        _fp32_int8_pair,
     ),
     "predict a .tflite": Case(("predict", "m.tflite", "-p", "x86-avx2"), "predict costs ONNX graphs: give the .onnx"),
     "absurd num-classes": Case(
