@@ -357,7 +357,7 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
 def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_scopes: tuple[str, ...]) -> None:
     """Full-integer int8 `.tflite` (ai-edge-quantizer) on the calibration set, added to ``result``; its drift is
     judged like the ORT artifact's. ``float_scopes`` (tensor-name regexes) stay float: the sampling path of
-    deformable layers."""
+    deformable layers; ``kept_float`` names the ops the quantizer found could not be int8, and why."""
     from edgecnn.lowering.tflite.quantize import quantize_tflite
     from edgecnn.pipeline.drift_check import judge_artifact
 
@@ -393,6 +393,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",
         "float_scopes": len(float_scopes),
+        "kept_float": quantized.kept_float,
         "io": io,
         "seconds": round(quantized.seconds, 2),
         "op_counts": quantized.op_counts,

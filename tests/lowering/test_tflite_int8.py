@@ -274,3 +274,69 @@ def test_a_division_by_a_computed_value_stays_float():
     assert scope is not None
     assert re.match(scope, "share") and re.match(scope, "share;x") and not re.match(scope, "half")
     assert not re.match(scope, "total") and not re.match(scope, "shares")
+
+
+def _int8_run(model, calibration: np.ndarray) -> tuple[QuantizedTflite, np.ndarray, np.ndarray]:
+    """``model`` (one 4-D input ``x``, output ``y``) lowered and quantized on ``calibration``; the int8 and the
+    ONNX Runtime fp32 outputs on the calibration samples."""
+    from edgecnn.lowering.tflite import convert
+    from tests.lowering.tflite_check import run_ort
+
+    lowered = convert(model)
+    quantized = quantize_tflite(lowered.data, calibration, lowered.input_layout)
+    actual = run(quantized.data, calibration, quantized)
+    expected = np.concatenate([run_ort(model, {"x": sample[None]})["y"] for sample in calibration])
+    return quantized, actual.reshape(len(calibration), -1), expected.reshape(len(calibration), -1)
+
+
+def test_an_op_whose_int32_bias_would_overflow_stays_float():
+    """Activations of ~1e-12 (random weights deep in GoogLeNet) make a FULLY_CONNECTED's bias scale (input scale ×
+    weight scale) ~1e-16: its int32 bias overflows (clipped, it gave ~0 instead of the bias). That op stays float,
+    named with its reason; the output stays int8 and agrees with fp32."""
+    from onnx import helper
+
+    from tests.lowering.tflite_check import make_model
+
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Mul", ["x", "tiny"], ["small"]),
+        helper.make_node("Flatten", ["small"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w", "b"], ["y"], transB=1),
+    ]
+    inits = {
+        "tiny": np.float32(1e-12),
+        "w": rng.standard_normal((3, 16)).astype(np.float32),
+        "b": np.array([0.5, -1.0, 2.0], np.float32),
+    }
+    model = make_model(nodes, {"x": [1, 4, 2, 2]}, ["y"], inits)
+    calibration = rng.standard_normal((16, 4, 2, 2)).astype(np.float32)
+    quantized, actual, expected = _int8_run(model, calibration)
+    assert list(quantized.kept_float) == ["y"]
+    assert quantized.kept_float["y"].startswith("FULLY_CONNECTED: int32 bias overflows")
+    assert quantized.input_dtype == quantized.output_dtype == "int8"
+    np.testing.assert_allclose(actual, expected, atol=4 * quantized.output_scale)
+
+
+def test_bias_problem_names_overflow_and_underflow():
+    from edgecnn.lowering.tflite.quantize import bias_problem
+
+    assert bias_problem(np.array([1.0, -2.0]), np.array([1e-3, 1e-3])) is None
+    assert "overflows" in bias_problem(np.array([1.0]), np.array([1e-12]))
+    assert "underflows" in bias_problem(np.zeros(1), np.array([1e-40]))
+
+
+def test_a_clip_to_a_lower_bound_quantizes_on_a_4d_tensor():
+    """Clip(min) → MAXIMUM with a constant bound: ai-edge-quantizer gives the bound the output's quantization,
+    whose scale has the output's rank, and refused a rank-1 bound on a 4-D tensor (EdgeNeXt's F.normalize)."""
+    from onnx import helper
+
+    from tests.lowering.tflite_check import make_model
+
+    nodes = [helper.make_node("Clip", ["x", "low"], ["y"])]
+    model = make_model(nodes, {"x": [1, 4, 3, 3]}, ["y"], {"low": np.float32(0.25)})
+    calibration = np.random.default_rng(0).standard_normal((16, 4, 3, 3)).astype(np.float32)
+    quantized, actual, expected = _int8_run(model, calibration)
+    assert quantized.op_counts["MAXIMUM"] == 1 and not quantized.kept_float
+    expected = expected.reshape(16, 4, 3, 3).transpose(0, 2, 3, 1).reshape(16, -1)  # the .tflite is NHWC
+    # ai-edge-quantizer averages each sample's min/max: the largest values saturate, hence a cosine
+    assert float(np.sum(actual * expected) / np.linalg.norm(actual) / np.linalg.norm(expected)) > 0.99

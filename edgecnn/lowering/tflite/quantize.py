@@ -27,6 +27,7 @@ from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError
 SIGNATURE = "serving_default"
 RECIPE = "static_wi8_ai8"
 IO_MODES = ("int8", "float")
+INT32_MAX = 2**31 - 1
 LAYOUTS = ("NHWC", "NCHW")
 
 
@@ -48,6 +49,8 @@ class QuantizedTflite:
     # the first one's)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ops kept float after quantization showed they cannot be int8: op (its output tensors, ';'-joined) -> why
+    kept_float: dict[str, str] = field(default_factory=dict)
 
 
 def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
@@ -73,6 +76,77 @@ def variable_division_scope(model: Any) -> str | None:
     constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
     divisions = [n for n in model.graph.node if n.op_type == "Div" and n.input[1] not in constants]
     return _output_scope([out for node in divisions for out in node.output if out])
+
+
+def _constants(model: Any) -> dict[str, np.ndarray]:
+    """The float32 constant tensors of subgraph 0 by name."""
+    buffers = model.buffers
+    return {
+        tensor.name.decode(): np.frombuffer(bytes(buffers[tensor.buffer].data), np.float32)
+        for tensor in model.subgraphs[0].tensors
+        if tensor.type == _schema().TensorType.FLOAT32 and buffers[tensor.buffer].data is not None
+    }
+
+
+def bias_problem(bias: np.ndarray, scale: np.ndarray) -> str | None:
+    """Why an int32 bias of ``scale`` (input scale × weight scale, per tensor or channel) cannot hold the float
+    ``bias``, or None: the scale underflows float32, or ``|bias| / scale`` overflows int32."""
+    scale = np.asarray(scale, np.float64)
+    if np.min(scale) < np.finfo(np.float32).tiny:
+        return f"int32 bias scale {np.min(scale):.2g} underflows float32"
+    ratio = float(np.max(np.abs(np.asarray(bias, np.float64)) / scale))
+    if ratio > INT32_MAX:
+        return f"int32 bias overflows: |bias| / (input scale × weight scale) reaches {ratio:.2g} > 2^31 - 1"
+    return None
+
+
+def overflowing_biases(float_model: Any, model: Any) -> dict[str, tuple[str, str]]:
+    """The ops of the quantized ``model`` whose int32 bias cannot hold the float bias of ``float_model`` (its
+    scale is fixed to input scale × weight scale: activations of ~1e-11 overflow it): op, named by its output
+    tensors ``;``-joined as ai-edge-quantizer names it, → (op type, reason)."""
+    from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+
+    schema = _schema()
+    codes = [code.builtinCode for code in model.operatorCodes]
+    floats = _constants(float_model)
+    tensors = model.subgraphs[0].tensors
+    found = {}
+    for op in model.subgraphs[0].operators:
+        for index in op.inputs:
+            tensor = tensors[index] if index >= 0 else None
+            if tensor is None or tensor.type != schema.TensorType.INT32 or tensor.name.decode() not in floats:
+                continue
+            quantization = tensor.quantization
+            if quantization is None or quantization.scale is None or len(quantization.scale) == 0:
+                continue
+            reason = bias_problem(floats[tensor.name.decode()], quantization.scale)
+            if reason:
+                op_type = OPERATOR_NAMES[codes[op.opcodeIndex]]
+                found[";".join(tensors[i].name.decode() for i in op.outputs)] = (op_type, reason)
+    return found
+
+
+def _quantize_keeping_bad_biases_float(
+    tool: Any, statistics: Any, float_model: Any, schema: Any
+) -> tuple[bytes, Any, dict[str, str]]:
+    """Quantize with ``tool`` on the calibration ``statistics``; the ops whose int32 bias would overflow
+    (:func:`overflowing_biases`) are added to the recipe as float scopes and the model quantized again.
+    The quantized bytes, their parsed model, and the ops kept float → why."""
+    from ai_edge_quantizer import algorithm_manager
+
+    no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
+    kept: dict[str, str] = {}
+    while True:
+        data = bytes(tool.quantize(statistics, enable_progress_report=False).quantized_model)
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        found = {op: why for op, why in overflowing_biases(float_model, model).items() if op not in kept}
+        if not found:
+            return data, model, kept
+        for op, (op_type, why) in found.items():
+            kept[op] = f"{op_type}: {why}"
+            # by op type too: the virtual OUTPUT op after it is named like it and must stay quantized
+            scope = _output_scope(op.split(";"))
+            tool.update_quantization_recipe(regex=scope, operation_name=op_type, algorithm_key=no_quantize)
 
 
 def _schema() -> Any:
@@ -190,9 +264,7 @@ def quantize_tflite(
             for scope in keep_float_scopes:
                 tool.update_quantization_recipe(regex=scope, operation_name="*", algorithm_key=no_quantize)
             statistics = tool.calibrate({SIGNATURE: samples}, num_threads=1)
-            result = tool.quantize(statistics, enable_progress_report=False)
-        data = bytes(result.quantized_model)
-        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+            data, model, kept_float = _quantize_keeping_bad_biases_float(tool, statistics, float_model, schema)
     except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
         message = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CheckFailedError(f"int8 quantization with ai-edge-quantizer failed: {message}") from error
@@ -233,4 +305,5 @@ def quantize_tflite(
         seconds,
         quantized_outputs,
         quantized_inputs,
+        kept_float,
     )

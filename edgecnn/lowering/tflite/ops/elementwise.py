@@ -102,10 +102,13 @@ def lower_clip(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         return
     steps = [(OP.MAXIMUM, low), (OP.MINIMUM, high)]
     steps = [(builtin, value) for builtin, value in steps if value is not None]
+    # The bound has the input's rank: ai-edge-quantizer gives MAXIMUM/MINIMUM's constant the output's quantization,
+    # whose scale has the output's rank, and refuses a constant of another rank.
+    rank = len(ctx.builder.shape(source))
     for i, (builtin, value) in enumerate(steps):
         last = i == len(steps) - 1
         out = ctx.declare(out_name, layout) if last else ctx.temp(f"{out_name}/max", ctx.builder.shape(source))
-        bound = ctx.const(f"{out_name}/bound{i}", np.array([value], np.float32))
+        bound = ctx.const(f"{out_name}/bound{i}", np.full((1,) * max(rank, 1), value, np.float32))
         ctx.op(builtin, [source, bound], [out], schema.MaximumMinimumOptionsT())
         source = out
 
