@@ -850,7 +850,8 @@ CASES: dict[str, Case] = {
     ),
     "drift --fix with a --calib of other shapes": Case(
         ("drift", "f.onnx", "q.onnx", "--data", "d.npz", "--fix", "--calib", "bad.npz"),
-        "float32 images must be N×3×8×8 (normalised), got shape (8, 3, 16, 16)",  # read before the per-layer chart: no q.drift_layers.png
+        # read before the per-layer chart: no q.drift_layers.png
+        "float32 images must be N×3×8×8 (normalised), got shape (8, 3, 16, 16)",
         _fp32_int8_pair,
     ),
     "predict a .tflite": Case(("predict", "m.tflite", "-p", "x86-avx2"), "predict costs ONNX graphs: give the .onnx"),

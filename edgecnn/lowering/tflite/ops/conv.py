@@ -1,5 +1,5 @@
 """Conv → CONV_2D, DEPTHWISE_CONV_2D, or SPLIT + CONV_2D per group + CONCATENATION, with fused Relu/Relu6;
-a HardSigmoid after it takes 6·alpha into the weights (then ADD 6·beta with RELU6, MUL 1/6)."""
+a HardSigmoid after it takes 6·alpha and 6·beta into the weights and bias, RELU6 fused (then MUL 1/6)."""
 
 from __future__ import annotations
 
@@ -120,12 +120,12 @@ def lower_conv(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         source = pad_nhwc(ctx, source, window.pads)
         mode = schema.Padding.VALID
     hard = foldable_hard_sigmoid(node, ctx)
-    if hard is not None:  # 6·alpha·conv(x) is a conv with its weights and bias scaled (see _shift_clamp_scale)
+    if hard is not None:  # RELU6(6·alpha·conv(x) + 6·beta) is a conv with its weights and bias changed
         alpha, beta = hard_sigmoid_params(hard)
-        weight, bias = weight * np.float32(6 * alpha), bias * np.float32(6 * alpha)
+        weight, bias = weight * np.float32(6 * alpha), bias * np.float32(6 * alpha) + np.float32(6 * beta)
         ctx.absorb(hard)
         shape = ctx.shape(node.output[0])
-        act = ACT.RELU6 if beta == 0.0 else ACT.NONE
+        act = ACT.RELU6
         out = ctx.temp(f"{hard.output[0]}/folded", [shape[axis] for axis in NHWC])
     else:
         act, out_name = ctx.fuse_activation(node)
@@ -137,19 +137,13 @@ def lower_conv(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     else:
         _grouped(ctx, source, weight, bias, window, mode, act, out, groups)
     if hard is not None:
-        _shift_clamp_scale(ctx, out, beta, hard.output[0])
+        _scale_by_a_sixth(ctx, out, hard.output[0])
 
 
-def _shift_clamp_scale(ctx: LoweringContext, scaled: int, beta: float, out_name: str) -> None:
-    """HardSigmoid = RELU6(6·alpha·x + 6·beta) / 6 from ``scaled`` = 6·alpha·x: ADD 6·beta with RELU6 fused
-    (RELU6 on the conv when beta is 0), then MUL 1/6, ops ai-edge-quantizer keeps int8 (RELU_0_TO_1 it leaves
-    float, between a DEQUANTIZE and a QUANTIZE). beta stays out of the conv's bias: int8 stores a bias in units of
-    input scale × weight scale, which a gate fed by a near-zero input (an untrained squeeze-and-excitation)
-    overflows."""
-    if beta != 0.0:
-        shifted = ctx.temp(f"{out_name}/shifted", ctx.builder.shape(scaled))
-        offset = ctx.const(f"{out_name}/beta", np.array([6 * beta], np.float32))
-        ctx.op(OP.ADD, [scaled, offset], [shifted], schema.AddOptionsT(fusedActivationFunction=ACT.RELU6))
-        scaled = shifted
+def _scale_by_a_sixth(ctx: LoweringContext, clamped: int, out_name: str) -> None:
+    """HardSigmoid = RELU6(6·alpha·x + 6·beta) / 6: MUL 1/6 after the conv that took 6·alpha, 6·beta and RELU6 —
+    ops ai-edge-quantizer keeps int8 (RELU_0_TO_1 it leaves float, between a DEQUANTIZE and a QUANTIZE). beta in
+    the bias, as litert-torch folds it: where a near-zero input (an untrained squeeze-and-excitation) makes the
+    int32 bias overflow, the int8 quantization keeps that conv float (lowering/tflite/quantize.py)."""
     sixth = ctx.const(f"{out_name}/sixth", np.array([1 / 6], np.float32))
-    ctx.op(OP.MUL, [scaled, sixth], [ctx.declare(out_name)], schema.MulOptionsT())
+    ctx.op(OP.MUL, [clamped, sixth], [ctx.declare(out_name)], schema.MulOptionsT())
