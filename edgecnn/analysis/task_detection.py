@@ -25,7 +25,7 @@ def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.n
 
     head = np.asarray(head, np.float64)
     minimum = 5 if decoder == "yolo" else 6
-    channels = head.shape[1] if decoder == "yolo" else head.shape[-1]
+    channels = (head.shape[1] if decoder == "yolo" else head.shape[-1]) if head.ndim == 3 else 0
     if head.ndim != 3 or channels < minimum:
         layout = "N×(4+C)×A" if decoder == "yolo" else "N×A×(5+C)"
         raise UsageError(

@@ -141,3 +141,5 @@ def test_yolo_obj_layout_multiplies_objectness():
     )
     with pytest.raises(UsageError, match="the yolo decoder reads N×\\(4\\+C\\)×A heads, not 1×1×4"):
         decode(head[:, :, :4], "yolo")
+    with pytest.raises(UsageError, match="the yolo decoder reads N×\\(4\\+C\\)×A heads, not 4:"):
+        decode(np.zeros(4, np.float32), "yolo")  # one number per image: a one-line error, not an IndexError
