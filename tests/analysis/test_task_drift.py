@@ -72,7 +72,7 @@ def test_fixtures_learn_their_tasks(task_models):
     embedding = task_models("embedding")
     assert embedding["accuracy"] >= 0.95 and embedding["retrieval"] >= 0.95, embedding
     class_box = task_models("class_box")
-    assert class_box["accuracy"] >= 0.8 and class_box["box_iou"] >= 0.6, class_box
+    assert class_box["accuracy"] >= 0.9 and class_box["box_iou"] >= 0.7, class_box
 
 
 @pytest.mark.slow
@@ -93,10 +93,12 @@ def test_segmentation_is_inferred_kept_in_int8_and_a_broken_scale_fails(tmp_path
 @pytest.mark.slow
 def test_detection_keeps_its_detections_and_a_broken_scale_fails(tmp_path, task_models):
     model = task_models("detection")
-    manifest = _export("detection", model, tmp_path / "det", task="detection")
+    manifest = _export("detection", model, tmp_path / "det", task="detection", formats="onnx,tflite")
     figs = _judged(manifest)["logits"]
     assert figs["task"] == "detection" and figs["task_origin"] == "given"
     assert figs["f1"] >= 0.9 and figs["reference_detections"] >= 128
+    tflite = manifest["agreement"]["formats"]["tflite"]["outputs"]["logits"]
+    assert manifest["drift"]["formats"]["tflite"]["passed"] and tflite["f1"] >= 0.9
     broken = _break_weight_scale(tmp_path / "det" / "model.int8.onnx", tmp_path / "broken.int8.onnx")
     report = drift(
         str(tmp_path / "det" / "model.fp32.onnx"),
@@ -128,11 +130,21 @@ def test_embedding_keeps_its_neighbours_and_a_broken_scale_fails(tmp_path, task_
 @pytest.mark.slow
 def test_class_and_box_outputs_are_judged_each_by_its_task(tmp_path, task_models):
     model = task_models("class_box")
-    manifest = _export("class_box", model, tmp_path / "class_box", task="0=classification,1=raw")
-    figs = _judged(manifest)
+    tasks = "0=classification,1=raw"
+    manifest = _export("class_box", model, tmp_path / "class_box", task=tasks)
+    figs = _judged(manifest)  # (plain int8 flips a few low-margin digits: the export's repair keeps some in float)
     assert list(figs) == ["output_0", "output_1"]
     assert figs["output_0"]["task"] == "classification" and figs["output_0"]["top1_agreement"] >= 0.99
     assert figs["output_1"]["task"] == "raw" and figs["output_1"]["cosine"] >= 0.99
+    broken = _break_weight_scale(tmp_path / "class_box" / "model.int8.onnx", tmp_path / "broken.int8.onnx")
+    report = drift(
+        str(tmp_path / "class_box" / "model.fp32.onnx"),
+        str(broken),
+        model["npz"],
+        thresholds=Thresholds(tasks=tasks),
+        layers=False,
+    )
+    assert not report["passed"] and report["failures"][0].startswith("output 'output_0': top-1 agreement "), report
 
 
 @pytest.mark.slow
