@@ -1,4 +1,4 @@
-"""Drift judged by the task (edgecnn/analysis/tasks/): figures on arrays whose answers are known by hand."""
+"""Drift judged by the task (edgecnn/analysis/task_*.py): figures on arrays whose answers are known by hand."""
 
 import numpy as np
 import pytest
