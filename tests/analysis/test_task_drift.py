@@ -63,6 +63,7 @@ def _drift_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_fixtures_learn_their_tasks(task_models):
     """Each tiny network reaches a useful figure against the ground truth of its held-out data."""
     segmentation = task_models("segmentation")
