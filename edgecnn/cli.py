@@ -109,7 +109,7 @@ TASK_OPTIONS = ("task", "min_miou", "min_rank1", "min_f1", "mask_threshold", "de
 
 
 def _task_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The task-aware drift options (edgecnn/analysis/tasks/), shared by export and drift: TASK_OPTIONS."""
+    """The task-aware drift options (edgecnn/analysis/task_*.py), shared by export and drift: TASK_OPTIONS."""
     from edgecnn.analysis.task_detection import DECODERS
 
     options = (

@@ -77,3 +77,15 @@ def trained_zoo(shared_dir):
         return _once(shared_dir / "zoo" / f"{family}.json", lambda folder: train_family(family, folder))
 
     return get
+
+
+@pytest.fixture(scope="session")
+def task_models(shared_dir):
+    """A function task → {path, npz, … its figures against ground truth}: trains that task's network of
+    tests/fixtures/tasks.py (segmentation, detection, embedding, class_box) once per test run."""
+    from tests.fixtures import tasks
+
+    def get(name: str) -> dict:
+        return _once(shared_dir / "tasks" / f"{name}.json", getattr(tasks, f"train_{name}"))
+
+    return get

@@ -1,6 +1,7 @@
-"""``detection``: a raw detection head decoded (``--decoder``), filtered by score (``--score-threshold``) and
-per-class NMS (``--nms-iou``), then the target's detections matched to the reference's (same class, IoU ≥ 0.5):
-precision, recall and F1 against the reference, mean IoU of matched pairs and mean absolute score change.
+"""``detection``: a raw detection head decoded (``--decoder``), filtered by score (``--score-threshold``, then the
+1000 best per image) and per-class NMS (``--nms-iou``), then the target's detections matched to the reference's
+(same class, IoU ≥ 0.5): precision, recall and F1 against the reference, mean IoU of matched pairs and mean
+absolute score change.
 
 Decoders (one output each):
 - ``yolo``: N × (4+C) × A — centre x, y, width, height, then C class scores per anchor (current YOLO exports);
@@ -19,6 +20,7 @@ from edgecnn.analysis.metrics import short_of
 
 DECODERS = ("yolo", "yolo-obj")
 MATCH_IOU = 0.5
+MAX_CANDIDATES = 1000  # per image, the highest scores kept for NMS (a random-weight head passes every anchor)
 
 
 def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,7 +29,7 @@ def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.n
 
     head = np.asarray(head, np.float64)
     minimum = 5 if decoder == "yolo" else 6
-    channels = head.shape[1] if decoder == "yolo" else head.shape[-1]
+    channels = (head.shape[1] if decoder == "yolo" else head.shape[-1]) if head.ndim == 3 else 0
     if head.ndim != 3 or channels < minimum:
         layout = "N×(4+C)×A" if decoder == "yolo" else "N×A×(5+C)"
         raise UsageError(
@@ -58,25 +60,27 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy per-class non-maximum suppression, highest score first (``batched_nms``'s rule)."""
+    """Indices kept by greedy per-class non-maximum suppression, highest score first (``batched_nms``'s rule);
+    one row of IoUs at a time, not the K×K matrix (gigabytes for a head of thousands of anchors)."""
     order = np.argsort(-scores, kind="stable")
     kept: list[int] = []
     suppressed = np.zeros(len(scores), bool)
-    overlaps = iou_matrix(boxes, boxes)
     for i in order:
         if suppressed[i]:
             continue
         kept.append(int(i))
-        suppressed |= (overlaps[i] > iou) & (classes == classes[i])
+        suppressed |= (iou_matrix(boxes[i : i + 1], boxes)[0] > iou) & (classes == classes[i])
     return np.array(kept, np.int64)
 
 
 def detections(head: np.ndarray, thresholds: Any) -> list[dict[str, np.ndarray]]:
-    """Per image: the boxes, scores and classes left after the score threshold and NMS."""
+    """Per image: the boxes, scores and classes left after the score threshold, the ``MAX_CANDIDATES`` best and
+    NMS."""
     boxes, scores, classes = decode(head, thresholds.decoder)
     result = []
     for b, s, c in zip(boxes, scores, classes, strict=True):
-        keep = s >= thresholds.score_threshold
+        keep = np.flatnonzero(s >= thresholds.score_threshold)
+        keep = keep[np.argsort(-s[keep], kind="stable")[:MAX_CANDIDATES]]
         b, s, c = b[keep], s[keep], c[keep]
         kept = nms(b, s, c, thresholds.nms_iou)
         result.append({"boxes": b[kept], "scores": s[kept], "classes": c[kept]})

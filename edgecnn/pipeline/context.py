@@ -55,7 +55,7 @@ class ExportOptions:
     min_agreement: float = 0.99
     max_drop: float = 1.0  # accuracy drop in points
     min_cosine: float | None = None
-    task: str | None = None  # how drift is judged per output (edgecnn/analysis/tasks/); None: inferred
+    task: str | None = None  # how drift is judged per output (edgecnn/analysis/task_*.py); None: inferred
     min_miou: float = 0.9
     min_rank1: float = 0.95
     min_f1: float = 0.9

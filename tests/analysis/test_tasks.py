@@ -1,4 +1,4 @@
-"""Drift judged by the task (edgecnn/analysis/tasks/): figures on arrays whose answers are known by hand."""
+"""Drift judged by the task (edgecnn/analysis/task_*.py): figures on arrays whose answers are known by hand."""
 
 import numpy as np
 import pytest
@@ -141,3 +141,18 @@ def test_yolo_obj_layout_multiplies_objectness():
     )
     with pytest.raises(UsageError, match="the yolo decoder reads N×\\(4\\+C\\)×A heads, not 1×1×4"):
         decode(head[:, :, :4], "yolo")
+    with pytest.raises(UsageError, match="the yolo decoder reads N×\\(4\\+C\\)×A heads, not 4:"):
+        decode(np.zeros(4, np.float32), "yolo")  # one number per image: a one-line error, not an IndexError
+
+
+def test_a_head_of_thousands_of_anchors_all_over_the_threshold_is_quick():
+    """Random weights pass every anchor: NMS takes the 1000 best, one row of IoUs at a time (not 8400²)."""
+    from edgecnn.analysis.task_detection import MAX_CANDIDATES, detections
+
+    rng = np.random.default_rng(0)
+    anchors = 8400
+    cells = np.arange(anchors)
+    centres = np.stack([cells % 100, cells // 100])[None] * 10.0  # 4×4 boxes 10 px apart: none overlap
+    head = np.concatenate([centres, np.full((1, 2, anchors), 4.0), rng.uniform(0.3, 1, (1, 3, anchors))], 1)
+    kept = detections(head, Thresholds())[0]
+    assert len(kept["scores"]) == MAX_CANDIDATES and kept["scores"].min() >= np.sort(head[0, 4:].max(0))[-1000]

@@ -1,0 +1,167 @@
+"""Drift judged by the task on real data: tiny networks trained here on digits pasted on canvases
+(tests/fixtures/tasks.py) — segmentation, detection, embedding, class + box — exported to int8 must pass their
+task's default thresholds; the same int8 with one Conv's weight scale broken must fail, naming the task figure."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgecnn.analysis.drift import Thresholds
+from edgecnn.commands.drift import drift
+from edgecnn.pipeline.export import export
+
+REPO = Path(__file__).resolve().parents[2]
+SHAPE = "1,1,32,32"
+
+
+def _export(name: str, model: dict, out: Path, **options) -> dict:
+    """Export a trained tasks fixture (import path + checkpoint), calibrated on its held-out canvases; the manifest."""
+    result = export(
+        f"tests.fixtures.tasks:build_{name}",
+        out=out,
+        weights=model["path"],
+        input_shape=SHAPE,
+        calib=model["npz"],
+        calib_size=64,
+        holdout=128,
+        **{"formats": "onnx", **options},
+    )
+    return result.manifest
+
+
+def _judged(manifest: dict) -> dict:
+    """The per-output task figures of the judged int8 computation, after checking the drift stage passed."""
+    drift_record, agreement = manifest["drift"], manifest["agreement"]
+    assert drift_record["judged"] and drift_record["passed"], drift_record["final"]["failures"]
+    assert agreement["basis"] == "host_kernels" and agreement["samples"] == 128
+    return agreement["host_kernels"]["outputs"]
+
+
+def _break_weight_scale(source: Path, target: Path, conv: int = 1) -> Path:
+    """The int8 ONNX with the weight scale of its ``conv``-th Conv negated (its weights flip sign): broken
+    quantization."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    initializers = {init.name: init for init in graph.initializer}
+    weight = producers[[n for n in graph.node if n.op_type == "Conv"][conv].input[1]]
+    assert weight.op_type == "DequantizeLinear"
+    scale = initializers[weight.input[1]]
+    scale.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(scale), scale.name))
+    onnx.save(model, str(target))
+    return target
+
+
+def _drift_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "edgecnn", "drift", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_fixtures_learn_their_tasks(task_models):
+    """Each tiny network reaches a useful figure against the ground truth of its held-out data."""
+    segmentation = task_models("segmentation")
+    assert segmentation["pixel_accuracy"] >= 0.93 and segmentation["miou"] >= 0.6, segmentation
+    detection = task_models("detection")
+    assert detection["recall"] >= 0.8 and detection["precision"] >= 0.8, detection
+    embedding = task_models("embedding")
+    assert embedding["accuracy"] >= 0.95 and embedding["retrieval"] >= 0.95, embedding
+    class_box = task_models("class_box")
+    assert class_box["accuracy"] >= 0.9 and class_box["box_iou"] >= 0.7, class_box
+
+
+@pytest.mark.slow
+def test_segmentation_is_inferred_kept_in_int8_and_a_broken_scale_fails(tmp_path, task_models):
+    model = task_models("segmentation")
+    manifest = _export("segmentation", model, tmp_path / "seg", formats="onnx,tflite")
+    figs = _judged(manifest)["logits"]
+    assert figs["task"] == "segmentation" and figs["task_origin"] == "inferred from output 'logits' 128×11×16×16"
+    assert figs["miou"] >= 0.9 and figs["pixel_agreement"] >= 0.98
+    tflite = manifest["agreement"]["formats"]["tflite"]["outputs"]["logits"]
+    assert manifest["drift"]["formats"]["tflite"]["passed"] and tflite["miou"] >= 0.9
+    broken = _break_weight_scale(tmp_path / "seg" / "model.int8.onnx", tmp_path / "broken.int8.onnx")
+    done = _drift_cli(str(tmp_path / "seg" / "model.fp32.onnx"), str(broken), "--data", model["npz"], "--no-layers")
+    assert done.returncode == 3, done.stderr + done.stdout
+    assert "mIoU" in done.stderr and "< 0.9 (worst class" in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_detection_keeps_its_detections_and_a_broken_scale_fails(tmp_path, task_models):
+    model = task_models("detection")
+    manifest = _export("detection", model, tmp_path / "det", task="detection", formats="onnx,tflite")
+    figs = _judged(manifest)["logits"]
+    assert figs["task"] == "detection" and figs["task_origin"] == "given"
+    assert figs["f1"] >= 0.9 and figs["reference_detections"] >= 128
+    tflite = manifest["agreement"]["formats"]["tflite"]["outputs"]["logits"]
+    assert manifest["drift"]["formats"]["tflite"]["passed"] and tflite["f1"] >= 0.9
+    broken = _break_weight_scale(tmp_path / "det" / "model.int8.onnx", tmp_path / "broken.int8.onnx")
+    report = drift(
+        str(tmp_path / "det" / "model.fp32.onnx"),
+        str(broken),
+        model["npz"],
+        thresholds=Thresholds(tasks="detection"),
+        layers=False,
+    )
+    assert not report["passed"] and report["failures"][0].startswith("detection F1 "), report["failures"]
+
+
+@pytest.mark.slow
+def test_embedding_keeps_its_neighbours_and_a_broken_scale_fails(tmp_path, task_models):
+    model = task_models("embedding")
+    manifest = _export("embedding", model, tmp_path / "embed", task="embedding")
+    figs = _judged(manifest)["logits"]
+    assert figs["task"] == "embedding" and figs["rank1_agreement"] >= 0.95 and figs["cosine"] >= 0.99
+    broken = _break_weight_scale(tmp_path / "embed" / "model.int8.onnx", tmp_path / "broken.int8.onnx")
+    report = drift(
+        str(tmp_path / "embed" / "model.fp32.onnx"),
+        str(broken),
+        model["npz"],
+        thresholds=Thresholds(tasks="embedding"),
+        layers=False,
+    )
+    assert not report["passed"] and report["failures"][0].startswith("rank-1 retrieval agreement "), report
+
+
+@pytest.mark.slow
+def test_class_and_box_outputs_are_judged_each_by_its_task(tmp_path, task_models):
+    model = task_models("class_box")
+    tasks = "0=classification,1=raw"
+    manifest = _export("class_box", model, tmp_path / "class_box", task=tasks)
+    figs = _judged(manifest)  # (plain int8 flips a few low-margin digits: the export's repair keeps some in float)
+    assert list(figs) == ["output_0", "output_1"]
+    assert figs["output_0"]["task"] == "classification" and figs["output_0"]["top1_agreement"] >= 0.99
+    assert figs["output_1"]["task"] == "raw" and figs["output_1"]["cosine"] >= 0.99
+    broken = _break_weight_scale(tmp_path / "class_box" / "model.int8.onnx", tmp_path / "broken.int8.onnx")
+    report = drift(
+        str(tmp_path / "class_box" / "model.fp32.onnx"),
+        str(broken),
+        model["npz"],
+        thresholds=Thresholds(tasks=tasks),
+        layers=False,
+    )
+    assert not report["passed"] and report["failures"][0].startswith("output 'output_0': top-1 agreement "), report
+
+
+@pytest.mark.slow
+def test_torchvision_lraspp_is_judged_as_segmentation(tmp_path):
+    """Random weights: figures recorded, not judged; the task inferred from the lone N×21×H×W output."""
+    manifest = export(
+        "torchvision:lraspp_mobilenet_v3_large",
+        out=tmp_path / "lraspp",
+        input_shape="1,3,64,64",
+        calib_size=8,
+        holdout=8,
+        formats="onnx",
+    ).manifest
+    assert manifest["drift"]["judged"] is False
+    assert "the model has random weights" in manifest["drift"]["not_judged_because"]
+    (name, figs), *others = manifest["agreement"]["host_kernels"]["outputs"].items()
+    assert not others and figs["task"] == "segmentation"
+    assert figs["task_origin"] == f"inferred from output '{name}' 8×21×64×64"
+    assert 0 <= figs["miou"] <= 1 and 0 <= figs["pixel_agreement"] <= 1 and figs["classes"] >= 1
