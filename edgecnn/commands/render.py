@@ -111,23 +111,21 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
     table = Table(
         title=f"{report['target']} vs {report['reference']} on {report['samples']} samples", title_justify="left"
     )
-    for column in ("computation", "top-1 agreement", "top-5 overlap", "cosine", "SQNR dB", "accuracy", "drop"):
+    classifier = any(figs["top1_agreement"] is not None for figs in report["computations"].values())
+    columns = ("computation", "top-1 agreement", "top-5 overlap", "cosine", "SQNR dB", "accuracy", "drop")
+    for column in columns if classifier else ("computation", "worst cosine", "worst SQNR dB"):
         table.add_column(column, justify="left" if column == "computation" else "right")
     for name, figs in report["computations"].items():
-        mark = " (judged)" if name == report["basis"] else ""
-        accuracy = (
-            f"{figs['reference_accuracy']:.3f}→{figs['target_accuracy']:.3f}" if "target_accuracy" in figs else ""
-        )
-        drop = f"{figs['accuracy_drop_points']:.2f}" if "accuracy_drop_points" in figs else ""
-        table.add_row(
-            name.replace("_", " ") + mark,
-            figure(figs["top1_agreement"]),
-            figure(figs.get("top5_overlap")),
-            f"{figs['cosine']:.4f}",
-            f"{figs['sqnr_db']:.1f}",
-            accuracy,
-            drop,
-        )
+        row = [name.replace("_", " ") + (" (judged)" if name == report["basis"] else "")]
+        if classifier:
+            row += [figure(figs["top1_agreement"]), figure(figs.get("top5_overlap"))]
+        row += [f"{figs['cosine']:.4f}", f"{figs['sqnr_db']:.1f}"]
+        if classifier:
+            accuracy = (
+                f"{figs['reference_accuracy']:.3f}→{figs['target_accuracy']:.3f}" if "target_accuracy" in figs else ""
+            )
+            row += [accuracy, f"{figs['accuracy_drop_points']:.2f}" if "accuracy_drop_points" in figs else ""]
+        table.add_row(*row)
     console.print(table)
     outputs = report["computations"][report["basis"]].get("outputs") or {}
     if len(outputs) > 1 or any(figs["task"] != "classification" for figs in outputs.values()):
