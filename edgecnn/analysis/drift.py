@@ -123,6 +123,24 @@ def output_figures(
     return result
 
 
+def _against_masks(
+    reference: Outputs, target: Outputs, masks: np.ndarray, per_output: dict[str, Any], thresholds: Thresholds
+) -> None:
+    """Each segmentation output's figures against label masks, added to ``per_output``; masks with no such output
+    to judge are an error."""
+    from edgecnn.errors import UsageError
+
+    judged = [name for name, figs in per_output.items() if task(figs["task"]).against_labels is not None]
+    if not judged:
+        raise UsageError(
+            "the data's masks label pixels, but no output is judged as segmentation: give --task "
+            "OUTPUT=segmentation, or data with per-sample labels"
+        )
+    for name in judged:
+        hook = task(per_output[name]["task"]).against_labels
+        per_output[name].update(hook(reference[name], target[name], masks, thresholds))
+
+
 def figures(
     reference: Outputs | np.ndarray,
     target: Outputs | np.ndarray,
@@ -142,6 +160,9 @@ def figures(
         "max_abs_error": max(f["max_abs_error"] for f in per_output.values()),
         "outputs": per_output,
     }
+    if labels is not None and labels.ndim == 3:  # per-pixel labels: the segmentation outputs' ground truth
+        _against_masks(reference, target, labels, per_output, thresholds or Thresholds())
+        return result
     only = next(iter(per_output.values()))
     if len(per_output) != 1 or only["task"] != "classification":
         return result

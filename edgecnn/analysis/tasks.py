@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-# The tasks, one module each: figures(reference, target, thresholds), failures(figures, thresholds), HEADLINE, SHOWN.
+# The tasks, one module each: figures(reference, target, thresholds), failures(figures, thresholds), HEADLINE, SHOWN,
+# and optionally against_labels(reference, target, masks, thresholds).
 TASK_MODULES = {
     "classification": "edgecnn.analysis.task_classification",
     "segmentation": "edgecnn.analysis.task_segmentation",
@@ -35,6 +36,8 @@ class Task:
     failures: Callable[[Mapping[str, Any], Any], list[str]]  # (figures, thresholds) → sentences
     headline: str  # the figure a report shows first and the repair optimises
     shown: tuple[tuple[str, str], ...]  # (figure, label) a report shows for an output of this task
+    # (reference, target, per-pixel labels, thresholds) → the task's figures against ground truth, when it has any
+    against_labels: Callable[[np.ndarray, np.ndarray, np.ndarray, Any], dict[str, Any]] | None = None
 
 
 @cache
@@ -45,7 +48,9 @@ def task(name: str) -> Task:
     if name not in TASK_MODULES:
         raise UnknownNameError("task", name, sorted(TASK_MODULES))
     module = importlib.import_module(TASK_MODULES[name])
-    return Task(name, module.figures, module.failures, module.HEADLINE, module.SHOWN)
+    return Task(
+        name, module.figures, module.failures, module.HEADLINE, module.SHOWN, getattr(module, "against_labels", None)
+    )
 
 
 def summary(figs: Mapping[str, Any]) -> str:

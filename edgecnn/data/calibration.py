@@ -27,7 +27,7 @@ class CalibrationSet:
     """Preprocessed samples with optional labels, and where they came from."""
 
     images: np.ndarray | dict[str, np.ndarray]  # float32 N×C×H×W, normalised; one per input name for several
-    labels: np.ndarray | None
+    labels: np.ndarray | None  # a class per sample (N), or per pixel (N×H×W, an .npz's 'masks') for segmentation
     source: str
     sha256: str
     synthetic: bool
@@ -161,6 +161,21 @@ def _from_folder(
     )
 
 
+def _checked_labels(path: Path, labels: np.ndarray, count: int, size: tuple[int, int], resized: bool) -> np.ndarray:
+    """N integer labels, or N×H×W integer masks at the model's input size (``size``), of images that were not
+    resized (masks would no longer fit them)."""
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape[:1] != (count,) or labels.ndim not in (1, 3):
+        raise UsageError(
+            f"{path}: labels must be N integers (masks: N×H×W integers), got {labels.dtype} with shape {labels.shape}"
+        )
+    if labels.ndim == 3 and (tuple(labels.shape[1:]) != size or resized):
+        raise UsageError(
+            f"{path}: masks must be N×{size[0]}×{size[1]}, with images of that size (the model's input), got masks "
+            f"of {labels.shape[1]}×{labels.shape[2]}{' and images to resize' if resized else ''}"
+        )
+    return labels.astype(np.int64)
+
+
 def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) -> CalibrationSet:
     labels = None
     with reading(path, "calibration file", "give a .npy or an .npz with an 'images' array (numpy.savez)"):
@@ -170,10 +185,12 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
                 if "images" not in loaded.files:
                     raise UsageError(
                         f"{path} has no 'images' array (it has: {', '.join(loaded.files) or 'nothing'}); save the "
-                        "images as 'images' (and the labels, if any, as 'labels')"
+                        "images as 'images' (and the labels, if any, as 'labels', or per-pixel ones as 'masks')"
                     )
+                if {"labels", "masks"} <= set(loaded.files):
+                    raise UsageError(f"{path} has both 'labels' and 'masks': keep the one for the model's task")
                 images = loaded["images"]
-                labels = loaded["labels"] if "labels" in loaded.files else None
+                labels = next((loaded[key] for key in ("labels", "masks") if key in loaded.files), None)
         else:
             images = loaded
     channels, height, width = shape
@@ -208,10 +225,8 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
     if len(data) == 0:
         raise UsageError(f"{path}: holds no images")
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
-            raise UsageError(f"{path}: labels must be N integers, got {labels.dtype} with shape {labels.shape}")
-        labels = labels.astype(np.int64)
+        resized = images.dtype == np.uint8 and images.shape[1:3] != (height, width)
+        labels = _checked_labels(path, np.asarray(labels), len(data), (height, width), resized)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return CalibrationSet(data, labels, str(path), digest, False)
 

@@ -57,8 +57,8 @@ def _agreement(
         "cosine": verdict["cosine"],
         **{k: {kk: vv for kk, vv in v.items() if kk != "per_class"} for k, v in computations.items()},
     }
-    if labels:
-        judged = computations[verdict["basis"]]
+    judged = computations[verdict["basis"]]
+    if labels and "reference_accuracy" in judged:  # a classifier's; a segmentation net's mIoU is per output
         agreement.update(fp32_accuracy=judged["reference_accuracy"], int8_accuracy=judged["target_accuracy"])
     return agreement
 

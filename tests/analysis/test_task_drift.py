@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
@@ -14,6 +15,7 @@ from onnx import numpy_helper
 from edgecnn.analysis.drift import Thresholds
 from edgecnn.commands.drift import drift
 from edgecnn.pipeline.export import export
+from tests.fixtures.tasks import digit_canvases
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = "1,1,32,32"
@@ -89,6 +91,16 @@ def test_segmentation_is_inferred_kept_in_int8_and_a_broken_scale_fails(tmp_path
     done = _drift_cli(str(tmp_path / "seg" / "model.fp32.onnx"), str(broken), "--data", model["npz"], "--no-layers")
     assert done.returncode == 3, done.stderr + done.stdout
     assert "mIoU" in done.stderr and "< 0.9 (worst class" in done.stderr, done.stderr
+    # With label masks in the data: both models' mIoU against the truth, and the drop (small; large when broken).
+    labelled = tmp_path / "labelled.npz"
+    np.savez(labelled, **{k: v for k, v in digit_canvases(300, split="test", seed=1).items() if k != "boxes"})
+    fp32 = str(tmp_path / "seg" / "model.fp32.onnx")
+    report = drift(fp32, str(tmp_path / "seg" / "model.int8.onnx"), str(labelled), layers=False)
+    figs = report["computations"][report["basis"]]["outputs"]["logits"]
+    assert figs["reference_miou"] >= 0.5 and abs(figs["miou_drop_points"]) <= 1.0 and report["passed"], figs
+    report = drift(fp32, str(broken), str(labelled), layers=False)
+    figs = report["computations"][report["basis"]]["outputs"]["logits"]
+    assert figs["miou_drop_points"] > 20 and any("mIoU drop against the labels" in f for f in report["failures"])
 
 
 @pytest.mark.slow

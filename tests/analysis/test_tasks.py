@@ -156,3 +156,38 @@ def test_a_head_of_thousands_of_anchors_all_over_the_threshold_is_quick():
     head = np.concatenate([centres, np.full((1, 2, anchors), 4.0), rng.uniform(0.3, 1, (1, 3, anchors))], 1)
     kept = detections(head, Thresholds())[0]
     assert len(kept["scores"]) == MAX_CANDIDATES and kept["scores"].min() >= np.sort(head[0, 4:].max(0))[-1000]
+
+
+def test_segmentation_against_label_masks():
+    truth = np.zeros((1, 4, 4), np.int64)
+    truth[0, :2, :2] = 1
+    fp32, int8 = truth.copy(), truth.copy()
+    int8[0, 0, 0] = 0
+    figs = figures({"out": _scores(fp32, 2)}, {"out": _scores(int8, 2)}, labels=truth)["outputs"]["out"]
+    assert figs["reference_miou"] == 1.0 and figs["target_miou"] == pytest.approx((12 / 13 + 3 / 4) / 2)
+    assert figs["miou_drop_points"] == pytest.approx(100 * (1 - (12 / 13 + 3 / 4) / 2), abs=1e-3)
+    assert failures({"top1_agreement": None, "cosine": 1.0, "outputs": {"out": figs}}, Thresholds(min_miou=0.5)) == [
+        "mIoU drop against the labels 16.35 points > 1.0"
+    ]
+    half = figures({"out": _scores(fp32[:, ::2, ::2], 2)}, {"out": _scores(fp32[:, ::2, ::2], 2)}, labels=truth)
+    assert half["outputs"]["out"]["reference_miou"] == 1.0  # masks sampled at the output's size
+    with pytest.raises(UsageError, match="masks hold classes 0…3 but the output has 2"):
+        figures({"out": _scores(fp32, 2)}, {"out": _scores(fp32, 2)}, labels=truth * 3)
+    with pytest.raises(UsageError, match="no output is judged as segmentation"):
+        figures({"y": np.ones((1, 3), np.float32)}, {"y": np.ones((1, 3), np.float32)}, labels=truth)
+
+
+def test_masks_in_an_npz_are_per_pixel_labels(tmp_path):
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.data.calibration import load_calibration
+
+    images = np.zeros((4, 1, 8, 8), np.float32)
+    np.savez(tmp_path / "m.npz", images=images, masks=np.ones((4, 8, 8), np.int64))
+    calib, _ = load_calibration(str(tmp_path / "m.npz"), (1, 8, 8), recipe_for_family(None), 4, 0)
+    assert calib.labels.shape == (4, 8, 8)
+    np.savez(tmp_path / "bad.npz", images=images, masks=np.ones((4, 4, 4), np.int64))
+    with pytest.raises(UsageError, match="masks must be N×8×8, with images of that size"):
+        load_calibration(str(tmp_path / "bad.npz"), (1, 8, 8), recipe_for_family(None), 4, 0)
+    np.savez(tmp_path / "both.npz", images=images, masks=np.ones((4, 8, 8), np.int64), labels=np.zeros(4, np.int64))
+    with pytest.raises(UsageError, match="has both 'labels' and 'masks'"):
+        load_calibration(str(tmp_path / "both.npz"), (1, 8, 8), recipe_for_family(None), 4, 0)
