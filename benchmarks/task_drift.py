@@ -1,0 +1,139 @@
+"""Int8 drift judged by the task, on real data: the task networks of the tests (tests/fixtures/tasks.py: digits
+pasted on 32×32 canvases), trained here, exported to int8 `.onnx` and `.tflite` with the task's default thresholds.
+
+For each task: the fp32 and int8 figure against the ground truth (mIoU, detection recall, retrieval precision,
+accuracy), the task's own fp32-referenced figure of each int8 artifact (before and after the export's repair for
+the ORT one), whether the drift check passed, and the int8/fp32 latency on this host (1 thread, p50).
+Run by ``make bench``; alone: ``python benchmarks/task_drift.py [--tasks segmentation,detection]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import REPO_ROOT, time_callable, write_result
+
+sys.path.insert(0, str(REPO_ROOT))  # the task networks live with the test fixtures
+
+from edgecnn.analysis.drift import Thresholds
+from edgecnn.analysis.task_embedding import nearest
+from edgecnn.pipeline.export import export
+from edgecnn.runtime.loader import load
+from tests.fixtures import tasks
+from tests.fixtures.digits import MEAN, STD, digits, normalise
+
+NAME = "task_drift"
+# task → (export's --task, the figure against ground truth, how to compute it from the model's outputs)
+TASKS: dict[str, tuple[str | None, str]] = {
+    "segmentation": (None, "mIoU vs truth"),
+    "detection": ("detection", "recall vs truth"),
+    "embedding": ("embedding", "retrieval precision"),
+    "class_box": ("output_0=classification,output_1=raw", "accuracy vs truth"),
+}
+DESCRIPTION = (
+    "Task networks of tests/fixtures/tasks.py trained on digit canvases (segmentation N×11×16×16, a YOLO-layout "
+    "detector N×14×16, an N×32 embedding, a class + box head), exported with `edgecnn.export(formats='onnx,tflite', "
+    "calib=<64 of 300 held-out canvases>, holdout=128, task=…)` and the task's default thresholds. `truth_*`: the "
+    "task's figure against the ground truth on all 300 test canvases (360 digits for the embedding); "
+    "`task_before`/`task_after`: the task's figure of the int8 ORT model against fp32 on the 128 held-out samples "
+    "before and after the export's repair; `task_tflite`: the same for the int8 .tflite. Latency: 1 thread, p50."
+)
+
+
+def _truth(task: str) -> tuple[np.ndarray, Callable[[dict[str, np.ndarray]], float]]:
+    """The task's test inputs and its figure against the ground truth, from a model's outputs by name."""
+    if task == "embedding":
+        _, _, test_x, test_y = digits()
+        return normalise(test_x, MEAN, STD), lambda out: float(
+            np.mean(test_y[nearest(next(iter(out.values())))] == test_y)
+        )
+    data = tasks.digit_canvases(300, most=1 if task == "class_box" else 3, split="test", seed=1)
+    if task == "segmentation":
+        truth = tasks.half(data["masks"])
+        return data["images"], lambda out: tasks.mean_iou(next(iter(out.values())).argmax(1), truth)
+    if task == "detection":
+        return data["images"], lambda out: tasks.recall_against_truth(
+            next(iter(out.values())), data["boxes"], Thresholds()
+        )[0]
+    classes = np.concatenate(data["boxes"])[:, 4]
+    return data["images"], lambda out: float(np.mean(out["output_0"].argmax(1) == classes))
+
+
+def _p50(path: Path, x: np.ndarray, layout: str | None = None) -> float:
+    runner = load(path, threads=1, layout=layout)
+    return time_callable(lambda: runner.run_all(x), warmup=5, runs=50)["p50_ms"]
+
+
+def measure(task: str, work: Path) -> dict[str, Any]:
+    """Train, export and measure one task network; its row."""
+    model = getattr(tasks, f"train_{task}")(work)
+    given, figure = TASKS[task]
+    result = export(
+        f"tests.fixtures.tasks:build_{task}",
+        out=work / task,
+        weights=model["path"],
+        input_shape="1,1,32,32",
+        calib=model["npz"],
+        calib_size=64,
+        holdout=128,
+        formats="onnx,tflite",
+        task=given,
+        allow_drift=True,
+    )
+    manifest, artifacts = result.manifest, result.artifacts
+    drift, layout = manifest["drift"], manifest["model"].get("tflite_input_layout")
+    x, truth = _truth(task)
+    runs = {key: load(artifacts[key], layout=layout).run_all(x) for key in ("fp32_onnx", "int8_onnx", "int8_tflite")}
+    one = x[:1]
+    fp32_ms = _p50(artifacts["fp32_onnx"], one)
+    tflite = manifest["agreement"]["formats"]["tflite"]
+    return {
+        "task": task,
+        "judged_as": ", ".join(f"{n}: {o['task']}" for n, o in tflite["outputs"].items()),
+        "truth_figure": figure,
+        "truth_fp32": round(truth(runs["fp32_onnx"]), 4),
+        "truth_int8_ort": round(truth(runs["int8_onnx"]), 4),
+        "truth_int8_tflite": round(truth(runs["int8_tflite"]), 4),
+        "task_before": round(drift["initial"]["score"], 4),
+        "task_after": round(drift["final"]["score"], 4),
+        "task_tflite": round(min(_headlines(tflite["outputs"])), 4),
+        "passed": drift["passed"],
+        "repair": drift.get("fix", {}).get("chosen", "none needed"),
+        "int8_over_fp32_ort": round(_p50(artifacts["int8_onnx"], one) / fp32_ms, 3),
+        "int8_over_fp32_tflite": round(_p50(artifacts["int8_tflite"], one, layout) / fp32_ms, 3),
+    }
+
+
+def _headlines(outputs: dict[str, Any]) -> list[float]:
+    """Each output's task figure (its cosine when the task has none for it)."""
+    from edgecnn.analysis.tasks import task
+
+    return [o.get(task(o["task"]).headline) or o["cosine"] for o in outputs.values()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every task (or those given) and write ``results/task_drift.json``."""
+    parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", help=f"comma list among {', '.join(TASKS)}")
+    args = parser.parse_args(argv)
+    chosen = args.tasks.split(",") if args.tasks else list(TASKS)
+    unknown = [t for t in chosen if t not in TASKS]
+    if unknown:
+        parser.error(f"unknown tasks: {', '.join(unknown)}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgecnn-task-bench-") as tmp:
+        for task in chosen:
+            rows.append(measure(task, Path(tmp)))
+            print(f"{NAME}: {rows[-1]}", flush=True)
+    print(f"{NAME}: wrote {write_result(NAME, rows, {'description': DESCRIPTION, 'profile': 'x86-avx2'})}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
