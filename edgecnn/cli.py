@@ -148,7 +148,7 @@ def _task_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default="yolo",
             show_default=True,
             help="Detection head layout: yolo = N×(4+C)×A centre-xywh + class scores; yolo-obj = N×A×(5+C) "
-            "with objectness.",
+            "with objectness; boxes-scores = two outputs, N×A×4 corner boxes and N×A×C scores.",
         ),
         click.option(
             "--score-threshold",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.metrics import accuracy, max_abs_error, mean_cosine, sqnr_db
-from edgecnn.analysis.task_detection import DECODERS
+from edgecnn.analysis.task_detection import DECODERS, joined
 from edgecnn.analysis.tasks import output_tasks, parse_tasks, task
 from edgecnn.runtime.outputs import Outputs, as_outputs, matched
 
@@ -91,6 +91,20 @@ def check_labels(labels: np.ndarray, classes: int) -> None:
         )
 
 
+def _joined_detection(
+    pairs: list[tuple[str, np.ndarray, np.ndarray]], chosen: dict[str, dict[str, str]]
+) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], dict[str, dict[str, str]]]:
+    """The outputs with the detection task (boxes and scores) replaced by one joined head, judged as detection."""
+    heads = [(name, ref, tgt) for name, ref, tgt in pairs if chosen[name]["task"] == "detection"]
+    if not heads:
+        return pairs, chosen
+    name, ref = joined({n: r for n, r, _ in heads})
+    _, tgt = joined({n: t for n, _, t in heads})
+    rest = [pair for pair in pairs if chosen[pair[0]]["task"] != "detection"]
+    origin = ", ".join(f"{n}: {chosen[n]['origin']}" for n, _, _ in heads)
+    return [*rest, (name, ref, tgt)], {**chosen, name: {"task": "detection", "origin": f"boxes-scores ({origin})"}}
+
+
 def _task_figures(name: str, kind: str, ref: np.ndarray, tgt: np.ndarray, thresholds: Thresholds) -> dict:
     """``kind``'s figures of one output; an output the task cannot read is a one-line error naming it."""
     from edgecnn.errors import UsageError
@@ -109,6 +123,8 @@ def output_figures(
     thresholds = thresholds or Thresholds()
     pairs = matched(reference, target, "drift")
     chosen = output_tasks({name: ref.shape for name, ref, _ in pairs}, parse_tasks(thresholds.tasks))
+    if thresholds.decoder == "boxes-scores":  # the two detection outputs are judged as one head
+        pairs, chosen = _joined_detection(pairs, chosen)
     result = {}
     for name, ref, tgt in pairs:
         kind = chosen[name]["task"]

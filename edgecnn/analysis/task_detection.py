@@ -3,9 +3,11 @@
 (same class, IoU ≥ 0.5): precision, recall and F1 against the reference, mean IoU of matched pairs and mean
 absolute score change.
 
-Decoders (one output each):
+Decoders:
 - ``yolo``: N × (4+C) × A — centre x, y, width, height, then C class scores per anchor (current YOLO exports);
-- ``yolo-obj``: N × A × (5+C) — centre-xywh, objectness, then C class scores (score = objectness × class).
+- ``yolo-obj``: N × A × (5+C) — centre-xywh, objectness, then C class scores (score = objectness × class);
+- ``boxes-scores``: two outputs, N × A × 4 corner boxes (x0, y0, x1, y1) and N × A × C scores, decoded already
+  (SSD-style exports); :func:`joined` makes them one N × A × (4+C) head.
 NumPy only: the same code runs where torch is absent.
 """
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from edgecnn.analysis.metrics import short_of
 
-DECODERS = ("yolo", "yolo-obj")
+DECODERS = ("yolo", "yolo-obj", "boxes-scores")
 MATCH_IOU = 0.5
 MAX_CANDIDATES = 1000  # per image, the highest scores kept for NMS (a random-weight head passes every anchor)
 
@@ -28,10 +30,10 @@ def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.n
     from edgecnn.errors import UsageError
 
     head = np.asarray(head, np.float64)
-    minimum = 5 if decoder == "yolo" else 6
+    minimum = 6 if decoder == "yolo-obj" else 5
     channels = (head.shape[1] if decoder == "yolo" else head.shape[-1]) if head.ndim == 3 else 0
     if head.ndim != 3 or channels < minimum:
-        layout = "N×(4+C)×A" if decoder == "yolo" else "N×A×(5+C)"
+        layout = {"yolo": "N×(4+C)×A", "yolo-obj": "N×A×(5+C)"}.get(decoder, "N×A×4 boxes + N×A×C scores")
         raise UsageError(
             f"the {decoder} decoder reads {layout} heads, not {'×'.join(map(str, head.shape))}: give --decoder "
             "for the head's layout, or another --task for this output"
@@ -41,11 +43,32 @@ def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.n
         xywh, scores = head[..., :4], head[..., 4:]
     elif decoder == "yolo-obj":
         xywh, scores = head[..., :4], head[..., 4:5] * head[..., 5:]
+    elif decoder == "boxes-scores":
+        scores = head[..., 4:]
+        return head[..., :4], scores.max(-1), scores.argmax(-1)
     else:
         raise UsageError(f"unknown decoder {decoder!r}; one of {', '.join(DECODERS)}")
     centre, half = xywh[..., :2], xywh[..., 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=-1)
     return boxes, scores.max(-1), scores.argmax(-1)
+
+
+def joined(outputs: Mapping[str, np.ndarray]) -> tuple[str, np.ndarray]:
+    """The ``boxes-scores`` pair as one head: (``"boxes+scores"`` in the outputs' names, N × A × (4+C)); the
+    boxes are the N × A × 4 output."""
+    from edgecnn.errors import UsageError
+
+    names = list(outputs)
+    shapes = {name: np.shape(value) for name, value in outputs.items()}
+    boxes = [n for n in names if len(shapes[n]) == 3 and shapes[n][-1] == 4]
+    scores = [n for n in names if n not in boxes[:1]]
+    if len(names) != 2 or not boxes or shapes[scores[0]][:2] != shapes[boxes[0]][:2] or len(shapes[scores[0]]) != 3:
+        shown = ", ".join(f"'{n}' {'×'.join(map(str, shapes[n]))}" for n in names)
+        raise UsageError(
+            f"the boxes-scores decoder reads two detection outputs, N×A×4 boxes and N×A×C scores; got {shown}: give "
+            "--task BOXES=detection,SCORES=detection"
+        )
+    return f"{boxes[0]}+{scores[0]}", np.concatenate([outputs[boxes[0]], outputs[scores[0]]], axis=-1)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

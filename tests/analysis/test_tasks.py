@@ -191,3 +191,17 @@ def test_masks_in_an_npz_are_per_pixel_labels(tmp_path):
     np.savez(tmp_path / "both.npz", images=images, masks=np.ones((4, 8, 8), np.int64), labels=np.zeros(4, np.int64))
     with pytest.raises(UsageError, match="has both 'labels' and 'masks'"):
         load_calibration(str(tmp_path / "both.npz"), (1, 8, 8), recipe_for_family(None), 4, 0)
+
+
+def test_boxes_and_scores_outputs_are_judged_as_one_detection_head():
+    boxes = np.array([[[6, 6, 14, 14], [30, 30, 40, 40], [0, 0, 2, 2]]], np.float32)  # 1 × 3 anchors × 4
+    scores = np.array([[[0.9, 0.0], [0.0, 0.8], [0.1, 0.1]]], np.float32)  # 1 × 3 anchors × 2 classes
+    moved = boxes.copy()
+    moved[0, 1] += 9  # the second box moves off its place: IoU < 0.5
+    thresholds = Thresholds(tasks="boxes=detection,scores=detection", decoder="boxes-scores")
+    figs = figures({"boxes": boxes, "scores": scores}, {"boxes": moved, "scores": scores}, thresholds=thresholds)
+    head = figs["outputs"]["boxes+scores"]
+    assert list(figs["outputs"]) == ["boxes+scores"] and head["task"] == "detection"
+    assert head["reference_detections"] == 2 and head["recall"] == 0.5 and head["precision"] == 0.5
+    with pytest.raises(UsageError, match="the boxes-scores decoder reads two detection outputs"):
+        figures({"boxes": boxes}, {"boxes": boxes}, thresholds=Thresholds(tasks="detection", decoder="boxes-scores"))
