@@ -60,6 +60,7 @@ RECIPE_SCHEMA: dict[str, Field] = {
             "bins": Field(int, required=False, check=positive),
         }
     ),
+    "task": Field(str, required=False),  # how drift is judged per output (edgecnn/analysis/tasks.py), as --task
     "keep_float": Field(
         {
             "op_types": Field(items=str, required=False),
@@ -89,6 +90,7 @@ class Recipe:
     keep_float_op_types: tuple[str, ...] = ()
     keep_float_nodes: tuple[str, ...] = ()
     tflite_keep_float_ops: tuple[str, ...] = ()
+    task: str | None = None  # --task's default for the family
     path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -116,6 +118,7 @@ class Recipe:
             "opset": self.opset,
             "method": self.method,
             "keep_float": {"op_types": list(self.keep_float_op_types), "nodes": list(self.keep_float_nodes)},
+            "task": self.task,
         }
 
 
@@ -151,6 +154,7 @@ def load_recipe_file(path: Path) -> Recipe:
         keep_float_op_types=tuple(keep.get("op_types") or ()),
         keep_float_nodes=tuple(keep.get("nodes") or ()),
         tflite_keep_float_ops=tuple(keep.get("tflite_ops") or ()),
+        task=data.get("task"),
         path=where,
     )
 

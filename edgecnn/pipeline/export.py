@@ -133,6 +133,12 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
 
         check_exportable(source.onnx_path, options.quantize)
     recipe = source_recipe(source, options.recipe)
+    if options.task is None and recipe.task is not None:  # the recipe's task, unless --task says otherwise
+        options.task = recipe.task
+        try:
+            options.thresholds()
+        except UsageError as error:
+            raise UsageError(f"{recipe.path}: task: {error}") from None
     out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
     check_output_dir(out, options.force, inputs)
     method = options.method or recipe.method

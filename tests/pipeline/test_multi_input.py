@@ -195,3 +195,25 @@ def test_onnx_input_shapes_name_the_onnx_inputs(tmp_path):
         resolve_source(given, input_shape={"depth": (1, 1, 8, 8)})
     source = resolve_source(given)
     assert source.inputs == {"image": (1, 3, 32, 32), "depth": (1, 1, 32, 32)}
+
+
+def test_a_recipe_names_the_task_per_output(tmp_path, two_input_npz):
+    """A recipe's ``task`` is --task's default: here the embedding output is judged by rank-1 agreement."""
+    given = _two_input_onnx(tmp_path / "two.onnx")
+    default = (ROOT / "export_recipes" / "default.yaml").read_text(encoding="utf-8")
+    (tmp_path / "r.yaml").write_text(default + "task: embedding=embedding\n", encoding="utf-8")
+    result = export(
+        str(given),
+        out=tmp_path / "out",
+        recipe=str(tmp_path / "r.yaml"),
+        calib=str(two_input_npz),
+        calib_size=8,
+        holdout=8,
+        formats="onnx",
+        allow_drift=True,
+    )
+    output = result.manifest["agreement"]["host_kernels"]["outputs"]["embedding"]
+    assert output["task"] == "embedding" and output["rank1_agreement"] is not None
+    (tmp_path / "bad.yaml").write_text(default + "task: embeding\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"bad.yaml: task: unknown task 'embeding'; did you mean 'embedding'"):
+        export(str(given), out=tmp_path / "out2", recipe=str(tmp_path / "bad.yaml"), calib=str(two_input_npz))
