@@ -131,8 +131,8 @@ def parse_input_shapes(value: Any) -> InputShapes | None:
         for text in given:
             name, _, shape = text.partition("=")
             name = name.strip()
-            if not name.isidentifier():
-                raise UsageError(f"--input-shape '{text}': '{name}' is not an input name (a forward argument)")
+            if not name:  # any other name: a forward argument or an ONNX input ('input.1', 'x:0'), checked later
+                raise UsageError(f"--input-shape '{text}' names no input: write NAME=N,C,H,W")
             if name in shapes:
                 raise UsageError(f"--input-shape names input '{name}' twice")
             shapes[name] = parse_input_shape(shape)
