@@ -197,3 +197,13 @@ def test_onnx_input_shapes_name_the_onnx_inputs(tmp_path):
         resolve_source(given, input_shape={"depth": (1, 1, 8, 8)})
     source = resolve_source(given)
     assert source.inputs == {"image": (1, 3, 32, 32), "depth": (1, 1, 32, 32)}
+
+
+def test_inspect_takes_a_shape_per_input():
+    from edgecnn.pipeline.inspect import inspect_model
+
+    report = inspect_model(
+        "tests.fixtures.multihead:build_two_inputs", input_shape=("image=1,3,8,8", "depth=1,1,8,8"), formats="onnx"
+    )
+    assert [(i["name"], i["shape"]) for i in report["inputs"]] == [("image", [1, 3, 8, 8]), ("depth", [1, 1, 8, 8])]
+    assert report["macs"] > 0

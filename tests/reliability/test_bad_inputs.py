@@ -957,6 +957,14 @@ CASES: dict[str, Case] = {
     "ONNX that outputs its input": Case(  # was exit 2, 'Graph is not a DAG'
         ("export", "m.onnx", *TINY), "its output(s) x are its input(s) passed through", _odd_graph("through")
     ),
+    "one input shape for a two-input forward": Case(  # was the forward's TypeError, blamed on the user's code
+        ("export", "tests.fixtures.multihead:build_two_inputs", "--input-shape", "1,3,8,8", *TINY),
+        "takes 2 inputs (image, depth): give --input-shape NAME=N,C,H,W once per input",
+    ),
+    "inspect one input shape for a two-input forward": Case(
+        ("inspect", "tests.fixtures.multihead:build_two_inputs", "--input-shape", "image=1,3,8,8"),
+        "takes 2 inputs (image, depth)",
+    ),
     "input shape of no name": Case(
         ("export", "m.onnx", *TINY, "--input-shape", "=1,3,8,8", "--input-shape", "b=1,3,8,8"),
         "--input-shape '=1,3,8,8' names no input",
