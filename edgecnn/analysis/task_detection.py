@@ -58,16 +58,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy per-class non-maximum suppression, highest score first (``batched_nms``'s rule)."""
+    """Indices kept by greedy per-class non-maximum suppression, highest score first (``batched_nms``'s rule); the
+    IoUs a row at a time, as a head of many anchors would not fit them all in memory."""
     order = np.argsort(-scores, kind="stable")
     kept: list[int] = []
     suppressed = np.zeros(len(scores), bool)
-    overlaps = iou_matrix(boxes, boxes)
     for i in order:
         if suppressed[i]:
             continue
         kept.append(int(i))
-        suppressed |= (overlaps[i] > iou) & (classes == classes[i])
+        suppressed |= (iou_matrix(boxes[i : i + 1], boxes)[0] > iou) & (classes == classes[i])
     return np.array(kept, np.int64)
 
 
@@ -109,13 +109,11 @@ def detections(head: np.ndarray, thresholds: Any) -> list[dict[str, np.ndarray]]
 def match(reference: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> list[tuple[int, int, float]]:
     """Greedy matches (reference index, target index, IoU): the target's detections by descending score, each to
     the unmatched reference detection of its class with the highest IoU ≥ 0.5."""
-    overlaps = iou_matrix(target["boxes"], reference["boxes"])
-    same = target["classes"][:, None] == reference["classes"][None, :]
-    overlaps = np.where(same, overlaps, 0.0)
     taken = np.zeros(len(reference["scores"]), bool)
     pairs = []
-    for t in np.argsort(-target["scores"], kind="stable"):
-        candidates = np.where(taken, 0.0, overlaps[t])
+    for t in np.argsort(-target["scores"], kind="stable"):  # a row of IoUs at a time, as in nms
+        overlaps = iou_matrix(target["boxes"][t : t + 1], reference["boxes"])[0]
+        candidates = np.where(taken | (reference["classes"] != target["classes"][t]), 0.0, overlaps)
         r = int(candidates.argmax()) if len(candidates) else -1
         if r >= 0 and candidates[r] >= MATCH_IOU:
             taken[r] = True

@@ -141,3 +141,25 @@ def test_yolo_obj_layout_multiplies_objectness():
     )
     with pytest.raises(UsageError, match="the yolo decoder reads N×\\(4\\+C\\)×A heads, not 1×1×4"):
         decode(head[:, :, :4], "yolo")
+
+
+def test_nms_and_matching_hold_one_row_of_ious_at_a_time():
+    """A head of many anchors at --score-threshold 0: 4000 boxes would need 256 MB of pairwise IoU corners at once
+    (a 12000-anchor head ran out of memory: exit 70)."""
+    import tracemalloc
+
+    from edgecnn.analysis.task_detection import match, nms
+
+    rng = np.random.default_rng(0)
+    corner = rng.random((4000, 2))
+    boxes = np.concatenate([corner, corner + rng.random((4000, 2))], axis=1)
+    scores, classes = rng.random(4000), np.zeros(4000, np.int64)
+    tracemalloc.start()
+    kept = nms(boxes, scores, classes, 1.0)  # nothing suppressed: every row of IoUs is computed
+    pairs = match(
+        {"boxes": boxes, "scores": scores, "classes": classes}, {"boxes": boxes, "scores": scores, "classes": classes}
+    )
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(kept) == 4000 and len(pairs) == 4000
+    assert peak < 20e6
