@@ -324,7 +324,12 @@ def _show_export(result: Any, as_json: bool) -> None:
 
 @cli.command("inspect", short_help="What MODEL is and what export would do with it (seconds, writes nothing).")
 @click.argument("model")
-@click.option("--input-shape", help="Input N,C,H,W, for models without a default size or with free dims.")
+@click.option(
+    "--input-shape",
+    multiple=True,
+    help="Input N,C,H,W, for models without a default size or with free dims; several inputs: name=N,C,H,W once "
+    "per input.",
+)
 @click.option("--profile", "-p", default="x86-avx2", show_default=True, help="Device profile (its formats, deform).")
 @click.option("--format", "formats", help=f"Comma list of formats: {', '.join(FORMATS)} [default: the profile's].")
 @click.option("--opset", type=int, help="Working ONNX opset (19–21) [default: the recipe's, 20].")
@@ -335,7 +340,7 @@ def _show_export(result: Any, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def inspect_command(
     model: str,
-    input_shape: str | None,
+    input_shape: tuple[str, ...],
     profile: str,
     formats: str | None,
     opset: int | None,

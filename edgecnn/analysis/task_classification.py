@@ -11,7 +11,16 @@ from edgecnn.analysis.metrics import compare, short_of
 
 
 def figures(reference: np.ndarray, target: np.ndarray, thresholds: Any) -> dict[str, Any]:
-    """Top-1 agreement, top-5 overlap, cosine, SQNR and max abs error of two sets of logits."""
+    """Top-1 agreement, top-5 overlap, cosine, SQNR and max abs error of two sets of logits (N×K, K ≥ 2, or
+    N×K×1×1)."""
+    from edgecnn.errors import UsageError
+
+    shape = np.shape(reference)
+    if len(shape) < 2 or any(d != 1 for d in shape[2:]) or shape[1] < 2:
+        raise UsageError(
+            f"classification reads N×K logits of K ≥ 2 classes, not {'×'.join(map(str, shape))}: give "
+            "--task segmentation, embedding or raw for it"
+        )
     result = compare(reference, target)
     result["top1_agreement"] = result.pop("top1")
     return result

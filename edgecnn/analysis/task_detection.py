@@ -31,8 +31,8 @@ def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.n
 
     head = np.asarray(head, np.float64)
     minimum = 6 if decoder == "yolo-obj" else 5
-    channels = (head.shape[1] if decoder == "yolo" else head.shape[-1]) if head.ndim == 3 else 0
-    if head.ndim != 3 or channels < minimum:
+    channels = 0 if head.ndim != 3 else head.shape[1] if decoder == "yolo" else head.shape[-1]
+    if channels < minimum:
         layout = {"yolo": "N×(4+C)×A", "yolo-obj": "N×A×(5+C)"}.get(decoder, "N×A×4 boxes + N×A×C scores")
         raise UsageError(
             f"the {decoder} decoder reads {layout} heads, not {'×'.join(map(str, head.shape))}: give --decoder "
@@ -96,6 +96,29 @@ def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) 
     return np.array(kept, np.int64)
 
 
+def check_reference(head: np.ndarray, thresholds: Any) -> None:
+    """A reference head whose detections can be compared: some score reaches ``--score-threshold`` (else nothing
+    is judged and any target would pass) and none of those boxes has a negative width or height (not the
+    decoder's centre-xywh layout: not even a model matches itself)."""
+    from edgecnn.errors import UsageError
+
+    boxes, scores, _ = decode(head, thresholds.decoder)
+    kept = scores >= thresholds.score_threshold
+    if not kept.any():
+        raise UsageError(
+            f"--score-threshold {thresholds.score_threshold} keeps none of the reference's detections (its best "
+            f"score is {f'{scores.max():.4g}' if scores.size else 'none: the head has no anchors'}), so any target "
+            "would pass: give a lower --score-threshold, or data in which the model finds objects"
+        )
+    inverted = int(np.count_nonzero((boxes[..., 2:] < boxes[..., :2]).any(-1) & kept))
+    if inverted:
+        raise UsageError(
+            f"{inverted} of the reference's detections have a negative width or height, so its head is not "
+            f"{thresholds.decoder}'s centre-x, y, width, height layout (decoded boxes, or raw logits?): give the "
+            "--decoder of the head, or --task raw for this output"
+        )
+
+
 def detections(head: np.ndarray, thresholds: Any) -> list[dict[str, np.ndarray]]:
     """Per image: the boxes, scores and classes left after the score threshold, the ``MAX_CANDIDATES`` best and
     NMS."""
@@ -113,13 +136,11 @@ def detections(head: np.ndarray, thresholds: Any) -> list[dict[str, np.ndarray]]
 def match(reference: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> list[tuple[int, int, float]]:
     """Greedy matches (reference index, target index, IoU): the target's detections by descending score, each to
     the unmatched reference detection of its class with the highest IoU ≥ 0.5."""
-    overlaps = iou_matrix(target["boxes"], reference["boxes"])
-    same = target["classes"][:, None] == reference["classes"][None, :]
-    overlaps = np.where(same, overlaps, 0.0)
     taken = np.zeros(len(reference["scores"]), bool)
     pairs = []
-    for t in np.argsort(-target["scores"], kind="stable"):
-        candidates = np.where(taken, 0.0, overlaps[t])
+    for t in np.argsort(-target["scores"], kind="stable"):  # a row of IoUs at a time, as in nms
+        overlaps = iou_matrix(target["boxes"][t : t + 1], reference["boxes"])[0]
+        candidates = np.where(taken | (reference["classes"] != target["classes"][t]), 0.0, overlaps)
         r = int(candidates.argmax()) if len(candidates) else -1
         if r >= 0 and candidates[r] >= MATCH_IOU:
             taken[r] = True
@@ -130,6 +151,7 @@ def match(reference: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> li
 def figures(reference: np.ndarray, target: np.ndarray, thresholds: Any) -> dict[str, Any]:
     """Detections of both, matched: precision, recall and F1 of the target against the reference, mean IoU of
     matched pairs, mean absolute score change, and the counts."""
+    check_reference(reference, thresholds)
     refs, tgts = detections(reference, thresholds), detections(target, thresholds)
     matched = ious = score_change = 0.0
     for ref, tgt in zip(refs, tgts, strict=True):

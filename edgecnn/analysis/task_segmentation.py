@@ -21,7 +21,9 @@ def masks(scores: np.ndarray, threshold: float) -> np.ndarray:
         raise UsageError(
             f"segmentation reads N×K×H×W maps, not {'×'.join(map(str, scores.shape))}: give another --task for it"
         )
-    return (scores[:, 0] > threshold).astype(np.int64) if scores.shape[1] == 1 else scores.argmax(1)
+    if scores.shape[1] == 1:  # compared in float64: a threshold beyond float32's range does not overflow
+        return (scores[:, 0].astype(np.float64) > threshold).astype(np.int64)
+    return scores.argmax(1)
 
 
 def class_ious(reference: np.ndarray, target: np.ndarray) -> dict[int, float]:
@@ -36,7 +38,15 @@ def class_ious(reference: np.ndarray, target: np.ndarray) -> dict[int, float]:
 
 def figures(reference: np.ndarray, target: np.ndarray, thresholds: Any) -> dict[str, Any]:
     """Pixel agreement, mIoU, the worst class and its IoU, and the scores' cosine."""
+    from edgecnn.errors import UsageError
+
     ref, tgt = masks(reference, thresholds.mask_threshold), masks(target, thresholds.mask_threshold)
+    if reference.shape[1] == 1 and ref.min() == ref.max():
+        raise UsageError(
+            f"--mask-threshold {thresholds.mask_threshold} puts every pixel of the reference's maps "
+            f"{'inside' if ref.max() else 'outside'} the mask (their values go from {reference.min():.4g} to "
+            f"{reference.max():.4g}), so any target would pass: give a threshold between those"
+        )
     ious = class_ious(ref, tgt)
     worst = min(ious, key=ious.__getitem__)
     return {

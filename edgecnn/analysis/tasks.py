@@ -67,6 +67,8 @@ def parse_tasks(spec: str | None) -> dict[str, str]:
     if spec is None or not spec.strip():
         return {}
     parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise UsageError(f"--task '{spec}' names no task: give one, e.g. --task segmentation")
     if len(parts) == 1 and "=" not in parts[0]:
         return {"*": task(parts[0]).name}
     given: dict[str, str] = {}
@@ -99,18 +101,25 @@ def output_tasks(outputs: Mapping[str, tuple[int, ...]], given: Mapping[str, str
     from edgecnn.errors import UsageError
 
     names = list(outputs)
-    by_name: dict[str, str] = {}
+    by_name: dict[str, str] = dict.fromkeys(names, given["*"]) if "*" in given else {}
+    named: dict[str, str] = {}  # outputs given by name or index, to find one given twice
     for key, name in given.items():
         if key == "*":
-            by_name.update(dict.fromkeys(names, name))
-        elif key in outputs:
-            by_name[key] = name
-        elif key.isdigit() and int(key) < len(names):
-            by_name[names[int(key)]] = name
+            continue
+        if key in outputs:
+            output = key
+        elif key.isascii() and key.isdigit() and int(key) < len(names):  # not '²', which int() refuses
+            output = names[int(key)]
         else:
             raise UsageError(
                 f"--task names output '{key}', but the outputs are {', '.join(names)} (or 0…{len(names) - 1})"
             )
+        if output in named:
+            raise UsageError(
+                f"--task gives output '{output}' two tasks ({named[output]} and {name}, by its name and its "
+                "index): give it one"
+            )
+        named[output] = by_name[output] = name
     chosen = {}
     for name, shape in outputs.items():
         shown = "×".join(map(str, shape))

@@ -143,10 +143,27 @@ def onnx_op_costs(model: Any, dtype: str | None = None) -> list[OpCost]:
     graph = model.graph
     if not graph.output:
         raise UsageError("the ONNX graph has no outputs: there is nothing to predict")
+    initializers = {t.name for t in graph.initializer}
     for value in graph.input:
-        bad = [d.dim_value for d in value.type.tensor_type.shape.dim if d.HasField("dim_value") and d.dim_value <= 0]
+        dims = value.type.tensor_type.shape.dim
+        bad = [d.dim_value for d in dims if d.HasField("dim_value") and d.dim_value <= 0]
         if bad:
             raise UsageError(f"the ONNX input '{value.name}' has a dimension of {bad[0]}: every dimension must be ≥ 1")
+        free = [d.dim_param or f"axis {i}" for i, d in enumerate(dims) if not d.HasField("dim_value")]
+        shapeless = not value.type.tensor_type.HasField("shape")
+        if value.name not in initializers and (free or shapeless):
+            what, fix = (
+                ("has no shape", "re-export the model with its input's shape")
+                if shapeless
+                else (
+                    f"has free dimensions ({', '.join(free)})",
+                    "edgecnn export MODEL.onnx --input-shape N,C,H,W --format onnx --no-quantize fixes them",
+                )
+            )
+            raise UsageError(
+                f"the ONNX input '{value.name}' {what}: its ops have no size to cost; give a graph with static "
+                f"shapes ({fix})"
+            )
     shapes: dict[str, list[int] | None] = {t.name: list(t.dims) for t in graph.initializer}
     for info in [*graph.input, *graph.value_info, *graph.output]:
         dims = info.type.tensor_type.shape.dim

@@ -293,7 +293,7 @@ def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> Cal
             raise UsageError(
                 f"{path}: input '{name}' must be float32 N×{wanted} (normalised), got {array.dtype} {array.shape}"
             )
-        _check_values(array, f"{path}: input '{name}'")
+        _check_values(array, f"{path}: the values of input '{name}'")
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
         raise UsageError(f"{path}: every input needs the same number of samples (≥ 1), got {sorted(counts)}")

@@ -21,14 +21,14 @@ from edgecnn.formats import parse_formats
 from edgecnn.pipeline.context import ExportOptions
 from edgecnn.pipeline.export import _plannable, _validate, planned_stages
 from edgecnn.pipeline.onnx_input import default_opset, fix_input_dims, refusals, upgrade_opset, wants_upgrade
-from edgecnn.pipeline.source import ModelSource, parse_input_shape, resolve_source
+from edgecnn.pipeline.source import InputShapes, ModelSource, parse_input_shapes, resolve_source
 from edgecnn.pipeline.stages import missing_ops_sentence, tflite_graph
 
 
 def inspect_model(
     model: Any,
     *,
-    input_shape: str | tuple[int, ...] | None = None,
+    input_shape: str | tuple[str, ...] | InputShapes | None = None,
     profile: str = "x86-avx2",
     formats: str | None = None,
     opset: int | None = None,
@@ -45,7 +45,7 @@ def inspect_model(
     target = load_profile(profile)
     planned = _plannable(options, target)
     chosen = parse_formats(formats, target.formats)
-    shape = parse_input_shape(input_shape) if isinstance(input_shape, str) else input_shape
+    shape = parse_input_shapes(input_shape)
     source = resolve_source(
         model, scaling=scaling, num_classes=num_classes, in_chans=in_chans, input_shape=shape, profile=target
     )
@@ -86,7 +86,7 @@ def _working_graph(
         from edgecnn.pipeline.onnx_export import export_onnx
 
         path = work / "exported.onnx"
-        export_onnx(source.module, source.input_shape, path, working)
+        export_onnx(source.module, source.inputs or source.input_shape, path, working)
         return onnx.load(str(path)), {"original": working, "working": working, "upgrade": False}, [], notes
     with reading(source.onnx_path, "ONNX MODEL", "keep its external data files beside it, as they were saved"):
         model = onnx.load(str(source.onnx_path), load_external_data=True)
@@ -180,7 +180,7 @@ def _describe(model: Any, source: ModelSource, missing: dict[str, list[str]], lo
             row = {"op": op, "count": 0, "onnx": loads, "ort": loads, "tflite": False}
             ops.append(row)
         row["unsupported_nodes"] = nodes
-    if source.module is not None:
+    if source.module is not None and not source.inputs:  # several inputs: counted on the graph, as an ONNX MODEL
         from edgecnn.models.complexity import count_macs, count_params
 
         params, macs = count_params(source.module), count_macs(source.module, source.input_shape[1:])

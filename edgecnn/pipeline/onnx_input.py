@@ -143,6 +143,12 @@ def refusals(model: Any, quantize: bool = True) -> list[str]:
             "float model it was made from, or pass "
             "--no-quantize to take it as it is"
         )
+    passed = [value.name for value in model.graph.output if value.name in {i.name for i in model.graph.input}]
+    if passed and quantize:
+        reasons.append(
+            f"its output(s) {_shown(passed)} are its input(s) passed through, which int8 quantization cannot take "
+            "(a graph that is not a DAG): remove those outputs, or pass --no-quantize for fp32 only"
+        )
     flow = [_label(n) for n in model.graph.node if n.op_type in CONTROL_FLOW]
     if flow and quantize:
         reasons.append(

@@ -131,8 +131,8 @@ def parse_input_shapes(value: Any) -> InputShapes | None:
         for text in given:
             name, _, shape = text.partition("=")
             name = name.strip()
-            if not name.isidentifier():
-                raise UsageError(f"--input-shape '{text}': '{name}' is not an input name (a forward argument)")
+            if not name:  # any other name: a forward argument or an ONNX input ('input.1', 'x:0'), checked later
+                raise UsageError(f"--input-shape '{text}' names no input: write NAME=N,C,H,W")
             if name in shapes:
                 raise UsageError(f"--input-shape names input '{name}' twice")
             shapes[name] = parse_input_shape(shape)
@@ -142,14 +142,18 @@ def parse_input_shapes(value: Any) -> InputShapes | None:
     return shapes
 
 
+def _forward_params(module: Any) -> list[inspect.Parameter]:
+    """The positional arguments of ``module``'s forward (edgecnn passes its inputs positionally)."""
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):  # a forward without a signature (a builtin): taken as one input
+        return []
+    return [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
 def _forward_inputs(source: ModelSource, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
     """The named input shapes in the order of the module's forward arguments (they are passed positionally)."""
-    params = [
-        p
-        for p in inspect.signature(source.module.forward).parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    names = [p.name for p in params]
+    names = [p.name for p in _forward_params(source.module)]
     unknown = [n for n in shapes if n not in names]
     if unknown:
         raise UsageError(
@@ -457,6 +461,14 @@ def resolve_source(
             raise UsageError(f"MODEL '{source.name}' takes one input; give --input-shape N,C,H,W once")
         source.inputs = _forward_inputs(source, named)
         input_shape = next(iter(source.inputs.values()))
+    elif source.kind in ("import", "module"):
+        required = [p.name for p in _forward_params(source.module) if p.default is p.empty]
+        if len(required) > 1:
+            raise UsageError(
+                f"the forward of MODEL '{source.name}' takes {len(required)} inputs ({', '.join(required)}): give "
+                f"--input-shape NAME=N,C,H,W once per input, e.g. "
+                + " ".join(f"--input-shape {name}=1,3,224,224" for name in required)
+            )
     source.input_shape = _input_shape(source, input_shape, in_chans, batch)
     return source
 

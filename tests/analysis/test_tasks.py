@@ -205,3 +205,25 @@ def test_boxes_and_scores_outputs_are_judged_as_one_detection_head():
     assert head["reference_detections"] == 2 and head["recall"] == 0.5 and head["precision"] == 0.5
     with pytest.raises(UsageError, match="the boxes-scores decoder reads two detection outputs"):
         figures({"boxes": boxes}, {"boxes": boxes}, thresholds=Thresholds(tasks="detection", decoder="boxes-scores"))
+
+
+def test_nms_and_matching_hold_one_row_of_ious_at_a_time():
+    """A head of many anchors at --score-threshold 0: 4000 boxes would need 256 MB of pairwise IoU corners at once
+    (a 12000-anchor head ran out of memory: exit 70)."""
+    import tracemalloc
+
+    from edgecnn.analysis.task_detection import match, nms
+
+    rng = np.random.default_rng(0)
+    corner = rng.random((4000, 2))
+    boxes = np.concatenate([corner, corner + rng.random((4000, 2))], axis=1)
+    scores, classes = rng.random(4000), np.zeros(4000, np.int64)
+    tracemalloc.start()
+    kept = nms(boxes, scores, classes, 1.0)  # nothing suppressed: every row of IoUs is computed
+    pairs = match(
+        {"boxes": boxes, "scores": scores, "classes": classes}, {"boxes": boxes, "scores": scores, "classes": classes}
+    )
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(kept) == 4000 and len(pairs) == 4000
+    assert peak < 20e6

@@ -68,6 +68,8 @@ def test_parse_input_shapes():
     assert parse_input_shapes(()) is None
     assert parse_input_shapes(SHAPES) == {"image": (1, 3, 32, 32), "depth": (1, 1, 32, 32)}
     assert parse_input_shapes({"image": "1,3,8,8"}) == {"image": (1, 3, 8, 8)}
+    # an ONNX input's name need not be a Python identifier (torch.onnx's 'input.1', TensorFlow's 'x:0')
+    assert parse_input_shapes(("input.1=1,3,8,8", "x:0=1,3,8,8")) == {"input.1": (1, 3, 8, 8), "x:0": (1, 3, 8, 8)}
 
 
 @pytest.mark.parametrize(
@@ -76,7 +78,7 @@ def test_parse_input_shapes():
         (("1,3,32,32", "1,1,32,32"), "has no input name"),
         (("image=1,3,32,32", "image=1,1,32,32"), "names input 'image' twice"),
         (("image=1,3,32,32", "depth=2,1,32,32"), "same batch size"),
-        (("image=1,3,32,32", "my input=1,1,32,32"), "is not an input name"),
+        (("image=1,3,32,32", " =1,1,32,32"), "names no input: write NAME=N,C,H,W"),
         (("image=1,32,32", "depth=1,1,32,32"), "edgecnn takes image inputs"),
     ],
 )
@@ -217,3 +219,13 @@ def test_a_recipe_names_the_task_per_output(tmp_path, two_input_npz):
     (tmp_path / "bad.yaml").write_text(default + "task: embeding\n", encoding="utf-8")
     with pytest.raises(UsageError, match=r"bad.yaml: task: unknown task 'embeding'; did you mean 'embedding'"):
         export(str(given), out=tmp_path / "out2", recipe=str(tmp_path / "bad.yaml"), calib=str(two_input_npz))
+
+
+def test_inspect_takes_a_shape_per_input():
+    from edgecnn.pipeline.inspect import inspect_model
+
+    report = inspect_model(
+        "tests.fixtures.multihead:build_two_inputs", input_shape=("image=1,3,8,8", "depth=1,1,8,8"), formats="onnx"
+    )
+    assert [(i["name"], i["shape"]) for i in report["inputs"]] == [("image", [1, 3, 8, 8]), ("depth", [1, 1, 8, 8])]
+    assert report["macs"] > 0

@@ -148,7 +148,7 @@ LONG = "x" * 230  # under NAME_MAX (255), over what leaves room for the partial 
 def _odd_graph(kind: str) -> Callable[[Path], None]:
     """m.onnx that ONNX Runtime loads but edgecnn cannot check: a zero-size input dim (``zero``), no outputs
     (``none``), an ArgMax's int64 output (``argmax``), a Conv whose dilation no input fits (``dilation``), one
-    output listed twice (``twice``)."""
+    output listed twice (``twice``), its input as an output too (``through``)."""
 
     def make(folder: Path) -> None:
         import onnx
@@ -163,6 +163,8 @@ def _odd_graph(kind: str) -> Callable[[Path], None]:
         out = [value("y", TensorProto.FLOAT, ["n", "c", "h", "w"])]
         if kind == "twice":
             out = out * 2
+        if kind == "through":
+            out.append(value("x", TensorProto.FLOAT, shape))
         if kind == "argmax":
             nodes.append(helper.make_node("ArgMax", ["y"], ["z"], axis=1))
             out = [value("z", TensorProto.INT64, ["n", "h", "w"])]
@@ -348,6 +350,33 @@ def _beside_manifest(model: object) -> Callable[[Path], None]:
         np.savez(folder / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))
         manifest = {"artifacts": {"int8_onnx": {"path": "m.onnx"}}, "model": model}
         (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    return make
+
+
+def _head(shape: list[int], sigmoid: bool = False) -> Callable[[Path], None]:
+    """m.onnx, a Conv(3→4, 3×3) of 1×3×8×8 [then a Sigmoid] reshaped to ``shape`` (a detection head, maps, a 1-D
+    output), and data.npz of 4 random images."""
+
+    def make(folder: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        rng = np.random.default_rng(0)
+        inits = [
+            numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.array(shape, np.int64), "shape"),
+        ]
+        nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1])]
+        if sigmoid:
+            nodes.append(helper.make_node("Sigmoid", ["c"], ["s"]))
+        nodes.append(helper.make_node("Reshape", [nodes[-1].output[0], "shape"], ["y"]))
+        value = helper.make_tensor_value_info
+        graph = helper.make_graph(
+            nodes, "head", [value("x", TensorProto.FLOAT, [1, 3, 8, 8])], [value("y", TensorProto.FLOAT, shape)], inits
+        )
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+        np.savez(folder / "data.npz", images=rng.random((4, 3, 8, 8), dtype=np.float32))
 
     return make
 
@@ -878,6 +907,69 @@ CASES: dict[str, Case] = {
     "MODEL of no module": Case(("export", ":build"), "names no module: write package.module:factory"),
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
+    # --- found by the fifth hostile pass
+    "detection of a 1-D output": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "detection"),
+        "the yolo decoder reads N×(4+C)×A heads",
+        _head([256]),
+    ),
+    "task of a superscript index": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "²=raw"),
+        "--task names output '²', but the outputs are y (or 0…0)",
+        _head([1, 256]),
+    ),
+    "one output given two tasks": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "y=raw,0=embedding"),
+        "--task gives output 'y' two tasks (raw and embedding",
+        _head([1, 256]),
+    ),
+    "task of commas only": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", ","), "--task ',' names no task", _head([1, 256])
+    ),
+    "detection head of negative widths": Case(  # not even the model against itself matched: exit 3
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "detection"),
+        "have a negative width or height, so its head is not yolo's centre-x, y, width, height layout",
+        _head([1, 8, 32]),
+    ),
+    "detection score threshold over every score": Case(  # no detections passed as F1 1.0
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "detection", "--score-threshold", "2"),
+        "--score-threshold 2.0 keeps none of the reference's detections",
+        _head([1, 8, 32], sigmoid=True),
+    ),
+    "mask threshold outside the maps": Case(  # empty masks passed as mIoU 1.0
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "segmentation", "--mask-threshold", "1e300"),
+        "puts every pixel of the reference's maps outside the mask",
+        _head([1, 1, 16, 16]),
+    ),
+    "classification of maps": Case(  # was top-1 over every pixel of every class
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "classification"),
+        "classification reads N×K logits of K ≥ 2 classes, not 4×4×8×8",
+        _head([1, 4, 8, 8]),
+    ),
+    "predict free input dims": Case(  # was 0.00 ms
+        ("predict", "m.onnx", "-p", "x86-avx2"),
+        "input 'x' has free dimensions (n, h, w)",
+        _relu_onnx(["n", 3, "h", "w"]),
+    ),
+    "predict an input without a shape": Case(
+        ("predict", "m.onnx", "-p", "x86-avx2"), "input 'x' has no shape", _relu_onnx(None)
+    ),
+    "ONNX that outputs its input": Case(  # was exit 2, 'Graph is not a DAG'
+        ("export", "m.onnx", *TINY), "its output(s) x are its input(s) passed through", _odd_graph("through")
+    ),
+    "one input shape for a two-input forward": Case(  # was the forward's TypeError, blamed on the user's code
+        ("export", "tests.fixtures.multihead:build_two_inputs", "--input-shape", "1,3,8,8", *TINY),
+        "takes 2 inputs (image, depth): give --input-shape NAME=N,C,H,W once per input",
+    ),
+    "inspect one input shape for a two-input forward": Case(
+        ("inspect", "tests.fixtures.multihead:build_two_inputs", "--input-shape", "image=1,3,8,8"),
+        "takes 2 inputs (image, depth)",
+    ),
+    "input shape of no name": Case(
+        ("export", "m.onnx", *TINY, "--input-shape", "=1,3,8,8", "--input-shape", "b=1,3,8,8"),
+        "--input-shape '=1,3,8,8' names no input",
+        _odd_input_onnx("two"),
+    ),
 }
 
 
