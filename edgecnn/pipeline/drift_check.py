@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,29 @@ def _evaluation(ctx: ExportContext, reference: Outputs | None = None) -> tuple[A
     """The held-out samples (calibration ones when none are held out), fp32 ONNX outputs on them (computed once
     per export by the drift stage, passed on in its result) and the export's thresholds."""
     data = ctx.holdout if len(ctx.holdout) else ctx.calib
-    if reference is None:
+    first = reference is None
+    if first:
         reference = load(ctx.artifact("fp32_onnx")).run_all(data.images)
-    options = ctx.options
-    return data, reference, options.thresholds()
+    return data, reference, _task_thresholds(ctx, reference, data.labels, warn=first)
+
+
+def _task_thresholds(ctx: ExportContext, reference: Outputs, labels: Any, warn: bool) -> Thresholds:
+    """The export's thresholds; when drift is not judged (synthetic data, random weights) and a task cannot read
+    the reference's outputs (a random detector finds nothing), each output's raw figures are recorded instead of
+    failing the export: only a judged check holds the task to its data."""
+    from edgecnn.analysis.drift import figures
+    from edgecnn.errors import UsageError
+
+    thresholds = ctx.options.thresholds()
+    if not _not_judged_reasons(ctx) or thresholds.tasks == "raw":
+        return thresholds
+    try:
+        figures(reference, reference, labels, (), thresholds)
+    except UsageError as error:
+        if warn:
+            ctx.warn(f"task figures not recorded ({error}): each output's raw figures are")
+        return dataclasses.replace(thresholds, tasks="raw")
+    return thresholds
 
 
 def check_drift(ctx: ExportContext) -> DriftResult:

@@ -1147,3 +1147,14 @@ def test_a_full_disk_is_one_line_not_a_bug(tmp_path):
     argv = [sys.executable, "-m", "edgecnn", "plan", "mobilenet", "-p", "x86-avx2", "--chart", "c.png"]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, preexec_fn=limit, timeout=300)
     assert_clean_failure(result, tmp_path, "file too large; free some space", before=set())
+
+
+def test_an_unjudged_export_records_raw_figures_when_the_task_cannot_read_the_outputs(tmp_path):
+    """Synthetic calibration: drift is not judged, so a detector that finds nothing (random weights) must not fail
+    the export; it warns and records each output's raw figures."""
+    _head([1, 8, 32])(tmp_path)
+    result = run_edgecnn(tmp_path, "export", "m.onnx", "--format", "onnx", "--task", "detection", "--out", "out")
+    assert result.returncode == 0, result.stderr
+    assert "task figures not recorded" in result.stderr and "Traceback" not in result.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["agreement"]["host_kernels"]["outputs"]["y"]["task"] == "raw"
