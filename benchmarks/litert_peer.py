@@ -4,7 +4,9 @@ For each torchvision model (random weights, seed 0, 1×3×224×224) the same sta
 (``_litert_peer_convert.py``, run by the peer venv's python: litert-torch needs its own torch, jax, …) and to
 ``edgecnn.export("torchvision:NAME", weights=..., formats="onnx,tflite")``. Both fp32 files take NHWC input.
 Recorded: op counts and histograms read from each flatbuffer, max error against torch on one input, and
-LiteRT latency (XNNPACK, 1 thread, batch 1) in interleaved rounds. fp32 only: litert-torch's int8 comes
+LiteRT latency (XNNPACK, 1 thread, batch 1) in interleaved rounds, with the peer's file timed twice (two
+interpreters): ``peer_vs_itself_p50_pct`` is the run's A-vs-A noise floor for ``edgecnn_vs_peer_p50_pct``.
+fp32 only: litert-torch's int8 comes
 from PT2E quantization in torch with float I/O, not the same scheme as edgecnn's ai-edge-quantizer int8
 with int8 I/O; edgecnn's int8 `.tflite` is checked against its own fp32 (cosine) instead.
 Run by ``make bench``; alone: ``python benchmarks/litert_peer.py [--quick] [--peer-python PATH]``.
@@ -145,6 +147,11 @@ def convert_peer(python: Path, name: str, weights: Path, out: Path) -> dict[str,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _percent(value: float, base: float) -> float:
+    """How much ``value`` is above ``base``, in percent (negative: below)."""
+    return round(100 * (value / base - 1), 2)
+
+
 def measure(name: str, python: Path, work: Path, rounds: int, runs: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """One model's row, and the histograms and peer versions for the meta."""
     from edgecnn.pipeline.export import export
@@ -160,7 +167,11 @@ def measure(name: str, python: Path, work: Path, rounds: int, runs: int) -> tupl
     edgecnn_s = round(time.perf_counter() - start, 1)
     ours_path, int8_path = result.artifacts["fp32_tflite"], result.artifacts["int8_tflite"]
     x_nhwc = x.transpose(0, 2, 3, 1)
-    runners = {"edgecnn": Runner(ours_path, x_nhwc), "litert_torch": Runner(peer_path, x_nhwc)}
+    runners = {  # a second interpreter of the peer's own file: the A-vs-A spread is the noise floor of the run
+        "edgecnn": Runner(ours_path, x_nhwc),
+        "litert_torch": Runner(peer_path, x_nhwc),
+        "litert_torch_again": Runner(peer_path, x_nhwc),
+    }
     hist = {"edgecnn": op_histogram(ours_path), "litert_torch": op_histogram(peer_path)}
     timing = interleaved({k: r.invoke for k, r in runners.items()}, rounds, runs)
     int8, fp32 = Runner(int8_path, x_nhwc), runners["edgecnn"]
@@ -175,6 +186,8 @@ def measure(name: str, python: Path, work: Path, rounds: int, runs: int) -> tupl
         "litert_torch_min_ms": timing["litert_torch"]["min"],
         "edgecnn_p50_ms": timing["edgecnn"]["p50"],
         "litert_torch_p50_ms": timing["litert_torch"]["p50"],
+        "edgecnn_vs_peer_p50_pct": _percent(timing["edgecnn"]["p50"], timing["litert_torch"]["p50"]),
+        "peer_vs_itself_p50_pct": _percent(timing["litert_torch_again"]["p50"], timing["litert_torch"]["p50"]),
         "edgecnn_rel_err": max_rel_error(runners["edgecnn"].result(x_nhwc), expected),
         "litert_torch_rel_err": max_rel_error(runners["litert_torch"].result(x_nhwc), expected),
         "edgecnn_int8_ops": sum(op_histogram(int8_path).values()),
@@ -210,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{versions.get('litert-torch', '?')} (`convert(to_channel_last_io(m))`, in its own venv) vs "
         "`edgecnn.export('torchvision:NAME', formats='onnx,tflite')`, fp32. `*_ops`: builtin ops in the "
         "flatbuffer; `*_rel_err`: max |out − torch| / max |torch| on one input; latency: LiteRT interpreter, "
-        f"XNNPACK, 1 thread, batch 1, {rounds} interleaved rounds of {runs} runs each (min and p50 ms). "
+        f"XNNPACK, 1 thread, batch 1, {rounds} interleaved rounds of {runs} runs each (min and p50 ms); "
+        "`edgecnn_vs_peer_p50_pct`: edgecnn's p50 over litert-torch's, `peer_vs_itself_p50_pct`: litert-torch's "
+        "file in a second interpreter over the first (the run's noise floor). "
         f"`edgecnn_int8_*`: edgecnn's int8 `.tflite` (ai-edge-quantizer) and its worst cosine to fp32 on "
         f"{INT8_INPUTS} random inputs; litert-torch's int8 (PT2E, float I/O) is not compared. "
         "Command: `python benchmarks/litert_peer.py [--quick] [--peer-python VENV/bin/python]`, the peer venv made by "
