@@ -21,7 +21,7 @@ from common import REPO_ROOT, time_callable, write_result
 
 sys.path.insert(0, str(REPO_ROOT))  # the task networks live with the test fixtures
 
-from edgecnn.analysis.drift import Thresholds
+from edgecnn.analysis.drift import Thresholds, score
 from edgecnn.analysis.task_embedding import nearest
 from edgecnn.pipeline.export import export
 from edgecnn.runtime.loader import load
@@ -102,19 +102,12 @@ def measure(task: str, work: Path) -> dict[str, Any]:
         "truth_int8_tflite": round(truth(runs["int8_tflite"]), 4),
         "task_before": round(drift["initial"]["score"], 4),
         "task_after": round(drift["final"]["score"], 4),
-        "task_tflite": round(min(_headlines(tflite["outputs"])), 4),
+        "task_tflite": round(score(tflite), 4),
         "passed": drift["passed"],
         "repair": drift.get("fix", {}).get("chosen", "none needed"),
         "int8_over_fp32_ort": round(_p50(artifacts["int8_onnx"], one) / fp32_ms, 3),
         "int8_over_fp32_tflite": round(_p50(artifacts["int8_tflite"], one, layout) / fp32_ms, 3),
     }
-
-
-def _headlines(outputs: dict[str, Any]) -> list[float]:
-    """Each output's task figure (its cosine when the task has none for it)."""
-    from edgecnn.analysis.tasks import task
-
-    return [o.get(task(o["task"]).headline) or o["cosine"] for o in outputs.values()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,9 +212,8 @@ def figures(
 def score(figs: Mapping[str, Any]) -> float:
     """What the repair maximises: the worst output's task headline figure (top-1 agreement, mIoU, rank-1
     agreement or cosine)."""
-    values = [out.get(task(out["task"]).headline) for out in figs["outputs"].values()]
-    values = [v if v is not None else out["cosine"] for v, out in zip(values, figs["outputs"].values(), strict=True)]
-    return float(min(values))
+    headlines = ((out.get(task(out["task"]).headline), out["cosine"]) for out in figs["outputs"].values())
+    return float(min(cosine if value is None else value for value, cosine in headlines))
 
 
 def failures(figs: Mapping[str, Any], thresholds: Thresholds) -> list[str]:

@@ -51,12 +51,16 @@ def inspect_model(
     )
     options.deform = target.deform
     working = opset or recipe_for_family(source.family).opset
+    import onnx
+
     work = Path(tempfile.mkdtemp(prefix="edgecnn-inspect-"))
     try:
         graph, conversion, refused, notes = _working_graph(source, working, opset is not None, quantize, work)
+        saved = work / "working.onnx"
+        onnx.save_model(graph, str(saved))
         if source.kind == "onnx" and not refused and "error" not in conversion:
-            refused += _run_refusals(graph, work, source.onnx_path)
-        simplified, loads = _simplified(graph, work, notes)
+            refused += _run_refusals(saved, source.onnx_path)
+        simplified, loads = _simplified(graph, saved, notes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     from edgecnn.lowering.tflite import unsupported_nodes
@@ -106,14 +110,11 @@ def _working_graph(
     return model, conversion, refused, notes
 
 
-def _run_refusals(model: Any, work: Path, given: Path) -> list[str]:
-    """Why export would refuse the working graph when ONNX Runtime runs it (as export's trial run does)."""
-    import onnx
-
+def _run_refusals(path: Path, given: Path) -> list[str]:
+    """Why export would refuse the working graph saved at ``path`` when ONNX Runtime runs it (as export's trial
+    run does)."""
     from edgecnn.runtime.loader import trial_run
 
-    path = work / "trial.onnx"
-    onnx.save_model(model, str(path))
     try:
         trial_run(path, "ONNX MODEL", "", shown=given)
     except UsageError as error:
@@ -121,16 +122,16 @@ def _run_refusals(model: Any, work: Path, given: Path) -> list[str]:
     return []
 
 
-def _simplified(model: Any, work: Path, notes: list[str]) -> tuple[Any, bool]:
-    """``model`` simplified as export's simplify stage does (the given graph when simplification fails), and
-    whether ONNX Runtime loads it (the simplifier's result is checked with the ONNX checker and an ORT load)."""
+def _simplified(model: Any, src: Path, notes: list[str]) -> tuple[Any, bool]:
+    """``model`` (saved at ``src``) simplified as export's simplify stage does (the given graph when simplification
+    fails), and whether ONNX Runtime loads it (the simplifier's result is checked with the ONNX checker and an ORT
+    load)."""
     import onnx
 
     from edgecnn.pipeline.onnx_export import check_onnx
     from edgecnn.pipeline.simplify import simplify
 
-    src, dst = work / "working.onnx", work / "simplified.onnx"
-    onnx.save_model(model, str(src))
+    dst = src.with_name("simplified.onnx")
     try:
         simplify(src, dst)
     except CheckFailedError as error:
