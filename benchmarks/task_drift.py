@@ -2,8 +2,8 @@
 pasted on 32×32 canvases), trained here, exported to int8 `.onnx` and `.tflite` with the task's default thresholds.
 
 For each task: the fp32 and int8 figure against the ground truth (mIoU, detection recall, retrieval precision,
-accuracy), the task's own fp32-referenced figure of each int8 artifact (before and after the export's repair for
-the ORT one), whether the drift check passed, and the int8/fp32 latency on this host (1 thread, p50).
+accuracy), the task's own fp32-referenced figure of each int8 artifact (before and after the export's repair of
+each), whether the drift check passed, and the int8/fp32 latency on this host (1 thread, p50).
 Run by ``make bench``; alone: ``python benchmarks/task_drift.py [--tasks segmentation,detection]``.
 """
 
@@ -42,7 +42,9 @@ DESCRIPTION = (
     "calib=<64 of 300 held-out canvases>, holdout=128, task=…)` and the task's default thresholds. `truth_*`: the "
     "task's figure against the ground truth on all 300 test canvases (360 digits for the embedding); "
     "`task_before`/`task_after`: the task's figure of the int8 ORT model against fp32 on the 128 held-out samples "
-    "before and after the export's repair; `task_tflite`: the same for the int8 .tflite. Latency: 1 thread, p50."
+    "before and after the export's repair; `task_tflite_before`/`task_tflite`: the same for the int8 .tflite "
+    "(repaired by its own per-op ranking; `tflite_outputs`: its outputs' dtype after the repair). Latency: 1 thread, "
+    "p50."
 )
 
 
@@ -92,7 +94,7 @@ def measure(task: str, work: Path) -> dict[str, Any]:
     runs = {key: load(artifacts[key], layout=layout).run_all(x) for key in ("fp32_onnx", "int8_onnx", "int8_tflite")}
     one = x[:1]
     fp32_ms = _p50(artifacts["fp32_onnx"], one)
-    tflite = manifest["agreement"]["formats"]["tflite"]
+    tflite, tflite_outcome = manifest["agreement"]["formats"]["tflite"], drift["formats"]["tflite"]
     return {
         "task": task,
         "judged_as": ", ".join(f"{n}: {o['task']}" for n, o in tflite["outputs"].items()),
@@ -102,9 +104,12 @@ def measure(task: str, work: Path) -> dict[str, Any]:
         "truth_int8_tflite": round(truth(runs["int8_tflite"]), 4),
         "task_before": round(drift["initial"]["score"], 4),
         "task_after": round(drift["final"]["score"], 4),
+        "task_tflite_before": round(tflite_outcome.get("initial", {}).get("score", score(tflite)), 4),
         "task_tflite": round(score(tflite), 4),
         "passed": drift["passed"],
         "repair": drift.get("fix", {}).get("chosen", "none needed"),
+        "tflite_repair": tflite_outcome.get("fix", {}).get("chosen", "none needed"),
+        "tflite_outputs": manifest["stages"]["tflite"]["int8"]["io"]["output_dtype"],
         "int8_over_fp32_ort": round(_p50(artifacts["int8_onnx"], one) / fp32_ms, 3),
         "int8_over_fp32_tflite": round(_p50(artifacts["int8_tflite"], one, layout) / fp32_ms, 3),
     }

@@ -18,6 +18,7 @@ from edgecnn.files import atomic_copy
 from edgecnn.runtime.outputs import Inputs, take
 
 Evaluation = tuple[dict[str, Any], dict[str, Any]]  # (verdict, computations)
+Ranker = Callable[[Path, Inputs], list[LayerError]]  # (int8 model, samples) → its layers, for rank_for_float
 BASELINE = "baseline"  # the label of the attempt a repair starts from: the int8 model as it was
 
 
@@ -53,6 +54,7 @@ class Attempt:
             "reduce_range": self.reduce_range,
             "kept_float": list(self.keep_float),
             "passed": self.verdict["passed"],
+            "score": self.verdict["score"],
             "top1_agreement": self.verdict["top1_agreement"],
             "cosine": self.verdict["cosine"],
             "accuracy_drop_points": self.verdict.get("accuracy_drop_points"),
@@ -91,7 +93,7 @@ class Search:
     def attempt(self, label: str, method: str, reduce_range: bool, keep_float: tuple[str, ...] = ()) -> Attempt:
         """Quantize with these settings and judge the result."""
         keep = tuple(dict.fromkeys(self.always_float + keep_float))
-        path = self.work / f"attempt-{len(self.attempts)}.onnx"
+        path = self.work / f"attempt-{len(self.attempts)}{self.quantizer.suffix}"
         self.quantizer.quantize(path, method, reduce_range, keep_float_nodes=keep)
         verdict, computations = self.evaluate(path)
         made = Attempt(label, method, reduce_range, keep, path, verdict, computations)
@@ -108,14 +110,17 @@ def repair(
     saturating_target: bool,
     always_float: tuple[str, ...] = (),
     layer_samples: int = 32,
+    rank: Ranker | None = None,
 ) -> Repair:
     """Search for the cheapest setting that meets the thresholds, starting from a failing ``baseline``.
 
-    1. Global remedies: reduce_range (only where the target's kernels saturate),
-       percentile and entropy calibration; keep the best.
-    2. Mixed precision: rank layers by the noise they add (per-layer SQNR),
-       then bisect on how many of the worst to keep in float.
-    ``always_float`` nodes (int8 slower than fp32 on the target) stay float in every try.
+    1. Global remedies: reduce_range (only where the target's kernels saturate), the quantizer's other
+       calibration methods (``quantizer.remedy_methods``: percentile and entropy for ORT); keep the best.
+    2. Mixed precision: rank layers by the noise they add (per-layer SQNR: ``rank``, by default the ONNX
+       QDQ one of :func:`layer_errors`), then bisect on how many of the worst to keep in float.
+    ``always_float`` nodes (int8 slower than fp32 on the target) stay float in every try. ``quantizer`` is
+    an ORT ``Quantizer`` or a ``TfliteQuantizer``: ``quantize(path, method, reduce_range, keep_float_nodes=…)``,
+    ``suffix`` and ``remedy_methods``.
     """
     search = Search(quantizer, evaluate, work, always_float)
     best = baseline
@@ -126,17 +131,20 @@ def repair(
             key=lambda a: a.score,
         )
     ranges = [baseline.reduce_range] + ([not baseline.reduce_range] if saturating_target else [])
-    for method in dict.fromkeys([baseline.method, "percentile", "entropy"]):
+    for method in dict.fromkeys([baseline.method, *quantizer.remedy_methods]):
         for reduce_range in dict.fromkeys(ranges):
             if (method, reduce_range) == (baseline.method, baseline.reduce_range):
                 continue
             if not saturating_target and reduce_range:
                 continue
-            tried = search.attempt(f"global: {method}, reduce_range={reduce_range}", method, reduce_range)
+            label = f"global: {method}" + (f", reduce_range={reduce_range}" if saturating_target else "")
+            tried = search.attempt(label, method, reduce_range)
             best = max(best, tried, key=lambda a: a.score)
     if best.verdict["passed"]:
         return Repair(best, search.attempts)
-    errors = layer_errors(quantizer.preprocessed, best.path, take(images, slice(None, layer_samples)))
+    if rank is None:
+        rank = lambda path, samples: layer_errors(quantizer.preprocessed, path, samples)  # noqa: E731
+    errors = rank(best.path, take(images, slice(None, layer_samples)))
     ranked = [e.nodes or (e.node,) for e in rank_for_float(errors)]
 
     def first(count: int) -> tuple[str, ...]:
@@ -171,17 +179,18 @@ def repair_model(
     saturating_target: bool,
     keep_float: tuple[str, ...] = (),
     slow_op_types: tuple[str, ...] = (),
+    rank: Ranker | None = None,
 ) -> tuple[Repair, dict[str, Any]]:
     """Repair the failing int8 model ``int8`` (quantized with ``method``, ``reduce_range``, ``keep_float``; judged
     ``baseline``): search with :func:`repair`, the nodes of ``slow_op_types`` (int8 slower than float on the target)
     and ``keep_float`` float in every try, and write the best to ``dst`` (replaced atomically; ``dst`` may be
     ``int8``). Returns the search and its record: the tries, the choice and the bytes before and after."""
-    before = work / "baseline.onnx"
+    before = work / f"baseline{Path(int8).suffix}"
     shutil.copy2(int8, before)
     start = Attempt(BASELINE, method, reduce_range, keep_float, before, *baseline)
-    slow = nodes_of_types(quantizer.preprocessed, slow_op_types)
+    slow = nodes_of_types(quantizer.preprocessed, slow_op_types) if slow_op_types else ()
     always = tuple(dict.fromkeys(keep_float + slow))
-    search = repair(quantizer, evaluate, work, start, images, saturating_target, always_float=always)
+    search = repair(quantizer, evaluate, work, start, images, saturating_target, always_float=always, rank=rank)
     best = search.best
     if best is not start or Path(dst) != Path(int8):
         atomic_copy(best.path, dst)

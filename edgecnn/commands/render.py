@@ -68,15 +68,18 @@ def render_export(result: ExportResult, console: Console) -> None:
     for entry in manifest["artifacts"].values():
         table.add_row(entry["path"], f"{entry['bytes'] / 1e6:.2f} MB", entry["sha256"][:12])
     console.print(table)
-    agreement = manifest.get("agreement")
+    agreement, drift = manifest.get("agreement"), manifest.get("drift") or {}
     if agreement:
         console.print(
             f"int8 vs fp32 on {agreement['samples']} "
             f"{'held-out samples' if agreement.get('held_out') else 'calibration samples (none held out)'} "
-            f"({agreement['basis'].replace('_', ' ')}): top-1 agreement {figure(agreement['top1'], '.3f')}, "
-            f"cosine {agreement['cosine']:.4f}",
+            f"({agreement['basis'].replace('_', ' ')}): {_task_headline(agreement[agreement['basis']])}"
+            f"{_repaired(drift.get('fix'))}",
             highlight=False,
         )
+        for name, figs in (agreement.get("formats") or {}).items():
+            fix = (drift.get("formats") or {}).get(name, {}).get("fix")
+            console.print(f"int8 {name} vs fp32: {_task_headline(figs)}{_repaired(fix)}", highlight=False)
     for name, status in manifest.get("format_status", {}).items():
         if status["status"] != "ok":
             colour = "red" if status["status"] == "failed" else "yellow"
@@ -85,6 +88,20 @@ def render_export(result: ExportResult, console: Console) -> None:
                 highlight=False,
             )
     console.print(f"report: {result.out / 'report.md'}", highlight=False)
+
+
+def _task_headline(figs: dict[str, Any]) -> str:
+    """One computation's figures: each output's task figures (top-1 agreement for a lone classifier), cosine."""
+    outputs = figs.get("outputs") or {}
+    if (len(outputs) == 1 and next(iter(outputs.values())).get("task") == "classification") or not outputs:
+        return f"top-1 agreement {figure(figs.get('top1_agreement'), '.3f')}, cosine {figs['cosine']:.4f}"
+    shown = "; ".join(f"{name}: {summary(out)}" if len(outputs) > 1 else summary(out) for name, out in outputs.items())
+    return f"{shown}, cosine {figs['cosine']:.4f}"
+
+
+def _repaired(fix: dict[str, Any] | None) -> str:
+    """`` (repaired: …)`` when a drift repair replaced the artifact."""
+    return f" (repaired: {fix['chosen']})" if fix and fix["chosen"] != "baseline" else ""
 
 
 def _headline(figs: dict[str, Any]) -> str:

@@ -177,27 +177,60 @@ def _check_figures(verdict: dict[str, Any]) -> dict[str, Any]:
     return check
 
 
-def judge_artifact(ctx: ExportContext, runner: Any, name: str) -> tuple[dict[str, Any], Judgement]:
-    """Drift of another int8 artifact (the `.tflite`) against fp32 ONNX on the held-out samples: its stage check
-    and its judgement."""
-    from edgecnn.analysis.drift import figures as drift_figures
-    from edgecnn.analysis.drift import verdict
+def _artifact_evaluator(ctx: ExportContext, name: str, layout: str | None) -> tuple[Any, Any]:
+    """The held-out data and a function judging an int8 artifact file of format ``name`` (the `.tflite`) against
+    fp32 ONNX: path → (verdict, computations), like the drift stage's :func:`evaluator` for the ORT model."""
+    from edgecnn.analysis.drift import figures, verdict
 
     drift = ctx.result("drift")
     data, fp32, thresholds = _evaluation(ctx, drift.reference if drift else None)
+
+    def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = load(path, layout=layout).run_all(data.images)
+        computations = {name: figures(fp32, out, data.labels, data.class_names, thresholds)}
+        return verdict(computations, name, thresholds), computations
+
+    return data, evaluate
+
+
+def judge_artifact(
+    ctx: ExportContext, path: Path, name: str, layout: str | None = None, quantizer: Any = None, rank: Any = None
+) -> tuple[dict[str, Any], Judgement, Path | None]:
+    """Drift of another int8 artifact (the `.tflite` at ``path``) against fp32 ONNX on the held-out samples: its
+    stage check, its judgement, and — when a judged check failed and ``quantizer`` can re-quantize it (with
+    ``rank`` ranking its layers) — the repair's choice, written over ``path`` (None when nothing was replaced)."""
+    data, evaluate = _artifact_evaluator(ctx, name, layout)
     reasons = _not_judged_reasons(ctx)
-    computations = {name: drift_figures(fp32, runner.run_all(data.images), data.labels, data.class_names, thresholds)}
-    judged = verdict(computations, name, thresholds)
+    judged, computations = evaluate(path)
+    outcome: dict[str, Any] = {"judged": not reasons}
+    chosen = None
+    if not reasons and not judged["passed"] and ctx.options.fix and quantizer is not None:
+        work = ctx.scratch / f"repair-{name}"
+        work.mkdir(exist_ok=True)
+        search, fix = repair_model(
+            quantizer,
+            evaluate,
+            path,
+            path,
+            work,
+            (judged, computations),
+            method=quantizer.method,
+            reduce_range=False,
+            images=data.images,
+            saturating_target=False,
+            rank=rank,
+        )
+        outcome["initial"] = {"failures": judged["failures"], "score": judged["score"]}
+        if search.layers:
+            fix["layers"] = [e.to_dict() for e in search.layers]
+        outcome["fix"] = fix
+        judged, computations = search.best.verdict, search.best.computations
+        chosen = None if search.best.label == BASELINE else search.best.path
     summary = {k: v for k, v in computations[name].items() if k != "per_class"}
-    agreement = {"samples": len(data), **summary}
-    outcome = {
-        "judged": not reasons,
-        "passed": judged["passed"] if not reasons else None,
-        "failures": judged["failures"],
-    }
+    outcome.update(passed=judged["passed"] if not reasons else None, failures=judged["failures"])
     check = _check_figures(judged)
     check["verdict"] = "not judged" if reasons else ("passed" if judged["passed"] else "FAILED")
-    return check, Judgement(agreement, outcome)
+    return check, Judgement({"samples": len(data), **summary}, outcome), chosen
 
 
 def drift_summary(ctx: ExportContext) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

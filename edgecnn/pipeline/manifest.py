@@ -181,6 +181,8 @@ def _output_lines(agreement: dict[str, Any]) -> list[str]:
 
 
 def _drift_section(drift: dict[str, Any]) -> list[str]:
+    """The report's drift check: the overall verdict, then each int8 artifact's own (the ORT model's, then every
+    other format's) with its repair."""
     if not drift:
         return []
     lines = ["", "## Drift check", ""]
@@ -188,47 +190,61 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
         return [*lines, f"Not judged: {'; '.join(drift['not_judged_because'])}."]
     final = drift["final"]
     lines.append(
-        f"**{'Passed' if final['passed'] else 'FAILED'}** "
+        f"**{'Passed' if drift['passed'] else 'FAILED'}** "
         f"(thresholds: {', '.join(f'{k} {v}' for k, v in final['thresholds'].items() if v is not None)})."
     )
-    lines += [f"- {failure}" for failure in final["failures"]]
+    own = [f for f in final["failures"] if not any(f.startswith(f"{name}: ") for name in drift.get("formats", {}))]
+    lines += ["", f"int8 ONNX/ORT: {'passed' if not own else 'FAILED'}.", *(f"- {failure}" for failure in own)]
     lines += [f"- note: {note}" for note in final.get("notes", [])]
-    fix = drift.get("fix")
-    if fix:
+    if drift.get("fix"):
+        lines += _fix_lines(drift["fix"], drift["initial"]["failures"], "drift_layers.png")
+    for name, outcome in drift.get("formats", {}).items():
+        lines += ["", f"int8 {name}: {'passed' if outcome['passed'] else 'FAILED'}."]
+        lines += [f"- {failure}" for failure in outcome["failures"]]
+        if outcome.get("fix"):
+            lines += _fix_lines(outcome["fix"], outcome["initial"]["failures"])
+    return lines
+
+
+def _fix_lines(fix: dict[str, Any], initial: list[str], chart: str | None = None) -> list[str]:
+    """A repair: what failed, the tries, the choice, what stayed float, size and latency, the worst layers."""
+    reduce_range = f", reduce_range {fix['reduce_range']}" if fix["reduce_range"] else ""
+    lines = [
+        "",
+        f"Initial: {'; '.join(initial) or 'passed'}. Repair chose **{fix['chosen']}** (method {fix['method']}"
+        f"{reduce_range}).",
+        "",
+        "| try | passed | task figure | cosine | accuracy drop | layers in float | bytes |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for a in fix["attempts"]:
+        drop = a["accuracy_drop_points"]
+        lines.append(
+            f"| {a['label']} | {a['passed']} | {figure(a.get('score'))} | {a['cosine']:.4f} | "
+            f"{'' if drop is None else f'{drop:.2f}'} | {len(a['kept_float'])} | {a['bytes']:,} |"
+        )
+    if fix["kept_float"]:
+        lines += ["", f"Kept in float: {', '.join(f'`{n}`' for n in fix['kept_float'])}."]
+    if fix.get("float_outputs"):
+        lines.append(f"Outputs made float32 with them: {', '.join(f'`{n}`' for n in fix['float_outputs'])}.")
+    lines += ["", f"Size {fix['bytes_before']:,} → {fix['bytes_after']:,} bytes."]
+    if "latency_ms_before" in fix:
+        lines.append(
+            f"Latency {fix['latency_ms_before']:.2f} → {fix['latency_ms_after']:.2f} ms ({fix['latency_basis']})."
+        )
+    elif "latency_basis" in fix:
+        lines.append(f"Latency: {fix['latency_basis']}.")
+    if fix.get("layers"):
         lines += [
             "",
-            f"Initial: {'; '.join(drift['initial']['failures']) or 'passed'}. Repair chose "
-            f"**{fix['chosen']}** (method {fix['method']}, reduce_range {fix['reduce_range']}).",
+            f"Worst layers before the repair (per-layer SQNR{f'; chart: {chart}' if chart else ''}):",
             "",
-            "| try | passed | top-1 agreement | cosine | accuracy drop | layers in float | bytes |",
-            "|---|---|---:|---:|---:|---:|---:|",
+            "| node | op | SQNR dB | cosine | noise added dB |",
+            "|---|---|---:|---:|---:|",
         ]
-        for a in fix["attempts"]:
-            drop = a["accuracy_drop_points"]
+        for layer in fix["layers"][:15]:
             lines.append(
-                f"| {a['label']} | {a['passed']} | {figure(a['top1_agreement'])} | {a['cosine']:.4f} | "
-                f"{'' if drop is None else f'{drop:.2f}'} | {len(a['kept_float'])} | {a['bytes']:,} |"
+                f"| {layer['node']} | {layer['op_type']} | {layer['sqnr_db']:.1f} | "
+                f"{layer['cosine']:.4f} | {layer['added_noise_db']:.1f} |"
             )
-        if fix["kept_float"]:
-            lines += ["", f"Kept in float: {', '.join(f'`{n}`' for n in fix['kept_float'])}."]
-        lines += ["", f"Size {fix['bytes_before']:,} → {fix['bytes_after']:,} bytes."]
-        if "latency_ms_before" in fix:
-            lines.append(
-                f"Latency {fix['latency_ms_before']:.2f} → {fix['latency_ms_after']:.2f} ms ({fix['latency_basis']})."
-            )
-        else:
-            lines.append(f"Latency: {fix['latency_basis']}.")
-        if fix.get("layers"):
-            lines += [
-                "",
-                "Worst layers before the repair (per-layer SQNR; chart: drift_layers.png):",
-                "",
-                "| node | op | SQNR dB | cosine | noise added dB |",
-                "|---|---|---:|---:|---:|",
-            ]
-            for layer in fix["layers"][:15]:
-                lines.append(
-                    f"| {layer['node']} | {layer['op_type']} | {layer['sqnr_db']:.1f} | "
-                    f"{layer['cosine']:.4f} | {layer['added_noise_db']:.1f} |"
-                )
     return lines

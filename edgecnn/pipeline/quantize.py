@@ -127,6 +127,9 @@ class Quantizer:
     only the quantizer itself.
     """
 
+    suffix = ".onnx"
+    remedy_methods: tuple[str, ...] = ("percentile", "entropy")  # what the drift repair tries besides the chosen one
+
     def __init__(
         self,
         fp32_path: Path,

@@ -358,21 +358,42 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     """Full-integer int8 `.tflite` (ai-edge-quantizer) on the calibration set, added to ``result``; its drift is
     judged like the ORT artifact's. ``float_scopes`` (tensor-name regexes) stay float: the sampling path of
     deformable layers; ``kept_float`` names the ops the quantizer found could not be int8, and why."""
-    from edgecnn.lowering.tflite.quantize import quantize_tflite
+    from edgecnn.analysis.layerwise_tflite import tflite_layer_errors
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
     from edgecnn.pipeline.drift_check import judge_artifact
 
     layout = result.input_layout
-    quantized = quantize_tflite(
+    quantizer = TfliteQuantizer(
         fp32,
         ctx.calib.images,
         layout,
         ctx.recipe.tflite_keep_float_ops,
         io=ctx.options.tflite_io or "int8",
         keep_float_scopes=float_scopes,
+        float_outputs=ctx.options.tflite_io is None,
     )
+    quantized = quantizer.quantize_bytes()
     dst = ctx.out / "model.int8.tflite"
     dst.write_bytes(quantized.data)
     result.artifacts["int8_tflite"] = dst
+
+    def rank(path: Path, images: Any) -> list[Any]:
+        return tflite_layer_errors(quantizer.fp32, Path(path).read_bytes(), quantizer.samples(images), quantizer.ops)
+
+    try:
+        check, result.judgement, chosen = judge_artifact(ctx, dst, "tflite", layout, quantizer, rank)
+    except RuntimeError as error:  # LiteRT refuses what the quantizer wrote (an int8 DIV whose divisor rounds to 0)
+        reason = " ".join(str(error).split())[:200]
+        raise CheckFailedError(f"the int8 .tflite does not run in LiteRT: {reason}") from None
+    if chosen is not None:
+        quantized = quantizer.made[chosen]
+        fix = result.judgement.verdict["fix"]
+        fix["float_outputs"] = quantizer.floated_outputs(fix["kept_float"])
+        if fix["float_outputs"]:
+            ctx.warn(
+                f"int8 .tflite: the drift repair keeps {', '.join(fix['float_outputs'])} float, so these outputs are "
+                "float32 (pass --tflite-io int8 to keep int8 outputs, or --tflite-io float for float I/O)"
+            )
     io = {
         "input_dtype": quantized.input_dtype,
         "output_dtype": quantized.output_dtype,
@@ -385,11 +406,6 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         io["outputs"] = quantized.outputs
     if len(quantized.inputs) > 1:
         io["inputs"] = quantized.inputs
-    try:
-        check, result.judgement = judge_artifact(ctx, load(dst, layout=layout), "tflite")
-    except RuntimeError as error:  # LiteRT refuses what the quantizer wrote (an int8 DIV whose divisor rounds to 0)
-        reason = " ".join(str(error).split())[:200]
-        raise CheckFailedError(f"the int8 .tflite does not run in LiteRT: {reason}") from None
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",
         "float_scopes": len(float_scopes),

@@ -340,3 +340,28 @@ def test_a_clip_to_a_lower_bound_quantizes_on_a_4d_tensor():
     expected = expected.reshape(16, 4, 3, 3).transpose(0, 2, 3, 1).reshape(16, -1)  # the .tflite is NHWC
     # ai-edge-quantizer averages each sample's min/max: the largest values saturate, hence a cosine
     assert float(np.sum(actual * expected) / np.linalg.norm(actual) / np.linalg.norm(expected)) > 0.99
+
+
+@pytest.mark.slow
+def test_quantizer_requantizes_with_ops_kept_float_and_their_outputs_float(fp32_tflite, data):
+    """The repair's interface: calibrated once, quantized again with chosen ops float; a graph output whose producer
+    is kept float is float32 too when ``float_outputs`` allows it (int8 I/O not pinned), int8 otherwise."""
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+
+    fp32 = fp32_tflite("tinynet")
+    quantizer = TfliteQuantizer(fp32, data["calibration"], "NHWC", float_outputs=True)
+    plain = quantizer.quantize_bytes()
+    assert plain.data == quantizer.quantize_bytes().data  # the same statistics, the same model
+    conv = next(op for op, kind in quantizer.ops.items() if kind == "CONV_2D")
+    kept = quantizer.quantize_bytes([conv])
+    floats = [outs[0] for name, ins, outs in operators(kept.data) if name == "CONV_2D"]
+    assert schema.TensorType.FLOAT32 in {t.type for t in floats} and kept.output_dtype == "int8"
+    assert kept.op_counts["DEQUANTIZE"] >= 1 and kept.op_counts["QUANTIZE"] >= 1
+    last = next(op for op in reversed(list(quantizer.ops)) if quantizer.floated_outputs([op]))
+    assert quantizer.quantize_bytes([last]).output_dtype == "float32"
+    pinned = TfliteQuantizer(fp32, data["calibration"], "NHWC")
+    assert pinned.quantize_bytes([last]).output_dtype == "int8" and not pinned.floated_outputs([last])
+    with pytest.raises(UsageError, match=r"not in the \.tflite"):
+        quantizer.quantize_bytes(["no-such-op"])
+    with pytest.raises(UsageError, match="min-max"):
+        quantizer.quantize(Path("unused.tflite"), "entropy")

@@ -11,6 +11,7 @@ recipe, which makes the tool put a QUANTIZE after the float input and a DEQUANTI
 from __future__ import annotations
 
 import contextlib
+import copy
 import io as _io
 import re
 import time
@@ -18,6 +19,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,29 +128,6 @@ def overflowing_biases(float_model: Any, model: Any) -> dict[str, tuple[str, str
     return found
 
 
-def _quantize_keeping_bad_biases_float(
-    tool: Any, statistics: Any, float_model: Any, schema: Any
-) -> tuple[bytes, Any, dict[str, str]]:
-    """Quantize with ``tool`` on the calibration ``statistics``; the ops whose int32 bias would overflow
-    (:func:`overflowing_biases`) are added to the recipe as float scopes and the model quantized again.
-    The quantized bytes, their parsed model, and the ops kept float → why."""
-    from ai_edge_quantizer import algorithm_manager
-
-    no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
-    kept: dict[str, str] = {}
-    while True:
-        data = bytes(tool.quantize(statistics, enable_progress_report=False).quantized_model)
-        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-        found = {op: why for op, why in overflowing_biases(float_model, model).items() if op not in kept}
-        if not found:
-            return data, model, kept
-        for op, (op_type, why) in found.items():
-            kept[op] = f"{op_type}: {why}"
-            # by op type too: the virtual OUTPUT op after it is named like it and must stay quantized
-            scope = _output_scope(op.split(";"))
-            tool.update_quantization_recipe(regex=scope, operation_name=op_type, algorithm_key=no_quantize)
-
-
 def _schema() -> Any:
     try:
         from ai_edge_litert import schema_py_generated as schema
@@ -202,6 +181,229 @@ def _quantization(tensor: Any, schema: Any) -> tuple[str, float | None, int | No
     return dtype, float(params.scale[0]), int(params.zeroPoint[0])
 
 
+def _quiet() -> contextlib.ExitStack:
+    """The calibrator's tqdm bar and the interpreter's debug-mode warning are noise for a CLI."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    stack.enter_context(contextlib.redirect_stderr(_io.StringIO()))
+    warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+    return stack
+
+
+def _failed(error: Exception) -> CheckFailedError:
+    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return CheckFailedError(f"int8 quantization with ai-edge-quantizer failed: {message}")
+
+
+class TfliteQuantizer:
+    """Calibrates a lowered fp32 ``.tflite`` once, then quantizes it to full int8 as often as asked.
+
+    ``calibration`` is float32 N×C×H×W, normalised as the model expects (one array per input name for a model
+    with several); ``input_layout`` is the layout of the ``.tflite``'s input (``LoweredModel.input_layout``).
+    ``keep_float_ops`` names TFLite builtin ops ("MEAN", "LOGISTIC", …) that stay in float, with
+    DEQUANTIZE/QUANTIZE around them. ``io="int8"`` makes the model's input and output int8; ``io="float"`` keeps
+    them float32 with QUANTIZE/DEQUANTIZE inside. ``keep_float_scopes`` are regexes on output tensor names whose
+    ops stay float (a deformable layer's sampling path, :func:`node_scope`). Ops ai-edge-quantizer has no int8
+    rule for stay in float the same way, and so do ops whose int32 bias would overflow (:func:`overflowing_biases`).
+
+    The drift repair re-quantizes with more ops kept float (:meth:`quantize`, the interface of the ORT
+    ``Quantizer``): an op is named by its output tensors, ``;``-joined, as in :attr:`ops`. Calibration is
+    min-max only, so there is no other method to try (``remedy_methods`` is empty). With ``float_outputs`` (int8
+    I/O is the default, not what the user pinned), a graph output whose producer is kept float stays float too:
+    quantizing it at the output would bring back the noise (an embedding's int8 output alone can cost more
+    rank-1 agreement than every layer inside).
+    """
+
+    suffix = ".tflite"
+    method = "minmax"
+    remedy_methods: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        fp32: bytes,
+        calibration: np.ndarray | dict[str, np.ndarray],
+        input_layout: str = "NHWC",
+        keep_float_ops: tuple[str, ...] = (),
+        io: str = "int8",
+        keep_float_scopes: tuple[str, ...] = (),
+        float_outputs: bool = False,
+    ):
+        if io not in IO_MODES:
+            raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
+        schema = self.schema = _schema()
+        known_ops = [k for k in vars(schema.BuiltinOperator) if not k.startswith("_")]
+        for op in keep_float_ops:
+            if op not in known_ops:
+                raise UnknownNameError("TFLite op", op, known_ops)
+        try:
+            from ai_edge_quantizer import quantizer, recipe
+        except ImportError:
+            raise UsageError("int8 .tflite needs ai-edge-quantizer: pip install 'edgecnn[tflite]'") from None
+        if bytes(fp32[4:8]) != b"TFL3":
+            raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
+        self.fp32, self.io, self.input_layout = bytes(fp32), io, input_layout
+        self.float_outputs = float_outputs and io == "int8"
+        self.float_model = schema.ModelT.InitFromPackedBuf(bytearray(fp32), 0)
+        self.inputs, self.outputs = _signature_io(self.float_model)
+        self.ops = self._float_ops()
+        samples = self.samples(calibration)
+        self.kept_float: dict[str, str] = {}  # ops found unable to be int8 (bias overflow) → why; float in every try
+        self._kept_types: dict[str, str] = {}
+        started = time.perf_counter()
+        try:
+            with _quiet():
+                self.tool = quantizer.Quantizer(bytearray(fp32))
+                self.tool.load_quantization_recipe(getattr(recipe, RECIPE)())
+                # Later rules win: these override the '*' rule of the recipe for the ops named.
+                for op in (*keep_float_ops, *(("INPUT", "OUTPUT") if io == "float" else ())):
+                    self._keep(".*", op)
+                for scope in keep_float_scopes:
+                    self._keep(scope, "*")
+                self.recipe = copy.deepcopy(self.tool.get_quantization_recipe())
+                self.statistics = self.tool.calibrate({SIGNATURE: samples}, num_threads=1)
+        except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
+            raise _failed(error) from error
+        self.calibration_seconds = time.perf_counter() - started
+        self.made: dict[Path, QuantizedTflite] = {}
+
+    def _float_ops(self) -> dict[str, str]:
+        """Every op of the float model by its output tensors (``;``-joined) → its op type."""
+        from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+
+        codes = [code.builtinCode for code in self.float_model.operatorCodes]
+        tensors = self.float_model.subgraphs[0].tensors
+        return {
+            ";".join(tensors[i].name.decode() for i in op.outputs): OPERATOR_NAMES[codes[op.opcodeIndex]]
+            for op in self.float_model.subgraphs[0].operators
+        }
+
+    def samples(self, images: np.ndarray | dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """NCHW float32 samples (an array, or one per input name) as the signature's feeds: batches of the
+        input's static batch, in the model's layout."""
+        if not isinstance(images, dict):
+            if len(self.inputs) != 1:
+                raise UsageError(f"the model has inputs {', '.join(self.inputs)}: give samples per input name")
+            images = {next(iter(self.inputs)): images}
+        if set(images) != set(self.inputs) or not self.outputs:
+            raise UsageError(f"samples for {', '.join(images)}; the model has {self.inputs} → {self.outputs}")
+        tensors = self.float_model.subgraphs[0].tensors
+        per_input = {
+            name: _calibration_samples(images[name], self.input_layout, tuple(int(d) for d in tensors[index].shape))
+            for name, index in self.inputs.items()
+        }
+        return [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
+
+    def _keep(self, scope: str, op_type: str) -> None:
+        from ai_edge_quantizer import algorithm_manager
+
+        no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
+        self.tool.update_quantization_recipe(regex=scope, operation_name=op_type, algorithm_key=no_quantize)
+
+    def _keep_ops(self, ops: dict[str, str]) -> None:
+        """Keep ``ops`` (by output tensors → op type) float, by op type too: the virtual OUTPUT op after a graph
+        output's producer is named like it and must stay quantized."""
+        by_type: dict[str, list[str]] = {}
+        for op, op_type in ops.items():
+            by_type.setdefault(op_type, []).extend(op.split(";"))
+        for op_type, outputs in by_type.items():
+            self._keep(_output_scope(outputs) or "^$", op_type)
+
+    def quantize_bytes(self, keep_float: Sequence[str] = ()) -> QuantizedTflite:
+        """The int8 model with the ops ``keep_float`` (by output tensors, as in :attr:`ops`) kept float (and the
+        graph outputs they make, with :attr:`float_outputs`)."""
+        unknown = [op for op in keep_float if op not in self.ops]
+        if unknown:
+            raise UsageError(f"ops to keep in float not in the .tflite: {', '.join(unknown)}")
+        started = time.perf_counter()
+        try:
+            with _quiet():
+                self.tool.load_quantization_recipe(copy.deepcopy(self.recipe))
+                self._keep_ops({**self._kept_types, **{op: self.ops[op] for op in keep_float}})
+                floated = self.floated_outputs(keep_float)
+                if floated:
+                    self._keep(_output_scope(floated) or "^$", "OUTPUT")
+                data, model = self._quantize_keeping_bad_biases_float()
+        except Exception as error:
+            raise _failed(error) from error
+        return self._described(data, model, time.perf_counter() - started, floated)
+
+    def floated_outputs(self, keep_float: Sequence[str]) -> list[str]:
+        """The graph output tensors made by ops of ``keep_float``, when :attr:`float_outputs` lets them be float."""
+        if not self.float_outputs:
+            return []
+        tensors = self.float_model.subgraphs[0].tensors
+        names = {tensors[index].name.decode() for index in self.outputs.values()}
+        return sorted(names & {t for op in keep_float for t in op.split(";")})
+
+    def _quantize_keeping_bad_biases_float(self) -> tuple[bytes, Any]:
+        """Quantize on the calibration statistics; the ops whose int32 bias would overflow
+        (:func:`overflowing_biases`) join :attr:`kept_float` and the model is quantized again."""
+        while True:
+            data = bytes(self.tool.quantize(self.statistics, enable_progress_report=False).quantized_model)
+            model = self.schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+            overflowing = overflowing_biases(self.float_model, model)
+            found = {op: why for op, why in overflowing.items() if op not in self.kept_float}
+            if not found:
+                return data, model
+            for op, (op_type, why) in found.items():
+                self.kept_float[op], self._kept_types[op] = f"{op_type}: {why}", op_type
+            self._keep_ops({op: op_type for op, (op_type, _) in found.items()})
+
+    def quantize(
+        self, dst: Path, method: str = "minmax", reduce_range: bool = False, keep_float_nodes: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """Write the int8 ``.tflite`` to ``dst`` with the ops ``keep_float_nodes`` float (the drift repair's call,
+        like the ORT ``Quantizer``'s); min-max calibration only, no reduced range."""
+        if method != self.method or reduce_range:
+            raise UsageError(f"ai-edge-quantizer's {RECIPE} calibrates by min-max with the full int8 range")
+        quantized = self.quantize_bytes(keep_float_nodes)
+        Path(dst).write_bytes(quantized.data)
+        self.made[Path(dst)] = quantized
+        return {"method": method, "kept_float": list(keep_float_nodes)}
+
+    def _described(self, data: bytes, model: Any, seconds: float, floated: Sequence[str] = ()) -> QuantizedTflite:
+        """The quantized bytes with their I/O quantization and op counts, checked against ``io`` (the output
+        tensors ``floated`` are float32)."""
+        schema = self.schema
+        q_inputs, q_outputs = _signature_io(model)
+        tensors = model.subgraphs[0].tensors
+
+        def described(index: int) -> dict[str, Any]:
+            return dict(zip(("dtype", "scale", "zero_point"), _quantization(tensors[index], schema), strict=True))
+
+        quantized_inputs = {name: described(q_inputs[name]) for name in self.inputs}
+        quantized_outputs = {name: described(q_outputs[name]) for name in self.outputs}
+        first_in, first_out = next(iter(quantized_inputs.values())), next(iter(quantized_outputs.values()))
+        wanted = "int8" if self.io == "int8" else "float32"
+        in_dtypes = {i["dtype"] for i in quantized_inputs.values()}
+        floated = set(floated)
+        expected = {n: "float32" if tensors[q_outputs[n]].name.decode() in floated else wanted for n in self.outputs}
+        out_dtypes = {name: o["dtype"] for name, o in quantized_outputs.items()}
+        if in_dtypes != {wanted} or out_dtypes != expected:
+            raise CheckFailedError(
+                f"io='{self.io}' asks for {wanted} input and outputs {expected}; the quantized model has "
+                f"{first_in['dtype']} → {out_dtypes}"
+            )
+        from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+
+        codes = [code.builtinCode for code in model.operatorCodes]
+        op_counts = dict(Counter(OPERATOR_NAMES[codes[op.opcodeIndex]] for op in model.subgraphs[0].operators))
+        return QuantizedTflite(
+            data,
+            first_in["scale"],
+            first_in["zero_point"],
+            first_out["scale"],
+            first_out["zero_point"],
+            first_in["dtype"],
+            first_out["dtype"],
+            op_counts,
+            self.calibration_seconds + seconds,
+            quantized_outputs,
+            quantized_inputs,
+            dict(self.kept_float),
+        )
+
+
 def quantize_tflite(
     fp32: bytes,
     calibration: np.ndarray | dict[str, np.ndarray],
@@ -210,100 +412,5 @@ def quantize_tflite(
     io: str = "int8",
     keep_float_scopes: tuple[str, ...] = (),
 ) -> QuantizedTflite:
-    """Quantize a lowered fp32 ``.tflite`` to full int8.
-
-    ``calibration`` is float32 N×C×H×W, normalised as the model expects (one array per input name for a model
-    with several); ``input_layout`` is the layout of
-    the ``.tflite``'s input (``LoweredModel.input_layout``). ``keep_float_ops`` names TFLite builtin ops
-    ("MEAN", "LOGISTIC", …) that stay in float, with DEQUANTIZE/QUANTIZE around them. ``io="int8"`` makes
-    the model's input and output int8; ``io="float"`` keeps them float32 with QUANTIZE/DEQUANTIZE inside.
-    ``keep_float_scopes`` are regexes on output tensor names whose ops stay float (a deformable layer's
-    sampling path, :func:`node_scope`). Ops ai-edge-quantizer has no int8 rule for stay in float the same way.
-    """
-    if io not in IO_MODES:
-        raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
-    schema = _schema()
-    known_ops = [k for k in vars(schema.BuiltinOperator) if not k.startswith("_")]
-    for op in keep_float_ops:
-        if op not in known_ops:
-            raise UnknownNameError("TFLite op", op, known_ops)
-    try:
-        from ai_edge_quantizer import algorithm_manager, quantizer, recipe
-    except ImportError:
-        raise UsageError("int8 .tflite needs ai-edge-quantizer: pip install 'edgecnn[tflite]'") from None
-
-    if bytes(fp32[4:8]) != b"TFL3":
-        raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
-    float_model = schema.ModelT.InitFromPackedBuf(bytearray(fp32), 0)
-    inputs, outputs = _signature_io(float_model)
-    if not isinstance(calibration, dict):
-        if len(inputs) != 1:
-            raise UsageError(f"the model has inputs {', '.join(inputs)}: give calibration samples per input name")
-        calibration = {next(iter(inputs)): calibration}
-    if set(calibration) != set(inputs) or not outputs:
-        raise UsageError(f"calibration samples for {', '.join(calibration)}; the model has {inputs} → {outputs}")
-    tensors = float_model.subgraphs[0].tensors
-    per_input = {
-        name: _calibration_samples(calibration[name], input_layout, tuple(int(d) for d in tensors[index].shape))
-        for name, index in inputs.items()
-    }
-    samples = [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
-    input_name = next(iter(inputs))
-
-    no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
-    started = time.perf_counter()
-    try:
-        # The calibrator's tqdm bar and the interpreter's debug-mode warning are noise for a CLI.
-        with warnings.catch_warnings(), contextlib.redirect_stderr(_io.StringIO()):
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-            tool = quantizer.Quantizer(bytearray(fp32))
-            tool.load_quantization_recipe(getattr(recipe, RECIPE)())
-            # Later rules win: these override the '*' rule of the recipe for the ops named.
-            for op in (*keep_float_ops, *(("INPUT", "OUTPUT") if io == "float" else ())):
-                tool.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=no_quantize)
-            for scope in keep_float_scopes:
-                tool.update_quantization_recipe(regex=scope, operation_name="*", algorithm_key=no_quantize)
-            statistics = tool.calibrate({SIGNATURE: samples}, num_threads=1)
-            data, model, kept_float = _quantize_keeping_bad_biases_float(tool, statistics, float_model, schema)
-    except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
-        message = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CheckFailedError(f"int8 quantization with ai-edge-quantizer failed: {message}") from error
-    seconds = time.perf_counter() - started
-
-    q_inputs, q_outputs = _signature_io(model)
-    tensors = model.subgraphs[0].tensors
-    in_dtype, in_scale, in_zero = _quantization(tensors[q_inputs[input_name]], schema)
-
-    def described(index: int) -> dict[str, Any]:
-        return dict(zip(("dtype", "scale", "zero_point"), _quantization(tensors[index], schema), strict=True))
-
-    quantized_inputs = {name: described(q_inputs[name]) for name in inputs}
-    quantized_outputs = {name: described(q_outputs[name]) for name in outputs}
-    in_dtypes = {i["dtype"] for i in quantized_inputs.values()}
-    wanted = "int8" if io == "int8" else "float32"
-    out_dtypes = {o["dtype"] for o in quantized_outputs.values()}
-    if {*in_dtypes, *out_dtypes} != {wanted}:
-        raise CheckFailedError(
-            f"io='{io}' asks for {wanted} input and outputs; the quantized model has {in_dtype} → "
-            f"{', '.join(sorted(out_dtypes))}"
-        )
-    first = next(iter(quantized_outputs.values()))
-    out_dtype, out_scale, out_zero = first["dtype"], first["scale"], first["zero_point"]
-    from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
-
-    codes = [code.builtinCode for code in model.operatorCodes]
-    op_counts = dict(Counter(OPERATOR_NAMES[codes[op.opcodeIndex]] for op in model.subgraphs[0].operators))
-    return QuantizedTflite(
-        data,
-        in_scale,
-        in_zero,
-        out_scale,
-        out_zero,
-        in_dtype,
-        out_dtype,
-        op_counts,
-        seconds,
-        quantized_outputs,
-        quantized_inputs,
-        kept_float,
-    )
+    """Quantize a lowered fp32 ``.tflite`` to full int8 (:class:`TfliteQuantizer`'s arguments), once."""
+    return TfliteQuantizer(fp32, calibration, input_layout, keep_float_ops, io, keep_float_scopes).quantize_bytes()
