@@ -436,13 +436,16 @@ Examples:
     "--layers/--no-layers",
     default=True,
     show_default=True,
-    help="Per-layer SQNR of a QDQ TARGET against its fp32 twin (table + PNG chart).",
+    help="Per-layer SQNR of an int8 TARGET (QDQ ONNX or .tflite) against its fp32 twin (table + PNG chart).",
 )
 @click.option("--chart", type=click.Path(path_type=Path), help="Where to write the per-layer chart (PNG).")
 @click.option("--fix", is_flag=True, help="Repair: global remedies, then keep the noisiest layers in float.")
 @click.option("--calib", help="Calibration data for --fix [default: --data].")
 @click.option(
-    "--out", "-o", type=click.Path(path_type=Path), help="Repaired model for --fix [default: TARGET.fixed.onnx]."
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Repaired model for --fix, of TARGET's format [default: TARGET.fixed.onnx or .tflite].",
 )
 @click.option("--force", is_flag=True, help="Replace --out and --chart if they exist.")
 @_task_options
@@ -468,7 +471,6 @@ def drift(
         min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine, **judging
     )
     check_suffix(options["chart"], ".png", "a PNG chart")
-    check_suffix(options["out"], ".onnx", "an ONNX model")
     if options["fix"]:  # before the per-layer chart is written
         check_source(options["calib"])
     report = run_drift(ref, target, thresholds=thresholds, **options)

@@ -216,6 +216,12 @@ def score(figs: Mapping[str, Any]) -> float:
     return float(min(cosine if value is None else value for value, cosine in headlines))
 
 
+def _headline_name(figs: Mapping[str, Any]) -> str:
+    """The name of :func:`score`'s figure for these outputs ("agreement" for classifiers, as before)."""
+    kinds = {out["task"] for out in figs["outputs"].values()}
+    return "agreement" if kinds == {"classification"} else "task figure"
+
+
 def failures(figs: Mapping[str, Any], thresholds: Thresholds) -> list[str]:
     """The thresholds a set of figures misses, each as a sentence with both numbers (and the output's name when
     there are several)."""
@@ -241,15 +247,13 @@ def verdict(computations: Mapping[str, Mapping[str, Any]], basis: str, threshold
     missed = failures(judged, thresholds)
     notes = []
     others = [k for k in computations if k != basis]
-    for other in others:
-        if judged["top1_agreement"] is None or computations[other]["top1_agreement"] is None:
-            continue
-        gap = abs(computations[other]["top1_agreement"] - judged["top1_agreement"])
-        if gap > 1 - thresholds.min_agreement:
+    for other in others:  # the task's figure (top-1 agreement, mIoU, F1, rank-1 agreement or cosine) of each
+        theirs, ours = score(computations[other]), score(judged)
+        if abs(theirs - ours) > 1 - thresholds.min_agreement:
             notes.append(
-                f"{other.replace('_', ' ')} agreement {computations[other]['top1_agreement']:.4f} differs "
-                f"from {basis.replace('_', ' ')} {judged['top1_agreement']:.4f} by more than the "
-                f"threshold: this host's int8 kernels do not compute what the target does"
+                f"{other.replace('_', ' ')} {_headline_name(judged)} {theirs:.4f} differs from "
+                f"{basis.replace('_', ' ')} {ours:.4f} by more than {1 - thresholds.min_agreement:.2g}: this host's "
+                "int8 kernels do not compute what the target does"
             )
     return {
         "basis": basis,

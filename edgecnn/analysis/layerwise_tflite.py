@@ -57,15 +57,15 @@ def tflite_layer_errors(
     """Every op of ``ops`` (output tensors ``;``-joined → op type, the float model's) whose output is quantized in
     ``int8``, against ``fp32`` on ``samples``: its SQNR and the noise it adds (the worst SQNR of its inputs minus
     its own), worst SQNR first."""
-    from ai_edge_litert import schema_py_generated as schema
+    from edgecnn.lowering.tflite.quantize import parse, quantized_tensors
 
-    float_model = schema.ModelT.InitFromPackedBuf(bytearray(fp32), 0)
+    float_model = parse(fp32)
     tensors = float_model.subgraphs[0].tensors
     inputs_of = {
         ";".join(tensors[i].name.decode() for i in op.outputs): [tensors[i].name.decode() for i in op.inputs if i >= 0]
         for op in float_model.subgraphs[0].operators
     }
-    quantized = _quantized_tensors(int8)
+    quantized = quantized_tensors(parse(int8))
     activations = {t for op in ops for t in op.split(";")} | {
         tensors[i].name.decode() for i in float_model.subgraphs[0].inputs
     }
@@ -81,14 +81,10 @@ def tflite_layer_errors(
     return sorted(errors, key=lambda e: e.sqnr_db)
 
 
-def _quantized_tensors(model: bytes) -> set[str]:
-    """Names of the tensors of subgraph 0 of ``model`` that carry int8/int16 quantization."""
-    from ai_edge_litert import schema_py_generated as schema
+def rank_tflite(fp32: bytes, int8: bytes, images: Any, input_layout: str) -> list[LayerError]:
+    """:func:`tflite_layer_errors` of every op of ``fp32``, on NCHW float32 ``images`` (an array, or one per input
+    name) fed in the model's ``input_layout``."""
+    from edgecnn.lowering.tflite.quantize import op_names, parse, signature_feeds
 
-    parsed = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    kinds = {schema.TensorType.INT8, schema.TensorType.INT16}
-    return {
-        t.name.decode()
-        for t in parsed.subgraphs[0].tensors
-        if t.type in kinds and t.quantization is not None and t.quantization.scale is not None
-    }
+    model = parse(fp32)
+    return tflite_layer_errors(fp32, int8, signature_feeds(model, images, input_layout), op_names(model))

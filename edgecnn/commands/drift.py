@@ -17,10 +17,11 @@ from edgecnn.analysis.drift import (
     verdict,
 )
 from edgecnn.analysis.layerwise import layer_errors
+from edgecnn.analysis.layerwise_tflite import rank_tflite
 from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
-from edgecnn.files import check_output_file, terminate_as_interrupt
+from edgecnn.files import check_output_file, check_suffix, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
 from edgecnn.runtime.outputs import Inputs, Outputs, batch_size, take
 
@@ -42,10 +43,35 @@ def _target_device(target: Artifact, profile: str | None) -> tuple[str, str, tup
     return "this host", "x86_64", (), ()
 
 
+def _int8_tflite(artifact: Artifact) -> Any:
+    """The parsed model of an int8 `.tflite` artifact, else None."""
+    if artifact.kind != "tflite" or artifact.path is None:
+        return None
+    from edgecnn.lowering.tflite.quantize import is_quantized, parse
+
+    model = parse(artifact.path.read_bytes())
+    return model if is_quantized(model) else None
+
+
 def _fp32_twin(reference: Artifact, target: Artifact) -> Path | None:
+    """The fp32 model TARGET was quantized from, of TARGET's format: REF when it is that, else the export's
+    sibling named in the manifest beside TARGET."""
+    if target.kind == "tflite":
+        if reference.kind == "tflite" and _int8_tflite(reference) is None:
+            return reference.path
+        return target.sibling("fp32_tflite")
     if reference.kind == "onnx" and not reference.is_qdq:
         return reference.path
     return target.sibling("fp32_onnx")
+
+
+def _tflite_layout(artifact: Artifact, model: Any) -> str:
+    """The input layout of a `.tflite` artifact: from its manifest, else inferred from its first input's shape."""
+    from edgecnn.runtime.loader import tflite_layout
+
+    recorded = ((artifact.manifest or {}).get("model") or {}).get("tflite_input_layout")
+    graph = model.subgraphs[0]
+    return recorded or tflite_layout(tuple(int(d) for d in graph.tensors[graph.inputs[0]].shape))
 
 
 def _aligned(ref: Artifact, tgt: Artifact, reference: Outputs, target: Outputs) -> Outputs:
@@ -97,9 +123,12 @@ def drift(
     tgt = open_artifact(target)
     inputs = (reference, target, data, calib, weights)
     chart_named, out_named = chart is not None, out is not None
+    suffix = ".tflite" if tgt.kind == "tflite" else ".onnx"  # a repaired model has its TARGET's format
+    if fix:
+        check_suffix(out, suffix, "a TFLite model" if suffix == ".tflite" else "an ONNX model")
     if tgt.path is not None:  # a file TARGET: the chart and the repaired model default to names beside it
         chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
-        out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed.onnx")
+        out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed{suffix}")
     for path, named, needed in ((chart, chart_named, layers), (out, out_named, fix)):
         if needed and path is not None:
             check_output_file(path, force or not named, inputs)
@@ -133,26 +162,60 @@ def drift(
             for k in ("top1_agreement", "cosine", "accuracy_drop_points", "passed", "failures", "notes", "thresholds")
         },
     }
-    twin = _fp32_twin(ref, tgt) if qdq else None
-    if qdq and twin is None and (layers or fix):
+    tflite = _int8_tflite(tgt)
+    twin = _fp32_twin(ref, tgt) if qdq or tflite is not None else None
+    if (qdq or tflite is not None) and twin is None and (layers or fix):
         report["notes"].append(
-            "per-layer figures need the fp32 ONNX twin: give it as REF or keep the export's manifest beside TARGET"
+            f"per-layer figures need the fp32 {'.tflite' if tflite is not None else 'ONNX'} twin: give it as REF or "
+            "keep the export's manifest beside TARGET"
         )
     calib_images = load_images(tgt, calib or data, 128, seed + 1)[0] if fix and twin is not None else None
     if layers and twin is not None:  # after --calib is read: a bad one leaves no chart behind
-        errors = layer_errors(twin, tgt.path, take(tgt_images, slice(0, LAYER_SAMPLES)))
+        samples = take(tgt_images, slice(0, LAYER_SAMPLES))
+        if tflite is not None:
+            layout = _tflite_layout(tgt, tflite)
+            errors = rank_tflite(twin.read_bytes(), tgt.path.read_bytes(), samples, layout)
+        else:
+            errors = layer_errors(twin, tgt.path, samples)
         report["layers"] = [e.to_dict() for e in errors]
+        report["layers_basis"] = "LiteRT int8 kernels" if tflite is not None else "exact QDQ"
         report["chart"] = str(layer_sqnr_chart(errors, chart, f"{tgt.label}: per-layer SQNR vs fp32"))
     if fix:
         if twin is None:
-            raise UsageError("--fix needs a QDQ int8 ONNX TARGET and its fp32 ONNX twin (as REF or via the manifest)")
-        evaluate = evaluator(
-            tgt_images, ref_logits, labels, basis if basis in (EXACT_QDQ, HOST_KERNELS) else HOST_KERNELS, thresholds
-        )
-        report["fix"] = _fix(
-            tgt, twin, evaluate, tgt_images, (judged, computations), basis, slow_types, calib_images, out
-        )
+            raise UsageError(
+                "--fix needs a QDQ int8 ONNX or int8 .tflite TARGET and its fp32 twin (as REF or via the manifest)"
+            )
+        if tflite is not None:
+            report["fix"] = _fix_tflite(
+                tgt,
+                tflite,
+                twin,
+                ref_logits,
+                (judged, computations),
+                thresholds,
+                dataset,
+                tgt_images,
+                calib_images,
+                out,
+            )
+        else:
+            evaluate = evaluator(
+                tgt_images,
+                ref_logits,
+                labels,
+                basis if basis in (EXACT_QDQ, HOST_KERNELS) else HOST_KERNELS,
+                thresholds,
+            )
+            report["fix"] = _fix(
+                tgt, twin, evaluate, tgt_images, (judged, computations), basis, slow_types, calib_images, out
+            )
         report["passed"] = report["fix"]["passed"]
+        if tflite is not None and not report["passed"]:
+            report["notes"].append(
+                "the repaired .tflite keeps TARGET's input and output dtypes (a drop-in replacement): when an int8 "
+                "output is what costs the figure, export again without --tflite-io int8 (the export's repair makes "
+                "such an output float32)"
+            )
     return report
 
 
@@ -188,6 +251,64 @@ def _fix(
             saturating_target=basis == HOST_KERNELS,
             slow_op_types=slow_types,
         )
+    return _fix_record(search, record, out)
+
+
+def _fix_tflite(
+    tgt: Artifact,
+    model: Any,
+    twin: Path,
+    reference: Outputs,
+    judged: Any,
+    thresholds: Thresholds,
+    dataset: Any,
+    images: Inputs,
+    calib_images: Inputs,
+    out: Path | None,
+) -> dict[str, Any]:
+    """Repair the int8 `.tflite` TARGET (parsed ``model``, judged ``judged``) by re-quantizing its fp32 ``twin`` on
+    ``calib_images`` with ai-edge-quantizer, its ops ranked in LiteRT: a drop-in replacement — the same I/O dtypes,
+    and the ops TARGET has in float stay float. The best goes to OUT."""
+    from edgecnn.analysis.layerwise_tflite import rank_tflite
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer, op_names, quantized_tensors
+    from edgecnn.runtime.loader import load
+
+    layout = _tflite_layout(tgt, model)
+    graph = model.subgraphs[0]
+    quantized = quantized_tensors(model)
+    io = "int8" if graph.tensors[graph.inputs[0]].name.decode() in quantized else "float"
+    floats = tuple(op for op in op_names(model) if op.split(";")[0] not in quantized)
+
+    def evaluate(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = load(path, layout=layout).run_all(images)
+        computations = {"as_is": figures(reference, out, dataset.labels, dataset.class_names, thresholds)}
+        return verdict(computations, "as_is", thresholds), computations
+
+    def rank(path: Path, samples: Inputs) -> list[Any]:
+        return rank_tflite(quantizer.fp32, Path(path).read_bytes(), samples, layout)
+
+    quantizer = TfliteQuantizer(twin.read_bytes(), calib_images, layout, io=io)
+    known = set(quantizer.ops)
+    with tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
+        search, record = repair_model(
+            quantizer,
+            evaluate,
+            tgt.path,
+            out,
+            Path(tmp),
+            judged,
+            method=quantizer.method,
+            reduce_range=False,
+            images=images,
+            saturating_target=False,
+            keep_float=tuple(op for op in floats if op in known),
+            rank=rank,
+        )
+    return _fix_record(search, record, out)
+
+
+def _fix_record(search: Any, record: dict[str, Any], out: Path | None) -> dict[str, Any]:
+    """The report's ``fix``: where the best try went, whether it passes, the search's record and its figures."""
     best = search.best
     return {
         "out": str(out),

@@ -148,7 +148,8 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
     if len(outputs) > 1 or any(figs["task"] != "classification" for figs in outputs.values()):
         console.print(_per_output(outputs, report["basis"]))
     if report.get("layers"):
-        layers = Table(title="worst layers (per-layer SQNR vs fp32, exact QDQ)", title_justify="left")
+        title = f"worst layers (per-layer SQNR vs fp32, {report.get('layers_basis', 'exact QDQ')})"
+        layers = Table(title=title, title_justify="left")
         for column in ("node", "op", "SQNR dB", "cosine", "noise added dB"):
             layers.add_column(column, justify="left" if column in ("node", "op") else "right")
         for layer in report["layers"][:10]:

@@ -358,7 +358,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     """Full-integer int8 `.tflite` (ai-edge-quantizer) on the calibration set, added to ``result``; its drift is
     judged like the ORT artifact's. ``float_scopes`` (tensor-name regexes) stay float: the sampling path of
     deformable layers; ``kept_float`` names the ops the quantizer found could not be int8, and why."""
-    from edgecnn.analysis.layerwise_tflite import tflite_layer_errors
+    from edgecnn.analysis.layerwise_tflite import rank_tflite
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
     from edgecnn.pipeline.drift_check import judge_artifact
 
@@ -378,7 +378,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     result.artifacts["int8_tflite"] = dst
 
     def rank(path: Path, images: Any) -> list[Any]:
-        return tflite_layer_errors(quantizer.fp32, Path(path).read_bytes(), quantizer.samples(images), quantizer.ops)
+        return rank_tflite(quantizer.fp32, Path(path).read_bytes(), images, layout)
 
     try:
         check, result.judgement, chosen = judge_artifact(ctx, dst, "tflite", layout, quantizer, rank)

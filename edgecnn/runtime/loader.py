@@ -142,6 +142,12 @@ def trial_run(path: str | Path, what: str, fix: str, shown: str | Path | None = 
     return True
 
 
+def tflite_layout(shape: tuple[int, ...]) -> str:
+    """The layout of a `.tflite` input of ``shape`` when no manifest says: NHWC for an image (few channels last,
+    larger spatial dims), else NCHW."""
+    return "NHWC" if len(shape) == 4 and shape[3] <= 4 < shape[1] else "NCHW"
+
+
 def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout: str | None = None) -> Runner:
     """A runner for a `.tflite` file in the LiteRT interpreter, fed NCHW float32 like every other runner.
 
@@ -165,8 +171,7 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
     inputs, outputs = _tflite_io(interpreter, "inputs"), _tflite_io(interpreter, "outputs")
     detail_in = next(iter(inputs.values()))
     shape = tuple(int(d) for d in detail_in["shape"])
-    if layout is None:  # image inputs: few channels, larger spatial dims
-        layout = "NHWC" if len(shape) == 4 and shape[3] <= 4 < shape[1] else "NCHW"
+    layout = layout or tflite_layout(shape)
     nhwc = len(shape) == 4 and layout == "NHWC"
     nchw_shape = (shape[0], shape[3], shape[1], shape[2]) if nhwc else shape
 

@@ -227,3 +227,21 @@ def test_nms_and_matching_hold_one_row_of_ious_at_a_time():
     tracemalloc.stop()
     assert len(kept) == 4000 and len(pairs) == 4000
     assert peak < 20e6
+
+
+def test_the_note_on_the_other_int8_computation_compares_the_task_figure():
+    """exact QDQ and host kernels disagreeing on a segmentation net's mIoU is noted, like top-1 for a classifier."""
+    from edgecnn.analysis.drift import verdict
+
+    rng = np.random.default_rng(0)
+    reference = {"out": rng.normal(size=(4, 3, 8, 8)).astype(np.float32)}
+    flipped = {"out": reference["out"].copy()}
+    flipped["out"][:, :, :4] = flipped["out"][:, ::-1, :4]  # half of each mask changes class
+    thresholds = Thresholds(tasks="segmentation")
+    computations = {
+        "exact_qdq": figures(reference, reference, None, (), thresholds),
+        "host_kernels": figures(reference, flipped, None, (), thresholds),
+    }
+    (note,) = verdict(computations, "exact_qdq", thresholds)["notes"]
+    assert note.startswith("host kernels task figure 0.") and "exact qdq 1.0000" in note, note
+    assert not verdict({"exact_qdq": computations["exact_qdq"]}, "exact_qdq", thresholds)["notes"]

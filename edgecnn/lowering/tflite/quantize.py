@@ -181,6 +181,62 @@ def _quantization(tensor: Any, schema: Any) -> tuple[str, float | None, int | No
     return dtype, float(params.scale[0]), int(params.zeroPoint[0])
 
 
+def parse(data: bytes) -> Any:
+    """A ``.tflite``'s object-API model (one line when it is not a TFLite flatbuffer)."""
+    if bytes(data[4:8]) != b"TFL3":
+        raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
+    return _schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
+
+
+def quantized_tensors(model: Any) -> set[str]:
+    """Names of the tensors of subgraph 0 of a parsed ``.tflite`` that are int8/int16 with a scale."""
+    schema = _schema()
+    kinds = {schema.TensorType.INT8, schema.TensorType.INT16}
+    return {
+        t.name.decode()
+        for t in model.subgraphs[0].tensors
+        if t.type in kinds and t.quantization is not None and t.quantization.scale is not None
+    }
+
+
+def is_quantized(model: Any) -> bool:
+    """Whether a parsed ``.tflite`` has quantized tensors (an int8 model, not an fp32 one)."""
+    return bool(quantized_tensors(model))
+
+
+def op_names(model: Any) -> dict[str, str]:
+    """Every op of subgraph 0 of a parsed ``.tflite`` by its output tensors (``;``-joined, as ai-edge-quantizer
+    names an op) → its op type."""
+    from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+
+    codes = [code.builtinCode for code in model.operatorCodes]
+    tensors = model.subgraphs[0].tensors
+    return {
+        ";".join(tensors[i].name.decode() for i in op.outputs): OPERATOR_NAMES[codes[op.opcodeIndex]]
+        for op in model.subgraphs[0].operators
+    }
+
+
+def signature_feeds(
+    model: Any, images: np.ndarray | dict[str, np.ndarray], input_layout: str
+) -> list[dict[str, np.ndarray]]:
+    """NCHW float32 samples (an array, or one per input name) as feeds of a parsed ``.tflite``'s signature: batches
+    of each input's static batch, in the model's ``input_layout``."""
+    inputs, outputs = _signature_io(model)
+    if not isinstance(images, dict):
+        if len(inputs) != 1:
+            raise UsageError(f"the model has inputs {', '.join(inputs)}: give samples per input name")
+        images = {next(iter(inputs)): images}
+    if set(images) != set(inputs) or not outputs:
+        raise UsageError(f"samples for {', '.join(images)}; the model has {inputs} → {outputs}")
+    tensors = model.subgraphs[0].tensors
+    per_input = {
+        name: _calibration_samples(images[name], input_layout, tuple(int(d) for d in tensors[index].shape))
+        for name, index in inputs.items()
+    }
+    return [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
+
+
 def _quiet() -> contextlib.ExitStack:
     """The calibrator's tqdm bar and the interpreter's debug-mode warning are noise for a CLI."""
     stack = contextlib.ExitStack()
@@ -239,13 +295,11 @@ class TfliteQuantizer:
             from ai_edge_quantizer import quantizer, recipe
         except ImportError:
             raise UsageError("int8 .tflite needs ai-edge-quantizer: pip install 'edgecnn[tflite]'") from None
-        if bytes(fp32[4:8]) != b"TFL3":
-            raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
         self.fp32, self.io, self.input_layout = bytes(fp32), io, input_layout
         self.float_outputs = float_outputs and io == "int8"
-        self.float_model = schema.ModelT.InitFromPackedBuf(bytearray(fp32), 0)
+        self.float_model = parse(fp32)
         self.inputs, self.outputs = _signature_io(self.float_model)
-        self.ops = self._float_ops()
+        self.ops = op_names(self.float_model)
         samples = self.samples(calibration)
         self.kept_float: dict[str, str] = {}  # ops found unable to be int8 (bias overflow) → why; float in every try
         self._kept_types: dict[str, str] = {}
@@ -266,32 +320,9 @@ class TfliteQuantizer:
         self.calibration_seconds = time.perf_counter() - started
         self.made: dict[Path, QuantizedTflite] = {}
 
-    def _float_ops(self) -> dict[str, str]:
-        """Every op of the float model by its output tensors (``;``-joined) → its op type."""
-        from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
-
-        codes = [code.builtinCode for code in self.float_model.operatorCodes]
-        tensors = self.float_model.subgraphs[0].tensors
-        return {
-            ";".join(tensors[i].name.decode() for i in op.outputs): OPERATOR_NAMES[codes[op.opcodeIndex]]
-            for op in self.float_model.subgraphs[0].operators
-        }
-
     def samples(self, images: np.ndarray | dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """NCHW float32 samples (an array, or one per input name) as the signature's feeds: batches of the
-        input's static batch, in the model's layout."""
-        if not isinstance(images, dict):
-            if len(self.inputs) != 1:
-                raise UsageError(f"the model has inputs {', '.join(self.inputs)}: give samples per input name")
-            images = {next(iter(self.inputs)): images}
-        if set(images) != set(self.inputs) or not self.outputs:
-            raise UsageError(f"samples for {', '.join(images)}; the model has {self.inputs} → {self.outputs}")
-        tensors = self.float_model.subgraphs[0].tensors
-        per_input = {
-            name: _calibration_samples(images[name], self.input_layout, tuple(int(d) for d in tensors[index].shape))
-            for name, index in self.inputs.items()
-        }
-        return [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
+        """NCHW float32 samples as the signature's feeds (:func:`signature_feeds`)."""
+        return signature_feeds(self.float_model, images, self.input_layout)
 
     def _keep(self, scope: str, op_type: str) -> None:
         from ai_edge_quantizer import algorithm_manager
