@@ -367,7 +367,7 @@ def test_detection_against_label_boxes():
     split = Thresholds(tasks="boxes=detection,scores=detection", decoder="boxes-scores")
     assert figures(pair, pair, truth, thresholds=split)["outputs"]["boxes+scores"]["reference_map50"] == 1.0
     with pytest.raises(UsageError, match="box classes go up to 2 but the yolo head scores 2 \\(0…1\\)"):
-        figures({"head": fp32}, {"head": fp32}, truth + [0, 0, 0, 0, 1], thresholds=thresholds)
+        figures({"head": fp32}, {"head": fp32}, truth + np.array([0, 0, 0, 0, 1]), thresholds=thresholds)
     with pytest.raises(UsageError, match="the data's boxes label objects, but no output is judged as detection"):
         figures({"head": fp32}, {"head": fp32}, truth)  # detection is never inferred
     with pytest.raises(UsageError, match="none of the 1 samples judged has a label box"):
