@@ -13,10 +13,11 @@ With label boxes in the data (an ``.npz``'s ``boxes``, N×M×4 corner x0, y0, x1
 ``classes``, N×M integers with −1 padding), :func:`against_labels` gives both models' mAP@0.5 against them and its
 drop. The definition is COCO's AP50 (pycocotools ``COCOeval`` with IoU threshold 0.5, one area range and no cap on
 detections per image): per class, the detections of all images ranked by score (ties in image order), each a true
-positive when it is the first to match an unmatched label box of its class with IoU ≥ 0.5 (the highest IoU), the
-precision made monotone and read at the 101 recall points 0, 0.01, …, 1 (0 beyond the last recall reached); the
-mean over the classes that have label boxes. The detections are the ones the F1 is computed on (after
-``--score-threshold`` and NMS), so a high threshold truncates the curve. Checked against pycocotools in the tests.
+positive when it is the first to match an unmatched label box of its class with IoU ≥ 0.5 (the highest IoU, the
+later box of equal ones); the precision made monotone and read at the 101 recall points 0, 0.01, …, 1 (0 beyond
+the last recall reached); the mean over the classes that have label boxes. The detections are the ones the F1 is
+computed on (after ``--score-threshold`` and NMS), so a high threshold truncates the curve. Checked against
+pycocotools in the tests.
 
 NumPy only: the same code runs where torch is absent.
 """
@@ -146,13 +147,14 @@ def detections(head: np.ndarray, thresholds: Any) -> list[dict[str, np.ndarray]]
 
 def match(reference: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> list[tuple[int, int, float]]:
     """Greedy matches (reference index, target index, IoU): the target's detections by descending score, each to
-    the unmatched reference detection of its class with the highest IoU ≥ 0.5."""
+    the unmatched reference detection of its class with the highest IoU ≥ 0.5 (the last of equal ones, as
+    COCOeval)."""
     taken = np.zeros(len(reference["classes"]), bool)
     pairs = []
     for t in np.argsort(-target["scores"], kind="stable"):  # a row of IoUs at a time, as in nms
         overlaps = iou_matrix(target["boxes"][t : t + 1], reference["boxes"])[0]
         candidates = np.where(taken | (reference["classes"] != target["classes"][t]), 0.0, overlaps)
-        r = int(candidates.argmax()) if len(candidates) else -1
+        r = len(candidates) - 1 - int(candidates[::-1].argmax()) if len(candidates) else -1
         if r >= 0 and candidates[r] >= MATCH_IOU:
             taken[r] = True
             pairs.append((r, int(t), float(candidates[r])))
@@ -231,6 +233,12 @@ def class_aps(found: list[dict[str, np.ndarray]], truth: list[dict[str, np.ndarr
     }
 
 
+def map50(head: np.ndarray, truth: list[dict[str, np.ndarray]], thresholds: Any) -> float:
+    """mAP@0.5 (COCO's AP50, see the module) of a head's detections against label boxes per image
+    (:func:`truths`)."""
+    return float(np.mean(list(class_aps(detections(head, thresholds), truth).values())))
+
+
 def against_labels(reference: np.ndarray, target: np.ndarray, labels: np.ndarray, thresholds: Any) -> dict[str, Any]:
     """mAP@0.5 (COCO's AP50, see the module) of the reference's and the target's detections against label boxes
     (N×M×5: corners and class, −1 padding), and its drop in points."""
@@ -247,7 +255,7 @@ def against_labels(reference: np.ndarray, target: np.ndarray, labels: np.ndarray
             f"the data's box classes go up to {top} but the {thresholds.decoder} head scores {classes} (0…"
             f"{classes - 1}): give classes of the model's"
         )
-    maps = [float(np.mean(list(class_aps(detections(x, thresholds), truth).values()))) for x in (reference, target)]
+    maps = [map50(x, truth, thresholds) for x in (reference, target)]
     return {
         "reference_map50": maps[0],
         "target_map50": maps[1],

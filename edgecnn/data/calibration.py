@@ -216,8 +216,14 @@ def _checked_boxes(
         raise UsageError(
             f"{path}: {outside} boxes reach outside the {width}×{height} input: give input pixels (clipped to it)"
         )
-    truth = np.concatenate([np.asarray(boxes, np.float64), classes[..., None].astype(np.float64)], axis=-1)
-    truth[~real] = [0, 0, 0, 0, -1]
+    return box_truth(boxes, classes)
+
+
+def box_truth(boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Label boxes (N×M×4 corners) and their classes (N×M, −1 padding) as the N×M×5 float64 ground truth a data
+    set carries, padding rows zeroed."""
+    truth = np.concatenate([np.asarray(boxes, np.float64), np.asarray(classes, np.float64)[..., None]], axis=-1)
+    truth[truth[..., 4] < 0] = [0, 0, 0, 0, -1]
     return truth
 
 

@@ -312,6 +312,11 @@ def test_class_aps_of_duplicates_misses_ties_and_classes_without_truth():
     truth = [_objects([], False), _objects([(0, 0, 10, 10, 0)], False)]
     assert class_aps(tie, truth) == {0: pytest.approx(0.5)} == _coco_aps(tie, truth, 1)
     assert class_aps(tie, truth[::-1]) == {0: 1.0} and _coco_aps(tie, truth[::-1], 1) == {0: pytest.approx(1.0)}
+    # A detection at equal IoU with two label boxes takes the later one (COCOeval's rule), leaving the first to a
+    # detection that overlaps only it.
+    truth = [_objects([(0, 0, 10, 10, 0), (2, 0, 12, 10, 0)], False)]
+    found = [_objects([(1, 0, 11, 10, 0, 0.9), (-2, 0, 8, 10, 0, 0.8)], True)]  # IoU 9/11 with both; 2/3, 3/7
+    assert class_aps(found, truth) == {0: 1.0} and _coco_aps(found, truth, 1) == {0: pytest.approx(1.0)}
 
 
 @pytest.mark.parametrize("seed", range(6))
