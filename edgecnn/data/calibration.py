@@ -365,7 +365,7 @@ def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> Cal
                 f"{path} has no array for input(s) {', '.join(missing)} (it has: {', '.join(loaded.files)}); {fix}"
             )
         arrays = {name: loaded[name] for name in shapes}
-        truth = [key for key in (*TRUTH_KEYS, "classes") if key in loaded.files]
+        truth = [key for key in (*TRUTH_KEYS, "classes") if key in loaded.files and key not in shapes]
     for name, array in arrays.items():
         if array.dtype != np.float32 or array.shape[1:] != shapes[name]:
             wanted = "×".join(map(str, shapes[name]))

@@ -165,3 +165,22 @@ def test_label_boxes_need_their_classes(tmp_path, kept, missing):
     np.savez(tmp_path / "b.npz", images=full["images"], **{kept: full[kept]})
     with pytest.raises(UsageError, match=f"has '{kept}' but no '{missing}': label boxes need both"):
         load_calibration(tmp_path / "b.npz", (1, 8, 8), RECIPE, count=8, holdout=0)
+
+
+def test_several_inputs_take_no_ground_truth_but_may_be_named_like_it(tmp_path):
+    """Label boxes beside several inputs are an error (their task reads one image input); an input that is
+    itself named 'boxes' is an input."""
+    from edgecnn.data.calibration import load_input_calibration
+    from edgecnn.errors import UsageError
+
+    image, boxes = np.zeros((4, 1, 8, 8), np.float32), np.ones((4, 1, 2, 4), np.float32)
+    shapes = {"image": (1, 8, 8), "boxes": (1, 2, 4)}
+    np.savez(tmp_path / "two.npz", image=image, boxes=boxes)
+    calib, _ = load_input_calibration(tmp_path / "two.npz", shapes, RECIPE, 4, 0)
+    assert set(calib.images) == {"image", "boxes"} and calib.labels is None
+    np.savez(tmp_path / "labelled.npz", image=image, boxes=boxes, classes=np.zeros((4, 1), np.int64))
+    with pytest.raises(UsageError, match="ground truth \\('classes'\\) applies to single-input models"):
+        load_input_calibration(tmp_path / "labelled.npz", shapes, RECIPE, 4, 0)
+    np.savez(tmp_path / "masks.npz", image=image, boxes=boxes, masks=np.zeros((4, 8, 8), np.int64))
+    with pytest.raises(UsageError, match="ground truth \\('masks'\\) applies to single-input models"):
+        load_input_calibration(tmp_path / "masks.npz", shapes, RECIPE, 4, 0)
