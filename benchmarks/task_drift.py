@@ -22,7 +22,9 @@ from common import REPO_ROOT, time_callable, write_result
 sys.path.insert(0, str(REPO_ROOT))  # the task networks live with the test fixtures
 
 from edgecnn.analysis.drift import Thresholds, score
+from edgecnn.analysis.task_detection import map50, truths
 from edgecnn.analysis.task_embedding import nearest
+from edgecnn.data.calibration import box_truth
 from edgecnn.pipeline.export import export
 from edgecnn.runtime.loader import load
 from tests.fixtures import tasks
@@ -32,7 +34,7 @@ NAME = "task_drift"
 # task → (export's --task, the figure against ground truth, how to compute it from the model's outputs)
 TASKS: dict[str, tuple[str | None, str]] = {
     "segmentation": (None, "mIoU vs truth"),
-    "detection": ("detection", "recall vs truth"),
+    "detection": ("detection", "mAP@0.5 vs truth"),
     "embedding": ("embedding", "retrieval precision"),
     "class_box": ("output_0=classification,output_1=raw", "accuracy vs truth"),
 }
@@ -40,7 +42,9 @@ DESCRIPTION = (
     "Task networks of tests/fixtures/tasks.py trained on digit canvases (segmentation N×11×16×16, a YOLO-layout "
     "detector N×14×16, an N×32 embedding, a class + box head), exported with `edgecnn.export(formats='onnx,tflite', "
     "calib=<64 of 300 held-out canvases>, holdout=128, task=…)` and the task's default thresholds. `truth_*`: the "
-    "task's figure against the ground truth on all 300 test canvases (360 digits for the embedding); "
+    "task's figure against the ground truth on all 300 test canvases (360 digits for the embedding; for the "
+    "detector its label boxes' mAP@0.5, COCO's AP50 as `edgecnn drift` computes it, on the detections after the "
+    "default --score-threshold 0.25 and NMS); "
     "`task_before`/`task_after`: the task's figure of the int8 ORT model against fp32 on the 128 held-out samples "
     "before and after the export's repair; `task_tflite_before`/`task_tflite`: the same for the int8 .tflite "
     "(repaired by its own per-op ranking; `tflite_outputs`: its outputs' dtype after the repair). Latency: 1 thread, "
@@ -60,9 +64,8 @@ def _truth(task: str) -> tuple[np.ndarray, Callable[[dict[str, np.ndarray]], flo
         truth = tasks.half(data["masks"])
         return data["images"], lambda out: tasks.mean_iou(next(iter(out.values())).argmax(1), truth)
     if task == "detection":
-        return data["images"], lambda out: tasks.recall_against_truth(
-            next(iter(out.values())), data["boxes"], Thresholds()
-        )[0]
+        truth = truths(box_truth(**tasks.box_labels(data["boxes"])))
+        return data["images"], lambda out: map50(next(iter(out.values())), truth, Thresholds())
     classes = np.concatenate(data["boxes"])[:, 4]
     return data["images"], lambda out: float(np.mean(out["output_0"].argmax(1) == classes))
 

@@ -281,7 +281,8 @@ class _ExportCommand(click.Command):
     type=float,
     default=1.0,
     show_default=True,
-    help="Drift check: largest accuracy drop in points on held-out data (with labels).",
+    help="Drift check: largest drop in points on held-out data with ground truth: accuracy (labels), mIoU (masks), "
+    "mAP@0.5 (boxes).",
 )
 @click.option(
     "--min-agreement",
@@ -396,7 +397,8 @@ data preprocessed as the manifest beside it says (mean/std, input size).
 
 \b
 Figures: top-1 agreement, top-5 overlap, accuracy of each and the drop in points
-(when --data has labels: class sub-folders or `labels` in the .npz), logit
+(when --data has labels: class sub-folders or `labels` in the .npz; with
+`masks` or `boxes` + `classes` in the .npz the mIoU or mAP@0.5 drop), logit
 cosine and SQNR, max abs error, per class. For a QDQ int8 TARGET two int8
 computations are measured: the exact QDQ arithmetic (what ARM and VNNI devices
 compute) and this host's kernels (x86 without VNNI saturates); the thresholds
@@ -425,7 +427,7 @@ Examples:
     type=float,
     default=1.0,
     show_default=True,
-    help="Maximum accuracy drop in points (with labels).",
+    help="Maximum drop in points against the data's ground truth: accuracy (labels), mIoU (masks), mAP@0.5 (boxes).",
 )
 @click.option("--min-cosine", type=float, help="Minimum mean logit cosine.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Evaluate at most this many samples.")

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgecnn.analysis.metrics import accuracy, max_abs_error, mean_cosine, sqnr_db
 from edgecnn.analysis.task_detection import DECODERS, joined
-from edgecnn.analysis.tasks import output_tasks, parse_tasks, task
+from edgecnn.analysis.tasks import TRUTH_TASKS, output_tasks, parse_tasks, task
 from edgecnn.runtime.outputs import Outputs, as_outputs, matched
 
 HOST_KERNELS, EXACT_QDQ = "host_kernels", "exact_qdq"
@@ -22,10 +22,10 @@ VNNI_FEATURES = {"avx512_vnni", "avx_vnni"}
 @dataclass(frozen=True)
 class Thresholds:
     """What a target must meet, per task (see :mod:`edgecnn.analysis.tasks`): top-1 agreement and accuracy drop
-    in points (classification), mask mIoU (segmentation), F1 (detection), rank-1 retrieval agreement (embedding),
-    cosine (raw, and classification when given); and how outputs are read — ``tasks`` is ``--task`` (None:
-    inferred per output), ``mask_threshold`` binarises N×1×H×W segmentation maps, ``decoder``,
-    ``score_threshold`` and ``nms_iou`` turn a detection head into detections."""
+    in points (classification; with label masks or boxes the mIoU or mAP@0.5 drop), mask mIoU (segmentation), F1
+    (detection), rank-1 retrieval agreement (embedding), cosine (raw, and classification when given); and how
+    outputs are read — ``tasks`` is ``--task`` (None: inferred per output), ``mask_threshold`` binarises N×1×H×W
+    segmentation maps, ``decoder``, ``score_threshold`` and ``nms_iou`` turn a detection head into detections."""
 
     min_agreement: float = 0.99
     max_accuracy_drop: float = 1.0  # percentage points
@@ -116,10 +116,10 @@ def _task_figures(name: str, kind: str, ref: np.ndarray, tgt: np.ndarray, thresh
 
 
 def output_figures(
-    reference: Outputs, target: Outputs, thresholds: Thresholds | None = None
+    reference: Outputs, target: Outputs, thresholds: Thresholds | None = None, truth: np.ndarray | None = None
 ) -> dict[str, dict[str, Any]]:
     """Every output's task (and where it came from), cosine, SQNR (dB), max abs error and its task's figures, by
-    name."""
+    name; with ``truth`` (label masks or boxes) also the figures against it of each output whose task reads it."""
     thresholds = thresholds or Thresholds()
     pairs = matched(reference, target, "drift")
     chosen = output_tasks({name: ref.shape for name, ref, _ in pairs}, parse_tasks(thresholds.tasks))
@@ -136,25 +136,32 @@ def output_figures(
             "max_abs_error": max_abs_error(ref, tgt),
             **_task_figures(name, kind, ref, tgt, thresholds),
         }
+    if truth is not None:
+        _against_truth(pairs, result, truth, thresholds)
     return result
 
 
-def _against_masks(
-    reference: Outputs, target: Outputs, masks: np.ndarray, per_output: dict[str, Any], thresholds: Thresholds
+def _against_truth(
+    pairs: list[tuple[str, np.ndarray, np.ndarray]],
+    per_output: dict[str, Any],
+    truth: np.ndarray,
+    thresholds: Thresholds,
 ) -> None:
-    """Each segmentation output's figures against label masks, added to ``per_output``; masks with no such output
-    to judge are an error."""
+    """Each output whose task reads ``truth``'s kind (label masks: segmentation, boxes: detection) judged against
+    it, its figures added to ``per_output``; truth with no such output to judge is an error."""
+    from edgecnn.data.calibration import label_kind
     from edgecnn.errors import UsageError
 
-    judged = [name for name, figs in per_output.items() if task(figs["task"]).against_labels is not None]
+    kind = label_kind(truth)
+    name, labelled = TRUTH_TASKS[kind]
+    judged = [(output, ref, tgt) for output, ref, tgt in pairs if per_output[output]["task"] == name]
     if not judged:
         raise UsageError(
-            "the data's masks label pixels, but no output is judged as segmentation: give --task "
-            "OUTPUT=segmentation, or data with per-sample labels"
+            f"the data's {kind} label {labelled}, but no output is judged as {name}: give --task OUTPUT={name}, "
+            "or data with per-sample labels"
         )
-    for name in judged:
-        hook = task(per_output[name]["task"]).against_labels
-        per_output[name].update(hook(reference[name], target[name], masks, thresholds))
+    for output, ref, tgt in judged:
+        per_output[output].update(task(name).against_labels(ref, tgt, truth, thresholds))
 
 
 def figures(
@@ -168,7 +175,8 @@ def figures(
     output is a classifier also its top-1 agreement and top-5 overlap, and accuracies and per-class figures with
     labels. ``top1_agreement`` is None when no lone classification output gives one."""
     reference, target = as_outputs(reference), as_outputs(target)
-    per_output = output_figures(reference, target, thresholds)
+    truth = labels if labels is not None and labels.ndim > 1 else None  # masks or boxes: per output, by task
+    per_output = output_figures(reference, target, thresholds, truth)
     result: dict[str, Any] = {
         "top1_agreement": None,
         "cosine": min(f["cosine"] for f in per_output.values()),
@@ -176,8 +184,7 @@ def figures(
         "max_abs_error": max(f["max_abs_error"] for f in per_output.values()),
         "outputs": per_output,
     }
-    if labels is not None and labels.ndim == 3:  # per-pixel labels: the segmentation outputs' ground truth
-        _against_masks(reference, target, labels, per_output, thresholds or Thresholds())
+    if truth is not None:
         return result
     only = next(iter(per_output.values()))
     if len(per_output) != 1 or only["task"] != "classification":

@@ -8,6 +8,17 @@ Decoders:
 - ``yolo-obj``: N × A × (5+C) — centre-xywh, objectness, then C class scores (score = objectness × class);
 - ``boxes-scores``: two outputs, N × A × 4 corner boxes (x0, y0, x1, y1) and N × A × C scores, decoded already
   (SSD-style exports); :func:`joined` makes them one N × A × (4+C) head.
+
+With label boxes in the data (an ``.npz``'s ``boxes``, N×M×4 corner x0, y0, x1, y1 in input pixels, and
+``classes``, N×M integers with −1 padding), :func:`against_labels` gives both models' mAP@0.5 against them and its
+drop. The definition is COCO's AP50 (pycocotools ``COCOeval`` with IoU threshold 0.5, one area range and no cap on
+detections per image): per class, the detections of all images ranked by score (ties in image order), each a true
+positive when it is the first to match an unmatched label box of its class with IoU ≥ 0.5 (the highest IoU, the
+later box of equal ones); the precision made monotone and read at the 101 recall points 0, 0.01, …, 1 (0 beyond
+the last recall reached); the mean over the classes that have label boxes. The detections are the ones the F1 is
+computed on (after ``--score-threshold`` and NMS), so a high threshold truncates the curve. Checked against
+pycocotools in the tests.
+
 NumPy only: the same code runs where torch is absent.
 """
 
@@ -23,6 +34,7 @@ from edgecnn.analysis.metrics import short_of
 DECODERS = ("yolo", "yolo-obj", "boxes-scores")
 MATCH_IOU = 0.5
 MAX_CANDIDATES = 1000  # per image, the highest scores kept for NMS (a random-weight head passes every anchor)
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's: where the precision is read for AP
 
 
 def decode(head: np.ndarray, decoder: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,13 +147,14 @@ def detections(head: np.ndarray, thresholds: Any) -> list[dict[str, np.ndarray]]
 
 def match(reference: dict[str, np.ndarray], target: dict[str, np.ndarray]) -> list[tuple[int, int, float]]:
     """Greedy matches (reference index, target index, IoU): the target's detections by descending score, each to
-    the unmatched reference detection of its class with the highest IoU ≥ 0.5."""
-    taken = np.zeros(len(reference["scores"]), bool)
+    the unmatched reference detection of its class with the highest IoU ≥ 0.5 (the last of equal ones, as
+    COCOeval)."""
+    taken = np.zeros(len(reference["classes"]), bool)
     pairs = []
     for t in np.argsort(-target["scores"], kind="stable"):  # a row of IoUs at a time, as in nms
         overlaps = iou_matrix(target["boxes"][t : t + 1], reference["boxes"])[0]
         candidates = np.where(taken | (reference["classes"] != target["classes"][t]), 0.0, overlaps)
-        r = int(candidates.argmax()) if len(candidates) else -1
+        r = len(candidates) - 1 - int(candidates[::-1].argmax()) if len(candidates) else -1
         if r >= 0 and candidates[r] >= MATCH_IOU:
             taken[r] = True
             pairs.append((r, int(t), float(candidates[r])))
@@ -175,14 +188,97 @@ def figures(reference: np.ndarray, target: np.ndarray, thresholds: Any) -> dict[
     }
 
 
+def class_count(head: np.ndarray, decoder: str) -> int:
+    """How many classes a head of ``decoder``'s layout scores."""
+    return head.shape[1] - 4 if decoder == "yolo" else head.shape[-1] - (5 if decoder == "yolo-obj" else 4)
+
+
+def truths(labels: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """Per image, the label boxes (corner x0, y0, x1, y1) and classes of N×M×5 ground truth, padding rows (class
+    −1) left out."""
+    return [
+        {"boxes": rows[rows[:, 4] >= 0, :4], "classes": rows[rows[:, 4] >= 0, 4].astype(np.int64)} for rows in labels
+    ]
+
+
+def average_precision(hits: np.ndarray, truth_count: int) -> float:
+    """COCO's 101-point interpolated AP of detections ranked by score (``hits``: whether each is a true positive)
+    against ``truth_count`` label boxes: the monotone precision envelope read at each of :data:`RECALL_POINTS`,
+    0 past the highest recall reached."""
+    if not len(hits):
+        return 0.0
+    true = np.cumsum(hits, dtype=np.float64)
+    recall, precision = true / truth_count, true / np.arange(1, len(hits) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    at = np.searchsorted(recall, RECALL_POINTS, side="left")
+    return float(np.mean(np.where(at < len(hits), envelope[np.minimum(at, len(hits) - 1)], 0.0)))
+
+
+def class_aps(found: list[dict[str, np.ndarray]], truth: list[dict[str, np.ndarray]]) -> dict[int, float]:
+    """AP@0.5 of each class that has label boxes: ``found``'s detections (per image, by descending score) matched
+    to ``truth``'s boxes (:func:`match`), then ranked by score over all images (ties in image order)."""
+    scores, hits, classes = [], [], []
+    for det, true in zip(found, truth, strict=True):
+        hit = np.zeros(len(det["scores"]), bool)
+        hit[[t for _, t, _ in match(true, det)]] = True
+        scores.append(det["scores"])
+        hits.append(hit)
+        classes.append(det["classes"])
+    order = np.argsort(-np.concatenate(scores), kind="stable")
+    ranked_hits, ranked_classes = np.concatenate(hits)[order], np.concatenate(classes)[order]
+    labelled = np.concatenate([t["classes"] for t in truth])
+    return {
+        int(cls): average_precision(ranked_hits[ranked_classes == cls], int(np.count_nonzero(labelled == cls)))
+        for cls in np.unique(labelled)
+    }
+
+
+def map50(head: np.ndarray, truth: list[dict[str, np.ndarray]], thresholds: Any) -> float:
+    """mAP@0.5 (COCO's AP50, see the module) of a head's detections against label boxes per image
+    (:func:`truths`)."""
+    return float(np.mean(list(class_aps(detections(head, thresholds), truth).values())))
+
+
+def against_labels(reference: np.ndarray, target: np.ndarray, labels: np.ndarray, thresholds: Any) -> dict[str, Any]:
+    """mAP@0.5 (COCO's AP50, see the module) of the reference's and the target's detections against label boxes
+    (N×M×5: corners and class, −1 padding), and its drop in points."""
+    from edgecnn.errors import UsageError
+
+    truth = truths(labels)
+    classes, top = class_count(reference, thresholds.decoder), int(labels[..., 4].max())
+    if top < 0:
+        raise UsageError(
+            f"none of the {len(labels)} samples judged has a label box (every class is −1): give data with boxes"
+        )
+    if top >= classes:
+        raise UsageError(
+            f"the data's box classes go up to {top} but the {thresholds.decoder} head scores {classes} (0…"
+            f"{classes - 1}): give classes of the model's"
+        )
+    maps = [map50(x, truth, thresholds) for x in (reference, target)]
+    return {
+        "reference_map50": maps[0],
+        "target_map50": maps[1],
+        "map50_drop_points": round(100 * (maps[0] - maps[1]), 4),
+    }
+
+
 def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
-    """F1 against the reference's detections under ``--min-f1``."""
+    """F1 against the reference's detections under ``--min-f1``; with label boxes, an mAP@0.5 drop over
+    ``--max-drop`` points."""
+    missed = []
     if figs["f1"] < thresholds.min_f1:
-        return [
+        missed.append(
             f"detection F1 {short_of(figs['f1'], thresholds.min_f1)} (precision {figs['precision']:.4f}, recall "
             f"{figs['recall']:.4f} against {figs['reference_detections']} fp32 detections)"
-        ]
-    return []
+        )
+    drop = figs.get("map50_drop_points")
+    if drop is not None and drop > thresholds.max_accuracy_drop:
+        missed.append(
+            f"mAP@0.5 drop against the labels {drop:.2f} points > {thresholds.max_accuracy_drop} (fp32 "
+            f"{figs['reference_map50']:.4f}, int8 {figs['target_map50']:.4f})"
+        )
+    return missed
 
 
 HEADLINE = "f1"  # the figure a report shows first and the repair optimises
@@ -191,4 +287,5 @@ SHOWN = (
     ("precision", "precision"),
     ("recall", "recall"),
     ("matched_iou", "matched IoU"),
+    ("map50_drop_points", "mAP@0.5 drop vs labels (points)"),
 )  # (figure, label) a report shows

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 # The tasks, one module each: figures(reference, target, thresholds), failures(figures, thresholds), HEADLINE, SHOWN,
-# and optionally against_labels(reference, target, masks, thresholds).
+# and optionally against_labels(reference, target, labels, thresholds) for the ground truth TRUTH_TASKS gives it.
 TASK_MODULES = {
     "classification": "edgecnn.analysis.task_classification",
     "segmentation": "edgecnn.analysis.task_segmentation",
@@ -25,6 +25,10 @@ TASK_MODULES = {
     "embedding": "edgecnn.analysis.task_embedding",
     "raw": "edgecnn.analysis.task_raw",
 }
+
+# The kind of ground truth (edgecnn.data.calibration.label_kind) each task with an against_labels reads, and what it
+# labels; per-sample classes are the classification figures' own (edgecnn.analysis.drift.figures).
+TRUTH_TASKS = {"masks": ("segmentation", "pixels"), "boxes": ("detection", "objects")}
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Task:
     failures: Callable[[Mapping[str, Any], Any], list[str]]  # (figures, thresholds) → sentences
     headline: str  # the figure a report shows first and the repair optimises
     shown: tuple[tuple[str, str], ...]  # (figure, label) a report shows for an output of this task
-    # (reference, target, per-pixel labels, thresholds) → the task's figures against ground truth, when it has any
+    # (reference, target, ground truth of its TRUTH_TASKS kind, thresholds) → its figures against it, when it has any
     against_labels: Callable[[np.ndarray, np.ndarray, np.ndarray, Any], dict[str, Any]] | None = None
 
 

@@ -27,7 +27,9 @@ class CalibrationSet:
     """Preprocessed samples with optional labels, and where they came from."""
 
     images: np.ndarray | dict[str, np.ndarray]  # float32 N×C×H×W, normalised; one per input name for several
-    labels: np.ndarray | None  # a class per sample (N), or per pixel (N×H×W, an .npz's 'masks') for segmentation
+    # the ground truth, one kind (see label_kind): a class per sample (N), per pixel (N×H×W, an .npz's 'masks')
+    # or boxes (N×M×5 float: corner x0, y0, x1, y1 in input pixels and the class, −1 in padding rows)
+    labels: np.ndarray | None
     source: str
     sha256: str
     synthetic: bool
@@ -161,6 +163,70 @@ def _from_folder(
     )
 
 
+TRUTH_KEYS = ("labels", "masks", "boxes")  # an .npz's ground truth: one of these (boxes with their 'classes')
+
+
+def label_kind(labels: np.ndarray) -> str:
+    """The kind of ground truth a data set's ``labels`` are: ``classes`` (N), ``masks`` (N×H×W integers) or
+    ``boxes`` (N×M×5 floats)."""
+    if labels.ndim == 1:
+        return "classes"
+    return "boxes" if np.issubdtype(labels.dtype, np.floating) else "masks"
+
+
+def _checked_boxes(
+    path: Path, boxes: np.ndarray, classes: np.ndarray, count: int, size: tuple[int, int], resized: bool
+) -> np.ndarray:
+    """N×M×4 corner boxes (x0, y0, x1, y1 in input pixels) and N×M integer classes (−1 pads an image with fewer
+    boxes) as one N×M×5 float64 array, padding rows zeroed; images must not be resized (boxes would not fit)."""
+    if boxes.dtype.kind not in "iuf" or boxes.ndim != 3 or boxes.shape[0] != count or boxes.shape[2] != 4:
+        raise UsageError(
+            f"{path}: boxes must be N×M×4 numbers (corner x0, y0, x1, y1 in input pixels, N={count} images), got "
+            f"{boxes.dtype} with shape {boxes.shape}"
+        )
+    if classes.dtype.kind not in "iu" or classes.shape != boxes.shape[:2]:
+        raise UsageError(
+            f"{path}: classes must be N×M integers, a class per box of the {'×'.join(map(str, boxes.shape))} boxes "
+            f"(−1 for padding), got {classes.dtype} with shape {classes.shape}"
+        )
+    real = classes >= 0
+    if (classes < -1).any():
+        raise UsageError(f"{path}: classes go down to {int(classes.min())}: give a class ≥ 0 per box, −1 for padding")
+    if not real.any():
+        raise UsageError(f"{path}: holds no boxes (every class is −1): give at least one labelled box")
+    values = boxes[real].astype(np.float64)
+    height, width = size
+    if not np.isfinite(values).all():
+        raise UsageError(f"{path}: boxes hold NaN or infinity; give finite corner x0, y0, x1, y1")
+    if resized:
+        raise UsageError(f"{path}: boxes are in input pixels, so the images must be {height}×{width} (the model's)")
+    inverted = int(np.count_nonzero((values[:, 2:] <= values[:, :2]).any(1)))
+    if inverted:
+        raise UsageError(
+            f"{path}: {inverted} boxes have x1 ≤ x0 or y1 ≤ y0: give corners x0, y0, x1, y1 (not x, y, width, height)"
+        )
+    if values.max() <= 1 and min(height, width) > 1:
+        raise UsageError(
+            f"{path}: every box coordinate is ≤ 1 (normalised?): give them in input pixels ({width}×{height})"
+        )
+    outside = int(
+        np.count_nonzero((values < 0).any(1) | (values[:, [0, 2]] > width).any(1) | (values[:, [1, 3]] > height).any(1))
+    )
+    if outside:
+        raise UsageError(
+            f"{path}: {outside} boxes reach outside the {width}×{height} input: give input pixels (clipped to it)"
+        )
+    return box_truth(boxes, classes)
+
+
+def box_truth(boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Label boxes (N×M×4 corners) and their classes (N×M, −1 padding) as the N×M×5 float64 ground truth a data
+    set carries, padding rows zeroed."""
+    truth = np.concatenate([np.asarray(boxes, np.float64), np.asarray(classes, np.float64)[..., None]], axis=-1)
+    truth[truth[..., 4] < 0] = [0, 0, 0, 0, -1]
+    return truth
+
+
 def _checked_labels(path: Path, labels: np.ndarray, count: int, size: tuple[int, int], resized: bool) -> np.ndarray:
     """N integer labels, or N×H×W integer masks at the model's input size (``size``), of images that were not
     resized (masks would no longer fit them)."""
@@ -177,7 +243,7 @@ def _checked_labels(path: Path, labels: np.ndarray, count: int, size: tuple[int,
 
 
 def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) -> CalibrationSet:
-    labels = None
+    labels = box_classes = None
     with reading(path, "calibration file", "give a .npy or an .npz with an 'images' array (numpy.savez)"):
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -185,12 +251,22 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
                 if "images" not in loaded.files:
                     raise UsageError(
                         f"{path} has no 'images' array (it has: {', '.join(loaded.files) or 'nothing'}); save the "
-                        "images as 'images' (and the labels, if any, as 'labels', or per-pixel ones as 'masks')"
+                        "images as 'images' (and the labels, if any, as 'labels', per-pixel ones as 'masks', or "
+                        "'boxes' with their 'classes')"
                     )
-                if {"labels", "masks"} <= set(loaded.files):
-                    raise UsageError(f"{path} has both 'labels' and 'masks': keep the one for the model's task")
+                truth = [key for key in TRUTH_KEYS if key in loaded.files]
+                if len(truth) > 1:
+                    named = " and ".join(f"'{key}'" for key in truth)
+                    raise UsageError(f"{path} has both {named}: keep the one for the model's task")
+                if ("boxes" in loaded.files) != ("classes" in loaded.files):
+                    given, missing = ("boxes", "classes") if "boxes" in loaded.files else ("classes", "boxes")
+                    raise UsageError(
+                        f"{path} has '{given}' but no '{missing}': label boxes need both (N×M×4 corner boxes, N×M "
+                        "integer classes with −1 padding)"
+                    )
                 images = loaded["images"]
-                labels = next((loaded[key] for key in ("labels", "masks") if key in loaded.files), None)
+                labels = loaded[truth[0]] if truth else None
+                box_classes = loaded["classes"] if "boxes" in loaded.files else None
         else:
             images = loaded
     channels, height, width = shape
@@ -226,7 +302,10 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
         raise UsageError(f"{path}: holds no images")
     if labels is not None:
         resized = images.dtype == np.uint8 and images.shape[1:3] != (height, width)
-        labels = _checked_labels(path, np.asarray(labels), len(data), (height, width), resized)
+        if box_classes is not None:
+            labels = _checked_boxes(path, labels, box_classes, len(data), (height, width), resized)
+        else:
+            labels = _checked_labels(path, np.asarray(labels), len(data), (height, width), resized)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return CalibrationSet(data, labels, str(path), digest, False)
 
@@ -286,7 +365,7 @@ def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> Cal
                 f"{path} has no array for input(s) {', '.join(missing)} (it has: {', '.join(loaded.files)}); {fix}"
             )
         arrays = {name: loaded[name] for name in shapes}
-        labels = loaded["labels"] if "labels" in loaded.files else None
+        truth = [key for key in (*TRUTH_KEYS, "classes") if key in loaded.files and key not in shapes]
     for name, array in arrays.items():
         if array.dtype != np.float32 or array.shape[1:] != shapes[name]:
             wanted = "×".join(map(str, shapes[name]))
@@ -297,8 +376,10 @@ def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> Cal
     counts = {len(a) for a in arrays.values()}
     if len(counts) != 1 or 0 in counts:
         raise UsageError(f"{path}: every input needs the same number of samples (≥ 1), got {sorted(counts)}")
-    if labels is not None:
-        raise UsageError(f"{path}: labels apply to single-input classifiers; leave them out for several inputs")
+    if truth:
+        raise UsageError(
+            f"{path}: ground truth ('{truth[0]}') applies to single-input models; leave it out for several inputs"
+        )
     return CalibrationSet(arrays, None, str(path), hashlib.sha256(path.read_bytes()).hexdigest(), False)
 
 

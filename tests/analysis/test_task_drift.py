@@ -16,7 +16,7 @@ from onnx import numpy_helper
 from edgecnn.analysis.drift import Thresholds
 from edgecnn.commands.drift import drift
 from edgecnn.pipeline.export import export
-from tests.fixtures.tasks import digit_canvases
+from tests.fixtures.tasks import box_labels, digit_canvases
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = "1,1,32,32"
@@ -56,6 +56,23 @@ def _break_weight_scale(source: Path, target: Path, conv: int = 1) -> Path:
     assert weight.op_type == "DequantizeLinear"
     scale = initializers[weight.input[1]]
     scale.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(scale), scale.name))
+    onnx.save(model, str(target))
+    return target
+
+
+def _shift_boxes(source: Path, target: Path, pixels: float) -> Path:
+    """The detector's ONNX with every box of its N×(4+C)×A head moved ``pixels`` right and down (an Add on the
+    output): the detections keep their classes and scores, not their place."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    output = graph.output[0]
+    channels = output.type.tensor_type.shape.dim[1].dim_value
+    for node in graph.node:
+        node.output[:] = [f"{name}_unshifted" if name == output.name else name for name in node.output]
+    shift = np.zeros((1, channels, 1), np.float32)
+    shift[0, :2] = pixels
+    graph.initializer.append(numpy_helper.from_array(shift, "box_shift"))
+    graph.node.append(onnx.helper.make_node("Add", [f"{output.name}_unshifted", "box_shift"], [output.name]))
     onnx.save(model, str(target))
     return target
 
@@ -122,6 +139,38 @@ def test_detection_keeps_its_detections_and_a_broken_scale_fails(tmp_path, task_
         layers=False,
     )
     assert not report["passed"] and report["failures"][0].startswith("detection F1 "), report["failures"]
+
+
+@pytest.mark.slow
+def test_detection_map_against_label_boxes_and_moved_boxes_fail(tmp_path, task_models):
+    """With label boxes in the data: both models' mAP@0.5 against them (fp32 near the fixture's own recall and
+    precision against truth), a drop within a point for int8, in the manifest and report; boxes moved 6 px fail
+    `edgecnn drift` with exit 3, naming the mAP@0.5 drop."""
+    model = task_models("detection")
+    test = digit_canvases(300, split="test", seed=1)  # the fixture's held-out canvases, with their boxes
+    labelled = tmp_path / "labelled.npz"
+    np.savez(labelled, images=test["images"], **box_labels(test["boxes"]))
+    manifest = _export("detection", {**model, "npz": str(labelled)}, tmp_path / "det", task="detection")
+    figs = _judged(manifest)["logits"]
+    assert 0.7 <= figs["reference_map50"] <= 1 and abs(figs["map50_drop_points"]) <= 1.0, figs
+    assert figs["map50_drop_points"] == round(100 * (figs["reference_map50"] - figs["target_map50"]), 4)
+    assert "mAP@0.5 drop vs labels (points)" in (tmp_path / "det" / "report.md").read_text()
+    fp32 = str(tmp_path / "det" / "model.fp32.onnx")
+    moved = _shift_boxes(tmp_path / "det" / "model.int8.onnx", tmp_path / "moved.int8.onnx", 6.0)
+    done = _drift_cli(fp32, str(moved), "--data", str(labelled), "--task", "detection", "--no-layers")
+    assert done.returncode == 3, done.stderr + done.stdout
+    assert "mAP@0.5 drop against the labels" in done.stderr and "mAP@0.5 drop" in done.stdout.split("FAILED")[0]
+    report = drift(fp32, str(moved), str(labelled), thresholds=Thresholds(tasks="detection"), layers=False)
+    figs = report["computations"][report["basis"]]["outputs"]["logits"]
+    assert figs["target_map50"] < 0.1 and figs["map50_drop_points"] > 60, figs
+    # Label boxes in input pixels only: normalised ones are one error line, exit 1.
+    np.savez(
+        tmp_path / "normalised.npz",
+        images=test["images"],
+        **box_labels([b / [32, 32, 32, 32, 1] for b in test["boxes"]]),
+    )
+    done = _drift_cli(fp32, str(moved), "--data", str(tmp_path / "normalised.npz"), "--task", "detection")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "(normalised?)" in done.stderr, done.stderr
 
 
 @pytest.mark.slow

@@ -245,3 +245,153 @@ def test_the_note_on_the_other_int8_computation_compares_the_task_figure():
     (note,) = verdict(computations, "exact_qdq", thresholds)["notes"]
     assert note.startswith("host kernels task figure 0.") and "exact qdq 1.0000" in note, note
     assert not verdict({"exact_qdq": computations["exact_qdq"]}, "exact_qdq", thresholds)["notes"]
+
+
+# --- detection against label boxes: mAP@0.5, COCO's AP50 ----------------------------------------------------------
+
+
+def _coco_aps(found: list[dict], truth: list[dict], classes: int) -> dict[int, float]:
+    """Per-class AP50 by pycocotools' COCOeval (IoU 0.5 only, one area range, no cap on detections per image): the
+    maintained implementation task_detection follows."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    def xywh(box: np.ndarray) -> list[float]:
+        return [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
+
+    annotations = [
+        {"image_id": i + 1, "category_id": int(c) + 1, "bbox": xywh(b), "iscrowd": 0}
+        for i, t in enumerate(truth)
+        for b, c in zip(t["boxes"], t["classes"], strict=True)
+    ]
+    for number, annotation in enumerate(annotations, 1):  # COCO ids start at 1 (0 reads as unmatched)
+        annotation.update(id=number, area=annotation["bbox"][2] * annotation["bbox"][3])
+    results = [
+        {"image_id": i + 1, "category_id": int(c) + 1, "bbox": xywh(b), "score": float(s)}
+        for i, d in enumerate(found)
+        for b, s, c in zip(d["boxes"], d["scores"], d["classes"], strict=True)
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        coco = COCO()
+        coco.dataset = {
+            "images": [{"id": i + 1} for i in range(len(truth))],
+            "annotations": annotations,
+            "categories": [{"id": c + 1} for c in range(classes)],
+        }
+        coco.createIndex()
+        evaluation = COCOeval(coco, coco.loadRes(results), "bbox")
+        evaluation.params.iouThrs, evaluation.params.maxDets = np.array([0.5]), [10_000]
+        evaluation.params.areaRng, evaluation.params.areaRngLbl = [[0, 1e10]], ["all"]
+        evaluation.evaluate()
+        evaluation.accumulate()
+    precision = evaluation.eval["precision"][0, :, :, 0, 0]  # recall points × classes, −1 for a class without truth
+    return {k: float(precision[:, k].mean()) for k in range(classes) if precision[0, k] > -1}
+
+
+def _objects(rows: list[tuple], scored: bool) -> dict[str, np.ndarray]:
+    """Detections (x0, y0, x1, y1, class, score) or label boxes (x0, y0, x1, y1, class) of one image."""
+    rows = np.array(rows, np.float64).reshape(-1, 6 if scored else 5)
+    found = {"boxes": rows[:, :4], "classes": rows[:, 4].astype(np.int64)}
+    return {**found, "scores": rows[:, 5]} if scored else found
+
+
+def test_average_precision_of_known_rankings():
+    """COCO's 101-point AP: the precision envelope read at recall 0, 0.01, …, 1, and 0 past the last recall."""
+    from edgecnn.analysis.task_detection import average_precision
+
+    hits = np.array
+    assert average_precision(hits([], bool), 3) == 0.0  # no detections
+    assert average_precision(hits([True, True]), 2) == 1.0
+    assert average_precision(hits([True]), 2) == pytest.approx(51 / 101)  # recall 0.5 at most: 51 of 101 points
+    assert average_precision(hits([True, False, True]), 2) == pytest.approx((51 + 50 * 2 / 3) / 101)
+    assert average_precision(hits([False, True]), 1) == pytest.approx(0.5)  # the envelope lifts recall 0 too
+
+
+def test_class_aps_of_duplicates_misses_ties_and_classes_without_truth():
+    from edgecnn.analysis.task_detection import class_aps
+
+    truth = [
+        _objects([(0, 0, 10, 10, 0), (20, 20, 30, 30, 1)], False),
+        _objects([(0, 0, 10, 10, 0)], False),  # never detected: a miss
+        _objects([], False),
+    ]
+    found = [
+        _objects([(0, 0, 10, 10, 0, 0.9), (1, 0, 11, 10, 0, 0.8), (50, 50, 60, 60, 2, 0.7)], True),  # a duplicate;
+        _objects([], True),  # class 2 has no label box: no AP of its own
+        _objects([(20, 20, 30, 30, 1, 0.6)], True),  # class 1 in the wrong image: a false positive
+    ]
+    aps = class_aps(found, truth)
+    assert aps == {0: pytest.approx(51 / 101), 1: 0.0} and aps == pytest.approx(_coco_aps(found, truth, 3))
+    # Equal scores rank in image order (COCO's stable sort): the false positive first, then the hit; and reversed.
+    tie = [_objects([(0, 0, 10, 10, 0, 0.5)], True), _objects([(0, 0, 10, 10, 0, 0.5)], True)]
+    truth = [_objects([], False), _objects([(0, 0, 10, 10, 0)], False)]
+    assert class_aps(tie, truth) == {0: pytest.approx(0.5)} == _coco_aps(tie, truth, 1)
+    assert class_aps(tie, truth[::-1]) == {0: 1.0} and _coco_aps(tie, truth[::-1], 1) == {0: pytest.approx(1.0)}
+    # A detection at equal IoU with two label boxes takes the later one (COCOeval's rule), leaving the first to a
+    # detection that overlaps only it.
+    truth = [_objects([(0, 0, 10, 10, 0), (2, 0, 12, 10, 0)], False)]
+    found = [_objects([(1, 0, 11, 10, 0, 0.9), (-2, 0, 8, 10, 0, 0.8)], True)]  # IoU 9/11 with both; 2/3, 3/7
+    assert class_aps(found, truth) == {0: 1.0} and _coco_aps(found, truth, 1) == {0: pytest.approx(1.0)}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_map50_is_pycocotools_ap50_on_random_scenes(seed):
+    """Scenes of jittered, duplicated, re-classed, missed and invented boxes, scores on a coarse grid (ties):
+    every class's AP equals COCOeval's AP50."""
+    from edgecnn.analysis.task_detection import class_aps
+
+    rng = np.random.default_rng(seed)
+    classes, truth, found = 4, [], []
+    for _ in range(15):
+        count = int(rng.integers(0, 5))
+        corner = rng.uniform(0, 80, (count, 2))
+        boxes = np.concatenate([corner, corner + rng.uniform(6, 30, (count, 2))], 1)
+        labels = rng.integers(0, classes - 1, count)  # the last class is only ever a false positive
+        truth.append({"boxes": boxes, "classes": labels})
+        copies = rng.integers(0, 3, count)  # 0: missed, 2: a duplicate
+        kept = np.repeat(np.arange(count), copies)
+        moved = boxes[kept] + rng.uniform(-4, 4, (len(kept), 4))
+        flipped = np.where(rng.random(len(kept)) < 0.1, classes - 1, labels[kept])
+        extra = int(rng.integers(0, 3))
+        corner = rng.uniform(0, 80, (extra, 2))
+        invented = np.concatenate([corner, corner + rng.uniform(6, 30, (extra, 2))], 1)
+        found.append(
+            {
+                "boxes": np.concatenate([moved, invented]).reshape(-1, 4),
+                "classes": np.concatenate([flipped, rng.integers(0, classes, extra)]).astype(np.int64),
+                "scores": np.round(rng.uniform(0.3, 1, len(kept) + extra), 1),
+            }
+        )
+    ours = class_aps(found, truth)
+    assert ours == pytest.approx(_coco_aps(found, truth, classes), abs=1e-12) and len(ours) >= 2
+
+
+def test_detection_against_label_boxes():
+    """Both models' mAP@0.5 against the labels and the drop, judged by --max-drop, for each decoder."""
+    truth = np.array([[[6, 6, 14, 14, 0], [35, 35, 45, 45, 1], [0, 0, 0, 0, -1]]], np.float64)  # 1 × 3 rows × 5
+    fp32 = _yolo_head([(10, 10, 8, 8, 0, 0.9), (40, 40, 10, 10, 1, 0.8)], 4, 2)
+    int8 = _yolo_head([(10, 10, 8, 8, 0, 0.9), (46, 40, 10, 10, 1, 0.8)], 4, 2)  # the second box 6 px off
+    thresholds = Thresholds(tasks="detection")
+    figs = figures({"head": fp32}, {"head": int8}, truth, thresholds=thresholds)["outputs"]["head"]
+    assert figs["reference_map50"] == 1.0 and figs["target_map50"] == 0.5 and figs["map50_drop_points"] == 50.0
+    missed = failures({"top1_agreement": None, "cosine": 1.0, "outputs": {"head": figs}}, Thresholds(min_f1=0))
+    assert missed == ["mAP@0.5 drop against the labels 50.00 points > 1.0 (fp32 1.0000, int8 0.5000)"]
+    assert task("detection").shown[-1] == ("map50_drop_points", "mAP@0.5 drop vs labels (points)")
+    # yolo-obj (N × A × (5+C)) and boxes-scores (N × A × 4 corners + N × A × C) read the same detections.
+    obj = np.concatenate([fp32[:, :4], np.ones_like(fp32[:, :1]), fp32[:, 4:]], 1).transpose(0, 2, 1)
+    same = figures({"h": obj}, {"h": obj}, truth, thresholds=Thresholds(tasks="detection", decoder="yolo-obj"))
+    assert same["outputs"]["h"]["reference_map50"] == 1.0 and same["outputs"]["h"]["map50_drop_points"] == 0.0
+    corners = np.array([[[6, 6, 14, 14], [35, 35, 45, 45], [0, 0, 1, 1], [0, 0, 1, 1]]], np.float32)
+    scores = fp32[:, 4:].transpose(0, 2, 1)
+    pair = {"boxes": corners, "scores": scores}
+    split = Thresholds(tasks="boxes=detection,scores=detection", decoder="boxes-scores")
+    assert figures(pair, pair, truth, thresholds=split)["outputs"]["boxes+scores"]["reference_map50"] == 1.0
+    with pytest.raises(UsageError, match="box classes go up to 2 but the yolo head scores 2 \\(0…1\\)"):
+        figures({"head": fp32}, {"head": fp32}, truth + np.array([0, 0, 0, 0, 1]), thresholds=thresholds)
+    with pytest.raises(UsageError, match="the data's boxes label objects, but no output is judged as detection"):
+        figures({"head": fp32}, {"head": fp32}, truth)  # detection is never inferred
+    with pytest.raises(UsageError, match="none of the 1 samples judged has a label box"):
+        figures({"head": fp32}, {"head": fp32}, truth[:, 2:], thresholds=thresholds)

@@ -105,3 +105,82 @@ def test_every_image_mode_is_read_as_grey_or_rgb(tmp_path, mode, color, channels
         rgb = np.asarray(image.convert("RGB"), np.float32)[0, 0] / 255
         expected = rgb[:, None, None]
     np.testing.assert_allclose(pixels, np.broadcast_to(expected, pixels.shape), atol=1 / 255)
+
+
+def _boxes_npz(path, count=8, **arrays):
+    """An .npz of ``count`` float32 8×8 grey images, image i filled with i, and one label box per image of class
+    i % 3 (a second row of padding), unless ``arrays`` replaces them."""
+    images = np.arange(count, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 8, 8), np.float32)
+    boxes = np.zeros((count, 2, 4), np.float32)
+    boxes[:, 0] = [1, 2, 5, 7]
+    classes = np.full((count, 2), -1, np.int64)
+    classes[:, 0] = np.arange(count) % 3
+    np.savez(path, **{"images": images, "boxes": boxes, "classes": classes, **arrays})
+    return path
+
+
+def test_npz_boxes_are_labels_split_with_their_images(tmp_path):
+    """'boxes' (N×M×4 corners) and 'classes' (N×M, −1 padding) become N×M×5 ground truth, split as the images."""
+    from edgecnn.data.calibration import label_kind
+
+    calib, held = load_calibration(_boxes_npz(tmp_path / "b.npz"), (1, 8, 8), RECIPE, count=6, holdout=2)
+    assert calib.labels.shape == (6, 2, 5) and label_kind(calib.labels) == "boxes" and len(held.labels) == 2
+    for part in (calib, held):
+        image_ids = part.images[:, 0, 0, 0].astype(int)
+        assert part.labels[:, 0].tolist() == [[1, 2, 5, 7, i % 3] for i in image_ids]
+        assert part.labels[:, 1].tolist() == [[0, 0, 0, 0, -1]] * len(part)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"boxes": np.ones((8, 2, 3), np.float32)}, "boxes must be N×M×4 numbers \\(corner x0, y0, x1, y1"),
+        ({"boxes": np.ones((7, 2, 4), np.float32)}, "boxes must be N×M×4 numbers .* N=8 images"),
+        ({"classes": np.zeros((8, 2), np.float32)}, "classes must be N×M integers, a class per box of the 8×2×4"),
+        ({"classes": np.zeros((8, 3), np.int64)}, "classes must be N×M integers"),
+        ({"classes": np.full((8, 2), -2, np.int64)}, "classes go down to -2: give a class ≥ 0 per box, −1 for"),
+        ({"classes": np.full((8, 2), -1, np.int64)}, "holds no boxes \\(every class is −1\\)"),
+        ({"boxes": np.full((8, 2, 4), np.nan, np.float32)}, "boxes hold NaN or infinity"),
+        ({"boxes": np.tile(np.float32([1, 1, 4, 0]), (8, 2, 1))}, "8 boxes have x1 ≤ x0 or y1 ≤ y0: give corners"),
+        ({"boxes": np.tile(np.float32([0.1, 0.1, 0.5, 0.9]), (8, 2, 1))}, "every box coordinate is ≤ 1 \\(normalised"),
+        ({"boxes": np.tile(np.float32([1, 1, 9, 4]), (8, 2, 1))}, "8 boxes reach outside the 8×8 input"),
+        ({"images": np.zeros((8, 16, 16, 1), np.uint8)}, "boxes are in input pixels, so the images must be 8×8"),
+        ({"masks": np.zeros((8, 8, 8), np.int64)}, "has both 'masks' and 'boxes': keep the one"),
+    ],
+)
+def test_bad_label_boxes_are_one_line_errors(tmp_path, arrays, message):
+    from edgecnn.errors import UsageError
+
+    path = _boxes_npz(tmp_path / "b.npz", **arrays)
+    with pytest.raises(UsageError, match=message) as error:
+        load_calibration(path, (1, 8, 8), RECIPE, count=8, holdout=0)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("kept", "missing"), [("boxes", "classes"), ("classes", "boxes")])
+def test_label_boxes_need_their_classes(tmp_path, kept, missing):
+    from edgecnn.errors import UsageError
+
+    full = np.load(_boxes_npz(tmp_path / "full.npz"))
+    np.savez(tmp_path / "b.npz", images=full["images"], **{kept: full[kept]})
+    with pytest.raises(UsageError, match=f"has '{kept}' but no '{missing}': label boxes need both"):
+        load_calibration(tmp_path / "b.npz", (1, 8, 8), RECIPE, count=8, holdout=0)
+
+
+def test_several_inputs_take_no_ground_truth_but_may_be_named_like_it(tmp_path):
+    """Label boxes beside several inputs are an error (their task reads one image input); an input that is
+    itself named 'boxes' is an input."""
+    from edgecnn.data.calibration import load_input_calibration
+    from edgecnn.errors import UsageError
+
+    image, boxes = np.zeros((4, 1, 8, 8), np.float32), np.ones((4, 1, 2, 4), np.float32)
+    shapes = {"image": (1, 8, 8), "boxes": (1, 2, 4)}
+    np.savez(tmp_path / "two.npz", image=image, boxes=boxes)
+    calib, _ = load_input_calibration(tmp_path / "two.npz", shapes, RECIPE, 4, 0)
+    assert set(calib.images) == {"image", "boxes"} and calib.labels is None
+    np.savez(tmp_path / "labelled.npz", image=image, boxes=boxes, classes=np.zeros((4, 1), np.int64))
+    with pytest.raises(UsageError, match="ground truth \\('classes'\\) applies to single-input models"):
+        load_input_calibration(tmp_path / "labelled.npz", shapes, RECIPE, 4, 0)
+    np.savez(tmp_path / "masks.npz", image=image, boxes=boxes, masks=np.zeros((4, 8, 8), np.int64))
+    with pytest.raises(UsageError, match="ground truth \\('masks'\\) applies to single-input models"):
+        load_input_calibration(tmp_path / "masks.npz", shapes, RECIPE, 4, 0)
