@@ -120,12 +120,12 @@ def drift(
     thresholds = thresholds or Thresholds()
     if limit < 1:
         raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
+    suffix = ".tflite" if Path(target).suffix.lower() == ".tflite" else ".onnx"  # a repair has TARGET's format
+    if fix:  # before anything is read
+        check_suffix(out, suffix, "a TFLite model" if suffix == ".tflite" else "an ONNX model")
     tgt = open_artifact(target)
     inputs = (reference, target, data, calib, weights)
     chart_named, out_named = chart is not None, out is not None
-    suffix = ".tflite" if tgt.kind == "tflite" else ".onnx"  # a repaired model has its TARGET's format
-    if fix:
-        check_suffix(out, suffix, "a TFLite model" if suffix == ".tflite" else "an ONNX model")
     if tgt.path is not None:  # a file TARGET: the chart and the repaired model default to names beside it
         chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
         out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed{suffix}")

@@ -862,6 +862,9 @@ CASES: dict[str, Case] = {
     "drift repaired model named .tflite": Case(
         ("drift", "a.onnx", "b.onnx", "--data", "d", "--fix", "--out", "fixed.tflite"), "name it fixed.onnx"
     ),
+    "drift repaired .tflite named .onnx": Case(
+        ("drift", "a.onnx", "b.tflite", "--data", "d", "--fix", "--out", "fixed.onnx"), "name it fixed.tflite"
+    ),
     "profile a symbolic link loop": Case(
         ("predict", "mobilenet_v1", "-p", "p.yaml"), "is a broken symbolic link", _link("p.yaml", "p.yaml")
     ),
