@@ -187,8 +187,10 @@ class Quantizer:
         reduce_range: bool = False,
         keep_float_op_types: tuple[str, ...] = (),
         keep_float_nodes: tuple[str, ...] = (),
+        per_channel: bool = True,
     ) -> dict[str, Any]:
-        """Write the QDQ int8 model to ``dst`` (int8 per-channel weights, uint8 activations)."""
+        """Write the QDQ int8 model to ``dst`` (int8 weights per output channel, or per tensor without
+        ``per_channel``; uint8 activations)."""
         import onnx
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -205,7 +207,7 @@ class Quantizer:
                     calibration_data_reader=None,
                     quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=op_types,
-                    per_channel=True,
+                    per_channel=per_channel,
                     reduce_range=reduce_range,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
@@ -222,7 +224,7 @@ class Quantizer:
             "calibrator_options": calibrator_options(method, self.bins, self.percentile),
             "samples": batch_size(self.images),
             "reduce_range": reduce_range,
-            "per_channel": True,
+            "per_channel": per_channel,
             "format": "QDQ",
             "weights": "int8",
             "activations": "uint8",
@@ -254,8 +256,9 @@ def quantize(
     bins: int = 2048,
     percentile: float = 99.999,
     on_sample: Callable[[], None] | None = None,
+    per_channel: bool = True,
 ) -> dict[str, Any]:
     """Calibrate on ``images`` (float32 N×C×H×W) and write the QDQ int8 model to ``dst``."""
     _method(method)
     with Quantizer(fp32_path, images, bins, percentile, on_sample) as quantizer:
-        return quantizer.quantize(dst, method, reduce_range, keep_float_op_types, keep_float_nodes)
+        return quantizer.quantize(dst, method, reduce_range, keep_float_op_types, keep_float_nodes, per_channel)
