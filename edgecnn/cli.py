@@ -433,6 +433,12 @@ Examples:
 @click.option("--num-classes", type=NUM_CLASSES, help="Classes of a PyTorch REF.")
 @click.option("--in-chans", type=IN_CHANS, help="Input channels of a PyTorch REF.")
 @click.option(
+    "--input-shape",
+    multiple=True,
+    help="Input N,C,H,W of a PyTorch REF or TARGET without a default size (as for export); several inputs: "
+    "name=N,C,H,W once per input [default: the other artifact's].",
+)
+@click.option(
     "--layers/--no-layers",
     default=True,
     show_default=True,

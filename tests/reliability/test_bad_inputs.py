@@ -401,6 +401,45 @@ HUGE_NUMBER = "1" * 5000  # more digits than Python converts to an int
 
 NOT_UTF8 = b"family: \xff\xfe\n"
 
+
+def _labels_input(folder: Path) -> None:
+    """m.onnx whose second input is named ``labels`` (a key of ground truth in an .npz), and data.npz that gives
+    it under that key."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    value = helper.make_tensor_value_info
+    nodes = [
+        helper.make_node("Add", ["image", "labels"], ["s"]),
+        helper.make_node("Flatten", ["s"], ["f"]),
+        helper.make_node("Gemm", ["f", "w"], ["y"], transB=1),
+    ]
+    inputs = [value(name, TensorProto.FLOAT, [1, 3, 8, 8]) for name in ("image", "labels")]
+    weight = numpy_helper.from_array(np.ones((10, 192), np.float32), "w")
+    graph = helper.make_graph(nodes, "labels", inputs, [value("y", TensorProto.FLOAT, [1, 10])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+    images = np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)
+    np.savez(folder / "data.npz", image=images, labels=images)
+
+
+def _outputs_named(names: tuple[str, ...]) -> Callable[[Path], None]:
+    """m_NAMES.onnx: a Relu of its 1×3×8×8 input under each output name of ``names``; and data.npz."""
+
+    def make(folder: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper
+
+        value = helper.make_tensor_value_info
+        nodes = [helper.make_node("Relu", ["in"], [name]) for name in names]
+        outputs = [value(name, TensorProto.FLOAT, [1, 3, 8, 8]) for name in names]
+        graph = helper.make_graph(nodes, "relu", [value("in", TensorProto.FLOAT, [1, 3, 8, 8])], outputs)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+        onnx.save(model, str(folder / f"m_{''.join(names)}.onnx"))
+        np.savez(folder / "data.npz", images=np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32))
+
+    return make
+
+
 CASES: dict[str, Case] = {
     # --- export: names and options
     "unknown model": Case(("export", "mobilenet_v5"), "unknown model 'mobilenet_v5'; did you mean 'mobilenet_v2'"),
@@ -970,6 +1009,53 @@ CASES: dict[str, Case] = {
         "--input-shape '=1,3,8,8' names no input",
         _odd_input_onnx("two"),
     ),
+    # --- found by the sixth hostile pass
+    "async factory": Case(  # was 'returned coroutine' and two RuntimeWarnings
+        ("export", "mine:build", "--input-shape", "1,3,8,8", *TINY),
+        "MODEL 'mine:build' is an async function",
+        _user_module("import torch\n\nasync def build():\n    return torch.nn.Conv2d(3, 4, 3)\n"),
+    ),
+    "model that ignores the batch": Case(  # was exit 2, a failed parity check
+        ("export", "mine:Net", "--input-shape", "1,3,8,8", *TINY),
+        "has 1 row(s) for a batch of 6 images: the model ignores the batch dimension N",
+        _net("y[:1].flatten(1)"),
+    ),
+    "export ONNX input without a shape": Case(  # was 'has shape [], not N,C,H,W'
+        ("export", "m.onnx", *TINY), "m.onnx has no shape (the file gives none", _relu_onnx(None)
+    ),
+    "drift ONNX input without a shape": Case(  # was 'has input shape []'
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"),
+        "input 'x' has no shape (or is a scalar)",
+        lambda f: (_relu_onnx(None)(f), np.savez(f / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))),
+    ),
+    "drift --input-shape of two files": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--input-shape", "1,3,8,8"),
+        "--input-shape applies to a PyTorch REF or TARGET",
+        _tiny("m.onnx"),
+    ),
+    "drift --weights for a file REF": Case(  # was ignored: exit 0 with a --weights that does not exist
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--weights", "w.pt"),
+        "m.onnx is a model file: --weights, --num-classes and --in-chans apply to a PyTorch REF",
+        _tiny("m.onnx"),
+    ),
+    "input named labels under the key of ground truth": Case(  # was 'labels apply to single-input classifiers'
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"),
+        "'labels' is the key of ground truth; save the array of the model's input 'labels' as 'input:labels'",
+        _labels_input,
+    ),
+    "outputs that share only some names": Case(  # was paired by position: y against x, z against y
+        ("drift", "m_xy.onnx", "m_yz.onnx", "--data", "data.npz"),
+        "share only some names (y): edgecnn pairs outputs by name, or by position when no name is shared",
+        lambda f: (_outputs_named(("x", "y"))(f), _outputs_named(("y", "z"))(f)),
+    ),
+    "task of no output without int8": Case(  # was ignored with --no-quantize, found at the drift stage otherwise
+        ("export", "m.onnx", *TINY, "--no-quantize", "--task", "boxes=detection"),
+        "--task names output 'boxes', but the outputs are logits",
+        _tiny("m.onnx"),
+    ),
+    "drift data of an empty name": Case(  # was the current directory, read as an image folder
+        ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
+    ),
 }
 
 
@@ -1158,3 +1244,41 @@ def test_an_unjudged_export_records_raw_figures_when_the_task_cannot_read_the_ou
     assert "task figures not recorded" in result.stderr and "Traceback" not in result.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["agreement"]["host_kernels"]["outputs"]["y"]["task"] == "raw"
+
+
+def test_drift_takes_input_shapes_for_a_two_input_model(tmp_path):
+    """drift names --input-shape for a model of several inputs, as export does: it must have it."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", image=rng.random((4, 3, 8, 8), np.float32), depth=rng.random((4, 1, 8, 8), np.float32))
+    model = "tests.fixtures.multihead:build_two_inputs"
+    shapes = ["--input-shape", "image=1,3,8,8", "--input-shape", "depth=1,1,8,8"]
+    result = run_edgecnn(tmp_path, "drift", model, model, "--data", "d.npz", *shapes, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["passed"] is True
+
+
+def test_an_input_named_labels_is_fed_from_its_input_key(tmp_path):
+    _labels_input(tmp_path)
+    images = np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "data.npz", image=images, **{"input:labels": images})
+    result = run_edgecnn(tmp_path, "drift", "m.onnx", "m.onnx", "--data", "data.npz", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["samples"] == 4
+
+
+def test_an_onnx_input_without_a_shape_takes_the_given_one(tmp_path):
+    """Was exit 70 (zip() of a shapeless input's no dims against the given four)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [value("x", TensorProto.FLOAT, None)],
+        [value("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(tmp_path / "m.onnx"))
+    result = run_export(tmp_path, "m.onnx", "--input-shape", "1,3,8,8", *TINY, "--no-quantize")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "manifest.json").is_file()
