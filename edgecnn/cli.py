@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import click
 
 from edgecnn import __version__
 from edgecnn.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EdgecnnError, UserCodeError
-from edgecnn.files import Terminated, run_temp_dir, terminate_as_interrupt
+from edgecnn.files import Terminated, room_to_write, run_temp_dir, terminate_as_interrupt
 from edgecnn.formats import FORMATS
 from edgecnn.models.knobs import KNOBS
 
@@ -785,7 +786,8 @@ def main(argv: list[str] | None = None) -> Any:
 
 def _main(argv: list[str] | None) -> Any:
     try:
-        return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
+        with room_to_write(Path(tempfile.gettempdir())):  # a full disk under any file, a temporary one too: one line
+            return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as error:
         click.echo(f"edgecnn: error: {_one_line(str(error))}", err=True)
         if isinstance(error, UserCodeError):

@@ -104,6 +104,13 @@ def drift(
     thresholds = thresholds or Thresholds()
     if limit < 1:
         raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
+    unused = [flag for flag, value in (("--calib", calib), ("--out", out)) if value is not None]
+    if unused and not fix:
+        both = len(unused) > 1
+        raise UsageError(
+            f"{' and '.join(unused)} {'apply' if both else 'applies'} to the repair: add --fix, or leave "
+            f"{'them' if both else 'it'} out"
+        )
     given = parse_input_shapes(input_shape)
     tgt = open_artifact(target, input_shape=given)
     inputs = (reference, target, data, calib, weights)

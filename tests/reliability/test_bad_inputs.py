@@ -1053,6 +1053,11 @@ CASES: dict[str, Case] = {
         "--task names output 'boxes', but the outputs are logits",
         _tiny("m.onnx"),
     ),
+    "drift --calib without --fix": Case(  # was ignored, as --out was
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--calib", "c.npz", "--out", "r.onnx"),
+        "--calib and --out apply to the repair: add --fix",
+        _tiny("m.onnx"),
+    ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
@@ -1282,3 +1287,23 @@ def test_an_onnx_input_without_a_shape_takes_the_given_one(tmp_path):
     result = run_export(tmp_path, "m.onnx", "--input-shape", "1,3,8,8", *TINY, "--no-quantize")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_a_full_disk_under_a_temporary_file_is_one_line_not_a_bug(tmp_path):
+    """drift's per-layer graphs go to the run's temporary directory: a file-size limit met there was exit 70."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.reliability.conftest import REPO
+
+    _fp32_int8_pair(tmp_path)
+    before = files_under(tmp_path)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "edgecnn", "drift", "f.onnx", "q.onnx", "--data", "d.npz", "--chart", "c.png"]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, preexec_fn=limit, timeout=300)
+    assert_clean_failure(result, tmp_path, "file too large; free some space", before=before)
