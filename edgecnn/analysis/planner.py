@@ -24,6 +24,7 @@ from edgecnn.models.knobs import RESOLUTION
 from edgecnn.models.registry import get_family, plannable_families, unalias
 
 DEFAULT_HEADROOM = 0.05  # x86-avx2's held-out prediction error: MAPE 3–4% (benchmarks/latency_fidelity.py)
+MAX_BUDGET_MS = 3.6e6  # an hour per image: beyond any edge budget
 
 # The families with a planner grid (each declares its grid and accuracy where it registers its models).
 PLANNABLE = plannable_families()
@@ -151,6 +152,10 @@ def plan(
     for option, value in (("--budget-ms", budget_ms), ("--memory-mb", memory_budget_mb)):
         if value is not None and not 0 < value < math.inf:  # 0 would read as "no budget", NaN fits nothing
             raise UsageError(f"{option} must be a positive finite number, got {value:g}")
+    if budget_ms is not None and budget_ms > MAX_BUDGET_MS:  # beyond it the chart's log axis overflows
+        raise UsageError(
+            f"--budget-ms must be at most {MAX_BUDGET_MS:g} (an hour per image), got {budget_ms:g}: is it in ms?"
+        )
     spec = load_profile(profile)
     budget = budget_ms if budget_ms is not None else spec.latency_budget_ms
     if budget is None or budget <= 0:

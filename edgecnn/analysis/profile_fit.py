@@ -122,9 +122,14 @@ def calibrate(
     ``base``'s coefficients."""
     if not any(measured.values()):
         found = sorted({str(r["dtype"]) for r in results["results"]})
+        if not found:  # was "its 0 results have dtype none"
+            raise UsageError(
+                "RESULTS.json holds no results: run `edgecnn bench --suite probes --profile P --out RESULTS.json` "
+                "and give the file it writes"
+            )
         raise UsageError(
             f"RESULTS.json has no probe results to fit: its {len(results['results'])} results have dtype "
-            f"{', '.join(found) or 'none'}, the latency model fits {' and '.join(DTYPES)}"
+            f"{', '.join(found)}, the latency model fits {' and '.join(DTYPES)}"
         )
     unshaped = next(
         (

@@ -1058,6 +1058,17 @@ CASES: dict[str, Case] = {
         "--calib and --out apply to the repair: add --fix",
         _tiny("m.onnx"),
     ),
+    "plan budget beyond any device": Case(  # was exit 0, matplotlib's overflow warnings and a chart of nothing
+        ("plan", "mobilenet", "-p", "x86-avx2", "--budget-ms", "1e300"), "--budget-ms must be at most 3.6e+06"
+    ),
+    "plan chart named only .png": Case(  # was "must end in .png …: name it .png.png"
+        ("plan", "mobilenet", "-p", "x86-avx2", "--chart", ".png"), "output .png is only a suffix: give it a name"
+    ),
+    "results of no rows": Case(  # was "its 0 results have dtype none"
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "RESULTS.json holds no results: run `edgecnn bench --suite probes",
+        _results([]),
+    ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
