@@ -1069,6 +1069,11 @@ CASES: dict[str, Case] = {
         "RESULTS.json holds no results: run `edgecnn bench --suite probes",
         _results([]),
     ),
+    "results a FIFO": Case(  # was a read that waited for ever
+        ("calibrate-profile", "r.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "results file r.json is not a regular file",
+        _fifo("r.json"),
+    ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
