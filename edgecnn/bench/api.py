@@ -21,7 +21,7 @@ from edgecnn.bench.child import run_child
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget, check_seconds
 from edgecnn.errors import BenchError, UsageError, check_file
-from edgecnn.files import atomic_write_text, terminate_as_interrupt
+from edgecnn.files import atomic_write_text, json_text, terminate_as_interrupt
 from edgecnn.formats import known_suffixes, require_format
 
 HARNESS = Path(__file__).resolve().with_name("harness.py")
@@ -271,7 +271,7 @@ def _json_default(obj: Any) -> Any:
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
     """Write ``payload`` as JSON atomically (see :func:`edgecnn.files.atomic_write_text`)."""
-    text = json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    text = json_text(payload, default=_json_default, indent=2, ensure_ascii=False) + "\n"
     return atomic_write_text(Path(path), text)
 
 

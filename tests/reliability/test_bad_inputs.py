@@ -1323,3 +1323,22 @@ def test_a_full_disk_under_a_temporary_file_is_one_line_not_a_bug(tmp_path):
     argv = [sys.executable, "-m", "edgecnn", "drift", "f.onnx", "q.onnx", "--data", "d.npz", "--chart", "c.png"]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, preexec_fn=limit, timeout=300)
     assert_clean_failure(result, tmp_path, "file too large; free some space", before=before)
+
+
+def _strict_json(text: str) -> object:
+    """``text`` parsed as standard JSON: Python's bare NaN and Infinity are refused, as jq and JavaScript do."""
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_of_identical_outputs_is_standard_json(tmp_path):
+    """A model against itself has an SQNR of +inf dB: it was written as Infinity, which no strict parser reads."""
+    tiny_onnx(tmp_path / "m.onnx")
+    np.savez(tmp_path / "d.npz", images=np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32))
+    result = run_edgecnn(tmp_path, "drift", "m.onnx", "m.onnx", "--data", "d.npz", "--json")
+    assert result.returncode == 0, result.stderr
+    report = _strict_json(result.stdout)
+    assert report["computations"]["as_is"]["sqnr_db"] is None
