@@ -477,8 +477,23 @@ def resolve_source(
                 f"--input-shape NAME=N,C,H,W once per input, e.g. "
                 + " ".join(f"--input-shape {name}=1,3,224,224" for name in required)
             )
+    if input_shape is not None:
+        _check_given_shape(source, input_shape, in_chans, "resolution" in scaling)
     source.input_shape = _input_shape(source, input_shape, in_chans, batch)
     return source
+
+
+def _check_given_shape(source: ModelSource, given: tuple[int, ...], in_chans: int | None, resolution: bool) -> None:
+    """--input-shape must agree with --in-chans and a zoo model's --resolution: one of two answers would be lost."""
+    shown = ",".join(map(str, given))
+    if in_chans is not None and given[1] != in_chans:
+        raise UsageError(f"--input-shape {shown} has C={given[1]}, but --in-chans is {in_chans}: give one of them")
+    size = tuple(getattr(source.module, "input_size", ())[1:])
+    if resolution and size and tuple(given[2:]) != size:
+        raise UsageError(
+            f"--input-shape {shown} is {given[2]}×{given[3]}, but --resolution makes MODEL '{source.name}' "
+            f"{size[0]}×{size[1]}: give one of them"
+        )
 
 
 def _input_shape(

@@ -1074,6 +1074,14 @@ CASES: dict[str, Case] = {
         "results file r.json is not a regular file",
         _fifo("r.json"),
     ),
+    "input shape against the resolution": Case(  # was exported at 16×16, its manifest saying resolution 32
+        ("export", *MV1, "--input-shape", "1,3,16,16"),
+        "--input-shape 1,3,16,16 is 16×16, but --resolution makes MODEL 'mobilenet_v1' 32×32",
+    ),
+    "input shape against in-chans": Case(  # --in-chans 1 was dropped for the shape's C=3
+        ("export", "tests.fixtures.tinynet:build_net", "--in-chans", "1", "--input-shape", "1,3,8,8", *TINY),
+        "--input-shape 1,3,8,8 has C=3, but --in-chans is 1",
+    ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
