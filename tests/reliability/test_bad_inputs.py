@@ -1082,6 +1082,14 @@ CASES: dict[str, Case] = {
         ("export", "tests.fixtures.tinynet:build_net", "--in-chans", "1", "--input-shape", "1,3,8,8", *TINY),
         "--input-shape 1,3,8,8 has C=3, but --in-chans is 1",
     ),
+    "recipe of 0-255 mean and std": Case(  # was exit 0: every image normalised to one flat value
+        ("export", *MV1, "--recipe", "recipe.yaml"),
+        "mean: values are of pixels scaled to [0, 1], so from 0 to 1, got 123.675 (for 0–255 values, divide by 255)",
+        _recipe(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
+    ),
+    "recipe of a std near 0": Case(  # was exit 2, the model blamed for the infinite images the std made
+        ("export", *MV1, "--recipe", "recipe.yaml"), "std: values are of pixels", _recipe(std=[1e-300, 1, 1])
+    ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
