@@ -1090,6 +1090,10 @@ CASES: dict[str, Case] = {
     "recipe of a std near 0": Case(  # was exit 2, the model blamed for the infinite images the std made
         ("export", *MV1, "--recipe", "recipe.yaml"), "std: values are of pixels", _recipe(std=[1e-300, 1, 1])
     ),
+    "int8 option without int8": Case(  # was ignored: an fp32 export, exit 0
+        ("export", *MV1, "--no-quantize", "--method", "entropy"),
+        "--method applies to the int8 artifacts, which --no-quantize leaves out",
+    ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
