@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgecnn.config.profiles import MAX_BUDGET_MS
 from edgecnn.costs.op_costs import DTYPES, summarize
 from edgecnn.errors import UnknownNameError, UsageError
 from edgecnn.models.accuracy import Expectation
@@ -24,7 +25,6 @@ from edgecnn.models.knobs import RESOLUTION
 from edgecnn.models.registry import get_family, plannable_families, unalias
 
 DEFAULT_HEADROOM = 0.05  # x86-avx2's held-out prediction error: MAPE 3–4% (benchmarks/latency_fidelity.py)
-MAX_BUDGET_MS = 3.6e6  # an hour per image: beyond any edge budget
 
 # The families with a planner grid (each declares its grid and accuracy where it registers its models).
 PLANNABLE = plannable_families()

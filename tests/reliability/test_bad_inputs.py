@@ -103,6 +103,19 @@ def _profile_with(overhead: str) -> Callable[[Path], None]:
     return make
 
 
+def _profile_budget(budget: str) -> Callable[[Path], None]:
+    """x86-avx2's profile as big.yaml, its latency budget ``budget``."""
+
+    def make(folder: Path) -> None:
+        from edgecnn.config.profiles import profiles_dir
+
+        text = (profiles_dir() / "x86-avx2.yaml").read_text(encoding="utf-8").replace("name: x86-avx2", "name: big")
+        text = text.replace("latency_budget_ms: 20", f"latency_budget_ms: {budget}")
+        (folder / "big.yaml").write_text(text, encoding="utf-8")
+
+    return make
+
+
 def _fifo(name: str) -> Callable[[Path], None]:
     def make(folder: Path) -> None:
         path = folder / name
@@ -1093,6 +1106,11 @@ CASES: dict[str, Case] = {
     "int8 option without int8": Case(  # was ignored: an fp32 export, exit 0
         ("export", *MV1, "--no-quantize", "--method", "entropy"),
         "--method applies to the int8 artifacts, which --no-quantize leaves out",
+    ),
+    "profile budget beyond any device": Case(  # was exit 0 with matplotlib's overflow warnings, as --budget-ms
+        ("plan", "mobilenet", "-p", "big.yaml"),
+        "latency_budget_ms: must be at most 3.6e+06 ms, got 1e+300",
+        _profile_budget("1.0e+300"),
     ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
