@@ -583,6 +583,8 @@ def bench(
 
         payload: Any = bench_probe_suite(profile, out, **options)
     else:
+        if profile:
+            raise UsageError("--profile applies to --suite probes: ARTIFACTs are timed as they are")
         payload = api.bench(artifacts, **options)
         if out:
             api.write_json_atomic(out, payload)

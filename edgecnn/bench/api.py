@@ -216,6 +216,11 @@ def bench(
     check_seconds("--timeout", timeout)
     report = progress or (lambda message: None)
     target = None
+    ssh = (("--port", port), ("--identity", identity), ("--known-hosts", known_hosts))
+    ssh_given = [flag for flag, value in ssh if value is not None]
+    if host is None and ssh_given:  # here, no SSH: they would be ignored
+        verb, them = ("apply", "them") if len(ssh_given) > 1 else ("applies", "it")
+        raise UsageError(f"{', '.join(ssh_given)} {verb} to a device over SSH: add --host USER@HOST, or drop {them}")
     if host is not None:
         target = SshTarget(
             host,

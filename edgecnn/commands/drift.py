@@ -111,6 +111,8 @@ def drift(
             f"{' and '.join(unused)} {'apply' if both else 'applies'} to the repair: add --fix, or leave "
             f"{'them' if both else 'it'} out"
         )
+    if chart is not None and not layers:
+        raise UsageError("--chart is the per-layer chart, which --no-layers leaves out: drop one of them")
     given = parse_input_shapes(input_shape)
     tgt = open_artifact(target, input_shape=given)
     inputs = (reference, target, data, calib, weights)

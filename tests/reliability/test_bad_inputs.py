@@ -1112,6 +1112,21 @@ CASES: dict[str, Case] = {
         "latency_budget_ms: must be at most 3.6e+06 ms, got 1e+300",
         _profile_budget("1.0e+300"),
     ),
+    "bench SSH option without a host": Case(  # was ignored: timed here
+        ("bench", "m.onnx", "--runs", "2", "--port", "2222"),
+        "--port applies to a device over SSH: add --host USER@HOST",
+        _tiny("m.onnx"),
+    ),
+    "bench --profile without --suite": Case(
+        ("bench", "m.onnx", "--runs", "2", "--profile", "x86-avx2"),
+        "--profile applies to --suite probes",
+        _tiny("m.onnx"),
+    ),
+    "drift --chart with --no-layers": Case(  # was exit 0 and no chart
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--no-layers", "--chart", "c.png"),
+        "--chart is the per-layer chart, which --no-layers leaves out",
+        _tiny("m.onnx"),
+    ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
