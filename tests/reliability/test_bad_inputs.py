@@ -960,9 +960,9 @@ CASES: dict[str, Case] = {
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
     # --- found by the fifth hostile pass
-    "detection of a 1-D output": Case(
+    "detection of a 1-D output": Case(  # no batch axis: said before any task reads it (pass 6)
         ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "detection"),
-        "the yolo decoder reads N×(4+C)×A heads",
+        "output 'y' has 256 row(s) for a batch of 1 images: the model ignores the batch dimension N",
         _head([256]),
     ),
     "task of a superscript index": Case(
