@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import click
 
 from edgecnn import __version__
 from edgecnn.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EdgecnnError, UserCodeError
-from edgecnn.files import Terminated, run_temp_dir, terminate_as_interrupt
+from edgecnn.files import Terminated, json_text, room_to_write, run_temp_dir, terminate_as_interrupt
 from edgecnn.formats import FORMATS
 from edgecnn.models.knobs import KNOBS
 
@@ -90,7 +90,7 @@ def models(pattern: str | None, as_json: bool) -> None:
         raise UnknownNameError("model pattern", pattern or "", list_models() + list_families())
     rows = [describe_model(name) for name in names]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json_text(rows, indent=2))
         return
     from edgecnn.commands.render import make_console, render_models
 
@@ -316,7 +316,7 @@ def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **
 
 def _show_export(result: Any, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.manifest, indent=2, default=str))
+        click.echo(json_text(result.manifest, default=str, indent=2))
         return
     from edgecnn.commands.render import make_console, render_export
 
@@ -380,7 +380,7 @@ def inspect_command(
         scaling=scaling,
     )
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(json_text(report, default=str, indent=2))
         return
     from edgecnn.commands.inspect import render_inspect
     from edgecnn.commands.render import make_console
@@ -435,6 +435,12 @@ Examples:
 @click.option("--num-classes", type=NUM_CLASSES, help="Classes of a PyTorch REF.")
 @click.option("--in-chans", type=IN_CHANS, help="Input channels of a PyTorch REF.")
 @click.option(
+    "--input-shape",
+    multiple=True,
+    help="Input N,C,H,W of a PyTorch REF or TARGET without a default size (as for export); several inputs: "
+    "name=N,C,H,W once per input [default: the other artifact's].",
+)
+@click.option(
     "--layers/--no-layers",
     default=True,
     show_default=True,
@@ -477,7 +483,7 @@ def drift(
         check_source(options["calib"])
     report = run_drift(ref, target, thresholds=thresholds, **options)
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(json_text(report, default=str, indent=2))
     else:
         from edgecnn.commands.render import make_console, render_drift
 
@@ -581,11 +587,13 @@ def bench(
 
         payload: Any = bench_probe_suite(profile, out, **options)
     else:
+        if profile:
+            raise UsageError("--profile applies to --suite probes: ARTIFACTs are timed as they are")
         payload = api.bench(artifacts, **options)
         if out:
             api.write_json_atomic(out, payload)
     if as_json:
-        click.echo(json.dumps(payload, indent=2, default=str))
+        click.echo(json_text(payload, default=str, indent=2))
         return
     from edgecnn.commands.render import make_console, render_bench, render_bench_suite
 
@@ -610,7 +618,7 @@ def profiles(as_json: bool) -> None:
 
     rows = [load_profile(name).summary() for name in list_profiles()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json_text(rows, indent=2))
         return
     from edgecnn.commands.render import make_console, render_profiles
 
@@ -643,7 +651,7 @@ def predict(model: str, profile: str, dtype: str, as_json: bool, **scaling: Any)
 
     report = predict_model(model, profile, None if dtype == "auto" else dtype, scaling)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json_text(report, indent=2))
         return
     from edgecnn.commands.render import make_console, render_predict
 
@@ -679,7 +687,7 @@ def calibrate_profile(results: Path, base: str, out: Path, force: bool, statisti
 
     report = calibrate_file(results, base, out, force, f"{statistic}_ms")
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json_text(report, indent=2))
         return
     from edgecnn.commands.render import make_console, render_calibrate_profile
 
@@ -755,7 +763,7 @@ def plan(
     chart_path = plan_chart(result, chart or Path(f"plan-{result.family}-{result.profile}.png"))
     report = {**result.to_dict(), "chart": str(chart_path)}
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json_text(report, indent=2))
         return
     from edgecnn.commands.render import make_console, render_plan
 
@@ -783,7 +791,8 @@ def main(argv: list[str] | None = None) -> Any:
 
 def _main(argv: list[str] | None) -> Any:
     try:
-        return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
+        with room_to_write(Path(tempfile.gettempdir())):  # a full disk under any file, a temporary one too: one line
+            return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as error:
         click.echo(f"edgecnn: error: {_one_line(str(error))}", err=True)
         if isinstance(error, UserCodeError):

@@ -139,6 +139,8 @@ def reading(path: str | Path, what: str, fix: str = "") -> Iterator[None]:
 
 def check_file(path: str | Path, what: str) -> Path:
     """``path`` as a Path when it is a regular file; otherwise a UsageError saying what it is instead."""
+    if not str(path).strip():  # Path('') is the current directory
+        raise UsageError(f"the {what} is an empty name: give a file")
     path = Path(path)  # os.path's tests, unlike Path's, answer False for names the system refuses (too long)
     if os.path.isdir(path):
         raise UsageError(f"{what} {path} is a directory, not a file")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
+import math
 import os
 import re
 import shutil
@@ -226,6 +228,8 @@ def check_name_length(path: Path) -> None:
 def check_suffix(path: Path | None, suffix: str, content: str) -> None:
     """Fail when an output ``path`` the user named does not end in ``suffix`` (any case): edgecnn writes
     ``content`` there whatever its name, and a PNG named .svg or an ONNX model named .txt misleads every reader."""
+    if path is not None and Path(path).name.lower() == suffix:  # '.png' is a hidden file's name, of no suffix
+        raise UsageError(f"output {path} is only a suffix: give it a name, e.g. {Path(path).with_name('out' + suffix)}")
     if path is not None and Path(path).suffix.lower() != suffix:
         raise UsageError(
             f"output {path} must end in {suffix}, as edgecnn writes {content}: name it {Path(path).stem}{suffix}"
@@ -489,3 +493,25 @@ def atomic_copy(src: Path, dst: Path) -> Path:
             shutil.copyfileobj(source, handle)
 
     return _atomic_write(dst, "wb", copy)
+
+
+# --- JSON
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (a NumPy scalar's too) as None, in dicts, lists and tuples."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if not isinstance(value, (str, bytes, int)) and hasattr(value, "item") and hasattr(value, "dtype"):
+        value = value.item() if getattr(value, "ndim", 0) == 0 else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(data: Any, default: Callable[[Any], Any] | None = None, **options: Any) -> str:
+    """``data`` as standard JSON (``jq``, JavaScript and every strict parser read it): a NaN or infinite figure —
+    the SQNR of identical outputs is +inf dB — is null, never Python's bare ``Infinity``."""
+    return json.dumps(_finite(data), allow_nan=False, default=default, **options)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edgecnn.config.profiles import MAX_BUDGET_MS
 from edgecnn.costs.op_costs import DTYPES, summarize
 from edgecnn.errors import UnknownNameError, UsageError
 from edgecnn.models.accuracy import Expectation
@@ -151,6 +152,10 @@ def plan(
     for option, value in (("--budget-ms", budget_ms), ("--memory-mb", memory_budget_mb)):
         if value is not None and not 0 < value < math.inf:  # 0 would read as "no budget", NaN fits nothing
             raise UsageError(f"{option} must be a positive finite number, got {value:g}")
+    if budget_ms is not None and budget_ms > MAX_BUDGET_MS:  # beyond it the chart's log axis overflows
+        raise UsageError(
+            f"--budget-ms must be at most {MAX_BUDGET_MS:g} (an hour per image), got {budget_ms:g}: is it in ms?"
+        )
     spec = load_profile(profile)
     budget = budget_ms if budget_ms is not None else spec.latency_budget_ms
     if budget is None or budget <= 0:

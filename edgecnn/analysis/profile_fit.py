@@ -18,7 +18,7 @@ import yaml
 
 from edgecnn.costs.latency_model import Coefficients, LatencyModel, Sample, channel_block, fit
 from edgecnn.costs.op_costs import DTYPES, MAC_CLASSES, OpCost
-from edgecnn.errors import UsageError, reading
+from edgecnn.errors import UsageError, check_file, reading
 from edgecnn.files import atomic_write_text, check_output_file
 
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
@@ -29,6 +29,7 @@ def load_results(path: Path) -> dict[str, Any]:
     """Read and check a RESULTS.json; errors name the file and the problem."""
     try:
         with reading(path, "results file", "give the RESULTS.json of `edgecnn bench --suite probes`"):
+            check_file(path, "results file")  # a FIFO would block the read for ever
             text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is no error
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -122,9 +123,14 @@ def calibrate(
     ``base``'s coefficients."""
     if not any(measured.values()):
         found = sorted({str(r["dtype"]) for r in results["results"]})
+        if not found:  # was "its 0 results have dtype none"
+            raise UsageError(
+                "RESULTS.json holds no results: run `edgecnn bench --suite probes --profile P --out RESULTS.json` "
+                "and give the file it writes"
+            )
         raise UsageError(
             f"RESULTS.json has no probe results to fit: its {len(results['results'])} results have dtype "
-            f"{', '.join(found) or 'none'}, the latency model fits {' and '.join(DTYPES)}"
+            f"{', '.join(found)}, the latency model fits {' and '.join(DTYPES)}"
         )
     unshaped = next(
         (

@@ -21,7 +21,7 @@ from edgecnn.bench.child import run_child
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget, check_seconds
 from edgecnn.errors import BenchError, UsageError, check_file
-from edgecnn.files import atomic_write_text, terminate_as_interrupt
+from edgecnn.files import atomic_write_text, json_text, terminate_as_interrupt
 from edgecnn.formats import known_suffixes, require_format
 
 HARNESS = Path(__file__).resolve().with_name("harness.py")
@@ -216,6 +216,11 @@ def bench(
     check_seconds("--timeout", timeout)
     report = progress or (lambda message: None)
     target = None
+    ssh = (("--port", port), ("--identity", identity), ("--known-hosts", known_hosts))
+    ssh_given = [flag for flag, value in ssh if value is not None]
+    if host is None and ssh_given:  # here, no SSH: they would be ignored
+        verb, them = ("apply", "them") if len(ssh_given) > 1 else ("applies", "it")
+        raise UsageError(f"{', '.join(ssh_given)} {verb} to a device over SSH: add --host USER@HOST, or drop {them}")
     if host is not None:
         target = SshTarget(
             host,
@@ -271,7 +276,7 @@ def _json_default(obj: Any) -> Any:
 
 def write_json_atomic(path: Path, payload: Any) -> Path:
     """Write ``payload`` as JSON atomically (see :func:`edgecnn.files.atomic_write_text`)."""
-    text = json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    text = json_text(payload, default=_json_default, indent=2, ensure_ascii=False) + "\n"
     return atomic_write_text(Path(path), text)
 
 

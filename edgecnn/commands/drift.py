@@ -23,6 +23,7 @@ from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.errors import UsageError
 from edgecnn.files import check_output_file, check_suffix, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
+from edgecnn.pipeline.source import parse_input_shapes
 from edgecnn.runtime.outputs import Inputs, Outputs, batch_size, take
 
 LAYER_SAMPLES = 32
@@ -75,13 +76,21 @@ def _tflite_layout(artifact: Artifact, model: Any) -> str:
 
 
 def _aligned(ref: Artifact, tgt: Artifact, reference: Outputs, target: Outputs) -> Outputs:
-    """REF's outputs under TARGET's names: matched by name, or by position when the names differ (a PyTorch REF's
-    outputs against an exported file's); one line when they are not the same outputs (count or shapes)."""
+    """REF's outputs under TARGET's names: matched by name, or by position when no name is shared (a PyTorch REF's
+    outputs against an exported file's); one line when they are not the same outputs (count, shapes, or names
+    that match only in part, which neither way pairs surely)."""
     names = list(target) if set(reference) != set(target) else list(reference)
     if len(reference) != len(target):
         raise UsageError(
             f"REF {ref.label} has {len(reference)} outputs ({', '.join(reference)}), TARGET {tgt.label} has "
             f"{len(target)} ({', '.join(target)}): they are not the same model"
+        )
+    shared = [name for name in reference if name in target]
+    if shared and set(reference) != set(target):
+        raise UsageError(
+            f"REF {ref.label}'s outputs ({', '.join(reference)}) and TARGET {tgt.label}'s ({', '.join(target)}) share "
+            f"only some names ({', '.join(shared)}): edgecnn pairs outputs by name, or by position when no name is "
+            "shared; give models whose outputs have the same names"
         )
     aligned = dict(zip(names, reference.values(), strict=True)) if names != list(reference) else dict(reference)
     for name, values in aligned.items():
@@ -106,6 +115,7 @@ def drift(
     weights: str | None = None,
     num_classes: int | None = None,
     in_chans: int | None = None,
+    input_shape: str | tuple[str, ...] | None = None,
     layers: bool = True,
     chart: Path | None = None,
     fix: bool = False,
@@ -120,10 +130,20 @@ def drift(
     thresholds = thresholds or Thresholds()
     if limit < 1:
         raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
+    unused = [flag for flag, value in (("--calib", calib), ("--out", out)) if value is not None]
+    if unused and not fix:
+        both = len(unused) > 1
+        raise UsageError(
+            f"{' and '.join(unused)} {'apply' if both else 'applies'} to the repair: add --fix, or leave "
+            f"{'them' if both else 'it'} out"
+        )
+    if chart is not None and not layers:
+        raise UsageError("--chart is the per-layer chart, which --no-layers leaves out: drop one of them")
     suffix = ".tflite" if Path(target).suffix.lower() == ".tflite" else ".onnx"  # a repair has TARGET's format
     if fix:  # before anything is read
         check_suffix(out, suffix, "a TFLite model" if suffix == ".tflite" else "an ONNX model")
-    tgt = open_artifact(target)
+    given = parse_input_shapes(input_shape)
+    tgt = open_artifact(target, input_shape=given)
     inputs = (reference, target, data, calib, weights)
     chart_named, out_named = chart is not None, out is not None
     if tgt.path is not None:  # a file TARGET: the chart and the repaired model default to names beside it
@@ -132,7 +152,9 @@ def drift(
     for path, named, needed in ((chart, chart_named, layers), (out, out_named, fix)):
         if needed and path is not None:
             check_output_file(path, force or not named, inputs)
-    ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=tgt.inputs or tgt.input_shape)
+    ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=given or tgt.inputs or tgt.input_shape)
+    if given is not None and ref.kind != "torch" and tgt.kind != "torch":
+        raise UsageError("--input-shape applies to a PyTorch REF or TARGET: model files keep their own input shapes")
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names

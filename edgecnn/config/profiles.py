@@ -34,6 +34,16 @@ def _all_positive(mapping: dict[str, float]) -> str | None:
     return f"must all be finite and > 0, got {bad[0]}" if bad else None
 
 
+MAX_BUDGET_MS = 3.6e6  # an hour per image: beyond any edge budget (and a chart's log axis overflows)
+
+
+def _budget(value: float) -> str | None:
+    """A latency budget: > 0 and at most MAX_BUDGET_MS."""
+    return positive(value) or (
+        None if value <= MAX_BUDGET_MS else f"must be at most {MAX_BUDGET_MS:g} ms, got {value:g}"
+    )
+
+
 _MEASUREMENT = {  # one measurement a latency coefficient was fitted to
     "source": Field(str),
     "model": Field(str, required=False),
@@ -82,7 +92,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
         }
     ),
     "latency": Field(LATENCY_SCHEMA),
-    "latency_budget_ms": Field(float, required=False, check=positive),
+    "latency_budget_ms": Field(float, required=False, check=_budget),
     "memory_budget_mb": Field(float, required=False, check=positive),
     "defaults": Field(required=False, values={name: _scaling_field(knob) for name, knob in KNOBS.items()}),
     "sources": Field(items=str),

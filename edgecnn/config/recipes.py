@@ -31,14 +31,27 @@ def _fraction(value: float) -> str | None:
     return None if 0 < value <= 1 else f"must be in (0, 1], got {value}"
 
 
+MIN_STD = 1e-3  # normalised pixels then stay within ±1000
+
+
 def check_stats(mean: list[float], std: list[float], where: str) -> None:
-    """Mean and std (validated as RECIPE_SCHEMA's) must pair up, every std finite and > 0."""
+    """Mean and std (validated as RECIPE_SCHEMA's) must pair up, be finite and be of pixels scaled to [0, 1]."""
     if len(mean) != len(std):
         raise UsageError(f"{where}: std: has {len(std)} values but mean has {len(mean)}")
     if not all(0 < s < math.inf for s in std):
         raise UsageError(f"{where}: std: every value must be finite and > 0")
     if not all(math.isfinite(m) for m in mean):
         raise UsageError(f"{where}: mean: every value must be finite")
+    # Of pixels scaled to [0, 1]: a 0–255 mean (123.7) would make every image one flat value, a tiny std infinity.
+    odd = next((("mean", v) for v in mean if not 0 <= v <= 1), None) or next(
+        (("std", v) for v in std if not MIN_STD <= v <= 1), None
+    )
+    if odd is not None:
+        bounds = "0 to 1" if odd[0] == "mean" else f"{MIN_STD:g} to 1"
+        raise UsageError(
+            f"{where}: {odd[0]}: values are of pixels scaled to [0, 1], so from {bounds}, got {odd[1]:g} "
+            "(for 0–255 values, divide by 255)"
+        )
 
 
 RECIPE_SCHEMA: dict[str, Field] = {

@@ -353,19 +353,43 @@ def check_memory(shape: tuple[int, int, int], samples: int) -> None:
         )
 
 
+GROUND_TRUTH = (*TRUTH_KEYS, "classes")  # .npz keys that hold ground truth, never an input
+INPUT_KEY = "input:"  # an .npz key for an input by name, whatever the name: 'input:labels'
+
+
+def _input_key(path: Path, name: str, files: list[str]) -> str | None:
+    """The key of ``name``'s array in an .npz of ``files``: 'input:NAME', else NAME (unless NAME is a key of
+    ground truth); None when there is none."""
+    if INPUT_KEY + name in files:
+        return INPUT_KEY + name
+    if name in GROUND_TRUTH:
+        if name in files:
+            raise UsageError(
+                f"{path}: '{name}' is the key of ground truth; save the array of the model's input '{name}' as "
+                f"'{INPUT_KEY}{name}' (numpy.savez(..., **{{'{INPUT_KEY}{name}': array}}))"
+            )
+        return None
+    return name if name in files else None
+
+
 def _inputs_from_npz(path: Path, shapes: dict[str, tuple[int, int, int]]) -> CalibrationSet:
-    """One float32 N×C×H×W array (normalised) per input name from an ``.npz``, optional ``labels``."""
-    fix = f"give an .npz with one float32 N×C×H×W array per input ({', '.join(shapes)}), e.g. numpy.savez"
+    """One float32 N×C×H×W array (normalised) per input name from an ``.npz`` (key NAME or 'input:NAME'), optional
+    ``labels``."""
+    fix = (
+        f"give an .npz with one float32 N×C×H×W array per input ({', '.join(shapes)}), e.g. numpy.savez; "
+        f"an input named {' or '.join(GROUND_TRUTH)} as '{INPUT_KEY}NAME'"
+    )
     if path.suffix.lower() != ".npz":
         raise UsageError(f"calibration source {path}: a model with several inputs calibrates from an .npz; {fix}")
     with reading(path, "calibration file", fix), np.load(path, allow_pickle=False) as loaded:
-        missing = [name for name in shapes if name not in loaded.files]
+        keys = {name: _input_key(path, name, loaded.files) for name in shapes}
+        missing = [name for name, key in keys.items() if key is None]
         if missing:
             raise UsageError(
                 f"{path} has no array for input(s) {', '.join(missing)} (it has: {', '.join(loaded.files)}); {fix}"
             )
-        arrays = {name: loaded[name] for name in shapes}
-        truth = [key for key in (*TRUTH_KEYS, "classes") if key in loaded.files and key not in shapes]
+        arrays = {name: loaded[key] for name, key in keys.items()}
+        truth = [key for key in GROUND_TRUTH if key in loaded.files]
     for name, array in arrays.items():
         if array.dtype != np.float32 or array.shape[1:] != shapes[name]:
             wanted = "×".join(map(str, shapes[name]))
@@ -395,6 +419,7 @@ def load_input_calibration(
     with one array per input name, or synthetic images per input. Split like :func:`load_calibration`."""
     if count < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {count}")
+    _named(source)
     if source is None or str(source) == SYNTHETIC:
         for shape in shapes.values():
             check_memory(shape, count + holdout)
@@ -427,8 +452,15 @@ def _check_values(array: np.ndarray, what: str) -> None:
         )
 
 
+def _named(source: str | Path | None, what: str = "calibration source") -> None:
+    """An empty name is no source (``Path('')`` would be the current directory, read as an image folder)."""
+    if source is not None and not str(source).strip():
+        raise UsageError(f"the {what} is an empty name: give an image folder, a .npy/.npz file or 'synthetic'")
+
+
 def check_source(source: str | Path | None, what: str = "calibration source") -> None:
     """Fail before any work when ``source`` names no image folder and no file ('synthetic' and None are fine)."""
+    _named(source, what)
     if source is not None and str(source) != SYNTHETIC and not os.path.isdir(source):
         check_file(source, what)
 
@@ -443,6 +475,7 @@ def load_calibration(
     """
     if count < 1:
         raise UsageError(f"--calib-size must be ≥ 1, got {count}")
+    _named(source)
     rng = np.random.default_rng(seed)
     if source is None or str(source) == SYNTHETIC or os.path.isdir(source):
         check_memory(shape, count + holdout)

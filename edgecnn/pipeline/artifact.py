@@ -129,6 +129,11 @@ def _file_inputs(path: Path) -> dict[str, tuple[int, ...]]:
             what = f"output '{bad.name}' is {bad.type}" if bad is not None else "graph has no outputs"
             raise UsageError(f"{path}'s {what}; edgecnn compares float outputs (logits, maps, boxes, embeddings)")
     for name, shape in shapes.items():
+        if not len(shape):  # ONNX Runtime shows a shapeless input as a scalar's []
+            raise UsageError(
+                f"{path}'s input '{name}' has no shape (or is a scalar); edgecnn evaluates N×C×H×W image models: "
+                "save the model with its input's shape"
+            )
         if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
             which = f"input '{name}' has shape" if len(shapes) > 1 else "has input shape"
             raise UsageError(f"{path} {which} {list(shape)}; edgecnn evaluates N×C×H×W image models")
@@ -147,6 +152,11 @@ def open_artifact(
     fmt = format_of(path)
     if fmt is not None:
         check_file(path, "artifact")
+        if weights is not None or num_classes is not None or in_chans is not None:
+            raise UsageError(
+                f"{path} is a model file: --weights, --num-classes and --in-chans apply to a PyTorch REF (a zoo name, "
+                "torchvision:NAME or package.module:factory)"
+            )
         manifest = _manifest_beside(path)
         recipe = _recipe_from_manifest(manifest) if manifest else recipe_for_family(None)
         inputs = _file_inputs(path)

@@ -87,6 +87,14 @@ def _validate(options: ExportOptions) -> None:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
     if options.holdout < 0:
         raise UsageError(f"--holdout must be ≥ 0 (0 holds nothing out), got {options.holdout}")
+    int8_only = {"--method": options.method, "--tflite-io": options.tflite_io, "--min-cosine": options.min_cosine}
+    ignored = [flag for flag, value in int8_only.items() if value is not None] + ["--allow-drift"] * options.allow_drift
+    if ignored and not options.quantize:
+        them = "them" if len(ignored) > 1 else "it"
+        raise UsageError(
+            f"{', '.join(ignored)} {'apply' if len(ignored) > 1 else 'applies'} to the int8 artifacts, which "
+            f"--no-quantize leaves out: drop --no-quantize, or drop {them}"
+        )
 
 
 def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> ExportResult:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from edgecnn.analysis.tasks import summary
+from edgecnn.files import json_text
 from edgecnn.pipeline.source import sha256_file
 
 
@@ -17,7 +17,7 @@ def artifact_entry(path: Path, root: Path) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any) -> None:
     """Pretty JSON with a trailing newline."""
-    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    path.write_text(json_text(data, default=_json_default, indent=2) + "\n", encoding="utf-8")
 
 
 def _json_default(value: Any) -> Any:

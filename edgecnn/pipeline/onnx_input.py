@@ -230,9 +230,13 @@ def fix_input_dims(model: Any, shapes: list[tuple[int, ...]]) -> dict[str, int]:
     """Set the free (symbolic or unknown) dims of the graph's inputs to ``shapes`` (one per input, in order); what
     was fixed, by dim name. Intermediate shapes recorded in the file are dropped so shape inference recomputes
     them."""
+    import onnx
+
     fixed: dict[str, int] = {}
     several = len(shapes) > 1
     for value, shape in zip(_graph_inputs(model), shapes, strict=True):
+        if not value.type.tensor_type.HasField("shape"):  # no shape, not even a rank: all of it is given
+            value.type.tensor_type.shape.dim.extend(onnx.TensorShapeProto.Dimension() for _ in shape)
         dims = value.type.tensor_type.shape.dim
         for i, (dim, size) in enumerate(zip(dims, shape, strict=True)):
             if not dim.HasField("dim_value"):

@@ -314,6 +314,12 @@ def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
             f"MODEL '{spec}' is {kind}, not a factory of a torch.nn.Module: name an nn.Module subclass or a "
             "function of yours that returns one"
         )
+    if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
+        kind = "a generator" if inspect.isgeneratorfunction(target) else "an async function"
+        raise UsageError(
+            f"MODEL '{spec}' is {kind}, which gives no torch.nn.Module when called: make it a plain def that "
+            "returns the model"
+        )
     params = inspect.signature(target).parameters
     unknown = [k for k in kwargs if k not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
     if unknown:
@@ -333,6 +339,8 @@ def _build(spec: str, target: Any, kwargs: dict[str, Any]) -> Any:
     except (Exception, SystemExit) as error:  # chained, so a caller of the Python API keeps the full traceback
         raise user_code_error(f"building MODEL '{spec}'", error) from error
     if not isinstance(module, torch.nn.Module):
+        if inspect.iscoroutine(module) or inspect.isgenerator(module):
+            module.close()  # never awaited or run: closed, so Python warns of nothing
         raise UsageError(f"'{spec}' returned {type(module).__name__}, not a torch.nn.Module")
     return module
 
@@ -469,8 +477,23 @@ def resolve_source(
                 f"--input-shape NAME=N,C,H,W once per input, e.g. "
                 + " ".join(f"--input-shape {name}=1,3,224,224" for name in required)
             )
+    if input_shape is not None:
+        _check_given_shape(source, input_shape, in_chans, "resolution" in scaling)
     source.input_shape = _input_shape(source, input_shape, in_chans, batch)
     return source
+
+
+def _check_given_shape(source: ModelSource, given: tuple[int, ...], in_chans: int | None, resolution: bool) -> None:
+    """--input-shape must agree with --in-chans and a zoo model's --resolution: one of two answers would be lost."""
+    shown = ",".join(map(str, given))
+    if in_chans is not None and given[1] != in_chans:
+        raise UsageError(f"--input-shape {shown} has C={given[1]}, but --in-chans is {in_chans}: give one of them")
+    size = tuple(getattr(source.module, "input_size", ())[1:])
+    if resolution and size and tuple(given[2:]) != size:
+        raise UsageError(
+            f"--input-shape {shown} is {given[2]}×{given[3]}, but --resolution makes MODEL '{source.name}' "
+            f"{size[0]}×{size[1]}: give one of them"
+        )
 
 
 def _input_shape(
@@ -511,8 +534,10 @@ def _onnx_source(
             f"{path} is not an ONNX model: {str(error).splitlines()[0][:160] or type(error).__name__}"
         ) from None
     initializers = {i.name for i in model.graph.initializer}
-    inputs = {
+    inputs = {  # None: the file gives the input no shape (not even its rank)
         i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+        if i.type.tensor_type.HasField("shape")
+        else None
         for i in model.graph.input
         if i.name not in initializers
     }
@@ -553,12 +578,16 @@ def _given_onnx_shapes(path: Path, names: list[str], given: InputShapes | None) 
 
 
 def _onnx_input_shape(
-    path: Path, name: str, dims: list[int | None], given: tuple[int, ...] | None, count: int, batch: int
+    path: Path, name: str, dims: list[int | None] | None, given: tuple[int, ...] | None, count: int, batch: int
 ) -> tuple[int, ...]:
-    """One input's N,C,H,W: ``given`` where it fits the file's dims, else the file's own (a free batch as
-    ``batch``)."""
+    """One input's N,C,H,W: ``given`` where it fits the file's dims (any, when the file gives none), else the
+    file's own (a free batch as ``batch``)."""
     label = f"input '{name}' of {path}" if count > 1 else str(path)
     flag = f"--input-shape {name}=N,C,H,W" if count > 1 else "--input-shape N,C,H,W"
+    if dims is None:
+        if given is None:
+            raise UsageError(f"{label} has no shape (the file gives none, not even its rank); give {flag}")
+        return given
     if given is not None and (
         len(dims) != len(given) or any(d is not None and d != g for d, g in zip(dims, given, strict=False))
     ):

@@ -112,13 +112,23 @@ def run_export(ctx: ExportContext) -> StageResult:
     if source.kind == "onnx":
         _copy_onnx(source.onnx_path, path)
         figures = _adapt_onnx(ctx, path, check)
+        outputs = _check_tasks(ctx, graph_outputs(path))
         return StageResult(
-            {"given": str(source.onnx_path), **figures, "outputs": graph_outputs(path), "check": check},
-            {"exported": path},
+            {"given": str(source.onnx_path), **figures, "outputs": outputs, "check": check}, {"exported": path}
         )
     info = export_onnx(source.module, source.inputs or source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
     _check_outputs(path, source.name)
-    return StageResult({**info, "outputs": graph_outputs(path), "check": check}, {"exported": path})
+    return StageResult({**info, "outputs": _check_tasks(ctx, graph_outputs(path)), "check": check}, {"exported": path})
+
+
+def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``outputs``, once ``--task`` is found to name only outputs the model has (before calibration and drift, and
+    with --no-quantize too: a typo is never ignored)."""
+    from edgecnn.analysis.tasks import output_tasks, parse_tasks
+
+    shapes = {o["name"]: tuple(d or 1 for d in o["shape"]) for o in outputs}  # the names are checked, not the sizes
+    output_tasks(shapes, parse_tasks(ctx.options.task))
+    return outputs
 
 
 def _check_outputs(path: Path, name: str) -> None:

@@ -51,15 +51,25 @@ class Runner:
         x, count = as_float(x), batch_size(x)
         size = self.static_batch
         if size is None or size == count:
-            return self._batched(self._run(x))
-        parts = [self._batched(self._run(padded(take(x, slice(i, i + size)), size))) for i in range(0, count, size)]
+            return self._batched(self._run(x), count)
+        parts = [
+            self._batched(self._run(padded(take(x, slice(i, i + size)), size)), size) for i in range(0, count, size)
+        ]
         return {name: np.concatenate([part[name] for part in parts])[:count] for name in parts[0]}
 
-    def _batched(self, outputs: Outputs) -> Outputs:
-        """``outputs``, each of which must have a batch axis (a scalar cannot be split or joined per image)."""
+    def _batched(self, outputs: Outputs, count: int) -> Outputs:
+        """``outputs``, each of which must have a batch axis of ``count`` rows, one per input image (a scalar, or an
+        output of a batch the model fixed, cannot be split or joined per image)."""
         scalar = next((name for name, value in outputs.items() if np.ndim(value) == 0), None)
         if scalar is not None:
             raise UsageError(f"{self.name}'s output '{scalar}' is a scalar: {PER_IMAGE}")
+        for name, value in outputs.items():
+            if np.shape(value)[0] != count:
+                raise UsageError(
+                    f"{self.name}'s output '{name}' has {np.shape(value)[0]} row(s) for a batch of {count} images: the "
+                    "model ignores the batch dimension N (x[:1], a reshape to a fixed size …); keep N as the first "
+                    "axis of every output"
+                )
         return outputs
 
     def __call__(self, x: Inputs) -> np.ndarray:

@@ -169,18 +169,22 @@ def test_label_boxes_need_their_classes(tmp_path, kept, missing):
 
 def test_several_inputs_take_no_ground_truth_but_may_be_named_like_it(tmp_path):
     """Label boxes beside several inputs are an error (their task reads one image input); an input that is
-    itself named 'boxes' is an input."""
+    itself named 'boxes' is saved as 'input:boxes' (the plain key is ground truth, and the error says so)."""
     from edgecnn.data.calibration import load_input_calibration
     from edgecnn.errors import UsageError
 
     image, boxes = np.zeros((4, 1, 8, 8), np.float32), np.ones((4, 1, 2, 4), np.float32)
     shapes = {"image": (1, 8, 8), "boxes": (1, 2, 4)}
-    np.savez(tmp_path / "two.npz", image=image, boxes=boxes)
+    np.savez(tmp_path / "two.npz", image=image, **{"input:boxes": boxes})
     calib, _ = load_input_calibration(tmp_path / "two.npz", shapes, RECIPE, 4, 0)
     assert set(calib.images) == {"image", "boxes"} and calib.labels is None
-    np.savez(tmp_path / "labelled.npz", image=image, boxes=boxes, classes=np.zeros((4, 1), np.int64))
+    np.savez(tmp_path / "plain.npz", image=image, boxes=boxes)
+    with pytest.raises(UsageError, match="'boxes' is the key of ground truth; save the array of the model's input"):
+        load_input_calibration(tmp_path / "plain.npz", shapes, RECIPE, 4, 0)
+    labelled = {"input:boxes": boxes, "classes": np.zeros((4, 1), np.int64)}
+    np.savez(tmp_path / "labelled.npz", image=image, **labelled)
     with pytest.raises(UsageError, match="ground truth \\('classes'\\) applies to single-input models"):
         load_input_calibration(tmp_path / "labelled.npz", shapes, RECIPE, 4, 0)
-    np.savez(tmp_path / "masks.npz", image=image, boxes=boxes, masks=np.zeros((4, 8, 8), np.int64))
+    np.savez(tmp_path / "masks.npz", image=image, masks=np.zeros((4, 8, 8), np.int64), **{"input:boxes": boxes})
     with pytest.raises(UsageError, match="ground truth \\('masks'\\) applies to single-input models"):
         load_input_calibration(tmp_path / "masks.npz", shapes, RECIPE, 4, 0)

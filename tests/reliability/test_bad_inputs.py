@@ -103,6 +103,19 @@ def _profile_with(overhead: str) -> Callable[[Path], None]:
     return make
 
 
+def _profile_budget(budget: str) -> Callable[[Path], None]:
+    """x86-avx2's profile as big.yaml, its latency budget ``budget``."""
+
+    def make(folder: Path) -> None:
+        from edgecnn.config.profiles import profiles_dir
+
+        text = (profiles_dir() / "x86-avx2.yaml").read_text(encoding="utf-8").replace("name: x86-avx2", "name: big")
+        text = text.replace("latency_budget_ms: 20", f"latency_budget_ms: {budget}")
+        (folder / "big.yaml").write_text(text, encoding="utf-8")
+
+    return make
+
+
 def _fifo(name: str) -> Callable[[Path], None]:
     def make(folder: Path) -> None:
         path = folder / name
@@ -400,6 +413,45 @@ def _link(name: str, target: str) -> Callable[[Path], None]:
 HUGE_NUMBER = "1" * 5000  # more digits than Python converts to an int
 
 NOT_UTF8 = b"family: \xff\xfe\n"
+
+
+def _labels_input(folder: Path) -> None:
+    """m.onnx whose second input is named ``labels`` (a key of ground truth in an .npz), and data.npz that gives
+    it under that key."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    value = helper.make_tensor_value_info
+    nodes = [
+        helper.make_node("Add", ["image", "labels"], ["s"]),
+        helper.make_node("Flatten", ["s"], ["f"]),
+        helper.make_node("Gemm", ["f", "w"], ["y"], transB=1),
+    ]
+    inputs = [value(name, TensorProto.FLOAT, [1, 3, 8, 8]) for name in ("image", "labels")]
+    weight = numpy_helper.from_array(np.ones((10, 192), np.float32), "w")
+    graph = helper.make_graph(nodes, "labels", inputs, [value("y", TensorProto.FLOAT, [1, 10])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "m.onnx"))
+    images = np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)
+    np.savez(folder / "data.npz", image=images, labels=images)
+
+
+def _outputs_named(names: tuple[str, ...]) -> Callable[[Path], None]:
+    """m_NAMES.onnx: a Relu of its 1×3×8×8 input under each output name of ``names``; and data.npz."""
+
+    def make(folder: Path) -> None:
+        import onnx
+        from onnx import TensorProto, helper
+
+        value = helper.make_tensor_value_info
+        nodes = [helper.make_node("Relu", ["in"], [name]) for name in names]
+        outputs = [value(name, TensorProto.FLOAT, [1, 3, 8, 8]) for name in names]
+        graph = helper.make_graph(nodes, "relu", [value("in", TensorProto.FLOAT, [1, 3, 8, 8])], outputs)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+        onnx.save(model, str(folder / f"m_{''.join(names)}.onnx"))
+        np.savez(folder / "data.npz", images=np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32))
+
+    return make
+
 
 CASES: dict[str, Case] = {
     # --- export: names and options
@@ -911,9 +963,9 @@ CASES: dict[str, Case] = {
     "MODEL a relative import": Case(("export", ".mine:build"), "names no module"),
     "unknown command": Case(("modls",), "Did you mean 'models'"),
     # --- found by the fifth hostile pass
-    "detection of a 1-D output": Case(
+    "detection of a 1-D output": Case(  # no batch axis: said before any task reads it (pass 6)
         ("drift", "m.onnx", "m.onnx", "--data", "data.npz", "--task", "detection"),
-        "the yolo decoder reads N×(4+C)×A heads",
+        "output 'y' has 256 row(s) for a batch of 1 images: the model ignores the batch dimension N",
         _head([256]),
     ),
     "task of a superscript index": Case(
@@ -972,6 +1024,114 @@ CASES: dict[str, Case] = {
         ("export", "m.onnx", *TINY, "--input-shape", "=1,3,8,8", "--input-shape", "b=1,3,8,8"),
         "--input-shape '=1,3,8,8' names no input",
         _odd_input_onnx("two"),
+    ),
+    # --- found by the sixth hostile pass
+    "async factory": Case(  # was 'returned coroutine' and two RuntimeWarnings
+        ("export", "mine:build", "--input-shape", "1,3,8,8", *TINY),
+        "MODEL 'mine:build' is an async function",
+        _user_module("import torch\n\nasync def build():\n    return torch.nn.Conv2d(3, 4, 3)\n"),
+    ),
+    "model that ignores the batch": Case(  # was exit 2, a failed parity check
+        ("export", "mine:Net", "--input-shape", "1,3,8,8", *TINY),
+        "has 1 row(s) for a batch of 6 images: the model ignores the batch dimension N",
+        _net("y[:1].flatten(1)"),
+    ),
+    "export ONNX input without a shape": Case(  # was 'has shape [], not N,C,H,W'
+        ("export", "m.onnx", *TINY), "m.onnx has no shape (the file gives none", _relu_onnx(None)
+    ),
+    "drift ONNX input without a shape": Case(  # was 'has input shape []'
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"),
+        "input 'x' has no shape (or is a scalar)",
+        lambda f: (_relu_onnx(None)(f), np.savez(f / "data.npz", images=np.zeros((4, 3, 8, 8), np.float32))),
+    ),
+    "drift --input-shape of two files": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--input-shape", "1,3,8,8"),
+        "--input-shape applies to a PyTorch REF or TARGET",
+        _tiny("m.onnx"),
+    ),
+    "drift --weights for a file REF": Case(  # was ignored: exit 0 with a --weights that does not exist
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--weights", "w.pt"),
+        "m.onnx is a model file: --weights, --num-classes and --in-chans apply to a PyTorch REF",
+        _tiny("m.onnx"),
+    ),
+    "input named labels under the key of ground truth": Case(  # was 'labels apply to single-input classifiers'
+        ("drift", "m.onnx", "m.onnx", "--data", "data.npz"),
+        "'labels' is the key of ground truth; save the array of the model's input 'labels' as 'input:labels'",
+        _labels_input,
+    ),
+    "outputs that share only some names": Case(  # was paired by position: y against x, z against y
+        ("drift", "m_xy.onnx", "m_yz.onnx", "--data", "data.npz"),
+        "share only some names (y): edgecnn pairs outputs by name, or by position when no name is shared",
+        lambda f: (_outputs_named(("x", "y"))(f), _outputs_named(("y", "z"))(f)),
+    ),
+    "task of no output without int8": Case(  # was ignored with --no-quantize, found at the drift stage otherwise
+        ("export", "m.onnx", *TINY, "--no-quantize", "--task", "boxes=detection"),
+        "--task names output 'boxes', but the outputs are logits",
+        _tiny("m.onnx"),
+    ),
+    "drift --calib without --fix": Case(  # was ignored, as --out was
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--calib", "c.npz", "--out", "r.onnx"),
+        "--calib and --out apply to the repair: add --fix",
+        _tiny("m.onnx"),
+    ),
+    "plan budget beyond any device": Case(  # was exit 0, matplotlib's overflow warnings and a chart of nothing
+        ("plan", "mobilenet", "-p", "x86-avx2", "--budget-ms", "1e300"), "--budget-ms must be at most 3.6e+06"
+    ),
+    "plan chart named only .png": Case(  # was "must end in .png …: name it .png.png"
+        ("plan", "mobilenet", "-p", "x86-avx2", "--chart", ".png"), "output .png is only a suffix: give it a name"
+    ),
+    "results of no rows": Case(  # was "its 0 results have dtype none"
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "RESULTS.json holds no results: run `edgecnn bench --suite probes",
+        _results([]),
+    ),
+    "results a FIFO": Case(  # was a read that waited for ever
+        ("calibrate-profile", "r.json", "--base", "x86-avx2", "--out", "o.yaml"),
+        "results file r.json is not a regular file",
+        _fifo("r.json"),
+    ),
+    "input shape against the resolution": Case(  # was exported at 16×16, its manifest saying resolution 32
+        ("export", *MV1, "--input-shape", "1,3,16,16"),
+        "--input-shape 1,3,16,16 is 16×16, but --resolution makes MODEL 'mobilenet_v1' 32×32",
+    ),
+    "input shape against in-chans": Case(  # --in-chans 1 was dropped for the shape's C=3
+        ("export", "tests.fixtures.tinynet:build_net", "--in-chans", "1", "--input-shape", "1,3,8,8", *TINY),
+        "--input-shape 1,3,8,8 has C=3, but --in-chans is 1",
+    ),
+    "recipe of 0-255 mean and std": Case(  # was exit 0: every image normalised to one flat value
+        ("export", *MV1, "--recipe", "recipe.yaml"),
+        "mean: values are of pixels scaled to [0, 1], so from 0 to 1, got 123.675 (for 0–255 values, divide by 255)",
+        _recipe(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
+    ),
+    "recipe of a std near 0": Case(  # was exit 2, the model blamed for the infinite images the std made
+        ("export", *MV1, "--recipe", "recipe.yaml"), "std: values are of pixels", _recipe(std=[1e-300, 1, 1])
+    ),
+    "int8 option without int8": Case(  # was ignored: an fp32 export, exit 0
+        ("export", *MV1, "--no-quantize", "--method", "entropy"),
+        "--method applies to the int8 artifacts, which --no-quantize leaves out",
+    ),
+    "profile budget beyond any device": Case(  # was exit 0 with matplotlib's overflow warnings, as --budget-ms
+        ("plan", "mobilenet", "-p", "big.yaml"),
+        "latency_budget_ms: must be at most 3.6e+06 ms, got 1e+300",
+        _profile_budget("1.0e+300"),
+    ),
+    "bench SSH option without a host": Case(  # was ignored: timed here
+        ("bench", "m.onnx", "--runs", "2", "--port", "2222"),
+        "--port applies to a device over SSH: add --host USER@HOST",
+        _tiny("m.onnx"),
+    ),
+    "bench --profile without --suite": Case(
+        ("bench", "m.onnx", "--runs", "2", "--profile", "x86-avx2"),
+        "--profile applies to --suite probes",
+        _tiny("m.onnx"),
+    ),
+    "drift --chart with --no-layers": Case(  # was exit 0 and no chart
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--no-layers", "--chart", "c.png"),
+        "--chart is the per-layer chart, which --no-layers leaves out",
+        _tiny("m.onnx"),
+    ),
+    "drift data of an empty name": Case(  # was the current directory, read as an image folder
+        ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
     ),
 }
 
@@ -1161,3 +1321,80 @@ def test_an_unjudged_export_records_raw_figures_when_the_task_cannot_read_the_ou
     assert "task figures not recorded" in result.stderr and "Traceback" not in result.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["agreement"]["host_kernels"]["outputs"]["y"]["task"] == "raw"
+
+
+def test_drift_takes_input_shapes_for_a_two_input_model(tmp_path):
+    """drift names --input-shape for a model of several inputs, as export does: it must have it."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", image=rng.random((4, 3, 8, 8), np.float32), depth=rng.random((4, 1, 8, 8), np.float32))
+    model = "tests.fixtures.multihead:build_two_inputs"
+    shapes = ["--input-shape", "image=1,3,8,8", "--input-shape", "depth=1,1,8,8"]
+    result = run_edgecnn(tmp_path, "drift", model, model, "--data", "d.npz", *shapes, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["passed"] is True
+
+
+def test_an_input_named_labels_is_fed_from_its_input_key(tmp_path):
+    _labels_input(tmp_path)
+    images = np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "data.npz", image=images, **{"input:labels": images})
+    result = run_edgecnn(tmp_path, "drift", "m.onnx", "m.onnx", "--data", "data.npz", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["samples"] == 4
+
+
+def test_an_onnx_input_without_a_shape_takes_the_given_one(tmp_path):
+    """Was exit 70 (zip() of a shapeless input's no dims against the given four)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [value("x", TensorProto.FLOAT, None)],
+        [value("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(tmp_path / "m.onnx"))
+    result = run_export(tmp_path, "m.onnx", "--input-shape", "1,3,8,8", *TINY, "--no-quantize")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_a_full_disk_under_a_temporary_file_is_one_line_not_a_bug(tmp_path):
+    """drift's per-layer graphs go to the run's temporary directory: a file-size limit met there was exit 70."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.reliability.conftest import REPO
+
+    _fp32_int8_pair(tmp_path)
+    before = files_under(tmp_path)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "edgecnn", "drift", "f.onnx", "q.onnx", "--data", "d.npz", "--chart", "c.png"]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env, preexec_fn=limit, timeout=300)
+    assert_clean_failure(result, tmp_path, "file too large; free some space", before=before)
+
+
+def _strict_json(text: str) -> object:
+    """``text`` parsed as standard JSON: Python's bare NaN and Infinity are refused, as jq and JavaScript do."""
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_of_identical_outputs_is_standard_json(tmp_path):
+    """A model against itself has an SQNR of +inf dB: it was written as Infinity, which no strict parser reads."""
+    tiny_onnx(tmp_path / "m.onnx")
+    np.savez(tmp_path / "d.npz", images=np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32))
+    result = run_edgecnn(tmp_path, "drift", "m.onnx", "m.onnx", "--data", "d.npz", "--json")
+    assert result.returncode == 0, result.stderr
+    report = _strict_json(result.stdout)
+    assert report["computations"]["as_is"]["sqnr_db"] is None
