@@ -65,6 +65,7 @@ def _feed(session: Any, images: Inputs) -> dict[str, np.ndarray]:
 
 
 def _run_all(path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarray]:
+    """The tensors ``names`` (graph outputs of the model at ``path``) on every sample, with optimizations off."""
     from edgecnn.runtime.loader import ort_session
 
     session = ort_session(path, optimization="disable")
@@ -78,6 +79,15 @@ def _run_all(path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarr
         for name, value in zip(names, outs, strict=True):
             collected[name].append(value)
     return {n: np.concatenate(v)[:count] for n, v in collected.items()}
+
+
+def run_tensors(model_path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarray]:
+    """Any tensors ``names`` of the ONNX model at ``model_path`` on every sample (graph optimizations off)."""
+    import onnx
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-tensors-") as tmp:
+        path = _with_outputs(onnx.load(str(model_path)), names, Path(tmp) / "m.onnx")
+        return _run_all(path, names, images)
 
 
 def layer_errors(fp32_path: Path, int8_path: Path, images: Inputs) -> list[LayerError]:

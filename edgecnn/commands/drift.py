@@ -259,7 +259,10 @@ def _fix(
     manifest_quant = ((tgt.manifest or {}).get("stages") or {}).get("quantize") or {}
     method = manifest_quant.get("method", "minmax")
     reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
-    with Quantizer(twin, calib_images) as quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
+    per_channel = manifest_quant.get("per_channel", True)  # as the export quantized it (equalized when it did)
+    equalized = bool((manifest_quant.get("equalization") or {}).get("applied"))
+    quantizer = Quantizer(twin, calib_images, per_channel=per_channel, equalize=equalized)
+    with quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
         search, record = repair_model(
             quantizer,
             evaluate,

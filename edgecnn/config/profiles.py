@@ -88,6 +88,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
         {
             "reduce_range": Field(bool),
             "reason": Field(str),
+            "per_channel": Field(bool, required=False),
             "slower_op_types": Field(items=str, required=False),
         }
     ),
@@ -117,6 +118,7 @@ class Profile:
     deform: str  # DeformConv lowering this device runs: native (ORT ≥ 1.25), custom (mmdeploy) or gather
     reduce_range: bool
     reduce_range_reason: str
+    per_channel: bool  # int8 weights per output channel (False: the target's kernels take one scale per tensor)
     int8_slower_op_types: tuple[str, ...]
     latency: LatencyModel
     latency_budget_ms: float | None
@@ -154,6 +156,7 @@ class Profile:
             "threads": self.threads,
             "deform": self.deform,
             "reduce_range": self.reduce_range,
+            "per_channel": self.per_channel,
             "latency_budget_ms": self.latency_budget_ms,
             "memory_budget_mb": self.memory_budget_mb,
             "latency": latency,
@@ -172,6 +175,7 @@ class Profile:
             "threads": self.threads,
             "deform": self.deform,
             "reduce_range": self.reduce_range,
+            "per_channel": self.per_channel,
             "formats": list(self.formats),
         }
 
@@ -241,6 +245,7 @@ def profile_from_data(data: Any, where: str) -> Profile:
         threads=data["threads"],
         deform=data.get("deform") or ("native" if "onnxruntime" in data["runtimes"] else "gather"),
         reduce_range=data["int8"]["reduce_range"],
+        per_channel=data["int8"].get("per_channel", True),
         reduce_range_reason=data["int8"]["reason"],
         int8_slower_op_types=tuple(data["int8"].get("slower_op_types") or ()),
         latency=LatencyModel.from_dict({"vector_bytes": simd_bytes(cpu["features"]), **data["latency"]}),

@@ -137,6 +137,8 @@ class Quantizer:
         bins: int = 2048,
         percentile: float = 99.999,
         on_sample: Callable[[], None] | None = None,
+        per_channel: bool = True,
+        equalize: bool = False,
     ):
         import onnx
 
@@ -149,6 +151,12 @@ class Quantizer:
         with _capture_root_warnings() as log:
             self.preprocessing = _preprocess(fp32_path, self.preprocessed)
         self.warnings = list(log.messages)
+        self.per_channel = per_channel
+        self.equalization: dict[str, Any] | None = None
+        if equalize:  # before calibration: the ranges are the equalized graph's
+            from edgecnn.pipeline.equalize import equalize_file
+
+            self.equalization = equalize_file(self.preprocessed, images)
         model = onnx.load(str(self.preprocessed))
         initializers = {i.name for i in model.graph.initializer}
         inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -187,10 +195,11 @@ class Quantizer:
         reduce_range: bool = False,
         keep_float_op_types: tuple[str, ...] = (),
         keep_float_nodes: tuple[str, ...] = (),
-        per_channel: bool = True,
+        per_channel: bool | None = None,
     ) -> dict[str, Any]:
         """Write the QDQ int8 model to ``dst`` (int8 weights per output channel, or per tensor without
-        ``per_channel``; uint8 activations)."""
+        ``per_channel``, by default the quantizer's; uint8 activations)."""
+        per_channel = self.per_channel if per_channel is None else per_channel
         import onnx
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -229,6 +238,7 @@ class Quantizer:
             "weights": "int8",
             "activations": "uint8",
             "preprocessing": self.preprocessing,
+            "equalization": self.equalization,
             "keep_float": {"op_types": list(keep_float_op_types), "nodes": list(keep_float_nodes)},
             "quantize_linear_nodes": sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node),
             "quantizer_warnings": sorted(set(self.warnings + log.messages))[:20],
@@ -257,8 +267,9 @@ def quantize(
     percentile: float = 99.999,
     on_sample: Callable[[], None] | None = None,
     per_channel: bool = True,
+    equalize: bool = False,
 ) -> dict[str, Any]:
     """Calibrate on ``images`` (float32 N×C×H×W) and write the QDQ int8 model to ``dst``."""
     _method(method)
-    with Quantizer(fp32_path, images, bins, percentile, on_sample) as quantizer:
-        return quantizer.quantize(dst, method, reduce_range, keep_float_op_types, keep_float_nodes, per_channel)
+    with Quantizer(fp32_path, images, bins, percentile, on_sample, per_channel, equalize) as quantizer:
+        return quantizer.quantize(dst, method, reduce_range, keep_float_op_types, keep_float_nodes)

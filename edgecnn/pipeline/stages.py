@@ -227,7 +227,17 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
     dst = ctx.out / "model.int8.onnx"
     recipe = ctx.recipe
     advance = ctx.reporter.bar(f"calibrating ({ctx.method}, {len(ctx.calib)} samples)", len(ctx.calib))
-    quantizer = Quantizer(ctx.artifact("fp32_onnx"), ctx.calib.images, recipe.bins, recipe.percentile, advance)
+    # A per-tensor target shares one weight scale per layer: cross-layer equalization evens the channels out first.
+    per_channel = ctx.profile.per_channel
+    quantizer = Quantizer(
+        ctx.artifact("fp32_onnx"),
+        ctx.calib.images,
+        recipe.bins,
+        recipe.percentile,
+        advance,
+        per_channel,
+        not per_channel,
+    )
     try:
         # Pre-processing folds some sampling-path nodes into constants: only the ones left need keeping float.
         kept = set(quantizer.node_names)

@@ -1,0 +1,108 @@
+"""Cross-layer equalization: exact on the fp32 graph, and it rescues per-tensor int8 weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from edgecnn.pipeline.equalize import equalize_file, find_pairs
+from edgecnn.pipeline.quantize import Quantizer
+from edgecnn.runtime.loader import load
+
+
+def _uneven_net(path: Path) -> Path:
+    """Conv → ReLU6 → depthwise → ReLU → conv whose first conv makes half its channels 100× smaller and the
+    depthwise conv 100× larger again (what BatchNorm folding leaves), as ONNX."""
+    import torch
+    from torch import nn
+
+    from edgecnn.pipeline.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU6(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        nn.ReLU(),
+        nn.Conv2d(8, 4, 1),
+    ).eval()
+    with torch.no_grad():  # activations stay under the ReLU6's 6 / MARGIN: every channel may move
+        net[0].weight[1::2] /= 100
+        net[2].weight[1::2] *= 100
+        net[0].bias.zero_()
+    export_onnx(net, (1, 1, 8, 8), path)
+    return path
+
+
+def _sqnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(a**2) / np.sum((a - b) ** 2)))
+
+
+def test_equalization_keeps_the_fp32_outputs_and_rescues_per_tensor_weights(tmp_path):
+    source = _uneven_net(tmp_path / "net.onnx")
+    model = onnx.load(str(source))
+    pairs = find_pairs(model)
+    assert [(p.activation) for p in pairs] == ["Relu6", "Relu"], pairs
+    rng = np.random.default_rng(0)
+    calib, unseen = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (32, 64))
+    equalized = tmp_path / "equalized.onnx"
+    equalized.write_bytes(source.read_bytes())
+    info = equalize_file(equalized, calib)
+    assert info["applied"] and info["pairs"] == 2 and info["parity_relative_error"] <= 1e-4, info
+    assert info["relu6_channels_left"] == 0, info
+    assert info["channel_range_spread_after"] < info["channel_range_spread_before"] / 3, info
+    before, after = (next(iter(load(p).run_all(unseen).values())) for p in (source, equalized))
+    assert np.abs(after - before).max() <= 1e-4 * np.abs(before).max()  # unseen samples too: ReLU6 kept headroom
+    figures = {}
+    for equalize in (False, True):
+        with Quantizer(source, calib, per_channel=False, equalize=equalize) as quantizer:
+            quantizer.quantize(tmp_path / f"q{equalize}.onnx", "minmax")
+            int8 = next(iter(load(tmp_path / f"q{equalize}.onnx", optimization="disable").run_all(unseen).values()))
+            figures[equalize] = _sqnr_db(before, int8)
+            assert (quantizer.equalization is not None) == equalize
+    assert figures[True] > figures[False] + 10, figures
+
+
+def test_a_graph_without_pairs_is_left_alone(tmp_path):
+    from torch import nn
+
+    from edgecnn.pipeline.onnx_export import export_onnx
+
+    path = tmp_path / "one.onnx"
+    export_onnx(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid()).eval(), (1, 1, 8, 8), path)
+    data = path.read_bytes()
+    info = equalize_file(path, np.zeros((2, 1, 8, 8), np.float32))
+    assert info == {"pairs": 0, "applied": False, "why": "no Conv → ReLU/ReLU6 → Conv chain"}
+    assert path.read_bytes() == data
+
+
+@pytest.mark.slow
+def test_a_per_tensor_profile_exports_equalized_int8_that_keeps_the_answers(tmp_path, trained_zoo, digits_npz):
+    """android-nnapi-api28 takes per-tensor int8 weights: the export equalizes, quantizes per tensor, and the
+    trained MobileNetV1 keeps its answers on held-out digits."""
+    from edgecnn.pipeline.export import export
+
+    model = trained_zoo("mobilenet")
+    result = export(
+        model["name"],
+        out=tmp_path / "nnapi",
+        profile="android-nnapi-api28",
+        weights=model["path"],
+        num_classes=10,
+        in_chans=1,
+        resolution=32,
+        calib=digits_npz["path"],
+        calib_size=128,
+        holdout=232,
+        formats="onnx",
+        **model["scaling"],
+    )
+    quantize = result.manifest["stages"]["quantize"]
+    assert quantize["per_channel"] is False and quantize["equalization"]["applied"], quantize
+    assert result.manifest["profile"]["per_channel"] is False
+    drift, agreement = result.manifest["drift"], result.manifest["agreement"]
+    assert drift["judged"] and drift["passed"], drift["final"]["failures"]
+    assert agreement["fp32_accuracy"] - agreement["int8_accuracy"] <= 0.01, agreement
