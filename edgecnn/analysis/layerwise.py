@@ -48,7 +48,7 @@ def quantized_activations(qdq_model: Any) -> dict[str, str]:
     return mapping
 
 
-def _with_outputs(model: Any, names: list[str], path: Path) -> Path:
+def with_outputs(model: Any, names: list[str], path: Path) -> Path:
     import onnx
 
     existing = {o.name for o in model.graph.output}
@@ -59,7 +59,7 @@ def _with_outputs(model: Any, names: list[str], path: Path) -> Path:
     return path
 
 
-def _feed(session: Any, images: Inputs) -> dict[str, np.ndarray]:
+def feed_of(session: Any, images: Inputs) -> dict[str, np.ndarray]:
     """The samples by the session's input names (one array: its first input)."""
     return dict(images) if isinstance(images, dict) else {session.get_inputs()[0].name: images}
 
@@ -69,7 +69,7 @@ def _run_all(path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarr
     from edgecnn.runtime.loader import ort_session
 
     session = ort_session(path, optimization="disable")
-    feed = _feed(session, as_float(images))
+    feed = feed_of(session, as_float(images))
     first = session.get_inputs()[0].shape[0]
     size = first if isinstance(first, int) and first > 0 else 1  # the model's static batch, else one at a time
     collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -86,7 +86,7 @@ def run_tensors(model_path: Path, names: list[str], images: Inputs) -> dict[str,
     import onnx
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-tensors-") as tmp:
-        path = _with_outputs(onnx.load(str(model_path)), names, Path(tmp) / "m.onnx")
+        path = with_outputs(onnx.load(str(model_path)), names, Path(tmp) / "m.onnx")
         return _run_all(path, names, images)
 
 
@@ -105,12 +105,12 @@ def layer_errors(fp32_path: Path, int8_path: Path, images: Inputs) -> list[Layer
     tensors = sorted(mapping)
     with tempfile.TemporaryDirectory(prefix="edgecnn-layers-") as tmp:
         ref = _run_all(
-            _with_outputs(fp32, [t for t in tensors if t in producers], Path(tmp) / "f.onnx"),
+            with_outputs(fp32, [t for t in tensors if t in producers], Path(tmp) / "f.onnx"),
             [t for t in tensors if t in producers],
             images,
         )
         got = _run_all(
-            _with_outputs(int8, [mapping[t] for t in tensors], Path(tmp) / "q.onnx"),
+            with_outputs(int8, [mapping[t] for t in tensors], Path(tmp) / "q.onnx"),
             [mapping[t] for t in tensors],
             images,
         )

@@ -139,6 +139,7 @@ class Quantizer:
         on_sample: Callable[[], None] | None = None,
         per_channel: bool = True,
         equalize: bool = False,
+        bias_correct: bool = False,
     ):
         import onnx
 
@@ -151,7 +152,7 @@ class Quantizer:
         with _capture_root_warnings() as log:
             self.preprocessing = _preprocess(fp32_path, self.preprocessed)
         self.warnings = list(log.messages)
-        self.per_channel = per_channel
+        self.per_channel, self.bias_correct = per_channel, bias_correct
         self.equalization: dict[str, Any] | None = None
         if equalize:  # before calibration: the ranges are the equalized graph's
             from edgecnn.pipeline.equalize import equalize_file
@@ -208,25 +209,37 @@ class Quantizer:
             raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
         op_types = _op_types(self.preprocessed, keep_float_op_types)
         cache = self.ranges(method)
-        with _capture_root_warnings() as log:
-            try:
-                quantize_static(
-                    str(self.preprocessed),
-                    str(dst),
-                    calibration_data_reader=None,
-                    quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=op_types,
-                    per_channel=per_channel,
-                    reduce_range=reduce_range,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                    nodes_to_exclude=list(keep_float_nodes) or None,
-                    calibrate_method=_method(method),
-                    calibration_cache_path=str(cache),
-                )
-            except Exception as error:  # ORT's quantizer raises bare exceptions for graphs it cannot handle
-                message = str(error).strip().splitlines()[0][:300]
-                raise CheckFailedError(f"int8 quantization failed: {message}") from None
+
+        def run(source: Path) -> list[str]:
+            with _capture_root_warnings() as log:
+                try:
+                    quantize_static(
+                        str(source),
+                        str(dst),
+                        calibration_data_reader=None,
+                        quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=op_types,
+                        per_channel=per_channel,
+                        reduce_range=reduce_range,
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
+                        nodes_to_exclude=list(keep_float_nodes) or None,
+                        calibrate_method=_method(method),
+                        calibration_cache_path=str(cache),
+                    )
+                except Exception as error:  # ORT's quantizer raises bare exceptions for graphs it cannot handle
+                    message = str(error).strip().splitlines()[0][:300]
+                    raise CheckFailedError(f"int8 quantization failed: {message}") from None
+            return log.messages
+
+        messages = run(self.preprocessed)
+        correction = None
+        if self.bias_correct:  # the shift each layer adds, measured on the calibration samples, out of its bias
+            from edgecnn.pipeline.bias_correction import correct_biases, layer_shifts
+
+            corrected = self.work / "bias-corrected.onnx"
+            correction = correct_biases(self.preprocessed, layer_shifts(self.preprocessed, dst, self.images), corrected)
+            messages += run(corrected)
         quantized = onnx.load(str(dst))
         return {
             "method": method,
@@ -241,7 +254,8 @@ class Quantizer:
             "equalization": self.equalization,
             "keep_float": {"op_types": list(keep_float_op_types), "nodes": list(keep_float_nodes)},
             "quantize_linear_nodes": sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node),
-            "quantizer_warnings": sorted(set(self.warnings + log.messages))[:20],
+            "bias_correction": correction,
+            "quantizer_warnings": sorted(set(self.warnings + messages))[:20],
         }
 
     def close(self) -> None:

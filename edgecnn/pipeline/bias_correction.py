@@ -1,0 +1,241 @@
+"""Empirical bias correction of a QDQ int8 model (Nagel et al., "Data-Free Quantization", ICCV 2019, §4.2, measured
+on the calibration samples rather than derived from BatchNorm statistics).
+
+Int8 weights and activations shift the mean of every Conv/Gemm output; the next layers see a biased input. For
+each layer this measures the shift that layer itself adds — the mean of (int8 output − fp32 output) per output
+channel, minus what the difference of its inputs before their quantization carries through its int8 weights
+(that part belongs to the layers upstream, corrected there) — and subtracts it from the fp32 bias, so that
+quantizing again centres every layer. One pass over the samples measures every layer at once; the linear part
+is exact, padding included.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.runtime.outputs import Inputs, batch_size, padded, take
+
+
+@dataclass
+class Layer:
+    """A quantized Conv or Gemm of the int8 graph: its fp32 input (before that input's quantization), output,
+    int8 weights as floats and geometry."""
+
+    node: str
+    op_type: str
+    source: str  # the input tensor before QuantizeLinear (the same name in the fp32 graph)
+    output: str
+    weight: np.ndarray  # dequantized
+    attributes: dict[str, Any]
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def quantized_layers(int8: Any) -> list[Layer]:
+    """The Conv/Gemm nodes of a QDQ model whose weights are int8 initializers behind a DequantizeLinear."""
+    from onnx import numpy_helper
+
+    graph = int8.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    layers = []
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2:
+            continue
+        dq = producers.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in constants:
+            continue
+        weight = _dequantized(dq, constants)
+        source = node.input[0]
+        feed = producers.get(source)
+        if feed is not None and feed.op_type == "DequantizeLinear":
+            q = producers.get(feed.input[0])
+            source = q.input[0] if q is not None and q.op_type == "QuantizeLinear" else source
+        layers.append(Layer(node.name, node.op_type, source, node.output[0], weight, _attributes(node)))
+    return layers
+
+
+def _dequantized(dq: Any, constants: dict[str, np.ndarray]) -> np.ndarray:
+    """The float weights a DequantizeLinear of an initializer gives (per tensor or along its axis)."""
+    q = constants[dq.input[0]].astype(np.float64)
+    scale = constants[dq.input[1]].astype(np.float64)
+    zero = constants[dq.input[2]].astype(np.float64) if len(dq.input) > 2 and dq.input[2] else np.zeros_like(scale)
+    if scale.size == 1:
+        return (q - zero.reshape(())) * scale.reshape(())
+    axis = int(_attributes(dq).get("axis", 1)) % q.ndim
+    shape = [1] * q.ndim
+    shape[axis] = -1
+    return (q - zero.reshape(shape)) * scale.reshape(shape)
+
+
+class _Means:
+    """Running means over samples of tensors: per channel (dim 1) for outputs, per position for inputs."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, np.ndarray] = {}
+        self.count = 0
+
+    def add(self, name: str, values: np.ndarray) -> None:
+        total = values.astype(np.float64).sum(axis=0)
+        self.sums[name] = self.sums.get(name, 0) + total
+
+    def mean(self, name: str) -> np.ndarray:
+        return self.sums[name] / self.count
+
+
+def _run(
+    path: Path, tensors: dict[str, str], images: Inputs, means: _Means, sign: float, activations: dict | None = None
+) -> None:
+    """Add ``sign`` × each tensor of ``tensors`` (key → its name in this model) over ``images`` to ``means`` under
+    its key (graph optimizations off), through ``activations[key]`` (low, high) clipping where given."""
+    import onnx
+
+    from edgecnn.analysis.layerwise import feed_of, with_outputs
+    from edgecnn.runtime.loader import ort_session
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-bias-") as tmp:
+        names = list(tensors.values())
+        session = ort_session(with_outputs(onnx.load(str(path)), names, Path(tmp) / "m.onnx"), optimization="disable")
+        feed = feed_of(session, images)
+        first = session.get_inputs()[0].shape[0]
+        size = first if isinstance(first, int) and first > 0 else 1
+        count = batch_size(images)
+        for start in range(0, count, size):
+            outs = session.run(names, padded(take(feed, slice(start, start + size)), size))
+            real = min(size, count - start)
+            for key, value in zip(tensors, outs, strict=True):
+                bounds = (activations or {}).get(key)
+                value = value if bounds is None else np.clip(value, *bounds)
+                means.add(key, sign * value[:real])
+    means.count = count
+
+
+def _carried(layer: Layer, difference: np.ndarray) -> np.ndarray:
+    """The mean per output channel of ``layer``'s int8 weights applied to an input ``difference`` (mean map over
+    samples, C × H × W or C), bias left out: exact for Conv with pads, strides, dilations and groups."""
+    w = layer.weight
+    if layer.op_type == "Gemm":
+        a = layer.attributes
+        matrix = w.T if a.get("transB", 0) else w  # y = x @ matrix
+        return difference.reshape(-1) @ matrix * a.get("alpha", 1.0)
+    groups = int(layer.attributes.get("group", 1))
+    kh, kw = w.shape[2:]
+    pads = list(layer.attributes.get("pads", [0, 0, 0, 0]))
+    strides = list(layer.attributes.get("strides", [1, 1]))
+    dilations = list(layer.attributes.get("dilations", [1, 1]))
+    c, h, wd = difference.shape
+    padded_map = np.pad(difference, ((0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    out_h = (h + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) // strides[0] + 1
+    out_w = (wd + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) // strides[1] + 1
+    # window[i, y, x]: the mean over output positions of the input seen by kernel tap (y, x) in channel i
+    window = np.empty((c, kh, kw))
+    for y in range(kh):
+        for x in range(kw):
+            top, left = y * dilations[0], x * dilations[1]
+            rows = slice(top, top + strides[0] * (out_h - 1) + 1, strides[0])
+            cols = slice(left, left + strides[1] * (out_w - 1) + 1, strides[1])
+            window[:, y, x] = padded_map[:, rows, cols].mean(axis=(1, 2))
+    per_group_in, per_group_out = c // groups, w.shape[0] // groups
+    carried = np.empty(w.shape[0])
+    for g in range(groups):
+        outs = slice(g * per_group_out, (g + 1) * per_group_out)
+        ins = window[g * per_group_in : (g + 1) * per_group_in]
+        carried[outs] = np.einsum("oiyx,iyx->o", w[outs], ins)
+    return carried
+
+
+def layer_shifts(fp32: Path, int8: Path, images: Inputs) -> dict[str, np.ndarray]:
+    """Each quantized Conv/Gemm of ``int8`` (by output tensor) → the mean shift per output channel it adds itself,
+    measured against ``fp32`` on ``images``."""
+    import onnx
+    from onnx import numpy_helper
+
+    fp32_model = onnx.load(str(fp32))
+    producers = {out: node for node in fp32_model.graph.node for out in node.output}
+    constants = {i.name: numpy_helper.to_array(i) for i in fp32_model.graph.initializer}
+    fp32_inputs = {i.name for i in fp32_model.graph.input}
+
+    def fp32_name(name: str) -> str | None:  # ORT renames a graph output's producer '<name>_QuantizeLinear_Input'
+        for candidate in (name, name.removesuffix("_QuantizeLinear_Input")):
+            if candidate in producers or candidate in fp32_inputs:
+                return candidate
+        return None
+
+    def folded(name: str) -> tuple[float, float] | None:
+        """The (low, high) of the ReLU/Clip the QDQ graph folded into its output quantization when ``name`` is
+        such an activation's output in fp32 (the int8 graph has its producer's raw output under that name)."""
+        node = producers.get(name)
+        if node is None or node.op_type not in ("Relu", "Clip"):
+            return None
+        if node.op_type == "Relu":
+            return 0.0, np.inf
+        bounds = [float(constants[n]) if n in constants else None for n in list(node.input[1:3]) + [""] * 2][:2]
+        return (-np.inf if bounds[0] is None else bounds[0]), (np.inf if bounds[1] is None else bounds[1])
+
+    layers = [
+        layer
+        for layer in quantized_layers(onnx.load(str(int8)))
+        if fp32_name(layer.output) is not None and fp32_name(layer.source) is not None
+    ]
+    if not layers:
+        return {}
+    outputs, sources = {}, {}
+    for layer in layers:
+        name = fp32_name(layer.output)
+        # a folded activation: compare the conv's own output, the activation's input in fp32
+        outputs[layer.output] = producers[name].input[0] if folded(name) and producers[name].input[0] else name
+        sources[layer.source] = fp32_name(layer.source)
+    int8_tensors = {**{key: t for t, key in outputs.items()}, **{key: t for t, key in sources.items()}}
+    int8_tensors = {key: t for key, t in int8_tensors.items() if key not in fp32_inputs}
+    clips = {key: folded(key) for key in int8_tensors if key in sources.values() and folded(key)}
+    difference = _Means()
+    _run(int8, int8_tensors, images, difference, 1.0, clips)
+    _run(fp32, {key: key for key in int8_tensors}, images, difference, -1.0)
+    shifts = {}
+    for layer in layers:
+        out = difference.mean(outputs[layer.output])
+        total = out.reshape(out.shape[0], -1).mean(axis=1) if out.ndim > 1 else out
+        source = sources[layer.source]
+        carried = 0.0 if source in fp32_inputs else _carried(layer, difference.mean(source))
+        shifts[outputs[layer.output]] = total - carried
+    return shifts
+
+
+def correct_biases(fp32: Path, shifts: dict[str, np.ndarray], dst: Path) -> dict[str, Any]:
+    """Write ``fp32`` to ``dst`` with each layer's bias minus its shift (a zero bias added where there was none);
+    what changed: layers and the mean absolute shift relative to the bias range."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(fp32))
+    initializers = {i.name: i for i in model.graph.initializer}
+    corrected, relative = 0, []
+    for node in model.graph.node:
+        shift = shifts.get(node.output[0]) if node.op_type in ("Conv", "Gemm") else None
+        if shift is None:
+            continue
+        if len(node.input) > 2 and node.input[2] in initializers:
+            bias = numpy_helper.to_array(initializers[node.input[2]])
+            initializers[node.input[2]].CopyFrom(
+                numpy_helper.from_array((bias - shift).astype(bias.dtype), node.input[2])
+            )
+        elif len(node.input) <= 2:
+            name = f"{node.output[0]}_bias_corrected"
+            model.graph.initializer.append(numpy_helper.from_array((-shift).astype(np.float32), name))
+            node.input.append(name)
+            bias = np.zeros(1)
+        else:
+            continue
+        corrected += 1
+        relative.append(float(np.abs(shift).mean() / max(float(np.abs(bias).max()), 1e-12)))
+    onnx.save_model(model, str(dst))
+    return {"layers": corrected, "mean_relative_shift": round(float(np.mean(relative)), 6) if relative else 0.0}
