@@ -34,6 +34,7 @@ class Attempt:
     verdict: dict[str, Any]
     computations: dict[str, Any]
     bytes: int = 0
+    techniques: tuple[str, ...] = ()  # the quantizer's techniques this try switched on (e.g. bias_correct)
 
     def __post_init__(self) -> None:
         if not self.bytes and self.path.exists():
@@ -52,6 +53,7 @@ class Attempt:
             "label": self.label,
             "method": self.method,
             "reduce_range": self.reduce_range,
+            "techniques": list(self.techniques),
             "kept_float": list(self.keep_float),
             "passed": self.verdict["passed"],
             "score": self.verdict["score"],
@@ -90,13 +92,21 @@ class Search:
         self.quantizer, self.evaluate, self.work, self.always_float = quantizer, evaluate, work, always_float
         self.attempts: list[Attempt] = []
 
-    def attempt(self, label: str, method: str, reduce_range: bool, keep_float: tuple[str, ...] = ()) -> Attempt:
-        """Quantize with these settings and judge the result."""
+    def attempt(
+        self,
+        label: str,
+        method: str,
+        reduce_range: bool,
+        keep_float: tuple[str, ...] = (),
+        techniques: tuple[str, ...] = (),
+    ) -> Attempt:
+        """Quantize with these settings (``techniques``: the quantizer's switches to turn on) and judge the result."""
         keep = tuple(dict.fromkeys(self.always_float + keep_float))
         path = self.work / f"attempt-{len(self.attempts)}{self.quantizer.suffix}"
-        self.quantizer.quantize(path, method, reduce_range, keep_float_nodes=keep)
+        switches = {t: True for t in techniques}
+        self.quantizer.quantize(path, method, reduce_range, keep_float_nodes=keep, **switches)
         verdict, computations = self.evaluate(path)
-        made = Attempt(label, method, reduce_range, keep, path, verdict, computations)
+        made = Attempt(label, method, reduce_range, keep, path, verdict, computations, techniques=techniques)
         self.attempts.append(made)
         return made
 
@@ -115,12 +125,13 @@ def repair(
     """Search for the cheapest setting that meets the thresholds, starting from a failing ``baseline``.
 
     1. Global remedies: reduce_range (only where the target's kernels saturate), the quantizer's other
-       calibration methods (``quantizer.remedy_methods``: percentile and entropy for ORT); keep the best.
+       calibration methods (``quantizer.remedy_methods``: percentile and entropy for ORT), then each of its
+       techniques on the best so far (``quantizer.remedy_techniques``: bias correction for ORT); keep the best.
     2. Mixed precision: rank layers by the noise they add (per-layer SQNR: ``rank``, by default the ONNX
        QDQ one of :func:`layer_errors`), then bisect on how many of the worst to keep in float.
     ``always_float`` nodes (int8 slower than fp32 on the target) stay float in every try. ``quantizer`` is
-    an ORT ``Quantizer`` or a ``TfliteQuantizer``: ``quantize(path, method, reduce_range, keep_float_nodes=…)``,
-    ``suffix`` and ``remedy_methods``.
+    an ORT ``Quantizer`` or a ``TfliteQuantizer``: ``quantize(path, method, reduce_range, keep_float_nodes=…,
+    **techniques)``, ``suffix``, ``remedy_methods`` and ``remedy_techniques``.
     """
     search = Search(quantizer, evaluate, work, always_float)
     best = baseline
@@ -140,6 +151,15 @@ def repair(
             label = f"global: {method}" + (f", reduce_range={reduce_range}" if saturating_target else "")
             tried = search.attempt(label, method, reduce_range)
             best = max(best, tried, key=lambda a: a.score)
+    for technique in quantizer.remedy_techniques:
+        if best.verdict["passed"]:
+            break
+        if technique in best.techniques:
+            continue
+        label = f"global: {best.method} + {technique.replace('_', ' ')}"
+        techniques = (*best.techniques, technique)
+        tried = search.attempt(label, best.method, best.reduce_range, techniques=techniques)
+        best = max(best, tried, key=lambda a: a.score)
     if best.verdict["passed"]:
         return Repair(best, search.attempts)
     if rank is None:
@@ -151,13 +171,14 @@ def repair(
         return tuple(dict.fromkeys(n for layer in ranked[:count] for n in layer))
 
     method, reduce_range = best.method, best.reduce_range
-    top = search.attempt(f"mixed: {len(ranked)} layers in float", method, reduce_range, first(len(ranked)))
+    techniques = best.techniques
+    top = search.attempt(f"mixed: {len(ranked)} layers in float", method, reduce_range, first(len(ranked)), techniques)
     if not top.verdict["passed"]:
         return Repair(max(best, top, key=lambda a: a.score), search.attempts, errors)
     low, high, winner = 0, len(ranked), top
     while high - low > 1:
         middle = (low + high) // 2
-        tried = search.attempt(f"mixed: {middle} layers in float", method, reduce_range, first(middle))
+        tried = search.attempt(f"mixed: {middle} layers in float", method, reduce_range, first(middle), techniques)
         if tried.verdict["passed"]:
             high, winner = middle, tried
         else:
@@ -199,6 +220,7 @@ def repair_model(
         "chosen": best.label,
         "method": best.method,
         "reduce_range": best.reduce_range,
+        "techniques": list(best.techniques),
         "kept_float": list(best.keep_float),
         "slow_int8_nodes": list(slow),
         "bytes_before": before.stat().st_size,

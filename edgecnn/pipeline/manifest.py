@@ -209,6 +209,7 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
 def _fix_lines(fix: dict[str, Any], initial: list[str], chart: str | None = None) -> list[str]:
     """A repair: what failed, the tries, the choice, what stayed float, size and latency, the worst layers."""
     reduce_range = f", reduce_range {fix['reduce_range']}" if fix["reduce_range"] else ""
+    reduce_range += "".join(f", {t.replace('_', ' ')}" for t in fix.get("techniques", []))
     lines = [
         "",
         f"Initial: {'; '.join(initial) or 'passed'}. Repair chose **{fix['chosen']}** (method {fix['method']}"

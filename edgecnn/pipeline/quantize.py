@@ -129,6 +129,7 @@ class Quantizer:
 
     suffix = ".onnx"
     remedy_methods: tuple[str, ...] = ("percentile", "entropy")  # what the drift repair tries besides the chosen one
+    remedy_techniques: tuple[str, ...] = ("bias_correct",)  # switches of quantize() the repair tries on the best
 
     def __init__(
         self,
@@ -197,10 +198,13 @@ class Quantizer:
         keep_float_op_types: tuple[str, ...] = (),
         keep_float_nodes: tuple[str, ...] = (),
         per_channel: bool | None = None,
+        bias_correct: bool | None = None,
     ) -> dict[str, Any]:
         """Write the QDQ int8 model to ``dst`` (int8 weights per output channel, or per tensor without
-        ``per_channel``, by default the quantizer's; uint8 activations)."""
+        ``per_channel``; uint8 activations; biases corrected with ``bias_correct``: both by default the
+        quantizer's)."""
         per_channel = self.per_channel if per_channel is None else per_channel
+        bias_correct = self.bias_correct if bias_correct is None else bias_correct
         import onnx
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -234,7 +238,7 @@ class Quantizer:
 
         messages = run(self.preprocessed)
         correction = None
-        if self.bias_correct:  # the shift each layer adds, measured on the calibration samples, out of its bias
+        if bias_correct:  # the shift each layer adds, measured on the calibration samples, out of its bias
             from edgecnn.pipeline.bias_correction import correct_biases, layer_shifts
 
             corrected = self.work / "bias-corrected.onnx"

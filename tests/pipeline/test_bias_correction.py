@@ -35,3 +35,40 @@ def test_bias_correction_centres_the_int8_outputs(tmp_path):
         sqnr[correct] = _sqnr_db(reference, out)
     assert shift[True] < shift[False] / 2, shift  # on samples it did not measure
     assert sqnr[True] > sqnr[False], sqnr
+
+
+def test_the_drift_repair_tries_bias_correction_after_the_calibration_methods(tmp_path):
+    """An unreachable threshold makes the repair try every remedy: bias correction on the best global setting,
+    recorded as a technique of its try; the mixed-precision tries inherit the best's techniques."""
+    from edgecnn.analysis.drift import EXACT_QDQ, Thresholds, evaluator
+    from edgecnn.analysis.mixed_precision import repair_model
+
+    source = _uneven_net(tmp_path / "net.onnx")
+    rng = np.random.default_rng(2)
+    calib, held = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (32, 32))
+    reference = load(source).run_all(held)
+    evaluate = evaluator(held, reference, None, EXACT_QDQ, Thresholds(tasks="raw", min_cosine=1.0))
+    with Quantizer(source, calib, per_channel=False) as quantizer:
+        int8 = tmp_path / "int8.onnx"
+        quantizer.quantize(int8, "minmax")
+        work = tmp_path / "work"
+        work.mkdir()
+        search, record = repair_model(
+            quantizer,
+            evaluate,
+            int8,
+            tmp_path / "fixed.onnx",
+            work,
+            evaluate(int8),
+            method="minmax",
+            reduce_range=False,
+            images=held,
+            saturating_target=False,
+        )
+    labels = [a["label"] for a in record["attempts"]]
+    corrected = [a for a in record["attempts"] if a["label"].endswith("+ bias correct")]
+    assert labels[:2] == ["global: percentile", "global: entropy"] and len(corrected) == 1, labels
+    assert corrected[0]["techniques"] == ["bias_correct"], corrected
+    best_global = max(search.attempts[:3], key=lambda a: a.score)
+    mixed = [a for a in search.attempts if a.label.startswith("mixed:")]
+    assert mixed and all(a.techniques == best_global.techniques for a in mixed), [a.techniques for a in mixed]

@@ -273,6 +273,7 @@ class TfliteQuantizer:
     suffix = ".tflite"
     method = "minmax"
     remedy_methods: tuple[str, ...] = ()
+    remedy_techniques: tuple[str, ...] = ()
 
     def __init__(
         self,
