@@ -105,7 +105,17 @@ TASK_HELP = (
 )
 
 
-TASK_OPTIONS = ("task", "min_miou", "min_rank1", "min_f1", "mask_threshold", "decoder", "score_threshold", "nms_iou")
+TASK_OPTIONS = (
+    "task",
+    "min_miou",
+    "min_rank1",
+    "min_f1",
+    "min_recall",
+    "mask_threshold",
+    "decoder",
+    "score_threshold",
+    "nms_iou",
+)
 
 
 def _task_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,6 +144,13 @@ def _task_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=0.9,
             show_default=True,
             help="Detection: smallest F1 of the int8 detections against the fp32 detections (IoU ≥ 0.5).",
+        ),
+        click.option(
+            "--min-recall",
+            type=float,
+            default=None,
+            help="Detection: also the smallest recall of the int8 detections against the fp32 ones [default: not "
+            "checked, F1 is].",
         ),
         click.option(
             "--mask-threshold",

@@ -33,6 +33,7 @@ class Thresholds:
     min_miou: float = 0.9
     min_rank1: float = 0.95
     min_f1: float = 0.9
+    min_recall: float | None = None  # detection: recall against the fp32 detections, when given
     mask_threshold: float = 0.5
     decoder: str = "yolo"  # detection heads: edgecnn.analysis.task_detection.DECODERS
     score_threshold: float = 0.25
@@ -47,6 +48,7 @@ class Thresholds:
             ("--min-miou", self.min_miou),
             ("--min-rank1", self.min_rank1),
             ("--min-f1", self.min_f1),
+            ("--min-recall", 0 if self.min_recall is None else self.min_recall),
             ("--nms-iou", self.nms_iou),
         )
         for flag, value in bounded:

@@ -264,13 +264,18 @@ def against_labels(reference: np.ndarray, target: np.ndarray, labels: np.ndarray
 
 
 def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
-    """F1 against the reference's detections under ``--min-f1``; with label boxes, an mAP@0.5 drop over
-    ``--max-drop`` points."""
+    """F1 against the reference's detections under ``--min-f1`` (and recall under ``--min-recall`` when given);
+    with label boxes, an mAP@0.5 drop over ``--max-drop`` points."""
     missed = []
     if figs["f1"] < thresholds.min_f1:
         missed.append(
             f"detection F1 {short_of(figs['f1'], thresholds.min_f1)} (precision {figs['precision']:.4f}, recall "
             f"{figs['recall']:.4f} against {figs['reference_detections']} fp32 detections)"
+        )
+    if thresholds.min_recall is not None and figs["recall"] < thresholds.min_recall:
+        missed.append(
+            f"detection recall {short_of(figs['recall'], thresholds.min_recall)} "
+            f"({figs['reference_detections']} fp32 detections)"
         )
     drop = figs.get("map50_drop_points")
     if drop is not None and drop > thresholds.max_accuracy_drop:

@@ -59,6 +59,7 @@ class ExportOptions:
     min_miou: float = 0.9
     min_rank1: float = 0.95
     min_f1: float = 0.9
+    min_recall: float | None = None
     mask_threshold: float = 0.5
     decoder: str = "yolo"
     score_threshold: float = 0.25
@@ -73,6 +74,7 @@ class ExportOptions:
             min_miou=self.min_miou,
             min_rank1=self.min_rank1,
             min_f1=self.min_f1,
+            min_recall=self.min_recall,
             mask_threshold=self.mask_threshold,
             decoder=self.decoder,
             score_threshold=self.score_threshold,

@@ -87,7 +87,12 @@ def _validate(options: ExportOptions) -> None:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
     if options.holdout < 0:
         raise UsageError(f"--holdout must be ≥ 0 (0 holds nothing out), got {options.holdout}")
-    int8_only = {"--method": options.method, "--tflite-io": options.tflite_io, "--min-cosine": options.min_cosine}
+    int8_only = {
+        "--method": options.method,
+        "--tflite-io": options.tflite_io,
+        "--min-cosine": options.min_cosine,
+        "--min-recall": options.min_recall,
+    }
     ignored = [flag for flag, value in int8_only.items() if value is not None] + ["--allow-drift"] * options.allow_drift
     if ignored and not options.quantize:
         them = "them" if len(ignored) > 1 else "it"

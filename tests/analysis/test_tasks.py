@@ -129,6 +129,12 @@ def test_detection_decodes_suppresses_and_matches():
     assert figs["score_change"] == pytest.approx(0.05)
     missed = failures({"top1_agreement": None, "cosine": 1.0, "outputs": {"head": figs}}, Thresholds())
     assert missed == ["detection F1 0.3333 < 0.9 (precision 0.3333, recall 0.3333 against 3 fp32 detections)"]
+    recall = failures({"top1_agreement": None, "cosine": 1.0, "outputs": {"head": figs}}, Thresholds(min_f1=0.3))
+    assert recall == []  # --min-recall is not checked unless given
+    recall = Thresholds(min_f1=0.3, min_recall=0.5)
+    assert failures({"top1_agreement": None, "cosine": 1.0, "outputs": {"head": figs}}, recall) == [
+        "detection recall 0.3333 < 0.5 (3 fp32 detections)"
+    ]
 
 
 def test_yolo_obj_layout_multiplies_objectness():
