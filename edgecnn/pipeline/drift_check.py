@@ -47,6 +47,34 @@ def host_latency_ms(path: Path, runs: int = 20) -> float:
     return float(np.median(times))
 
 
+def int8_speed(ctx: ExportContext, basis: str) -> dict[str, Any] | None:
+    """int8 against fp32 latency on the target: measured (ORT, 1 thread) when the target is this host's kind of
+    kernels, else predicted by the profile's latency model from the graphs; None when it cannot be costed."""
+    fp32, int8 = ctx.artifact("fp32_onnx"), ctx.artifact("int8_onnx")
+    if basis == HOST_KERNELS:
+        fp32_ms, int8_ms = host_latency_ms(fp32), host_latency_ms(int8)
+        how = "measured on this host, ORT, 1 thread, median of 20"
+    else:
+        from edgecnn.costs.op_costs import onnx_op_costs
+        from edgecnn.errors import UsageError
+
+        try:
+            model = ctx.profile.latency
+            fp32_ms = model.predict(onnx_op_costs(fp32, "fp32")).total_ms
+            int8_ms = model.predict(onnx_op_costs(int8)).total_ms
+        except UsageError:  # a graph the cost model cannot read (dynamic shapes): nothing to say
+            return None
+        how = f"predicted by the {ctx.profile.name} latency model ({model.runtime}, {model.threads} threads)"
+    ratio = int8_ms / fp32_ms if fp32_ms > 0 else float("nan")
+    return {
+        "fp32_ms": round(fp32_ms, 3),
+        "int8_ms": round(int8_ms, 3),
+        "int8_over_fp32": round(ratio, 3),
+        "faster": "int8" if ratio <= 1 else "fp32",
+        "basis": how,
+    }
+
+
 def _agreement(
     verdict: dict[str, Any], computations: dict[str, Any], samples: int, held_out: bool, labels: bool
 ) -> dict[str, Any]:
@@ -109,6 +137,15 @@ def check_drift(ctx: ExportContext) -> DriftResult:
         record["fix"] = _repair(ctx, result, int8_path, verdict, computations, evaluate, data.images, basis)
         verdict, computations = record["fix"]["verdict"], record["fix"].pop("computations")
     record.update(final=verdict, passed=verdict["passed"] if not reasons else None)
+    speed = int8_speed(ctx, basis)
+    if speed is not None:
+        record["speed"] = speed
+        if speed["faster"] == "fp32":
+            ctx.warn(
+                f"int8 is {100 * (speed['int8_over_fp32'] - 1):.0f}% slower than fp32 on {ctx.profile.name} "
+                f"({speed['int8_ms']:.3g} vs {speed['fp32_ms']:.3g} ms, {speed['basis'].split(',')[0]}): ship the "
+                "fp32 artifact if latency matters more than size"
+            )
     result.record = record
     result.agreement = _agreement(verdict, computations, len(data), bool(len(ctx.holdout)), data.labels is not None)
     per_class = computations[basis].get("per_class")

@@ -186,6 +186,13 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
     if not drift:
         return []
     lines = ["", "## Drift check", ""]
+    speed = drift.get("speed")
+    if speed:
+        lines += [
+            f"Speed: int8 {speed['int8_ms']:.3g} ms, fp32 {speed['fp32_ms']:.3g} ms ({speed['basis']}): "
+            f"**{speed['faster']} is faster** (int8/fp32 {speed['int8_over_fp32']:.2f}).",
+            "",
+        ]
     if not drift["judged"]:
         return [*lines, f"Not judged: {'; '.join(drift['not_judged_because'])}."]
     final = drift["final"]

@@ -106,3 +106,6 @@ def test_a_per_tensor_profile_exports_equalized_int8_that_keeps_the_answers(tmp_
     drift, agreement = result.manifest["drift"], result.manifest["agreement"]
     assert drift["judged"] and drift["passed"], drift["final"]["failures"]
     assert agreement["fp32_accuracy"] - agreement["int8_accuracy"] <= 0.01, agreement
+    speed = drift["speed"]  # an ARM target: predicted by its latency model, not measured here
+    assert speed["basis"].startswith("predicted by the android-nnapi-api28 latency model"), speed
+    assert speed["faster"] == ("int8" if speed["int8_ms"] <= speed["fp32_ms"] else "fp32"), speed
