@@ -261,22 +261,19 @@ def _fix(
     reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
     per_channel = manifest_quant.get("per_channel", True)  # as the export quantized it (equalized when it did)
     equalized = bool((manifest_quant.get("equalization") or {}).get("applied"))
-    quantizer = Quantizer(twin, calib_images, per_channel=per_channel, equalize=equalized)
-    with quantizer, tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
-        search, record = repair_model(
+    with Quantizer(twin, calib_images, per_channel=per_channel, equalize=equalized) as quantizer:
+        return _repaired(
             quantizer,
             evaluate,
-            tgt.path,
-            out,
-            Path(tmp),
+            tgt,
             judged,
+            out,
             method=method,
             reduce_range=reduce_range,
             images=images,
             saturating_target=basis == HOST_KERNELS,
             slow_op_types=slow_types,
         )
-    return _fix_record(search, record, out)
 
 
 def _fix_tflite(
@@ -314,27 +311,27 @@ def _fix_tflite(
 
     quantizer = TfliteQuantizer(twin.read_bytes(), calib_images, layout, io=io)
     known = set(quantizer.ops)
+    return _repaired(
+        quantizer,
+        evaluate,
+        tgt,
+        judged,
+        out,
+        method=quantizer.method,
+        reduce_range=False,
+        images=images,
+        saturating_target=False,
+        keep_float=tuple(op for op in floats if op in known),
+        rank=rank,
+    )
+
+
+def _repaired(quantizer: Any, evaluate: Any, tgt: Artifact, judged: Any, out: Path | None, **search: Any) -> dict:
+    """:func:`repair_model` of TARGET (judged ``judged``) in a scratch directory, the best written to OUT; the
+    report's ``fix``: where it went, whether it passes, the search's record and its figures."""
     with tempfile.TemporaryDirectory(prefix="edgecnn-fix-") as tmp:
-        search, record = repair_model(
-            quantizer,
-            evaluate,
-            tgt.path,
-            out,
-            Path(tmp),
-            judged,
-            method=quantizer.method,
-            reduce_range=False,
-            images=images,
-            saturating_target=False,
-            keep_float=tuple(op for op in floats if op in known),
-            rank=rank,
-        )
-    return _fix_record(search, record, out)
-
-
-def _fix_record(search: Any, record: dict[str, Any], out: Path | None) -> dict[str, Any]:
-    """The report's ``fix``: where the best try went, whether it passes, the search's record and its figures."""
-    best = search.best
+        found, record = repair_model(quantizer, evaluate, tgt.path, out, Path(tmp), judged, **search)
+    best = found.best
     return {
         "out": str(out),
         "passed": best.verdict["passed"],
