@@ -75,6 +75,11 @@ ROW_OPTIONS = {
         "per_tensor": "the same with per_channel=False",
     },
 }
+TFLITE_ROWS = {
+    "tflite_fp32": "edgecnn.lowering.tflite.convert(fp32 ONNX with batch 1): the reference of the tflite rows",
+    "tflite_edgecnn": "TfliteQuantizer(fp32_tflite, calib, layout).quantize_bytes(): static_wi8_ai8, int8 I/O",
+    "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize",
+}
 
 
 @dataclass
@@ -229,10 +234,9 @@ def quality(path: Path, data: Data, reference: np.ndarray) -> dict[str, Any]:
     }
 
 
-def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) -> dict[str, dict[str, float]]:
-    """min and p50 ms of each model (ORT, 1 thread, batch 1) over ``rounds`` interleaved rounds (order alternating)."""
-    runners = {key: load(path, threads=1) for key, path in paths.items()}
-    calls = {key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}
+def interleaved(calls: dict[str, Callable[[], object]], rounds: int, runs: int) -> dict[str, dict[str, float]]:
+    """min and p50 ms of each callable over ``rounds`` interleaved rounds (order alternating), each round one
+    ``time_callable``: min of the rounds' minima, median of their p50s."""
     mins: dict[str, list[float]] = {key: [] for key in calls}
     p50s: dict[str, list[float]] = {key: [] for key in calls}
     order = list(calls)
@@ -244,8 +248,78 @@ def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) 
     return {k: {"min_ms": round(min(mins[k]), 4), "p50_ms": round(float(np.median(p50s[k])), 4)} for k in calls}
 
 
-def measure(key: str, data: Data, peer: Peer, work: Path, rounds: int, runs: int, epochs: int) -> list[dict[str, Any]]:
-    """One model's rows: fp32, then every (granularity, quantizer)."""
+def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) -> dict[str, dict[str, float]]:
+    """min and p50 ms of each ONNX model in ORT (1 thread, batch 1), interleaved."""
+    runners = {key: load(path, threads=1) for key, path in paths.items()}
+    return interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
+
+
+def static_batch(fp32: Path) -> Any:
+    """The fp32 ONNX with batch 1 on its inputs and outputs (the TFLite lowering takes static shapes)."""
+    import onnx
+
+    model = onnx.load(str(fp32))
+    for value in (*model.graph.input, *model.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = 1
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def aeq_plain(fp32: bytes, calib: np.ndarray, layout: str) -> bytes:
+    """ai-edge-quantizer's plain ``static_wi8_ai8`` recipe, calibrated on ``calib``: as its README calls it."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    from edgecnn.lowering.tflite.quantize import SIGNATURE, _quiet, parse, signature_feeds
+
+    with _quiet():
+        tool = quantizer.Quantizer(bytearray(fp32))
+        tool.load_quantization_recipe(recipe.static_wi8_ai8())
+        statistics = tool.calibrate({SIGNATURE: signature_feeds(parse(fp32), calib, layout)})
+        return bytes(tool.quantize(statistics).quantized_model)
+
+
+def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs: int) -> list[dict[str, Any]]:
+    """fp32 `.tflite` (edgecnn's lowering), edgecnn's int8 (``TfliteQuantizer``) and ai-edge-quantizer's plain
+    ``static_wi8_ai8``: agreement, accuracy and cosine in LiteRT (XNNPACK), latency interleaved, size."""
+    from edgecnn.analysis.drift import figures
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+
+    lowered = convert(static_batch(fp32))
+    made = {"tflite_fp32": lambda: lowered.data}
+    made["tflite_edgecnn"] = lambda: (
+        TfliteQuantizer(lowered.data, data.calib, lowered.input_layout).quantize_bytes().data
+    )
+    made["tflite_aeq_static_wi8_ai8"] = lambda: aeq_plain(lowered.data, data.calib, lowered.input_layout)
+    paths, rows = {}, []
+    reference: Any = None
+    for quantizer, make in made.items():
+        row: dict[str, Any] = {"model": key, "granularity": "per_channel", "quantizer": quantizer}
+        try:
+            path = work / f"{key}.{quantizer}.tflite"
+            path.write_bytes(make())
+            outputs = load(path, layout=lowered.input_layout).run_all(data.holdout)
+            reference = outputs if reference is None else reference
+            figs = figures(reference, outputs, data.labels)
+            row.update(host_agreement=round(figs["top1_agreement"], 4), host_accuracy=round(figs["target_accuracy"], 4))
+            row["host_cosine"] = round(figs["cosine"], 4)
+            paths[quantizer] = path
+        except Exception as error:  # a lowering or quantizer failure is a finding
+            row["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        rows.append(row)
+    runners = {k: load(p, threads=1, layout=lowered.input_layout) for k, p in paths.items()}
+    timing = interleaved({k: (lambda r=r: r.run_all(data.holdout[:1])) for k, r in runners.items()}, rounds, runs)
+    for row in rows:
+        if row["quantizer"] in paths:
+            row.update(timing[row["quantizer"]], bytes=paths[row["quantizer"]].stat().st_size)
+    return rows
+
+
+def measure(
+    key: str, data: Data, peer: Peer, work: Path, rounds: int, runs: int, epochs: int, tflite: bool = True
+) -> list[dict[str, Any]]:
+    """One model's rows: fp32, then every (granularity, quantizer), then the `.tflite` rows (with ``tflite``)."""
     fp32, family = fp32_model(key, data, work, epochs)
     reference = load(fp32).run_all(data.holdout)
     calib_file = work / "calib.npy"
@@ -272,7 +346,7 @@ def measure(key: str, data: Data, peer: Peer, work: Path, rounds: int, runs: int
         label = "fp32" if row["quantizer"] == "fp32" else f"{row['granularity']}/{row['quantizer']}"
         if label in paths:
             row.update(timing[label], bytes=paths[label].stat().st_size)
-    return rows
+    return rows + (tflite_rows(key, fp32, data, work, rounds, runs) if tflite else [])
 
 
 def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,7 +385,10 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "repair. `qdq_*`: exact QDQ arithmetic (ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
-        "`meta.edgecnn_gaps`: edgecnn minus the best peer, points. No .tflite rows (not measured in this run)."
+        "`meta.edgecnn_gaps`: edgecnn minus the best peer, points. `tflite_*` rows (per-channel, int8 I/O): "
+        "edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's plain "
+        "static_wi8_ai8 (the same tool today: the baseline), judged in LiteRT (XNNPACK, `host_*`, `host_cosine`) "
+        "against the fp32 `.tflite`; their latency is LiteRT's, interleaved among themselves."
     )
 
 
@@ -322,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-python", default=None, help="python of the venv that has nncf")
     parser.add_argument("--only", nargs="*", default=None, help=f"model keys (default: all): {', '.join(MODELS)}")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
+    parser.add_argument("--no-tflite", action="store_true", help="ORT/NNCF rows only, no .tflite rows")
     args = parser.parse_args(argv)
     unknown = [k for k in args.only or () if k not in MODELS]
     if unknown:
@@ -335,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-peers-") as tmp:
         for key in keys:
             start = time.perf_counter()
-            model_rows = measure(key, data, peer, Path(tmp), rounds, runs, args.epochs)
+            model_rows = measure(key, data, peer, Path(tmp), rounds, runs, args.epochs, not args.no_tflite)
             rows += model_rows
             print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
             for row in model_rows:
@@ -343,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "description": describe(peer, rounds, runs, len(data.holdout), args.epochs),
         "rows": {q: ROW_OPTIONS[q] for q in QUANTIZERS},
+        "tflite_rows": None if args.no_tflite else TFLITE_ROWS,
         "models": {k: {"name": MODELS[k][0], "scaling": MODELS[k][1]} for k in keys},
         "nncf": peer.versions or peer.missing,
         "peer_python": str(peer.python),

@@ -33,7 +33,7 @@ def test_run_takes_the_benchmark_and_not_its_peer_script():
 def test_without_the_peer_its_rows_say_nncf_was_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "results")
     missing = tmp_path / "no-venv" / "python"
-    assert quant_peers.main(["--only", TINY, "--epochs", "0", "--peer-python", str(missing)]) == 0
+    assert quant_peers.main(["--only", TINY, "--epochs", "0", "--no-tflite", "--peer-python", str(missing)]) == 0
     result = json.loads((tmp_path / "results" / "quant_peers.json").read_text())
     rows = result["rows"]
     assert [r["quantizer"] for r in rows] == ["fp32"] + 2 * list(quant_peers.QUANTIZERS)
