@@ -254,6 +254,11 @@ def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) 
     return interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
 
 
+def _first_line(error: Exception) -> str:
+    """An error's first line (its type when it says nothing), at most 200 characters."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
 def static_batch(fp32: Path) -> Any:
     """The fp32 ONNX with batch 1 on its inputs and outputs (the TFLite lowering takes static shapes)."""
     import onnx
@@ -285,11 +290,18 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
     from edgecnn.analysis.drift import figures
     from edgecnn.lowering.tflite import convert
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from edgecnn.pipeline.stages import tflite_graph
 
-    lowered = convert(static_batch(fp32))
+    try:  # as the export lowers it: a DeformConv becomes its gather decomposition, its sampling path float
+        graph, float_scopes = tflite_graph(static_batch(fp32))
+        lowered = convert(graph)
+    except Exception as error:  # an op without a lowering is a finding
+        return [{"model": key, "granularity": "per_channel", "quantizer": "tflite_fp32", "error": _first_line(error)}]
     made = {"tflite_fp32": lambda: lowered.data}
     made["tflite_edgecnn"] = lambda: (
-        TfliteQuantizer(lowered.data, data.calib, lowered.input_layout).quantize_bytes().data
+        TfliteQuantizer(lowered.data, data.calib, lowered.input_layout, keep_float_scopes=float_scopes)
+        .quantize_bytes()
+        .data
     )
     made["tflite_aeq_static_wi8_ai8"] = lambda: aeq_plain(lowered.data, data.calib, lowered.input_layout)
     paths, rows = {}, []
@@ -306,7 +318,7 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
             row["host_cosine"] = round(figs["cosine"], 4)
             paths[quantizer] = path
         except Exception as error:  # a lowering or quantizer failure is a finding
-            row["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            row["error"] = _first_line(error)
         rows.append(row)
     runners = {k: load(p, threads=1, layout=lowered.input_layout) for k, p in paths.items()}
     timing = interleaved({k: (lambda r=r: r.run_all(data.holdout[:1])) for k, r in runners.items()}, rounds, runs)
@@ -339,7 +351,7 @@ def measure(
                 row.update(quality(dst, data, reference))
                 paths[f"{granularity}/{quantizer}"] = dst
             except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
-                row["error"] = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                row["error"] = _first_line(error)
             rows.append(row)
     timing = latency(paths, data.holdout[:1], rounds, runs)
     for row in rows:
@@ -413,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-peers-") as tmp:
         for key in keys:
             start = time.perf_counter()
-            model_rows = measure(key, data, peer, Path(tmp), rounds, runs, args.epochs, not args.no_tflite)
+            try:
+                model_rows = measure(key, data, peer, Path(tmp), rounds, runs, args.epochs, not args.no_tflite)
+            except Exception as error:  # one model that cannot be trained or exported does not stop the others
+                model_rows = [{"model": key, "granularity": "—", "quantizer": "fp32", "error": _first_line(error)}]
             rows += model_rows
             print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
             for row in model_rows:
