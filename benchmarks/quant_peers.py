@@ -52,8 +52,8 @@ QUICK = ("mobilenet", "mobilenet_v1_w025")
 QUANTIZERS = ("ort_default", "ort_reduce_range", "nncf", "edgecnn", "edgecnn_export")
 ROW_OPTIONS = {
     "ort_default": {
-        "per_channel": "quant_pre_process, then quantize_static(fp32, out, reader) with ORT's defaults: QDQ, QUInt8 "
-        "activations, QInt8 weights, MinMax, per_channel=False (ORT's default is per-tensor even in this row)",
+        "per_channel": "quant_pre_process, then quantize_static(fp32, out, reader) with ORT's defaults (`ort_defaults` "
+        "in the meta; per_channel=False: per-tensor weights even in this row)",
         "per_tensor": "the same call: ORT's defaults are per-tensor weights",
     },
     "ort_reduce_range": {
@@ -66,7 +66,8 @@ ROW_OPTIONS = {
         "weights_quantization_params=QuantizationParameters(per_channel=False)))",
     },
     "edgecnn": {
-        "per_channel": "Quantizer(fp32, calib).quantize(dst, recipe method, reduce_range=False, per_channel=True)",
+        "per_channel": "Quantizer(fp32, calib).quantize(dst, recipe method, reduce_range=False, per_channel=True): "
+        "QDQ, QUInt8 activations, QInt8 weights, ranges calibrated by edgecnn and passed as ORT's calibration cache",
         "per_tensor": "Quantizer(fp32, calib).quantize(dst, recipe method, reduce_range=False, per_channel=False)",
     },
     "edgecnn_export": {
@@ -190,6 +191,17 @@ def edgecnn_quantize(fp32: Path, calib: np.ndarray, dst: Path, per_channel: bool
         quantizer.quantize(
             dst, recipe.method, profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes, per_channel
         )
+
+
+def ort_defaults() -> dict[str, str]:
+    """``quantize_static``'s default arguments in the installed ORT (what the `ort_default` rows used)."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    keep = ("quant_format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method")
+    parameters = inspect.signature(quantize_static).parameters
+    return {name: str(parameters[name].default) for name in keep}
 
 
 def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> dict[str, Callable[..., None]]:
@@ -390,7 +402,7 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
     return (
         f"int8 post-training quantizers on the same fp32 ONNX: digits-trained models ({epochs} epochs, 32×32×1, "
         f"10 classes), calibrated on the same {CALIB} test digits, judged on the other {holdout}. Rows: "
-        "`ort_default` quantize_static with ORT's defaults (QDQ, per-tensor weights); `ort_reduce_range` "
+        "`ort_default` quantize_static with ORT's defaults (`meta.ort_defaults`); `ort_reduce_range` "
         "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range), no drift "
@@ -437,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         "description": describe(peer, rounds, runs, len(data.holdout), args.epochs),
         "rows": {q: ROW_OPTIONS[q] for q in QUANTIZERS},
         "tflite_rows": None if args.no_tflite else TFLITE_ROWS,
+        "ort_defaults": ort_defaults(),
         "models": {k: {"name": MODELS[k][0], "scaling": MODELS[k][1]} for k in keys},
         "nncf": peer.versions or peer.missing,
         "peer_python": str(peer.python),
