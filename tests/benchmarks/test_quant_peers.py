@@ -92,6 +92,8 @@ def test_nncf_in_its_venv_quantizes_per_channel_and_per_tensor(tmp_path: Path, d
     for granularity in quant_peers.GRANULARITIES:
         dst = tmp_path / f"nncf.{granularity}.onnx"
         quant_peers.nncf_quantize(peer, fp32, calib, dst, granularity)
-        figures = quant_peers.quality(dst, data, reference)
-        assert 0 <= figures["qdq_agreement"] <= 1 and figures["qdq_cosine"] > 0
+        # exact QDQ only: on this untrained net NNCF may give an activation a per-channel zero point, which ORT's
+        # fused QLinearConv refuses (the benchmark records such a failure as the row's error)
+        exact = quant_peers.int8_computations(dst, data.holdout, reference, data.labels, kinds=("exact_qdq",))
+        assert 0 <= exact["exact_qdq"]["top1_agreement"] <= 1
     assert peer.versions["nncf"]
