@@ -1,0 +1,481 @@
+"""int8 post-training quantizers side by side: ORT's quantize_static, NNCF and edgecnn on the same fp32 ONNX.
+
+Each model is trained here on scikit-learn's digits (32×32, 1 channel, 10 classes; ``tests/fixtures/digits.py``),
+exported once to fp32 ONNX (``export_onnx`` + ``simplify``, dynamic batch) and quantized by every quantizer with
+per-channel and with per-tensor weights, all calibrated on the same first ``CALIB`` test digits and judged on the
+other test digits (held out). Figures: top-1 agreement with fp32 and accuracy, on the exact QDQ arithmetic (ORT,
+graph optimizations off) and on this host's int8 kernels (optimizations on), from ``int8_computations``; the mean
+cosine of the logits (exact QDQ); ORT latency at 1 thread, batch 1, min and p50 over interleaved rounds of every
+quantizer of a model (``time_callable`` per round); the file's size. NNCF runs in its own venv
+(``_nncf_peer_quantize.py``): ``--peer-python``, else ``$EDGECNN_NNCF_PYTHON``, else ``../venv-nncf/bin/python``
+beside the repo, made by ``python3.11 -m venv V && V/bin/pip install nncf onnx onnxruntime numpy`` (no torch).
+Run by ``make bench``; alone: ``python benchmarks/quant_peers.py [--quick] [--peer-python PATH] [--only NAME ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import BENCH_DIR, REPO_ROOT, time_callable, write_result
+
+sys.path.insert(0, str(REPO_ROOT))  # the digits helpers live with the test fixtures
+
+from edgecnn.analysis.drift import EXACT_QDQ, HOST_KERNELS, int8_computations
+from edgecnn.runtime.loader import load
+from tests.fixtures.digits import MEAN, STD, TRAINED_FAMILIES, digits, normalise, train
+
+NAME = "quant_peers"
+CALIB = 128  # calibration digits (the first of the test split); the rest are held out
+PEER_SCRIPT = BENCH_DIR / "_nncf_peer_quantize.py"
+DEFAULT_PEER = REPO_ROOT.parent / "venv-nncf" / "bin" / "python"
+GRANULARITIES = ("per_channel", "per_tensor")
+HARDER = {
+    "mobilenet_v1_w025": ("mobilenet_v1", {"width": 0.25}),
+    "mobilenet_v3_small": ("mobilenet_v3_small", {}),
+    "efficientnet_b0": ("efficientnet_b0", {}),
+    "efficientnet_lite0": ("efficientnet_lite0", {}),
+    "densenet121": ("densenet121", {}),
+}
+MODELS = {**HARDER, **TRAINED_FAMILIES}  # the harder ones first: the trained families mostly agree 100%
+QUICK = ("mobilenet", "mobilenet_v1_w025")
+QUANTIZERS = ("ort_default", "ort_reduce_range", "nncf", "edgecnn", "edgecnn_export")
+ROW_OPTIONS = {
+    "ort_default": {
+        "per_channel": "quant_pre_process, then quantize_static(fp32, out, reader) with ORT's defaults (`ort_defaults` "
+        "in the meta; per_channel=False: per-tensor weights even in this row)",
+        "per_tensor": "the same call: ORT's defaults are per-tensor weights",
+    },
+    "ort_reduce_range": {
+        "per_channel": "quant_pre_process, quantize_static(..., per_channel=True, reduce_range=True), else defaults",
+        "per_tensor": "quant_pre_process, quantize_static(..., per_channel=False, reduce_range=True), else defaults",
+    },
+    "nncf": {
+        "per_channel": "nncf.quantize(onnx_model, Dataset, subset_size=CALIB): NNCF's defaults (per-channel weights)",
+        "per_tensor": "nncf.quantize(..., advanced_parameters=AdvancedQuantizationParameters("
+        "weights_quantization_params=QuantizationParameters(per_channel=False)))",
+    },
+    "edgecnn": {
+        "per_channel": "Quantizer(fp32, calib).quantize(dst, recipe method, reduce_range=False, per_channel=True): "
+        "QDQ, QUInt8 activations, QInt8 weights, ranges calibrated by edgecnn and passed as ORT's calibration cache",
+        "per_tensor": "Quantizer(fp32, calib).quantize(dst, recipe method, reduce_range=False, per_channel=False)",
+    },
+    "edgecnn_export": {
+        "per_channel": "as `edgecnn export` (x86-avx2 profile) calls it: recipe method, bins, percentile and "
+        "keep_float, the profile's reduce_range, per_channel=True; no drift repair",
+        "per_tensor": "the same with per_channel=False",
+    },
+}
+TFLITE_ROWS = {
+    "tflite_fp32": "edgecnn.lowering.tflite.convert(fp32 ONNX with batch 1): the reference of the tflite rows",
+    "tflite_edgecnn": "TfliteQuantizer(fp32_tflite, calib, layout).quantize_bytes(): static_wi8_ai8, int8 I/O",
+    "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize",
+}
+
+
+@dataclass
+class Data:
+    """The digits: training set, calibration images, held-out images and labels (normalised)."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    calib: np.ndarray
+    holdout: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def make(cls, calib: int = CALIB) -> Data:
+        train_x, train_y, test_x, test_y = digits()
+        test_x = normalise(test_x, MEAN, STD)
+        return cls(normalise(train_x, MEAN, STD), train_y, test_x[:calib], test_x[calib:], test_y[calib:])
+
+
+@dataclass
+class Peer:
+    """The NNCF venv's python, or why it is not run."""
+
+    python: Path
+    missing: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def peer_python(given: str | None) -> Peer:
+    """The peer venv's python: the option, else $EDGECNN_NNCF_PYTHON, else DEFAULT_PEER; ``missing`` when absent."""
+    python = Path(given or os.environ.get("EDGECNN_NNCF_PYTHON") or DEFAULT_PEER)
+    return Peer(python, None if python.is_file() else f"not run (no peer python at {python})")
+
+
+def fp32_model(key: str, data: Data, work: Path, epochs: int = 12) -> tuple[Path, str]:
+    """Train ``MODELS[key]`` on the digits (``epochs`` 0: not at all), export it once to a simplified fp32 ONNX;
+    its path and family."""
+    import torch
+
+    from edgecnn.models import create_model, get_model_info
+    from edgecnn.pipeline.onnx_export import export_onnx
+    from edgecnn.pipeline.simplify import simplify
+
+    name, scaling = MODELS[key]
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, in_chans=1, resolution=32, **scaling)
+    if epochs:  # 0: untrained weights (the tests' fast path)
+        model = train(model, data.train_x, data.train_y, epochs=epochs, lr=0.1)
+    raw, path = work / f"{key}.raw.onnx", work / f"{key}.fp32.onnx"
+    export_onnx(model, (1, 1, 32, 32), raw, dynamic_batch=True)
+    simplify(raw, path)
+    return path, get_model_info(name).family
+
+
+class _Reader:
+    """ORT's CalibrationDataReader over the calibration images, one sample at a time."""
+
+    def __init__(self, name: str, images: np.ndarray) -> None:
+        self.name, self.images, self.index = name, images, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.index >= len(self.images):
+            return None
+        self.index += 1
+        return {self.name: self.images[self.index - 1 : self.index]}
+
+    def rewind(self) -> None:
+        self.index = 0
+
+
+def ort_quantize(fp32: Path, calib: np.ndarray, dst: Path, **options: Any) -> None:
+    """``quantize_static`` as a user calls it: ORT's own pre-processing, then the options given (none: defaults)."""
+    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = dst.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32), str(prepared))
+    name = next(iter(load(fp32).inputs))
+    quantize_static(str(prepared), str(dst), _Reader(name, calib), **options)
+    prepared.unlink()
+
+
+def nncf_quantize(peer: Peer, fp32: Path, calib: Path, dst: Path, granularity: str) -> None:
+    """Run ``_nncf_peer_quantize.py`` in the peer venv; its versions go to ``peer.versions``."""
+    done = subprocess.run(
+        [str(peer.python), str(PEER_SCRIPT), str(fp32), str(calib), str(dst), granularity],
+        capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )  # fmt: skip
+    if done.returncode != 0 or not dst.is_file():
+        raise RuntimeError(f"nncf failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+    peer.versions = json.loads(done.stdout.strip().splitlines()[-1])["versions"]
+
+
+def edgecnn_quantize(fp32: Path, calib: np.ndarray, dst: Path, per_channel: bool, family: str, export: bool) -> None:
+    """edgecnn's Quantizer with the recipe's method: as is (``reduce_range=False``), or as the export calls it."""
+    from edgecnn.config.profiles import load_profile
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.pipeline.quantize import Quantizer
+
+    recipe = recipe_for_family(family)
+    if not export:
+        with Quantizer(fp32, calib) as quantizer:
+            quantizer.quantize(dst, recipe.method, reduce_range=False, per_channel=per_channel)
+        return
+    profile = load_profile("x86-avx2")
+    with Quantizer(fp32, calib, recipe.bins, recipe.percentile) as quantizer:
+        quantizer.quantize(
+            dst, recipe.method, profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes, per_channel
+        )
+
+
+def ort_defaults() -> dict[str, str]:
+    """``quantize_static``'s default arguments in the installed ORT (what the `ort_default` rows used)."""
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    keep = ("quant_format", "per_channel", "reduce_range", "activation_type", "weight_type", "calibrate_method")
+    parameters = inspect.signature(quantize_static).parameters
+    return {name: str(parameters[name].default) for name in keep}
+
+
+def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> dict[str, Callable[..., None]]:
+    """Each row's quantizer: (fp32, dst, granularity) → writes dst."""
+
+    def ort_default(fp32: Path, dst: Path, granularity: str) -> None:
+        ort_quantize(fp32, calib, dst)
+
+    def ort_reduce_range(fp32: Path, dst: Path, granularity: str) -> None:
+        ort_quantize(fp32, calib, dst, per_channel=granularity == "per_channel", reduce_range=True)
+
+    def nncf(fp32: Path, dst: Path, granularity: str) -> None:
+        if peer.missing:
+            raise RuntimeError(f"nncf: {peer.missing}")
+        nncf_quantize(peer, fp32, calib_file, dst, granularity)
+
+    def edgecnn(fp32: Path, dst: Path, granularity: str) -> None:
+        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=False)
+
+    def edgecnn_export(fp32: Path, dst: Path, granularity: str) -> None:
+        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True)
+
+    return {
+        "ort_default": ort_default,
+        "ort_reduce_range": ort_reduce_range,
+        "nncf": nncf,
+        "edgecnn": edgecnn,
+        "edgecnn_export": edgecnn_export,
+    }
+
+
+def quality(path: Path, data: Data, reference: np.ndarray) -> dict[str, Any]:
+    """Agreement with fp32, accuracy and cosine on the held-out digits, exact QDQ and host kernels."""
+    figs = int8_computations(path, data.holdout, reference, data.labels, kinds=(EXACT_QDQ, HOST_KERNELS))
+    exact, host = figs[EXACT_QDQ], figs[HOST_KERNELS]
+    return {
+        "qdq_agreement": round(exact["top1_agreement"], 4),
+        "host_agreement": round(host["top1_agreement"], 4),
+        "qdq_accuracy": round(exact["target_accuracy"], 4),
+        "host_accuracy": round(host["target_accuracy"], 4),
+        "qdq_cosine": round(exact["cosine"], 4),
+    }
+
+
+def interleaved(calls: dict[str, Callable[[], object]], rounds: int, runs: int) -> dict[str, dict[str, float]]:
+    """min and p50 ms of each callable over ``rounds`` interleaved rounds (order alternating), each round one
+    ``time_callable``: min of the rounds' minima, median of their p50s."""
+    mins: dict[str, list[float]] = {key: [] for key in calls}
+    p50s: dict[str, list[float]] = {key: [] for key in calls}
+    order = list(calls)
+    for r in range(rounds):
+        for key in order if r % 2 == 0 else order[::-1]:
+            timing = time_callable(calls[key], warmup=2, runs=runs)
+            mins[key].append(timing["min_ms"])
+            p50s[key].append(timing["p50_ms"])
+    return {k: {"min_ms": round(min(mins[k]), 4), "p50_ms": round(float(np.median(p50s[k])), 4)} for k in calls}
+
+
+def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) -> dict[str, dict[str, float]]:
+    """min and p50 ms of each ONNX model in ORT (1 thread, batch 1), interleaved."""
+    runners = {key: load(path, threads=1) for key, path in paths.items()}
+    return interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
+
+
+def _first_line(error: Exception) -> str:
+    """An error's first line (its type when it says nothing), at most 200 characters."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def static_batch(fp32: Path) -> Any:
+    """The fp32 ONNX with batch 1 on its inputs and outputs (the TFLite lowering takes static shapes)."""
+    import onnx
+
+    model = onnx.load(str(fp32))
+    for value in (*model.graph.input, *model.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = 1
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def aeq_plain(fp32: bytes, calib: np.ndarray, layout: str) -> bytes:
+    """ai-edge-quantizer's plain ``static_wi8_ai8`` recipe, calibrated on ``calib``: as its README calls it."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    from edgecnn.lowering.tflite.quantize import SIGNATURE, _quiet, parse, signature_feeds
+
+    with _quiet():
+        tool = quantizer.Quantizer(bytearray(fp32))
+        tool.load_quantization_recipe(recipe.static_wi8_ai8())
+        statistics = tool.calibrate({SIGNATURE: signature_feeds(parse(fp32), calib, layout)})
+        return bytes(tool.quantize(statistics).quantized_model)
+
+
+def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs: int) -> list[dict[str, Any]]:
+    """fp32 `.tflite` (edgecnn's lowering), edgecnn's int8 (``TfliteQuantizer``) and ai-edge-quantizer's plain
+    ``static_wi8_ai8``: agreement, accuracy and cosine in LiteRT (XNNPACK), latency interleaved, size."""
+    from edgecnn.analysis.drift import figures
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from edgecnn.pipeline.stages import tflite_graph
+
+    try:  # as the export lowers it: a DeformConv becomes its gather decomposition, its sampling path float
+        graph, float_scopes = tflite_graph(static_batch(fp32))
+        lowered = convert(graph)
+    except Exception as error:  # an op without a lowering is a finding
+        return [{"model": key, "granularity": "per_channel", "quantizer": "tflite_fp32", "error": _first_line(error)}]
+    made = {"tflite_fp32": lambda: lowered.data}
+    made["tflite_edgecnn"] = lambda: (
+        TfliteQuantizer(lowered.data, data.calib, lowered.input_layout, keep_float_scopes=float_scopes)
+        .quantize_bytes()
+        .data
+    )
+    made["tflite_aeq_static_wi8_ai8"] = lambda: aeq_plain(lowered.data, data.calib, lowered.input_layout)
+    paths, rows = {}, []
+    reference: Any = None
+    for quantizer, make in made.items():
+        row: dict[str, Any] = {"model": key, "granularity": "per_channel", "quantizer": quantizer}
+        try:
+            path = work / f"{key}.{quantizer}.tflite"
+            path.write_bytes(make())
+            outputs = load(path, layout=lowered.input_layout).run_all(data.holdout)
+            reference = outputs if reference is None else reference
+            figs = figures(reference, outputs, data.labels)
+            row.update(host_agreement=round(figs["top1_agreement"], 4), host_accuracy=round(figs["target_accuracy"], 4))
+            row["host_cosine"] = round(figs["cosine"], 4)
+            paths[quantizer] = path
+        except Exception as error:  # a lowering or quantizer failure is a finding
+            row["error"] = _first_line(error)
+        rows.append(row)
+    runners = {k: load(p, threads=1, layout=lowered.input_layout) for k, p in paths.items()}
+    timing = interleaved({k: (lambda r=r: r.run_all(data.holdout[:1])) for k, r in runners.items()}, rounds, runs)
+    for row in rows:
+        if row["quantizer"] in paths:
+            row.update(timing[row["quantizer"]], bytes=paths[row["quantizer"]].stat().st_size)
+    return rows
+
+
+def measure(
+    key: str, data: Data, peer: Peer, work: Path, rounds: int, runs: int, epochs: int, tflite: bool = True
+) -> list[dict[str, Any]]:
+    """One model's rows: fp32, then every (granularity, quantizer), then the `.tflite` rows (with ``tflite``)."""
+    fp32, family = fp32_model(key, data, work, epochs)
+    reference = load(fp32).run_all(data.holdout)
+    calib_file = work / "calib.npy"
+    np.save(calib_file, data.calib)
+    makers = quantizers(peer, family, data.calib, calib_file)
+    rows: list[dict[str, Any]] = []
+    paths = {"fp32": fp32}
+    fp32_acc = float(np.mean(next(iter(reference.values())).argmax(1) == data.labels))
+    fp32_row = {"model": key, "granularity": "—", "quantizer": "fp32"}
+    rows.append({**fp32_row, "qdq_accuracy": round(fp32_acc, 4), "host_accuracy": round(fp32_acc, 4)})
+    for granularity in GRANULARITIES:
+        for quantizer, make in makers.items():
+            row: dict[str, Any] = {"model": key, "granularity": granularity, "quantizer": quantizer}
+            dst = work / f"{key}.{granularity}.{quantizer}.onnx"
+            try:
+                make(fp32, dst, granularity)
+                row.update(quality(dst, data, reference))
+                paths[f"{granularity}/{quantizer}"] = dst
+            except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
+                row["error"] = _first_line(error)
+            rows.append(row)
+    timing = latency(paths, data.holdout[:1], rounds, runs)
+    for row in rows:
+        label = "fp32" if row["quantizer"] == "fp32" else f"{row['granularity']}/{row['quantizer']}"
+        if label in paths:
+            row.update(timing[label], bytes=paths[label].stat().st_size)
+    return rows + (tflite_rows(key, fp32, data, work, rounds, runs) if tflite else [])
+
+
+def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, granularity): edgecnn's exact-QDQ agreement and accuracy minus the best peer's, in points."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for granularity in GRANULARITIES:
+            group = {r["quantizer"]: r for r in rows if r["model"] == model and r["granularity"] == granularity}
+            peers = [r for q, r in group.items() if not q.startswith("edgecnn") and "qdq_agreement" in r]
+            ours = group.get("edgecnn", {})
+            if not peers or "qdq_agreement" not in ours:
+                continue
+            best = max(peers, key=lambda r: (r["qdq_agreement"], r["qdq_accuracy"]))
+            out.append(
+                {
+                    "model": model,
+                    "granularity": granularity,
+                    "best_peer": best["quantizer"],
+                    "agreement_gap_pts": round(100 * (ours["qdq_agreement"] - best["qdq_agreement"]), 2),
+                    "accuracy_gap_pts": round(100 * (ours["qdq_accuracy"] - best["qdq_accuracy"]), 2),
+                }
+            )
+    return out
+
+
+def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> str:
+    """The meta's description: what was measured and how."""
+    nncf = f"NNCF {peer.versions.get('nncf', '?')} in its own venv" if not peer.missing else f"NNCF {peer.missing}"
+    return (
+        f"int8 post-training quantizers on the same fp32 ONNX: digits-trained models ({epochs} epochs, 32×32×1, "
+        f"10 classes), calibrated on the same {CALIB} test digits, judged on the other {holdout}. Rows: "
+        "`ort_default` quantize_static with ORT's defaults (`meta.ort_defaults`); `ort_reduce_range` "
+        "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
+        f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
+        "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range), no drift "
+        "repair. `qdq_*`: exact QDQ arithmetic (ORT, optimizations off); `host_*`: this host's int8 kernels; "
+        "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
+        f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
+        "`meta.edgecnn_gaps`: edgecnn minus the best peer, points. `tflite_*` rows (per-channel, int8 I/O): "
+        "edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's plain "
+        "static_wi8_ai8 (the same tool today: the baseline), judged in LiteRT (XNNPACK, `host_*`, `host_cosine`) "
+        "against the fp32 `.tflite`; their latency is LiteRT's, interleaved among themselves."
+    )
+
+
+def _meta(
+    args: argparse.Namespace,
+    keys: list[str],
+    left: list[str],
+    peer: Peer,
+    rounds: int,
+    runs: int,
+    holdout: int,
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The result's meta: what each row did, versions, the gaps, and the models not measured (yet)."""
+    return {
+        "description": describe(peer, rounds, runs, holdout, args.epochs),
+        "rows": {q: ROW_OPTIONS[q] for q in QUANTIZERS},
+        "tflite_rows": None if args.no_tflite else TFLITE_ROWS,
+        "ort_defaults": ort_defaults(),
+        "models": {k: {"name": MODELS[k][0], "scaling": MODELS[k][1]} for k in keys},
+        "nncf": peer.versions or peer.missing,
+        "peer_python": str(peer.python),
+        "edgecnn_gaps": gaps(rows),
+        "models_not_measured": left,
+        "command": args.command,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every model and write ``results/quant_peers.json``; without the NNCF venv, its rows say so."""
+    parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{' and '.join(QUICK)} only, fewer rounds")
+    parser.add_argument("--peer-python", default=None, help="python of the venv that has nncf")
+    parser.add_argument("--only", nargs="*", default=None, help=f"model keys (default: all): {', '.join(MODELS)}")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
+    parser.add_argument("--no-tflite", action="store_true", help="ORT/NNCF rows only, no .tflite rows")
+    args = parser.parse_args(argv)
+    args.command = " ".join(["python benchmarks/quant_peers.py", *(sys.argv[1:] if argv is None else argv)])
+    unknown = [k for k in args.only or () if k not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    peer = peer_python(args.peer_python)
+    if peer.missing:
+        print(f"{NAME}: nncf: {peer.missing}; its rows record that", file=sys.stderr)
+    keys = args.only or (list(QUICK) if args.quick else list(MODELS))
+    rounds, runs = (3, 10) if args.quick else (6, 20)
+    data, rows = Data.make(), []
+    with tempfile.TemporaryDirectory(prefix="edgecnn-quant-peers-") as tmp:
+        for done, key in enumerate(keys, 1):
+            start = time.perf_counter()
+            try:
+                model_rows = measure(key, data, peer, Path(tmp), rounds, runs, args.epochs, not args.no_tflite)
+            except Exception as error:  # one model that cannot be trained or exported does not stop the others
+                model_rows = [{"model": key, "granularity": "—", "quantizer": "fp32", "error": _first_line(error)}]
+            rows += model_rows
+            print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
+            for row in model_rows:
+                print(f"  {json.dumps(row)}", flush=True)
+            meta = _meta(args, keys[:done], keys[done:], peer, rounds, runs, len(data.holdout), rows)
+            path = write_result(NAME, rows, meta)  # after every model: a stopped run keeps what it measured
+    print(f"{NAME}: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""benchmarks/quant_peers.py on one untrained tiny model: ORT and edgecnn rows, NNCF's row when its venv is here."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH_DIR))
+common = importlib.import_module("common")
+quant_peers = importlib.import_module("quant_peers")
+
+TINY = "mobilenet_v1_w025"
+
+
+@pytest.fixture(scope="module")
+def data():
+    """A small slice of the digits: 16 calibration images, 24 held out."""
+    full = quant_peers.Data.make()
+    return quant_peers.Data(full.train_x, full.train_y, full.calib[:16], full.holdout[:24], full.labels[:24])
+
+
+def test_run_takes_the_benchmark_and_not_its_peer_script():
+    names = importlib.import_module("run").benchmark_paths()
+    assert "quant_peers" in names and "_nncf_peer_quantize" not in names
+
+
+def test_without_the_peer_its_rows_say_nncf_was_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path / "results")
+    missing = tmp_path / "no-venv" / "python"
+    assert quant_peers.main(["--only", TINY, "--epochs", "0", "--no-tflite", "--peer-python", str(missing)]) == 0
+    result = json.loads((tmp_path / "results" / "quant_peers.json").read_text())
+    rows = result["rows"]
+    assert [r["quantizer"] for r in rows] == ["fp32"] + 2 * list(quant_peers.QUANTIZERS)
+    assert result["meta"]["nncf"] == f"not run (no peer python at {missing})"
+    for row in rows:
+        if row["quantizer"] == "nncf":
+            assert row["error"].startswith("nncf: not run (no peer python") and "qdq_agreement" not in row
+        else:
+            assert "error" not in row and row["bytes"] > 0 and 0 < row["min_ms"] <= row["p50_ms"]
+    int8 = [r for r in rows if r["quantizer"] not in ("fp32", "nncf")]
+    for row in int8:
+        assert 0 <= row["qdq_agreement"] <= 1 and 0 <= row["host_accuracy"] <= 1 and row["qdq_cosine"] <= 1.0001
+    fp32 = rows[0]["bytes"]
+    assert all(r["bytes"] < fp32 for r in int8)  # int8 weights
+    assert {g["model"] for g in result["meta"]["edgecnn_gaps"]} == {TINY}
+
+
+def test_ort_defaults_are_per_tensor_and_the_quantizer_honours_per_tensor(tmp_path: Path, data):
+    fp32, family = quant_peers.fp32_model(TINY, data, tmp_path, epochs=0)
+    made = quant_peers.quantizers(quant_peers.Peer(tmp_path / "none"), family, data.calib, tmp_path / "c.npy")
+    sizes = {}
+    for name, granularity in (("ort_default", "per_channel"), ("edgecnn", "per_tensor"), ("edgecnn", "per_channel")):
+        dst = tmp_path / f"{name}.{granularity}.onnx"
+        made[name](fp32, dst, granularity)
+        sizes[name, granularity] = dst.stat().st_size
+    # per-channel weights carry a scale and zero point per output channel: a larger file than per-tensor
+    assert sizes["edgecnn", "per_channel"] > sizes["edgecnn", "per_tensor"]
+    assert sizes["ort_default", "per_channel"] < sizes["edgecnn", "per_channel"]
+
+
+def test_gaps_compare_edgecnn_with_the_best_peer():
+    def row(quantizer: str, granularity: str = "per_channel", **figures: object) -> dict:
+        return {"model": "m", "granularity": granularity, "quantizer": quantizer, **figures}
+
+    rows = [
+        row("ort_default", qdq_agreement=0.9, qdq_accuracy=0.8),
+        row("nncf", qdq_agreement=0.95, qdq_accuracy=0.85),
+        row("edgecnn", qdq_agreement=0.93, qdq_accuracy=0.86),
+        row("nncf", "per_tensor", error="nncf: not run"),
+    ]
+    assert quant_peers.gaps(rows) == [
+        {"model": "m", "granularity": "per_channel", "best_peer": "nncf", "agreement_gap_pts": -2.0,
+         "accuracy_gap_pts": 1.0},
+    ]  # fmt: skip
+
+
+def test_nncf_in_its_venv_quantizes_per_channel_and_per_tensor(tmp_path: Path, data):
+    peer = quant_peers.peer_python(None)
+    if peer.missing:
+        pytest.skip(f"nncf {peer.missing}: make it with `python3.11 -m venv ../venv-nncf && ../venv-nncf/bin/pip "
+                    "install nncf onnx onnxruntime numpy`")  # fmt: skip
+    fp32, _ = quant_peers.fp32_model(TINY, data, tmp_path, epochs=0)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, data.calib)
+    reference = quant_peers.load(fp32).run_all(data.holdout)
+    for granularity in quant_peers.GRANULARITIES:
+        dst = tmp_path / f"nncf.{granularity}.onnx"
+        quant_peers.nncf_quantize(peer, fp32, calib, dst, granularity)
+        # exact QDQ only: on this untrained net NNCF may give an activation a per-channel zero point, which ORT's
+        # fused QLinearConv refuses (the benchmark records such a failure as the row's error)
+        exact = quant_peers.int8_computations(dst, data.holdout, reference, data.labels, kinds=("exact_qdq",))
+        assert 0 <= exact["exact_qdq"]["top1_agreement"] <= 1
+    assert peer.versions["nncf"]
