@@ -49,7 +49,7 @@ HARDER = {
 }
 MODELS = {**HARDER, **TRAINED_FAMILIES}  # the harder ones first: the trained families mostly agree 100%
 QUICK = ("mobilenet", "mobilenet_v1_w025")
-QUANTIZERS = ("ort_default", "ort_reduce_range", "nncf", "edgecnn", "edgecnn_export")
+QUANTIZERS = ("ort_default", "ort_reduce_range", "nncf", "edgecnn", "edgecnn_export", "edgecnn_bias_corrected")
 ROW_OPTIONS = {
     "ort_default": {
         "per_channel": "quant_pre_process, then quantize_static(fp32, out, reader) with ORT's defaults (`ort_defaults` "
@@ -73,7 +73,12 @@ ROW_OPTIONS = {
     "edgecnn_export": {
         "per_channel": "as `edgecnn export` (x86-avx2 profile) calls it: recipe method, bins, percentile and "
         "keep_float, the profile's reduce_range, per_channel=True; no drift repair",
-        "per_tensor": "the same with per_channel=False",
+        "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
+        "equalization first, the profile's reduce_range (off)",
+    },
+    "edgecnn_bias_corrected": {
+        "per_channel": "edgecnn_export + empirical bias correction (the drift repair's technique)",
+        "per_tensor": "edgecnn_export (equalized) + empirical bias correction",
     },
 }
 TFLITE_ROWS = {
@@ -175,8 +180,12 @@ def nncf_quantize(peer: Peer, fp32: Path, calib: Path, dst: Path, granularity: s
     peer.versions = json.loads(done.stdout.strip().splitlines()[-1])["versions"]
 
 
-def edgecnn_quantize(fp32: Path, calib: np.ndarray, dst: Path, per_channel: bool, family: str, export: bool) -> None:
-    """edgecnn's Quantizer with the recipe's method: as is (``reduce_range=False``), or as the export calls it."""
+def edgecnn_quantize(
+    fp32: Path, calib: np.ndarray, dst: Path, per_channel: bool, family: str, export: bool, bias_correct: bool = False
+) -> None:
+    """edgecnn's Quantizer with the recipe's method: as is (``reduce_range=False``), or as the export calls it for a
+    target of that granularity — x86-avx2 per channel, android-nnapi-api28 per tensor (equalized first) — and
+    with ``bias_correct`` the repair's bias correction on top."""
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
     from edgecnn.pipeline.quantize import Quantizer
@@ -186,10 +195,11 @@ def edgecnn_quantize(fp32: Path, calib: np.ndarray, dst: Path, per_channel: bool
         with Quantizer(fp32, calib) as quantizer:
             quantizer.quantize(dst, recipe.method, reduce_range=False, per_channel=per_channel)
         return
-    profile = load_profile("x86-avx2")
-    with Quantizer(fp32, calib, recipe.bins, recipe.percentile) as quantizer:
+    profile = load_profile("x86-avx2" if per_channel else "android-nnapi-api28")
+    options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": bias_correct}
+    with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
         quantizer.quantize(
-            dst, recipe.method, profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes, per_channel
+            dst, recipe.method, profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes
         )
 
 
@@ -224,12 +234,16 @@ def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> 
     def edgecnn_export(fp32: Path, dst: Path, granularity: str) -> None:
         edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True)
 
+    def edgecnn_bias_corrected(fp32: Path, dst: Path, granularity: str) -> None:
+        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, bias_correct=True)
+
     return {
         "ort_default": ort_default,
         "ort_reduce_range": ort_reduce_range,
         "nncf": nncf,
         "edgecnn": edgecnn,
         "edgecnn_export": edgecnn_export,
+        "edgecnn_bias_corrected": edgecnn_bias_corrected,
     }
 
 
