@@ -388,13 +388,14 @@ def measure(
 
 
 def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (model, granularity): edgecnn's exact-QDQ agreement and accuracy minus the best peer's, in points."""
+    """Per (model, granularity): edgecnn's exact-QDQ agreement and accuracy minus the best peer's, in points —
+    edgecnn as the export quantizes (``edgecnn_export``: what a user gets, before any drift repair)."""
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         for granularity in GRANULARITIES:
             group = {r["quantizer"]: r for r in rows if r["model"] == model and r["granularity"] == granularity}
             peers = [r for q, r in group.items() if not q.startswith("edgecnn") and "qdq_agreement" in r]
-            ours = group.get("edgecnn", {})
+            ours = group.get("edgecnn_export", {})
             if not peers or "qdq_agreement" not in ours:
                 continue
             best = max(peers, key=lambda r: (r["qdq_agreement"], r["qdq_accuracy"]))
@@ -423,7 +424,7 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "repair. `qdq_*`: exact QDQ arithmetic (ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
-        "`meta.edgecnn_gaps`: edgecnn minus the best peer, points. `tflite_*` rows (per-channel, int8 I/O): "
+        "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points. `tflite_*` rows (per-channel, int8 I/O): "
         "edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's plain "
         "static_wi8_ai8 (the same tool today: the baseline), judged in LiteRT (XNNPACK, `host_*`, `host_cosine`) "
         "against the fp32 `.tflite`; their latency is LiteRT's, interleaved among themselves."
