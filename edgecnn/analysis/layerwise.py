@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def quantized_activations(qdq_model: Any) -> dict[str, str]:
     return mapping
 
 
-def with_outputs(model: Any, names: list[str], path: Path) -> Path:
+def _with_outputs(model: Any, names: list[str], path: Path) -> Path:
     import onnx
 
     existing = {o.name for o in model.graph.output}
@@ -59,35 +60,42 @@ def with_outputs(model: Any, names: list[str], path: Path) -> Path:
     return path
 
 
-def feed_of(session: Any, images: Inputs) -> dict[str, np.ndarray]:
+def _feed(session: Any, images: Inputs) -> dict[str, np.ndarray]:
     """The samples by the session's input names (one array: its first input)."""
     return dict(images) if isinstance(images, dict) else {session.get_inputs()[0].name: images}
 
 
-def _run_all(path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarray]:
-    """The tensors ``names`` (graph outputs of the model at ``path``) on every sample, with optimizations off."""
+def _batches(path: Path, names: list[str], images: Inputs) -> Iterator[dict[str, np.ndarray]]:
+    """The tensors ``names`` (graph outputs of the model at ``path``) batch by batch over every sample — the
+    model's static batch, else one at a time, the last one without its padding — with optimizations off."""
     from edgecnn.runtime.loader import ort_session
 
     session = ort_session(path, optimization="disable")
-    feed = feed_of(session, as_float(images))
+    feed = _feed(session, as_float(images))
     first = session.get_inputs()[0].shape[0]
-    size = first if isinstance(first, int) and first > 0 else 1  # the model's static batch, else one at a time
-    collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    size = first if isinstance(first, int) and first > 0 else 1
     count = batch_size(images)
     for i in range(0, count, size):
         outs = session.run(names, padded(take(feed, slice(i, i + size)), size))
-        for name, value in zip(names, outs, strict=True):
+        yield {name: value[: count - i] for name, value in zip(names, outs, strict=True)}
+
+
+def _run_all(path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarray]:
+    """The tensors ``names`` (graph outputs of the model at ``path``) on every sample, with optimizations off."""
+    collected: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for batch in _batches(path, names, images):
+        for name, value in batch.items():
             collected[name].append(value)
-    return {n: np.concatenate(v)[:count] for n, v in collected.items()}
+    return {n: np.concatenate(v) for n, v in collected.items()}
 
 
-def run_tensors(model_path: Path, names: list[str], images: Inputs) -> dict[str, np.ndarray]:
-    """Any tensors ``names`` of the ONNX model at ``model_path`` on every sample (graph optimizations off)."""
+def tensor_batches(model_path: Path, names: list[str], images: Inputs) -> Iterator[dict[str, np.ndarray]]:
+    """Any tensors ``names`` of the ONNX model at ``model_path``, batch by batch over every sample (graph
+    optimizations off): for figures that stream over the samples rather than hold every activation."""
     import onnx
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-tensors-") as tmp:
-        path = with_outputs(onnx.load(str(model_path)), names, Path(tmp) / "m.onnx")
-        return _run_all(path, names, images)
+        yield from _batches(_with_outputs(onnx.load(str(model_path)), names, Path(tmp) / "m.onnx"), names, images)
 
 
 def layer_errors(fp32_path: Path, int8_path: Path, images: Inputs) -> list[LayerError]:
@@ -105,12 +113,12 @@ def layer_errors(fp32_path: Path, int8_path: Path, images: Inputs) -> list[Layer
     tensors = sorted(mapping)
     with tempfile.TemporaryDirectory(prefix="edgecnn-layers-") as tmp:
         ref = _run_all(
-            with_outputs(fp32, [t for t in tensors if t in producers], Path(tmp) / "f.onnx"),
+            _with_outputs(fp32, [t for t in tensors if t in producers], Path(tmp) / "f.onnx"),
             [t for t in tensors if t in producers],
             images,
         )
         got = _run_all(
-            with_outputs(int8, [mapping[t] for t in tensors], Path(tmp) / "q.onnx"),
+            _with_outputs(int8, [mapping[t] for t in tensors], Path(tmp) / "q.onnx"),
             [mapping[t] for t in tensors],
             images,
         )

@@ -11,14 +11,14 @@ is exact, padding included.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecnn.runtime.outputs import Inputs, batch_size, padded, take
+from edgecnn.lowering.onnx.nodes import attribute
+from edgecnn.runtime.outputs import Inputs, batch_size
 
 
 @dataclass
@@ -31,13 +31,7 @@ class Layer:
     source: str  # the input tensor before QuantizeLinear (the same name in the fp32 graph)
     output: str
     weight: np.ndarray  # dequantized
-    attributes: dict[str, Any]
-
-
-def _attributes(node: Any) -> dict[str, Any]:
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    onnx_node: Any  # its geometry: group, pads, strides, dilations (Conv); transB, alpha (Gemm)
 
 
 def quantized_layers(int8: Any) -> list[Layer]:
@@ -60,7 +54,7 @@ def quantized_layers(int8: Any) -> list[Layer]:
         if feed is not None and feed.op_type == "DequantizeLinear":
             q = producers.get(feed.input[0])
             source = q.input[0] if q is not None and q.op_type == "QuantizeLinear" else source
-        layers.append(Layer(node.name, node.op_type, source, node.output[0], weight, _attributes(node)))
+        layers.append(Layer(node.name, node.op_type, source, node.output[0], weight, node))
     return layers
 
 
@@ -71,7 +65,7 @@ def _dequantized(dq: Any, constants: dict[str, np.ndarray]) -> np.ndarray:
     zero = constants[dq.input[2]].astype(np.float64) if len(dq.input) > 2 and dq.input[2] else np.zeros_like(scale)
     if scale.size == 1:
         return (q - zero.reshape(())) * scale.reshape(())
-    axis = int(_attributes(dq).get("axis", 1)) % q.ndim
+    axis = int(attribute(dq, "axis", 1)) % q.ndim
     shape = [1] * q.ndim
     shape[axis] = -1
     return (q - zero.reshape(shape)) * scale.reshape(shape)
@@ -97,41 +91,28 @@ def _run(
 ) -> None:
     """Add ``sign`` × each tensor of ``tensors`` (key → its name in this model) over ``images`` to ``means`` under
     its key (graph optimizations off), through ``activations[key]`` (low, high) clipping where given."""
-    import onnx
+    from edgecnn.analysis.layerwise import tensor_batches
 
-    from edgecnn.analysis.layerwise import feed_of, with_outputs
-    from edgecnn.runtime.loader import ort_session
-
-    with tempfile.TemporaryDirectory(prefix="edgecnn-bias-") as tmp:
-        names = list(tensors.values())
-        session = ort_session(with_outputs(onnx.load(str(path)), names, Path(tmp) / "m.onnx"), optimization="disable")
-        feed = feed_of(session, images)
-        first = session.get_inputs()[0].shape[0]
-        size = first if isinstance(first, int) and first > 0 else 1
-        count = batch_size(images)
-        for start in range(0, count, size):
-            outs = session.run(names, padded(take(feed, slice(start, start + size)), size))
-            real = min(size, count - start)
-            for key, value in zip(tensors, outs, strict=True):
-                bounds = (activations or {}).get(key)
-                value = value if bounds is None else np.clip(value, *bounds)
-                means.add(key, sign * value[:real])
-    means.count = count
+    for batch in tensor_batches(path, list(tensors.values()), images):
+        for key, name in tensors.items():
+            bounds = (activations or {}).get(key)
+            value = batch[name] if bounds is None else np.clip(batch[name], *bounds)
+            means.add(key, sign * value)
+    means.count = batch_size(images)
 
 
 def _carried(layer: Layer, difference: np.ndarray) -> np.ndarray:
     """The mean per output channel of ``layer``'s int8 weights applied to an input ``difference`` (mean map over
     samples, C × H × W or C), bias left out: exact for Conv with pads, strides, dilations and groups."""
-    w = layer.weight
+    w, node = layer.weight, layer.onnx_node
     if layer.op_type == "Gemm":
-        a = layer.attributes
-        matrix = w.T if a.get("transB", 0) else w  # y = x @ matrix
-        return difference.reshape(-1) @ matrix * a.get("alpha", 1.0)
-    groups = int(layer.attributes.get("group", 1))
+        matrix = w.T if attribute(node, "transB", 0) else w  # y = x @ matrix
+        return difference.reshape(-1) @ matrix * attribute(node, "alpha", 1.0)
+    groups = int(attribute(node, "group", 1))
     kh, kw = w.shape[2:]
-    pads = list(layer.attributes.get("pads", [0, 0, 0, 0]))
-    strides = list(layer.attributes.get("strides", [1, 1]))
-    dilations = list(layer.attributes.get("dilations", [1, 1]))
+    pads = list(attribute(node, "pads", [0, 0, 0, 0]))
+    strides = list(attribute(node, "strides", [1, 1]))
+    dilations = list(attribute(node, "dilations", [1, 1]))
     c, h, wd = difference.shape
     padded_map = np.pad(difference, ((0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     out_h = (h + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) // strides[0] + 1

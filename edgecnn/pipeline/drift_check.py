@@ -47,12 +47,13 @@ def host_latency_ms(path: Path, runs: int = 20) -> float:
     return float(np.median(times))
 
 
-def int8_speed(ctx: ExportContext, basis: str) -> dict[str, Any] | None:
+def int8_speed(ctx: ExportContext, basis: str, int8_ms: float | None = None) -> dict[str, Any] | None:
     """int8 against fp32 latency on the target: measured (ORT, 1 thread) when the target is this host's kind of
-    kernels, else predicted by the profile's latency model from the graphs; None when it cannot be costed."""
+    kernels (``int8_ms`` when the repair measured it already), else predicted by the profile's latency model
+    from the graphs; None when it cannot be costed."""
     fp32, int8 = ctx.artifact("fp32_onnx"), ctx.artifact("int8_onnx")
     if basis == HOST_KERNELS:
-        fp32_ms, int8_ms = host_latency_ms(fp32), host_latency_ms(int8)
+        fp32_ms, int8_ms = host_latency_ms(fp32), int8_ms or host_latency_ms(int8)
         how = "measured on this host, ORT, 1 thread, median of 20"
     else:
         from edgecnn.costs.op_costs import onnx_op_costs
@@ -137,7 +138,7 @@ def check_drift(ctx: ExportContext) -> DriftResult:
         record["fix"] = _repair(ctx, result, int8_path, verdict, computations, evaluate, data.images, basis)
         verdict, computations = record["fix"]["verdict"], record["fix"].pop("computations")
     record.update(final=verdict, passed=verdict["passed"] if not reasons else None)
-    speed = int8_speed(ctx, basis)
+    speed = int8_speed(ctx, basis, record.get("fix", {}).get("latency_ms_after"))
     if speed is not None:
         record["speed"] = speed
         if speed["faster"] == "fp32":

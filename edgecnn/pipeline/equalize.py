@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.lowering.onnx.nodes import attribute
+
 SWEEPS = 4
 PARITY = 1e-4  # the largest relative change of any output the equalized fp32 graph may show
 # headroom kept under a ReLU6's 6 for samples beyond the calibration set's largest (at 1.25, 5% of held-out digits
@@ -32,15 +34,6 @@ class Pair:
     second: Any
     activation: str  # "Relu", "Relu6" or "" (nothing in between)
     tensor: str  # ``first``'s output (before the activation)
-
-
-def _attribute(node: Any, name: str, default: Any) -> Any:
-    import onnx
-
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
 
 
 def _clip_bounds(node: Any, constants: dict[str, np.ndarray]) -> tuple[float, float] | None:
@@ -68,7 +61,7 @@ def _activation(node: Any, constants: dict[str, np.ndarray]) -> str | None:
 
 def _channels_in(conv: Any, weight: np.ndarray) -> int:
     """How many input channels a Conv reads (its weight's dim 1 × groups)."""
-    return weight.shape[1] * int(_attribute(conv, "group", 1))
+    return weight.shape[1] * int(attribute(conv, "group", 1))
 
 
 def find_pairs(model: Any) -> list[Pair]:
@@ -100,7 +93,7 @@ def find_pairs(model: Any) -> list[Pair]:
         if after is None or after.op_type != "Conv" or after.input[1] not in constants:
             continue
         w1, w2 = constants[first.input[1]], constants[after.input[1]]
-        groups = int(_attribute(after, "group", 1))
+        groups = int(attribute(after, "group", 1))
         depthwise = groups == w1.shape[0] and w2.shape[1] == 1
         if (groups == 1 or depthwise) and _channels_in(after, w2) == w1.shape[0]:
             pairs.append(Pair(first, after, activation, tensor))
@@ -127,7 +120,7 @@ def equalize(model: Any, maxima: dict[str, np.ndarray]) -> dict[str, Any]:
         for pair in pairs:
             w1 = numpy_helper.to_array(initializers[pair.first.input[1]]).astype(np.float64)
             w2 = numpy_helper.to_array(initializers[pair.second.input[1]]).astype(np.float64)
-            depthwise = int(_attribute(pair.second, "group", 1)) > 1
+            depthwise = int(attribute(pair.second, "group", 1)) > 1
             r1, r2 = _ranges(w1, 0), _ranges(w2, 0 if depthwise else 1)
             scale = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.where(r2 > 0, r2, 1)), 1.0)
             if pair.activation == "Relu6":
@@ -176,7 +169,7 @@ def equalize_file(path: Any, images: Any) -> dict[str, Any]:
     left as it was (and said why) when its outputs would move by more than :data:`PARITY` of their range."""
     import onnx
 
-    from edgecnn.analysis.layerwise import run_tensors
+    from edgecnn.analysis.layerwise import tensor_batches
     from edgecnn.runtime.loader import load
 
     model = onnx.load(str(path))
@@ -184,8 +177,11 @@ def equalize_file(path: Any, images: Any) -> dict[str, Any]:
     if not pairs:
         return {"pairs": 0, "applied": False, "why": "no Conv → ReLU/ReLU6 → Conv chain"}
     tensors = sorted({p.tensor for p in pairs if p.activation == "Relu6"})
-    values = run_tensors(path, tensors, images) if tensors else {}
-    maxima = {t: v.max(axis=tuple(d for d in range(v.ndim) if d != 1)).astype(np.float64) for t, v in values.items()}
+    maxima: dict[str, np.ndarray] = {}
+    for batch in tensor_batches(path, tensors, images) if tensors else ():
+        for name, values in batch.items():
+            peak = values.max(axis=tuple(d for d in range(values.ndim) if d != 1)).astype(np.float64)
+            maxima[name] = np.maximum(maxima[name], peak) if name in maxima else peak
     before = load(path).run_all(images)
     info = equalize(model, maxima)
     candidate = path.with_name(f"{path.stem}.equalized.onnx")

@@ -8,23 +8,15 @@ from typing import Any
 import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from edgecnn.errors import UsageError
+from edgecnn.lowering.onnx.nodes import attribute
 from edgecnn.lowering.tflite.builder import GraphBuilder
 from edgecnn.lowering.tflite.layout import canonical_layout, layout_tag, permute, same_memory_order
 
 OP = schema.BuiltinOperator
 ACT = schema.ActivationFunctionType
-
-
-def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    """The value of attribute ``name`` of ``node`` (strings decoded), or ``default``."""
-    for attr in node.attribute:
-        if attr.name == name:
-            value = helper.get_attribute_value(attr)
-            return value.decode() if isinstance(value, bytes) else value
-    return default
 
 
 def node_label(node: onnx.NodeProto) -> str:
