@@ -55,6 +55,22 @@ def _int_list(value: str | None) -> tuple[int, ...] | None:
         raise click.BadParameter(f"expected a comma list of integers, got '{value}'") from None
 
 
+def _typed_names() -> set[str]:
+    """The parameters of the running command the user typed (not left at their default)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    defaulted = (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    return {p.name for p in ctx.command.params if p.name and ctx.get_parameter_source(p.name) not in defaulted}
+
+
+def _typed(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` less those the user left at their default: the API's defaults (the same values, held equal by
+    tests/test_cli.py) then apply, and the run knows which options were typed (edgecnn/applies.py)."""
+    typed = _typed_names()
+    return {name: value for name, value in options.items() if name in typed}
+
+
 def _knob_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """One option per scaling knob of the knob table (edgecnn/models/knobs.py), in its order: ``--width`` …"""
     for knob in reversed(KNOBS.values()):
@@ -324,7 +340,9 @@ def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **
     from edgecnn.progress import RichReporter
 
     try:
-        result = run_export(model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **options)
+        result = run_export(
+            model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **_typed(options)
+        )
     except PartialExportError as error:  # the formats made are written: show them, then the error line, exit 4
         _show_export(error.result, as_json)
         raise
@@ -440,7 +458,9 @@ Examples:
 @click.option("--profile", "-p", help="Target device profile [default: the one in TARGET's manifest].")
 @click.option("--min-agreement", type=float, default=0.99, show_default=True, help="Minimum top-1 agreement.")
 @click.option(
+    "--max-drop",
     "--max-accuracy-drop",
+    "max_accuracy_drop",
     type=float,
     default=1.0,
     show_default=True,
@@ -491,10 +511,11 @@ def drift(
     from edgecnn.files import check_suffix
 
     judging = {name: options.pop(name) for name in TASK_OPTIONS}
-    judging["tasks"] = judging.pop("task")
-    thresholds = Thresholds(
-        min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine, **judging
-    )
+    judging.update(min_agreement=min_agreement, max_accuracy_drop=max_accuracy_drop, min_cosine=min_cosine)
+    typed = _typed(judging)
+    if "task" in typed:
+        typed["tasks"] = typed.pop("task")
+    thresholds = Thresholds.of(**typed)
     check_suffix(options["chart"], ".png", "a PNG chart")
     if options["fix"]:  # before the per-layer chart is written
         check_source(options["calib"])
@@ -546,7 +567,7 @@ phase spoils one pass of one artifact rather than its only measurement.
 
 
 @cli.command(help=BENCH_HELP, short_help="Time artifacts here or on a device over SSH (p50/p90/p99, RSS).")
-@click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("artifacts", nargs=-1)
 @click.option("--host", metavar="[USER@]HOST", help="Run on this device over SSH [default: here].")
 @click.option("--port", type=int, help="SSH port [default: 22 or ~/.ssh/config].")
 @click.option("--identity", "-i", type=click.Path(path_type=Path), help="SSH private key.")
@@ -560,7 +581,7 @@ phase spoils one pass of one artifact rather than its only measurement.
 @click.option("--budget-s", type=float, help="Stop timing after this many seconds of runs.")
 @click.option(
     "--rounds",
-    type=click.IntRange(min=1),
+    type=int,
     default=1,
     show_default=True,
     help="Time the whole list this many times, round-robin; report the min of the minima and the median p50.",
@@ -573,7 +594,7 @@ phase spoils one pass of one artifact rather than its only measurement.
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def bench(
-    artifacts: tuple[Path, ...],
+    artifacts: tuple[str, ...],
     suite: str | None,
     profile: str | None,
     out: Path | None,
@@ -586,6 +607,7 @@ def bench(
     from edgecnn.errors import UsageError
     from edgecnn.files import check_output_file
 
+    api.check_options(_typed_names(), artifacts, options["host"], suite, out)
     if out:
         check_output_file(out, force, inputs=[*artifacts, options["inputs"]])
 
@@ -604,8 +626,6 @@ def bench(
 
         payload: Any = bench_probe_suite(profile, out, **options)
     else:
-        if profile:
-            raise UsageError("--profile applies to --suite probes: ARTIFACTs are timed as they are")
         payload = api.bench(artifacts, **options)
         if out:
             api.write_json_atomic(out, payload)
@@ -760,12 +780,14 @@ def plan(
     from edgecnn.analysis.planner import PLANNABLE, grid_size
     from edgecnn.analysis.planner import plan as run_plan
     from edgecnn.analysis.plots import plan_chart
+    from edgecnn.applies import Rules, check_applies
     from edgecnn.errors import UnknownNameError
     from edgecnn.files import check_output_file, check_suffix, ensure_writable_dir
     from edgecnn.progress import RichReporter
 
     if not grid_size(family):
         raise UnknownNameError("planner family", family, PLANNABLE)
+    check_applies(Rules("plan", {"force": ("chart",)}), _typed_names(), {"chart"} if chart else set())
     if chart:
         check_suffix(chart, ".png", "a PNG chart")
         check_output_file(chart, force, inputs=[profile])

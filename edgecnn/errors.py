@@ -37,6 +37,10 @@ class UsageError(EdgecnnError):
     """Bad input: unknown names, bad option values, unreadable files."""
 
 
+class UnusedOptionError(UsageError):
+    """An option given for a path the run does not take (edgecnn/applies.py): never ignored, never a warning."""
+
+
 class UnknownNameError(UsageError):
     """A name that is not in a registry, with a did-you-mean suggestion."""
 

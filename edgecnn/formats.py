@@ -102,21 +102,6 @@ def parse_formats(text: str | None, profile_formats: Iterable[str]) -> tuple[str
     return tuple(dict.fromkeys([ALWAYS, *chosen]))
 
 
-def check_format_options(formats: Iterable[str], given: dict[str, object]) -> None:
-    """Fail when an option that applies to one format only is given (not None/False) without that format."""
-    chosen = set(formats)
-    for fmt in FORMATS.values():
-        if fmt.name in chosen:
-            continue
-        for option in fmt.options:
-            if given.get(option) not in (None, False):
-                flag = "--" + option.replace("_", "-")
-                raise UsageError(
-                    f"{flag} applies to --format {fmt.name}, which this export does not make "
-                    f"(formats: {', '.join(formats)}); add {fmt.name} to --format or drop {flag}"
-                )
-
-
 def stage_formats() -> dict[str, tuple[str, ...]]:
     """Stage name → the formats whose artifacts it makes (a stage runs when one of them is chosen)."""
     made: dict[str, tuple[str, ...]] = {}

@@ -90,8 +90,6 @@ def test_export_summary_table(tmp_path):
         "resnet18",
         "--resolution",
         "32",
-        "--calib-size",
-        "4",
         "--no-quantize",
         "--format",
         "onnx",

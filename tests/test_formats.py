@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from edgecnn.applies import check_applies
 from edgecnn.bench import harness
 from edgecnn.config.profiles import PROFILE_SCHEMA, RUNTIMES
 from edgecnn.errors import UsageError
-from edgecnn.formats import FORMATS, SUFFIXES, check_format_options, parse_formats, require_format, stage_formats
+from edgecnn.formats import FORMATS, SUFFIXES, parse_formats, require_format, stage_formats
+from edgecnn.pipeline.context import RULES
 from edgecnn.pipeline.stages import STAGES, artifact_order
 
 
@@ -45,11 +47,11 @@ def test_parse_formats():
 
 @pytest.mark.parametrize(("option", "value"), [("nchw_io", True), ("tflite_io", "float")])
 def test_format_options_need_their_format(option, value):
-    check_format_options(("onnx", "tflite"), {option: value})
-    check_format_options(("onnx",), {option: None, "nchw_io": False})
+    """The format table's options column drives the export's rules: given without the format, an error."""
+    check_applies(RULES, [option], {"int8", "format:onnx", "format:tflite"})
     flag = "--" + option.replace("_", "-")
-    with pytest.raises(UsageError, match=f"{flag} applies to --format tflite"):
-        check_format_options(("onnx", "ort"), {option: value})
+    with pytest.raises(UsageError, match=f"{flag} applies to --format tflite, but this export does not make it"):
+        check_applies(RULES, [option], {"int8", "format:onnx", "format:ort"})
 
 
 def test_unknown_suffix_names_the_known_ones(tmp_path):

@@ -12,11 +12,12 @@ import numpy as np
 
 from edgecnn.analysis.metrics import accuracy, max_abs_error, mean_cosine, sqnr_db
 from edgecnn.analysis.task_detection import DECODERS, joined
-from edgecnn.analysis.tasks import TRUTH_TASKS, output_tasks, parse_tasks, task
+from edgecnn.analysis.tasks import TRUTH_TASKS, check_task_options, output_tasks, parse_tasks, task
 from edgecnn.runtime.outputs import Outputs, as_outputs, matched
 
 HOST_KERNELS, EXACT_QDQ = "host_kernels", "exact_qdq"
 VNNI_FEATURES = {"avx512_vnni", "avx_vnni"}
+FLAGS = {"tasks": "--task", "max_accuracy_drop": "--max-drop"}  # Thresholds fields whose flag is not their name
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class Thresholds:
     score_threshold: float = 0.25
     nms_iou: float = 0.45
     tasks: str | None = None
+    # the fields a user gave (Thresholds.of): one only a task reads, given when no output has that task, is an error
+    given: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
+
+    @classmethod
+    def of(cls, **given: Any) -> Thresholds:
+        """Thresholds from the options a user gave (the others at their defaults), remembering which were given."""
+        return cls(**given, given=frozenset(given))
 
     def __post_init__(self) -> None:
         from edgecnn.errors import UnknownNameError, UsageError
@@ -55,7 +63,7 @@ class Thresholds:
             if not 0 <= value <= 1:
                 raise UsageError(f"{flag} must be between 0 and 1, got {value}")
         if not self.max_accuracy_drop >= 0:  # NaN too
-            raise UsageError(f"--max-accuracy-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
+            raise UsageError(f"--max-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
         if self.min_cosine is not None and not -1 <= self.min_cosine <= 1:
             raise UsageError(f"--min-cosine must be between -1 and 1, got {self.min_cosine}")
         for flag, value in (("--mask-threshold", self.mask_threshold), ("--score-threshold", self.score_threshold)):
@@ -67,7 +75,7 @@ class Thresholds:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "given"}
 
 
 def int8_basis(arch: str, features: tuple[str, ...] | list[str]) -> str:
@@ -125,6 +133,7 @@ def output_figures(
     thresholds = thresholds or Thresholds()
     pairs = matched(reference, target, "drift")
     chosen = output_tasks({name: ref.shape for name, ref, _ in pairs}, parse_tasks(thresholds.tasks))
+    check_task_options(thresholds.given, {name: c["task"] for name, c in chosen.items()}, FLAGS)
     if thresholds.decoder == "boxes-scores":  # the two detection outputs are judged as one head
         pairs, chosen = _joined_detection(pairs, chosen)
     result = {}

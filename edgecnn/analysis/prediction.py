@@ -32,6 +32,11 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
         fix = "check the model in ONNX Runtime: a graph it cannot run has no latency to predict"
         trial_run(model, "ONNX model", fix)
         return costs
+    if ":" in model:  # torchvision:NAME, timm:NAME, package.module:factory — not in the zoo's cost tables
+        raise UsageError(
+            f"predict takes a zoo name or an .onnx file, not {model}: export it first (edgecnn export {model} "
+            "--format onnx --no-quantize --out DIR) and predict DIR/model.fp32.onnx"
+        )
     from edgecnn.costs.torch_op_costs import zoo_op_costs
 
     return zoo_op_costs(model, dtype or "fp32", **given)[0]

@@ -286,6 +286,13 @@ def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
     return missed
 
 
+OPTIONS = (
+    "min_f1",
+    "min_recall",
+    "decoder",
+    "score_threshold",
+    "nms_iou",
+)  # the Thresholds fields only this task reads: given for a model without one, an error
 HEADLINE = "f1"  # the figure a report shows first and the repair optimises
 SHOWN = (
     ("f1", "F1"),

@@ -33,5 +33,6 @@ def failures(figs: Mapping[str, Any], thresholds: Any) -> list[str]:
     return [f"cosine {short_of(figs['cosine'], floor)}"] if figs["cosine"] < floor else []
 
 
+OPTIONS = ("min_cosine",)  # the Thresholds fields only this task reads: given for a model without one, an error
 HEADLINE = "cosine"  # the figure a report shows first and the repair optimises
 SHOWN = (("relative_error", "max error / range"),)  # (figure, label) a report shows

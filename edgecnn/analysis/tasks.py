@@ -9,7 +9,7 @@ int8 outputs with the fp32 reference's.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 # The tasks, one module each: figures(reference, target, thresholds), failures(figures, thresholds), HEADLINE, SHOWN,
-# and optionally against_labels(reference, target, labels, thresholds) for the ground truth TRUTH_TASKS gives it.
+# OPTIONS (the thresholds only it reads), and optionally against_labels(reference, target, labels, thresholds) for
+# the ground truth TRUTH_TASKS gives it.
 TASK_MODULES = {
     "classification": "edgecnn.analysis.task_classification",
     "segmentation": "edgecnn.analysis.task_segmentation",
@@ -40,6 +41,7 @@ class Task:
     failures: Callable[[Mapping[str, Any], Any], list[str]]  # (figures, thresholds) → sentences
     headline: str  # the figure a report shows first and the repair optimises
     shown: tuple[tuple[str, str], ...]  # (figure, label) a report shows for an output of this task
+    options: tuple[str, ...]  # the Thresholds fields only this task reads (--min-miou …)
     # (reference, target, ground truth of its TRUTH_TASKS kind, thresholds) → its figures against it, when it has any
     against_labels: Callable[[np.ndarray, np.ndarray, np.ndarray, Any], dict[str, Any]] | None = None
 
@@ -53,8 +55,34 @@ def task(name: str) -> Task:
         raise UnknownNameError("task", name, sorted(TASK_MODULES))
     module = importlib.import_module(TASK_MODULES[name])
     return Task(
-        name, module.figures, module.failures, module.HEADLINE, module.SHOWN, getattr(module, "against_labels", None)
+        name,
+        module.figures,
+        module.failures,
+        module.HEADLINE,
+        module.SHOWN,
+        module.OPTIONS,
+        getattr(module, "against_labels", None),
     )
+
+
+def option_scopes(*also: str) -> dict[str, tuple[str, ...]]:
+    """Each task-only option → the scopes it needs (edgecnn/applies.py): ``also``, then ``task:NAME`` of the tasks
+    that read it (joined by ``|``: any of them)."""
+    readers: dict[str, list[str]] = {}
+    for name in TASK_MODULES:
+        for option in task(name).options:
+            readers.setdefault(option, []).append(f"task:{name}")
+    return {option: (*also, "|".join(names)) for option, names in readers.items()}
+
+
+def check_task_options(given: Iterable[str], tasks: Mapping[str, str], flags: Mapping[str, str] | None = None) -> None:
+    """A task-only option given when no output has its task (``tasks``: output → task) is an error naming the
+    outputs' tasks, e.g. --min-miou for a classifier."""
+    from edgecnn.applies import Rules, check_applies
+
+    taken = {f"task:{name}" for name in tasks.values()}
+    shown = ", ".join(f"{name} ({output})" for output, name in tasks.items())
+    check_applies(Rules("drift", option_scopes(), flags), given, taken, why=f"the outputs are judged as {shown}")
 
 
 def summary(figs: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from edgecnn.applies import Rules, check_applies
 from edgecnn.bench.child import run_child
 from edgecnn.bench.harness import DEFAULT_WARMUP
 from edgecnn.bench.remote import Session, SshTarget, check_seconds
@@ -29,27 +30,61 @@ RESULTS_SCHEMA = "edgecnn-bench-results/1"
 TIMING_KEYS = ("runs", "min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms", "peak_rss_mb")
 ROUND_KEYS = ("rounds", "round_p50_ms")  # present when the suite ran in several rounds
 
+# The bench options that apply to one path only (edgecnn/applies.py): given without it, an error.
+RULES = Rules(
+    "bench",
+    {
+        **dict.fromkeys(("port", "identity", "known_hosts", "connect_timeout"), ("host",)),
+        "profile": ("suite",),
+        "inputs": ("artifacts",),
+        "no_xnnpack": ("tflite",),
+        "force": ("out",),
+    },
+    flags={"inputs": "--input"},
+)
+
+
+def check_options(
+    given: Iterable[str],
+    artifacts: Sequence[str | Path],
+    host: str | None,
+    suite: str | None,
+    out: str | Path | None = None,
+) -> None:
+    """The options ``given`` must apply to this run: SSH ones to a --host, --profile to --suite, --input to
+    ARTIFACTs, --no-xnnpack to a .tflite, --force to --out."""
+    tflite = suite is not None or any(Path(a).suffix.lower() == ".tflite" for a in artifacts)
+    paths = {
+        "host": host is not None,
+        "suite": suite is not None,
+        "artifacts": suite is None,
+        "tflite": tflite,
+        "out": out is not None,
+    }
+    check_applies(RULES, given, {name for name, taken in paths.items() if taken})
+
 
 def _check_artifacts(artifacts: Iterable[str | Path]) -> list[Path]:
-    paths = [Path(a) for a in artifacts]
-    if not paths:
+    if not artifacts:
         raise UsageError(f"no artifact to benchmark: give one or more files ({known_suffixes()})")
-    for path in paths:
-        check_file(path, "artifact")
-        require_format(path)
-    return paths
+    for artifact in artifacts:  # as given: Path("") would be the current directory
+        check_file(artifact, "artifact")
+        require_format(artifact)
+    return [Path(a) for a in artifacts]
 
 
 MAX_THREADS = 256  # more threads than any edge device has cores: a typo, and each one costs a stack
+MAX_RUNS = 1_000_000  # timed (or warm-up) runs: beyond, a typo that would run for hours; --budget-s bounds time
+MAX_ROUNDS = 1_000
 
 
 def _harness_options(threads: int, runs: int | None, warmup: int, budget_s: float | None, xnnpack: bool) -> list[str]:
     if not 1 <= threads <= MAX_THREADS:
         raise UsageError(f"--threads must be between 1 and {MAX_THREADS} (one per core of the device), not {threads}")
-    if runs is not None and runs < 1:
-        raise UsageError(f"--runs must be >= 1, not {runs}")
-    if warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, not {warmup}")
+    if runs is not None and not 1 <= runs <= MAX_RUNS:
+        raise UsageError(f"--runs must be between 1 and {MAX_RUNS:,}, not {runs} (--budget-s bounds the time instead)")
+    if not 0 <= warmup <= MAX_RUNS:
+        raise UsageError(f"--warmup must be between 0 and {MAX_RUNS:,}, not {warmup}")
     if budget_s is not None and not budget_s > 0:
         raise UsageError(f"--budget-s must be > 0, not {budget_s:g}")
     options = ["--compact", "--threads", str(threads), "--warmup", str(warmup)]
@@ -208,19 +243,16 @@ def bench(
     """
     paths = _check_artifacts(artifacts)
     options = _harness_options(threads, runs, warmup, budget_s, xnnpack)
-    if rounds < 1:
-        raise UsageError(f"--rounds must be >= 1, not {rounds}")
+    if not 1 <= rounds <= MAX_ROUNDS:
+        raise UsageError(f"--rounds must be between 1 and {MAX_ROUNDS:,}, not {rounds}")
     input_path = Path(inputs) if inputs is not None else None
     if input_path is not None and (input_path.suffix != ".npy" or not input_path.is_file()):
         raise UsageError(f"--input must be an existing .npy file, not {inputs}")
     check_seconds("--timeout", timeout)
     report = progress or (lambda message: None)
     target = None
-    ssh = (("--port", port), ("--identity", identity), ("--known-hosts", known_hosts))
-    ssh_given = [flag for flag, value in ssh if value is not None]
-    if host is None and ssh_given:  # here, no SSH: they would be ignored
-        verb, them = ("apply", "them") if len(ssh_given) > 1 else ("applies", "it")
-        raise UsageError(f"{', '.join(ssh_given)} {verb} to a device over SSH: add --host USER@HOST, or drop {them}")
+    ssh = (("port", port), ("identity", identity), ("known_hosts", known_hosts))
+    check_options([name for name, value in ssh if value is not None], paths, host, None)
     if host is not None:
         target = SshTarget(
             host,

@@ -194,6 +194,12 @@ def _from_file(
     if list(data.shape) != shape:
         raise HarnessError(f"input '{name}' has shape {shape}; the file holds {list(data.shape)}")
     dtype = np.dtype(dtype)
+    if data.dtype.kind not in "biuf":
+        raise HarnessError(f"input '{name}' is {dtype}; the file holds {data.dtype}, not numbers")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise HarnessError(f"input '{name}': the file holds NaN or infinite values; time the model on real numbers")
+    if dtype.kind == "f" and data.dtype.kind != "f":  # int64 pixels fed as float: cast silently, a wrong input
+        raise HarnessError(f"input '{name}' is {dtype}; the file holds {data.dtype}: save it as {dtype}")
     scale, zero_point = quantization
     if dtype.kind in "iu" and data.dtype.kind == "f":
         if not scale:

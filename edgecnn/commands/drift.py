@@ -8,6 +8,7 @@ from typing import Any
 
 from edgecnn.analysis.drift import (
     EXACT_QDQ,
+    FLAGS,
     HOST_KERNELS,
     Thresholds,
     evaluator,
@@ -20,6 +21,8 @@ from edgecnn.analysis.layerwise import layer_errors
 from edgecnn.analysis.layerwise_tflite import rank_tflite
 from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
+from edgecnn.analysis.tasks import option_scopes
+from edgecnn.applies import Rules, check_applies
 from edgecnn.errors import UsageError
 from edgecnn.files import check_output_file, check_suffix, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
@@ -27,6 +30,21 @@ from edgecnn.pipeline.source import parse_input_shapes
 from edgecnn.runtime.outputs import Inputs, Outputs, batch_size, take
 
 LAYER_SAMPLES = 32
+
+# The drift options that apply to one path only (edgecnn/applies.py): given without it, an error.
+RULES = Rules(
+    "drift",
+    {
+        **option_scopes(),
+        "max_accuracy_drop": ("truth",),
+        "calib": ("fix",),
+        "out": ("fix",),
+        "chart": ("layers",),
+        "force": ("named_output",),
+        "fix": ("int8_target",),
+    },
+    FLAGS,
+)
 
 
 def _target_device(target: Artifact, profile: str | None) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
@@ -130,15 +148,15 @@ def drift(
     thresholds = thresholds or Thresholds()
     if limit < 1:
         raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
-    unused = [flag for flag, value in (("--calib", calib), ("--out", out)) if value is not None]
-    if unused and not fix:
-        both = len(unused) > 1
-        raise UsageError(
-            f"{' and '.join(unused)} {'apply' if both else 'applies'} to the repair: add --fix, or leave "
-            f"{'them' if both else 'it'} out"
-        )
-    if chart is not None and not layers:
-        raise UsageError("--chart is the per-layer chart, which --no-layers leaves out: drop one of them")
+    typed = thresholds.given | {
+        name
+        for name, value in (("calib", calib), ("out", out), ("chart", chart), ("force", force), ("fix", fix))
+        if value not in (None, False)
+    }
+    taken = {"fix"} if fix else set()
+    taken |= {"layers"} if layers else set()
+    taken |= {"named_output"} if out is not None or chart is not None else set()
+    check_applies(RULES, typed, taken, known={"fix", "layers", "named_output"})
     suffix = ".tflite" if Path(target).suffix.lower() == ".tflite" else ".onnx"  # a repair has TARGET's format
     if fix:  # before anything is read
         check_suffix(out, suffix, "a TFLite model" if suffix == ".tflite" else "an ONNX model")
@@ -155,9 +173,12 @@ def drift(
     ref = open_artifact(reference, weights, num_classes, in_chans, input_shape=given or tgt.inputs or tgt.input_shape)
     if given is not None and ref.kind != "torch" and tgt.kind != "torch":
         raise UsageError("--input-shape applies to a PyTorch REF or TARGET: model files keep their own input shapes")
+    tflite = _int8_tflite(tgt)
+    check_applies(RULES, typed, {"int8_target"} if tgt.is_qdq or tflite is not None else set(), known={"int8_target"})
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names
+    check_applies(RULES, typed, {"truth"} if labels is not None else set(), known={"truth"}, why="--data has none")
     ref_logits = _aligned(
         ref, tgt, ref.runner().run_all(ref_images), tgt.runner().run_all(take(tgt_images, slice(0, 1)))
     )
@@ -184,7 +205,6 @@ def drift(
             for k in ("top1_agreement", "cosine", "accuracy_drop_points", "passed", "failures", "notes", "thresholds")
         },
     }
-    tflite = _int8_tflite(tgt)
     twin = _fp32_twin(ref, tgt) if qdq or tflite is not None else None
     if (qdq or tflite is not None) and twin is None and (layers or fix):
         report["notes"].append(

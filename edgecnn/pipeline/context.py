@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.drift import Thresholds
+from edgecnn.analysis.tasks import option_scopes
+from edgecnn.applies import Rules, format_needs
 from edgecnn.config.profiles import Profile
 from edgecnn.config.recipes import Recipe
 from edgecnn.data.calibration import CalibrationSet
@@ -18,6 +20,7 @@ from edgecnn.runtime.outputs import Inputs, Outputs
 
 PARITY_THRESHOLD = 1e-4  # max abs error relative to the output's range
 ORT_INT8_THRESHOLD = 1e-6  # the int8 .ort must give the int8 .onnx's outputs
+CHECK_SAMPLES = 4  # calibration samples among the check inputs (all an fp32-only export reads)
 
 
 @dataclass
@@ -64,9 +67,11 @@ class ExportOptions:
     decoder: str = "yolo"
     score_threshold: float = 0.25
     nms_iou: float = 0.45
+    given: frozenset[str] = frozenset()  # the options the caller gave (edgecnn/applies.py holds them to their path)
 
     def thresholds(self) -> Thresholds:
         """The drift thresholds and task choice these options give (an error for nonsense values)."""
+        named = {"max_drop": "max_accuracy_drop", "task": "tasks"}  # ExportOptions → Thresholds field names
         return Thresholds(
             min_agreement=self.min_agreement,
             max_accuracy_drop=self.max_drop,
@@ -80,7 +85,24 @@ class ExportOptions:
             score_threshold=self.score_threshold,
             nms_iou=self.nms_iou,
             tasks=self.task,
+            given=frozenset(named.get(option, option) for option in self.given),
         )
+
+
+# The export options that apply to one path only (edgecnn/applies.py): given without it, an error.
+RULES = Rules(
+    "export",
+    {
+        **{option: ("int8",) for option in ("method", "calib_size", "holdout", "fix", "allow_drift", "task")},
+        **option_scopes("int8"),
+        "max_drop": ("int8", "truth"),
+        **format_needs(),
+        "tflite_io": ("int8", "format:tflite"),
+        "dynamic_batch": ("traced",),
+        "deform": ("deformable",),
+    },
+    flags={"fix": "--fix/--no-fix"},
+)
 
 
 @dataclass
@@ -162,14 +184,14 @@ class ExportContext:
     _check_inputs: Inputs | None = field(default=None, repr=False)
 
     def check_inputs(self) -> Inputs:
-        """The inputs every stage checks on: four calibration samples and two random ones (made once); one array
-        per input name for a model with several."""
+        """The inputs every stage checks on: CHECK_SAMPLES calibration samples and two random ones (made once); one
+        array per input name for a model with several."""
         if self._check_inputs is None:
             rng = np.random.default_rng(self.options.seed + 1)
 
             def checked(samples: np.ndarray) -> np.ndarray:
                 noise = rng.standard_normal((2, *samples.shape[1:])).astype(np.float32)
-                return np.concatenate([samples[:4], noise])
+                return np.concatenate([samples[:CHECK_SAMPLES], noise])
 
             images = self.calib.images
             self._check_inputs = (

@@ -108,17 +108,19 @@ def _task_thresholds(ctx: ExportContext, reference: Outputs, labels: Any, warn: 
     the reference's outputs (a random detector finds nothing), each output's raw figures are recorded instead of
     failing the export: only a judged check holds the task to its data."""
     from edgecnn.analysis.drift import figures
-    from edgecnn.errors import UsageError
+    from edgecnn.errors import UnusedOptionError, UsageError
 
     thresholds = ctx.options.thresholds()
     if not _not_judged_reasons(ctx) or thresholds.tasks == "raw":
         return thresholds
     try:
         figures(reference, reference, labels, (), thresholds)
+    except UnusedOptionError:
+        raise
     except UsageError as error:
         if warn:
             ctx.warn(f"task figures not recorded ({error}): each output's raw figures are")
-        return dataclasses.replace(thresholds, tasks="raw")
+        return dataclasses.replace(thresholds, tasks="raw", given=frozenset())
     return thresholds
 
 

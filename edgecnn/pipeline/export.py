@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
+from edgecnn.applies import check_applies
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
 from edgecnn.data.calibration import load_calibration, load_input_calibration
 from edgecnn.errors import DriftError, EdgecnnError, PartialExportError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
-from edgecnn.formats import ALWAYS, check_format_options, parse_formats, stage_formats
+from edgecnn.formats import ALWAYS, FORMATS, parse_formats, stage_formats
 from edgecnn.models.knobs import KNOBS
-from edgecnn.pipeline.context import ExportContext, ExportOptions, StageResult
+from edgecnn.pipeline.context import CHECK_SAMPLES, RULES, ExportContext, ExportOptions, StageResult
 from edgecnn.pipeline.drift_check import drift_summary
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
@@ -61,11 +62,14 @@ def tool_versions() -> dict[str, str]:
 def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
     """The options of ``export(model, **kwargs)``: the knobs of the knob table go to ``scaling``."""
     scaling = {name: value for name in KNOBS if (value := kwargs.pop(name, None)) is not None}
-    known = {f.name for f in fields(ExportOptions)} - {"scaling"}
+    known = {f.name for f in fields(ExportOptions)} - {"scaling", "given"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise UsageError(f"export() got unknown option(s): {', '.join(unknown)}")
-    return ExportOptions(model=model, scaling=scaling, **kwargs)
+    defaults = {f.name: f.default for f in fields(ExportOptions)}
+    # given: a value, or a flag turned from its default (fix=False); never a flag left as it was (dynamic_batch=False)
+    given = {k for k, v in kwargs.items() if v is not None and not (isinstance(v, bool) and v == defaults.get(k))}
+    return ExportOptions(model=model, scaling=scaling, given=frozenset(given), **kwargs)
 
 
 def _validate(options: ExportOptions) -> None:
@@ -76,8 +80,6 @@ def _validate(options: ExportOptions) -> None:
             f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the dynamo exporter needs ≥ {MIN_OPSET}), "
             f"got {options.opset}"
         )
-    if not options.max_drop >= 0:  # NaN too; Thresholds would name drift's --max-accuracy-drop
-        raise UsageError(f"--max-drop must be ≥ 0 points, got {options.max_drop}")
     options.thresholds()  # raises on nonsense values
     if options.deform is not None and options.deform not in ("native", "custom", "gather"):
         raise UsageError(f"--deform must be native, custom or gather, got '{options.deform}'")
@@ -87,19 +89,6 @@ def _validate(options: ExportOptions) -> None:
         raise UsageError(f"--calib-size must be ≥ 1, got {options.calib_size}")
     if options.holdout < 0:
         raise UsageError(f"--holdout must be ≥ 0 (0 holds nothing out), got {options.holdout}")
-    int8_only = {
-        "--method": options.method,
-        "--tflite-io": options.tflite_io,
-        "--min-cosine": options.min_cosine,
-        "--min-recall": options.min_recall,
-    }
-    ignored = [flag for flag, value in int8_only.items() if value is not None] + ["--allow-drift"] * options.allow_drift
-    if ignored and not options.quantize:
-        them = "them" if len(ignored) > 1 else "it"
-        raise UsageError(
-            f"{', '.join(ignored)} {'apply' if len(ignored) > 1 else 'applies'} to the int8 artifacts, which "
-            f"--no-quantize leaves out: drop --no-quantize, or drop {them}"
-        )
 
 
 def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> ExportResult:
@@ -117,7 +106,9 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     if options.deform is None:
         options.deform = profile.deform
     formats = parse_formats(options.formats, profile.formats)
-    check_format_options(formats, vars(options))
+    static = {"int8", *(f"format:{name}" for name in FORMATS)}
+    taken = {f"format:{name}" for name in formats} | ({"int8"} if options.quantize else set())
+    check_applies(RULES, options.given, taken, known=static)
     scaling = options.scaling
     input_shape = parse_input_shapes(options.input_shape)
     inputs = [options.model if isinstance(options.model, (str, Path)) else None]
@@ -139,8 +130,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     if decision is not None:
         margin = f" less {decision['headroom'] * 100:g}% headroom" if decision.get("headroom") else ""
         source.scaling_origin = f"planner: best expected top-1 within {decision['budget_ms']:g} ms{margin}"
-    if options.dynamic_batch and source.kind == "onnx":
-        raise UsageError("--dynamic-batch applies when tracing; an ONNX MODEL keeps its own input shape")
+    check_applies(RULES, options.given, {"traced"} if source.kind != "onnx" else set(), known={"traced"})
     if source.kind == "onnx":
         from edgecnn.pipeline.onnx_input import check_exportable
 
@@ -155,14 +145,19 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     out = Path(options.out) if options.out is not None else default_out(source.name, profile.name)
     check_output_dir(out, options.force, inputs)
     method = options.method or recipe.method
-    count = options.calib_size or recipe.calibration_size
+    # an fp32-only export reads only the samples its checks run on
+    count, held = (options.calib_size or recipe.calibration_size, options.holdout)
+    if not options.quantize:
+        count, held = CHECK_SAMPLES, 0
     if source.inputs:
         shapes = {name: tuple(shape[1:]) for name, shape in source.inputs.items()}
-        calib, holdout = load_input_calibration(options.calib, shapes, recipe, count, options.holdout, options.seed)
+        calib, holdout = load_input_calibration(options.calib, shapes, recipe, count, held, options.seed)
     else:
         calib, holdout = load_calibration(
-            options.calib, tuple(source.input_shape[1:]), recipe, count, options.holdout, options.seed
+            options.calib, tuple(source.input_shape[1:]), recipe, count, held, options.seed
         )
+    truth = {"truth"} if (holdout if len(holdout) else calib).labels is not None else set()
+    check_applies(RULES, options.given, truth, known={"truth"}, why="the calibration data has none")
     started = time.perf_counter()
     with atomic_output_dir(out, options.force) as tmp, scratch_beside(out) as scratch:
         ctx = ExportContext(

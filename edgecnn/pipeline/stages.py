@@ -22,6 +22,7 @@ from edgecnn.errors import CheckFailedError, UsageError, reading
 from edgecnn.pipeline.context import (
     ORT_INT8_THRESHOLD,
     PARITY_THRESHOLD,
+    RULES,
     ExportContext,
     QuantizeResult,
     SimplifyResult,
@@ -111,6 +112,7 @@ def run_export(ctx: ExportContext) -> StageResult:
     check = {"onnx_checker": "passed", "ort_load": "passed"}
     if source.kind == "onnx":
         _copy_onnx(source.onnx_path, path)
+        _check_deform(ctx, path)
         figures = _adapt_onnx(ctx, path, check)
         outputs = _check_tasks(ctx, graph_outputs(path))
         return StageResult(
@@ -118,16 +120,33 @@ def run_export(ctx: ExportContext) -> StageResult:
         )
     info = export_onnx(source.module, source.inputs or source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
     _check_outputs(path, source.name)
+    _check_deform(ctx, path)
     return StageResult({**info, "outputs": _check_tasks(ctx, graph_outputs(path)), "check": check}, {"exported": path})
+
+
+def _check_deform(ctx: ExportContext, path: Path) -> None:
+    """``--deform`` given for a model without a DeformConv is an error (it would change nothing)."""
+    if "deform" not in ctx.options.given:
+        return
+    import onnx
+
+    from edgecnn.applies import check_applies
+
+    deformable = any(n.op_type == "DeformConv" for n in onnx.load(str(path), load_external_data=False).graph.node)
+    check_applies(RULES, ctx.options.given, {"deformable"} if deformable else set(), known={"deformable"})
 
 
 def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``outputs``, once ``--task`` is found to name only outputs the model has (before calibration and drift, and
-    with --no-quantize too: a typo is never ignored)."""
-    from edgecnn.analysis.tasks import output_tasks, parse_tasks
+    with --no-quantize too: a typo is never ignored), and the task-only options given are for tasks it has."""
+    from edgecnn.analysis.drift import FLAGS
+    from edgecnn.analysis.tasks import check_task_options, output_tasks, parse_tasks
 
     shapes = {o["name"]: tuple(d or 1 for d in o["shape"]) for o in outputs}  # the names are checked, not the sizes
-    output_tasks(shapes, parse_tasks(ctx.options.task))
+    chosen = output_tasks(shapes, parse_tasks(ctx.options.task))
+    if all(d for o in outputs for d in o["shape"][1:]):  # static sizes: these are the drift check's tasks already
+        thresholds = ctx.options.thresholds()
+        check_task_options(thresholds.given, {name: c["task"] for name, c in chosen.items()}, FLAGS)
     return outputs
 
 

@@ -125,9 +125,7 @@ def test_cli_json_and_chart(tmp_path, mobilenet_plan):
 def test_export_of_a_family_runs_the_planner_and_records_it(tmp_path, mobilenet_plan):
     from edgecnn.pipeline.export import export
 
-    result = export(
-        "mobilenet", profile=PROFILE, out=tmp_path / "planned", formats="onnx", quantize=False, holdout=8, calib_size=8
-    )
+    result = export("mobilenet", profile=PROFILE, out=tmp_path / "planned", formats="onnx", quantize=False)
     decision = result.manifest["plan"]
     profile_budget = decision["budget_ms"]
     assert decision["dtype"] == "fp32" and decision["candidates"] == 35
@@ -145,7 +143,5 @@ def test_export_of_a_family_runs_the_planner_and_records_it(tmp_path, mobilenet_
         quantize=False,
         width=0.25,
         resolution=96,
-        holdout=8,
-        calib_size=8,
     )
     assert explicit.manifest["plan"] is None  # explicit scaling: no planning

@@ -94,5 +94,5 @@ def test_merge_rounds_takes_min_of_minima_and_median_of_the_rest():
 
 
 def test_rounds_must_be_positive(probes, tmp_path):
-    with pytest.raises(UsageError, match="--rounds must be >= 1"):
+    with pytest.raises(UsageError, match="--rounds must be between 1 and 1,000, not 0"):
         run_suite(probes, tmp_path / "r.json", "x86-avx2", rounds=0)

@@ -32,8 +32,6 @@ def test_torchvision_segmentation_builds_without_network_and_passes_parity(tmp_p
         input_shape="1,3,64,64",
         formats="onnx",
         quantize=False,
-        calib_size=2,
-        holdout=0,
     )
     manifest = result.manifest
     assert manifest["stages"]["parity"]["status"] == "ok"
@@ -81,8 +79,6 @@ def test_timm_export_with_weights_records_the_preprocessing(tmp_path, no_network
         input_shape="1,3,32,32",
         formats="onnx",
         quantize=False,
-        calib_size=2,
-        holdout=0,
     )
     model = result.manifest["model"]
     assert model["kind"] == "timm" and model["weights"]["path"] == str(weights)

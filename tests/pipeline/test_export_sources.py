@@ -66,8 +66,6 @@ def test_onnx_file_as_model_skips_tracing(tmp_path, tinynet_checkpoint, digits_n
         out=tmp_path / "a",
         weights=tinynet_checkpoint["path"],
         input_shape="1,1,32,32",
-        calib_size=8,
-        holdout=8,
         quantize=False,
         formats="onnx",
     )

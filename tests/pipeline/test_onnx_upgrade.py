@@ -50,10 +50,10 @@ def test_old_torch_export_goes_through_every_stage(tmp_path, opset):
 
 def test_model_at_a_working_opset_is_not_converted_unless_asked(tmp_path):
     given = helper_onnx(tmp_path / "m.onnx", opset=19)
-    kept = export(str(given), out=tmp_path / "a", formats="onnx", quantize=False, **QUICK)
+    kept = export(str(given), out=tmp_path / "a", formats="onnx", quantize=False)
     assert kept.manifest["stages"]["export"]["opset"] == {"original": 19, "working": 19, "converted": False}
     assert "conversion_relative_error" not in kept.manifest["stages"]["export"]["check"]
-    asked = export(str(given), out=tmp_path / "b", formats="onnx", quantize=False, opset=21, **QUICK)
+    asked = export(str(given), out=tmp_path / "b", formats="onnx", quantize=False, opset=21)
     assert asked.manifest["stages"]["export"]["opset"]["working"] == 21
     assert default_opset(onnx.load(str(asked.artifacts["fp32_onnx"]))) == 21
 
@@ -70,7 +70,7 @@ def test_a_conversion_the_converter_cannot_do_names_the_op(tmp_path):
         tmp_path / "m.onnx", {"op_type": "ImageScaler", "inputs": ["x"], "outputs": ["y"], "name": "scaler"}, 7
     )
     with pytest.raises(UsageError) as caught:
-        export(str(given), out=tmp_path / "out", formats="onnx", quantize=False, **QUICK)
+        export(str(given), out=tmp_path / "out", formats="onnx", quantize=False)
     message = str(caught.value)
     assert "cannot be upgraded from opset 7 to 20" in message and "ImageScaler 'scaler'" in message
     assert "\n" not in message and not (tmp_path / "out").exists()
@@ -162,7 +162,7 @@ def test_old_model_with_external_data_is_upgraded_with_its_weights(tmp_path):
     external = tmp_path / "ext" / "net.onnx"
     external.parent.mkdir()
     onnx.save_model(model, str(external), save_as_external_data=True, location="net.onnx.data", size_threshold=0)
-    result = export(str(external), out=tmp_path / "out", formats="onnx", quantize=False, **QUICK)
+    result = export(str(external), out=tmp_path / "out", formats="onnx", quantize=False)
     assert result.manifest["stages"]["export"]["opset"]["converted"]
     assert not list((tmp_path / "out").glob("*.data"))  # weights embedded in the artifact
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
@@ -172,7 +172,7 @@ def test_old_model_with_external_data_is_upgraded_with_its_weights(tmp_path):
 def test_a_free_batch_is_fixed_so_shape_arithmetic_folds_and_reaches_tflite(tmp_path):
     given = view_onnx(tmp_path / "view9.onnx", opset=9)
     assert "Shape" in {n.op_type for n in onnx.load(str(given)).graph.node}
-    result = export(str(given), out=tmp_path / "out", formats="onnx,tflite", quantize=False, **QUICK)
+    result = export(str(given), out=tmp_path / "out", formats="onnx,tflite", quantize=False)
     stages = result.manifest["stages"]
     assert stages["export"]["fixed_dims"] == {"n": 1} and stages["export"]["opset"]["original"] == 9
     assert "Shape" not in {n.op_type for n in onnx.load(str(result.artifacts["fp32_onnx"])).graph.node}

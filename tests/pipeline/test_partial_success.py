@@ -66,7 +66,7 @@ def test_the_cli_shows_what_was_written_then_one_error_line_and_exits_4(tmp_path
 
 
 def test_formats_from_the_profile_skip_tflite_with_a_warning_and_exit_0(tmp_path, unlowerable):
-    result = export(str(unlowerable), out=tmp_path / "out", profile="raspberrypi4", quantize=False, **QUICK)
+    result = export(str(unlowerable), out=tmp_path / "out", profile="raspberrypi4", quantize=False)
     assert "tflite" in result.manifest["formats"]
     assert result.manifest["format_status"]["tflite"]["status"] == "skipped"
     assert any("no .tflite" in w and "GlobalLpPool (pool)" in w for w in result.manifest["warnings"])

@@ -286,6 +286,12 @@ def _tiny(name: str) -> Callable[[Path], Path]:
     return lambda folder: tiny_onnx(folder / name)
 
 
+def _tiny_and_data(folder: Path) -> None:
+    """m.onnx (a 10-class classifier) and d.npz: images, no ground truth."""
+    tiny_onnx(folder / "m.onnx")
+    np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
+
+
 def _two_models(folder: Path) -> None:
     tiny_onnx(folder / "ref.onnx", classes=10)
     tiny_onnx(folder / "target.onnx", classes=5)
@@ -637,7 +643,7 @@ CASES: dict[str, Case] = {
     "bench missing artifact": Case(("bench", "nope.onnx"), "artifact nope.onnx does not exist"),
     "bench directory artifact": Case(("bench", "m.onnx"), "is a directory", _mkdir("m.onnx")),
     "bench suite without profile": Case(("bench", "--suite", "probes"), "needs --profile P and --out"),
-    "bench zero rounds": Case(("bench", "m.onnx", "--rounds", "0"), "--rounds"),
+    "bench zero rounds": Case(("bench", "m.onnx", "--rounds", "0"), "--rounds must be between 1", _tiny("m.onnx")),
     "bench zero threads": Case(
         ("bench", "m.onnx", "--threads", "0"), "--threads must be between 1 and 256", lambda f: tiny_onnx(f / "m.onnx")
     ),
@@ -1065,13 +1071,18 @@ CASES: dict[str, Case] = {
         lambda f: (_outputs_named(("x", "y"))(f), _outputs_named(("y", "z"))(f)),
     ),
     "task of no output without int8": Case(  # was ignored with --no-quantize, found at the drift stage otherwise
-        ("export", "m.onnx", *TINY, "--no-quantize", "--task", "boxes=detection"),
+        ("export", "m.onnx", "--format", "onnx", "--no-quantize", "--task", "boxes=detection"),
+        "--task applies to the int8 artifacts, but --no-quantize leaves them out: drop --no-quantize, or drop --task",
+        _tiny("m.onnx"),
+    ),
+    "task of no output": Case(
+        ("export", "m.onnx", *TINY, "--task", "boxes=detection"),
         "--task names output 'boxes', but the outputs are logits",
         _tiny("m.onnx"),
     ),
     "drift --calib without --fix": Case(  # was ignored, as --out was
         ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--calib", "c.npz", "--out", "r.onnx"),
-        "--calib and --out apply to the repair: add --fix",
+        "--calib, --out apply to the repair, but the repair runs only with --fix: add --fix, or drop them",
         _tiny("m.onnx"),
     ),
     "plan budget beyond any device": Case(  # was exit 0, matplotlib's overflow warnings and a chart of nothing
@@ -1107,8 +1118,8 @@ CASES: dict[str, Case] = {
         ("export", *MV1, "--recipe", "recipe.yaml"), "std: values are of pixels", _recipe(std=[1e-300, 1, 1])
     ),
     "int8 option without int8": Case(  # was ignored: an fp32 export, exit 0
-        ("export", *MV1, "--no-quantize", "--method", "entropy"),
-        "--method applies to the int8 artifacts, which --no-quantize leaves out",
+        ("export", "mobilenet_v1", "--width", "0.25", "--format", "onnx", "--no-quantize", "--method", "entropy"),
+        "--method applies to the int8 artifacts, but --no-quantize leaves them out",
     ),
     "profile budget beyond any device": Case(  # was exit 0 with matplotlib's overflow warnings, as --budget-ms
         ("plan", "mobilenet", "-p", "big.yaml"),
@@ -1117,7 +1128,7 @@ CASES: dict[str, Case] = {
     ),
     "bench SSH option without a host": Case(  # was ignored: timed here
         ("bench", "m.onnx", "--runs", "2", "--port", "2222"),
-        "--port applies to a device over SSH: add --host USER@HOST",
+        "--port applies to a device over SSH, but the run is here: add --host USER@HOST, or drop --port",
         _tiny("m.onnx"),
     ),
     "bench --profile without --suite": Case(
@@ -1127,8 +1138,95 @@ CASES: dict[str, Case] = {
     ),
     "drift --chart with --no-layers": Case(  # was exit 0 and no chart
         ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--no-layers", "--chart", "c.png"),
-        "--chart is the per-layer chart, which --no-layers leaves out",
+        "--chart applies to the per-layer figures, but --no-layers leaves them out: drop --no-layers, or drop --chart",
         _tiny("m.onnx"),
+    ),
+    # every option the run's path does not use is an error (edgecnn/applies.py), the typed default values too
+    "export segmentation option for a classifier": Case(
+        ("export", "m.onnx", *TINY, "--min-miou", "0.5"),
+        "--min-miou applies to a segmentation output, but the outputs are judged as classification (logits): give "
+        "--task OUTPUT=segmentation if one is, or drop --min-miou",
+        _tiny("m.onnx"),
+    ),
+    "export decoder for a classifier": Case(  # --decoder's default could not be told from a typed one
+        ("export", "m.onnx", *TINY, "--decoder", "yolo"),
+        "--decoder applies to a detection output, but the outputs are judged as classification (logits)",
+        _tiny("m.onnx"),
+    ),
+    "export max drop without ground truth": Case(
+        ("export", "m.onnx", *TINY, "--max-drop", "2"),
+        "--max-drop applies to data with ground truth, but the calibration data has none",
+        _tiny("m.onnx"),
+    ),
+    "export dynamic batch of an ONNX model": Case(
+        ("export", "m.onnx", *TINY, "--dynamic-batch"),
+        "--dynamic-batch applies to a traced model, but an ONNX MODEL keeps its own input shape",
+        _tiny("m.onnx"),
+    ),
+    "export deform lowering of a model without one": Case(
+        ("export", "m.onnx", *TINY, "--deform", "gather"),
+        "--deform applies to a model with deformable convolutions, but this model has no DeformConv: drop --deform",
+        _tiny("m.onnx"),
+    ),
+    "drift detection option for a classifier": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--min-f1", "0.5", "--nms-iou", "0.45"),
+        "--min-f1, --nms-iou apply to a detection output, but the outputs are judged as classification (logits)",
+        _tiny_and_data,
+    ),
+    "drift max drop without ground truth": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--max-drop", "2"),
+        "--max-drop applies to data with ground truth, but --data has none",
+        _tiny_and_data,
+    ),
+    "drift fix of an fp32 target": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--fix"),
+        "--fix applies to an int8 TARGET, but TARGET is not int8",
+        _tiny_and_data,
+    ),
+    "drift force of default names": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--force"),
+        "--force applies to a named output, but the default names beside TARGET are always replaced",
+        _tiny_and_data,
+    ),
+    "bench connect timeout without a host": Case(  # a typed default value is given too
+        ("bench", "m.onnx", "--runs", "2", "--connect-timeout", "10"),
+        "--connect-timeout applies to a device over SSH",
+        _tiny("m.onnx"),
+    ),
+    "bench no-xnnpack without a tflite": Case(
+        ("bench", "m.onnx", "--runs", "2", "--no-xnnpack"),
+        "--no-xnnpack applies to a .tflite, but no ARTIFACT is one",
+        _tiny("m.onnx"),
+    ),
+    "bench force without out": Case(
+        ("bench", "m.onnx", "--runs", "2", "--force"), "--force applies to --out", _tiny("m.onnx")
+    ),
+    "bench input with the suite": Case(
+        ("bench", "--suite", "probes", "--profile", "x86-avx2", "--out", "r.json", "--input", "x.npy"),
+        "--input applies to ARTIFACTs, but --suite builds its own models",
+    ),
+    "plan force without chart": Case(("plan", "mobilenet", "-p", "x86-avx2", "--force"), "--force applies to --chart"),
+    # pass 6's leftovers
+    "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
+    "bench rounds for ever": Case(
+        ("bench", "m.onnx", "--rounds", "100000000"), "--rounds must be between 1 and 1,000", _tiny("m.onnx")
+    ),
+    "bench runs for ever": Case(
+        ("bench", "m.onnx", "--runs", "10000000000"), "--runs must be between 1 and", _tiny("m.onnx")
+    ),
+    "bench input of NaN": Case(
+        ("bench", "m.onnx", "--runs", "2", "--input", "x.npy"),
+        "the file holds NaN or infinite values",
+        lambda f: (tiny_onnx(f / "m.onnx"), np.save(f / "x.npy", np.full((1, 3, 8, 8), np.nan, np.float32))),
+    ),
+    "bench input of int64 for a float input": Case(
+        ("bench", "m.onnx", "--runs", "2", "--input", "x.npy"),
+        "input 'input' is float32; the file holds int64: save it as float32",
+        lambda f: (tiny_onnx(f / "m.onnx"), np.save(f / "x.npy", np.ones((1, 3, 8, 8), np.int64))),
+    ),
+    "predict of a torchvision model": Case(
+        ("predict", "torchvision:resnet18", "-p", "x86-avx2"),
+        "predict takes a zoo name or an .onnx file, not torchvision:resnet18: export it first",
     ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
@@ -1356,7 +1454,7 @@ def test_an_onnx_input_without_a_shape_takes_the_given_one(tmp_path):
         [value("y", TensorProto.FLOAT, [1, 3, 8, 8])],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(tmp_path / "m.onnx"))
-    result = run_export(tmp_path, "m.onnx", "--input-shape", "1,3,8,8", *TINY, "--no-quantize")
+    result = run_export(tmp_path, "m.onnx", "--input-shape", "1,3,8,8", "--format", "onnx", "--no-quantize")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "manifest.json").is_file()
 
