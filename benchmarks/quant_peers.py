@@ -83,8 +83,11 @@ ROW_OPTIONS = {
 }
 TFLITE_ROWS = {
     "tflite_fp32": "edgecnn.lowering.tflite.convert(fp32 ONNX with batch 1): the reference of the tflite rows",
-    "tflite_edgecnn": "TfliteQuantizer(fp32_tflite, calib, layout).quantize_bytes(): static_wi8_ai8, int8 I/O",
-    "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize",
+    "tflite_edgecnn": "TfliteQuantizer(fp32_tflite, calib, layout).quantize_bytes(): static_wi8_ai8, int8 I/O; "
+    "per_tensor: per_channel=False on the equalized graph's lowering (pipeline.stages.equalized_tflite), as the "
+    "export makes it for a per-tensor profile",
+    "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize; "
+    "per_tensor: its weight granularity set to TENSORWISE",
 }
 
 
@@ -297,15 +300,19 @@ def static_batch(fp32: Path) -> Any:
     return onnx.shape_inference.infer_shapes(model)
 
 
-def aeq_plain(fp32: bytes, calib: np.ndarray, layout: str) -> bytes:
-    """ai-edge-quantizer's plain ``static_wi8_ai8`` recipe, calibrated on ``calib``: as its README calls it."""
+def aeq_plain(fp32: bytes, calib: np.ndarray, layout: str, per_channel: bool = True) -> bytes:
+    """ai-edge-quantizer's plain ``static_wi8_ai8`` recipe (its weight granularity TENSORWISE when not
+    ``per_channel``), calibrated on ``calib``: as its README calls it."""
     from ai_edge_quantizer import quantizer, recipe
 
     from edgecnn.lowering.tflite.quantize import SIGNATURE, _quiet, parse, signature_feeds
 
+    rules = recipe.static_wi8_ai8()
+    for rule in rules if not per_channel else ():
+        rule["op_config"]["weight_tensor_config"]["granularity"] = "TENSORWISE"
     with _quiet():
         tool = quantizer.Quantizer(bytearray(fp32))
-        tool.load_quantization_recipe(recipe.static_wi8_ai8())
+        tool.load_quantization_recipe(rules)
         statistics = tool.calibrate({SIGNATURE: signature_feeds(parse(fp32), calib, layout)})
         return bytes(tool.quantize(statistics).quantized_model)
 
@@ -316,41 +323,53 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
     from edgecnn.analysis.drift import figures
     from edgecnn.lowering.tflite import convert
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
-    from edgecnn.pipeline.stages import tflite_graph
+    from edgecnn.pipeline.stages import equalized_tflite, tflite_graph
 
     try:  # as the export lowers it: a DeformConv becomes its gather decomposition, its sampling path float
         graph, float_scopes = tflite_graph(static_batch(fp32))
         lowered = convert(graph)
     except Exception as error:  # an op without a lowering is a finding
         return [{"model": key, "granularity": "per_channel", "quantizer": "tflite_fp32", "error": _first_line(error)}]
-    made = {"tflite_fp32": lambda: lowered.data}
-    made["tflite_edgecnn"] = lambda: (
-        TfliteQuantizer(lowered.data, data.calib, lowered.input_layout, keep_float_scopes=float_scopes)
-        .quantize_bytes()
-        .data
-    )
-    made["tflite_aeq_static_wi8_ai8"] = lambda: aeq_plain(lowered.data, data.calib, lowered.input_layout)
+    layout = lowered.input_layout
+
+    def edgecnn_int8(per_channel: bool) -> bytes:  # as the export makes it: per tensor from the equalized graph
+        source = lowered.data
+        if not per_channel:
+            source = equalized_tflite(graph, data.calib, work)[0] or source
+        return (
+            TfliteQuantizer(source, data.calib, layout, keep_float_scopes=float_scopes, per_channel=per_channel)
+            .quantize_bytes()
+            .data
+        )
+
+    made: dict[tuple[str, str], Any] = {("per_channel", "tflite_fp32"): lambda: lowered.data}
+    for granularity, per_channel in (("per_channel", True), ("per_tensor", False)):
+        made[granularity, "tflite_edgecnn"] = lambda p=per_channel: edgecnn_int8(p)
+        made[granularity, "tflite_aeq_static_wi8_ai8"] = lambda p=per_channel: aeq_plain(
+            lowered.data, data.calib, layout, p
+        )
     paths, rows = {}, []
     reference: Any = None
-    for quantizer, make in made.items():
-        row: dict[str, Any] = {"model": key, "granularity": "per_channel", "quantizer": quantizer}
+    for (granularity, quantizer), make in made.items():
+        row: dict[str, Any] = {"model": key, "granularity": granularity, "quantizer": quantizer}
         try:
-            path = work / f"{key}.{quantizer}.tflite"
+            path = work / f"{key}.{granularity}.{quantizer}.tflite"
             path.write_bytes(make())
             outputs = load(path, layout=lowered.input_layout).run_all(data.holdout)
             reference = outputs if reference is None else reference
             figs = figures(reference, outputs, data.labels)
             row.update(host_agreement=round(figs["top1_agreement"], 4), host_accuracy=round(figs["target_accuracy"], 4))
             row["host_cosine"] = round(figs["cosine"], 4)
-            paths[quantizer] = path
+            paths[granularity, quantizer] = path
         except Exception as error:  # a lowering or quantizer failure is a finding
             row["error"] = _first_line(error)
         rows.append(row)
-    runners = {k: load(p, threads=1, layout=lowered.input_layout) for k, p in paths.items()}
+    runners = {f"{g}/{q}": load(p, threads=1, layout=layout) for (g, q), p in paths.items()}
     timing = interleaved({k: (lambda r=r: r.run_all(data.holdout[:1])) for k, r in runners.items()}, rounds, runs)
     for row in rows:
-        if row["quantizer"] in paths:
-            row.update(timing[row["quantizer"]], bytes=paths[row["quantizer"]].stat().st_size)
+        made_key = (row["granularity"], row["quantizer"])
+        if made_key in paths:
+            row.update(timing[f"{made_key[0]}/{made_key[1]}"], bytes=paths[made_key].stat().st_size)
     return rows
 
 
@@ -424,9 +443,9 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "repair. `qdq_*`: exact QDQ arithmetic (ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
-        "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points. `tflite_*` rows (per-channel, int8 I/O): "
-        "edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's plain "
-        "static_wi8_ai8 (the same tool today: the baseline), judged in LiteRT (XNNPACK, `host_*`, `host_cosine`) "
+        "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points. `tflite_*` rows (per channel and per "
+        "tensor, int8 I/O): edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's "
+        "plain static_wi8_ai8 (the same tool today: the baseline), judged in LiteRT (XNNPACK, `host_*`, `host_cosine`) "
         "against the fp32 `.tflite`; their latency is LiteRT's, interleaved among themselves."
     )
 
@@ -486,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
             for row in model_rows:
                 print(f"  {json.dumps(row)}", flush=True)
-            meta = _meta(args, keys[:done], keys[done:], peer, rounds, runs, len(data.holdout), rows)
+            left = [k for k in MODELS if k not in keys[:done]]  # --only's others too: not measured by this run
+            meta = _meta(args, keys[:done], left, peer, rounds, runs, len(data.holdout), rows)
             path = write_result(NAME, rows, meta)  # after every model: a stopped run keeps what it measured
     print(f"{NAME}: wrote {path}")
     return 0

@@ -387,10 +387,32 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
     if "outputs" in figures:
         check["outputs"] = figures["outputs"]
     if ctx.options.quantize:
-        _tflite_int8(ctx, result, lowered.data, float_scopes)
+        source, equalization = lowered.data, None
+        if not ctx.profile.per_channel:  # one weight scale per layer: quantize an equalized twin (as the ORT stage)
+            equalized, equalization = equalized_tflite(fp32, ctx.calib.images, ctx.scratch, ctx.options.nchw_io)
+            source = equalized or source
+        _tflite_int8(ctx, result, source, float_scopes)
+        result.figures["int8"]["equalization"] = equalization
         check.update({f"int8_{k}": v for k, v in result.figures["int8"]["check"].items()})
     result.figures["check"] = check
     return result
+
+
+def equalized_tflite(fp32: Any, images: Any, scratch: Path, nchw_io: bool = False) -> tuple[bytes | None, dict]:
+    """The fp32 ONNX ``fp32`` cross-layer equalized (parity-checked on ``images``,
+    :func:`edgecnn.pipeline.equalize.equalize_file`) and lowered to a `.tflite`, for per-tensor int8 weights, with
+    the equalization's record; None for the bytes when equalization changes nothing."""
+    import onnx
+
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.pipeline.equalize import equalize_file
+
+    path = scratch / "tflite.equalized.onnx"
+    onnx.save_model(fp32, str(path))
+    info = equalize_file(path, images)
+    if not info.get("applied"):
+        return None, info
+    return convert(tflite_graph(onnx.load(str(path)))[0], nchw_io=nchw_io).data, info
 
 
 def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_scopes: tuple[str, ...]) -> None:
@@ -410,6 +432,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         io=ctx.options.tflite_io or "int8",
         keep_float_scopes=float_scopes,
         float_outputs=ctx.options.tflite_io is None,
+        per_channel=ctx.profile.per_channel,
     )
     quantized = quantizer.quantize_bytes()
     dst = ctx.out / "model.int8.tflite"
@@ -447,6 +470,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         io["inputs"] = quantized.inputs
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",
+        "per_channel": ctx.profile.per_channel,
         "float_scopes": len(float_scopes),
         "kept_float": quantized.kept_float,
         "io": io,

@@ -145,15 +145,16 @@ def operators(data: bytes) -> list[tuple[str, list, list]]:
     ]
 
 
-def assert_int8_weights(data: bytes) -> None:
-    """Every conv / fully connected op: int8 per-channel weights, int32 bias, int8 activations in and out."""
+def assert_int8_weights(data: bytes, per_channel: bool = True) -> None:
+    """Every conv / fully connected op: int8 per-channel (or per-tensor) weights, int32 bias, int8 activations in
+    and out."""
     weighted = [(name, ins, outs) for name, ins, outs in operators(data) if name in WEIGHTED_OPS]
     assert weighted
     for name, ins, outs in weighted:
         weights = ins[1]
         assert weights.type == schema.TensorType.INT8, (name, weights.name)
         channels = weights.shape[3] if name == "DEPTHWISE_CONV_2D" else weights.shape[0]
-        assert len(weights.quantization.scale) == channels, (name, weights.name)
+        assert len(weights.quantization.scale) == (channels if per_channel else 1), (name, weights.name)
         assert len(ins) < 3 or ins[2].type == schema.TensorType.INT32, (name, ins[2].name)
         assert ins[0].type == outs[0].type == schema.TensorType.INT8, (name, ins[0].name)
 
@@ -210,6 +211,14 @@ def test_mobilenet_v2_int8_agreement(fp32_tflite, data):
     assert_int8_weights(quantized.data)
     figures = compare("mobilenet_v2 int8 io", fp32, quantized, data)
     assert figures["agreement"] >= 0.95, figures
+
+
+def test_per_tensor_weights_for_per_tensor_targets(fp32_tflite, data):
+    """NNAPI before API level 29 takes one scale per weight tensor: every conv and FC gets exactly one."""
+    fp32 = fp32_tflite("tinynet")
+    quantized = quantize_tflite(fp32, data["calibration"], "NHWC", per_channel=False)
+    assert_int8_weights(quantized.data, per_channel=False)
+    assert compare("tinynet per-tensor", fp32, quantized, data)["agreement"] >= 0.95
 
 
 @pytest.mark.slow

@@ -81,8 +81,8 @@ def test_a_graph_without_pairs_is_left_alone(tmp_path):
 
 @pytest.mark.slow
 def test_a_per_tensor_profile_exports_equalized_int8_that_keeps_the_answers(tmp_path, trained_zoo, digits_npz):
-    """android-nnapi-api28 takes per-tensor int8 weights: the export equalizes, quantizes per tensor, and the
-    trained MobileNetV1 keeps its answers on held-out digits."""
+    """android-nnapi-api28 takes per-tensor int8 weights: the export equalizes, quantizes per tensor — the ONNX and
+    the .tflite — and the trained MobileNetV1 keeps its answers on held-out digits in both."""
     from edgecnn.pipeline.export import export
 
     model = trained_zoo("mobilenet")
@@ -97,10 +97,14 @@ def test_a_per_tensor_profile_exports_equalized_int8_that_keeps_the_answers(tmp_
         calib=digits_npz["path"],
         calib_size=128,
         holdout=232,
-        formats="onnx",
+        formats="onnx,tflite",
         **model["scaling"],
     )
     quantize = result.manifest["stages"]["quantize"]
+    tflite = result.manifest["stages"]["tflite"]["int8"]
+    assert tflite["per_channel"] is False and tflite["equalization"]["applied"], tflite
+    tflite_drift = result.manifest["drift"]["formats"]["tflite"]
+    assert tflite_drift["judged"] and tflite_drift["passed"], tflite_drift
     assert quantize["per_channel"] is False and quantize["equalization"]["applied"], quantize
     assert result.manifest["profile"]["per_channel"] is False
     drift, agreement = result.manifest["drift"], result.manifest["agreement"]

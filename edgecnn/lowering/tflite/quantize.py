@@ -3,9 +3,10 @@
 The float flatbuffer of :func:`edgecnn.lowering.tflite.convert` (one ``serving_default`` signature, one
 image input, any outputs) is calibrated on a few normalised samples and quantized with the
 ``static_wi8_ai8`` recipe: int8 activations (per tensor, asymmetric), int8 weights (per output channel,
-symmetric), int32 biases. ai-edge-quantizer quantizes the graph's input and output tensors too, so
-``io="int8"`` needs no post-pass; ``io="float"`` excludes the virtual ``INPUT``/``OUTPUT`` ops from the
-recipe, which makes the tool put a QUANTIZE after the float input and a DEQUANTIZE before the float output.
+or per tensor for targets that need it; symmetric), int32 biases. ai-edge-quantizer quantizes the graph's
+input and output tensors too, so ``io="int8"`` needs no post-pass; ``io="float"`` excludes the virtual
+``INPUT``/``OUTPUT`` ops from the recipe, which makes the tool put a QUANTIZE after the float input and a
+DEQUANTIZE before the float output.
 """
 
 from __future__ import annotations
@@ -237,6 +238,17 @@ def signature_feeds(
     return [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
 
 
+def _recipe(rules: list[dict[str, Any]], per_channel: bool) -> list[dict[str, Any]]:
+    """The recipe's rules, with one weight scale per tensor instead of per output channel when not ``per_channel``
+    (targets whose int8 kernels take per-tensor weights only, e.g. NNAPI before API level 29)."""
+    if not per_channel:
+        for rule in rules:
+            weights = (rule.get("op_config") or {}).get("weight_tensor_config")
+            if weights:
+                weights["granularity"] = "TENSORWISE"
+    return rules
+
+
 def _quiet() -> contextlib.ExitStack:
     """The calibrator's tqdm bar and the interpreter's debug-mode warning are noise for a CLI."""
     stack = contextlib.ExitStack()
@@ -256,7 +268,8 @@ class TfliteQuantizer:
 
     ``calibration`` is float32 N×C×H×W, normalised as the model expects (one array per input name for a model
     with several); ``input_layout`` is the layout of the ``.tflite``'s input (``LoweredModel.input_layout``).
-    ``keep_float_ops`` names TFLite builtin ops ("MEAN", "LOGISTIC", …) that stay in float, with
+    ``per_channel=False`` gives each weight tensor one scale (per-tensor targets). ``keep_float_ops`` names TFLite
+    builtin ops ("MEAN", "LOGISTIC", …) that stay in float, with
     DEQUANTIZE/QUANTIZE around them. ``io="int8"`` makes the model's input and output int8; ``io="float"`` keeps
     them float32 with QUANTIZE/DEQUANTIZE inside. ``keep_float_scopes`` are regexes on output tensor names whose
     ops stay float (a deformable layer's sampling path, :func:`node_scope`). Ops ai-edge-quantizer has no int8
@@ -284,6 +297,7 @@ class TfliteQuantizer:
         io: str = "int8",
         keep_float_scopes: tuple[str, ...] = (),
         float_outputs: bool = False,
+        per_channel: bool = True,
     ):
         if io not in IO_MODES:
             raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
@@ -296,7 +310,7 @@ class TfliteQuantizer:
             from ai_edge_quantizer import quantizer, recipe
         except ImportError:
             raise UsageError("int8 .tflite needs ai-edge-quantizer: pip install 'edgecnn[tflite]'") from None
-        self.fp32, self.io, self.input_layout = bytes(fp32), io, input_layout
+        self.fp32, self.io, self.input_layout, self.per_channel = bytes(fp32), io, input_layout, per_channel
         self.float_outputs = float_outputs and io == "int8"
         self.float_model = parse(fp32)
         self.inputs, self.outputs = _signature_io(self.float_model)
@@ -308,7 +322,7 @@ class TfliteQuantizer:
         try:
             with _quiet():
                 self.tool = quantizer.Quantizer(bytearray(fp32))
-                self.tool.load_quantization_recipe(getattr(recipe, RECIPE)())
+                self.tool.load_quantization_recipe(_recipe(getattr(recipe, RECIPE)(), per_channel))
                 # Later rules win: these override the '*' rule of the recipe for the ops named.
                 for op in (*keep_float_ops, *(("INPUT", "OUTPUT") if io == "float" else ())):
                     self._keep(".*", op)
@@ -443,6 +457,9 @@ def quantize_tflite(
     keep_float_ops: tuple[str, ...] = (),
     io: str = "int8",
     keep_float_scopes: tuple[str, ...] = (),
+    per_channel: bool = True,
 ) -> QuantizedTflite:
     """Quantize a lowered fp32 ``.tflite`` to full int8 (:class:`TfliteQuantizer`'s arguments), once."""
-    return TfliteQuantizer(fp32, calibration, input_layout, keep_float_ops, io, keep_float_scopes).quantize_bytes()
+    return TfliteQuantizer(
+        fp32, calibration, input_layout, keep_float_ops, io, keep_float_scopes, per_channel=per_channel
+    ).quantize_bytes()
