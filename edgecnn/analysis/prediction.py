@@ -32,9 +32,9 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
         fix = "check the model in ONNX Runtime: a graph it cannot run has no latency to predict"
         trial_run(model, "ONNX model", fix)
         return costs
-    from edgecnn.costs.torch_op_costs import zoo_op_costs
+    from edgecnn.costs.cache import zoo_costs
 
-    return zoo_op_costs(model, dtype or "fp32", **given)[0]
+    return zoo_costs(model, dtype or "fp32", **given)[0]
 
 
 def predict_model(model: str, profile: str, dtype: str | None = None, scaling: dict[str, Any] | None = None) -> dict:
