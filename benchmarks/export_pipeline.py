@@ -56,7 +56,8 @@ STAGES_DESCRIPTION = (
     "calibration images, ONNX + ORT + TFLite, every check): wall time in s, min and median of the runs; each "
     "stage's seconds and `outside_stages_s` (wall less the stages: imports, planner, calibration data, manifest) "
     "are medians. `cache`: cold = the op-cost cache empty (1 run), warm = filled by the cold run; `code`: this "
-    "checkout, or the one `--against` names (run in turn with it). Goal: wall ≤ 30 s."
+    "checkout, or the one `--against` names (run in turn with it; meta `codes`). The host is shared: meta "
+    "`load_1min_before_after` is its load average. Goal: wall ≤ 30 s."
 )
 LATENCY_DESCRIPTION = (
     "Batch 1 at 224², ORT CPU (all graph optimizations) fp32 and QDQ "
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("flagship", "latency"), help="run one part (the other's results stay)")
     parser.add_argument("--runs", type=int, help="warm runs of the flagship command (≥ 3; default 5, quick 3)")
     parser.add_argument("--against", type=Path, help="another edgecnn checkout to time the flagship of, in turn")
+    parser.add_argument("--against-label", default="against", help="its `code` in the rows (e.g. its commit)")
     parser.add_argument("--models", help="comma list for part 2 instead of one per family")
     args = parser.parse_args(argv)
     warmup, repeats, seconds = (1, 3, 0.0) if args.quick else (3, 10, 2.0)
@@ -162,17 +164,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.against is not None:
         if not (args.against / "edgecnn" / "__init__.py").is_file():
             parser.error(f"--against {args.against}: no edgecnn package there")
-        codes["against"] = args.against.resolve()
+        if args.against_label == "this":
+            parser.error("--against-label: 'this' names this checkout")
+        codes[args.against_label] = args.against.resolve()
     meta = {"quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
         work = Path(tmp)
         if args.only != "latency":
+            load_before = os.getloadavg()[0]
             rows = flagship_rows(codes, args.runs or (3 if args.quick else 5), work)
             for row in rows:
                 print(f"{NAME}: {row}", flush=True)
-            command = f"edgecnn {' '.join(FLAGSHIP)}"
-            against = {"against": str(codes["against"])} if "against" in codes else {}
-            stages_meta = {**meta, "command": command, **against, "description": STAGES_DESCRIPTION}
+            stages_meta = {
+                **meta,
+                "command": f"edgecnn {' '.join(FLAGSHIP)}",
+                "codes": {label: str(code) for label, code in codes.items()},
+                "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                "description": STAGES_DESCRIPTION,
+            }
             print(f"{NAME}: wrote {write_result('export_stages', rows, stages_meta)}")
         if args.only != "flagship":
             latency_rows = [latency_row(model, work, warmup, repeats, seconds) for model in family_models]
