@@ -495,6 +495,24 @@ def atomic_copy(src: Path, dst: Path) -> Path:
     return _atomic_write(dst, "wb", copy)
 
 
+# --- the user cache
+
+
+def cache_dir() -> Path | None:
+    """edgecnn's cache root: ``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn``, else ``~/.cache/edgecnn``;
+    None (no disk cache) when ``EDGECNN_CACHE_DIR`` is set but empty, or no home directory is known."""
+    given = os.environ.get("EDGECNN_CACHE_DIR")
+    if given is not None:
+        return Path(given).expanduser() if given else None
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    if not os.path.isabs(base):  # the XDG spec: a relative path is invalid, ignore it
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory
+            return None
+    return Path(base) / "edgecnn"
+
+
 # --- JSON
 
 

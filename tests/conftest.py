@@ -14,6 +14,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from tests.fixtures.digits import MEAN, STD, TRAINED_FAMILIES  # noqa: F401  (re-exported for the tests)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def op_cost_cache(tmp_path_factory) -> Path:
+    """The tests' own op-cost cache (``EDGECNN_CACHE_DIR``, inherited by the CLI runs), never the user's."""
+    path = tmp_path_factory.mktemp("edgecnn-cache")
+    os.environ["EDGECNN_CACHE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_dir(tmp_path_factory, worker_id) -> Path:
     """A directory shared by all xdist workers of this run (the base temp dir's parent under xdist)."""

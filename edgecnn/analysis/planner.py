@@ -1,11 +1,11 @@
 """Pick the scaling (α, ρ, φ, depth) of a family that fits a device's latency and memory budgets best.
 
-Every candidate of the family's grid is costed on the meta device (no weights, no export), its latency
-predicted with the profile's latency model and its memory estimated (weights plus the largest operator's
-activations); its expected ImageNet top-1 comes from the published tables (:mod:`edgecnn.models.accuracy`). The
-choice is the best expected top-1 among the candidates within both budgets, ties to the faster one;
-candidates whose accuracy is only extrapolated from published points are chosen only when nothing
-published or interpolated fits. A candidate fits the latency budget when its prediction leaves
+Every candidate of the family's grid is costed on the meta device (no weights, no export; the costs are cached
+by :mod:`edgecnn.costs.cache`), its latency predicted with the profile's latency model and its memory estimated
+(weights plus the largest operator's activations); its expected ImageNet top-1 comes from the published tables
+(:mod:`edgecnn.models.accuracy`). The choice is the best expected top-1 among the candidates within both budgets,
+ties to the faster one; candidates whose accuracy is only extrapolated from published points are chosen only when
+nothing published or interpolated fits. A candidate fits the latency budget when its prediction leaves
 ``headroom`` of it free (5% by default): a prediction is an estimate, and a choice predicted 1% under
 the budget measures over it about half the time.
 """
@@ -108,18 +108,18 @@ def evaluate(
     dtype: str,
     accuracy: Callable[[str, dict[str, float], float], Expectation],
 ) -> Candidate:
-    """Cost one candidate on the meta device, predict it on ``profile``, expect its top-1 with ``accuracy``
-    (its family's: model, scaling, MACs → Expectation)."""
-    from edgecnn.costs.torch_op_costs import zoo_op_costs
+    """Cost one candidate on the meta device (or from the op-cost cache), predict it on ``profile``, expect its
+    top-1 with ``accuracy`` (its family's: model, scaling, MACs → Expectation)."""
+    from edgecnn.costs.cache import zoo_costs
 
-    costs, network = zoo_op_costs(model, dtype, **config)
+    costs, input_size = zoo_costs(model, dtype, **config)
     totals = summarize(costs)
     prediction = profile.latency.predict(costs)
     expectation = accuracy(model, config, totals["macs"])
     return Candidate(
         model,
         dict(config),
-        network.input_size[-1],
+        input_size[-1],
         round(prediction.total_ms, 3),
         round((totals["weight_bytes"] + totals["peak_activation_bytes"]) / 1e6, 2),
         round(totals["macs"] / 1e6, 1),

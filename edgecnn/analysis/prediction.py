@@ -37,9 +37,9 @@ def _costs(model: str, dtype: str | None, scaling: dict[str, Any]) -> list[OpCos
             f"predict takes a zoo name or an .onnx file, not {model}: export it first (edgecnn export {model} "
             "--format onnx --no-quantize --out DIR) and predict DIR/model.fp32.onnx"
         )
-    from edgecnn.costs.torch_op_costs import zoo_op_costs
+    from edgecnn.costs.cache import zoo_costs
 
-    return zoo_op_costs(model, dtype or "fp32", **given)[0]
+    return zoo_costs(model, dtype or "fp32", **given)[0]
 
 
 def predict_model(model: str, profile: str, dtype: str | None = None, scaling: dict[str, Any] | None = None) -> dict:

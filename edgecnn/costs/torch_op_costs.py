@@ -20,6 +20,10 @@ aten = torch.ops.aten
 
 _FUSIBLE = {aten.relu.default, aten.relu_.default, aten.hardtanh.default, aten.hardtanh_.default}
 _FUSIBLE |= {aten.leaky_relu.default, aten.leaky_relu_.default, aten.clamp.default, aten.clamp_.default}
+# Activations whose output is their input's shape: on the meta device a new (or, in place, the same) tensor
+# stands for it, instead of torch's Python reference kernels (most of a MobileNet's costing time).
+_SAME_SHAPE = {aten.relu.default, aten.hardtanh.default, aten.leaky_relu.default, aten.clamp.default}
+_IN_PLACE = {aten.relu_.default, aten.hardtanh_.default, aten.leaky_relu_.default, aten.clamp_.default}
 _BATCH_NORM = {aten._native_batch_norm_legit_no_training.default, aten.native_batch_norm.default}
 _POOL = {
     aten.mean.dim,
@@ -103,7 +107,13 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        meta = bool(args) and isinstance(args[0], torch.Tensor) and args[0].is_meta
+        if meta and func in _SAME_SHAPE:
+            out = torch.empty_like(args[0])
+        elif meta and func in _IN_PLACE:
+            out = args[0]
+        else:
+            out = func(*args, **kwargs)
         self._alive.append(out)
         name = func.__name__
         inputs = [t for a in args for t in _tensors(a)]
@@ -128,7 +138,7 @@ class _Recorder(TorchDispatchMode):
             for group in (self.weights, self.fused):  # a view of a weight is a weight (linear's transpose)
                 if any(id(t) in group for t in inputs):
                     group.update(id(t) for t in _tensors(out))
-        elif func is torch.ops.torchvision.deform_conv2d.default:
+        elif func.name() == "torchvision::deform_conv2d":  # by name: torchvision may not be imported
             weight = args[1]
             depth = math.prod(weight.shape[1:])
             op_class = conv_class(tuple(weight.shape[2:]), 1, 0)

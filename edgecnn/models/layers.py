@@ -149,7 +149,10 @@ def init_weights(model: nn.Module, fan_per_group: bool = False) -> None:
 
     torch's fan-out ignores groups, so depthwise weights come out 1/sqrt(channels) smaller; networks with
     residual paths do not mind, but a deep plain stack (MobileNetV1) then outputs ~1e-18 with random weights.
-    ``fan_per_group`` counts the fan-out of one group instead."""
+    ``fan_per_group`` counts the fan-out of one group instead. A model on the meta device (the planner's) has no
+    values to initialise: it is left as it is."""
+    if any(p.is_meta for p in model.parameters()):
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             if fan_per_group:

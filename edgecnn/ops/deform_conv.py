@@ -1,4 +1,7 @@
-"""Deformable convolution (DCNv1, and modulated DCNv2) on ``torchvision.ops.deform_conv2d``."""
+"""Deformable convolution (DCNv1, and modulated DCNv2) on ``torchvision.ops.deform_conv2d``.
+
+torchvision is imported when a layer first runs, not with the zoo: the other families never need it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import math
 import torch
 from torch import nn
 from torch.nn.modules.utils import _pair
-from torchvision.ops import deform_conv2d
 
 
 class DeformConv2d(nn.Module):
@@ -71,6 +73,8 @@ class DeformConv2d(nn.Module):
         nn.init.zeros_(self.offset_conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torchvision.ops import deform_conv2d
+
         predicted = self.offset_conv(x)
         mask = None
         if self.modulated:

@@ -76,14 +76,28 @@ def _export(
         )
 
 
+@contextlib.contextmanager
+def _one_thread() -> Any:
+    """torch on one thread inside: a run whose values nobody reads costs no waiting threads on a busy host."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def traced_outputs(module: Any, examples: dict[str, Any]) -> list[str]:
-    """The ONNX output names of ``module`` (see :func:`edgecnn.runtime.outputs.output_names`), from one run."""
+    """The ONNX output names of ``module`` (see :func:`edgecnn.runtime.outputs.output_names`), from one run (on one
+    thread: only the outputs' structure is read)."""
     import torch
 
     from edgecnn.pipeline.source import user_code_error
 
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _one_thread():
             result = module(*examples.values())
     except (Exception, SystemExit) as error:  # the user's forward: its own traceback, not edgecnn's
         shapes = ", ".join("×".join(map(str, e.shape)) for e in examples.values())

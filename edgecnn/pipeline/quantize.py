@@ -172,6 +172,8 @@ class Quantizer:
         """The calibration cache (tensor ranges) for ``method``, computed on first use."""
         from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
+        from edgecnn.runtime.loader import ort_session
+
         if method not in self._ranges:
             calibrator = create_calibrator(
                 self.preprocessed,
@@ -180,6 +182,9 @@ class Quantizer:
                 calibrate_method=_method(method),
                 extra_options=calibrator_options(method, self.bins, self.percentile),
             )
+            # ORT's calibrator runs on every core and spins while it waits: on a busy host that takes four times
+            # as long as one thread. The same session (no graph optimization) on one thread computes the same.
+            calibrator.infer_session = ort_session(calibrator.augmented_model_path, threads=1, optimization="disable")
             with _capture_root_warnings() as log:
                 calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
                 ranges = calibrator.compute_data()

@@ -113,10 +113,12 @@ def run_export(ctx: ExportContext) -> StageResult:
     if source.kind == "onnx":
         _copy_onnx(source.onnx_path, path)
         _check_deform(ctx, path)
-        figures = _adapt_onnx(ctx, path, check)
+        figures, working = _adapt_onnx(ctx, path, check)
         outputs = _check_tasks(ctx, graph_outputs(path))
         return StageResult(
-            {"given": str(source.onnx_path), **figures, "outputs": outputs, "check": check}, {"exported": path}
+            {"given": str(source.onnx_path), **figures, "outputs": outputs, "check": check},
+            {"exported": path},
+            {"exported": working},
         )
     info = export_onnx(source.module, source.inputs or source.input_shape, path, ctx.opset, ctx.options.dynamic_batch)
     _check_outputs(path, source.name)
@@ -161,10 +163,11 @@ def _check_outputs(path: Path, name: str) -> None:
         raise UsageError(f"MODEL {name} cannot be exported: {'; '.join(reasons)}")
 
 
-def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[str, Any]:
+def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> tuple[dict[str, Any], Outputs]:
     """Make the copied ONNX MODEL at ``path`` the working graph: an old opset upgraded to the working one, free
     input dims fixed to the input shape; the result must give the original's outputs in ONNX Runtime (its
-    relative error goes into ``check``). The manifest's record of both."""
+    relative error goes into ``check``). The manifest's record of both, and the working graph's outputs on the
+    check inputs."""
     import onnx
 
     from edgecnn.pipeline.onnx_export import check_onnx
@@ -192,11 +195,11 @@ def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> dict[s
     with reading(given, "ONNX MODEL", fix):  # zero-size dims, absurd attributes: the user's file, not a bug
         working = load(path).run_all(inputs)
     if not changed:
-        return {"opset": opset, "fixed_dims": fixed}
+        return {"opset": opset, "fixed_dims": fixed}, working
     figures = _parity(load(before).run_all(inputs), working, f"parity {change} vs the given model (ORT fp32)")
     before.unlink()
     check["conversion_relative_error"] = figures["relative_error"]
-    return {"opset": opset, "fixed_dims": fixed}
+    return {"opset": opset, "fixed_dims": fixed}, working
 
 
 def run_parity(ctx: ExportContext) -> StageResult:
@@ -204,7 +207,16 @@ def run_parity(ctx: ExportContext) -> StageResult:
     inputs = ctx.check_inputs()
     torch_out = load(ctx.source.module, input_size=ctx.source.input_shape[1:]).run_all(inputs)
     ort_out = load(ctx.artifact("exported")).run_all(inputs)
-    return StageResult({"check": _parity(torch_out, ort_out, "parity ORT fp32 vs PyTorch")})
+    figures = {"check": _parity(torch_out, ort_out, "parity ORT fp32 vs PyTorch")}
+    return StageResult(figures, outputs={"exported": ort_out})
+
+
+def _outputs_of(ctx: ExportContext, key: str) -> Outputs:
+    """Artifact ``key``'s outputs on the check inputs: an earlier stage's when one ran it, else run here."""
+    try:
+        return ctx.outputs(key)
+    except KeyError:
+        return load(ctx.artifact(key)).run_all(ctx.check_inputs())
 
 
 def run_simplify(ctx: ExportContext) -> SimplifyResult:
@@ -216,9 +228,8 @@ def run_simplify(ctx: ExportContext) -> SimplifyResult:
     float_nodes: tuple[str, ...] = ()
     if ctx.options.deform == "gather":
         info["deform"], float_nodes = _rewrite_deform(dst)
-    inputs = ctx.check_inputs()
-    before = load(exported).run_all(inputs)
-    after = load(dst).run_all(inputs)
+    before = _outputs_of(ctx, "exported")
+    after = load(dst).run_all(ctx.check_inputs())
     figures = {**info, "check": _parity(before, after, "parity simplified vs exported")}
     return SimplifyResult(figures, {"fp32_onnx": dst}, {"fp32_onnx": after}, float_nodes=float_nodes)
 

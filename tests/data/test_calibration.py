@@ -41,6 +41,31 @@ def test_normalise_uses_recipe_mean_and_std():
     np.testing.assert_allclose(x[0, :, 0, 0], expected, rtol=1e-6)
 
 
+def test_normalise_gives_the_bits_of_the_float32_formula():
+    """The lookup table computes what (pixels / 255 − mean) / std in float32 does, to the bit, for every level."""
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=-1)[:, :, ::-1]  # a strided view
+    mean, std = np.asarray(RECIPE.mean, np.float32), np.asarray(RECIPE.std, np.float32)
+    expected = ((pixels.astype(np.float32) / 255.0 - mean) / std).transpose(0, 3, 1, 2)
+    x = normalise(pixels, RECIPE)
+    assert x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(x, expected)
+
+
+def test_synthetic_images_are_the_ones_exports_always_used():
+    """Pinned bytes: a faster draw must give the same images (the manifests' figures depend on them)."""
+    import hashlib
+
+    from edgecnn.data.calibration import synthetic
+
+    pinned = {
+        ((3, 40, 56), 5, 3, "mobilenet"): "4e800886aaedd23eb87cf2e08a44d2c79904b569549dd97784677f854af80449",
+        ((1, 30, 20), 4, 0, "default"): "918b68c793c31569a1bf13731f5f4d7d64135a5fc600583716ff1b42f359b4e2",
+    }
+    for (shape, count, seed, recipe), digest in pinned.items():
+        images = synthetic(shape, count, load_recipe(recipe), seed).images
+        assert hashlib.sha256(images.tobytes()).hexdigest() == digest, shape
+
+
 def test_npz_uint8_nhwc_is_resized_and_normalised(tmp_path):
     np.savez(tmp_path / "c.npz", images=np.full((10, 48, 48, 3), 128, np.uint8), labels=np.arange(10))
     calib, held = load_calibration(tmp_path / "c.npz", (3, 32, 32), RECIPE, count=6, holdout=4)
