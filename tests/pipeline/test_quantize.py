@@ -131,7 +131,8 @@ def test_export_with_method_auto_records_the_choice(tmp_path, tinynet_checkpoint
     out = tmp_path / "tiny"
     args = ["tests.fixtures.tinynet:build_net", "--weights", tinynet_checkpoint["path"], "--input-shape", "1,1,32,32"]
     args += ["--calib", digits_npz["path"], "--calib-size", "64", "--holdout", "64", "--format", "onnx"]
-    command = [sys.executable, "-m", "edgecnn", "export", *args, "--method", "auto", "--out", str(out), "--json"]
+    edgecnn = [sys.executable, "-m", "edgecnn", "export"]
+    command = [*edgecnn, *args, "--method", "auto", "--out", str(out), "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     manifest = json.loads(result.stdout)
@@ -146,3 +147,10 @@ def test_export_with_method_auto_records_the_choice(tmp_path, tinynet_checkpoint
         in (out / "report.md").read_text()
     )
     assert manifest["agreement"]["top1"] >= 0.95, manifest["agreement"]
+    # --method's help and validation read the one list of methods.
+    usage = subprocess.run([*edgecnn, "--help"], capture_output=True, text=True)
+    assert f"Calibration method: {', '.join(METHODS)}" in " ".join(usage.stdout.split())
+    typo = subprocess.run(
+        [*edgecnn, *args, "--method", "aut", "--out", str(tmp_path / "x")], capture_output=True, text=True
+    )
+    assert typo.returncode == 1 and "did you mean 'auto'" in typo.stderr, typo.stderr
