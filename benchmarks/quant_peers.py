@@ -49,7 +49,15 @@ HARDER = {
 }
 MODELS = {**HARDER, **TRAINED_FAMILIES}  # the harder ones first: the trained families mostly agree 100%
 QUICK = ("mobilenet", "mobilenet_v1_w025")
-QUANTIZERS = ("ort_default", "ort_reduce_range", "nncf", "edgecnn", "edgecnn_export", "edgecnn_bias_corrected")
+QUANTIZERS = (
+    "ort_default",
+    "ort_reduce_range",
+    "nncf",
+    "edgecnn",
+    "edgecnn_export",
+    "edgecnn_bias_corrected",
+    "edgecnn_auto",
+)
 ROW_OPTIONS = {
     "ort_default": {
         "per_channel": "quant_pre_process, then quantize_static(fp32, out, reader) with ORT's defaults (`ort_defaults` "
@@ -79,6 +87,11 @@ ROW_OPTIONS = {
     "edgecnn_bias_corrected": {
         "per_channel": "edgecnn_export + empirical bias correction (the drift repair's technique)",
         "per_tensor": "edgecnn_export (equalized) + empirical bias correction",
+    },
+    "edgecnn_auto": {
+        "per_channel": "edgecnn_export with method auto (`--method auto`): per activation tensor, the minmax, "
+        "percentile or entropy range of the best uint8 SQNR on the calibration digits",
+        "per_tensor": "edgecnn_export (equalized) with method auto",
     },
 }
 TFLITE_ROWS = {
@@ -184,11 +197,18 @@ def nncf_quantize(peer: Peer, fp32: Path, calib: Path, dst: Path, granularity: s
 
 
 def edgecnn_quantize(
-    fp32: Path, calib: np.ndarray, dst: Path, per_channel: bool, family: str, export: bool, bias_correct: bool = False
+    fp32: Path,
+    calib: np.ndarray,
+    dst: Path,
+    per_channel: bool,
+    family: str,
+    export: bool,
+    bias_correct: bool = False,
+    method: str | None = None,
 ) -> None:
-    """edgecnn's Quantizer with the recipe's method: as is (``reduce_range=False``), or as the export calls it for a
-    target of that granularity — x86-avx2 per channel, android-nnapi-api28 per tensor (equalized first) — and
-    with ``bias_correct`` the repair's bias correction on top."""
+    """edgecnn's Quantizer with the recipe's method (or ``method``): as is (``reduce_range=False``), or as the export
+    calls it for a target of that granularity — x86-avx2 per channel, android-nnapi-api28 per tensor (equalized
+    first) — and with ``bias_correct`` the repair's bias correction on top."""
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
     from edgecnn.pipeline.quantize import Quantizer
@@ -202,7 +222,7 @@ def edgecnn_quantize(
     options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": bias_correct}
     with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
         quantizer.quantize(
-            dst, recipe.method, profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes
+            dst, method or recipe.method, profile.reduce_range, recipe.keep_float_op_types, recipe.keep_float_nodes
         )
 
 
@@ -240,6 +260,9 @@ def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> 
     def edgecnn_bias_corrected(fp32: Path, dst: Path, granularity: str) -> None:
         edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, bias_correct=True)
 
+    def edgecnn_auto(fp32: Path, dst: Path, granularity: str) -> None:
+        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="auto")
+
     return {
         "ort_default": ort_default,
         "ort_reduce_range": ort_reduce_range,
@@ -247,6 +270,7 @@ def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> 
         "edgecnn": edgecnn,
         "edgecnn_export": edgecnn_export,
         "edgecnn_bias_corrected": edgecnn_bias_corrected,
+        "edgecnn_auto": edgecnn_auto,
     }
 
 
@@ -440,7 +464,8 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range), no drift "
-        "repair. `qdq_*`: exact QDQ arithmetic (ORT, optimizations off); `host_*`: this host's int8 kernels; "
+        "repair; `edgecnn_auto` the same with `--method auto`. `qdq_*`: exact QDQ arithmetic (ORT, optimizations "
+        "off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
         "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points. `tflite_*` rows (per channel and per "

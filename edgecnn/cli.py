@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from edgecnn import __version__
+from edgecnn.config.recipes import CALIBRATION_METHODS
 from edgecnn.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EdgecnnError, UserCodeError
 from edgecnn.files import Terminated, json_text, room_to_write, run_temp_dir, terminate_as_interrupt
 from edgecnn.formats import FORMATS
@@ -286,7 +287,11 @@ class _ExportCommand(click.Command):
     show_default=True,
     help="Samples of --calib held out for the drift check (never used to calibrate).",
 )
-@click.option("--method", help="Calibration method: minmax, percentile or entropy [default: the recipe's].")
+@click.option(
+    "--method",
+    help=f"Calibration method: {', '.join(CALIBRATION_METHODS)} (auto: per tensor, the range of the best SQNR) "
+    "[default: the recipe's].",
+)
 @click.option(
     "--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20]; an older .onnx MODEL is upgraded to it."
 )

@@ -125,8 +125,9 @@ def repair(
     """Search for the cheapest setting that meets the thresholds, starting from a failing ``baseline``.
 
     1. Global remedies: reduce_range (only where the target's kernels saturate), the quantizer's other
-       calibration methods (``quantizer.remedy_methods``: percentile and entropy for ORT), then each of its
-       techniques on the best so far (``quantizer.remedy_techniques``: bias correction for ORT); keep the best.
+       calibration methods (``quantizer.remedy_methods``: percentile, entropy and the per-tensor auto for ORT),
+       then each of its techniques on the best so far (``quantizer.remedy_techniques``: bias correction for
+       ORT); keep the best.
     2. Mixed precision: rank layers by the noise they add (per-layer SQNR: ``rank``, by default the ONNX
        QDQ one of :func:`layer_errors`), then bisect on how many of the worst to keep in float.
     ``always_float`` nodes (int8 slower than fp32 on the target) stay float in every try. ``quantizer`` is
@@ -205,7 +206,8 @@ def repair_model(
     """Repair the failing int8 model ``int8`` (quantized with ``method``, ``reduce_range``, ``keep_float``; judged
     ``baseline``): search with :func:`repair`, the nodes of ``slow_op_types`` (int8 slower than float on the target)
     and ``keep_float`` float in every try, and write the best to ``dst`` (replaced atomically; ``dst`` may be
-    ``int8``). Returns the search and its record: the tries, the choice and the bytes before and after."""
+    ``int8``). Returns the search and its record: the tries, the choice (with how the quantizer calibrated it per
+    tensor, when it says: ``quantizer.calibration(method)``) and the bytes before and after."""
     before = work / f"baseline{Path(int8).suffix}"
     shutil.copy2(int8, before)
     start = Attempt(BASELINE, method, reduce_range, keep_float, before, *baseline)
@@ -222,6 +224,7 @@ def repair_model(
         "reduce_range": best.reduce_range,
         "techniques": list(best.techniques),
         "kept_float": list(best.keep_float),
+        "calibration": calibration(best.method) if (calibration := getattr(quantizer, "calibration", None)) else None,
         "slow_int8_nodes": list(slow),
         "bytes_before": before.stat().st_size,
         "bytes_after": Path(dst).stat().st_size,

@@ -11,7 +11,8 @@ from typing import Any
 from edgecnn.config.schema import Field, load_yaml, positive, project_dir, validate, yaml_names, yaml_path
 from edgecnn.errors import UsageError
 
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+AUTO = "auto"  # per tensor, the range of whichever other method quantizes it best (pipeline/quantize.py)
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", AUTO)  # what recipes and --method take
 LAYOUTS = ("NCHW",)
 DEFAULT_RECIPE = "default"
 MIN_OPSET, MAX_OPSET = 19, 21  # what a recipe's opset and --opset may be

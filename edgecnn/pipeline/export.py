@@ -403,6 +403,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "bit_depths": list(ctx.calib.bit_depths),  # of the image files read; 16-bit scaled to 8
             "labels": ctx.calib.labels is not None,
             "calibrator_options": quantize.get("calibrator_options", {}),
+            "per_tensor": (quantize.get("calibration") or {}).get("counts"),  # auto: tensors per method
         },
         "stages": stages,
         "artifacts": artifacts,

@@ -104,6 +104,7 @@ def render_report(manifest: dict[str, Any]) -> str:
     lines += [
         f"- {calib['method']} on {calib['count']} samples from `{calib['source']}` "
         f"(sha256 {calib['sha256'][:16]}…), {calib['held_out']} held out for agreement",
+        *_per_tensor_lines(calib.get("per_tensor")),
         "",
     ]
     lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
@@ -213,6 +214,14 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _per_tensor_lines(counts: dict[str, int] | None) -> list[str]:
+    """Method auto: how many activation tensors took each method's range."""
+    if not counts:
+        return []
+    taken = ", ".join(f"{n} {method}" for method, n in counts.items())
+    return [f"- per tensor (the range of the best SQNR on the calibration samples): {taken}"]
+
+
 def _fix_lines(fix: dict[str, Any], initial: list[str], chart: str | None = None) -> list[str]:
     """A repair: what failed, the tries, the choice, what stayed float, size and latency, the worst layers."""
     reduce_range = f", reduce_range {fix['reduce_range']}" if fix["reduce_range"] else ""
@@ -221,6 +230,7 @@ def _fix_lines(fix: dict[str, Any], initial: list[str], chart: str | None = None
         "",
         f"Initial: {'; '.join(initial) or 'passed'}. Repair chose **{fix['chosen']}** (method {fix['method']}"
         f"{reduce_range}).",
+        *_per_tensor_lines((fix.get("calibration") or {}).get("counts")),
         "",
         "| try | passed | task figure | cosine | accuracy drop | layers in float | bytes |",
         "|---|---|---:|---:|---:|---:|---:|",

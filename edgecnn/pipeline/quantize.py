@@ -4,12 +4,15 @@ Calibration runs here rather than inside ``quantize_static``: that function
 does not pass the histogram size to its calibrator, so its 'entropy' method
 silently yields the MinMax scales (128 bins). We run ORT's calibrator with the
 recipe's bin count, then hand the ranges to ``quantize_static`` through its
-calibration cache.
+calibration cache. Method ``auto`` merges the three caches tensor by tensor, each
+activation taking the range whose uint8 quantization has the best SQNR on the
+calibration samples (``analysis.calibration_choice``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,10 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.analysis.calibration_choice import Choice, choose_ranges
+from edgecnn.config.recipes import AUTO, CALIBRATION_METHODS
 from edgecnn.errors import CheckFailedError, UsageError
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
-METHODS = ("minmax", "percentile", "entropy")
+METHODS = CALIBRATION_METHODS  # what --method and the recipes take (one list, kept with the recipe schema)
+CALIBRATED = tuple(m for m in METHODS if m != AUTO)  # the methods with a calibrator of their own; auto picks among them
 
 
 def _method(name: str) -> Any:
@@ -32,13 +38,17 @@ def _method(name: str) -> Any:
             "minmax": CalibrationMethod.MinMax,
             "percentile": CalibrationMethod.Percentile,
             "entropy": CalibrationMethod.Entropy,
+            AUTO: CalibrationMethod.MinMax,  # the merged cache is tagged MinMax: its ranges are used as stored
         }[name]
     except KeyError:
         raise UsageError(f"unknown calibration method '{name}' (known: {', '.join(METHODS)})") from None
 
 
 def calibrator_options(method: str, bins: int = 2048, percentile: float = 99.999) -> dict[str, Any]:
-    """The calibrator's options: real histograms for entropy (``bins`` bins) and percentile."""
+    """The calibrator's options: real histograms for entropy (``bins`` bins) and percentile; auto's are those of
+    each method it chooses among."""
+    if method == AUTO:
+        return {m: calibrator_options(m, bins, percentile) for m in CALIBRATED}
     if method == "entropy":
         return {"num_bins": bins, "num_quantized_bins": 128}
     if method == "percentile":
@@ -128,7 +138,7 @@ class Quantizer:
     """
 
     suffix = ".onnx"
-    remedy_methods: tuple[str, ...] = ("percentile", "entropy")  # what the drift repair tries besides the chosen one
+    remedy_methods: tuple[str, ...] = ("percentile", "entropy", AUTO)  # what the drift repair tries besides the chosen
     remedy_techniques: tuple[str, ...] = ("bias_correct",)  # switches of quantize() the repair tries on the best
 
     def __init__(
@@ -167,6 +177,7 @@ class Quantizer:
         self.batch = first[0].dim_value if first and first[0].HasField("dim_value") and first[0].dim_value > 0 else 1
         self.node_names = [n.name for n in model.graph.node]
         self._ranges: dict[str, Path] = {}
+        self.choice: Choice | None = None  # auto's per-tensor choice, once made
 
     def ranges(self, method: str) -> Path:
         """The calibration cache (tensor ranges) for ``method``, computed on first use."""
@@ -174,6 +185,8 @@ class Quantizer:
 
         from edgecnn.runtime.loader import ort_session
 
+        if method == AUTO:
+            return self._auto_ranges()
         if method not in self._ranges:
             calibrator = create_calibrator(
                 self.preprocessed,
@@ -185,7 +198,8 @@ class Quantizer:
             # ORT's calibrator runs on every core and spins while it waits: on a busy host that takes four times
             # as long as one thread. The same session (no graph optimization) on one thread computes the same.
             calibrator.infer_session = ort_session(calibrator.augmented_model_path, threads=1, optimization="disable")
-            with _capture_root_warnings() as log:
+            # The histogram calibrators print their progress: stdout is for --json, so it goes nowhere.
+            with _capture_root_warnings() as log, contextlib.redirect_stdout(io.StringIO()):
                 calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
                 ranges = calibrator.compute_data()
             self.warnings += log.messages
@@ -194,6 +208,26 @@ class Quantizer:
             save_tensors_data(ranges, self._ranges[method])
             self.on_sample = None  # the progress bar is for the first calibration
         return self._ranges[method]
+
+    def _auto_ranges(self) -> Path:
+        """The cache of method auto: per tensor, the range of the calibrated method with the best SQNR."""
+        from onnxruntime.quantization.calibrate import TensorData, TensorsData, load_tensors_data, save_tensors_data
+
+        if AUTO not in self._ranges:
+            caches = {m: load_tensors_data(self.ranges(m)) for m in CALIBRATED}
+            candidates = {m: {t: d.range_value for t, d in cache.items()} for m, cache in caches.items()}
+            self.choice = choose_ranges(self.preprocessed, candidates, self.images)
+            first = caches[CALIBRATED[0]]  # a tensor without every method's range keeps the first's
+            merged = {t: caches[self.choice.chosen.get(t, CALIBRATED[0])][t].range_value for t in first}
+            self._ranges[AUTO] = self.work / f"ranges-{AUTO}.json"
+            data = {t: TensorData(lowest=low, highest=high) for t, (low, high) in merged.items()}
+            save_tensors_data(TensorsData(_method(AUTO), data), self._ranges[AUTO])
+        return self._ranges[AUTO]
+
+    def calibration(self, method: str) -> dict[str, Any] | None:
+        """How ``method`` calibrated per tensor: for auto (once made) the tensors per method, the mean SQNRs and
+        every tensor's method; None for a single method."""
+        return self.choice.to_dict(CALIBRATED) if method == AUTO and self.choice is not None else None
 
     def quantize(
         self,
@@ -253,6 +287,7 @@ class Quantizer:
         return {
             "method": method,
             "calibrator_options": calibrator_options(method, self.bins, self.percentile),
+            "calibration": self.calibration(method),
             "samples": batch_size(self.images),
             "reduce_range": reduce_range,
             "per_channel": per_channel,

@@ -67,8 +67,9 @@ def test_the_drift_repair_tries_bias_correction_after_the_calibration_methods(tm
         )
     labels = [a["label"] for a in record["attempts"]]
     corrected = [a for a in record["attempts"] if a["label"].endswith("+ bias correct")]
-    assert labels[:2] == ["global: percentile", "global: entropy"] and len(corrected) == 1, labels
+    assert labels[:3] == ["global: percentile", "global: entropy", "global: auto"] and len(corrected) == 1, labels
     assert corrected[0]["techniques"] == ["bias_correct"], corrected
-    best_global = max(search.attempts[:3], key=lambda a: a.score)
+    assert (record["calibration"] is not None) == (record["method"] == "auto"), record  # auto says what it chose
+    best_global = max(search.attempts[:4], key=lambda a: a.score)
     mixed = [a for a in search.attempts if a.label.startswith("mixed:")]
     assert mixed and all(a.techniques == best_global.techniques for a in mixed), [a.techniques for a in mixed]

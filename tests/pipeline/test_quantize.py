@@ -6,7 +6,7 @@ import pytest
 from onnx import numpy_helper
 
 from edgecnn.pipeline.onnx_export import export_onnx
-from edgecnn.pipeline.quantize import quantize
+from edgecnn.pipeline.quantize import AUTO, CALIBRATED, METHODS, Quantizer, quantize
 
 
 def activation_scales(path) -> dict[str, float]:
@@ -89,3 +89,68 @@ def test_keep_float_op_types_and_nodes(tmp_path, trained_fp32):
     gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
     assert producers.get(gemm.input[1]) != "DequantizeLinear"  # its weight stays float
+
+
+def test_auto_quantizes_each_tensor_with_its_chosen_range(tmp_path, trained_fp32):
+    """Method auto: the int8 model's activation scales are, tensor by tensor, those of the method the choice names
+    (a fused Relu's input carries its output's range, as ORT gives it); the figures record the choice."""
+    path, images = trained_fp32
+    with Quantizer(path, images) as quantizer:
+        scales = {}
+        for method in METHODS:
+            quantizer.quantize(tmp_path / f"{method}.onnx", method)
+            scales[method] = activation_scales(tmp_path / f"{method}.onnx")
+        info = quantizer.quantize(tmp_path / "auto2.onnx", AUTO)  # the merged cache is made once, then reused
+        graph = onnx.load(str(quantizer.preprocessed)).graph
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    chosen = info["calibration"]["tensors"]
+    assert info["method"] == AUTO and set(info["calibrator_options"]) == set(CALIBRATED)
+    assert info["calibration"]["counts"] == {m: list(chosen.values()).count(m) for m in CALIBRATED}
+    assert scales[AUTO] == activation_scales(tmp_path / "auto2.onnx")
+    checked = 0
+    for tensor, scale in scales[AUTO].items():
+        name = tensor.removesuffix("_QuantizeLinear_Input")  # ORT renames a quantized graph output
+        users = consumers.get(name, [])
+        source = users[0].output[0] if len(users) == 1 and users[0].op_type in ("Relu", "Clip") else name
+        assert scale == scales[chosen[source]][tensor], (tensor, source, chosen[source])
+        checked += len({scales[m][tensor] for m in CALIBRATED}) > 1  # a tensor where the choice matters
+    assert checked >= 3, scales
+
+
+@pytest.mark.slow
+def test_export_with_method_auto_records_the_choice(tmp_path, tinynet_checkpoint, digits_npz):
+    """`edgecnn export --method auto` end to end: the manifest has every tensor's method and the counts, the report
+    says how many tensors took each, and the int8 model still agrees with fp32 on held-out digits."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "tiny"
+    args = ["tests.fixtures.tinynet:build_net", "--weights", tinynet_checkpoint["path"], "--input-shape", "1,1,32,32"]
+    args += ["--calib", digits_npz["path"], "--calib-size", "64", "--holdout", "64", "--format", "onnx"]
+    edgecnn = [sys.executable, "-m", "edgecnn", "export"]
+    command = [*edgecnn, *args, "--method", "auto", "--out", str(out), "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    quantized = manifest["stages"]["quantize"]
+    chosen, counts = quantized["calibration"]["tensors"], manifest["calibration"]["per_tensor"]
+    assert quantized["method"] == manifest["calibration"]["method"] == AUTO
+    assert counts == quantized["calibration"]["counts"] and sum(counts.values()) == len(chosen) >= 8
+    assert set(chosen.values()) <= set(CALIBRATED) and list(counts) == list(CALIBRATED)
+    taken = ", ".join(f"{n} {m}" for m, n in counts.items())
+    assert (
+        f"per tensor (the range of the best SQNR on the calibration samples): {taken}"
+        in (out / "report.md").read_text()
+    )
+    assert manifest["agreement"]["top1"] >= 0.95, manifest["agreement"]
+    # --method's help and validation read the one list of methods.
+    usage = subprocess.run([*edgecnn, "--help"], capture_output=True, text=True)
+    assert f"Calibration method: {', '.join(METHODS)}" in " ".join(usage.stdout.split())
+    typo = subprocess.run(
+        [*edgecnn, *args, "--method", "aut", "--out", str(tmp_path / "x")], capture_output=True, text=True
+    )
+    assert typo.returncode == 1 and "did you mean 'auto'" in typo.stderr, typo.stderr
