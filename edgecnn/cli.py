@@ -620,6 +620,59 @@ def bench(
         render_bench(payload, make_console(), out)
 
 
+SWEEP_HELP = """Run a grid of exports (and benches) from SPEC.yaml on Ray, into DIR: resumable, failures isolated.
+
+\b
+SPEC lists models (zoo names with knob grids, torchvision:NAME, pkg.module:factory
+or .onnx files, each with weights:), profiles, export: options (a list is a grid
+axis), exclude: rules and optionally bench: (artifacts, device hosts, runs). Each
+cell calls the same export() as `edgecnn export` in a Ray task, its artifacts in
+DIR/cells/<hash>/ (the hash of everything that determines the cell); one record
+per finished cell goes to DIR/results.jsonl, then DIR/summary.md, summary.csv and
+a Pareto chart per profile (pareto-PROFILE.png).
+
+\b
+A rerun skips the recorded cells (crashed ones and failed benches run again);
+--force reruns all. A failing cell (bad input, drift, a dead worker after Ray's
+retries) is a record, never the end of the sweep: the exit code is 0 unless
+--strict (then the highest exit code of the failed cells). Ctrl-C keeps the
+records so far. Needs Ray: pip install 'edgecnn[sweep]'.
+
+\b
+Examples:
+  edgecnn sweep sweep.yaml --out sweeps/pi4
+  edgecnn sweep sweep.yaml --out sweeps/pi4 --workers 2 --strict
+  edgecnn sweep sweep.yaml --out /shared/sweeps/all --address ray://head.local:10001
+"""
+
+
+@cli.command("sweep", help=SWEEP_HELP, short_help="Run a grid of exports and benches on Ray, resumable.")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="The sweep directory DIR.")
+@click.option("--address", help="Join the Ray cluster there (auto, ray://HOST:10001) [default: start Ray here].")
+@click.option("--workers", type=click.IntRange(min=1), help="Local Ray CPUs, one export each [default: all cores].")
+@click.option("--force", is_flag=True, help="Rerun every cell, recorded or not.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when a cell failed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table (one record per cell) as JSON.")
+def sweep_command(
+    spec: Path, out: Path, address: str | None, workers: int | None, force: bool, strict: bool, as_json: bool
+) -> None:
+    from edgecnn.commands.sweep import failed_exit_code, sweep
+
+    def say(line: str) -> None:  # one plain line per event on stderr, never wrapped: a log to grep
+        click.echo(line, err=True)
+
+    records = sweep(spec, out, address=address, workers=workers, force=force, progress=say)
+    if as_json:
+        click.echo(json_text(records, default=str, indent=2))
+    code = failed_exit_code(records)
+    if strict and code:
+        from edgecnn.commands.sweep import SweepFailedError
+
+        failed = sum(r["status"] != "ok" for r in records)
+        raise SweepFailedError(f"{failed} of {len(records)} cells failed (see {out / 'summary.md'})", code)
+
+
 # --- device profiles, latency prediction and planning
 @cli.command(short_help="List the device profiles: CPU, runtimes, budgets, latency model.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
