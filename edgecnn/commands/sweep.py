@@ -89,9 +89,12 @@ def _check_dir(out: Path) -> None:
         raise UsageError(f"--out {out} is not a sweep directory (no {RESULTS}) and not empty: give a new one")
 
 
-def failed_exit_code(records: list[dict[str, Any]]) -> int:
-    """0 when every cell is ok, else the highest exit code of the failed cells."""
-    return max((r.get("exit_code") or 1 for r in records if r["status"] in FAILED), default=0)
+def check_strict(records: list[dict[str, Any]], out: Path) -> None:
+    """``--strict``: raise SweepFailedError, with the highest exit code of the failed cells, when any failed."""
+    failed = [r for r in records if r["status"] in FAILED]
+    if failed:
+        code = max(r.get("exit_code") or 1 for r in failed)
+        raise SweepFailedError(f"{len(failed)} of {len(records)} cells failed (see {Path(out) / 'summary.md'})", code)
 
 
 def sweep(
@@ -131,12 +134,10 @@ def sweep(
                 _run(ray, loaded, todo, out, address, workers, known, say, temp)
         records = [known[c.key] for c in loaded.cells if c.key in known]
         write_summary(records, out)
-    failed = [r for r in records if r["status"] in FAILED]
-    say(f"{len(records)} cells: {len(records) - len(failed)} ok, {len(failed)} failed; summary in {out / 'summary.md'}")
-    if strict and failed:
-        raise SweepFailedError(
-            f"{len(failed)} of {len(records)} cells failed (see {out / 'summary.md'})", failed_exit_code(records)
-        )
+    failed = sum(r["status"] in FAILED for r in records)
+    say(f"{len(records)} cells: {len(records) - failed} ok, {failed} failed; summary in {out / 'summary.md'}")
+    if strict:
+        check_strict(records, out)
     return records
 
 
@@ -147,7 +148,14 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+            reason = " ".join(str(error).split())[:300]
+            raise UsageError(
+                f"cannot join the Ray cluster at {address}: {reason} (a cluster with token authentication also "
+                "needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+            ) from None
         missing = [h for h in hosts if host_resource(h) not in ray.cluster_resources()]
         if missing:
             wanted = json.dumps({host_resource(h): 1 for h in missing})

@@ -67,6 +67,7 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
+EXPORT = "export: {formats: onnx, calib: digits.npz, calib_size: 8, holdout: 4}\n"
 GRID = """
 models:
   - name: mobilenet_v1
@@ -253,6 +254,47 @@ def test_bench_cells_on_the_device_pool(inputs, sshd, tmp_path):  # noqa: F811
         assert record["bench"]["results"][0]["runs"] == 5
     summary = (tmp_path / "bench" / "summary.csv").read_text()
     assert sshd["host"] in summary
+
+
+HEAD = """
+import shutil, sys, tempfile, ray
+temp = tempfile.mkdtemp(prefix="edgecnn-test-ray.", dir="/tmp")
+ray.init(num_cpus=2, resources={"edgecnn_host_local": 1}, include_dashboard=False, _temp_dir=temp,
+         logging_level="ERROR")
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()
+ray.shutdown()
+shutil.rmtree(temp, ignore_errors=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray cluster of its own process (2 CPUs, the local bench device declared), as a cluster's head would be."""
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    address = head.stdout.readline().strip()
+    assert address, "the Ray head did not start"
+    yield address
+    head.stdin.close()
+    head.wait(timeout=60)
+
+
+def test_joins_a_cluster_at_address_and_benches_on_its_device(inputs, cluster):
+    spec(inputs, "models: [{name: tiny.onnx}]\nprofiles: [x86-avx2]\n" + EXPORT + "bench: {runs: 5}\n", "joined.yaml")
+    env = {**ENV, "RAY_AUTH_MODE": "token"}  # Ray's token authentication, with the token the head wrote
+    argv = [sys.executable, "-m", "edgecnn", "sweep", "joined.yaml", "--out", "joined", "--address", cluster]
+    done = subprocess.run(argv, cwd=inputs, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (record,) = records(inputs / "joined")
+    assert record["status"] == "ok" and record["bench_host"] == "local" and record["bench_p50_ms"] > 0
+    spec(inputs, "models: [{name: tiny.onnx}]\nprofiles: [x86-avx2]\nbench: {hosts: [pi@192.0.2.1]}\n", "nodev.yaml")
+    argv[4:7] = ["nodev.yaml", "--out", "nodev"]
+    done = subprocess.run(argv, cwd=inputs, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert "has no device resource for pi@192.0.2.1" in last and "ray start --resources='{\"edgecnn_host_" in last
 
 
 @pytest.mark.parametrize(
