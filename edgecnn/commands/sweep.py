@@ -206,6 +206,16 @@ def _run(
             shutil.rmtree(_SHORT_TEMPS.pop(), ignore_errors=True)
 
 
+def _lost(ray: Any, error: Exception) -> str:
+    """One line for a task that returned no result: its worker died (after Ray's retries), or the task raised."""
+    if isinstance(error, ray.exceptions.RayTaskError) and not isinstance(error, ray.exceptions.WorkerCrashedError):
+        cause = getattr(error, "cause", None) or error
+        text = " ".join(str(cause).split())[:300]
+        return f"internal error: {type(cause).__name__}: {text}"
+    text = " ".join(str(error).split())[:300]
+    return f"worker lost {MAX_RETRIES + 1} times: {type(error).__name__}: {text}"
+
+
 class Scheduler:
     """Submits exports (and the benches after them), records each finished cell, says progress."""
 
@@ -254,11 +264,10 @@ class Scheduler:
         try:
             value = self.ray.get(ref)
         except self.ray.exceptions.RayError as error:
-            message = " ".join(str(error).split())[:300]
             value = {
                 "status": "crashed" if phase == "export" else "bench-error",
                 "exit_code": EXIT_INTERNAL if phase == "export" else 1,
-                "message": f"worker lost {MAX_RETRIES + 1} times: {type(error).__name__}: {message}",
+                "message": _lost(self.ray, error),
             }
             if phase == "bench":
                 value = {"error": value["message"]}
@@ -304,7 +313,8 @@ class Scheduler:
     def _say(self, record: dict[str, Any]) -> None:
         self.counts["failed" if record["status"] in FAILED else "done"] += 1
         finished = self.counts["done"] + self.counts["failed"]
-        running = len(self.inflight)
+        benching = sum(phase == "bench" for _, phase, _, _ in self.inflight.values())
+        running = len(self.inflight) - benching
         figures = []
         if record.get("predicted_ms") is not None:
             figures.append(f"{record['predicted_ms']:.3g} ms predicted")
@@ -318,4 +328,5 @@ class Scheduler:
         self.say(
             f"[{finished}/{self.total}] {record['status']:<7} {record['label']} — {detail} ({record['wall_s']:.1f} s)"
             f"  done {self.counts['done']} · failed {self.counts['failed']} · running {running}"
+            + (f" · benching {benching}" if self.spec.bench else "")
         )

@@ -223,7 +223,9 @@ def _bench(section: dict[str, Any] | None, where: str) -> tuple[dict[str, Any] |
 
 
 def _matches(rule: dict[str, Any], values: dict[str, Any]) -> bool:
-    return all(values.get(key) in _axis(wanted) for key, wanted in rule.items())
+    """Whether every key of an exclude rule matches (a list: any of its values; of a list-valued knob, a list of
+    lists is)."""
+    return all(values.get(key) in _axis(wanted, key in KNOBS and KNOBS[key].many) for key, wanted in rule.items())
 
 
 def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str) -> str:

@@ -297,6 +297,26 @@ def test_joins_a_cluster_at_address_and_benches_on_its_device(inputs, cluster):
     assert "has no device resource for pi@192.0.2.1" in last and "ray start --resources='{\"edgecnn_host_" in last
 
 
+def test_cells_are_the_grid_minus_excludes_keyed_by_what_determines_them(inputs, tmp_path):
+    from edgecnn.commands.sweep_spec import load_spec
+
+    calib = tmp_path / "calib.npz"
+    calib.write_bytes((inputs / "digits.npz").read_bytes())
+    grid = {
+        "models": [{"name": "resnet50_dcn", "width": [0.25, 0.5], "stages": [[3, 4], [2, 2]]}, {"name": "resnet18"}],
+        "profiles": ["x86-avx2", "raspberrypi4"],
+        "export": {"method": ["minmax", "percentile"], "calib": str(calib)},
+        "exclude": [{"profile": "x86-avx2", "method": "percentile"}, {"width": 0.5, "stages": [2, 2]}],
+    }
+    cells = load_spec(grid).cells
+    assert len(cells) == (2 * 2 - 1) * 3 + 3  # (width × stages − one) × (profiles × methods − one), resnet18 × 3
+    assert "resnet50_dcn width=0.5 stages=[3, 4] raspberrypi4 method=percentile" in [c.label for c in cells]
+    keys = [c.key for c in cells]
+    assert len(set(keys)) == len(keys) and keys == [c.key for c in load_spec(grid).cells]
+    calib.write_bytes(calib.read_bytes() + b"\0")  # other calibration data: other cells
+    assert not set(keys) & {c.key for c in load_spec(grid).cells}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
