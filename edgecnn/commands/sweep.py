@@ -240,21 +240,16 @@ class Scheduler:
     def run(self, todo: list[Cell]) -> None:
         queue = collections.deque(todo)
         self.total = len(todo)
-        try:
-            while queue or self.inflight:
-                while queue and sum(phase == "export" for _, phase, _, _ in self.inflight.values()) < self.slots:
-                    cell = queue.popleft()
-                    ref = self.export.remote(cell.model, cell.profile, cell.scaling, cell.options, self._dir(cell))
-                    self.inflight[ref] = (cell, "export", time.perf_counter(), {})
-                ready, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
-                for ref in ready:
-                    self._finished(ref)
-        finally:
-            for ref in self.inflight:  # an interrupt: stop what still runs; its cells stay unrecorded
-                try:
-                    self.ray.cancel(ref, force=True)
-                except Exception:
-                    continue
+        # An interrupt leaves the tasks in flight unrecorded; ray.shutdown() (or, on a cluster, the driver's exit)
+        # ends them. No ray.cancel: cancelling a task as it completes trips a check in Ray 2.60's core worker.
+        while queue or self.inflight:
+            while queue and sum(phase == "export" for _, phase, _, _ in self.inflight.values()) < self.slots:
+                cell = queue.popleft()
+                ref = self.export.remote(cell.model, cell.profile, cell.scaling, cell.options, self._dir(cell))
+                self.inflight[ref] = (cell, "export", time.perf_counter(), {})
+            ready, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
+            for ref in ready:
+                self._finished(ref)
 
     def _dir(self, cell: Cell) -> str:
         return str((self.out / "cells" / cell.key).resolve())

@@ -256,6 +256,21 @@ def test_bench_cells_on_the_device_pool(inputs, sshd, tmp_path):  # noqa: F811
     assert sshd["host"] in summary
 
 
+def test_sweep_plan_measures_the_choice_and_its_rival(tmp_path):
+    argv = [sys.executable, "-m", "edgecnn", "sweep", "plan", "mobilenet", "--profile", "x86-avx2", "--measure"]
+    argv += ["--budget-ms", "1.5", "--top", "1", "--runs", "10", "--out", "check", "--workers", "2", "--json"]
+    done = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report == json.loads((tmp_path / "check" / "plan-check.json").read_text())
+    rows = report["candidates"]
+    assert len(rows) == 2 and sum(r["chosen"] for r in rows) == 1  # the best expected within reach, and the choice
+    assert all(r["status"] == "ok" and r["measured_ms"] > 0 for r in rows)
+    fitting = [r for r in rows if r["measured_ms"] <= 1.5]
+    best = max(fitting, key=lambda r: r["expected_top1"])["label"] if fitting else None
+    assert report["best_measured"] == best and report["confirmed"] == (best == report["chosen"])
+
+
 HEAD = """
 import shutil, sys, tempfile, ray
 temp = tempfile.mkdtemp(prefix="edgecnn-test-ray.", dir="/tmp")
