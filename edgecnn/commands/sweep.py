@@ -24,7 +24,7 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn.commands.sweep_cell import run_bench, run_cell
 from edgecnn.commands.sweep_spec import Cell, Spec, load_spec
-from edgecnn.commands.sweep_summary import FAILED, write_summary
+from edgecnn.commands.sweep_summary import FAILED, cells, write_summary
 from edgecnn.errors import EXIT_INTERNAL, EdgecnnError, UsageError
 from edgecnn.files import (
     append_line,
@@ -94,7 +94,7 @@ def check_strict(records: list[dict[str, Any]], out: Path) -> None:
     failed = [r for r in records if r["status"] in FAILED]
     if failed:
         code = max(r.get("exit_code") or 1 for r in failed)
-        raise SweepFailedError(f"{len(failed)} of {len(records)} cells failed (see {Path(out) / 'summary.md'})", code)
+        raise SweepFailedError(f"{len(failed)} of {cells(len(records))} failed (see {Path(out) / 'summary.md'})", code)
 
 
 def sweep(
@@ -127,7 +127,7 @@ def sweep(
             atomic_write_text(results, "")
         known = read_records(results)
         todo = [c for c in loaded.cells if force or c.key not in known or known[c.key]["status"] in RERUN]
-        say(f"{len(loaded.cells)} cells: {len(loaded.cells) - len(todo)} recorded already, {len(todo)} to run")
+        say(f"{cells(len(loaded.cells))}: {len(loaded.cells) - len(todo)} recorded already, {len(todo)} to run")
         if todo:
             with contextlib.ExitStack() as stack:
                 temp = current_run_temp_dir() or stack.enter_context(run_temp_dir())
@@ -135,7 +135,7 @@ def sweep(
         records = [known[c.key] for c in loaded.cells if c.key in known]
         write_summary(records, out)
     failed = sum(r["status"] in FAILED for r in records)
-    say(f"{len(records)} cells: {len(records) - failed} ok, {failed} failed; summary in {out / 'summary.md'}")
+    say(f"{cells(len(records))}: {len(records) - failed} ok, {failed} failed; summary in {out / 'summary.md'}")
     if strict:
         check_strict(records, out)
     return records

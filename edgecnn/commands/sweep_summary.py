@@ -30,6 +30,11 @@ COLUMNS = (
 FAILED = ("error", "drift", "partial", "crashed", "bench-error")
 
 
+def cells(count: int) -> str:
+    """``1 cell``, ``6 cells``."""
+    return f"{count} cell{'' if count == 1 else 's'}"
+
+
 def latency(record: dict[str, Any]) -> tuple[float | None, str]:
     """A cell's latency for the chart: measured (bench p50) when there is one, else the prediction."""
     if record.get("bench_p50_ms") is not None:
@@ -57,7 +62,7 @@ def markdown(records: list[dict[str, Any]]) -> str:
     """A table per profile: label, status, latency, size, int8 figures, pass/fail; failures with their message."""
     lines = ["# Sweep summary", ""]
     done = sum(r["status"] == "ok" for r in records)
-    lines += [f"{len(records)} cells: {done} ok, {len(records) - done} failed.", ""]
+    lines += [f"{cells(len(records))}: {done} ok, {len(records) - done} failed.", ""]
     for profile in dict.fromkeys(r["profile"] for r in records):
         rows = [r for r in records if r["profile"] == profile]
         lines += [f"## {profile}", ""]
