@@ -20,6 +20,7 @@ _API = {
     "inspect_model": "edgecnn.pipeline.inspect",
     "load_profile": "edgecnn.config.profiles",
     "list_profiles": "edgecnn.config.profiles",
+    "sweep": "edgecnn.commands.sweep",
     "EdgecnnError": "edgecnn.errors",
     "PartialExportError": "edgecnn.errors",
 }

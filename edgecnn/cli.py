@@ -645,6 +645,159 @@ def bench(
         render_bench(payload, make_console(), out)
 
 
+SWEEP_HELP = """Run a grid of exports (and benches) from SPEC.yaml on Ray, into DIR: resumable, failures isolated.
+
+\b
+SPEC lists models (zoo names with knob grids, torchvision:NAME, pkg.module:factory
+or .onnx files, each with weights:), profiles, export: options (a list is a grid
+axis), exclude: rules and optionally bench: (artifacts, device hosts, runs). Each
+cell calls the same export() as `edgecnn export` in a Ray task, its artifacts in
+DIR/cells/<hash>/ (the hash of everything that determines the cell); one record
+per finished cell goes to DIR/results.jsonl, then DIR/summary.md, summary.csv and
+a Pareto chart per profile (pareto-PROFILE.png).
+
+\b
+A rerun skips the recorded cells (crashed ones and failed benches run again);
+--force reruns all. A failing cell (bad input, drift, a dead worker after Ray's
+retries) is a record, never the end of the sweep: the exit code is 0 unless
+--strict (then the highest exit code of the failed cells). Ctrl-C keeps the
+records so far. Needs Ray: pip install 'edgecnn[sweep]'.
+
+\b
+`edgecnn sweep SPEC.yaml` is short for `edgecnn sweep run SPEC.yaml`;
+`edgecnn sweep plan FAMILY --profile P --measure` checks the planner's choice
+by measuring its best candidates (see its --help).
+
+\b
+Examples:
+  edgecnn sweep sweep.yaml --out sweeps/pi4
+  edgecnn sweep sweep.yaml --out sweeps/pi4 --workers 2 --strict
+  edgecnn sweep sweep.yaml --out /shared/sweeps/all --address ray://head.local:10001
+"""
+
+
+class _SweepGroup(click.Group):
+    """``edgecnn sweep SPEC.yaml …`` is short for ``edgecnn sweep run SPEC.yaml …``; ``sweep plan`` checks a plan."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("sweep", cls=_SweepGroup, help=SWEEP_HELP, short_help="Run a grid of exports and benches on Ray, resumable.")
+def sweep_group() -> None:
+    pass
+
+
+def _say(line: str) -> None:
+    """A sweep's progress: one plain line per event on stderr, never wrapped (a log to grep)."""
+    click.echo(line, err=True)
+
+
+_RAY_OPTIONS = (
+    click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="The sweep directory DIR."),
+    click.option("--address", help="Join the Ray cluster there (auto, ray://HOST:10001) [default: start Ray here]."),
+    click.option("--workers", type=click.IntRange(min=1), help="Local Ray CPUs, one export each [default: all cores]."),
+    click.option("--force", is_flag=True, help="Rerun every cell, recorded or not."),
+    click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+)
+
+
+def _ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_RAY_OPTIONS):
+        command = option(command)
+    return command
+
+
+@sweep_group.command("run", help=SWEEP_HELP, short_help="Run SPEC.yaml's grid (the default of `edgecnn sweep`).")
+@click.argument("spec", type=click.Path(path_type=Path))
+@_ray_options
+@click.option("--strict", is_flag=True, help="Exit non-zero when a cell failed.")
+def sweep_run(
+    spec: Path, out: Path, address: str | None, workers: int | None, force: bool, strict: bool, as_json: bool
+) -> None:
+    from edgecnn.commands.sweep import check_strict, sweep
+
+    records = sweep(spec, out, address=address, workers=workers, force=force, progress=_say)
+    if as_json:
+        click.echo(json_text(records, default=str, indent=2))
+    if strict:  # after the table: a CI log shows what failed, then the exit code says it
+        check_strict(records, out)
+
+
+SWEEP_PLAN_HELP = """Check the planner by measurement: export and bench FAMILY's best candidates around the budget.
+
+\b
+The planner (`edgecnn plan`) predicts; this measures. The --top candidates of best
+expected top-1 predicted within 1.5× the budget (and the planner's choice) are
+exported and benched as a sweep into DIR (resumable like any sweep), on the
+device with --host, else here. The choice is confirmed when it is the best
+expected top-1 among the candidates whose measured p50 fits the budget. The
+result goes to DIR/plan-check.json.
+
+\b
+Examples:
+  edgecnn sweep plan mobilenet --profile raspberrypi4 --measure --host pi@pi4.local --out checks/pi4
+  edgecnn sweep plan mobilenet --profile x86-avx2 --measure --budget-ms 2 --top 2 --out checks/x86
+"""
+
+
+@sweep_group.command("plan", help=SWEEP_PLAN_HELP, short_help="Check the planner's choice by measurement.")
+@click.argument("family")
+@click.option("--profile", "-p", required=True, help="Device profile (see `edgecnn profiles`).")
+@click.option("--measure", is_flag=True, help="Export and bench the candidates (required: it is what this does).")
+@click.option("--budget-ms", type=float, help="Latency budget [default: the profile's latency_budget_ms].")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Candidates to measure.")
+@click.option("--calib", help="Calibration data for the int8 exports [default: synthetic].")
+@click.option("--runs", type=click.IntRange(min=1), default=30, show_default=True, help="Timed runs per candidate.")
+@click.option("--host", metavar="[USER@]HOST", help="Bench on this device over SSH [default: here].")
+@click.option("--port", type=int, help="SSH port.")
+@click.option("--identity", "-i", help="SSH private key.")
+@click.option("--known-hosts", help="known_hosts file.")
+@click.option("--python", help="The device's Python for the harness [default: python3].")
+@_ray_options
+def sweep_plan(
+    family: str,
+    profile: str,
+    measure: bool,
+    budget_ms: float | None,
+    top: int,
+    calib: str | None,
+    runs: int,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    from edgecnn.commands.sweep_plan import plan_check
+    from edgecnn.errors import UsageError
+
+    if not measure:
+        raise UsageError("sweep plan measures the candidates: pass --measure (`edgecnn plan` predicts only)")
+    ssh = {k: options.pop(k) for k in ("host", "port", "identity", "known_hosts", "python")}
+    host = {k: v for k, v in ssh.items() if v is not None} if ssh["host"] else None
+    if host is None and len([v for v in ssh.values() if v is not None]):
+        raise UsageError("--port, --identity, --known-hosts and --python apply to a device: add --host USER@HOST")
+    report = plan_check(
+        family, profile, budget_ms=budget_ms, top=top, host=host, calib=calib, runs=runs, progress=_say, **options
+    )
+    if as_json:
+        click.echo(json_text(report, indent=2))
+        return
+    click.echo(
+        f"{report['family']} on {profile}, budget {report['budget_ms']:g} ms, measured on {report['measured_on']}:"
+    )
+    for row in report["candidates"]:
+        measured = f"{row['measured_ms']:.3g} ms" if row["measured_ms"] is not None else row["status"]
+        mark = "→" if row["chosen"] else " "
+        fits = "fits" if row["fits_measured"] else "over"
+        click.echo(
+            f" {mark} {row['label']:<40} predicted {row['predicted_ms']:.3g} ms, measured {measured} "
+            f"({fits}), expected top-1 {row['expected_top1']:.1f}%"
+        )
+    verdict = "confirmed" if report["confirmed"] else f"not confirmed: best measured is {report['best_measured']}"
+    click.echo(f"planner's choice {report['chosen']}: {verdict}")
+
+
 # --- device profiles, latency prediction and planning
 @cli.command(short_help="List the device profiles: CPU, runtimes, budgets, latency model.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")

@@ -176,6 +176,12 @@ def run_temp_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def current_run_temp_dir() -> Path | None:
+    """The run's temporary directory when inside :func:`run_temp_dir` (the CLI always is), else None."""
+    here = Path(tempfile.gettempdir())
+    return here if here.name.startswith(RUN_PREFIX) else None
+
+
 # --- checks before any work
 
 
@@ -533,3 +539,41 @@ def json_text(data: Any, default: Callable[[Any], Any] | None = None, **options:
     """``data`` as standard JSON (``jq``, JavaScript and every strict parser read it): a NaN or infinite figure —
     the SQNR of identical outputs is +inf dB — is null, never Python's bare ``Infinity``."""
     return json.dumps(_finite(data), allow_nan=False, default=default, **options)
+
+
+# --- append-only records
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` (one line, no newline in it) to ``path`` with one ``write`` on an ``O_APPEND`` descriptor,
+    fsynced: a reader sees whole lines only, except a last one cut by a crash, which :func:`read_lines` skips. A
+    file whose last line was cut gets a newline first, so the cut line never swallows the next record."""
+    if "\n" in line or "\r" in line:
+        raise ValueError("append_line writes one line: no newline in it")
+    path = Path(path)
+    check_replaceable(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    with terminate_as_interrupt(), room_to_write(path):
+        fd = os.open(path, flags, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            head = b""
+            if size:
+                with open(path, "rb") as reader:
+                    reader.seek(size - 1)
+                    head = b"" if reader.read(1) == b"\n" else b"\n"
+            os.write(fd, head + line.encode("utf-8") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_lines(path: Path) -> list[str]:
+    """The whole lines of an append-only file written by :func:`append_line` (none when it is missing); a last
+    line without its newline (a crash cut it) is left out."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    lines = text.split("\n")
+    return [line for line in lines[:-1] if line.strip()]

@@ -87,3 +87,47 @@ def _save(fig: Any, path: Path) -> Path:
         return atomic_write_bytes(Path(path), lambda handle: fig.savefig(handle, format="png", dpi=110))
     finally:
         plt.close(fig)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """The indices of the points no other point beats: lower x (latency) and higher y, sorted by x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def pareto_chart(
+    points: list[tuple[float, float]], labels: list[str], path: Path, xlabel: str, ylabel: str, title: str
+) -> Path:
+    """Each point (latency, figure) with its label, the Pareto front joined and ringed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.scatter([p[0] for p in points], [p[1] for p in points], color="#1f77b4", s=24, label="cells")
+    front = pareto_front(points)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="#d62728", linewidth=1)
+    ax.scatter(
+        [points[i][0] for i in front],
+        [points[i][1] for i in front],
+        s=110,
+        facecolors="none",
+        edgecolors="#d62728",
+        linewidths=1.5,
+        label="Pareto front",
+    )
+    for (x, y), label in zip(points, labels, strict=True):
+        ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,98 @@
+"""Does `edgecnn sweep` scale with workers, and what does Ray cost per cell against a loop of export() calls?
+
+The same 8-cell grid (MobileNetV1 α ∈ {0.25, 0.5, 0.75, 1.0} at 64², profiles x86-avx2 and raspberrypi4, ONNX,
+8 synthetic calibration samples) three ways, each a fresh process timed from start to exit: ``edgecnn sweep
+--workers 1``, ``--workers 2``, and a Python loop calling ``edgecnn.export()`` for the same cells.
+Run by ``make bench``; alone: ``python benchmarks/sweep_scaling.py [--quick]`` (4 cells).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO_ROOT, write_result
+
+NAME = "sweep_scaling"
+WIDTHS = [0.25, 0.5, 0.75, 1.0]
+PROFILES = ["x86-avx2", "raspberrypi4"]
+EXPORT = {"formats": "onnx", "calib_size": 8, "holdout": 4}
+DESCRIPTION = (
+    "The same grid of MobileNetV1 cells (α ∈ {0.25, 0.5, 0.75, 1.0} at 64² × x86-avx2, raspberrypi4; ONNX, 8 "
+    "synthetic calibration samples), each way a fresh process timed to its exit: `edgecnn sweep --workers 1` and "
+    "`--workers 2` (local Ray), and a loop calling `edgecnn.export()`. `speedup` = 1 worker / 2 workers (goal ≥ "
+    "1.7 on 2 cores for export-bound cells); `ray_overhead_%` = 1 worker / loop − 1 (goal ≤ 10 %), Ray's start "
+    "included; `per_cell_s` = wall time / cells; `load_avg`: the machine's 1-minute load before and after (above "
+    "2 on this 2-core host, other work shared the cores and the ratios mean little)."
+)
+
+LOOP = """
+import sys, time, json
+import edgecnn
+cells = json.loads(sys.argv[1])
+for cell in cells:
+    edgecnn.export("mobilenet_v1", out=cell["out"], force=True, **cell["options"])
+"""
+
+
+def spec_text(widths: list[float]) -> str:
+    models = json.dumps([{"name": "mobilenet_v1", "width": widths, "resolution": 64}])
+    return f"models: {models}\nprofiles: {json.dumps(PROFILES)}\nexport: {json.dumps(EXPORT)}\n"
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 cells instead of 8")
+    args = parser.parse_args(argv)
+    widths = WIDTHS[:2] if args.quick else WIDTHS
+    cells = len(widths) * len(PROFILES)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="sweep-scaling-") as tmp:
+        folder = Path(tmp)
+        (folder / "spec.yaml").write_text(spec_text(widths))
+        sweep = [sys.executable, "-m", "edgecnn", "sweep", "spec.yaml"]
+        one = timed([*sweep, "--out", "w1", "--workers", "1"], folder)
+        two = timed([*sweep, "--out", "w2", "--workers", "2"], folder)
+        todo = [
+            {
+                "out": str(folder / "loop" / f"{w}-{p}"),
+                "options": {**EXPORT, "profile": p, "width": w, "resolution": 64},
+            }
+            for w in widths
+            for p in PROFILES
+        ]
+        loop = timed([sys.executable, "-c", LOOP, json.dumps(todo)], folder)
+        statuses = [json.loads(line)["status"] for line in (folder / "w2" / "results.jsonl").read_text().splitlines()]
+    rows = [
+        {"run": "export() loop", "cells": cells, "wall_s": round(loop, 1), "per_cell_s": round(loop / cells, 2)},
+        {"run": "sweep --workers 1", "cells": cells, "wall_s": round(one, 1), "per_cell_s": round(one / cells, 2)},
+        {"run": "sweep --workers 2", "cells": cells, "wall_s": round(two, 1), "per_cell_s": round(two / cells, 2)},
+    ]
+    meta = {
+        "description": DESCRIPTION,
+        "speedup": round(one / two, 2),
+        "ray_overhead_%": round((one / loop - 1) * 100, 1),
+        "cells_ok": statuses.count("ok"),
+        # the 1-minute load average of the machine (2 cores) before and after: above 2, other work shared the cores
+        "load_avg": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
+    }
+    write_result(NAME, rows, meta)
+    print(json.dumps({"rows": rows, **{k: v for k, v in meta.items() if k != "description"}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

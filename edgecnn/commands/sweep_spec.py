@@ -1,0 +1,292 @@
+"""The SPEC.yaml of ``edgecnn sweep``: validated on load (config.schema), expanded into cells, each keyed by a hash.
+
+A list is a grid axis: in a model entry (its knobs), in ``profiles`` and in ``export`` (export()'s options).
+``exclude`` rules drop the cells whose values all match. Relative paths are read from the spec's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgecnn import __version__
+from edgecnn.config.schema import Field, load_yaml, positive, validate
+from edgecnn.errors import UsageError, check_file
+from edgecnn.models.knobs import KNOBS
+
+# export() options a spec's `export:` may not set: each cell's model, profile and output are the sweep's.
+NOT_EXPORT_OPTIONS = {
+    "model",
+    "profile",
+    "out",
+    "force",
+    "scaling",
+    "weights",
+    "num_classes",
+    "in_chans",
+    "input_shape",
+}
+MODEL_ONLY = {"weights": str, "calib": str, "num_classes": int, "in_chans": int, "input_shape": str}
+PATH_OPTIONS = ("calib", "weights", "recipe")  # read from files: resolved against the spec's folder, hashed
+BENCH_ARTIFACTS = ("int8_onnx", "fp32_onnx", "int8_ort", "fp32_ort", "int8_tflite", "fp32_tflite")
+
+
+def _option_kinds() -> dict[str, Any]:
+    """export()'s options with the type a spec value must have, read from ExportOptions' annotations."""
+    from edgecnn.pipeline.context import ExportOptions
+
+    kinds = {"bool": bool, "int": int, "float": (int, float), "str": str, "Path": str}
+    found = {}
+    for option in fields(ExportOptions):
+        if option.name in NOT_EXPORT_OPTIONS:
+            continue
+        first = str(option.type).split("|")[0].strip()
+        found[option.name] = kinds.get(first)
+    return found
+
+
+def _host_schema() -> dict[str, Field]:
+    return {
+        "host": Field(str),
+        "port": Field(int, required=False, check=positive),
+        "identity": Field(str, required=False),
+        "known_hosts": Field(str, required=False),
+        "python": Field(str, required=False),
+    }
+
+
+BENCH_SCHEMA: dict[str, Field] = {
+    "artifacts": Field(items=str, required=False, choices=BENCH_ARTIFACTS),
+    "hosts": Field(items=None, required=False),  # each a [USER@]HOST string or a mapping (_host_schema)
+    "runs": Field(int, required=False, check=positive),
+    "warmup": Field(int, required=False),
+    "threads": Field(int, required=False, check=positive),
+    "budget_s": Field(float, required=False, check=positive),
+    "timeout": Field(float, required=False, check=positive),
+}
+
+
+def _spec_schema() -> dict[str, Field]:
+    return {
+        "models": Field(items=dict),
+        "profiles": Field(items=str),
+        "export": Field(dict, required=False),
+        "bench": Field(BENCH_SCHEMA, required=False),
+        "exclude": Field(items=dict, required=False),
+    }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One export of the grid: its model, scaling, profile and options, and the hash that names it."""
+
+    key: str
+    model: str
+    profile: str
+    scaling: dict[str, Any]
+    options: dict[str, Any]  # export() keyword arguments (paths absolute), the model's own ones included
+    axes: dict[str, Any]  # the grid values that vary or were given: for labels, exclude rules and the summary
+
+    @property
+    def label(self) -> str:
+        """A short human name: model, knobs, profile, and the options that are grid axes."""
+        parts = [self.axes["model"], *(f"{k}={v}" for k, v in self.scaling.items()), self.profile]
+        parts += [f"{k}={v}" for k, v in self.axes.items() if k not in ("model", "profile", *self.scaling)]
+        return " ".join(str(p) for p in parts)
+
+
+@dataclass
+class Spec:
+    """A loaded SPEC: its cells in grid order, the bench settings (or None) and where it came from."""
+
+    path: str
+    cells: list[Cell]
+    bench: dict[str, Any] | None = None
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _axis(value: Any, many: bool = False) -> list[Any]:
+    """A value as a grid axis: a list is one (for a list-valued knob, a list of lists is), anything else one value."""
+    if many:
+        return value if isinstance(value, list) and value and all(isinstance(v, list) for v in value) else [value]
+    return value if isinstance(value, list) else [value]
+
+
+def _resolve(value: str, base: Path, what: str, where: str) -> str:
+    """A file or folder path of the spec, made absolute against the spec's folder; it must exist."""
+    path = Path(os.path.expanduser(value))
+    path = path if path.is_absolute() else base / path
+    if not path.exists():
+        raise UsageError(f"{where}: {what} {value} does not exist (relative paths are read from {base})")
+    return str(path)
+
+
+def _is_path(option: str, value: Any) -> bool:
+    """Whether an option's value names a file or folder (a recipe may also be a family's name)."""
+    if option not in PATH_OPTIONS or not isinstance(value, str):
+        return False
+    return option != "recipe" or value.endswith((".yaml", ".yml")) or "/" in value
+
+
+def _sha256(path: str) -> str:
+    """The sha256 of a file, or of a folder's relative names and bytes in sorted order."""
+    digest = hashlib.sha256()
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(root)).encode() if file != root else b"")
+        with file.open("rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_file_source(name: str) -> bool:
+    return name.lower().endswith(".onnx")
+
+
+def _models(
+    entries: list[dict[str, Any]], base: Path, where: str
+) -> list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]]:
+    """Each model entry as (name as written, source, its scaling combinations, its own export options)."""
+    schema = {"name": Field(str), **{k: Field(t, required=False) for k, t in MODEL_ONLY.items()}}
+    schema |= {name: Field(None, required=False) for name in KNOBS}
+    models = []
+    for i, entry in enumerate(entries):
+        at = f"{where}: models[{i}]"
+        validate(entry, schema, at)
+        name = source = entry["name"]
+        if _is_file_source(name):
+            source = _resolve(name, base, "model", at)
+            check_file(source, "model")
+        grids = []
+        for knob_name, knob in KNOBS.items():
+            if entry.get(knob_name) is None:
+                continue
+            values = _axis(entry[knob_name], knob.many)
+            for value in values:
+                problem = knob.problem(value)
+                if problem:
+                    raise UsageError(f"{at}.{knob_name}: {problem}")
+            grids.append([(knob_name, v) for v in values])
+        own = {k: entry[k] for k in MODEL_ONLY if entry.get(k) is not None}
+        for key in PATH_OPTIONS:
+            if _is_path(key, own.get(key)):
+                own[key] = _resolve(own[key], base, key, f"{at}.{key}")
+        models.append((name, source, [dict(combo) for combo in itertools.product(*grids)], own))
+    return models
+
+
+def _export_axes(section: dict[str, Any] | None, base: Path, where: str) -> dict[str, list[Any]]:
+    """The `export:` section: each option validated by its type and turned into an axis (paths absolute)."""
+    section = section or {}
+    kinds = _option_kinds()
+    at = f"{where}: export"
+    validate(section, {name: Field(None, required=False) for name in kinds}, at)
+    axes = {}
+    for name, value in section.items():
+        if value is None:
+            continue
+        values = _axis(value)
+        if not values:
+            raise UsageError(f"{at}.{name}: an empty list makes no cells")
+        for index, item in enumerate(values):
+            validate({name: item}, {name: Field(kinds[name])}, f"{at}[{index}]" if len(values) > 1 else at)
+            if _is_path(name, item):
+                values[index] = _resolve(item, base, name, f"{at}.{name}")
+        axes[name] = values
+    return axes
+
+
+def _bench(section: dict[str, Any] | None, where: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The bench settings and the host pool (each host a mapping of bench()'s SSH options)."""
+    if section is None:
+        return None, []
+    if not isinstance(section.get("hosts") or [], list):
+        raise UsageError(f"{where}: bench.hosts: expected a list of [USER@]HOST or mappings")
+    hosts = []
+    for i, host in enumerate(section.get("hosts") or []):
+        host = {"host": host} if isinstance(host, str) else host
+        validate(host, _host_schema(), f"{where}: bench.hosts[{i}]")
+        hosts.append(host)
+    names = [h["host"] for h in hosts]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{where}: bench.hosts: a host is listed twice")
+    settings = {k: v for k, v in section.items() if k != "hosts" and v is not None}
+    settings.setdefault("artifacts", ["int8_onnx"])
+    return settings, hosts
+
+
+def _matches(rule: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Whether every key of an exclude rule matches (a list: any of its values; of a list-valued knob, a list of
+    lists is)."""
+    return all(values.get(key) in _axis(wanted, key in KNOBS and KNOBS[key].many) for key, wanted in rule.items())
+
+
+def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str) -> str:
+    """The hash of everything that determines a cell: source (and file hash), data hashes, options, profile, version."""
+    options = dict(cell["options"])
+    hashed = {k: _sha256(options[k]) for k in PATH_OPTIONS if _is_path(k, options.get(k))}
+    source = cell["model"]
+    what = {
+        "source": {"file": Path(source).name, "sha256": _sha256(source)} if _is_file_source(source) else source,
+        "scaling": cell["scaling"],
+        "profile": {"name": cell["profile"], "sha256": _sha256(profile_path) if profile_path else None},
+        "options": {k: (hashed.get(k) if k in hashed else v) for k, v in sorted(options.items())},
+        "bench": {k: v for k, v in (bench or {}).items()},
+        "edgecnn": __version__,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
+    """Load and validate SPEC (a YAML path or an already-read mapping) and expand it into its cells."""
+    from edgecnn.config.profiles import load_profile
+
+    if isinstance(spec, dict):
+        data, where, base = spec, "spec", Path.cwd()
+    else:
+        path = check_file(spec, "sweep spec")
+        data, where, base = load_yaml(path), str(path), path.resolve().parent
+    validate(data, _spec_schema(), where)
+    models = _models(data["models"], base, where)
+    profiles = list(dict.fromkeys(data["profiles"]))
+    profile_paths = {}
+    for i, name in enumerate(profiles):
+        try:
+            profile_paths[name] = str(load_profile(name).path or "")
+        except UsageError as error:
+            raise UsageError(f"{where}: profiles[{i}]: {error}") from None
+    axes = _export_axes(data.get("export"), base, where)
+    bench, hosts = _bench(data.get("bench"), where)
+    rules = data.get("exclude") or []
+    known = {"model", "profile", *KNOBS, *axes}
+    for i, rule in enumerate(rules):
+        unknown = sorted(set(rule) - known)
+        if unknown:
+            raise UsageError(f"{where}: exclude[{i}]: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    names = list(axes)
+    cells, seen = [], set()
+    for name, source, scalings, own in models:
+        for scaling in scalings:
+            for profile in profiles:
+                for combo in itertools.product(*(axes[n] for n in names)):
+                    options = {**dict(zip(names, combo, strict=True)), **own}
+                    shown = {"model": name, "profile": profile, **scaling}
+                    shown |= {n: v for n, v in zip(names, combo, strict=True) if len(axes[n]) > 1}
+                    if any(_matches(rule, {"model": name, "profile": profile, **scaling, **options}) for rule in rules):
+                        continue
+                    raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
+                    key = _key(raw, bench, profile_paths[profile])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    cells.append(Cell(key, source, profile, scaling, options, shown))
+    if not cells:
+        raise UsageError(f"{where}: the grid has no cells (every one is excluded?)")
+    return Spec(where, cells, bench, hosts)
