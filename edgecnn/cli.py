@@ -773,10 +773,11 @@ def sweep_plan(
 
     if not measure:
         raise UsageError("sweep plan measures the candidates: pass --measure (`edgecnn plan` predicts only)")
+    from edgecnn.bench.api import check_options
+
     ssh = {k: options.pop(k) for k in ("host", "port", "identity", "known_hosts", "python")}
     host = {k: v for k, v in ssh.items() if v is not None} if ssh["host"] else None
-    if host is None and len([v for v in ssh.values() if v is not None]):
-        raise UsageError("--port, --identity, --known-hosts and --python apply to a device: add --host USER@HOST")
+    check_options(_typed_names() & {"port", "identity", "known_hosts"}, [], ssh["host"], None)
     report = plan_check(
         family, profile, budget_ms=budget_ms, top=top, host=host, calib=calib, runs=runs, progress=_say, **options
     )

@@ -40,8 +40,9 @@ class Thresholds:
     score_threshold: float = 0.25
     nms_iou: float = 0.45
     tasks: str | None = None
-    # the fields a user gave (Thresholds.of): one only a task reads, given when no output has that task, is an error
-    given: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
+    # the fields a user gave (Thresholds.of; None: those that differ from their defaults): one only a task reads,
+    # given when no output has that task, is an error
+    given: frozenset[str] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, **given: Any) -> Thresholds:
@@ -72,6 +73,11 @@ class Thresholds:
         if self.decoder not in DECODERS:
             raise UnknownNameError("decoder", self.decoder, list(DECODERS))
         parse_tasks(self.tasks)  # an unknown task or a malformed spec is an error before any work
+        if self.given is None:
+            changed = {
+                f.name for f in dataclasses.fields(self) if f.name != "given" and getattr(self, f.name) != f.default
+            }
+            object.__setattr__(self, "given", frozenset(changed))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""

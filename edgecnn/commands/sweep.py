@@ -2,7 +2,7 @@
 
 The driver alone writes DIR/results.jsonl, one line per finished cell (files.append_line), under DIR's lock; the
 workers write each cell's artifacts to DIR/cells/<key>/ through export()'s own atomic output. A rerun skips the
-cells recorded already (except crashed ones and failed benches); ``force`` reruns every cell.
+cells recorded already (except those whose worker was lost and failed benches); ``force`` reruns every cell.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from edgecnn.files import (
 )
 
 RESULTS = "results.jsonl"
-MAX_RETRIES = 2  # Ray re-runs a cell whose worker died this many times, then it is recorded as crashed
-RERUN = ("crashed", "bench-error")  # statuses a rerun tries again: a lost worker or an unreachable device may recover
+MAX_RETRIES = 2  # Ray re-runs a cell whose worker died this many times, then it is recorded as worker-lost
+RERUN = ("worker-lost", "bench-error")  # statuses a rerun tries again: a lost worker or an unreachable device may
+# recover (a cell that crashed on a bug of its own would crash again: --force re-runs it)
 LOCAL = "local"
 # Ray puts its sockets at TEMP/session_<date>_<time>_<µs>_<pid>/sockets/plasma_store, and a socket path has 107 bytes.
 RAY_TEMP_ROOM = 107 - len("/session_2026-12-04_19-16-30_272960_1234567") - len("/sockets/plasma_store")
@@ -108,8 +109,8 @@ def sweep(
 ) -> list[dict[str, Any]]:
     """Run SPEC's grid into ``out`` on Ray (local with ``workers`` CPUs, or the cluster at ``address``); the table.
 
-    Each returned record is one cell: key, label, status (ok, error, drift, partial, crashed, bench-error), exit
-    code, message, predicted latency, size, int8 figures, bench figures, wall time. ``strict`` raises
+    Each returned record is one cell: key, label, status (ok, error, drift, partial, crashed, worker-lost,
+    bench-error), exit code, message, predicted latency, size, int8 figures, bench figures, wall time. ``strict`` raises
     :class:`SweepFailedError` when a cell failed (after the summary is written).
     """
     ray = import_ray()
@@ -197,11 +198,15 @@ def _run(
     temp: Path,
 ) -> None:
     """Run ``todo`` as Ray tasks, at most one export per CPU in flight, and a bench per device at a time."""
+    ours = not ray.is_initialized()  # a caller's own Ray session is used as it is, and left running
     try:
-        slots = _start(ray, address, workers, spec, temp)
-        Scheduler(ray, spec, out, slots, known, say).run(todo)
+        slots = _start(ray, address, workers, spec, temp) if ours else max(1, int(ray.cluster_resources()["CPU"]))
+        # a local bench takes every CPU of a Ray started here (timed after the exports, not among them); a cluster's
+        # nodes differ, so there it takes one
+        Scheduler(ray, spec, out, slots, known, say, slots if ours and not address else 1).run(todo)
     finally:
-        ray.shutdown()
+        if ours:
+            ray.shutdown()
         while _SHORT_TEMPS:
             shutil.rmtree(_SHORT_TEMPS.pop(), ignore_errors=True)
 
@@ -227,8 +232,10 @@ class Scheduler:
         slots: int,
         known: dict[str, dict[str, Any]],
         say: Callable[[str], None],
+        bench_cpus: int = 1,
     ):
         self.ray, self.spec, self.out, self.slots, self.known, self.say = ray, spec, out, slots, known, say
+        self.bench_cpus = bench_cpus
         self.export = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_cell)
         self.bench = ray.remote(max_retries=MAX_RETRIES)(run_bench)
         self.hosts = spec.hosts or [{"host": LOCAL}]
@@ -259,8 +266,11 @@ class Scheduler:
         try:
             value = self.ray.get(ref)
         except self.ray.exceptions.RayError as error:
+            raised = isinstance(error, self.ray.exceptions.RayTaskError) and not isinstance(
+                error, self.ray.exceptions.WorkerCrashedError
+            )
             value = {
-                "status": "crashed" if phase == "export" else "bench-error",
+                "status": ("crashed" if raised else "worker-lost") if phase == "export" else "bench-error",
                 "exit_code": EXIT_INTERNAL if phase == "export" else 1,
                 "message": _lost(self.ray, error),
             }
@@ -275,7 +285,7 @@ class Scheduler:
                 self.load[host["host"]] += 1
                 record["bench_host"] = host["host"]
                 options = {"resources": {host_resource(host["host"]): 1}}
-                options["num_cpus"] = 1 if host["host"] == LOCAL else 0
+                options["num_cpus"] = self.bench_cpus if host["host"] == LOCAL else 0
                 where = None if host["host"] == LOCAL else host
                 bench_ref = self.bench.options(**options).remote(paths, where, self.spec.bench)
                 self.inflight[bench_ref] = (cell, "bench", started, record)
@@ -285,7 +295,7 @@ class Scheduler:
             record["bench"] = value
             record["bench_p50_ms"] = value.get("p50_ms")
             if "error" in value and record["status"] == "ok":
-                record.update(status="bench-error", exit_code=1, message=value["error"])
+                record.update(status="bench-error", exit_code=value.get("exit_code", 1), message=value["error"])
         record["wall_s"] = round(time.perf_counter() - started, 2)
         record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         append_line(self.out / RESULTS, json_text(record, default=str))

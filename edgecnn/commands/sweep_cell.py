@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import EXIT_DRIFT, EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE, EdgecnnError
+from edgecnn.errors import EXIT_DRIFT, EXIT_INTERNAL, EXIT_PARTIAL, EdgecnnError
 from edgecnn.files import run_temp_dir
 
 STATUS = {0: "ok", EXIT_DRIFT: "drift", EXIT_PARTIAL: "partial", EXIT_INTERNAL: "crashed"}  # else: "error"
@@ -98,7 +98,7 @@ def run_bench(paths: list[str], host: dict[str, Any] | None, settings: dict[str,
     try:
         results = bench(paths, **where, **options)
     except EdgecnnError as error:
-        return {"host": where.get("host", "local"), "error": _one_line(str(error)), "exit_code": EXIT_USAGE}
+        return {"host": where.get("host", "local"), "error": _one_line(str(error)), "exit_code": error.exit_code}
     keep = ("artifact", "p50_ms", "p90_ms", "min_ms", "mean_ms", "runs", "peak_rss_mb", "runtime", "delegate")
     return {
         "host": where.get("host", "local"),

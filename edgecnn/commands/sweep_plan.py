@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.commands.sweep import sweep
+from edgecnn.errors import UsageError
 from edgecnn.files import atomic_write_text, json_text
 
 REACH = 1.5  # candidates predicted up to this × the budget are measured: the check looks past the budget too
@@ -53,7 +54,9 @@ def plan_check(
     records = sweep(spec, out, **sweep_options)
     rows = []
     for candidate in picked:
-        record = next(r for r in records if r["model"] == candidate.model and r["scaling"] == candidate.config)
+        record = next((r for r in records if r["model"] == candidate.model and r["scaling"] == candidate.config), None)
+        if record is None:
+            raise UsageError(f"the sweep recorded no cell for candidate {candidate.model} {candidate.config}")
         measured = record.get("bench_p50_ms")
         rows.append(
             {

@@ -21,6 +21,7 @@ from edgecnn.models.knobs import KNOBS
 
 # export() options a spec's `export:` may not set: each cell's model, profile and output are the sweep's.
 NOT_EXPORT_OPTIONS = {
+    "given",
     "model",
     "profile",
     "out",
@@ -244,6 +245,18 @@ def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str) 
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _check_cell(options: dict[str, Any], profile_formats: tuple[str, ...], where: str) -> None:
+    """A cell's options held to the export's option rules now (int8, formats), not on a worker later."""
+    from edgecnn.formats import parse_formats
+    from edgecnn.pipeline.context import check_static_options, given_options
+
+    try:
+        formats = parse_formats(options.get("formats"), profile_formats)
+        check_static_options(given_options(options), options.get("quantize", True), formats)
+    except UsageError as error:
+        raise UsageError(f"{where}: {error} (an exclude: rule leaves such cells out)") from None
+
+
 def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
     """Load and validate SPEC (a YAML path or an already-read mapping) and expand it into its cells."""
     from edgecnn.config.profiles import load_profile
@@ -256,10 +269,11 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
     validate(data, _spec_schema(), where)
     models = _models(data["models"], base, where)
     profiles = list(dict.fromkeys(data["profiles"]))
-    profile_paths = {}
+    profile_paths, profile_formats = {}, {}
     for i, name in enumerate(profiles):
         try:
             profile_paths[name] = str(load_profile(name).path or "")
+            profile_formats[name] = load_profile(name).formats
         except UsageError as error:
             raise UsageError(f"{where}: profiles[{i}]: {error}") from None
     axes = _export_axes(data.get("export"), base, where)
@@ -281,6 +295,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
                     shown |= {n: v for n, v in zip(names, combo, strict=True) if len(axes[n]) > 1}
                     if any(_matches(rule, {"model": name, "profile": profile, **scaling, **options}) for rule in rules):
                         continue
+                    _check_cell(options, profile_formats[profile], f"{where}: cell {shown}")
                     raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
                     key = _key(raw, bench, profile_paths[profile])
                     if key in seen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ COLUMNS = (
     "wall_s",
     "message",
 )
-FAILED = ("error", "drift", "partial", "crashed", "bench-error")
+FAILED = ("error", "drift", "partial", "crashed", "worker-lost", "bench-error")
 
 
 def cells(count: int) -> str:
@@ -91,8 +92,17 @@ def csv_text(records: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({k: "" if record.get(k) is None else record.get(k) for k in COLUMNS})
+        writer.writerow({k: _cell_text(record.get(k)) for k in COLUMNS})
     return buffer.getvalue()
+
+
+def _cell_text(value: Any) -> Any:
+    """A CSV value; text a spreadsheet would run as a formula (=, +, -, @ first) is quoted with a leading '."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
 
 
 def charts(records: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -109,7 +119,7 @@ def charts(records: list[dict[str, Any]], out: Path) -> list[Path]:
         kinds = {latency(r)[1] for r in rows}
         names = {headline(r)[1] for r in rows}
         xlabel = f"{' / '.join(sorted(kinds))} latency on {profile} (ms)"
-        path = out / f"pareto-{profile}.png"
+        path = out / f"pareto-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(profile).stem)}.png"  # a profile may be a path
         title = f"edgecnn sweep: {profile}, {len(rows)} cells"
         made.append(pareto_chart(points, [r["label"] for r in rows], path, xlabel, " / ".join(sorted(names)), title))
     return made

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,22 @@ RULES = Rules(
     },
     flags={"fix": "--fix/--no-fix"},
 )
+
+
+def given_options(options: Mapping[str, Any]) -> frozenset[str]:
+    """The options a caller gave: every one passed (the CLI passes only the typed ones) but None and a flag left off
+    (False), except ``fix=False`` (--no-fix turns a default off)."""
+    given = {k for k, v in options.items() if v is not None and v is not False}
+    return frozenset(given | ({"fix"} if options.get("fix") is False else set()))
+
+
+def check_static_options(given: frozenset[str], quantize: bool, formats: tuple[str, ...]) -> None:
+    """The given options that need int8 or a format, held to this export's (before any work)."""
+    from edgecnn.applies import check_applies
+    from edgecnn.formats import FORMATS
+
+    taken = {f"format:{name}" for name in formats} | ({"int8"} if quantize else set())
+    check_applies(RULES, given, taken, known={"int8", *(f"format:{name}" for name in FORMATS)})
 
 
 @dataclass

@@ -16,9 +16,17 @@ from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
 from edgecnn.data.calibration import load_calibration, load_input_calibration
 from edgecnn.errors import DriftError, EdgecnnError, PartialExportError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
-from edgecnn.formats import ALWAYS, FORMATS, parse_formats, stage_formats
+from edgecnn.formats import ALWAYS, parse_formats, stage_formats
 from edgecnn.models.knobs import KNOBS
-from edgecnn.pipeline.context import CHECK_SAMPLES, RULES, ExportContext, ExportOptions, StageResult
+from edgecnn.pipeline.context import (
+    CHECK_SAMPLES,
+    RULES,
+    ExportContext,
+    ExportOptions,
+    StageResult,
+    check_static_options,
+    given_options,
+)
 from edgecnn.pipeline.drift_check import drift_summary
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
@@ -66,10 +74,7 @@ def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise UsageError(f"export() got unknown option(s): {', '.join(unknown)}")
-    defaults = {f.name: f.default for f in fields(ExportOptions)}
-    # given: a value, or a flag turned from its default (fix=False); never a flag left as it was (dynamic_batch=False)
-    given = {k for k, v in kwargs.items() if v is not None and not (isinstance(v, bool) and v == defaults.get(k))}
-    return ExportOptions(model=model, scaling=scaling, given=frozenset(given), **kwargs)
+    return ExportOptions(model=model, scaling=scaling, given=given_options(kwargs), **kwargs)
 
 
 def _validate(options: ExportOptions) -> None:
@@ -106,9 +111,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     if options.deform is None:
         options.deform = profile.deform
     formats = parse_formats(options.formats, profile.formats)
-    static = {"int8", *(f"format:{name}" for name in FORMATS)}
-    taken = {f"format:{name}" for name in formats} | ({"int8"} if options.quantize else set())
-    check_applies(RULES, options.given, taken, known=static)
+    check_static_options(options.given, options.quantize, formats)
     scaling = options.scaling
     input_shape = parse_input_shapes(options.input_shape)
     inputs = [options.model if isinstance(options.model, (str, Path)) else None]

@@ -139,8 +139,9 @@ def _check_deform(ctx: ExportContext, path: Path) -> None:
 
 
 def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``outputs``, once ``--task`` is found to name only outputs the model has (before calibration and drift, and
-    with --no-quantize too: a typo is never ignored), and the task-only options given are for tasks it has."""
+    """``outputs``, once ``--task`` is found to name only outputs the model has (before calibration and drift: a
+    typo is never ignored), and the task-only options given are for tasks it has."""
+
     from edgecnn.analysis.drift import FLAGS
     from edgecnn.analysis.tasks import check_task_options, output_tasks, parse_tasks
 
