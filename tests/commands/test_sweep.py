@@ -370,6 +370,10 @@ def test_cells_are_the_grid_minus_excludes_keyed_by_what_determines_them(inputs,
         ("models: [{name: missing.onnx}]\nprofiles: [x86-avx2]\n", "model missing.onnx does not exist"),
         ("models: [{name: tiny.onnx}]\nprofiles: [x86-avx2]\nexclude: [{methd: minmax}]\n", "unknown key 'methd'"),
         ("models: [{name: tiny.onnx}]\nprofiles: [x86-avx2]\nbench: {runz: 3}\n", "bench: unknown key 'runz'"),
+        (  # an fp32 cell given an int8 option: refused on load, not recorded as an error by a worker
+            "models: [{name: tiny.onnx}]\nprofiles: [x86-avx2]\nexport: {quantize: [true, false], method: entropy}\n",
+            "--method applies to the int8 artifacts, but --no-quantize leaves them out",
+        ),
     ],
 )
 def test_spec_errors_name_the_file_and_field(inputs, tmp_path, text, message):
