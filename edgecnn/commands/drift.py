@@ -39,11 +39,12 @@ RULES = Rules(
         "max_accuracy_drop": ("truth",),
         "calib": ("fix",),
         "out": ("fix",),
-        "chart": ("layers",),
+        "chart": ("layers", "int8_target"),
+        "layers": ("int8_target",),  # given: --no-layers (from the Python API: layers=False)
         "force": ("named_output",),
         "fix": ("int8_target",),
     },
-    FLAGS,
+    {**FLAGS, "layers": "--no-layers"},
 )
 
 
@@ -148,11 +149,15 @@ def drift(
     thresholds = thresholds or Thresholds()
     if limit < 1:
         raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
-    typed = thresholds.given | {
-        name
-        for name, value in (("calib", calib), ("out", out), ("chart", chart), ("force", force), ("fix", fix))
-        if value not in (None, False)
-    }
+    typed = (
+        thresholds.given
+        | {
+            name
+            for name, value in (("calib", calib), ("out", out), ("chart", chart), ("force", force), ("fix", fix))
+            if value not in (None, False)
+        }
+        | ({"layers"} if not layers else set())
+    )
     taken = {"fix"} if fix else set()
     taken |= {"layers"} if layers else set()
     taken |= {"named_output"} if out is not None or chart is not None else set()

@@ -19,7 +19,7 @@ from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
 from edgecnn.formats import ALWAYS, FORMATS, parse_formats, stage_formats
 from edgecnn.models.knobs import KNOBS
 from edgecnn.pipeline.context import CHECK_SAMPLES, RULES, ExportContext, ExportOptions, StageResult
-from edgecnn.pipeline.drift_check import drift_summary
+from edgecnn.pipeline.drift_check import drift_summary, not_judged_reasons
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shapes, resolve_source, source_recipe
@@ -61,6 +61,7 @@ def tool_versions() -> dict[str, str]:
 
 def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
     """The options of ``export(model, **kwargs)``: the knobs of the knob table go to ``scaling``."""
+    typed = frozenset(kwargs.pop("given", ()))  # the CLI's typed options: given even at their default value
     scaling = {name: value for name in KNOBS if (value := kwargs.pop(name, None)) is not None}
     known = {f.name for f in fields(ExportOptions)} - {"scaling", "given"}
     unknown = sorted(set(kwargs) - known)
@@ -69,7 +70,7 @@ def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
     defaults = {f.name: f.default for f in fields(ExportOptions)}
     # given: a value, or a flag turned from its default (fix=False); never a flag left as it was (dynamic_batch=False)
     given = {k for k, v in kwargs.items() if v is not None and not (isinstance(v, bool) and v == defaults.get(k))}
-    return ExportOptions(model=model, scaling=scaling, given=frozenset(given), **kwargs)
+    return ExportOptions(model=model, scaling=scaling, given=frozenset(given) | typed, **kwargs)
 
 
 def _validate(options: ExportOptions) -> None:
@@ -109,6 +110,11 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
     static = {"int8", *(f"format:{name}" for name in FORMATS)}
     taken = {f"format:{name}" for name in formats} | ({"int8"} if options.quantize else set())
     check_applies(RULES, options.given, taken, known=static)
+    if options.dynamic_batch and options.formats is not None and "tflite" in formats:  # not a failure after the work
+        raise UsageError(
+            "--dynamic-batch cannot go with --format tflite: the TFLite lowering needs a static batch; "
+            "drop tflite from --format, or drop --dynamic-batch"
+        )
     scaling = options.scaling
     input_shape = parse_input_shapes(options.input_shape)
     inputs = [options.model if isinstance(options.model, (str, Path)) else None]
@@ -158,6 +164,9 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         )
     truth = {"truth"} if (holdout if len(holdout) else calib).labels is not None else set()
     check_applies(RULES, options.given, truth, known={"truth"}, why="the calibration data has none")
+    unjudged = not_judged_reasons(calib, holdout, source)
+    why = f"the drift check is not judged ({'; '.join(unjudged)})"
+    check_applies(RULES, options.given, set() if unjudged else {"judged"}, known={"judged"}, why=why)
     started = time.perf_counter()
     with atomic_output_dir(out, options.force) as tmp, scratch_beside(out) as scratch:
         ctx = ExportContext(

@@ -292,6 +292,13 @@ def _tiny_and_data(folder: Path) -> None:
     np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
 
 
+def _tiny_and_labels(folder: Path) -> None:
+    """m.onnx (a 10-class classifier) and d.npz: 16 images with a class label each."""
+    tiny_onnx(folder / "m.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", images=rng.random((16, 3, 8, 8), dtype=np.float32), labels=rng.integers(0, 10, 16))
+
+
 def _two_models(folder: Path) -> None:
     tiny_onnx(folder / "ref.onnx", classes=10)
     tiny_onnx(folder / "target.onnx", classes=5)
@@ -1206,6 +1213,47 @@ CASES: dict[str, Case] = {
         "--input applies to ARTIFACTs, but --suite builds its own models",
     ),
     "plan force without chart": Case(("plan", "mobilenet", "-p", "x86-avx2", "--force"), "--force applies to --chart"),
+    # pass 7: options the rule still let through, each was exit 0 with the option unused
+    "export max drop for an embedding": Case(  # labels are read only by a lone classification output
+        ("export", "m.onnx", *TINY, "--calib", "d.npz", "--task", "logits=embedding", "--max-drop", "2"),
+        "--max-drop against per-sample labels applies to a model whose only output is a classification, but the "
+        "outputs are judged as embedding (logits): give --task OUTPUT=classification if one is, or drop --max-drop",
+        _tiny_and_labels,
+    ),
+    "drift max drop for a raw output": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--task", "raw", "--max-drop", "2"),
+        "--max-drop against per-sample labels applies to a model whose only output is a classification",
+        _tiny_and_labels,
+    ),
+    "drift chart of an fp32 target": Case(  # no per-layer figures, so no chart
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--chart", "c.png"),
+        "--chart applies to an int8 TARGET, but TARGET is not int8",
+        _tiny_and_data,
+    ),
+    "drift no-layers of an fp32 target": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--no-layers"),
+        "--no-layers applies to an int8 TARGET, but TARGET is not int8",
+        _tiny_and_data,
+    ),
+    "export allow-drift with nothing held out": Case(  # the check is not judged: no verdict to allow
+        ("export", "m.onnx", "--format", "onnx", "--calib", "d.npz", "--holdout", "0", "--allow-drift"),
+        "--allow-drift applies to a judged drift check, but the drift check is not judged (no held-out samples)",
+        _tiny_and_labels,
+    ),
+    "export fix of a random model": Case(
+        ("export", *MV1, "--fix"),
+        "--fix/--no-fix applies to a judged drift check, but the drift check is not judged (calibration data is "
+        "synthetic; the model has random weights)",
+    ),
+    "export fix typed with no-quantize": Case(  # --fix is the API's default: the CLI dropped it as not given
+        ("export", "m.onnx", "--format", "onnx", "--no-quantize", "--fix"),
+        "--fix/--no-fix applies to the int8 artifacts, but --no-quantize leaves them out",
+        _tiny("m.onnx"),
+    ),
+    "export dynamic batch to tflite": Case(  # was exit 4 after the trace, the ONNX written
+        ("export", "mobilenet_v1", "--width", "0.25", "--no-quantize", "--format", "onnx,tflite", "--dynamic-batch"),
+        "--dynamic-batch cannot go with --format tflite: the TFLite lowering needs a static batch",
+    ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
     "bench rounds for ever": Case(
