@@ -1254,6 +1254,9 @@ CASES: dict[str, Case] = {
         ("export", "mobilenet_v1", "--width", "0.25", "--no-quantize", "--format", "onnx,tflite", "--dynamic-batch"),
         "--dynamic-batch cannot go with --format tflite: the TFLite lowering needs a static batch",
     ),
+    "bench budget for ever": Case(  # was timed until --timeout killed the run, 10 minutes later
+        ("bench", "m.onnx", "--budget-s", "inf"), "--budget-s must be less than --timeout (600 s)", _tiny("m.onnx")
+    ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
     "bench rounds for ever": Case(
