@@ -1257,6 +1257,9 @@ CASES: dict[str, Case] = {
     "bench budget for ever": Case(  # was timed until --timeout killed the run, 10 minutes later
         ("bench", "m.onnx", "--budget-s", "inf"), "--budget-s must be less than --timeout (600 s)", _tiny("m.onnx")
     ),
+    "export task of an empty name": Case(  # was taken as no --task: every output's task inferred
+        ("export", "m.onnx", *TINY, "--task", " "), "--task ' ' names no task: give one", _tiny("m.onnx")
+    ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
     "bench rounds for ever": Case(
