@@ -23,6 +23,7 @@ from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.analysis.tasks import option_scopes
 from edgecnn.applies import Rules, check_applies
+from edgecnn.data.calibration import SYNTHETIC
 from edgecnn.errors import UsageError
 from edgecnn.files import check_output_file, check_suffix, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
@@ -162,6 +163,9 @@ def drift(
     taken |= {"layers"} if layers else set()
     taken |= {"named_output"} if out is not None or chart is not None else set()
     check_applies(RULES, typed, taken, known={"fix", "layers", "named_output"})
+    for option, source in (("--data", data), ("--calib", calib)):  # before any work
+        if source is not None and (str(source) == SYNTHETIC or not str(source).strip()):
+            raise UsageError(f"{option} must be real data, not '{source}': give an image folder or a .npz/.npy file")
     suffix = ".tflite" if Path(target).suffix.lower() == ".tflite" else ".onnx"  # a repair has TARGET's format
     if fix:  # before anything is read
         check_suffix(out, suffix, "a TFLite model" if suffix == ".tflite" else "an ONNX model")

@@ -1260,6 +1260,11 @@ CASES: dict[str, Case] = {
     "export task of an empty name": Case(  # was taken as no --task: every output's task inferred
         ("export", "m.onnx", *TINY, "--task", " "), "--task ' ' names no task: give one", _tiny("m.onnx")
     ),
+    "drift fix with synthetic calib": Case(  # named --data, which was real
+        ("drift", "f.onnx", "q.onnx", "--data", "d.npz", "--fix", "--calib", "synthetic", "--out", "x.onnx"),
+        "--calib must be real data, not 'synthetic'",
+        _fp32_int8_pair,
+    ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
     "bench rounds for ever": Case(
@@ -1283,7 +1288,7 @@ CASES: dict[str, Case] = {
         "predict takes a zoo name or an .onnx file, not torchvision:resnet18: export it first",
     ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
-        ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
+        ("drift", "m.onnx", "m.onnx", "--data", ""), "--data must be real data, not ''", _tiny("m.onnx")
     ),
 }
 
