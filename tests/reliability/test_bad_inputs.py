@@ -1265,6 +1265,11 @@ CASES: dict[str, Case] = {
         "--calib must be real data, not 'synthetic'",
         _fp32_int8_pair,
     ),
+    "calibrate-profile with a probe twice": Case(  # a copy counted as a third network: a fit was written
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "p.yaml"),
+        "results[1]: probe conv (fp32) is there twice: give each probe once",
+        _results(_probe() * 3),
+    ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
     "bench rounds for ever": Case(
