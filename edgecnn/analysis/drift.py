@@ -12,6 +12,7 @@ import numpy as np
 
 from edgecnn.analysis.metrics import accuracy, max_abs_error, mean_cosine, sqnr_db
 from edgecnn.analysis.task_detection import DECODERS, joined
+from edgecnn.analysis.task_segmentation import check_threshold_applies
 from edgecnn.analysis.tasks import TRUTH_TASKS, check_task_options, output_tasks, parse_tasks, task
 from edgecnn.runtime.outputs import Outputs, as_outputs, matched
 
@@ -149,6 +150,8 @@ def output_figures(
     pairs = matched(reference, target, "drift")
     chosen = output_tasks({name: ref.shape for name, ref, _ in pairs}, parse_tasks(thresholds.tasks))
     check_task_options(thresholds.given, {name: c["task"] for name, c in chosen.items()}, FLAGS)
+    maps = {name: ref.shape for name, ref, _ in pairs if chosen[name]["task"] == "segmentation"}
+    check_threshold_applies(thresholds.given, maps)
     if thresholds.decoder == "boxes-scores":  # the two detection outputs are judged as one head
         pairs, chosen = _joined_detection(pairs, chosen)
     result = {}

@@ -140,6 +140,7 @@ def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict
     """``outputs``, once ``--task`` is found to name only outputs the model has (before calibration and drift, and
     with --no-quantize too: a typo is never ignored), and the task-only options given are for tasks it has."""
     from edgecnn.analysis.drift import FLAGS, check_drop_applies
+    from edgecnn.analysis.task_segmentation import check_threshold_applies
     from edgecnn.analysis.tasks import check_task_options, output_tasks, parse_tasks
 
     shapes = {o["name"]: tuple(d or 1 for d in o["shape"]) for o in outputs}  # the names are checked, not the sizes
@@ -149,6 +150,9 @@ def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict
         tasks = {name: c["task"] for name, c in chosen.items()}
         check_task_options(thresholds.given, tasks, FLAGS)
         check_drop_applies(thresholds.given, tasks, (ctx.holdout if len(ctx.holdout) else ctx.calib).labels)
+        check_threshold_applies(
+            thresholds.given, {name: shapes[name] for name in tasks if tasks[name] == "segmentation"}
+        )
     return outputs
 
 

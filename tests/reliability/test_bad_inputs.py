@@ -299,6 +299,23 @@ def _tiny_and_labels(folder: Path) -> None:
     np.savez(folder / "d.npz", images=rng.random((16, 3, 8, 8), dtype=np.float32), labels=rng.integers(0, 10, 16))
 
 
+def _segmenter(folder: Path) -> None:
+    """s.onnx (a 1×1 Conv: 4 class scores per pixel, N×4×8×8) and d.npz: 8 images."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 1, 1)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["seg"])],
+        "seg",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("seg", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "s.onnx"))
+    np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
+
+
 def _two_models(folder: Path) -> None:
     tiny_onnx(folder / "ref.onnx", classes=10)
     tiny_onnx(folder / "target.onnx", classes=5)
@@ -1269,6 +1286,11 @@ CASES: dict[str, Case] = {
         ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "p.yaml"),
         "results[1]: probe conv (fp32) is there twice: give each probe once",
         _results(_probe() * 3),
+    ),
+    "drift mask threshold of class scores": Case(  # K class scores are read by arg-max: the threshold was unused
+        ("drift", "s.onnx", "s.onnx", "--data", "d.npz", "--mask-threshold", "0.3"),
+        "--mask-threshold applies to N×1×H×W segmentation maps, but the segmentation outputs are class scores",
+        _segmenter,
     ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
