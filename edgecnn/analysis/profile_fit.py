@@ -168,6 +168,10 @@ def calibrate(
 def _check_profile_out(out: Path, force: bool, inputs: list[Any]) -> Path:
     """A new profile's path: a .yaml (what --profile loads), checked writable and not an input."""
     check_output_file(out, force, inputs=inputs)
+    if out.name.lower() in (".yaml", ".yml"):  # a hidden file of no suffix, and a profile of no name
+        raise UsageError(
+            f"--out {out} is only a suffix: give the profile a name, e.g. {out.with_name('my-device.yaml')}"
+        )
     if out.suffix not in (".yaml", ".yml"):
         raise UsageError(f"--out {out} must end in .yaml, or --profile cannot load it: name it {out.stem}.yaml")
     return out

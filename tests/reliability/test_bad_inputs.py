@@ -1292,6 +1292,11 @@ CASES: dict[str, Case] = {
         "--mask-threshold applies to N×1×H×W segmentation maps, but the segmentation outputs are class scores",
         _segmenter,
     ),
+    "calibrate-profile out of a suffix only": Case(  # said: name it .yaml.yaml
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", ".yaml"),
+        "--out .yaml is only a suffix: give the profile a name, e.g. my-device.yaml",
+        _results(_probe()),
+    ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
     "bench rounds for ever": Case(
