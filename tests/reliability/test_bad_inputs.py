@@ -316,6 +316,12 @@ def _segmenter(folder: Path) -> None:
     np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
 
 
+def _misspelt_labels(folder: Path) -> None:
+    tiny_onnx(folder / "m.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", images=rng.random((8, 3, 8, 8), dtype=np.float32), label=rng.integers(0, 10, 8))
+
+
 def _two_models(folder: Path) -> None:
     tiny_onnx(folder / "ref.onnx", classes=10)
     tiny_onnx(folder / "target.onnx", classes=5)
@@ -1296,6 +1302,11 @@ CASES: dict[str, Case] = {
         ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", ".yaml"),
         "--out .yaml is only a suffix: give the profile a name, e.g. my-device.yaml",
         _results(_probe()),
+    ),
+    "drift data with a misspelt labels key": Case(  # 'label' was skipped: exit 0, no accuracy, nothing said
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz"),
+        "d.npz holds 'label', which edgecnn does not read: save the ground truth as 'labels'",
+        _misspelt_labels,
     ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
