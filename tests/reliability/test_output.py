@@ -301,7 +301,7 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG, /proc: Linux")
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_bench_harness_dies_with_edgecnn(tmp_path, model, signum):
-    proc = start(tmp_path, "bench", "conv.onnx", "--budget-s", "300", "--warmup", "0", "--timeout", "600")
+    proc = start(tmp_path, "bench", "conv.onnx", "--budget-s", "300", "--warmup", "0", "--timeout", "300")
     deadline = time.monotonic() + 60
     while not _children(proc.pid):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
