@@ -37,6 +37,11 @@ SCOPES: dict[str, Scope] = {
         f"format:{name}": Scope(f"--format {name}", "this export does not make it", f"add {name} to --format")
         for name in FORMATS
     },
+    "judged": Scope(
+        "a judged drift check",
+        "the drift check is not judged",
+        "give real --calib data, trained --weights and --holdout ≥ 1",
+    ),
     "truth": Scope("data with ground truth", "the data has none", "give data with labels, masks or boxes + classes"),
     "deformable": Scope("a model with deformable convolutions", "this model has no DeformConv", ""),
     "traced": Scope("a traced model", "an ONNX MODEL keeps its own input shape", "export the PyTorch model"),

@@ -12,6 +12,7 @@ import numpy as np
 
 from edgecnn.analysis.metrics import accuracy, max_abs_error, mean_cosine, sqnr_db
 from edgecnn.analysis.task_detection import DECODERS, joined
+from edgecnn.analysis.task_segmentation import check_threshold_applies
 from edgecnn.analysis.tasks import TRUTH_TASKS, check_task_options, output_tasks, parse_tasks, task
 from edgecnn.runtime.outputs import Outputs, as_outputs, matched
 
@@ -94,6 +95,21 @@ def int8_basis(arch: str, features: tuple[str, ...] | list[str]) -> str:
     return HOST_KERNELS if arch == "x86_64" and not VNNI_FEATURES & set(features) else EXACT_QDQ
 
 
+def check_drop_applies(given: Any, tasks: Mapping[str, str], labels: np.ndarray | None) -> None:
+    """--max-drop against per-sample labels reads a model's lone classification output: given for other outputs
+    (``tasks``: output → task), an error rather than a drop never measured."""
+    if labels is None or labels.ndim != 1 or "max_accuracy_drop" not in given:
+        return
+    if list(tasks.values()) != ["classification"]:
+        from edgecnn.errors import UnusedOptionError
+
+        shown = ", ".join(f"{name} ({output})" for output, name in tasks.items())
+        raise UnusedOptionError(
+            f"--max-drop against per-sample labels applies to a model whose only output is a classification, but the "
+            f"outputs are judged as {shown}: give --task OUTPUT=classification if one is, or drop --max-drop"
+        )
+
+
 def check_labels(labels: np.ndarray, classes: int) -> None:
     """Labels must name one of the model's ``classes`` outputs; a one-line error says which do not."""
     from edgecnn.errors import UsageError
@@ -140,6 +156,8 @@ def output_figures(
     pairs = matched(reference, target, "drift")
     chosen = output_tasks({name: ref.shape for name, ref, _ in pairs}, parse_tasks(thresholds.tasks))
     check_task_options(thresholds.given, {name: c["task"] for name, c in chosen.items()}, FLAGS)
+    maps = {name: ref.shape for name, ref, _ in pairs if chosen[name]["task"] == "segmentation"}
+    check_threshold_applies(thresholds.given, maps)
     if thresholds.decoder == "boxes-scores":  # the two detection outputs are judged as one head
         pairs, chosen = _joined_detection(pairs, chosen)
     result = {}
@@ -204,6 +222,8 @@ def figures(
     if truth is not None:
         return result
     only = next(iter(per_output.values()))
+    if thresholds is not None:
+        check_drop_applies(thresholds.given, {name: f["task"] for name, f in per_output.items()}, labels)
     if len(per_output) != 1 or only["task"] != "classification":
         return result
     result.update(top1_agreement=only["top1_agreement"], top5_overlap=only["top5_overlap"])

@@ -51,12 +51,17 @@ def load_results(path: Path) -> dict[str, Any]:
     rows = data.get("results") or []
     if not isinstance(rows, list):
         raise UsageError(f"{path}: results: expected a list of probe results, got {type(rows).__name__}")
+    seen: set[str] = set()
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise UsageError(f"{path}: results[{index}]: expected a mapping, got {type(row).__name__}")
         missing = [k for k in ("name", "dtype", "ops", "p50_ms") if row.get(k) is None]
         if missing:
             raise UsageError(f"{path}: results[{index}]: missing {', '.join(missing)} (was it a probe suite run?)")
+        probe = f"{row['name']} ({row['dtype']})"
+        if probe in seen:  # a copy would count as another network: a fit of fewer than it claims
+            raise UsageError(f"{path}: results[{index}]: probe {probe} is there twice: give each probe once")
+        seen.add(probe)
         rounds = row.get("rounds") or 1
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise UsageError(f"{path}: results[{index}]: rounds: expected a whole number ≥ 1, got {rounds!r}")
@@ -163,6 +168,10 @@ def calibrate(
 def _check_profile_out(out: Path, force: bool, inputs: list[Any]) -> Path:
     """A new profile's path: a .yaml (what --profile loads), checked writable and not an input."""
     check_output_file(out, force, inputs=inputs)
+    if out.name.lower() in (".yaml", ".yml"):  # a hidden file of no suffix, and a profile of no name
+        raise UsageError(
+            f"--out {out} is only a suffix: give the profile a name, e.g. {out.with_name('my-device.yaml')}"
+        )
     if out.suffix not in (".yaml", ".yml"):
         raise UsageError(f"--out {out} must end in .yaml, or --profile cannot load it: name it {out.stem}.yaml")
     return out

@@ -26,6 +26,19 @@ def masks(scores: np.ndarray, threshold: float) -> np.ndarray:
     return scores.argmax(1)
 
 
+def check_threshold_applies(given: Any, maps: Mapping[str, tuple[int, ...]]) -> None:
+    """--mask-threshold binarises N×1×H×W maps only (K class scores are read by arg-max): given when no segmentation
+    output (``maps``: name → shape) is one, an error rather than a threshold never used."""
+    if "mask_threshold" in given and maps and all(len(shape) != 4 or shape[1] != 1 for shape in maps.values()):
+        from edgecnn.errors import UnusedOptionError
+
+        shown = ", ".join(f"{name} {'×'.join(map(str, shape))}" for name, shape in maps.items())
+        raise UnusedOptionError(
+            f"--mask-threshold applies to N×1×H×W segmentation maps, but the segmentation outputs are class scores "
+            f"read by arg-max ({shown}): drop --mask-threshold"
+        )
+
+
 def class_ious(reference: np.ndarray, target: np.ndarray) -> dict[int, float]:
     """IoU of each class present in the reference mask or the target's (pooled over samples)."""
     ious = {}

@@ -96,7 +96,7 @@ def parse_tasks(spec: str | None) -> dict[str, str]:
     (``boxes=raw,1=classification``); {} when not given (each output's task is inferred)."""
     from edgecnn.errors import UsageError
 
-    if spec is None or not spec.strip():
+    if spec is None:
         return {}
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:

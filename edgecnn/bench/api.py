@@ -249,6 +249,8 @@ def bench(
     if input_path is not None and (input_path.suffix != ".npy" or not input_path.is_file()):
         raise UsageError(f"--input must be an existing .npy file, not {inputs}")
     check_seconds("--timeout", timeout)
+    if budget_s is not None:  # inf or 1e300: timed until --timeout ended the run, 10 minutes later
+        check_seconds("--budget-s", budget_s)
     report = progress or (lambda message: None)
     target = None
     ssh = (("port", port), ("identity", identity), ("known_hosts", known_hosts))

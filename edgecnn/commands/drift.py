@@ -23,6 +23,7 @@ from edgecnn.analysis.mixed_precision import repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.analysis.tasks import option_scopes
 from edgecnn.applies import Rules, check_applies
+from edgecnn.data.calibration import SYNTHETIC
 from edgecnn.errors import UsageError
 from edgecnn.files import check_output_file, check_suffix, terminate_as_interrupt
 from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
@@ -39,11 +40,12 @@ RULES = Rules(
         "max_accuracy_drop": ("truth",),
         "calib": ("fix",),
         "out": ("fix",),
-        "chart": ("layers",),
+        "chart": ("layers", "int8_target"),
+        "layers": ("int8_target",),  # given: --no-layers (from the Python API: layers=False)
         "force": ("named_output",),
         "fix": ("int8_target",),
     },
-    FLAGS,
+    {**FLAGS, "layers": "--no-layers"},
 )
 
 
@@ -148,15 +150,22 @@ def drift(
     thresholds = thresholds or Thresholds()
     if limit < 1:
         raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
-    typed = thresholds.given | {
-        name
-        for name, value in (("calib", calib), ("out", out), ("chart", chart), ("force", force), ("fix", fix))
-        if value not in (None, False)
-    }
+    typed = (
+        thresholds.given
+        | {
+            name
+            for name, value in (("calib", calib), ("out", out), ("chart", chart), ("force", force), ("fix", fix))
+            if value not in (None, False)
+        }
+        | ({"layers"} if not layers else set())
+    )
     taken = {"fix"} if fix else set()
     taken |= {"layers"} if layers else set()
     taken |= {"named_output"} if out is not None or chart is not None else set()
     check_applies(RULES, typed, taken, known={"fix", "layers", "named_output"})
+    for option, source in (("--data", data), ("--calib", calib)):  # before any work
+        if source is not None and (str(source) == SYNTHETIC or not str(source).strip()):
+            raise UsageError(f"{option} must be real data, not '{source}': give an image folder or a .npz/.npy file")
     suffix = ".tflite" if Path(target).suffix.lower() == ".tflite" else ".onnx"  # a repair has TARGET's format
     if fix:  # before anything is read
         check_suffix(out, suffix, "a TFLite model" if suffix == ".tflite" else "an ONNX model")

@@ -264,6 +264,12 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
                         "images as 'images' (and the labels, if any, as 'labels', per-pixel ones as 'masks', or "
                         "'boxes' with their 'classes')"
                     )
+                unread = [key for key in loaded.files if key not in ("images", "classes", *TRUTH_KEYS)]
+                if unread:  # a misspelt 'labels' would leave the data without its ground truth, unsaid
+                    raise UsageError(
+                        f"{path} holds {', '.join(repr(key) for key in unread)}, which edgecnn does not read: save "
+                        "the ground truth as 'labels', 'masks' or 'boxes' with their 'classes', and nothing else"
+                    )
                 truth = [key for key in TRUTH_KEYS if key in loaded.files]
                 if len(truth) > 1:
                     named = " and ".join(f"'{key}'" for key in truth)

@@ -94,7 +94,8 @@ class ExportOptions:
 RULES = Rules(
     "export",
     {
-        **{option: ("int8",) for option in ("method", "calib_size", "holdout", "fix", "allow_drift", "task")},
+        **{option: ("int8",) for option in ("method", "calib_size", "holdout", "task")},
+        **dict.fromkeys(("fix", "allow_drift"), ("int8", "judged")),  # both act on a judged verdict only
         **option_scopes("int8"),
         "max_drop": ("int8", "truth"),
         **format_needs(),

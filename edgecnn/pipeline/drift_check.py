@@ -19,12 +19,17 @@ from edgecnn.runtime.outputs import Outputs
 
 
 def _not_judged_reasons(ctx: ExportContext) -> list[str]:
+    return not_judged_reasons(ctx.calib, ctx.holdout, ctx.source)
+
+
+def not_judged_reasons(calib: Any, holdout: Any, source: Any) -> list[str]:
+    """Why an export's drift check is not judged (none: it is), from its data and model."""
     reasons = []
-    if ctx.calib.synthetic:
+    if calib.synthetic:
         reasons.append("calibration data is synthetic")
-    if not ctx.source.trained:
+    if not source.trained:
         reasons.append("the model has random weights")
-    if not len(ctx.holdout):
+    if not len(holdout):
         reasons.append("no held-out samples")
     return reasons
 

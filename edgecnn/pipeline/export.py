@@ -27,7 +27,7 @@ from edgecnn.pipeline.context import (
     check_static_options,
     given_options,
 )
-from edgecnn.pipeline.drift_check import drift_summary
+from edgecnn.pipeline.drift_check import drift_summary, not_judged_reasons
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shapes, resolve_source, source_recipe
@@ -69,12 +69,13 @@ def tool_versions() -> dict[str, str]:
 
 def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
     """The options of ``export(model, **kwargs)``: the knobs of the knob table go to ``scaling``."""
+    typed = frozenset(kwargs.pop("given", ()))  # the CLI's typed options: given even at their default value
     scaling = {name: value for name in KNOBS if (value := kwargs.pop(name, None)) is not None}
     known = {f.name for f in fields(ExportOptions)} - {"scaling", "given"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise UsageError(f"export() got unknown option(s): {', '.join(unknown)}")
-    return ExportOptions(model=model, scaling=scaling, given=given_options(kwargs), **kwargs)
+    return ExportOptions(model=model, scaling=scaling, given=given_options(kwargs) | typed, **kwargs)
 
 
 def _validate(options: ExportOptions) -> None:
@@ -112,6 +113,11 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         options.deform = profile.deform
     formats = parse_formats(options.formats, profile.formats)
     check_static_options(options.given, options.quantize, formats)
+    if options.dynamic_batch and options.formats is not None and "tflite" in formats:  # not a failure after the work
+        raise UsageError(
+            "--dynamic-batch cannot go with --format tflite: the TFLite lowering needs a static batch; "
+            "drop tflite from --format, or drop --dynamic-batch"
+        )
     scaling = options.scaling
     input_shape = parse_input_shapes(options.input_shape)
     inputs = [options.model if isinstance(options.model, (str, Path)) else None]
@@ -161,6 +167,9 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         )
     truth = {"truth"} if (holdout if len(holdout) else calib).labels is not None else set()
     check_applies(RULES, options.given, truth, known={"truth"}, why="the calibration data has none")
+    unjudged = not_judged_reasons(calib, holdout, source)
+    why = f"the drift check is not judged ({'; '.join(unjudged)})"
+    check_applies(RULES, options.given, set() if unjudged else {"judged"}, known={"judged"}, why=why)
     started = time.perf_counter()
     with atomic_output_dir(out, options.force) as tmp, scratch_beside(out) as scratch:
         ctx = ExportContext(

@@ -141,15 +141,20 @@ def _check_deform(ctx: ExportContext, path: Path) -> None:
 def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``outputs``, once ``--task`` is found to name only outputs the model has (before calibration and drift: a
     typo is never ignored), and the task-only options given are for tasks it has."""
-
-    from edgecnn.analysis.drift import FLAGS
+    from edgecnn.analysis.drift import FLAGS, check_drop_applies
+    from edgecnn.analysis.task_segmentation import check_threshold_applies
     from edgecnn.analysis.tasks import check_task_options, output_tasks, parse_tasks
 
     shapes = {o["name"]: tuple(d or 1 for d in o["shape"]) for o in outputs}  # the names are checked, not the sizes
     chosen = output_tasks(shapes, parse_tasks(ctx.options.task))
     if all(d for o in outputs for d in o["shape"][1:]):  # static sizes: these are the drift check's tasks already
         thresholds = ctx.options.thresholds()
-        check_task_options(thresholds.given, {name: c["task"] for name, c in chosen.items()}, FLAGS)
+        tasks = {name: c["task"] for name, c in chosen.items()}
+        check_task_options(thresholds.given, tasks, FLAGS)
+        check_drop_applies(thresholds.given, tasks, (ctx.holdout if len(ctx.holdout) else ctx.calib).labels)
+        check_threshold_applies(
+            thresholds.given, {name: shapes[name] for name in tasks if tasks[name] == "segmentation"}
+        )
     return outputs
 
 

@@ -128,8 +128,7 @@ def test_pytorch_reference_with_weights(poorly_calibrated, digits_npz, tinynet_c
         "tests.fixtures.tinynet:build_net",
         str(poorly_calibrated / "model.fp32.onnx"),
         digits_npz["path"],
-        weights=tinynet_checkpoint["path"],
-        layers=False,
+        weights=tinynet_checkpoint["path"],  # an fp32 TARGET: no per-layer figures (layers=False would be an error)
     )
     assert report["basis"] == "as_is" and report["top1_agreement"] == 1.0
     assert report["cosine"] > 0.99999

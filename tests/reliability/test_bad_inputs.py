@@ -292,6 +292,36 @@ def _tiny_and_data(folder: Path) -> None:
     np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
 
 
+def _tiny_and_labels(folder: Path) -> None:
+    """m.onnx (a 10-class classifier) and d.npz: 16 images with a class label each."""
+    tiny_onnx(folder / "m.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", images=rng.random((16, 3, 8, 8), dtype=np.float32), labels=rng.integers(0, 10, 16))
+
+
+def _segmenter(folder: Path) -> None:
+    """s.onnx (a 1×1 Conv: 4 class scores per pixel, N×4×8×8) and d.npz: 8 images."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 1, 1)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["seg"])],
+        "seg",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("seg", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "s.onnx"))
+    np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
+
+
+def _misspelt_labels(folder: Path) -> None:
+    tiny_onnx(folder / "m.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "d.npz", images=rng.random((8, 3, 8, 8), dtype=np.float32), label=rng.integers(0, 10, 8))
+
+
 def _two_models(folder: Path) -> None:
     tiny_onnx(folder / "ref.onnx", classes=10)
     tiny_onnx(folder / "target.onnx", classes=5)
@@ -1206,6 +1236,78 @@ CASES: dict[str, Case] = {
         "--input applies to ARTIFACTs, but --suite builds its own models",
     ),
     "plan force without chart": Case(("plan", "mobilenet", "-p", "x86-avx2", "--force"), "--force applies to --chart"),
+    # pass 7: options the rule still let through, each was exit 0 with the option unused
+    "export max drop for an embedding": Case(  # labels are read only by a lone classification output
+        ("export", "m.onnx", *TINY, "--calib", "d.npz", "--task", "logits=embedding", "--max-drop", "2"),
+        "--max-drop against per-sample labels applies to a model whose only output is a classification, but the "
+        "outputs are judged as embedding (logits): give --task OUTPUT=classification if one is, or drop --max-drop",
+        _tiny_and_labels,
+    ),
+    "drift max drop for a raw output": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--task", "raw", "--max-drop", "2"),
+        "--max-drop against per-sample labels applies to a model whose only output is a classification",
+        _tiny_and_labels,
+    ),
+    "drift chart of an fp32 target": Case(  # no per-layer figures, so no chart
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--chart", "c.png"),
+        "--chart applies to an int8 TARGET, but TARGET is not int8",
+        _tiny_and_data,
+    ),
+    "drift no-layers of an fp32 target": Case(
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--no-layers"),
+        "--no-layers applies to an int8 TARGET, but TARGET is not int8",
+        _tiny_and_data,
+    ),
+    "export allow-drift with nothing held out": Case(  # the check is not judged: no verdict to allow
+        ("export", "m.onnx", "--format", "onnx", "--calib", "d.npz", "--holdout", "0", "--allow-drift"),
+        "--allow-drift applies to a judged drift check, but the drift check is not judged (no held-out samples)",
+        _tiny_and_labels,
+    ),
+    "export fix of a random model": Case(
+        ("export", *MV1, "--fix"),
+        "--fix/--no-fix applies to a judged drift check, but the drift check is not judged (calibration data is "
+        "synthetic; the model has random weights)",
+    ),
+    "export fix typed with no-quantize": Case(  # --fix is the API's default: the CLI dropped it as not given
+        ("export", "m.onnx", "--format", "onnx", "--no-quantize", "--fix"),
+        "--fix/--no-fix applies to the int8 artifacts, but --no-quantize leaves them out",
+        _tiny("m.onnx"),
+    ),
+    "export dynamic batch to tflite": Case(  # was exit 4 after the trace, the ONNX written
+        ("export", "mobilenet_v1", "--width", "0.25", "--no-quantize", "--format", "onnx,tflite", "--dynamic-batch"),
+        "--dynamic-batch cannot go with --format tflite: the TFLite lowering needs a static batch",
+    ),
+    "bench budget for ever": Case(  # was timed until --timeout killed the run, 10 minutes later
+        ("bench", "m.onnx", "--budget-s", "inf"), "--budget-s must be a number of seconds > 0 and ≤", _tiny("m.onnx")
+    ),
+    "export task of an empty name": Case(  # was taken as no --task: every output's task inferred
+        ("export", "m.onnx", *TINY, "--task", " "), "--task ' ' names no task: give one", _tiny("m.onnx")
+    ),
+    "drift fix with synthetic calib": Case(  # named --data, which was real
+        ("drift", "f.onnx", "q.onnx", "--data", "d.npz", "--fix", "--calib", "synthetic", "--out", "x.onnx"),
+        "--calib must be real data, not 'synthetic'",
+        _fp32_int8_pair,
+    ),
+    "calibrate-profile with a probe twice": Case(  # a copy counted as a third network: a fit was written
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", "p.yaml"),
+        "results[1]: probe conv (fp32) is there twice: give each probe once",
+        _results(_probe() * 3),
+    ),
+    "drift mask threshold of class scores": Case(  # K class scores are read by arg-max: the threshold was unused
+        ("drift", "s.onnx", "s.onnx", "--data", "d.npz", "--mask-threshold", "0.3"),
+        "--mask-threshold applies to N×1×H×W segmentation maps, but the segmentation outputs are class scores",
+        _segmenter,
+    ),
+    "calibrate-profile out of a suffix only": Case(  # said: name it .yaml.yaml
+        ("calibrate-profile", "results.json", "--base", "x86-avx2", "--out", ".yaml"),
+        "--out .yaml is only a suffix: give the profile a name, e.g. my-device.yaml",
+        _results(_probe()),
+    ),
+    "drift data with a misspelt labels key": Case(  # 'label' was skipped: exit 0, no accuracy, nothing said
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz"),
+        "d.npz holds 'label', which edgecnn does not read: save the ground truth as 'labels'",
+        _misspelt_labels,
+    ),
     # pass 6's leftovers
     "bench artifact of an empty name": Case(("bench", ""), "the artifact is an empty name: give a file"),
     "bench rounds for ever": Case(
@@ -1229,7 +1331,7 @@ CASES: dict[str, Case] = {
         "predict takes a zoo name or an .onnx file, not torchvision:resnet18: export it first",
     ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
-        ("drift", "m.onnx", "m.onnx", "--data", ""), "the calibration source is an empty name", _tiny("m.onnx")
+        ("drift", "m.onnx", "m.onnx", "--data", ""), "--data must be real data, not ''", _tiny("m.onnx")
     ),
 }
 
