@@ -25,7 +25,10 @@ def test_every_rule_is_an_option_of_its_command(rules):
     for option, needs in rules.needs.items():
         parameter = params.get(option) or params.get("max_accuracy_drop" if option == "max_drop" else "")
         assert parameter is not None, f"{rules.command}: rule for unknown option {option}"
-        assert rules.flag(option).split("/")[0] in parameter.opts, (option, parameter.opts)
+        assert rules.flag(option).split("/")[0] in [*parameter.opts, *parameter.secondary_opts], (
+            option,
+            parameter.opts,
+        )
         for name in needs:
             scope(name)  # a KeyError for a scope nobody declared
 
