@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (  # top to bottom; a module may import it
     ("config",),
     ("costs",),
     ("models", "ops"),
-    ("progress", "formats", "files", "errors", "__init__"),
+    ("progress", "applies", "formats", "files", "errors", "__init__"),
 )
 RANK = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 

@@ -202,7 +202,7 @@ models:
   - {name: bad.onnx}
   - {name: tiny.onnx}
 profiles: [x86-avx2]
-export: {formats: onnx, calib: digits.npz, calib_size: 8, holdout: 4, fix: false, min_cosine: [0.5, 0.99999999]}
+export: {formats: onnx, calib: digits.npz, calib_size: 8, holdout: 4, min_cosine: [0.5, 0.99999999]}
 exclude:
   - {model: [mobilenet_v1, bad.onnx], min_cosine: 0.99999999}
   - {model: tiny.onnx, min_cosine: 0.5}
