@@ -345,9 +345,9 @@ def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **
     from edgecnn.progress import RichReporter
 
     try:
-        typed = _typed(options)  # all given, a typed default too: --fix is fix=True, the API's default
+        # only the typed options: each is given, a typed default too (--fix is fix=True, the API's default)
         result = run_export(
-            model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, given=set(typed), **typed
+            model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **_typed(options)
         )
     except PartialExportError as error:  # the formats made are written: show them, then the error line, exit 4
         _show_export(error.result, as_json)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn.commands.sweep_cell import run_bench, run_cell
+from edgecnn.commands.sweep_cell import one_line, run_bench, run_cell
 from edgecnn.commands.sweep_spec import Cell, Spec, load_spec
 from edgecnn.commands.sweep_summary import FAILED, cells, write_summary
 from edgecnn.errors import EXIT_INTERNAL, EdgecnnError, UsageError
@@ -152,7 +152,7 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
-            reason = " ".join(str(error).split())[:300]
+            reason = one_line(str(error), 300)
             raise UsageError(
                 f"cannot join the Ray cluster at {address}: {reason} (a cluster with token authentication also "
                 "needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
@@ -215,9 +215,9 @@ def _lost(ray: Any, error: Exception) -> str:
     """One line for a task that returned no result: its worker died (after Ray's retries), or the task raised."""
     if isinstance(error, ray.exceptions.RayTaskError) and not isinstance(error, ray.exceptions.WorkerCrashedError):
         cause = getattr(error, "cause", None) or error
-        text = " ".join(str(cause).split())[:300]
+        text = one_line(str(cause), 300)
         return f"internal error: {type(cause).__name__}: {text}"
-    text = " ".join(str(error).split())[:300]
+    text = one_line(str(error), 300)
     return f"worker lost {MAX_RETRIES + 1} times: {type(error).__name__}: {text}"
 
 

@@ -19,7 +19,8 @@ STATUS = {0: "ok", EXIT_DRIFT: "drift", EXIT_PARTIAL: "partial", EXIT_INTERNAL: 
 INT8_FIRST = ("int8_onnx", "int8_ort", "int8_tflite", "fp32_onnx", "fp32_ort", "fp32_tflite")
 
 
-def _one_line(text: str, limit: int = 500) -> str:
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (whitespace runs as one space), at most ``limit`` characters."""
     return " ".join(text.split())[:limit]
 
 
@@ -50,7 +51,7 @@ def figures(manifest: dict[str, Any], out: Path) -> dict[str, Any]:
             profile = manifest["profile"]["name"]
             found["predicted_ms"] = predict_model(str(out / artifacts[onnx]["path"]), profile, None, {})["predicted_ms"]
         except Exception as error:  # a graph the latency model cannot read: the cell stands, without a prediction
-            found["prediction_error"] = _one_line(f"{type(error).__name__}: {error}")
+            found["prediction_error"] = one_line(f"{type(error).__name__}: {error}")
     return found
 
 
@@ -69,7 +70,7 @@ def run_cell(model: str, profile: str, scaling: dict[str, Any], options: dict[st
             manifest = export(model, profile=profile, out=out, force=True, **options, **scaling).manifest
         except EdgecnnError as error:
             code = error.exit_code
-            record.update(status=STATUS.get(code, "error"), exit_code=code, message=_one_line(str(error)))
+            record.update(status=STATUS.get(code, "error"), exit_code=code, message=one_line(str(error)))
             if isinstance(error, PartialExportError):
                 manifest = error.result.manifest  # type: ignore[attr-defined]
             elif isinstance(error, DriftError) and (Path(out) / "manifest.json").is_file():
@@ -77,7 +78,7 @@ def run_cell(model: str, profile: str, scaling: dict[str, Any], options: dict[st
 
                 manifest = json.loads((Path(out) / "manifest.json").read_text(encoding="utf-8"))
         except Exception as error:  # a bug of edgecnn's or a library's: this cell's record, not the sweep's end
-            message = _one_line(f"internal error: {type(error).__name__}: {error}")
+            message = one_line(f"internal error: {type(error).__name__}: {error}")
             record.update(status="crashed", exit_code=EXIT_INTERNAL, message=message)
         finally:
             os.chdir(here)
@@ -98,7 +99,7 @@ def run_bench(paths: list[str], host: dict[str, Any] | None, settings: dict[str,
     try:
         results = bench(paths, **where, **options)
     except EdgecnnError as error:
-        return {"host": where.get("host", "local"), "error": _one_line(str(error)), "exit_code": error.exit_code}
+        return {"host": where.get("host", "local"), "error": one_line(str(error)), "exit_code": error.exit_code}
     keep = ("artifact", "p50_ms", "p90_ms", "min_ms", "mean_ms", "runs", "peak_rss_mb", "runtime", "delegate")
     return {
         "host": where.get("host", "local"),

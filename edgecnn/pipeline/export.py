@@ -69,13 +69,12 @@ def tool_versions() -> dict[str, str]:
 
 def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
     """The options of ``export(model, **kwargs)``: the knobs of the knob table go to ``scaling``."""
-    typed = frozenset(kwargs.pop("given", ()))  # the CLI's typed options: given even at their default value
     scaling = {name: value for name in KNOBS if (value := kwargs.pop(name, None)) is not None}
     known = {f.name for f in fields(ExportOptions)} - {"scaling", "given"}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise UsageError(f"export() got unknown option(s): {', '.join(unknown)}")
-    return ExportOptions(model=model, scaling=scaling, given=given_options(kwargs) | typed, **kwargs)
+    return ExportOptions(model=model, scaling=scaling, given=given_options(kwargs), **kwargs)
 
 
 def _validate(options: ExportOptions) -> None:

@@ -134,7 +134,7 @@ def _check_deform(ctx: ExportContext, path: Path) -> None:
 
     from edgecnn.applies import check_applies
 
-    deformable = any(n.op_type == "DeformConv" for n in onnx.load(str(path), load_external_data=False).graph.node)
+    deformable = has_deform_conv(onnx.load(str(path), load_external_data=False))
     check_applies(RULES, ctx.options.given, {"deformable"} if deformable else set(), known={"deformable"})
 
 
@@ -248,7 +248,7 @@ def _rewrite_deform(path: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
     from edgecnn.lowering.onnx import rewrite_deform_conv
 
     model = onnx.load(str(path))
-    if not any(n.op_type == "DeformConv" for n in model.graph.node):
+    if not has_deform_conv(model):
         return {"rewritten": 0}, ()
     rewritten, sampling = rewrite_deform_conv(onnx.shape_inference.infer_shapes(model))
     onnx.save_model(rewritten, str(path))
@@ -324,12 +324,17 @@ def run_drift(ctx: ExportContext) -> StageResult:
     return check_drift(ctx)
 
 
+def has_deform_conv(model: Any) -> bool:
+    """Whether the ONNX ``model`` has a DeformConv node."""
+    return any(n.op_type == "DeformConv" for n in model.graph.node)
+
+
 def tflite_graph(model: Any) -> tuple[Any, tuple[str, ...]]:
     """The ONNX graph the TFLite lowering takes for the fp32 ``model``: every DeformConv replaced by its
     builtin-op (gather) decomposition, with the scopes of the sampling path that stay float in int8."""
     import onnx
 
-    if not any(n.op_type == "DeformConv" for n in model.graph.node):
+    if not has_deform_conv(model):
         return model, ()
     from edgecnn.lowering.onnx import rewrite_deform_conv
     from edgecnn.lowering.tflite.quantize import node_scope
@@ -377,7 +382,7 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
     from edgecnn.lowering.tflite.quantize import variable_division_scope
 
     fp32 = onnx.load(str(ctx.artifact("fp32_onnx")))
-    deformable = any(n.op_type == "DeformConv" for n in fp32.graph.node)
+    deformable = has_deform_conv(fp32)
     model, float_scopes = tflite_graph(fp32)
     division = variable_division_scope(model)
     if division:
