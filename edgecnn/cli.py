@@ -485,9 +485,9 @@ Examples:
 )
 @click.option(
     "--layers/--no-layers",
-    default=True,
-    show_default=True,
-    help="Per-layer SQNR of an int8 TARGET (QDQ ONNX or .tflite) against its fp32 twin (table + PNG chart).",
+    default=None,
+    help="Per-layer SQNR of an int8 TARGET (QDQ ONNX or .tflite) against its fp32 twin (table + PNG chart) "
+    "[default: on for an int8 TARGET].",
 )
 @click.option("--chart", type=click.Path(path_type=Path), help="Where to write the per-layer chart (PNG).")
 @click.option("--fix", is_flag=True, help="Repair: global remedies, then keep the noisiest layers in float.")

@@ -234,6 +234,8 @@ def check_name_length(path: Path) -> None:
 def check_suffix(path: Path | None, suffix: str, content: str) -> None:
     """Fail when an output ``path`` the user named does not end in ``suffix`` (any case): edgecnn writes
     ``content`` there whatever its name, and a PNG named .svg or an ONNX model named .txt misleads every reader."""
+    if path is not None and Path(path).name in ("", ".", ".."):  # '' reaches here as Path('.')
+        raise UsageError(f"output '{path}' names no file: give a file name, e.g. out{suffix}")
     if path is not None and Path(path).name.lower() == suffix:  # '.png' is a hidden file's name, of no suffix
         raise UsageError(f"output {path} is only a suffix: give it a name, e.g. {Path(path).with_name('out' + suffix)}")
     if path is not None and Path(path).suffix.lower() != suffix:

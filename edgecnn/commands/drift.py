@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ RULES = Rules(
         "calib": ("fix",),
         "out": ("fix",),
         "chart": ("layers", "int8_target"),
-        "layers": ("int8_target",),  # given: --no-layers (from the Python API: layers=False)
+        "layers": ("int8_target",),  # given: --layers or --no-layers (None: on for an int8 TARGET)
+        "profile": ("int8_target",),  # it picks the int8 kernels and the ops the repair keeps float
         "force": ("named_output",),
         "fix": ("int8_target",),
     },
@@ -136,7 +138,7 @@ def drift(
     num_classes: int | None = None,
     in_chans: int | None = None,
     input_shape: str | tuple[str, ...] | None = None,
-    layers: bool = True,
+    layers: bool | None = None,
     chart: Path | None = None,
     fix: bool = False,
     calib: str | None = None,
@@ -154,15 +156,24 @@ def drift(
         thresholds.given
         | {
             name
-            for name, value in (("calib", calib), ("out", out), ("chart", chart), ("force", force), ("fix", fix))
+            for name, value in (
+                ("calib", calib),
+                ("out", out),
+                ("chart", chart),
+                ("force", force),
+                ("fix", fix),
+                ("profile", profile),
+            )
             if value not in (None, False)
         }
-        | ({"layers"} if not layers else set())
+        | ({"layers"} if layers is not None else set())
     )
+    rules = replace(RULES, flags={**(RULES.flags or {}), "layers": "--no-layers" if layers is False else "--layers"})
+    layers = layers is not False
     taken = {"fix"} if fix else set()
     taken |= {"layers"} if layers else set()
     taken |= {"named_output"} if out is not None or chart is not None else set()
-    check_applies(RULES, typed, taken, known={"fix", "layers", "named_output"})
+    check_applies(rules, typed, taken, known={"fix", "layers", "named_output"})
     for option, source in (("--data", data), ("--calib", calib)):  # before any work
         if source is not None and (str(source) == SYNTHETIC or not str(source).strip()):
             raise UsageError(f"{option} must be real data, not '{source}': give an image folder or a .npz/.npy file")
@@ -183,7 +194,7 @@ def drift(
     if given is not None and ref.kind != "torch" and tgt.kind != "torch":
         raise UsageError("--input-shape applies to a PyTorch REF or TARGET: model files keep their own input shapes")
     tflite = _int8_tflite(tgt)
-    check_applies(RULES, typed, {"int8_target"} if tgt.is_qdq or tflite is not None else set(), known={"int8_target"})
+    check_applies(rules, typed, {"int8_target"} if tgt.is_qdq or tflite is not None else set(), known={"int8_target"})
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names

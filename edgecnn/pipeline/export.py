@@ -96,6 +96,21 @@ def _validate(options: ExportOptions) -> None:
         raise UsageError(f"--holdout must be ≥ 0 (0 holds nothing out), got {options.holdout}")
 
 
+def _check_counts(given: frozenset[str], calib: Any, holdout: Any, count: int, held: int) -> None:
+    """A typed --calib-size or --holdout the data cannot fill is an error; a default one takes what there is."""
+    n = len(calib) + len(holdout)
+    if "holdout" in given and len(holdout) < held:
+        raise UsageError(
+            f"--holdout {held} asks for more samples than the calibration data can spare: it has {n}, and "
+            f"{len(calib)} are kept to calibrate: give --holdout ≤ {len(holdout)}, or more data"
+        )
+    if "calib_size" in given and len(calib) < count:
+        raise UsageError(
+            f"--calib-size {count} asks for more samples than the calibration data has: {n} in all, "
+            f"{len(holdout)} of them held out: give --calib-size ≤ {len(calib)} (or a smaller --holdout), or more data"
+        )
+
+
 def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> ExportResult:
     """Export ``model`` (a zoo name, 'torchvision:NAME', 'pkg.module:factory', an .onnx path or a module).
 
@@ -164,6 +179,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         calib, holdout = load_calibration(
             options.calib, tuple(source.input_shape[1:]), recipe, count, held, options.seed
         )
+    _check_counts(options.given, calib, holdout, count, held)
     truth = {"truth"} if (holdout if len(holdout) else calib).labels is not None else set()
     check_applies(RULES, options.given, truth, known={"truth"}, why="the calibration data has none")
     unjudged = not_judged_reasons(calib, holdout, source)

@@ -155,7 +155,23 @@ def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict
         check_threshold_applies(
             thresholds.given, {name: shapes[name] for name in tasks if tasks[name] == "segmentation"}
         )
+        _check_num_classes(ctx, {name: shapes[name] for name in tasks if tasks[name] == "classification"})
     return outputs
+
+
+def _check_num_classes(ctx: ExportContext, logits: dict[str, tuple[int, ...]]) -> None:
+    """A factory given --num-classes whose classification outputs have other class counts ignored it (a factory
+    taking ``**kwargs``): an error, not a model of the wrong head."""
+    wanted = ctx.options.num_classes
+    if "num_classes" not in ctx.options.given or wanted is None or not logits:
+        return
+    if all(shape[-1] != wanted for shape in logits.values()):
+        shown = ", ".join(f"'{name}' {'×'.join(map(str, shape[1:]))}" for name, shape in logits.items())
+        raise UsageError(
+            f"--num-classes {wanted} was passed to MODEL {ctx.source.name}, but its classification output gives "
+            f"other class counts ({shown}): the factory ignores num_classes; make it build that head, or drop "
+            "--num-classes"
+        )
 
 
 def _check_outputs(path: Path, name: str) -> None:

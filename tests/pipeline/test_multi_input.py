@@ -183,7 +183,7 @@ def test_an_onnx_model_with_two_inputs_exports_and_drifts(tmp_path, two_input_np
         np.testing.assert_allclose(load(result.artifacts[key])(x), want, rtol=1e-4, atol=1e-4, err_msg=key)
     for reference in (str(given), "tests.fixtures.multihead:build_two_inputs"):
         for target in ("int8_onnx", "int8_tflite"):
-            report = drift(reference, str(result.artifacts[target]), str(two_input_npz), layers=target == "int8_onnx")
+            report = drift(reference, str(result.artifacts[target]), str(two_input_npz))
             assert report["samples"] == 16 and report["cosine"] > 0.99, (reference, target)
 
 

@@ -1258,6 +1258,41 @@ CASES: dict[str, Case] = {
         "--no-layers applies to an int8 TARGET, but TARGET is not int8",
         _tiny_and_data,
     ),
+    "drift --layers on an fp32 target": Case(  # --layers typed: the default, but given, and it does nothing here
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--layers"),
+        "--layers applies to an int8 TARGET, but TARGET is not int8",
+        _tiny_and_data,
+    ),
+    "drift --profile on an fp32 target": Case(  # it picks int8 kernels and a repair's float ops: none here
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz", "--profile", "raspberrypi4"),
+        "--profile applies to an int8 TARGET, but TARGET is not int8",
+        _tiny_and_data,
+    ),
+    "export calib-size beyond the data": Case(  # was silently 12 samples
+        ("export", "m.onnx", "--format", "onnx", "--calib", "d.npz", "--calib-size", "100", "--holdout", "4"),
+        "--calib-size 100 asks for more samples than the calibration data has: 16 in all, 4 of them held out: "
+        "give --calib-size ≤ 12",
+        _tiny_and_labels,
+    ),
+    "export holdout beyond the data": Case(  # was silently 4 held out
+        ("export", "m.onnx", "--format", "onnx", "--calib", "d.npz", "--holdout", "15"),
+        "--holdout 15 asks for more samples than the calibration data can spare: it has 16, and 12 are kept to "
+        "calibrate: give --holdout ≤ 4",
+        _tiny_and_labels,
+    ),
+    "factory ignores num-classes": Case(  # was a 4-class model from --num-classes 7
+        ("export", "mine:build", "--num-classes", "7", "--input-shape", "1,3,8,8", *TINY),
+        "--num-classes 7 was passed to MODEL mine:build, but its classification output gives other class counts "
+        "('logits' 4): the factory ignores num_classes",
+        _write(
+            "mine.py",
+            "import torch\n\ndef build(**kwargs):\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), "
+            "torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())\n",
+        ),
+    ),
+    "plan chart of an empty name": Case(  # was "output . must end in .png"
+        ("plan", "mobilenet", "-p", "x86-avx2", "--chart", ""), "output '.' names no file: give a file name"
+    ),
     "export allow-drift with nothing held out": Case(  # the check is not judged: no verdict to allow
         ("export", "m.onnx", "--format", "onnx", "--calib", "d.npz", "--holdout", "0", "--allow-drift"),
         "--allow-drift applies to a judged drift check, but the drift check is not judged (no held-out samples)",
