@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import BENCH_DIR, REPO_ROOT, time_callable, write_result
+from common import BENCH_DIR, REPO_ROOT, RESULTS_DIR, time_callable, write_result
 
 sys.path.insert(0, str(REPO_ROOT))  # the digits helpers live with the test fixtures
 
@@ -500,6 +500,17 @@ def _meta(
     }
 
 
+def _kept(keys: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The previous result's rows of the models not in ``keys``, and the commands that measured them."""
+    path = Path(RESULTS_DIR) / f"{NAME}.json"
+    if not path.exists():
+        return [], []
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    meta = previous.get("meta") or {}
+    commands = [*meta.get("earlier_commands", []), meta.get("command", "")]
+    return [r for r in previous["rows"] if r["model"] not in keys], [c for c in commands if c]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure every model and write ``results/quant_peers.json``; without the NNCF venv, its rows say so."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
@@ -508,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help=f"model keys (default: all): {', '.join(MODELS)}")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
     parser.add_argument("--no-tflite", action="store_true", help="ORT/NNCF rows only, no .tflite rows")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the previous result's rows of the models this run does not measure (a run in parts)",
+    )
     args = parser.parse_args(argv)
     args.command = " ".join(["python benchmarks/quant_peers.py", *(sys.argv[1:] if argv is None else argv)])
     unknown = [k for k in args.only or () if k not in MODELS]
@@ -518,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NAME}: nncf: {peer.missing}; its rows record that", file=sys.stderr)
     keys = args.only or (list(QUICK) if args.quick else list(MODELS))
     rounds, runs = (3, 10) if args.quick else (6, 20)
-    data, rows = Data.make(), []
+    data, (rows, earlier) = Data.make(), _kept(keys) if args.keep else ([], [])
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-peers-") as tmp:
         for done, key in enumerate(keys, 1):
             start = time.perf_counter()
@@ -530,8 +546,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
             for row in model_rows:
                 print(f"  {json.dumps(row)}", flush=True)
-            left = [k for k in MODELS if k not in keys[:done]]  # --only's others too: not measured by this run
-            meta = _meta(args, keys[:done], left, peer, rounds, runs, len(data.holdout), rows)
+            measured = [k for k in MODELS if k in keys[:done] or any(r["model"] == k for r in rows)]
+            left = [k for k in MODELS if k not in measured]  # --only's others too: not measured (nor kept)
+            meta = _meta(args, measured, left, peer, rounds, runs, len(data.holdout), rows)
+            meta["earlier_commands"] = earlier
             path = write_result(NAME, rows, meta)  # after every model: a stopped run keeps what it measured
     print(f"{NAME}: wrote {path}")
     return 0

@@ -691,11 +691,6 @@ def sweep_group() -> None:
     pass
 
 
-def _say(line: str) -> None:
-    """A sweep's progress: one plain line per event on stderr, never wrapped (a log to grep)."""
-    click.echo(line, err=True)
-
-
 _RAY_OPTIONS = (
     click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="The sweep directory DIR."),
     click.option("--address", help="Join the Ray cluster there (auto, ray://HOST:10001) [default: start Ray here]."),
@@ -718,9 +713,16 @@ def _ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def sweep_run(
     spec: Path, out: Path, address: str | None, workers: int | None, force: bool, strict: bool, as_json: bool
 ) -> None:
+    from edgecnn.commands.render import SweepProgress
     from edgecnn.commands.sweep import check_strict, sweep
 
-    records = sweep(spec, out, address=address, workers=workers, force=force, progress=_say)
+    shown = SweepProgress()
+    try:
+        records = sweep(
+            spec, out, address=address, workers=workers, force=force, progress=shown.line, counts=shown.counts
+        )
+    finally:
+        shown.close()
     if as_json:
         click.echo(json_text(records, default=str, indent=2))
     if strict:  # after the table: a CI log shows what failed, then the exit code says it
@@ -779,9 +781,24 @@ def sweep_plan(
     ssh = {k: options.pop(k) for k in ("host", "port", "identity", "known_hosts", "python")}
     host = {k: v for k, v in ssh.items() if v is not None} if ssh["host"] else None
     check_options(_typed_names() & {"port", "identity", "known_hosts"}, [], ssh["host"], None)
-    report = plan_check(
-        family, profile, budget_ms=budget_ms, top=top, host=host, calib=calib, runs=runs, progress=_say, **options
-    )
+    from edgecnn.commands.render import SweepProgress
+
+    shown = SweepProgress()
+    try:
+        report = plan_check(
+            family,
+            profile,
+            budget_ms=budget_ms,
+            top=top,
+            host=host,
+            calib=calib,
+            runs=runs,
+            progress=shown.line,
+            counts=shown.counts,
+            **options,
+        )
+    finally:
+        shown.close()
     if as_json:
         click.echo(json_text(report, indent=2))
         return

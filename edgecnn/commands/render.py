@@ -5,6 +5,7 @@ It imports rich, so the CLI imports it inside a command, only when that command 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,53 @@ def bench_progress() -> Callable[[str], None]:
     """A callback printing progress lines on stderr (stdout stays the table)."""
     console = Console(stderr=True)
     return lambda message: console.print(f"[dim]{message}[/]", highlight=False)
+
+
+class SweepProgress:
+    """A sweep's progress on stderr: a plain line per event (never wrapped: a log to grep) and, on a terminal, one
+    bar for the grid with its counts."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console or Console(stderr=True)
+        self.bar = None
+        if self.console.is_terminal:
+            columns = (TextColumn("grid"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+            columns += (TextColumn("{task.description}"), TimeElapsedColumn())
+            self.bar = Progress(*columns, console=self.console, transient=True)
+        self.task: Any = None
+
+    def line(self, text: str) -> None:
+        """One event: above the bar on a terminal, else a plain line."""
+        if self.bar is None:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def counts(self, state: dict[str, int]) -> None:
+        """The grid's state (the keys of sweep()'s ``counts``) drawn as the bar."""
+        if self.bar is None:
+            return
+        words = [f"done {state['done']}", f"failed {state['failed']}", f"running {state['exporting']}"]
+        words += [f"queued {state['queued']}"] if state["queued"] else []
+        words += [f"benching {state['benching']}"] if state["benching"] else []
+        words += [f"waiting on a device {state['waiting']}"] if state["waiting"] else []
+        finished = state["done"] + state["failed"]
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("", total=state["total"])
+        self.bar.update(self.task, total=state["total"], completed=finished, description=" · ".join(words))
+        self.bar.refresh()
+        if finished == state["total"]:  # the grid is done: the bar goes before the closing lines
+            self.close()
+
+    def close(self) -> None:
+        """Stop drawing (the bar goes; the lines stay)."""
+        if self.bar is not None and self.task is not None:
+            self.bar.stop()
+            self.bar.remove_task(self.task)
+            self.task = None
 
 
 def _human(count: int) -> str:

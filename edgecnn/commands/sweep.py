@@ -106,12 +106,15 @@ def sweep(
     force: bool = False,
     strict: bool = False,
     progress: Callable[[str], None] | None = None,
+    counts: Callable[[dict[str, int]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run SPEC's grid into ``out`` on Ray (local with ``workers`` CPUs, or the cluster at ``address``); the table.
 
     Each returned record is one cell: key, label, status (ok, error, drift, partial, crashed, worker-lost,
     bench-error), exit code, message, predicted latency, size, int8 figures, bench figures, wall time. ``strict`` raises
-    :class:`SweepFailedError` when a cell failed (after the summary is written).
+    :class:`SweepFailedError` when a cell failed (after the summary is written). ``progress`` gets a line per event,
+    ``counts`` the grid's state whenever it changes (total, done, failed, exporting, queued, benching, waiting on a
+    device): the CLI's bar.
     """
     ray = import_ray()
     say = progress or (lambda message: None)
@@ -132,7 +135,7 @@ def sweep(
         if todo:
             with contextlib.ExitStack() as stack:
                 temp = current_run_temp_dir() or stack.enter_context(run_temp_dir())
-                _run(ray, loaded, todo, out, address, workers, known, say, temp)
+                _run(ray, loaded, todo, out, address, workers, known, (say, counts), temp)
         records = [known[c.key] for c in loaded.cells if c.key in known]
         write_summary(records, out)
     failed = sum(r["status"] in FAILED for r in records)
@@ -194,7 +197,7 @@ def _run(
     address: str | None,
     workers: int | None,
     known: dict[str, dict[str, Any]],
-    say: Callable[[str], None],
+    report: tuple[Callable[[str], None], Callable[[dict[str, int]], None] | None],
     temp: Path,
 ) -> None:
     """Run ``todo`` as Ray tasks, at most one export per CPU in flight, and a bench per device at a time."""
@@ -203,7 +206,7 @@ def _run(
         slots = _start(ray, address, workers, spec, temp) if ours else max(1, int(ray.cluster_resources()["CPU"]))
         # a local bench takes every CPU of a Ray started here (timed after the exports, not among them); a cluster's
         # nodes differ, so there it takes one
-        Scheduler(ray, spec, out, slots, known, say, slots if ours and not address else 1).run(todo)
+        Scheduler(ray, spec, out, slots, known, report, slots if ours and not address else 1).run(todo)
     finally:
         if ours:
             ray.shutdown()
@@ -231,10 +234,12 @@ class Scheduler:
         out: Path,
         slots: int,
         known: dict[str, dict[str, Any]],
-        say: Callable[[str], None],
+        report: tuple[Callable[[str], None], Callable[[dict[str, int]], None] | None],
         bench_cpus: int = 1,
     ):
-        self.ray, self.spec, self.out, self.slots, self.known, self.say = ray, spec, out, slots, known, say
+        self.ray, self.spec, self.out, self.slots, self.known = ray, spec, out, slots, known
+        self.say, self.counts_to = report
+        self.shown: dict[str, int] = {}
         self.bench_cpus = bench_cpus
         self.export = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_cell)
         self.bench = ray.remote(max_retries=MAX_RETRIES)(run_bench)
@@ -254,9 +259,29 @@ class Scheduler:
                 cell = queue.popleft()
                 ref = self.export.remote(cell.model, cell.profile, cell.scaling, cell.options, self._dir(cell))
                 self.inflight[ref] = (cell, "export", time.perf_counter(), {})
+            self._show(len(queue))
             ready, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
             for ref in ready:
                 self._finished(ref)
+        self._show(0)
+
+    def _show(self, queued: int) -> None:
+        """The grid's counts to ``counts_to``, when they changed: a device runs one bench, the others wait for it."""
+        if self.counts_to is None:
+            return
+        benches = [h for h, n in self.load.items() if n]
+        state = {
+            "total": self.total,
+            "done": self.counts["done"],
+            "failed": self.counts["failed"],
+            "exporting": sum(phase == "export" for _, phase, _, _ in self.inflight.values()),
+            "queued": queued,
+            "benching": len(benches),
+            "waiting": sum(self.load[h] - 1 for h in benches),
+        }
+        if state != self.shown:
+            self.shown = state
+            self.counts_to(dict(state))
 
     def _dir(self, cell: Cell) -> str:
         return str((self.out / "cells" / cell.key).resolve())

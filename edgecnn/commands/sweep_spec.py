@@ -18,6 +18,7 @@ from edgecnn import __version__
 from edgecnn.config.schema import Field, load_yaml, positive, validate
 from edgecnn.errors import UsageError, check_file
 from edgecnn.models.knobs import KNOBS
+from edgecnn.pipeline.source import code_identity, sha256_file
 
 # export() options a spec's `export:` may not set: each cell's model, profile and output are the sweep's.
 NOT_EXPORT_OPTIONS = {
@@ -134,19 +135,6 @@ def _is_path(option: str, value: Any) -> bool:
     return option != "recipe" or value.endswith((".yaml", ".yml")) or "/" in value
 
 
-def _sha256(path: str) -> str:
-    """The sha256 of a file, or of a folder's relative names and bytes in sorted order."""
-    digest = hashlib.sha256()
-    root = Path(path)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    for file in files:
-        digest.update(str(file.relative_to(root)).encode() if file != root else b"")
-        with file.open("rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_file_source(name: str) -> bool:
     return name.lower().endswith(".onnx")
 
@@ -229,15 +217,29 @@ def _matches(rule: dict[str, Any], values: dict[str, Any]) -> bool:
     return all(values.get(key) in _axis(wanted, key in KNOBS and KNOBS[key].many) for key, wanted in rule.items())
 
 
-def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str) -> str:
-    """The hash of everything that determines a cell: source (and file hash), data hashes, options, profile, version."""
+def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str, memo: dict[str, Any]) -> str:
+    """The hash of everything that determines a cell: source (a file's hash, a factory's code or library version),
+    data hashes, options, profile, version. ``memo`` keeps each file's hash for the other cells of this load."""
+
+    def once(what: str, value: str, make: Any) -> Any:
+        if (what, value) not in memo:
+            memo[what, value] = make(value)
+        return memo[what, value]
+
     options = dict(cell["options"])
-    hashed = {k: _sha256(options[k]) for k in PATH_OPTIONS if _is_path(k, options.get(k))}
+    hashed = {k: once("sha256", options[k], sha256_file) for k in PATH_OPTIONS if _is_path(k, options.get(k))}
     source = cell["model"]
+    if _is_file_source(source):
+        identity: Any = {"file": Path(source).name, "sha256": once("sha256", source, sha256_file)}
+    else:
+        identity = once("code", source, code_identity) if ":" in source and "/" not in source else source
     what = {
-        "source": {"file": Path(source).name, "sha256": _sha256(source)} if _is_file_source(source) else source,
+        "source": identity,
         "scaling": cell["scaling"],
-        "profile": {"name": cell["profile"], "sha256": _sha256(profile_path) if profile_path else None},
+        "profile": {
+            "name": cell["profile"],
+            "sha256": once("sha256", profile_path, sha256_file) if profile_path else None,
+        },
         "options": {k: (hashed.get(k) if k in hashed else v) for k, v in sorted(options.items())},
         "bench": {k: v for k, v in (bench or {}).items()},
         "edgecnn": __version__,
@@ -285,7 +287,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
         if unknown:
             raise UsageError(f"{where}: exclude[{i}]: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
     names = list(axes)
-    cells, seen = [], set()
+    cells, seen, memo = [], set(), {}
     for name, source, scalings, own in models:
         for scaling in scalings:
             for profile in profiles:
@@ -297,7 +299,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
                         continue
                     _check_cell(options, profile_formats[profile], f"{where}: cell {shown}")
                     raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
-                    key = _key(raw, bench, profile_paths[profile])
+                    key = _key(raw, bench, profile_paths[profile], memo)
                     if key in seen:
                         continue
                     seen.add(key)

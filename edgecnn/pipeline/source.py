@@ -65,13 +65,49 @@ class ModelSource:
         }
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+def sha256_file(path: str | Path, suffixes: tuple[str, ...] = ()) -> str:
+    """Hex SHA-256 of a file's bytes, or of a folder's files (their relative names and bytes, in sorted order; only
+    names ending in ``suffixes`` when given)."""
+    digest, root = hashlib.sha256(), Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for file in files:
+        if file != root:
+            if suffixes and not file.name.endswith(suffixes):
+                continue
+            digest.update(str(file.relative_to(root)).encode())
+        with file.open("rb") as handle:
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
+
+
+def code_identity(spec: str) -> dict[str, Any]:
+    """What a ``torchvision:``/``timm:`` or import-path MODEL (``package.module:factory``) runs, found without
+    importing it: the library's version, or the sha256 of the ``.py`` files of the factory's top-level module or
+    package (an installed distribution: its version) — a changed factory is another model."""
+    import importlib.metadata
+    import os
+    import sys
+    from importlib.machinery import PathFinder
+
+    for prefix, library in ((TORCHVISION_PREFIX, "torchvision"), (TIMM_PREFIX, "timm")):
+        if spec.startswith(prefix):
+            try:
+                return {"import": spec, "version": importlib.metadata.version(library)}
+            except importlib.metadata.PackageNotFoundError:
+                return {"import": spec, "version": None}
+    top = spec.partition(":")[0].split(".")[0]
+    found = PathFinder.find_spec(top, [*sys.path, os.getcwd()]) if top else None
+    if found is None or found.origin in (None, "built-in", "frozen"):
+        return {"import": spec, "code": None}  # not found here: the export says so when it runs
+    locations = list(found.submodule_search_locations or [])
+    root = Path(locations[0]) if locations else Path(found.origin)
+    if {"site-packages", "dist-packages"} & set(root.parts):
+        try:
+            return {"import": spec, "version": importlib.metadata.version(top)}
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {"import": spec, "code_sha256": sha256_file(root, (".py",))}
 
 
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:

@@ -271,8 +271,15 @@ def test_bench_cells_on_the_device_pool(inputs, sshd, tmp_path):  # noqa: F811
         "export": {"formats": "onnx", "calib": str(inputs / "digits.npz"), "calib_size": 8, "holdout": 4},
         "bench": {"artifacts": ["int8_onnx"], "hosts": [host], "runs": 5, "warmup": 1},
     }
-    table = edgecnn.sweep(grid, out=tmp_path / "bench", workers=2)
+    states: list[dict[str, int]] = []
+    table = edgecnn.sweep(grid, out=tmp_path / "bench", workers=2, counts=states.append)
     assert [r["status"] for r in table] == ["ok", "ok"], [r["message"] for r in table]
+    # the bar's counts: one device runs one bench at a time, the other cell waits for it; all done at the end
+    assert any(s["benching"] == 1 for s in states) and all(s["benching"] <= 1 for s in states)
+    assert all(
+        s["done"] + s["failed"] + s["exporting"] + s["queued"] + s["benching"] + s["waiting"] == 2 for s in states
+    )
+    assert states[-1] == {"total": 2, "done": 2, "failed": 0, "exporting": 0, "queued": 0, "benching": 0, "waiting": 0}
     for record in table:
         assert record["bench_host"] == sshd["host"] and record["bench_p50_ms"] > 0
         assert record["bench"]["results"][0]["runs"] == 5
@@ -356,6 +363,27 @@ def test_cells_are_the_grid_minus_excludes_keyed_by_what_determines_them(inputs,
     assert not set(keys) & {c.key for c in load_spec(grid).cells}
 
 
+def test_a_factory_s_code_and_a_recipe_file_are_part_of_the_key(tmp_path, monkeypatch):
+    from edgecnn.commands.sweep_spec import load_spec
+
+    monkeypatch.chdir(tmp_path)  # import paths are found as the export imports them: the current directory last
+    (tmp_path / "mynet.py").write_text("def build(num_classes=10):\n    return None\n", encoding="utf-8")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("calibration_size: 16\n", encoding="utf-8")
+    grid = {
+        "models": [{"name": "mynet:build", "input_shape": "1,3,8,8"}, {"name": "torchvision:resnet18"}],
+        "profiles": ["x86-avx2"],
+        "export": {"recipe": str(recipe)},
+    }
+    first = [c.key for c in load_spec(grid).cells]
+    assert first == [c.key for c in load_spec(grid).cells]  # nothing changed: the same cells
+    (tmp_path / "mynet.py").write_text("def build(num_classes=10):\n    return 1\n", encoding="utf-8")
+    second = [c.key for c in load_spec(grid).cells]
+    assert second[0] != first[0] and second[1] == first[1]  # the factory's code changed: its cell only
+    recipe.write_text("calibration_size: 32\n", encoding="utf-8")
+    assert not set(second) & {c.key for c in load_spec(grid).cells}  # another recipe: every cell
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -408,3 +436,28 @@ def test_without_ray_one_line_says_which_extra(inputs):
     assert done.stderr.strip() == (
         "edgecnn: error: edgecnn sweep runs on Ray, which is not installed: pip install 'edgecnn[sweep]'"
     )
+
+
+def test_the_bar_shows_the_grid_s_counts_on_a_terminal_and_plain_lines_elsewhere(capsys):
+    import io
+
+    from rich.console import Console
+
+    from edgecnn.commands.render import SweepProgress
+
+    screen = io.StringIO()
+    shown = SweepProgress(Console(file=screen, force_terminal=True, width=200))
+    state = {"total": 3, "done": 1, "failed": 0, "exporting": 1, "queued": 0, "benching": 1, "waiting": 0}
+    shown.counts(state)
+    shown.line("[1/3] ok      tiny x86-avx2")
+    shown.counts(state | {"done": 2, "failed": 1, "exporting": 0, "benching": 0})  # all finished: the bar goes
+    assert shown.task is None
+    text = screen.getvalue()
+    assert "grid" in text and "1/3" in text and "done 1 · failed 0 · running 1 · benching 1" in text
+    assert "[1/3] ok      tiny x86-avx2" in text
+
+    plain = SweepProgress(Console(file=io.StringIO(), force_terminal=False))
+    plain.counts(state)  # no terminal: no bar, the lines only
+    plain.line("[1/3] ok      tiny x86-avx2")
+    plain.close()
+    assert plain.bar is None and capsys.readouterr().err == "[1/3] ok      tiny x86-avx2\n"
