@@ -135,7 +135,7 @@ def sweep(
         if todo:
             with contextlib.ExitStack() as stack:
                 temp = current_run_temp_dir() or stack.enter_context(run_temp_dir())
-                _run(ray, loaded, todo, out, address, workers, known, (say, counts), temp)
+                _run(ray, loaded, todo, out, address, workers, force, known, (say, counts), temp)
         records = [known[c.key] for c in loaded.cells if c.key in known]
         write_summary(records, out)
     failed = sum(r["status"] in FAILED for r in records)
@@ -196,6 +196,7 @@ def _run(
     out: Path,
     address: str | None,
     workers: int | None,
+    force: bool,
     known: dict[str, dict[str, Any]],
     report: tuple[Callable[[str], None], Callable[[dict[str, int]], None] | None],
     temp: Path,
@@ -206,7 +207,8 @@ def _run(
         slots = _start(ray, address, workers, spec, temp) if ours else max(1, int(ray.cluster_resources()["CPU"]))
         # a local bench takes every CPU of a Ray started here (timed after the exports, not among them); a cluster's
         # nodes differ, so there it takes one
-        Scheduler(ray, spec, out, slots, known, report, slots if ours and not address else 1).run(todo)
+        bench_cpus = slots if ours and not address else 1
+        Scheduler(ray, spec, out, slots, known, report, bench_cpus, force).run(todo)
     finally:
         if ours:
             ray.shutdown()
@@ -236,11 +238,12 @@ class Scheduler:
         known: dict[str, dict[str, Any]],
         report: tuple[Callable[[str], None], Callable[[dict[str, int]], None] | None],
         bench_cpus: int = 1,
+        force: bool = False,
     ):
         self.ray, self.spec, self.out, self.slots, self.known = ray, spec, out, slots, known
         self.say, self.counts_to = report
         self.shown: dict[str, int] = {}
-        self.bench_cpus = bench_cpus
+        self.bench_cpus, self.force = bench_cpus, force
         self.export = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(run_cell)
         self.bench = ray.remote(max_retries=MAX_RETRIES)(run_bench)
         self.hosts = spec.hosts or [{"host": LOCAL}]
@@ -257,6 +260,8 @@ class Scheduler:
         while queue or self.inflight:
             while queue and sum(phase == "export" for _, phase, _, _ in self.inflight.values()) < self.slots:
                 cell = queue.popleft()
+                if self._rebench(cell):
+                    continue
                 ref = self.export.remote(cell.model, cell.profile, cell.scaling, cell.options, self._dir(cell))
                 self.inflight[ref] = (cell, "export", time.perf_counter(), {})
             self._show(len(queue))
@@ -283,6 +288,34 @@ class Scheduler:
             self.shown = state
             self.counts_to(dict(state))
 
+    def _bench(self, cell: Cell, record: dict[str, Any], paths: list[str], started: float) -> None:
+        """Time a cell's artifacts on the least loaded device (Ray queues it there while the device is busy)."""
+        host = min(self.hosts, key=lambda h: self.load[h["host"]])
+        self.load[host["host"]] += 1
+        record["bench_host"] = host["host"]
+        options = {"resources": {host_resource(host["host"]): 1}}
+        options["num_cpus"] = self.bench_cpus if host["host"] == LOCAL else 0
+        where = None if host["host"] == LOCAL else host
+        self.inflight[self.bench.options(**options).remote(paths, where, self.spec.bench)] = (
+            cell,
+            "bench",
+            started,
+            record,
+        )
+
+    def _rebench(self, cell: Cell) -> bool:
+        """A cell whose export is recorded ok but whose bench failed (an unreachable device) is benched again, its
+        artifacts kept: True when it was."""
+        record = self.known.get(cell.key)
+        if self.force or record is None or record["status"] != "bench-error" or not self.spec.bench:
+            return False
+        paths = [record.get("artifacts", {}).get(a) for a in self.spec.bench.get("artifacts", [])]
+        if not paths or not all(p and Path(p).is_file() for p in paths):
+            return False
+        kept = {k: v for k, v in record.items() if k not in ("bench", "bench_p50_ms", "bench_host", "wall_s")}
+        self._bench(cell, kept | {"status": "ok", "exit_code": 0, "message": ""}, paths, time.perf_counter())
+        return True
+
     def _dir(self, cell: Cell) -> str:
         return str((self.out / "cells" / cell.key).resolve())
 
@@ -306,14 +339,7 @@ class Scheduler:
             paths = [record.get("artifacts", {}).get(a) for a in (self.spec.bench or {}).get("artifacts", [])]
             paths = [p for p in paths if p]
             if self.spec.bench and paths:
-                host = min(self.hosts, key=lambda h: self.load[h["host"]])
-                self.load[host["host"]] += 1
-                record["bench_host"] = host["host"]
-                options = {"resources": {host_resource(host["host"]): 1}}
-                options["num_cpus"] = self.bench_cpus if host["host"] == LOCAL else 0
-                where = None if host["host"] == LOCAL else host
-                bench_ref = self.bench.options(**options).remote(paths, where, self.spec.bench)
-                self.inflight[bench_ref] = (cell, "bench", started, record)
+                self._bench(cell, record, paths, started)
                 return
         else:
             self.load[record["bench_host"]] -= 1

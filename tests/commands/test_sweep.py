@@ -287,6 +287,31 @@ def test_bench_cells_on_the_device_pool(inputs, sshd, tmp_path):  # noqa: F811
     assert sshd["host"] in summary
 
 
+def test_a_failed_bench_is_benched_again_without_exporting_again(inputs, sshd, tmp_path):  # noqa: F811
+    import socket
+
+    import edgecnn
+
+    with socket.socket() as closed:  # a port nobody listens on: the device is unreachable
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    host = {k: str(sshd[k]) for k in ("host", "identity", "known_hosts", "python")}
+    grid = {
+        "models": [{"name": str(inputs / "tiny.onnx")}],
+        "profiles": ["x86-avx2"],
+        "export": {"formats": "onnx", "calib": str(inputs / "digits.npz"), "calib_size": 8, "holdout": 4},
+        "bench": {"artifacts": ["int8_onnx"], "hosts": [host | {"port": dead}], "runs": 5, "warmup": 1},
+    }
+    first = edgecnn.sweep(grid, out=tmp_path / "s", workers=1)[0]
+    assert first["status"] == "bench-error" and first["export_s"] > 0, first
+    manifest = tmp_path / "s" / first["cell_dir"] / "manifest.json"
+    exported = manifest.stat().st_mtime_ns
+    grid["bench"]["hosts"] = [host | {"port": sshd["port"]}]  # the device is back (hosts are not in the key)
+    second = edgecnn.sweep(grid, out=tmp_path / "s", workers=1)[0]
+    assert second["key"] == first["key"] and second["status"] == "ok" and second["bench_p50_ms"] > 0, second
+    assert manifest.stat().st_mtime_ns == exported and second["export_s"] == first["export_s"]  # not exported again
+
+
 def test_sweep_plan_measures_the_choice_and_its_rival(tmp_path):
     argv = [sys.executable, "-m", "edgecnn", "sweep", "plan", "mobilenet", "--profile", "x86-avx2", "--measure"]
     argv += ["--budget-ms", "1.5", "--top", "1", "--runs", "10", "--out", "check", "--workers", "2", "--json"]
