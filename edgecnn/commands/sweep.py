@@ -262,7 +262,9 @@ class Scheduler:
                 cell = queue.popleft()
                 if self._rebench(cell):
                     continue
-                ref = self.export.remote(cell.model, cell.profile, cell.scaling, cell.options, self._dir(cell))
+                ref = self.export.remote(
+                    cell.model, cell.profile, cell.scaling, cell.options, self._dir(cell), self.spec.search
+                )
                 self.inflight[ref] = (cell, "export", time.perf_counter(), {})
             self._show(len(queue))
             ready, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0)

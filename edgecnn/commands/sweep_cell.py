@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,16 @@ def figures(manifest: dict[str, Any], out: Path) -> dict[str, Any]:
     return found
 
 
-def run_cell(model: str, profile: str, scaling: dict[str, Any], options: dict[str, Any], out: str) -> dict[str, Any]:
-    """Export one cell into ``out`` (export's own atomic output), in a working and temporary directory of its own."""
+def run_cell(
+    model: str,
+    profile: str,
+    scaling: dict[str, Any],
+    options: dict[str, Any],
+    out: str,
+    search: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Export one cell into ``out`` (export's own atomic output), in a working and temporary directory of its own;
+    an import-path MODEL is found on this worker's sys.path, then in the ``search`` folders (the spec's)."""
     from edgecnn.errors import DriftError, PartialExportError
     from edgecnn.pipeline.export import export
 
@@ -64,8 +73,9 @@ def run_cell(model: str, profile: str, scaling: dict[str, Any], options: dict[st
     record: dict[str, Any] = {"status": "ok", "exit_code": 0, "message": ""}
     manifest = None
     with run_temp_dir() as work:
-        here = os.getcwd()
+        here, path = os.getcwd(), list(sys.path)
         os.chdir(work)
+        sys.path.extend(folder for folder in search if folder not in sys.path)  # last: they shadow nothing
         try:
             manifest = export(model, profile=profile, out=out, force=True, **options, **scaling).manifest
         except EdgecnnError as error:
@@ -82,6 +92,7 @@ def run_cell(model: str, profile: str, scaling: dict[str, Any], options: dict[st
             record.update(status="crashed", exit_code=EXIT_INTERNAL, message=message)
         finally:
             os.chdir(here)
+            sys.path[:] = path
     if manifest is not None:
         record.update(figures(manifest, Path(out)))
         record["artifacts"] = {k: str(Path(out) / v["path"]) for k, v in manifest.get("artifacts", {}).items()}

@@ -110,6 +110,8 @@ class Spec:
     cells: list[Cell]
     bench: dict[str, Any] | None = None
     hosts: list[dict[str, Any]] = field(default_factory=list)
+    # where an import-path MODEL is found after a worker's own sys.path: the spec's folder, the driver's directory
+    search: tuple[str, ...] = ()
 
 
 def _axis(value: Any, many: bool = False) -> list[Any]:
@@ -217,7 +219,9 @@ def _matches(rule: dict[str, Any], values: dict[str, Any]) -> bool:
     return all(values.get(key) in _axis(wanted, key in KNOBS and KNOBS[key].many) for key, wanted in rule.items())
 
 
-def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str, memo: dict[str, Any]) -> str:
+def _key(
+    cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str, search: tuple[str, ...], memo: dict[str, Any]
+) -> str:
     """The hash of everything that determines a cell: source (a file's hash, a factory's code or library version),
     data hashes, options, profile, version. ``memo`` keeps each file's hash for the other cells of this load."""
 
@@ -232,7 +236,8 @@ def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str, 
     if _is_file_source(source):
         identity: Any = {"file": Path(source).name, "sha256": once("sha256", source, sha256_file)}
     else:
-        identity = once("code", source, code_identity) if ":" in source and "/" not in source else source
+        found = ":" in source and "/" not in source
+        identity = once("code", source, lambda spec: code_identity(spec, search)) if found else source
     what = {
         "source": identity,
         "scaling": cell["scaling"],
@@ -288,6 +293,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
             raise UsageError(f"{where}: exclude[{i}]: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
     names = list(axes)
     cells, seen, memo = [], set(), {}
+    search = tuple(dict.fromkeys([str(base.resolve()), os.getcwd()]))
     for name, source, scalings, own in models:
         for scaling in scalings:
             for profile in profiles:
@@ -299,11 +305,11 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
                         continue
                     _check_cell(options, profile_formats[profile], f"{where}: cell {shown}")
                     raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
-                    key = _key(raw, bench, profile_paths[profile], memo)
+                    key = _key(raw, bench, profile_paths[profile], search, memo)
                     if key in seen:
                         continue
                     seen.add(key)
                     cells.append(Cell(key, source, profile, scaling, options, shown))
     if not cells:
         raise UsageError(f"{where}: the grid has no cells (every one is excluded?)")
-    return Spec(where, cells, bench, hosts)
+    return Spec(where, cells, bench, hosts, search)

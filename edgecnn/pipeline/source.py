@@ -81,10 +81,11 @@ def sha256_file(path: str | Path, suffixes: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()
 
 
-def code_identity(spec: str) -> dict[str, Any]:
+def code_identity(spec: str, search: tuple[str, ...] = ()) -> dict[str, Any]:
     """What a ``torchvision:``/``timm:`` or import-path MODEL (``package.module:factory``) runs, found without
     importing it: the library's version, or the sha256 of the ``.py`` files of the factory's top-level module or
-    package (an installed distribution: its version) — a changed factory is another model."""
+    package (an installed distribution: its version) — a changed factory is another model. The module is looked
+    for as the export imports it: on sys.path, then in ``search`` and the current directory."""
     import importlib.metadata
     import os
     import sys
@@ -97,7 +98,7 @@ def code_identity(spec: str) -> dict[str, Any]:
             except importlib.metadata.PackageNotFoundError:
                 return {"import": spec, "version": None}
     top = spec.partition(":")[0].split(".")[0]
-    found = PathFinder.find_spec(top, [*sys.path, os.getcwd()]) if top else None
+    found = PathFinder.find_spec(top, [*sys.path, *search, os.getcwd()]) if top else None
     if found is None or found.origin in (None, "built-in", "frozen"):
         return {"import": spec, "code": None}  # not found here: the export says so when it runs
     locations = list(found.submodule_search_locations or [])

@@ -328,12 +328,24 @@ def test_sweep_plan_measures_the_choice_and_its_rival(tmp_path):
 
 
 HEAD = """
-import shutil, sys, tempfile, ray
+import shutil, socket, subprocess, sys, tempfile, time, ray
 temp = tempfile.mkdtemp(prefix="edgecnn-test-ray.", dir="/tmp")
 ray.init(num_cpus=2, resources={"edgecnn_host_local": 1}, include_dashboard=False, _temp_dir=temp,
          logging_level="ERROR")
-print(ray.get_runtime_context().gcs_address, flush=True)
+gcs = ray.get_runtime_context().gcs_address
+with socket.socket() as free:
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+# the Ray Client server `ray start --head` runs on port 10001: ray://HOST:PORT reaches the cluster through it
+client = subprocess.Popen([sys.executable, "-m", "ray.util.client.server", f"--address={gcs}", "--host=127.0.0.1",
+                           f"--port={port}", "--mode=legacy"], stderr=subprocess.DEVNULL)
+while socket.socket().connect_ex(("127.0.0.1", port)) and client.poll() is None:
+    time.sleep(0.2)
+print(gcs, flush=True)
+print(f"ray://127.0.0.1:{port}", flush=True)
 sys.stdin.read()
+client.terminate()
+client.wait(timeout=30)
 ray.shutdown()
 shutil.rmtree(temp, ignore_errors=True)
 """
@@ -341,13 +353,14 @@ shutil.rmtree(temp, ignore_errors=True)
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A Ray cluster of its own process (2 CPUs, the local bench device declared), as a cluster's head would be."""
+    """A Ray cluster of its own process (2 CPUs, the local bench device declared), as a cluster's head would be: its
+    GCS address and its Ray Client address (ray://)."""
     head = subprocess.Popen(
         [sys.executable, "-c", HEAD], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    address = head.stdout.readline().strip()
-    assert address, "the Ray head did not start"
-    yield address
+    address, client = head.stdout.readline().strip(), head.stdout.readline().strip()
+    assert address and client, "the Ray head did not start"
+    yield {"address": address, "client": client}
     head.stdin.close()
     head.wait(timeout=60)
 
@@ -355,7 +368,7 @@ def cluster():
 def test_joins_a_cluster_at_address_and_benches_on_its_device(inputs, cluster):
     spec(inputs, "models: [{name: tiny.onnx}]\nprofiles: [x86-avx2]\n" + EXPORT + "bench: {runs: 5}\n", "joined.yaml")
     env = {**ENV, "RAY_AUTH_MODE": "token"}  # Ray's token authentication, with the token the head wrote
-    argv = [sys.executable, "-m", "edgecnn", "sweep", "joined.yaml", "--out", "joined", "--address", cluster]
+    argv = [sys.executable, "-m", "edgecnn", "sweep", "joined.yaml", "--out", "joined", "--address", cluster["address"]]
     done = subprocess.run(argv, cwd=inputs, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     (record,) = records(inputs / "joined")
@@ -366,6 +379,27 @@ def test_joins_a_cluster_at_address_and_benches_on_its_device(inputs, cluster):
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert "has no device resource for pi@192.0.2.1" in last and "ray start --resources='{\"edgecnn_host_" in last
+
+
+def test_joins_through_ray_client_and_finds_a_factory_beside_the_spec(inputs, cluster, tmp_path):
+    folder = tmp_path / "project"  # the spec and the user's module: neither on PYTHONPATH nor the current directory
+    folder.mkdir()
+    (folder / "mynet.py").write_text(
+        "import torch\n\ndef build(num_classes=10):\n    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), "
+        "torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, num_classes))\n",
+        encoding="utf-8",
+    )
+    (folder / "digits.npz").write_bytes((inputs / "digits.npz").read_bytes())
+    models = "models: [{name: 'mynet:build', input_shape: '1,1,32,32'}]\nprofiles: [x86-avx2]\n"
+    spec(folder, models + EXPORT, "client.yaml")
+    argv = [sys.executable, "-m", "edgecnn", "sweep", str(folder / "client.yaml"), "--out", str(tmp_path / "c")]
+    env = {**ENV, "RAY_AUTH_MODE": "token"}
+    done = subprocess.run(
+        [*argv, "--address", cluster["client"]], cwd=inputs, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = records(tmp_path / "c")
+    assert record["status"] == "ok" and record["int8_agreement"] is not None, record
 
 
 def test_cells_are_the_grid_minus_excludes_keyed_by_what_determines_them(inputs, tmp_path):
