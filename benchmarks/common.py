@@ -227,6 +227,10 @@ def machine_line(machine: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+# meta entries shown as tables of their own (a summary a reader wants before the rows), per benchmark
+TABLES_OF_META = {"quant_peers": ("edgecnn_gaps",)}
+
+
 def _section(result: dict[str, Any]) -> list[str]:
     """The markdown section of one result file."""
     meta = result.get("meta") or {}
@@ -238,6 +242,9 @@ def _section(result: dict[str, Any]) -> list[str]:
     figures = _meta_figures(meta)
     if figures:
         lines += ["Meta: " + " · ".join(figures) + ".", ""]
+    for key in TABLES_OF_META.get(str(result.get("benchmark")), ()):
+        if meta.get(key):
+            lines += [f"`{key}`:", "", markdown_table(meta[key]), ""]
     lines += [f"Measured {machine.get('date_utc', 'at an unknown date')} (UTC).", ""]
     return lines
 

@@ -442,6 +442,7 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not peers or "qdq_agreement" not in ours:
                 continue
             best = max(peers, key=lambda r: (r["qdq_agreement"], r["qdq_accuracy"]))
+            fastest = min((r for r in peers if r.get("min_ms")), key=lambda r: r["min_ms"], default=None)
             out.append(
                 {
                     "model": model,
@@ -449,6 +450,9 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "best_peer": best["quantizer"],
                     "agreement_gap_pts": round(100 * (ours["qdq_agreement"] - best["qdq_agreement"]), 2),
                     "accuracy_gap_pts": round(100 * (ours["qdq_accuracy"] - best["qdq_accuracy"]), 2),
+                    "fastest_peer": fastest and fastest["quantizer"],
+                    # edgecnn's ORT min latency over the fastest peer's (its agreement aside): ≤ 1 is as fast
+                    "latency_ratio": fastest and ours.get("min_ms") and round(ours["min_ms"] / fastest["min_ms"], 3),
                 }
             )
     return out
