@@ -4,9 +4,12 @@ Calibration runs here rather than inside ``quantize_static``: that function
 does not pass the histogram size to its calibrator, so its 'entropy' method
 silently yields the MinMax scales (128 bins). We run ORT's calibrator with the
 recipe's bin count, then hand the ranges to ``quantize_static`` through its
-calibration cache. Method ``auto`` merges the three caches tensor by tensor, each
-activation taking the range whose uint8 quantization has the best SQNR on the
-calibration samples (``analysis.calibration_choice``).
+calibration cache. For 'entropy' ORT's calibrator collects the histograms and
+edgecnn's vectorised search (``analysis.entropy_range``) finds ORT's thresholds
+in them, ~50 times faster than ORT's Python loops. Method ``auto`` merges
+the three caches tensor by tensor, each activation taking the range whose uint8
+quantization has the best SQNR on the calibration samples
+(``analysis.calibration_choice``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.analysis.calibration_choice import Choice, choose_ranges
+from edgecnn.analysis.entropy_range import entropy_ranges
 from edgecnn.config.recipes import AUTO, CALIBRATION_METHODS
 from edgecnn.errors import CheckFailedError, UsageError
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
@@ -54,6 +58,20 @@ def calibrator_options(method: str, bins: int = 2048, percentile: float = 99.999
     if method == "percentile":
         return {"num_bins": bins, "percentile": percentile, "symmetric": True}
     return {}
+
+
+def _entropy_data(calibrator: Any) -> Any:
+    """What ``calibrator.compute_data()`` returns for ORT's entropy calibrator — per tensor the range, histogram and
+    edges as ``TensorData(lowest, highest, hist, bins)`` — from the histograms it collected, with edgecnn's
+    vectorised search for ORT's thresholds (``analysis.entropy_range``; ORT's own loops take ~1 s a tensor)."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
+
+    collector = calibrator.collector
+    if collector is None or not collector.histogram_dict:
+        return calibrator.compute_data()  # ORT's own error for "nothing collected"
+    return TensorsData(
+        CalibrationMethod.Entropy, entropy_ranges(collector.histogram_dict, collector.num_quantized_bins)
+    )
 
 
 class _Captured(logging.Handler):
@@ -201,7 +219,7 @@ class Quantizer:
             # The histogram calibrators print their progress: stdout is for --json, so it goes nowhere.
             with _capture_root_warnings() as log, contextlib.redirect_stdout(io.StringIO()):
                 calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
-                ranges = calibrator.compute_data()
+                ranges = _entropy_data(calibrator) if method == "entropy" else calibrator.compute_data()
             self.warnings += log.messages
             del calibrator
             self._ranges[method] = self.work / f"ranges-{method}.json"

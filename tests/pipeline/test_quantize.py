@@ -154,3 +154,61 @@ def test_export_with_method_auto_records_the_choice(tmp_path, tinynet_checkpoint
         [*edgecnn, *args, "--method", "aut", "--out", str(tmp_path / "x")], capture_output=True, text=True
     )
     assert typo.returncode == 1 and "did you mean 'auto'" in typo.stderr, typo.stderr
+
+
+def orts_entropy_cache(quantizer: Quantizer, dst) -> None:
+    """The entropy cache as ORT computes it (``compute_data()``), on the quantizer's graph and samples."""
+    import contextlib
+    import io
+
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+
+    from edgecnn.pipeline.quantize import _Reader, calibrator_options
+
+    calibrator = create_calibrator(
+        quantizer.preprocessed,
+        None,
+        augmented_model_path=str(dst.with_suffix(".augmented.onnx")),
+        calibrate_method=CalibrationMethod.Entropy,
+        extra_options=calibrator_options("entropy", quantizer.bins),
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        calibrator.collect_data(_Reader(quantizer.input_names, quantizer.images, None, quantizer.batch))
+        save_tensors_data(calibrator.compute_data(), dst)
+
+
+@pytest.mark.parametrize("samples", ["random", "zeros", "ones"])
+def test_entropy_cache_is_orts_tensor_by_tensor(tmp_path, monkeypatch, samples):
+    """The entropy ranges come from edgecnn's search (analysis.entropy_range), not ORT's loops: the cache is
+    ORT's, tensor by tensor — method, fields, range (exactly), histogram and edges. Constant and all-zero
+    activations (zeros, ones: degenerate histograms) included."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, HistogramCollector, load_tensors_data
+
+    from tests.fixtures.onnx_models import helper_onnx
+
+    def not_orts(*args, **kwargs):
+        raise AssertionError("ORT's entropy search ran")
+
+    path = helper_onnx(tmp_path / "m.onnx")
+    images = {"random": np.random.default_rng(0).normal(0, 1, (6, 3, 16, 16)), "zeros": np.zeros((3, 3, 16, 16))}
+    images["ones"] = np.ones((3, 3, 16, 16))
+    with Quantizer(path, images[samples].astype(np.float32), bins=512) as quantizer:
+        with monkeypatch.context() as patch:
+            patch.setattr(HistogramCollector, "get_entropy_threshold", not_orts)
+            mine = load_tensors_data(quantizer.ranges("entropy"))
+        orts_entropy_cache(quantizer, tmp_path / "ort.json")
+        quantizer.quantize(tmp_path / "q.onnx", "entropy")  # the cache is one quantize_static takes
+    ort = load_tensors_data(tmp_path / "ort.json")
+    assert mine.calibration_method == ort.calibration_method == CalibrationMethod.Entropy
+    assert list(mine.keys()) == list(ort.keys()) and len(ort.keys()) >= 5
+    for tensor, expected in ort.items():
+        got = mine[tensor]
+        assert got._attrs == expected._attrs == ["lowest", "highest", "hist", "bins"], tensor
+        assert (got.lowest, got.highest) == (expected.lowest, expected.highest), tensor
+        assert got.lowest.dtype == expected.lowest.dtype and got.highest.dtype == expected.highest.dtype
+        np.testing.assert_array_equal(got.hist, expected.hist)
+        np.testing.assert_array_equal(got.bins, expected.bins)
+    if samples == "zeros":  # every activation is 0: a constant tensor's range is its value
+        assert all(d.lowest == d.highest == 0 for d in mine.values())
+    if samples == "ones":
+        assert (mine["x"].lowest, mine["x"].highest) == (1, 1)
