@@ -8,7 +8,7 @@ bins (the last taking the remainder's count), each group's count spread evenly (
 the bins where ``p`` is non-zero — over all bins of the group, the remainder bins staying 0. Both are smoothed
 (zeros get ``eps``, the non-zeros give the same mass back) and their KL divergence is computed in float32,
 rounded to the histogram edges' dtype; the first window with the least divergence wins, its edges clipped to
-the tensor's min and max. ORT loops over ~1000 windows × 128 groups in Python per tensor (about 1 s each).
+the tensor's min and max. ORT loops over ~1000 windows × 128 groups in Python: about 0.5 s a tensor at 2048 bins.
 
 Here the same search costs a few milliseconds: the divergence of every window is computed at once in float64
 from prefix sums (blocks, zeros, ``x log x`` of the smoothed counts by a series in the smoothing amount), and
@@ -27,7 +27,8 @@ EPS = 0.0001  # the smoothing amount of ORT's smooth_distribution
 _U32 = float(np.finfo(np.float32).eps)
 # |ORT's float32 divergence - the exact one| ≤ _BOUND · u32 · (2 ln n + |KL| + 2): the error of float32
 # rounding the counts, smoothing, normalising (pairwise sums), dividing, the logarithm and the sum is below
-# ~(log2 n + 10) u32 times Σ p |ln(p/q)| + 1 ≤ 2 H(p) + KL + 1; measured below 2 (tests), taken with a margin.
+# ~(log2 n + 10) u32 times Σ p |ln(p/q)| + 1 ≤ 2 H(p) + KL + 1. Measured below 2 on the tests' histograms (they
+# assert ≤ _BOUND / 8); the margin costs only a few more exact evaluations near the minimum.
 _BOUND = 64.0
 _SERIES = 16  # terms of Σ (h - e) ln(h - e) around h ln h; e/h ≤ 0.21, so the remainder is < 1e-12 relative
 

@@ -63,7 +63,7 @@ def calibrator_options(method: str, bins: int = 2048, percentile: float = 99.999
 def _entropy_data(calibrator: Any) -> Any:
     """What ``calibrator.compute_data()`` returns for ORT's entropy calibrator — per tensor the range, histogram and
     edges as ``TensorData(lowest, highest, hist, bins)`` — from the histograms it collected, with edgecnn's
-    vectorised search for ORT's thresholds (``analysis.entropy_range``; ORT's own loops take ~1 s a tensor)."""
+    vectorised search for ORT's thresholds (``analysis.entropy_range``; ORT's own loops take ~0.5 s a tensor)."""
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
 
     collector = calibrator.collector
