@@ -1333,6 +1333,24 @@ CASES: dict[str, Case] = {
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "--data must be real data, not ''", _tiny("m.onnx")
     ),
+    # pass 8
+    "drift data of 0×0 uint8 images": Case(  # was exit 70, a ZeroDivisionError in the resize
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz"),
+        "uint8 images must be at least 1×1 pixels, got shape (4, 0, 0, 3)",
+        lambda f: (tiny_onnx(f / "m.onnx"), np.savez(f / "d.npz", images=np.zeros((4, 0, 0, 3), np.uint8))),
+    ),
+    "drift labels of uint64 beyond int64": Case(  # were wrapped: "labels go from -9223372036854775803"
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz"),
+        "labels go up to 9223372036854775813, beyond any class",
+        lambda f: (
+            tiny_onnx(f / "m.onnx"),
+            np.savez(
+                f / "d.npz",
+                images=np.zeros((4, 3, 8, 8), np.float32),
+                labels=np.full(4, 2**63 + 5, np.uint64),
+            ),
+        ),
+    ),
 }
 
 
