@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
+from edgecnn.applies import Rules, check_applies
 from edgecnn.config.schema import Field, load_yaml, positive, validate
 from edgecnn.errors import UsageError, check_file
 from edgecnn.models.knobs import KNOBS
@@ -245,14 +246,33 @@ def _key(cell: dict[str, Any], bench: dict[str, Any] | None, profile_path: str) 
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _check_cell(options: dict[str, Any], profile_formats: tuple[str, ...], where: str) -> None:
-    """A cell's options held to the export's option rules now (int8, formats), not on a worker later."""
+def _bench_rules() -> Rules:
+    """Each artifact `bench: artifacts:` may name needs its format, an int8 one the int8 artifacts too."""
+    from edgecnn.formats import FORMATS
+
+    needs = {
+        artifact: (*(("int8",) if artifact.startswith("int8") else ()), f"format:{fmt.name}")
+        for fmt in FORMATS.values()
+        for artifact in fmt.artifacts
+        if artifact in BENCH_ARTIFACTS
+    }
+    return Rules("sweep", needs, flags={artifact: f"bench: artifacts: {artifact}" for artifact in needs})
+
+
+def _check_cell(
+    options: dict[str, Any], profile_formats: tuple[str, ...], where: str, benched: tuple[str, ...] = ()
+) -> None:
+    """A cell's options held to the export's option rules now (int8, formats), not on a worker later; so are the
+    artifacts its bench times (a cell that does not make one would time nothing, unsaid)."""
     from edgecnn.formats import parse_formats
     from edgecnn.pipeline.context import check_static_options, given_options
 
     try:
         formats = parse_formats(options.get("formats"), profile_formats)
-        check_static_options(given_options(options), options.get("quantize", True), formats)
+        quantize = options.get("quantize", True)
+        check_static_options(given_options(options), quantize, formats)
+        taken = {f"format:{name}" for name in formats} | ({"int8"} if quantize else set())
+        check_applies(_bench_rules(), benched, taken)
     except UsageError as error:
         raise UsageError(f"{where}: {error} (an exclude: rule leaves such cells out)") from None
 
@@ -285,7 +305,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
         if unknown:
             raise UsageError(f"{where}: exclude[{i}]: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
     names = list(axes)
-    cells, seen = [], set()
+    cells, seen, used = [], set(), set()
     for name, source, scalings, own in models:
         for scaling in scalings:
             for profile in profiles:
@@ -293,15 +313,25 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
                     options = {**dict(zip(names, combo, strict=True)), **own}
                     shown = {"model": name, "profile": profile, **scaling}
                     shown |= {n: v for n, v in zip(names, combo, strict=True) if len(axes[n]) > 1}
-                    if any(_matches(rule, {"model": name, "profile": profile, **scaling, **options}) for rule in rules):
+                    values = {"model": name, "profile": profile, **scaling, **options}
+                    matched = {i for i, rule in enumerate(rules) if _matches(rule, values)}
+                    if matched:
+                        used |= matched
                         continue
-                    _check_cell(options, profile_formats[profile], f"{where}: cell {shown}")
+                    benched = tuple((bench or {}).get("artifacts", ()))
+                    _check_cell(options, profile_formats[profile], f"{where}: cell {shown}", benched)
                     raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
                     key = _key(raw, bench, profile_paths[profile])
                     if key in seen:
                         continue
                     seen.add(key)
                     cells.append(Cell(key, source, profile, scaling, options, shown))
+    unused = [i for i in range(len(rules)) if i not in used]
+    if unused:  # a misspelt value would leave in the cells it was meant to take out, unsaid
+        raise UsageError(
+            f"{where}: exclude[{unused[0]}] matches no cell of the grid, so it leaves nothing out: give values of "
+            "the grid (model names as written, profiles, knob and export values), or drop the rule"
+        )
     if not cells:
         raise UsageError(f"{where}: the grid has no cells (every one is excluded?)")
     return Spec(where, cells, bench, hosts)

@@ -28,6 +28,9 @@ from tests.reliability.conftest import (
 
 TINY = ["--format", "onnx", "--calib-size", "8", "--holdout", "4"]  # with mobilenet_v1 at α 0.25, 32 px
 MV1 = ["mobilenet_v1", "--width", "0.25", "--resolution", "32", *TINY]
+SWEEP_SPEC = (
+    "models: [{name: mobilenet_v1, width: 0.25, resolution: 32}]\nprofiles: [x86-avx2]\nexport: {formats: onnx}\n"
+)
 
 
 @dataclass(frozen=True)
@@ -1350,6 +1353,21 @@ CASES: dict[str, Case] = {
                 labels=np.full(4, 2**63 + 5, np.uint64),
             ),
         ),
+    ),
+    "sweep exclude rule that matches no cell": Case(  # a misspelt value: exit 0, the cell swept all the same
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: exclude[0] matches no cell of the grid, so it leaves nothing out",
+        _write("s.yaml", SWEEP_SPEC + "exclude: [{model: mobilenet_v2}]\n"),
+    ),
+    "sweep bench of an artifact the cells do not make": Case(  # was exit 0: nothing timed, nothing said
+        ("sweep", "s.yaml", "--out", "out"),
+        "bench: artifacts: int8_tflite applies to --format tflite, but this export does not make it",
+        _write("s.yaml", SWEEP_SPEC + "bench: {artifacts: [int8_tflite]}\n"),
+    ),
+    "sweep bench of int8 artifacts of fp32 cells": Case(
+        ("sweep", "s.yaml", "--out", "out"),
+        "bench: artifacts: int8_onnx applies to the int8 artifacts",
+        _write("s.yaml", SWEEP_SPEC.replace("{formats: onnx}", "{formats: onnx, quantize: false}") + "bench: {}\n"),
     ),
 }
 
