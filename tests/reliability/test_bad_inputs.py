@@ -1369,6 +1369,11 @@ CASES: dict[str, Case] = {
         "bench: artifacts: int8_onnx applies to the int8 artifacts",
         _write("s.yaml", SWEEP_SPEC.replace("{formats: onnx}", "{formats: onnx, quantize: false}") + "bench: {}\n"),
     ),
+    "recipe keeping a misspelt op type in float": Case(  # was exit 0: nothing kept in float, nothing said
+        ("export", *MV1, "--recipe", "recipe.yaml"),
+        "keep_float.op_types: 'Convv' is no ONNX op type",
+        _recipe(keep_float={"op_types": ["Convv"], "nodes": []}),
+    ),
     "sweep plan python without a host": Case(  # was dropped: the local bench runs in the Ray worker's Python
         ("sweep", "plan", "mobilenet", "-p", "x86-avx2", "--measure", "--python", "python3", "--out", "out"),
         "--python applies to a device over SSH, but the run is here: add --host USER@HOST, or drop --python",
