@@ -220,6 +220,12 @@ def _bench(section: dict[str, Any] | None, where: str) -> tuple[dict[str, Any] |
     if len(set(names)) != len(names):
         raise UsageError(f"{where}: bench.hosts: a host is listed twice")
     settings = {k: v for k, v in section.items() if k != "hosts" and v is not None}
+    from edgecnn.bench.api import check_timing
+
+    try:  # now, not as each cell's bench error after its export
+        check_timing(**{k: v for k, v in settings.items() if k != "artifacts"})
+    except UsageError as error:
+        raise UsageError(f"{where}: bench: {error}") from None
     settings.setdefault("artifacts", ["int8_onnx"])
     return settings, hosts
 

@@ -1386,6 +1386,11 @@ CASES: dict[str, Case] = {
     "ONNX of an opset newer than ONNX Runtime's": Case(  # named the working copy in the partial OUT, not m.onnx
         ("export", "m.onnx", *TINY), "m.onnx is not a valid ONNX model: ONNX Runtime cannot load m.onnx:", _opset_99
     ),
+    "sweep bench of a negative warm-up": Case(  # was each cell's bench error, after its export
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: bench: --warmup must be between 0 and 1,000,000, not -1",
+        _write("s.yaml", SWEEP_SPEC + "bench: {warmup: -1}\n"),
+    ),
     "sweep plan python without a host": Case(  # was dropped: the local bench runs in the Ray worker's Python
         ("sweep", "plan", "mobilenet", "-p", "x86-avx2", "--measure", "--python", "python3", "--out", "out"),
         "--python applies to a device over SSH, but the run is here: add --host USER@HOST, or drop --python",
