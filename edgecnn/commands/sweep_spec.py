@@ -152,6 +152,29 @@ def _is_file_source(name: str) -> bool:
     return name.lower().endswith(".onnx")
 
 
+def _check_model(name: str, knobs: list[str], own: dict[str, Any], at: str) -> None:
+    """What export would refuse of a model entry, said on load rather than by every cell after it started: knobs or
+    model options for a .onnx file, an unknown zoo name, a knob the zoo model lacks."""
+    if _is_file_source(name):
+        if knobs or any(own.get(k) is not None for k in ("weights", "num_classes", "in_chans")):
+            raise UsageError(
+                f"{at}: an ONNX MODEL is exported already: scaling, num_classes, in_chans and weights do not apply"
+            )
+        return
+    if ":" in name:  # torchvision:NAME, timm:NAME, package.module:factory: known once imported, by the cell
+        return
+    from edgecnn.models.registry import get_model_info
+
+    try:
+        info = get_model_info(name)
+    except UsageError as error:
+        raise UsageError(f"{at}.name: {error}") from None
+    lacks = [knob for knob in knobs if knob not in info.knobs]
+    if lacks:
+        takes = ", ".join(info.knobs) or "no scaling options"
+        raise UsageError(f"{at}: model '{info.name}' has no option {', '.join(lacks)}; it takes: {takes}")
+
+
 def _models(
     entries: list[dict[str, Any]], base: Path, where: str
 ) -> list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]]:
@@ -177,6 +200,7 @@ def _models(
                     raise UsageError(f"{at}.{knob_name}: {problem}")
             grids.append([(knob_name, v) for v in values])
         own = {k: entry[k] for k in MODEL_ONLY if entry.get(k) is not None}
+        _check_model(name, [knob for knob, _ in (combo[0] for combo in grids)], own, at)
         for key in PATH_OPTIONS:
             if _is_path(key, own.get(key)):
                 own[key] = _resolve(own[key], base, key, f"{at}.{key}")

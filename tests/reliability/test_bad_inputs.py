@@ -1391,6 +1391,22 @@ CASES: dict[str, Case] = {
         "s.yaml: bench: --warmup must be between 0 and 1,000,000, not -1",
         _write("s.yaml", SWEEP_SPEC + "bench: {warmup: -1}\n"),
     ),
+    "sweep knob of a .onnx model": Case(  # was each cell's error, after Ray started it
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: models[0]: an ONNX MODEL is exported already: scaling, num_classes, in_chans and weights do not",
+        lambda f: (
+            tiny_onnx(f / "m.onnx"),
+            _write("s.yaml", "models: [{name: m.onnx, width: 0.5}]\nprofiles: [x86-avx2]\n")(f),
+        ),
+    ),
+    "sweep knob the zoo model lacks": Case(
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: models[0]: model 'resnet18' has no option phi; it takes: width, resolution",
+        _write(
+            "s.yaml",
+            SWEEP_SPEC.replace("{name: mobilenet_v1, width: 0.25, resolution: 32}", "{name: resnet18, phi: 1}"),
+        ),
+    ),
     "sweep plan python without a host": Case(  # was dropped: the local bench runs in the Ray worker's Python
         ("sweep", "plan", "mobilenet", "-p", "x86-avx2", "--measure", "--python", "python3", "--out", "out"),
         "--python applies to a device over SSH, but the run is here: add --host USER@HOST, or drop --python",
