@@ -14,7 +14,7 @@ import click
 from edgecnn import __version__
 from edgecnn.config.recipes import CALIBRATION_METHODS
 from edgecnn.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EdgecnnError, UserCodeError
-from edgecnn.files import Terminated, json_text, room_to_write, run_temp_dir, terminate_as_interrupt
+from edgecnn.files import as_terminated, json_text, room_to_write, run_temp_dir, terminate_as_interrupt
 from edgecnn.formats import FORMATS
 from edgecnn.models.knobs import KNOBS
 
@@ -776,11 +776,13 @@ def sweep_plan(
 
     if not measure:
         raise UsageError("sweep plan measures the candidates: pass --measure (`edgecnn plan` predicts only)")
-    from edgecnn.bench.api import check_options
+    from edgecnn.applies import Rules, check_applies
 
     ssh = {k: options.pop(k) for k in ("host", "port", "identity", "known_hosts", "python")}
     host = {k: v for k, v in ssh.items() if v is not None} if ssh["host"] else None
-    check_options(_typed_names() & {"port", "identity", "known_hosts"}, [], ssh["host"], None)
+    # the sweep's local bench runs in its Ray worker's own Python: --python too is for the device only
+    rules = Rules("sweep plan", dict.fromkeys(("port", "identity", "known_hosts", "python"), ("host",)))
+    check_applies(rules, _typed_names(), {"host"} if host else set())
     from edgecnn.commands.render import SweepProgress
 
     shown = SweepProgress()
@@ -1015,8 +1017,9 @@ def _main(argv: list[str] | None) -> Any:
             click.echo(error.details.rstrip(), err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort as error:
-        if isinstance(error.__cause__, Terminated):  # SIGTERM, SIGHUP: terminate_as_interrupt says so, exits 143, 129
-            raise error.__cause__ from None
+        stopped = as_terminated(error)
+        if stopped is not None:  # SIGTERM, SIGHUP: terminate_as_interrupt says so, exits 143, 129
+            raise stopped from None
         click.echo("edgecnn: aborted", err=True)
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as error:  # `edgecnn` alone: the help, as with --help
@@ -1026,8 +1029,9 @@ def _main(argv: list[str] | None) -> Any:
         click.echo(f"edgecnn: error: {_click_error(error)}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt as error:
-        if isinstance(error, Terminated):
-            raise
+        stopped = as_terminated(error)
+        if stopped is not None:
+            raise stopped from None
         click.echo("edgecnn: interrupted", err=True)
         sys.exit(130)
     except Exception as error:

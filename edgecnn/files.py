@@ -45,11 +45,25 @@ class Terminated(KeyboardInterrupt):
 # --- signals
 
 
+_RECEIVED: list[int] = []  # the stopping signal received, if any (a library may turn its Terminated into a plain
+# KeyboardInterrupt: Ray's wait does)
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     for stopping in STOPPING:  # a second signal must not cut the cleanup short
         if signal.getsignal(stopping) is _raise_terminated:
             signal.signal(stopping, signal.SIG_IGN)
+    _RECEIVED.append(signum)
     raise Terminated(signum)
+
+
+def as_terminated(interrupt: BaseException) -> Terminated | None:
+    """The Terminated behind ``interrupt``: itself, its cause, or the stopping signal received when a library
+    replaced it by a KeyboardInterrupt of its own (so SIGTERM still exits 143, not as Ctrl-C's 130)."""
+    for error in (interrupt, interrupt.__cause__):
+        if isinstance(error, Terminated):
+            return error
+    return Terminated(_RECEIVED[0]) if _RECEIVED else None
 
 
 @contextlib.contextmanager

@@ -94,6 +94,24 @@ def _harness_options(threads: int, runs: int | None, warmup: int, budget_s: floa
     return options
 
 
+def check_timing(
+    threads: int = 1,
+    runs: int | None = None,
+    warmup: int = DEFAULT_WARMUP,
+    budget_s: float | None = None,
+    timeout: float = 600.0,
+    rounds: int = 1,
+) -> None:
+    """The timing settings of a bench, each in its range (a sweep's `bench:` checks them on load, before any
+    export)."""
+    _harness_options(threads, runs, warmup, budget_s, True)
+    if not 1 <= rounds <= MAX_ROUNDS:
+        raise UsageError(f"--rounds must be between 1 and {MAX_ROUNDS:,}, not {rounds}")
+    check_seconds("--timeout", timeout)
+    if budget_s is not None:  # inf or 1e300: timed until --timeout ended the run, 10 minutes later
+        check_seconds("--budget-s", budget_s)
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -243,14 +261,10 @@ def bench(
     """
     paths = _check_artifacts(artifacts)
     options = _harness_options(threads, runs, warmup, budget_s, xnnpack)
-    if not 1 <= rounds <= MAX_ROUNDS:
-        raise UsageError(f"--rounds must be between 1 and {MAX_ROUNDS:,}, not {rounds}")
+    check_timing(threads, runs, warmup, budget_s, timeout, rounds)
     input_path = Path(inputs) if inputs is not None else None
     if input_path is not None and (input_path.suffix != ".npy" or not input_path.is_file()):
         raise UsageError(f"--input must be an existing .npy file, not {inputs}")
-    check_seconds("--timeout", timeout)
-    if budget_s is not None:  # inf or 1e300: timed until --timeout ended the run, 10 minutes later
-        check_seconds("--budget-s", budget_s)
     report = progress or (lambda message: None)
     target = None
     ssh = (("port", port), ("identity", identity), ("known_hosts", known_hosts))

@@ -16,7 +16,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from edgecnn.commands.sweep_spec import Cell, Spec, load_spec
 from edgecnn.commands.sweep_summary import FAILED, cells, write_summary
 from edgecnn.errors import EXIT_INTERNAL, EdgecnnError, UsageError
 from edgecnn.files import (
+    STOPPING,
+    Terminated,
     append_line,
     atomic_write_text,
     current_run_temp_dir,
@@ -153,7 +155,8 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address:
         try:
-            ray.init(address=address, **quiet)
+            with _stopped_as_ours():
+                ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
             reason = one_line(str(error), 300)
             raise UsageError(
@@ -169,10 +172,23 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
             )
     else:
         cpus = workers or os.cpu_count() or 1
-        ray.init(num_cpus=cpus, resources=resources, _temp_dir=str(_ray_temp(temp)), **quiet)
+        with _stopped_as_ours():
+            ray.init(num_cpus=cpus, resources=resources, _temp_dir=str(_ray_temp(temp)), **quiet)
     for number, handler in handlers.items():  # Ray's own handlers would skip our clean-up and exit codes
         signal.signal(number, handler)
     return workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+@contextlib.contextmanager
+def _stopped_as_ours() -> Iterator[None]:
+    """While Ray starts, its own SIGTERM handler exits with sys.exit(15): unwind as edgecnn's termination instead
+    (exit 143, 'edgecnn: terminated', Ray shut down and the run's files removed)."""
+    try:
+        yield
+    except SystemExit as stop:
+        if stop.code in STOPPING:
+            raise Terminated(stop.code) from None
+        raise
 
 
 def _ray_temp(temp: Path) -> Path:
@@ -203,6 +219,7 @@ def _run(
 ) -> None:
     """Run ``todo`` as Ray tasks, at most one export per CPU in flight, and a bench per device at a time."""
     ours = not ray.is_initialized()  # a caller's own Ray session is used as it is, and left running
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, *STOPPING)}
     try:
         slots = _start(ray, address, workers, spec, temp) if ours else max(1, int(ray.cluster_resources()["CPU"]))
         # a local bench takes every CPU of a Ray started here (timed after the exports, not among them); a cluster's
@@ -212,6 +229,10 @@ def _run(
     finally:
         if ours:
             ray.shutdown()
+            # its core worker leaves these signals at the system's default underneath Python's handlers: a SIGTERM
+            # while the summary is written would kill the run unsaid, its temporary directory left behind
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
         while _SHORT_TEMPS:
             shutil.rmtree(_SHORT_TEMPS.pop(), ignore_errors=True)
 

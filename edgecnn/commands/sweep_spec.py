@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
+from edgecnn.applies import Rules, check_applies
 from edgecnn.config.schema import Field, load_yaml, positive, validate
 from edgecnn.errors import UsageError, check_file
 from edgecnn.models.knobs import KNOBS
@@ -141,6 +142,29 @@ def _is_file_source(name: str) -> bool:
     return name.lower().endswith(".onnx")
 
 
+def _check_model(name: str, knobs: list[str], own: dict[str, Any], at: str) -> None:
+    """What export would refuse of a model entry, said on load rather than by every cell after it started: knobs or
+    model options for a .onnx file, an unknown zoo name, a knob the zoo model lacks."""
+    if _is_file_source(name):
+        if knobs or any(own.get(k) is not None for k in ("weights", "num_classes", "in_chans")):
+            raise UsageError(
+                f"{at}: an ONNX MODEL is exported already: scaling, num_classes, in_chans and weights do not apply"
+            )
+        return
+    if ":" in name:  # torchvision:NAME, timm:NAME, package.module:factory: known once imported, by the cell
+        return
+    from edgecnn.models.registry import get_model_info
+
+    try:
+        info = get_model_info(name)
+    except UsageError as error:
+        raise UsageError(f"{at}.name: {error}") from None
+    lacks = [knob for knob in knobs if knob not in info.knobs]
+    if lacks:
+        takes = ", ".join(info.knobs) or "no scaling options"
+        raise UsageError(f"{at}: model '{info.name}' has no option {', '.join(lacks)}; it takes: {takes}")
+
+
 def _models(
     entries: list[dict[str, Any]], base: Path, where: str
 ) -> list[tuple[str, str, list[dict[str, Any]], dict[str, Any]]]:
@@ -166,6 +190,7 @@ def _models(
                     raise UsageError(f"{at}.{knob_name}: {problem}")
             grids.append([(knob_name, v) for v in values])
         own = {k: entry[k] for k in MODEL_ONLY if entry.get(k) is not None}
+        _check_model(name, [knob for knob, _ in (combo[0] for combo in grids)], own, at)
         for key in PATH_OPTIONS:
             if _is_path(key, own.get(key)):
                 own[key] = _resolve(own[key], base, key, f"{at}.{key}")
@@ -209,6 +234,12 @@ def _bench(section: dict[str, Any] | None, where: str) -> tuple[dict[str, Any] |
     if len(set(names)) != len(names):
         raise UsageError(f"{where}: bench.hosts: a host is listed twice")
     settings = {k: v for k, v in section.items() if k != "hosts" and v is not None}
+    from edgecnn.bench.api import check_timing
+
+    try:  # now, not as each cell's bench error after its export
+        check_timing(**{k: v for k, v in settings.items() if k != "artifacts"})
+    except UsageError as error:
+        raise UsageError(f"{where}: bench: {error}") from None
     settings.setdefault("artifacts", ["int8_onnx"])
     return settings, hosts
 
@@ -252,14 +283,33 @@ def _key(
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _check_cell(options: dict[str, Any], profile_formats: tuple[str, ...], where: str) -> None:
-    """A cell's options held to the export's option rules now (int8, formats), not on a worker later."""
+def _bench_rules() -> Rules:
+    """Each artifact `bench: artifacts:` may name needs its format, an int8 one the int8 artifacts too."""
+    from edgecnn.formats import FORMATS
+
+    needs = {
+        artifact: (*(("int8",) if artifact.startswith("int8") else ()), f"format:{fmt.name}")
+        for fmt in FORMATS.values()
+        for artifact in fmt.artifacts
+        if artifact in BENCH_ARTIFACTS
+    }
+    return Rules("sweep", needs, flags={artifact: f"bench: artifacts: {artifact}" for artifact in needs})
+
+
+def _check_cell(
+    options: dict[str, Any], profile_formats: tuple[str, ...], where: str, benched: tuple[str, ...] = ()
+) -> None:
+    """A cell's options held to the export's option rules now (int8, formats), not on a worker later; so are the
+    artifacts its bench times (a cell that does not make one would time nothing, unsaid)."""
     from edgecnn.formats import parse_formats
     from edgecnn.pipeline.context import check_static_options, given_options
 
     try:
         formats = parse_formats(options.get("formats"), profile_formats)
-        check_static_options(given_options(options), options.get("quantize", True), formats)
+        quantize = options.get("quantize", True)
+        check_static_options(given_options(options), quantize, formats)
+        taken = {f"format:{name}" for name in formats} | ({"int8"} if quantize else set())
+        check_applies(_bench_rules(), benched, taken)
     except UsageError as error:
         raise UsageError(f"{where}: {error} (an exclude: rule leaves such cells out)") from None
 
@@ -292,7 +342,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
         if unknown:
             raise UsageError(f"{where}: exclude[{i}]: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
     names = list(axes)
-    cells, seen, memo = [], set(), {}
+    cells, seen, used, memo = [], set(), set(), {}
     search = tuple(dict.fromkeys([str(base.resolve()), os.getcwd()]))
     for name, source, scalings, own in models:
         for scaling in scalings:
@@ -301,15 +351,25 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
                     options = {**dict(zip(names, combo, strict=True)), **own}
                     shown = {"model": name, "profile": profile, **scaling}
                     shown |= {n: v for n, v in zip(names, combo, strict=True) if len(axes[n]) > 1}
-                    if any(_matches(rule, {"model": name, "profile": profile, **scaling, **options}) for rule in rules):
+                    values = {"model": name, "profile": profile, **scaling, **options}
+                    matched = {i for i, rule in enumerate(rules) if _matches(rule, values)}
+                    if matched:
+                        used |= matched
                         continue
-                    _check_cell(options, profile_formats[profile], f"{where}: cell {shown}")
+                    benched = tuple((bench or {}).get("artifacts", ()))
+                    _check_cell(options, profile_formats[profile], f"{where}: cell {shown}", benched)
                     raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
                     key = _key(raw, bench, profile_paths[profile], search, memo)
                     if key in seen:
                         continue
                     seen.add(key)
                     cells.append(Cell(key, source, profile, scaling, options, shown))
+    unused = [i for i in range(len(rules)) if i not in used]
+    if unused:  # a misspelt value would leave in the cells it was meant to take out, unsaid
+        raise UsageError(
+            f"{where}: exclude[{unused[0]}] matches no cell of the grid, so it leaves nothing out: give values of "
+            "the grid (model names as written, profiles, knob and export values), or drop the rule"
+        )
     if not cells:
         raise UsageError(f"{where}: the grid has no cells (every one is excluded?)")
     return Spec(where, cells, bench, hosts, search)

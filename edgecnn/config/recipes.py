@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -146,6 +147,20 @@ def list_recipes() -> list[str]:
     return yaml_names(recipes_dir())
 
 
+def _check_op_types(op_types: Iterable[str], where: str) -> None:
+    """keep_float.op_types must be ONNX op types: a misspelt one would keep nothing in float, unsaid."""
+    try:
+        import onnx.defs
+    except ImportError:  # the core install (plan, predict): no export reads the recipe's op types there
+        return
+    unknown = [op for op in op_types if not onnx.defs.has(op)]
+    if unknown:
+        raise UsageError(
+            f"{where}: keep_float.op_types: {', '.join(repr(op) for op in unknown)} is no ONNX op type: "
+            "spell it as ONNX does (Conv, Gemm, Softmax, …)"
+        )
+
+
 def load_recipe_file(path: Path) -> Recipe:
     """Load and validate one recipe YAML."""
     data = load_yaml(path)
@@ -153,6 +168,7 @@ def load_recipe_file(path: Path) -> Recipe:
     validate(data, RECIPE_SCHEMA, where)
     check_stats(data["mean"], data["std"], where)
     calibration, keep = data["calibration"], data.get("keep_float") or {}
+    _check_op_types(keep.get("op_types") or (), where)
     return Recipe(
         family=data["family"],
         mean=tuple(map(float, data["mean"])),

@@ -244,6 +244,8 @@ def _checked_labels(path: Path, labels: np.ndarray, count: int, size: tuple[int,
         raise UsageError(
             f"{path}: labels must be N integers (masks: N×H×W integers), got {labels.dtype} with shape {labels.shape}"
         )
+    if labels.dtype.kind == "u" and labels.size and labels.max() > np.iinfo(np.int64).max:  # would wrap negative
+        raise UsageError(f"{path}: labels go up to {labels.max()}, beyond any class: give class indices")
     if labels.ndim == 3 and (tuple(labels.shape[1:]) != size or resized):
         raise UsageError(
             f"{path}: masks must be N×{size[0]}×{size[1]}, with images of that size (the model's input), got masks "
@@ -289,6 +291,8 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
     if images.dtype == np.uint8 and images.ndim == 4:
         if images.shape[-1] != channels:
             raise UsageError(f"{path}: uint8 images must be N×H×W×C with C={channels}, got shape {images.shape}")
+        if 0 in images.shape[1:3]:  # no pixel to resize from
+            raise UsageError(f"{path}: uint8 images must be at least 1×1 pixels, got shape {images.shape}")
         from PIL import Image
 
         pixels = (

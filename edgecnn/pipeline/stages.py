@@ -211,7 +211,10 @@ def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> tuple[
     try:
         check_onnx(path)
     except ValueError as error:  # the user's file is bad: bad input, not a failed check of edgecnn's work
-        raise UsageError(f"{given} is not a valid ONNX model{f' after {change}' if changed else ''}: {error}") from None
+        reason = str(error).replace(str(path), str(given))  # its working copy in the partial OUT means nothing to them
+        raise UsageError(
+            f"{given} is not a valid ONNX model{f' after {change}' if changed else ''}: {reason}"
+        ) from None
     inputs = ctx.check_inputs()
     fix = "ONNX Runtime cannot run it on its input shape; check the model (or --input-shape) in ONNX Runtime"
     with reading(given, "ONNX MODEL", fix):  # zero-size dims, absurd attributes: the user's file, not a bug

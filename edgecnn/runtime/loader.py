@@ -139,7 +139,10 @@ def trial_run(path: str | Path, what: str, fix: str, shown: str | Path | None = 
     run (zero-size dims, absurd attributes) is a UsageError "``what`` ``shown`` is not valid: …; ``fix``" (``shown``
     defaults to ``path``). False when it was not run: an input dim other than the batch is free, or the inputs
     are too large to try."""
-    session = ort_session(path)
+    try:
+        session = ort_session(path)
+    except UsageError as error:  # name the user's file, not the working copy ORT was given
+        raise UsageError(str(error).replace(str(path), str(shown or path))) from None
     feed = {}
     for value in session.get_inputs():
         dims = [d if isinstance(d, int) and d > 0 else (1 if k == 0 else None) for k, d in enumerate(value.shape)]

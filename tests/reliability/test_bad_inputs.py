@@ -28,6 +28,9 @@ from tests.reliability.conftest import (
 
 TINY = ["--format", "onnx", "--calib-size", "8", "--holdout", "4"]  # with mobilenet_v1 at α 0.25, 32 px
 MV1 = ["mobilenet_v1", "--width", "0.25", "--resolution", "32", *TINY]
+SWEEP_SPEC = (
+    "models: [{name: mobilenet_v1, width: 0.25, resolution: 32}]\nprofiles: [x86-avx2]\nexport: {formats: onnx}\n"
+)
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,15 @@ def _no_opset_onnx(folder: Path) -> None:
 
     model = onnx.load(str(folder / "m.onnx"))
     del model.opset_import[:]
+    onnx.save(model, str(folder / "m.onnx"))
+
+
+def _opset_99(folder: Path) -> None:
+    """m.onnx stamped with ai.onnx opset 99, which no ONNX Runtime release supports."""
+    import onnx
+
+    model = onnx.load(str(tiny_onnx(folder / "m.onnx")))
+    model.opset_import[0].version = 99
     onnx.save(model, str(folder / "m.onnx"))
 
 
@@ -1367,6 +1379,72 @@ CASES: dict[str, Case] = {
     ),
     "drift data of an empty name": Case(  # was the current directory, read as an image folder
         ("drift", "m.onnx", "m.onnx", "--data", ""), "--data must be real data, not ''", _tiny("m.onnx")
+    ),
+    # pass 8
+    "drift data of 0×0 uint8 images": Case(  # was exit 70, a ZeroDivisionError in the resize
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz"),
+        "uint8 images must be at least 1×1 pixels, got shape (4, 0, 0, 3)",
+        lambda f: (tiny_onnx(f / "m.onnx"), np.savez(f / "d.npz", images=np.zeros((4, 0, 0, 3), np.uint8))),
+    ),
+    "drift labels of uint64 beyond int64": Case(  # were wrapped: "labels go from -9223372036854775803"
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz"),
+        "labels go up to 9223372036854775813, beyond any class",
+        lambda f: (
+            tiny_onnx(f / "m.onnx"),
+            np.savez(
+                f / "d.npz",
+                images=np.zeros((4, 3, 8, 8), np.float32),
+                labels=np.full(4, 2**63 + 5, np.uint64),
+            ),
+        ),
+    ),
+    "sweep exclude rule that matches no cell": Case(  # a misspelt value: exit 0, the cell swept all the same
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: exclude[0] matches no cell of the grid, so it leaves nothing out",
+        _write("s.yaml", SWEEP_SPEC + "exclude: [{model: mobilenet_v2}]\n"),
+    ),
+    "sweep bench of an artifact the cells do not make": Case(  # was exit 0: nothing timed, nothing said
+        ("sweep", "s.yaml", "--out", "out"),
+        "bench: artifacts: int8_tflite applies to --format tflite, but this export does not make it",
+        _write("s.yaml", SWEEP_SPEC + "bench: {artifacts: [int8_tflite]}\n"),
+    ),
+    "sweep bench of int8 artifacts of fp32 cells": Case(
+        ("sweep", "s.yaml", "--out", "out"),
+        "bench: artifacts: int8_onnx applies to the int8 artifacts",
+        _write("s.yaml", SWEEP_SPEC.replace("{formats: onnx}", "{formats: onnx, quantize: false}") + "bench: {}\n"),
+    ),
+    "recipe keeping a misspelt op type in float": Case(  # was exit 0: nothing kept in float, nothing said
+        ("export", *MV1, "--recipe", "recipe.yaml"),
+        "keep_float.op_types: 'Convv' is no ONNX op type",
+        _recipe(keep_float={"op_types": ["Convv"], "nodes": []}),
+    ),
+    "ONNX of an opset newer than ONNX Runtime's": Case(  # named the working copy in the partial OUT, not m.onnx
+        ("export", "m.onnx", *TINY), "m.onnx is not a valid ONNX model: ONNX Runtime cannot load m.onnx:", _opset_99
+    ),
+    "sweep bench of a negative warm-up": Case(  # was each cell's bench error, after its export
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: bench: --warmup must be between 0 and 1,000,000, not -1",
+        _write("s.yaml", SWEEP_SPEC + "bench: {warmup: -1}\n"),
+    ),
+    "sweep knob of a .onnx model": Case(  # was each cell's error, after Ray started it
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: models[0]: an ONNX MODEL is exported already: scaling, num_classes, in_chans and weights do not",
+        lambda f: (
+            tiny_onnx(f / "m.onnx"),
+            _write("s.yaml", "models: [{name: m.onnx, width: 0.5}]\nprofiles: [x86-avx2]\n")(f),
+        ),
+    ),
+    "sweep knob the zoo model lacks": Case(
+        ("sweep", "s.yaml", "--out", "out"),
+        "s.yaml: models[0]: model 'resnet18' has no option phi; it takes: width, resolution",
+        _write(
+            "s.yaml",
+            SWEEP_SPEC.replace("{name: mobilenet_v1, width: 0.25, resolution: 32}", "{name: resnet18, phi: 1}"),
+        ),
+    ),
+    "sweep plan python without a host": Case(  # was dropped: the local bench runs in the Ray worker's Python
+        ("sweep", "plan", "mobilenet", "-p", "x86-avx2", "--measure", "--python", "python3", "--out", "out"),
+        "--python applies to a device over SSH, but the run is here: add --host USER@HOST, or drop --python",
     ),
 }
 

@@ -101,6 +101,48 @@ def test_signal_leaves_nothing(tmp_path, case):
     assert_no_leftovers(tmp_path)
 
 
+SWEEP_SPEC = "models: [{name: mobilenet_v1, width: 0.25, resolution: 32}]\nprofiles: [x86-avx2]\n"
+SWEEP_SPEC += "export: {formats: onnx, calib_size: 8, holdout: 4}\n"
+
+
+@pytest.mark.parametrize(
+    ("after", "wait_s"),
+    [
+        ("to run", 1.0),  # while Ray starts: was Ray's sys.exit(15), exit 15 and nothing said
+        ("to run", 6.0),  # while the cell runs: was exit 130 'edgecnn: aborted' (Ray's wait dropped the Terminated)
+    ],
+    ids=["starting", "running"],
+)
+def test_sigterm_to_a_sweep_is_a_termination(tmp_path, after, wait_s):
+    (tmp_path / "s.yaml").write_text(SWEEP_SPEC, encoding="utf-8")
+    proc = start(tmp_path, "sweep", "s.yaml", "--out", "sw", "--workers", "1")
+    wait_for(proc, after)
+    time.sleep(wait_s)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert_one_line(stderr, "edgecnn: ", "edgecnn: terminated")
+    assert list((tmp_path / "tmp").glob("edgecnn*")) == []
+
+
+def test_a_sweep_leaves_the_signal_handlers_working(tmp_path):
+    """Ray's shutdown left SIGTERM at the system's default underneath Python's handler: a SIGTERM while the summary
+    was written killed the run unsaid, its temporary directory left behind."""
+    (tmp_path / "s.yaml").write_text(SWEEP_SPEC, encoding="utf-8")
+    script = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(42))\n"
+        "from edgecnn.commands.sweep import sweep\n"
+        "sweep('s.yaml', 'sw', workers=1)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(5)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env(tmp_path)
+    )
+    assert done.returncode == 42, done.stderr
+
+
 def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path):
     proc = start(tmp_path, "export", *TINY, "--out", "out")
     wait_for(proc, FIRST_STAGE)
