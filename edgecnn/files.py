@@ -151,6 +151,32 @@ def remove_stale_partials(out: Path) -> list[Path]:
     return removed
 
 
+def remove_dead_outputs(out: Path, wait_s: float = 5.0) -> None:
+    """Remove the partial outputs beside OUT and its lock file, once their owners are dead (waiting up to ``wait_s``
+    for processes being killed): what a run stopped from outside — a worker of a shut-down Ray — leaves."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    for entry, tag in list(_leftovers(out)):
+        while _alive(tag) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _alive(tag) and not entry.name.endswith(".old"):  # an .old is the previous OUT: the next run's
+            _remove(entry)
+    lock = out.with_name(f".{out.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it: its owner is dead
+        if os.path.samestat(os.fstat(fd), os.lstat(lock)):
+            lock.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)

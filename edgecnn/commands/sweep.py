@@ -35,6 +35,7 @@ from edgecnn.files import (
     json_text,
     output_lock,
     read_lines,
+    remove_dead_outputs,
     run_temp_dir,
 )
 
@@ -219,16 +220,20 @@ def _run(
 ) -> None:
     """Run ``todo`` as Ray tasks, at most one export per CPU in flight, and a bench per device at a time."""
     ours = not ray.is_initialized()  # a caller's own Ray session is used as it is, and left running
+    scheduler = None
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, *STOPPING)}
     try:
         slots = _start(ray, address, workers, spec, temp) if ours else max(1, int(ray.cluster_resources()["CPU"]))
         # a local bench takes every CPU of a Ray started here (timed after the exports, not among them); a cluster's
         # nodes differ, so there it takes one
         bench_cpus = slots if ours and not address else 1
-        Scheduler(ray, spec, out, slots, known, report, bench_cpus, force).run(todo)
+        scheduler = Scheduler(ray, spec, out, slots, known, report, bench_cpus, force)
+        scheduler.run(todo)
     finally:
         if ours:
             ray.shutdown()
+            if not address and scheduler is not None:  # this machine's workers are gone: so are their partials
+                scheduler.remove_cut_short()
             # its core worker leaves these signals at the system's default underneath Python's handlers: a SIGTERM
             # while the summary is written would kill the run unsaid, its temporary directory left behind
             for number, handler in handlers.items():
@@ -338,6 +343,13 @@ class Scheduler:
         kept = {k: v for k, v in record.items() if k not in ("bench", "bench_p50_ms", "bench_host", "wall_s")}
         self._bench(cell, kept | {"status": "ok", "exit_code": 0, "message": ""}, paths, time.perf_counter())
         return True
+
+    def remove_cut_short(self) -> None:
+        """After a stop, once this machine's Ray is shut down: the partial outputs and locks of the exports in flight
+        (their workers are dead; a rerun runs those cells again)."""
+        for cell, phase, _, _ in self.inflight.values():
+            if phase == "export":
+                remove_dead_outputs(Path(self._dir(cell)))
 
     def _dir(self, cell: Cell) -> str:
         return str((self.out / "cells" / cell.key).resolve())

@@ -123,6 +123,8 @@ def test_sigterm_to_a_sweep_is_a_termination(tmp_path, after, wait_s):
     assert proc.returncode == 143, stderr
     assert_one_line(stderr, "edgecnn: ", "edgecnn: terminated")
     assert list((tmp_path / "tmp").glob("edgecnn*")) == []
+    cells = tmp_path / "sw" / "cells"  # the export cut short: its partial OUT and its lock go with its worker
+    assert (sorted(p.name for p in cells.rglob(".*")) if cells.is_dir() else []) == []
 
 
 def test_a_sweep_leaves_the_signal_handlers_working(tmp_path):
