@@ -69,15 +69,15 @@ def test_gaps_compare_the_export_with_the_best_peer():
         return {"model": "m", "granularity": granularity, "quantizer": quantizer, **figures}
 
     rows = [
-        row("ort_default", qdq_agreement=0.9, qdq_accuracy=0.8),
-        row("nncf", qdq_agreement=0.95, qdq_accuracy=0.85),
-        row("edgecnn", qdq_agreement=0.5, qdq_accuracy=0.5),  # the quantizer alone: not what the export ships
-        row("edgecnn_export", qdq_agreement=0.93, qdq_accuracy=0.86),
+        row("ort_default", qdq_agreement=0.9, qdq_accuracy=0.8, min_ms=1.0),
+        row("nncf", qdq_agreement=0.95, qdq_accuracy=0.85, min_ms=2.0),
+        row("edgecnn", qdq_agreement=0.5, qdq_accuracy=0.5, min_ms=0.5),  # the quantizer alone: not what ships
+        row("edgecnn_export", qdq_agreement=0.93, qdq_accuracy=0.86, min_ms=1.1),
         row("nncf", "per_tensor", error="nncf: not run"),
     ]
     assert quant_peers.gaps(rows) == [
         {"model": "m", "granularity": "per_channel", "best_peer": "nncf", "agreement_gap_pts": -2.0,
-         "accuracy_gap_pts": 1.0},
+         "accuracy_gap_pts": 1.0, "fastest_peer": "ort_default", "latency_ratio": 1.1},
     ]  # fmt: skip
 
 
