@@ -611,10 +611,11 @@ def bench(
 ) -> None:
     from edgecnn.bench import api
     from edgecnn.errors import UsageError
-    from edgecnn.files import check_output_file
+    from edgecnn.files import check_output_file, check_suffix
 
     api.check_options(_typed_names(), artifacts, options["host"], suite, out)
     if out:
+        check_suffix(out, ".json", "the results as JSON")
         check_output_file(out, force, inputs=[*artifacts, options["inputs"]])
 
     progress = None

@@ -129,6 +129,19 @@ def evaluate(
     )
 
 
+def _nothing_fits_fix(candidates: list[Any], headroom: float, memory: float | None) -> str:
+    """What would let a candidate fit: the memory budget every candidate exceeds, else a latency budget."""
+    smallest = min(c.memory_mb for c in candidates)
+    if memory is not None and smallest > memory:
+        return f"give --memory-mb {math.ceil(smallest)} or more (the smallest candidate's), or plan a smaller family"
+    within = [c for c in candidates if memory is None or c.memory_mb <= memory]
+    needed = min(c.predicted_ms for c in within) / (1 - headroom)
+    return (
+        f"give --budget-ms {needed:.3g} or more (the fastest prediction within the memory budget, with the "
+        "headroom), or a faster profile"
+    )
+
+
 def plan(
     family: str,
     profile: str,
@@ -181,7 +194,8 @@ def plan(
         margin = f" with {headroom * 100:g}% headroom" if headroom else ""
         raise UsageError(
             f"no {key} configuration fits {budget:g} ms{margin}{memory_note} on {spec.name} ({dtype}): the fastest, "
-            f"{fastest.label}, is predicted at {fastest.predicted_ms:.1f} ms ({fastest.memory_mb:.0f} MB)"
+            f"{fastest.label}, is predicted at {fastest.predicted_ms:.1f} ms ({fastest.memory_mb:.0f} MB): "
+            + _nothing_fits_fix(candidates, headroom, memory)
         )
     sources = sorted({c.source for c in candidates})
     return Plan(

@@ -1302,6 +1302,13 @@ CASES: dict[str, Case] = {
             "torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())\n",
         ),
     ),
+    "plan budget nothing fits": Case(  # was the fastest candidate's prediction, no fix
+        ("plan", "mobilenet", "-p", "raspberrypi4", "--budget-ms", "0.001"),
+        "is predicted at 1.4 ms (1 MB): give --budget-ms 1.52 or more",
+    ),
+    "bench results of another suffix": Case(  # was a JSON file named res.txt
+        ("bench", "m.onnx", "--out", "res.txt"), "output res.txt must end in .json", _tiny_and_data
+    ),
     "plan chart of an empty name": Case(  # was "output . must end in .png"
         ("plan", "mobilenet", "-p", "x86-avx2", "--chart", ""), "output '.' names no file: give a file name"
     ),

@@ -264,7 +264,7 @@ def _existing(tmp_path: Path, name: str = "taken.json") -> str:
 
 FILE_REFUSED = {  # name: (argv after `edgecnn`, message); `taken.json`/`.png`/`.onnx` exist, conv.onnx is the input
     "bench --out exists": (["bench", "conv.onnx", "--out", "taken.json"], "output taken.json exists; pass --force"),
-    "bench --out is the artifact": (["bench", "conv.onnx", "--out", "conv.onnx", "--force"], "is also an input"),
+    "bench --out is the artifact": (["bench", "conv.onnx", "--out", "conv.onnx", "--force"], "must end in .json"),
     "bench --out unwritable": (["bench", "conv.onnx", "--out", str(UNWRITABLE / "r.json")], "cannot write in /sys"),
     "plan --chart exists": (["plan", "mobilenet", "-p", "raspberrypi4", "--chart", "taken.png"], "pass --force"),
     "plan --chart unwritable": (
