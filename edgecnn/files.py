@@ -22,6 +22,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -151,18 +152,20 @@ def remove_stale_partials(out: Path) -> list[Path]:
     return removed
 
 
+def _lock_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.lock")
+
+
 def remove_dead_outputs(out: Path, wait_s: float = 5.0) -> None:
     """Remove the partial outputs beside OUT and its lock file, once their owners are dead (waiting up to ``wait_s``
     for processes being killed): what a run stopped from outside — a worker of a shut-down Ray — leaves."""
-    import time
-
     deadline = time.monotonic() + wait_s
     for entry, tag in list(_leftovers(out)):
         while _alive(tag) and time.monotonic() < deadline:
             time.sleep(0.1)
         if not _alive(tag) and not entry.name.endswith(".old"):  # an .old is the previous OUT: the next run's
             _remove(entry)
-    lock = out.with_name(f".{out.name}.lock")
+    lock = _lock_path(out)
     try:
         fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
@@ -373,7 +376,7 @@ def room_to_write(where: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def output_lock(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on OUT (``.OUT.lock`` beside it, never followed if a link) for the whole run."""
-    lock = out.with_name(f".{out.name}.lock")
+    lock = _lock_path(out)
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)

@@ -284,7 +284,7 @@ class Scheduler:
         # An interrupt leaves the tasks in flight unrecorded; ray.shutdown() (or, on a cluster, the driver's exit)
         # ends them. No ray.cancel: cancelling a task as it completes trips a check in Ray 2.60's core worker.
         while queue or self.inflight:
-            while queue and sum(phase == "export" for _, phase, _, _ in self.inflight.values()) < self.slots:
+            while queue and self._exporting() < self.slots:
                 cell = queue.popleft()
                 if self._rebench(cell):
                     continue
@@ -298,6 +298,13 @@ class Scheduler:
                 self._finished(ref)
         self._show(0)
 
+    def _exporting(self) -> int:
+        return sum(phase == "export" for _, phase, _, _ in self.inflight.values())
+
+    def _bench_paths(self, record: dict[str, Any]) -> list[str | None]:
+        """The paths of the artifacts the spec's bench times, from a cell's record (None: not made)."""
+        return [record.get("artifacts", {}).get(a) for a in (self.spec.bench or {}).get("artifacts", [])]
+
     def _show(self, queued: int) -> None:
         """The grid's counts to ``counts_to``, when they changed: a device runs one bench, the others wait for it."""
         if self.counts_to is None:
@@ -307,7 +314,7 @@ class Scheduler:
             "total": self.total,
             "done": self.counts["done"],
             "failed": self.counts["failed"],
-            "exporting": sum(phase == "export" for _, phase, _, _ in self.inflight.values()),
+            "exporting": self._exporting(),
             "queued": queued,
             "benching": len(benches),
             "waiting": sum(self.load[h] - 1 for h in benches),
@@ -337,7 +344,7 @@ class Scheduler:
         record = self.known.get(cell.key)
         if self.force or record is None or record["status"] != "bench-error" or not self.spec.bench:
             return False
-        paths = [record.get("artifacts", {}).get(a) for a in self.spec.bench.get("artifacts", [])]
+        paths = self._bench_paths(record)
         if not paths or not all(p and Path(p).is_file() for p in paths):
             return False
         kept = {k: v for k, v in record.items() if k not in ("bench", "bench_p50_ms", "bench_host", "wall_s")}
@@ -371,8 +378,7 @@ class Scheduler:
                 value = {"error": value["message"]}
         if phase == "export":
             record = self._base(cell) | value
-            paths = [record.get("artifacts", {}).get(a) for a in (self.spec.bench or {}).get("artifacts", [])]
-            paths = [p for p in paths if p]
+            paths = [p for p in self._bench_paths(record) if p]
             if self.spec.bench and paths:
                 self._bench(cell, record, paths, started)
                 return

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,7 @@ def _key(
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@cache
 def _bench_rules() -> Rules:
     """Each artifact `bench: artifacts:` may name needs its format, an int8 one the int8 artifacts too."""
     from edgecnn.formats import FORMATS
@@ -302,14 +304,13 @@ def _check_cell(
     """A cell's options held to the export's option rules now (int8, formats), not on a worker later; so are the
     artifacts its bench times (a cell that does not make one would time nothing, unsaid)."""
     from edgecnn.formats import parse_formats
-    from edgecnn.pipeline.context import check_static_options, given_options
+    from edgecnn.pipeline.context import check_static_options, given_options, static_scopes
 
     try:
         formats = parse_formats(options.get("formats"), profile_formats)
         quantize = options.get("quantize", True)
         check_static_options(given_options(options), quantize, formats)
-        taken = {f"format:{name}" for name in formats} | ({"int8"} if quantize else set())
-        check_applies(_bench_rules(), benched, taken)
+        check_applies(_bench_rules(), benched, static_scopes(quantize, formats))
     except UsageError as error:
         raise UsageError(f"{where}: {error} (an exclude: rule leaves such cells out)") from None
 
@@ -344,6 +345,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
     names = list(axes)
     cells, seen, used, memo = [], set(), set(), {}
     search = tuple(dict.fromkeys([str(base.resolve()), os.getcwd()]))
+    benched = tuple((bench or {}).get("artifacts", ()))
     for name, source, scalings, own in models:
         for scaling in scalings:
             for profile in profiles:
@@ -356,7 +358,6 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
                     if matched:
                         used |= matched
                         continue
-                    benched = tuple((bench or {}).get("artifacts", ()))
                     _check_cell(options, profile_formats[profile], f"{where}: cell {shown}", benched)
                     raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
                     key = _key(raw, bench, profile_paths[profile], search, memo)

@@ -114,12 +114,17 @@ def given_options(options: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(given | ({"fix"} if options.get("fix") is False else set()))
 
 
+def static_scopes(quantize: bool, formats: tuple[str, ...]) -> set[str]:
+    """The scopes an export takes before any work: its formats, and int8 unless ``quantize`` is off."""
+    return {f"format:{name}" for name in formats} | ({"int8"} if quantize else set())
+
+
 def check_static_options(given: frozenset[str], quantize: bool, formats: tuple[str, ...]) -> None:
     """The given options that need int8 or a format, held to this export's (before any work)."""
     from edgecnn.applies import check_applies
     from edgecnn.formats import FORMATS
 
-    taken = {f"format:{name}" for name in formats} | ({"int8"} if quantize else set())
+    taken = static_scopes(quantize, formats)
     check_applies(RULES, given, taken, known={"int8", *(f"format:{name}" for name in FORMATS)})
 
 

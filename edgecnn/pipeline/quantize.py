@@ -6,7 +6,7 @@ silently yields the MinMax scales (128 bins). We run ORT's calibrator with the
 recipe's bin count, then hand the ranges to ``quantize_static`` through its
 calibration cache. For 'entropy' ORT's calibrator collects the histograms and
 edgecnn's vectorised search (``analysis.entropy_range``) finds ORT's thresholds
-in them, ~50 times faster than ORT's Python loops. Method ``auto`` merges
+in them, far faster than ORT's Python loops (benchmarks/entropy_search.py). Method ``auto`` merges
 the three caches tensor by tensor, each activation taking the range whose uint8
 quantization has the best SQNR on the calibration samples
 (``analysis.calibration_choice``).

@@ -304,11 +304,20 @@ def _tiny_and_data(folder: Path) -> None:
     np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
 
 
-def _tiny_and_labels(folder: Path) -> None:
-    """m.onnx (a 10-class classifier) and d.npz: 16 images with a class label each."""
-    tiny_onnx(folder / "m.onnx")
-    rng = np.random.default_rng(0)
-    np.savez(folder / "d.npz", images=rng.random((16, 3, 8, 8), dtype=np.float32), labels=rng.integers(0, 10, 16))
+def _tiny_labelled(samples: int, key: str = "labels") -> Callable[[Path], None]:
+    """m.onnx (a 10-class classifier) and d.npz: ``samples`` images with a class label each, under ``key``."""
+
+    def make(folder: Path) -> None:
+        tiny_onnx(folder / "m.onnx")
+        rng = np.random.default_rng(0)
+        images = rng.random((samples, 3, 8, 8), dtype=np.float32)
+        np.savez(folder / "d.npz", images=images, **{key: rng.integers(0, 10, samples)})
+
+    return make
+
+
+_tiny_and_labels = _tiny_labelled(16)
+_misspelt_labels = _tiny_labelled(8, "label")  # a key edgecnn does not read
 
 
 def _segmenter(folder: Path) -> None:
@@ -326,12 +335,6 @@ def _segmenter(folder: Path) -> None:
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(folder / "s.onnx"))
     np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 8, 8), dtype=np.float32))
-
-
-def _misspelt_labels(folder: Path) -> None:
-    tiny_onnx(folder / "m.onnx")
-    rng = np.random.default_rng(0)
-    np.savez(folder / "d.npz", images=rng.random((8, 3, 8, 8), dtype=np.float32), label=rng.integers(0, 10, 8))
 
 
 def _two_models(folder: Path) -> None:
