@@ -204,7 +204,8 @@ def repair_model(
     rank: Ranker | None = None,
 ) -> tuple[Repair, dict[str, Any]]:
     """Repair the failing int8 model ``int8`` (quantized with ``method``, ``reduce_range``, ``keep_float``; judged
-    ``baseline``): search with :func:`repair`, the nodes of ``slow_op_types`` (int8 slower than float on the target)
+    ``baseline``): search with :func:`repair`, the nodes of ``slow_op_types`` (int8 slower than float on the target,
+    or kept float by the recipe)
     and ``keep_float`` float in every try, and write the best to ``dst`` (replaced atomically; ``dst`` may be
     ``int8``). Returns the search and its record: the tries, the choice (with how the quantizer calibrated it per
     tensor, when it says: ``quantizer.calibration(method)``) and the bytes before and after."""

@@ -14,6 +14,7 @@ from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_bas
 from edgecnn.analysis.mixed_precision import BASELINE, repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.pipeline.context import DriftResult, ExportContext, Judgement
+from edgecnn.pipeline.quantize import float_op_types
 from edgecnn.runtime.loader import load, ort_session
 from edgecnn.runtime.outputs import Outputs
 
@@ -190,7 +191,7 @@ def _repair(
         images=images,
         saturating_target=basis == HOST_KERNELS,
         keep_float=ctx.recipe.keep_float_nodes + quantized.float_nodes,
-        slow_op_types=ctx.profile.int8_slower_op_types,
+        slow_op_types=float_op_types(ctx.recipe, ctx.profile),  # float at export: float in every try
     )
     best = search.best
     if best.label != BASELINE:

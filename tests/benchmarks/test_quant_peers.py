@@ -74,10 +74,17 @@ def test_gaps_compare_the_export_with_the_best_peer():
         row("edgecnn", qdq_agreement=0.5, qdq_accuracy=0.5, min_ms=0.5),  # the quantizer alone: not what ships
         row("edgecnn_export", qdq_agreement=0.93, qdq_accuracy=0.86, min_ms=1.1),
         row("nncf", "per_tensor", error="nncf: not run"),
+        row("ort_default", "per_tensor", qdq_agreement=0.1, qdq_accuracy=0.1, min_ms=0.5),  # fast, but broken
+        row("nncf", "per_tensor", qdq_agreement=0.985, qdq_accuracy=0.9, min_ms=2.0),  # within 1 point: usable
+        row("edgecnn_export", "per_tensor", qdq_agreement=0.99, qdq_accuracy=0.9, min_ms=1.0),
     ]
     assert quant_peers.gaps(rows) == [
         {"model": "m", "granularity": "per_channel", "best_peer": "nncf", "agreement_gap_pts": -2.0,
-         "accuracy_gap_pts": 1.0, "fastest_peer": "ort_default", "latency_ratio": 1.1},
+         "accuracy_gap_pts": 1.0, "fastest_peer": "ort_default", "latency_ratio": 1.1,
+         "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.55},  # ort_default: 3 points below
+        {"model": "m", "granularity": "per_tensor", "best_peer": "nncf", "agreement_gap_pts": 0.5,
+         "accuracy_gap_pts": 0.0, "fastest_peer": "ort_default", "latency_ratio": 2.0,
+         "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.5},
     ]  # fmt: skip
 
 

@@ -1,0 +1,166 @@
+"""What the ORT int8 graph keeps float, and why: ops without an int8 kernel, shared constants, slower op types."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecnn.pipeline.quantize import Quantizer
+from edgecnn.pipeline.unshare import MAX_ELEMENTS, unshare_initializers
+from edgecnn.runtime.loader import load
+
+
+def _readers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name].append(node)
+    return readers
+
+
+def _shared_graph() -> onnx.ModelProto:
+    """x → Conv(bias z) → BatchNormalization(mean z, var o, scale o, bias z) → Add(big) → Add(big): the small
+    constants z and o merged as a simplifier leaves them, and one large constant read twice."""
+    rng = np.random.default_rng(0)
+    channels, side = 4, 160  # big: 4×160×160 = 102,400 elements, above MAX_ELEMENTS
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((channels, 1, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.zeros(channels, np.float32), "z"),
+        numpy_helper.from_array(np.ones(channels, np.float32), "o"),
+        numpy_helper.from_array(rng.standard_normal((1, channels, side, side)).astype(np.float32), "big"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "z"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "o", "z", "z", "o"], ["b"], name="bn"),
+        helper.make_node("Add", ["b", "big"], ["a"], name="add1"),
+        helper.make_node("Add", ["a", "big"], ["y"], name="add2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, side, side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, side, side])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_small_shared_constants_get_a_copy_per_reader_and_the_outputs_stay(tmp_path: Path):
+    model = _shared_graph()
+    assert np.prod(model.graph.initializer[3].dims) > MAX_ELEMENTS
+    before = tmp_path / "before.onnx"
+    onnx.save(model, str(before))
+    copies = unshare_initializers(model)
+    after = tmp_path / "after.onnx"
+    onnx.save(model, str(after))
+    onnx.checker.check_model(model)
+    # z: conv, bn×2 → 2 copies; o: bn×2 → 1 copy; big stays shared
+    assert copies == 3
+    readers = _readers(model)
+    small = [i.name for i in model.graph.initializer if np.prod(i.dims) <= MAX_ELEMENTS]
+    assert all(len(readers[name]) == 1 for name in small), {n: len(readers[n]) for n in small}
+    assert len(readers["big"]) == 2
+    x = np.random.default_rng(1).standard_normal((1, 1, 160, 160)).astype(np.float32)
+    np.testing.assert_array_equal(load(before).run_all(x)["y"], load(after).run_all(x)["y"])
+    assert unshare_initializers(model) == 0  # nothing left to copy
+
+
+def _dense_block(path: Path) -> Path:
+    """Two convs concatenated, then BatchNorm → ReLU → conv (DenseNet's pattern: that BatchNorm cannot fold)."""
+    import torch
+    from torch import nn
+
+    from edgecnn.pipeline.onnx_export import export_onnx
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+            self.norm, self.out = nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(torch.relu(self.norm(torch.cat([self.a(x), self.b(x)], 1))))
+
+    torch.manual_seed(0)
+    net = Block()
+    with torch.no_grad():
+        net.norm.running_mean.uniform_(-1, 1)
+        net.norm.running_var.uniform_(0.5, 2)
+    export_onnx(net.eval(), (1, 1, 8, 8), path)
+    return path
+
+
+def _initializer_dequantized_into(model: onnx.ModelProto, op_type: str) -> int:
+    """How many DequantizeLinear of a constant feed a node of ``op_type``."""
+    constants = {i.name for i in model.graph.initializer}
+    readers = _readers(model)
+    return sum(
+        1
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in constants
+        for r in readers[n.output[0]]
+        if r.op_type == op_type
+    )
+
+
+def test_batchnorm_stays_float_with_float_parameters(tmp_path: Path):
+    """ONNX Runtime has no int8 BatchNormalization: ORT's quantizer alone stores its parameters in int8 and
+    dequantizes them on every run; edgecnn's keeps them float (and says so)."""
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    fp32 = _dense_block(tmp_path / "block.onnx")
+    images = np.random.default_rng(0).standard_normal((16, 1, 8, 8)).astype(np.float32)
+    with Quantizer(fp32, images) as quantizer:
+        info = quantizer.quantize(tmp_path / "int8.onnx", "minmax")
+        cache = quantizer.ranges("minmax")
+        plain = tmp_path / "plain.onnx"  # the same graph and ranges through quantize_static as it comes
+        quantize_static(
+            str(quantizer.preprocessed),
+            str(plain),
+            None,
+            quant_format=QuantFormat.QDQ,
+            calibration_cache_path=str(cache),
+        )
+    assert _initializer_dequantized_into(onnx.load(str(plain)), "BatchNormalization") >= 2
+    ours = onnx.load(str(tmp_path / "int8.onnx"))
+    assert _initializer_dequantized_into(ours, "BatchNormalization") == 0
+    assert info["float_without_int8_kernel"] == 1
+    x = images[:4]
+    reference = load(fp32).run_all(x)
+    name = next(iter(reference))
+    error = np.abs(load(tmp_path / "int8.onnx").run_all(x)[name] - reference[name]).max()
+    assert error < 0.1 * np.abs(reference[name]).max(), error
+
+
+def test_x86_export_keeps_the_op_types_slower_in_int8_float(tmp_path: Path, trained_zoo, digits_npz):
+    """x86-avx2 measured Concat and AveragePool slower in int8 (benchmarks/int8_op_latency.py): the DenseNet's
+    int8 graph keeps them float, the manifest says why, and the model keeps its answers."""
+    from edgecnn.pipeline.export import export
+
+    model = trained_zoo("densenet")
+    result = export(
+        model["name"],
+        out=tmp_path / "x86",
+        profile="x86-avx2",
+        weights=model["path"],
+        num_classes=10,
+        in_chans=1,
+        resolution=32,
+        calib=digits_npz["path"],
+        calib_size=64,
+        holdout=128,
+        formats="onnx",
+        **model["scaling"],
+    )
+    quantize = result.manifest["stages"]["quantize"]
+    assert {"Concat", "AveragePool"} <= set(quantize["keep_float"]["slower_in_int8"]), quantize["keep_float"]
+    assert quantize["float_without_int8_kernel"] > 0
+    int8 = onnx.load(str(result.artifacts["int8_onnx"]))
+    readers = _readers(int8)
+    float_ops = [n for n in int8.graph.node if n.op_type in ("Concat", "AveragePool", "BatchNormalization")]
+    assert float_ops and not any(r.op_type == "QuantizeLinear" for n in float_ops for r in readers[n.output[0]])
+    assert result.manifest["drift"]["passed"], result.manifest["drift"]["final"]
