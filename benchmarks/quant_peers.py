@@ -212,7 +212,7 @@ def edgecnn_quantize(
     first) — and with ``bias_correct`` the repair's bias correction on top."""
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
-    from edgecnn.pipeline.quantize import Quantizer, float_op_types
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
     recipe = recipe_for_family(family)
     if not export:
@@ -222,8 +222,8 @@ def edgecnn_quantize(
     profile = load_profile("x86-avx2" if per_channel else "android-nnapi-api28")
     options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": bias_correct}
     with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
-        quantizer.quantize(
-            dst, method or recipe.method, profile.reduce_range, float_op_types(recipe, profile), recipe.keep_float_nodes
+        quantize_for_target(
+            quantizer, dst, method or recipe.method, recipe, profile, recipe.keep_float_nodes, quantizer.work / "float"
         )
 
 

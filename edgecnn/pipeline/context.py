@@ -157,10 +157,11 @@ class SimplifyResult(StageResult):
 
 @dataclass
 class QuantizeResult(StageResult):
-    """… and the calibrated quantizer (the drift repair re-quantizes with it) and the nodes kept float."""
+    """… and the calibrated quantizer (the drift repair re-quantizes with it), the nodes and op types kept float."""
 
     quantizer: Any = None
     float_nodes: tuple[str, ...] = ()
+    float_op_types: tuple[str, ...] = ()
 
 
 @dataclass

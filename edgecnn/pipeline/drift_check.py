@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_bas
 from edgecnn.analysis.mixed_precision import BASELINE, repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.pipeline.context import DriftResult, ExportContext, Judgement
-from edgecnn.pipeline.quantize import float_op_types
-from edgecnn.runtime.loader import load, ort_session
+from edgecnn.runtime.host_timing import host_latency_ms
+from edgecnn.runtime.loader import load
 from edgecnn.runtime.outputs import Outputs
 
 
@@ -33,24 +32,6 @@ def not_judged_reasons(calib: Any, holdout: Any, source: Any) -> list[str]:
     if not len(holdout):
         reasons.append("no held-out samples")
     return reasons
-
-
-def host_latency_ms(path: Path, runs: int = 20) -> float:
-    """Median single-thread latency of an ONNX model on this host at its static batch, else 1 (for the cost of a
-    repair)."""
-    session = ort_session(path, threads=1)
-    feed = {
-        i.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in i.shape], np.float32)
-        for i in session.get_inputs()
-    }
-    for _ in range(3):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
 
 
 def int8_speed(ctx: ExportContext, basis: str, int8_ms: float | None = None) -> dict[str, Any] | None:
@@ -191,7 +172,7 @@ def _repair(
         images=images,
         saturating_target=basis == HOST_KERNELS,
         keep_float=ctx.recipe.keep_float_nodes + quantized.float_nodes,
-        slow_op_types=float_op_types(ctx.recipe, ctx.profile),  # float at export: float in every try
+        slow_op_types=quantized.float_op_types,  # float at export: float in every try
     )
     best = search.best
     if best.label != BASELINE:

@@ -146,10 +146,33 @@ def _preprocess(src: Path, dst: Path) -> str:
         return "without symbolic shapes"
 
 
-def float_op_types(recipe: Any, profile: Any) -> tuple[str, ...]:
-    """The op types the ORT int8 graph keeps float: the recipe's (for accuracy) and those the profile measured
-    slower in int8 than in float on its device (int8 never slower for nothing)."""
-    return tuple(dict.fromkeys(recipe.keep_float_op_types + profile.int8_slower_op_types))
+def quantize_for_target(
+    quantizer: Quantizer,
+    dst: Path,
+    method: str,
+    recipe: Any,
+    profile: Any,
+    keep_float_nodes: tuple[str, ...],
+    work: Path,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of
+    the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here
+    when the target's kernels are this host's). The quantizer's record, with ``keep_float.slower_in_int8`` the
+    choice, and the op types kept float."""
+    from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
+    from edgecnn.pipeline.float_choice import choose_float_op_types
+
+    base = tuple(recipe.keep_float_op_types)
+    candidates = tuple(t for t in profile.int8_slower_op_types if t in quantizer.op_types and t not in base)
+
+    def run(path: Path, op_types: tuple[str, ...]) -> dict[str, Any]:
+        return quantizer.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
+
+    measure = int8_basis(profile.arch, profile.features) == HOST_KERNELS
+    op_types, choice = choose_float_op_types(run, base, candidates, work, measure)
+    info = run(dst, op_types)
+    info["keep_float"]["slower_in_int8"] = choice
+    return info, op_types
 
 
 def _op_types(model_path: Path, keep_float_op_types: tuple[str, ...]) -> list[str] | None:
@@ -213,6 +236,7 @@ class Quantizer:
         first = inputs[0].type.tensor_type.shape.dim
         self.batch = first[0].dim_value if first and first[0].HasField("dim_value") and first[0].dim_value > 0 else 1
         self.node_names = [n.name for n in model.graph.node]
+        self.op_types = {n.op_type for n in model.graph.node}
         self.no_int8_kernel = tuple(n.name for n in model.graph.node if n.op_type in NO_INT8_KERNEL and n.name)
         self._ranges: dict[str, Path] = {}
         self.choice: Choice | None = None  # auto's per-tensor choice, once made

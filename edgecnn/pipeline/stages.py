@@ -277,7 +277,7 @@ def _rewrite_deform(path: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
 
 def run_quantize(ctx: ExportContext) -> QuantizeResult:
     """Static QDQ int8 calibrated on the calibration set; the int8 graph must load and give finite outputs."""
-    from edgecnn.pipeline.quantize import Quantizer, float_op_types
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
     dst = ctx.out / "model.int8.onnx"
     recipe = ctx.recipe
@@ -297,11 +297,9 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         # Pre-processing folds some sampling-path nodes into constants: only the ones left need keeping float.
         kept = set(quantizer.node_names)
         float_nodes = tuple(n for n in ctx.result("simplify").float_nodes if n in kept)
-        op_types = float_op_types(recipe, ctx.profile)
-        info = quantizer.quantize(
-            dst, ctx.method, ctx.profile.reduce_range, op_types, recipe.keep_float_nodes + float_nodes
-        )
-        info["keep_float"]["slower_in_int8"] = list(ctx.profile.int8_slower_op_types)
+        nodes = recipe.keep_float_nodes + float_nodes
+        work = ctx.scratch / "float-choice"
+        info, op_types = quantize_for_target(quantizer, dst, ctx.method, recipe, ctx.profile, nodes, work)
         out = load(dst).run_all(ctx.check_inputs())
         infinite = [name for name, values in out.items() if not np.isfinite(values).all()]
         if infinite:
@@ -310,7 +308,10 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         quantizer.close()
         raise
     figures = {**info, "check": {"ort_load": "passed", "finite_outputs": True}}
-    return QuantizeResult(figures, {"int8_onnx": dst}, {"int8_onnx": out}, quantizer=quantizer, float_nodes=float_nodes)
+    return QuantizeResult(
+        figures, {"int8_onnx": dst}, {"int8_onnx": out}, quantizer=quantizer, float_nodes=float_nodes,
+        float_op_types=op_types,
+    )  # fmt: skip
 
 
 def run_ort(ctx: ExportContext) -> StageResult:
