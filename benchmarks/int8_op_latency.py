@@ -2,10 +2,10 @@
 
 Exports MobileNetV3-small, EfficientNet-B0, MobileNetV2 and DenseNet-121 (224², random weights, synthetic
 calibration, profile x86-avx2, fp32 only), quantizes the fp32 graph with every quantizable op in int8 (edgecnn's
-Quantizer, nothing kept float: the export itself keeps the slower ones float), runs the fp32 and the QDQ int8 graph
-with ONNX Runtime's profiler (1 thread, all optimizations: the int8 graph runs fused QLinear kernels), and sums
-each op type's kernel time. The op types whose int8 kernels cost more than their fp32 kernels feed the x86-avx2
-profile's ``int8.slower_op_types``, which the export keeps in float in its ORT int8 graph.
+Quantizer, nothing kept float: the export's own choice would hide what is measured), runs the fp32 and the QDQ
+int8 graph with ONNX Runtime's profiler (1 thread, all optimizations: the int8 graph runs fused QLinear kernels),
+and sums each op type's kernel time. The op types whose int8 kernels cost more than their fp32 kernels feed the x86-avx2
+profile's ``int8.slower_op_types``: candidates the export times in its ORT int8 graph and keeps float when faster.
 Run by ``make bench``; alone: ``python benchmarks/int8_op_latency.py [--quick]``.
 """
 

@@ -80,8 +80,9 @@ ROW_OPTIONS = {
         "per_tensor": "Quantizer(fp32, calib).quantize(dst, recipe method, reduce_range=False, per_channel=False)",
     },
     "edgecnn_export": {
-        "per_channel": "as `edgecnn export` (x86-avx2 profile) calls it: recipe method, bins, percentile and "
-        "keep_float, the profile's reduce_range, per_channel=True; no drift repair",
+        "per_channel": "as `edgecnn export` (x86-avx2 profile) calls it (`quantize_for_target`): recipe method, "
+        "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
+        "op types kept float where timing here finds the graph faster; no drift repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
         "equalization first, the profile's reduce_range (off)",
     },
@@ -487,7 +488,9 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
-        "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points. `tflite_*` rows (per channel and per "
+        "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points, and its ORT min latency over the "
+        f"fastest peer's (`latency_ratio`) and over the fastest peer within {USABLE_PTS:g} point of its agreement "
+        "(`usable_latency_ratio`). `tflite_*` rows (per channel and per "
         "tensor, int8 I/O): edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's "
         "plain static_wi8_ai8 (the same tool today: the baseline), judged in LiteRT (XNNPACK, `host_*`, `host_cosine`) "
         "against the fp32 `.tflite`; their latency is LiteRT's, interleaved among themselves."
