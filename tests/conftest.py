@@ -87,6 +87,24 @@ def trained_zoo(shared_dir):
     return get
 
 
+@pytest.fixture
+def export_trained(trained_zoo, digits_npz):
+    """A function (family, out, **options) → ExportResult: that family's digits-trained network exported with its
+    weights at 32×32×1, 10 classes, calibrated on the held-out digits (128 calibration, 232 held out unless
+    ``options`` say otherwise)."""
+    from edgecnn.pipeline.export import export
+
+    def run(family: str, out: Path, **options):
+        model = trained_zoo(family)
+        settings = {"calib_size": 128, "holdout": 232, **model["scaling"], **options}
+        return export(
+            model["name"], out=out, weights=model["path"], num_classes=10, in_chans=1, resolution=32,
+            calib=digits_npz["path"], **settings,
+        )  # fmt: skip
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def task_models(shared_dir):
     """A function task → {path, npz, … its figures against ground truth}: trains that task's network of

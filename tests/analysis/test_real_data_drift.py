@@ -6,28 +6,16 @@
 
 import pytest
 
-from edgecnn.pipeline.export import export
 from tests.conftest import TRAINED_FAMILIES
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(TRAINED_FAMILIES))
-def test_int8_keeps_the_answers_of_every_family(tmp_path, family, trained_zoo, digits_npz):
+def test_int8_keeps_the_answers_of_every_family(tmp_path, family, trained_zoo, export_trained):
     model = trained_zoo(family)
     assert model["accuracy"] >= 0.8, f"{family} did not train: {model['accuracy']:.3f}"
-    result = export(
-        model["name"],
-        out=tmp_path / family,
-        weights=model["path"],
-        num_classes=10,
-        in_chans=1,
-        resolution=32,
-        calib=digits_npz["path"],
-        calib_size=128,
-        holdout=232,
-        formats="onnx,tflite",  # DCN reaches TFLite through the gather decomposition
-        **model["scaling"],
-    )
+    # DCN reaches TFLite through the gather decomposition
+    result = export_trained(family, tmp_path / family, formats="onnx,tflite")
     drift = result.manifest["drift"]
     agreement = result.manifest["agreement"]
     assert drift["judged"] and drift["passed"], drift["final"]["failures"]
@@ -45,25 +33,11 @@ def test_int8_keeps_the_answers_of_every_family(tmp_path, family, trained_zoo, d
 
 
 @pytest.mark.slow
-def test_dcn_gather_fallback_int8_keeps_the_answers(tmp_path, trained_zoo, digits_npz):
+def test_dcn_gather_fallback_int8_keeps_the_answers(tmp_path, export_trained):
     """The gather decomposition of DeformConv, int8 with its sampling path in float, agrees with fp32."""
     import onnx
 
-    model = trained_zoo("dcn")
-    result = export(
-        model["name"],
-        out=tmp_path / "dcn-gather",
-        weights=model["path"],
-        num_classes=10,
-        in_chans=1,
-        resolution=32,
-        calib=digits_npz["path"],
-        calib_size=128,
-        holdout=232,
-        formats="onnx,ort",
-        deform="gather",
-        **model["scaling"],
-    )
+    result = export_trained("dcn", tmp_path / "dcn-gather", formats="onnx,ort", deform="gather")
     manifest = result.manifest
     assert manifest["stages"]["simplify"]["deform"]["rewritten"] >= 1
     for key in ("fp32_onnx", "int8_onnx"):

@@ -80,26 +80,10 @@ def test_a_graph_without_pairs_is_left_alone(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_per_tensor_profile_exports_equalized_int8_that_keeps_the_answers(tmp_path, trained_zoo, digits_npz):
+def test_a_per_tensor_profile_exports_equalized_int8_that_keeps_the_answers(tmp_path, export_trained):
     """android-nnapi-api28 takes per-tensor int8 weights: the export equalizes, quantizes per tensor — the ONNX and
     the .tflite — and the trained MobileNetV1 keeps its answers on held-out digits in both."""
-    from edgecnn.pipeline.export import export
-
-    model = trained_zoo("mobilenet")
-    result = export(
-        model["name"],
-        out=tmp_path / "nnapi",
-        profile="android-nnapi-api28",
-        weights=model["path"],
-        num_classes=10,
-        in_chans=1,
-        resolution=32,
-        calib=digits_npz["path"],
-        calib_size=128,
-        holdout=232,
-        formats="onnx,tflite",
-        **model["scaling"],
-    )
+    result = export_trained("mobilenet", tmp_path / "nnapi", profile="android-nnapi-api28", formats="onnx,tflite")
     quantize = result.manifest["stages"]["quantize"]
     tflite = result.manifest["stages"]["tflite"]["int8"]
     assert tflite["per_channel"] is False and tflite["equalization"]["applied"], tflite

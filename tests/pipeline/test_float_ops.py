@@ -150,26 +150,12 @@ def test_another_devices_declared_op_types_are_kept_float_untimed(tmp_path: Path
     assert made == []  # nothing quantized to be timed
 
 
-def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_path: Path, trained_zoo, digits_npz):
+def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_path: Path, export_trained):
     """x86-avx2 measured Concat and AveragePool slower in int8 (benchmarks/int8_op_latency.py): the DenseNet's
     export times its int8 graph with none, each and both of them float, keeps the variant its rule picks from the
     times it recorded (which one is the host's business, not the test's), and the graph is that variant."""
-    from edgecnn.pipeline.export import export
-
-    model = trained_zoo("densenet")
-    result = export(
-        model["name"],
-        out=tmp_path / "x86",
-        profile="x86-avx2",
-        weights=model["path"],
-        num_classes=10,
-        in_chans=1,
-        resolution=32,
-        calib=digits_npz["path"],
-        calib_size=64,
-        holdout=128,
-        formats="onnx",
-        **model["scaling"],
+    result = export_trained(
+        "densenet", tmp_path / "x86", profile="x86-avx2", calib_size=64, holdout=128, formats="onnx"
     )
     quantize = result.manifest["stages"]["quantize"]
     choice = quantize["keep_float"]["slower_in_int8"]
