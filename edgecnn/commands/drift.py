@@ -301,6 +301,9 @@ def _fix(
     reduce_range = manifest_quant.get("reduce_range", basis == HOST_KERNELS)
     per_channel = manifest_quant.get("per_channel", True)  # as the export quantized it (equalized when it did)
     equalized = bool((manifest_quant.get("equalization") or {}).get("applied"))
+    keep = manifest_quant.get("keep_float") or {}
+    if "slower_in_int8" in keep:  # the export chose (and timed) its float op types: the repair keeps those
+        slow_types = tuple(keep.get("op_types") or ())
     with Quantizer(twin, calib_images, per_channel=per_channel, equalize=equalized) as quantizer:
         return _repaired(
             quantizer,
