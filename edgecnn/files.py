@@ -58,6 +58,11 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated(signum)
 
 
+def stopping_signals_received() -> tuple[int, ...]:
+    """The stopping signals edgecnn's handler has received in this process, in order (raised or not)."""
+    return tuple(_RECEIVED)
+
+
 def as_terminated(interrupt: BaseException) -> Terminated | None:
     """The Terminated behind ``interrupt``: itself, its cause, or the stopping signal received when a library
     replaced it by a KeyboardInterrupt of its own (so SIGTERM still exits 143, not as Ctrl-C's 130)."""

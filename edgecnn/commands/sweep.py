@@ -37,6 +37,7 @@ from edgecnn.files import (
     read_lines,
     remove_dead_outputs,
     run_temp_dir,
+    stopping_signals_received,
 )
 
 RESULTS = "results.jsonl"
@@ -156,7 +157,7 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address:
         try:
-            with _stopped_as_ours():
+            with _stopped_as_ours(ray):
                 ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
             reason = one_line(str(error), 300)
@@ -173,7 +174,7 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
             )
     else:
         cpus = workers or os.cpu_count() or 1
-        with _stopped_as_ours():
+        with _stopped_as_ours(ray):
             ray.init(num_cpus=cpus, resources=resources, _temp_dir=str(_ray_temp(temp)), **quiet)
     for number, handler in handlers.items():  # Ray's own handlers would skip our clean-up and exit codes
         signal.signal(number, handler)
@@ -181,15 +182,29 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
 
 
 @contextlib.contextmanager
-def _stopped_as_ours() -> Iterator[None]:
-    """While Ray starts, its own SIGTERM handler exits with sys.exit(15): unwind as edgecnn's termination instead
-    (exit 143, 'edgecnn: terminated', Ray shut down and the run's files removed)."""
+def _stopped_as_ours(ray: Any) -> Iterator[None]:
+    """While Ray starts, a SIGTERM unwinds as edgecnn's termination (exit 143, 'edgecnn: terminated', Ray shut down
+    and the run's files removed). Ray would install its own handler (``sys.exit(15)``), and a signal landing while
+    it forks its processes is swallowed there ('Exception ignored in _releaseLock'), the sweep going on as if
+    nothing happened: Ray is kept from installing it, and a signal edgecnn's handler received meanwhile — raised
+    or swallowed — ends the start."""
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    own = getattr(utils, "set_sigterm_handler", None)
+    if own is not None:
+        utils.set_sigterm_handler = lambda handler: None
+    before = len(stopping_signals_received())
     try:
         yield
     except SystemExit as stop:
         if stop.code in STOPPING:
             raise Terminated(stop.code) from None
         raise
+    finally:
+        if own is not None:
+            utils.set_sigterm_handler = own
+    received = stopping_signals_received()[before:]
+    if received:
+        raise Terminated(received[0])
 
 
 def _ray_temp(temp: Path) -> Path:
