@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -165,25 +166,30 @@ def quantize_for_target(
     base = tuple(recipe.keep_float_op_types)
     candidates = tuple(t for t in profile.int8_slower_op_types if t in quantizer.op_types and t not in base)
 
+    made: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}  # the variants timed: the chosen one is not redone
+
     def run(path: Path, op_types: tuple[str, ...]) -> dict[str, Any]:
-        return quantizer.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
+        made[op_types] = (path, quantizer.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes))
+        return made[op_types][1]
 
     measure = int8_basis(profile.arch, profile.features) == HOST_KERNELS
     op_types, choice = choose_float_op_types(run, base, candidates, work, measure)
-    info = run(dst, op_types)
+    if op_types in made:
+        shutil.copyfile(made[op_types][0], dst)
+        info = made[op_types][1]
+    else:
+        info = run(dst, op_types)
     info["keep_float"]["slower_in_int8"] = choice
     return info, op_types
 
 
-def _op_types(model_path: Path, keep_float_op_types: tuple[str, ...]) -> list[str] | None:
+def _op_types(present: set[str], keep_float_op_types: tuple[str, ...]) -> list[str] | None:
     """``op_types_to_quantize`` for ``quantize_static``: None (ORT's default, every op type it has a quantizer for)
-    when nothing is kept float, else those of the graph's op types less the kept ones."""
+    when nothing is kept float, else those of the graph's op types (``present``) less the kept ones."""
     if not keep_float_op_types:
         return None
-    import onnx
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    present = {n.op_type for n in onnx.load(str(model_path)).graph.node}
     chosen = (present & (set(QDQRegistry) | set(QLinearOpsRegistry))) - set(keep_float_op_types)
     return sorted(chosen) or [NOTHING]  # ORT takes an empty list for "every op type"
 
@@ -312,7 +318,7 @@ class Quantizer:
         missing = [n for n in keep_float_nodes if n not in self.node_names]
         if missing:
             raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
-        op_types = _op_types(self.preprocessed, keep_float_op_types)
+        op_types = _op_types(self.op_types, keep_float_op_types)
         cache = self.ranges(method)
 
         def run(source: Path) -> list[str]:
