@@ -58,6 +58,25 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated(signum)
 
 
+def _record_only(signum: int, frame: Any) -> None:
+    _RECEIVED.append(signum)
+
+
+@contextlib.contextmanager
+def stopping_signals_recorded() -> Iterator[None]:
+    """While inside, a stopping signal edgecnn handles is only recorded (see ``stopping_signals_received``), not
+    raised: for calls that fork, where a raise inside an at-fork hook is swallowed and printed as a traceback."""
+    ours = [s for s in STOPPING if signal.getsignal(s) is _raise_terminated]
+    for stopping in ours:
+        signal.signal(stopping, _record_only)
+    try:
+        yield
+    finally:
+        for stopping in ours:
+            if signal.getsignal(stopping) is _record_only:
+                signal.signal(stopping, _raise_terminated)
+
+
 def stopping_signals_received() -> tuple[int, ...]:
     """The stopping signals edgecnn's handler has received in this process, in order (raised or not)."""
     return tuple(_RECEIVED)

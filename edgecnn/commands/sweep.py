@@ -38,6 +38,7 @@ from edgecnn.files import (
     remove_dead_outputs,
     run_temp_dir,
     stopping_signals_received,
+    stopping_signals_recorded,
 )
 
 RESULTS = "results.jsonl"
@@ -183,18 +184,25 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
 
 @contextlib.contextmanager
 def _stopped_as_ours(ray: Any) -> Iterator[None]:
-    """While Ray starts, a SIGTERM unwinds as edgecnn's termination (exit 143, 'edgecnn: terminated', Ray shut down
-    and the run's files removed). Ray would install its own handler (``sys.exit(15)``), and a signal landing while
-    it forks its processes is swallowed there ('Exception ignored in _releaseLock'), the sweep going on as if
-    nothing happened: Ray is kept from installing it, and a signal edgecnn's handler received meanwhile — raised
-    or swallowed — ends the start."""
+    """While Ray starts, a SIGTERM ends it as edgecnn's termination (exit 143, 'edgecnn: terminated', Ray shut down
+    and the run's files removed). Ray would install its own handler (``sys.exit(15)``), and a raise landing while
+    it forks its processes is swallowed there ('Exception ignored in _releaseLock', a traceback, the sweep going on
+    as if nothing happened): Ray is kept from installing it, edgecnn's handler only records the signal meanwhile,
+    and a recorded one ends the start once ``ray.init`` returns."""
     utils = getattr(getattr(ray, "_private", None), "utils", None)
     own = getattr(utils, "set_sigterm_handler", None)
     if own is not None:
         utils.set_sigterm_handler = lambda handler: None
+    # the driver's core worker would install a crash handler that also dumps a stack for SIGTERM (until edgecnn's
+    # handler is set again after the start); Ray's worker processes keep theirs
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    dumps = getattr(constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
+    if dumps is not None:
+        constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
     before = len(stopping_signals_received())
     try:
-        yield
+        with stopping_signals_recorded():
+            yield
     except SystemExit as stop:
         if stop.code in STOPPING:
             raise Terminated(stop.code) from None
@@ -202,6 +210,8 @@ def _stopped_as_ours(ray: Any) -> Iterator[None]:
     finally:
         if own is not None:
             utils.set_sigterm_handler = own
+        if dumps is not None:
+            constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = dumps
     received = stopping_signals_received()[before:]
     if received:
         raise Terminated(received[0])
