@@ -1,8 +1,8 @@
 """Does `edgecnn sweep` scale with workers, and what does Ray cost per cell against a loop of export() calls?
 
-The same 8-cell grid (MobileNetV1 α ∈ {0.25, 0.5, 0.75, 1.0} at 64², profiles x86-avx2 and raspberrypi4, ONNX,
-8 synthetic calibration samples) three ways, each a fresh process timed from start to exit: ``edgecnn sweep
---workers 1``, ``--workers 2``, and a Python loop calling ``edgecnn.export()`` for the same cells.
+The same 8-cell grid (MobileNetV1 α ∈ {0.25, 0.5, 0.75, 1.0} at 224², profiles x86-avx2 and raspberrypi4, each
+cell export()'s defaults) four ways, each a fresh process timed from start to exit: ``edgecnn sweep --workers 1``,
+``--workers 2``, a Python loop calling ``edgecnn.export()`` for the same cells, and two such loops side by side.
 Run by ``make bench``; alone: ``python benchmarks/sweep_scaling.py [--quick]`` (4 cells).
 """
 
@@ -23,13 +23,14 @@ NAME = "sweep_scaling"
 WIDTHS = [0.25, 0.5, 0.75, 1.0]
 PROFILES = ["x86-avx2", "raspberrypi4"]
 RESOLUTION = 224
-# export-bound cells, each the export a user runs (the profile's formats: ONNX, .ort and .tflite), ~10 s here; at 64²
-# and ONNX only a cell takes 2-3 s and Ray's fixed start and shutdown rule the ratios
-EXPORT = {"calib_size": 64, "holdout": 32}
+# export-bound cells, each the export a user runs with the defaults (the profile's formats: ONNX, .ort and .tflite;
+# the recipe's 128 calibration samples, 64 held out); at 64² and ONNX only a cell takes 2-3 s and Ray's fixed start
+# and shutdown rule the ratios
+EXPORT: dict[str, int] = {}
 DESCRIPTION = (
     f"The same grid of MobileNetV1 cells (α ∈ {{0.25, 0.5, 0.75, 1.0}} at {RESOLUTION}² × x86-avx2, raspberrypi4; "
-    "the profile's formats ONNX, .ort and .tflite, 64 synthetic calibration samples, 32 held out), each way a fresh "
-    "process timed to its exit: "
+    "export()'s defaults: the profile's formats ONNX, .ort and .tflite, the recipe's 128 synthetic calibration "
+    "samples, 64 held out), each way a fresh process timed to its exit: "
     "`edgecnn sweep --workers 1` and `--workers 2` (local Ray), and a loop calling `edgecnn.export()`. "
     "`speedup` = 1 worker / 2 workers (goal ≥ 1.7 on 2 cores for export-bound cells); `ray_overhead_%` = "
     "1 worker / loop − 1 (goal ≤ 10 %), Ray's start included; `per_cell_s` = wall time / cells; `export_s` = the "

@@ -32,3 +32,22 @@ def test_profiles_and_calibration_need_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert '"raspberrypi4"' in result.stdout and '"latency"' in result.stdout
+
+
+def test_zoo_registry_and_sweep_spec_read_without_torch():
+    """The zoo's names, knobs, planner grids and published tables, and a sweep's grid of zoo models, are data:
+    torch is imported only when a network is built (edgecnn/models/nets/)."""
+    code = BLOCK_TORCH + (
+        "from edgecnn.models import list_models, get_model_info\n"
+        "from edgecnn.models.registry import accuracy_tables, get_family, plannable_families\n"
+        "from edgecnn.commands.sweep_spec import load_spec\n"
+        "assert len(list_models()) > 25 and 'stages' in get_model_info('resnet50_dcn').knobs\n"
+        "assert get_family('mobilenet').grid and accuracy_tables() and 'resnet' in plannable_families()\n"
+        "spec = load_spec({'models': [{'name': 'mobilenet_v1', 'width': [0.25, 0.5]}], 'profiles': ['x86-avx2']})\n"
+        "assert len(spec.cells) == 2\n"
+        "from edgecnn.models import create_model\n"
+        "try:\n    create_model('mobilenet_v1')\nexcept ImportError:\n    print('needs torch to build')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "needs torch to build" in result.stdout

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from edgecnn.models.knobs import KNOBS
 from edgecnn.models.registry import Reference, declare_family, register_model
-from edgecnn.models.resnet import ResNet, resnet
+
+if TYPE_CHECKING:
+    from edgecnn.models.nets.resnet import ResNet
 
 SOURCE_V1 = "Dai et al., Deformable Convolutional Networks (2017): deformable 3×3 in conv3_x–conv5_x"
 SOURCE_V2 = "Zhu et al., Deformable ConvNets v2 (2019): modulated deformable 3×3 in conv3_x–conv5_x"
@@ -27,6 +30,8 @@ def resnet50_dcn(
     num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
 ) -> ResNet:
     """ResNet-50 with DCNv1 deformable 3×3 convolutions in the chosen stages."""
+    from edgecnn.models.nets.resnet import resnet
+
     return resnet(50, num_classes, in_chans, width, deform="v1", deform_stages=_stages(stages))
 
 
@@ -35,6 +40,8 @@ def resnet101_dcn(
     num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
 ) -> ResNet:
     """ResNet-101 with DCNv1 deformable 3×3 convolutions in the chosen stages."""
+    from edgecnn.models.nets.resnet import resnet
+
     return resnet(101, num_classes, in_chans, width, deform="v1", deform_stages=_stages(stages))
 
 
@@ -43,6 +50,8 @@ def resnet50_dcnv2(
     num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
 ) -> ResNet:
     """ResNet-50 with modulated (DCNv2) deformable 3×3 convolutions in the chosen stages."""
+    from edgecnn.models.nets.resnet import resnet
+
     return resnet(50, num_classes, in_chans, width, deform="v2", deform_stages=_stages(stages))
 
 
@@ -51,4 +60,6 @@ def resnet101_dcnv2(
     num_classes: int = 1000, in_chans: int = 3, width: float = 1.0, stages: Sequence[int] | None = None
 ) -> ResNet:
     """ResNet-101 with modulated (DCNv2) deformable 3×3 convolutions in the chosen stages."""
+    from edgecnn.models.nets.resnet import resnet
+
     return resnet(101, num_classes, in_chans, width, deform="v2", deform_stages=_stages(stages))

@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from edgecnn.models.accuracy import Expectation, Reading, Table, cite, line, variant_key
-from edgecnn.models.layers import (
-    ActLayer,
-    ClassifierHead,
-    ConvBNAct,
-    InvertedResidual,
-    init_weights,
-    make_divisible,
-    round_repeats,
-)
 from edgecnn.models.registry import Reference, declare_family, register_model
+
+if TYPE_CHECKING:
+    from edgecnn.models.nets.efficientnet import EfficientNet
 
 SOURCE = "Tan & Le, EfficientNet (2019), Table 2 and the released coefficients; torchvision parameter counts"
 SOURCE_LITE = "TensorFlow TPU models, EfficientNet-Lite (2020): no SE, ReLU6, fixed stem and head"
-
-# The B0 stage table: expansion, kernel, stride, output channels, repeats.
-B0_STAGES = (
-    (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
-    (6, 3, 1, 320, 1),
-)
 
 # Compound scaling constants found by the grid search of the paper: α·β²·γ² ≈ 2.
 ALPHA_DEPTH, BETA_WIDTH, GAMMA_RESOLUTION = 1.2, 1.1, 1.15
@@ -74,60 +54,6 @@ def compound_scaling(phi: float) -> Scaling:
     resolution = int(round(224 * GAMMA_RESOLUTION**phi / 8) * 8)
     dropout = min(0.5, 0.2 + 0.05 * max(0.0, phi))
     return Scaling(BETA_WIDTH**phi, ALPHA_DEPTH**phi, resolution, round(dropout, 3))
-
-
-class EfficientNet(nn.Module):
-    """Stem, seven stages of MBConv blocks, 1×1 head, classifier.
-
-    ``lite`` gives EfficientNet-Lite: no squeeze-excitation, ReLU6 instead of
-    SiLU, and the stem, the head and the first and last stages left unscaled.
-    """
-
-    def __init__(
-        self, scaling: Scaling, num_classes: int = 1000, in_chans: int = 3, lite: bool = False, drop_path: float = 0.2
-    ):
-        super().__init__()
-        act: ActLayer = nn.ReLU6 if lite else nn.SiLU
-        bn_eps = 1e-3
-
-        def width(channels: int) -> int:
-            return make_divisible(channels * scaling.width, 8)
-
-        stem = 32 if lite else width(32)
-        layers: list[nn.Module] = [ConvBNAct(in_chans, stem, 3, 2, act=act, bn_eps=bn_eps)]
-        repeats = [
-            n if lite and i in (0, len(B0_STAGES) - 1) else round_repeats(n, scaling.depth)
-            for i, (*_, n) in enumerate(B0_STAGES)
-        ]
-        total, index, channels = sum(repeats), 0, stem
-        for (expand, kernel, stride, out, _), n in zip(B0_STAGES, repeats, strict=True):
-            out = width(out)
-            for i in range(n):
-                se = 0 if lite else max(1, channels // 4)
-                layers.append(
-                    InvertedResidual(
-                        channels,
-                        out,
-                        kernel,
-                        stride if i == 0 else 1,
-                        channels * expand,
-                        act=act,
-                        se_channels=se,
-                        se_act=nn.SiLU,
-                        drop_path=drop_path * index / total,
-                        bn_eps=bn_eps,
-                    )
-                )
-                channels, index = out, index + 1
-        head = 1280 if lite else width(1280)
-        layers.append(ConvBNAct(channels, head, 1, act=act, bn_eps=bn_eps))
-        self.features = nn.Sequential(*layers)
-        self.head = ClassifierHead(head, num_classes, scaling.dropout)
-        self.default_resolution = scaling.resolution
-        init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 _TPU = "https://github.com/tensorflow/tpu/blob/master/models/official/efficientnet/"
@@ -228,6 +154,8 @@ def efficientnet(
     num_classes: int = 1000, in_chans: int = 3, phi: float = 0.0, width: float | None = None, depth: float | None = None
 ) -> EfficientNet:
     """EfficientNet at any compound coefficient φ (``width``/``depth`` override the multipliers)."""
+    from edgecnn.models.nets.efficientnet import EfficientNet
+
     base = compound_scaling(phi)
     scaling = Scaling(width or base.width, depth or base.depth, base.resolution, base.dropout)
     return EfficientNet(scaling, num_classes, in_chans)
@@ -235,6 +163,8 @@ def efficientnet(
 
 def _register_variant(variant: str, params_m: float, macs_m: float, top1: float) -> None:
     def builder(num_classes: int = 1000, in_chans: int = 3) -> EfficientNet:
+        from edgecnn.models.nets.efficientnet import EfficientNet
+
         return EfficientNet(VARIANTS[variant], num_classes, in_chans)
 
     builder.__name__ = f"efficientnet_{variant}"
@@ -248,6 +178,8 @@ def _register_variant(variant: str, params_m: float, macs_m: float, top1: float)
 
 def _register_lite(variant: str, params_m: float, top1: float) -> None:
     def builder(num_classes: int = 1000, in_chans: int = 3) -> EfficientNet:
+        from edgecnn.models.nets.efficientnet import EfficientNet
+
         return EfficientNet(LITE_VARIANTS[variant], num_classes, in_chans, lite=True)
 
     builder.__name__ = f"efficientnet_{variant}"

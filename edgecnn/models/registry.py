@@ -3,8 +3,9 @@
 A family module declares each of its families once with :func:`declare_family` (knob ranges of its own,
 the planner's grid, how a candidate's accuracy is expected, its published top-1 table) and registers one
 builder per network with :func:`register_model`; :func:`create_model` and :func:`list_models` are the
-public entry points. Importing this module does not import torch: the family modules are imported the
-first time the registry is read, and the families they declare are listed in ``FAMILY_MODULES``.
+public entry points. Neither importing nor reading the registry imports torch: the family modules are
+imported the first time it is read (the families they declare are listed in ``FAMILY_MODULES``), and import
+their torch modules (``edgecnn/models/nets/``) only when a builder is called.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from edgecnn.models.knobs import KNOBS, RESOLUTION, Knob, input_size
 if TYPE_CHECKING:
     from edgecnn.models.accuracy import Expectation, Table
 
-# Adding a family: write edgecnn/models/<module>.py (declare_family, then its @register_model builders) and
-# add its line here, module → the families it declares (known without importing torch: profiles name them).
+# Adding a family: write edgecnn/models/<module>.py (declare_family, then its @register_model builders, which
+# import the network from edgecnn/models/nets/<module>.py when called: no torch at module level) and add its line
+# here, module → the families it declares.
 FAMILY_MODULES: dict[str, tuple[str, ...]] = {
     "resnet": ("resnet",),
     "densenet": ("densenet",),

@@ -70,7 +70,7 @@ def test_efficientnet_compound_scaling_grows_with_phi():
 
 
 def test_efficientnet_lite_has_no_squeeze_excite_and_fixed_stem_head():
-    from edgecnn.models.layers import SqueezeExcite
+    from edgecnn.models.nets.layers import SqueezeExcite
 
     lite4 = create_model("efficientnet_lite4")
     assert not any(isinstance(m, SqueezeExcite) for m in lite4.modules())
