@@ -136,7 +136,7 @@ def repair(
     """
     search = Search(quantizer, evaluate, work, always_float)
     best = baseline
-    if always_float:
+    if not set(always_float) <= set(baseline.keep_float):  # else the baseline is that graph already
         best = max(
             best,
             search.attempt("latency: slow int8 ops in float", baseline.method, baseline.reduce_range),
@@ -201,19 +201,20 @@ def repair_model(
     saturating_target: bool,
     keep_float: tuple[str, ...] = (),
     slow_op_types: tuple[str, ...] = (),
+    slow_float_already: bool = False,
     rank: Ranker | None = None,
 ) -> tuple[Repair, dict[str, Any]]:
     """Repair the failing int8 model ``int8`` (quantized with ``method``, ``reduce_range``, ``keep_float``; judged
     ``baseline``): search with :func:`repair`, the nodes of ``slow_op_types`` (int8 slower than float on the target,
-    or kept float by the recipe)
+    or kept float by the recipe; ``slow_float_already``: ``int8`` was quantized with them float, as an export does)
     and ``keep_float`` float in every try, and write the best to ``dst`` (replaced atomically; ``dst`` may be
     ``int8``). Returns the search and its record: the tries, the choice (with how the quantizer calibrated it per
     tensor, when it says: ``quantizer.calibration(method)``) and the bytes before and after."""
     before = work / f"baseline{Path(int8).suffix}"
     shutil.copy2(int8, before)
-    start = Attempt(BASELINE, method, reduce_range, keep_float, before, *baseline)
     slow = nodes_of_types(quantizer.preprocessed, slow_op_types) if slow_op_types else ()
     always = tuple(dict.fromkeys(keep_float + slow))
+    start = Attempt(BASELINE, method, reduce_range, always if slow_float_already else keep_float, before, *baseline)
     search = repair(quantizer, evaluate, work, start, images, saturating_target, always_float=always, rank=rank)
     best = search.best
     if best is not start or Path(dst) != Path(int8):

@@ -302,7 +302,8 @@ def _fix(
     per_channel = manifest_quant.get("per_channel", True)  # as the export quantized it (equalized when it did)
     equalized = bool((manifest_quant.get("equalization") or {}).get("applied"))
     keep = manifest_quant.get("keep_float") or {}
-    if "slower_in_int8" in keep:  # the export chose (and timed) its float op types: the repair keeps those
+    chosen = "slower_in_int8" in keep
+    if chosen:  # the export chose (and timed) its float op types, TARGET has them float: the repair keeps those
         slow_types = tuple(keep.get("op_types") or ())
     with Quantizer(twin, calib_images, per_channel=per_channel, equalize=equalized) as quantizer:
         return _repaired(
@@ -316,6 +317,7 @@ def _fix(
             images=images,
             saturating_target=basis == HOST_KERNELS,
             slow_op_types=slow_types,
+            slow_float_already=chosen,
         )
 
 

@@ -173,6 +173,7 @@ def _repair(
         saturating_target=basis == HOST_KERNELS,
         keep_float=ctx.recipe.keep_float_nodes + quantized.float_nodes,
         slow_op_types=quantized.float_op_types,  # float at export: float in every try
+        slow_float_already=True,
     )
     best = search.best
     if best.label != BASELINE:

@@ -73,3 +73,32 @@ def test_the_drift_repair_tries_bias_correction_after_the_calibration_methods(tm
     best_global = max(search.attempts[:4], key=lambda a: a.score)
     mixed = [a for a in search.attempts if a.label.startswith("mixed:")]
     assert mixed and all(a.techniques == best_global.techniques for a in mixed), [a.techniques for a in mixed]
+
+
+def test_the_repair_tries_the_slow_op_types_float_only_when_the_int8_model_does_not_already(tmp_path):
+    """The repair's first try keeps the op types slower in int8 float; an export's int8 (quantized with them float)
+    is that graph already, so its repair does not redo it. Every try keeps them float."""
+    from edgecnn.analysis.drift import EXACT_QDQ, Thresholds, evaluator
+    from edgecnn.analysis.mixed_precision import repair_model
+
+    source = _uneven_net(tmp_path / "net.onnx")
+    rng = np.random.default_rng(3)
+    calib, held = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (16, 16))
+    evaluate = evaluator(held, load(source).run_all(held), None, EXACT_QDQ, Thresholds(tasks="raw", min_cosine=1.0))
+    labels = {}
+    with Quantizer(source, calib) as quantizer:
+        for already in (False, True):
+            int8, work = tmp_path / f"int8-{already}.onnx", tmp_path / f"work-{already}"
+            work.mkdir()
+            quantizer.quantize(int8, "minmax", keep_float_op_types=("Clip",) if already else ())
+            _, record = repair_model(
+                quantizer, evaluate, int8, tmp_path / f"fixed-{already}.onnx", work, evaluate(int8),
+                method="minmax", reduce_range=False, images=held, saturating_target=False,
+                slow_op_types=("Clip",), slow_float_already=already,
+            )  # fmt: skip
+            labels[already] = [a["label"] for a in record["attempts"]]
+            assert record["slow_int8_nodes"] and all(
+                set(record["slow_int8_nodes"]) <= set(a["kept_float"]) for a in record["attempts"]
+            ), record
+    assert labels[False][0] == "latency: slow int8 ops in float", labels
+    assert not any(label.startswith("latency:") for label in labels[True]), labels
