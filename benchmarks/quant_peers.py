@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -40,6 +41,7 @@ CALIB = 128  # calibration digits (the first of the test split); the rest are he
 PEER_SCRIPT = BENCH_DIR / "_nncf_peer_quantize.py"
 DEFAULT_PEER = REPO_ROOT.parent / "venv-nncf" / "bin" / "python"
 GRANULARITIES = ("per_channel", "per_tensor")
+DISAGREE = "_qdq_disagree"  # a row's held-out digits whose int8 top-1 differs from fp32's (for the paired test)
 USABLE_PTS = 1.0  # a peer counts in the latency race when its agreement is within this many points of edgecnn's
 HARDER = {
     "mobilenet_v1_w025": ("mobilenet_v1", {"width": 0.25}),
@@ -277,16 +279,29 @@ def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> 
 
 
 def quality(path: Path, data: Data, reference: np.ndarray) -> dict[str, Any]:
-    """Agreement with fp32, accuracy and cosine on the held-out digits, exact QDQ and host kernels."""
+    """Agreement with fp32, accuracy and cosine on the held-out digits, exact QDQ and host kernels; under
+    ``DISAGREE`` (kept out of the result file) the held-out digits whose exact-QDQ top-1 differs from fp32's."""
     figs = int8_computations(path, data.holdout, reference, data.labels, kinds=(EXACT_QDQ, HOST_KERNELS))
     exact, host = figs[EXACT_QDQ], figs[HOST_KERNELS]
+    fp32_top1 = next(iter(reference.values())).argmax(1)
+    int8_top1 = next(iter(load(path, optimization="disable").run_all(data.holdout).values())).argmax(1)
     return {
         "qdq_agreement": round(exact["top1_agreement"], 4),
         "host_agreement": round(host["top1_agreement"], 4),
         "qdq_accuracy": round(exact["target_accuracy"], 4),
         "host_accuracy": round(host["target_accuracy"], 4),
         "qdq_cosine": round(exact["cosine"], 4),
+        DISAGREE: frozenset(np.flatnonzero(int8_top1 != fp32_top1).tolist()),
     }
+
+
+def mcnemar_p(ours: frozenset[int], theirs: frozenset[int]) -> float:
+    """Exact two-sided McNemar p-value of two quantizers' disagreements with fp32 on the same digits: the chance of
+    a split at least this uneven of the digits only one of them gets wrong, were both equally good."""
+    only_ours, only_theirs = len(ours - theirs), len(theirs - ours)
+    n = only_ours + only_theirs
+    tail = sum(math.comb(n, k) for k in range(min(only_ours, only_theirs) + 1)) / 2**n
+    return round(min(1.0, 2 * tail), 4)
 
 
 def interleaved(calls: dict[str, Callable[[], object]], rounds: int, runs: int) -> dict[str, dict[str, float]]:
@@ -457,12 +472,18 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             fastest = _fastest(peers)
             # a peer whose int8 model is as good as edgecnn's (agreement within USABLE_PTS): the latency that counts
             usable = _fastest([r for r in peers if r["qdq_agreement"] >= ours["qdq_agreement"] - USABLE_PTS / 100])
+            paired = DISAGREE in ours and DISAGREE in best
             out.append(
                 {
                     "model": model,
                     "granularity": granularity,
                     "best_peer": best["quantizer"],
                     "agreement_gap_pts": round(100 * (ours["qdq_agreement"] - best["qdq_agreement"]), 2),
+                    # the digits only one of the two gets wrong (edgecnn's, the peer's) and McNemar's p of that
+                    # split: a gap whose p is large is not a difference these held-out digits can show
+                    "only_ours_wrong": len(ours[DISAGREE] - best[DISAGREE]) if paired else None,
+                    "only_peer_wrong": len(best[DISAGREE] - ours[DISAGREE]) if paired else None,
+                    "agreement_gap_p": mcnemar_p(ours[DISAGREE], best[DISAGREE]) if paired else None,
                     "accuracy_gap_pts": round(100 * (ours["qdq_accuracy"] - best["qdq_accuracy"]), 2),
                     "fastest_peer": fastest and fastest["quantizer"],
                     # edgecnn's ORT min latency over the fastest peer's (its agreement aside): ≤ 1 is as fast
@@ -488,7 +509,9 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
-        "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points, and its ORT min latency over the "
+        "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points (with the held-out digits only one of the "
+        "two gets wrong and the exact McNemar p of that split, `agreement_gap_p`: a gap of large p is not one these "
+        "digits can tell from chance), and its ORT min latency over the "
         f"fastest peer's (`latency_ratio`) and over the fastest peer within {USABLE_PTS:g} point of its agreement "
         "(`usable_latency_ratio`). `tflite_*` rows (per channel and per "
         "tensor, int8 I/O): edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's "
@@ -567,12 +590,13 @@ def main(argv: list[str] | None = None) -> int:
             rows += model_rows
             print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
             for row in model_rows:
-                print(f"  {json.dumps(row)}", flush=True)
+                print(f"  {json.dumps({k: v for k, v in row.items() if k != DISAGREE})}", flush=True)
             measured = [k for k in MODELS if k in keys[:done] or any(r["model"] == k for r in rows)]
             left = [k for k in MODELS if k not in measured]  # --only's others too: not measured (nor kept)
             meta = _meta(args, measured, left, peer, rounds, runs, len(data.holdout), rows)
             meta["earlier_commands"] = earlier
-            path = write_result(NAME, rows, meta)  # after every model: a stopped run keeps what it measured
+            kept = [{k: v for k, v in row.items() if k != DISAGREE} for row in rows]
+            path = write_result(NAME, kept, meta)  # after every model: a stopped run keeps what it measured
     print(f"{NAME}: wrote {path}")
     return 0
 

@@ -14,6 +14,7 @@ BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 common = importlib.import_module("common")
 quant_peers = importlib.import_module("quant_peers")
+DISAGREE = quant_peers.DISAGREE
 
 TINY = "mobilenet_v1_w025"
 
@@ -70,9 +71,9 @@ def test_gaps_compare_the_export_with_the_best_peer():
 
     rows = [
         row("ort_default", qdq_agreement=0.9, qdq_accuracy=0.8, min_ms=1.0),
-        row("nncf", qdq_agreement=0.95, qdq_accuracy=0.85, min_ms=2.0),
+        row("nncf", qdq_agreement=0.95, qdq_accuracy=0.85, min_ms=2.0, **{DISAGREE: frozenset({1, 2})}),
         row("edgecnn", qdq_agreement=0.5, qdq_accuracy=0.5, min_ms=0.5),  # the quantizer alone: not what ships
-        row("edgecnn_export", qdq_agreement=0.93, qdq_accuracy=0.86, min_ms=1.1),
+        row("edgecnn_export", qdq_agreement=0.93, qdq_accuracy=0.86, min_ms=1.1, **{DISAGREE: frozenset({2, 3, 4})}),
         row("nncf", "per_tensor", error="nncf: not run"),
         row("ort_default", "per_tensor", qdq_agreement=0.1, qdq_accuracy=0.1, min_ms=0.5),  # fast, but broken
         row("nncf", "per_tensor", qdq_agreement=0.985, qdq_accuracy=0.9, min_ms=2.0),  # within 1 point: usable
@@ -80,12 +81,22 @@ def test_gaps_compare_the_export_with_the_best_peer():
     ]
     assert quant_peers.gaps(rows) == [
         {"model": "m", "granularity": "per_channel", "best_peer": "nncf", "agreement_gap_pts": -2.0,
+         "only_ours_wrong": 2, "only_peer_wrong": 1, "agreement_gap_p": 1.0,  # 2 vs 1 digits: no difference
          "accuracy_gap_pts": 1.0, "fastest_peer": "ort_default", "latency_ratio": 1.1,
          "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.55},  # ort_default: 3 points below
         {"model": "m", "granularity": "per_tensor", "best_peer": "nncf", "agreement_gap_pts": 0.5,
+         "only_ours_wrong": None, "only_peer_wrong": None, "agreement_gap_p": None,  # no digits kept: no test
          "accuracy_gap_pts": 0.0, "fastest_peer": "ort_default", "latency_ratio": 2.0,
          "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.5},
     ]  # fmt: skip
+
+
+def test_mcnemar_p_of_the_digits_only_one_quantizer_gets_wrong():
+    p = quant_peers.mcnemar_p
+    assert p(frozenset({7}), frozenset()) == 1.0  # one digit: no evidence either way
+    assert p(frozenset({1, 2}), frozenset({1, 2})) == 1.0  # the same digits wrong
+    assert p(frozenset(range(10)), frozenset()) == round(2 / 2**10, 4)  # 10 to 0: the two-sided exact tail
+    assert p(frozenset(range(6)), frozenset({10})) == round(2 * 8 / 2**7, 4)  # 6 to 1: C(7,0) + C(7,1) = 8
 
 
 def test_nncf_in_its_venv_quantizes_per_channel_and_per_tensor(tmp_path: Path, data):
