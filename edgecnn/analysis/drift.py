@@ -95,6 +95,31 @@ def int8_basis(arch: str, features: tuple[str, ...] | list[str]) -> str:
     return HOST_KERNELS if arch == "x86_64" and not VNNI_FEATURES & set(features) else EXACT_QDQ
 
 
+def host_unlike_target(basis: str, cpuinfo: str | None = None) -> str | None:
+    """One line when ``basis`` is this host's kernels standing for an x86 target without VNNI but this host is of
+    another kind (``cpuinfo``: /proc/cpuinfo's text, read when None) — a CPU with VNNI, or no x86 CPU with AVX2,
+    whose int8 kernels do not saturate where the target's do; None when they match (or cpuinfo cannot be read)."""
+    if basis != HOST_KERNELS:
+        return None
+    text = cpuinfo
+    if text is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+                text = file.read()
+        except OSError:
+            return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    found = sorted(VNNI_FEATURES & set(flags))
+    if "avx2" in flags and not found:
+        return None
+    what = f"has {', '.join(found)}" if found else "is no x86 CPU with AVX2"
+    return (
+        f"this host's CPU {what}: its int8 kernels do not saturate where the target's (x86 without "
+        "VNNI) do, so the host-kernel figures and timings are this host's, not the target's (the profile's "
+        "reduce_range keeps the target from saturating); measure on the target to be sure"
+    )
+
+
 def check_drop_applies(given: Any, tasks: Mapping[str, str], labels: np.ndarray | None) -> None:
     """--max-drop against per-sample labels reads a model's lone classification output: given for other outputs
     (``tasks``: output → task), an error rather than a drop never measured."""

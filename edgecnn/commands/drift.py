@@ -14,6 +14,7 @@ from edgecnn.analysis.drift import (
     Thresholds,
     evaluator,
     figures,
+    host_unlike_target,
     int8_basis,
     int8_computations,
     verdict,
@@ -225,6 +226,9 @@ def drift(
             for k in ("top1_agreement", "cosine", "accuracy_drop_points", "passed", "failures", "notes", "thresholds")
         },
     }
+    unlike = host_unlike_target(basis)
+    if unlike:
+        report["notes"].append(unlike)
     twin = _fp32_twin(ref, tgt) if qdq or tflite is not None else None
     if (qdq or tflite is not None) and twin is None and (layers or fix):
         report["notes"].append(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, int8_basis
+from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, host_unlike_target, int8_basis
 from edgecnn.analysis.mixed_precision import BASELINE, repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
 from edgecnn.pipeline.context import DriftResult, ExportContext, Judgement
@@ -121,6 +121,10 @@ def check_drift(ctx: ExportContext) -> DriftResult:
     verdict, computations = evaluate(int8_path)
     record: dict[str, Any] = {"judged": not reasons, "not_judged_because": reasons, "initial": dict(verdict)}
     result = DriftResult(reference=fp32)
+    unlike = host_unlike_target(basis)
+    if unlike:
+        record["host_unlike_target"] = unlike
+        ctx.warn(unlike)
     if reasons:
         ctx.warn(f"drift not judged ({'; '.join(reasons)}): figures recorded, thresholds not applied")
     elif not verdict["passed"] and ctx.options.fix:
