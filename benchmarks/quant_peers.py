@@ -32,7 +32,7 @@ from common import BENCH_DIR, REPO_ROOT, RESULTS_DIR, time_callable, write_resul
 
 sys.path.insert(0, str(REPO_ROOT))  # the digits helpers live with the test fixtures
 
-from edgecnn.analysis.drift import EXACT_QDQ, HOST_KERNELS, int8_computations
+from edgecnn.analysis.drift import HOST_KERNELS, figures, int8_computations
 from edgecnn.runtime.loader import load
 from tests.fixtures.digits import MEAN, STD, TRAINED_FAMILIES, digits, normalise, train
 
@@ -281,10 +281,11 @@ def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> 
 def quality(path: Path, data: Data, reference: np.ndarray) -> dict[str, Any]:
     """Agreement with fp32, accuracy and cosine on the held-out digits, exact QDQ and host kernels; under
     ``DISAGREE`` (kept out of the result file) the held-out digits whose exact-QDQ top-1 differs from fp32's."""
-    figs = int8_computations(path, data.holdout, reference, data.labels, kinds=(EXACT_QDQ, HOST_KERNELS))
-    exact, host = figs[EXACT_QDQ], figs[HOST_KERNELS]
+    exact_outputs = load(path, optimization="disable").run_all(data.holdout)  # what int8_computations' exact runs
+    exact = figures(reference, exact_outputs, data.labels)
+    host = int8_computations(path, data.holdout, reference, data.labels, kinds=(HOST_KERNELS,))[HOST_KERNELS]
     fp32_top1 = next(iter(reference.values())).argmax(1)
-    int8_top1 = next(iter(load(path, optimization="disable").run_all(data.holdout).values())).argmax(1)
+    int8_top1 = next(iter(exact_outputs.values())).argmax(1)
     return {
         "qdq_agreement": round(exact["top1_agreement"], 4),
         "host_agreement": round(host["top1_agreement"], 4),

@@ -99,16 +99,12 @@ def host_unlike_target(basis: str, cpuinfo: str | None = None) -> str | None:
     """One line when ``basis`` is this host's kernels standing for an x86 target without VNNI but this host is of
     another kind (``cpuinfo``: /proc/cpuinfo's text, read when None) — a CPU with VNNI, or no x86 CPU with AVX2,
     whose int8 kernels do not saturate where the target's do; None when they match (or cpuinfo cannot be read)."""
-    if basis != HOST_KERNELS:
+    from edgecnn.bench.harness import cpuinfo as cpuinfo_fields
+
+    info = cpuinfo_fields(cpuinfo) if basis == HOST_KERNELS else {}
+    if not info:
         return None
-    text = cpuinfo
-    if text is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
-                text = file.read()
-        except OSError:
-            return None
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = info.get("flags", "").split()
     found = sorted(VNNI_FEATURES & set(flags))
     if "avx2" in flags and not found:
         return None

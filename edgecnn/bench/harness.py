@@ -57,11 +57,10 @@ def _read(path: str) -> Optional[str]:
         return None
 
 
-def _cpuinfo() -> Dict[str, str]:
-    """The first value of every key of /proc/cpuinfo (empty off Linux)."""
+def cpuinfo(text: Optional[str] = None) -> Dict[str, str]:
+    """The first value of every key of /proc/cpuinfo (``text``, read when None; empty off Linux)."""
     fields: Dict[str, str] = {}
-    text = _read("/proc/cpuinfo") or ""
-    for line in text.splitlines():
+    for line in ((_read("/proc/cpuinfo") or "") if text is None else text).splitlines():
         key, sep, value = line.partition(":")
         if sep:
             fields.setdefault(key.strip().lower(), value.strip())
@@ -93,7 +92,7 @@ def _khz_to_mhz(text: Optional[str]) -> Optional[float]:
 
 def device_info() -> Dict[str, Any]:
     """CPU model, cores, machine, OS, board, CPU governor and frequencies (None where unreadable), Python."""
-    info = _cpuinfo()
+    info = cpuinfo()
     board = info.get("model")  # a board name on a Raspberry Pi, a model number on x86
     cpufreq = "/sys/devices/system/cpu/cpu0/cpufreq/"
     cur_mhz = _khz_to_mhz(_read(cpufreq + "scaling_cur_freq"))

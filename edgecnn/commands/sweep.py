@@ -189,13 +189,14 @@ def _stopped_as_ours(ray: Any) -> Iterator[None]:
     it forks its processes is swallowed there ('Exception ignored in _releaseLock', a traceback, the sweep going on
     as if nothing happened): Ray is kept from installing it, edgecnn's handler only records the signal meanwhile,
     and a recorded one ends the start once ``ray.init`` returns."""
-    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    private = getattr(ray, "_private", None)
+    utils = getattr(private, "utils", None)
     own = getattr(utils, "set_sigterm_handler", None)
     if own is not None:
         utils.set_sigterm_handler = lambda handler: None
     # the driver's core worker would install a crash handler that also dumps a stack for SIGTERM (until edgecnn's
     # handler is set again after the start); Ray's worker processes keep theirs
-    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    constants = getattr(private, "ray_constants", None)
     dumps = getattr(constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
     if dumps is not None:
         constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
