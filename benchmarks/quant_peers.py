@@ -2,14 +2,15 @@
 
 Each model is trained here on scikit-learn's digits (32×32, 1 channel, 10 classes; ``tests/fixtures/digits.py``),
 exported once to fp32 ONNX (``export_onnx`` + ``simplify``, dynamic batch) and quantized by every quantizer with
-per-channel and with per-tensor weights, all calibrated on the same first ``CALIB`` test digits and judged on the
-other test digits (held out). Figures: top-1 agreement with fp32 and accuracy, on the exact QDQ arithmetic (ORT,
-graph optimizations off) and on this host's int8 kernels (optimizations on), from ``int8_computations``; the mean
-cosine of the logits (exact QDQ); ORT latency at 1 thread, batch 1, min and p50 over interleaved rounds of every
-quantizer of a model (``time_callable`` per round); the file's size. NNCF runs in its own venv
-(``_nncf_peer_quantize.py``): ``--peer-python``, else ``$EDGECNN_NNCF_PYTHON``, else ``../venv-nncf/bin/python``
-beside the repo, made by ``python3.11 -m venv V && V/bin/pip install nncf onnx onnxruntime numpy`` (no torch).
-Run by ``make bench``; alone: ``python benchmarks/quant_peers.py [--quick] [--peer-python PATH] [--only NAME ...]``.
+per-channel and with per-tensor weights, all calibrated on the same ``CALIB`` training digits and judged on
+``HELD_OUT`` digits no model was trained on. Figures: top-1 agreement with fp32 and accuracy, on the exact QDQ
+arithmetic (ORT, graph optimizations off) and on this host's int8 kernels (optimizations on), from
+``int8_computations``; the mean cosine of the logits (exact QDQ); ORT latency at 1 thread, batch 1, min and p50 over
+interleaved rounds of every quantizer of a model (``time_callable`` per round); the file's size. NNCF runs in its
+own venv (``_nncf_peer_quantize.py``): ``--peer-python``, else ``$EDGECNN_NNCF_PYTHON``, else
+``../venv-nncf/bin/python`` beside the repo, made by ``python3.11 -m venv V && V/bin/pip install nncf onnx
+onnxruntime numpy`` (no torch). Run by ``make bench``; alone: ``python benchmarks/quant_peers.py [--quick]
+[--peer-python PATH] [--only NAME ...]``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ from edgecnn.runtime.loader import load
 from tests.fixtures.digits import MEAN, STD, TRAINED_FAMILIES, digits, normalise, train
 
 NAME = "quant_peers"
-CALIB = 128  # calibration digits (the first of the test split); the rest are held out
+CALIB = 128  # calibration digits: the first of the training digits (post-training quantization's usual source)
+HELD_OUT = 1000  # judged on these digits (of the 1,797), trained on the other 797
 PEER_SCRIPT = BENCH_DIR / "_nncf_peer_quantize.py"
 DEFAULT_PEER = REPO_ROOT.parent / "venv-nncf" / "bin" / "python"
 GRANULARITIES = ("per_channel", "per_tensor")
-DISAGREE = "_qdq_disagree"  # a row's held-out digits whose int8 top-1 differs from fp32's (for the paired test)
+DISAGREE = "_qdq_disagree"  # a row's held-out digits whose int8 top-1 differs from fp32's (in meta.qdq_disagree)
 USABLE_PTS = 1.0  # a peer counts in the latency race when its agreement is within this many points of edgecnn's
 HARDER = {
     "mobilenet_v1_w025": ("mobilenet_v1", {"width": 0.25}),
@@ -58,9 +60,11 @@ QUANTIZERS = (
     "nncf",
     "edgecnn",
     "edgecnn_export",
+    "edgecnn_export_per_channel",
     "edgecnn_bias_corrected",
     "edgecnn_auto",
 )
+NAMED_PEERS = ("nncf", "ort_default", "ort_reduce_range")  # the pooled comparison's peers (the issue names two)
 ROW_OPTIONS = {
     "ort_default": {
         "per_channel": "quant_pre_process, then quantize_static(fp32, out, reader) with ORT's defaults (`ort_defaults` "
@@ -84,9 +88,16 @@ ROW_OPTIONS = {
     "edgecnn_export": {
         "per_channel": "as `edgecnn export` (x86-avx2 profile) calls it (`quantize_for_target`): recipe method, "
         "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
-        "op types kept float where timing here finds the graph faster; no drift repair",
+        "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin shipped "
+        "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
+        "its drift samples); no drift repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
         "equalization first, the profile's reduce_range (off)",
+    },
+    "edgecnn_export_per_channel": {
+        "per_channel": "edgecnn_export without its weights choice: the per-channel graph it starts from (what the "
+        "choice gained or cost)",
+        "per_tensor": "the same as edgecnn_export (a per-tensor target makes no choice)",
     },
     "edgecnn_bias_corrected": {
         "per_channel": "edgecnn_export + empirical bias correction (the drift repair's technique)",
@@ -110,7 +121,7 @@ TFLITE_ROWS = {
 
 @dataclass
 class Data:
-    """The digits: training set, calibration images, held-out images and labels (normalised)."""
+    """The digits: training set, calibration images (the first of it), held-out images and labels (normalised)."""
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -119,10 +130,12 @@ class Data:
     labels: np.ndarray
 
     @classmethod
-    def make(cls, calib: int = CALIB) -> Data:
-        train_x, train_y, test_x, test_y = digits()
-        test_x = normalise(test_x, MEAN, STD)
-        return cls(normalise(train_x, MEAN, STD), train_y, test_x[:calib], test_x[calib:], test_y[calib:])
+    def make(cls, calib: int = CALIB, held_out: int = HELD_OUT) -> Data:
+        train_x, train_y, test_x, test_y = digits()  # a fixed shuffle, split 80/20: re-split for HELD_OUT
+        x = normalise(np.concatenate([train_x, test_x]), MEAN, STD)
+        y = np.concatenate([train_y, test_y])
+        cut = len(x) - held_out
+        return cls(x[:cut], y[:cut], x[:calib], x[cut:], y[cut:])
 
 
 @dataclass
@@ -209,10 +222,14 @@ def edgecnn_quantize(
     export: bool,
     bias_correct: bool = False,
     method: str | None = None,
-) -> None:
+    choose: bool = True,
+) -> dict[str, Any]:
     """edgecnn's Quantizer with the recipe's method (or ``method``): as is (``reduce_range=False``), or as the export
-    calls it for a target of that granularity — x86-avx2 per channel, android-nnapi-api28 per tensor (equalized
-    first) — and with ``bias_correct`` the repair's bias correction on top."""
+    calls it for a target of that granularity — x86-avx2 per channel (per-tensor weights when its timed choice
+    takes them, judged on the calibration digits), android-nnapi-api28 per tensor (equalized first) — and with
+    ``bias_correct`` the repair's bias correction on top; without ``choose`` no weights choice. The row's extra
+    figures: the weights the export chose."""
+    from edgecnn.analysis.drift import Thresholds, evaluator
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
     from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
@@ -221,13 +238,17 @@ def edgecnn_quantize(
     if not export:
         with Quantizer(fp32, calib) as quantizer:
             quantizer.quantize(dst, recipe.method, reduce_range=False, per_channel=per_channel)
-        return
+        return {}
     profile = load_profile("x86-avx2" if per_channel else "android-nnapi-api28")
     options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": bias_correct}
+    evaluate = evaluator(calib, load(fp32).run_all(calib), None, HOST_KERNELS, Thresholds())
     with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
-        quantize_for_target(
-            quantizer, dst, method or recipe.method, recipe, profile, recipe.keep_float_nodes, quantizer.work / "float"
-        )
+        info, _, quantizer = quantize_for_target(
+            quantizer, dst, method or recipe.method, recipe, profile, recipe.keep_float_nodes, quantizer.work / "float",
+            judge=(lambda path: evaluate(path)[0]) if choose else None,
+        )  # fmt: skip
+        quantizer.close()  # the twin, when the choice took it (the with block closes the first)
+    return {"weights_chosen": "per_channel" if info["per_channel"] else "per_tensor"}
 
 
 def ort_defaults() -> dict[str, str]:
@@ -241,8 +262,10 @@ def ort_defaults() -> dict[str, str]:
     return {name: str(parameters[name].default) for name in keep}
 
 
-def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> dict[str, Callable[..., None]]:
-    """Each row's quantizer: (fp32, dst, granularity) → writes dst."""
+def quantizers(
+    peer: Peer, family: str, calib: np.ndarray, calib_file: Path
+) -> dict[str, Callable[..., dict[str, Any] | None]]:
+    """Each row's quantizer: (fp32, dst, granularity) → writes dst (and returns the row's extra figures, if any)."""
 
     def ort_default(fp32: Path, dst: Path, granularity: str) -> None:
         ort_quantize(fp32, calib, dst)
@@ -255,17 +278,20 @@ def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> 
             raise RuntimeError(f"nncf: {peer.missing}")
         nncf_quantize(peer, fp32, calib_file, dst, granularity)
 
-    def edgecnn(fp32: Path, dst: Path, granularity: str) -> None:
-        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=False)
+    def edgecnn(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=False)
 
-    def edgecnn_export(fp32: Path, dst: Path, granularity: str) -> None:
-        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True)
+    def edgecnn_export(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True)
 
-    def edgecnn_bias_corrected(fp32: Path, dst: Path, granularity: str) -> None:
-        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, bias_correct=True)
+    def edgecnn_export_per_channel(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, choose=False)
 
-    def edgecnn_auto(fp32: Path, dst: Path, granularity: str) -> None:
-        edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="auto")
+    def edgecnn_bias_corrected(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, bias_correct=True)
+
+    def edgecnn_auto(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="auto")
 
     return {
         "ort_default": ort_default,
@@ -273,6 +299,7 @@ def quantizers(peer: Peer, family: str, calib: np.ndarray, calib_file: Path) -> 
         "nncf": nncf,
         "edgecnn": edgecnn,
         "edgecnn_export": edgecnn_export,
+        "edgecnn_export_per_channel": edgecnn_export_per_channel,
         "edgecnn_bias_corrected": edgecnn_bias_corrected,
         "edgecnn_auto": edgecnn_auto,
     }
@@ -434,7 +461,7 @@ def measure(
             row: dict[str, Any] = {"model": key, "granularity": granularity, "quantizer": quantizer}
             dst = work / f"{key}.{granularity}.{quantizer}.onnx"
             try:
-                make(fp32, dst, granularity)
+                row.update(make(fp32, dst, granularity) or {})
                 row.update(quality(dst, data, reference))
                 paths[f"{granularity}/{quantizer}"] = dst
             except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
@@ -496,25 +523,71 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per granularity and named peer, over every model both quantized: the held-out digits only
+    ``edgecnn_export`` gets wrong (against fp32's top-1) and only the peer does, summed, with the exact McNemar p
+    of the totals — one model's few discordant digits say little, eleven models' say more — and the models where
+    either is ahead at p < 0.05."""
+    out = []
+    for granularity in GRANULARITIES:
+        for peer in NAMED_PEERS:
+            ours_wrong, peer_wrong, models, ahead, behind = 0, 0, 0, [], []
+            for model in dict.fromkeys(r["model"] for r in rows):
+                group = {r["quantizer"]: r for r in rows if r["model"] == model and r["granularity"] == granularity}
+                ours, theirs = group.get("edgecnn_export", {}), group.get(peer, {})
+                if DISAGREE not in ours or DISAGREE not in theirs:
+                    continue
+                models += 1
+                only_ours, only_peer = ours[DISAGREE] - theirs[DISAGREE], theirs[DISAGREE] - ours[DISAGREE]
+                ours_wrong, peer_wrong = ours_wrong + len(only_ours), peer_wrong + len(only_peer)
+                if mcnemar_p(ours[DISAGREE], theirs[DISAGREE]) < 0.05:
+                    (ahead if len(only_peer) > len(only_ours) else behind).append(model)
+            if models:
+                split = frozenset(range(ours_wrong)), frozenset(range(ours_wrong, ours_wrong + peer_wrong))
+                out.append(
+                    {
+                        "granularity": granularity,
+                        "peer": peer,
+                        "models": models,
+                        "only_ours_wrong": ours_wrong,
+                        "only_peer_wrong": peer_wrong,
+                        "p": mcnemar_p(*split),
+                        "ahead_p05": ", ".join(ahead) or "—",
+                        "behind_p05": ", ".join(behind) or "—",
+                    }
+                )
+    return out
+
+
+def disagreements(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Each row's held-out digits whose exact-QDQ top-1 differs from fp32's, by model/granularity/quantizer (the
+    paired tests' data, kept in the meta so that they can be recomputed from the file)."""
+    return {f"{r['model']}/{r['granularity']}/{r['quantizer']}": sorted(r[DISAGREE]) for r in rows if DISAGREE in r}
+
+
 def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> str:
     """The meta's description: what was measured and how."""
     nncf = f"NNCF {peer.versions.get('nncf', '?')} in its own venv" if not peer.missing else f"NNCF {peer.missing}"
     return (
         f"int8 post-training quantizers on the same fp32 ONNX: digits-trained models ({epochs} epochs, 32×32×1, "
-        f"10 classes), calibrated on the same {CALIB} test digits, judged on the other {holdout}. Rows: "
+        f"10 classes), calibrated on the same {CALIB} training digits, judged on {holdout} held-out digits. Rows: "
         "`ort_default` quantize_static with ORT's defaults (`meta.ort_defaults`); `ort_reduce_range` "
         "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
-        "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range), no drift "
-        "repair; `edgecnn_auto` the same with `--method auto`. `qdq_*`: exact QDQ arithmetic (ORT, optimizations "
-        "off); `host_*`: this host's int8 kernels; "
+        "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range, its timed "
+        "float-op and weights choices; `weights_chosen`), no drift repair; `edgecnn_export_per_channel` the same "
+        "without the weights choice; `edgecnn_auto` the same with `--method auto`. `qdq_*`: exact QDQ arithmetic "
+        "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
         "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points (with the held-out digits only one of the "
         "two gets wrong and the exact McNemar p of that split, `agreement_gap_p`: a gap of large p is not one these "
         "digits can tell from chance), and its ORT min latency over the "
         f"fastest peer's (`latency_ratio`) and over the fastest peer within {USABLE_PTS:g} point of its agreement "
-        "(`usable_latency_ratio`). `tflite_*` rows (per channel and per "
+        "(`usable_latency_ratio`). `meta.pooled`: per granularity and peer, the digits only `edgecnn_export` or only "
+        "the peer gets wrong summed over the models, their McNemar p, and the models where either is ahead at "
+        "p < 0.05; `meta.qdq_disagree` each row's digits (indices into the held-out set) that disagree with fp32. "
+        "`tflite_*` rows (per channel and per "
         "tensor, int8 I/O): edgecnn's lowering to fp32 `.tflite`, edgecnn's TfliteQuantizer and ai-edge-quantizer's "
         "plain static_wi8_ai8 (the same tool today: the baseline), judged in LiteRT (XNNPACK, `host_*`, `host_cosine`) "
         "against the fp32 `.tflite`; their latency is LiteRT's, interleaved among themselves."
@@ -541,6 +614,8 @@ def _meta(
         "nncf": peer.versions or peer.missing,
         "peer_python": str(peer.python),
         "edgecnn_gaps": gaps(rows),
+        "pooled": pooled(rows),
+        "qdq_disagree": disagreements(rows),
         "models_not_measured": left,
         "command": args.command,
     }
@@ -554,7 +629,13 @@ def _kept(keys: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     previous = json.loads(path.read_text(encoding="utf-8"))
     meta = previous.get("meta") or {}
     commands = [*meta.get("earlier_commands", []), meta.get("command", "")]
-    return [r for r in previous["rows"] if r["model"] not in keys], [c for c in commands if c]
+    sets = meta.get("qdq_disagree") or {}
+    kept = [r for r in previous["rows"] if r["model"] not in keys]
+    for row in kept:
+        label = f"{row['model']}/{row['granularity']}/{row['quantizer']}"
+        if label in sets:
+            row[DISAGREE] = frozenset(sets[label])
+    return kept, [c for c in commands if c]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,6 +111,30 @@ def _task_thresholds(ctx: ExportContext, reference: Outputs, labels: Any, warn: 
     return thresholds
 
 
+def drift_judge(ctx: ExportContext) -> Any:
+    """A function giving an int8 model's drift verdict on the drift stage's samples and basis (for choices the
+    quantize stage makes on quality; the fp32 outputs are computed on its first call), or None when the export's
+    drift is not judged (synthetic data, random weights): a choice that trades on quality is made only where
+    quality is judged."""
+    from edgecnn.analysis.drift import int8_computations, verdict
+
+    if _not_judged_reasons(ctx):
+        return None
+    data = ctx.holdout if len(ctx.holdout) else ctx.calib
+    basis = int8_basis(ctx.profile.arch, ctx.profile.features)
+    known: dict[str, Any] = {}
+
+    def judge(path: Path) -> dict[str, Any]:
+        if not known:
+            known["reference"] = reference = load(ctx.artifact("fp32_onnx")).run_all(data.images)
+            known["thresholds"] = _task_thresholds(ctx, reference, data.labels, warn=False)
+        reference, thresholds = known["reference"], known["thresholds"]
+        computed = int8_computations(path, data.images, reference, data.labels, kinds=(basis,), thresholds=thresholds)
+        return verdict(computed, basis, thresholds)
+
+    return judge
+
+
 def check_drift(ctx: ExportContext) -> DriftResult:
     """Measure, judge and (when asked and needed) repair the int8 model; the stage's result."""
     data, fp32, thresholds = _evaluation(ctx)

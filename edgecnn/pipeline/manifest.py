@@ -95,6 +95,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         "",
         f"- profile `{profile['name']}`: {profile['arch']}, {profile['cpu']}, {profile['threads']} threads",
         f"- int8 reduce_range: {profile['reduce_range']}",
+        *_weights_lines((manifest["stages"].get("quantize") or {}).get("weights_choice")),
         "",
         *_plan_lines(manifest.get("plan")),
         "## Calibration",
@@ -212,6 +213,23 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
         if outcome.get("fix"):
             lines += _fix_lines(outcome["fix"], outcome["initial"]["failures"])
     return lines
+
+
+def _weights_lines(choice: dict[str, Any] | None) -> list[str]:
+    """The export's per-channel or per-tensor choice for the ORT int8 weights, when it made one."""
+    if not choice:
+        return []
+    chosen = choice["chosen"].replace("_", " ")
+    tries = choice.get("tries")
+    if not tries:
+        return [f"- ORT int8 weights: {chosen} ({choice.get('kept_per_channel_because', '')})"]
+    channel, tensor = tries["per_channel"], tries["per_tensor"]
+    line = (
+        f"- ORT int8 weights: {chosen} — per channel {channel['min_ms']:.3g} ms, SQNR {channel['sqnr_db']:.1f} dB; "
+        f"per tensor (equalized) {tensor['min_ms']:.3g} ms, SQNR {tensor['sqnr_db']:.1f} dB (timed here)"
+    )
+    because = choice.get("kept_per_channel_because")
+    return [line + (f": {because}" if because else "")]
 
 
 def _per_tensor_lines(counts: dict[str, int] | None) -> list[str]:

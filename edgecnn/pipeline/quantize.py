@@ -155,11 +155,16 @@ def quantize_for_target(
     profile: Any,
     keep_float_nodes: tuple[str, ...],
     work: Path,
-) -> tuple[dict[str, Any], tuple[str, ...]]:
+    judge: Callable[[Path], dict[str, Any]] | None = None,
+    bar: Callable[[str, int], Callable[[], None]] | None = None,
+) -> tuple[dict[str, Any], tuple[str, ...], Quantizer]:
     """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of
     the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here
-    when the target's kernels are this host's). The quantizer's record, with ``keep_float.slower_in_int8`` the
-    choice, and the op types kept float."""
+    when the target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a
+    per-channel target, per-tensor weights when they are faster and as good (``granularity_choice``; ``bar`` makes
+    the progress bar of the twin's calibration). The chosen graph's record (``keep_float.slower_in_int8`` and
+    ``weights_choice`` the choices), the op types kept float, and the quantizer that made it (``quantizer`` or its
+    per-tensor twin; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 
@@ -180,7 +185,60 @@ def quantize_for_target(
     else:
         info = run(dst, op_types)
     info["keep_float"]["slower_in_int8"] = choice
-    return info, op_types
+    if judge is None or not measure or not quantizer.per_channel:
+        return info, op_types, quantizer
+    advance = bar("calibrating a per-tensor twin", batch_size(quantizer.images)) if bar else None
+    twin_info, record, twin = _per_tensor_twin(
+        quantizer, dst, method, profile, op_types, keep_float_nodes, work, judge, advance
+    )
+    if twin is None:
+        info["weights_choice"] = record
+        return info, op_types, quantizer
+    quantizer.close()
+    twin_info["keep_float"]["slower_in_int8"] = choice
+    twin_info["weights_choice"] = record
+    return twin_info, op_types, twin
+
+
+def _per_tensor_twin(
+    quantizer: Quantizer,
+    dst: Path,
+    method: str,
+    profile: Any,
+    op_types: tuple[str, ...],
+    keep_float_nodes: tuple[str, ...],
+    work: Path,
+    judge: Callable[[Path], dict[str, Any]],
+    on_sample: Callable[[], None] | None,
+) -> tuple[dict[str, Any], dict[str, Any], Quantizer | None]:
+    """The equalized per-tensor twin of the per-channel graph at ``dst``: when chosen, written over ``dst`` and
+    returned with its record and quantizer; else the choice's record and None (the twin closed)."""
+    from edgecnn.pipeline.granularity_choice import choose_weight_granularity
+
+    twin = None
+    try:
+        twin = Quantizer(
+            quantizer.source, quantizer.images, quantizer.bins, quantizer.percentile, on_sample,
+            per_channel=False, equalize=True, bias_correct=quantizer.bias_correct,
+            share_concat_ranges=quantizer.share_concat_ranges,
+        )  # fmt: skip
+        work.mkdir(parents=True, exist_ok=True)
+        path = work / "per-tensor.onnx"
+        info = twin.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
+        chosen, record = choose_weight_granularity(dst, path, judge)
+    except (UsageError, CheckFailedError) as error:  # a graph the twin cannot be made of keeps its per-channel one
+        if twin is not None:
+            twin.close()
+        return {}, {"chosen": "per_channel", "kept_per_channel_because": f"no per-tensor twin: {error}"}, None
+    except BaseException:
+        if twin is not None:
+            twin.close()
+        raise
+    if not chosen:
+        twin.close()
+        return {}, record, None
+    shutil.copyfile(path, dst)
+    return info, record, twin
 
 
 def _op_types(present: set[str], keep_float_op_types: tuple[str, ...]) -> list[str] | None:
@@ -216,6 +274,7 @@ class Quantizer:
         per_channel: bool = True,
         equalize: bool = False,
         bias_correct: bool = False,
+        share_concat_ranges: bool = True,
     ):
         import onnx
 
@@ -223,6 +282,7 @@ class Quantizer:
             raise UsageError("no calibration samples")
         self._tmp = tempfile.TemporaryDirectory(prefix="edgecnn-quant-")
         self.work = Path(self._tmp.name)
+        self.source = fp32_path
         self.images, self.bins, self.percentile, self.on_sample = images, bins, percentile, on_sample
         self.preprocessed = self.work / "preprocessed.onnx"
         with _capture_root_warnings() as log:
@@ -230,6 +290,8 @@ class Quantizer:
         self.warnings = list(log.messages)
         self.unshared = unshare_file(self.preprocessed)  # float readers of a merged constant keep a float copy
         self.per_channel, self.bias_correct = per_channel, bias_correct
+        self.share_concat_ranges = share_concat_ranges  # one range per Concat group (``concat_ranges``)
+        self._shared: dict[str, tuple[Path, dict[str, Any]]] = {}
         self.equalization: dict[str, Any] | None = None
         if equalize:  # before calibration: the ranges are the equalized graph's
             from edgecnn.pipeline.equalize import equalize_file
@@ -292,6 +354,18 @@ class Quantizer:
             save_tensors_data(TensorsData(_method(AUTO), data), self._ranges[AUTO])
         return self._ranges[AUTO]
 
+    def _quantize_ranges(self, method: str) -> tuple[Path, dict[str, Any] | None]:
+        """The cache ``quantize`` uses for ``method`` — its ranges, with one per alike Concat group unless
+        ``share_concat_ranges`` is off — and what was shared (None: nothing was tried)."""
+        if not self.share_concat_ranges:
+            return self.ranges(method), None
+        if method not in self._shared:
+            from edgecnn.pipeline.concat_ranges import share_concat_ranges
+
+            path = self.work / f"ranges-{method}-concat-shared.json"
+            self._shared[method] = path, share_concat_ranges(self.preprocessed, self.ranges(method), path)
+        return self._shared[method]
+
     def calibration(self, method: str) -> dict[str, Any] | None:
         """How ``method`` calibrated per tensor: for auto (once made) the tensors per method, the mean SQNRs and
         every tensor's method; None for a single method."""
@@ -319,7 +393,7 @@ class Quantizer:
         if missing:
             raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
         op_types = _op_types(self.op_types, keep_float_op_types)
-        cache = self.ranges(method)
+        cache, shared = self._quantize_ranges(method)
 
         def run(source: Path) -> list[str]:
             with _capture_root_warnings() as log:
@@ -364,6 +438,7 @@ class Quantizer:
             "activations": "uint8",
             "preprocessing": self.preprocessing,
             "equalization": self.equalization,
+            "concat_shared_ranges": shared,
             "keep_float": {"op_types": list(keep_float_op_types), "nodes": list(keep_float_nodes)},
             "float_without_int8_kernel": len(self.no_int8_kernel),
             "constants_unshared": self.unshared,

@@ -277,6 +277,7 @@ def _rewrite_deform(path: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
 
 def run_quantize(ctx: ExportContext) -> QuantizeResult:
     """Static QDQ int8 calibrated on the calibration set; the int8 graph must load and give finite outputs."""
+    from edgecnn.pipeline.drift_check import drift_judge
     from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
     dst = ctx.out / "model.int8.onnx"
@@ -299,7 +300,9 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         float_nodes = tuple(n for n in ctx.result("simplify").float_nodes if n in kept)
         nodes = recipe.keep_float_nodes + float_nodes
         work = ctx.scratch / "float-choice"
-        info, op_types = quantize_for_target(quantizer, dst, ctx.method, recipe, ctx.profile, nodes, work)
+        info, op_types, quantizer = quantize_for_target(
+            quantizer, dst, ctx.method, recipe, ctx.profile, nodes, work, drift_judge(ctx), ctx.reporter.bar
+        )
         out = load(dst).run_all(ctx.check_inputs())
         infinite = [name for name, values in out.items() if not np.isfinite(values).all()]
         if infinite:

@@ -116,3 +116,27 @@ def test_nncf_in_its_venv_quantizes_per_channel_and_per_tensor(tmp_path: Path, d
         exact = quant_peers.int8_computations(dst, data.holdout, reference, data.labels, kinds=("exact_qdq",))
         assert 0 <= exact["exact_qdq"]["top1_agreement"] <= 1
     assert peer.versions["nncf"]
+
+
+def test_pooled_sums_the_discordant_digits_of_every_model_per_peer():
+    def row(model: str, quantizer: str, wrong: set[int]) -> dict:
+        return {"model": model, "granularity": "per_channel", "quantizer": quantizer, DISAGREE: frozenset(wrong)}
+
+    rows = [
+        row("a", "edgecnn_export", {1}),
+        row("a", "nncf", {1, 2, 3}),  # 0 to 2
+        row("b", "edgecnn_export", set()),
+        row("b", "nncf", set(range(10))),  # 0 to 10: ahead at p < 0.05
+        row("c", "edgecnn_export", {5}),
+        row("c", "nncf", set()),  # 1 to 0
+        row("c", "ort_default", {5}),  # the same digit: nothing discordant
+    ]
+    pooled = {(p["granularity"], p["peer"]): p for p in quant_peers.pooled(rows)}
+    nncf = pooled["per_channel", "nncf"]
+    assert (nncf["models"], nncf["only_ours_wrong"], nncf["only_peer_wrong"]) == (3, 1, 12)
+    assert nncf["p"] == quant_peers.mcnemar_p(frozenset({0}), frozenset(range(1, 13)))
+    assert nncf["ahead_p05"] == "b" and nncf["behind_p05"] == "—"
+    ort = pooled["per_channel", "ort_default"]
+    assert (ort["models"], ort["only_ours_wrong"], ort["only_peer_wrong"], ort["p"]) == (1, 0, 0, 1.0)
+    assert ("per_tensor", "nncf") not in pooled  # no per-tensor rows
+    assert quant_peers.disagreements(rows)["a/per_channel/nncf"] == [1, 2, 3]

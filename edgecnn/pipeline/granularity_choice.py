@@ -1,0 +1,71 @@
+"""Per-tensor int8 weights for a per-channel target, when they are faster there and as good: measured where the
+target's kernels are this host's and drift is judged.
+
+ONNX Runtime's x86 int8 convolutions run faster with one weight scale per tensor than one per output channel:
+5–8% on the digits MobileNetV1, EfficientNet and DCN graphs here (same ranges, same float op types; interleaved
+rounds). After cross-layer equalization per-tensor weights are often as good as per-channel ones — and sometimes
+not: MobileNetV1's logits lost 19 dB of SQNR to them with reduce_range's 7-bit weights, at the same top-1. So for a
+per-channel target whose kernels are this host's, the export also quantizes an equalized per-tensor twin with the
+same float op types, times both, and ships the twin only when it is faster by more than :data:`MARGIN`, its task
+score on the drift samples (top-1 agreement, mIoU, …) is not lower and its SQNR is at most :data:`SQNR_SLACK_DB`
+below. The choice is the ORT artifacts' (`.onnx`, `.ort`); every other target keeps its profile's granularity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MARGIN = 0.03  # the twin must be faster by more than this fraction: above identical graphs' spread here (≤ 2%)
+SQNR_SLACK_DB = 1.0  # the twin's output SQNR may be this much below the per-channel graph's (noise ×1.26)
+ROUNDS, RUNS = 5, 20
+
+Judge = Callable[[Path], dict[str, Any]]  # int8 model → its drift verdict (``score``, ``sqnr_db``, ``passed``)
+
+
+def accept(channel: dict[str, Any], tensor: dict[str, Any]) -> str | None:
+    """Why the per-tensor twin (``tensor``: its ``min_ms`` and verdict figures) may not replace the per-channel
+    graph (``channel``), or None when it may."""
+    if not tensor["min_ms"] < channel["min_ms"] * (1 - MARGIN):
+        return f"per-tensor weights are not faster by more than {MARGIN:.0%}"
+    if tensor["score"] < channel["score"]:
+        return "per-tensor weights lower the task score"
+    if not tensor["sqnr_db"] >= channel["sqnr_db"] - SQNR_SLACK_DB:  # NaN too
+        return f"per-tensor weights cost more than {SQNR_SLACK_DB:g} dB of output SQNR"
+    if channel["passed"] and not tensor["passed"]:
+        return "per-tensor weights miss a drift threshold"
+    return None
+
+
+def _figures(verdict: dict[str, Any], min_ms: float) -> dict[str, Any]:
+    return {
+        "min_ms": min_ms,
+        "score": round(float(verdict["score"]), 4),
+        "sqnr_db": round(float(verdict["sqnr_db"]), 2),
+        "passed": bool(verdict["passed"]),
+    }
+
+
+def choose_weight_granularity(channel: Path, tensor: Path, judge: Judge) -> tuple[bool, dict[str, Any]]:
+    """Whether the per-tensor twin at ``tensor`` replaces the per-channel graph at ``channel``, and the record of
+    the choice (both graphs' times and figures, the rule, and why the twin was refused)."""
+    from edgecnn.runtime.host_timing import interleaved_min_ms
+
+    times = interleaved_min_ms({"per_channel": channel, "per_tensor": tensor}, ROUNDS, RUNS)
+    tries = {
+        label: _figures(judge(path), times[label]) for label, path in (("per_channel", channel), ("per_tensor", tensor))
+    }
+    refused = accept(tries["per_channel"], tries["per_tensor"])
+    record: dict[str, Any] = {
+        "chosen": "per_channel" if refused else "per_tensor",
+        "basis": f"measured on this host: ORT, 1 thread, min of {ROUNDS} interleaved rounds of {RUNS} runs; figures "
+        "on the drift samples",
+        "rule": f"per tensor (equalized) when faster by > {MARGIN:.0%}, task score not lower, SQNR within "
+        f"{SQNR_SLACK_DB:g} dB",
+        "applies_to": "the ORT artifacts (.onnx, .ort)",
+        "tries": tries,
+    }
+    if refused:
+        record["kept_per_channel_because"] = refused
+    return not refused, record

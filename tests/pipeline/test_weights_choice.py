@@ -1,0 +1,140 @@
+"""Per-tensor int8 weights for a per-channel target whose kernels are this host's: shipped only when timed faster
+and as good on the drift samples; recorded; never for an export whose drift is not judged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgecnn.config.profiles import load_profile
+from edgecnn.config.recipes import recipe_for_family
+from edgecnn.pipeline import granularity_choice
+from edgecnn.pipeline.granularity_choice import MARGIN, SQNR_SLACK_DB, accept
+from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+
+
+def _figures(min_ms: float, score: float = 1.0, sqnr_db: float = 30.0, passed: bool = True) -> dict:
+    return {"min_ms": min_ms, "score": score, "sqnr_db": sqnr_db, "passed": passed}
+
+
+def test_the_twin_is_taken_only_when_faster_by_the_margin_and_as_good():
+    channel = _figures(1.0)
+    assert accept(channel, _figures(0.9)) is None
+    assert accept(channel, _figures(0.9, sqnr_db=30.0 - SQNR_SLACK_DB)) is None  # at the slack: taken
+    assert "not faster" in accept(channel, _figures(1 - MARGIN / 2))  # within the spread of identical graphs
+    assert "task score" in accept(channel, _figures(0.9, score=0.99))
+    assert "SQNR" in accept(channel, _figures(0.9, sqnr_db=30.0 - SQNR_SLACK_DB - 0.1))
+    assert "SQNR" in accept(channel, _figures(0.9, sqnr_db=float("nan")))
+    assert "threshold" in accept(channel, _figures(0.9, passed=False))
+    assert accept(_figures(1.0, passed=False), _figures(0.9, passed=False)) is None  # no worse than it was
+
+
+def _weight_scales(path: Path) -> list[int]:
+    """The element count of each conv weight's DequantizeLinear scale (1: per tensor)."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    dequantize = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    return [int(np.size(inits[dequantize[c.input[1]].input[1]])) for c in convs if c.input[1] in dequantize]
+
+
+@pytest.fixture
+def tiny_fp32(tmp_path: Path) -> Path:
+    """A random-weights MobileNetV1 α 0.25 at 32×32×1 as a simplified fp32 ONNX."""
+    import torch
+
+    from edgecnn.models import create_model
+    from edgecnn.pipeline.onnx_export import export_onnx
+    from edgecnn.pipeline.simplify import simplify
+
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v1", num_classes=10, in_chans=1, resolution=32, width=0.25).eval()
+    export_onnx(model, (1, 1, 32, 32), tmp_path / "raw.onnx")
+    simplify(tmp_path / "raw.onnx", tmp_path / "fp32.onnx")
+    return tmp_path / "fp32.onnx"
+
+
+@pytest.mark.parametrize("as_good", [True, False])
+def test_the_chosen_graph_and_its_quantizer_are_returned_and_the_other_is_closed(
+    tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch, as_good: bool
+):
+    """With any speed-up enough (the margin set below -100%) the verdict decides: as good, the equalized per-tensor
+    twin replaces the graph and its quantizer is returned (the first one closed); worse, the twin is dropped."""
+    monkeypatch.setattr(granularity_choice, "MARGIN", -1.0)
+    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
+    judged: list[Path] = []
+
+    def judge(path: Path) -> dict:
+        judged.append(path)
+        worse = not as_good and path.name == "per-tensor.onnx"
+        return {"score": 0.5 if worse else 1.0, "sqnr_db": 30.0, "passed": True}
+
+    dst = tmp_path / "int8.onnx"
+    first = Quantizer(tiny_fp32, images, recipe.bins, recipe.percentile)
+    info, _, chosen = quantize_for_target(first, dst, "minmax", recipe, profile, (), tmp_path / "work", judge)
+    try:
+        record = info["weights_choice"]
+        assert len(judged) == 2 and set(record["tries"]) == {"per_channel", "per_tensor"}
+        assert all(t["min_ms"] > 0 for t in record["tries"].values())
+        scales = _weight_scales(dst)
+        if as_good:
+            assert record["chosen"] == "per_tensor" and "kept_per_channel_because" not in record
+            assert chosen is not first and not first.work.exists() and chosen.work.exists()
+            assert info["per_channel"] is False and info["equalization"] is not None
+            assert scales and set(scales) == {1}  # one weight scale per conv
+        else:
+            assert record["chosen"] == "per_channel" and "task score" in record["kept_per_channel_because"]
+            assert chosen is first and info["per_channel"] is True
+            assert max(scales) > 1
+        assert info["keep_float"]["slower_in_int8"]["candidates"] == []  # the float choice's record is kept
+    finally:
+        chosen.close()
+        first.close()
+
+
+def test_without_a_judge_or_for_a_target_not_timed_here_nothing_is_tried(tmp_path: Path, tiny_fp32: Path):
+    images = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    recipe = recipe_for_family("mobilenet")
+
+    def judge(path: Path) -> dict:
+        raise AssertionError("no twin is judged")
+
+    with Quantizer(tiny_fp32, images) as quantizer:
+        for profile, given in (("x86-avx2", None), ("raspberrypi4", judge)):
+            info, _, chosen = quantize_for_target(
+                quantizer, tmp_path / f"{profile}.onnx", "minmax", recipe, load_profile(profile), (), tmp_path, given
+            )
+            assert chosen is quantizer and "weights_choice" not in info and info["per_channel"] is True
+
+
+def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(tmp_path: Path, export_trained):
+    """The digits EfficientNet on x86-avx2: both graphs timed and judged on the drift samples, the recorded
+    choice is the rule's on the recorded figures (which one wins is the host's business, not the test's), and the
+    shipped `.onnx` has the chosen weights."""
+    result = export_trained("efficientnet", tmp_path / "x86", profile="x86-avx2", formats="onnx,ort")
+    quantize = result.manifest["stages"]["quantize"]
+    record = quantize["weights_choice"]
+    tries = record["tries"]
+    refused = accept(tries["per_channel"], tries["per_tensor"])
+    assert record["chosen"] == ("per_channel" if refused else "per_tensor")
+    assert record.get("kept_per_channel_because") == refused
+    assert quantize["per_channel"] == (record["chosen"] == "per_channel")
+    scales = _weight_scales(result.artifacts["int8_onnx"])
+    assert scales and (set(scales) == {1}) == (record["chosen"] == "per_tensor")
+    assert result.manifest["drift"]["passed"], result.manifest["drift"]["final"]
+    report = (tmp_path / "x86" / "report.md").read_text()
+    assert f"- ORT int8 weights: {record['chosen'].replace('_', ' ')} — per channel" in report
+
+
+def test_an_export_whose_drift_is_not_judged_keeps_the_profiles_granularity(tmp_path: Path):
+    from edgecnn.pipeline.export import export
+
+    result = export("mobilenet_v1", out=tmp_path / "x", width=0.25, resolution=32, formats="onnx", calib_size=8)
+    quantize = result.manifest["stages"]["quantize"]
+    assert "weights_choice" not in quantize and quantize["per_channel"] is True
+    assert max(_weight_scales(result.artifacts["int8_onnx"])) > 1
