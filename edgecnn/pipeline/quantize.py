@@ -226,10 +226,11 @@ def _per_tensor_twin(
         path = work / "per-tensor.onnx"
         info = twin.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
         chosen, record = choose_weight_granularity(dst, path, judge)
-    except (UsageError, CheckFailedError) as error:  # a graph the twin cannot be made of keeps its per-channel one
+    except Exception as error:  # an optional twin: a graph it cannot be made of keeps its per-channel one, and says why
         if twin is not None:
             twin.close()
-        return {}, {"chosen": "per_channel", "kept_per_channel_because": f"no per-tensor twin: {error}"}, None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        return {}, {"chosen": "per_channel", "kept_per_channel_because": f"no per-tensor twin: {reason}"}, None
     except BaseException:
         if twin is not None:
             twin.close()

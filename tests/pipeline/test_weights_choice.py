@@ -138,3 +138,22 @@ def test_an_export_whose_drift_is_not_judged_keeps_the_profiles_granularity(tmp_
     quantize = result.manifest["stages"]["quantize"]
     assert "weights_choice" not in quantize and quantize["per_channel"] is True
     assert max(_weight_scales(result.artifacts["int8_onnx"])) > 1
+
+
+def test_a_twin_that_cannot_be_made_or_judged_leaves_the_per_channel_graph_and_says_why(
+    tmp_path: Path, tiny_fp32: Path
+):
+    images = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
+
+    def judge(path: Path) -> dict:
+        raise ValueError("the judge cannot read this model\nsecond line")
+
+    with Quantizer(tiny_fp32, images) as quantizer:
+        dst = tmp_path / "int8.onnx"
+        info, _, chosen = quantize_for_target(quantizer, dst, "minmax", recipe, profile, (), tmp_path / "w", judge)
+        assert chosen is quantizer and info["per_channel"] is True and max(_weight_scales(dst)) > 1
+    assert info["weights_choice"] == {
+        "chosen": "per_channel",
+        "kept_per_channel_because": "no per-tensor twin: the judge cannot read this model",
+    }
