@@ -241,11 +241,17 @@ def edgecnn_quantize(
         return {}
     profile = load_profile("x86-avx2" if per_channel else "android-nnapi-api28")
     options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": bias_correct}
-    evaluate = evaluator(calib, load(fp32).run_all(calib), None, HOST_KERNELS, Thresholds())
+    judge = None
+    if choose and profile.per_channel:  # only a per-channel target weighs per-tensor weights
+        evaluate = evaluator(calib, load(fp32).run_all(calib), None, HOST_KERNELS, Thresholds())
+
+        def judge(path: Path) -> dict[str, Any]:
+            return evaluate(path)[0]
+
     with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
         info, _, quantizer = quantize_for_target(
             quantizer, dst, method or recipe.method, recipe, profile, recipe.keep_float_nodes, quantizer.work / "float",
-            judge=(lambda path: evaluate(path)[0]) if choose else None,
+            judge=judge,
         )  # fmt: skip
         quantizer.close()  # the twin, when the choice took it (the with block closes the first)
     return {"weights_chosen": "per_channel" if info["per_channel"] else "per_tensor"}

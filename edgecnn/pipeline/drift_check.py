@@ -80,14 +80,17 @@ def _agreement(
     return agreement
 
 
-def _evaluation(ctx: ExportContext, reference: Outputs | None = None) -> tuple[Any, Outputs, Thresholds]:
+def _evaluation(
+    ctx: ExportContext, reference: Outputs | None = None, warn: bool = True
+) -> tuple[Any, Outputs, Thresholds]:
     """The held-out samples (calibration ones when none are held out), fp32 ONNX outputs on them (computed once
-    per export by the drift stage, passed on in its result) and the export's thresholds."""
+    per export by the drift stage, passed on in its result) and the export's thresholds (their warning given when
+    the outputs are computed here and ``warn``)."""
     data = ctx.holdout if len(ctx.holdout) else ctx.calib
     first = reference is None
     if first:
         reference = load(ctx.artifact("fp32_onnx")).run_all(data.images)
-    return data, reference, _task_thresholds(ctx, reference, data.labels, warn=first)
+    return data, reference, _task_thresholds(ctx, reference, data.labels, warn=first and warn)
 
 
 def _task_thresholds(ctx: ExportContext, reference: Outputs, labels: Any, warn: bool) -> Thresholds:
@@ -120,15 +123,13 @@ def drift_judge(ctx: ExportContext) -> Any:
 
     if _not_judged_reasons(ctx):
         return None
-    data = ctx.holdout if len(ctx.holdout) else ctx.calib
     basis = int8_basis(ctx.profile.arch, ctx.profile.features)
-    known: dict[str, Any] = {}
+    known: list[tuple[Any, Outputs, Thresholds]] = []  # the evaluation, made on the first call
 
     def judge(path: Path) -> dict[str, Any]:
         if not known:
-            known["reference"] = reference = load(ctx.artifact("fp32_onnx")).run_all(data.images)
-            known["thresholds"] = _task_thresholds(ctx, reference, data.labels, warn=False)
-        reference, thresholds = known["reference"], known["thresholds"]
+            known.append(_evaluation(ctx, warn=False))  # the drift stage gives the thresholds' warning
+        data, reference, thresholds = known[0]
         computed = int8_computations(path, data.images, reference, data.labels, kinds=(basis,), thresholds=thresholds)
         return verdict(computed, basis, thresholds)
 

@@ -19,7 +19,6 @@ from typing import Any
 
 MARGIN = 0.03  # the twin must be faster by more than this fraction: above identical graphs' spread here (≤ 2%)
 SQNR_SLACK_DB = 1.0  # the twin's output SQNR may be this much below the per-channel graph's (noise ×1.26)
-ROUNDS, RUNS = 5, 20
 
 Judge = Callable[[Path], dict[str, Any]]  # int8 model → its drift verdict (``score``, ``sqnr_db``, ``passed``)
 
@@ -50,6 +49,7 @@ def _figures(verdict: dict[str, Any], min_ms: float) -> dict[str, Any]:
 def choose_weight_granularity(channel: Path, tensor: Path, judge: Judge) -> tuple[bool, dict[str, Any]]:
     """Whether the per-tensor twin at ``tensor`` replaces the per-channel graph at ``channel``, and the record of
     the choice (both graphs' times and figures, the rule, and why the twin was refused)."""
+    from edgecnn.pipeline.float_choice import ROUNDS, RUNS  # one timing protocol for the export's choices
     from edgecnn.runtime.host_timing import interleaved_min_ms
 
     times = interleaved_min_ms({"per_channel": channel, "per_tensor": tensor}, ROUNDS, RUNS)
