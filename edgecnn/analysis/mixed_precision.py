@@ -124,7 +124,7 @@ def repair(
 ) -> Repair:
     """Search for the cheapest setting that meets the thresholds, starting from a failing ``baseline``.
 
-    1. Global remedies: reduce_range (only where the target's kernels saturate), the quantizer's other
+    1. Global remedies: reduce_range (only where the target's kernels saturate, never turned off there), the other
        calibration methods (``quantizer.remedy_methods``: percentile, entropy and the per-tensor auto for ORT),
        then each of its techniques on the best so far (``quantizer.remedy_techniques``: bias correction for
        ORT); keep the best.
@@ -142,7 +142,9 @@ def repair(
             search.attempt("latency: slow int8 ops in float", baseline.method, baseline.reduce_range),
             key=lambda a: a.score,
         )
-    ranges = [baseline.reduce_range] + ([not baseline.reduce_range] if saturating_target else [])
+    # reduce_range on a saturating target when the baseline lacks it; never off there: the ORT quantizer's
+    # reduce_range already keeps 8-bit weights wherever u8s8 does not saturate (``pipeline.weight_bits``)
+    ranges = [baseline.reduce_range] + ([True] if saturating_target and not baseline.reduce_range else [])
     for method in dict.fromkeys([baseline.method, *quantizer.remedy_methods]):
         for reduce_range in dict.fromkeys(ranges):
             if (method, reduce_range) == (baseline.method, baseline.reduce_range):

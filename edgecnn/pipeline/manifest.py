@@ -96,6 +96,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         f"- profile `{profile['name']}`: {profile['arch']}, {profile['cpu']}, {profile['threads']} threads",
         f"- int8 reduce_range: {profile['reduce_range']}",
         *_weights_lines((manifest["stages"].get("quantize") or {}).get("weights_choice")),
+        *_weight_bits_lines((manifest["stages"].get("quantize") or {}).get("weight_bits")),
         "",
         *_plan_lines(manifest.get("plan")),
         "## Calibration",
@@ -230,6 +231,19 @@ def _weights_lines(choice: dict[str, Any] | None) -> list[str]:
     )
     because = choice.get("kept_per_channel_because")
     return [line + (f": {because}" if because else "")]
+
+
+def _weight_bits_lines(bits: dict[str, Any] | None) -> list[str]:
+    """Which layers kept 7-bit weights under reduce_range (their u8s8 pair sums saturate), when it was decided."""
+    if not bits:
+        return []
+    if bits["seven_bit"] == "all":
+        return [f"- ORT int8 weights 7-bit in every layer: {bits['kept_because']}"]
+    seven = len(bits["seven_bit"])
+    return [
+        f"- ORT int8 weights 8-bit in {bits['layers'] - seven} of {bits['layers']} layers the x86 u8s8 kernels run, "
+        f"7-bit in {seven} whose pair sums saturate on {bits['samples']} calibration samples (depthwise: 8-bit)"
+    ]
 
 
 def _per_tensor_lines(counts: dict[str, int] | None) -> list[str]:

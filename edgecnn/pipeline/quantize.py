@@ -220,7 +220,7 @@ def _per_tensor_twin(
         twin = Quantizer(
             quantizer.source, quantizer.images, quantizer.bins, quantizer.percentile, on_sample,
             per_channel=False, equalize=True, bias_correct=quantizer.bias_correct,
-            share_concat_ranges=quantizer.share_concat_ranges,
+            share_concat_ranges=quantizer.share_concat_ranges, widen_weights=quantizer.widen_weights,
         )  # fmt: skip
         work.mkdir(parents=True, exist_ok=True)
         path = work / "per-tensor.onnx"
@@ -276,6 +276,7 @@ class Quantizer:
         equalize: bool = False,
         bias_correct: bool = False,
         share_concat_ranges: bool = True,
+        widen_weights: bool = True,
     ):
         import onnx
 
@@ -292,6 +293,7 @@ class Quantizer:
         self.unshared = unshare_file(self.preprocessed)  # float readers of a merged constant keep a float copy
         self.per_channel, self.bias_correct = per_channel, bias_correct
         self.share_concat_ranges = share_concat_ranges  # one range per Concat group (``concat_ranges``)
+        self.widen_weights = widen_weights  # with reduce_range: 8-bit weights where u8s8 does not saturate
         self._shared: dict[str, tuple[Path, dict[str, Any]]] = {}
         self.equalization: dict[str, Any] | None = None
         if equalize:  # before calibration: the ranges are the equalized graph's
@@ -384,7 +386,9 @@ class Quantizer:
     ) -> dict[str, Any]:
         """Write the QDQ int8 model to ``dst`` (int8 weights per output channel, or per tensor without
         ``per_channel``; uint8 activations; biases corrected with ``bias_correct``: both by default the
-        quantizer's)."""
+        quantizer's). With ``reduce_range`` the weights are 7-bit only in the layers whose u8s8 pair sums saturate
+        on the first calibration samples, 8-bit elsewhere (``weight_bits``; unless the quantizer was made
+        without ``widen_weights``)."""
         per_channel = self.per_channel if per_channel is None else per_channel
         bias_correct = self.bias_correct if bias_correct is None else bias_correct
         import onnx
@@ -426,6 +430,14 @@ class Quantizer:
             corrected = self.work / "bias-corrected.onnx"
             correction = correct_biases(self.preprocessed, layer_shifts(self.preprocessed, dst, self.images), corrected)
             messages += run(corrected)
+        weight_bits = None
+        if reduce_range and self.widen_weights:  # 7-bit weights only in the layers whose u8s8 sums saturate
+            from edgecnn.pipeline.weight_bits import widen_where_safe
+
+            def eight_bit(path: Path) -> None:
+                self.quantize(path, method, False, keep_float_op_types, keep_float_nodes, per_channel, bias_correct)
+
+            weight_bits = widen_where_safe(dst, eight_bit, self.work, self.images)
         quantized = onnx.load(str(dst))
         return {
             "method": method,
@@ -433,6 +445,7 @@ class Quantizer:
             "calibration": self.calibration(method),
             "samples": batch_size(self.images),
             "reduce_range": reduce_range,
+            "weight_bits": weight_bits,
             "per_channel": per_channel,
             "format": "QDQ",
             "weights": "int8",

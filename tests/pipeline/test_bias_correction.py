@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edgecnn.pipeline.bias_correction import layer_shifts, quantized_layers
 from edgecnn.pipeline.quantize import Quantizer
@@ -102,3 +103,28 @@ def test_the_repair_tries_the_slow_op_types_float_only_when_the_int8_model_does_
             ), record
     assert labels[False][0] == "latency: slow int8 ops in float", labels
     assert not any(label.startswith("latency:") for label in labels[True]), labels
+
+
+@pytest.mark.parametrize("baseline_reduce_range", [True, False])
+def test_on_a_saturating_target_the_repair_never_turns_reduce_range_off(tmp_path, baseline_reduce_range: bool):
+    """Full 8-bit weights are what saturates x86 u8s8 kernels; reduce_range already keeps 8-bit weights wherever
+    they do not (``pipeline.weight_bits``). A baseline without it gets a try with it."""
+    from edgecnn.analysis.drift import EXACT_QDQ, Thresholds, evaluator
+    from edgecnn.analysis.mixed_precision import repair_model
+
+    source = _uneven_net(tmp_path / "net.onnx")
+    rng = np.random.default_rng(2)
+    calib, held = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (16, 16))
+    evaluate = evaluator(held, load(source).run_all(held), None, EXACT_QDQ, Thresholds(tasks="raw", min_cosine=1.0))
+    with Quantizer(source, calib, per_channel=False) as quantizer:
+        int8 = tmp_path / "int8.onnx"
+        quantizer.quantize(int8, "minmax", reduce_range=baseline_reduce_range)
+        work = tmp_path / "work"
+        work.mkdir()
+        _, record = repair_model(
+            quantizer, evaluate, int8, tmp_path / "fixed.onnx", work, evaluate(int8), method="minmax",
+            reduce_range=baseline_reduce_range, images=held, saturating_target=True,
+        )  # fmt: skip
+    globals_ = [a["label"] for a in record["attempts"] if a["label"].startswith("global:")]
+    turned = "reduce_range=False" if baseline_reduce_range else "reduce_range=True"
+    assert any(turned in label for label in globals_) != baseline_reduce_range, globals_

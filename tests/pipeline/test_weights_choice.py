@@ -42,22 +42,6 @@ def _weight_scales(path: Path) -> list[int]:
     return [int(np.size(inits[dequantize[c.input[1]].input[1]])) for c in convs if c.input[1] in dequantize]
 
 
-@pytest.fixture
-def tiny_fp32(tmp_path: Path) -> Path:
-    """A random-weights MobileNetV1 α 0.25 at 32×32×1 as a simplified fp32 ONNX."""
-    import torch
-
-    from edgecnn.models import create_model
-    from edgecnn.pipeline.onnx_export import export_onnx
-    from edgecnn.pipeline.simplify import simplify
-
-    torch.manual_seed(0)
-    model = create_model("mobilenet_v1", num_classes=10, in_chans=1, resolution=32, width=0.25).eval()
-    export_onnx(model, (1, 1, 32, 32), tmp_path / "raw.onnx")
-    simplify(tmp_path / "raw.onnx", tmp_path / "fp32.onnx")
-    return tmp_path / "fp32.onnx"
-
-
 @pytest.mark.parametrize("as_good", [True, False])
 def test_the_chosen_graph_and_its_quantizer_are_returned_and_the_other_is_closed(
     tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch, as_good: bool

@@ -1,0 +1,90 @@
+"""reduce_range as the x86 target needs it: 8-bit weights wherever the u8s8 pair sums do not saturate on the
+calibration samples, 7-bit only in the layers where they do; recorded in the manifest and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgecnn.analysis import u8s8_saturation as saturation
+from edgecnn.pipeline import weight_bits
+from edgecnn.pipeline.quantize import Quantizer
+
+
+def _largest_weight(path: Path) -> dict[str, int]:
+    """Each Conv/Gemm → the largest |int8| of its weights."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out = {}
+    for node in model.graph.node:
+        dq = producers.get(node.input[1]) if node.op_type in ("Conv", "Gemm") else None
+        if dq is not None and dq.op_type == "DequantizeLinear":
+            out[node.name] = int(np.abs(inits[dq.input[0]].astype(np.int32)).max())
+    return out
+
+
+IMAGES = np.random.default_rng(0).standard_normal((20, 1, 32, 32)).astype(np.float32) * 2
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_only_the_saturating_layers_keep_7bit_weights(tmp_path: Path, tiny_fp32: Path, per_channel: bool):
+    dst = tmp_path / "int8.onnx"
+    with Quantizer(tiny_fp32, IMAGES, per_channel=per_channel, equalize=not per_channel) as quantizer:
+        info = quantizer.quantize(dst, "minmax", reduce_range=True)
+        plain = quantizer.quantize(tmp_path / "8bit.onnx", "minmax", reduce_range=False)  # 8-bit everywhere
+    bits = info["weight_bits"]
+    assert info["reduce_range"] is True and plain["weight_bits"] is None
+    assert bits["samples"] == weight_bits.MAX_SAMPLES and bits["layers"] == 15  # 14 pointwise/dense convs + Gemm
+    seven = set(bits["seven_bit"])
+    assert seven and bits["eight_bit"] == bits["layers"] - len(seven) > 0
+    largest = _largest_weight(dst)
+    for name, value in largest.items():
+        assert (value <= 64) == (name in seven), name  # 7-bit: |q| ≤ 64; 8-bit: the largest is 127
+    checked = weight_bits.checked_samples(IMAGES)
+    assert saturation.u8s8_saturation(dst, checked)["saturating"] == {}  # what it ships does not saturate
+    assert saturation.u8s8_saturation(tmp_path / "8bit.onnx", checked)["saturating"]  # 8-bit everywhere would
+
+
+def test_without_widening_every_layer_is_7bit(tmp_path: Path, tiny_fp32: Path):
+    dst = tmp_path / "int8.onnx"
+    with Quantizer(tiny_fp32, IMAGES, widen_weights=False) as quantizer:
+        info = quantizer.quantize(dst, "minmax", reduce_range=True)
+    assert info["weight_bits"] is None and max(_largest_weight(dst).values()) <= 64
+
+
+def test_a_graph_that_keeps_saturating_stays_7bit(tmp_path: Path, tiny_fp32: Path, monkeypatch):
+    calls = []
+
+    def always_another(path: Path, images) -> dict:  # every check finds a layer it had not found before
+        calls.append(path)
+        return {"layers": 15, "outputs": 1, "saturating": {f"layer{len(calls)}": {"outputs": 1, "share": 1.0}}}
+
+    monkeypatch.setattr(saturation, "u8s8_saturation", always_another)
+    dst = tmp_path / "int8.onnx"
+    with Quantizer(tiny_fp32, IMAGES) as quantizer:
+        info = quantizer.quantize(dst, "minmax", reduce_range=True)
+    assert len(calls) == weight_bits.ROUNDS
+    assert info["weight_bits"]["seven_bit"] == "all" and "still saturating" in info["weight_bits"]["kept_because"]
+    assert max(_largest_weight(dst).values()) <= 64
+
+
+def test_fewer_samples_are_checked_for_large_inputs():
+    assert weight_bits.checked_samples(np.zeros((40, 3, 224, 224), np.float32)).shape[0] == 10
+    assert weight_bits.checked_samples(np.zeros((3, 1, 32, 32), np.float32)).shape[0] == 3
+    assert weight_bits.checked_samples(np.zeros((2, 3, 2048, 2048), np.float32)).shape[0] == 1
+
+
+def test_an_x86_export_records_the_weight_bits_in_its_manifest_and_report(tmp_path: Path, export_trained):
+    result = export_trained("mobilenet", tmp_path / "x86", profile="x86-avx2", formats="onnx")
+    bits = result.manifest["stages"]["quantize"]["weight_bits"]
+    assert bits["layers"] > 0 and isinstance(bits["seven_bit"], list)
+    largest = _largest_weight(result.artifacts["int8_onnx"])
+    assert all(largest[name] <= 64 for name in bits["seven_bit"])
+    report = (tmp_path / "x86" / "report.md").read_text()
+    assert f"8-bit in {bits['eight_bit']} of {bits['layers']} layers" in report
+    assert result.manifest["drift"]["passed"]
