@@ -59,7 +59,12 @@ def _layers(model: Any) -> list[_Layer]:
         activation_zero = numpy_helper.to_array(constants[zero]) if zero in constants else np.zeros((), np.uint8)
         if weight.dtype != np.int8 or activation_zero.dtype != np.uint8:
             continue
-        if node.op_type == "Conv" and weight.shape[1] == 1 and int(attribute(node, "group", 1)) > 1:
+        if (
+            node.op_type == "Conv"
+            and weight.ndim == 4
+            and weight.shape[1] == 1
+            and int(attribute(node, "group", 1)) > 1
+        ):
             continue  # depthwise: MLAS's depthwise kernel does not saturate
         layers.append(_Layer(node.name, feed.input[0], int(activation_zero.reshape(-1)[0]), weight, node))
     return layers
@@ -93,19 +98,26 @@ def _conv_columns(x: np.ndarray, layer: _Layer) -> tuple[list[np.ndarray], list[
 
 
 def _saturating(rows: np.ndarray, weights: np.ndarray) -> int:
-    """How many (row, output) dot products have a pair (2j, 2j+1) whose 16-bit sum saturates."""
+    """How many (row, output) dot products have a pair (2j, 2j+1) whose 16-bit sum saturates. Inputs are uint8
+    (never negative): a pair's sum is bounded by its largest inputs times its weights' magnitudes, so only the
+    (pair, output) combinations whose bound exceeds int16 are computed."""
     if rows.shape[1] % 2:
         rows = np.pad(rows, ((0, 0), (0, 1)))
         weights = np.pad(weights, ((0, 0), (0, 1)))
-    a = rows.astype(np.int32).reshape(rows.shape[0], -1, 2)
+    a = rows.reshape(rows.shape[0], -1, 2)
     w = weights.astype(np.int32).reshape(weights.shape[0], -1, 2)
-    step = max(1, CHUNK_BYTES // (4 * a.shape[1] * w.shape[0]))
-    count = 0
-    first, second = w[:, :, 0].T[None], w[:, :, 1].T[None]  # 1 × pairs × outputs
+    top = a.max(axis=0).astype(np.int32)  # pairs × 2: the largest input each element takes
+    risky = top[None, :, 0] * np.abs(w[:, :, 0]) + top[None, :, 1] * np.abs(w[:, :, 1]) > HIGH  # outputs × pairs
+    pairs = np.flatnonzero(risky.any(axis=0))
+    count, step = 0, max(1, CHUNK_BYTES // (4 * w.shape[0]))
     for start in range(0, a.shape[0], step):
-        part = a[start : start + step]
-        sums = part[:, :, 0, None] * first + part[:, :, 1, None] * second  # rows × pairs × outputs
-        count += int(np.count_nonzero(((sums > HIGH) | (sums < LOW)).any(axis=1)))
+        part = a[start : start + step].astype(np.int32)
+        hit = np.zeros((part.shape[0], w.shape[0]), bool)
+        for j in pairs:
+            outs = np.flatnonzero(risky[:, j])
+            sums = part[:, j, 0, None] * w[None, outs, j, 0] + part[:, j, 1, None] * w[None, outs, j, 1]
+            hit[:, outs] |= (sums > HIGH) | (sums < LOW)
+        count += int(np.count_nonzero(hit))
     return count
 
 
@@ -118,7 +130,7 @@ def layer_saturation(layer: _Layer, x: np.ndarray) -> tuple[int, int]:
         w = layer.weight
         if node.op_type == "MatMul" or not attribute(node, "transB", 0):
             w = w.T  # outputs × K
-        pairs = [(x.reshape(x.shape[0], -1), w)]
+        pairs = [(x.reshape(-1, w.shape[1]), w)]
     saturating = sum(_saturating(rows, weights) for rows, weights in pairs)
     return saturating, sum(rows.shape[0] * weights.shape[0] for rows, weights in pairs)
 
@@ -130,7 +142,8 @@ def u8s8_saturation(int8_path: Path, images: Any) -> dict[str, Any]:
 
     from edgecnn.analysis.layerwise import tensor_batches
 
-    layers = _layers(onnx.load(str(int8_path)))
+    every = _layers(onnx.load(str(int8_path)))
+    layers = [layer for layer in every if computable(layer)]
     counts = {layer.node: [0, 0] for layer in layers}
     sources = sorted({layer.source for layer in layers})
     for batch in tensor_batches(int8_path, sources, images) if sources else ():
@@ -138,7 +151,15 @@ def u8s8_saturation(int8_path: Path, images: Any) -> dict[str, Any]:
             saturating, total = layer_saturation(layer, batch[layer.source])
             counts[layer.node][0] += saturating
             counts[layer.node][1] += total
-    saturating = {
+    saturating: dict[str, dict[str, Any]] = {
         name: {"outputs": hit, "share": round(hit / total, 6)} for name, (hit, total) in counts.items() if hit
     }
-    return {"layers": len(layers), "outputs": sum(t for _, t in counts.values()), "saturating": saturating}
+    for layer in every:  # what is not computed counts as saturating: it keeps the guard
+        if not computable(layer):
+            saturating[layer.node] = {"outputs": None, "share": None, "not_computed": f"{layer.weight.ndim}-D weights"}
+    return {"layers": len(every), "outputs": sum(t for _, t in counts.values()), "saturating": saturating}
+
+
+def computable(layer: _Layer) -> bool:
+    """Whether the pair sums of ``layer`` are computed here: 2-D convolutions and Gemm/MatMul of a matrix."""
+    return layer.weight.ndim == (4 if layer.onnx_node.op_type == "Conv" else 2)

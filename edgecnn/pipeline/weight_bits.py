@@ -31,25 +31,33 @@ def checked_samples(images: Inputs) -> Inputs:
     return take(images, slice(0, count))
 
 
-def splice_weights(eight: Path, seven: Path, nodes: set[str], dst: Path) -> None:
+def splice_weights(eight: Path, seven: Path, nodes: set[str], dst: Path) -> set[str]:
     """Write to ``dst`` the graph at ``eight`` with the weights and bias of ``nodes`` taken from ``seven`` (the same
-    graph quantized with 7-bit weights: the same names)."""
+    graph quantized with 7-bit weights: the same names); the nodes spliced — ``nodes`` and any other node that
+    reads one of their weights (its bias must follow the weights' scale)."""
     import onnx
 
     model, donor = onnx.load(str(eight)), onnx.load(str(seven))
     producers = {out: node for node in model.graph.node for out in node.output}
-    wanted = set()
-    for node in model.graph.node:
-        if node.name in nodes:
-            for name in node.input[1:3]:
-                dq = producers.get(name)
-                if dq is not None and dq.op_type == "DequantizeLinear":
-                    wanted.update(dq.input)
+
+    def constants(node: Any) -> set[str]:  # the initializers behind a layer's weight and bias DequantizeLinear
+        found = (producers.get(name) for name in node.input[1:3])
+        return {n for dq in found if dq is not None and dq.op_type == "DequantizeLinear" for n in dq.input}
+
+    layers = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1]
+    chosen = set(nodes)
+    while True:
+        wanted = set().union(*(constants(n) for n in layers if n.name in chosen))
+        sharing = {n.name for n in layers if n.name not in chosen and constants(n) & wanted}
+        if not sharing:
+            break
+        chosen |= sharing
     replacements = {i.name: i for i in donor.graph.initializer if i.name in wanted}
     for initializer in model.graph.initializer:
         if initializer.name in replacements:
             initializer.CopyFrom(replacements[initializer.name])
     onnx.save_model(model, str(dst))
+    return chosen
 
 
 def widen_where_safe(seven: Path, quantize_eight: Callable[[Path], Any], work: Path, images: Inputs) -> dict:
@@ -76,9 +84,8 @@ def widen_where_safe(seven: Path, quantize_eight: Callable[[Path], Any], work: P
             if len(narrow) < found["layers"]:
                 candidate.replace(seven)
             return record
-        narrow |= newly
         spliced = work / f"weights-mixed-{round_}.onnx"
-        splice_weights(eight, seven, narrow, spliced)
+        narrow = splice_weights(eight, seven, narrow | newly, spliced)
         candidate = spliced
     kept = f"still saturating after {ROUNDS} rounds"
     return {"seven_bit": "all", "kept_because": kept, "samples": batch_size(samples)}

@@ -116,6 +116,14 @@ def test_padding_reads_the_zero_point_and_smaller_inputs_do_not_saturate(tmp_pat
     assert not u8s8_saturation(path, ones * 0.5)["saturating"]  # 128 × 127 × 2 = 32512 fits
 
 
+def test_a_layer_it_cannot_compute_counts_as_saturating(tmp_path: Path):
+    """A 1-D convolution: its pairs are not computed here, so it keeps the 7-bit guard."""
+    path = tmp_path / "m.onnx"
+    onnx.save(_qdq(np.ones((2, 4, 3)), [1, 4, 5]), str(path))
+    found = u8s8_saturation(path, np.zeros((1, 4, 5), np.float32))
+    assert found["layers"] == 1 and found["saturating"]["layer"]["not_computed"] == "3-D weights"
+
+
 @pytest.mark.skipif(not os.environ.get("EDGECNN_X86_EMULATOR"), reason="no x86 emulator ($EDGECNN_X86_EMULATOR)")
 def test_the_outputs_computed_to_saturate_are_those_the_emulated_kernels_get_wrong(tmp_path: Path):
     """A random 3×3 conv on random uint8 inputs, run by ONNX Runtime on the emulated AVX2 CPU without VNNI: every

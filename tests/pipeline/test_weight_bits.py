@@ -88,3 +88,38 @@ def test_an_x86_export_records_the_weight_bits_in_its_manifest_and_report(tmp_pa
     report = (tmp_path / "x86" / "report.md").read_text()
     assert f"8-bit in {bits['eight_bit']} of {bits['layers']} layers" in report
     assert result.manifest["drift"]["passed"]
+
+
+def _two_convs_one_weight(weight: int, bias: int) -> onnx.ModelProto:
+    """Two Convs reading one int8 weight (through one DequantizeLinear), each with its own int32 bias."""
+    from onnx import TensorProto, helper
+
+    constants = {
+        "s": np.array(0.1, np.float32), "z": np.array(0, np.uint8), "w": np.full((1, 1, 1, 1), weight, np.int8),
+        "ws": np.array(0.01, np.float32), "wz": np.array(0, np.int8), "zb": np.array(0, np.int32),
+        "b1": np.array([bias], np.int32), "b2": np.array([bias], np.int32), "bs": np.array(0.001, np.float32),
+    }  # fmt: skip
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
+        helper.make_node("DequantizeLinear", ["b1", "bs", "zb"], ["b1d"]),
+        helper.make_node("DequantizeLinear", ["b2", "bs", "zb"], ["b2d"]),
+        helper.make_node("Conv", ["xd", "wd", "b1d"], ["y1"], name="first"),
+        helper.make_node("Conv", ["xd", "wd", "b2d"], ["y2"], name="second"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2")],
+        [numpy_helper.from_array(v, k) for k, v in constants.items()],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_spliced_weight_takes_every_reader_s_bias_with_it(tmp_path: Path):
+    eight, seven, dst = tmp_path / "8.onnx", tmp_path / "7.onnx", tmp_path / "mixed.onnx"
+    onnx.save(_two_convs_one_weight(127, 500), str(eight))
+    onnx.save(_two_convs_one_weight(63, 250), str(seven))
+    assert weight_bits.splice_weights(eight, seven, {"first"}, dst) == {"first", "second"}
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(dst)).graph.initializer}
+    assert int(inits["w"].max()) == 63 and int(inits["b1"][0]) == int(inits["b2"][0]) == 250
