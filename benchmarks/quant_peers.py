@@ -332,9 +332,14 @@ def quality(path: Path, data: Data, reference: np.ndarray) -> dict[str, Any]:
 def mcnemar_p(ours: frozenset[int], theirs: frozenset[int]) -> float:
     """Exact two-sided McNemar p-value of two quantizers' disagreements with fp32 on the same digits: the chance of
     a split at least this uneven of the digits only one of them gets wrong, were both equally good."""
-    only_ours, only_theirs = len(ours - theirs), len(theirs - ours)
-    n = only_ours + only_theirs
-    tail = sum(math.comb(n, k) for k in range(min(only_ours, only_theirs) + 1)) / 2**n
+    return sign_p(len(ours - theirs), len(theirs - ours))
+
+
+def sign_p(ours: int, theirs: int) -> float:
+    """Exact two-sided sign-test p of a split ``ours`` : ``theirs`` of discordant cases (each one only one side
+    loses): the chance of a split at least this uneven, were both sides equally good."""
+    n = ours + theirs
+    tail = sum(math.comb(n, k) for k in range(min(ours, theirs) + 1)) / 2**n
     return round(min(1.0, 2 * tail), 4)
 
 
@@ -549,7 +554,6 @@ def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if mcnemar_p(ours[DISAGREE], theirs[DISAGREE]) < 0.05:
                     (ahead if len(only_peer) > len(only_ours) else behind).append(model)
             if models:
-                split = frozenset(range(ours_wrong)), frozenset(range(ours_wrong, ours_wrong + peer_wrong))
                 out.append(
                     {
                         "granularity": granularity,
@@ -557,7 +561,7 @@ def pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "models": models,
                         "only_ours_wrong": ours_wrong,
                         "only_peer_wrong": peer_wrong,
-                        "p": mcnemar_p(*split),
+                        "p": sign_p(ours_wrong, peer_wrong),
                         "ahead_p05": ", ".join(ahead) or "—",
                         "behind_p05": ", ".join(behind) or "—",
                     }
