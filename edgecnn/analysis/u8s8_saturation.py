@@ -137,7 +137,7 @@ def layer_saturation(layer: _Layer, x: np.ndarray) -> tuple[int, int]:
 
 def u8s8_saturation(int8_path: Path, images: Any) -> dict[str, Any]:
     """Every layer of the QDQ model at ``int8_path`` that saturates on ``images`` (node → saturating outputs,
-    their share), and how many layers and outputs were computed."""
+    their share), how many layers and outputs were computed, and how many layers lack a name of their own."""
     import onnx
 
     from edgecnn.analysis.layerwise import tensor_batches
@@ -157,7 +157,14 @@ def u8s8_saturation(int8_path: Path, images: Any) -> dict[str, Any]:
     for layer in every:  # what is not computed counts as saturating: it keeps the guard
         if not computable(layer):
             saturating[layer.node] = {"outputs": None, "share": None, "not_computed": f"{layer.weight.ndim}-D weights"}
-    return {"layers": len(every), "outputs": sum(t for _, t in counts.values()), "saturating": saturating}
+    names = [layer.node for layer in every]
+    unnamed = len(names) - len({n for n in names if n})  # layers a splice by name could not tell apart
+    return {
+        "layers": len(every),
+        "outputs": sum(t for _, t in counts.values()),
+        "saturating": saturating,
+        "unnamed": unnamed,
+    }
 
 
 def computable(layer: _Layer) -> bool:

@@ -72,6 +72,8 @@ def widen_where_safe(seven: Path, quantize_eight: Callable[[Path], Any], work: P
     candidate, narrow = eight, set()
     for round_ in range(1, ROUNDS + 1):
         found = u8s8_saturation(candidate, samples)
+        if found.get("unnamed"):  # the splice goes by node name
+            return {"seven_bit": "all", "kept_because": "layers without a name of their own", "samples": 0}
         newly = set(found["saturating"]) - narrow
         if not newly:
             record = {

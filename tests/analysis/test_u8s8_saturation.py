@@ -116,6 +116,14 @@ def test_padding_reads_the_zero_point_and_smaller_inputs_do_not_saturate(tmp_pat
     assert not u8s8_saturation(path, ones * 0.5)["saturating"]  # 128 × 127 × 2 = 32512 fits
 
 
+def test_layers_without_a_name_of_their_own_are_counted(tmp_path: Path):
+    model = _qdq(np.ones((1, 8, 1, 1)), [1, 8, 1, 1])
+    model.graph.node[3].name = ""
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    assert u8s8_saturation(path, np.zeros((1, 8, 1, 1), np.float32))["unnamed"] == 1
+
+
 def test_a_layer_it_cannot_compute_counts_as_saturating(tmp_path: Path):
     """A 1-D convolution: its pairs are not computed here, so it keeps the 7-bit guard."""
     path = tmp_path / "m.onnx"

@@ -123,3 +123,14 @@ def test_a_spliced_weight_takes_every_reader_s_bias_with_it(tmp_path: Path):
     assert weight_bits.splice_weights(eight, seven, {"first"}, dst) == {"first", "second"}
     inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(dst)).graph.initializer}
     assert int(inits["w"].max()) == 63 and int(inits["b1"][0]) == int(inits["b2"][0]) == 250
+
+
+def test_layers_without_unique_names_stay_7bit(tmp_path: Path, tiny_fp32: Path, monkeypatch):
+    monkeypatch.setattr(
+        saturation, "u8s8_saturation", lambda path, images: {"layers": 15, "saturating": {}, "unnamed": 2}
+    )
+    dst = tmp_path / "int8.onnx"
+    with Quantizer(tiny_fp32, IMAGES) as quantizer:
+        info = quantizer.quantize(dst, "minmax", reduce_range=True)
+    assert info["weight_bits"]["seven_bit"] == "all" and "name" in info["weight_bits"]["kept_because"]
+    assert max(_largest_weight(dst).values()) <= 64
