@@ -59,13 +59,9 @@ def _layers(model: Any) -> list[_Layer]:
         activation_zero = numpy_helper.to_array(constants[zero]) if zero in constants else np.zeros((), np.uint8)
         if weight.dtype != np.int8 or activation_zero.dtype != np.uint8:
             continue
-        if (
-            node.op_type == "Conv"
-            and weight.ndim == 4
-            and weight.shape[1] == 1
-            and int(attribute(node, "group", 1)) > 1
-        ):
-            continue  # depthwise: MLAS's depthwise kernel does not saturate
+        groups = int(attribute(node, "group", 1))
+        if node.op_type == "Conv" and weight.ndim == 4 and groups > 1 and weight.shape[:2] == (groups, 1):
+            continue  # depthwise (one input and one output channel a group): a kernel that does not saturate
         layers.append(_Layer(node.name, feed.input[0], int(activation_zero.reshape(-1)[0]), weight, node))
     return layers
 
@@ -109,13 +105,15 @@ def _saturating(rows: np.ndarray, weights: np.ndarray) -> int:
     top = a.max(axis=0).astype(np.int32)  # pairs × 2: the largest input each element takes
     risky = top[None, :, 0] * np.abs(w[:, :, 0]) + top[None, :, 1] * np.abs(w[:, :, 1]) > HIGH  # outputs × pairs
     pairs = np.flatnonzero(risky.any(axis=0))
-    count, step = 0, max(1, CHUNK_BYTES // (4 * w.shape[0]))
+    if not len(pairs):
+        return 0
+    count, step = 0, max(1, CHUNK_BYTES // (4 * max(w.shape[0], 2 * len(pairs))))
     for start in range(0, a.shape[0], step):
-        part = a[start : start + step].astype(np.int32)
+        part = a[start : start + step, pairs].astype(np.int32)  # rows × risky pairs × 2
         hit = np.zeros((part.shape[0], w.shape[0]), bool)
-        for j in pairs:
+        for index, j in enumerate(pairs):
             outs = np.flatnonzero(risky[:, j])
-            sums = part[:, j, 0, None] * w[None, outs, j, 0] + part[:, j, 1, None] * w[None, outs, j, 1]
+            sums = part[:, index, 0, None] * w[None, outs, j, 0] + part[:, index, 1, None] * w[None, outs, j, 1]
             hit[:, outs] |= (sums > HIGH) | (sums < LOW)
         count += int(np.count_nonzero(hit))
     return count
@@ -156,7 +154,7 @@ def u8s8_saturation(int8_path: Path, images: Any) -> dict[str, Any]:
     }
     for layer in every:  # what is not computed counts as saturating: it keeps the guard
         if not computable(layer):
-            saturating[layer.node] = {"outputs": None, "share": None, "not_computed": f"{layer.weight.ndim}-D weights"}
+            saturating[layer.node] = {"outputs": None, "share": None, "not_computed": _why_not(layer)}
     names = [layer.node for layer in every]
     unnamed = len(names) - len({n for n in names if n})  # layers a splice by name could not tell apart
     return {
@@ -167,6 +165,17 @@ def u8s8_saturation(int8_path: Path, images: Any) -> dict[str, Any]:
     }
 
 
+def _why_not(layer: _Layer) -> str:
+    node = layer.onnx_node
+    if layer.weight.ndim != (4 if node.op_type == "Conv" else 2):
+        return f"{layer.weight.ndim}-D weights"
+    return "auto_pad" if node.op_type == "Conv" else "transA"
+
+
 def computable(layer: _Layer) -> bool:
-    """Whether the pair sums of ``layer`` are computed here: 2-D convolutions and Gemm/MatMul of a matrix."""
-    return layer.weight.ndim == (4 if layer.onnx_node.op_type == "Conv" else 2)
+    """Whether the pair sums of ``layer`` are computed here: 2-D convolutions with explicit pads, Gemm without
+    transA and MatMul of a weight matrix."""
+    node = layer.onnx_node
+    if node.op_type == "Conv":
+        return layer.weight.ndim == 4 and attribute(node, "auto_pad", "NOTSET") == "NOTSET"
+    return layer.weight.ndim == 2 and not attribute(node, "transA", 0)

@@ -235,7 +235,7 @@ def _weights_lines(choice: dict[str, Any] | None) -> list[str]:
 
 def _weight_bits_lines(bits: dict[str, Any] | None) -> list[str]:
     """Which layers kept 7-bit weights under reduce_range (their u8s8 pair sums saturate), when it was decided."""
-    if not bits:
+    if not bits or not bits.get("layers", 1):
         return []
     if bits["seven_bit"] == "all":
         return [f"- ORT int8 weights 7-bit in every layer: {bits['kept_because']}"]

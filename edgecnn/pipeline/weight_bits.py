@@ -12,6 +12,7 @@ on the spliced graph, up to ``ROUNDS`` times; a graph that still saturates stays
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ def splice_weights(eight: Path, seven: Path, nodes: set[str], dst: Path) -> set[
             break
         chosen |= sharing
     replacements = {i.name: i for i in donor.graph.initializer if i.name in wanted}
+    if set(replacements) != wanted:  # a layer reported 7-bit must be 7-bit
+        raise ValueError(f"the 7-bit graph lacks {len(wanted - set(replacements))} of the weights to splice")
     for initializer in model.graph.initializer:
         if initializer.name in replacements:
             initializer.CopyFrom(replacements[initializer.name])
@@ -84,7 +87,7 @@ def widen_where_safe(seven: Path, quantize_eight: Callable[[Path], Any], work: P
                 "rounds": round_,
             }
             if len(narrow) < found["layers"]:
-                candidate.replace(seven)
+                shutil.copyfile(candidate, seven)  # the work folder may be on another filesystem than seven
             return record
         spliced = work / f"weights-mixed-{round_}.onnx"
         narrow = splice_weights(eight, seven, narrow | newly, spliced)

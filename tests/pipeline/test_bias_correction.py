@@ -126,5 +126,6 @@ def test_on_a_saturating_target_the_repair_never_turns_reduce_range_off(tmp_path
             reduce_range=baseline_reduce_range, images=held, saturating_target=True,
         )  # fmt: skip
     globals_ = [a["label"] for a in record["attempts"] if a["label"].startswith("global:")]
+    assert globals_
     turned = "reduce_range=False" if baseline_reduce_range else "reduce_range=True"
     assert any(turned in label for label in globals_) != baseline_reduce_range, globals_

@@ -134,3 +134,18 @@ def test_layers_without_unique_names_stay_7bit(tmp_path: Path, tiny_fp32: Path, 
         info = quantizer.quantize(dst, "minmax", reduce_range=True)
     assert info["weight_bits"]["seven_bit"] == "all" and "name" in info["weight_bits"]["kept_because"]
     assert max(_largest_weight(dst).values()) <= 64
+
+
+def test_a_check_that_fails_keeps_the_7bit_graph_and_says_why(tmp_path: Path, tiny_fp32: Path, monkeypatch):
+    def broken(path: Path, images) -> dict:
+        raise MemoryError("no room for the pair sums")
+
+    monkeypatch.setattr(saturation, "u8s8_saturation", broken)
+    dst = tmp_path / "int8.onnx"
+    with Quantizer(tiny_fp32, IMAGES) as quantizer:
+        info = quantizer.quantize(dst, "minmax", reduce_range=True)
+    assert info["weight_bits"] == {
+        "seven_bit": "all",
+        "kept_because": "8-bit weights not checked: no room for the pair sums",
+    }
+    assert max(_largest_weight(dst).values()) <= 64
