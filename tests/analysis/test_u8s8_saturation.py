@@ -144,6 +144,33 @@ def test_a_layer_it_cannot_compute_counts_as_saturating(tmp_path: Path):
     assert found["layers"] == 1 and found["saturating"]["layer"]["not_computed"] == "3-D weights"
 
 
+def _differs_on_the_emulator(model: onnx.ModelProto, x: np.ndarray, tmp_path: Path) -> np.ndarray:
+    """Where the model's outputs on ``x`` from ONNX Runtime on the emulated CPU differ from the exact QDQ ones."""
+    sys.path.insert(0, str(RUNNER.parent))
+    from x86_saturation import emulator
+
+    from edgecnn.runtime.loader import load
+
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    np.save(tmp_path / "x.npy", x)
+    prefix, env, _ = emulator(None)
+    subprocess.run([*prefix, sys.executable, str(RUNNER), str(tmp_path / "x.npy"), str(path)], check=True, env=env)
+    exact = next(iter(load(path, optimization="disable").run_all(x).values()))
+    return np.abs(np.load(str(path) + ".out.npy") - exact) > 0
+
+
+def _pair_sums(rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (row, output): whether a pair (2j, 2j+1) saturates, and what saturation loses in output units."""
+    a = rows.astype(np.int32)
+    a = np.pad(a, ((0, 0), (0, a.shape[1] % 2))).reshape(a.shape[0], -1, 2)
+    w = weights.astype(np.int32)
+    w = np.pad(w, ((0, 0), (0, w.shape[1] % 2))).reshape(w.shape[0], -1, 2)
+    sums = a[:, :, 0, None] * w[:, :, 0].T[None] + a[:, :, 1, None] * w[:, :, 1].T[None]
+    lost = (sums - np.clip(sums, -32768, 32767)).sum(axis=1) / (255 * 127)
+    return ((sums > 32767) | (sums < -32768)).any(axis=1), np.abs(lost)
+
+
 @pytest.mark.skipif(not os.environ.get("EDGECNN_X86_EMULATOR"), reason="no x86 emulator ($EDGECNN_X86_EMULATOR)")
 @pytest.mark.parametrize(
     ("channels", "outputs", "kernel", "group", "stride", "pad"),
@@ -161,63 +188,30 @@ def test_the_outputs_computed_to_saturate_are_those_the_emulated_kernels_get_wro
     """A random conv on random uint8 inputs, run by ONNX Runtime on the emulated AVX2 CPU without VNNI: every
     output that differs from the exact QDQ one is one computed to saturate, and every output whose computed
     saturation loses more than an output step differs (a pair just over the limit loses less than that)."""
-    sys.path.insert(0, str(RUNNER.parent))
-    from x86_saturation import emulator
-
     from edgecnn.analysis import u8s8_saturation as module
-    from edgecnn.runtime.loader import load
 
     rng = np.random.default_rng(0)
     weights = rng.integers(-127, 128, (outputs, channels // group, kernel, kernel))
     model = _qdq(weights, ["n", channels, 7, 7], group=group, out=(255 * STEP, 128))
     conv = model.graph.node[3]
     conv.attribute.extend([helper.make_attribute("strides", [stride] * 2), helper.make_attribute("pads", [pad] * 4)])
-    path = tmp_path / "m.onnx"
-    onnx.save(model, str(path))
     x = rng.integers(0, 256, (4, channels, 7, 7)).astype(np.float32) / 255
-    np.save(tmp_path / "x.npy", x)
-    prefix, env, _ = emulator(None)
-    subprocess.run([*prefix, sys.executable, str(RUNNER), str(tmp_path / "x.npy"), str(path)], check=True, env=env)
-    emulated = np.load(str(path) + ".out.npy")
-    exact = next(iter(load(path, optimization="disable").run_all(x).values()))
-    layer = module._layers(onnx.load(str(path)))[0]
-    predicted, lost = [], []
-    for rows, kernel_rows in zip(*module._conv_columns(np.round(x * 255).astype(np.uint8), layer), strict=True):
-        a = rows.astype(np.int32)
-        a = np.pad(a, ((0, 0), (0, a.shape[1] % 2))).reshape(a.shape[0], -1, 2)
-        w = kernel_rows.astype(np.int32)
-        w = np.pad(w, ((0, 0), (0, w.shape[1] % 2))).reshape(w.shape[0], -1, 2)
-        sums = a[:, :, 0, None] * w[:, :, 0].T[None] + a[:, :, 1, None] * w[:, :, 1].T[None]
-        predicted.append(((sums > 32767) | (sums < -32768)).any(axis=1))  # (N·OH·OW) × outputs of the group
-        lost.append((sums - np.clip(sums, -32768, 32767)).sum(axis=1) / (255 * 127))  # in output units
-    predicted, lost = np.concatenate(predicted, axis=1), np.abs(np.concatenate(lost, axis=1))
-    differs = (np.abs(emulated - exact) > 0).transpose(0, 2, 3, 1).reshape(predicted.shape)
+    emulated_differs = _differs_on_the_emulator(model, x, tmp_path)
+    layer = module._layers(model)[0]
+    rows, kernels = module._conv_columns(np.round(x * 255).astype(np.uint8), layer)
+    groups = [_pair_sums(r, k) for r, k in zip(rows, kernels, strict=True)]
+    predicted = np.concatenate([p for p, _ in groups], axis=1)  # (N·OH·OW) × outputs
+    lost = np.concatenate([lo for _, lo in groups], axis=1)
+    differs = emulated_differs.transpose(0, 2, 3, 1).reshape(predicted.shape)
     assert differs.any() and not (differs & ~predicted).any()  # nothing saturates that is not computed to
     assert differs[lost > 1.5 * STEP].all()  # and what loses more than an output step differs
 
 
 @pytest.mark.skipif(not os.environ.get("EDGECNN_X86_EMULATOR"), reason="no x86 emulator ($EDGECNN_X86_EMULATOR)")
 def test_a_gemm_saturates_where_computed_on_the_emulated_kernels(tmp_path: Path):
-    sys.path.insert(0, str(RUNNER.parent))
-    from x86_saturation import emulator
-
-    from edgecnn.runtime.loader import load
-
     rng = np.random.default_rng(1)
     weights = rng.integers(-127, 128, (11, 12))  # K × outputs, odd K
-    model = _qdq(weights, ["n", 11], op="MatMul", out=(255 * STEP, 128))
-    path = tmp_path / "m.onnx"
-    onnx.save(model, str(path))
     x = rng.integers(0, 256, (64, 11)).astype(np.float32) / 255
-    np.save(tmp_path / "x.npy", x)
-    prefix, env, _ = emulator(None)
-    subprocess.run([*prefix, sys.executable, str(RUNNER), str(tmp_path / "x.npy"), str(path)], check=True, env=env)
-    differs = (
-        np.abs(np.load(str(path) + ".out.npy") - next(iter(load(path, optimization="disable").run_all(x).values()))) > 0
-    )
-    a = np.pad(np.round(x * 255).astype(np.int32), ((0, 0), (0, 1))).reshape(64, -1, 2)
-    w = np.pad(weights.T.astype(np.int32), ((0, 0), (0, 1))).reshape(12, -1, 2)
-    sums = a[:, :, 0, None] * w[:, :, 0].T[None] + a[:, :, 1, None] * w[:, :, 1].T[None]
-    predicted = ((sums > 32767) | (sums < -32768)).any(axis=1)
-    lost = np.abs((sums - np.clip(sums, -32768, 32767)).sum(axis=1) / (255 * 127))
+    differs = _differs_on_the_emulator(_qdq(weights, ["n", 11], op="MatMul", out=(255 * STEP, 128)), x, tmp_path)
+    predicted, lost = _pair_sums(np.round(x * 255), weights.T)
     assert differs.any() and not (differs & ~predicted).any() and differs[lost > 1.5 * STEP].all()
