@@ -496,7 +496,8 @@ def _ratio(ours: dict[str, Any], peer: dict[str, Any] | None) -> float | None:
 
 def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (model, granularity): edgecnn's exact-QDQ agreement and accuracy minus the best peer's, in points —
-    edgecnn as the export quantizes (``edgecnn_export``: what a user gets, before any drift repair) — and its ORT
+    edgecnn as the export quantizes (``edgecnn_export``: what a user gets, before any drift repair) — its logits'
+    cosine with fp32 minus the closest peer's, and its ORT
     latency over the fastest peer's, and over the fastest *usable* peer's (agreement within ``USABLE_PTS`` of
     edgecnn's: a faster model that has lost its predictions is no rival)."""
     out = []
@@ -509,6 +510,7 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             best = max(peers, key=lambda r: (r["qdq_agreement"], r["qdq_accuracy"]))
             fastest = _fastest(peers)
+            closest = max(peers, key=lambda r: r["qdq_cosine"])
             # a peer whose int8 model is as good as edgecnn's (agreement within USABLE_PTS): the latency that counts
             usable = _fastest([r for r in peers if r["qdq_agreement"] >= ours["qdq_agreement"] - USABLE_PTS / 100])
             paired = DISAGREE in ours and DISAGREE in best
@@ -524,6 +526,9 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "only_peer_wrong": len(best[DISAGREE] - ours[DISAGREE]) if paired else None,
                     "agreement_gap_p": mcnemar_p(ours[DISAGREE], best[DISAGREE]) if paired else None,
                     "accuracy_gap_pts": round(100 * (ours["qdq_accuracy"] - best["qdq_accuracy"]), 2),
+                    # the logits' mean cosine with fp32 (every output, not only its top-1) minus the closest peer's
+                    "closest_peer": closest["quantizer"],
+                    "cosine_gap": round(ours["qdq_cosine"] - closest["qdq_cosine"], 4),
                     "fastest_peer": fastest and fastest["quantizer"],
                     # edgecnn's ORT min latency over the fastest peer's (its agreement aside): ≤ 1 is as fast
                     "latency_ratio": _ratio(ours, fastest),
@@ -592,7 +597,8 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
         "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points (with the held-out digits only one of the "
         "two gets wrong and the exact McNemar p of that split, `agreement_gap_p`: a gap of large p is not one these "
-        "digits can tell from chance), and its ORT min latency over the "
+        "digits can tell from chance), its logits' mean cosine with fp32 minus the closest peer's (`cosine_gap`, "
+        "`closest_peer`: every logit, not only the top-1), and its ORT min latency over the "
         f"fastest peer's (`latency_ratio`) and over the fastest peer within {USABLE_PTS:g} point of its agreement "
         "(`usable_latency_ratio`). `meta.pooled`: per granularity and peer, the digits only `edgecnn_export` or only "
         "the peer gets wrong summed over the models, their McNemar p, and the models where either is ahead at "
