@@ -1,6 +1,6 @@
 """What per-channel int8 weights cost in ONNX Runtime against per-tensor ones, at the benchmarks' 32² and at 224².
 
-quant_peers times its digits models at 32×32, where edgecnn's per-channel MobileNetV1 graph ran 6.7% slower than
+quant_peers times its digits models at 32×32, where edgecnn's per-channel MobileNetV1 graph ran 7% slower than
 ORT's defaults' per-tensor one. This measures whether that is a rate or a fixed cost: each model (quant_peers'
 architectures and scalings, random weights: latency does not depend on the values) exported at 32²×1 and 224²×3,
 quantized once by edgecnn's Quantizer (minmax, 16 random calibration samples, no reduce_range) with per-channel
@@ -31,8 +31,8 @@ DESCRIPTION = (
     f"Quantizer (minmax, {SAMPLES} random calibration samples, reduce_range off) with per-channel and with "
     "per-tensor int8 weights (same activation ranges); ORT, 1 thread, batch 1: min and median-of-round-p50 ms over "
     "interleaved rounds. `ratio_min`/`ratio_p50`: per channel / per tensor; `us_per_conv`: (per-channel − "
-    "per-tensor min) / the graph's convolutions — a fixed cost per convolution shows as a constant here and a "
-    "ratio that shrinks with the input."
+    "per-tensor min) / the graph's convolutions (its Gemm's share included) — a cost per call shows as a "
+    "constant here and a ratio that shrinks with the input."
 )
 
 
@@ -85,6 +85,7 @@ def measure(key: str, side: int, channels: int, work: Path, rounds: int, runs: i
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure every model at both sizes and write ``results/weight_granularity_latency.json``."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="MobileNetV1 only, fewer rounds")
     args = parser.parse_args(argv)

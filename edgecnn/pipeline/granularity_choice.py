@@ -1,11 +1,11 @@
 """Per-tensor int8 weights for a per-channel target, when they are faster there and as good: measured where the
 target's kernels are this host's and drift is judged.
 
-ONNX Runtime's x86 int8 convolutions run faster with one weight scale per tensor than one per output channel:
-4–12% at 32² on MobileNetV1 and V2, ResNet-18 and EfficientNet-B0 here (same ranges; interleaved rounds) — a
-fixed cost per convolution, 0–1.4% of the same graphs at 224² (``benchmarks/weight_granularity_latency.py``).
-After cross-layer equalization per-tensor weights are often as good as per-channel ones — and sometimes not: the
-digits MobileNetV1's logits lose 3.4 dB of SQNR to them on the calibration digits, α 0.25's 7.5 dB. So for a
+ONNX Runtime's x86 int8 graphs run slower with one weight scale per output channel than one per tensor: 4–12% at
+32² on MobileNetV1 and V2, ResNet-18 and EfficientNet-B0 here (same ranges; interleaved rounds) — a per-call cost
+of each convolution, 0–1.4% of the same graphs at 224² (``benchmarks/weight_granularity_latency.py``). After
+cross-layer equalization per-tensor weights are often as good as per-channel ones — and sometimes not: on the
+digits MobileNetV1s they still cost several dB of output SQNR. So for a
 per-channel target whose kernels are this host's, the export also quantizes an equalized per-tensor twin with the
 same float op types, times both, and ships the twin only when it is faster by more than :data:`MARGIN`, its task
 score on the drift samples (top-1 agreement, mIoU, …) is not lower and its SQNR is at most :data:`SQNR_SLACK_DB`
