@@ -45,9 +45,18 @@ def edgecnn(tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> 
     )
 
 
+def _default_signals() -> None:
+    """In the child: SIGTERM and SIGHUP as a shell gives them. A runner under nohup passes SIGHUP on ignored, and
+    edgecnn rightly leaves an ignored signal ignored — which is not what these tests are about."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, *args: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", "edgecnn", *args]
-    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path))
+    return subprocess.Popen(
+        argv, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path), preexec_fn=_default_signals
+    )
 
 
 def wait_for(proc: subprocess.Popen, text: str) -> str:
