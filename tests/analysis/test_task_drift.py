@@ -234,10 +234,11 @@ def test_torchvision_lraspp_is_judged_as_segmentation(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_int8_tflite_is_repaired_by_its_own_layer_ranking(tmp_path, task_models):
-    """The embedding's plain int8 `.tflite` keeps rank-1 agreement 0.93 < 0.95 (its int8 output alone costs that
-    much; measured on this fixture): the repair ranks the `.tflite`'s ops by the noise each adds and keeps the
-    fewest float that pass, the output made float with its producer. With int8 I/O pinned it cannot pass: exit 3,
-    with the tries recorded."""
+    """The embedding's plain int8 `.tflite` keeps rank-1 agreement < 0.95 (0.93 and 0.945 on two hosts' trainings
+    of this fixture): the repair ranks the `.tflite`'s ops by the noise each adds and keeps the fewest float that
+    pass, the output made float with its producer. With int8 I/O pinned the output stays int8, and it alone costs
+    more than a point (its best try with eight ops float: 0.977 on one host, < 0.95 on another), so at 0.99 the
+    pinned export cannot pass: exit 3, with the tries recorded."""
     from edgecnn.errors import DriftError
 
     model = task_models("embedding")
@@ -253,24 +254,35 @@ def test_a_failing_int8_tflite_is_repaired_by_its_own_layer_ranking(tmp_path, ta
     assert int8["io"]["output_dtype"] == "float32" and int8["op_counts"]["DEQUANTIZE"] >= 1, int8
     report = (tmp_path / "embed" / "report.md").read_text()
     assert "int8 tflite: passed." in report and "Repair chose **mixed: " in report
-    with pytest.raises(DriftError, match=r"tflite: rank-1 retrieval agreement 0\.\d+ < 0\.95"):
-        _export("embedding", model, tmp_path / "pinned", task="embedding", formats="onnx,tflite", tflite_io="int8")
+    pinned_at = {"tflite_io": "int8", "min_rank1": 0.99}
+    with pytest.raises(DriftError, match=r"tflite: rank-1 retrieval agreement 0\.\d+ < 0\.99"):
+        _export("embedding", model, tmp_path / "pinned", task="embedding", formats="onnx,tflite", **pinned_at)
     pinned = json.loads((tmp_path / "pinned" / "manifest.json").read_text())
     tried = pinned["drift"]["formats"]["tflite"]["fix"]
     assert tried["attempts"] and not tried.get("float_outputs"), tried
     assert pinned["stages"]["tflite"]["int8"]["io"]["output_dtype"] == "int8"
     # `edgecnn drift --fix` on a plain int8 .tflite of it, REF its fp32 .tflite: ranked in LiteRT, re-quantized from
-    # REF, a drop-in replacement (int8 output kept). Plain int8 reaches ~0.83 on all 360 samples, full float ~0.91.
+    # REF, a drop-in replacement (int8 output kept). On all 360 samples plain int8 reaches 0.83 / 0.90 and every op
+    # float with int8 I/O 0.91 / 0.94 (two hosts' trainings): the repair is asked for the middle of the two.
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer, parse, quantized_tensors
 
     fp32 = tmp_path / "pinned" / "model.fp32.tflite"
-    plain = tmp_path / "plain" / "model.int8.tflite"
+    plain, io_only = tmp_path / "plain" / "model.int8.tflite", tmp_path / "plain" / "io_only.tflite"
     plain.parent.mkdir()
-    plain.write_bytes(TfliteQuantizer(fp32.read_bytes(), np.load(model["npz"])["images"][:64]).quantize_bytes().data)
+    quantizer = TfliteQuantizer(fp32.read_bytes(), np.load(model["npz"])["images"][:64])
+    plain.write_bytes(quantizer.quantize_bytes().data)
+    io_only.write_bytes(quantizer.quantize_bytes(tuple(quantizer.ops)).data)
+
+    def rank1_of(target: Path) -> float:
+        judged = drift(str(fp32), str(target), model["npz"], thresholds=Thresholds(tasks="embedding"))
+        return judged["computations"]["as_is"]["outputs"]["logits"]["rank1_agreement"]
+
+    floor, ceiling = rank1_of(plain), rank1_of(io_only)
+    assert ceiling > floor + 0.02, (floor, ceiling)  # its int8 ops, not its int8 I/O, cost most of the agreement
     fixed = tmp_path / "plain" / "fixed.tflite"
-    rank1 = Thresholds(tasks="embedding", min_rank1=0.88)
+    rank1 = Thresholds(tasks="embedding", min_rank1=round((floor + ceiling) / 2, 3))
     report = drift(str(fp32), str(plain), model["npz"], thresholds=rank1, fix=True, out=fixed)
-    assert report["computations"]["as_is"]["outputs"]["logits"]["rank1_agreement"] < 0.88, report
+    assert report["computations"]["as_is"]["outputs"]["logits"]["rank1_agreement"] == floor, report
     assert report["layers_basis"] == "LiteRT int8 kernels" and report["layers"], report
     assert report["passed"] and report["fix"]["kept_float"] and fixed.is_file(), report["fix"]
     repaired = parse(fixed.read_bytes())
