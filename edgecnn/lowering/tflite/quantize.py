@@ -7,6 +7,12 @@ or per tensor for targets that need it; symmetric), int32 biases. ai-edge-quanti
 input and output tensors too, so ``io="int8"`` needs no post-pass; ``io="float"`` excludes the virtual
 ``INPUT``/``OUTPUT`` ops from the recipe, which makes the tool put a QUANTIZE after the float input and a
 DEQUANTIZE before the float output.
+
+Calibration takes each tensor's minimum and maximum over all the calibration samples, as edgecnn's ORT
+calibration does. ai-edge-quantizer's own calibration keeps a moving average (factor 0.95) of each sample's
+extremes instead, which narrows the ranges to roughly the last twenty samples' and clips the rest: on a digits
+MobileNetV2 its int8 logits keep 7 dB of SQNR where the true extremes keep 31, as ORT's QDQ graph does
+(``benchmarks/quant_peers.py``: its ``tflite_aeq_*`` rows are the tool's own calibration).
 """
 
 from __future__ import annotations
@@ -249,6 +255,19 @@ def _recipe(rules: list[dict[str, Any]], per_channel: bool) -> list[dict[str, An
     return rules
 
 
+def _calibrate(tool: Any, fp32: bytes, samples: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Each tensor's min and max over all ``samples`` for the recipe loaded in ``tool`` (``Quantizer.calibrate``
+    with ai-edge-quantizer's min-max merge in place of its default moving average)."""
+    from ai_edge_quantizer import calibrator, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
+    recipes = recipe_manager.RecipeManager()
+    recipes.load_quantization_recipe(tool.get_quantization_recipe())
+    calibration = calibrator.Calibrator(fp32, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+    calibration.calibrate({SIGNATURE: samples}, recipes)
+    return calibration.get_model_qsvs()
+
+
 def _quiet() -> contextlib.ExitStack:
     """The calibrator's tqdm bar and the interpreter's debug-mode warning are noise for a CLI."""
     stack = contextlib.ExitStack()
@@ -329,7 +348,7 @@ class TfliteQuantizer:
                 for scope in keep_float_scopes:
                     self._keep(scope, "*")
                 self.recipe = copy.deepcopy(self.tool.get_quantization_recipe())
-                self.statistics = self.tool.calibrate({SIGNATURE: samples}, num_threads=1)
+                self.statistics = _calibrate(self.tool, bytes(fp32), samples)
         except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
             raise _failed(error) from error
         self.calibration_seconds = time.perf_counter() - started
