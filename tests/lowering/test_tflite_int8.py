@@ -395,3 +395,25 @@ def test_quantizer_requantizes_with_ops_kept_float_and_their_outputs_float(fp32_
         quantizer.quantize_bytes(["no-such-op"])
     with pytest.raises(UsageError, match="min-max"):
         quantizer.quantize(Path("unused.tflite"), "entropy")
+
+
+def test_an_output_kept_float_makes_every_graph_output_float():
+    """ai-edge-quantizer quantizes all graph outputs in one virtual OUTPUT op: when the repair keeps one output's
+    producer float (int8 I/O not pinned), every output is float32 — and the check reads them by their float
+    names (a dequantized output is a new tensor). A class + box head crashed its `.tflite` repair on this."""
+    from onnx import helper
+
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from tests.lowering.tflite_check import make_model
+
+    nodes = [helper.make_node("Relu", ["x"], ["first"]), helper.make_node("Sigmoid", ["x"], ["second"])]
+    lowered = convert(make_model(nodes, {"x": [1, 4, 3, 3]}, ["first", "second"]))
+    calibration = np.random.default_rng(0).standard_normal((16, 4, 3, 3)).astype(np.float32)
+    quantizer = TfliteQuantizer(lowered.data, calibration, lowered.input_layout, float_outputs=True)
+    ops = {op_type: op for op, op_type in quantizer.ops.items()}
+    assert quantizer.floated_outputs((ops["RELU"],)) == ["first", "second"]
+    quantized = quantizer.quantize_bytes((ops["RELU"],))
+    assert {name: o["dtype"] for name, o in quantized.outputs.items()} == {"first": "float32", "second": "float32"}
+    pinned = TfliteQuantizer(lowered.data, calibration, lowered.input_layout).quantize_bytes((ops["RELU"],))
+    assert {o["dtype"] for o in pinned.outputs.values()} == {"int8"}

@@ -393,12 +393,13 @@ class TfliteQuantizer:
         return self._described(data, model, time.perf_counter() - started, floated)
 
     def floated_outputs(self, keep_float: Sequence[str]) -> list[str]:
-        """The graph output tensors made by ops of ``keep_float``, when :attr:`float_outputs` lets them be float."""
+        """The graph outputs left float when an op of ``keep_float`` makes one of them and :attr:`float_outputs`
+        lets them be: all of them, as ai-edge-quantizer quantizes every graph output in one virtual OUTPUT op."""
         if not self.float_outputs:
             return []
         tensors = self.float_model.subgraphs[0].tensors
         names = {tensors[index].name.decode() for index in self.outputs.values()}
-        return sorted(names & {t for op in keep_float for t in op.split(";")})
+        return sorted(names) if names & {t for op in keep_float for t in op.split(";")} else []
 
     def _quantize_keeping_bad_biases_float(self) -> tuple[bytes, Any]:
         """Quantize on the calibration statistics; the ops whose int32 bias would overflow
@@ -441,8 +442,9 @@ class TfliteQuantizer:
         first_in, first_out = next(iter(quantized_inputs.values())), next(iter(quantized_outputs.values()))
         wanted = "int8" if self.io == "int8" else "float32"
         in_dtypes = {i["dtype"] for i in quantized_inputs.values()}
-        floated = set(floated)
-        expected = {n: "float32" if tensors[q_outputs[n]].name.decode() in floated else wanted for n in self.outputs}
+        floated = set(floated)  # float model tensor names: a dequantized output is a new tensor in ``model``
+        names = {n: self.float_model.subgraphs[0].tensors[index].name.decode() for n, index in self.outputs.items()}
+        expected = {n: "float32" if names[n] in floated else wanted for n in self.outputs}
         out_dtypes = {name: o["dtype"] for name, o in quantized_outputs.items()}
         if in_dtypes != {wanted} or out_dtypes != expected:
             raise CheckFailedError(
