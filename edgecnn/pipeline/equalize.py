@@ -192,15 +192,20 @@ def equalize(model: Any, activity: dict[str, Activity]) -> dict[str, Any]:
     }
 
 
+def per_tensor_int8(values: np.ndarray) -> np.ndarray:
+    """``values`` (not all zero) rounded to per-tensor symmetric int8 and back to float."""
+    step = float(np.abs(values).max()) / 127
+    return np.clip(np.round(values / step), -127, 127) * step
+
+
 def channel_fidelity(weight: np.ndarray, reads: np.ndarray | None = None) -> float:
     """How well per-tensor symmetric int8 keeps ``weight``'s output channels: the mean over its non-zero channels
     of each one's SQNR in dB (capped at :data:`CHANNEL_SQNR_CAP_DB`; a channel rounded to zero scores 0). With
     ``reads`` (the RMS of each input channel a dense Conv reads) an output channel's signal and rounding noise
     are weighed by what each weight multiplies, as in its outputs."""
-    step = float(np.abs(weight).max()) / 127
-    if step == 0:
+    if np.abs(weight).max() == 0:  # (NaN weights go on, to a NaN score)
         return 0.0
-    error = np.clip(np.round(weight / step), -127, 127) * step - weight
+    error = per_tensor_int8(weight) - weight
     if reads is not None:
         weighing = reads.reshape((1, -1) + (1,) * (weight.ndim - 2))
         weight, error = weight * weighing, error * weighing
@@ -279,8 +284,7 @@ def _rounded_weights_sqnr_db(path: Any, reference: dict[str, np.ndarray], images
     for initializer in model.graph.initializer:
         values = numpy_helper.to_array(initializer)
         if initializer.name in weights and values.dtype.kind == "f" and np.abs(values).max() > 0:
-            step = float(np.abs(values).max()) / 127
-            _store(initializer, np.clip(np.round(values / step), -127, 127) * step)
+            _store(initializer, per_tensor_int8(values))
     handle, name = tempfile.mkstemp(suffix=".onnx", dir=os.path.dirname(os.path.abspath(str(path))))
     os.close(handle)
     try:

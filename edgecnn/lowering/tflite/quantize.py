@@ -255,14 +255,14 @@ def _recipe(rules: list[dict[str, Any]], per_channel: bool) -> list[dict[str, An
     return rules
 
 
-def _calibrate(tool: Any, fp32: bytes, samples: list[dict[str, np.ndarray]]) -> dict[str, Any]:
-    """Each tensor's min and max over all ``samples`` for the recipe loaded in ``tool`` (``Quantizer.calibrate``
-    with ai-edge-quantizer's min-max merge in place of its default moving average)."""
+def _calibrate(fp32: bytes, recipe: list[dict[str, Any]], samples: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Each tensor's min and max over all ``samples`` for ``recipe`` (``Quantizer.calibrate`` with
+    ai-edge-quantizer's min-max merge in place of its default moving average)."""
     from ai_edge_quantizer import calibrator, recipe_manager
     from ai_edge_quantizer.utils import qsv_utils
 
     recipes = recipe_manager.RecipeManager()
-    recipes.load_quantization_recipe(tool.get_quantization_recipe())
+    recipes.load_quantization_recipe(recipe)
     calibration = calibrator.Calibrator(fp32, num_threads=1, qsv_update_func=qsv_utils.min_max_update)
     calibration.calibrate({SIGNATURE: samples}, recipes)
     return calibration.get_model_qsvs()
@@ -348,7 +348,7 @@ class TfliteQuantizer:
                 for scope in keep_float_scopes:
                     self._keep(scope, "*")
                 self.recipe = copy.deepcopy(self.tool.get_quantization_recipe())
-                self.statistics = _calibrate(self.tool, bytes(fp32), samples)
+                self.statistics = _calibrate(self.fp32, self.recipe, samples)
         except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
             raise _failed(error) from error
         self.calibration_seconds = time.perf_counter() - started
