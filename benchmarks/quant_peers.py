@@ -114,6 +114,8 @@ TFLITE_ROWS = {
     "tflite_edgecnn": "TfliteQuantizer(fp32_tflite, calib, layout).quantize_bytes(): static_wi8_ai8, int8 I/O; "
     "per_tensor: per_channel=False on the equalized graph's lowering (pipeline.stages.equalized_tflite), as the "
     "export makes it for a per-tensor profile",
+    "tflite_edgecnn_bias_corrected": "tflite_edgecnn with bias_correct=True: the biases corrected for the mean shift "
+    "of the int8 weights over the calibration digits (the .tflite drift repair's technique)",
     "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize; "
     "per_tensor: its weight granularity set to TENSORWISE",
 }
@@ -412,19 +414,22 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
         return [{"model": key, "granularity": "per_channel", "quantizer": "tflite_fp32", "error": _first_line(error)}]
     layout = lowered.input_layout
 
-    def edgecnn_int8(per_channel: bool) -> bytes:  # as the export makes it: per tensor from the equalized graph
-        source = lowered.data
-        if not per_channel:
-            source = equalized_tflite(graph, data.calib, work)[0] or source
-        return (
-            TfliteQuantizer(source, data.calib, layout, keep_float_scopes=float_scopes, per_channel=per_channel)
-            .quantize_bytes()
-            .data
-        )
+    quantizers: dict[bool, TfliteQuantizer] = {}
+
+    def edgecnn_int8(per_channel: bool, bias_correct: bool = False) -> bytes:  # as the export: per tensor equalized
+        if per_channel not in quantizers:
+            source = lowered.data
+            if not per_channel:
+                source = equalized_tflite(graph, data.calib, work)[0] or source
+            quantizers[per_channel] = TfliteQuantizer(
+                source, data.calib, layout, keep_float_scopes=float_scopes, per_channel=per_channel
+            )
+        return quantizers[per_channel].quantize_bytes(bias_correct=bias_correct).data
 
     made: dict[tuple[str, str], Any] = {("per_channel", "tflite_fp32"): lambda: lowered.data}
     for granularity, per_channel in (("per_channel", True), ("per_tensor", False)):
         made[granularity, "tflite_edgecnn"] = lambda p=per_channel: edgecnn_int8(p)
+        made[granularity, "tflite_edgecnn_bias_corrected"] = lambda p=per_channel: edgecnn_int8(p, True)
         made[granularity, "tflite_aeq_static_wi8_ai8"] = lambda p=per_channel: aeq_plain(
             lowered.data, data.calib, layout, p
         )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.lowering.linear_mean import conv_mean_response, correction_record
 from edgecnn.lowering.onnx.nodes import attribute
 from edgecnn.runtime.outputs import Inputs, batch_size
 
@@ -108,30 +109,14 @@ def _carried(layer: Layer, difference: np.ndarray) -> np.ndarray:
     if layer.op_type == "Gemm":
         matrix = w.T if attribute(node, "transB", 0) else w  # y = x @ matrix
         return difference.reshape(-1) @ matrix * attribute(node, "alpha", 1.0)
-    groups = int(attribute(node, "group", 1))
-    kh, kw = w.shape[2:]
-    pads = list(attribute(node, "pads", [0, 0, 0, 0]))
-    strides = list(attribute(node, "strides", [1, 1]))
-    dilations = list(attribute(node, "dilations", [1, 1]))
-    c, h, wd = difference.shape
-    padded_map = np.pad(difference, ((0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
-    out_h = (h + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) // strides[0] + 1
-    out_w = (wd + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) // strides[1] + 1
-    # window[i, y, x]: the mean over output positions of the input seen by kernel tap (y, x) in channel i
-    window = np.empty((c, kh, kw))
-    for y in range(kh):
-        for x in range(kw):
-            top, left = y * dilations[0], x * dilations[1]
-            rows = slice(top, top + strides[0] * (out_h - 1) + 1, strides[0])
-            cols = slice(left, left + strides[1] * (out_w - 1) + 1, strides[1])
-            window[:, y, x] = padded_map[:, rows, cols].mean(axis=(1, 2))
-    per_group_in, per_group_out = c // groups, w.shape[0] // groups
-    carried = np.empty(w.shape[0])
-    for g in range(groups):
-        outs = slice(g * per_group_out, (g + 1) * per_group_out)
-        ins = window[g * per_group_in : (g + 1) * per_group_in]
-        carried[outs] = np.einsum("oiyx,iyx->o", w[outs], ins)
-    return carried
+    return conv_mean_response(
+        w,
+        difference,
+        int(attribute(node, "group", 1)),
+        list(attribute(node, "pads", [0, 0, 0, 0])),
+        list(attribute(node, "strides", [1, 1])),
+        list(attribute(node, "dilations", [1, 1])),
+    )
 
 
 def layer_shifts(fp32: Path, int8: Path, images: Inputs) -> dict[str, np.ndarray]:
@@ -193,13 +178,13 @@ def layer_shifts(fp32: Path, int8: Path, images: Inputs) -> dict[str, np.ndarray
 
 def correct_biases(fp32: Path, shifts: dict[str, np.ndarray], dst: Path) -> dict[str, Any]:
     """Write ``fp32`` to ``dst`` with each layer's bias minus its shift (a zero bias added where there was none);
-    what changed: layers and the mean absolute shift relative to the bias range."""
+    what changed (:func:`correction_record`)."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(fp32))
     initializers = {i.name: i for i in model.graph.initializer}
-    corrected, relative = 0, []
+    corrected = []
     for node in model.graph.node:
         shift = shifts.get(node.output[0]) if node.op_type in ("Conv", "Gemm") else None
         if shift is None:
@@ -213,10 +198,8 @@ def correct_biases(fp32: Path, shifts: dict[str, np.ndarray], dst: Path) -> dict
             name = f"{node.output[0]}_bias_corrected"
             model.graph.initializer.append(numpy_helper.from_array((-shift).astype(np.float32), name))
             node.input.append(name)
-            bias = np.zeros(1)
         else:
             continue
-        corrected += 1
-        relative.append(float(np.abs(shift).mean() / max(float(np.abs(bias).max()), 1e-12)))
+        corrected.append(shift)
     onnx.save_model(model, str(dst))
-    return {"layers": corrected, "mean_relative_shift": round(float(np.mean(relative)), 6) if relative else 0.0}
+    return correction_record(corrected)

@@ -520,6 +520,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "per_channel": ctx.profile.per_channel,
         "float_scopes": len(float_scopes),
         "kept_float": quantized.kept_float,
+        "bias_correction": quantized.bias_correction,
         "io": io,
         "seconds": round(quantized.seconds, 2),
         "op_counts": quantized.op_counts,

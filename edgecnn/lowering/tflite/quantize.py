@@ -60,6 +60,8 @@ class QuantizedTflite:
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # ops kept float after quantization showed they cannot be int8: op (its output tensors, ';'-joined) -> why
     kept_float: dict[str, str] = field(default_factory=dict)
+    # with bias correction: the layers corrected and their mean shift relative to the bias range; else None
+    bias_correction: dict[str, Any] | None = None
 
 
 def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
@@ -87,7 +89,7 @@ def variable_division_scope(model: Any) -> str | None:
     return _output_scope([out for node in divisions for out in node.output if out])
 
 
-def _constants(model: Any) -> dict[str, np.ndarray]:
+def float_constants(model: Any) -> dict[str, np.ndarray]:
     """The float32 constant tensors of subgraph 0 by name."""
     buffers = model.buffers
     return {
@@ -117,7 +119,7 @@ def overflowing_biases(float_model: Any, model: Any) -> dict[str, tuple[str, str
 
     schema = _schema()
     codes = [code.builtinCode for code in model.operatorCodes]
-    floats = _constants(float_model)
+    floats = float_constants(float_model)
     tensors = model.subgraphs[0].tensors
     found = {}
     for op in model.subgraphs[0].operators:
@@ -293,10 +295,13 @@ class TfliteQuantizer:
     them float32 with QUANTIZE/DEQUANTIZE inside. ``keep_float_scopes`` are regexes on output tensor names whose
     ops stay float (a deformable layer's sampling path, :func:`node_scope`). Ops ai-edge-quantizer has no int8
     rule for stay in float the same way, and so do ops whose int32 bias would overflow (:func:`overflowing_biases`).
+    ``bias_correct`` corrects the biases for the mean shift of the int8 weights, measured on the calibration samples
+    (:mod:`edgecnn.lowering.tflite.bias_correction`), and quantizes again on the same ranges.
 
     The drift repair re-quantizes with more ops kept float (:meth:`quantize`, the interface of the ORT
     ``Quantizer``): an op is named by its output tensors, ``;``-joined, as in :attr:`ops`. Calibration is
-    min-max only, so there is no other method to try (``remedy_methods`` is empty). With ``float_outputs`` (int8
+    min-max only, so there is no other method to try (``remedy_methods`` is empty); bias correction is its technique
+    (``remedy_techniques``). With ``float_outputs`` (int8
     I/O is the default, not what the user pinned), a graph output whose producer is kept float stays float too:
     quantizing it at the output would bring back the noise (an embedding's int8 output alone can cost more
     rank-1 agreement than every layer inside).
@@ -305,7 +310,7 @@ class TfliteQuantizer:
     suffix = ".tflite"
     method = "minmax"
     remedy_methods: tuple[str, ...] = ()
-    remedy_techniques: tuple[str, ...] = ()
+    remedy_techniques: tuple[str, ...] = ("bias_correct",)  # switches of quantize() the repair tries
 
     def __init__(
         self,
@@ -317,6 +322,7 @@ class TfliteQuantizer:
         keep_float_scopes: tuple[str, ...] = (),
         float_outputs: bool = False,
         per_channel: bool = True,
+        bias_correct: bool = False,
     ):
         if io not in IO_MODES:
             raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
@@ -330,11 +336,12 @@ class TfliteQuantizer:
         except ImportError:
             raise UsageError("int8 .tflite needs ai-edge-quantizer: pip install 'edgecnn[tflite]'") from None
         self.fp32, self.io, self.input_layout, self.per_channel = bytes(fp32), io, input_layout, per_channel
+        self.bias_correct = bias_correct
         self.float_outputs = float_outputs and io == "int8"
         self.float_model = parse(fp32)
         self.inputs, self.outputs = _signature_io(self.float_model)
         self.ops = op_names(self.float_model)
-        samples = self.samples(calibration)
+        samples = self.calibration_samples = self.samples(calibration)
         self.kept_float: dict[str, str] = {}  # ops found unable to be int8 (bias overflow) → why; float in every try
         self._kept_types: dict[str, str] = {}
         started = time.perf_counter()
@@ -358,28 +365,31 @@ class TfliteQuantizer:
         """NCHW float32 samples as the signature's feeds (:func:`signature_feeds`)."""
         return signature_feeds(self.float_model, images, self.input_layout)
 
-    def _keep(self, scope: str, op_type: str) -> None:
+    def _keep(self, scope: str, op_type: str, tool: Any = None) -> None:
         from ai_edge_quantizer import algorithm_manager
 
         no_quantize = algorithm_manager.AlgorithmName.NO_QUANTIZE
-        self.tool.update_quantization_recipe(regex=scope, operation_name=op_type, algorithm_key=no_quantize)
+        (tool or self.tool).update_quantization_recipe(regex=scope, operation_name=op_type, algorithm_key=no_quantize)
 
-    def _keep_ops(self, ops: dict[str, str]) -> None:
-        """Keep ``ops`` (by output tensors → op type) float, by op type too: the virtual OUTPUT op after a graph
-        output's producer is named like it and must stay quantized."""
+    def _keep_ops(self, ops: dict[str, str], tool: Any = None) -> None:
+        """Keep ``ops`` (by output tensors → op type) float in ``tool``'s recipe (the quantizer's by default), by op
+        type too: the virtual OUTPUT op after a graph output's producer is named like it and must stay quantized."""
         by_type: dict[str, list[str]] = {}
         for op, op_type in ops.items():
             by_type.setdefault(op_type, []).extend(op.split(";"))
         for op_type, outputs in by_type.items():
-            self._keep(_output_scope(outputs) or "^$", op_type)
+            self._keep(_output_scope(outputs) or "^$", op_type, tool)
 
-    def quantize_bytes(self, keep_float: Sequence[str] = ()) -> QuantizedTflite:
+    def quantize_bytes(self, keep_float: Sequence[str] = (), bias_correct: bool | None = None) -> QuantizedTflite:
         """The int8 model with the ops ``keep_float`` (by output tensors, as in :attr:`ops`) kept float (and the
-        graph outputs they make, with :attr:`float_outputs`)."""
+        graph outputs they make, with :attr:`float_outputs`); its biases corrected with ``bias_correct`` (by default
+        the quantizer's)."""
+        bias_correct = self.bias_correct if bias_correct is None else bias_correct
         unknown = [op for op in keep_float if op not in self.ops]
         if unknown:
             raise UsageError(f"ops to keep in float not in the .tflite: {', '.join(unknown)}")
         started = time.perf_counter()
+        correction = None
         try:
             with _quiet():
                 self.tool.load_quantization_recipe(copy.deepcopy(self.recipe))
@@ -387,10 +397,25 @@ class TfliteQuantizer:
                 floated = self.floated_outputs(keep_float)
                 if floated:
                     self._keep(_output_scope(floated) or "^$", "OUTPUT")
-                data, model = self._quantize_keeping_bad_biases_float()
+                data, model = self._quantize_keeping_bad_biases_float(self.tool, self.float_model)
+                if bias_correct:
+                    data, model, correction = self._bias_corrected(data)
         except Exception as error:
             raise _failed(error) from error
-        return self._described(data, model, time.perf_counter() - started, floated)
+        return self._described(data, model, time.perf_counter() - started, floated, correction)
+
+    def _bias_corrected(self, int8: bytes) -> tuple[bytes, Any, dict[str, Any]]:
+        """The model quantized again, on the same ranges and recipe, from the fp32 model with its biases corrected
+        for the mean shift ``int8``'s weights add (:func:`weight_shifts`); and what was corrected."""
+        from ai_edge_quantizer import quantizer
+
+        from edgecnn.lowering.tflite.bias_correction import weight_shifts, with_biases
+
+        corrected, record = with_biases(self.fp32, weight_shifts(self.fp32, int8, self.calibration_samples))
+        tool = quantizer.Quantizer(bytearray(corrected))
+        tool.load_quantization_recipe(copy.deepcopy(self.tool.get_quantization_recipe()))
+        data, model = self._quantize_keeping_bad_biases_float(tool, parse(corrected))
+        return data, model, record
 
     def floated_outputs(self, keep_float: Sequence[str]) -> list[str]:
         """The graph outputs left float when an op of ``keep_float`` makes one of them and :attr:`float_outputs`
@@ -401,33 +426,41 @@ class TfliteQuantizer:
         names = {tensors[index].name.decode() for index in self.outputs.values()}
         return sorted(names) if names & {t for op in keep_float for t in op.split(";")} else []
 
-    def _quantize_keeping_bad_biases_float(self) -> tuple[bytes, Any]:
-        """Quantize on the calibration statistics; the ops whose int32 bias would overflow
-        (:func:`overflowing_biases`) join :attr:`kept_float` and the model is quantized again."""
+    def _quantize_keeping_bad_biases_float(self, tool: Any, float_model: Any) -> tuple[bytes, Any]:
+        """Quantize ``tool``'s float model (``float_model``, parsed) on the calibration statistics; the ops whose
+        int32 bias would overflow (:func:`overflowing_biases`) join :attr:`kept_float` and it is quantized again."""
         while True:
-            data = bytes(self.tool.quantize(self.statistics, enable_progress_report=False).quantized_model)
+            data = bytes(tool.quantize(self.statistics, enable_progress_report=False).quantized_model)
             model = self.schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
-            overflowing = overflowing_biases(self.float_model, model)
+            overflowing = overflowing_biases(float_model, model)
             found = {op: why for op, why in overflowing.items() if op not in self.kept_float}
             if not found:
                 return data, model
             for op, (op_type, why) in found.items():
                 self.kept_float[op], self._kept_types[op] = f"{op_type}: {why}", op_type
-            self._keep_ops({op: op_type for op, (op_type, _) in found.items()})
+            self._keep_ops({op: op_type for op, (op_type, _) in found.items()}, tool)
 
     def quantize(
-        self, dst: Path, method: str = "minmax", reduce_range: bool = False, keep_float_nodes: tuple[str, ...] = ()
+        self,
+        dst: Path,
+        method: str = "minmax",
+        reduce_range: bool = False,
+        keep_float_nodes: tuple[str, ...] = (),
+        bias_correct: bool | None = None,
     ) -> dict[str, Any]:
-        """Write the int8 ``.tflite`` to ``dst`` with the ops ``keep_float_nodes`` float (the drift repair's call,
-        like the ORT ``Quantizer``'s); min-max calibration only, no reduced range."""
+        """Write the int8 ``.tflite`` to ``dst`` with the ops ``keep_float_nodes`` float and the biases corrected
+        with ``bias_correct`` (the drift repair's call, like the ORT ``Quantizer``'s); min-max calibration only, no
+        reduced range."""
         if method != self.method or reduce_range:
             raise UsageError(f"ai-edge-quantizer's {RECIPE} calibrates by min-max with the full int8 range")
-        quantized = self.quantize_bytes(keep_float_nodes)
+        quantized = self.quantize_bytes(keep_float_nodes, bias_correct)
         Path(dst).write_bytes(quantized.data)
         self.made[Path(dst)] = quantized
-        return {"method": method, "kept_float": list(keep_float_nodes)}
+        return {"method": method, "kept_float": list(keep_float_nodes), "bias_correction": quantized.bias_correction}
 
-    def _described(self, data: bytes, model: Any, seconds: float, floated: Sequence[str] = ()) -> QuantizedTflite:
+    def _described(
+        self, data: bytes, model: Any, seconds: float, floated: Sequence[str] = (), correction: dict | None = None
+    ) -> QuantizedTflite:
         """The quantized bytes with their I/O quantization and op counts, checked against ``io`` (the output
         tensors ``floated`` are float32)."""
         schema = self.schema
@@ -468,6 +501,7 @@ class TfliteQuantizer:
             quantized_outputs,
             quantized_inputs,
             dict(self.kept_float),
+            correction,
         )
 
 

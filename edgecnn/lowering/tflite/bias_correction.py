@@ -1,0 +1,169 @@
+"""Bias correction of an int8 ``.tflite`` (Nagel et al., "Data-Free Quantization", ICCV 2019, §4.2, with the
+input means measured on the calibration samples rather than derived from BatchNorm statistics).
+
+Rounding a layer's weights to int8 shifts the mean of each output channel by ``E[(W_int8 − W) · x]`` — large
+where one weight scale is shared by channels of very different ranges (per-tensor weights, depthwise layers). For
+every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int8 weights, one pass of the int8 model over the
+samples measures the mean of the input it really reads (every tensor kept, dequantized), and the shift is that
+mean map through the weights' rounding error, padding included (:func:`conv_mean_response`). Subtracted from the
+fp32 model's bias, quantizing again centres every layer.
+
+Only the weights' part is corrected: an int8 kernel's input is already rounded, so the shift a layer's input
+rounding or its upstream layers carry cannot be told apart from its own in a ``.tflite`` (the ORT graph keeps the
+value before each QuantizeLinear, and :mod:`edgecnn.pipeline.bias_correction` corrects that part too). With
+min-max ranges nothing is clipped, and rounding to nearest is close to mean-free.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecnn.lowering.linear_mean import conv_mean_response, correction_record, same_pads
+
+SIGNATURE = "serving_default"
+LINEAR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """A linear op of the int8 model with int8 weights and a bias, named by its tensors (shared with the fp32
+    model)."""
+
+    op_type: str
+    input: str
+    weight_name: str
+    weight: np.ndarray  # dequantized int8 weights, in the .tflite's layout
+    bias: str
+    options: Any
+
+
+def _buffer(model: Any, data: bytes, index: int) -> bytes:
+    """The bytes of buffer ``index`` of the parsed ``model`` (``data`` its file): inside the flatbuffer, or after it
+    at an offset (ai-edge-quantizer writes its constants so)."""
+    buffer = model.buffers[index]
+    if buffer.data is not None:
+        return bytes(buffer.data)
+    return bytes(data[buffer.offset : buffer.offset + buffer.size]) if buffer.offset > 1 else b""
+
+
+def _dequantized(tensor: Any, raw: bytes) -> np.ndarray:
+    """The real values of an int8 constant tensor (per tensor, or per channel along ``quantizedDimension``)."""
+    q = np.frombuffer(raw, np.int8).reshape(tensor.shape).astype(np.float64)
+    quantization = tensor.quantization
+    scale = np.asarray(quantization.scale, np.float64)
+    zero = np.asarray(quantization.zeroPoint if quantization.zeroPoint is not None else [0], np.float64)
+    if scale.size == 1:
+        return (q - zero.reshape(())) * scale.reshape(())
+    shape = [1] * q.ndim
+    shape[quantization.quantizedDimension] = -1
+    return (q - zero.reshape(shape)) * scale.reshape(shape)
+
+
+def _linear_ops(data: bytes) -> list[_Linear]:
+    """The CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED ops of the int8 model ``data`` whose weights are int8 with
+    a scale and which have a bias tensor."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
+    from edgecnn.lowering.tflite.quantize import parse
+
+    int8 = parse(data)
+    graph = int8.subgraphs[0]
+    codes = [code.builtinCode for code in int8.operatorCodes]
+    found = []
+    for op in graph.operators:
+        op_type = OPERATOR_NAMES[codes[op.opcodeIndex]]
+        if op_type not in LINEAR_OPS or len(op.inputs) < 3 or min(op.inputs[:3]) < 0:
+            continue
+        source, weight, bias = (graph.tensors[i] for i in op.inputs[:3])
+        quantization = weight.quantization
+        if weight.type != schema.TensorType.INT8 or quantization is None or quantization.scale is None:
+            continue
+        weights = _dequantized(weight, _buffer(int8, data, weight.buffer))
+        names = source.name.decode(), weight.name.decode()
+        found.append(_Linear(op_type, *names, weights, bias.name.decode(), op.builtinOptions))
+    return found
+
+
+def _input_means(int8: bytes, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]]) -> dict:
+    """The mean over ``samples`` (and their batch) of each tensor of ``names`` as the int8 model computes it,
+    dequantized (LiteRT's reference kernels, every tensor kept)."""
+    from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
+
+    interpreter = utils.create_tfl_interpreter(int8, use_xnnpack=False, num_threads=1, preserve_all_tensors=True)
+    graph = utils.get_signature_main_subgraph_index(interpreter, SIGNATURE)
+    details = utils.get_tensor_name_to_details_map(interpreter, graph)
+    sums: dict[str, np.ndarray] = {}
+    count = 0
+    for sample in samples:
+        utils.invoke_interpreter_signature(interpreter, dict(sample), SIGNATURE)
+        for name in names:
+            value = utils.get_tensor_data(interpreter, details[name], graph).astype(np.float64)
+            sums[name] = sums.get(name, 0) + value.sum(axis=0)
+        count += len(next(iter(sample.values())))
+    return {name: total / count for name, total in sums.items()}
+
+
+def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The mean shift per output channel that rounding ``float_weight`` to ``layer.weight`` adds over the mean
+    input ``mean`` (H × W × C for convolutions, features last for FULLY_CONNECTED)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    error = layer.weight - float_weight.reshape(layer.weight.shape)
+    if layer.op_type == "FULLY_CONNECTED":  # weights [out, in]; the mean over every position of the features
+        return error @ mean.reshape(-1, error.shape[1]).mean(axis=0)
+    options = layer.options
+    channels_first = mean.transpose(2, 0, 1)
+    if layer.op_type == "CONV_2D":  # weights O × kh × kw × C/groups
+        oihw = error.transpose(0, 3, 1, 2)
+        groups = channels_first.shape[0] // oihw.shape[1]
+    else:  # DEPTHWISE_CONV_2D: 1 × kh × kw × C·multiplier; output channel o reads input channel o // multiplier
+        oihw = error[0].transpose(2, 0, 1)[:, None]
+        groups = channels_first.shape[0]
+    strides = (options.strideH, options.strideW)
+    dilations = (options.dilationHFactor or 1, options.dilationWFactor or 1)
+    pads = [0, 0, 0, 0]
+    if options.padding == schema.Padding.SAME:
+        pads = same_pads(channels_first.shape[1:], oihw.shape[2:], strides, dilations)
+    return conv_mean_response(oihw, channels_first, groups, pads, strides, dilations)
+
+
+def weight_shifts(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each corrected layer's fp32 bias tensor (by name) → the mean shift per output channel its int8 weights add,
+    measured on ``samples`` (the signature's float32 feeds, :func:`signature_feeds`)."""
+    from edgecnn.lowering.tflite.quantize import float_constants, parse
+
+    floats = float_constants(parse(fp32))
+    layers = [layer for layer in _linear_ops(int8) if layer.bias in floats and layer.weight_name in floats]
+    means = _input_means(int8, sorted({layer.input for layer in layers}), samples)
+    return {layer.bias: _shift(layer, floats[layer.weight_name], means[layer.input]) for layer in layers}
+
+
+def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray]) -> tuple[bytes, dict[str, Any]]:
+    """``fp32`` with each named bias minus its shift, written in place in a copy of the flatbuffer (same size);
+    what changed (:func:`correction_record`). A bias whose buffer
+    other tensors share is left as it is (none in edgecnn's lowering)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = bytearray(fp32)
+    model = schema.Model.GetRootAs(data, 0)
+    graph = model.Subgraphs(0)
+    tensors = [graph.Tensors(i) for i in range(graph.TensorsLength())]
+    readers = Counter(t.Buffer() for t in tensors)
+    corrected = []
+    for tensor in tensors:
+        shift = shifts.get(tensor.Name().decode())
+        if shift is None or readers[tensor.Buffer()] != 1 or tensor.Type() != schema.TensorType.FLOAT32:
+            continue
+        raw = model.Buffers(tensor.Buffer()).DataAsNumpy()  # a view into ``data``
+        if not isinstance(raw, np.ndarray) or raw.size != 4 * shift.size:
+            continue
+        bias = raw.view(np.float32)
+        bias[:] = (bias.astype(np.float64) - shift).astype(np.float32)
+        corrected.append(shift)
+    return bytes(data), correction_record(corrected)
