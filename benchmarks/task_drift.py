@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the task networks live with the test fixtu
 from edgecnn.analysis.drift import Thresholds, score
 from edgecnn.analysis.task_detection import map50, truths
 from edgecnn.analysis.task_embedding import nearest
+from edgecnn.config.recipes import CALIBRATION_METHODS as METHODS
 from edgecnn.data.calibration import box_truth
 from edgecnn.pipeline.export import export
 from edgecnn.runtime.loader import load
@@ -47,8 +48,9 @@ DESCRIPTION = (
     "default --score-threshold 0.25 and NMS); "
     "`task_before`/`task_after`: the task's figure of the int8 ORT model against fp32 on the 128 held-out samples "
     "before and after the export's repair; `task_tflite_before`/`task_tflite`: the same for the int8 .tflite "
-    "(repaired by its own per-op ranking; `tflite_outputs`: its outputs' dtype after the repair). Latency: 1 thread, "
-    "p50."
+    "(repaired by its own global remedies, then per-op ranking; `tflite_outputs`: its outputs' dtype after the "
+    "repair); `by_method_no_repair`: per --method, exported again without repair (`fix=False`), the int8 ORT and "
+    ".tflite figures against the truth and against fp32. Latency: 1 thread, p50."
 )
 
 
@@ -75,22 +77,46 @@ def _p50(path: Path, x: np.ndarray, layout: str | None = None) -> float:
     return time_callable(lambda: runner.run_all(x), warmup=5, runs=50)["p50_ms"]
 
 
-def measure(task: str, work: Path) -> dict[str, Any]:
-    """Train, export and measure one task network; its row."""
-    model = getattr(tasks, f"train_{task}")(work)
-    given, figure = TASKS[task]
-    result = export(
+def _export(task: str, model: dict[str, Any], out: Path, **options: Any) -> Any:
+    """The task network exported to int8 `.onnx` and `.tflite` as a user would, with ``options``."""
+    return export(
         f"tests.fixtures.tasks:build_{task}",
-        out=work / task,
+        out=out,
         weights=model["path"],
         input_shape="1,1,32,32",
         calib=model["npz"],
         calib_size=64,
         holdout=128,
         formats="onnx,tflite",
-        task=given,
+        task=TASKS[task][0],
         allow_drift=True,
+        **options,
     )
+
+
+def _by_method(task: str, model: dict[str, Any], work: Path, x: np.ndarray, truth: Any) -> dict[str, Any]:
+    """Per calibration method, without repair: the int8 ORT and `.tflite` figures against the ground truth and the
+    task figures against fp32 (each `.tflite` activation calibrated on its own tensors for percentile, entropy and
+    auto: ``pipeline.tflite_calibration``)."""
+    found: dict[str, Any] = {}
+    for method in METHODS:
+        result = _export(task, model, work / f"{task}-{method}", method=method, fix=False)
+        layout = result.manifest["model"].get("tflite_input_layout")
+        formats = result.manifest["agreement"]["formats"]
+        found[method] = {
+            "truth_int8_ort": round(truth(load(result.artifacts["int8_onnx"]).run_all(x)), 4),
+            "truth_int8_tflite": round(truth(load(result.artifacts["int8_tflite"], layout=layout).run_all(x)), 4),
+            "task_ort": round(score(result.manifest["agreement"]), 4),
+            "task_tflite": round(score(formats["tflite"]), 4),
+        }
+    return found
+
+
+def measure(task: str, work: Path) -> dict[str, Any]:
+    """Train, export and measure one task network; its row."""
+    model = getattr(tasks, f"train_{task}")(work)
+    figure = TASKS[task][1]
+    result = _export(task, model, work / task)
     manifest, artifacts = result.manifest, result.artifacts
     drift, layout = manifest["drift"], manifest["model"].get("tflite_input_layout")
     x, truth = _truth(task)
@@ -115,6 +141,7 @@ def measure(task: str, work: Path) -> dict[str, Any]:
         "tflite_outputs": manifest["stages"]["tflite"]["int8"]["io"]["output_dtype"],
         "int8_over_fp32_ort": round(_p50(artifacts["int8_onnx"], one) / fp32_ms, 3),
         "int8_over_fp32_tflite": round(_p50(artifacts["int8_tflite"], one, layout) / fp32_ms, 3),
+        "by_method_no_repair": _by_method(task, model, work, x, truth),
     }
 
 

@@ -10,6 +10,7 @@ the range of its output, so the output's choice is the one that applies there.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,14 +78,21 @@ def choose_ranges(model_path: Path, candidates: dict[str, Ranges], images: Input
     """For each tensor every candidate ranges (``{method: {tensor: (lowest, highest)}}``, in order of preference:
     a tie goes to the first), the candidate whose range quantizes the tensor of the fp32 model at ``model_path``
     on ``images`` with the best SQNR."""
+    names = sorted(set.intersection(*(set(r) for r in candidates.values()))) if candidates else []
+    return choose_from_batches(tensor_batches(model_path, names, images), candidates)
+
+
+def choose_from_batches(batches: Iterable[dict[str, np.ndarray]], candidates: dict[str, Ranges]) -> Choice:
+    """:func:`choose_ranges` on tensor values given batch by batch (``{tensor: values}``; the tensors every
+    candidate has a range for)."""
     methods = list(candidates)
     names = sorted(set.intersection(*(set(r) for r in candidates.values()))) if methods else []
     params = {m: {t: uint8_params(*candidates[m][t]) for t in names} for m in methods}
     signal = dict.fromkeys(names, 0.0)
     noise = {t: dict.fromkeys(methods, 0.0) for t in names}
-    for batch in tensor_batches(model_path, names, images):
-        for name, values in batch.items():
-            values = np.asarray(values, np.float32)
+    for batch in batches:
+        for name in (n for n in names if n in batch):  # a tensor never given keeps the first candidate
+            values = np.asarray(batch[name], np.float32)
             signal[name] += float(np.sum(np.square(values, dtype=np.float64)))
             for method in methods:
                 error = values - fake_quantize(values, *params[method][name])

@@ -15,23 +15,15 @@ import numpy as np
 
 from edgecnn.analysis.layerwise import SQNR_CAP_DB, LayerError
 
-SIGNATURE = "serving_default"
-
-
-def _interpreter(model: bytes) -> tuple[Any, int, dict[str, Any]]:
-    from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
-
-    interpreter = utils.create_tfl_interpreter(model, use_xnnpack=False, num_threads=1, preserve_all_tensors=True)
-    subgraph = utils.get_signature_main_subgraph_index(interpreter, SIGNATURE)
-    return interpreter, subgraph, utils.get_tensor_name_to_details_map(interpreter, subgraph)
-
 
 def tensor_sqnr(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.ndarray]], names: Sequence[str]):
     """SQNR (dB, capped) and mean cosine of each tensor of ``names`` present in both models, pooled over the
     ``samples`` (the signature's feeds, float32)."""
     from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
 
-    (ref, ref_graph, ref_details), (got, got_graph, got_details) = _interpreter(fp32), _interpreter(int8)
+    from edgecnn.lowering.tflite.quantize import SIGNATURE, kept_interpreter
+
+    (ref, ref_graph, ref_details), (got, got_graph, got_details) = kept_interpreter(fp32), kept_interpreter(int8)
     names = [n for n in names if n in ref_details and n in got_details and np.all(ref_details[n]["shape"])]
     signal, noise, cosine = (dict.fromkeys(names, 0.0) for _ in range(3))
     for sample in samples:

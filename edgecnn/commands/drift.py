@@ -338,10 +338,12 @@ def _fix_tflite(
     out: Path | None,
 ) -> dict[str, Any]:
     """Repair the int8 `.tflite` TARGET (parsed ``model``, judged ``judged``) by re-quantizing its fp32 ``twin`` on
-    ``calib_images`` with ai-edge-quantizer, its ops ranked in LiteRT: a drop-in replacement — the same I/O dtypes,
-    and the ops TARGET has in float stay float. The best goes to OUT."""
+    ``calib_images`` with ai-edge-quantizer — the other calibration methods and bias correction first, then its ops
+    ranked in LiteRT: a drop-in replacement — the same I/O dtypes, and the ops TARGET has in float stay float. The
+    best goes to OUT."""
     from edgecnn.analysis.layerwise_tflite import rank_tflite
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer, op_names, quantized_tensors
+    from edgecnn.pipeline.tflite_calibration import TfliteCalibration
     from edgecnn.runtime.loader import load
 
     layout = _tflite_layout(tgt, model)
@@ -358,7 +360,16 @@ def _fix_tflite(
     def rank(path: Path, samples: Inputs) -> list[Any]:
         return rank_tflite(quantizer.fp32, Path(path).read_bytes(), samples, layout)
 
-    quantizer = TfliteQuantizer(twin.read_bytes(), calib_images, layout, io=io)
+    recorded = ((((tgt.manifest or {}).get("stages") or {}).get("tflite") or {}).get("int8")) or {}
+    quantizer = TfliteQuantizer(
+        twin.read_bytes(),
+        calib_images,
+        layout,
+        io=io,
+        per_channel=recorded.get("per_channel", True),  # as the export quantized it
+        method=recorded.get("method", "minmax"),
+        calibrator=TfliteCalibration,
+    )
     known = set(quantizer.ops)
     return _repaired(
         quantizer,

@@ -45,17 +45,6 @@ def conv_mean_response(
     return response
 
 
-def same_pads(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]) -> list:
-    """TFLite's (and TensorFlow's) SAME padding of a 2-D window over ``size`` (H, W), in ONNX order (top, left,
-    bottom, right): the output is ceil(size / stride); the odd pixel of the padding goes after."""
-    before, after = [], []
-    for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
-        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-        before.append(total // 2)
-        after.append(total - total // 2)
-    return before + after
-
-
 def correction_record(shifts: Sequence[np.ndarray]) -> dict[str, float | int]:
     """What a bias correction changed: the layers, and the mean and largest absolute shift per output channel (in
     the layers' output units)."""

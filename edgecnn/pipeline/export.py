@@ -431,6 +431,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "labels": ctx.calib.labels is not None,
             "calibrator_options": quantize.get("calibrator_options", {}),
             "per_tensor": (quantize.get("calibration") or {}).get("counts"),  # auto: tensors per method
+            "tflite_per_tensor": _tflite_counts(tflite),  # auto: the .tflite's own activations per method
         },
         "stages": stages,
         "artifacts": artifacts,
@@ -439,3 +440,9 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
         "warnings": ctx.warnings,
         "seconds": round(seconds, 2),
     }
+
+
+def _tflite_counts(tflite: Any) -> dict[str, int] | None:
+    """Method auto: how many of the int8 ``.tflite``'s activations took each method (None otherwise)."""
+    int8 = tflite.figures.get("int8") if tflite is not None else None
+    return ((int8 or {}).get("calibration") or {}).get("counts")

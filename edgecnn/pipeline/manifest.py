@@ -107,6 +107,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         f"- {calib['method']} on {calib['count']} samples from `{calib['source']}` "
         f"(sha256 {calib['sha256'][:16]}…), {calib['held_out']} held out for agreement",
         *_per_tensor_lines(calib.get("per_tensor")),
+        *_per_tensor_lines(calib.get("tflite_per_tensor"), "the .tflite's tensors"),
         "",
     ]
     lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
@@ -246,12 +247,12 @@ def _weight_bits_lines(bits: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _per_tensor_lines(counts: dict[str, int] | None) -> list[str]:
-    """Method auto: how many activation tensors took each method's range."""
+def _per_tensor_lines(counts: dict[str, int] | None, whose: str = "per tensor") -> list[str]:
+    """Method auto: how many activation tensors (``whose``) took each method's range."""
     if not counts:
         return []
     taken = ", ".join(f"{n} {method}" for method, n in counts.items())
-    return [f"- per tensor (the range of the best SQNR on the calibration samples): {taken}"]
+    return [f"- {whose} (the range of the best SQNR on the calibration samples): {taken}"]
 
 
 def _fix_lines(fix: dict[str, Any], initial: list[str], chart: str | None = None) -> list[str]:

@@ -10,6 +10,7 @@ artifact order and the format table's stage names read ``STAGES``. A failed chec
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -469,8 +470,10 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     from edgecnn.analysis.layerwise_tflite import rank_tflite
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
     from edgecnn.pipeline.drift_check import judge_artifact
+    from edgecnn.pipeline.tflite_calibration import TfliteCalibration
 
     layout = result.input_layout
+    calibrator = functools.partial(TfliteCalibration, bins=ctx.recipe.bins, percentile=ctx.recipe.percentile)
     quantizer = TfliteQuantizer(
         fp32,
         ctx.calib.images,
@@ -480,6 +483,8 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         keep_float_scopes=float_scopes,
         float_outputs=ctx.options.tflite_io is None,
         per_channel=ctx.profile.per_channel,
+        method=ctx.method,
+        calibrator=calibrator,
     )
     quantized = quantizer.quantize_bytes()
     dst = ctx.out / "model.int8.tflite"
@@ -518,6 +523,8 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     result.figures["int8"] = {
         "quantizer": "ai-edge-quantizer static_wi8_ai8",
         "per_channel": ctx.profile.per_channel,
+        "method": quantized.method,
+        "calibration": quantizer.calibration(quantized.method),
         "float_scopes": len(float_scopes),
         "kept_float": quantized.kept_float,
         "bias_correction": quantized.bias_correction,

@@ -123,16 +123,18 @@ def test_auto_quantizes_each_tensor_with_its_chosen_range(tmp_path, trained_fp32
 @pytest.mark.slow
 def test_export_with_method_auto_records_the_choice(tmp_path, tinynet_checkpoint, digits_npz):
     """`edgecnn export --method auto` end to end: the manifest has every tensor's method and the counts, the report
-    says how many tensors took each, and the int8 model still agrees with fp32 on held-out digits."""
+    says how many tensors took each, and the int8 model still agrees with fp32 on held-out digits; so does the int8
+    .tflite, whose own tensors are chosen for (``pipeline.tflite_calibration``)."""
     import json
     import subprocess
     import sys
 
     out = tmp_path / "tiny"
     args = ["tests.fixtures.tinynet:build_net", "--weights", tinynet_checkpoint["path"], "--input-shape", "1,1,32,32"]
-    args += ["--calib", digits_npz["path"], "--calib-size", "64", "--holdout", "64", "--format", "onnx"]
+    args += ["--calib", digits_npz["path"], "--calib-size", "64", "--holdout", "64", "--format", "onnx,tflite"]
     edgecnn = [sys.executable, "-m", "edgecnn", "export"]
-    command = [*edgecnn, *args, "--method", "auto", "--out", str(out), "--json"]
+    # 64 held-out digits: one digit is 1.6 points; no repair, which would try the other methods
+    command = [*edgecnn, *args, "--method", "auto", "--no-fix", "--allow-drift", "--out", str(out), "--json"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     manifest = json.loads(result.stdout)
@@ -147,6 +149,17 @@ def test_export_with_method_auto_records_the_choice(tmp_path, tinynet_checkpoint
         in (out / "report.md").read_text()
     )
     assert manifest["agreement"]["top1"] >= 0.95, manifest["agreement"]
+    tflite = manifest["stages"]["tflite"]["int8"]
+    tflite_counts = manifest["calibration"]["tflite_per_tensor"]
+    assert tflite["method"] == AUTO and list(tflite_counts) == list(CALIBRATED), tflite
+    assert set(tflite["calibration"]["tensors"].values()) <= set(CALIBRATED)
+    assert sum(tflite_counts.values()) == len(tflite["calibration"]["tensors"]) >= 8, tflite_counts
+    taken = ", ".join(f"{n} {m}" for m, n in tflite_counts.items())
+    assert (
+        f"the .tflite's tensors (the range of the best SQNR on the calibration samples): {taken}"
+        in (out / "report.md").read_text()
+    )
+    assert manifest["agreement"]["formats"]["tflite"]["top1_agreement"] >= 0.95, manifest["agreement"]["formats"]
     # --method's help and validation read the one list of methods.
     usage = subprocess.run([*edgecnn, "--help"], capture_output=True, text=True)
     assert f"Calibration method: {', '.join(METHODS)}" in " ".join(usage.stdout.split())

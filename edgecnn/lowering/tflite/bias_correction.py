@@ -10,8 +10,9 @@ fp32 model's bias, quantizing again centres every layer.
 
 Only the weights' part is corrected: an int8 kernel's input is already rounded, so the shift a layer's input
 rounding or its upstream layers carry cannot be told apart from its own in a ``.tflite`` (the ORT graph keeps the
-value before each QuantizeLinear, and :mod:`edgecnn.pipeline.bias_correction` corrects that part too). With
-min-max ranges nothing is clipped, and rounding to nearest is close to mean-free.
+value before each QuantizeLinear, and :mod:`edgecnn.pipeline.bias_correction` corrects that part too). Rounding to
+nearest is close to mean-free; clipping by the activation ranges (percentile, entropy) is not corrected, and the
+corrected model is quantized on the ranges calibrated before the correction.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.lowering.linear_mean import conv_mean_response, correction_record, same_pads
+from edgecnn.lowering.linear_mean import conv_mean_response, correction_record
+from edgecnn.lowering.tflite.ops.window import Window, tf_same_pads
 
-SIGNATURE = "serving_default"
 LINEAR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
@@ -91,22 +92,17 @@ def _linear_ops(data: bytes) -> list[_Linear]:
 
 
 def _input_means(int8: bytes, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]]) -> dict:
-    """The mean over ``samples`` (and their batch) of each tensor of ``names`` as the int8 model computes it,
-    dequantized (LiteRT's reference kernels, every tensor kept)."""
-    from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
+    """The mean over ``samples`` and the first axis of each tensor of ``names`` (its batch, or a FULLY_CONNECTED
+    input's rows) as the int8 model computes it, dequantized (LiteRT's reference kernels, every tensor kept)."""
+    from edgecnn.lowering.tflite.quantize import tensor_values
 
-    interpreter = utils.create_tfl_interpreter(int8, use_xnnpack=False, num_threads=1, preserve_all_tensors=True)
-    graph = utils.get_signature_main_subgraph_index(interpreter, SIGNATURE)
-    details = utils.get_tensor_name_to_details_map(interpreter, graph)
     sums: dict[str, np.ndarray] = {}
-    count = 0
-    for sample in samples:
-        utils.invoke_interpreter_signature(interpreter, dict(sample), SIGNATURE)
-        for name in names:
-            value = utils.get_tensor_data(interpreter, details[name], graph).astype(np.float64)
-            sums[name] = sums.get(name, 0) + value.sum(axis=0)
-        count += len(next(iter(sample.values())))
-    return {name: total / count for name, total in sums.items()}
+    rows: dict[str, int] = {}
+    for values in tensor_values(int8, names, samples):
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0) + value.astype(np.float64).sum(axis=0)
+            rows[name] = rows.get(name, 0) + value.shape[0]
+    return {name: total / rows[name] for name, total in sums.items()}
 
 
 def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -127,9 +123,9 @@ def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.nda
         groups = channels_first.shape[0]
     strides = (options.strideH, options.strideW)
     dilations = (options.dilationHFactor or 1, options.dilationWFactor or 1)
-    pads = [0, 0, 0, 0]
+    pads = (0, 0, 0, 0)
     if options.padding == schema.Padding.SAME:
-        pads = same_pads(channels_first.shape[1:], oihw.shape[2:], strides, dilations)
+        pads = tf_same_pads(channels_first.shape[1:], Window(oihw.shape[2:], strides, dilations, pads))
     return conv_mean_response(oihw, channels_first, groups, pads, strides, dilations)
 
 
@@ -141,7 +137,11 @@ def weight_shifts(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.nd
     floats = float_constants(parse(fp32))
     layers = [layer for layer in _linear_ops(int8) if layer.bias in floats and layer.weight_name in floats]
     means = _input_means(int8, sorted({layer.input for layer in layers}), samples)
-    return {layer.bias: _shift(layer, floats[layer.weight_name], means[layer.input]) for layer in layers}
+    return {
+        layer.bias: _shift(layer, floats[layer.weight_name], means[layer.input])
+        for layer in layers
+        if layer.input in means
+    }
 
 
 def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray]) -> tuple[bytes, dict[str, Any]]:

@@ -12,25 +12,29 @@ Calibration takes each tensor's minimum and maximum over all the calibration sam
 calibration does. ai-edge-quantizer's own calibration keeps a moving average (factor 0.95) of each sample's
 extremes instead, which narrows the ranges to roughly the last twenty samples' and clips the rest: on a digits
 MobileNetV2 its int8 logits keep 7 dB of SQNR where the true extremes keep 31, as ORT's QDQ graph does
-(``benchmarks/quant_peers.py``: its ``tflite_aeq_*`` rows are the tool's own calibration).
+(``benchmarks/quant_peers.py``: its ``tflite_aeq_*`` rows are the tool's own calibration). Percentile, entropy
+and auto ranges come from a ``calibrator`` (``edgecnn.pipeline.tflite_calibration``) and replace the min-max ones
+tensor by tensor; bias correction is :mod:`edgecnn.lowering.tflite.bias_correction`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io as _io
 import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgecnn.config.recipes import CALIBRATION_METHODS
 from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError
 
 SIGNATURE = "serving_default"
@@ -38,6 +42,7 @@ RECIPE = "static_wi8_ai8"
 IO_MODES = ("int8", "float")
 INT32_MAX = 2**31 - 1
 LAYOUTS = ("NHWC", "NCHW")
+MINMAX = CALIBRATION_METHODS[0]  # ai-edge-quantizer's own; the others need a calibrator (pipeline.tflite_calibration)
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,9 @@ class QuantizedTflite:
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # ops kept float after quantization showed they cannot be int8: op (its output tensors, ';'-joined) -> why
     kept_float: dict[str, str] = field(default_factory=dict)
-    # with bias correction: the layers corrected and their mean shift relative to the bias range; else None
+    # with bias correction: the layers corrected and their mean and largest shift (output units); else None
     bias_correction: dict[str, Any] | None = None
+    method: str = "minmax"  # how the activations were calibrated
 
 
 def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
@@ -246,6 +252,30 @@ def signature_feeds(
     return [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
 
 
+def kept_interpreter(model: bytes) -> tuple[Any, int, dict[str, Any]]:
+    """LiteRT's interpreter of ``model`` on its reference kernels with every tensor kept (ai-edge-quantizer's
+    helpers, which dequantize int8 tensors), the signature's subgraph and its tensors' details by name."""
+    from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
+
+    interpreter = utils.create_tfl_interpreter(model, use_xnnpack=False, num_threads=1, preserve_all_tensors=True)
+    subgraph = utils.get_signature_main_subgraph_index(interpreter, SIGNATURE)
+    return interpreter, subgraph, utils.get_tensor_name_to_details_map(interpreter, subgraph)
+
+
+def tensor_values(
+    model: bytes, names: Sequence[str], samples: Sequence[dict[str, np.ndarray]]
+) -> Iterator[dict[str, np.ndarray]]:
+    """For each of ``samples`` (the signature's float32 feeds), the values of those tensors of ``names`` that the
+    model has, dequantized, as float32."""
+    from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
+
+    interpreter, subgraph, details = kept_interpreter(model)
+    present = [name for name in names if name in details]
+    for sample in samples:
+        utils.invoke_interpreter_signature(interpreter, dict(sample), SIGNATURE)
+        yield {n: np.array(utils.get_tensor_data(interpreter, details[n], subgraph), np.float32) for n in present}
+
+
 def _recipe(rules: list[dict[str, Any]], per_channel: bool) -> list[dict[str, Any]]:
     """The recipe's rules, with one weight scale per tensor instead of per output channel when not ``per_channel``
     (targets whose int8 kernels take per-tensor weights only, e.g. NNAPI before API level 29)."""
@@ -296,11 +326,14 @@ class TfliteQuantizer:
     ops stay float (a deformable layer's sampling path, :func:`node_scope`). Ops ai-edge-quantizer has no int8
     rule for stay in float the same way, and so do ops whose int32 bias would overflow (:func:`overflowing_biases`).
     ``bias_correct`` corrects the biases for the mean shift of the int8 weights, measured on the calibration samples
-    (:mod:`edgecnn.lowering.tflite.bias_correction`), and quantizes again on the same ranges.
+    (:mod:`edgecnn.lowering.tflite.bias_correction`), and quantizes again on the same ranges. ``method`` calibrates
+    the activations other than by min-max when a ``calibrator`` is given: called with the fp32 bytes, the calibration
+    feeds and the min-max ranges, it returns a function of a method giving each tensor's (low, high), with a
+    ``record(method)`` of how it chose (``edgecnn.pipeline.tflite_calibration.TfliteCalibration``).
 
     The drift repair re-quantizes with more ops kept float (:meth:`quantize`, the interface of the ORT
-    ``Quantizer``): an op is named by its output tensors, ``;``-joined, as in :attr:`ops`. Calibration is
-    min-max only, so there is no other method to try (``remedy_methods`` is empty); bias correction is its technique
+    ``Quantizer``): an op is named by its output tensors, ``;``-joined, as in :attr:`ops`. With a ``calibrator`` it
+    tries the other calibration methods (``remedy_methods``; none without one), and bias correction is its technique
     (``remedy_techniques``). With ``float_outputs`` (int8
     I/O is the default, not what the user pinned), a graph output whose producer is kept float stays float too:
     quantizing it at the output would bring back the noise (an embedding's int8 output alone can cost more
@@ -308,8 +341,6 @@ class TfliteQuantizer:
     """
 
     suffix = ".tflite"
-    method = "minmax"
-    remedy_methods: tuple[str, ...] = ()
     remedy_techniques: tuple[str, ...] = ("bias_correct",)  # switches of quantize() the repair tries
 
     def __init__(
@@ -323,7 +354,14 @@ class TfliteQuantizer:
         float_outputs: bool = False,
         per_channel: bool = True,
         bias_correct: bool = False,
+        method: str = MINMAX,
+        calibrator: Callable[[bytes, list[dict[str, np.ndarray]], dict[str, tuple]], Any] | None = None,
     ):
+        methods = CALIBRATION_METHODS if calibrator is not None else (MINMAX,)
+        if method not in methods:
+            raise UsageError(f"the int8 .tflite calibrates by {' or '.join(methods)}, not '{method}'")
+        self.method = method
+        self.remedy_methods = tuple(m for m in methods if m != method)  # what the drift repair tries besides
         if io not in IO_MODES:
             raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
         schema = self.schema = _schema()
@@ -358,8 +396,40 @@ class TfliteQuantizer:
                 self.statistics = _calibrate(self.fp32, self.recipe, samples)
         except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
             raise _failed(error) from error
+        self.calibrated = None
+        if calibrator is not None:
+            self.calibrated = calibrator(self.fp32, samples, self.minmax_ranges())
+            self._statistics(method)  # calibrated now: the timing belongs to calibration
         self.calibration_seconds = time.perf_counter() - started
         self.made: dict[Path, QuantizedTflite] = {}
+
+    def minmax_ranges(self) -> dict[str, tuple[np.float32, np.float32]]:
+        """Each per-tensor calibrated tensor → its (min, max) over the calibration samples."""
+        return {
+            name: (np.float32(qsv["min"].reshape(-1)[0]), np.float32(qsv["max"].reshape(-1)[0]))
+            for name, qsv in self.statistics.items()
+            if np.size(qsv.get("min")) == 1 and np.size(qsv.get("max")) == 1
+        }
+
+    def _statistics(self, method: str) -> dict[str, Any]:
+        """The calibration statistics for ``method``: min-max's, with each tensor's range by ``method`` in place."""
+        if method == MINMAX:
+            return self.statistics
+        try:
+            ranges = self.calibrated(method)
+        except Exception as error:  # ORT's histogram collector or LiteRT raise from deep inside
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CheckFailedError(f"int8 .tflite calibration by {method} failed: {reason}") from error
+        statistics = dict(self.statistics)
+        for name, (low, high) in ranges.items():
+            if name in statistics:
+                qsv = statistics[name]
+                statistics[name] = {**qsv, "min": np.full_like(qsv["min"], low), "max": np.full_like(qsv["max"], high)}
+        return statistics
+
+    def calibration(self, method: str) -> dict[str, Any] | None:
+        """How ``method`` calibrated per tensor (auto's choice, once made), or None."""
+        return self.calibrated.record(method) if self.calibrated is not None else None
 
     def samples(self, images: np.ndarray | dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         """NCHW float32 samples as the signature's feeds (:func:`signature_feeds`)."""
@@ -380,16 +450,23 @@ class TfliteQuantizer:
         for op_type, outputs in by_type.items():
             self._keep(_output_scope(outputs) or "^$", op_type, tool)
 
-    def quantize_bytes(self, keep_float: Sequence[str] = (), bias_correct: bool | None = None) -> QuantizedTflite:
+    def quantize_bytes(
+        self, keep_float: Sequence[str] = (), bias_correct: bool | None = None, method: str | None = None
+    ) -> QuantizedTflite:
         """The int8 model with the ops ``keep_float`` (by output tensors, as in :attr:`ops`) kept float (and the
-        graph outputs they make, with :attr:`float_outputs`); its biases corrected with ``bias_correct`` (by default
-        the quantizer's)."""
+        graph outputs they make, with :attr:`float_outputs`); its activations calibrated by ``method`` and its
+        biases corrected with ``bias_correct`` (both by default the quantizer's)."""
         bias_correct = self.bias_correct if bias_correct is None else bias_correct
+        method = method or self.method
+        if method not in (self.method, *self.remedy_methods):
+            known = " or ".join((self.method, *self.remedy_methods))
+            raise UsageError(f"the int8 .tflite calibrates by {known}, not '{method}'")
         unknown = [op for op in keep_float if op not in self.ops]
         if unknown:
             raise UsageError(f"ops to keep in float not in the .tflite: {', '.join(unknown)}")
         started = time.perf_counter()
         correction = None
+        statistics = self._statistics(method)
         try:
             with _quiet():
                 self.tool.load_quantization_recipe(copy.deepcopy(self.recipe))
@@ -397,14 +474,19 @@ class TfliteQuantizer:
                 floated = self.floated_outputs(keep_float)
                 if floated:
                     self._keep(_output_scope(floated) or "^$", "OUTPUT")
-                data, model = self._quantize_keeping_bad_biases_float(self.tool, self.float_model)
-                if bias_correct:
-                    data, model, correction = self._bias_corrected(data)
+                kept = self.kept_float
+                data, model = self._quantize_keeping_bad_biases_float(self.tool, self.float_model, statistics, kept)
+                if bias_correct:  # a corrected bias that overflows keeps its op float in this model only
+                    kept = dict(self.kept_float)
+                    data, model, correction = self._bias_corrected(data, statistics, kept)
         except Exception as error:
             raise _failed(error) from error
-        return self._described(data, model, time.perf_counter() - started, floated, correction)
+        described = self._described(data, model, time.perf_counter() - started, floated, correction, kept)
+        return dataclasses.replace(described, method=method)
 
-    def _bias_corrected(self, int8: bytes) -> tuple[bytes, Any, dict[str, Any]]:
+    def _bias_corrected(
+        self, int8: bytes, statistics: dict[str, Any], kept: dict[str, str]
+    ) -> tuple[bytes, Any, dict[str, Any]]:
         """The model quantized again, on the same ranges and recipe, from the fp32 model with its biases corrected
         for the mean shift ``int8``'s weights add (:func:`weight_shifts`); and what was corrected."""
         from ai_edge_quantizer import quantizer
@@ -414,7 +496,7 @@ class TfliteQuantizer:
         corrected, record = with_biases(self.fp32, weight_shifts(self.fp32, int8, self.calibration_samples))
         tool = quantizer.Quantizer(bytearray(corrected))
         tool.load_quantization_recipe(copy.deepcopy(self.tool.get_quantization_recipe()))
-        data, model = self._quantize_keeping_bad_biases_float(tool, parse(corrected))
+        data, model = self._quantize_keeping_bad_biases_float(tool, parse(corrected), statistics, kept)
         return data, model, record
 
     def floated_outputs(self, keep_float: Sequence[str]) -> list[str]:
@@ -426,40 +508,55 @@ class TfliteQuantizer:
         names = {tensors[index].name.decode() for index in self.outputs.values()}
         return sorted(names) if names & {t for op in keep_float for t in op.split(";")} else []
 
-    def _quantize_keeping_bad_biases_float(self, tool: Any, float_model: Any) -> tuple[bytes, Any]:
-        """Quantize ``tool``'s float model (``float_model``, parsed) on the calibration statistics; the ops whose
-        int32 bias would overflow (:func:`overflowing_biases`) join :attr:`kept_float` and it is quantized again."""
+    def _quantize_keeping_bad_biases_float(
+        self, tool: Any, float_model: Any, statistics: dict[str, Any], kept: dict[str, str]
+    ) -> tuple[bytes, Any]:
+        """Quantize ``tool``'s float model (``float_model``, parsed) on the calibration ``statistics``; the ops whose
+        int32 bias would overflow (:func:`overflowing_biases`) join ``kept`` (op → why; :attr:`kept_float` keeps
+        them float in every later model) and it is quantized again."""
         while True:
-            data = bytes(tool.quantize(self.statistics, enable_progress_report=False).quantized_model)
+            data = bytes(tool.quantize(statistics, enable_progress_report=False).quantized_model)
             model = self.schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
             overflowing = overflowing_biases(float_model, model)
-            found = {op: why for op, why in overflowing.items() if op not in self.kept_float}
+            found = {op: why for op, why in overflowing.items() if op not in kept}
             if not found:
                 return data, model
             for op, (op_type, why) in found.items():
-                self.kept_float[op], self._kept_types[op] = f"{op_type}: {why}", op_type
+                kept[op] = f"{op_type}: {why}"
+                if kept is self.kept_float:
+                    self._kept_types[op] = op_type
             self._keep_ops({op: op_type for op, (op_type, _) in found.items()}, tool)
 
     def quantize(
         self,
         dst: Path,
-        method: str = "minmax",
+        method: str | None = None,
         reduce_range: bool = False,
         keep_float_nodes: tuple[str, ...] = (),
         bias_correct: bool | None = None,
     ) -> dict[str, Any]:
-        """Write the int8 ``.tflite`` to ``dst`` with the ops ``keep_float_nodes`` float and the biases corrected
-        with ``bias_correct`` (the drift repair's call, like the ORT ``Quantizer``'s); min-max calibration only, no
-        reduced range."""
-        if method != self.method or reduce_range:
-            raise UsageError(f"ai-edge-quantizer's {RECIPE} calibrates by min-max with the full int8 range")
-        quantized = self.quantize_bytes(keep_float_nodes, bias_correct)
+        """Write the int8 ``.tflite`` to ``dst`` with the ops ``keep_float_nodes`` float, the activations calibrated
+        by ``method`` and the biases corrected with ``bias_correct`` (the drift repair's call, like the ORT
+        ``Quantizer``'s); no reduced range."""
+        if reduce_range:
+            raise UsageError(f"ai-edge-quantizer's {RECIPE} quantizes with the full int8 range")
+        quantized = self.quantize_bytes(keep_float_nodes, bias_correct, method)
         Path(dst).write_bytes(quantized.data)
         self.made[Path(dst)] = quantized
-        return {"method": method, "kept_float": list(keep_float_nodes), "bias_correction": quantized.bias_correction}
+        return {
+            "method": quantized.method,
+            "kept_float": list(keep_float_nodes),
+            "bias_correction": quantized.bias_correction,
+        }
 
     def _described(
-        self, data: bytes, model: Any, seconds: float, floated: Sequence[str] = (), correction: dict | None = None
+        self,
+        data: bytes,
+        model: Any,
+        seconds: float,
+        floated: Sequence[str] = (),
+        correction: dict | None = None,
+        kept: dict[str, str] | None = None,
     ) -> QuantizedTflite:
         """The quantized bytes with their I/O quantization and op counts, checked against ``io`` (the output
         tensors ``floated`` are float32)."""
@@ -500,7 +597,7 @@ class TfliteQuantizer:
             self.calibration_seconds + seconds,
             quantized_outputs,
             quantized_inputs,
-            dict(self.kept_float),
+            dict(self.kept_float if kept is None else kept),
             correction,
         )
 

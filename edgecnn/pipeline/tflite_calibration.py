@@ -1,0 +1,91 @@
+"""Calibration methods for the int8 ``.tflite`` besides min-max: percentile, entropy and the per-tensor ``auto``.
+
+ai-edge-quantizer calibrates by each tensor's min and max. For the other methods of ``--method`` the fp32
+``.tflite`` runs over the calibration samples with every tensor kept (LiteRT's reference kernels), and its own
+activations are calibrated as the ORT path calibrates the ONNX graph's: ONNX Runtime's histogram collector with the
+same options (:func:`calibrator_options`), ORT's percentile thresholds, and for entropy edgecnn's vectorised search
+of ORT's thresholds (:mod:`edgecnn.analysis.entropy_range`). ``auto`` keeps per tensor the range of min-max,
+percentile or entropy whose 8-bit quantization is closest to the fp32 values
+(:mod:`edgecnn.analysis.calibration_choice`; an int8 asymmetric grid of 256 levels is the uint8 one shifted by 128).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgecnn.analysis.calibration_choice import Choice, Ranges, choose_from_batches
+from edgecnn.analysis.entropy_range import entropy_ranges
+from edgecnn.config.recipes import AUTO
+from edgecnn.lowering.tflite.quantize import tensor_values
+from edgecnn.pipeline.quantize import CALIBRATED, calibrator_options
+
+
+def histogram_ranges(
+    fp32: bytes,
+    names: Sequence[str],
+    samples: Sequence[Mapping[str, np.ndarray]],
+    methods: Sequence[str],
+    bins: int,
+    percentile: float,
+) -> dict[str, Ranges]:
+    """Per method of ``methods`` (percentile, entropy), each tensor of ``names`` → its (lowest, highest) over
+    ``samples``, from one pass of the fp32 model."""
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    collectors = {}
+    for method in methods:
+        options = {"symmetric": False, "num_bins": bins, "num_quantized_bins": 128, "percentile": percentile}
+        collectors[method] = HistogramCollector(
+            method, scenario="same", **options | calibrator_options(method, bins, percentile)
+        )
+    with contextlib.redirect_stdout(io.StringIO()):  # ORT's collector prints its progress
+        for batch in tensor_values(fp32, names, samples):
+            for collector in collectors.values():
+                collector.collect(batch)
+        found = {
+            method: entropy_ranges(c.histogram_dict, c.num_quantized_bins)
+            if method == "entropy"
+            else c.compute_collection_result()
+            for method, c in collectors.items()
+        }
+    return {m: {t: (np.float32(v[0]), np.float32(v[1])) for t, v in ranges.items()} for m, ranges in found.items()}
+
+
+class TfliteCalibration:
+    """The ranges of each method for the activations of an fp32 ``.tflite``, computed once per method; for
+    ``auto`` also the per-tensor choice. ``minmax`` are the quantizer's own min-max ranges (tensor → (low, high))."""
+
+    def __init__(
+        self,
+        fp32: bytes,
+        samples: Sequence[Mapping[str, np.ndarray]],
+        minmax: Ranges,
+        bins: int = 2048,
+        percentile: float = 99.999,
+    ):
+        self.fp32, self.samples, self.bins, self.percentile = fp32, samples, bins, percentile
+        self._ranges: dict[str, Ranges] = {"minmax": dict(minmax)}
+        self.choice: Choice | None = None
+
+    def __call__(self, method: str) -> Ranges:
+        """Tensor → (lowest, highest) by ``method``."""
+        minmax = self._ranges["minmax"]
+        names = sorted(minmax)
+        if method not in self._ranges and method != AUTO:  # both histogram methods in one pass: auto needs both
+            wanted = [m for m in CALIBRATED if m != "minmax" and m not in self._ranges]
+            found = histogram_ranges(self.fp32, names, self.samples, wanted, self.bins, self.percentile)
+            self._ranges.update({m: {**minmax, **ranges} for m, ranges in found.items()})
+        if method == AUTO and AUTO not in self._ranges:
+            candidates = {m: self(m) for m in CALIBRATED}
+            self.choice = choose_from_batches(tensor_values(self.fp32, names, self.samples), candidates)
+            self._ranges[AUTO] = {t: candidates[self.choice.chosen.get(t, "minmax")][t] for t in minmax}
+        return self._ranges[method]
+
+    def record(self, method: str) -> dict[str, Any] | None:
+        """For ``auto`` (once chosen) the tensors per method, the mean SQNRs and every tensor's method; else None."""
+        return self.choice.to_dict(CALIBRATED) if method == AUTO and self.choice is not None else None

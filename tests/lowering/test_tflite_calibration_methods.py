@@ -1,0 +1,72 @@
+"""Calibration methods of the int8 .tflite besides min-max (``pipeline.tflite_calibration``): percentile and entropy
+from ONNX Runtime's histograms of the .tflite's own tensors, and auto's per-tensor choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_quantizer", reason="int8 .tflite needs ai-edge-quantizer (the 'tflite' extra)")
+
+from onnx import helper
+
+from edgecnn.errors import UsageError
+from edgecnn.lowering.tflite import convert
+from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+from edgecnn.pipeline.tflite_calibration import TfliteCalibration
+from tests.lowering.test_tflite_int8 import run
+from tests.lowering.tflite_check import make_model
+
+
+def _relu_model_and_samples():
+    """A Relu over 4×16×16 and 128 samples of which one holds a value 40 times the others' largest: one value in
+    131,072, rarer than the 0.001% percentile calibration cuts."""
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], {"x": [1, 4, 16, 16]}, ["y"], {})
+    samples = np.random.default_rng(0).standard_normal((128, 4, 16, 16)).astype(np.float32)
+    samples[5, 0, 0, 0] = 40 * np.abs(samples).max()
+    return model, samples
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_a_method_other_than_minmax_clips_a_rare_outlier(method):
+    model, samples = _relu_model_and_samples()
+    lowered = convert(model)
+    minmax = TfliteQuantizer(lowered.data, samples, lowered.input_layout, calibrator=TfliteCalibration)
+    other = TfliteQuantizer(
+        lowered.data, samples, lowered.input_layout, method=method, calibrator=TfliteCalibration
+    ).quantize_bytes()
+    plain = minmax.quantize_bytes()
+    assert other.output_scale < plain.output_scale / 5, (plain.output_scale, other.output_scale)
+    typical = np.delete(samples, 5, axis=0)
+    expected = np.maximum(typical, 0).transpose(0, 2, 3, 1).reshape(len(typical), -1)
+    errors = {
+        name: float(np.sqrt(np.mean((run(q.data, typical, q).reshape(len(typical), -1) - expected) ** 2)))
+        for name, q in (("minmax", plain), (method, other))
+    }
+    assert errors[method] < errors["minmax"] / 3, errors  # the other 127 samples keep their resolution
+
+
+def test_auto_records_its_choice_and_the_repair_has_the_other_methods():
+    model, samples = _relu_model_and_samples()
+    lowered = convert(model)
+    quantizer = TfliteQuantizer(
+        lowered.data, samples, lowered.input_layout, method="auto", calibrator=TfliteCalibration
+    )
+    assert quantizer.remedy_methods == ("minmax", "percentile", "entropy")
+    record = quantizer.calibration("auto")
+    assert set(record["tensors"]) == {"x", "y"} and sum(record["counts"].values()) == 2, record
+    statistics = quantizer._statistics("auto")
+    for tensor, chosen in record["tensors"].items():  # each tensor quantized with the range of the method it took
+        low, high = quantizer.calibrated(chosen)[tensor]
+        assert (statistics[tensor]["min"].item(), statistics[tensor]["max"].item()) == (low, high)
+    # the outlier holds most of the signal: clipping it costs more SQNR than min-max's coarse steps
+    assert record["tensors"]["y"] == "minmax", record
+    assert quantizer.quantize_bytes(method="minmax").method == "minmax"
+    assert TfliteQuantizer(lowered.data, samples[:8], lowered.input_layout).remedy_methods == ()
+
+
+def test_a_method_needs_a_calibrator():
+    model, samples = _relu_model_and_samples()
+    lowered = convert(model)
+    with pytest.raises(UsageError, match="calibrates by minmax, not 'percentile'"):
+        TfliteQuantizer(lowered.data, samples, lowered.input_layout, method="percentile")
