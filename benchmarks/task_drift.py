@@ -106,7 +106,7 @@ def _by_method(task: str, model: dict[str, Any], work: Path, x: np.ndarray, trut
         found[method] = {
             "truth_int8_ort": round(truth(load(result.artifacts["int8_onnx"]).run_all(x)), 4),
             "truth_int8_tflite": round(truth(load(result.artifacts["int8_tflite"], layout=layout).run_all(x)), 4),
-            "task_ort": round(score(result.manifest["agreement"]), 4),
+            "task_ort": round(result.manifest["drift"]["final"]["score"], 4),
             "task_tflite": round(score(formats["tflite"]), 4),
         }
     return found

@@ -393,7 +393,7 @@ def test_quantizer_requantizes_with_ops_kept_float_and_their_outputs_float(fp32_
     assert pinned.quantize_bytes([last]).output_dtype == "int8" and not pinned.floated_outputs([last])
     with pytest.raises(UsageError, match=r"not in the \.tflite"):
         quantizer.quantize_bytes(["no-such-op"])
-    with pytest.raises(UsageError, match="min-max"):
+    with pytest.raises(UsageError, match="calibrates by minmax, not 'entropy'"):  # no calibrator: min-max only
         quantizer.quantize(Path("unused.tflite"), "entropy")
 
 
