@@ -387,7 +387,8 @@ def aeq_plain(fp32: bytes, calib: np.ndarray, layout: str, per_channel: bool = T
     ``per_channel``), calibrated on ``calib``: as its README calls it."""
     from ai_edge_quantizer import quantizer, recipe
 
-    from edgecnn.lowering.tflite.quantize import SIGNATURE, _quiet, parse, signature_feeds
+    from edgecnn.lowering.tflite.flatbuffer import SIGNATURE, parse
+    from edgecnn.lowering.tflite.quantize import _quiet, signature_feeds
 
     rules = recipe.static_wi8_ai8()
     for rule in rules if not per_channel else ():

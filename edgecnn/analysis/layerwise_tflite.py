@@ -21,7 +21,7 @@ def tensor_sqnr(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.ndar
     ``samples`` (the signature's feeds, float32)."""
     from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
 
-    from edgecnn.lowering.tflite.quantize import SIGNATURE, kept_interpreter
+    from edgecnn.lowering.tflite.flatbuffer import SIGNATURE, kept_interpreter
 
     (ref, ref_graph, ref_details), (got, got_graph, got_details) = kept_interpreter(fp32), kept_interpreter(int8)
     names = [n for n in names if n in ref_details and n in got_details and np.all(ref_details[n]["shape"])]
@@ -49,7 +49,8 @@ def tflite_layer_errors(
     """Every op of ``ops`` (output tensors ``;``-joined → op type, the float model's) whose output is quantized in
     ``int8``, against ``fp32`` on ``samples``: its SQNR and the noise it adds (the worst SQNR of its inputs minus
     its own), worst SQNR first."""
-    from edgecnn.lowering.tflite.quantize import parse, quantized_tensors
+    from edgecnn.lowering.tflite.flatbuffer import parse
+    from edgecnn.lowering.tflite.quantize import quantized_tensors
 
     float_model = parse(fp32)
     tensors = float_model.subgraphs[0].tensors
@@ -76,7 +77,8 @@ def tflite_layer_errors(
 def rank_tflite(fp32: bytes, int8: bytes, images: Any, input_layout: str) -> list[LayerError]:
     """:func:`tflite_layer_errors` of every op of ``fp32``, on NCHW float32 ``images`` (an array, or one per input
     name) fed in the model's ``input_layout``."""
-    from edgecnn.lowering.tflite.quantize import op_names, parse, signature_feeds
+    from edgecnn.lowering.tflite.flatbuffer import parse
+    from edgecnn.lowering.tflite.quantize import op_names, signature_feeds
 
     model = parse(fp32)
     return tflite_layer_errors(fp32, int8, signature_feeds(model, images, input_layout), op_names(model))

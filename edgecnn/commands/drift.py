@@ -71,7 +71,8 @@ def _int8_tflite(artifact: Artifact) -> Any:
     """The parsed model of an int8 `.tflite` artifact, else None."""
     if artifact.kind != "tflite" or artifact.path is None:
         return None
-    from edgecnn.lowering.tflite.quantize import is_quantized, parse
+    from edgecnn.lowering.tflite.flatbuffer import parse
+    from edgecnn.lowering.tflite.quantize import is_quantized
 
     model = parse(artifact.path.read_bytes())
     return model if is_quantized(model) else None

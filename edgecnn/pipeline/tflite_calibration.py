@@ -21,7 +21,7 @@ import numpy as np
 from edgecnn.analysis.calibration_choice import Choice, Ranges, choose_from_batches
 from edgecnn.analysis.entropy_range import entropy_ranges
 from edgecnn.config.recipes import AUTO
-from edgecnn.lowering.tflite.quantize import tensor_values
+from edgecnn.lowering.tflite.flatbuffer import tensor_values
 from edgecnn.pipeline.quantize import CALIBRATED, calibrator_options
 
 

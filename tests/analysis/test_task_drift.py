@@ -272,7 +272,8 @@ def test_a_failing_int8_tflite_is_repaired_by_its_own_layer_ranking(tmp_path, ta
     # `edgecnn drift --fix` on a plain int8 .tflite of it, REF its fp32 .tflite: ranked in LiteRT, re-quantized from
     # REF, a drop-in replacement (int8 output kept). On all 360 samples plain int8 reaches 0.956 and every op float
     # with int8 I/O 0.989 here: the repair is asked for the middle of the two.
-    from edgecnn.lowering.tflite.quantize import TfliteQuantizer, parse, quantized_tensors
+    from edgecnn.lowering.tflite.flatbuffer import parse
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer, quantized_tensors
 
     fp32 = tmp_path / "pinned" / "model.fp32.tflite"
     plain, io_only = tmp_path / "plain" / "model.int8.tflite", tmp_path / "plain" / "io_only.tflite"

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.lowering.linear_mean import conv_mean_response, correction_record
-from edgecnn.lowering.tflite.ops.window import Window, tf_same_pads
+from edgecnn.lowering.tflite.padding import tf_same_pads
 
 LINEAR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -71,7 +71,7 @@ def _linear_ops(data: bytes) -> list[_Linear]:
     from ai_edge_litert import schema_py_generated as schema
 
     from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
-    from edgecnn.lowering.tflite.quantize import parse
+    from edgecnn.lowering.tflite.flatbuffer import parse
 
     int8 = parse(data)
     graph = int8.subgraphs[0]
@@ -94,7 +94,7 @@ def _linear_ops(data: bytes) -> list[_Linear]:
 def _input_means(int8: bytes, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]]) -> dict:
     """The mean over ``samples`` and the first axis of each tensor of ``names`` (its batch, or a FULLY_CONNECTED
     input's rows) as the int8 model computes it, dequantized (LiteRT's reference kernels, every tensor kept)."""
-    from edgecnn.lowering.tflite.quantize import tensor_values
+    from edgecnn.lowering.tflite.flatbuffer import tensor_values
 
     sums: dict[str, np.ndarray] = {}
     rows: dict[str, int] = {}
@@ -125,14 +125,15 @@ def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.nda
     dilations = (options.dilationHFactor or 1, options.dilationWFactor or 1)
     pads = (0, 0, 0, 0)
     if options.padding == schema.Padding.SAME:
-        pads = tf_same_pads(channels_first.shape[1:], Window(oihw.shape[2:], strides, dilations, pads))
+        extents = [(k - 1) * d + 1 for k, d in zip(oihw.shape[2:], dilations, strict=True)]
+        pads = tf_same_pads(channels_first.shape[1:], extents, strides)
     return conv_mean_response(oihw, channels_first, groups, pads, strides, dilations)
 
 
 def weight_shifts(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Each corrected layer's fp32 bias tensor (by name) → the mean shift per output channel its int8 weights add,
     measured on ``samples`` (the signature's float32 feeds, :func:`signature_feeds`)."""
-    from edgecnn.lowering.tflite.quantize import float_constants, parse
+    from edgecnn.lowering.tflite.flatbuffer import float_constants, parse
 
     floats = float_constants(parse(fp32))
     layers = [layer for layer in _linear_ops(int8) if layer.bias in floats and layer.weight_name in floats]

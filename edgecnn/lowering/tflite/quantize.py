@@ -27,7 +27,7 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,8 @@ import numpy as np
 
 from edgecnn.config.recipes import CALIBRATION_METHODS
 from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError
+from edgecnn.lowering.tflite.flatbuffer import SIGNATURE, float_constants, litert_schema, parse
 
-SIGNATURE = "serving_default"
 RECIPE = "static_wi8_ai8"
 IO_MODES = ("int8", "float")
 INT32_MAX = 2**31 - 1
@@ -95,16 +95,6 @@ def variable_division_scope(model: Any) -> str | None:
     return _output_scope([out for node in divisions for out in node.output if out])
 
 
-def float_constants(model: Any) -> dict[str, np.ndarray]:
-    """The float32 constant tensors of subgraph 0 by name."""
-    buffers = model.buffers
-    return {
-        tensor.name.decode(): np.frombuffer(bytes(buffers[tensor.buffer].data), np.float32)
-        for tensor in model.subgraphs[0].tensors
-        if tensor.type == _schema().TensorType.FLOAT32 and buffers[tensor.buffer].data is not None
-    }
-
-
 def bias_problem(bias: np.ndarray, scale: np.ndarray) -> str | None:
     """Why an int32 bias of ``scale`` (input scale × weight scale, per tensor or channel) cannot hold the float
     ``bias``, or None: the scale underflows float32, or ``|bias| / scale`` overflows int32."""
@@ -123,7 +113,7 @@ def overflowing_biases(float_model: Any, model: Any) -> dict[str, tuple[str, str
     tensors ``;``-joined as ai-edge-quantizer names it, → (op type, reason)."""
     from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
 
-    schema = _schema()
+    schema = litert_schema()
     codes = [code.builtinCode for code in model.operatorCodes]
     floats = float_constants(float_model)
     tensors = model.subgraphs[0].tensors
@@ -141,14 +131,6 @@ def overflowing_biases(float_model: Any, model: Any) -> dict[str, tuple[str, str
                 op_type = OPERATOR_NAMES[codes[op.opcodeIndex]]
                 found[";".join(tensors[i].name.decode() for i in op.outputs)] = (op_type, reason)
     return found
-
-
-def _schema() -> Any:
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        raise UsageError("int8 .tflite needs ai-edge-litert: pip install 'edgecnn[tflite]'") from None
-    return schema
 
 
 def _signature_io(model: Any) -> tuple[dict[str, int], dict[str, int]]:
@@ -196,16 +178,9 @@ def _quantization(tensor: Any, schema: Any) -> tuple[str, float | None, int | No
     return dtype, float(params.scale[0]), int(params.zeroPoint[0])
 
 
-def parse(data: bytes) -> Any:
-    """A ``.tflite``'s object-API model (one line when it is not a TFLite flatbuffer)."""
-    if bytes(data[4:8]) != b"TFL3":
-        raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
-    return _schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
-
-
 def quantized_tensors(model: Any) -> set[str]:
     """Names of the tensors of subgraph 0 of a parsed ``.tflite`` that are int8/int16 with a scale."""
-    schema = _schema()
+    schema = litert_schema()
     kinds = {schema.TensorType.INT8, schema.TensorType.INT16}
     return {
         t.name.decode()
@@ -250,30 +225,6 @@ def signature_feeds(
         for name, index in inputs.items()
     }
     return [dict(zip(per_input, values, strict=True)) for values in zip(*per_input.values(), strict=True)]
-
-
-def kept_interpreter(model: bytes) -> tuple[Any, int, dict[str, Any]]:
-    """LiteRT's interpreter of ``model`` on its reference kernels with every tensor kept (ai-edge-quantizer's
-    helpers, which dequantize int8 tensors), the signature's subgraph and its tensors' details by name."""
-    from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
-
-    interpreter = utils.create_tfl_interpreter(model, use_xnnpack=False, num_threads=1, preserve_all_tensors=True)
-    subgraph = utils.get_signature_main_subgraph_index(interpreter, SIGNATURE)
-    return interpreter, subgraph, utils.get_tensor_name_to_details_map(interpreter, subgraph)
-
-
-def tensor_values(
-    model: bytes, names: Sequence[str], samples: Sequence[dict[str, np.ndarray]]
-) -> Iterator[dict[str, np.ndarray]]:
-    """For each of ``samples`` (the signature's float32 feeds), the values of those tensors of ``names`` that the
-    model has, dequantized, as float32."""
-    from ai_edge_quantizer.utils import tfl_interpreter_utils as utils
-
-    interpreter, subgraph, details = kept_interpreter(model)
-    present = [name for name in names if name in details]
-    for sample in samples:
-        utils.invoke_interpreter_signature(interpreter, dict(sample), SIGNATURE)
-        yield {n: np.array(utils.get_tensor_data(interpreter, details[n], subgraph), np.float32) for n in present}
 
 
 def _recipe(rules: list[dict[str, Any]], per_channel: bool) -> list[dict[str, Any]]:
@@ -364,7 +315,7 @@ class TfliteQuantizer:
         self.remedy_methods = tuple(m for m in methods if m != method)  # what the drift repair tries besides
         if io not in IO_MODES:
             raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
-        schema = self.schema = _schema()
+        schema = self.schema = litert_schema()
         known_ops = [k for k in vars(schema.BuiltinOperator) if not k.startswith("_")]
         for op in keep_float_ops:
             if op not in known_ops:

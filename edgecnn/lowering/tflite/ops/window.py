@@ -11,6 +11,7 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
+from edgecnn.lowering.tflite.padding import tf_same_pads
 
 
 @dataclass(frozen=True)
@@ -62,22 +63,11 @@ def read_window(node: onnx.NodeProto, ctx: LoweringContext, kernel: Sequence[int
     return Window(kernel, strides, dilations, pads)  # type: ignore[arg-type]
 
 
-def tf_same_pads(in_hw: Sequence[int], window: Window) -> tuple[int, int, int, int]:
-    """The pads TensorFlow's SAME padding uses for this window, in ONNX order."""
-    begin, end = [], []
-    for axis in range(2):
-        size, stride = in_hw[axis], window.strides[axis]
-        total = max((math.ceil(size / stride) - 1) * stride + window.extent(axis) - size, 0)
-        begin.append(total // 2)
-        end.append(total - total // 2)
-    return begin[0], begin[1], end[0], end[1]
-
-
 def padding_mode(in_hw: Sequence[int], window: Window, allow_same: bool = True) -> int | None:
     """VALID for no pads, SAME when the pads are TF's SAME pads (and ``allow_same``), else None."""
     if not any(window.pads):
         return schema.Padding.VALID
-    if allow_same and window.pads == tf_same_pads(in_hw, window):
+    if allow_same and window.pads == tf_same_pads(in_hw, (window.extent(0), window.extent(1)), window.strides):
         return schema.Padding.SAME
     return None
 
