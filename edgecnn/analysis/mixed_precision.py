@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.analysis.layerwise import LayerError, layer_errors, rank_for_float
+from edgecnn.errors import CheckFailedError
 from edgecnn.files import atomic_copy
 from edgecnn.runtime.outputs import Inputs, take
 
@@ -71,6 +72,7 @@ class Repair:
     best: Attempt
     attempts: list[Attempt] = field(default_factory=list)
     layers: list[LayerError] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)  # global remedies that could not be made
 
 
 def nodes_of_types(model_path: Path, op_types: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -91,6 +93,7 @@ class Search:
     ):
         self.quantizer, self.evaluate, self.work, self.always_float = quantizer, evaluate, work, always_float
         self.attempts: list[Attempt] = []
+        self.failed: list[dict[str, str]] = []  # global remedies that could not be made: label, why
 
     def attempt(
         self,
@@ -109,6 +112,16 @@ class Search:
         made = Attempt(label, method, reduce_range, keep, path, verdict, computations, techniques=techniques)
         self.attempts.append(made)
         return made
+
+    def remedy(self, best: Attempt, label: str, method: str, reduce_range: bool, techniques: tuple = ()) -> Attempt:
+        """An optional global remedy: the better of ``best`` and this attempt; one that cannot be made (a
+        calibration the graph defeats) is recorded in :attr:`failed` and leaves ``best``."""
+        try:
+            tried = self.attempt(label, method, reduce_range, techniques=techniques)
+        except CheckFailedError as error:
+            self.failed.append({"label": label, "why": str(error)[:300]})
+            return best
+        return max(best, tried, key=lambda a: a.score)
 
 
 def repair(
@@ -152,19 +165,16 @@ def repair(
             if not saturating_target and reduce_range:
                 continue
             label = f"global: {method}" + (f", reduce_range={reduce_range}" if saturating_target else "")
-            tried = search.attempt(label, method, reduce_range)
-            best = max(best, tried, key=lambda a: a.score)
+            best = search.remedy(best, label, method, reduce_range)
     for technique in quantizer.remedy_techniques:
         if best.verdict["passed"]:
             break
         if technique in best.techniques:
             continue
         label = f"global: {best.method} + {technique.replace('_', ' ')}"
-        techniques = (*best.techniques, technique)
-        tried = search.attempt(label, best.method, best.reduce_range, techniques=techniques)
-        best = max(best, tried, key=lambda a: a.score)
+        best = search.remedy(best, label, best.method, best.reduce_range, (*best.techniques, technique))
     if best.verdict["passed"]:
-        return Repair(best, search.attempts)
+        return Repair(best, search.attempts, failed=search.failed)
     if rank is None:
         rank = lambda path, samples: layer_errors(quantizer.preprocessed, path, samples)  # noqa: E731
     errors = rank(best.path, take(images, slice(None, layer_samples)))
@@ -177,7 +187,7 @@ def repair(
     techniques = best.techniques
     top = search.attempt(f"mixed: {len(ranked)} layers in float", method, reduce_range, first(len(ranked)), techniques)
     if not top.verdict["passed"]:
-        return Repair(max(best, top, key=lambda a: a.score), search.attempts, errors)
+        return Repair(max(best, top, key=lambda a: a.score), search.attempts, errors, search.failed)
     low, high, winner = 0, len(ranked), top
     while high - low > 1:
         middle = (low + high) // 2
@@ -186,7 +196,7 @@ def repair(
             high, winner = middle, tried
         else:
             low = middle
-    return Repair(winner, search.attempts, errors)
+    return Repair(winner, search.attempts, errors, search.failed)
 
 
 def repair_model(
@@ -223,6 +233,7 @@ def repair_model(
         atomic_copy(best.path, dst)
     record = {
         "attempts": [a.to_dict() for a in search.attempts],
+        "failed_tries": search.failed,
         "chosen": best.label,
         "method": best.method,
         "reduce_range": best.reduce_range,

@@ -274,6 +274,9 @@ def _fix_lines(fix: dict[str, Any], initial: list[str], chart: str | None = None
             f"| {a['label']} | {a['passed']} | {figure(a.get('score'))} | {a['cosine']:.4f} | "
             f"{'' if drop is None else f'{drop:.2f}'} | {len(a['kept_float'])} | {a['bytes']:,} |"
         )
+    if fix.get("failed_tries"):
+        failed = "; ".join(f"{t['label']} ({t['why']})" for t in fix["failed_tries"])
+        lines += ["", f"Could not be made: {failed}."]
     if fix["kept_float"]:
         lines += ["", f"Kept in float: {', '.join(f'`{n}`' for n in fix['kept_float'])}."]
     if fix.get("float_outputs"):

@@ -333,8 +333,12 @@ class Quantizer:
             calibrator.infer_session = ort_session(calibrator.augmented_model_path, threads=1, optimization="disable")
             # The histogram calibrators print their progress: stdout is for --json, so it goes nowhere.
             with _capture_root_warnings() as log, contextlib.redirect_stdout(io.StringIO()):
-                calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
-                ranges = _entropy_data(calibrator) if method == "entropy" else calibrator.compute_data()
+                try:
+                    calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
+                    ranges = _entropy_data(calibrator) if method == "entropy" else calibrator.compute_data()
+                except (ValueError, RuntimeError) as error:  # numpy's histogram, ORT's session: deep inside
+                    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                    raise CheckFailedError(f"int8 calibration by {method} failed: {reason}") from None
             self.warnings += log.messages
             del calibrator
             self._ranges[method] = self.work / f"ranges-{method}.json"

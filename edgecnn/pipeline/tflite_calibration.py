@@ -34,7 +34,8 @@ def histogram_ranges(
     percentile: float,
 ) -> dict[str, Ranges]:
     """Per method of ``methods`` (percentile, entropy), each tensor of ``names`` → its (lowest, highest) over
-    ``samples``, from one pass of the fp32 model."""
+    ``samples``, from one pass of the fp32 model; a tensor whose histogram numpy cannot make (float32 bin edges of a
+    large value with a tiny spread collide) is left out, so it keeps its min-max range."""
     from onnxruntime.quantization.calibrate import HistogramCollector
 
     collectors = {}
@@ -43,10 +44,16 @@ def histogram_ranges(
         collectors[method] = HistogramCollector(
             method, scenario="same", **options | calibrator_options(method, bins, percentile)
         )
+    refused: dict[str, set[str]] = {method: set() for method in methods}  # tensors numpy cannot bin
     with contextlib.redirect_stdout(io.StringIO()):  # ORT's collector prints its progress
         for batch in tensor_values(fp32, names, samples):
-            for collector in collectors.values():
-                collector.collect(batch)
+            for method, collector in collectors.items():
+                for name in batch.keys() - refused[method]:
+                    try:
+                        collector.collect({name: batch[name]})
+                    except ValueError:  # a large value of tiny spread: float32 bin edges collide; min-max stays
+                        refused[method].add(name)
+                        collector.histogram_dict.pop(name, None)
         found = {
             method: entropy_ranges(c.histogram_dict, c.num_quantized_bins)
             if method == "entropy"

@@ -70,3 +70,60 @@ def test_a_method_needs_a_calibrator():
     lowered = convert(model)
     with pytest.raises(UsageError, match="calibrates by minmax, not 'percentile'"):
         TfliteQuantizer(lowered.data, samples, lowered.input_layout, method="percentile")
+
+
+def _offset_model():
+    """y = x + 1e5: a large value with a spread of 1, where float32 histogram edges of 2,048 bins collide."""
+    model = make_model(
+        [helper.make_node("Add", ["x", "offset"], ["y"])], {"x": [1, 4, 6, 6]}, ["y"], {"offset": np.float32(1e5)}
+    )
+    samples = np.random.default_rng(0).uniform(0, 1, (32, 4, 6, 6)).astype(np.float32)
+    return model, samples
+
+
+def test_a_tensor_numpy_cannot_bin_keeps_its_minmax_range():
+    model, samples = _offset_model()
+    lowered = convert(model)
+    quantizer = TfliteQuantizer(
+        lowered.data, samples, lowered.input_layout, method="percentile", calibrator=TfliteCalibration
+    )
+    low, high = quantizer.calibrated("percentile")["y"]
+    assert (low, high) == quantizer.minmax_ranges()["y"]
+    assert quantizer.calibrated("percentile")["x"] != quantizer.minmax_ranges()["x"]  # the others are calibrated
+
+
+def test_a_global_remedy_that_cannot_be_made_is_recorded_and_the_repair_goes_on(tmp_path):
+    """ORT's percentile calibrator cannot bin ``y = x + 1e5``: that try is recorded under ``failed_tries`` with
+    its reason, and the repair still tries the other remedies and the layers."""
+    import onnx
+
+    from edgecnn.analysis.drift import EXACT_QDQ, Thresholds, evaluator
+    from edgecnn.analysis.mixed_precision import repair_model
+    from edgecnn.pipeline.quantize import Quantizer
+    from edgecnn.runtime.loader import load
+
+    model, samples = _offset_model()
+    conv = helper.make_node("Conv", ["y", "w"], ["z"], pads=[1, 1, 1, 1])
+    model = make_model(
+        [*model.graph.node, conv],
+        {"x": [1, 4, 6, 6]},
+        ["z"],
+        {"offset": np.float32(1e5), "w": np.full((2, 4, 3, 3), 0.01, np.float32)},
+    )
+    source = tmp_path / "net.onnx"
+    onnx.save_model(model, str(source))
+    reference = load(source).run_all(samples)
+    evaluate = evaluator(samples, reference, None, EXACT_QDQ, Thresholds(tasks="raw", min_cosine=1.0))
+    with Quantizer(source, samples, per_channel=False) as quantizer:
+        int8 = tmp_path / "int8.onnx"
+        quantizer.quantize(int8, "minmax")
+        work = tmp_path / "work"
+        work.mkdir()
+        _, record = repair_model(
+            quantizer, evaluate, int8, tmp_path / "fixed.onnx", work, evaluate(int8), method="minmax",
+            reduce_range=False, images=samples, saturating_target=False,
+        )  # fmt: skip
+    failed = {t["label"]: t["why"] for t in record["failed_tries"]}
+    assert "global: percentile" in failed and "calibration by percentile failed" in failed["global: percentile"]
+    labels = [a["label"] for a in record["attempts"]]
+    assert "global: entropy" in labels and any(label.startswith("mixed:") for label in labels), labels
