@@ -45,6 +45,18 @@ def conv_mean_response(
     return response
 
 
+def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | None, axis: int) -> np.ndarray:
+    """Integer weights ``q`` as the floats they stand for, ``(q - zero) * scale``: one scale (and zero point) per
+    tensor, or one per index of ``axis``; no zero point is zero."""
+    q, scale = np.asarray(q, np.float64), np.asarray(scale, np.float64)
+    zero = np.zeros_like(scale) if zero is None else np.asarray(zero, np.float64)
+    if scale.size == 1:
+        return (q - zero.reshape(())) * scale.reshape(())
+    shape = [1] * q.ndim
+    shape[axis % q.ndim] = -1
+    return (q - zero.reshape(shape)) * scale.reshape(shape)
+
+
 def correction_record(shifts: Sequence[np.ndarray]) -> dict[str, float | int]:
     """What a bias correction changed: the layers, and the mean and largest absolute shift per output channel (in
     the layers' output units)."""

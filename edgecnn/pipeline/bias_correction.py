@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.lowering.linear_mean import conv_mean_response, correction_record
+from edgecnn.lowering.linear_mean import conv_mean_response, correction_record, dequantize
 from edgecnn.lowering.onnx.nodes import attribute
 from edgecnn.runtime.outputs import Inputs, batch_size
 
@@ -61,15 +61,8 @@ def quantized_layers(int8: Any) -> list[Layer]:
 
 def _dequantized(dq: Any, constants: dict[str, np.ndarray]) -> np.ndarray:
     """The float weights a DequantizeLinear of an initializer gives (per tensor or along its axis)."""
-    q = constants[dq.input[0]].astype(np.float64)
-    scale = constants[dq.input[1]].astype(np.float64)
-    zero = constants[dq.input[2]].astype(np.float64) if len(dq.input) > 2 and dq.input[2] else np.zeros_like(scale)
-    if scale.size == 1:
-        return (q - zero.reshape(())) * scale.reshape(())
-    axis = int(attribute(dq, "axis", 1)) % q.ndim
-    shape = [1] * q.ndim
-    shape[axis] = -1
-    return (q - zero.reshape(shape)) * scale.reshape(shape)
+    zero = constants[dq.input[2]] if len(dq.input) > 2 and dq.input[2] else None
+    return dequantize(constants[dq.input[0]], constants[dq.input[1]], zero, int(attribute(dq, "axis", 1)))
 
 
 class _Means:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.lowering.linear_mean import conv_mean_response, correction_record
+from edgecnn.lowering.linear_mean import conv_mean_response, correction_record, dequantize
 from edgecnn.lowering.tflite.padding import tf_same_pads
 
 LINEAR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -43,37 +43,13 @@ class _Linear:
     options: Any
 
 
-def _buffer(model: Any, data: bytes, index: int) -> bytes:
-    """The bytes of buffer ``index`` of the parsed ``model`` (``data`` its file): inside the flatbuffer, or after it
-    at an offset (ai-edge-quantizer writes its constants so)."""
-    buffer = model.buffers[index]
-    if buffer.data is not None:
-        return bytes(buffer.data)
-    return bytes(data[buffer.offset : buffer.offset + buffer.size]) if buffer.offset > 1 else b""
-
-
-def _dequantized(tensor: Any, raw: bytes) -> np.ndarray:
-    """The real values of an int8 constant tensor (per tensor, or per channel along ``quantizedDimension``)."""
-    q = np.frombuffer(raw, np.int8).reshape(tensor.shape).astype(np.float64)
-    quantization = tensor.quantization
-    scale = np.asarray(quantization.scale, np.float64)
-    zero = np.asarray(quantization.zeroPoint if quantization.zeroPoint is not None else [0], np.float64)
-    if scale.size == 1:
-        return (q - zero.reshape(())) * scale.reshape(())
-    shape = [1] * q.ndim
-    shape[quantization.quantizedDimension] = -1
-    return (q - zero.reshape(shape)) * scale.reshape(shape)
-
-
 def _linear_ops(data: bytes) -> list[_Linear]:
     """The CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED ops of the int8 model ``data`` whose weights are int8 with
     a scale and which have a bias tensor."""
-    from ai_edge_litert import schema_py_generated as schema
-
     from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
-    from edgecnn.lowering.tflite.flatbuffer import parse
+    from edgecnn.lowering.tflite.flatbuffer import buffer_bytes, litert_schema, parse
 
-    int8 = parse(data)
+    schema, int8 = litert_schema(), parse(data)
     graph = int8.subgraphs[0]
     codes = [code.builtinCode for code in int8.operatorCodes]
     found = []
@@ -85,7 +61,8 @@ def _linear_ops(data: bytes) -> list[_Linear]:
         quantization = weight.quantization
         if weight.type != schema.TensorType.INT8 or quantization is None or quantization.scale is None:
             continue
-        weights = _dequantized(weight, _buffer(int8, data, weight.buffer))
+        q = np.frombuffer(buffer_bytes(int8, data, weight.buffer), np.int8).reshape(weight.shape)
+        weights = dequantize(q, quantization.scale, quantization.zeroPoint, quantization.quantizedDimension)
         names = source.name.decode(), weight.name.decode()
         found.append(_Linear(op_type, *names, weights, bias.name.decode(), op.builtinOptions))
     return found
@@ -108,7 +85,7 @@ def _input_means(int8: bytes, names: Sequence[str], samples: Sequence[Mapping[st
 def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """The mean shift per output channel that rounding ``float_weight`` to ``layer.weight`` adds over the mean
     input ``mean`` (H × W × C for convolutions, features last for FULLY_CONNECTED)."""
-    from ai_edge_litert import schema_py_generated as schema
+    from edgecnn.lowering.tflite.flatbuffer import litert_schema
 
     error = layer.weight - float_weight.reshape(layer.weight.shape)
     if layer.op_type == "FULLY_CONNECTED":  # weights [out, in]; the mean over every position of the features
@@ -124,7 +101,7 @@ def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.nda
     strides = (options.strideH, options.strideW)
     dilations = (options.dilationHFactor or 1, options.dilationWFactor or 1)
     pads = (0, 0, 0, 0)
-    if options.padding == schema.Padding.SAME:
+    if options.padding == litert_schema().Padding.SAME:
         extents = [(k - 1) * d + 1 for k, d in zip(oihw.shape[2:], dilations, strict=True)]
         pads = tf_same_pads(channels_first.shape[1:], extents, strides)
     return conv_mean_response(oihw, channels_first, groups, pads, strides, dilations)
@@ -149,9 +126,9 @@ def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray]) -> tuple[bytes, d
     """``fp32`` with each named bias minus its shift, written in place in a copy of the flatbuffer (same size);
     what changed (:func:`correction_record`). A bias whose buffer
     other tensors share is left as it is (none in edgecnn's lowering)."""
-    from ai_edge_litert import schema_py_generated as schema
+    from edgecnn.lowering.tflite.flatbuffer import litert_schema
 
-    data = bytearray(fp32)
+    schema, data = litert_schema(), bytearray(fp32)
     model = schema.Model.GetRootAs(data, 0)
     graph = model.Subgraphs(0)
     tensors = [graph.Tensors(i) for i in range(graph.TensorsLength())]

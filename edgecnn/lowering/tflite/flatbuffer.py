@@ -30,12 +30,21 @@ def parse(data: bytes) -> Any:
 
 def float_constants(model: Any) -> dict[str, np.ndarray]:
     """The float32 constant tensors of subgraph 0 by name."""
-    buffers = model.buffers
+    buffers, float32 = model.buffers, litert_schema().TensorType.FLOAT32
     return {
         tensor.name.decode(): np.frombuffer(bytes(buffers[tensor.buffer].data), np.float32)
         for tensor in model.subgraphs[0].tensors
-        if tensor.type == litert_schema().TensorType.FLOAT32 and buffers[tensor.buffer].data is not None
+        if tensor.type == float32 and buffers[tensor.buffer].data is not None
     }
+
+
+def buffer_bytes(model: Any, data: bytes, index: int) -> bytes:
+    """The bytes of buffer ``index`` of the parsed ``model`` (``data`` its file): inside the flatbuffer, or after it
+    at an offset (ai-edge-quantizer writes its constants so)."""
+    buffer = model.buffers[index]
+    if buffer.data is not None:
+        return bytes(buffer.data)
+    return bytes(data[buffer.offset : buffer.offset + buffer.size]) if buffer.offset > 1 else b""
 
 
 def kept_interpreter(model: bytes) -> tuple[Any, int, dict[str, Any]]:

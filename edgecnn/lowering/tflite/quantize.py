@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import io as _io
 import re
 import time
@@ -432,8 +431,7 @@ class TfliteQuantizer:
                     data, model, correction = self._bias_corrected(data, statistics, kept)
         except Exception as error:
             raise _failed(error) from error
-        described = self._described(data, model, time.perf_counter() - started, floated, correction, kept)
-        return dataclasses.replace(described, method=method)
+        return self._described(data, model, time.perf_counter() - started, floated, correction, kept, method)
 
     def _bias_corrected(
         self, int8: bytes, statistics: dict[str, Any], kept: dict[str, str]
@@ -508,6 +506,7 @@ class TfliteQuantizer:
         floated: Sequence[str] = (),
         correction: dict | None = None,
         kept: dict[str, str] | None = None,
+        method: str = MINMAX,
     ) -> QuantizedTflite:
         """The quantized bytes with their I/O quantization and op counts, checked against ``io`` (the output
         tensors ``floated`` are float32)."""
@@ -550,6 +549,7 @@ class TfliteQuantizer:
             quantized_inputs,
             dict(self.kept_float if kept is None else kept),
             correction,
+            method,
         )
 
 
