@@ -90,6 +90,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
             "reason": Field(str),
             "per_channel": Field(bool, required=False),
             "slower_op_types": Field(items=str, required=False),
+            "slower_tflite_ops": Field(items=str, required=False),
         }
     ),
     "latency": Field(LATENCY_SCHEMA),
@@ -119,7 +120,8 @@ class Profile:
     reduce_range: bool
     reduce_range_reason: str
     per_channel: bool  # int8 weights per output channel (False: the target's kernels take one scale per tensor)
-    int8_slower_op_types: tuple[str, ...]
+    int8_slower_op_types: tuple[str, ...]  # ONNX op types whose int8 ORT kernels are slower than fp32 here
+    int8_slower_tflite_ops: tuple[str, ...]  # TFLite builtin ops that make its int8 LiteRT graph slower
     latency: LatencyModel
     latency_budget_ms: float | None
     memory_budget_mb: float | None
@@ -248,6 +250,7 @@ def profile_from_data(data: Any, where: str) -> Profile:
         per_channel=data["int8"].get("per_channel", True),
         reduce_range_reason=data["int8"]["reason"],
         int8_slower_op_types=tuple(data["int8"].get("slower_op_types") or ()),
+        int8_slower_tflite_ops=tuple(data["int8"].get("slower_tflite_ops") or ()),
         latency=LatencyModel.from_dict({"vector_bytes": simd_bytes(cpu["features"]), **data["latency"]}),
         latency_budget_ms=data.get("latency_budget_ms"),
         memory_budget_mb=data.get("memory_budget_mb"),

@@ -53,6 +53,23 @@ def int8_speed(ctx: ExportContext, basis: str, int8_ms: float | None = None) -> 
         except UsageError:  # a graph the cost model cannot read (dynamic shapes): nothing to say
             return None
         how = f"predicted by the {ctx.profile.name} latency model ({model.runtime}, {model.threads} threads)"
+    return _speed(fp32_ms, int8_ms, how)
+
+
+def tflite_speed(ctx: ExportContext, fp32: Path, int8: Path) -> dict[str, Any]:
+    """The int8 `.tflite` against the fp32 one on this host (LiteRT with XNNPACK, 1 thread, min of interleaved
+    rounds: the target's kernels are this host's), warning when int8 is the slower."""
+    from edgecnn.pipeline.float_choice import ROUNDS, RUNS  # one timing protocol for the export's choices
+    from edgecnn.runtime.host_timing import interleaved_min_ms
+
+    times = interleaved_min_ms({"fp32": fp32, "int8": int8}, ROUNDS, RUNS)
+    how = f"measured on this host, LiteRT (XNNPACK), 1 thread, min of {ROUNDS} interleaved rounds of {RUNS} runs"
+    speed = _speed(times["fp32"], times["int8"], how)
+    warn_if_slower(ctx, speed, "the int8 .tflite")
+    return speed
+
+
+def _speed(fp32_ms: float, int8_ms: float, how: str) -> dict[str, Any]:
     ratio = int8_ms / fp32_ms if fp32_ms > 0 else float("nan")
     return {
         "fp32_ms": round(fp32_ms, 3),
@@ -61,6 +78,16 @@ def int8_speed(ctx: ExportContext, basis: str, int8_ms: float | None = None) -> 
         "faster": "int8" if ratio <= 1 else "fp32",
         "basis": how,
     }
+
+
+def warn_if_slower(ctx: ExportContext, speed: dict[str, Any], artifact: str) -> None:
+    """One warning when ``speed`` (:func:`int8_speed`'s record) finds int8 ``artifact`` slower than its fp32 twin."""
+    if speed["faster"] == "fp32":
+        ctx.warn(
+            f"{artifact} is {100 * (speed['int8_over_fp32'] - 1):.0f}% slower than fp32 on {ctx.profile.name} "
+            f"({speed['int8_ms']:.3g} vs {speed['fp32_ms']:.3g} ms, {speed['basis'].split(',')[0]}): ship the "
+            "fp32 artifact if latency matters more than size"
+        )
 
 
 def _agreement(
@@ -159,12 +186,7 @@ def check_drift(ctx: ExportContext) -> DriftResult:
     speed = int8_speed(ctx, basis, record.get("fix", {}).get("latency_ms_after"))
     if speed is not None:
         record["speed"] = speed
-        if speed["faster"] == "fp32":
-            ctx.warn(
-                f"int8 is {100 * (speed['int8_over_fp32'] - 1):.0f}% slower than fp32 on {ctx.profile.name} "
-                f"({speed['int8_ms']:.3g} vs {speed['fp32_ms']:.3g} ms, {speed['basis'].split(',')[0]}): ship the "
-                "fp32 artifact if latency matters more than size"
-            )
+        warn_if_slower(ctx, speed, "the int8 ONNX/ORT model")
     result.record = record
     result.agreement = _agreement(verdict, computations, len(data), bool(len(ctx.holdout)), data.labels is not None)
     per_class = computations[basis].get("per_class")

@@ -1,4 +1,4 @@
-"""Which op types the ORT int8 graph keeps float for speed: measured where the target's kernels are this host's.
+"""Which op types an int8 graph keeps float for speed: measured where the target's kernels are this host's.
 
 A profile lists the op types its device runs slower in int8 than in float (``int8.slower_op_types``, measured op
 by op: ``benchmarks/int8_op_latency.py``). Slower by itself is not slower in the graph: keeping an op float puts
@@ -8,6 +8,12 @@ Concat and AveragePool kept float made its graph 4% faster (``benchmarks/quant_p
 kernels are this host's, the export quantizes the graph with none of them float, with each alone and with all,
 times the variants (interleaved rounds, min) and keeps the fastest — the one with fewer float ops unless another
 is faster by more than :data:`MARGIN`. For another device nothing can be timed here: its declared list is kept.
+
+The int8 `.tflite` is chosen the same way, in LiteRT with XNNPACK, among the TFLite ops the profile lists
+(``int8.slower_tflite_ops``): an op XNNPACK does not take in int8 (HARD_SWISH; an ADD of a constant) runs in
+LiteRT's own kernel and splits the delegated graph — MobileNetV3-small's int8 `.tflite` ran in 20 XNNPACK
+partitions and 2.9× slower than its fp32 `.tflite` here; with HARD_SWISH float, in one at 0.35× the all-int8
+time (`benchmarks/tflite_float_ops.py`).
 """
 
 from __future__ import annotations
@@ -37,10 +43,16 @@ def pick(times: dict[str, float]) -> str:
 
 
 def choose_float_op_types(
-    quantize: Quantize, base: tuple[str, ...], candidates: tuple[str, ...], work: Path, measure: bool
+    quantize: Quantize,
+    base: tuple[str, ...],
+    candidates: tuple[str, ...],
+    work: Path,
+    measure: bool,
+    suffix: str = ".onnx",
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """The op types to keep float — ``base`` (the recipe's) and those of ``candidates`` (slower in int8 on the
-    target, present in the graph) that make the graph faster — and the record of how they were chosen."""
+    target, present in the graph) that make the graph faster — and the record of how they were chosen. ``quantize``
+    writes the variants as files of ``suffix`` (``.onnx``: timed in ORT; ``.tflite``: in LiteRT)."""
     if not candidates:
         return base, {"candidates": [], "chosen": []}
     if not measure:
@@ -49,13 +61,13 @@ def choose_float_op_types(
             "chosen": list(candidates),
             "basis": "declared by the profile (the target's kernels are not this host's: nothing timed)",
         }
-    from edgecnn.runtime.host_timing import interleaved_min_ms
+    from edgecnn.runtime.host_timing import interleaved_min_ms, runtime_label
 
     work.mkdir(parents=True, exist_ok=True)
     variants = _variants(base, candidates)
     paths = {}
     for index, (label, kinds) in enumerate(variants.items()):
-        paths[label] = work / f"variant-{index}.onnx"
+        paths[label] = work / f"variant-{index}{suffix}"
         quantize(paths[label], kinds)
     times = interleaved_min_ms(paths, ROUNDS, RUNS)
     label = pick(times)
@@ -63,8 +75,27 @@ def choose_float_op_types(
     return variants[label], {
         "candidates": list(candidates),
         "chosen": chosen,
-        "basis": f"measured on this host: ORT, 1 thread, min of {ROUNDS} interleaved rounds of {RUNS} runs",
+        "basis": f"measured on this host: {runtime_label(paths[label])}, 1 thread, min of {ROUNDS} interleaved rounds "
+        f"of {RUNS} runs",
         "tries": [
             {"float": [k for k in kinds if k not in base], "min_ms": times[name]} for name, kinds in variants.items()
         ],
     }
+
+
+def choose_tflite_float_ops(
+    quantizer: Any, base: tuple[str, ...], candidates: tuple[str, ...], work: Path, measure: bool
+) -> tuple[Any, tuple[str, ...], dict[str, Any]]:
+    """:func:`choose_float_op_types` for a ``TfliteQuantizer`` (``base``: the ops it keeps float already): the chosen
+    int8 model (``QuantizedTflite``), the TFLite ops kept float, and the record. The quantizer keeps the chosen ones
+    float in every later model (the drift repair's)."""
+    made: dict[tuple[str, ...], Any] = {}  # the variants timed: the chosen one is not redone
+
+    def run(path: Path, kinds: tuple[str, ...]) -> None:
+        quantizer.float_op_types = tuple(k for k in kinds if k not in base)
+        made[kinds] = quantizer.quantize_bytes()
+        path.write_bytes(made[kinds].data)
+
+    kinds, record = choose_float_op_types(run, base, candidates, work, measure, ".tflite")
+    quantizer.float_op_types = tuple(k for k in kinds if k not in base)
+    return made.get(kinds) or quantizer.quantize_bytes(), kinds, record

@@ -97,6 +97,8 @@ def render_report(manifest: dict[str, Any]) -> str:
         f"- int8 reduce_range: {profile['reduce_range']}",
         *_weights_lines((manifest["stages"].get("quantize") or {}).get("weights_choice")),
         *_weight_bits_lines((manifest["stages"].get("quantize") or {}).get("weight_bits")),
+        *_float_choice_lines(((manifest["stages"].get("quantize") or {}).get("keep_float") or {}), "ORT int8"),
+        *_tflite_speed_lines((manifest["stages"].get("tflite") or {}).get("int8") or {}),
         "",
         *_plan_lines(manifest.get("plan")),
         "## Calibration",
@@ -232,6 +234,29 @@ def _weights_lines(choice: dict[str, Any] | None) -> list[str]:
     )
     because = choice.get("kept_per_channel_because")
     return [line + (f": {because}" if because else "")]
+
+
+def _float_choice_lines(keep: dict[str, Any], artifact: str) -> list[str]:
+    """The op types ``artifact`` keeps float because the target runs them slower in int8, and how it was decided."""
+    choice = keep.get("slower_in_int8") or {}
+    if not choice.get("candidates"):
+        return []
+    chosen = ", ".join(choice["chosen"]) or "none"
+    tries = "; ".join(f"{'+'.join(t['float']) or 'none'} {t['min_ms']:.3g} ms" for t in choice.get("tries", []))
+    how = f"timed here: {tries}" if tries else choice.get("basis", "")
+    return [f"- {artifact} ops kept float for speed: {chosen} of {', '.join(choice['candidates'])} ({how})"]
+
+
+def _tflite_speed_lines(int8: dict[str, Any]) -> list[str]:
+    """The int8 `.tflite`'s float-op choice and its latency against the fp32 `.tflite`, when measured."""
+    lines = _float_choice_lines(int8.get("keep_float") or {}, "int8 .tflite")
+    speed = int8.get("speed")
+    if speed:
+        lines.append(
+            f"- int8 .tflite {speed['int8_ms']:.3g} ms, fp32 .tflite {speed['fp32_ms']:.3g} ms ({speed['basis']}): "
+            f"**{speed['faster']} is faster** (int8/fp32 {speed['int8_over_fp32']:.2f})"
+        )
+    return lines
 
 
 def _weight_bits_lines(bits: dict[str, Any] | None) -> list[str]:

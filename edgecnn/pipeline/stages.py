@@ -467,9 +467,11 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     """Full-integer int8 `.tflite` (ai-edge-quantizer) on the calibration set, added to ``result``; its drift is
     judged like the ORT artifact's. ``float_scopes`` (tensor-name regexes) stay float: the sampling path of
     deformable layers; ``kept_float`` names the ops the quantizer found could not be int8, and why."""
+    from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.analysis.layerwise_tflite import rank_tflite
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
-    from edgecnn.pipeline.drift_check import judge_artifact
+    from edgecnn.pipeline.drift_check import judge_artifact, tflite_speed
+    from edgecnn.pipeline.float_choice import choose_tflite_float_ops
     from edgecnn.pipeline.tflite_calibration import TfliteCalibration
 
     layout = result.input_layout
@@ -486,7 +488,15 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         method=ctx.method,
         calibrator=calibrator,
     )
-    quantized = quantizer.quantize_bytes()
+    base = tuple(ctx.recipe.tflite_keep_float_ops)
+    present = set(quantizer.ops.values())
+    candidates = tuple(op for op in ctx.profile.int8_slower_tflite_ops if op in present and op not in base)
+    measure = int8_basis(ctx.profile.arch, ctx.profile.features) == HOST_KERNELS
+    work = ctx.scratch / "tflite-float-choice"
+    try:
+        quantized, kept_types, choice = choose_tflite_float_ops(quantizer, base, candidates, work, measure)
+    except (UsageError, RuntimeError) as error:  # a variant timed that LiteRT cannot load or run
+        raise _litert_refused(error) from None
     dst = ctx.out / "model.int8.tflite"
     dst.write_bytes(quantized.data)
     result.artifacts["int8_tflite"] = dst
@@ -497,8 +507,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     try:
         check, result.judgement, chosen = judge_artifact(ctx, dst, "tflite", layout, quantizer, rank)
     except RuntimeError as error:  # LiteRT refuses what the quantizer wrote (an int8 DIV whose divisor rounds to 0)
-        reason = " ".join(str(error).split())[:200]
-        raise CheckFailedError(f"the int8 .tflite does not run in LiteRT: {reason}") from None
+        raise _litert_refused(error) from None
     if chosen is not None:
         quantized = quantizer.made[chosen]
         fix = result.judgement.verdict["fix"]
@@ -527,12 +536,20 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "calibration": quantizer.calibration(quantized.method),
         "float_scopes": len(float_scopes),
         "kept_float": quantized.kept_float,
+        "keep_float": {"op_types": list(kept_types), "slower_in_int8": choice},
         "bias_correction": quantized.bias_correction,
         "io": io,
         "seconds": round(quantized.seconds, 2),
         "op_counts": quantized.op_counts,
         "check": check,
     }
+    if measure:
+        result.figures["int8"]["speed"] = tflite_speed(ctx, result.artifacts["fp32_tflite"], dst)
+
+
+def _litert_refused(error: Exception) -> CheckFailedError:
+    reason = " ".join(str(error).split())[:200]
+    return CheckFailedError(f"the int8 .tflite does not run in LiteRT: {reason}")
 
 
 def run_custom_deform(ctx: ExportContext) -> StageResult:

@@ -161,13 +161,9 @@ def tflite_layout(shape: tuple[int, ...]) -> str:
     return "NHWC" if len(shape) == 4 and shape[3] <= 4 < shape[1] else "NCHW"
 
 
-def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout: str | None = None) -> Runner:
-    """A runner for a `.tflite` file in the LiteRT interpreter, fed NCHW float32 like every other runner.
-
-    A 4-D NHWC input gets the batch transposed (and 4-D outputs are transposed back to NCHW); an int8/uint8
-    input is quantized with the tensor's scale and zero point and every int8 output dequantized.
-    ``layout`` ('NHWC'/'NCHW', from the manifest) is inferred from the shape when not given.
-    """
+def tflite_interpreter(path: str | Path, threads: int = 1, xnnpack: bool = True) -> Any:
+    """A LiteRT interpreter of the `.tflite` at ``path`` with its tensors allocated (XNNPACK unless ``xnnpack`` is
+    False); ai-edge-litert, else the older tflite-runtime."""
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:  # a device may only have the older tflite-runtime
@@ -181,6 +177,17 @@ def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as error:
         raise UsageError(f"the TFLite interpreter cannot load {path}: {str(error).splitlines()[0]}") from None
+    return interpreter
+
+
+def load_tflite(path: str | Path, threads: int = 1, xnnpack: bool = True, layout: str | None = None) -> Runner:
+    """A runner for a `.tflite` file in the LiteRT interpreter, fed NCHW float32 like every other runner.
+
+    A 4-D NHWC input gets the batch transposed (and 4-D outputs are transposed back to NCHW); an int8/uint8
+    input is quantized with the tensor's scale and zero point and every int8 output dequantized.
+    ``layout`` ('NHWC'/'NCHW', from the manifest) is inferred from the shape when not given.
+    """
+    interpreter = tflite_interpreter(path, threads, xnnpack)
     inputs, outputs = _tflite_io(interpreter, "inputs"), _tflite_io(interpreter, "outputs")
     detail_in = next(iter(inputs.values()))
     shape = tuple(int(d) for d in detail_in["shape"])

@@ -117,14 +117,13 @@ def test_fix_writes_a_repaired_model_that_passes(poorly_calibrated, digits_npz, 
     assert fix["passed"] and report["passed"] and out.is_file()
     labels = [a["label"] for a in fix["attempts"]]
     # x86-avx2 (the export's profile) lists ReduceMean among the ops slower in int8; the export timed its graph
-    # with it float and not and kept the faster: the repair keeps float what the export kept, in every try.
+    # with it float and not and kept the faster (which one is the host's business): the repair keeps float what
+    # the export kept, in every try, and has no "slow int8 ops in float" try — TARGET already is that graph.
     keep = json.loads((poorly_calibrated / "manifest.json").read_text())["stages"]["quantize"]["keep_float"]
     assert keep["slower_in_int8"]["candidates"] == ["ReduceMean"], keep
+    assert not any(label.startswith("latency") for label in labels), labels
     if keep["slower_in_int8"]["chosen"]:
-        assert labels[0].startswith("latency")
         assert all(any("mean" in n.lower() for n in a["kept_float"]) for a in fix["attempts"])
-    else:
-        assert not any(label.startswith("latency") for label in labels)
     assert any(label.startswith("global") for label in labels)
     after = drift(fp32, str(out), digits_npz["path"], thresholds=thresholds, layers=False)
     assert after["passed"] and after["cosine"] >= 0.999

@@ -202,6 +202,26 @@ def test_keep_float_ops_leaves_mean_in_float(fp32_tflite, data):
     assert compare("tinynet MEAN in float", fp32, quantized, data)["agreement"] >= 0.98
 
 
+def test_op_types_kept_float_after_calibration_stay_float_until_reset(fp32_tflite, data):
+    """The export's timed choice of ops slower in int8: set once calibrated, the ops of a type are float in every
+    later model (as with ``keep_float_ops``), and setting none gives back the all-int8 model."""
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+
+    fp32 = fp32_tflite("tinynet")
+    quantizer = TfliteQuantizer(fp32, data["calibration"], "NHWC")
+    plain = quantizer.quantize_bytes().data
+    quantizer.float_op_types = ("MEAN",)
+    kept = quantizer.quantize_bytes()
+    assert quantizer.float_op_types == ("MEAN",)
+    (mean,) = [(ins, outs) for name, ins, outs in operators(kept.data) if name == "MEAN"]
+    assert mean[0][0].type == mean[1][0].type == schema.TensorType.FLOAT32
+    assert kept.data == quantize_tflite(fp32, data["calibration"], "NHWC", keep_float_ops=("MEAN",)).data
+    with pytest.raises(UnknownNameError, match="MEANN"):
+        quantizer.float_op_types = ("MEANN",)
+    quantizer.float_op_types = ()
+    assert quantizer.quantize_bytes().data == plain
+
+
 @pytest.mark.slow
 def test_mobilenet_v2_int8_agreement(fp32_tflite, data):
     fp32 = fp32_tflite("mobilenet_v2")

@@ -150,23 +150,30 @@ def test_another_devices_declared_op_types_are_kept_float_untimed(tmp_path: Path
     assert made == []  # nothing quantized to be timed
 
 
+def _picked(choice: dict) -> list[str]:
+    """The op types :func:`pick` keeps float from the times a choice recorded."""
+    tries = {"+".join(t["float"]) or "none": t["min_ms"] for t in choice["tries"]}
+    assert all(ms > 0 for ms in tries.values()), tries
+    picked = pick({("all" if "+" in k else k): v for k, v in tries.items()})
+    return sorted(choice["candidates"]) if picked == "all" else [] if picked == "none" else [picked]
+
+
 def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_path: Path, export_trained):
-    """x86-avx2 measured Concat and AveragePool slower in int8 (benchmarks/int8_op_latency.py): the DenseNet's
-    export times its int8 graph with none, each and both of them float, keeps the variant its rule picks from the
-    times it recorded (which one is the host's business, not the test's), and the graph is that variant."""
+    """x86-avx2 measured Concat and AveragePool slower in int8 (benchmarks/int8_op_latency.py) and an int8 ADD
+    splitting LiteRT's XNNPACK graph (benchmarks/tflite_float_ops.py): the DenseNet's export times its ORT int8
+    graph with none, each and both of them float and its int8 `.tflite` with and without its ADDs float, keeps the
+    variant its rule picks from the times it recorded (which one is the host's business, not the test's), and each
+    artifact is that variant; the int8 `.tflite` is timed against the fp32 one."""
     result = export_trained(
-        "densenet", tmp_path / "x86", profile="x86-avx2", calib_size=64, holdout=128, formats="onnx"
+        "densenet", tmp_path / "x86", profile="x86-avx2", calib_size=64, holdout=128, formats="onnx,tflite"
     )
     quantize = result.manifest["stages"]["quantize"]
     choice = quantize["keep_float"]["slower_in_int8"]
     assert sorted(choice["candidates"]) == ["AveragePool", "Concat"], choice
-    tries = {"+".join(t["float"]) or "none": t["min_ms"] for t in choice["tries"]}
-    assert set(tries) == {"none", "AveragePool", "Concat", "AveragePool+Concat"}, tries
-    assert all(ms > 0 for ms in tries.values())
-    picked = pick({("all" if "+" in k else k): v for k, v in tries.items()})
-    assert sorted(choice["chosen"]) == (
-        ["AveragePool", "Concat"] if picked == "all" else [] if picked == "none" else [picked]
-    )
+    assert {"+".join(t["float"]) or "none" for t in choice["tries"]} == {
+        "none", "AveragePool", "Concat", "AveragePool+Concat"
+    }  # fmt: skip
+    assert sorted(choice["chosen"]) == _picked(choice)
     assert quantize["float_without_int8_kernel"] > 0
     int8 = onnx.load(str(result.artifacts["int8_onnx"]))
     readers = _readers(int8)
@@ -177,3 +184,25 @@ def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_p
         assert quantized and any(quantized) == (kind not in choice["chosen"]), (kind, choice["chosen"])
     assert _initializer_dequantized_into(int8, "BatchNormalization") == 0
     assert result.manifest["drift"]["passed"], result.manifest["drift"]["final"]
+    int8_tflite = result.manifest["stages"]["tflite"]["int8"]
+    choice = int8_tflite["keep_float"]["slower_in_int8"]
+    assert choice["candidates"] == ["ADD"] and "LiteRT (XNNPACK)" in choice["basis"], choice
+    assert {"+".join(t["float"]) or "none" for t in choice["tries"]} == {"none", "ADD"}
+    assert choice["chosen"] == _picked(choice) == int8_tflite["keep_float"]["op_types"]
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgecnn.lowering.tflite.flatbuffer import parse
+
+    model = parse(result.artifacts["int8_tflite"].read_bytes())
+    graph, codes = model.subgraphs[0], [c.builtinCode for c in model.operatorCodes]
+    adds = [op for op in graph.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.ADD]
+    assert adds and {graph.tensors[op.outputs[0]].type for op in adds} == {
+        schema.TensorType.FLOAT32 if choice["chosen"] else schema.TensorType.INT8
+    }
+    speed = int8_tflite["speed"]
+    assert speed["int8_ms"] > 0 and speed["fp32_ms"] > 0 and "LiteRT (XNNPACK)" in speed["basis"]
+    assert speed["faster"] == ("int8" if speed["int8_over_fp32"] <= 1 else "fp32")
+    slower = [w for w in result.manifest.get("warnings", []) if w.startswith("the int8 .tflite is")]
+    assert bool(slower) == (speed["faster"] == "fp32"), slower
+    report = (result.out / "report.md").read_text()
+    assert "int8 .tflite ops kept float for speed:" in report and "fp32 .tflite" in report

@@ -314,11 +314,8 @@ class TfliteQuantizer:
         self.remedy_methods = tuple(m for m in methods if m != method)  # what the drift repair tries besides
         if io not in IO_MODES:
             raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
-        schema = self.schema = litert_schema()
-        known_ops = [k for k in vars(schema.BuiltinOperator) if not k.startswith("_")]
-        for op in keep_float_ops:
-            if op not in known_ops:
-                raise UnknownNameError("TFLite op", op, known_ops)
+        self.schema = litert_schema()
+        self._check_op_types(keep_float_ops)
         try:
             from ai_edge_quantizer import quantizer, recipe
         except ImportError:
@@ -342,16 +339,38 @@ class TfliteQuantizer:
                     self._keep(".*", op)
                 for scope in keep_float_scopes:
                     self._keep(scope, "*")
-                self.recipe = copy.deepcopy(self.tool.get_quantization_recipe())
+                self.recipe = self._base_recipe = copy.deepcopy(self.tool.get_quantization_recipe())
                 self.statistics = _calibrate(self.fp32, self.recipe, samples)
         except Exception as error:  # the tool raises ValueError/RuntimeError/KeyError… from deep inside
             raise _failed(error) from error
-        self.calibrated = None
+        self.calibrated, self._float_op_types = None, ()
         if calibrator is not None:
             self.calibrated = calibrator(self.fp32, samples, self.minmax_ranges())
             self._statistics(method)  # calibrated now: the timing belongs to calibration
         self.calibration_seconds = time.perf_counter() - started
         self.made: dict[Path, QuantizedTflite] = {}
+
+    @property
+    def float_op_types(self) -> tuple[str, ...]:
+        """TFLite ops kept float by type besides ``keep_float_ops``, in every later model (the export's timed
+        choice of ops slower in int8, :mod:`edgecnn.pipeline.float_choice`)."""
+        return self._float_op_types
+
+    @float_op_types.setter
+    def float_op_types(self, op_types: Sequence[str]) -> None:
+        self._check_op_types(op_types)
+        with _quiet():
+            self.tool.load_quantization_recipe(copy.deepcopy(self._base_recipe))
+            for op in op_types:
+                self._keep(".*", op)
+            self.recipe = copy.deepcopy(self.tool.get_quantization_recipe())
+        self._float_op_types = tuple(op_types)
+
+    def _check_op_types(self, op_types: Sequence[str]) -> None:
+        known = [k for k in vars(self.schema.BuiltinOperator) if not k.startswith("_")]
+        for op in op_types:
+            if op not in known:
+                raise UnknownNameError("TFLite op", op, known)
 
     def minmax_ranges(self) -> dict[str, tuple[np.float32, np.float32]]:
         """Each per-tensor calibrated tensor → its (min, max) over the calibration samples."""
