@@ -362,8 +362,9 @@ def _fix_tflite(
         return rank_tflite(quantizer.fp32, Path(path).read_bytes(), samples, layout)
 
     recorded = ((((tgt.manifest or {}).get("stages") or {}).get("tflite") or {}).get("int8")) or {}
+    source, equalization = _tflite_source(tgt, twin, recorded, calib_images, layout)
     quantizer = TfliteQuantizer(
-        twin.read_bytes(),
+        source,
         calib_images,
         layout,
         io=io,
@@ -372,7 +373,7 @@ def _fix_tflite(
         calibrator=TfliteCalibration,
     )
     known = set(quantizer.ops)
-    return _repaired(
+    fix = _repaired(
         quantizer,
         evaluate,
         tgt,
@@ -385,6 +386,31 @@ def _fix_tflite(
         keep_float=tuple(op for op in floats if op in known),
         rank=rank,
     )
+    if equalization is not None:
+        fix["equalization"] = equalization
+    return fix
+
+
+def _tflite_source(
+    tgt: Artifact, twin: Path, recorded: dict[str, Any], calib_images: Inputs, layout: str
+) -> tuple[bytes, dict[str, Any] | None]:
+    """The fp32 `.tflite` to re-quantize TARGET from: its ``twin`` as it is, or — when the export quantized a
+    per-tensor TARGET from a cross-layer equalized twin (``recorded``: the manifest's ``stages.tflite.int8``) —
+    the export's fp32 ONNX equalized again on ``calib_images`` and lowered, as the ORT repair does; with the
+    equalization's record (None when there was none to redo)."""
+    if recorded.get("per_channel", True) or not (recorded.get("equalization") or {}).get("applied"):
+        return twin.read_bytes(), None
+    fp32_onnx = tgt.sibling("fp32_onnx")
+    if fp32_onnx is None:
+        why = "the export's fp32 ONNX is not beside TARGET: re-quantized from the fp32 .tflite unequalized"
+        return twin.read_bytes(), {"applied": False, "why": why}
+    import onnx
+
+    from edgecnn.pipeline.stages import equalized_tflite
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-equalize-") as tmp:
+        data, info = equalized_tflite(onnx.load(str(fp32_onnx)), calib_images, Path(tmp), layout == "NCHW")
+    return data or twin.read_bytes(), info
 
 
 def _repaired(quantizer: Any, evaluate: Any, tgt: Artifact, judged: Any, out: Path | None, **search: Any) -> dict:

@@ -12,6 +12,7 @@ import numpy as np
 from edgecnn.analysis.drift import HOST_KERNELS, Thresholds, evaluator, host_unlike_target, int8_basis
 from edgecnn.analysis.mixed_precision import BASELINE, repair_model
 from edgecnn.analysis.plots import layer_sqnr_chart
+from edgecnn.errors import UsageError
 from edgecnn.pipeline.context import DriftResult, ExportContext, Judgement
 from edgecnn.runtime.host_timing import host_latency_ms
 from edgecnn.runtime.loader import load
@@ -34,47 +35,59 @@ def not_judged_reasons(calib: Any, holdout: Any, source: Any) -> list[str]:
     return reasons
 
 
-def int8_speed(ctx: ExportContext, basis: str, int8_ms: float | None = None) -> dict[str, Any] | None:
-    """int8 against fp32 latency on the target: measured (ORT, 1 thread) when the target is this host's kind of
-    kernels (``int8_ms`` when the repair measured it already), else predicted by the profile's latency model
-    from the graphs; None when it cannot be costed."""
+def int8_speed(ctx: ExportContext, basis: str) -> dict[str, Any] | None:
+    """int8 against fp32 latency on the target: measured (ORT, :func:`host_speed`) when the target is this host's
+    kind of kernels, else predicted by the profile's latency model from the graphs; None when it cannot be costed."""
     fp32, int8 = ctx.artifact("fp32_onnx"), ctx.artifact("int8_onnx")
     if basis == HOST_KERNELS:
-        fp32_ms, int8_ms = host_latency_ms(fp32), int8_ms or host_latency_ms(int8)
-        how = "measured on this host, ORT, 1 thread, median of 20"
-    else:
-        from edgecnn.costs.op_costs import onnx_op_costs
-        from edgecnn.errors import UsageError
+        return host_speed(fp32, int8)
+    from edgecnn.costs.op_costs import onnx_op_costs
 
-        try:
-            model = ctx.profile.latency
-            fp32_ms = model.predict(onnx_op_costs(fp32, "fp32")).total_ms
-            int8_ms = model.predict(onnx_op_costs(int8)).total_ms
-        except UsageError:  # a graph the cost model cannot read (dynamic shapes): nothing to say
-            return None
-        how = f"predicted by the {ctx.profile.name} latency model ({model.runtime}, {model.threads} threads)"
+    try:
+        model = ctx.profile.latency
+        fp32_ms = model.predict(onnx_op_costs(fp32, "fp32")).total_ms
+        int8_ms = model.predict(onnx_op_costs(int8)).total_ms
+    except UsageError:  # a graph the cost model cannot read (dynamic shapes): nothing to say
+        return None
+    how = f"predicted by the {ctx.profile.name} latency model ({model.runtime}, {model.threads} threads)"
     return _speed(fp32_ms, int8_ms, how)
 
 
-def tflite_speed(ctx: ExportContext, fp32: Path, int8: Path) -> dict[str, Any]:
-    """The int8 `.tflite` against the fp32 one on this host (LiteRT with XNNPACK, 1 thread, min of interleaved
-    rounds: the target's kernels are this host's), warning when int8 is the slower."""
-    from edgecnn.pipeline.float_choice import ROUNDS, RUNS  # one timing protocol for the export's choices
-    from edgecnn.runtime.host_timing import interleaved_min_ms
+def host_speed(fp32: Path, int8: Path) -> dict[str, Any]:
+    """An int8 model against its fp32 twin on this host (ORT for `.onnx`, LiteRT with XNNPACK for `.tflite`; 1
+    thread, min of interleaved rounds), with a note when this host's CPU is not of the target's kind. Fewer rounds
+    than a choice's timing: a report, not a choice between near-equal graphs (DenseNet-121's fp32 `.tflite` takes
+    50 ms a run)."""
+    from edgecnn.runtime.host_timing import interleaved_min_ms, runtime_label
 
-    times = interleaved_min_ms({"fp32": fp32, "int8": int8}, ROUNDS, RUNS)
-    how = f"measured on this host, LiteRT (XNNPACK), 1 thread, min of {ROUNDS} interleaved rounds of {RUNS} runs"
+    rounds, runs = 3, 10
+    times = interleaved_min_ms({"fp32": fp32, "int8": int8}, rounds, runs)
+    how = f"measured on this host, {runtime_label(int8)}, 1 thread, min of {rounds} interleaved rounds of {runs} runs"
     speed = _speed(times["fp32"], times["int8"], how)
+    unlike = host_unlike_target(HOST_KERNELS)
+    if unlike:
+        speed["host_unlike_target"] = "this host's CPU is not of the target's kind (see the warnings): its timing"
+    return speed
+
+
+def tflite_speed(ctx: ExportContext, fp32: Path, int8: Path) -> dict[str, Any] | None:
+    """:func:`host_speed` of the int8 `.tflite`, warning when int8 is the slower; None (and a warning) when LiteRT
+    cannot time it."""
+    try:
+        speed = host_speed(fp32, int8)
+    except (UsageError, RuntimeError) as error:  # a report, not a check: the artifacts were judged already
+        ctx.warn(f"the int8 .tflite could not be timed against the fp32 one: {' '.join(str(error).split())[:200]}")
+        return None
     warn_if_slower(ctx, speed, "the int8 .tflite")
     return speed
 
 
 def _speed(fp32_ms: float, int8_ms: float, how: str) -> dict[str, Any]:
-    ratio = int8_ms / fp32_ms if fp32_ms > 0 else float("nan")
+    ratio = round(int8_ms / fp32_ms, 3) if fp32_ms > 0 else float("nan")  # judged as recorded
     return {
         "fp32_ms": round(fp32_ms, 3),
         "int8_ms": round(int8_ms, 3),
-        "int8_over_fp32": round(ratio, 3),
+        "int8_over_fp32": ratio,
         "faster": "int8" if ratio <= 1 else "fp32",
         "basis": how,
     }
@@ -125,7 +138,7 @@ def _task_thresholds(ctx: ExportContext, reference: Outputs, labels: Any, warn: 
     the reference's outputs (a random detector finds nothing), each output's raw figures are recorded instead of
     failing the export: only a judged check holds the task to its data."""
     from edgecnn.analysis.drift import figures
-    from edgecnn.errors import UnusedOptionError, UsageError
+    from edgecnn.errors import UnusedOptionError
 
     thresholds = ctx.options.thresholds()
     if not _not_judged_reasons(ctx) or thresholds.tasks == "raw":
@@ -183,7 +196,7 @@ def check_drift(ctx: ExportContext) -> DriftResult:
         record["fix"] = _repair(ctx, result, int8_path, verdict, computations, evaluate, data.images, basis)
         verdict, computations = record["fix"]["verdict"], record["fix"].pop("computations")
     record.update(final=verdict, passed=verdict["passed"] if not reasons else None)
-    speed = int8_speed(ctx, basis, record.get("fix", {}).get("latency_ms_after"))
+    speed = int8_speed(ctx, basis)
     if speed is not None:
         record["speed"] = speed
         warn_if_slower(ctx, speed, "the int8 ONNX/ORT model")

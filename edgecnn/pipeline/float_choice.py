@@ -61,26 +61,37 @@ def choose_float_op_types(
             "chosen": list(candidates),
             "basis": "declared by the profile (the target's kernels are not this host's: nothing timed)",
         }
-    from edgecnn.runtime.host_timing import interleaved_min_ms, runtime_label
+    from edgecnn.runtime.host_timing import interleaved_min_ms, runs_here, runtime_label
 
     work.mkdir(parents=True, exist_ok=True)
     variants = _variants(base, candidates)
-    paths = {}
+    paths, failed = {}, []
     for index, (label, kinds) in enumerate(variants.items()):
-        paths[label] = work / f"variant-{index}{suffix}"
-        quantize(paths[label], kinds)
+        path = work / f"variant-{index}{suffix}"
+        if label == "none":
+            quantize(path, kinds)  # the graph itself: what it cannot be is the export's error
+        else:
+            try:
+                quantize(path, kinds)
+                runs_here(path)
+            except Exception as error:  # a variant that cannot be made or run is no choice: the others are
+                why = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                failed.append({"float": [k for k in kinds if k not in base], "why": why})
+                continue
+        paths[label] = path
     times = interleaved_min_ms(paths, ROUNDS, RUNS)
     label = pick(times)
     chosen = [kind for kind in variants[label] if kind not in base]
-    return variants[label], {
+    record = {
         "candidates": list(candidates),
         "chosen": chosen,
         "basis": f"measured on this host: {runtime_label(paths[label])}, 1 thread, min of {ROUNDS} interleaved rounds "
         f"of {RUNS} runs",
-        "tries": [
-            {"float": [k for k in kinds if k not in base], "min_ms": times[name]} for name, kinds in variants.items()
-        ],
+        "tries": [{"float": [k for k in variants[name] if k not in base], "min_ms": ms} for name, ms in times.items()],
     }
+    if failed:
+        record["failed_tries"] = failed
+    return variants[label], record
 
 
 def choose_tflite_float_ops(

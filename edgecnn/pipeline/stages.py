@@ -488,6 +488,10 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         method=ctx.method,
         calibrator=calibrator,
     )
+    try:
+        quantizer.check_op_types(ctx.profile.int8_slower_tflite_ops)
+    except UsageError as error:
+        raise UsageError(f"profile {ctx.profile.name}, int8.slower_tflite_ops: {error}") from None
     base = tuple(ctx.recipe.tflite_keep_float_ops)
     present = set(quantizer.ops.values())
     candidates = tuple(op for op in ctx.profile.int8_slower_tflite_ops if op in present and op not in base)
@@ -495,7 +499,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     work = ctx.scratch / "tflite-float-choice"
     try:
         quantized, kept_types, choice = choose_tflite_float_ops(quantizer, base, candidates, work, measure)
-    except (UsageError, RuntimeError) as error:  # a variant timed that LiteRT cannot load or run
+    except (UsageError, RuntimeError) as error:  # LiteRT cannot load or run the all-int8 graph to time it
         raise _litert_refused(error) from None
     dst = ctx.out / "model.int8.tflite"
     dst.write_bytes(quantized.data)
@@ -543,8 +547,9 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "op_counts": quantized.op_counts,
         "check": check,
     }
-    if measure:
-        result.figures["int8"]["speed"] = tflite_speed(ctx, result.artifacts["fp32_tflite"], dst)
+    speed = tflite_speed(ctx, result.artifacts["fp32_tflite"], dst) if measure else None
+    if speed is not None:
+        result.figures["int8"]["speed"] = speed
 
 
 def _litert_refused(error: Exception) -> CheckFailedError:

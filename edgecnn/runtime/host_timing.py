@@ -45,6 +45,11 @@ def _warm_call(path: Path) -> Callable[[], object]:
     return call
 
 
+def runs_here(path: Path) -> None:
+    """Load and run the model at ``path`` as a timing would: raises what its runtime raises when it cannot."""
+    _warm_call(path)
+
+
 def _times_ms(call: Callable[[], object], runs: int) -> list[float]:
     times = []
     for _ in range(runs):

@@ -1,6 +1,7 @@
 """`edgecnn drift`: figures, two int8 computations, per-layer localisation, repair, exit codes."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -190,3 +191,54 @@ def test_untrained_export_is_recorded_but_not_judged(tmp_path):
     assert drift_record["judged"] is False and drift_record["passed"] is None
     assert "synthetic" in " ".join(drift_record["not_judged_because"])
     assert np.isfinite(result.manifest["agreement"]["cosine"])
+
+
+def _int8_weights(path: Path) -> dict[str, bytes]:
+    """The int8 weight buffers of a `.tflite`'s convolutions, by their output tensor's name."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgecnn.lowering.tflite.flatbuffer import buffer_bytes, parse
+
+    data = path.read_bytes()
+    model = parse(data)
+    graph, codes = model.subgraphs[0], [c.builtinCode for c in model.operatorCodes]
+    convs = (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D)
+    found = {}
+    for op in graph.operators:
+        weights = graph.tensors[op.inputs[1]] if codes[op.opcodeIndex] in convs else None
+        if weights is not None and weights.type == schema.TensorType.INT8:
+            found[graph.tensors[op.outputs[0]].name.decode()] = buffer_bytes(model, data, weights.buffer)
+    return found
+
+
+@pytest.mark.slow
+def test_fix_of_a_per_tensor_tflite_requantizes_the_equalized_graph(export_trained, digits_npz, tmp_path):
+    """A per-tensor `.tflite` (android-nnapi-api28) was quantized from a cross-layer equalized twin: `drift --fix`
+    equalizes the export's fp32 ONNX again (as the ORT repair does) and re-quantizes that — its convolutions get
+    the export's int8 weights, not those of the unequalized fp32 `.tflite`, which were the repair's before."""
+    from edgecnn.commands.drift import _tflite_source
+    from edgecnn.data.calibration import load_calibration
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from edgecnn.pipeline.artifact import open_artifact
+
+    result = export_trained("mobilenet", tmp_path / "nnapi", profile="android-nnapi-api28", formats="onnx,tflite")
+    int8 = result.manifest["stages"]["tflite"]["int8"]
+    assert int8["per_channel"] is False and int8["equalization"]["applied"], int8["equalization"]
+    fp32, target, out = result.artifacts["fp32_tflite"], result.artifacts["int8_tflite"], tmp_path / "fixed.tflite"
+    before = drift(str(fp32), str(target), digits_npz["path"], layers=False)
+    halfway = Thresholds(min_cosine=math.floor((1 - (1 - before["cosine"]) / 2) * 1e6) / 1e6)  # fails: repaired
+    report = drift(str(fp32), str(target), digits_npz["path"], thresholds=halfway, fix=True, out=out, layers=False)
+    assert report["fix"]["attempts"] and report["fix"]["equalization"]["applied"], report["fix"]
+    artifact = open_artifact(str(target))
+    calibration, _ = load_calibration(digits_npz["path"], (1, 32, 32), artifact.recipe, 128, 232)  # the export's
+    source, record = _tflite_source(artifact, fp32, int8, calibration.images, "NHWC")
+    assert record["applied"]
+    shipped = _int8_weights(target)
+    requantized, plain = tmp_path / "requantized.tflite", tmp_path / "unequalized.tflite"
+    requantized.write_bytes(TfliteQuantizer(source, calibration.images, per_channel=False).quantize_bytes().data)
+    plain.write_bytes(TfliteQuantizer(fp32.read_bytes(), calibration.images, per_channel=False).quantize_bytes().data)
+    assert _int8_weights(requantized) == shipped  # equalized on the export's samples: the export's int8 weights
+    assert _int8_weights(plain) != shipped  # what the repair re-quantized before
+    result.artifacts["fp32_onnx"].unlink()  # without the export's fp32 ONNX it cannot be redone, and says so
+    unequalized, record = _tflite_source(open_artifact(str(target)), fp32, int8, calibration.images, "NHWC")
+    assert unequalized == fp32.read_bytes() and not record["applied"] and "fp32 ONNX" in record["why"], record

@@ -158,6 +158,28 @@ def _picked(choice: dict) -> list[str]:
     return sorted(choice["candidates"]) if picked == "all" else [] if picked == "none" else [picked]
 
 
+def test_a_variant_that_cannot_be_made_is_recorded_and_the_others_are_chosen_from(tmp_path: Path):
+    """One float variant failing (the quantizer raises, or the runtime refuses it) leaves the all-int8 graph and the
+    other variants to choose from, and says why; timed for real in ONNX Runtime."""
+    model = tmp_path / "model.onnx"
+    onnx.save(_shared_graph(), str(model))
+
+    def quantize(dst: Path, kinds: tuple[str, ...]) -> None:
+        if "Refused" in kinds:
+            dst.write_bytes(b"not a model")  # written, but no runtime loads it
+        elif "Broken" in kinds:
+            raise RuntimeError("the quantizer cannot keep Broken float\nsecond line")
+        else:
+            dst.write_bytes(model.read_bytes())
+
+    kinds, record = choose_float_op_types(quantize, (), ("Broken", "Mul", "Refused"), tmp_path / "work", True)
+    assert {tuple(t["float"]) for t in record["tries"]} == {(), ("Mul",)}, record
+    failed = {tuple(t["float"]): t["why"] for t in record["failed_tries"]}
+    assert set(failed) == {("Broken",), ("Refused",), ("Broken", "Mul", "Refused")}, failed
+    assert failed[("Broken",)] == "the quantizer cannot keep Broken float"
+    assert record["chosen"] in ([], ["Mul"]) and kinds == tuple(record["chosen"])
+
+
 def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_path: Path, export_trained):
     """x86-avx2 measured Concat and AveragePool slower in int8 (benchmarks/int8_op_latency.py) and an int8 ADD
     splitting LiteRT's XNNPACK graph (benchmarks/tflite_float_ops.py): the DenseNet's export times its ORT int8
@@ -195,7 +217,11 @@ def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_p
 
     model = parse(result.artifacts["int8_tflite"].read_bytes())
     graph, codes = model.subgraphs[0], [c.builtinCode for c in model.operatorCodes]
+    repaired = set(
+        ((result.manifest["drift"].get("formats") or {}).get("tflite", {}).get("fix") or {}).get("kept_float", [])
+    )  # ops the .tflite repair keeps float for accuracy, whatever the choice
     adds = [op for op in graph.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.ADD]
+    adds = [op for op in adds if graph.tensors[op.outputs[0]].name.decode() not in repaired]
     assert adds and {graph.tensors[op.outputs[0]].type for op in adds} == {
         schema.TensorType.FLOAT32 if choice["chosen"] else schema.TensorType.INT8
     }

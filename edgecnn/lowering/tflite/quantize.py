@@ -315,7 +315,7 @@ class TfliteQuantizer:
         if io not in IO_MODES:
             raise UsageError(f"io must be one of {', '.join(IO_MODES)}, not '{io}'")
         self.schema = litert_schema()
-        self._check_op_types(keep_float_ops)
+        self.check_op_types(keep_float_ops)
         try:
             from ai_edge_quantizer import quantizer, recipe
         except ImportError:
@@ -358,15 +358,19 @@ class TfliteQuantizer:
 
     @float_op_types.setter
     def float_op_types(self, op_types: Sequence[str]) -> None:
-        self._check_op_types(op_types)
-        with _quiet():
-            self.tool.load_quantization_recipe(copy.deepcopy(self._base_recipe))
-            for op in op_types:
-                self._keep(".*", op)
-            self.recipe = copy.deepcopy(self.tool.get_quantization_recipe())
+        self.check_op_types(op_types)
+        try:
+            with _quiet():
+                self.tool.load_quantization_recipe(copy.deepcopy(self._base_recipe))
+                for op in op_types:
+                    self._keep(".*", op)
+                self.recipe = copy.deepcopy(self.tool.get_quantization_recipe())
+        except Exception as error:  # the tool raises from deep inside
+            raise _failed(error) from error
         self._float_op_types = tuple(op_types)
 
-    def _check_op_types(self, op_types: Sequence[str]) -> None:
+    def check_op_types(self, op_types: Sequence[str]) -> None:
+        """Raise an UnknownNameError (with a did-you-mean) for a name of ``op_types`` that is no TFLite builtin op."""
         known = [k for k in vars(self.schema.BuiltinOperator) if not k.startswith("_")]
         for op in op_types:
             if op not in known:
