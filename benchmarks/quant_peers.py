@@ -116,6 +116,9 @@ TFLITE_ROWS = {
     "export makes it for a per-tensor profile",
     "tflite_edgecnn_bias_corrected": "tflite_edgecnn with bias_correct=True: the biases corrected for the mean shift "
     "of the int8 weights over the calibration digits (the .tflite drift repair's technique)",
+    "tflite_edgecnn_export": "tflite_edgecnn with the ops the x86-avx2 export times in LiteRT and keeps float when "
+    "faster (pipeline.float_choice.choose_tflite_float_ops over the profile's int8.slower_tflite_ops present: "
+    "`float_ops`), as `edgecnn export --profile x86-avx2` ships it",
     "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize; "
     "per_tensor: its weight granularity set to TENSORWISE",
 }
@@ -404,8 +407,10 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
     """fp32 `.tflite` (edgecnn's lowering), edgecnn's int8 (``TfliteQuantizer``) and ai-edge-quantizer's plain
     ``static_wi8_ai8``: agreement, accuracy and cosine in LiteRT (XNNPACK), latency interleaved, size."""
     from edgecnn.analysis.drift import figures
+    from edgecnn.config.profiles import load_profile
     from edgecnn.lowering.tflite import convert
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from edgecnn.pipeline.float_choice import choose_tflite_float_ops
     from edgecnn.pipeline.stages import equalized_tflite, tflite_graph
 
     try:  # as the export lowers it: a DeformConv becomes its gather decomposition, its sampling path float
@@ -427,10 +432,23 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
             )
         return quantizers[per_channel].quantize_bytes(bias_correct=bias_correct).data
 
+    float_ops: dict[str, str] = {}
+
+    def edgecnn_export_int8(per_channel: bool, granularity: str) -> bytes:  # with the export's timed float ops
+        edgecnn_int8(per_channel)
+        quantizer = quantizers[per_channel]
+        present = set(quantizer.ops.values())
+        candidates = tuple(op for op in load_profile("x86-avx2").int8_slower_tflite_ops if op in present)
+        quantized, kinds, _ = choose_tflite_float_ops(quantizer, (), candidates, work / f"choice-{granularity}", True)
+        quantizer.float_op_types = ()  # the other rows' quantizer as it was
+        float_ops[granularity] = ",".join(kinds) or "none"
+        return quantized.data
+
     made: dict[tuple[str, str], Any] = {("per_channel", "tflite_fp32"): lambda: lowered.data}
     for granularity, per_channel in (("per_channel", True), ("per_tensor", False)):
         made[granularity, "tflite_edgecnn"] = lambda p=per_channel: edgecnn_int8(p)
         made[granularity, "tflite_edgecnn_bias_corrected"] = lambda p=per_channel: edgecnn_int8(p, True)
+        made[granularity, "tflite_edgecnn_export"] = lambda p=per_channel, g=granularity: edgecnn_export_int8(p, g)
         made[granularity, "tflite_aeq_static_wi8_ai8"] = lambda p=per_channel: aeq_plain(
             lowered.data, data.calib, layout, p
         )
@@ -456,6 +474,8 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
         made_key = (row["granularity"], row["quantizer"])
         if made_key in paths:
             row.update(timing[f"{made_key[0]}/{made_key[1]}"], bytes=paths[made_key].stat().st_size)
+        if row["quantizer"] == "tflite_edgecnn_export" and row["granularity"] in float_ops:
+            row["float_ops"] = float_ops[row["granularity"]]
     return rows
 
 

@@ -60,9 +60,12 @@ def host_speed(fp32: Path, int8: Path) -> dict[str, Any]:
     50 ms a run)."""
     from edgecnn.runtime.host_timing import interleaved_min_ms, runtime_label
 
-    rounds, runs = 3, 10
-    times = interleaved_min_ms({"fp32": fp32, "int8": int8}, rounds, runs)
-    how = f"measured on this host, {runtime_label(int8)}, 1 thread, min of {rounds} interleaved rounds of {runs} runs"
+    rounds, runs, budget_s = 3, 10, 4.0
+    times = interleaved_min_ms({"fp32": fp32, "int8": int8}, rounds, runs, budget_s)
+    how = (
+        f"measured on this host, {runtime_label(int8)}, 1 thread, min of {rounds} interleaved rounds of up to {runs} "
+        f"runs (about {budget_s:g} s)"
+    )
     speed = _speed(times["fp32"], times["int8"], how)
     unlike = host_unlike_target(HOST_KERNELS)
     if unlike:

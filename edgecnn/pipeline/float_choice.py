@@ -24,6 +24,11 @@ from typing import Any
 
 MARGIN = 0.01  # a variant with float op types must beat the all-int8 graph by more than this fraction
 ROUNDS, RUNS = 5, 20
+BUDGET_S = 10.0  # about how long a choice's timing may take: slow graphs get fewer runs a round
+PROTOCOL = (
+    f"1 thread, min of {ROUNDS} interleaved rounds of up to {RUNS} runs (fewer for slow graphs: about {BUDGET_S:g} s "
+    "of timing)"
+)
 
 Quantize = Callable[[Path, tuple[str, ...]], object]  # (dst, float op types) → writes the int8 graph at dst
 
@@ -79,14 +84,13 @@ def choose_float_op_types(
                 failed.append({"float": [k for k in kinds if k not in base], "why": why})
                 continue
         paths[label] = path
-    times = interleaved_min_ms(paths, ROUNDS, RUNS)
+    times = interleaved_min_ms(paths, ROUNDS, RUNS, BUDGET_S)
     label = pick(times)
     chosen = [kind for kind in variants[label] if kind not in base]
     record = {
         "candidates": list(candidates),
         "chosen": chosen,
-        "basis": f"measured on this host: {runtime_label(paths[label])}, 1 thread, min of {ROUNDS} interleaved rounds "
-        f"of {RUNS} runs",
+        "basis": f"measured on this host: {runtime_label(paths[label])}, {PROTOCOL}",
         "tries": [{"float": [k for k in variants[name] if k not in base], "min_ms": ms} for name, ms in times.items()],
     }
     if failed:

@@ -50,18 +50,17 @@ def _figures(verdict: dict[str, Any], min_ms: float) -> dict[str, Any]:
 def choose_weight_granularity(channel: Path, tensor: Path, judge: Judge) -> tuple[bool, dict[str, Any]]:
     """Whether the per-tensor twin at ``tensor`` replaces the per-channel graph at ``channel``, and the record of
     the choice (both graphs' times and figures, the rule, and why the twin was refused)."""
-    from edgecnn.pipeline.float_choice import ROUNDS, RUNS  # one timing protocol for the export's choices
+    from edgecnn.pipeline.float_choice import BUDGET_S, PROTOCOL, ROUNDS, RUNS  # one protocol for the choices
     from edgecnn.runtime.host_timing import interleaved_min_ms
 
-    times = interleaved_min_ms({"per_channel": channel, "per_tensor": tensor}, ROUNDS, RUNS)
+    times = interleaved_min_ms({"per_channel": channel, "per_tensor": tensor}, ROUNDS, RUNS, BUDGET_S)
     tries = {
         label: _figures(judge(path), times[label]) for label, path in (("per_channel", channel), ("per_tensor", tensor))
     }
     refused = accept(tries["per_channel"], tries["per_tensor"])
     record: dict[str, Any] = {
         "chosen": "per_channel" if refused else "per_tensor",
-        "basis": f"measured on this host: ORT, 1 thread, min of {ROUNDS} interleaved rounds of {RUNS} runs; figures "
-        "on the drift samples",
+        "basis": f"measured on this host: ORT, {PROTOCOL}; figures on the drift samples",
         "rule": f"per tensor (equalized) when faster by > {MARGIN:.0%}, task score not lower, SQNR within "
         f"{SQNR_SLACK_DB:g} dB",
         "applies_to": "the ORT artifacts (.onnx, .ort)",

@@ -64,10 +64,21 @@ def host_latency_ms(path: Path, runs: int = 20) -> float:
     return float(np.median(_times_ms(_warm_call(path), runs)))
 
 
-def interleaved_min_ms(paths: dict[str, Path], rounds: int = 5, runs: int = 20) -> dict[str, float]:
+MIN_RUNS = 3  # a round's fewest runs when a budget cuts it
+
+
+def interleaved_min_ms(
+    paths: dict[str, Path], rounds: int = 5, runs: int = 20, budget_s: float | None = None
+) -> dict[str, float]:
     """Each model's minimum single-thread latency over ``rounds`` rounds of ``runs`` runs, the models taking turns
-    (the order reversed every other round), so that a slow spell of the host falls on all of them alike."""
+    (the order reversed every other round), so that a slow spell of the host falls on all of them alike. With
+    ``budget_s``, slow models get fewer runs a round (at least :data:`MIN_RUNS`), so that the timing takes about
+    that long: a 224² ConvNeXt's int8 `.tflite` runs for a tenth of a second, and 100 runs of each of its variants
+    cost minutes for no better choice."""
     calls = {key: _warm_call(path) for key, path in paths.items()}
+    if budget_s is not None:
+        once_s = sum(min(_times_ms(call, 2)) for call in calls.values()) / 1e3  # one run of each model
+        runs = max(MIN_RUNS, min(runs, int(budget_s / (rounds * once_s)))) if once_s > 0 else runs
     best = dict.fromkeys(paths, float("inf"))
     order = list(paths)
     for r in range(rounds):
