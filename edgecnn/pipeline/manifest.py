@@ -244,6 +244,8 @@ def _float_choice_lines(keep: dict[str, Any], artifact: str) -> list[str]:
     chosen = ", ".join(choice["chosen"]) or "none"
     tries = "; ".join(f"{'+'.join(t['float']) or 'none'} {t['min_ms']:.3g} ms" for t in choice.get("tries", []))
     how = f"timed here: {tries}" if tries else choice.get("basis", "")
+    failed = "; ".join(f"{'+'.join(t['float'])} ({t['why']})" for t in choice.get("failed_tries", []))
+    how += f"; could not be made: {failed}" if failed else ""
     return [f"- {artifact} ops kept float for speed: {chosen} of {', '.join(choice['candidates'])} ({how})"]
 
 

@@ -155,3 +155,15 @@ def test_pooled_sums_the_discordant_digits_of_every_model_per_peer():
     assert (ort["models"], ort["only_ours_wrong"], ort["only_peer_wrong"], ort["p"]) == (1, 0, 0, 1.0)
     assert ("per_tensor", "nncf") not in pooled  # no per-tensor rows
     assert quant_peers.disagreements(rows)["a/per_channel/nncf"] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_tflite_rows_have_the_export_s_timed_float_ops(tmp_path: Path, data):
+    """The `.tflite` rows on an untrained MobileNetV3-small: every row made, and the export's row with the float ops
+    the x86-avx2 export would time and keep (HARD_SWISH, or none when not faster here: the host's business)."""
+    fp32, _ = quant_peers.fp32_model("mobilenet_v3_small", data, tmp_path, epochs=0)
+    rows = quant_peers.tflite_rows("mobilenet_v3_small", fp32, data, tmp_path, rounds=1, runs=2)
+    made = {(r["granularity"], r["quantizer"]) for r in rows if "error" not in r}
+    assert {(g, "tflite_edgecnn_export") for g in ("per_channel", "per_tensor")} <= made, rows
+    exported = [r for r in rows if r["quantizer"] == "tflite_edgecnn_export"]
+    assert all(r["float_ops"] in ("none", "HARD_SWISH") and r["bytes"] > 0 for r in exported), exported

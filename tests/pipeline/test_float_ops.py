@@ -178,6 +178,10 @@ def test_a_variant_that_cannot_be_made_is_recorded_and_the_others_are_chosen_fro
     assert set(failed) == {("Broken",), ("Refused",), ("Broken", "Mul", "Refused")}, failed
     assert failed[("Broken",)] == "the quantizer cannot keep Broken float"
     assert record["chosen"] in ([], ["Mul"]) and kinds == tuple(record["chosen"])
+    from edgecnn.pipeline.manifest import _float_choice_lines
+
+    (line,) = _float_choice_lines({"slower_in_int8": record}, "ORT int8")
+    assert "could not be made: Broken (the quantizer cannot keep Broken float)" in line, line
 
 
 def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_path: Path, export_trained):
