@@ -160,10 +160,11 @@ def test_pooled_sums_the_discordant_digits_of_every_model_per_peer():
 @pytest.mark.slow
 def test_tflite_rows_have_the_export_s_timed_float_ops(tmp_path: Path, data):
     """The `.tflite` rows on an untrained MobileNetV3-small: every row made, and the export's row with the float ops
-    the x86-avx2 export would time and keep (HARD_SWISH, or none when not faster here: the host's business)."""
+    the x86-avx2 export would time and keep (of its ADD and HARD_SWISH, or none: which is the host's business)."""
     fp32, _ = quant_peers.fp32_model("mobilenet_v3_small", data, tmp_path, epochs=0)
     rows = quant_peers.tflite_rows("mobilenet_v3_small", fp32, data, tmp_path, rounds=1, runs=2)
     made = {(r["granularity"], r["quantizer"]) for r in rows if "error" not in r}
     assert {(g, "tflite_edgecnn_export") for g in ("per_channel", "per_tensor")} <= made, rows
     exported = [r for r in rows if r["quantizer"] == "tflite_edgecnn_export"]
-    assert all(r["float_ops"] in ("none", "HARD_SWISH") and r["bytes"] > 0 for r in exported), exported
+    kept = [set(r["float_ops"].split(",")) - {"none"} for r in exported]
+    assert all(ops <= {"ADD", "HARD_SWISH"} for ops in kept) and all(r["bytes"] > 0 for r in exported), exported
