@@ -102,6 +102,11 @@ class BenchError(EdgecnnError):
     """A benchmark could not run: unreachable device, refused key, no runtime, a model the runtime rejects."""
 
 
+def first_line(error: BaseException, limit: int | None = 200) -> str:
+    """An error's first line (its type's name when it says nothing), cut at ``limit`` characters."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
 def _reason(error: BaseException) -> str | None:
     """What ``error``, raised while reading a file, says about the file; None when it is not about the file."""
     if isinstance(error, FileNotFoundError):

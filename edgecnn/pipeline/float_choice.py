@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgecnn.errors import first_line
+
 MARGIN = 0.01  # a variant with float op types must beat the all-int8 graph by more than this fraction
 ROUNDS, RUNS = 5, 20
 BUDGET_S = 10.0  # about how long a choice's timing may take: slow graphs get fewer runs a round
@@ -66,31 +68,29 @@ def choose_float_op_types(
             "chosen": list(candidates),
             "basis": "declared by the profile (the target's kernels are not this host's: nothing timed)",
         }
-    from edgecnn.runtime.host_timing import interleaved_min_ms, runs_here, runtime_label
+    from edgecnn.runtime.host_timing import interleaved_calls_min_ms, runtime_label, warm_call
 
     work.mkdir(parents=True, exist_ok=True)
     variants = _variants(base, candidates)
-    paths, failed = {}, []
+    calls, failed = {}, []
     for index, (label, kinds) in enumerate(variants.items()):
         path = work / f"variant-{index}{suffix}"
-        if label == "none":
-            quantize(path, kinds)  # the graph itself: what it cannot be is the export's error
-        else:
-            try:
-                quantize(path, kinds)
-                runs_here(path)
-            except Exception as error:  # a variant that cannot be made or run is no choice: the others are
-                why = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-                failed.append({"float": [k for k in kinds if k not in base], "why": why})
-                continue
-        paths[label] = path
-    times = interleaved_min_ms(paths, ROUNDS, RUNS, BUDGET_S)
+        if label == "none":  # the graph itself: what it cannot be is the export's error
+            quantize(path, kinds)
+            calls[label] = warm_call(path)
+            continue
+        try:
+            quantize(path, kinds)
+            calls[label] = warm_call(path)
+        except Exception as error:  # a variant that cannot be made or run is no choice: the others are
+            failed.append({"float": [k for k in kinds if k not in base], "why": first_line(error)})
+    times = interleaved_calls_min_ms(calls, ROUNDS, RUNS, BUDGET_S)
     label = pick(times)
     chosen = [kind for kind in variants[label] if kind not in base]
     record = {
         "candidates": list(candidates),
         "chosen": chosen,
-        "basis": f"measured on this host: {runtime_label(paths[label])}, {PROTOCOL}",
+        "basis": f"measured on this host: {runtime_label(work / f'variant{suffix}')}, {PROTOCOL}",
         "tries": [{"float": [k for k in variants[name] if k not in base], "min_ms": ms} for name, ms in times.items()],
     }
     if failed:

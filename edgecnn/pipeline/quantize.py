@@ -28,7 +28,7 @@ import numpy as np
 from edgecnn.analysis.calibration_choice import Choice, choose_ranges
 from edgecnn.analysis.entropy_range import entropy_ranges
 from edgecnn.config.recipes import AUTO, CALIBRATION_METHODS
-from edgecnn.errors import CheckFailedError, UsageError
+from edgecnn.errors import CheckFailedError, UsageError, first_line
 from edgecnn.pipeline.unshare import unshare_file
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
@@ -229,7 +229,7 @@ def _per_tensor_twin(
     except Exception as error:  # an optional twin: a graph it cannot be made of keeps its per-channel one, and says why
         if twin is not None:
             twin.close()
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        reason = first_line(error)
         return {}, {"chosen": "per_channel", "kept_per_channel_because": f"no per-tensor twin: {reason}"}, None
     except BaseException:
         if twin is not None:
@@ -337,7 +337,7 @@ class Quantizer:
                     calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
                     ranges = _entropy_data(calibrator) if method == "entropy" else calibrator.compute_data()
                 except (ValueError, RuntimeError) as error:  # numpy's histogram, ORT's session: deep inside
-                    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                    reason = first_line(error)
                     raise CheckFailedError(f"int8 calibration by {method} failed: {reason}") from None
             self.warnings += log.messages
             del calibrator
@@ -444,7 +444,7 @@ class Quantizer:
             try:
                 weight_bits = widen_where_safe(dst, eight_bit, self.work, self.images)
             except Exception as error:  # optional: the 7-bit graph at dst stands, and the record says why
-                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                reason = first_line(error)
                 weight_bits = {"seven_bit": "all", "kept_because": f"8-bit weights not checked: {reason}"}
         quantized = onnx.load(str(dst))
         return {

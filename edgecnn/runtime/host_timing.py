@@ -38,16 +38,13 @@ def _tflite_call(path: Path) -> Callable[[], object]:
     return interpreter.invoke
 
 
-def _warm_call(path: Path) -> Callable[[], object]:
+def warm_call(path: Path) -> Callable[[], object]:
+    """One run of the model at ``path`` on zeros, loaded and warmed up (3 runs): raises what its runtime raises when
+    it cannot load or run it."""
     call = _tflite_call(path) if require_format(path).runtime == "tflite" else _ort_call(path)
     for _ in range(3):
         call()
     return call
-
-
-def runs_here(path: Path) -> None:
-    """Load and run the model at ``path`` as a timing would: raises what its runtime raises when it cannot."""
-    _warm_call(path)
 
 
 def _times_ms(call: Callable[[], object], runs: int) -> list[float]:
@@ -61,7 +58,7 @@ def _times_ms(call: Callable[[], object], runs: int) -> list[float]:
 
 def host_latency_ms(path: Path, runs: int = 20) -> float:
     """Median single-thread latency of a model on this host at its static batch, else 1."""
-    return float(np.median(_times_ms(_warm_call(path), runs)))
+    return float(np.median(_times_ms(warm_call(path), runs)))
 
 
 MIN_RUNS = 3  # a round's fewest runs when a budget cuts it
@@ -75,12 +72,18 @@ def interleaved_min_ms(
     ``budget_s``, slow models get fewer runs a round (at least :data:`MIN_RUNS`), so that the timing takes about
     that long: a 224² ConvNeXt's int8 `.tflite` runs for a tenth of a second, and 100 runs of each of its variants
     cost minutes for no better choice."""
-    calls = {key: _warm_call(path) for key, path in paths.items()}
+    return interleaved_calls_min_ms({key: warm_call(path) for key, path in paths.items()}, rounds, runs, budget_s)
+
+
+def interleaved_calls_min_ms(
+    calls: dict[str, Callable[[], object]], rounds: int = 5, runs: int = 20, budget_s: float | None = None
+) -> dict[str, float]:
+    """:func:`interleaved_min_ms` of calls already warmed (:func:`warm_call`)."""
     if budget_s is not None:
         once_s = sum(min(_times_ms(call, 2)) for call in calls.values()) / 1e3  # one run of each model
         runs = max(MIN_RUNS, min(runs, int(budget_s / (rounds * once_s)))) if once_s > 0 else runs
-    best = dict.fromkeys(paths, float("inf"))
-    order = list(paths)
+    best = dict.fromkeys(calls, float("inf"))
+    order = list(calls)
     for r in range(rounds):
         for key in order if r % 2 == 0 else order[::-1]:
             best[key] = min(best[key], *_times_ms(calls[key], runs))

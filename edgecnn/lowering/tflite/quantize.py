@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config.recipes import CALIBRATION_METHODS
-from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError
+from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError, first_line
 from edgecnn.lowering.tflite.flatbuffer import SIGNATURE, float_constants, litert_schema, parse
 
 RECIPE = "static_wi8_ai8"
@@ -260,7 +260,7 @@ def _quiet() -> contextlib.ExitStack:
 
 
 def _failed(error: Exception) -> CheckFailedError:
-    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    message = first_line(error, None)
     return CheckFailedError(f"int8 quantization with ai-edge-quantizer failed: {message}")
 
 
@@ -391,7 +391,7 @@ class TfliteQuantizer:
         try:
             ranges = self.calibrated(method)
         except Exception as error:  # ORT's histogram collector or LiteRT raise from deep inside
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            reason = first_line(error, None)
             raise CheckFailedError(f"int8 .tflite calibration by {method} failed: {reason}") from error
         statistics = dict(self.statistics)
         for name, (low, high) in ranges.items():
