@@ -149,6 +149,21 @@ def time_callable(
     }
 
 
+def interleaved(calls: dict[str, Callable[[], object]], rounds: int, runs: int) -> dict[str, dict[str, float]]:
+    """min and p50 ms of each callable over ``rounds`` interleaved rounds (the order reversed every other round, so
+    that a slow spell of the host falls on all alike), each round one :func:`time_callable` of ``runs`` runs: the
+    minimum of the rounds' minima and the median of their p50s."""
+    mins: dict[str, list[float]] = {key: [] for key in calls}
+    p50s: dict[str, list[float]] = {key: [] for key in calls}
+    order = list(calls)
+    for r in range(rounds):
+        for key in order if r % 2 == 0 else order[::-1]:
+            timing = time_callable(calls[key], warmup=2, runs=runs)
+            mins[key].append(timing["min_ms"])
+            p50s[key].append(timing["p50_ms"])
+    return {k: {"min_ms": round(min(mins[k]), 4), "p50_ms": round(float(np.median(p50s[k])), 4)} for k in calls}
+
+
 def _json_default(obj: Any) -> Any:
     """JSON form of numpy scalars and arrays (anything with tolist) and paths."""
     if hasattr(obj, "tolist"):

@@ -24,12 +24,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import BENCH_DIR, REPO_ROOT, write_result
+from common import BENCH_DIR, REPO_ROOT, interleaved, write_result
 
 NAME = "litert_peer"
 MODELS = ("mobilenet_v2", "resnet18", "efficientnet_b0", "mobilenet_v3_large")
@@ -104,22 +103,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) or 1.0))
 
 
-def interleaved(invokes: dict[str, Callable[[], None]], rounds: int, runs: int) -> dict[str, dict[str, float]]:
-    """min and p50 ms of each callable over ``rounds`` rounds of ``runs`` calls, the order alternating per round."""
-    samples: dict[str, list[float]] = {key: [] for key in invokes}
-    order = list(invokes)
-    for key in order:  # warm-up
-        for _ in range(3):
-            invokes[key]()
-    for r in range(rounds):
-        for key in order if r % 2 == 0 else order[::-1]:
-            for _ in range(runs):
-                start = time.perf_counter()
-                invokes[key]()
-                samples[key].append((time.perf_counter() - start) * 1e3)
-    return {k: {"min": round(min(v), 3), "p50": round(float(np.median(v)), 3)} for k, v in samples.items()}
-
-
 def reference(name: str, work: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     """The seeded model's state_dict file, the input (NCHW) and torch's output."""
     import torch
@@ -182,12 +165,12 @@ def measure(name: str, python: Path, work: Path, rounds: int, runs: int) -> tupl
         "model": name,
         "edgecnn_ops": sum(hist["edgecnn"].values()),
         "litert_torch_ops": sum(hist["litert_torch"].values()),
-        "edgecnn_min_ms": timing["edgecnn"]["min"],
-        "litert_torch_min_ms": timing["litert_torch"]["min"],
-        "edgecnn_p50_ms": timing["edgecnn"]["p50"],
-        "litert_torch_p50_ms": timing["litert_torch"]["p50"],
-        "edgecnn_vs_peer_p50_pct": _percent(timing["edgecnn"]["p50"], timing["litert_torch"]["p50"]),
-        "peer_vs_itself_p50_pct": _percent(timing["litert_torch_again"]["p50"], timing["litert_torch"]["p50"]),
+        "edgecnn_min_ms": timing["edgecnn"]["min_ms"],
+        "litert_torch_min_ms": timing["litert_torch"]["min_ms"],
+        "edgecnn_p50_ms": timing["edgecnn"]["p50_ms"],
+        "litert_torch_p50_ms": timing["litert_torch"]["p50_ms"],
+        "edgecnn_vs_peer_p50_pct": _percent(timing["edgecnn"]["p50_ms"], timing["litert_torch"]["p50_ms"]),
+        "peer_vs_itself_p50_pct": _percent(timing["litert_torch_again"]["p50_ms"], timing["litert_torch"]["p50_ms"]),
         "edgecnn_rel_err": max_rel_error(runners["edgecnn"].result(x_nhwc), expected),
         "litert_torch_rel_err": max_rel_error(runners["litert_torch"].result(x_nhwc), expected),
         "edgecnn_int8_ops": sum(op_histogram(int8_path).values()),

@@ -25,13 +25,15 @@ import numpy as np
 from common import write_result
 from quant_peers import CALIB, GRANULARITIES, MODELS, Data, fp32_model, peer_python, quantizers, sign_p
 
+from edgecnn.errors import first_line
 from edgecnn.runtime.loader import load
 
 NAME = "quant_draws"
 DRAWS = 5
 SEED = 0
-QUANTIZERS = ("ort_default", "nncf", "edgecnn_export")  # the issue's two peers and what a user gets
-PEERS = QUANTIZERS[:-1]
+# the issue's two peers, the export without its bias correction (what the correction gains), and what a user gets
+QUANTIZERS = ("ort_default", "nncf", "edgecnn_export_uncorrected", "edgecnn_export")
+PEERS = QUANTIZERS[:-1]  # what edgecnn_export is compared with
 COUNTS = "_counts"  # a row's disagreement count per draw (the gaps' data; in the file as `per_draw`)
 # the models where edgecnn_export was below a named peer by a digit or more in quant_peers' run of 2026-12-05
 DEFAULT_MODELS = ("mobilenet_v3_small", "efficientnet_b0", "efficientnet_lite0", "mobilenet", "efficientnet", "dcn")
@@ -70,7 +72,7 @@ def measure(key: str, data: Data, draws: list[np.ndarray], work: Path, epochs: i
                     makers[quantizer](fp32, dst, granularity)
                     counts.setdefault(label, []).append(disagreement(dst, data.holdout, fp32_top1))
                 except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
-                    errors[label] = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                    errors[label] = first_line(error)
                 dst.unlink(missing_ok=True)
     rows = []
     for granularity in GRANULARITIES:
@@ -134,11 +136,12 @@ def describe(draws: int, holdout: int, epochs: int, nncf: str) -> str:
     return (
         f"Calibration-draw spread of int8 agreement: each model trained on the digits ({epochs} epochs, as in "
         f"quant_peers), quantized with {draws} calibration sets of {CALIB} training digits (draw 0: quant_peers' "
-        f"set; the others random, seed {SEED}) by `ort_default`, `nncf` ({nncf}) and `edgecnn_export`, exactly as "
-        f"quant_peers makes those rows; `per_draw`: per draw, the {holdout} held-out digits whose exact-QDQ top-1 "
-        "differs from fp32's; `mean`, `low`, `high` over the draws. `meta.gaps`: edgecnn_export's mean minus the "
-        "peer's (digits; > 0 edgecnn disagrees more), the draws it wins/ties/loses and their two-sided sign test "
-        "(`sign_p`); model `all`: pooled over the models."
+        f"set; the others random, seed {SEED}) by `ort_default`, `nncf` ({nncf}), `edgecnn_export_uncorrected` (the "
+        "export without its bias correction) and `edgecnn_export`, exactly as quant_peers makes those rows; "
+        f"`per_draw`: per draw, the {holdout} held-out digits whose exact-QDQ top-1 differs from fp32's; `mean`, "
+        "`low`, `high` over the draws. `meta.gaps`: edgecnn_export's mean minus the other row's (digits; > 0 "
+        "edgecnn_export disagrees more), the draws it wins/ties/loses and their two-sided sign test (`sign_p`); "
+        "model `all`: pooled over the models."
     )
 
 

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import BENCH_DIR, REPO_ROOT, RESULTS_DIR, time_callable, write_result
+from common import BENCH_DIR, REPO_ROOT, RESULTS_DIR, interleaved, write_result
 
 sys.path.insert(0, str(REPO_ROOT))  # the digits helpers live with the test fixtures
 
 from edgecnn.analysis.drift import HOST_KERNELS, figures, int8_computations
+from edgecnn.errors import first_line
 from edgecnn.runtime.loader import load
 from tests.fixtures.digits import MEAN, STD, TRAINED_FAMILIES, digits, normalise, train
 
@@ -61,7 +62,7 @@ QUANTIZERS = (
     "edgecnn",
     "edgecnn_export",
     "edgecnn_export_per_channel",
-    "edgecnn_bias_corrected",
+    "edgecnn_export_uncorrected",
     "edgecnn_auto",
 )
 NAMED_PEERS = ("nncf", "ort_default", "ort_reduce_range")  # the pooled comparison's peers (the issue names two)
@@ -90,18 +91,18 @@ ROW_OPTIONS = {
         "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
         "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin shipped "
         "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
-        "its drift samples); no drift repair",
+        "its drift samples), the biases corrected (the recipe's bias_correction, on); no drift repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
-        "equalization first, the profile's reduce_range (off)",
+        "equalization first, the profile's reduce_range (off), the biases corrected",
     },
     "edgecnn_export_per_channel": {
         "per_channel": "edgecnn_export without its weights choice: the per-channel graph it starts from (what the "
         "choice gained or cost)",
         "per_tensor": "the same as edgecnn_export (a per-tensor target makes no choice)",
     },
-    "edgecnn_bias_corrected": {
-        "per_channel": "edgecnn_export + empirical bias correction (the drift repair's technique)",
-        "per_tensor": "edgecnn_export (equalized) + empirical bias correction",
+    "edgecnn_export_uncorrected": {
+        "per_channel": "edgecnn_export without bias correction (`--no-bias-correction`: what the correction gains)",
+        "per_tensor": "edgecnn_export (equalized) without bias correction",
     },
     "edgecnn_auto": {
         "per_channel": "edgecnn_export with method auto (`--method auto`): per activation tensor, the minmax, "
@@ -118,7 +119,7 @@ TFLITE_ROWS = {
     "of the int8 weights over the calibration digits (the .tflite drift repair's technique)",
     "tflite_edgecnn_export": "tflite_edgecnn with the ops the x86-avx2 export times in LiteRT and keeps float when "
     "faster (pipeline.float_choice.choose_tflite_float_ops over the profile's int8.slower_tflite_ops present: "
-    "`float_ops`), as `edgecnn export --profile x86-avx2` ships it",
+    "`float_ops`) and its biases corrected, as `edgecnn export --profile x86-avx2` ships it",
     "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize; "
     "per_tensor: its weight granularity set to TENSORWISE",
 }
@@ -225,15 +226,15 @@ def edgecnn_quantize(
     per_channel: bool,
     family: str,
     export: bool,
-    bias_correct: bool = False,
+    bias_correct: bool | None = None,
     method: str | None = None,
     choose: bool = True,
 ) -> dict[str, Any]:
     """edgecnn's Quantizer with the recipe's method (or ``method``): as is (``reduce_range=False``), or as the export
     calls it for a target of that granularity — x86-avx2 per channel (per-tensor weights when its timed choice
-    takes them, judged on the calibration digits), android-nnapi-api28 per tensor (equalized first) — and with
-    ``bias_correct`` the repair's bias correction on top; without ``choose`` no weights choice. The row's extra
-    figures: the weights the export chose."""
+    takes them, judged on the calibration digits), android-nnapi-api28 per tensor (equalized first) — its biases
+    corrected as the recipe says unless ``bias_correct`` says otherwise; without ``choose`` no weights choice. The
+    row's extra figures: the weights the export chose."""
     from edgecnn.analysis.drift import Thresholds, evaluator
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
@@ -245,7 +246,8 @@ def edgecnn_quantize(
             quantizer.quantize(dst, recipe.method, reduce_range=False, per_channel=per_channel)
         return {}
     profile = load_profile("x86-avx2" if per_channel else "android-nnapi-api28")
-    options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": bias_correct}
+    corrected = recipe.bias_correction if bias_correct is None else bias_correct
+    options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": corrected}
     judge = None
     if choose and profile.per_channel:  # only a per-channel target weighs per-tensor weights
         evaluate = evaluator(calib, load(fp32).run_all(calib), None, HOST_KERNELS, Thresholds())
@@ -298,8 +300,8 @@ def quantizers(
     def edgecnn_export_per_channel(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, choose=False)
 
-    def edgecnn_bias_corrected(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
-        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, bias_correct=True)
+    def edgecnn_export_uncorrected(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, bias_correct=False)
 
     def edgecnn_auto(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="auto")
@@ -311,7 +313,7 @@ def quantizers(
         "edgecnn": edgecnn,
         "edgecnn_export": edgecnn_export,
         "edgecnn_export_per_channel": edgecnn_export_per_channel,
-        "edgecnn_bias_corrected": edgecnn_bias_corrected,
+        "edgecnn_export_uncorrected": edgecnn_export_uncorrected,
         "edgecnn_auto": edgecnn_auto,
     }
 
@@ -348,29 +350,10 @@ def sign_p(ours: int, theirs: int) -> float:
     return round(min(1.0, 2 * tail), 4)
 
 
-def interleaved(calls: dict[str, Callable[[], object]], rounds: int, runs: int) -> dict[str, dict[str, float]]:
-    """min and p50 ms of each callable over ``rounds`` interleaved rounds (order alternating), each round one
-    ``time_callable``: min of the rounds' minima, median of their p50s."""
-    mins: dict[str, list[float]] = {key: [] for key in calls}
-    p50s: dict[str, list[float]] = {key: [] for key in calls}
-    order = list(calls)
-    for r in range(rounds):
-        for key in order if r % 2 == 0 else order[::-1]:
-            timing = time_callable(calls[key], warmup=2, runs=runs)
-            mins[key].append(timing["min_ms"])
-            p50s[key].append(timing["p50_ms"])
-    return {k: {"min_ms": round(min(mins[k]), 4), "p50_ms": round(float(np.median(p50s[k])), 4)} for k in calls}
-
-
 def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) -> dict[str, dict[str, float]]:
     """min and p50 ms of each ONNX model in ORT (1 thread, batch 1), interleaved."""
     runners = {key: load(path, threads=1) for key, path in paths.items()}
     return interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
-
-
-def _first_line(error: Exception) -> str:
-    """An error's first line (its type when it says nothing), at most 200 characters."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def static_batch(fp32: Path) -> Any:
@@ -417,7 +400,7 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
         graph, float_scopes = tflite_graph(static_batch(fp32))
         lowered = convert(graph)
     except Exception as error:  # an op without a lowering is a finding
-        return [{"model": key, "granularity": "per_channel", "quantizer": "tflite_fp32", "error": _first_line(error)}]
+        return [{"model": key, "granularity": "per_channel", "quantizer": "tflite_fp32", "error": first_line(error)}]
     layout = lowered.input_layout
 
     quantizers: dict[bool, TfliteQuantizer] = {}
@@ -439,8 +422,9 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
         quantizer = quantizers[per_channel]
         present = set(quantizer.ops.values())
         candidates = tuple(op for op in load_profile("x86-avx2").int8_slower_tflite_ops if op in present)
+        quantizer.bias_correct = True  # as the recipes export (bias_correction on)
         quantized, kinds, _ = choose_tflite_float_ops(quantizer, (), candidates, work / f"choice-{granularity}", True)
-        quantizer.float_op_types = ()  # the other rows' quantizer as it was
+        quantizer.float_op_types, quantizer.bias_correct = (), False  # the other rows' quantizer as it was
         float_ops[granularity] = ",".join(kinds) or "none"
         return quantized.data
 
@@ -466,7 +450,7 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
             row["host_cosine"] = round(figs["cosine"], 4)
             paths[granularity, quantizer] = path
         except Exception as error:  # a lowering or quantizer failure is a finding
-            row["error"] = _first_line(error)
+            row["error"] = first_line(error)
         rows.append(row)
     runners = {f"{g}/{q}": load(p, threads=1, layout=layout) for (g, q), p in paths.items()}
     timing = interleaved({k: (lambda r=r: r.run_all(data.holdout[:1])) for k, r in runners.items()}, rounds, runs)
@@ -502,7 +486,7 @@ def measure(
                 row.update(quality(dst, data, reference))
                 paths[f"{granularity}/{quantizer}"] = dst
             except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
-                row["error"] = _first_line(error)
+                row["error"] = first_line(error)
             rows.append(row)
     timing = latency(paths, data.holdout[:1], rounds, runs)
     for row in rows:
@@ -616,8 +600,9 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range, its timed "
-        "float-op and weights choices; `weights_chosen`), no drift repair; `edgecnn_export_per_channel` the same "
-        "without the weights choice; `edgecnn_auto` the same with `--method auto`. `qdq_*`: exact QDQ arithmetic "
+        "float-op and weights choices; `weights_chosen`; biases corrected), no drift repair; "
+        "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export_uncorrected` the same "
+        "without bias correction; `edgecnn_auto` the same with `--method auto`. `qdq_*`: exact QDQ arithmetic "
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
@@ -710,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 model_rows = measure(key, data, peer, Path(tmp), rounds, runs, args.epochs, not args.no_tflite)
             except Exception as error:  # one model that cannot be trained or exported does not stop the others
-                model_rows = [{"model": key, "granularity": "—", "quantizer": "fp32", "error": _first_line(error)}]
+                model_rows = [{"model": key, "granularity": "—", "quantizer": "fp32", "error": first_line(error)}]
             rows += model_rows
             print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
             for row in model_rows:

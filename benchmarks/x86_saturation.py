@@ -41,6 +41,7 @@ from common import BENCH_DIR, write_result
 from quant_peers import MODELS, Data, fp32_model, ort_quantize
 
 from edgecnn.analysis.drift import figures
+from edgecnn.errors import first_line
 from edgecnn.runtime.loader import load
 
 NAME = "x86_saturation"
@@ -144,7 +145,7 @@ def measure(key: str, data: Data, work: Path, epochs: int, emulated: tuple) -> l
             row.update(_figures("host", reference, host, data.labels))
             paths[variant] = dst
         except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
-            row["error"] = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            row["error"] = first_line(error)
         rows.append(row)
     if prefix is None:
         for row in rows:

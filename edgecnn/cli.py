@@ -293,6 +293,12 @@ class _ExportCommand(click.Command):
     "[default: the recipe's].",
 )
 @click.option(
+    "--bias-correction/--no-bias-correction",
+    default=None,
+    help="Correct the mean shift int8 adds to each layer's output out of its bias, measured on the calibration "
+    "samples (ORT and .tflite) [default: the recipe's, on].",
+)
+@click.option(
     "--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20]; an older .onnx MODEL is upgraded to it."
 )
 @click.option("--no-quantize", is_flag=True, help="Stop at fp32 (no int8 artifacts).")

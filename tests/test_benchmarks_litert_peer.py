@@ -39,10 +39,17 @@ def test_without_the_peer_venv_it_skips_and_writes_nothing(tmp_path: Path, monke
 
 
 def test_interleaved_rounds_and_the_error_measures():
-    calls = {"a": 0, "b": 0}
-    timing = litert_peer.interleaved({k: (lambda k=k: calls.__setitem__(k, calls[k] + 1)) for k in calls}, 3, 2)
-    assert calls == {"a": 9, "b": 9}  # 3 warm-up calls and 3 rounds of 2 each
-    assert all(0 <= t["min"] <= t["p50"] for t in timing.values())
+    calls, order = {"a": 0, "b": 0}, []
+
+    def call(key: str) -> None:
+        calls[key] += 1
+        if not order or order[-1] != key:
+            order.append(key)
+
+    timing = litert_peer.interleaved({k: (lambda k=k: call(k)) for k in calls}, 3, 2)
+    assert calls == {"a": 12, "b": 12}  # 3 rounds of 2 warm-up and 2 timed calls each
+    assert order == ["a", "b", "a", "b"]  # the order reversed every other round: a b | b a | a b
+    assert all(0 <= t["min_ms"] <= t["p50_ms"] for t in timing.values())
     ref = np.array([1.0, -2.0, 4.0])
     assert litert_peer.max_rel_error(ref + np.array([0, 0, 0.4]), ref) == pytest.approx(0.1)
     assert litert_peer.cosine(ref, 2 * ref) == pytest.approx(1.0)

@@ -106,7 +106,7 @@ class Search:
         """Quantize with these settings (``techniques``: the quantizer's switches to turn on) and judge the result."""
         keep = tuple(dict.fromkeys(self.always_float + keep_float))
         path = self.work / f"attempt-{len(self.attempts)}{self.quantizer.suffix}"
-        switches = {t: True for t in techniques}
+        switches = {t: t in techniques for t in self.quantizer.remedy_techniques}  # each on or off, as told
         self.quantizer.quantize(path, method, reduce_range, keep_float_nodes=keep, **switches)
         verdict, computations = self.evaluate(path)
         made = Attempt(label, method, reduce_range, keep, path, verdict, computations, techniques=techniques)
@@ -152,7 +152,12 @@ def repair(
     if not set(always_float) <= set(baseline.keep_float):  # else the baseline is that graph already
         best = max(
             best,
-            search.attempt("latency: slow int8 ops in float", baseline.method, baseline.reduce_range),
+            search.attempt(
+                "latency: slow int8 ops in float",
+                baseline.method,
+                baseline.reduce_range,
+                techniques=baseline.techniques,
+            ),
             key=lambda a: a.score,
         )
     # reduce_range on a saturating target when the baseline lacks it; never off there: the ORT quantizer's
@@ -165,7 +170,7 @@ def repair(
             if not saturating_target and reduce_range:
                 continue
             label = f"global: {method}" + (f", reduce_range={reduce_range}" if saturating_target else "")
-            best = search.remedy(best, label, method, reduce_range)
+            best = search.remedy(best, label, method, reduce_range, baseline.techniques)
     for technique in quantizer.remedy_techniques:
         if best.verdict["passed"]:
             break
@@ -226,7 +231,10 @@ def repair_model(
     shutil.copy2(int8, before)
     slow = nodes_of_types(quantizer.preprocessed, slow_op_types) if slow_op_types else ()
     always = tuple(dict.fromkeys(keep_float + slow))
-    start = Attempt(BASELINE, method, reduce_range, always if slow_float_already else keep_float, before, *baseline)
+    on = tuple(t for t in quantizer.remedy_techniques if getattr(quantizer, t, False))  # int8 was made with these
+    start = Attempt(
+        BASELINE, method, reduce_range, always if slow_float_already else keep_float, before, *baseline, techniques=on
+    )
     search = repair(quantizer, evaluate, work, start, images, saturating_target, always_float=always, rank=rank)
     best = search.best
     if best is not start or Path(dst) != Path(int8):

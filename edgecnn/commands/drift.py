@@ -310,7 +310,10 @@ def _fix(
     chosen = "slower_in_int8" in keep
     if chosen:  # the export chose (and timed) its float op types, TARGET has them float: the repair keeps those
         slow_types = tuple(keep.get("op_types") or ())
-    with Quantizer(twin, calib_images, per_channel=per_channel, equalize=equalized) as quantizer:
+    corrected = manifest_quant.get("bias_correction") is not None  # the export corrected TARGET's biases
+    with Quantizer(
+        twin, calib_images, per_channel=per_channel, equalize=equalized, bias_correct=corrected
+    ) as quantizer:
         return _repaired(
             quantizer,
             evaluate,
@@ -369,6 +372,7 @@ def _fix_tflite(
         layout,
         io=io,
         per_channel=recorded.get("per_channel", True),  # as the export quantized it
+        bias_correct=recorded.get("bias_correction") is not None,
         method=recorded.get("method", "minmax"),
         calibrator=TfliteCalibration,
     )

@@ -73,6 +73,7 @@ RECIPE_SCHEMA: dict[str, Field] = {
                 float, required=False, check=lambda v: None if 90 < v <= 100 else "must be in (90, 100]"
             ),
             "bins": Field(int, required=False, check=positive),
+            "bias_correction": Field(bool, required=False),
         }
     ),
     "task": Field(str, required=False),  # how drift is judged per output (edgecnn/analysis/tasks.py), as --task
@@ -102,6 +103,8 @@ class Recipe:
     calibration_size: int
     percentile: float = 99.999
     bins: int = 2048
+    # the export corrects the int8 layers' mean output shift out of their biases (ORT and .tflite alike)
+    bias_correction: bool = True
     keep_float_op_types: tuple[str, ...] = ()
     keep_float_nodes: tuple[str, ...] = ()
     tflite_keep_float_ops: tuple[str, ...] = ()
@@ -132,6 +135,7 @@ class Recipe:
             "interpolation": self.interpolation,
             "opset": self.opset,
             "method": self.method,
+            "bias_correction": self.bias_correction,
             "keep_float": {"op_types": list(self.keep_float_op_types), "nodes": list(self.keep_float_nodes)},
             "task": self.task,
         }
@@ -181,6 +185,7 @@ def load_recipe_file(path: Path) -> Recipe:
         calibration_size=calibration["size"],
         percentile=float(calibration.get("percentile", 99.999)),
         bins=calibration.get("bins", 2048),
+        bias_correction=calibration.get("bias_correction", Recipe.bias_correction),
         keep_float_op_types=tuple(keep.get("op_types") or ()),
         keep_float_nodes=tuple(keep.get("nodes") or ()),
         tflite_keep_float_ops=tuple(keep.get("tflite_ops") or ()),

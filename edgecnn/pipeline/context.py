@@ -42,6 +42,7 @@ class ExportOptions:
     calib_size: int | None = None
     holdout: int = 64
     method: str | None = None
+    bias_correction: bool | None = None  # correct the int8 layers' mean shift out of their biases; None: the recipe's
     opset: int | None = None
     quantize: bool = True
     dynamic_batch: bool = False
@@ -94,7 +95,7 @@ class ExportOptions:
 RULES = Rules(
     "export",
     {
-        **{option: ("int8",) for option in ("method", "calib_size", "holdout", "task")},
+        **{option: ("int8",) for option in ("method", "bias_correction", "calib_size", "holdout", "task")},
         **dict.fromkeys(("fix", "allow_drift"), ("int8", "judged")),  # both act on a judged verdict only
         **option_scopes("int8"),
         "max_drop": ("int8", "truth"),
@@ -196,6 +197,7 @@ class ExportContext:
     calib: CalibrationSet
     holdout: CalibrationSet
     method: str
+    bias_correction: bool  # the int8 biases corrected (the option's, else the recipe's)
     opset: int
     reporter: Reporter
     plan: dict[str, Any] | None = None  # the planner's decision when it chose the scaling

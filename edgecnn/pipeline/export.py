@@ -199,6 +199,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             calib=calib,
             holdout=holdout,
             method=method,
+            bias_correction=recipe.bias_correction if options.bias_correction is None else options.bias_correction,
             opset=options.opset or recipe.opset,
             reporter=reporter,
             plan=decision,

@@ -106,11 +106,12 @@ def choose_tflite_float_ops(
     float in every later model (the drift repair's)."""
     made: dict[tuple[str, ...], Any] = {}  # the variants timed: the chosen one is not redone
 
-    def run(path: Path, kinds: tuple[str, ...]) -> None:
+    def timed(path: Path, kinds: tuple[str, ...]) -> None:  # its biases do not change a variant's speed
         quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-        made[kinds] = quantizer.quantize_bytes()
+        made[kinds] = quantizer.quantize_bytes(bias_correct=False)
         path.write_bytes(made[kinds].data)
 
-    kinds, record = choose_float_op_types(run, base, candidates, work, measure, ".tflite")
+    kinds, record = choose_float_op_types(timed, base, candidates, work, measure, ".tflite")
     quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-    return made.get(kinds) or quantizer.quantize_bytes(), kinds, record
+    reused = made.get(kinds) if not quantizer.bias_correct else None
+    return reused or quantizer.quantize_bytes(), kinds, record

@@ -110,6 +110,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         f"(sha256 {calib['sha256'][:16]}…), {calib['held_out']} held out for agreement",
         *_per_tensor_lines(calib.get("per_tensor")),
         *_per_tensor_lines(calib.get("tflite_per_tensor"), "the .tflite's tensors"),
+        *_bias_lines(manifest["stages"]),
         "",
     ]
     lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
@@ -259,6 +260,20 @@ def _tflite_speed_lines(int8: dict[str, Any]) -> list[str]:
             f"**{speed['faster']} is faster** (int8/fp32 {speed['int8_over_fp32']:.2f})"
         )
     return lines
+
+
+def _bias_lines(stages: dict[str, Any]) -> list[str]:
+    """The int8 biases each artifact's export corrected (``stages.quantize`` and ``stages.tflite.int8``)."""
+    records = {
+        "ORT int8": (stages.get("quantize") or {}).get("bias_correction"),
+        "int8 .tflite": ((stages.get("tflite") or {}).get("int8") or {}).get("bias_correction"),
+    }
+    return [
+        f"- {artifact} biases corrected in {record['layers']} layers (mean shift per output channel "
+        f"{record['mean_abs_shift']:.3g}, largest {record['max_abs_shift']:.3g}, in output units)"
+        for artifact, record in records.items()
+        if record
+    ]
 
 
 def _weight_bits_lines(bits: dict[str, Any] | None) -> list[str]:

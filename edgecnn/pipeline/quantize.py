@@ -173,17 +173,17 @@ def quantize_for_target(
 
     made: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}  # the variants timed: the chosen one is not redone
 
-    def run(path: Path, op_types: tuple[str, ...]) -> dict[str, Any]:
-        made[op_types] = (path, quantizer.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes))
-        return made[op_types][1]
+    def timed(path: Path, op_types: tuple[str, ...]) -> None:  # its biases do not change a variant's speed
+        info = quantizer.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes, bias_correct=False)
+        made[op_types] = (path, info)
 
     measure = int8_basis(profile.arch, profile.features) == HOST_KERNELS
-    op_types, choice = choose_float_op_types(run, base, candidates, work, measure)
-    if op_types in made:
+    op_types, choice = choose_float_op_types(timed, base, candidates, work, measure)
+    if op_types in made and not quantizer.bias_correct:
         shutil.copyfile(made[op_types][0], dst)
         info = made[op_types][1]
     else:
-        info = run(dst, op_types)
+        info = quantizer.quantize(dst, method, profile.reduce_range, op_types, keep_float_nodes)
     info["keep_float"]["slower_in_int8"] = choice
     if judge is None or not measure or not quantizer.per_channel:
         return info, op_types, quantizer

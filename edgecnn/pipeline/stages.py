@@ -294,6 +294,7 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         advance,
         per_channel,
         not per_channel,
+        ctx.bias_correction,
     )
     try:
         # Pre-processing folds some sampling-path nodes into constants: only the ones left need keeping float.
@@ -485,6 +486,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         keep_float_scopes=float_scopes,
         float_outputs=ctx.options.tflite_io is None,
         per_channel=ctx.profile.per_channel,
+        bias_correct=ctx.bias_correction,
         method=ctx.method,
         calibrator=calibrator,
     )

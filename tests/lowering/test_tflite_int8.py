@@ -437,3 +437,29 @@ def test_an_output_kept_float_makes_every_graph_output_float():
     assert {name: o["dtype"] for name, o in quantized.outputs.items()} == {"first": "float32", "second": "float32"}
     pinned = TfliteQuantizer(lowered.data, calibration, lowered.input_layout).quantize_bytes((ops["RELU"],))
     assert {o["dtype"] for o in pinned.outputs.values()} == {"int8"}
+
+
+def test_an_output_made_by_an_op_type_kept_float_is_float_too():
+    """An op kept float by its type — the export's timed choice (``float_op_types``) or the recipe's
+    ``keep_float_ops`` — that makes a graph output floats the outputs as an op kept float by name does; pinned int8
+    I/O stays int8."""
+    from onnx import helper
+
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from tests.lowering.tflite_check import make_model
+
+    nodes = [helper.make_node("Relu", ["x"], ["first"]), helper.make_node("Sigmoid", ["x"], ["second"])]
+    lowered = convert(make_model(nodes, {"x": [1, 4, 3, 3]}, ["first", "second"]))
+    calibration = np.random.default_rng(0).standard_normal((16, 4, 3, 3)).astype(np.float32)
+    chosen = TfliteQuantizer(lowered.data, calibration, lowered.input_layout, float_outputs=True)
+    assert chosen.floated_outputs(()) == []
+    chosen.float_op_types = ("LOGISTIC",)
+    assert chosen.floated_outputs(()) == ["first", "second"]
+    assert {o["dtype"] for o in chosen.quantize_bytes().outputs.values()} == {"float32"}
+    chosen.float_op_types = ()
+    assert {o["dtype"] for o in chosen.quantize_bytes().outputs.values()} == {"int8"}
+    by_recipe = TfliteQuantizer(lowered.data, calibration, lowered.input_layout, ("LOGISTIC",), float_outputs=True)
+    assert {o["dtype"] for o in by_recipe.quantize_bytes().outputs.values()} == {"float32"}
+    pinned = TfliteQuantizer(lowered.data, calibration, lowered.input_layout, ("LOGISTIC",))
+    assert {o["dtype"] for o in pinned.quantize_bytes().outputs.values()} == {"int8"}

@@ -129,3 +129,77 @@ def test_on_a_saturating_target_the_repair_never_turns_reduce_range_off(tmp_path
     assert globals_
     turned = "reduce_range=False" if baseline_reduce_range else "reduce_range=True"
     assert any(turned in label for label in globals_) != baseline_reduce_range, globals_
+
+
+def test_a_repair_from_a_corrected_int8_keeps_its_biases_corrected(tmp_path):
+    """An int8 made with bias correction (the export's default): the repair's baseline has the technique, every try
+    is corrected too (its record says so and its graph is the corrected one) and none tries it again."""
+    from edgecnn.analysis.drift import EXACT_QDQ, Thresholds, evaluator
+    from edgecnn.analysis.mixed_precision import repair_model
+
+    source = _uneven_net(tmp_path / "net.onnx")
+    rng = np.random.default_rng(2)
+    calib, held = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (32, 32))
+    reference = load(source).run_all(held)
+    evaluate = evaluator(held, reference, None, EXACT_QDQ, Thresholds(tasks="raw", min_cosine=1.0))
+    with Quantizer(source, calib, per_channel=False, bias_correct=True) as quantizer:
+        int8 = tmp_path / "int8.onnx"
+        assert quantizer.quantize(int8, "minmax")["bias_correction"]["layers"] > 0
+        work = tmp_path / "work"
+        work.mkdir()
+        search, record = repair_model(
+            quantizer,
+            evaluate,
+            int8,
+            tmp_path / "fixed.onnx",
+            work,
+            evaluate(int8),
+            method="minmax",
+            reduce_range=False,
+            images=held,
+            saturating_target=False,
+        )
+        tries = record["attempts"]
+        assert not [a for a in tries if "bias correct" in a["label"]], [a["label"] for a in tries]
+        assert tries[0]["label"] == "global: percentile" and all(a["techniques"] == ["bias_correct"] for a in tries)
+        corrected, plain = tmp_path / "corrected.onnx", tmp_path / "plain.onnx"
+        quantizer.quantize(corrected, "percentile", bias_correct=True)
+        quantizer.quantize(plain, "percentile", bias_correct=False)
+    made = load(search.attempts[0].path).run_all(held)
+    for path, same in ((corrected, True), (plain, False)):
+        other = load(path).run_all(held)
+        assert all(np.array_equal(made[k], other[k]) for k in made) == same, path.name
+
+
+@pytest.mark.slow
+def test_the_export_corrects_biases_unless_told_not_to(tmp_path, tinynet_checkpoint, digits_npz):
+    """By default the export corrects the ORT and the `.tflite` int8 biases (the recipe's bias_correction), records
+    what changed and says so in report.md; ``--no-bias-correction`` (``bias_correction=False``) does neither."""
+    from edgecnn import export
+
+    def run(out: str, **options: object) -> dict:
+        return export(
+            "tests.fixtures.tinynet:build_net",
+            weights=tinynet_checkpoint["path"],
+            input_shape="1,1,32,32",
+            calib=digits_npz["path"],
+            calib_size=32,
+            holdout=32,
+            formats="onnx,tflite",
+            fix=False,
+            allow_drift=True,
+            out=tmp_path / out,
+            **options,
+        ).manifest
+
+    corrected = run("corrected")
+    ort, tflite = corrected["stages"]["quantize"]["bias_correction"], corrected["stages"]["tflite"]["int8"]
+    assert ort["layers"] >= 2 and tflite["bias_correction"]["layers"] >= 2, (ort, tflite["bias_correction"])
+    assert corrected["recipe"]["bias_correction"] is True
+    report = (tmp_path / "corrected" / "report.md").read_text()
+    assert f"- ORT int8 biases corrected in {ort['layers']} layers" in report
+    assert f"- int8 .tflite biases corrected in {tflite['bias_correction']['layers']} layers" in report
+    plain = run("plain", bias_correction=False)
+    assert plain["stages"]["quantize"]["bias_correction"] is None
+    assert plain["stages"]["tflite"]["int8"]["bias_correction"] is None
+    assert "biases corrected" not in (tmp_path / "plain" / "report.md").read_text()

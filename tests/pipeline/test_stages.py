@@ -33,6 +33,7 @@ def _context(tmp_path: Path, quantize: bool = True) -> ExportContext:
         calib=calib,
         holdout=holdout,
         method="minmax",
+        bias_correction=True,
         opset=20,
         reporter=Reporter(),
     )

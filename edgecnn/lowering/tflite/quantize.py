@@ -329,6 +329,7 @@ class TfliteQuantizer:
         samples = self.calibration_samples = self.samples(calibration)
         self.kept_float: dict[str, str] = {}  # ops found unable to be int8 (bias overflow) → why; float in every try
         self._kept_types: dict[str, str] = {}
+        self._keep_float_ops = tuple(keep_float_ops)  # op types kept float in every model
         started = time.perf_counter()
         try:
             with _quiet():
@@ -472,13 +473,17 @@ class TfliteQuantizer:
         return data, model, record
 
     def floated_outputs(self, keep_float: Sequence[str]) -> list[str]:
-        """The graph outputs left float when an op of ``keep_float`` makes one of them and :attr:`float_outputs`
-        lets them be: all of them, as ai-edge-quantizer quantizes every graph output in one virtual OUTPUT op."""
+        """The graph outputs left float when a float op makes one of them and :attr:`float_outputs` lets them be:
+        all of them, as ai-edge-quantizer quantizes every graph output in one virtual OUTPUT op. A float op is one
+        of ``keep_float``, one kept float in every model (:attr:`kept_float`), or one of a type kept float
+        (``keep_float_ops``, :attr:`float_op_types`)."""
         if not self.float_outputs:
             return []
+        float_types = {*self._keep_float_ops, *self._float_op_types}
+        floated = {*keep_float, *self.kept_float, *(op for op, op_type in self.ops.items() if op_type in float_types)}
         tensors = self.float_model.subgraphs[0].tensors
         names = {tensors[index].name.decode() for index in self.outputs.values()}
-        return sorted(names) if names & {t for op in keep_float for t in op.split(";")} else []
+        return sorted(names) if names & {t for op in floated for t in op.split(";")} else []
 
     def _quantize_keeping_bad_biases_float(
         self, tool: Any, float_model: Any, statistics: dict[str, Any], kept: dict[str, str]
