@@ -73,7 +73,7 @@ class _Means:
         self.count = 0
 
     def add(self, name: str, values: np.ndarray) -> None:
-        total = values.astype(np.float64).sum(axis=0)
+        total = values.sum(axis=0).astype(np.float64)  # a batch in float32 (pairwise), the running sum in float64
         self.sums[name] = self.sums.get(name, 0) + total
 
     def mean(self, name: str) -> np.ndarray:
@@ -169,9 +169,9 @@ def layer_shifts(fp32: Path, int8: Path, images: Inputs) -> dict[str, np.ndarray
     return shifts
 
 
-def correct_biases(fp32: Path, shifts: dict[str, np.ndarray], dst: Path) -> dict[str, Any]:
-    """Write ``fp32`` to ``dst`` with each layer's bias minus its shift (a zero bias added where there was none);
-    what changed (:func:`correction_record`)."""
+def correct_biases(fp32: Path, shifts: dict[str, np.ndarray], dst: Path, samples: int) -> dict[str, Any]:
+    """Write ``fp32`` to ``dst`` with each layer's bias minus its shift (a zero bias added where there was none,
+    the shifts measured on ``samples`` calibration samples); what changed (:func:`correction_record`)."""
     import onnx
     from onnx import numpy_helper
 
@@ -195,4 +195,4 @@ def correct_biases(fp32: Path, shifts: dict[str, np.ndarray], dst: Path) -> dict
             continue
         corrected.append(shift)
     onnx.save_model(model, str(dst))
-    return correction_record(corrected)
+    return correction_record(corrected, samples)

@@ -28,6 +28,7 @@ import numpy as np
 from edgecnn.analysis.calibration_choice import Choice, choose_ranges
 from edgecnn.analysis.entropy_range import entropy_ranges
 from edgecnn.config.recipes import AUTO, CALIBRATION_METHODS
+from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UsageError, first_line
 from edgecnn.pipeline.unshare import unshare_file
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
@@ -429,10 +430,13 @@ class Quantizer:
         messages = run(self.preprocessed)
         correction = None
         if bias_correct:  # the shift each layer adds, measured on the calibration samples, out of its bias
+            from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
             from edgecnn.pipeline.bias_correction import correct_biases, layer_shifts
 
             corrected = self.work / "bias-corrected.onnx"
-            correction = correct_biases(self.preprocessed, layer_shifts(self.preprocessed, dst, self.images), corrected)
+            measured = take(self.images, slice(0, samples_within(self.images, CORRECTION_PIXELS)))
+            shifts = layer_shifts(self.preprocessed, dst, measured)
+            correction = correct_biases(self.preprocessed, shifts, corrected, batch_size(measured))
             messages += run(corrected)
         weight_bits = None
         if reduce_range and self.widen_weights:  # 7-bit weights only in the layers whose u8s8 sums saturate

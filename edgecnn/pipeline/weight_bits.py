@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgecnn.data.calibration import samples_within
 from edgecnn.runtime.outputs import Inputs, batch_size, take
 
 ROUNDS = 3
@@ -26,10 +27,7 @@ PIXEL_BUDGET = 1 << 19  # ...fewer for large inputs: about this many input pixel
 
 def checked_samples(images: Inputs) -> Inputs:
     """The first calibration samples, as many as the budget allows (at least one)."""
-    first = next(iter(images.values())) if isinstance(images, dict) else images
-    pixels = max(1, int(first[0].size // max(first.shape[1], 1))) if first.ndim > 1 else 1
-    count = max(1, min(MAX_SAMPLES, PIXEL_BUDGET // pixels, batch_size(images)))
-    return take(images, slice(0, count))
+    return take(images, slice(0, samples_within(images, PIXEL_BUDGET, MAX_SAMPLES)))
 
 
 def splice_weights(eight: Path, seven: Path, nodes: set[str], dst: Path) -> set[str]:

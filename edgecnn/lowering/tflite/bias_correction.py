@@ -122,9 +122,9 @@ def weight_shifts(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.nd
     }
 
 
-def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray]) -> tuple[bytes, dict[str, Any]]:
-    """``fp32`` with each named bias minus its shift, written in place in a copy of the flatbuffer (same size);
-    what changed (:func:`correction_record`). A bias whose buffer
+def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray], samples: int) -> tuple[bytes, dict[str, Any]]:
+    """``fp32`` with each named bias minus its shift (measured on ``samples`` calibration samples), written in place
+    in a copy of the flatbuffer (same size); what changed (:func:`correction_record`). A bias whose buffer
     other tensors share is left as it is (none in edgecnn's lowering)."""
     from edgecnn.lowering.tflite.flatbuffer import litert_schema
 
@@ -144,4 +144,4 @@ def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray]) -> tuple[bytes, d
         bias = raw.view(np.float32)
         bias[:] = (bias.astype(np.float64) - shift).astype(np.float32)
         corrected.append(shift)
-    return bytes(data), correction_record(corrected)
+    return bytes(data), correction_record(corrected, samples)

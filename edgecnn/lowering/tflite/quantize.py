@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from edgecnn.config.recipes import CALIBRATION_METHODS
+from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError, first_line
+from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
 from edgecnn.lowering.tflite.flatbuffer import SIGNATURE, float_constants, litert_schema, parse
 
 RECIPE = "static_wi8_ai8"
@@ -327,6 +329,7 @@ class TfliteQuantizer:
         self.inputs, self.outputs = _signature_io(self.float_model)
         self.ops = op_names(self.float_model)
         samples = self.calibration_samples = self.samples(calibration)
+        self.correction_samples = samples_within(calibration, CORRECTION_PIXELS)  # the first, for bias correction
         self.kept_float: dict[str, str] = {}  # ops found unable to be int8 (bias overflow) → why; float in every try
         self._kept_types: dict[str, str] = {}
         self._keep_float_ops = tuple(keep_float_ops)  # op types kept float in every model
@@ -466,7 +469,8 @@ class TfliteQuantizer:
 
         from edgecnn.lowering.tflite.bias_correction import weight_shifts, with_biases
 
-        corrected, record = with_biases(self.fp32, weight_shifts(self.fp32, int8, self.calibration_samples))
+        samples = self.calibration_samples[: self.correction_samples]
+        corrected, record = with_biases(self.fp32, weight_shifts(self.fp32, int8, samples), len(samples))
         tool = quantizer.Quantizer(bytearray(corrected))
         tool.load_quantization_recipe(copy.deepcopy(self.tool.get_quantization_recipe()))
         data, model = self._quantize_keeping_bad_biases_float(tool, parse(corrected), statistics, kept)
