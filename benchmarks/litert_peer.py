@@ -4,7 +4,8 @@ For each torchvision model (random weights, seed 0, 1×3×224×224) the same sta
 (``_litert_peer_convert.py``, run by the peer venv's python: litert-torch needs its own torch, jax, …) and to
 ``edgecnn.export("torchvision:NAME", weights=..., formats="onnx,tflite")``. Both fp32 files take NHWC input.
 Recorded: op counts and histograms read from each flatbuffer, max error against torch on one input, and
-LiteRT latency (XNNPACK, 1 thread, batch 1) in interleaved rounds, with the peer's file timed twice (two
+LiteRT latency (XNNPACK, 1 thread, batch 1) in interleaved rounds (``common.interleaved``: min of the rounds'
+minima, median of their p50s), with the peer's file timed twice (two
 interpreters): ``peer_vs_itself_p50_pct`` is the run's A-vs-A noise floor for ``edgecnn_vs_peer_p50_pct``.
 fp32 only: litert-torch's int8 comes
 from PT2E quantization in torch with float I/O, not the same scheme as edgecnn's ai-edge-quantizer int8

@@ -116,7 +116,7 @@ TFLITE_ROWS = {
     "per_tensor: per_channel=False on the equalized graph's lowering (pipeline.stages.equalized_tflite), as the "
     "export makes it for a per-tensor profile",
     "tflite_edgecnn_bias_corrected": "tflite_edgecnn with bias_correct=True: the biases corrected for the mean shift "
-    "of the int8 weights over the calibration digits (the .tflite drift repair's technique)",
+    "of the int8 weights over the calibration digits (on in the export: tflite_edgecnn_export)",
     "tflite_edgecnn_export": "tflite_edgecnn with the ops the x86-avx2 export times in LiteRT and keeps float when "
     "faster (pipeline.float_choice.choose_tflite_float_ops over the profile's int8.slower_tflite_ops present: "
     "`float_ops`) and its biases corrected, as `edgecnn export --profile x86-avx2` ships it",

@@ -296,7 +296,7 @@ class _ExportCommand(click.Command):
     "--bias-correction/--no-bias-correction",
     default=None,
     help="Correct the mean shift int8 adds to each layer's output out of its bias, measured on the calibration "
-    "samples (ORT and .tflite) [default: the recipe's, on].",
+    "samples (ORT and .tflite) [default: the recipe's].",
 )
 @click.option(
     "--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20]; an older .onnx MODEL is upgraded to it."

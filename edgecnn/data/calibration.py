@@ -51,12 +51,13 @@ class CalibrationSet:
 
 
 def samples_within(images: np.ndarray | dict[str, np.ndarray], pixel_budget: int, most: int | None = None) -> int:
-    """How many of the first samples of ``images`` (N×C×H×W; several inputs: the first's) hold about
+    """How many of the first samples of ``images`` (N×C×H×W; several inputs: the largest's) hold about
     ``pixel_budget`` pixels of one channel in all — at most ``most`` and all of them, at least one: a statistic over
     the samples' positions then costs as much at any input size."""
-    first = next(iter(images.values())) if isinstance(images, dict) else images
-    pixels = max(1, int(first[0].size // max(first.shape[1], 1))) if first.ndim > 1 else 1
-    return max(1, min(most or len(first), pixel_budget // pixels, len(first)))
+    arrays = list(images.values()) if isinstance(images, dict) else [images]
+    pixels = max(max(1, int(a[0].size // max(a.shape[1], 1))) if a.ndim > 1 else 1 for a in arrays)
+    count = len(arrays[0])
+    return max(1, min(most or count, pixel_budget // pixels, count))
 
 
 def normalise(pixels: np.ndarray, recipe: Recipe) -> np.ndarray:

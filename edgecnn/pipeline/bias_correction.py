@@ -50,6 +50,8 @@ def quantized_layers(int8: Any) -> list[Layer]:
         if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in constants:
             continue
         weight = _dequantized(dq, constants)
+        if node.op_type == "Conv" and (weight.ndim != 4 or attribute(node, "auto_pad", "NOTSET") != "NOTSET"):
+            continue  # the mean response is worked out for 2-D convolutions with explicit pads
         source = node.input[0]
         feed = producers.get(source)
         if feed is not None and feed.op_type == "DequantizeLinear":
@@ -73,7 +75,7 @@ class _Means:
         self.count = 0
 
     def add(self, name: str, values: np.ndarray) -> None:
-        total = values.sum(axis=0).astype(np.float64)  # a batch in float32 (pairwise), the running sum in float64
+        total = values.sum(axis=0).astype(np.float64)  # a batch summed in float32, the running sum in float64
         self.sums[name] = self.sums.get(name, 0) + total
 
     def mean(self, name: str) -> np.ndarray:

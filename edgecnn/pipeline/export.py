@@ -423,6 +423,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
         "format_status": {f: ctx.dropped.get(f, {"status": "ok"}) for f in ctx.formats},
         "calibration": {
             "method": ctx.method,
+            "bias_correction": ctx.bias_correction,  # asked for (the option, else the recipe); stages say what ran
             "count": len(ctx.calib),
             "held_out": len(ctx.holdout),
             "source": ctx.calib.source,

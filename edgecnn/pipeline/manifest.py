@@ -269,8 +269,11 @@ def _bias_lines(stages: dict[str, Any]) -> list[str]:
         "int8 .tflite": ((stages.get("tflite") or {}).get("int8") or {}).get("bias_correction"),
     }
     return [
-        f"- {artifact} biases corrected in {record['layers']} layers (mean shift per output channel "
-        f"{record['mean_abs_shift']:.3g}, largest {record['max_abs_shift']:.3g}, in output units)"
+        f"- {artifact} biases not corrected: {record['skipped']}"
+        if record.get("skipped")
+        else f"- {artifact} biases corrected in {record['layers']} layers on {record['samples']} calibration samples "
+        f"(mean shift per output channel {record['mean_abs_shift']:.3g}, largest {record['max_abs_shift']:.3g}, in "
+        "output units)"
         for artifact, record in records.items()
         if record
     ]

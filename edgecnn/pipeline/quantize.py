@@ -435,9 +435,13 @@ class Quantizer:
 
             corrected = self.work / "bias-corrected.onnx"
             measured = take(self.images, slice(0, samples_within(self.images, CORRECTION_PIXELS)))
-            shifts = layer_shifts(self.preprocessed, dst, measured)
-            correction = correct_biases(self.preprocessed, shifts, corrected, batch_size(measured))
-            messages += run(corrected)
+            try:
+                shifts = layer_shifts(self.preprocessed, dst, measured)
+                correction = correct_biases(self.preprocessed, shifts, corrected, batch_size(measured))
+            except Exception as error:  # a graph the correction cannot measure keeps the uncorrected int8, and says so
+                correction = {"layers": 0, "skipped": f"bias correction failed: {first_line(error)}"}
+            else:
+                messages += run(corrected)
         weight_bits = None
         if reduce_range and self.widen_weights:  # 7-bit weights only in the layers whose u8s8 sums saturate
             from edgecnn.pipeline.weight_bits import widen_where_safe

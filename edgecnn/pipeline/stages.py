@@ -506,6 +506,12 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     dst = ctx.out / "model.int8.tflite"
     dst.write_bytes(quantized.data)
     result.artifacts["int8_tflite"] = dst
+    floated = quantizer.floated_outputs(())  # an op kept float (by type, for speed; or its bias) makes an output
+    if floated:
+        ctx.warn(
+            f"int8 .tflite: an op kept float makes a graph output, so the outputs {', '.join(floated)} are float32 "
+            "(pass --tflite-io int8 to keep int8 outputs)"
+        )
 
     def rank(path: Path, images: Any) -> list[Any]:
         return rank_tflite(quantizer.fp32, Path(path).read_bytes(), images, layout)

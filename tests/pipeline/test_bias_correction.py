@@ -195,11 +195,50 @@ def test_the_export_corrects_biases_unless_told_not_to(tmp_path, tinynet_checkpo
     corrected = run("corrected")
     ort, tflite = corrected["stages"]["quantize"]["bias_correction"], corrected["stages"]["tflite"]["int8"]
     assert ort["layers"] >= 2 and tflite["bias_correction"]["layers"] >= 2, (ort, tflite["bias_correction"])
-    assert corrected["recipe"]["bias_correction"] is True
+    assert corrected["recipe"]["bias_correction"] is corrected["calibration"]["bias_correction"] is True
+    assert ort["samples"] == tflite["bias_correction"]["samples"] == 32  # 32² digits: every calibration sample
     report = (tmp_path / "corrected" / "report.md").read_text()
     assert f"- ORT int8 biases corrected in {ort['layers']} layers" in report
     assert f"- int8 .tflite biases corrected in {tflite['bias_correction']['layers']} layers" in report
     plain = run("plain", bias_correction=False)
+    assert plain["calibration"]["bias_correction"] is False
     assert plain["stages"]["quantize"]["bias_correction"] is None
     assert plain["stages"]["tflite"]["int8"]["bias_correction"] is None
     assert "biases corrected" not in (tmp_path / "plain" / "report.md").read_text()
+
+
+def test_a_conv_the_correction_cannot_work_out_is_left_as_it_is(tmp_path):
+    """A 1-D convolution (the mean response is worked out for 2-D ones) is not corrected and fails nothing: the
+    export's default must not break a graph it cannot measure."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((4, 2, 3)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(np.zeros(4, np.float32), "b")
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1], name="conv1d")
+    graph = helper.make_graph(
+        [conv],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16])],
+        [weight, bias],
+    )
+    source = tmp_path / "conv1d.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), source)
+    calib = rng.standard_normal((16, 2, 16)).astype(np.float32)
+    with Quantizer(source, calib, bias_correct=True) as quantizer:
+        record = quantizer.quantize(tmp_path / "int8.onnx", "minmax")["bias_correction"]
+    assert record["layers"] == 0 and "skipped" not in record, record
+    assert quantized_layers(onnx.load(str(tmp_path / "int8.onnx"))) == []
+
+
+def test_the_correction_measures_on_a_pixel_budget_of_samples():
+    from edgecnn.data.calibration import samples_within
+    from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
+
+    big, small = np.zeros((128, 3, 224, 224), np.float32), np.zeros((128, 1, 32, 32), np.float32)
+    assert samples_within(big, CORRECTION_PIXELS) == CORRECTION_PIXELS // (224 * 224) == 20
+    assert samples_within(small, CORRECTION_PIXELS) == 128 and samples_within(small, CORRECTION_PIXELS, 16) == 16
+    assert samples_within({"a": small, "b": big}, CORRECTION_PIXELS) == 20  # the largest input sets the count
+    assert samples_within(np.zeros((8, 10), np.float32), 1) == 1 and samples_within(big[:1], 1) == 1
