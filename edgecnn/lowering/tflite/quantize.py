@@ -458,7 +458,11 @@ class TfliteQuantizer:
                 data, model = self._quantize_keeping_bad_biases_float(self.tool, self.float_model, statistics, kept)
                 if bias_correct:  # a corrected bias that overflows keeps its op float in this model only
                     kept = dict(self.kept_float)
-                    data, model, correction = self._bias_corrected(data, statistics, kept)
+                    try:
+                        data, model, correction = self._bias_corrected(data, statistics, kept)
+                    except Exception as error:  # the means come from LiteRT's reference kernels, which may refuse
+                        kept = self.kept_float  # the int8 model XNNPACK runs: it stays uncorrected, and says why
+                        correction = {"layers": 0, "skipped": f"bias correction failed: {first_line(error)}"}
         except Exception as error:
             raise _failed(error) from error
         return self._described(data, model, time.perf_counter() - started, floated, correction, kept, method)
