@@ -38,34 +38,43 @@ def test_bias_correction_centres_the_int8_outputs(tmp_path):
     assert sqnr[True] > sqnr[False], sqnr
 
 
-def test_the_drift_repair_tries_bias_correction_after_the_calibration_methods(tmp_path):
-    """An unreachable threshold makes the repair try every remedy: bias correction on the best global setting,
-    recorded as a technique of its try; the mixed-precision tries inherit the best's techniques."""
+def _uneven_samples(tmp_path):
+    """The uneven net of test_equalize, 32 calibration and 32 held-out random inputs."""
+    rng = np.random.default_rng(2)
+    calib, held = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (32, 32))
+    return _uneven_net(tmp_path / "net.onnx"), calib, held
+
+
+def _repair_unreachable(tmp_path, quantizer: Quantizer, held: np.ndarray):
+    """Quantize by min-max and repair against an unreachable threshold (cosine 1.0): every remedy is tried."""
     from edgecnn.analysis.drift import EXACT_QDQ, Thresholds, evaluator
     from edgecnn.analysis.mixed_precision import repair_model
 
-    source = _uneven_net(tmp_path / "net.onnx")
-    rng = np.random.default_rng(2)
-    calib, held = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (32, 32))
-    reference = load(source).run_all(held)
+    reference = load(quantizer.source).run_all(held)
     evaluate = evaluator(held, reference, None, EXACT_QDQ, Thresholds(tasks="raw", min_cosine=1.0))
+    int8, work = tmp_path / "int8.onnx", tmp_path / "work"
+    quantizer.quantize(int8, "minmax")
+    work.mkdir()
+    return repair_model(
+        quantizer,
+        evaluate,
+        int8,
+        tmp_path / "fixed.onnx",
+        work,
+        evaluate(int8),
+        method="minmax",
+        reduce_range=False,
+        images=held,
+        saturating_target=False,
+    )
+
+
+def test_the_drift_repair_tries_bias_correction_after_the_calibration_methods(tmp_path):
+    """An unreachable threshold makes the repair try every remedy: bias correction on the best global setting,
+    recorded as a technique of its try; the mixed-precision tries inherit the best's techniques."""
+    source, calib, held = _uneven_samples(tmp_path)
     with Quantizer(source, calib, per_channel=False) as quantizer:
-        int8 = tmp_path / "int8.onnx"
-        quantizer.quantize(int8, "minmax")
-        work = tmp_path / "work"
-        work.mkdir()
-        search, record = repair_model(
-            quantizer,
-            evaluate,
-            int8,
-            tmp_path / "fixed.onnx",
-            work,
-            evaluate(int8),
-            method="minmax",
-            reduce_range=False,
-            images=held,
-            saturating_target=False,
-        )
+        search, record = _repair_unreachable(tmp_path, quantizer, held)
     labels = [a["label"] for a in record["attempts"]]
     corrected = [a for a in record["attempts"] if a["label"].endswith("+ bias correct")]
     assert labels[:3] == ["global: percentile", "global: entropy", "global: auto"] and len(corrected) == 1, labels
@@ -134,31 +143,10 @@ def test_on_a_saturating_target_the_repair_never_turns_reduce_range_off(tmp_path
 def test_a_repair_from_a_corrected_int8_keeps_its_biases_corrected(tmp_path):
     """An int8 made with bias correction (the export's default): the repair's baseline has the technique, every try
     is corrected too (its record says so and its graph is the corrected one) and none tries it again."""
-    from edgecnn.analysis.drift import EXACT_QDQ, Thresholds, evaluator
-    from edgecnn.analysis.mixed_precision import repair_model
-
-    source = _uneven_net(tmp_path / "net.onnx")
-    rng = np.random.default_rng(2)
-    calib, held = (rng.uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32) for n in (32, 32))
-    reference = load(source).run_all(held)
-    evaluate = evaluator(held, reference, None, EXACT_QDQ, Thresholds(tasks="raw", min_cosine=1.0))
+    source, calib, held = _uneven_samples(tmp_path)
     with Quantizer(source, calib, per_channel=False, bias_correct=True) as quantizer:
-        int8 = tmp_path / "int8.onnx"
-        assert quantizer.quantize(int8, "minmax")["bias_correction"]["layers"] > 0
-        work = tmp_path / "work"
-        work.mkdir()
-        search, record = repair_model(
-            quantizer,
-            evaluate,
-            int8,
-            tmp_path / "fixed.onnx",
-            work,
-            evaluate(int8),
-            method="minmax",
-            reduce_range=False,
-            images=held,
-            saturating_target=False,
-        )
+        search, record = _repair_unreachable(tmp_path, quantizer, held)
+        assert record["attempts"] and search.best.techniques == ("bias_correct",)
         tries = record["attempts"]
         assert not [a for a in tries if "bias correct" in a["label"]], [a["label"] for a in tries]
         assert tries[0]["label"] == "global: percentile" and all(a["techniques"] == ["bias_correct"] for a in tries)
