@@ -75,14 +75,12 @@ def choose_float_op_types(
     calls, failed = {}, []
     for index, (label, kinds) in enumerate(variants.items()):
         path = work / f"variant-{index}{suffix}"
-        if label == "none":  # the graph itself: what it cannot be is the export's error
-            quantize(path, kinds)
-            calls[label] = warm_call(path)
-            continue
         try:
             quantize(path, kinds)
             calls[label] = warm_call(path)
         except Exception as error:  # a variant that cannot be made or run is no choice: the others are
+            if label == "none":  # the graph itself: what it cannot be is the export's error
+                raise
             failed.append({"float": [k for k in kinds if k not in base], "why": first_line(error)})
     times = interleaved_calls_min_ms(calls, ROUNDS, RUNS, BUDGET_S)
     label = pick(times)

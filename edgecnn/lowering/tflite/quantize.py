@@ -332,7 +332,6 @@ class TfliteQuantizer:
         # bias correction measures on the first samples: whole feeds of the signature's static batch
         batch = len(next(iter(samples[0].values()))) if samples and samples[0] else 1
         self.correction_feeds = -(-samples_within(calibration, CORRECTION_PIXELS) // batch)
-        self.correction_samples = min(self.correction_feeds * batch, len(samples) * batch)
         self.kept_float: dict[str, str] = {}  # ops found unable to be int8 (bias overflow) → why; float in every try
         self._kept_types: dict[str, str] = {}
         self._keep_float_ops = tuple(keep_float_ops)  # op types kept float in every model
@@ -477,7 +476,8 @@ class TfliteQuantizer:
         from edgecnn.lowering.tflite.bias_correction import weight_shifts, with_biases
 
         samples = self.calibration_samples[: self.correction_feeds]
-        corrected, record = with_biases(self.fp32, weight_shifts(self.fp32, int8, samples), self.correction_samples)
+        count = sum(len(next(iter(feed.values()))) for feed in samples)
+        corrected, record = with_biases(self.fp32, weight_shifts(self.fp32, int8, samples), count)
         tool = quantizer.Quantizer(bytearray(corrected))
         tool.load_quantization_recipe(copy.deepcopy(self.tool.get_quantization_recipe()))
         data, model = self._quantize_keeping_bad_biases_float(tool, parse(corrected), statistics, kept)
