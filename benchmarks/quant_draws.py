@@ -31,12 +31,14 @@ from edgecnn.runtime.loader import load
 NAME = "quant_draws"
 DRAWS = 5
 SEED = 0
-# the issue's two peers, the export without its bias correction (what the correction gains), and what a user gets
-QUANTIZERS = ("ort_default", "nncf", "edgecnn_export_uncorrected", "edgecnn_export")
+# the issue's two peers, the export with its weights rounded to nearest (what the error-compensating rounding gains),
+# and what a user gets
+QUANTIZERS = ("ort_default", "nncf", "edgecnn_export_unrounded", "edgecnn_export")
 PEERS = QUANTIZERS[:-1]  # what edgecnn_export is compared with
 COUNTS = "_counts"  # a row's disagreement count per draw (the gaps' data; in the file as `per_draw`)
-# the models where edgecnn_export was below a named peer by a digit or more in quant_peers' run of 2026-12-05
-DEFAULT_MODELS = ("mobilenet_v3_small", "efficientnet_b0", "efficientnet_lite0", "mobilenet", "efficientnet", "dcn")
+# the models where edgecnn_export was below a named peer in quant_peers' run of 2026-12-06 (bias correction on), and
+# MobileNetV1 α 0.25, where every quantizer disagrees most
+DEFAULT_MODELS = ("mobilenet_v1_w025", "efficientnet_b0", "densenet121", "mobilenet_v2", "dcn")
 
 
 def calibration_draws(data: Data, count: int, seed: int = SEED) -> list[np.ndarray]:
@@ -136,8 +138,8 @@ def describe(draws: int, holdout: int, epochs: int, nncf: str) -> str:
     return (
         f"Calibration-draw spread of int8 agreement: each model trained on the digits ({epochs} epochs, as in "
         f"quant_peers), quantized with {draws} calibration sets of {CALIB} training digits (draw 0: quant_peers' "
-        f"set; the others random, seed {SEED}) by `ort_default`, `nncf` ({nncf}), `edgecnn_export_uncorrected` (the "
-        "export without its bias correction) and `edgecnn_export`, exactly as quant_peers makes those rows; "
+        f"set; the others random, seed {SEED}) by `ort_default`, `nncf` ({nncf}), `edgecnn_export_unrounded` (the "
+        "export with its weights rounded to nearest) and `edgecnn_export`, exactly as quant_peers makes those rows; "
         f"`per_draw`: per draw, the {holdout} held-out digits whose exact-QDQ top-1 differs from fp32's; `mean`, "
         "`low`, `high` over the draws. `meta.gaps`: edgecnn_export's mean minus the other row's (digits; > 0 "
         "edgecnn_export disagrees more), the draws it wins/ties/loses and their two-sided sign test (`sign_p`); "

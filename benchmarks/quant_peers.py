@@ -62,7 +62,7 @@ QUANTIZERS = (
     "edgecnn",
     "edgecnn_export",
     "edgecnn_export_per_channel",
-    "edgecnn_export_uncorrected",
+    "edgecnn_export_unrounded",
     "edgecnn_auto",
 )
 NAMED_PEERS = ("nncf", "ort_default", "ort_reduce_range")  # the pooled comparison's peers (the issue names two)
@@ -91,18 +91,20 @@ ROW_OPTIONS = {
         "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
         "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin shipped "
         "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
-        "its drift samples), the biases corrected (the recipe's bias_correction, on); no drift repair",
+        "its drift samples), the biases corrected and the weights rounded with error compensation (the recipe's "
+        "bias_correction and weight_rounding, on); no drift repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
-        "equalization first, the profile's reduce_range (off), the biases corrected",
+        "equalization first, the profile's reduce_range (off), the biases corrected, the weights rounded",
     },
     "edgecnn_export_per_channel": {
         "per_channel": "edgecnn_export without its weights choice: the per-channel graph it starts from (what the "
         "choice gained or cost)",
         "per_tensor": "the same as edgecnn_export (a per-tensor target makes no choice)",
     },
-    "edgecnn_export_uncorrected": {
-        "per_channel": "edgecnn_export without bias correction (`--no-bias-correction`: what the correction gains)",
-        "per_tensor": "edgecnn_export (equalized) without bias correction",
+    "edgecnn_export_unrounded": {
+        "per_channel": "edgecnn_export with its weights rounded to nearest (`--no-weight-rounding`: what the "
+        "error-compensating rounding gains)",
+        "per_tensor": "edgecnn_export (equalized) with its weights rounded to nearest",
     },
     "edgecnn_auto": {
         "per_channel": "edgecnn_export with method auto (`--method auto`): per activation tensor, the minmax, "
@@ -229,11 +231,13 @@ def edgecnn_quantize(
     bias_correct: bool | None = None,
     method: str | None = None,
     choose: bool = True,
+    round_weights: bool | None = None,
 ) -> dict[str, Any]:
     """edgecnn's Quantizer with the recipe's method (or ``method``): as is (``reduce_range=False``), or as the export
     calls it for a target of that granularity — x86-avx2 per channel (per-tensor weights when its timed choice
     takes them, judged on the calibration digits), android-nnapi-api28 per tensor (equalized first) — its biases
-    corrected as the recipe says unless ``bias_correct`` says otherwise; without ``choose`` no weights choice. The
+    corrected and its weights rounded as the recipe says unless ``bias_correct`` / ``round_weights`` say otherwise;
+    without ``choose`` no weights choice. The
     row's extra figures: the weights the export chose."""
     from edgecnn.analysis.drift import Thresholds, evaluator
     from edgecnn.config.profiles import load_profile
@@ -247,7 +251,9 @@ def edgecnn_quantize(
         return {}
     profile = load_profile("x86-avx2" if per_channel else "android-nnapi-api28")
     corrected = recipe.bias_correction if bias_correct is None else bias_correct
+    rounded = recipe.weight_rounding if round_weights is None else round_weights
     options = {"per_channel": profile.per_channel, "equalize": not profile.per_channel, "bias_correct": corrected}
+    options["round_weights"] = rounded
     judge = None
     if choose and profile.per_channel:  # only a per-channel target weighs per-tensor weights
         evaluate = evaluator(calib, load(fp32).run_all(calib), None, HOST_KERNELS, Thresholds())
@@ -300,8 +306,9 @@ def quantizers(
     def edgecnn_export_per_channel(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, choose=False)
 
-    def edgecnn_export_uncorrected(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
-        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, bias_correct=False)
+    def edgecnn_export_unrounded(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+        per_channel = granularity == "per_channel"
+        return edgecnn_quantize(fp32, calib, dst, per_channel, family, export=True, round_weights=False)
 
     def edgecnn_auto(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="auto")
@@ -313,7 +320,7 @@ def quantizers(
         "edgecnn": edgecnn,
         "edgecnn_export": edgecnn_export,
         "edgecnn_export_per_channel": edgecnn_export_per_channel,
-        "edgecnn_export_uncorrected": edgecnn_export_uncorrected,
+        "edgecnn_export_unrounded": edgecnn_export_unrounded,
         "edgecnn_auto": edgecnn_auto,
     }
 
@@ -600,9 +607,10 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range, its timed "
-        "float-op and weights choices; `weights_chosen`; biases corrected), no drift repair; "
-        "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export_uncorrected` the same "
-        "without bias correction; `edgecnn_auto` the same with `--method auto`. `qdq_*`: exact QDQ arithmetic "
+        "float-op and weights choices; `weights_chosen`; biases corrected, weights rounded with error "
+        "compensation), no drift repair; `edgecnn_export_per_channel` the same without the weights choice; "
+        "`edgecnn_export_unrounded` the same with its weights rounded to nearest; `edgecnn_auto` the same with "
+        "`--method auto`. `qdq_*`: exact QDQ arithmetic "
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "

@@ -311,8 +311,9 @@ def _fix(
     if chosen:  # the export chose (and timed) its float op types, TARGET has them float: the repair keeps those
         slow_types = tuple(keep.get("op_types") or ())
     corrected = manifest_quant.get("bias_correction") is not None  # the export corrected TARGET's biases
+    rounded = manifest_quant.get("weight_rounding") is not None  # and rounded its weights with compensation
     with Quantizer(
-        twin, calib_images, per_channel=per_channel, equalize=equalized, bias_correct=corrected
+        twin, calib_images, per_channel=per_channel, equalize=equalized, bias_correct=corrected, round_weights=rounded
     ) as quantizer:
         return _repaired(
             quantizer,

@@ -74,6 +74,7 @@ RECIPE_SCHEMA: dict[str, Field] = {
             ),
             "bins": Field(int, required=False, check=positive),
             "bias_correction": Field(bool, required=False),
+            "weight_rounding": Field(bool, required=False),
         }
     ),
     "task": Field(str, required=False),  # how drift is judged per output (edgecnn/analysis/tasks.py), as --task
@@ -105,6 +106,8 @@ class Recipe:
     bins: int = 2048
     # the export corrects the int8 layers' mean output shift out of their biases (ORT and .tflite alike)
     bias_correction: bool = True
+    # the export rounds the int8 weights with error compensation on the calibration samples (ORT artifacts)
+    weight_rounding: bool = True
     keep_float_op_types: tuple[str, ...] = ()
     keep_float_nodes: tuple[str, ...] = ()
     tflite_keep_float_ops: tuple[str, ...] = ()
@@ -136,6 +139,7 @@ class Recipe:
             "opset": self.opset,
             "method": self.method,
             "bias_correction": self.bias_correction,
+            "weight_rounding": self.weight_rounding,
             "keep_float": {"op_types": list(self.keep_float_op_types), "nodes": list(self.keep_float_nodes)},
             "task": self.task,
         }
@@ -186,6 +190,7 @@ def load_recipe_file(path: Path) -> Recipe:
         percentile=float(calibration.get("percentile", 99.999)),
         bins=calibration.get("bins", 2048),
         bias_correction=calibration.get("bias_correction", Recipe.bias_correction),
+        weight_rounding=calibration.get("weight_rounding", Recipe.weight_rounding),
         keep_float_op_types=tuple(keep.get("op_types") or ()),
         keep_float_nodes=tuple(keep.get("nodes") or ()),
         tflite_keep_float_ops=tuple(keep.get("tflite_ops") or ()),

@@ -43,6 +43,7 @@ class ExportOptions:
     holdout: int = 64
     method: str | None = None
     bias_correction: bool | None = None  # correct the int8 layers' mean shift out of their biases; None: the recipe's
+    weight_rounding: bool | None = None  # round the int8 weights with error compensation; None: the recipe's
     opset: int | None = None
     quantize: bool = True
     dynamic_batch: bool = False
@@ -95,7 +96,10 @@ class ExportOptions:
 RULES = Rules(
     "export",
     {
-        **{option: ("int8",) for option in ("method", "bias_correction", "calib_size", "holdout", "task")},
+        **{
+            option: ("int8",)
+            for option in ("method", "bias_correction", "weight_rounding", "calib_size", "holdout", "task")
+        },
         **dict.fromkeys(("fix", "allow_drift"), ("int8", "judged")),  # both act on a judged verdict only
         **option_scopes("int8"),
         "max_drop": ("int8", "truth"),
@@ -198,6 +202,7 @@ class ExportContext:
     holdout: CalibrationSet
     method: str
     bias_correction: bool  # the int8 biases corrected (the option's, else the recipe's)
+    weight_rounding: bool  # the ORT int8 weights rounded with error compensation (the option's, else the recipe's)
     opset: int
     reporter: Reporter
     plan: dict[str, Any] | None = None  # the planner's decision when it chose the scaling

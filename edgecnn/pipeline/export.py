@@ -200,6 +200,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             holdout=holdout,
             method=method,
             bias_correction=recipe.bias_correction if options.bias_correction is None else options.bias_correction,
+            weight_rounding=recipe.weight_rounding if options.weight_rounding is None else options.weight_rounding,
             opset=options.opset or recipe.opset,
             reporter=reporter,
             plan=decision,
@@ -424,6 +425,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
         "calibration": {
             "method": ctx.method,
             "bias_correction": ctx.bias_correction,  # asked for (the option, else the recipe); stages say what ran
+            "weight_rounding": ctx.weight_rounding,
             "count": len(ctx.calib),
             "held_out": len(ctx.holdout),
             "source": ctx.calib.source,

@@ -111,6 +111,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         *_per_tensor_lines(calib.get("per_tensor")),
         *_per_tensor_lines(calib.get("tflite_per_tensor"), "the .tflite's tensors"),
         *_bias_lines(manifest["stages"]),
+        *_rounding_lines(manifest["stages"]),
         "",
     ]
     lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
@@ -276,6 +277,19 @@ def _bias_lines(stages: dict[str, Any]) -> list[str]:
         "output units)"
         for artifact, record in records.items()
         if record
+    ]
+
+
+def _rounding_lines(stages: dict[str, Any]) -> list[str]:
+    """How the ORT int8 weights were rounded (``stages.quantize.weight_rounding``), when they were."""
+    record = (stages.get("quantize") or {}).get("weight_rounding")
+    if not record:
+        return []
+    if record.get("skipped"):
+        return [f"- ORT int8 weights rounded to nearest: {record['skipped']}"]
+    return [
+        f"- ORT int8 weights rounded with error compensation in {record['layers']} layers on {record['samples']} "
+        f"calibration samples ({record['weights_moved']:.1%} of the weights off the nearest grid point)"
     ]
 
 

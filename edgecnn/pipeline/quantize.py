@@ -222,6 +222,7 @@ def _per_tensor_twin(
             quantizer.source, quantizer.images, quantizer.bins, quantizer.percentile, on_sample,
             per_channel=False, equalize=True, bias_correct=quantizer.bias_correct,
             share_concat_ranges=quantizer.share_concat_ranges, widen_weights=quantizer.widen_weights,
+            round_weights=quantizer.round_weights,
         )  # fmt: skip
         work.mkdir(parents=True, exist_ok=True)
         path = work / "per-tensor.onnx"
@@ -264,7 +265,7 @@ class Quantizer:
 
     suffix = ".onnx"
     remedy_methods: tuple[str, ...] = ("percentile", "entropy", AUTO)  # what the drift repair tries besides the chosen
-    remedy_techniques: tuple[str, ...] = ("bias_correct",)  # switches of quantize() the repair tries on the best
+    remedy_techniques: tuple[str, ...] = ("bias_correct", "round_weights")  # quantize()'s switches the repair tries
 
     def __init__(
         self,
@@ -278,6 +279,7 @@ class Quantizer:
         bias_correct: bool = False,
         share_concat_ranges: bool = True,
         widen_weights: bool = True,
+        round_weights: bool = False,
     ):
         import onnx
 
@@ -292,7 +294,8 @@ class Quantizer:
             self.preprocessing = _preprocess(fp32_path, self.preprocessed)
         self.warnings = list(log.messages)
         self.unshared = unshare_file(self.preprocessed)  # float readers of a merged constant keep a float copy
-        self.per_channel, self.bias_correct = per_channel, bias_correct
+        self.per_channel, self.bias_correct, self.round_weights = per_channel, bias_correct, round_weights
+        self._rounded: dict[tuple[bool, bool], Any] = {}  # a weight_rounding.Rounding per grid
         self.share_concat_ranges = share_concat_ranges  # one range per Concat group (``concat_ranges``)
         self.widen_weights = widen_weights  # with reduce_range: 8-bit weights where u8s8 does not saturate
         self._shared: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -309,6 +312,7 @@ class Quantizer:
         self.batch = first[0].dim_value if first and first[0].HasField("dim_value") and first[0].dim_value > 0 else 1
         self.node_names = [n.name for n in model.graph.node]
         self.op_types = {n.op_type for n in model.graph.node}
+        self._weights = [(n.name, n.op_type, n.input[1]) for n in model.graph.node if len(n.input) > 1]
         self.no_int8_kernel = tuple(n.name for n in model.graph.node if n.op_type in NO_INT8_KERNEL and n.name)
         self._ranges: dict[str, Path] = {}
         self.choice: Choice | None = None  # auto's per-tensor choice, once made
@@ -388,6 +392,7 @@ class Quantizer:
         keep_float_nodes: tuple[str, ...] = (),
         per_channel: bool | None = None,
         bias_correct: bool | None = None,
+        round_weights: bool | None = None,
     ) -> dict[str, Any]:
         """Write the QDQ int8 model to ``dst`` (int8 weights per output channel, or per tensor without
         ``per_channel``; uint8 activations; biases corrected with ``bias_correct``: both by default the
@@ -396,6 +401,7 @@ class Quantizer:
         without ``widen_weights``)."""
         per_channel = self.per_channel if per_channel is None else per_channel
         bias_correct = self.bias_correct if bias_correct is None else bias_correct
+        round_weights = self.round_weights if round_weights is None else round_weights
         import onnx
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -427,7 +433,14 @@ class Quantizer:
                     raise CheckFailedError(f"int8 quantization failed: {message}") from None
             return log.messages
 
-        messages = run(self.preprocessed)
+        excluded = {*keep_float_nodes, *self.no_int8_kernel}
+        source, rounding = self.preprocessed, None
+        if round_weights:
+            try:
+                source, rounding = self._weights_rounded(per_channel, reduce_range, keep_float_op_types, excluded)
+            except Exception as error:  # a graph it cannot measure keeps the nearest rounding, and says so
+                rounding = {"layers": 0, "skipped": f"weight rounding failed: {first_line(error)}"}
+        messages = run(source)
         correction = None
         if bias_correct:  # the shift each layer adds, measured on the calibration samples, out of its bias
             from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
@@ -437,7 +450,7 @@ class Quantizer:
             measured = take(self.images, slice(0, samples_within(self.images, CORRECTION_PIXELS)))
             try:
                 shifts = layer_shifts(self.preprocessed, dst, measured)
-                correction = correct_biases(self.preprocessed, shifts, corrected, batch_size(measured))
+                correction = correct_biases(source, shifts, corrected, batch_size(measured))
             except Exception as error:  # a graph the correction cannot measure keeps the uncorrected int8, and says so
                 correction = {"layers": 0, "skipped": f"bias correction failed: {first_line(error)}"}
             else:
@@ -447,7 +460,9 @@ class Quantizer:
             from edgecnn.pipeline.weight_bits import widen_where_safe
 
             def eight_bit(path: Path) -> None:
-                self.quantize(path, method, False, keep_float_op_types, keep_float_nodes, per_channel, bias_correct)
+                self.quantize(
+                    path, method, False, keep_float_op_types, keep_float_nodes, per_channel, bias_correct, round_weights
+                )
 
             try:
                 weight_bits = widen_where_safe(dst, eight_bit, self.work, self.images)
@@ -474,8 +489,33 @@ class Quantizer:
             "constants_unshared": self.unshared,
             "quantize_linear_nodes": sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node),
             "bias_correction": correction,
+            "weight_rounding": rounding,
             "quantizer_warnings": sorted(set(self.warnings + messages))[:20],
         }
+
+    def _weights_rounded(
+        self, per_channel: bool, reduce_range: bool, keep_float_op_types: tuple[str, ...], excluded: set[str]
+    ) -> tuple[Path, dict[str, Any]]:
+        """The pre-processed graph with the weights of the layers this quantization makes int8 rounded with error
+        compensation (``weight_rounding``; computed once per grid), and what the rounding did."""
+        from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
+        from edgecnn.pipeline.weight_rounding import rounded_weights, with_weights
+
+        key = (per_channel, reduce_range)
+        if key not in self._rounded:
+            measured = take(self.images, slice(0, samples_within(self.images, CORRECTION_PIXELS)))
+            self._rounded[key] = rounded_weights(self.preprocessed, measured, per_channel, 64 if reduce_range else 127)
+        rounding = self._rounded[key]
+        chosen = {
+            weight: rounding.weights[weight]
+            for name, op_type, weight in self._weights
+            if weight in rounding.weights and op_type not in keep_float_op_types and name not in excluded
+        }
+        if not chosen:
+            return self.preprocessed, rounding.record(set())
+        path = self.work / "weights-rounded.onnx"
+        with_weights(self.preprocessed, chosen, path)
+        return path, rounding.record(set(chosen))
 
     def close(self) -> None:
         """Remove the working files."""

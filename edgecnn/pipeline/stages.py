@@ -295,6 +295,7 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         per_channel,
         not per_channel,
         ctx.bias_correction,
+        round_weights=ctx.weight_rounding,
     )
     try:
         # Pre-processing folds some sampling-path nodes into constants: only the ones left need keeping float.

@@ -1,0 +1,173 @@
+"""Error-compensating rounding of a graph's int8 weights before ONNX Runtime quantizes it
+(``lowering.weight_rounding``): each quantized Conv/Gemm's float weights are replaced by the grid values the
+rounding chose, so that the quantizer's own nearest rounding gives exactly those integers.
+
+The input moments are measured on the fp32 graph over the calibration samples (about
+``linear_mean.CORRECTION_PIXELS`` input pixels, as the bias correction): one pass computes every layer's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.lowering.onnx.nodes import attribute
+from edgecnn.lowering.weight_rounding import grid_scales, input_moments, keep_grid_ends, patches, round_rows
+from edgecnn.runtime.outputs import Inputs, batch_size
+
+CHUNK_VALUES = 1 << 16  # the first layer's input values over the samples unfolded together: fewer, larger products
+LARGEST_INPUT = 4608  # a layer whose rows see more inputs (512 × 3 × 3) keeps the nearest rounding: H⁻¹ costs D³
+
+
+@dataclass
+class _Layer:
+    node: Any
+    weight: str  # the initializer's name
+    value: np.ndarray
+    rows: np.ndarray  # groups × rows × D, the weight as the rounding sees it
+    moments: np.ndarray | None = None
+
+
+def _layers(model: Any) -> tuple[list[_Layer], int]:
+    """The Conv (2-D, explicit pads) and Gemm nodes whose weight is an initializer only they read, and how many
+    of them see too many inputs per row to be rounded here."""
+    from onnx import numpy_helper
+
+    constants = {i.name: i for i in model.graph.initializer}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    layers, too_wide = [], 0
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        if readers[node.input[1]] != 1:
+            continue
+        value = numpy_helper.to_array(constants[node.input[1]])
+        if node.op_type == "Conv":
+            if value.ndim != 4 or attribute(node, "auto_pad", "NOTSET") != "NOTSET":
+                continue
+            groups = int(attribute(node, "group", 1))
+            rows = value.reshape(groups, value.shape[0] // groups, -1)
+        else:
+            if value.ndim != 2:
+                continue
+            rows = (value if attribute(node, "transB", 0) else value.T)[None]
+        if rows.shape[2] <= LARGEST_INPUT:
+            layers.append(_Layer(node, node.input[1], value, rows))
+        else:
+            too_wide += 1
+    return layers, too_wide
+
+
+def _plain(node: Any) -> bool:
+    """No padding, unit strides and dilations."""
+    return (
+        not any(attribute(node, "pads", [0, 0, 0, 0]))
+        and list(attribute(node, "strides", [1, 1])) == [1, 1]
+        and list(attribute(node, "dilations", [1, 1])) == [1, 1]
+    )
+
+
+def _accumulate(layer: _Layer, x: np.ndarray) -> None:
+    node = layer.node
+    pointwise = layer.value.shape[2:] == (1, 1) and int(attribute(node, "group", 1)) == 1
+    if node.op_type == "Conv" and pointwise and _plain(node):
+        flat = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
+        moments = (flat @ flat.T)[None].astype(np.float64)
+    elif node.op_type == "Conv":
+        columns = patches(
+            x,
+            layer.value.shape[2:],
+            int(attribute(node, "group", 1)),
+            list(attribute(node, "pads", [0, 0, 0, 0])),
+            list(attribute(node, "strides", [1, 1])),
+            list(attribute(node, "dilations", [1, 1])),
+        )
+        moments = input_moments(columns)
+    else:
+        moments = input_moments(x.reshape(len(x), -1)[None])
+    layer.moments = moments if layer.moments is None else layer.moments + moments
+
+
+@dataclass
+class Rounding:
+    """Rounded weights by initializer name, and what the rounding did."""
+
+    weights: dict[str, np.ndarray]
+    changed: dict[str, int]  # per initializer: the weights whose integer differs from the nearest rounding's
+    samples: int
+    too_wide: int  # layers left to the nearest rounding: more than LARGEST_INPUT inputs per row
+
+    def record(self, names: set[str]) -> dict[str, Any]:
+        """What it did to the initializers ``names``: the layers, the share of their weights moved off the nearest
+        grid point, the calibration samples measured."""
+        total = sum(self.weights[n].size for n in names)
+        moved = sum(self.changed[n] for n in names)
+        return {
+            "layers": len(names),
+            "samples": self.samples,
+            "weights_moved": round(moved / total, 4) if total else 0.0,
+            "too_wide_kept_nearest": self.too_wide,
+        }
+
+
+def rounded_weights(path: Path, images: Inputs, per_channel: bool, qmax: int = 127) -> Rounding:
+    """Each roundable weight initializer of the fp32 graph at ``path`` (by name) → its rounded float values on
+    the symmetric int8 grid ORT derives for it (``qmax`` 127; 64 with reduce_range; per output channel or per
+    tensor), the input moments measured on ``images``."""
+    import onnx
+
+    from edgecnn.analysis.layerwise import tensor_batches
+
+    model = onnx.load(str(path))
+    layers, too_wide = _layers(model)
+    rounding = Rounding({}, {}, batch_size(images), too_wide)
+    if not layers:
+        return rounding
+    sources = sorted({layer.node.input[0] for layer in layers})
+    held: dict[str, list[np.ndarray]] = {name: [] for name in sources}
+
+    def flush() -> None:
+        inputs = {name: (parts[0] if len(parts) == 1 else np.concatenate(parts)) for name, parts in held.items()}
+        for layer in layers:
+            _accumulate(layer, inputs[layer.node.input[0]].astype(np.float32, copy=False))
+        for parts in held.values():
+            parts.clear()
+
+    for batch in tensor_batches(path, sources, images):
+        for name in sources:
+            held[name].append(batch[name])
+        if sum(part[0].size for part in held[sources[0]]) >= CHUNK_VALUES:
+            flush()
+    if held[sources[0]]:
+        flush()
+    for layer in layers:
+        groups, rows, width = layer.rows.shape
+        flat = layer.rows.reshape(groups * rows, width).astype(np.float64)
+        scales = grid_scales(flat, qmax, per_channel)
+        q = round_rows(layer.rows, layer.moments, scales.reshape(groups, rows), qmax).reshape(groups * rows, width)
+        q = keep_grid_ends(q, flat, qmax, per_channel)
+        nearest = np.clip(np.rint(flat / np.where(scales > 0, scales, 1.0)[:, None]), -qmax, qmax)
+        values = (q * scales[:, None]).astype(np.float32).reshape(layer.rows.shape)
+        if layer.node.op_type == "Gemm" and not attribute(layer.node, "transB", 0):
+            values = values[0].T
+        rounding.weights[layer.weight] = values.reshape(layer.value.shape)
+        rounding.changed[layer.weight] = int((q != nearest).sum())
+    return rounding
+
+
+def with_weights(src: Path, weights: dict[str, np.ndarray], dst: Path) -> None:
+    """Write the graph at ``src`` to ``dst`` with the initializers ``weights`` (by name) replaced."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    for initializer in model.graph.initializer:
+        if initializer.name in weights:
+            initializer.CopyFrom(numpy_helper.from_array(weights[initializer.name], initializer.name))
+    onnx.save_model(model, str(dst))
