@@ -119,9 +119,11 @@ TFLITE_ROWS = {
     "export makes it for a per-tensor profile",
     "tflite_edgecnn_bias_corrected": "tflite_edgecnn with bias_correct=True: the biases corrected for the mean shift "
     "of the int8 weights over the calibration digits (on in the export: tflite_edgecnn_export)",
+    "tflite_edgecnn_rounded": "tflite_edgecnn_bias_corrected with round_weights=True as well: the int8 weights "
+    "rounded with error compensation on the calibration digits (on in the export)",
     "tflite_edgecnn_export": "tflite_edgecnn with the ops the x86-avx2 export times in LiteRT and keeps float when "
     "faster (pipeline.float_choice.choose_tflite_float_ops over the profile's int8.slower_tflite_ops present: "
-    "`float_ops`) and its biases corrected, as `edgecnn export --profile x86-avx2` ships it",
+    "`float_ops`), its biases corrected and its weights rounded, as `edgecnn export --profile x86-avx2` ships it",
     "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize; "
     "per_tensor: its weight granularity set to TENSORWISE",
 }
@@ -412,7 +414,8 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
 
     quantizers: dict[bool, TfliteQuantizer] = {}
 
-    def edgecnn_int8(per_channel: bool, bias_correct: bool = False) -> bytes:  # as the export: per tensor equalized
+    def edgecnn_int8(per_channel: bool, bias_correct: bool = False, rounded: bool = False) -> bytes:
+        """As the export quantizes it (per tensor: the equalized graph's lowering), with the techniques asked."""
         if per_channel not in quantizers:
             source = lowered.data
             if not per_channel:
@@ -420,7 +423,7 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
             quantizers[per_channel] = TfliteQuantizer(
                 source, data.calib, layout, keep_float_scopes=float_scopes, per_channel=per_channel
             )
-        return quantizers[per_channel].quantize_bytes(bias_correct=bias_correct).data
+        return quantizers[per_channel].quantize_bytes(bias_correct=bias_correct, round_weights=rounded).data
 
     float_ops: dict[str, str] = {}
 
@@ -429,9 +432,9 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
         quantizer = quantizers[per_channel]
         present = set(quantizer.ops.values())
         candidates = tuple(op for op in load_profile("x86-avx2").int8_slower_tflite_ops if op in present)
-        quantizer.bias_correct = True  # as the recipes export (bias_correction on)
+        quantizer.bias_correct = quantizer.round_weights = True  # as the recipes export (both on)
         quantized, kinds, _ = choose_tflite_float_ops(quantizer, (), candidates, work / f"choice-{granularity}", True)
-        quantizer.float_op_types, quantizer.bias_correct = (), False  # the other rows' quantizer as it was
+        quantizer.float_op_types, quantizer.bias_correct, quantizer.round_weights = (), False, False  # as it was
         float_ops[granularity] = ",".join(kinds) or "none"
         return quantized.data
 
@@ -439,6 +442,7 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
     for granularity, per_channel in (("per_channel", True), ("per_tensor", False)):
         made[granularity, "tflite_edgecnn"] = lambda p=per_channel: edgecnn_int8(p)
         made[granularity, "tflite_edgecnn_bias_corrected"] = lambda p=per_channel: edgecnn_int8(p, True)
+        made[granularity, "tflite_edgecnn_rounded"] = lambda p=per_channel: edgecnn_int8(p, True, True)
         made[granularity, "tflite_edgecnn_export"] = lambda p=per_channel, g=granularity: edgecnn_export_int8(p, g)
         made[granularity, "tflite_aeq_static_wi8_ai8"] = lambda p=per_channel: aeq_plain(
             lowered.data, data.calib, layout, p

@@ -303,7 +303,7 @@ class _ExportCommand(click.Command):
     default=None,
     help="Round the int8 weights with error compensation (each rounding error spread over the weights not yet "
     "rounded, weighed by the layer's inputs on the calibration samples) instead of to the nearest grid point "
-    "(ORT artifacts) [default: the recipe's].",
+    "(ORT and .tflite) [default: the recipe's].",
 )
 @click.option(
     "--opset", type=int, help="ONNX opset (19–21) [default: the recipe's, 20]; an older .onnx MODEL is upgraded to it."

@@ -374,6 +374,7 @@ def _fix_tflite(
         io=io,
         per_channel=recorded.get("per_channel", True),  # as the export quantized it
         bias_correct=recorded.get("bias_correction") is not None,
+        round_weights=recorded.get("weight_rounding") is not None,
         method=recorded.get("method", "minmax"),
         calibrator=TfliteCalibration,
     )

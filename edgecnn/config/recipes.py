@@ -106,7 +106,7 @@ class Recipe:
     bins: int = 2048
     # the export corrects the int8 layers' mean output shift out of their biases (ORT and .tflite alike)
     bias_correction: bool = True
-    # the export rounds the int8 weights with error compensation on the calibration samples (ORT artifacts)
+    # the export rounds the int8 weights with error compensation on the calibration samples (ORT and .tflite alike)
     weight_rounding: bool = True
     keep_float_op_types: tuple[str, ...] = ()
     keep_float_nodes: tuple[str, ...] = ()

@@ -18,6 +18,9 @@ import numpy as np
 
 DAMPING = 0.01  # of H's mean diagonal, added to it: H is singular where inputs are correlated or never vary
 BLOCK = 64  # columns rounded before the rest is updated at once (the same result, fewer passes over W)
+# Samples whose layer inputs are unfolded together (fewer, larger products): until the largest input held has this
+# many values (2 MB of float32; a 3 × 3 convolution's patches of it, 19 MB).
+CHUNK_VALUES = 1 << 19
 
 
 def patches(
@@ -82,8 +85,13 @@ def round_rows(weight: np.ndarray, moments: np.ndarray, scales: np.ndarray, qmax
     h = moments.copy()
     diagonal = np.einsum("gii->gi", h)
     dead = diagonal <= 0
-    diagonal[dead] = 1.0  # an input that is always 0: its weight does not matter, rounded to nearest
-    diagonal += DAMPING * diagonal.mean(axis=1, keepdims=True)
+    live = np.where(dead, 0.0, diagonal)
+    typical = live.sum(axis=1, keepdims=True) / np.maximum((~dead).sum(axis=1, keepdims=True), 1)
+    typical[typical <= 0] = 1.0
+    # an input that is always 0: its weight does not matter, rounded to nearest; its diagonal takes the typical
+    # live one, so that the damping scales with the inputs
+    diagonal[dead] = np.broadcast_to(typical, diagonal.shape)[dead]
+    diagonal += DAMPING * typical
     order = np.argsort(-diagonal, axis=1, kind="stable")  # the columns the inputs use most first
     inverse = np.argsort(order, axis=1)
     h = np.take_along_axis(np.take_along_axis(h, order[:, :, None], 1), order[:, None, :], 2)

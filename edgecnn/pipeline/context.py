@@ -202,7 +202,7 @@ class ExportContext:
     holdout: CalibrationSet
     method: str
     bias_correction: bool  # the int8 biases corrected (the option's, else the recipe's)
-    weight_rounding: bool  # the ORT int8 weights rounded with error compensation (the option's, else the recipe's)
+    weight_rounding: bool  # the int8 weights rounded with error compensation (the option's, else the recipe's)
     opset: int
     reporter: Reporter
     plan: dict[str, Any] | None = None  # the planner's decision when it chose the scaling

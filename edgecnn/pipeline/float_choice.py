@@ -104,12 +104,12 @@ def choose_tflite_float_ops(
     float in every later model (the drift repair's)."""
     made: dict[tuple[str, ...], Any] = {}  # the variants timed: the chosen one is not redone
 
-    def timed(path: Path, kinds: tuple[str, ...]) -> None:  # its biases do not change a variant's speed
+    def timed(path: Path, kinds: tuple[str, ...]) -> None:  # its biases and roundings do not change its speed
         quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-        made[kinds] = quantizer.quantize_bytes(bias_correct=False)
+        made[kinds] = quantizer.quantize_bytes(bias_correct=False, round_weights=False)
         path.write_bytes(made[kinds].data)
 
     kinds, record = choose_float_op_types(timed, base, candidates, work, measure, ".tflite")
     quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-    reused = made.get(kinds) if not quantizer.bias_correct else None
+    reused = made.get(kinds) if not (quantizer.bias_correct or quantizer.round_weights) else None
     return reused or quantizer.quantize_bytes(), kinds, record

@@ -281,15 +281,20 @@ def _bias_lines(stages: dict[str, Any]) -> list[str]:
 
 
 def _rounding_lines(stages: dict[str, Any]) -> list[str]:
-    """How the ORT int8 weights were rounded (``stages.quantize.weight_rounding``), when they were."""
-    record = (stages.get("quantize") or {}).get("weight_rounding")
-    if not record:
-        return []
-    if record.get("skipped"):
-        return [f"- ORT int8 weights rounded to nearest: {record['skipped']}"]
+    """How each artifact's int8 weights were rounded (``stages.quantize`` and ``stages.tflite.int8``), when they
+    were rounded with error compensation."""
+    records = {
+        "ORT int8": (stages.get("quantize") or {}).get("weight_rounding"),
+        "int8 .tflite": ((stages.get("tflite") or {}).get("int8") or {}).get("weight_rounding"),
+    }
     return [
-        f"- ORT int8 weights rounded with error compensation in {record['layers']} layers on {record['samples']} "
-        f"calibration samples ({record['weights_moved']:.1%} of the weights off the nearest grid point)"
+        f"- {artifact} weights rounded to nearest: {record['skipped']}"
+        if record.get("skipped")
+        else f"- {artifact} weights rounded with error compensation in {record['layers']} layers on "
+        f"{record['samples']} calibration samples ({record['weights_moved']:.1%} of the weights off the nearest "
+        "grid point)"
+        for artifact, record in records.items()
+        if record
     ]
 
 

@@ -295,6 +295,7 @@ class Quantizer:
         self.warnings = list(log.messages)
         self.unshared = unshare_file(self.preprocessed)  # float readers of a merged constant keep a float copy
         self.per_channel, self.bias_correct, self.round_weights = per_channel, bias_correct, round_weights
+        self._moments: Any = None  # weight_rounding.Moments, measured once (or the reason it could not be)
         self._rounded: dict[tuple[bool, bool], Any] = {}  # a weight_rounding.Rounding per grid
         self.share_concat_ranges = share_concat_ranges  # one range per Concat group (``concat_ranges``)
         self.widen_weights = widen_weights  # with reduce_range: 8-bit weights where u8s8 does not saturate
@@ -499,12 +500,19 @@ class Quantizer:
         """The pre-processed graph with the weights of the layers this quantization makes int8 rounded with error
         compensation (``weight_rounding``; computed once per grid), and what the rounding did."""
         from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
-        from edgecnn.pipeline.weight_rounding import rounded_weights, with_weights
+        from edgecnn.pipeline.weight_rounding import measure_moments, round_on_grid, with_weights
 
+        if self._moments is None:  # the same for every grid; a failure is not tried again
+            measured = take(self.images, slice(0, samples_within(self.images, CORRECTION_PIXELS)))
+            try:
+                self._moments = measure_moments(self.preprocessed, measured)
+            except Exception as error:
+                self._moments = f"weight rounding failed: {first_line(error)}"
+        if isinstance(self._moments, str):
+            return self.preprocessed, {"layers": 0, "skipped": self._moments}
         key = (per_channel, reduce_range)
         if key not in self._rounded:
-            measured = take(self.images, slice(0, samples_within(self.images, CORRECTION_PIXELS)))
-            self._rounded[key] = rounded_weights(self.preprocessed, measured, per_channel, 64 if reduce_range else 127)
+            self._rounded[key] = round_on_grid(self._moments, per_channel, 64 if reduce_range else 127)
         rounding = self._rounded[key]
         chosen = {
             weight: rounding.weights[weight]

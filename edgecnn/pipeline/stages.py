@@ -488,6 +488,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         float_outputs=ctx.options.tflite_io is None,
         per_channel=ctx.profile.per_channel,
         bias_correct=ctx.bias_correction,
+        round_weights=ctx.weight_rounding,
         method=ctx.method,
         calibrator=calibrator,
     )
@@ -551,6 +552,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "kept_float": quantized.kept_float,
         "keep_float": {"op_types": list(kept_types), "slower_in_int8": choice},
         "bias_correction": quantized.bias_correction,
+        "weight_rounding": quantized.weight_rounding,
         "io": io,
         "seconds": round(quantized.seconds, 2),
         "op_counts": quantized.op_counts,

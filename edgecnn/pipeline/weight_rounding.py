@@ -15,25 +15,44 @@ from typing import Any
 import numpy as np
 
 from edgecnn.lowering.onnx.nodes import attribute
-from edgecnn.lowering.weight_rounding import grid_scales, input_moments, keep_grid_ends, patches, round_rows
+from edgecnn.lowering.weight_rounding import (
+    CHUNK_VALUES,
+    grid_scales,
+    input_moments,
+    keep_grid_ends,
+    patches,
+    round_rows,
+)
 from edgecnn.runtime.outputs import Inputs, batch_size
 
-CHUNK_VALUES = 1 << 16  # the first layer's input values over the samples unfolded together: fewer, larger products
 LARGEST_INPUT = 4608  # a layer whose rows see more inputs (512 × 3 × 3) keeps the nearest rounding: H⁻¹ costs D³
 
 
 @dataclass
-class _Layer:
+class Layer:
+    """A roundable Conv or Gemm: its node, weight initializer, the weight as rows (groups × rows × D) and, once
+    measured, its input moments (groups × D × D, float32 sums)."""
+
     node: Any
     weight: str  # the initializer's name
     value: np.ndarray
-    rows: np.ndarray  # groups × rows × D, the weight as the rounding sees it
+    rows: np.ndarray
     moments: np.ndarray | None = None
 
 
-def _layers(model: Any) -> tuple[list[_Layer], int]:
-    """The Conv (2-D, explicit pads) and Gemm nodes whose weight is an initializer only they read, and how many
-    of them see too many inputs per row to be rounded here."""
+@dataclass
+class Moments:
+    """Every roundable layer of a graph with its input moments over the calibration samples — measured once, the
+    same for every grid — and how many layers see too many inputs per row to be rounded."""
+
+    layers: list[Layer]
+    samples: int
+    too_wide: int
+
+
+def _layers(model: Any) -> tuple[list[Layer], int]:
+    """The Conv (2-D, explicit pads) and Gemm (A not transposed) nodes whose float32 weight is an initializer only
+    they read, and how many of them see too many inputs per row to be rounded here."""
     from onnx import numpy_helper
 
     constants = {i.name: i for i in model.graph.initializer}
@@ -48,17 +67,19 @@ def _layers(model: Any) -> tuple[list[_Layer], int]:
         if readers[node.input[1]] != 1:
             continue
         value = numpy_helper.to_array(constants[node.input[1]])
+        if value.dtype != np.float32:
+            continue
         if node.op_type == "Conv":
             if value.ndim != 4 or attribute(node, "auto_pad", "NOTSET") != "NOTSET":
                 continue
             groups = int(attribute(node, "group", 1))
             rows = value.reshape(groups, value.shape[0] // groups, -1)
         else:
-            if value.ndim != 2:
+            if value.ndim != 2 or attribute(node, "transA", 0):
                 continue
             rows = (value if attribute(node, "transB", 0) else value.T)[None]
         if rows.shape[2] <= LARGEST_INPUT:
-            layers.append(_Layer(node, node.input[1], value, rows))
+            layers.append(Layer(node, node.input[1], value, rows))
         else:
             too_wide += 1
     return layers, too_wide
@@ -73,25 +94,59 @@ def _plain(node: Any) -> bool:
     )
 
 
-def _accumulate(layer: _Layer, x: np.ndarray) -> None:
+def _moments(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """The input moments of ``layer`` over the samples ``x`` (its input, float32)."""
     node = layer.node
-    pointwise = layer.value.shape[2:] == (1, 1) and int(attribute(node, "group", 1)) == 1
-    if node.op_type == "Conv" and pointwise and _plain(node):
+    if node.op_type == "Gemm":
+        return input_moments(x.reshape(len(x), -1)[None])
+    groups = int(attribute(node, "group", 1))
+    if layer.value.shape[2:] == (1, 1) and groups == 1 and _plain(node):
         flat = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(x.shape[1], -1)
-        moments = (flat @ flat.T)[None].astype(np.float64)
-    elif node.op_type == "Conv":
-        columns = patches(
-            x,
-            layer.value.shape[2:],
-            int(attribute(node, "group", 1)),
-            list(attribute(node, "pads", [0, 0, 0, 0])),
-            list(attribute(node, "strides", [1, 1])),
-            list(attribute(node, "dilations", [1, 1])),
-        )
-        moments = input_moments(columns)
-    else:
-        moments = input_moments(x.reshape(len(x), -1)[None])
-    layer.moments = moments if layer.moments is None else layer.moments + moments
+        return (flat @ flat.T)[None]
+    columns = patches(
+        x,
+        layer.value.shape[2:],
+        groups,
+        list(attribute(node, "pads", [0, 0, 0, 0])),
+        list(attribute(node, "strides", [1, 1])),
+        list(attribute(node, "dilations", [1, 1])),
+    )
+    return input_moments(columns)
+
+
+def measure_moments(path: Path, images: Inputs) -> Moments:
+    """The roundable layers of the fp32 graph at ``path`` with their input moments over ``images`` (one pass, a
+    few samples' layer inputs unfolded together: ``CHUNK_VALUES``)."""
+    import onnx
+
+    from edgecnn.analysis.layerwise import tensor_batches
+
+    layers, too_wide = _layers(onnx.load(str(path)))
+    measured = Moments(layers, batch_size(images), too_wide)
+    if not layers:
+        return measured
+    sources = sorted({layer.node.input[0] for layer in layers})
+    held: dict[str, list[np.ndarray]] = {name: [] for name in sources}
+
+    def flush() -> None:
+        inputs = {name: (parts[0] if len(parts) == 1 else np.concatenate(parts)) for name, parts in held.items()}
+        for layer in layers:
+            found = _moments(layer, inputs[layer.node.input[0]].astype(np.float32, copy=False))
+            if layer.moments is None:
+                layer.moments = found
+            else:
+                layer.moments += found
+        for parts in held.values():
+            parts.clear()
+
+    for batch in tensor_batches(path, sources, images):
+        for name in sources:
+            held[name].append(batch[name])
+        if max(sum(part.size for part in parts) for parts in held.values()) >= CHUNK_VALUES:
+            flush()
+    if held[sources[0]]:
+        flush()
+    return measured
 
 
 @dataclass
@@ -101,7 +156,7 @@ class Rounding:
     weights: dict[str, np.ndarray]
     changed: dict[str, int]  # per initializer: the weights whose integer differs from the nearest rounding's
     samples: int
-    too_wide: int  # layers left to the nearest rounding: more than LARGEST_INPUT inputs per row
+    kept_nearest: int  # roundable-looking layers left to the nearest rounding: too wide, or their rounding failed
 
     def record(self, names: set[str]) -> dict[str, Any]:
         """What it did to the initializers ``names``: the layers, the share of their weights moved off the nearest
@@ -112,53 +167,41 @@ class Rounding:
             "layers": len(names),
             "samples": self.samples,
             "weights_moved": round(moved / total, 4) if total else 0.0,
-            "too_wide_kept_nearest": self.too_wide,
+            "kept_nearest": self.kept_nearest,
         }
 
 
-def rounded_weights(path: Path, images: Inputs, per_channel: bool, qmax: int = 127) -> Rounding:
-    """Each roundable weight initializer of the fp32 graph at ``path`` (by name) → its rounded float values on
-    the symmetric int8 grid ORT derives for it (``qmax`` 127; 64 with reduce_range; per output channel or per
-    tensor), the input moments measured on ``images``."""
-    import onnx
-
-    from edgecnn.analysis.layerwise import tensor_batches
-
-    model = onnx.load(str(path))
-    layers, too_wide = _layers(model)
-    rounding = Rounding({}, {}, batch_size(images), too_wide)
-    if not layers:
-        return rounding
-    sources = sorted({layer.node.input[0] for layer in layers})
-    held: dict[str, list[np.ndarray]] = {name: [] for name in sources}
-
-    def flush() -> None:
-        inputs = {name: (parts[0] if len(parts) == 1 else np.concatenate(parts)) for name, parts in held.items()}
-        for layer in layers:
-            _accumulate(layer, inputs[layer.node.input[0]].astype(np.float32, copy=False))
-        for parts in held.values():
-            parts.clear()
-
-    for batch in tensor_batches(path, sources, images):
-        for name in sources:
-            held[name].append(batch[name])
-        if sum(part[0].size for part in held[sources[0]]) >= CHUNK_VALUES:
-            flush()
-    if held[sources[0]]:
-        flush()
-    for layer in layers:
-        groups, rows, width = layer.rows.shape
-        flat = layer.rows.reshape(groups * rows, width).astype(np.float64)
-        scales = grid_scales(flat, qmax, per_channel)
-        q = round_rows(layer.rows, layer.moments, scales.reshape(groups, rows), qmax).reshape(groups * rows, width)
-        q = keep_grid_ends(q, flat, qmax, per_channel)
-        nearest = np.clip(np.rint(flat / np.where(scales > 0, scales, 1.0)[:, None]), -qmax, qmax)
-        values = (q * scales[:, None]).astype(np.float32).reshape(layer.rows.shape)
-        if layer.node.op_type == "Gemm" and not attribute(layer.node, "transB", 0):
-            values = values[0].T
-        rounding.weights[layer.weight] = values.reshape(layer.value.shape)
-        rounding.changed[layer.weight] = int((q != nearest).sum())
+def round_on_grid(moments: Moments, per_channel: bool, qmax: int = 127) -> Rounding:
+    """Each measured layer's weight initializer (by name) → its rounded float values on the symmetric int8 grid
+    ORT derives for it (``qmax`` 127; 64 with reduce_range; per output channel or per tensor). A layer whose
+    rounding fails keeps the nearest rounding (counted in ``kept_nearest``)."""
+    rounding = Rounding({}, {}, moments.samples, moments.too_wide)
+    for layer in moments.layers:
+        try:
+            values, changed = _rounded(layer, per_channel, qmax)
+        except (ValueError, np.linalg.LinAlgError):
+            rounding.kept_nearest += 1
+            continue
+        rounding.weights[layer.weight], rounding.changed[layer.weight] = values, changed
     return rounding
+
+
+def _rounded(layer: Layer, per_channel: bool, qmax: int) -> tuple[np.ndarray, int]:
+    """The layer's weights rounded with error compensation as float32 in its own layout, and how many of them
+    differ from the nearest rounding."""
+    if layer.moments is None:
+        raise ValueError(f"{layer.node.name}: its input was not measured")
+    groups, rows, width = layer.rows.shape
+    flat = layer.rows.reshape(groups * rows, width).astype(np.float64)
+    scales = grid_scales(flat, qmax, per_channel)
+    moments = layer.moments.astype(np.float64)
+    q = round_rows(layer.rows, moments, scales.reshape(groups, rows), qmax).reshape(groups * rows, width)
+    q = keep_grid_ends(q, flat, qmax, per_channel)
+    nearest = np.clip(np.rint(flat / np.where(scales > 0, scales, 1.0)[:, None]), -qmax, qmax)
+    values = (q * scales[:, None]).astype(np.float32).reshape(layer.rows.shape)
+    if layer.node.op_type == "Gemm" and not attribute(layer.node, "transB", 0):
+        values = values[0].T
+    return values.reshape(layer.value.shape), int((q != nearest).sum())
 
 
 def with_weights(src: Path, weights: dict[str, np.ndarray], dst: Path) -> None:

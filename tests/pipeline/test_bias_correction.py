@@ -165,8 +165,8 @@ def test_a_repair_from_a_corrected_int8_keeps_its_biases_corrected(tmp_path):
 @pytest.mark.slow
 def test_the_export_corrects_biases_and_rounds_weights_unless_told_not_to(tmp_path, tinynet_checkpoint, digits_npz):
     """By default the export corrects the ORT and the `.tflite` int8 biases (the recipe's bias_correction) and rounds
-    the ORT int8 weights with error compensation (weight_rounding), records what changed and says so in report.md;
-    ``--no-bias-correction --no-weight-rounding`` does neither."""
+    both artifacts' int8 weights with error compensation (weight_rounding), records what changed and says so in
+    report.md; ``--no-bias-correction --no-weight-rounding`` does neither."""
     from edgecnn import export
 
     def run(out: str, **options: object) -> dict:
@@ -189,18 +189,21 @@ def test_the_export_corrects_biases_and_rounds_weights_unless_told_not_to(tmp_pa
     assert ort["layers"] >= 2 and tflite["bias_correction"]["layers"] >= 2, (ort, tflite["bias_correction"])
     assert corrected["recipe"]["bias_correction"] is corrected["calibration"]["bias_correction"] is True
     assert ort["samples"] == tflite["bias_correction"]["samples"] == 32  # 32² digits: every calibration sample
-    rounded = corrected["stages"]["quantize"]["weight_rounding"]
+    rounded, tflite_rounded = corrected["stages"]["quantize"]["weight_rounding"], tflite["weight_rounding"]
     assert rounded["layers"] == 4 and rounded["samples"] == 32 and rounded["weights_moved"] > 0, rounded
+    assert tflite_rounded["layers"] == 4 and tflite_rounded["samples"] == 32, tflite_rounded
     assert corrected["recipe"]["weight_rounding"] is corrected["calibration"]["weight_rounding"] is True
     report = (tmp_path / "corrected" / "report.md").read_text()
     assert f"- ORT int8 biases corrected in {ort['layers']} layers" in report
     assert f"- int8 .tflite biases corrected in {tflite['bias_correction']['layers']} layers" in report
     assert "- ORT int8 weights rounded with error compensation in 4 layers on 32 calibration samples" in report
+    assert "- int8 .tflite weights rounded with error compensation in 4 layers on 32 calibration samples" in report
     plain = run("plain", bias_correction=False, weight_rounding=False)
     assert plain["calibration"]["bias_correction"] is plain["calibration"]["weight_rounding"] is False
     assert plain["stages"]["quantize"]["bias_correction"] is None
     assert plain["stages"]["quantize"]["weight_rounding"] is None
     assert plain["stages"]["tflite"]["int8"]["bias_correction"] is None
+    assert plain["stages"]["tflite"]["int8"]["weight_rounding"] is None
     text = (tmp_path / "plain" / "report.md").read_text()
     assert "biases corrected" not in text and "weights rounded" not in text
 

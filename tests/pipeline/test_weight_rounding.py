@@ -88,3 +88,36 @@ def test_a_layer_kept_float_keeps_its_fp32_weights(tinynet_onnx):
         weight = next(i for i in quantized.graph.initializer if i.name == kept.input[1])
         np.testing.assert_array_equal(numpy_helper.to_array(weight), fp32)
         assert info["weight_rounding"]["layers"] == 3, info["weight_rounding"]
+
+
+def test_a_gemm_of_transposed_inputs_keeps_the_nearest_rounding_and_the_convs_are_still_rounded(tmp_path):
+    """Gemm with transA reads its input columns as samples: not a layout the moments are measured in. It is left to
+    the nearest rounding; it must not turn the rounding off for the graph."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    constants = {
+        "w1": rng.normal(size=(8, 4, 3, 3)).astype(np.float32),
+        "shape": np.array([8 * 36, 1], np.int64),
+        "w2": rng.normal(size=(10, 288)).astype(np.float32),
+        "b2": np.zeros(10, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+        helper.make_node("Reshape", ["r1", "shape"], ["column"], name="to_column"),  # K × 1 (batch 1)
+        helper.make_node("Gemm", ["column", "w2", "b2"], ["y"], transA=1, transB=1, name="gemm"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "transposed_gemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [numpy_helper.from_array(v, k) for k, v in constants.items()],
+    )
+    path = tmp_path / "transposed_gemm.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with Quantizer(path, rng.normal(size=(16, 4, 8, 8)).astype(np.float32), round_weights=True) as quantizer:
+        record = quantizer.quantize(quantizer.work / "int8.onnx", "minmax")["weight_rounding"]
+    assert record["layers"] == 1 and record["weights_moved"] > 0 and "skipped" not in record, record

@@ -41,9 +41,10 @@ class _Linear:
     weight: np.ndarray  # dequantized int8 weights, in the .tflite's layout
     bias: str
     options: Any
+    scale: np.ndarray  # the weights' scale: one, or one per index of their quantized dimension
 
 
-def _linear_ops(data: bytes) -> list[_Linear]:
+def linear_ops(data: bytes) -> list[_Linear]:
     """The CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED ops of the int8 model ``data`` whose weights are int8 with
     a scale and which have a bias tensor."""
     from edgecnn.lowering.tflite.builder import OPERATOR_NAMES
@@ -64,7 +65,8 @@ def _linear_ops(data: bytes) -> list[_Linear]:
         q = np.frombuffer(buffer_bytes(int8, data, weight.buffer), np.int8).reshape(weight.shape)
         weights = dequantize(q, quantization.scale, quantization.zeroPoint, quantization.quantizedDimension)
         names = source.name.decode(), weight.name.decode()
-        found.append(_Linear(op_type, *names, weights, bias.name.decode(), op.builtinOptions))
+        scale = np.asarray(quantization.scale, np.float64)
+        found.append(_Linear(op_type, *names, weights, bias.name.decode(), op.builtinOptions, scale))
     return found
 
 
@@ -82,29 +84,35 @@ def _input_means(int8: bytes, names: Sequence[str], samples: Sequence[Mapping[st
     return {name: total / rows[name] for name, total in sums.items()}
 
 
-def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """The mean shift per output channel that rounding ``float_weight`` to ``layer.weight`` adds over the mean
-    input ``mean`` (H × W × C for convolutions, features last for FULLY_CONNECTED)."""
+def conv_geometry(
+    op_type: str, weight: np.ndarray, options: Any, input_shape: Sequence[int]
+) -> tuple[np.ndarray, int, tuple, tuple, tuple]:
+    """A CONV_2D or DEPTHWISE_CONV_2D's ``weight`` (its .tflite layout) as O × C/groups × kh × kw, its groups,
+    and its ONNX-order pads (over an input of ``input_shape`` H × W × C), strides and dilations."""
     from edgecnn.lowering.tflite.flatbuffer import litert_schema
 
-    error = layer.weight - float_weight.reshape(layer.weight.shape)
-    if layer.op_type == "FULLY_CONNECTED":  # weights [out, in]; the mean over every position of the features
-        return error @ mean.reshape(-1, error.shape[1]).mean(axis=0)
-    options = layer.options
-    channels_first = mean.transpose(2, 0, 1)
-    if layer.op_type == "CONV_2D":  # weights O × kh × kw × C/groups
-        oihw = error.transpose(0, 3, 1, 2)
-        groups = channels_first.shape[0] // oihw.shape[1]
+    if op_type == "CONV_2D":  # weights O × kh × kw × C/groups
+        oihw = weight.transpose(0, 3, 1, 2)
+        groups = input_shape[2] // oihw.shape[1]
     else:  # DEPTHWISE_CONV_2D: 1 × kh × kw × C·multiplier; output channel o reads input channel o // multiplier
-        oihw = error[0].transpose(2, 0, 1)[:, None]
-        groups = channels_first.shape[0]
+        oihw, groups = weight[0].transpose(2, 0, 1)[:, None], input_shape[2]
     strides = (options.strideH, options.strideW)
     dilations = (options.dilationHFactor or 1, options.dilationWFactor or 1)
     pads = (0, 0, 0, 0)
     if options.padding == litert_schema().Padding.SAME:
         extents = [(k - 1) * d + 1 for k, d in zip(oihw.shape[2:], dilations, strict=True)]
-        pads = tf_same_pads(channels_first.shape[1:], extents, strides)
-    return conv_mean_response(oihw, channels_first, groups, pads, strides, dilations)
+        pads = tf_same_pads(input_shape[:2], extents, strides)
+    return oihw, groups, tuple(pads), strides, dilations
+
+
+def _shift(layer: _Linear, float_weight: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The mean shift per output channel that rounding ``float_weight`` to ``layer.weight`` adds over the mean
+    input ``mean`` (H × W × C for convolutions, features last for FULLY_CONNECTED)."""
+    error = layer.weight - float_weight.reshape(layer.weight.shape)
+    if layer.op_type == "FULLY_CONNECTED":  # weights [out, in]; the mean over every position of the features
+        return error @ mean.reshape(-1, error.shape[1]).mean(axis=0)
+    oihw, groups, pads, strides, dilations = conv_geometry(layer.op_type, error, layer.options, mean.shape)
+    return conv_mean_response(oihw, mean.transpose(2, 0, 1), groups, pads, strides, dilations)
 
 
 def weight_shifts(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -113,7 +121,7 @@ def weight_shifts(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.nd
     from edgecnn.lowering.tflite.flatbuffer import float_constants, parse
 
     floats = float_constants(parse(fp32))
-    layers = [layer for layer in _linear_ops(int8) if layer.bias in floats and layer.weight_name in floats]
+    layers = [layer for layer in linear_ops(int8) if layer.bias in floats and layer.weight_name in floats]
     means = _input_means(int8, sorted({layer.input for layer in layers}), samples)
     return {
         layer.bias: _shift(layer, floats[layer.weight_name], means[layer.input])
@@ -123,9 +131,24 @@ def weight_shifts(fp32: bytes, int8: bytes, samples: Sequence[Mapping[str, np.nd
 
 
 def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray], samples: int) -> tuple[bytes, dict[str, Any]]:
-    """``fp32`` with each named bias minus its shift (measured on ``samples`` calibration samples), written in place
-    in a copy of the flatbuffer (same size); what changed (:func:`correction_record`). A bias whose buffer
-    other tensors share is left as it is (none in edgecnn's lowering)."""
+    """``fp32`` with each named bias minus its shift (measured on ``samples`` calibration samples)
+    (:func:`with_constants`); what changed (:func:`correction_record`)."""
+    from edgecnn.lowering.tflite.flatbuffer import float_constants, parse
+
+    biases = float_constants(parse(fp32))
+    new = {
+        name: (biases[name].astype(np.float64) - shift).astype(np.float32)
+        for name, shift in shifts.items()
+        if name in biases and biases[name].size == np.size(shift)
+    }
+    data, written = with_constants(fp32, new)
+    return data, correction_record([shifts[name] for name in written], samples)
+
+
+def with_constants(fp32: bytes, values: Mapping[str, np.ndarray]) -> tuple[bytes, list[str]]:
+    """``fp32`` with the named float32 constant tensors' values replaced, in place in a copy of the flatbuffer (same
+    size), and the names written. A tensor whose buffer other tensors share is left as it is (none in edgecnn's
+    lowering)."""
     from edgecnn.lowering.tflite.flatbuffer import litert_schema
 
     schema, data = litert_schema(), bytearray(fp32)
@@ -133,15 +156,15 @@ def with_biases(fp32: bytes, shifts: Mapping[str, np.ndarray], samples: int) -> 
     graph = model.Subgraphs(0)
     tensors = [graph.Tensors(i) for i in range(graph.TensorsLength())]
     readers = Counter(t.Buffer() for t in tensors)
-    corrected = []
+    written = []
     for tensor in tensors:
-        shift = shifts.get(tensor.Name().decode())
-        if shift is None or readers[tensor.Buffer()] != 1 or tensor.Type() != schema.TensorType.FLOAT32:
+        name = tensor.Name().decode()
+        value = values.get(name)
+        if value is None or readers[tensor.Buffer()] != 1 or tensor.Type() != schema.TensorType.FLOAT32:
             continue
         raw = model.Buffers(tensor.Buffer()).DataAsNumpy()  # a view into ``data``
-        if not isinstance(raw, np.ndarray) or raw.size != 4 * shift.size:
+        if not isinstance(raw, np.ndarray) or raw.size != 4 * value.size:
             continue
-        bias = raw.view(np.float32)
-        bias[:] = (bias.astype(np.float64) - shift).astype(np.float32)
-        corrected.append(shift)
-    return bytes(data), correction_record(corrected, samples)
+        raw.view(np.float32)[:] = np.asarray(value, np.float32).ravel()
+        written.append(name)
+    return bytes(data), written

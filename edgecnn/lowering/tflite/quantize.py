@@ -69,6 +69,8 @@ class QuantizedTflite:
     # with bias correction: the layers corrected and their mean and largest shift (output units); else None
     bias_correction: dict[str, Any] | None = None
     method: str = "minmax"  # how the activations were calibrated
+    # with weight rounding: the layers rounded with error compensation and the share of weights moved; else None
+    weight_rounding: dict[str, Any] | None = None
 
 
 def node_scope(model: Any, node_names: Sequence[str]) -> str | None:
@@ -293,7 +295,7 @@ class TfliteQuantizer:
     """
 
     suffix = ".tflite"
-    remedy_techniques: tuple[str, ...] = ("bias_correct",)  # switches of quantize() the repair tries
+    remedy_techniques: tuple[str, ...] = ("bias_correct", "round_weights")  # switches of quantize() the repair tries
 
     def __init__(
         self,
@@ -307,6 +309,7 @@ class TfliteQuantizer:
         per_channel: bool = True,
         bias_correct: bool = False,
         method: str = MINMAX,
+        round_weights: bool = False,
         calibrator: Callable[[bytes, list[dict[str, np.ndarray]], dict[str, tuple]], Any] | None = None,
     ):
         methods = CALIBRATION_METHODS if calibrator is not None else (MINMAX,)
@@ -323,7 +326,9 @@ class TfliteQuantizer:
         except ImportError:
             raise UsageError("int8 .tflite needs ai-edge-quantizer: pip install 'edgecnn[tflite]'") from None
         self.fp32, self.io, self.input_layout, self.per_channel = bytes(fp32), io, input_layout, per_channel
-        self.bias_correct = bias_correct
+        self.bias_correct, self.round_weights = bias_correct, round_weights
+        self._rounded: dict[str, np.ndarray] | None = None  # every int8 linear op's rounded weights, made once
+        self._moved: dict[str, int] = {}
         self.float_outputs = float_outputs and io == "int8"
         self.float_model = parse(fp32)
         self.inputs, self.outputs = _signature_io(self.float_model)
@@ -430,12 +435,18 @@ class TfliteQuantizer:
             self._keep(_output_scope(outputs) or "^$", op_type, tool)
 
     def quantize_bytes(
-        self, keep_float: Sequence[str] = (), bias_correct: bool | None = None, method: str | None = None
+        self,
+        keep_float: Sequence[str] = (),
+        bias_correct: bool | None = None,
+        method: str | None = None,
+        round_weights: bool | None = None,
     ) -> QuantizedTflite:
         """The int8 model with the ops ``keep_float`` (by output tensors, as in :attr:`ops`) kept float (and the
-        graph outputs they make, with :attr:`float_outputs`); its activations calibrated by ``method`` and its
-        biases corrected with ``bias_correct`` (both by default the quantizer's)."""
+        graph outputs they make, with :attr:`float_outputs`); its activations calibrated by ``method``, its weights
+        rounded with error compensation with ``round_weights`` and its biases corrected with ``bias_correct`` (all
+        by default the quantizer's)."""
         bias_correct = self.bias_correct if bias_correct is None else bias_correct
+        round_weights = self.round_weights if round_weights is None else round_weights
         method = method or self.method
         if method not in (self.method, *self.remedy_methods):
             known = " or ".join((self.method, *self.remedy_methods))
@@ -444,7 +455,7 @@ class TfliteQuantizer:
         if unknown:
             raise UsageError(f"ops to keep in float not in the .tflite: {', '.join(unknown)}")
         started = time.perf_counter()
-        correction = None
+        correction = rounding = None
         statistics = self._statistics(method)
         try:
             with _quiet():
@@ -455,32 +466,70 @@ class TfliteQuantizer:
                     self._keep(_output_scope(floated) or "^$", "OUTPUT")
                 kept = self.kept_float
                 data, model = self._quantize_keeping_bad_biases_float(self.tool, self.float_model, statistics, kept)
-                if bias_correct:  # a corrected bias that overflows keeps its op float in this model only
+                source = self.fp32
+                if round_weights:  # weights that round to a bias overflow keep their op float in this model only
                     kept = dict(self.kept_float)
                     try:
-                        data, model, correction = self._bias_corrected(data, statistics, kept)
+                        source, rounding = self._weights_rounded(data)
+                        data, model = self._requantized(source, statistics, kept)
+                    except Exception as error:  # a model it cannot measure keeps the nearest rounding, and says why
+                        source, kept = self.fp32, self.kept_float
+                        rounding = {"layers": 0, "skipped": f"weight rounding failed: {first_line(error)}"}
+                if bias_correct:  # a corrected bias that overflows keeps its op float in this model only
+                    uncorrected, kept = kept, dict(kept)
+                    try:
+                        data, model, correction = self._bias_corrected(data, statistics, kept, source)
                     except Exception as error:  # the means come from LiteRT's reference kernels, which may refuse
-                        kept = self.kept_float  # the int8 model XNNPACK runs: it stays uncorrected, and says why
+                        kept = uncorrected  # the int8 model XNNPACK runs: it stays uncorrected, and says why
                         correction = {"layers": 0, "skipped": f"bias correction failed: {first_line(error)}"}
         except Exception as error:
             raise _failed(error) from error
-        return self._described(data, model, time.perf_counter() - started, floated, correction, kept, method)
+        seconds = time.perf_counter() - started
+        return self._described(data, model, seconds, floated, correction, kept, method, rounding)
 
-    def _bias_corrected(
-        self, int8: bytes, statistics: dict[str, Any], kept: dict[str, str]
-    ) -> tuple[bytes, Any, dict[str, Any]]:
-        """The model quantized again, on the same ranges and recipe, from the fp32 model with its biases corrected
-        for the mean shift ``int8``'s weights add (:func:`weight_shifts`); and what was corrected."""
+    def _correction_samples(self) -> tuple[list[dict[str, np.ndarray]], int]:
+        """The calibration feeds the bias correction and the weight rounding measure on, and their sample count."""
+        samples = self.calibration_samples[: self.correction_feeds]
+        return samples, sum(len(next(iter(feed.values()))) for feed in samples)
+
+    def _weights_rounded(self, int8: bytes) -> tuple[bytes, dict[str, Any]]:
+        """The fp32 model with the weights of ``int8``'s int8 linear ops rounded with error compensation on their
+        grid (:mod:`edgecnn.lowering.tflite.weight_rounding`; measured once), and what the rounding did."""
+        from edgecnn.lowering.tflite.bias_correction import linear_ops, with_constants
+        from edgecnn.lowering.tflite.weight_rounding import rounded_weights
+
+        samples, count = self._correction_samples()
+        if self._rounded is None:
+            self._rounded, self._moved = rounded_weights(self.fp32, int8, samples)
+        names = {layer.weight_name for layer in linear_ops(int8)} & set(self._rounded)
+        data, written = with_constants(self.fp32, {name: self._rounded[name] for name in names})
+        total = sum(self._rounded[name].size for name in written)
+        moved = sum(self._moved[name] for name in written)
+        return data, {
+            "layers": len(written),
+            "samples": count,
+            "weights_moved": round(moved / total, 4) if total else 0.0,
+        }
+
+    def _requantized(self, fp32: bytes, statistics: dict[str, Any], kept: dict[str, str]) -> tuple[bytes, Any]:
+        """``fp32`` (this model with other constants) quantized on the same ranges and recipe."""
         from ai_edge_quantizer import quantizer
 
+        tool = quantizer.Quantizer(bytearray(fp32))
+        tool.load_quantization_recipe(copy.deepcopy(self.tool.get_quantization_recipe()))
+        return self._quantize_keeping_bad_biases_float(tool, parse(fp32), statistics, kept)
+
+    def _bias_corrected(
+        self, int8: bytes, statistics: dict[str, Any], kept: dict[str, str], source: bytes
+    ) -> tuple[bytes, Any, dict[str, Any]]:
+        """The model quantized again, on the same ranges and recipe, from ``source`` (the fp32 model, its weights
+        rounded or not) with its biases corrected for the mean shift ``int8``'s weights add against the fp32 ones
+        (:func:`weight_shifts`); and what was corrected."""
         from edgecnn.lowering.tflite.bias_correction import weight_shifts, with_biases
 
-        samples = self.calibration_samples[: self.correction_feeds]
-        count = sum(len(next(iter(feed.values()))) for feed in samples)
-        corrected, record = with_biases(self.fp32, weight_shifts(self.fp32, int8, samples), count)
-        tool = quantizer.Quantizer(bytearray(corrected))
-        tool.load_quantization_recipe(copy.deepcopy(self.tool.get_quantization_recipe()))
-        data, model = self._quantize_keeping_bad_biases_float(tool, parse(corrected), statistics, kept)
+        samples, count = self._correction_samples()
+        corrected, record = with_biases(source, weight_shifts(self.fp32, int8, samples), count)
+        data, model = self._requantized(corrected, statistics, kept)
         return data, model, record
 
     def floated_outputs(self, keep_float: Sequence[str]) -> list[str]:
@@ -522,19 +571,21 @@ class TfliteQuantizer:
         reduce_range: bool = False,
         keep_float_nodes: tuple[str, ...] = (),
         bias_correct: bool | None = None,
+        round_weights: bool | None = None,
     ) -> dict[str, Any]:
         """Write the int8 ``.tflite`` to ``dst`` with the ops ``keep_float_nodes`` float, the activations calibrated
-        by ``method`` and the biases corrected with ``bias_correct`` (the drift repair's call, like the ORT
-        ``Quantizer``'s); no reduced range."""
+        by ``method``, the weights rounded with ``round_weights`` and the biases corrected with ``bias_correct``
+        (the drift repair's call, like the ORT ``Quantizer``'s); no reduced range."""
         if reduce_range:
             raise UsageError(f"ai-edge-quantizer's {RECIPE} quantizes with the full int8 range")
-        quantized = self.quantize_bytes(keep_float_nodes, bias_correct, method)
+        quantized = self.quantize_bytes(keep_float_nodes, bias_correct, method, round_weights)
         Path(dst).write_bytes(quantized.data)
         self.made[Path(dst)] = quantized
         return {
             "method": quantized.method,
             "kept_float": list(keep_float_nodes),
             "bias_correction": quantized.bias_correction,
+            "weight_rounding": quantized.weight_rounding,
         }
 
     def _described(
@@ -546,6 +597,7 @@ class TfliteQuantizer:
         correction: dict | None = None,
         kept: dict[str, str] | None = None,
         method: str = MINMAX,
+        rounding: dict | None = None,
     ) -> QuantizedTflite:
         """The quantized bytes with their I/O quantization and op counts, checked against ``io`` (the output
         tensors ``floated`` are float32)."""
@@ -589,6 +641,7 @@ class TfliteQuantizer:
             dict(self.kept_float if kept is None else kept),
             correction,
             method,
+            rounding,
         )
 
 
