@@ -263,12 +263,17 @@ def _tflite_speed_lines(int8: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _bias_lines(stages: dict[str, Any]) -> list[str]:
-    """The int8 biases each artifact's export corrected (``stages.quantize`` and ``stages.tflite.int8``)."""
-    records = {
-        "ORT int8": (stages.get("quantize") or {}).get("bias_correction"),
-        "int8 .tflite": ((stages.get("tflite") or {}).get("int8") or {}).get("bias_correction"),
+def _int8_records(stages: dict[str, Any], key: str) -> dict[str, Any]:
+    """Each int8 artifact's record ``key`` (``stages.quantize`` and ``stages.tflite.int8``), by artifact."""
+    return {
+        "ORT int8": (stages.get("quantize") or {}).get(key),
+        "int8 .tflite": ((stages.get("tflite") or {}).get("int8") or {}).get(key),
     }
+
+
+def _bias_lines(stages: dict[str, Any]) -> list[str]:
+    """The int8 biases each artifact's export corrected."""
+    records = _int8_records(stages, "bias_correction")
     return [
         f"- {artifact} biases not corrected: {record['skipped']}"
         if record.get("skipped")
@@ -281,12 +286,8 @@ def _bias_lines(stages: dict[str, Any]) -> list[str]:
 
 
 def _rounding_lines(stages: dict[str, Any]) -> list[str]:
-    """How each artifact's int8 weights were rounded (``stages.quantize`` and ``stages.tflite.int8``), when they
-    were rounded with error compensation."""
-    records = {
-        "ORT int8": (stages.get("quantize") or {}).get("weight_rounding"),
-        "int8 .tflite": ((stages.get("tflite") or {}).get("int8") or {}).get("weight_rounding"),
-    }
+    """How each artifact's int8 weights were rounded, when they were rounded with error compensation."""
+    records = _int8_records(stages, "weight_rounding")
     return [
         f"- {artifact} weights rounded to nearest: {record['skipped']}"
         if record.get("skipped")

@@ -13,19 +13,12 @@ from onnx import numpy_helper
 from edgecnn.analysis import u8s8_saturation as saturation
 from edgecnn.pipeline import weight_bits
 from edgecnn.pipeline.quantize import Quantizer
+from tests.pipeline.test_weight_rounding import int8_weights
 
 
 def _largest_weight(path: Path) -> dict[str, int]:
     """Each Conv/Gemm → the largest |int8| of its weights."""
-    model = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    producers = {o: n for n in model.graph.node for o in n.output}
-    out = {}
-    for node in model.graph.node:
-        dq = producers.get(node.input[1]) if node.op_type in ("Conv", "Gemm") else None
-        if dq is not None and dq.op_type == "DequantizeLinear":
-            out[node.name] = int(np.abs(inits[dq.input[0]].astype(np.int32)).max())
-    return out
+    return {name: int(np.abs(q.astype(np.int32)).max()) for name, (q, _) in int8_weights(path).items()}
 
 
 IMAGES = np.random.default_rng(0).standard_normal((20, 1, 32, 32)).astype(np.float32) * 2

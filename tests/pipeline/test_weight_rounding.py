@@ -29,7 +29,7 @@ def tinynet_onnx(tmp_path, tinynet_checkpoint, digits_npz) -> tuple[Path, np.nda
     return path, images[:128], images[128:328]
 
 
-def _int8_weights(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def int8_weights(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each Conv/Gemm of a QDQ model (by name) → its int8 weights and their scales."""
     import onnx
     from onnx import numpy_helper
@@ -54,7 +54,7 @@ def test_onnx_runtime_keeps_the_chosen_integers_on_the_same_grid_and_the_int8_ge
         for rounded in (False, True):
             path = quantizer.work.parent / f"{quantizer.work.name}-{rounded}.onnx"
             info = quantizer.quantize(path, "minmax", round_weights=rounded)
-            made[rounded] = _int8_weights(path)
+            made[rounded] = int8_weights(path)
             out = next(iter(load(path, optimization="disable").run_all(unseen).values()))
             sqnr[rounded] = _sqnr_db(reference, out)
             path.unlink()
