@@ -46,9 +46,10 @@ def patches(
 
 
 def input_moments(columns: np.ndarray) -> np.ndarray:
-    """``Σ x xᵀ`` over positions of per-group input columns (groups × positions × D): groups × D × D."""
+    """``Σ x xᵀ`` over positions of per-group input columns (groups × positions × D): groups × D × D, float32 (a
+    network's worth of them is held at once; the rounding works in float64)."""
     columns = np.ascontiguousarray(columns, dtype=np.float32)
-    return np.matmul(columns.transpose(0, 2, 1), columns).astype(np.float64)
+    return np.matmul(columns.transpose(0, 2, 1), columns)
 
 
 def grid_scales(weight: np.ndarray, qmax: int, per_channel: bool) -> np.ndarray:
@@ -82,7 +83,7 @@ def round_rows(weight: np.ndarray, moments: np.ndarray, scales: np.ndarray, qmax
     """Integers for ``weight`` (groups × rows × D) on the grid ``scales`` (groups × rows; 0: the row stays 0)
     in [-qmax, qmax], rounded with error compensation under each group's input moments (groups × D × D)."""
     groups, rows, width = weight.shape
-    h = moments.copy()
+    h = moments.astype(np.float64)
     diagonal = np.einsum("gii->gi", h)
     dead = diagonal <= 0
     live = np.where(dead, 0.0, diagonal)

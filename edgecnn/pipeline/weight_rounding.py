@@ -194,8 +194,7 @@ def _rounded(layer: Layer, per_channel: bool, qmax: int) -> tuple[np.ndarray, in
     groups, rows, width = layer.rows.shape
     flat = layer.rows.reshape(groups * rows, width).astype(np.float64)
     scales = grid_scales(flat, qmax, per_channel)
-    moments = layer.moments.astype(np.float64)
-    q = round_rows(layer.rows, moments, scales.reshape(groups, rows), qmax).reshape(groups * rows, width)
+    q = round_rows(layer.rows, layer.moments, scales.reshape(groups, rows), qmax).reshape(groups * rows, width)
     q = keep_grid_ends(q, flat, qmax, per_channel)
     nearest = np.clip(np.rint(flat / np.where(scales > 0, scales, 1.0)[:, None]), -qmax, qmax)
     values = (q * scales[:, None]).astype(np.float32).reshape(layer.rows.shape)

@@ -67,7 +67,11 @@ def rounded_weights(
                 continue
             if weight not in rows:
                 rows[weight], unfold[weight] = _rows(layer, floats[weight], x.shape[1:])
-            moments[weight] = moments.get(weight, 0) + input_moments(unfold[weight](x))
+            found = input_moments(unfold[weight](x))
+            if weight in moments:
+                moments[weight] += found
+            else:
+                moments[weight] = found
         for parts in held.values():
             parts.clear()
 
