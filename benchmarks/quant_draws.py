@@ -31,9 +31,9 @@ from edgecnn.runtime.loader import load
 NAME = "quant_draws"
 DRAWS = 5
 SEED = 0
-# the issue's two peers, the export with its weights rounded to nearest (what the error-compensating rounding gains),
-# and what a user gets
-QUANTIZERS = ("ort_default", "nncf", "edgecnn_export_unrounded", "edgecnn_export")
+# the issue's two peers, the export with its weights rounded with error compensation (`--weight-rounding`: what it
+# gains), and what a user gets
+QUANTIZERS = ("ort_default", "nncf", "edgecnn_export_rounded", "edgecnn_export")
 PEERS = QUANTIZERS[:-1]  # what edgecnn_export is compared with
 COUNTS = "_counts"  # a row's disagreement count per draw (the gaps' data; in the file as `per_draw`)
 # the models where edgecnn_export was below a named peer in quant_peers' run of 2026-12-06 (bias correction on), and
@@ -138,8 +138,8 @@ def describe(draws: int, holdout: int, epochs: int, nncf: str) -> str:
     return (
         f"Calibration-draw spread of int8 agreement: each model trained on the digits ({epochs} epochs, as in "
         f"quant_peers), quantized with {draws} calibration sets of {CALIB} training digits (draw 0: quant_peers' "
-        f"set; the others random, seed {SEED}) by `ort_default`, `nncf` ({nncf}), `edgecnn_export_unrounded` (the "
-        "export with its weights rounded to nearest) and `edgecnn_export`, exactly as quant_peers makes those rows; "
+        f"set; the others random, seed {SEED}) by `ort_default`, `nncf` ({nncf}), `edgecnn_export_rounded` (the "
+        "export with `--weight-rounding`) and `edgecnn_export`, exactly as quant_peers makes those rows; "
         f"`per_draw`: per draw, the {holdout} held-out digits whose exact-QDQ top-1 differs from fp32's; `mean`, "
         "`low`, `high` over the draws. `meta.gaps`: edgecnn_export's mean minus the other row's (digits; > 0 "
         "edgecnn_export disagrees more), the draws it wins/ties/loses and their two-sided sign test (`sign_p`); "

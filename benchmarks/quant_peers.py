@@ -62,7 +62,7 @@ QUANTIZERS = (
     "edgecnn",
     "edgecnn_export",
     "edgecnn_export_per_channel",
-    "edgecnn_export_unrounded",
+    "edgecnn_export_rounded",
     "edgecnn_auto",
 )
 NAMED_PEERS = ("nncf", "ort_default", "ort_reduce_range")  # the pooled comparison's peers (the issue names two)
@@ -91,20 +91,20 @@ ROW_OPTIONS = {
         "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
         "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin shipped "
         "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
-        "its drift samples), the biases corrected and the weights rounded with error compensation (the recipe's "
-        "bias_correction and weight_rounding, on); no drift repair",
+        "its drift samples), the biases corrected (the recipe's bias_correction, on; weight_rounding off); no drift "
+        "repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
-        "equalization first, the profile's reduce_range (off), the biases corrected, the weights rounded",
+        "equalization first, the profile's reduce_range (off), the biases corrected",
     },
     "edgecnn_export_per_channel": {
         "per_channel": "edgecnn_export without its weights choice: the per-channel graph it starts from (what the "
         "choice gained or cost)",
         "per_tensor": "the same as edgecnn_export (a per-tensor target makes no choice)",
     },
-    "edgecnn_export_unrounded": {
-        "per_channel": "edgecnn_export with its weights rounded to nearest (`--no-weight-rounding`: what the "
-        "error-compensating rounding gains)",
-        "per_tensor": "edgecnn_export (equalized) with its weights rounded to nearest",
+    "edgecnn_export_rounded": {
+        "per_channel": "edgecnn_export with its weights rounded with error compensation (`--weight-rounding`: what "
+        "the rounding gains over the nearest one)",
+        "per_tensor": "edgecnn_export (equalized) with its weights rounded with error compensation",
     },
     "edgecnn_auto": {
         "per_channel": "edgecnn_export with method auto (`--method auto`): per activation tensor, the minmax, "
@@ -120,10 +120,10 @@ TFLITE_ROWS = {
     "tflite_edgecnn_bias_corrected": "tflite_edgecnn with bias_correct=True: the biases corrected for the mean shift "
     "of the int8 weights over the calibration digits (on in the export: tflite_edgecnn_export)",
     "tflite_edgecnn_rounded": "tflite_edgecnn_bias_corrected with round_weights=True as well: the int8 weights "
-    "rounded with error compensation on the calibration digits (on in the export)",
+    "rounded with error compensation on the calibration digits (`--weight-rounding`; off in the export)",
     "tflite_edgecnn_export": "tflite_edgecnn with the ops the x86-avx2 export times in LiteRT and keeps float when "
     "faster (pipeline.float_choice.choose_tflite_float_ops over the profile's int8.slower_tflite_ops present: "
-    "`float_ops`), its biases corrected and its weights rounded, as `edgecnn export --profile x86-avx2` ships it",
+    "`float_ops`) and its biases corrected, as `edgecnn export --profile x86-avx2` ships it",
     "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize; "
     "per_tensor: its weight granularity set to TENSORWISE",
 }
@@ -308,9 +308,9 @@ def quantizers(
     def edgecnn_export_per_channel(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, choose=False)
 
-    def edgecnn_export_unrounded(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
+    def edgecnn_export_rounded(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         per_channel = granularity == "per_channel"
-        return edgecnn_quantize(fp32, calib, dst, per_channel, family, export=True, round_weights=False)
+        return edgecnn_quantize(fp32, calib, dst, per_channel, family, export=True, round_weights=True)
 
     def edgecnn_auto(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="auto")
@@ -322,7 +322,7 @@ def quantizers(
         "edgecnn": edgecnn,
         "edgecnn_export": edgecnn_export,
         "edgecnn_export_per_channel": edgecnn_export_per_channel,
-        "edgecnn_export_unrounded": edgecnn_export_unrounded,
+        "edgecnn_export_rounded": edgecnn_export_rounded,
         "edgecnn_auto": edgecnn_auto,
     }
 
@@ -432,9 +432,9 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
         quantizer = quantizers[per_channel]
         present = set(quantizer.ops.values())
         candidates = tuple(op for op in load_profile("x86-avx2").int8_slower_tflite_ops if op in present)
-        quantizer.bias_correct = quantizer.round_weights = True  # as the recipes export (both on)
+        quantizer.bias_correct = True  # as the recipes export (bias_correction on)
         quantized, kinds, _ = choose_tflite_float_ops(quantizer, (), candidates, work / f"choice-{granularity}", True)
-        quantizer.float_op_types, quantizer.bias_correct, quantizer.round_weights = (), False, False  # as it was
+        quantizer.float_op_types, quantizer.bias_correct = (), False  # the other rows' quantizer as it was
         float_ops[granularity] = ",".join(kinds) or "none"
         return quantized.data
 
@@ -611,9 +611,9 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range, its timed "
-        "float-op and weights choices; `weights_chosen`; biases corrected, weights rounded with error "
-        "compensation), no drift repair; `edgecnn_export_per_channel` the same without the weights choice; "
-        "`edgecnn_export_unrounded` the same with its weights rounded to nearest; `edgecnn_auto` the same with "
+        "float-op and weights choices; `weights_chosen`; biases corrected), no drift repair; "
+        "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export_rounded` the same with "
+        "its weights rounded with error compensation (`--weight-rounding`); `edgecnn_auto` the same with "
         "`--method auto`. `qdq_*`: exact QDQ arithmetic "
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "

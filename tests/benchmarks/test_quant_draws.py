@@ -71,6 +71,6 @@ def test_a_run_writes_every_quantizer_per_draw(tmp_path: Path, monkeypatch: pyte
     assert {(g["model"], g["peer"]) for g in result["meta"]["gaps"]} == {
         ("mobilenet_v1_w025", "ort_default"),
         ("all", "ort_default"),
-        ("mobilenet_v1_w025", "edgecnn_export_unrounded"),
-        ("all", "edgecnn_export_unrounded"),
+        ("mobilenet_v1_w025", "edgecnn_export_rounded"),
+        ("all", "edgecnn_export_rounded"),
     }

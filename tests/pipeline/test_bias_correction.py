@@ -163,10 +163,11 @@ def test_a_repair_from_a_corrected_int8_keeps_its_biases_corrected(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_export_corrects_biases_and_rounds_weights_unless_told_not_to(tmp_path, tinynet_checkpoint, digits_npz):
-    """By default the export corrects the ORT and the `.tflite` int8 biases (the recipe's bias_correction) and rounds
-    both artifacts' int8 weights with error compensation (weight_rounding), records what changed and says so in
-    report.md; ``--no-bias-correction --no-weight-rounding`` does neither."""
+def test_the_export_corrects_biases_by_default_and_rounds_weights_when_asked(tmp_path, tinynet_checkpoint, digits_npz):
+    """By default the export corrects the ORT and the `.tflite` int8 biases (the recipe's bias_correction);
+    ``--weight-rounding`` also rounds both artifacts' int8 weights with error compensation (the recipe's
+    weight_rounding, off); what changed is recorded and said in report.md. ``--no-bias-correction`` alone does
+    neither."""
     from edgecnn import export
 
     def run(out: str, **options: object) -> dict:
@@ -184,7 +185,7 @@ def test_the_export_corrects_biases_and_rounds_weights_unless_told_not_to(tmp_pa
             **options,
         ).manifest
 
-    corrected = run("corrected")
+    corrected = run("corrected", weight_rounding=True)
     ort, tflite = corrected["stages"]["quantize"]["bias_correction"], corrected["stages"]["tflite"]["int8"]
     assert ort["layers"] >= 2 and tflite["bias_correction"]["layers"] >= 2, (ort, tflite["bias_correction"])
     assert corrected["recipe"]["bias_correction"] is corrected["calibration"]["bias_correction"] is True
@@ -192,13 +193,13 @@ def test_the_export_corrects_biases_and_rounds_weights_unless_told_not_to(tmp_pa
     rounded, tflite_rounded = corrected["stages"]["quantize"]["weight_rounding"], tflite["weight_rounding"]
     assert rounded["layers"] == 4 and rounded["samples"] == 32 and rounded["weights_moved"] > 0, rounded
     assert tflite_rounded["layers"] == 4 and tflite_rounded["samples"] == 32, tflite_rounded
-    assert corrected["recipe"]["weight_rounding"] is corrected["calibration"]["weight_rounding"] is True
+    assert corrected["recipe"]["weight_rounding"] is False and corrected["calibration"]["weight_rounding"] is True
     report = (tmp_path / "corrected" / "report.md").read_text()
     assert f"- ORT int8 biases corrected in {ort['layers']} layers" in report
     assert f"- int8 .tflite biases corrected in {tflite['bias_correction']['layers']} layers" in report
     assert "- ORT int8 weights rounded with error compensation in 4 layers on 32 calibration samples" in report
     assert "- int8 .tflite weights rounded with error compensation in 4 layers on 32 calibration samples" in report
-    plain = run("plain", bias_correction=False, weight_rounding=False)
+    plain = run("plain", bias_correction=False)
     assert plain["calibration"]["bias_correction"] is plain["calibration"]["weight_rounding"] is False
     assert plain["stages"]["quantize"]["bias_correction"] is None
     assert plain["stages"]["quantize"]["weight_rounding"] is None
