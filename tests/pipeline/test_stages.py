@@ -34,6 +34,7 @@ def _context(tmp_path: Path, quantize: bool = True) -> ExportContext:
         holdout=holdout,
         method="minmax",
         bias_correction=True,
+        weight_rounding=False,
         opset=20,
         reporter=Reporter(),
     )
