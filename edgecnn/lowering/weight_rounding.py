@@ -12,7 +12,8 @@ the same one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -125,3 +126,44 @@ def keep_grid_ends(q: np.ndarray, weight: np.ndarray, qmax: int, per_channel: bo
             column = int(np.abs(weight[row]).argmax())
             q[row, column] = np.sign(weight[row, column]) * qmax
     return q
+
+
+def round_layer(
+    rows: np.ndarray, moments: np.ndarray, scales: np.ndarray, qmax: int, per_channel: bool
+) -> tuple[np.ndarray, int]:
+    """A layer's weights (groups × rows × D) rounded with error compensation on the grid ``scales`` (one per row,
+    groups × rows), its ends kept: the grid values (float64, same shape), and how many integers differ from the
+    nearest rounding's."""
+    groups, count, width = rows.shape
+    flat = rows.reshape(groups * count, width).astype(np.float64)
+    q = round_rows(rows, moments, scales, qmax).reshape(flat.shape)
+    q = keep_grid_ends(q, flat, qmax, per_channel)
+    step = scales.reshape(-1, 1)
+    nearest = np.clip(np.rint(flat / np.where(step > 0, step, 1.0)), -qmax, qmax)
+    return (q * step).reshape(rows.shape), int((q != nearest).sum())
+
+
+def rounding_record(sizes: Iterable[int], moved: Iterable[int], samples: int) -> dict[str, Any]:
+    """What a rounding did to some weight tensors (their sizes, and the integers it moved off the nearest rounding
+    in each): the layers, the calibration samples measured and the share of weights moved."""
+    sizes, moved = list(sizes), list(moved)
+    total = sum(sizes)
+    return {
+        "layers": len(sizes),
+        "samples": samples,
+        "weights_moved": round(sum(moved) / total, 4) if total else 0.0,
+    }
+
+
+def chunked(batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of named layer inputs joined along the samples until the largest holds ``CHUNK_VALUES`` values (the
+    last chunk as it is): the inputs a rounding unfolds together."""
+    held: dict[str, list[np.ndarray]] = {}
+    for batch in batches:
+        for name, value in batch.items():
+            held.setdefault(name, []).append(value)
+        if max(sum(part.size for part in parts) for parts in held.values()) >= CHUNK_VALUES:
+            yield {name: parts[0] if len(parts) == 1 else np.concatenate(parts) for name, parts in held.items()}
+            held = {}
+    if held:
+        yield {name: parts[0] if len(parts) == 1 else np.concatenate(parts) for name, parts in held.items()}

@@ -15,14 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.lowering.onnx.nodes import attribute
-from edgecnn.lowering.weight_rounding import (
-    CHUNK_VALUES,
-    grid_scales,
-    input_moments,
-    keep_grid_ends,
-    patches,
-    round_rows,
-)
+from edgecnn.lowering.weight_rounding import chunked, grid_scales, input_moments, patches, round_layer, rounding_record
 from edgecnn.runtime.outputs import Inputs, batch_size
 
 LARGEST_INPUT = 4608  # a layer whose rows see more inputs (512 × 3 × 3) keeps the nearest rounding: H⁻¹ costs D³
@@ -126,26 +119,13 @@ def measure_moments(path: Path, images: Inputs) -> Moments:
     if not layers:
         return measured
     sources = sorted({layer.node.input[0] for layer in layers})
-    held: dict[str, list[np.ndarray]] = {name: [] for name in sources}
-
-    def flush() -> None:
-        inputs = {name: (parts[0] if len(parts) == 1 else np.concatenate(parts)) for name, parts in held.items()}
+    for inputs in chunked(tensor_batches(path, sources, images)):
         for layer in layers:
             found = _moments(layer, inputs[layer.node.input[0]].astype(np.float32, copy=False))
             if layer.moments is None:
                 layer.moments = found
             else:
                 layer.moments += found
-        for parts in held.values():
-            parts.clear()
-
-    for batch in tensor_batches(path, sources, images):
-        for name in sources:
-            held[name].append(batch[name])
-        if max(sum(part.size for part in parts) for parts in held.values()) >= CHUNK_VALUES:
-            flush()
-    if held[sources[0]]:
-        flush()
     return measured
 
 
@@ -161,14 +141,8 @@ class Rounding:
     def record(self, names: set[str]) -> dict[str, Any]:
         """What it did to the initializers ``names``: the layers, the share of their weights moved off the nearest
         grid point, the calibration samples measured."""
-        total = sum(self.weights[n].size for n in names)
-        moved = sum(self.changed[n] for n in names)
-        return {
-            "layers": len(names),
-            "samples": self.samples,
-            "weights_moved": round(moved / total, 4) if total else 0.0,
-            "kept_nearest": self.kept_nearest,
-        }
+        sizes, moved = (self.weights[n].size for n in names), (self.changed[n] for n in names)
+        return {**rounding_record(sizes, moved, self.samples), "kept_nearest": self.kept_nearest}
 
 
 def round_on_grid(moments: Moments, per_channel: bool, qmax: int = 127) -> Rounding:
@@ -192,15 +166,12 @@ def _rounded(layer: Layer, per_channel: bool, qmax: int) -> tuple[np.ndarray, in
     if layer.moments is None:
         raise ValueError(f"{layer.node.name}: its input was not measured")
     groups, rows, width = layer.rows.shape
-    flat = layer.rows.reshape(groups * rows, width).astype(np.float64)
-    scales = grid_scales(flat, qmax, per_channel)
-    q = round_rows(layer.rows, layer.moments, scales.reshape(groups, rows), qmax).reshape(groups * rows, width)
-    q = keep_grid_ends(q, flat, qmax, per_channel)
-    nearest = np.clip(np.rint(flat / np.where(scales > 0, scales, 1.0)[:, None]), -qmax, qmax)
-    values = (q * scales[:, None]).astype(np.float32).reshape(layer.rows.shape)
+    scales = grid_scales(layer.rows.reshape(groups * rows, width).astype(np.float64), qmax, per_channel)
+    grid, changed = round_layer(layer.rows, layer.moments, scales.reshape(groups, rows), qmax, per_channel)
+    values = grid.astype(np.float32)
     if layer.node.op_type == "Gemm" and not attribute(layer.node, "transB", 0):
         values = values[0].T
-    return values.reshape(layer.value.shape), int((q != nearest).sum())
+    return values.reshape(layer.value.shape), changed
 
 
 def with_weights(src: Path, weights: dict[str, np.ndarray], dst: Path) -> None:

@@ -497,19 +497,15 @@ class TfliteQuantizer:
         grid (:mod:`edgecnn.lowering.tflite.weight_rounding`; measured once), and what the rounding did."""
         from edgecnn.lowering.tflite.bias_correction import linear_ops, with_constants
         from edgecnn.lowering.tflite.weight_rounding import rounded_weights
+        from edgecnn.lowering.weight_rounding import rounding_record
 
         samples, count = self._correction_samples()
         if self._rounded is None:
             self._rounded, self._moved = rounded_weights(self.fp32, int8, samples)
         names = {layer.weight_name for layer in linear_ops(int8)} & set(self._rounded)
         data, written = with_constants(self.fp32, {name: self._rounded[name] for name in names})
-        total = sum(self._rounded[name].size for name in written)
-        moved = sum(self._moved[name] for name in written)
-        return data, {
-            "layers": len(written),
-            "samples": count,
-            "weights_moved": round(moved / total, 4) if total else 0.0,
-        }
+        sizes, moved = (self._rounded[name].size for name in written), (self._moved[name] for name in written)
+        return data, rounding_record(sizes, moved, count)
 
     def _requantized(self, fp32: bytes, statistics: dict[str, Any], kept: dict[str, str]) -> tuple[bytes, Any]:
         """``fp32`` (this model with other constants) quantized on the same ranges and recipe."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.lowering.tflite.bias_correction import conv_geometry, linear_ops
-from edgecnn.lowering.weight_rounding import CHUNK_VALUES, input_moments, keep_grid_ends, patches, round_rows
+from edgecnn.lowering.weight_rounding import chunked, input_moments, patches, round_layer
 
 QMAX = 127  # ai-edge-quantizer's int8 weights are symmetric in [-127, 127]
 
@@ -56,11 +56,7 @@ def rounded_weights(
     moments: dict[str, np.ndarray] = {}
     unfold: dict[str, Any] = {}
     rows: dict[str, np.ndarray] = {}
-    names = sorted({layer.input for layer in layers})
-    held: dict[str, list[np.ndarray]] = {name: [] for name in names}
-
-    def flush() -> None:  # the samples held, unfolded together: fewer, larger products
-        inputs = {name: np.concatenate(parts) for name, parts in held.items() if parts}
+    for inputs in chunked(tensor_values(fp32, sorted({layer.input for layer in layers}), samples)):
         for layer in layers:
             x, weight = inputs.get(layer.input), layer.weight_name
             if x is None:
@@ -72,28 +68,13 @@ def rounded_weights(
                 moments[weight] += found
             else:
                 moments[weight] = found
-        for parts in held.values():
-            parts.clear()
-
-    for values in tensor_values(fp32, names, samples):
-        for name, value in values.items():
-            held[name].append(value)
-        if max(sum(part.size for part in parts) for parts in held.values()) >= CHUNK_VALUES:
-            flush()
-    flush()
     out, changed = {}, {}
     for layer in layers:
         name = layer.weight_name
         if name not in moments:
             continue
-        groups, count, width = rows[name].shape
-        flat = rows[name].reshape(groups * count, width)
-        per_channel = layer.scale.size > 1
-        scales = np.broadcast_to(layer.scale, (groups * count,)).astype(np.float64)
-        q = round_rows(rows[name], moments[name], scales.reshape(groups, count), QMAX).reshape(flat.shape)
-        q = keep_grid_ends(q, flat, QMAX, per_channel)
-        nearest = np.clip(np.rint(flat / np.where(scales > 0, scales, 1.0)[:, None]), -QMAX, QMAX)
-        changed[name] = int((q != nearest).sum())
-        values = (q * scales[:, None]).reshape(groups, count, width)
-        out[name] = _layout(layer, values).astype(np.float32)
+        groups, count, _ = rows[name].shape
+        scales = np.broadcast_to(layer.scale, (groups * count,)).astype(np.float64).reshape(groups, count)
+        grid, changed[name] = round_layer(rows[name], moments[name], scales, QMAX, layer.scale.size > 1)
+        out[name] = _layout(layer, grid).astype(np.float32)
     return out, changed
