@@ -341,6 +341,7 @@ def quality(path: Path, data: Data, reference: np.ndarray) -> dict[str, Any]:
         "qdq_accuracy": round(exact["target_accuracy"], 4),
         "host_accuracy": round(host["target_accuracy"], 4),
         "qdq_cosine": round(exact["cosine"], 4),
+        "qdq_sqnr_db": round(exact["sqnr_db"], 2),
         DISAGREE: frozenset(np.flatnonzero(int8_top1 != fp32_top1).tolist()),
     }
 
@@ -547,6 +548,9 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "only_peer_wrong": len(best[DISAGREE] - ours[DISAGREE]) if paired else None,
                     "agreement_gap_p": mcnemar_p(ours[DISAGREE], best[DISAGREE]) if paired else None,
                     "accuracy_gap_pts": round(100 * (ours["qdq_accuracy"] - best["qdq_accuracy"]), 2),
+                    # the logits' SQNR against fp32 minus the best peer's: how near each side's outputs are, beyond
+                    # which class wins (> 0: edgecnn's are nearer)
+                    "sqnr_gap_db": round(ours["qdq_sqnr_db"] - best["qdq_sqnr_db"], 2),
                     # the logits' mean cosine with fp32 (every output, not only its top-1) minus the closest peer's
                     "closest_peer": closest["quantizer"],
                     "cosine_gap": round(ours["qdq_cosine"] - closest["qdq_cosine"], 4),
@@ -616,11 +620,13 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "its weights rounded with error compensation (`--weight-rounding`); `edgecnn_auto` the same with "
         "`--method auto`. `qdq_*`: exact QDQ arithmetic "
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
-        "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; latency: ORT, 1 thread, "
+        "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; `qdq_sqnr_db`: SQNR of the "
+        "logits against fp32's, dB; latency: ORT, 1 thread, "
         f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
         "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points (with the held-out digits only one of the "
         "two gets wrong and the exact McNemar p of that split, `agreement_gap_p`: a gap of large p is not one these "
-        "digits can tell from chance), its logits' mean cosine with fp32 minus the closest peer's (`cosine_gap`, "
+        "digits can tell from chance), its logits' SQNR minus the best peer's (`sqnr_gap_db`), its logits' mean "
+        "cosine with fp32 minus the closest peer's (`cosine_gap`, "
         "`closest_peer`: every logit, not only the top-1), and its ORT min latency over the "
         f"fastest peer's (`latency_ratio`) and over the fastest peer within {USABLE_PTS:g} point of its agreement "
         "(`usable_latency_ratio`). `meta.pooled`: per granularity and peer, the digits only `edgecnn_export` or only "

@@ -112,6 +112,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         *_per_tensor_lines(calib.get("tflite_per_tensor"), "the .tflite's tensors"),
         *_bias_lines(manifest["stages"]),
         *_rounding_lines(manifest["stages"]),
+        *_float_output_lines(manifest["stages"]),
         "",
     ]
     lines += ["## Stages", "", "| stage | status | seconds | check |", "|---|---|---:|---|"]
@@ -297,6 +298,15 @@ def _rounding_lines(stages: dict[str, Any]) -> list[str]:
         for artifact, record in records.items()
         if record
     ]
+
+
+def _float_output_lines(stages: dict[str, Any]) -> list[str]:
+    """The ORT int8 outputs its Gemm/MatMul writes in float, unrounded."""
+    floated = (stages.get("quantize") or {}).get("float_outputs")
+    if not floated:
+        return []
+    names = ", ".join(f"`{n}`" for n in floated)
+    return [f"- ORT int8 output {names} written in float by its int8 Gemm/MatMul (not rounded to 8 bits)"]
 
 
 def _weight_bits_lines(bits: dict[str, Any] | None) -> list[str]:

@@ -30,6 +30,7 @@ from edgecnn.analysis.entropy_range import entropy_ranges
 from edgecnn.config.recipes import AUTO, CALIBRATION_METHODS
 from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UsageError, first_line
+from edgecnn.pipeline.float_outputs import float_outputs
 from edgecnn.pipeline.unshare import unshare_file
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
@@ -432,7 +433,13 @@ class Quantizer:
                 except Exception as error:  # ORT's quantizer raises bare exceptions for graphs it cannot handle
                     message = str(error).strip().splitlines()[0][:300]
                     raise CheckFailedError(f"int8 quantization failed: {message}") from None
+            model = onnx.load(str(dst))
+            floated[:] = float_outputs(model)  # logits from a Gemm: int8 product, float result, no 8-bit rounding
+            if floated:
+                onnx.save_model(model, str(dst))
             return log.messages
+
+        floated: list[str] = []
 
         excluded = {*keep_float_nodes, *self.no_int8_kernel}
         source, rounding = self.preprocessed, None
@@ -489,6 +496,7 @@ class Quantizer:
             "float_without_int8_kernel": len(self.no_int8_kernel),
             "constants_unshared": self.unshared,
             "quantize_linear_nodes": sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node),
+            "float_outputs": floated,
             "bias_correction": correction,
             "weight_rounding": rounding,
             "quantizer_warnings": sorted(set(self.warnings + messages))[:20],

@@ -14,12 +14,13 @@ sys.path.insert(0, str(BENCH_DIR))
 common = importlib.import_module("common")
 quant_draws = importlib.import_module("quant_draws")
 quant_peers = importlib.import_module("quant_peers")
-COUNTS = quant_draws.COUNTS
+COUNTS, SQNRS = quant_draws.COUNTS, quant_draws.SQNRS
 
 
 def test_gaps_count_the_draws_each_side_wins_and_pool_the_models():
     def row(model: str, quantizer: str, counts: list[int]) -> dict:
-        return {"model": model, "granularity": "per_channel", "quantizer": quantizer, COUNTS: counts}
+        sqnrs = [20.0 + c for c in counts]  # made-up SQNRs: the gap is the difference of their means
+        return {"model": model, "granularity": "per_channel", "quantizer": quantizer, COUNTS: counts, SQNRS: sqnrs}
 
     rows = [
         row("a", "edgecnn_export", [3, 5, 4]),
@@ -33,12 +34,14 @@ def test_gaps_count_the_draws_each_side_wins_and_pool_the_models():
     a_nncf = gaps["a", "nncf"]
     assert (a_nncf["wins"], a_nncf["ties"], a_nncf["losses"]) == (2, 1, 0)
     assert a_nncf["mean_gap_digits"] == -1.0 and a_nncf["sign_p"] == quant_peers.sign_p(2, 0)
+    assert a_nncf["sqnr_gap_db"] == -1.0
     assert (gaps["a", "ort_default"]["losses"], gaps["a", "ort_default"]["mean_gap_digits"]) == (3, 3.0)
     assert ("b", "ort_default") not in gaps  # a failed peer has no gap
     pooled = gaps["all", "nncf"]
     assert (pooled["draws"], pooled["wins"], pooled["ties"], pooled["losses"]) == (6, 3, 2, 1)
     assert pooled["edgecnn_mean"] == round((3 + 5 + 4 + 6) / 6, 2) and pooled["peer_mean"] == round(21 / 6, 2)
     assert gaps["all", "ort_default"]["draws"] == 3  # pooled over the models the peer quantized
+    assert pooled["sqnr_gap_db"] == round((-1.0 + 0.0) / 2, 2)  # the models' gaps, averaged
 
 
 def test_sign_p_is_the_exact_two_sided_binomial():
@@ -68,9 +71,8 @@ def test_a_run_writes_every_quantizer_per_draw(tmp_path: Path, monkeypatch: pyte
             counts = [int(c) for c in row["per_draw"].split()]
             assert len(counts) == 2 and all(0 <= c <= len(quant_peers.Data.make().holdout) for c in counts)
             assert row["low"] == min(counts) and row["high"] == max(counts) and COUNTS not in row
+            assert SQNRS not in row and 0 < row["sqnr_db"] < 100
     assert {(g["model"], g["peer"]) for g in result["meta"]["gaps"]} == {
         ("mobilenet_v1_w025", "ort_default"),
         ("all", "ort_default"),
-        ("mobilenet_v1_w025", "edgecnn_export_rounded"),
-        ("all", "edgecnn_export_rounded"),
     }

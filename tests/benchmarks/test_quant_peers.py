@@ -72,7 +72,13 @@ def test_gaps_compare_the_export_with_the_best_peer():
     rows = [
         row("ort_default", qdq_agreement=0.9, qdq_accuracy=0.8, qdq_cosine=0.999, min_ms=1.0),  # closest logits
         row(
-            "nncf", qdq_agreement=0.95, qdq_accuracy=0.85, qdq_cosine=0.99, min_ms=2.0, **{DISAGREE: frozenset({1, 2})}
+            "nncf",
+            qdq_agreement=0.95,
+            qdq_accuracy=0.85,
+            qdq_cosine=0.99,
+            qdq_sqnr_db=6.0,
+            min_ms=2.0,
+            **{DISAGREE: frozenset({1, 2})},
         ),
         row("edgecnn", qdq_agreement=0.5, qdq_accuracy=0.5, qdq_cosine=0.5, min_ms=0.5),  # alone: not what ships
         row(
@@ -80,6 +86,7 @@ def test_gaps_compare_the_export_with_the_best_peer():
             qdq_agreement=0.93,
             qdq_accuracy=0.86,
             qdq_cosine=0.998,
+            qdq_sqnr_db=25.0,
             min_ms=1.1,
             **{DISAGREE: frozenset({2, 3, 4})},
         ),
@@ -88,19 +95,27 @@ def test_gaps_compare_the_export_with_the_best_peer():
             "ort_default", "per_tensor", qdq_agreement=0.1, qdq_accuracy=0.1, qdq_cosine=0.1, min_ms=0.5
         ),  # fast, but broken
         row(
-            "nncf", "per_tensor", qdq_agreement=0.985, qdq_accuracy=0.9, qdq_cosine=0.99, min_ms=2.0
+            "nncf", "per_tensor", qdq_agreement=0.985, qdq_accuracy=0.9, qdq_cosine=0.99, qdq_sqnr_db=20, min_ms=2.0
         ),  # within 1 point: usable
-        row("edgecnn_export", "per_tensor", qdq_agreement=0.99, qdq_accuracy=0.9, qdq_cosine=0.995, min_ms=1.0),
+        row(
+            "edgecnn_export",
+            "per_tensor",
+            qdq_agreement=0.99,
+            qdq_accuracy=0.9,
+            qdq_cosine=0.995,
+            qdq_sqnr_db=19.5,
+            min_ms=1.0,
+        ),
     ]
     assert quant_peers.gaps(rows) == [
         {"model": "m", "granularity": "per_channel", "best_peer": "nncf", "agreement_gap_pts": -2.0,
          "only_ours_wrong": 2, "only_peer_wrong": 1, "agreement_gap_p": 1.0,  # 2 vs 1 digits: no difference
-         "accuracy_gap_pts": 1.0, "closest_peer": "ort_default", "cosine_gap": -0.001,
+         "accuracy_gap_pts": 1.0, "sqnr_gap_db": 19.0, "closest_peer": "ort_default", "cosine_gap": -0.001,
          "fastest_peer": "ort_default", "latency_ratio": 1.1,
          "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.55},  # ort_default: 3 points below
         {"model": "m", "granularity": "per_tensor", "best_peer": "nncf", "agreement_gap_pts": 0.5,
          "only_ours_wrong": None, "only_peer_wrong": None, "agreement_gap_p": None,  # no digits kept: no test
-         "accuracy_gap_pts": 0.0, "closest_peer": "nncf", "cosine_gap": 0.005,
+         "accuracy_gap_pts": 0.0, "sqnr_gap_db": -0.5, "closest_peer": "nncf", "cosine_gap": 0.005,
          "fastest_peer": "ort_default", "latency_ratio": 2.0,
          "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.5},
     ]  # fmt: skip

@@ -199,6 +199,8 @@ def test_the_export_corrects_biases_by_default_and_rounds_weights_when_asked(tmp
     assert f"- int8 .tflite biases corrected in {tflite['bias_correction']['layers']} layers" in report
     assert "- ORT int8 weights rounded with error compensation in 4 layers on 32 calibration samples" in report
     assert "- int8 .tflite weights rounded with error compensation in 4 layers on 32 calibration samples" in report
+    floated = corrected["stages"]["quantize"]["float_outputs"]  # the logits: the int8 Gemm writes them in float
+    assert len(floated) == 1 and f"- ORT int8 output `{floated[0]}` written in float by its int8 Gemm" in report
     plain = run("plain", bias_correction=False)
     assert plain["calibration"]["bias_correction"] is plain["calibration"]["weight_rounding"] is False
     assert plain["stages"]["quantize"]["bias_correction"] is None
