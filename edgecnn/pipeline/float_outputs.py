@@ -12,6 +12,7 @@ A Conv keeps its pair: without a QuantizeLinear after it ONNX Runtime runs the c
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 # The producers ONNX Runtime still runs in int8 with a float output (QGemm, MatMulIntegerToFloat).
@@ -23,29 +24,27 @@ def float_outputs(model: Any) -> list[str]:
     ``model`` and the Gemm or MatMul that makes it (when nothing else reads the pair); the outputs made float."""
     graph = model.graph
     producers = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    readers = Counter(name for node in graph.node for name in node.input)
     outputs = [o.name for o in graph.output]
-    floated, params = [], set()
+    floated, params, dropped = [], set(), set()
     for name in outputs:
         dq = producers.get(name)
         q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
         made_by = producers.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
-        if made_by is None or made_by.op_type not in INT8_TO_FLOAT or readers.get(name, 0):
+        if made_by is None or made_by.op_type not in INT8_TO_FLOAT or readers[name]:
             continue
         raw = q.input[0]
-        if readers.get(raw) != 1 or readers.get(q.output[0]) != 1 or raw in outputs:
+        if readers[raw] != 1 or readers[q.output[0]] != 1 or raw in outputs:
             continue
         made_by.output[list(made_by.output).index(raw)] = name
         graph.node.remove(q)
         graph.node.remove(dq)
         params.update(list(q.input[1:]) + list(dq.input[1:]))
-        kept = [v for v in graph.value_info if v.name not in (raw, q.output[0])]
-        del graph.value_info[:]
-        graph.value_info.extend(kept)
+        dropped.update((raw, q.output[0]))
         floated.append(name)
+    kept = [v for v in graph.value_info if v.name not in dropped]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
     read = {name for node in graph.node for name in node.input}
     unread = [i for i in graph.initializer if i.name in params and i.name not in read]
     for initializer in unread:  # the pairs' scales and zero points

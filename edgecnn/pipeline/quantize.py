@@ -412,6 +412,7 @@ class Quantizer:
             raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
         op_types = _op_types(self.op_types, keep_float_op_types)
         cache, shared = self._quantize_ranges(method)
+        floated: list[str] = []  # the outputs the last run left float
 
         def run(source: Path) -> list[str]:
             with _capture_root_warnings() as log:
@@ -438,8 +439,6 @@ class Quantizer:
             if floated:
                 onnx.save_model(model, str(dst))
             return log.messages
-
-        floated: list[str] = []
 
         excluded = {*keep_float_nodes, *self.no_int8_kernel}
         source, rounding = self.preprocessed, None
