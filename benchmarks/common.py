@@ -243,7 +243,7 @@ def machine_line(machine: dict[str, Any]) -> str:
 
 
 # meta entries shown as tables of their own (a summary a reader wants before the rows), per benchmark
-TABLES_OF_META = {"quant_peers": ("edgecnn_gaps", "pooled"), "quant_draws": ("gaps",)}
+TABLES_OF_META = {"quant_peers": ("edgecnn_gaps", "pooled"), "quant_draws": ("gaps",), "quant_shift": ("gaps",)}
 
 
 def _section(result: dict[str, Any]) -> list[str]:
