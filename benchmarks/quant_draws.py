@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from common import write_result
-from quant_peers import CALIB, GRANULARITIES, MODELS, Data, fp32_model, peer_python, quantizers, sign_p
+from quant_peers import CALIB, GRANULARITIES, Data, checked_peer, fp32_model, model_options, quantizers, sign_p
 
 from edgecnn.analysis.metrics import sqnr_db
 from edgecnn.errors import first_line
@@ -163,20 +163,13 @@ def describe(draws: int, holdout: int, epochs: int, nncf: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure the models and write ``results/quant_draws.json``."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=None, help=f"model keys (default: {', '.join(DEFAULT_MODELS)})")
+    model_options(parser, ", ".join(DEFAULT_MODELS))
     parser.add_argument("--draws", type=int, default=DRAWS, help="calibration sets per model (the first: quant_peers')")
-    parser.add_argument("--peer-python", default=None, help="python of the venv that has nncf")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
     args = parser.parse_args(argv)
-    unknown = [k for k in args.only or () if k not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s): {', '.join(unknown)}")
     if args.draws < 1:
         parser.error("--draws must be at least 1")
     command = " ".join(["python benchmarks/quant_draws.py", *(sys.argv[1:] if argv is None else argv)])
-    peer = peer_python(args.peer_python)
-    if peer.missing:
-        print(f"{NAME}: nncf: {peer.missing}; its rows record that", file=sys.stderr)
+    peer = checked_peer(parser, args, NAME)
     data = Data.make()
     draws = calibration_draws(data, args.draws)
     rows: list[dict[str, Any]] = []

@@ -163,6 +163,26 @@ def peer_python(given: str | None) -> Peer:
     return Peer(python, None if python.is_file() else f"not run (no peer python at {python})")
 
 
+def model_options(parser: argparse.ArgumentParser, default: str) -> None:
+    """The options every quantizer benchmark takes: ``--only`` (``default``: what it measures without it),
+    ``--peer-python`` and ``--epochs``."""
+    parser.add_argument("--only", nargs="*", default=None, help=f"model keys (default: {default})")
+    parser.add_argument("--peer-python", default=None, help="python of the venv that has nncf")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
+
+
+def checked_peer(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> Peer:
+    """``--only``'s keys checked (a parser error names the unknown ones), and the peer ``--peer-python`` gives, or
+    why it is missing (said on stderr)."""
+    unknown = [k for k in args.only or () if k not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s): {', '.join(unknown)}")
+    peer = peer_python(args.peer_python)
+    if peer.missing:
+        print(f"{name}: nncf: {peer.missing}; its rows record that", file=sys.stderr)
+    return peer
+
+
 def fp32_model(key: str, data: Data, work: Path, epochs: int = 12) -> tuple[Path, str]:
     """Train ``MODELS[key]`` on the digits (``epochs`` 0: not at all), export it once to a simplified fp32 ONNX;
     its path and family."""
@@ -687,9 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure every model and write ``results/quant_peers.json``; without the NNCF venv, its rows say so."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{' and '.join(QUICK)} only, fewer rounds")
-    parser.add_argument("--peer-python", default=None, help="python of the venv that has nncf")
-    parser.add_argument("--only", nargs="*", default=None, help=f"model keys (default: all): {', '.join(MODELS)}")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
+    model_options(parser, f"all: {', '.join(MODELS)}")
     parser.add_argument("--no-tflite", action="store_true", help="ORT/NNCF rows only, no .tflite rows")
     parser.add_argument(
         "--keep",
@@ -698,12 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.command = " ".join(["python benchmarks/quant_peers.py", *(sys.argv[1:] if argv is None else argv)])
-    unknown = [k for k in args.only or () if k not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s): {', '.join(unknown)}")
-    peer = peer_python(args.peer_python)
-    if peer.missing:
-        print(f"{NAME}: nncf: {peer.missing}; its rows record that", file=sys.stderr)
+    peer = checked_peer(parser, args, NAME)
     keys = args.only or (list(QUICK) if args.quick else list(MODELS))
     rounds, runs = (3, 10) if args.quick else (6, 20)
     data, (rows, earlier) = Data.make(), _kept(keys) if args.keep else ([], [])

@@ -28,7 +28,18 @@ from typing import Any
 import numpy as np
 from common import write_result
 from quant_draws import DEFAULT_MODELS
-from quant_peers import CALIB, GRANULARITIES, MEAN, MODELS, STD, Data, fp32_model, mcnemar_p, peer_python, quantizers
+from quant_peers import (
+    CALIB,
+    GRANULARITIES,
+    MEAN,
+    STD,
+    Data,
+    checked_peer,
+    fp32_model,
+    mcnemar_p,
+    model_options,
+    quantizers,
+)
 
 from edgecnn.analysis.metrics import sqnr_db
 from edgecnn.errors import first_line
@@ -215,20 +226,13 @@ def describe(shift: int, holdout: int, epochs: int, nncf: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure the models and write ``results/quant_shift.json``."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=None, help=f"model keys (default: {', '.join(DEFAULT_MODELS)})")
+    model_options(parser, ", ".join(DEFAULT_MODELS))
     parser.add_argument("--shift", type=int, default=SHIFT, help="pixels each held-out digit moves, 1 to 16")
-    parser.add_argument("--peer-python", default=None, help="python of the venv that has nncf")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
     args = parser.parse_args(argv)
-    unknown = [k for k in args.only or () if k not in MODELS]
-    if unknown:
-        parser.error(f"unknown model(s): {', '.join(unknown)}")
     if not 1 <= args.shift <= 16:
         parser.error("--shift must be 1 to 16 pixels")
     command = " ".join(["python benchmarks/quant_shift.py", *(sys.argv[1:] if argv is None else argv)])
-    peer = peer_python(args.peer_python)
-    if peer.missing:
-        print(f"{NAME}: nncf: {peer.missing}; its rows record that", file=sys.stderr)
+    peer = checked_peer(parser, args, NAME)
     data = Data.make()
     images = shifted_set(data.holdout, args.shift)
     rows: list[dict[str, Any]] = []

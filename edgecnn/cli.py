@@ -353,7 +353,7 @@ class _ExportCommand(click.Command):
 @_task_options
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **options: Any) -> None:
-    from edgecnn.errors import PartialExportError
+    from edgecnn.errors import DriftError, PartialExportError
     from edgecnn.pipeline.export import export as run_export
     from edgecnn.progress import RichReporter
 
@@ -362,8 +362,8 @@ def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **
         result = run_export(
             model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **_typed(options)
         )
-    except PartialExportError as error:  # the formats made are written: show them, then the error line, exit 4
-        _show_export(error.result, as_json)
+    except (PartialExportError, DriftError) as error:  # what was made is written: show it, then the error line
+        _show_export(error.result, as_json)  # (exit 4, exit 3)
         raise
     _show_export(result, as_json)
 

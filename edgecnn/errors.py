@@ -82,9 +82,14 @@ def did_you_mean(name: str, known: Iterable[str]) -> str | None:
 
 
 class DriftError(EdgecnnError):
-    """Accuracy drift over the thresholds (the artifacts are written; the exit code says it)."""
+    """Accuracy drift over the thresholds (the artifacts are written; the exit code says it); ``result``, the
+    export's ExportResult when an export raised it."""
 
     exit_code = EXIT_DRIFT
+
+    def __init__(self, message: str, result: object = None):
+        super().__init__(message)
+        self.result = result
 
 
 class PartialExportError(EdgecnnError):
@@ -159,7 +164,8 @@ def check_file(path: str | Path, what: str) -> Path:
                 f"{what} {path} is a broken symbolic link (to {os.readlink(path)}, missing or a loop): give the file "
                 "itself"
             )
-        raise UsageError(f"{what} {path} does not exist")
+        where = "" if os.path.isabs(path) else f" (it is relative to {os.getcwd()})"
+        raise UsageError(f"{what} {path} does not exist; check the path{where}")
     if not os.path.isfile(path):
         raise UsageError(f"{what} {path} is not a regular file (a FIFO, socket or device): give a file")
     return path

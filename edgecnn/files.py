@@ -91,6 +91,19 @@ def as_terminated(interrupt: BaseException) -> Terminated | None:
     return Terminated(_RECEIVED[0]) if _RECEIVED else None
 
 
+def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or stopping signal a library caught and wrapped in ``error`` (along its causes and contexts), or
+    None: torch.export reports one that lands while it traces as a failed export."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP unwind like Ctrl-C; one that did prints 'edgecnn: terminated' (or
@@ -370,7 +383,7 @@ def check_output_dir(out: Path, force: bool, inputs: Iterable[str | Path | None]
         if not (out / MANIFEST).is_file() and any(out.iterdir()):
             raise UsageError(f"--force replaces only an edgecnn output directory; {out} has no {MANIFEST}")
     elif out.exists() and not out.is_symlink():
-        raise UsageError(f"output path {out} exists and is not a directory")
+        raise UsageError(f"output path {out} exists and is not a directory; give --out a new directory's path")
     ensure_writable_dir(out.parent)
 
 

@@ -144,7 +144,8 @@ def output_tasks(outputs: Mapping[str, tuple[int, ...]], given: Mapping[str, str
             output = names[int(key)]
         else:
             raise UsageError(
-                f"--task names output '{key}', but the outputs are {', '.join(names)} (or 0…{len(names) - 1})"
+                f"--task names output '{key}', but the outputs are {', '.join(names)} (or 0…{len(names) - 1}): "
+                "name one of those"
             )
         if output in named:
             raise UsageError(

@@ -153,7 +153,7 @@ def drift(
     An existing ``chart`` or ``out`` is replaced only with ``force``; the default names beside TARGET always are."""
     thresholds = thresholds or Thresholds()
     if limit < 1:
-        raise UsageError(f"--limit must be ≥ 1 sample, got {limit}")
+        raise UsageError(f"--limit must be ≥ 1 sample, got {limit}; give 1 or more, or leave it out for every sample")
     typed = (
         thresholds.given
         | {

@@ -90,7 +90,7 @@ def read_records(path: Path) -> dict[str, dict[str, Any]]:
 def _check_dir(out: Path) -> None:
     """DIR must be new, empty, or a sweep's own (it holds results.jsonl)."""
     if os.path.lexists(out) and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
+        raise UsageError(f"--out {out} exists and is not a directory; give a new directory's path")
     if out.is_dir() and not (out / RESULTS).is_file() and any(out.iterdir()):
         raise UsageError(f"--out {out} is not a sweep directory (no {RESULTS}) and not empty: give a new one")
 

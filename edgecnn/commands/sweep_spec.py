@@ -299,14 +299,21 @@ def _bench_rules() -> Rules:
 
 
 def _check_cell(
-    options: dict[str, Any], profile_formats: tuple[str, ...], where: str, benched: tuple[str, ...] = ()
+    source: str,
+    options: dict[str, Any],
+    profile_formats: tuple[str, ...],
+    where: str,
+    benched: tuple[str, ...] = (),
 ) -> None:
-    """A cell's options held to the export's option rules now (int8, formats), not on a worker later; so are the
-    artifacts its bench times (a cell that does not make one would time nothing, unsaid)."""
+    """A cell's options held to the export's checks and option rules now (values, int8, formats, an ONNX MODEL),
+    not on a worker later; so are the artifacts its bench times (a cell that does not make one would time nothing,
+    unsaid)."""
     from edgecnn.formats import parse_formats
     from edgecnn.pipeline.context import check_static_options, given_options, static_scopes
+    from edgecnn.pipeline.export import check_options
 
     try:
+        check_options(source, options)
         formats = parse_formats(options.get("formats"), profile_formats)
         quantize = options.get("quantize", True)
         check_static_options(given_options(options), quantize, formats)
@@ -358,7 +365,7 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
                     if matched:
                         used |= matched
                         continue
-                    _check_cell(options, profile_formats[profile], f"{where}: cell {shown}", benched)
+                    _check_cell(source, options, profile_formats[profile], f"{where}: cell {shown}", benched)
                     raw = {"model": source, "profile": profile, "scaling": scaling, "options": options}
                     key = _key(raw, bench, profile_paths[profile], search, memo)
                     if key in seen:

@@ -125,7 +125,9 @@ class Recipe:
         if channels == 1:
             return [sum(self.mean) / 3], [sum(self.std) / 3]
         raise UsageError(
-            f"recipe '{self.family}' has mean/std for {len(self.mean)} channels; the model takes {channels}"
+            f"recipe '{self.family}' has mean/std for {len(self.mean)} channels; the model takes {channels}: give "
+            f"--recipe a YAML whose mean and std have 1 or {channels} values (an input read as {channels} channels "
+            "may be NHWC: edgecnn takes N×C×H×W)"
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -319,17 +319,18 @@ def _from_array_file(path: Path, shape: tuple[int, int, int], recipe: Recipe) ->
     elif images.dtype == np.float32 and images.ndim == 4:
         if images.shape[1:] != (channels, height, width):
             raise UsageError(
-                f"{path}: float32 images must be N×{channels}×{height}×{width} (normalised), got shape {images.shape}"
+                f"{path}: float32 images must be N×{channels}×{height}×{width} (normalised), got shape {images.shape}; "
+                "save them at the model's input size, or as uint8 N×H×W×C pixels (resized for you)"
             )
         _check_values(images, f"{path}: images")
         data = np.ascontiguousarray(images)
     else:
         raise UsageError(
             f"{path}: images must be float32 N×C×H×W (normalised) or uint8 N×H×W×C, "
-            f"got {images.dtype} with shape {images.shape}"
+            f"got {images.dtype} with shape {images.shape}; save them as one of those"
         )
     if len(data) == 0:
-        raise UsageError(f"{path}: holds no images")
+        raise UsageError(f"{path}: holds no images; give a file with at least one")
     if labels is not None:
         resized = images.dtype == np.uint8 and images.shape[1:3] != (height, width)
         if box_classes is not None:

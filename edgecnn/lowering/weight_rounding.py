@@ -162,7 +162,7 @@ def chunked(batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dict[str, n
     for batch in batches:
         for name, value in batch.items():
             held.setdefault(name, []).append(value)
-        if max(sum(part.size for part in parts) for parts in held.values()) >= CHUNK_VALUES:
+        if held and max(sum(part.size for part in parts) for parts in held.values()) >= CHUNK_VALUES:
             yield {name: parts[0] if len(parts) == 1 else np.concatenate(parts) for name, parts in held.items()}
             held = {}
     if held:

@@ -92,6 +92,10 @@ class ExportOptions:
         )
 
 
+# the pass marks of the tasks' verdicts (the tasks' other options say how outputs are read): a verdict not judged
+# applies none of them, so one given is an error, as --fix is
+VERDICT_THRESHOLDS = ("min_agreement", "min_cosine", "min_miou", "min_rank1", "min_f1", "min_recall")
+
 # The export options that apply to one path only (edgecnn/applies.py): given without it, an error.
 RULES = Rules(
     "export",
@@ -102,6 +106,7 @@ RULES = Rules(
         },
         **dict.fromkeys(("fix", "allow_drift"), ("int8", "judged")),  # both act on a judged verdict only
         **option_scopes("int8"),
+        **{option: (*option_scopes("int8")[option], "judged") for option in VERDICT_THRESHOLDS},
         "max_drop": ("int8", "truth"),
         **format_needs(),
         "tflite_io": ("int8", "format:tflite"),
@@ -151,6 +156,13 @@ class StageResult:
     outputs: dict[str, Outputs] = field(default_factory=dict)
     skipped: str | None = None  # why it made nothing although it ran (then its outputs are not required)
     judgement: Judgement | None = None  # its int8 artifact's drift, when it judged one
+
+
+@dataclass
+class TfliteOpsResult(StageResult):
+    """… and the fp32 graph's TFLite lowering, made while checking that it lowers (the tflite stage writes it)."""
+
+    lowering: Any = None  # stages.TfliteLowering
 
 
 @dataclass

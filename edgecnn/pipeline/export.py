@@ -77,6 +77,16 @@ def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
     return ExportOptions(model=model, scaling=scaling, given=given_options(kwargs), **kwargs)
 
 
+def check_options(model: Any, options: dict[str, Any]) -> None:
+    """Raise what :func:`export` would say of ``options`` (its keyword arguments, scaling knobs apart) before any
+    work: an unknown option, a value out of range or unknown (a calibration method), an option for a traced model
+    given an ONNX MODEL (a sweep checks its cells so on load)."""
+    checked = _options(model, dict(options))
+    _validate(checked)
+    if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
+        check_applies(RULES, checked.given, set(), known={"traced"})
+
+
 def _validate(options: ExportOptions) -> None:
     if options.method is not None and options.method not in METHODS:
         raise UnknownNameError("calibration method", options.method, METHODS)
@@ -228,7 +238,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         also = f"; also {drifted}" if drifted else ""
         raise PartialExportError(f"partial export: {reasons}; {', '.join(made)} written to {out}{also}", result)
     if drifted:
-        raise DriftError(f"{drifted}; artifacts and report in {out}, pass --allow-drift to accept")
+        raise DriftError(f"{drifted}; artifacts and report in {out}, pass --allow-drift to accept", result)
     return result
 
 

@@ -22,7 +22,7 @@ from edgecnn.pipeline.context import ExportOptions
 from edgecnn.pipeline.export import _plannable, _validate, planned_stages
 from edgecnn.pipeline.onnx_input import default_opset, fix_input_dims, refusals, upgrade_opset, wants_upgrade
 from edgecnn.pipeline.source import InputShapes, ModelSource, parse_input_shapes, resolve_source
-from edgecnn.pipeline.stages import missing_ops_sentence, tflite_graph
+from edgecnn.pipeline.stages import lower_for_tflite, tflite_graph
 
 
 def inspect_model(
@@ -56,6 +56,7 @@ def inspect_model(
     work = Path(tempfile.mkdtemp(prefix="edgecnn-inspect-"))
     try:
         graph, conversion, refused, notes = _working_graph(source, working, opset is not None, quantize, work)
+        refused += _memory_refusals(source, quantize, recipe_for_family(source.family).calibration_size, options)
         saved = work / "working.onnx"
         onnx.save_model(graph, str(saved))
         if source.kind == "onnx" and not refused and "error" not in conversion:
@@ -66,8 +67,9 @@ def inspect_model(
     from edgecnn.lowering.tflite import unsupported_nodes
 
     missing = unsupported_nodes(tflite_graph(simplified)[0])
+    problem = lower_for_tflite(simplified).problem if "tflite" in chosen else None  # as the tflite_ops stage finds
     report = _describe(simplified, source, missing, loads)
-    report["export"] = _plan(options, source, chosen, formats is not None, missing, conversion, refused)
+    report["export"] = _plan(options, source, chosen, formats is not None, problem, conversion, refused)
     report["export"]["profile"] = target.name
     if planned:
         notes.append(
@@ -108,6 +110,23 @@ def _working_graph(
             notes.append("the opset upgrade fails: the graph below is the given one")
     conversion["fixed_dims"] = fix_input_dims(model, list(source.input_shapes().values()))
     return model, conversion, refused, notes
+
+
+def _memory_refusals(source: ModelSource, quantize: bool, calibration_size: int, options: ExportOptions) -> list[str]:
+    """Why export would refuse the calibration samples at the model's input size before allocating them (the
+    default counts: the recipe's calibration size and the held-out samples, or the checks' few without int8)."""
+    from edgecnn.data.calibration import check_memory
+    from edgecnn.pipeline.context import CHECK_SAMPLES
+
+    count = calibration_size + options.holdout if quantize else CHECK_SAMPLES
+    refused = []
+    for shape in source.input_shapes().values():
+        if all(isinstance(d, int) and d > 0 for d in shape[1:]):
+            try:
+                check_memory(tuple(shape[1:]), count)
+            except UsageError as error:
+                refused.append(str(error))
+    return refused
 
 
 def _run_refusals(path: Path, given: Path) -> list[str]:
@@ -217,13 +236,14 @@ def _plan(
     source: ModelSource,
     formats: tuple[str, ...],
     requested: bool,
-    unsupported: dict[str, list[str]],
+    tflite_problem: str | None,
     conversion: dict[str, Any],
     refused: list[str],
 ) -> dict[str, Any]:
-    """What export would do: refusals, the opset conversion, stages, and each format's outcome."""
+    """What export would do: refusals, the opset conversion, stages, and each format's outcome (``tflite_problem``:
+    why the graph does not lower to TFLite, :func:`lower_for_tflite`)."""
     status: dict[str, dict[str, str]] = {name: {"status": "ok"} for name in formats}
-    missing = missing_ops_sentence(unsupported) if "tflite" in formats else None
+    missing = tflite_problem if "tflite" in formats else None
     if missing is not None:
         status["tflite"] = {"status": "fails" if requested else "skipped", "stage": "tflite_ops", "reason": missing}
     ctx = SimpleNamespace(options=options, source=source, formats=formats, dropped={})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import CheckFailedError
+from edgecnn.files import interrupt_behind
 from edgecnn.pipeline.source import INPUT_NAME, InputShapes
 from edgecnn.runtime.outputs import output_names
 
@@ -143,6 +144,9 @@ def export_onnx(
         try:
             _export(module, examples, path, opset, dynamic_batch, optimize, outputs)
         except Exception as error:  # torch.export / onnxscript raise many types; the message is what matters
+            interrupt = interrupt_behind(error)
+            if interrupt is not None:  # Ctrl-C or SIGTERM while tracing: a stop, not a failed export
+                raise interrupt from None
             attempts.append(f"export(optimize={optimize}) failed: {str(error).strip().splitlines()[0][:300]}")
             continue
         data_file = path.with_name(path.name + ".data")

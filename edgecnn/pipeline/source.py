@@ -568,7 +568,8 @@ def _onnx_source(
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and others for files that are not ONNX
         raise UsageError(
-            f"{path} is not an ONNX model: {str(error).splitlines()[0][:160] or type(error).__name__}"
+            f"{path} is not an ONNX model: {str(error).splitlines()[0][:160] or type(error).__name__}; give the .onnx "
+            "file as the exporter wrote it (this one is cut short or of another format)"
         ) from None
     initializers = {i.name for i in model.graph.initializer}
     inputs = {  # None: the file gives the input no shape (not even its rank)

@@ -28,6 +28,7 @@ from edgecnn.pipeline.context import (
     QuantizeResult,
     SimplifyResult,
     StageResult,
+    TfliteOpsResult,
     TfliteResult,
 )
 from edgecnn.runtime.loader import load
@@ -157,7 +158,19 @@ def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict
             thresholds.given, {name: shapes[name] for name in tasks if tasks[name] == "segmentation"}
         )
         _check_num_classes(ctx, {name: shapes[name] for name in tasks if tasks[name] == "classification"})
+        if list(tasks.values()) == ["classification"]:
+            _check_class_labels(ctx, shapes[next(iter(tasks))][-1])
     return outputs
+
+
+def _check_class_labels(ctx: ExportContext, classes: int) -> None:
+    """Per-sample labels must name one of the lone classification output's ``classes``: every sample's, calibration
+    and held-out, checked before calibration (the drift check reads the held-out ones only, after quantizing)."""
+    from edgecnn.analysis.drift import check_labels
+
+    parts = [part.labels for part in (ctx.calib, ctx.holdout) if part.labels is not None and part.labels.ndim == 1]
+    if parts:
+        check_labels(np.concatenate(parts), classes)
 
 
 def _check_num_classes(ctx: ExportContext, logits: dict[str, tuple[int, ...]]) -> None:
@@ -218,8 +231,11 @@ def _adapt_onnx(ctx: ExportContext, path: Path, check: dict[str, Any]) -> tuple[
         ) from None
     inputs = ctx.check_inputs()
     fix = "ONNX Runtime cannot run it on its input shape; check the model (or --input-shape) in ONNX Runtime"
-    with reading(given, "ONNX MODEL", fix):  # zero-size dims, absurd attributes: the user's file, not a bug
-        working = load(path).run_all(inputs)
+    try:
+        with reading(given, "ONNX MODEL", fix):  # zero-size dims, absurd attributes: the user's file, not a bug
+            working = load(path).run_all(inputs)
+    except UsageError as error:  # an output without a batch axis: named by the user's file, not its working copy
+        raise UsageError(str(error).replace(str(path), str(given))) from None
     if not changed:
         return {"opset": opset, "fixed_dims": fixed}, working
     figures = _parity(load(before).run_all(inputs), working, f"parity {change} vs the given model (ORT fp32)")
@@ -372,12 +388,30 @@ def tflite_graph(model: Any) -> tuple[Any, tuple[str, ...]]:
     return model, (scope,) if scope else ()
 
 
-def unlowerable(model: Any) -> str | None:
-    """Every op of ``model`` (as the TFLite lowering takes it) without a lowering, with its node names, in one
-    sentence; None when all have one."""
-    from edgecnn.lowering.tflite import unsupported_nodes
+@dataclass(frozen=True)
+class TfliteLowering:
+    """The fp32 graph as the TFLite lowering takes it (:func:`tflite_graph`) with its float scopes, and the
+    ``lowered`` model (a LoweredModel), or the ``problem`` that keeps it from being lowered."""
 
-    return missing_ops_sentence(unsupported_nodes(tflite_graph(model)[0]))
+    graph: Any
+    float_scopes: tuple[str, ...]
+    lowered: Any = None
+    problem: str | None = None
+
+
+def lower_for_tflite(model: Any, nchw_io: bool = False) -> TfliteLowering:
+    """Lower the fp32 ``model`` to a `.tflite`, or say why not: every op type without a lowering (with its nodes),
+    else the node a lowering refuses (an attribute or shape no TFLite op takes, as bicubic Resize or a 1-D Conv)."""
+    from edgecnn.lowering.tflite import convert, unsupported_nodes
+
+    graph, float_scopes = tflite_graph(model)
+    missing = missing_ops_sentence(unsupported_nodes(graph))
+    if missing is not None:
+        return TfliteLowering(graph, float_scopes, problem=missing)
+    try:
+        return TfliteLowering(graph, float_scopes, lowered=convert(graph, nchw_io=nchw_io))
+    except UsageError as error:
+        return TfliteLowering(graph, float_scopes, problem=str(error))
 
 
 def missing_ops_sentence(missing: dict[str, list[str]]) -> str | None:
@@ -388,14 +422,16 @@ def missing_ops_sentence(missing: dict[str, list[str]]) -> str | None:
     return f"the TFLite lowering has no {', '.join(missing)} yet: {'; '.join(parts)}"
 
 
-def run_tflite_ops(ctx: ExportContext) -> StageResult:
-    """Before the slow stages: every op of the fp32 graph must have a TFLite lowering. When the profile chose
-    tflite (not --format) a missing one is a warning and no .tflite; asked for, it fails the format."""
+def run_tflite_ops(ctx: ExportContext) -> TfliteOpsResult:
+    """Before the slow stages: the fp32 graph must lower to TFLite, every op with a lowering that takes it (the
+    lowering is kept for the tflite stage). When the profile chose tflite (not --format) a problem is a warning and
+    no .tflite; asked for, it fails the format."""
     import onnx
 
-    missing = unlowerable(onnx.load(str(ctx.artifact("fp32_onnx"))))
+    lowering = lower_for_tflite(onnx.load(str(ctx.artifact("fp32_onnx"))), ctx.options.nchw_io)
+    missing = lowering.problem
     if missing is None:
-        return StageResult({"check": {"all_ops_lowered": True}})
+        return TfliteOpsResult({"check": {"all_ops_lowered": True}}, lowering=lowering)
     if not ctx.formats_requested:
         ctx.warn(f"no .tflite: {missing} (the profile's formats asked for it)")
         return StageResult({"check": {"all_ops_lowered": False}}, skipped=missing)
@@ -406,19 +442,19 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
     """Lower the fp32 graph to a `.tflite` (no TensorFlow), checked against ORT fp32; then the int8 `.tflite`."""
     import onnx
 
-    from edgecnn.lowering.tflite import convert
     from edgecnn.lowering.tflite.quantize import variable_division_scope
 
     fp32 = onnx.load(str(ctx.artifact("fp32_onnx")))
     deformable = has_deform_conv(fp32)
-    model, float_scopes = tflite_graph(fp32)
-    division = variable_division_scope(model)
+    checked = ctx.result("tflite_ops")
+    lowering = checked.lowering if isinstance(checked, TfliteOpsResult) else None
+    lowering = lowering or lower_for_tflite(fp32, ctx.options.nchw_io)
+    if lowering.problem is not None:
+        raise UsageError(f"--format tflite: {lowering.problem}")
+    lowered, float_scopes = lowering.lowered, lowering.float_scopes
+    division = variable_division_scope(lowering.graph)
     if division:
         float_scopes += (division,)
-    try:
-        lowered = convert(model, nchw_io=ctx.options.nchw_io)
-    except UsageError as error:
-        raise UsageError(f"--format tflite: {error}") from None
     dst = ctx.out / "model.fp32.tflite"
     dst.write_bytes(lowered.data)
     out = load(dst, layout=lowered.input_layout).run_all(ctx.check_inputs())

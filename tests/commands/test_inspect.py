@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from onnx import TensorProto
@@ -62,6 +63,42 @@ def test_an_op_without_a_tflite_lowering_is_named_with_its_nodes(tmp_path):
     from_profile = inspect_model(str(given), profile="raspberrypi4")  # tflite from the profile: skipped, exit 0
     assert from_profile["export"]["formats"]["tflite"]["status"] == "skipped"
     assert from_profile["export"]["expected_exit_code"] == 0
+
+
+def test_an_input_too_large_to_calibrate_on_is_a_refusal_as_export_says(tmp_path):
+    """Export refuses calibration samples that would not fit in memory before allocating them; inspect said
+    'expected exit 0' for such a model."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("ReduceMean", ["c"], ["y"], axes=[2, 3])]
+    graph = helper.make_graph(
+        nodes,
+        "huge",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 100_000, 100_000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])],
+        [weight],
+    )
+    path = tmp_path / "huge.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    plan = inspect_model(str(path), formats="onnx")["export"]
+    assert plan["expected_exit_code"] == 1 and "need about" in str(plan["refused"]), plan
+
+
+def test_a_node_a_tflite_lowering_refuses_fails_tflite_as_export_would(tmp_path):
+    report = inspect_model(str(helper_onnx(tmp_path / "cubic.onnx", resize="cubic")), formats="onnx,tflite")
+    plan = report["export"]
+    assert plan["formats"]["tflite"]["status"] == "fails" and plan["expected_exit_code"] == 4
+    assert "Resize node 'resize'" in plan["formats"]["tflite"]["reason"]
+    assert plan["stages"]["tflite_ops"] == "fails"
+    assert {row["op"]: row["tflite"] for row in report["ops"]}["Resize"]  # the op type has a lowering
+    assert (
+        inspect_model(str(helper_onnx(tmp_path / "cubic.onnx", resize="cubic")), formats="onnx")["export"][
+            "expected_exit_code"
+        ]
+        == 0
+    )
 
 
 @pytest.mark.parametrize(

@@ -80,3 +80,14 @@ def test_an_input_that_never_varies_leaves_its_weights_to_the_nearest_rounding()
     np.testing.assert_array_equal(q[:, 2], np.rint(w[:, 2] / scales))
     zero_row = round_rows(np.zeros((1, 1, 6)), input_moments(x[None]), np.zeros((1, 1)), 127)
     assert not zero_row.any()
+
+
+def test_chunked_passes_over_batches_with_no_layer_inputs():
+    """A model with no Conv or Gemm to round measures nothing: its batches are empty (that was max() of an empty
+    sequence, which the .tflite rounding recorded as 'weight rounding failed')."""
+    from edgecnn.lowering.weight_rounding import chunked
+
+    assert list(chunked([{}, {}])) == []
+    value = np.ones((2, 3), np.float32)
+    chunks = list(chunked([{}, {"x": value}, {}]))
+    assert len(chunks) == 1 and np.array_equal(chunks[0]["x"], value)

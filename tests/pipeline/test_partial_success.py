@@ -53,6 +53,22 @@ def test_unlowerable_ops_fail_tflite_before_the_slow_stages_and_the_rest_is_writ
     assert "## Formats not made" in report and "**tflite** failed at stage tflite_ops" in report
 
 
+def test_a_node_a_lowering_refuses_fails_tflite_before_the_slow_stages(tmp_path):
+    """An op type with a lowering that refuses the node (bicubic Resize): found by tflite_ops too (the lowering is
+    tried there and kept), not by the tflite stage after quantizing and judging drift."""
+    out = tmp_path / "out"
+    with pytest.raises(PartialExportError) as caught:
+        export(str(helper_onnx(tmp_path / "cubic.onnx", resize="cubic")), out=out, formats="onnx,tflite", **QUICK)
+    assert "tflite failed at tflite_ops" in str(caught.value) and "mode 'cubic' has no TFLite op" in str(caught.value)
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert stages["tflite_ops"]["status"] == "failed" and "Resize node 'resize'" in stages["tflite_ops"]["reason"]
+    assert stages["quantize"]["status"] == "ok" and stages["tflite"]["status"] == "skipped"
+    linear = export(str(helper_onnx(tmp_path / "linear.onnx", resize="linear")), out=tmp_path / "l", formats="tflite",
+                    **QUICK)  # fmt: skip
+    assert linear.manifest["stages"]["tflite_ops"]["check"] == {"all_ops_lowered": True}
+    assert (tmp_path / "l" / "model.fp32.tflite").is_file() and (tmp_path / "l" / "model.int8.tflite").is_file()
+
+
 def test_the_cli_shows_what_was_written_then_one_error_line_and_exits_4(tmp_path, unlowerable):
     result = run_edgecnn(
         tmp_path, "export", str(unlowerable), "--format", "onnx,tflite", "--calib-size", "8", "--holdout", "4"

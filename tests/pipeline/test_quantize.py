@@ -225,3 +225,21 @@ def test_entropy_cache_is_orts_tensor_by_tensor(tmp_path, monkeypatch, samples):
         assert all(d.lowest == d.highest == 0 for d in mine.values())
     if samples == "ones":
         assert (mine["x"].lowest, mine["x"].highest) == (1, 1)
+
+
+def test_export_json_prints_the_manifest_when_drift_exits_3(tmp_path, tinynet_checkpoint, digits_npz):
+    """Exit 3 (drift over the thresholds) writes every artifact: `--json` prints their manifest as for exit 0 and 4
+    (it printed nothing), then the one error line."""
+    import json
+    import subprocess
+    import sys
+
+    args = ["tests.fixtures.tinynet:build_net", "--weights", tinynet_checkpoint["path"], "--input-shape", "1,1,32,32"]
+    args += ["--calib", digits_npz["path"], "--calib-size", "32", "--holdout", "32", "--format", "onnx"]
+    command = [sys.executable, "-m", "edgecnn", "export", *args, "--min-cosine", "0.999999", "--no-fix"]
+    result = subprocess.run([*command, "--out", str(tmp_path / "out"), "--json"], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["drift"]["passed"] is False and (tmp_path / "out" / "model.int8.onnx").is_file()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("edgecnn: error:")]
+    assert len(errors) == 1 and "int8 drift over the thresholds" in errors[0], result.stderr

@@ -128,6 +128,21 @@ def _fifo(name: str) -> Callable[[Path], None]:
     return make
 
 
+def _scalar_output_onnx(path: Path) -> None:
+    """x (1×3×8×8) → ReduceMean over every axis → y, whose declared type has no shape (so only a run finds it)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("ReduceMean", ["x"], ["y"], keepdims=0)
+    graph = helper.make_graph(
+        [node],
+        "scalar",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
 def _labelled_data(folder: Path) -> None:
     """ref.onnx of 10 classes and data whose labels go up to 12."""
     tiny_onnx(folder / "ref.onnx", classes=10)
@@ -1187,10 +1202,29 @@ CASES: dict[str, Case] = {
         _tiny("m.onnx"),
     ),
     # every option the run's path does not use is an error (edgecnn/applies.py), the typed default values too
-    "export segmentation option for a classifier": Case(
-        ("export", "m.onnx", *TINY, "--min-miou", "0.5"),
+    "export segmentation option for a classifier": Case(  # real data: a pass mark needs a judged check first
+        (
+            "export",
+            "m.onnx",
+            "--calib",
+            "d.npz",
+            "--format",
+            "onnx",
+            "--calib-size",
+            "4",
+            "--holdout",
+            "2",
+            "--min-miou",
+            "0.5",
+        ),
         "--min-miou applies to a segmentation output, but the outputs are judged as classification (logits): give "
         "--task OUTPUT=segmentation if one is, or drop --min-miou",
+        _tiny_and_data,
+    ),
+    "export pass mark of a check not judged": Case(  # was a warning 'thresholds not applied' and exit 0
+        ("export", "m.onnx", *TINY, "--min-miou", "0.5"),
+        "--min-miou applies to a judged drift check, but the drift check is not judged (calibration data is "
+        "synthetic): give real --calib data",
         _tiny("m.onnx"),
     ),
     "export decoder for a classifier": Case(  # --decoder's default could not be told from a typed one
@@ -1407,6 +1441,32 @@ CASES: dict[str, Case] = {
                 labels=np.full(4, 2**63 + 5, np.uint64),
             ),
         ),
+    ),
+    "export labels beyond the classes among the calibration samples": Case(  # were checked on the held-out
+        # samples only, after quantizing: none held out (or a seed that held the bad ones in) was exit 0
+        ("export", "ref.onnx", "--calib", "data.npz", "--holdout", "0"),
+        "labels go from 0 to 12 but the model has 10 classes (0…9): 1 samples are out of range",
+        _labelled_data,
+    ),
+    "sweep cell of an unknown calibration method": Case(  # was exit 0: the other cells ran, this one failed
+        ("sweep", "s.yaml", "--out", "out"),
+        "unknown calibration method 'bogus'",
+        _write("s.yaml", SWEEP_SPEC.replace("{formats: onnx}", "{formats: onnx, method: [minmax, bogus]}")),
+    ),
+    "sweep cell of an ONNX MODEL with dynamic_batch": Case(  # was exit 0 and a failed cell, after Ray started
+        ("sweep", "s.yaml", "--out", "out"),
+        "--dynamic-batch applies to a traced model, but an ONNX MODEL keeps its own input shape",
+        lambda f: (
+            tiny_onnx(f / "m.onnx"),
+            (f / "s.yaml").write_text(
+                "models: [{name: m.onnx}]\nprofiles: [x86-avx2]\nexport: {formats: onnx, dynamic_batch: true}\n"
+            ),
+        ),
+    ),
+    "export of an ONNX MODEL whose output is a scalar at run time": Case(  # named the working copy in the partial
+        ("export", "m.onnx", "--format", "onnx"),  # OUT ('.out.1234-….partial/exported.onnx'), not the user's file
+        "m.onnx's output 'y' is a scalar",
+        lambda f: _scalar_output_onnx(f / "m.onnx"),
     ),
     "sweep exclude rule that matches no cell": Case(  # a misspelt value: exit 0, the cell swept all the same
         ("sweep", "s.yaml", "--out", "out"),

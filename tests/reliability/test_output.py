@@ -110,6 +110,23 @@ def test_signal_leaves_nothing(tmp_path, case):
     assert_no_leftovers(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("signum", "code", "line"), [(signal.SIGINT, 130, "edgecnn: "), (signal.SIGTERM, 143, "terminated")]
+)
+def test_a_signal_while_tracing_is_a_stop_not_a_failed_export(tmp_path, signum, code, line):
+    """torch.export wraps an interrupt that lands while it traces in its own error: that was 'ONNX export failed',
+    exit 2 (a failed check) — a CI job cancelled mid-export was told the model was at fault."""
+    proc = start(tmp_path, "export", *TINY, "--out", "out")
+    wait_for(proc, "random weights")  # the last line before the export stage: imports, then ~2 s of tracing
+    time.sleep(2.0)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    assert_one_line(stderr, "edgecnn: ", line)
+    assert "export failed" not in stderr
+    assert_no_leftovers(tmp_path)
+
+
 SWEEP_SPEC = "models: [{name: mobilenet_v1, width: 0.25, resolution: 32}]\nprofiles: [x86-avx2]\n"
 SWEEP_SPEC += "export: {formats: onnx, calib_size: 8, holdout: 4}\n"
 
