@@ -36,9 +36,9 @@ from quant_peers import (
     Data,
     checked_peer,
     fp32_model,
-    mcnemar_p,
     model_options,
     quantizers,
+    sign_p,
 )
 
 from edgecnn.analysis.metrics import sqnr_db
@@ -114,8 +114,10 @@ def mean_extremes(model: Any, quantizers: list[Any], calib: np.ndarray) -> dict[
 
 
 def with_mean_ranges(qdq: Path, calib: np.ndarray, dst: Path) -> int:
-    """Write ``qdq`` to ``dst`` with its int32 biases as float and every activation quantizer but the graph input's
-    on the range :func:`mean_extremes` gives (widened to hold 0); how many ranges it set."""
+    """Write ``qdq`` to ``dst`` with its int32 biases as float and its activation ranges from :func:`mean_extremes`
+    (widened to hold 0); how many ranges it set. A range is one scale and zero point: ORT gives a pool's or a
+    reshape's output its input's, so the tensors that share one get the union of their mean extremes; the graph
+    input's range, and any it shares, stays."""
     import onnx
     from onnx import numpy_helper
 
@@ -130,21 +132,25 @@ def with_mean_ranges(qdq: Path, calib: np.ndarray, dst: Path) -> int:
         value = numpy_helper.to_array(tensor).astype(np.float64) * scale
         graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), node.output[0]))
         graph.node.remove(node)
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for node in _activation_quantizers(model):
+        groups.setdefault((node.input[1], node.input[2]), []).append(node)
     inputs = {i.name for i in graph.input}
-    nodes = [n for n in _activation_quantizers(model) if n.input[0] not in inputs]
-    ranges = mean_extremes(model, nodes, calib)
-    for node in nodes:
-        low, high = min(ranges[node.input[0]][0], 0.0), max(ranges[node.input[0]][1], 0.0)
-        point = initializers[node.input[2]]
+    groups = {names: nodes for names, nodes in groups.items() if not any(n.input[0] in inputs for n in nodes)}
+    ranges = mean_extremes(model, [node for nodes in groups.values() for node in nodes], calib)
+    for (scale_name, point_name), nodes in groups.items():
+        low = min(0.0, *(ranges[n.input[0]][0] for n in nodes))
+        high = max(0.0, *(ranges[n.input[0]][1] for n in nodes))
+        point = initializers[point_name]
         dtype = numpy_helper.to_array(point).dtype
         qmin, qmax = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
         scale = max((high - low) / (qmax - qmin), float(np.finfo(np.float32).tiny))
         zero = np.clip(round(qmin - low / scale), qmin, qmax)
-        # the DequantizeLinear after it reads the same scale and zero point initializers
-        initializers[node.input[1]].CopyFrom(numpy_helper.from_array(np.array(scale, np.float32), node.input[1]))
-        point.CopyFrom(numpy_helper.from_array(np.array(zero, dtype), node.input[2]))
+        # every QuantizeLinear and DequantizeLinear of the range reads these two initializers
+        initializers[scale_name].CopyFrom(numpy_helper.from_array(np.array(scale, np.float32), scale_name))
+        point.CopyFrom(numpy_helper.from_array(np.array(zero, dtype), point_name))
     onnx.save(model, str(dst))
-    return len(nodes)
+    return len(groups)
 
 
 def measure(key: str, data: Data, images: np.ndarray, work: Path, epochs: int, peer: Any) -> list[dict[str, Any]]:
@@ -202,9 +208,8 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _gap(model: str, granularity: str, ours: str, peer: str, only_ours: int, only_peer: int) -> dict[str, Any]:
-    split = frozenset(range(only_ours)), frozenset(range(only_ours, only_ours + only_peer))
     return {"model": model, "granularity": granularity, "ours": ours, "peer": peer, "only_ours_wrong": only_ours,
-            "only_peer_wrong": only_peer, "mcnemar_p": mcnemar_p(*split)}  # fmt: skip
+            "only_peer_wrong": only_peer, "mcnemar_p": sign_p(only_ours, only_peer)}  # fmt: skip
 
 
 def describe(shift: int, holdout: int, epochs: int, nncf: str) -> str:
@@ -214,12 +219,14 @@ def describe(shift: int, holdout: int, epochs: int, nncf: str) -> str:
         f"quant_peers' {CALIB} calibration digits by `ort_default`, `nncf` ({nncf}) and `edgecnn_export` as "
         f"quant_peers makes them, and `{PROBE}` (a probe made in this benchmark, not by the package: edgecnn_export's "
         "graph with each activation's range, the input's excepted, the mean over the calibration digits of each "
-        "digit's min and max — NNCF's default per-tensor activation estimator — biases as the export corrected them, "
-        f"as float). Judged on the {holdout} held-out digits and the same moved {shift} px in the 8 directions (zero "
-        f"fill), {9 * holdout} images: `shifted_disagree` the images whose exact-QDQ top-1 differs from fp32's, "
-        f"`unshifted_disagree` those of the {holdout} unmoved, `shifted_sqnr_db` the logits' SQNR against fp32's on "
-        "all; the fp32 rows give fp32's accuracy. `meta.gaps`: per model and pooled (`all`), the images only `ours` "
-        "or only `peer` gets wrong and the exact McNemar p of that split (rounded to 4 places: 0 is below 0.0001)."
+        "digit's min and max — NNCF's default per-tensor activation estimator; tensors that share a range, as a "
+        "pool's output and input do, their union; `ranges_set` counts the ranges — biases as the export corrected "
+        f"them, as float). Judged on the {holdout} held-out digits and the same moved {shift} px in the 8 "
+        f"directions (zero fill), {9 * holdout} images: `shifted_disagree` the images whose exact-QDQ top-1 "
+        f"differs from fp32's, `unshifted_disagree` those of the {holdout} unmoved, `shifted_sqnr_db` the logits' "
+        "SQNR against fp32's on all; the fp32 rows give fp32's accuracy. `meta.gaps`: per model and pooled (`all`), "
+        "the images only `ours` or only `peer` gets wrong and the exact McNemar p of that split (rounded to 4 "
+        "places: 0 is below 0.0001)."
     )
 
 
@@ -242,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 rows += measure(key, data, images, Path(tmp), args.epochs, peer)
             except Exception as error:  # one model that cannot be trained or exported does not stop the others
-                rows.append({"model": key, "granularity": "—", "quantizer": "fp32", "error": str(error)[:200]})
+                rows.append({"model": key, "granularity": "—", "quantizer": "fp32", "error": first_line(error)})
             print(f"{NAME}: {key} in {time.perf_counter() - start:.0f} s", flush=True)
             nncf = peer.versions.get("nncf", "?") if not peer.missing else peer.missing
             meta = {"description": describe(args.shift, len(data.holdout), args.epochs, nncf), "gaps": gaps(rows),

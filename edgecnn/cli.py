@@ -363,7 +363,8 @@ def export(model: str, as_json: bool, no_quantize: bool, formats: str | None, **
             model, reporter=RichReporter(), formats=formats, quantize=not no_quantize, **_typed(options)
         )
     except (PartialExportError, DriftError) as error:  # what was made is written: show it, then the error line
-        _show_export(error.result, as_json)  # (exit 4, exit 3)
+        if error.result is not None:  # (exit 4, exit 3)
+            _show_export(error.result, as_json)
         raise
     _show_export(result, as_json)
 

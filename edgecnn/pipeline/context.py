@@ -107,7 +107,7 @@ RULES = Rules(
         **dict.fromkeys(("fix", "allow_drift"), ("int8", "judged")),  # both act on a judged verdict only
         **option_scopes("int8"),
         **{option: (*option_scopes("int8")[option], "judged") for option in VERDICT_THRESHOLDS},
-        "max_drop": ("int8", "truth"),
+        "max_drop": ("int8", "truth", "judged"),  # a pass mark too
         **format_needs(),
         "tflite_io": ("int8", "format:tflite"),
         "dynamic_batch": ("traced",),

@@ -25,12 +25,18 @@ def _not_judged_reasons(ctx: ExportContext) -> list[str]:
 
 def not_judged_reasons(calib: Any, holdout: Any, source: Any) -> list[str]:
     """Why an export's drift check is not judged (none: it is), from its data and model."""
+    return unjudged_because(calib.synthetic, source.trained, len(holdout))
+
+
+def unjudged_because(synthetic: bool, trained: bool, held_out: int) -> list[str]:
+    """Why a drift check is not judged on such data (``synthetic``) and model (``trained``) with ``held_out``
+    samples (none: it is)."""
     reasons = []
-    if calib.synthetic:
+    if synthetic:
         reasons.append("calibration data is synthetic")
-    if not source.trained:
+    if not trained:
         reasons.append("the model has random weights")
-    if not len(holdout):
+    if not held_out:
         reasons.append("no held-out samples")
     return reasons
 

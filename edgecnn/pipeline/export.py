@@ -13,7 +13,7 @@ from edgecnn import __version__
 from edgecnn.applies import check_applies
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
-from edgecnn.data.calibration import load_calibration, load_input_calibration
+from edgecnn.data.calibration import SYNTHETIC, load_calibration, load_input_calibration
 from edgecnn.errors import DriftError, EdgecnnError, PartialExportError, UnknownNameError, UsageError
 from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
 from edgecnn.formats import ALWAYS, parse_formats, stage_formats
@@ -27,7 +27,7 @@ from edgecnn.pipeline.context import (
     check_static_options,
     given_options,
 )
-from edgecnn.pipeline.drift_check import drift_summary, not_judged_reasons
+from edgecnn.pipeline.drift_check import drift_summary, not_judged_reasons, unjudged_because
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shapes, resolve_source, source_recipe
@@ -80,11 +80,18 @@ def _options(model: Any, kwargs: dict[str, Any]) -> ExportOptions:
 def check_options(model: Any, options: dict[str, Any]) -> None:
     """Raise what :func:`export` would say of ``options`` (its keyword arguments, scaling knobs apart) before any
     work: an unknown option, a value out of range or unknown (a calibration method), an option for a traced model
-    given an ONNX MODEL (a sweep checks its cells so on load)."""
+    given an ONNX MODEL, a pass mark for a drift check the options leave unjudged (a sweep checks its cells so on
+    load)."""
     checked = _options(model, dict(options))
     _validate(checked)
-    if isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx"):
+    onnx_file = isinstance(model, (str, Path)) and str(model).lower().endswith(".onnx")
+    if onnx_file:
         check_applies(RULES, checked.given, set(), known={"traced"})
+    synthetic = checked.calib is None or str(checked.calib) == SYNTHETIC
+    unjudged = unjudged_because(synthetic, onnx_file or checked.weights is not None, checked.holdout)
+    if unjudged:  # known from the options alone (data too small to hold any out is found when it is read)
+        why = f"the drift check is not judged ({'; '.join(unjudged)})"
+        check_applies(RULES, checked.given, set(), known={"judged"}, why=why)
 
 
 def _validate(options: ExportOptions) -> None:

@@ -55,8 +55,11 @@ def inspect_model(
 
     work = Path(tempfile.mkdtemp(prefix="edgecnn-inspect-"))
     try:
+        too_large = _memory_refusals(source, quantize, recipe_for_family(source.family).calibration_size, options)
+        if too_large and source.kind != "onnx":  # tracing would allocate such an input: refused as export does
+            raise UsageError(too_large[0])
         graph, conversion, refused, notes = _working_graph(source, working, opset is not None, quantize, work)
-        refused += _memory_refusals(source, quantize, recipe_for_family(source.family).calibration_size, options)
+        refused += too_large
         saved = work / "working.onnx"
         onnx.save_model(graph, str(saved))
         if source.kind == "onnx" and not refused and "error" not in conversion:
@@ -66,8 +69,11 @@ def inspect_model(
         shutil.rmtree(work, ignore_errors=True)
     from edgecnn.lowering.tflite import unsupported_nodes
 
-    missing = unsupported_nodes(tflite_graph(simplified)[0])
-    problem = lower_for_tflite(simplified).problem if "tflite" in chosen else None  # as the tflite_ops stage finds
+    if "tflite" in chosen:  # lowered as the tflite_ops stage lowers it
+        lowering = lower_for_tflite(simplified)
+        missing, problem = unsupported_nodes(lowering.graph), lowering.problem
+    else:
+        missing, problem = unsupported_nodes(tflite_graph(simplified)[0]), None
     report = _describe(simplified, source, missing, loads)
     report["export"] = _plan(options, source, chosen, formats is not None, problem, conversion, refused)
     report["export"]["profile"] = target.name

@@ -71,11 +71,17 @@ def test_the_probe_narrows_each_activation_range_within_the_exports(tmp_path: Pa
     from edgecnn.runtime.loader import load
 
     data = quant_peers.Data.make()
-    fp32, family = quant_peers.fp32_model("mobilenet_v1_w025", data, tmp_path, epochs=0)
+    fp32, family = quant_peers.fp32_model("densenet", data, tmp_path, epochs=0)  # pools share their input's range
     makers = quant_peers.quantizers(quant_peers.peer_python(str(tmp_path / "none")), family, data.calib, tmp_path)
     exported, probe = tmp_path / "export.onnx", tmp_path / "probe.onnx"
     makers["edgecnn_export"](fp32, exported, "per_tensor")
-    assert quant_shift.with_mean_ranges(exported, data.calib[:16], probe) > 10
+    quantizers = quant_shift._activation_quantizers(onnx.load(str(exported)))
+    shared = {}
+    for node in quantizers:
+        shared.setdefault(node.input[1], []).append(node.input[0])
+    assert any(len(tensors) > 1 for tensors in shared.values())  # the case a range per tensor would get wrong
+    ranges_set = quant_shift.with_mean_ranges(exported, data.calib[:16], probe)
+    assert ranges_set == sum("input" not in tensors for tensors in shared.values()) > 10
 
     def ranges(path: Path) -> dict[str, tuple[float, float]]:
         model = onnx.load(str(path))
@@ -100,6 +106,12 @@ def test_the_probe_narrows_each_activation_range_within_the_exports(tmp_path: Pa
         return sum(n.op_type == "DequantizeLinear" and n.input[0] in int32 for n in model.graph.node)
 
     assert int32_dequantized(exported) > 10 and int32_dequantized(probe) == 0  # the biases are float
+    extremes = quant_shift.mean_extremes(onnx.load(str(exported)), quantizers, data.calib[:16])
+    for tensors in shared.values():  # a range is its tensors' mean extremes, joined when they share it
+        if "input" not in tensors:
+            low = min(0.0, *(extremes[t][0] for t in tensors))
+            high = max(0.0, *(extremes[t][1] for t in tensors))
+            assert all(np.allclose(after[t], (low, high), rtol=1e-5, atol=(high - low) / 255) for t in tensors)
     logits = next(iter(load(probe, optimization="disable").run_all(data.holdout[:8]).values()))
     assert logits.shape == (8, 10) and np.isfinite(logits).all()
 

@@ -1468,6 +1468,12 @@ CASES: dict[str, Case] = {
         "m.onnx's output 'y' is a scalar",
         lambda f: _scalar_output_onnx(f / "m.onnx"),
     ),
+    "sweep pass mark for a cell not judged": Case(  # a zoo model without weights, no calib: was a failed cell
+        ("sweep", "s.yaml", "--out", "out"),
+        "--min-cosine applies to a judged drift check, but the drift check is not judged (calibration data is "
+        "synthetic; the model has random weights)",
+        _write("s.yaml", SWEEP_SPEC.replace("{formats: onnx}", "{formats: onnx, min_cosine: 0.9}")),
+    ),
     "sweep exclude rule that matches no cell": Case(  # a misspelt value: exit 0, the cell swept all the same
         ("sweep", "s.yaml", "--out", "out"),
         "s.yaml: exclude[0] matches no cell of the grid, so it leaves nothing out",

@@ -111,7 +111,7 @@ def test_signal_leaves_nothing(tmp_path, case):
 
 
 @pytest.mark.parametrize(
-    ("signum", "code", "line"), [(signal.SIGINT, 130, "edgecnn: "), (signal.SIGTERM, 143, "terminated")]
+    ("signum", "code", "line"), [(signal.SIGINT, 130, "edgecnn: aborted"), (signal.SIGTERM, 143, "terminated")]
 )
 def test_a_signal_while_tracing_is_a_stop_not_a_failed_export(tmp_path, signum, code, line):
     """torch.export wraps an interrupt that lands while it traces in its own error: that was 'ONNX export failed',
@@ -461,3 +461,40 @@ def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path):
     assert fresh.read_text() == "mine"
     atomic_write_text(fresh, "again")  # once written, it is this run's own file
     assert fresh.read_text() == "again"
+
+
+def test_interrupt_behind_finds_an_interrupt_a_library_wrapped():
+    from edgecnn.files import Terminated, interrupt_behind
+
+    stop = KeyboardInterrupt()
+    try:
+        try:
+            raise stop
+        except KeyboardInterrupt:
+            raise RuntimeError("Failed to export the model with torch.export") from None  # context kept, cause not
+    except RuntimeError as wrapped:
+        assert interrupt_behind(wrapped) is stop
+    term = Terminated()
+    caused = ValueError("outer")
+    caused.__cause__ = RuntimeError("inner")
+    caused.__cause__.__cause__ = term
+    assert interrupt_behind(caused) is term
+    looped = ValueError("a")
+    looped.__context__ = ValueError("b")
+    looped.__context__.__context__ = looped  # a cycle ends the walk
+    assert interrupt_behind(looped) is None and interrupt_behind(ValueError("plain")) is None
+
+
+def test_export_onnx_raises_the_interrupt_torch_export_wrapped(tmp_path, monkeypatch):
+    """Whatever moment the signal lands, an interrupt wrapped by torch.export is raised as itself, not as
+    'ONNX export failed' (exit 2)."""
+    import torch
+
+    from edgecnn.pipeline import onnx_export
+
+    def wrapping_export(*args, **kwargs):
+        raise RuntimeError("Failed to export the model with torch.export") from KeyboardInterrupt()
+
+    monkeypatch.setattr(onnx_export, "_export", wrapping_export)
+    with pytest.raises(KeyboardInterrupt):
+        onnx_export.export_onnx(torch.nn.Conv2d(3, 4, 3), (1, 3, 8, 8), tmp_path / "m.onnx")
