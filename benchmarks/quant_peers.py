@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from common import BENCH_DIR, REPO_ROOT, RESULTS_DIR, interleaved, write_result
 sys.path.insert(0, str(REPO_ROOT))  # the digits helpers live with the test fixtures
 
 from edgecnn.analysis.drift import HOST_KERNELS, figures, int8_computations
+from edgecnn.analysis.metrics import sign_p
 from edgecnn.errors import first_line
 from edgecnn.runtime.loader import load
 from tests.fixtures.digits import MEAN, STD, TRAINED_FAMILIES, digits, normalise, train
@@ -61,8 +61,8 @@ QUANTIZERS = (
     "nncf",
     "edgecnn",
     "edgecnn_export",
+    "edgecnn_export_minmax",
     "edgecnn_export_per_channel",
-    "edgecnn_export_rounded",
     "edgecnn_auto",
 )
 NAMED_PEERS = ("nncf", "ort_default", "ort_reduce_range")  # the pooled comparison's peers (the issue names two)
@@ -91,20 +91,21 @@ ROW_OPTIONS = {
         "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
         "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin shipped "
         "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
-        "its drift samples), the biases corrected (the recipe's bias_correction, on; weight_rounding off); no drift "
-        "repair",
+        "its drift samples), the biases corrected (the recipe's bias_correction, on; weight_rounding off), min-max "
+        "or mean-of-extremes activation ranges, whichever keeps more top-1 decisions on the calibration digits "
+        "moved 1, 2 and 3 px (`range_choice`; `ranges_chosen`); no drift repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
-        "equalization first, the profile's reduce_range (off), the biases corrected",
+        "equalization first, the profile's reduce_range (off), the biases corrected, the range choice",
+    },
+    "edgecnn_export_minmax": {
+        "per_channel": "edgecnn_export with min-max ranges pinned (`--method minmax`: no range choice; the export's "
+        "default before it)",
+        "per_tensor": "edgecnn_export (equalized) with min-max ranges pinned",
     },
     "edgecnn_export_per_channel": {
         "per_channel": "edgecnn_export without its weights choice: the per-channel graph it starts from (what the "
         "choice gained or cost)",
         "per_tensor": "the same as edgecnn_export (a per-tensor target makes no choice)",
-    },
-    "edgecnn_export_rounded": {
-        "per_channel": "edgecnn_export with its weights rounded with error compensation (`--weight-rounding`: what "
-        "the rounding gains over the nearest one)",
-        "per_tensor": "edgecnn_export (equalized) with its weights rounded with error compensation",
     },
     "edgecnn_auto": {
         "per_channel": "edgecnn_export with method auto (`--method auto`): per activation tensor, the minmax, "
@@ -259,12 +260,14 @@ def edgecnn_quantize(
     calls it for a target of that granularity — x86-avx2 per channel (per-tensor weights when its timed choice
     takes them, judged on the calibration digits), android-nnapi-api28 per tensor (equalized first) — its biases
     corrected and its weights rounded as the recipe says unless ``bias_correct`` / ``round_weights`` say otherwise;
-    without ``choose`` no weights choice. The
-    row's extra figures: the weights the export chose."""
+    without ``choose`` no weights choice; unless a ``method`` is given, min-max or mean-of-extremes ranges as the
+    export chooses them (``range_choice``, judged on the calibration digits moved). The row's extra figures: the
+    weights and the ranges the export chose."""
     from edgecnn.analysis.drift import Thresholds, evaluator
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
     from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+    from edgecnn.pipeline.range_choice import flip_judge
 
     recipe = recipe_for_family(family)
     if not export:
@@ -286,10 +289,12 @@ def edgecnn_quantize(
     with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
         info, _, quantizer = quantize_for_target(
             quantizer, dst, method or recipe.method, recipe, profile, recipe.keep_float_nodes, quantizer.work / "float",
-            judge=judge,
+            judge=judge, flips=flip_judge(fp32, calib)[0] if method is None else None,
         )  # fmt: skip
         quantizer.close()  # the twin, when the choice took it (the with block closes the first)
-    return {"weights_chosen": "per_channel" if info["per_channel"] else "per_tensor"}
+    ranges = info.get("range_choice") or {}
+    return {"weights_chosen": "per_channel" if info["per_channel"] else "per_tensor",
+            "ranges_chosen": ranges.get("chosen", info["method"])}  # fmt: skip
 
 
 def ort_defaults() -> dict[str, str]:
@@ -325,12 +330,11 @@ def quantizers(
     def edgecnn_export(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True)
 
+    def edgecnn_export_minmax(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:  # min-max pinned
+        return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="minmax")
+
     def edgecnn_export_per_channel(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, choose=False)
-
-    def edgecnn_export_rounded(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
-        per_channel = granularity == "per_channel"
-        return edgecnn_quantize(fp32, calib, dst, per_channel, family, export=True, round_weights=True)
 
     def edgecnn_auto(fp32: Path, dst: Path, granularity: str) -> dict[str, Any]:
         return edgecnn_quantize(fp32, calib, dst, granularity == "per_channel", family, export=True, method="auto")
@@ -341,8 +345,8 @@ def quantizers(
         "nncf": nncf,
         "edgecnn": edgecnn,
         "edgecnn_export": edgecnn_export,
+        "edgecnn_export_minmax": edgecnn_export_minmax,
         "edgecnn_export_per_channel": edgecnn_export_per_channel,
-        "edgecnn_export_rounded": edgecnn_export_rounded,
         "edgecnn_auto": edgecnn_auto,
     }
 
@@ -370,14 +374,6 @@ def mcnemar_p(ours: frozenset[int], theirs: frozenset[int]) -> float:
     """Exact two-sided McNemar p-value of two quantizers' disagreements with fp32 on the same digits: the chance of
     a split at least this uneven of the digits only one of them gets wrong, were both equally good."""
     return sign_p(len(ours - theirs), len(theirs - ours))
-
-
-def sign_p(ours: int, theirs: int) -> float:
-    """Exact two-sided sign-test p of a split ``ours`` : ``theirs`` of discordant cases (each one only one side
-    loses): the chance of a split at least this uneven, were both sides equally good."""
-    n = ours + theirs
-    tail = sum(math.comb(n, k) for k in range(min(ours, theirs) + 1)) / 2**n
-    return round(min(1.0, 2 * tail), 4)
 
 
 def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) -> dict[str, dict[str, float]]:
@@ -416,15 +412,20 @@ def aeq_plain(fp32: bytes, calib: np.ndarray, layout: str, per_channel: bool = T
         return bytes(tool.quantize(statistics).quantized_model)
 
 
-def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs: int) -> list[dict[str, Any]]:
+def tflite_rows(
+    key: str, fp32: Path, data: Data, work: Path, rounds: int, runs: int, ranges: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """fp32 `.tflite` (edgecnn's lowering), edgecnn's int8 (``TfliteQuantizer``) and ai-edge-quantizer's plain
-    ``static_wi8_ai8``: agreement, accuracy and cosine in LiteRT (XNNPACK), latency interleaved, size."""
+    ``static_wi8_ai8``: agreement, accuracy and cosine in LiteRT (XNNPACK), latency interleaved, size. The export's
+    row calibrates by ``ranges`` (granularity → method: the ORT export row's range choice, as the export's .tflite
+    follows its ORT graph's; min-max when not given)."""
     from edgecnn.analysis.drift import figures
     from edgecnn.config.profiles import load_profile
     from edgecnn.lowering.tflite import convert
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
     from edgecnn.pipeline.float_choice import choose_tflite_float_ops
     from edgecnn.pipeline.stages import equalized_tflite, tflite_graph
+    from edgecnn.pipeline.tflite_calibration import TfliteCalibration
 
     try:  # as the export lowers it: a DeformConv becomes its gather decomposition, its sampling path float
         graph, float_scopes = tflite_graph(static_batch(fp32))
@@ -442,11 +443,13 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
             if not per_channel:
                 source = equalized_tflite(graph, data.calib, work)[0] or source
             quantizers[per_channel] = TfliteQuantizer(
-                source, data.calib, layout, keep_float_scopes=float_scopes, per_channel=per_channel
-            )
+                source, data.calib, layout, keep_float_scopes=float_scopes, per_channel=per_channel,
+                calibrator=TfliteCalibration,
+            )  # fmt: skip
         return quantizers[per_channel].quantize_bytes(bias_correct=bias_correct, round_weights=rounded).data
 
     float_ops: dict[str, str] = {}
+    calibrated: dict[str, str] = {}
 
     def edgecnn_export_int8(per_channel: bool, granularity: str) -> bytes:  # with the export's timed float ops
         edgecnn_int8(per_channel)
@@ -454,9 +457,12 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
         present = set(quantizer.ops.values())
         candidates = tuple(op for op in load_profile("x86-avx2").int8_slower_tflite_ops if op in present)
         quantizer.bias_correct = True  # as the recipes export (bias_correction on)
+        quantizer.method = (ranges or {}).get(granularity, "minmax")
         quantized, kinds, _ = choose_tflite_float_ops(quantizer, (), candidates, work / f"choice-{granularity}", True)
         quantizer.float_op_types, quantizer.bias_correct = (), False  # the other rows' quantizer as it was
+        quantizer.method = "minmax"
         float_ops[granularity] = ",".join(kinds) or "none"
+        calibrated[granularity] = quantized.method
         return quantized.data
 
     made: dict[tuple[str, str], Any] = {("per_channel", "tflite_fp32"): lambda: lowered.data}
@@ -492,6 +498,7 @@ def tflite_rows(key: str, fp32: Path, data: Data, work: Path, rounds: int, runs:
             row.update(timing[f"{made_key[0]}/{made_key[1]}"], bytes=paths[made_key].stat().st_size)
         if row["quantizer"] == "tflite_edgecnn_export" and row["granularity"] in float_ops:
             row["float_ops"] = float_ops[row["granularity"]]
+            row["ranges_chosen"] = calibrated[row["granularity"]]
     return rows
 
 
@@ -525,7 +532,14 @@ def measure(
         label = "fp32" if row["quantizer"] == "fp32" else f"{row['granularity']}/{row['quantizer']}"
         if label in paths:
             row.update(timing[label], bytes=paths[label].stat().st_size)
-    return rows + (tflite_rows(key, fp32, data, work, rounds, runs) if tflite else [])
+    if not tflite:
+        return rows
+    ranges = {
+        r["granularity"]: r["ranges_chosen"]
+        for r in rows
+        if "ranges_chosen" in r and r["quantizer"] == "edgecnn_export"
+    }
+    return rows + tflite_rows(key, fp32, data, work, rounds, runs, ranges)
 
 
 def _fastest(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -636,8 +650,9 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range, its timed "
         "float-op and weights choices; `weights_chosen`; biases corrected), no drift repair; "
-        "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export_rounded` the same with "
-        "its weights rounded with error compensation (`--weight-rounding`); `edgecnn_auto` the same with "
+        "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export` also chooses min-max or "
+        "mean-of-extremes activation ranges (`ranges_chosen`), `edgecnn_export_minmax` is it with min-max pinned; "
+        "`edgecnn_auto` the same with "
         "`--method auto`. `qdq_*`: exact QDQ arithmetic "
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; `qdq_sqnr_db`: SQNR of the "

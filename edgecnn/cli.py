@@ -289,8 +289,10 @@ class _ExportCommand(click.Command):
 )
 @click.option(
     "--method",
-    help=f"Calibration method: {', '.join(CALIBRATION_METHODS)} (auto: per tensor, the range of the best SQNR) "
-    "[default: the recipe's].",
+    help=f"Calibration method: {', '.join(CALIBRATION_METHODS)} (mean_minmax: the mean of each sample's extremes; "
+    "auto: per tensor, the range of the best SQNR) [default: the recipe's, min-max, or for a trained classifier "
+    "whichever of minmax and mean_minmax keeps more top-1 decisions on the calibration samples moved; giving "
+    "--method pins it].",
 )
 @click.option(
     "--bias-correction/--no-bias-correction",

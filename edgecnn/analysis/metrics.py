@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -78,3 +80,11 @@ def short_of(value: float, floor: float) -> str:
     0.99999999, not 1.0000 < 0.99999999)."""
     decimals = len(repr(float(floor)).partition(".")[2].rstrip("0")) if "e" not in repr(float(floor)) else 10
     return f"{value:.{max(4, decimals + 1)}f} < {floor}"
+
+
+def sign_p(ours: int, theirs: int) -> float:
+    """Exact two-sided sign-test p of a split ``ours`` : ``theirs`` of discordant cases (each one only one side
+    loses): the chance of a split at least this uneven, were both sides equally good (rounded to 4 places)."""
+    n = ours + theirs
+    tail = sum(math.comb(n, k) for k in range(min(ours, theirs) + 1)) / 2**n
+    return round(min(1.0, 2 * tail), 4)

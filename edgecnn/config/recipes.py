@@ -12,8 +12,12 @@ from typing import Any
 from edgecnn.config.schema import Field, load_yaml, positive, project_dir, validate, yaml_names, yaml_path
 from edgecnn.errors import UsageError
 
-AUTO = "auto"  # per tensor, the range of whichever other method quantizes it best (pipeline/quantize.py)
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy", AUTO)  # what recipes and --method take
+AUTO = "auto"  # per tensor, the range of whichever of AUTO_CANDIDATES quantizes it best (pipeline/quantize.py)
+MEAN_MINMAX = (
+    "mean_minmax"  # per tensor, the mean over the samples of each sample's min and max (graph inputs: min-max)
+)
+AUTO_CANDIDATES = ("minmax", "percentile", "entropy")  # the methods auto chooses among, tensor by tensor
+CALIBRATION_METHODS = ("minmax", MEAN_MINMAX, "percentile", "entropy", AUTO)  # what recipes and --method take
 LAYOUTS = ("NCHW",)
 DEFAULT_RECIPE = "default"
 MIN_OPSET, MAX_OPSET = 19, 21  # what a recipe's opset and --opset may be

@@ -246,6 +246,12 @@ class ExportContext:
         """The result of ``stage``, None when it has not run (or was skipped)."""
         return self.results.get(stage)
 
+    def calibration_method(self) -> str:
+        """The calibration method of the int8 graphs: the quantize stage's (its range choice may take mean-of-extremes
+        for min-max), else the one asked for."""
+        quantized = self.result("quantize")
+        return quantized.figures.get("method", self.method) if quantized is not None else self.method
+
     def artifact(self, key: str) -> Path | None:
         """The newest artifact made under ``key`` (a later stage may replace one, as the drift repair does)."""
         for result in reversed(self.results.values()):

@@ -185,6 +185,22 @@ def drift_judge(ctx: ExportContext) -> Any:
     return judge
 
 
+def range_judge(ctx: ExportContext) -> tuple[Any, str | None]:
+    """The judge of the quantize stage's min-max or mean-of-extremes choice (``range_choice.FlipJudge``) on the
+    calibration samples, or None and why it is not made: a calibration method given (``--method``) or not min-max,
+    or drift not judged (synthetic data, random weights), or a model the choice cannot judge."""
+    from edgecnn.pipeline.range_choice import flip_judge
+
+    if ctx.options.method is not None:
+        return None, f"--method {ctx.options.method} given"
+    if ctx.method != "minmax":
+        return None, f"the recipe calibrates by {ctx.method}"
+    reasons = _not_judged_reasons(ctx)
+    if reasons:
+        return None, f"drift is not judged ({'; '.join(reasons)})"
+    return flip_judge(ctx.artifact("fp32_onnx"), ctx.calib.images, ctx.options.thresholds().tasks)
+
+
 def check_drift(ctx: ExportContext) -> DriftResult:
     """Measure, judge and (when asked and needed) repair the int8 model; the stage's result."""
     data, fp32, thresholds = _evaluation(ctx)
@@ -240,7 +256,7 @@ def _repair(
         int8_path,
         work,
         (verdict, computations),
-        method=ctx.method,
+        method=ctx.calibration_method(),
         reduce_range=ctx.profile.reduce_range,
         images=images,
         saturating_target=basis == HOST_KERNELS,

@@ -441,6 +441,7 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
         "format_status": {f: ctx.dropped.get(f, {"status": "ok"}) for f in ctx.formats},
         "calibration": {
             "method": ctx.method,
+            "range_choice": quantize.get("range_choice"),  # min-max or mean-of-extremes, when the method is min-max
             "bias_correction": ctx.bias_correction,  # asked for (the option, else the recipe); stages say what ran
             "weight_rounding": ctx.weight_rounding,
             "count": len(ctx.calib),

@@ -108,6 +108,7 @@ def render_report(manifest: dict[str, Any]) -> str:
     lines += [
         f"- {calib['method']} on {calib['count']} samples from `{calib['source']}` "
         f"(sha256 {calib['sha256'][:16]}…), {calib['held_out']} held out for agreement",
+        *_range_choice_lines(calib.get("range_choice")),
         *_per_tensor_lines(calib.get("per_tensor")),
         *_per_tensor_lines(calib.get("tflite_per_tensor"), "the .tflite's tensors"),
         *_bias_lines(manifest["stages"]),
@@ -297,6 +298,20 @@ def _rounding_lines(stages: dict[str, Any]) -> list[str]:
         "grid point)"
         for artifact, record in records.items()
         if record
+    ]
+
+
+def _range_choice_lines(choice: dict[str, Any] | None) -> list[str]:
+    """The min-max or mean-of-extremes choice of activation ranges (every int8 artifact's), or why it was not made."""
+    if not choice:
+        return []
+    if "not_chosen_because" in choice:
+        return [f"- activation ranges: {choice['chosen']} (no range choice: {choice['not_chosen_because']})"]
+    counts = choice["disagreements"]
+    return [
+        f"- activation ranges: {choice['chosen']} — top-1 changed on {counts['minmax']} (min-max) and "
+        f"{counts['mean_minmax']} (mean of extremes) of {choice['images']} calibration samples moved "
+        f"{'/'.join(map(str, choice['shifts_px']))} px, exact QDQ; sign test p {choice['p']:g}"
     ]
 
 

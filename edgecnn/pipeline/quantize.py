@@ -27,7 +27,7 @@ import numpy as np
 
 from edgecnn.analysis.calibration_choice import Choice, choose_ranges
 from edgecnn.analysis.entropy_range import entropy_ranges
-from edgecnn.config.recipes import AUTO, CALIBRATION_METHODS
+from edgecnn.config.recipes import AUTO, AUTO_CANDIDATES, CALIBRATION_METHODS, MEAN_MINMAX
 from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UsageError, first_line
 from edgecnn.pipeline.float_outputs import float_outputs
@@ -35,7 +35,7 @@ from edgecnn.pipeline.unshare import unshare_file
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
 METHODS = CALIBRATION_METHODS  # what --method and the recipes take (one list, kept with the recipe schema)
-CALIBRATED = tuple(m for m in METHODS if m != AUTO)  # the methods with a calibrator of their own; auto picks among them
+CALIBRATED = AUTO_CANDIDATES  # the methods auto picks among, tensor by tensor
 # Op types ORT's QDQ quantizer wraps in Q/DQ although ONNX Runtime has no int8 kernel for them: the op runs in float
 # between a DequantizeLinear and a QuantizeLinear, and its parameters (a BatchNormalization's scale, bias, mean and
 # variance) are stored in int8 and dequantized on every run, which costs time and rounds them for nothing. Measured
@@ -51,6 +51,7 @@ def _method(name: str) -> Any:
     try:
         return {
             "minmax": CalibrationMethod.MinMax,
+            MEAN_MINMAX: CalibrationMethod.MinMax,  # ORT's min-max calibrator with its moving_average option
             "percentile": CalibrationMethod.Percentile,
             "entropy": CalibrationMethod.Entropy,
             AUTO: CalibrationMethod.MinMax,  # the merged cache is tagged MinMax: its ranges are used as stored
@@ -68,6 +69,10 @@ def calibrator_options(method: str, bins: int = 2048, percentile: float = 99.999
         return {"num_bins": bins, "num_quantized_bins": 128}
     if method == "percentile":
         return {"num_bins": bins, "percentile": percentile, "symmetric": True}
+    if (
+        method == MEAN_MINMAX
+    ):  # ORT averages each batch's min and max (a batch is one sample unless the graph's is fixed)
+        return {"moving_average": True}
     return {}
 
 
@@ -159,19 +164,31 @@ def quantize_for_target(
     work: Path,
     judge: Callable[[Path], dict[str, Any]] | None = None,
     bar: Callable[[str, int], Callable[[], None]] | None = None,
+    flips: Any = None,
 ) -> tuple[dict[str, Any], tuple[str, ...], Quantizer]:
     """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of
     the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here
     when the target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a
     per-channel target, per-tensor weights when they are faster and as good (``granularity_choice``; ``bar`` makes
-    the progress bar of the twin's calibration). The chosen graph's record (``keep_float.slower_in_int8`` and
-    ``weights_choice`` the choices), the op types kept float, and the quantizer that made it (``quantizer`` or its
-    per-tensor twin; the other one is closed)."""
+    the progress bar of the twin's calibration); with ``flips`` (a ``range_choice.FlipJudge``) and method minmax,
+    min-max or mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``). The chosen graph's
+    record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept
+    float, and the quantizer that made it (``quantizer`` or its per-tensor twin; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 
     base = tuple(recipe.keep_float_op_types)
     candidates = tuple(t for t in profile.int8_slower_op_types if t in quantizer.op_types and t not in base)
+    ranges_made: dict[str, tuple[Path, dict[str, Any]]] = {}  # the range choice's graphs, with every op type as base
+    range_record = None
+    if flips is not None and method == "minmax":
+        from edgecnn.pipeline.range_choice import choose_range_estimator
+
+        def ranged(estimator: str, path: Path) -> None:
+            info = quantizer.quantize(path, estimator, profile.reduce_range, base, keep_float_nodes)
+            ranges_made[estimator] = (path, info)
+
+        method, range_record, _ = choose_range_estimator(ranged, flips, work / "range-choice")
 
     made: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}  # the variants timed: the chosen one is not redone
 
@@ -181,11 +198,15 @@ def quantize_for_target(
 
     measure = int8_basis(profile.arch, profile.features) == HOST_KERNELS
     op_types, choice = choose_float_op_types(timed, base, candidates, work, measure)
-    if op_types in made and not quantizer.bias_correct:
+    if op_types == base and method in ranges_made:
+        shutil.copyfile(ranges_made[method][0], dst)
+        info = ranges_made[method][1]
+    elif op_types in made and not quantizer.bias_correct:
         shutil.copyfile(made[op_types][0], dst)
         info = made[op_types][1]
     else:
         info = quantizer.quantize(dst, method, profile.reduce_range, op_types, keep_float_nodes)
+    info["range_choice"] = range_record
     info["keep_float"]["slower_in_int8"] = choice
     if judge is None or not measure or not quantizer.per_channel:
         return info, op_types, quantizer
@@ -197,6 +218,7 @@ def quantize_for_target(
         info["weights_choice"] = record
         return info, op_types, quantizer
     quantizer.close()
+    twin_info["range_choice"] = range_record
     twin_info["keep_float"]["slower_in_int8"] = choice
     twin_info["weights_choice"] = record
     return twin_info, op_types, twin
@@ -348,10 +370,23 @@ class Quantizer:
                     raise CheckFailedError(f"int8 calibration by {method} failed: {reason}") from None
             self.warnings += log.messages
             del calibrator
+            self.on_sample = None  # the progress bar is for the first calibration
+            if method == MEAN_MINMAX:
+                ranges = self._inputs_by_minmax(ranges)
             self._ranges[method] = self.work / f"ranges-{method}.json"
             save_tensors_data(ranges, self._ranges[method])
-            self.on_sample = None  # the progress bar is for the first calibration
         return self._ranges[method]
+
+    def _inputs_by_minmax(self, ranges: Any) -> Any:
+        """``ranges`` with each graph input's range replaced by its min-max one: an input's range is the data's
+        own (normalised pixels), which an average of extremes would clip."""
+        from onnxruntime.quantization.calibrate import load_tensors_data
+
+        minmax = load_tensors_data(self.ranges("minmax"))
+        for name in self.input_names:
+            if name in ranges and name in minmax:
+                ranges[name] = minmax[name]
+        return ranges
 
     def _auto_ranges(self) -> Path:
         """The cache of method auto: per tensor, the range of the calibrated method with the best SQNR."""

@@ -294,7 +294,7 @@ def _rewrite_deform(path: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
 
 def run_quantize(ctx: ExportContext) -> QuantizeResult:
     """Static QDQ int8 calibrated on the calibration set; the int8 graph must load and give finite outputs."""
-    from edgecnn.pipeline.drift_check import drift_judge
+    from edgecnn.pipeline.drift_check import drift_judge, range_judge
     from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
     dst = ctx.out / "model.int8.onnx"
@@ -319,9 +319,12 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         float_nodes = tuple(n for n in ctx.result("simplify").float_nodes if n in kept)
         nodes = recipe.keep_float_nodes + float_nodes
         work = ctx.scratch / "float-choice"
+        flips, unchosen = range_judge(ctx)
         info, op_types, quantizer = quantize_for_target(
-            quantizer, dst, ctx.method, recipe, ctx.profile, nodes, work, drift_judge(ctx), ctx.reporter.bar
+            quantizer, dst, ctx.method, recipe, ctx.profile, nodes, work, drift_judge(ctx), ctx.reporter.bar, flips
         )
+        if unchosen is not None:
+            info["range_choice"] = {"chosen": ctx.method, "not_chosen_because": unchosen}
         out = load(dst).run_all(ctx.check_inputs())
         infinite = [name for name, values in out.items() if not np.isfinite(values).all()]
         if infinite:
@@ -525,7 +528,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         per_channel=ctx.profile.per_channel,
         bias_correct=ctx.bias_correction,
         round_weights=ctx.weight_rounding,
-        method=ctx.method,
+        method=ctx.calibration_method(),  # the ORT graph's range choice holds for the .tflite too
         calibrator=calibrator,
     )
     try:

@@ -1,8 +1,9 @@
-"""Calibration methods for the int8 ``.tflite`` besides min-max: percentile, entropy and the per-tensor ``auto``.
+"""Calibration methods for the int8 ``.tflite`` besides min-max: mean-of-extremes, percentile, entropy and ``auto``.
 
 ai-edge-quantizer calibrates by each tensor's min and max. For the other methods of ``--method`` the fp32
 ``.tflite`` runs over the calibration samples with every tensor kept (LiteRT's reference kernels), and its own
-activations are calibrated as the ORT path calibrates the ONNX graph's: ONNX Runtime's histogram collector with the
+activations are calibrated as the ORT path calibrates the ONNX graph's: the mean of each sample's extremes
+(:func:`mean_extremes`, the graph inputs keeping min-max), ONNX Runtime's histogram collector with the
 same options (:func:`calibrator_options`), ORT's percentile thresholds, and for entropy edgecnn's vectorised search
 of ORT's thresholds (:mod:`edgecnn.analysis.entropy_range`). ``auto`` keeps per tensor the range of min-max,
 percentile or entropy whose 8-bit quantization is closest to the fp32 values
@@ -20,8 +21,8 @@ import numpy as np
 
 from edgecnn.analysis.calibration_choice import Choice, Ranges, choose_from_batches
 from edgecnn.analysis.entropy_range import entropy_ranges
-from edgecnn.config.recipes import AUTO
-from edgecnn.lowering.tflite.flatbuffer import tensor_values
+from edgecnn.config.recipes import AUTO, MEAN_MINMAX
+from edgecnn.lowering.tflite.flatbuffer import parse, tensor_values
 from edgecnn.pipeline.quantize import CALIBRATED, calibrator_options
 
 
@@ -63,6 +64,21 @@ def histogram_ranges(
     return {m: {t: (np.float32(v[0]), np.float32(v[1])) for t, v in ranges.items()} for m, ranges in found.items()}
 
 
+def mean_extremes(fp32: bytes, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]]) -> Ranges:
+    """Each tensor of ``names`` but the model's inputs → the mean over ``samples`` of each sample's minimum and
+    maximum (ONNX Runtime's min-max calibrator with ``moving_average``, the ORT path's ``mean_minmax``), from one
+    pass of the fp32 model."""
+    subgraph = parse(fp32).subgraphs[0]
+    inputs = {subgraph.tensors[index].name.decode() for index in subgraph.inputs}
+    lows: dict[str, list[float]] = {}
+    highs: dict[str, list[float]] = {}
+    for batch in tensor_values(fp32, [n for n in names if n not in inputs], samples):
+        for name, values in batch.items():
+            lows.setdefault(name, []).append(float(values.min()))
+            highs.setdefault(name, []).append(float(values.max()))
+    return {n: (np.float32(np.mean(lows[n])), np.float32(np.mean(highs[n]))) for n in lows}
+
+
 class TfliteCalibration:
     """The ranges of each method for the activations of an fp32 ``.tflite``, computed once per method; for
     ``auto`` also the per-tensor choice. ``minmax`` are the quantizer's own min-max ranges (tensor → (low, high))."""
@@ -83,6 +99,8 @@ class TfliteCalibration:
         """Tensor → (lowest, highest) by ``method``."""
         minmax = self._ranges["minmax"]
         names = sorted(minmax)
+        if method == MEAN_MINMAX and method not in self._ranges:
+            self._ranges[method] = {**minmax, **mean_extremes(self.fp32, names, self.samples)}
         if method not in self._ranges and method != AUTO:  # both histogram methods in one pass: auto needs both
             wanted = [m for m in CALIBRATED if m != "minmax" and m not in self._ranges]
             found = histogram_ranges(self.fp32, names, self.samples, wanted, self.bins, self.percentile)

@@ -1,0 +1,137 @@
+"""Min-max or mean-of-extremes activation ranges, chosen per model by the top-1 decisions kept on the calibration
+samples moved: the moves, the mean-of-extremes calibration (ORT and .tflite), the rule, and the export's record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.analysis.metrics import sign_p
+from edgecnn.pipeline.range_choice import CANDIDATES, P_VALUE, decide, flip_judge, moved, shifts_px
+
+
+def test_the_shifts_are_fractions_of_the_shorter_side_each_at_least_a_pixel_and_once():
+    assert shifts_px(32, 32) == (1, 2, 3) and shifts_px(224, 224) == (7, 14, 21) and shifts_px(224, 160) == (5, 10, 15)
+    assert shifts_px(8, 8) == (1,)  # 0.25, 0.5 and 0.75 px all round up to one pixel
+
+
+def test_moved_holds_the_images_then_eight_moves_with_each_channels_lowest_value_in_the_border():
+    images = np.arange(2 * 2 * 4 * 4, dtype=np.float32).reshape(2, 2, 4, 4) + 1
+    out = moved(images, 1)
+    assert out.shape == (18, 2, 4, 4) and out.dtype == np.float32 and moved(images, 1, 2).shape == (34, 2, 4, 4)
+    assert np.array_equal(moved(images, 1, 2)[:18], out)
+    assert np.array_equal(out[:2], images)
+    lowest = images.min(axis=(0, 2, 3))  # per channel, over every image: 1 and 17
+    down_right = out[2 + 2 * 7]  # the 8th move, (1, 1), of the first image
+    assert down_right[0, 0].tolist() == [lowest[0]] * 4 and down_right[1, :, 0].tolist() == [lowest[1]] * 4
+    assert np.array_equal(down_right[:, 1:, 1:], images[0, :, :3, :3])
+    up_left = out[2]  # the 1st move, (-1, -1)
+    assert np.array_equal(up_left[:, :3, :3], images[0, :, 1:, 1:]) and up_left[0, 3].tolist() == [lowest[0]] * 4
+    assert len({out[2 + 2 * k].tobytes() for k in range(8)}) == 8
+
+
+def test_mean_of_extremes_replaces_min_max_only_when_min_max_loses_significantly():
+    minmax, mean = CANDIDATES
+    same = frozenset(range(100))
+    assert decide({minmax: same, mean: same})[0] == minmax  # a tie keeps min-max
+    many = frozenset(range(20))
+    chosen, figures = decide({minmax: many, mean: frozenset({0, 1, 50})})
+    assert chosen == mean and figures[f"only_{minmax}_wrong"] == 18 and figures[f"only_{mean}_wrong"] == 1
+    assert figures["p"] == sign_p(18, 1) < P_VALUE and figures["disagreements"] == {minmax: 20, mean: 3}
+    chosen, figures = decide({minmax: frozenset({1, 2, 3}), mean: frozenset({1})})  # ahead, but not significantly
+    assert chosen == minmax and figures["p"] >= P_VALUE
+    assert decide({minmax: frozenset({1}), mean: many})[0] == minmax
+
+
+def test_mean_of_extremes_ranges_are_each_samples_extremes_averaged_and_the_input_keeps_min_max(
+    tmp_path: Path, tiny_fp32: Path
+):
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from edgecnn.analysis.layerwise import tensor_batches
+    from edgecnn.pipeline.quantize import Quantizer
+
+    images = np.random.default_rng(0).standard_normal((6, 1, 32, 32)).astype(np.float32)
+    with Quantizer(tiny_fp32, images) as quantizer:
+        mean = {t: d.range_value for t, d in load_tensors_data(quantizer.ranges("mean_minmax")).items()}
+        minmax = {t: d.range_value for t, d in load_tensors_data(quantizer.ranges("minmax")).items()}
+        info = quantizer.quantize(tmp_path / "mean.onnx", "mean_minmax")
+        (name,) = quantizer.input_names
+        computed = sorted(t for t in mean if t != name)[:4]
+        per_sample = {t: [] for t in computed}
+        for sample in images:
+            for batch in tensor_batches(quantizer.preprocessed, computed, sample[None]):
+                for tensor, values in batch.items():
+                    per_sample[tensor].append((values.min(), values.max()))
+    assert info["method"] == "mean_minmax" and info["calibrator_options"] == {"moving_average": True}
+    assert np.allclose(mean[name], minmax[name])  # the input's range is the data's own
+    for tensor, extremes in per_sample.items():
+        np.testing.assert_allclose(np.ravel(mean[tensor]), np.mean(extremes, axis=0), rtol=1e-5, atol=1e-6)
+    inside = [minmax[t][0] <= mean[t][0] and mean[t][1] <= minmax[t][1] for t in mean]
+    narrower = [mean[t][1] - mean[t][0] < minmax[t][1] - minmax[t][0] for t in mean if t != name]
+    assert all(inside) and any(narrower)
+
+
+def test_the_tflite_mean_of_extremes_averages_each_samples_extremes_and_keeps_the_inputs_min_max(tiny_fp32: Path):
+    pytest.importorskip("ai_edge_quantizer")
+    import onnx
+
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.flatbuffer import tensor_values
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from edgecnn.pipeline.tflite_calibration import TfliteCalibration
+
+    lowered = convert(onnx.load(str(tiny_fp32)))
+    images = np.random.default_rng(1).standard_normal((5, 1, 32, 32)).astype(np.float32)
+    quantizer = TfliteQuantizer(lowered.data, images, lowered.input_layout, calibrator=TfliteCalibration)
+    calibration = quantizer.calibrated
+    minmax, mean = calibration("minmax"), calibration("mean_minmax")
+    changed = [t for t in mean if not np.allclose(mean[t], minmax[t])]
+    assert changed and all(minmax[t][0] <= mean[t][0] and mean[t][1] <= minmax[t][1] for t in mean)
+    tensor = changed[0]
+    values = [batch[tensor] for batch in tensor_values(lowered.data, [tensor], quantizer.calibration_samples)]
+    np.testing.assert_allclose(mean[tensor], (np.mean([v.min() for v in values]), np.mean([v.max() for v in values])),
+                               rtol=1e-5)  # fmt: skip
+    inputs = [t for t in mean if t not in changed and mean[t][0] < 0]
+    assert inputs  # the input (normal samples, min below 0) keeps its min-max range
+    assert quantizer.quantize_bytes(method="mean_minmax").method == "mean_minmax"
+
+
+def test_the_choice_is_made_only_for_a_single_image_input_with_a_classification_output(tmp_path: Path, tiny_fp32):
+    images = np.random.default_rng(0).standard_normal((3, 1, 32, 32)).astype(np.float32)
+    judge, why = flip_judge(tiny_fp32, images)
+    assert why is None and judge.shifts == (1, 2, 3) and len(judge.images) == 3 * 25
+    assert judge(tiny_fp32) == frozenset()  # fp32 against itself: nothing changes
+    assert flip_judge(tiny_fp32, images, "*=raw")[1].startswith("no output is judged as classification")
+    assert "one N×C×H×W image" in flip_judge(tiny_fp32, {"x": images})[1]
+
+
+def test_an_export_of_a_trained_classifier_records_the_choice_and_its_tflite_follows(tmp_path: Path, export_trained):
+    """The digits MobileNetV1: both ranges judged on the 128 calibration digits moved 1, 2 and 3 px (3,200 images), the
+    recorded choice is the rule's on the recorded figures, the manifest repeats it, and the int8 .tflite is
+    calibrated by the chosen method. Pinning --method minmax makes no choice and says why."""
+    result = export_trained("mobilenet", tmp_path / "x", profile="raspberrypi4", formats="onnx,tflite")
+    quantize = result.manifest["stages"]["quantize"]
+    record = quantize["range_choice"]
+    minmax, mean = CANDIDATES
+    assert record["images"] == 25 * 128 and record["shifts_px"] == [1, 2, 3]
+    split = record[f"only_{minmax}_wrong"], record[f"only_{mean}_wrong"]
+    expected = mean if split[0] > split[1] and sign_p(*split) < P_VALUE else minmax
+    assert record["chosen"] == expected == quantize["method"]
+    assert result.manifest["calibration"]["range_choice"] == record
+    assert result.manifest["stages"]["tflite"]["int8"]["method"] == record["chosen"]
+    assert f"- activation ranges: {record['chosen']} — top-1 changed on" in (tmp_path / "x" / "report.md").read_text()
+    pinned = export_trained("mobilenet", tmp_path / "y", profile="raspberrypi4", formats="onnx", method="minmax")
+    stage = pinned.manifest["stages"]["quantize"]
+    assert stage["range_choice"] == {"chosen": "minmax", "not_chosen_because": "--method minmax given"}
+    assert stage["method"] == "minmax"
+
+
+def test_an_export_whose_drift_is_not_judged_keeps_min_max_and_says_why(tmp_path: Path):
+    from edgecnn.pipeline.export import export
+
+    result = export("mobilenet_v1", out=tmp_path / "x", width=0.25, resolution=32, formats="onnx", calib_size=8)
+    record = result.manifest["stages"]["quantize"]["range_choice"]
+    assert record["chosen"] == "minmax" and record["not_chosen_because"].startswith("drift is not judged")
