@@ -35,10 +35,9 @@ from quant_peers import (
     fp32_model,
     model_options,
     quantizers,
-    sign_p,
 )
 
-from edgecnn.analysis.metrics import sqnr_db
+from edgecnn.analysis.metrics import sign_p, sqnr_db
 from edgecnn.errors import first_line
 from edgecnn.pipeline.range_choice import moved
 from edgecnn.runtime.loader import load

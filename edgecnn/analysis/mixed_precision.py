@@ -138,8 +138,8 @@ def repair(
     """Search for the cheapest setting that meets the thresholds, starting from a failing ``baseline``.
 
     1. Global remedies: reduce_range (only where the target's kernels saturate, never turned off there), the other
-       calibration methods (``quantizer.remedy_methods``: percentile, entropy and the per-tensor auto, for ORT and
-       for a ``.tflite`` quantizer with a calibrator), then each of its techniques on the best so far
+       calibration methods (``quantizer.remedy_methods``: every one of ``--method`` but the baseline's, for ORT
+       and for a ``.tflite`` quantizer with a calibrator), then each of its techniques on the best so far
        (``quantizer.remedy_techniques``: bias correction) that the baseline did not use; keep the best.
     2. Mixed precision: rank layers by the noise they add (per-layer SQNR: ``rank``, by default the ONNX
        QDQ one of :func:`layer_errors`), then bisect on how many of the worst to keep in float.

@@ -187,8 +187,11 @@ def drift_judge(ctx: ExportContext) -> Any:
 
 def range_judge(ctx: ExportContext) -> tuple[Any, str | None]:
     """The judge of the quantize stage's min-max or mean-of-extremes choice (``range_choice.FlipJudge``) on the
-    calibration samples, or None and why it is not made: a calibration method given (``--method``) or not min-max,
-    or drift not judged (synthetic data, random weights), or a model the choice cannot judge."""
+    calibration samples, or None and why it is not made: a calibration method given (``--method``; a recipe's
+    ``method: minmax`` is its default, not a pin) or not min-max, or drift not judged (synthetic data, random
+    weights, no held-out samples: a choice that trades on quality is made only where quality is judged, although
+    this one judges on calibration samples), or a model the choice cannot judge (or whose fp32 pass fails)."""
+    from edgecnn.errors import first_line
     from edgecnn.pipeline.range_choice import flip_judge
 
     if ctx.options.method is not None:
@@ -198,7 +201,10 @@ def range_judge(ctx: ExportContext) -> tuple[Any, str | None]:
     reasons = _not_judged_reasons(ctx)
     if reasons:
         return None, f"drift is not judged ({'; '.join(reasons)})"
-    return flip_judge(ctx.artifact("fp32_onnx"), ctx.calib.images, ctx.options.thresholds().tasks)
+    try:
+        return flip_judge(ctx.artifact("fp32_onnx"), ctx.calib.images, ctx.options.thresholds().tasks)
+    except Exception as error:  # an optional choice: the export goes on with min-max
+        return None, f"range choice failed: {first_line(error)}"
 
 
 def check_drift(ctx: ExportContext) -> DriftResult:

@@ -310,8 +310,8 @@ def _range_choice_lines(choice: dict[str, Any] | None) -> list[str]:
     counts = choice["disagreements"]
     return [
         f"- activation ranges: {choice['chosen']} — top-1 changed on {counts['minmax']} (min-max) and "
-        f"{counts['mean_minmax']} (mean of extremes) of {choice['images']} calibration samples moved "
-        f"{'/'.join(map(str, choice['shifts_px']))} px, exact QDQ; sign test p {choice['p']:g}"
+        f"{counts['mean_minmax']} (mean of extremes) of {choice['images']} images, the calibration samples and "
+        f"each moved {'/'.join(map(str, choice['shifts_px']))} px, exact QDQ; sign test p {choice['p']:g}"
     ]
 
 

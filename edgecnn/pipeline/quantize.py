@@ -188,7 +188,11 @@ def quantize_for_target(
             info = quantizer.quantize(path, estimator, profile.reduce_range, base, keep_float_nodes)
             ranges_made[estimator] = (path, info)
 
-        method, range_record, _ = choose_range_estimator(ranged, flips, work / "range-choice")
+        try:
+            method, range_record, _ = choose_range_estimator(ranged, flips, work / "range-choice")
+        except Exception as error:  # an optional choice: a graph it cannot judge keeps min-max, and says why
+            ranges_made.clear()
+            range_record = {"chosen": method, "not_chosen_because": f"range choice failed: {first_line(error)}"}
 
     made: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}  # the variants timed: the chosen one is not redone
 
@@ -287,7 +291,7 @@ class Quantizer:
     """
 
     suffix = ".onnx"
-    remedy_methods: tuple[str, ...] = ("percentile", "entropy", AUTO)  # what the drift repair tries besides the chosen
+    remedy_methods: tuple[str, ...] = METHODS  # what the drift repair tries (the baseline's own is skipped)
     remedy_techniques: tuple[str, ...] = ("bias_correct", "round_weights")  # quantize()'s switches the repair tries
 
     def __init__(

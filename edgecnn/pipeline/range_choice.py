@@ -29,6 +29,7 @@ from edgecnn.config.recipes import MEAN_MINMAX
 CANDIDATES = ("minmax", MEAN_MINMAX)  # the default first: a tie keeps it
 SHIFT_FRACTIONS = (1 / 32, 1 / 16, 3 / 32)  # of the shorter side: 1, 2 and 3 px at 32²; 7, 14 and 21 px at 224²
 P_VALUE = 0.05
+CHUNK = 64  # images per run of a judged graph: the moved set of a large input need not fit in one batch
 PIXEL_BUDGET = 1 << 23  # one channel's pixels of the moved images judged: all 128 samples at 32², 6 at 224²
 DIRECTIONS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0))
 
@@ -72,10 +73,13 @@ class FlipJudge:
     def __call__(self, path: Path) -> frozenset[int]:
         from edgecnn.runtime.loader import load
 
-        outputs = load(path, optimization="disable").run_all(self.images)  # the exact QDQ arithmetic
+        runner = load(path, optimization="disable")  # the exact QDQ arithmetic
         wrong = np.zeros(len(self.images), bool)
-        for name, top in self.top1.items():
-            wrong |= outputs[name].reshape(len(self.images), -1).argmax(1) != top
+        for start in range(0, len(self.images), CHUNK):
+            outputs = runner.run_all(self.images[start : start + CHUNK])
+            for name, top in self.top1.items():
+                part = outputs[name].reshape(len(outputs[name]), -1).argmax(1)
+                wrong[start : start + CHUNK] |= part != top[start : start + CHUNK]
         return frozenset(np.flatnonzero(wrong).tolist())
 
 
@@ -93,7 +97,9 @@ def flip_judge(fp32: Path, samples: Any, tasks: str | None = None) -> tuple[Flip
     shifts = shifts_px(*samples.shape[-2:])
     first = samples[: samples_within(samples, PIXEL_BUDGET // (1 + len(DIRECTIONS) * len(shifts)))]
     images = moved(first, *shifts)
-    reference = load(fp32).run_all(images)
+    runner = load(fp32)
+    parts = [runner.run_all(images[start : start + CHUNK]) for start in range(0, len(images), CHUNK)]
+    reference = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     chosen = output_tasks({name: value.shape for name, value in reference.items()}, parse_tasks(tasks))
     top1 = {
         name: value.reshape(len(images), -1).argmax(1)

@@ -65,18 +65,18 @@ def histogram_ranges(
 
 
 def mean_extremes(fp32: bytes, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]]) -> Ranges:
-    """Each tensor of ``names`` but the model's inputs → the mean over ``samples`` of each sample's minimum and
-    maximum (ONNX Runtime's min-max calibrator with ``moving_average``, the ORT path's ``mean_minmax``), from one
-    pass of the fp32 model."""
+    """Each tensor of ``names`` but the model's inputs → the mean over ``samples`` (feeds: a sample, or a batch for a
+    graph of fixed batch) of each one's minimum and maximum, NaNs ignored (ONNX Runtime's min-max calibrator with
+    ``moving_average``, the ORT path's ``mean_minmax``), from one pass of the fp32 model."""
     subgraph = parse(fp32).subgraphs[0]
     inputs = {subgraph.tensors[index].name.decode() for index in subgraph.inputs}
     lows: dict[str, list[float]] = {}
     highs: dict[str, list[float]] = {}
     for batch in tensor_values(fp32, [n for n in names if n not in inputs], samples):
         for name, values in batch.items():
-            lows.setdefault(name, []).append(float(values.min()))
-            highs.setdefault(name, []).append(float(values.max()))
-    return {n: (np.float32(np.mean(lows[n])), np.float32(np.mean(highs[n]))) for n in lows}
+            lows.setdefault(name, []).append(float(np.nanmin(values)))
+            highs.setdefault(name, []).append(float(np.nanmax(values)))
+    return {n: (np.float32(np.nanmean(lows[n])), np.float32(np.nanmean(highs[n]))) for n in lows}
 
 
 class TfliteCalibration:

@@ -45,7 +45,7 @@ def test_every_family_has_a_recipe():
     assert set(family_names()) | {"default"} <= set(list_recipes())
     for name in list_recipes():
         recipe = load_recipe(name)
-        assert recipe.opset >= 19 and recipe.method in ("minmax", "percentile", "entropy")
+        assert recipe.opset >= 19 and recipe.method in ("minmax", "mean_minmax", "percentile", "entropy")
     assert recipe_for_family(None).family == "default"
 
 

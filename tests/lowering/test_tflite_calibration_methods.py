@@ -52,7 +52,7 @@ def test_auto_records_its_choice_and_the_repair_has_the_other_methods():
     quantizer = TfliteQuantizer(
         lowered.data, samples, lowered.input_layout, method="auto", calibrator=TfliteCalibration
     )
-    assert quantizer.remedy_methods == ("minmax", "percentile", "entropy")
+    assert quantizer.remedy_methods == ("minmax", "mean_minmax", "percentile", "entropy")
     record = quantizer.calibration("auto")
     assert set(record["tensors"]) == {"x", "y"} and sum(record["counts"].values()) == 2, record
     statistics = quantizer._statistics("auto")

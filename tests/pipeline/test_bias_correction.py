@@ -77,7 +77,10 @@ def test_the_drift_repair_tries_bias_correction_after_the_calibration_methods(tm
         search, record = _repair_unreachable(tmp_path, quantizer, held)
     labels = [a["label"] for a in record["attempts"]]
     corrected = [a for a in record["attempts"] if a["label"].endswith("+ bias correct")]
-    assert labels[:3] == ["global: percentile", "global: entropy", "global: auto"] and len(corrected) == 1, labels
+    assert (
+        labels[:4] == ["global: mean_minmax", "global: percentile", "global: entropy", "global: auto"]
+        and len(corrected) == 1
+    ), labels
     assert corrected[0]["techniques"] == ["bias_correct"], corrected
     rounded = [a for a in record["attempts"] if a["label"].endswith("+ round weights")]
     assert len(rounded) == 1 and "round_weights" in rounded[0]["techniques"], labels  # after bias correction
@@ -152,11 +155,12 @@ def test_a_repair_from_a_corrected_int8_keeps_its_biases_corrected(tmp_path):
         assert record["attempts"] and "bias_correct" in search.best.techniques
         tries = record["attempts"]
         assert not [a for a in tries if "bias correct" in a["label"]], [a["label"] for a in tries]
-        assert tries[0]["label"] == "global: percentile" and all("bias_correct" in a["techniques"] for a in tries)
+        assert tries[0]["label"] == "global: mean_minmax" and all("bias_correct" in a["techniques"] for a in tries)
         corrected, plain = tmp_path / "corrected.onnx", tmp_path / "plain.onnx"
         quantizer.quantize(corrected, "percentile", bias_correct=True)
         quantizer.quantize(plain, "percentile", bias_correct=False)
-    made = load(search.attempts[0].path).run_all(held)
+    percentile = next(a for a in search.attempts if a.label == "global: percentile")
+    made = load(percentile.path).run_all(held)
     for path, same in ((corrected, True), (plain, False)):
         other = load(path).run_all(held)
         assert all(np.array_equal(made[k], other[k]) for k in made) == same, path.name

@@ -108,25 +108,102 @@ def test_the_choice_is_made_only_for_a_single_image_input_with_a_classification_
     assert "one N×C×H×W image" in flip_judge(tiny_fp32, {"x": images})[1]
 
 
-def test_an_export_of_a_trained_classifier_records_the_choice_and_its_tflite_follows(tmp_path: Path, export_trained):
-    """The digits MobileNetV1: both ranges judged on the 128 calibration digits moved 1, 2 and 3 px (3,200 images), the
-    recorded choice is the rule's on the recorded figures, the manifest repeats it, and the int8 .tflite is
-    calibrated by the chosen method. Pinning --method minmax makes no choice and says why."""
-    result = export_trained("mobilenet", tmp_path / "x", profile="raspberrypi4", formats="onnx,tflite")
+def _activation_scales(path: Path) -> list[float]:
+    """The scale of every QuantizeLinear of a QDQ graph whose input is not a constant, in graph order."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return [
+        float(values[n.input[1]])
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] not in values
+    ]
+
+
+def _forced(monkeypatch: pytest.MonkeyPatch, chosen: str) -> None:
+    """The rule made to choose ``chosen`` whatever the figures (which are still measured and recorded)."""
+    from edgecnn.pipeline import range_choice
+
+    measured = range_choice.decide
+    monkeypatch.setattr(range_choice, "decide", lambda wrong: (chosen, measured(wrong)[1]))
+
+
+def test_the_chosen_graph_is_the_one_a_fresh_quantization_by_that_method_makes(
+    tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from edgecnn.config.profiles import load_profile
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+
+    _forced(monkeypatch, "mean_minmax")
+    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("raspberrypi4")
+    judge, _ = flip_judge(tiny_fp32, images)
+    with Quantizer(tiny_fp32, images, bias_correct=True) as quantizer:
+        dst, fresh = tmp_path / "chosen.onnx", tmp_path / "fresh.onnx"
+        info, op_types, _ = quantize_for_target(
+            quantizer, dst, "minmax", recipe, profile, (), tmp_path / "w", flips=judge
+        )
+        quantizer.quantize(fresh, "mean_minmax", profile.reduce_range, op_types)
+        pinned = tmp_path / "minmax.onnx"
+        quantizer.quantize(pinned, "minmax", profile.reduce_range, op_types)
+    assert info["method"] == "mean_minmax" and info["range_choice"]["chosen"] == "mean_minmax"
+    assert info["range_choice"]["images"] == 8 * 25 and sum(info["range_choice"]["disagreements"].values()) >= 0
+    assert _activation_scales(dst) == _activation_scales(fresh) != _activation_scales(pinned)
+
+
+def test_a_choice_that_fails_keeps_min_max_and_says_why(tmp_path: Path, tiny_fp32: Path):
+    from edgecnn.config.profiles import load_profile
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+    from edgecnn.pipeline.range_choice import FlipJudge
+
+    images = np.random.default_rng(0).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    broken = FlipJudge(moved(images, 1), {"no-such-output": np.zeros(36, int)}, (1,))
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("raspberrypi4")
+    with Quantizer(tiny_fp32, images) as quantizer:
+        info, _, _ = quantize_for_target(
+            quantizer, tmp_path / "x.onnx", "minmax", recipe, profile, (), tmp_path / "w", flips=broken
+        )
+    assert info["method"] == "minmax"
+    assert info["range_choice"] == {"chosen": "minmax", "not_chosen_because": "range choice failed: 'no-such-output'"}
+
+
+def test_an_export_of_a_trained_classifier_records_the_choice_by_the_rule(tmp_path: Path, export_trained):
+    """The digits MobileNetV1: both ranges judged on the 128 calibration digits moved 1, 2 and 3 px (3,200 images),
+    the recorded choice is the rule's on the recorded figures and the manifest repeats it. Pinning --method minmax
+    makes no choice and says why."""
+    result = export_trained("mobilenet", tmp_path / "x", profile="raspberrypi4", formats="onnx")
     quantize = result.manifest["stages"]["quantize"]
     record = quantize["range_choice"]
     minmax, mean = CANDIDATES
     assert record["images"] == 25 * 128 and record["shifts_px"] == [1, 2, 3]
     split = record[f"only_{minmax}_wrong"], record[f"only_{mean}_wrong"]
     expected = mean if split[0] > split[1] and sign_p(*split) < P_VALUE else minmax
-    assert record["chosen"] == expected == quantize["method"]
+    assert record["chosen"] == expected == quantize["method"] == result.manifest["calibration"]["method"]
     assert result.manifest["calibration"]["range_choice"] == record
-    assert result.manifest["stages"]["tflite"]["int8"]["method"] == record["chosen"]
     assert f"- activation ranges: {record['chosen']} — top-1 changed on" in (tmp_path / "x" / "report.md").read_text()
     pinned = export_trained("mobilenet", tmp_path / "y", profile="raspberrypi4", formats="onnx", method="minmax")
     stage = pinned.manifest["stages"]["quantize"]
     assert stage["range_choice"] == {"chosen": "minmax", "not_chosen_because": "--method minmax given"}
     assert stage["method"] == "minmax"
+
+
+def test_every_int8_artifact_of_the_export_follows_a_mean_of_extremes_choice(
+    tmp_path: Path, export_trained, monkeypatch: pytest.MonkeyPatch
+):
+    """Made to choose mean-of-extremes: the ORT graph and the int8 .tflite are calibrated by it, the manifest's
+    method is it (the one asked for beside it), and report.md says so."""
+    _forced(monkeypatch, "mean_minmax")
+    result = export_trained("mobilenet", tmp_path / "x", profile="raspberrypi4", formats="onnx,tflite")
+    calibration = result.manifest["calibration"]
+    assert calibration["method"] == "mean_minmax" and calibration["method_asked"] == "minmax"
+    assert result.manifest["stages"]["quantize"]["calibrator_options"] == {"moving_average": True}
+    assert result.manifest["stages"]["tflite"]["int8"]["method"] == "mean_minmax"
+    report = (tmp_path / "x" / "report.md").read_text()
+    assert "- mean_minmax on 128 samples" in report and "- activation ranges: mean_minmax — top-1 changed on" in report
 
 
 def test_an_export_whose_drift_is_not_judged_keeps_min_max_and_says_why(tmp_path: Path):
