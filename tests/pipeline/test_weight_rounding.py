@@ -46,7 +46,7 @@ def int8_weights(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.mark.parametrize("per_channel", [True, False])
-def test_onnx_runtime_keeps_the_chosen_integers_on_the_same_grid_and_the_int8_gets_closer(tinynet_onnx, per_channel):
+def test_ort_keeps_the_chosen_integers_on_the_same_grid_and_per_tensor_the_int8_gets_closer(tinynet_onnx, per_channel):
     source, calib, unseen = tinynet_onnx
     reference = next(iter(load(source).run_all(unseen).values()))
     made, sqnr = {}, {}
@@ -69,7 +69,10 @@ def test_onnx_runtime_keeps_the_chosen_integers_on_the_same_grid_and_the_int8_ge
     total = sum(q.size for q, _ in made[True].values())
     assert 0.02 < moved / total == pytest.approx(record["weights_moved"], abs=1e-4), (moved / total, record)
     assert sum(rounding.changed.values()) == moved  # ORT rounded the rounded weights to the integers chosen
-    assert sqnr[True] > sqnr[False], sqnr
+    if not per_channel:  # per tensor the rounded int8 is nearer fp32 end to end; per channel it need not be: on
+        # the AMD host's TinyNet the rounding took the output SQNR from 38.3 to 36.6 dB (calibration digits: 38.9 to
+        # 37.4), its layer-wise objective not carrying to the output — why the export leaves it off by default
+        assert sqnr[True] > sqnr[False], sqnr
 
 
 def test_a_layer_kept_float_keeps_its_fp32_weights(tinynet_onnx):
