@@ -97,7 +97,15 @@ def spec(folder: Path, text: str, name: str = "spec.yaml") -> Path:
 
 def cli(*args: str, cwd: Path) -> subprocess.Popen:
     argv = [sys.executable, "-m", "edgecnn", "sweep", *args]
-    return subprocess.Popen(argv, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        argv, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT as an interactive shell gives it (a background job starts with it ignored, and Python
+    then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def records(out: Path) -> list[dict]:

@@ -41,9 +41,11 @@ def edgecnn(tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> 
 
 
 def _default_signals() -> None:
-    """In the child: SIGTERM and SIGHUP as a shell gives them. A runner under nohup passes SIGHUP on ignored, and
-    edgecnn rightly leaves an ignored signal ignored — which is not what these tests are about."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    """In the child: SIGINT, SIGTERM and SIGHUP as an interactive shell gives them. A runner under nohup passes
+    SIGHUP on ignored, and a shell starts a background job with SIGINT ignored (so Python installs no
+    KeyboardInterrupt handler); edgecnn rightly leaves an ignored signal ignored — which is not what these tests are
+    about."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
 
 
