@@ -71,16 +71,20 @@ class FlipJudge:
     shifts: tuple[int, ...]
 
     def __call__(self, path: Path) -> frozenset[int]:
-        from edgecnn.runtime.loader import load
-
-        runner = load(path, optimization="disable")  # the exact QDQ arithmetic
+        outputs = _outputs(path, self.images, optimization="disable")  # the exact QDQ arithmetic
         wrong = np.zeros(len(self.images), bool)
-        for start in range(0, len(self.images), CHUNK):
-            outputs = runner.run_all(self.images[start : start + CHUNK])
-            for name, top in self.top1.items():
-                part = outputs[name].reshape(len(outputs[name]), -1).argmax(1)
-                wrong[start : start + CHUNK] |= part != top[start : start + CHUNK]
+        for name, top in self.top1.items():
+            wrong |= outputs[name].reshape(len(self.images), -1).argmax(1) != top
         return frozenset(np.flatnonzero(wrong).tolist())
+
+
+def _outputs(path: Path, images: np.ndarray, **options: Any) -> dict[str, np.ndarray]:
+    """Every output of the model at ``path`` on ``images``, run :data:`CHUNK` images at a time."""
+    from edgecnn.runtime.loader import load
+
+    runner = load(path, **options)
+    parts = [runner.run_all(images[start : start + CHUNK]) for start in range(0, len(images), CHUNK)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def flip_judge(fp32: Path, samples: Any, tasks: str | None = None) -> tuple[FlipJudge | None, str | None]:
@@ -89,7 +93,6 @@ def flip_judge(fp32: Path, samples: Any, tasks: str | None = None) -> tuple[Flip
     the choice is not made: the model takes no single N×C×H×W image, or no output is judged as classification."""
     from edgecnn.analysis.tasks import output_tasks, parse_tasks
     from edgecnn.data.calibration import samples_within
-    from edgecnn.runtime.loader import load
 
     if isinstance(samples, dict) or np.ndim(samples) != 4 or min(np.shape(samples)[-2:]) < 2:
         return None, "the model does not take one N×C×H×W image"
@@ -97,9 +100,7 @@ def flip_judge(fp32: Path, samples: Any, tasks: str | None = None) -> tuple[Flip
     shifts = shifts_px(*samples.shape[-2:])
     first = samples[: samples_within(samples, PIXEL_BUDGET // (1 + len(DIRECTIONS) * len(shifts)))]
     images = moved(first, *shifts)
-    runner = load(fp32)
-    parts = [runner.run_all(images[start : start + CHUNK]) for start in range(0, len(images), CHUNK)]
-    reference = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    reference = _outputs(fp32, images)
     chosen = output_tasks({name: value.shape for name, value in reference.items()}, parse_tasks(tasks))
     top1 = {
         name: value.reshape(len(images), -1).argmax(1)
