@@ -232,9 +232,15 @@ def _weights_lines(choice: dict[str, Any] | None) -> list[str]:
     if not tries:
         return [f"- ORT int8 weights: {chosen} ({choice.get('kept_per_channel_because', '')})"]
     channel, tensor = tries["per_channel"], tries["per_tensor"]
+    moved = choice.get("moved_images")
+
+    def top1(figures: dict[str, Any]) -> str:
+        return f", top-1 changed on {figures['moved_wrong']} of {moved['images']} moved images" if moved else ""
+
     line = (
-        f"- ORT int8 weights: {chosen} — per channel {channel['min_ms']:.3g} ms, SQNR {channel['sqnr_db']:.1f} dB; "
-        f"per tensor (equalized) {tensor['min_ms']:.3g} ms, SQNR {tensor['sqnr_db']:.1f} dB (timed here)"
+        f"- ORT int8 weights: {chosen} — per channel {channel['min_ms']:.3g} ms, SQNR {channel['sqnr_db']:.1f} dB"
+        f"{top1(channel)}; per tensor (equalized) {tensor['min_ms']:.3g} ms, SQNR {tensor['sqnr_db']:.1f} dB"
+        f"{top1(tensor)} (timed here)"
     )
     because = choice.get("kept_per_channel_because")
     return [line + (f": {because}" if because else "")]

@@ -171,7 +171,8 @@ def quantize_for_target(
     when the target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a
     per-channel target, per-tensor weights when they are faster and as good (``granularity_choice``; ``bar`` makes
     the progress bar of the twin's calibration); with ``flips`` (a ``range_choice.FlipJudge``) and method minmax,
-    min-max or mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``). The chosen graph's
+    min-max or mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``) — the weights choice
+    then also counts the moved images' top-1 changes. The chosen graph's
     record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept
     float, and the quantizer that made it (``quantizer`` or its per-tensor twin; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
@@ -216,7 +217,7 @@ def quantize_for_target(
         return info, op_types, quantizer
     advance = bar("calibrating a per-tensor twin", batch_size(quantizer.images)) if bar else None
     twin_info, record, twin = _per_tensor_twin(
-        quantizer, dst, method, profile, op_types, keep_float_nodes, work, judge, advance
+        quantizer, dst, method, profile, op_types, keep_float_nodes, work, judge, advance, flips
     )
     if twin is None:
         info["weights_choice"] = record
@@ -238,6 +239,7 @@ def _per_tensor_twin(
     work: Path,
     judge: Callable[[Path], dict[str, Any]],
     on_sample: Callable[[], None] | None,
+    flips: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Quantizer | None]:
     """The equalized per-tensor twin of the per-channel graph at ``dst``: when chosen, written over ``dst`` and
     returned with its record and quantizer; else the choice's record and None (the twin closed)."""
@@ -254,7 +256,7 @@ def _per_tensor_twin(
         work.mkdir(parents=True, exist_ok=True)
         path = work / "per-tensor.onnx"
         info = twin.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
-        chosen, record = choose_weight_granularity(dst, path, judge)
+        chosen, record = choose_weight_granularity(dst, path, judge, flips)
     except Exception as error:  # an optional twin: a graph it cannot be made of keeps its per-channel one, and says why
         if twin is not None:
             twin.close()

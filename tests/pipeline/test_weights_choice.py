@@ -31,6 +31,9 @@ def test_the_twin_is_taken_only_when_faster_by_the_margin_and_as_good():
     assert "SQNR" in accept(channel, _figures(0.9, sqnr_db=float("nan")))
     assert "threshold" in accept(channel, _figures(0.9, passed=False))
     assert accept(_figures(1.0, passed=False), _figures(0.9, passed=False)) is None  # no worse than it was
+    moved = {"moved_wrong": 5}
+    assert accept({**channel, **moved}, {**_figures(0.9), **moved}) is None  # as many moved images changed
+    assert "moved" in accept({**channel, **moved}, {**_figures(0.9), "moved_wrong": 6})
 
 
 def _weight_scales(path: Path) -> list[int]:
@@ -65,6 +68,7 @@ def test_the_chosen_graph_and_its_quantizer_are_returned_and_the_other_is_closed
         record = info["weights_choice"]
         assert len(judged) == 2 and set(record["tries"]) == {"per_channel", "per_tensor"}
         assert all(t["min_ms"] > 0 for t in record["tries"].values())
+        assert "moved_images" not in record  # no flip judge given: the drift samples only
         scales = _weight_scales(dst)
         if as_good:
             assert record["chosen"] == "per_tensor" and "kept_per_channel_because" not in record
@@ -76,6 +80,40 @@ def test_the_chosen_graph_and_its_quantizer_are_returned_and_the_other_is_closed
             assert chosen is first and info["per_channel"] is True
             assert max(scales) > 1
         assert info["keep_float"]["slower_in_int8"]["candidates"] == []  # the float choice's record is kept
+    finally:
+        chosen.close()
+        first.close()
+
+
+def test_with_the_flip_judge_the_twin_is_also_judged_on_the_moved_images(
+    tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The range choice's judge counts each graph's moved calibration images whose top-1 changes; the counts, their
+    discordant split and the rule's verdict on them are recorded — the twin never ships changing more of them."""
+    from edgecnn.pipeline.range_choice import flip_judge
+
+    monkeypatch.setattr(granularity_choice, "MARGIN", -1.0)
+    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
+    flips, why = flip_judge(tiny_fp32, images)
+    assert flips is not None, why
+
+    def judge(path: Path) -> dict:
+        return {"score": 1.0, "sqnr_db": 30.0, "passed": True}
+
+    first = Quantizer(tiny_fp32, images, recipe.bins, recipe.percentile)
+    info, _, chosen = quantize_for_target(
+        first, tmp_path / "int8.onnx", "minmax", recipe, profile, (), tmp_path / "work", judge, flips=flips
+    )
+    try:
+        record, tries = info["weights_choice"], info["weights_choice"]["tries"]
+        moved = record["moved_images"]
+        assert moved["images"] == len(flips.images) == 8 * 25
+        channel, tensor = tries["per_channel"]["moved_wrong"], tries["per_tensor"]["moved_wrong"]
+        assert tensor - channel == moved["only_per_tensor_wrong"] - moved["only_per_channel_wrong"]
+        assert record["chosen"] == ("per_channel" if tensor > channel else "per_tensor")
+        assert (tensor > channel) == ("moved" in record.get("kept_per_channel_because", ""))
+        assert 0 < moved["p"] <= 1
     finally:
         chosen.close()
         first.close()
