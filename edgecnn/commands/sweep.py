@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -194,6 +195,12 @@ def _stopped_as_ours(ray: Any) -> Iterator[None]:
     own = getattr(utils, "set_sigterm_handler", None)
     if own is not None:
         utils.set_sigterm_handler = lambda handler: None
+    # Ray's GCS and raylet would share edgecnn's process group: a signal to the group (a CI job cancelled, a
+    # supervisor's stop, `kill -TERM -PGID`) killed them mid-start and left ray.init waiting 30–60 s for a GCS gone
+    services = getattr(private, "services", None)
+    popen = getattr(services, "ConsolePopen", None)
+    if popen is not None and os.name == "posix":
+        services.ConsolePopen = _own_group(popen)
     # the driver's core worker would install a crash handler that also dumps a stack for SIGTERM (until edgecnn's
     # handler is set again after the start); Ray's worker processes keep theirs
     constants = getattr(private, "ray_constants", None)
@@ -211,11 +218,29 @@ def _stopped_as_ours(ray: Any) -> Iterator[None]:
     finally:
         if own is not None:
             utils.set_sigterm_handler = own
+        if popen is not None and os.name == "posix":
+            services.ConsolePopen = popen
         if dumps is not None:
             constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = dumps
     received = stopping_signals_received()[before:]
     if received:
         raise Terminated(received[0])
+
+
+def _own_group(popen: type) -> type:
+    """``popen`` (a ``subprocess.Popen``) whose children start in a process group of their own: edgecnn, their
+    parent, still gets the group's signals and shuts them down (``ray.shutdown`` signals each one by its pid; they
+    also die with their parent, Ray's fate sharing)."""
+
+    class OwnGroup(popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if sys.version_info >= (3, 11):
+                kwargs.setdefault("process_group", 0)
+            else:  # a session of their own: the nearest 3.10 has
+                kwargs.setdefault("start_new_session", True)
+            super().__init__(*args, **kwargs)
+
+    return OwnGroup
 
 
 def _ray_temp(temp: Path) -> Path:

@@ -318,6 +318,7 @@ def _range_choice_lines(choice: dict[str, Any] | None) -> list[str]:
         f"- activation ranges: {choice['chosen']} — top-1 changed on {counts['minmax']} (min-max) and "
         f"{counts['mean_minmax']} (mean of extremes) of {choice['images']} images, the calibration samples and "
         f"each moved {'/'.join(map(str, choice['shifts_px']))} px, exact QDQ; sign test p {choice['p']:g}"
+        + (f"; judged with {choice['judged_on']}" if choice.get("judged_on") else "")
     ]
 
 

@@ -191,6 +191,10 @@ def quantize_for_target(
 
         try:
             method, range_record, _ = choose_range_estimator(ranged, flips, work / "range-choice")
+            range_record["judged_on"] = (
+                f"per-{'channel' if quantizer.per_channel else 'tensor'} weights, the recipe's float op types "
+                f"({', '.join(base) or 'none'}); the float-op and weights choices' graphs take the chosen ranges"
+            )
         except Exception as error:  # an optional choice: a graph it cannot judge keeps min-max, and says why
             ranges_made.clear()
             range_record = {"chosen": method, "not_chosen_because": f"range choice failed: {first_line(error)}"}

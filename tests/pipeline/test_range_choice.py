@@ -151,6 +151,7 @@ def test_the_chosen_graph_is_the_one_a_fresh_quantization_by_that_method_makes(
         quantizer.quantize(pinned, "minmax", profile.reduce_range, op_types)
     assert info["method"] == "mean_minmax" and info["range_choice"]["chosen"] == "mean_minmax"
     assert info["range_choice"]["images"] == 8 * 25 and sum(info["range_choice"]["disagreements"].values()) >= 0
+    assert info["range_choice"]["judged_on"].startswith("per-channel weights, the recipe's float op types")
     assert _activation_scales(dst) == _activation_scales(fresh) != _activation_scales(pinned)
 
 
@@ -204,6 +205,7 @@ def test_every_int8_artifact_of_the_export_follows_a_mean_of_extremes_choice(
     assert result.manifest["stages"]["tflite"]["int8"]["method"] == "mean_minmax"
     report = (tmp_path / "x" / "report.md").read_text()
     assert "- mean_minmax on 128 samples" in report and "- activation ranges: mean_minmax — top-1 changed on" in report
+    assert "; judged with per-channel weights, the recipe's float op types" in report
 
 
 def test_an_export_whose_drift_is_not_judged_keeps_min_max_and_says_why(tmp_path: Path):

@@ -135,7 +135,8 @@ def test_without_a_judge_or_for_a_target_not_timed_here_nothing_is_tried(tmp_pat
 
 
 def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(tmp_path: Path, export_trained):
-    """The digits EfficientNet on x86-avx2: both graphs timed and judged on the drift samples, the recorded
+    """The digits EfficientNet on x86-avx2: both graphs timed and judged on the drift samples and the moved
+    calibration images, the recorded
     choice is the rule's on the recorded figures (which one wins is the host's business, not the test's), and the
     shipped `.onnx` has the chosen weights."""
     result = export_trained("efficientnet", tmp_path / "x86", profile="x86-avx2", formats="onnx,ort")
@@ -143,6 +144,7 @@ def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(tmp_path
     record = quantize["weights_choice"]
     tries = record["tries"]
     refused = accept(tries["per_channel"], tries["per_tensor"])
+    assert all("moved_wrong" in t for t in tries.values()) and record["moved_images"]["images"] > 0  # a classifier
     assert record["chosen"] == ("per_channel" if refused else "per_tensor")
     assert record.get("kept_per_channel_because") == refused
     assert quantize["per_channel"] == (record["chosen"] == "per_channel")

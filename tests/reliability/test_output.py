@@ -49,11 +49,29 @@ def _default_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def start(tmp_path: Path, *args: str) -> subprocess.Popen:
+def start(tmp_path: Path, *args: str, group: bool = False) -> subprocess.Popen:
+    """``edgecnn *args`` in a subprocess; with ``group``, the leader of a process group of its own (as a shell's
+    job is), for signals to the whole group."""
     argv = [sys.executable, "-m", "edgecnn", *args]
     return subprocess.Popen(
-        argv, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path), preexec_fn=_default_signals
-    )
+        argv, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path), preexec_fn=_default_signals,
+        start_new_session=group,
+    )  # fmt: skip
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command's name (state, parent, …); [] when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _in_session(session: int) -> set[int]:
+    """The running processes (not zombies) of ``session``: a process started in it stays there, orphaned or not,
+    unless it starts a session of its own."""
+    every = (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+    return {pid for pid in every if (fields := _stat(pid))[:1] != ["Z"] and fields[3:4] == [str(session)]}
 
 
 def wait_for(proc: subprocess.Popen, text: str) -> str:
@@ -153,6 +171,34 @@ def test_sigterm_to_a_sweep_is_a_termination(tmp_path, after, wait_s):
     assert list((tmp_path / "tmp").glob("edgecnn*")) == []
     cells = tmp_path / "sw" / "cells"  # the export cut short: its partial OUT and its lock go with its worker
     assert (sorted(p.name for p in cells.rglob(".*")) if cells.is_dir() else []) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "after", "wait_s", "code", "line"),
+    [
+        (signal.SIGTERM, "to run", 1.0, 143, "edgecnn: terminated"),  # was 31–61 s, then exit 70 or 1 and Ray's log
+        (signal.SIGTERM, "to run", 6.0, 143, "edgecnn: terminated"),
+        (signal.SIGINT, "to run", 1.0, 130, "edgecnn: aborted"),  # Ctrl-C: the terminal signals its whole job
+    ],
+    ids=["SIGTERM starting", "SIGTERM running", "SIGINT starting"],
+)
+def test_a_signal_to_a_sweeps_process_group_is_one_stop(tmp_path, signum, after, wait_s, code, line):
+    """A CI job cancelled, a supervisor's stop, Ctrl-C: the signal reaches every process of the group. Ray's GCS and
+    raylet, started in it, died mid-start and left the driver waiting for them; now they have a group of their own,
+    and the driver stops them and every process it started."""
+    (tmp_path / "s.yaml").write_text(SWEEP_SPEC, encoding="utf-8")
+    proc = start(tmp_path, "sweep", "s.yaml", "--out", "sw", "--workers", "1", group=True)
+    wait_for(proc, after)
+    time.sleep(wait_s)
+    os.killpg(proc.pid, signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    assert_one_line(stderr, "edgecnn: ", line)
+    assert list((tmp_path / "tmp").glob("edgecnn*")) == []
+    deadline = time.monotonic() + 30  # Ray's processes end as they are told to, not all at once
+    while _in_session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _in_session(proc.pid), [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in _in_session(proc.pid)]
 
 
 def test_a_sweep_leaves_the_signal_handlers_working(tmp_path):
