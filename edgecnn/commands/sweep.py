@@ -186,10 +186,46 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
 @contextlib.contextmanager
 def _stopped_as_ours(ray: Any) -> Iterator[None]:
     """While Ray starts, a SIGTERM ends it as edgecnn's termination (exit 143, 'edgecnn: terminated', Ray shut down
-    and the run's files removed). Ray would install its own handler (``sys.exit(15)``), and a raise landing while
-    it forks its processes is swallowed there ('Exception ignored in _releaseLock', a traceback, the sweep going on
-    as if nothing happened): Ray is kept from installing it, edgecnn's handler only records the signal meanwhile,
-    and a recorded one ends the start once ``ray.init`` returns."""
+    and the run's files removed), and Ctrl-C as an abort (130). Ray would install its own SIGTERM handler
+    (``sys.exit(15)``), and a raise landing while it forks its processes is swallowed there ('Exception ignored in
+    _releaseLock', a traceback, the sweep going on as if nothing happened); a KeyboardInterrupt in the middle of
+    ``ray.init`` left Ray's agents running, unknown to ``ray.shutdown``. So Ray is kept from installing its handler,
+    the signals are only recorded meanwhile, and a recorded one ends the start once ``ray.init`` returns."""
+    before = len(stopping_signals_received())
+    with _ray_start_patched(ray), _ctrl_c_deferred() as interrupted:
+        try:
+            with stopping_signals_recorded():
+                yield
+        except SystemExit as stop:
+            if stop.code in STOPPING:
+                raise Terminated(stop.code) from None
+            raise
+    received = stopping_signals_received()[before:]
+    if received:
+        raise Terminated(received[0])
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[list[int]]:
+    """While inside, Ctrl-C (Python's own SIGINT handler) is only recorded, in the list given; other handlers (an
+    ignored SIGINT, a caller's own) are left as they are."""
+    interrupted: list[int] = []
+    deferred = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if deferred:
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        yield interrupted
+    finally:
+        if deferred:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def _ray_start_patched(ray: Any) -> Iterator[None]:
+    """Ray's start, made to leave signals to edgecnn: no SIGTERM handler of its own, no stack dump on SIGTERM, and
+    its processes in a process group of their own."""
     private = getattr(ray, "_private", None)
     utils = getattr(private, "utils", None)
     own = getattr(utils, "set_sigterm_handler", None)
@@ -198,8 +234,8 @@ def _stopped_as_ours(ray: Any) -> Iterator[None]:
     # Ray's GCS and raylet would share edgecnn's process group: a signal to the group (a CI job cancelled, a
     # supervisor's stop, `kill -TERM -PGID`) killed them mid-start and left ray.init waiting 30–60 s for a GCS gone
     services = getattr(private, "services", None)
-    popen = getattr(services, "ConsolePopen", None)
-    if popen is not None and os.name == "posix":
+    popen = getattr(services, "ConsolePopen", None) if os.name == "posix" else None
+    if popen is not None:
         services.ConsolePopen = _own_group(popen)
     # the driver's core worker would install a crash handler that also dumps a stack for SIGTERM (until edgecnn's
     # handler is set again after the start); Ray's worker processes keep theirs
@@ -207,24 +243,15 @@ def _stopped_as_ours(ray: Any) -> Iterator[None]:
     dumps = getattr(constants, "RAY_DISABLE_FAILURE_SIGNAL_HANDLER", None)
     if dumps is not None:
         constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
-    before = len(stopping_signals_received())
     try:
-        with stopping_signals_recorded():
-            yield
-    except SystemExit as stop:
-        if stop.code in STOPPING:
-            raise Terminated(stop.code) from None
-        raise
+        yield
     finally:
         if own is not None:
             utils.set_sigterm_handler = own
-        if popen is not None and os.name == "posix":
+        if popen is not None:
             services.ConsolePopen = popen
         if dumps is not None:
             constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = dumps
-    received = stopping_signals_received()[before:]
-    if received:
-        raise Terminated(received[0])
 
 
 def _own_group(popen: type) -> type:
