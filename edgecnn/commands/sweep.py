@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import signal
-import sys
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -159,7 +159,7 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address:
         try:
-            with _stopped_as_ours(ray):
+            with _stopped_as_ours(ray, defer_ctrl_c=False):  # no process started here: Ctrl-C may cut a hung join
                 ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
             reason = one_line(str(error), 300)
@@ -176,7 +176,7 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
             )
     else:
         cpus = workers or os.cpu_count() or 1
-        with _stopped_as_ours(ray):
+        with _stopped_as_ours(ray, defer_ctrl_c=True):
             ray.init(num_cpus=cpus, resources=resources, _temp_dir=str(_ray_temp(temp)), **quiet)
     for number, handler in handlers.items():  # Ray's own handlers would skip our clean-up and exit codes
         signal.signal(number, handler)
@@ -184,59 +184,79 @@ def _start(ray: Any, address: str | None, workers: int | None, spec: Spec, temp:
 
 
 @contextlib.contextmanager
-def _stopped_as_ours(ray: Any) -> Iterator[None]:
+def _stopped_as_ours(ray: Any, defer_ctrl_c: bool) -> Iterator[None]:
     """While Ray starts, a SIGTERM ends it as edgecnn's termination (exit 143, 'edgecnn: terminated', Ray shut down
-    and the run's files removed), and Ctrl-C as an abort (130). Ray would install its own SIGTERM handler
-    (``sys.exit(15)``), and a raise landing while it forks its processes is swallowed there ('Exception ignored in
-    _releaseLock', a traceback, the sweep going on as if nothing happened); a KeyboardInterrupt in the middle of
-    ``ray.init`` left Ray's agents running, unknown to ``ray.shutdown``. So Ray is kept from installing its handler,
-    the signals are only recorded meanwhile, and a recorded one ends the start once ``ray.init`` returns."""
+    and the run's files removed), and — with ``defer_ctrl_c``, for a Ray started here — Ctrl-C as an abort (130).
+    Ray would install its own SIGTERM handler (``sys.exit(15)``), and a raise landing while it forks its processes
+    is swallowed there ('Exception ignored in _releaseLock', a traceback, the sweep going on as if nothing
+    happened); a KeyboardInterrupt in the middle of a local ``ray.init`` left Ray's agents running, unknown to
+    ``ray.shutdown``. So Ray is kept from installing its handler, the signals are only recorded meanwhile, and a
+    recorded one ends the start once ``ray.init`` returns or fails (a second Ctrl-C is not deferred)."""
     before = len(stopping_signals_received())
-    with _ray_start_patched(ray), _ctrl_c_deferred() as interrupted:
-        try:
-            with stopping_signals_recorded():
-                yield
-        except SystemExit as stop:
-            if stop.code in STOPPING:
-                raise Terminated(stop.code) from None
-            raise
+    replays: list[Callable[[], None]] = []
+    deferring = _ctrl_c_deferred(replays) if defer_ctrl_c else contextlib.nullcontext()
+    try:
+        with _ray_start_patched(ray), deferring, stopping_signals_recorded():
+            yield
+    except SystemExit as stop:
+        if stop.code in STOPPING:
+            raise Terminated(stop.code) from None
+        raise
+    except BaseException as error:
+        _stop_if_signalled(before, replays, error)
+        raise
+    _stop_if_signalled(before, replays)
+
+
+def _stop_if_signalled(before: int, replays: list[Callable[[], None]], cause: BaseException | None = None) -> None:
+    """Raise the stopping signal recorded since ``before`` (as Terminated), else replay a deferred Ctrl-C."""
     received = stopping_signals_received()[before:]
     if received:
-        raise Terminated(received[0])
-    if interrupted:
-        raise KeyboardInterrupt
+        raise Terminated(received[0]) from cause
+    for replay in replays:
+        replay()
 
 
 @contextlib.contextmanager
-def _ctrl_c_deferred() -> Iterator[list[int]]:
-    """While inside, Ctrl-C (Python's own SIGINT handler) is only recorded, in the list given; other handlers (an
-    ignored SIGINT, a caller's own) are left as they are."""
-    interrupted: list[int] = []
-    deferred = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    if deferred:
-        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+def _ctrl_c_deferred(replays: list[Callable[[], None]]) -> Iterator[None]:
+    """While inside, the first SIGINT is only recorded — as a call of its handler, appended to ``replays`` — and its
+    handler put back, so that a second one acts at once; an ignored or default SIGINT is left as it is."""
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield
+        return
+
+    def record(signum: int, frame: Any) -> None:
+        replays.append(lambda: previous(signum, None))
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, record)
     try:
-        yield interrupted
+        yield
     finally:
-        if deferred:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signal.getsignal(signal.SIGINT) is record:
+            signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
 def _ray_start_patched(ray: Any) -> Iterator[None]:
     """Ray's start, made to leave signals to edgecnn: no SIGTERM handler of its own, no stack dump on SIGTERM, and
-    its processes in a process group of their own."""
+    each of its processes in a process group of its own."""
     private = getattr(ray, "_private", None)
     utils = getattr(private, "utils", None)
     own = getattr(utils, "set_sigterm_handler", None)
     if own is not None:
         utils.set_sigterm_handler = lambda handler: None
     # Ray's GCS and raylet would share edgecnn's process group: a signal to the group (a CI job cancelled, a
-    # supervisor's stop, `kill -TERM -PGID`) killed them mid-start and left ray.init waiting 30–60 s for a GCS gone
+    # supervisor's stop, `kill -TERM -PGID`) killed them mid-start and left ray.init waiting 30–60 s for a GCS gone.
+    # Only where the kernel ends them with their parent (Linux): elsewhere Ray's reaper kills its own group.
     services = getattr(private, "services", None)
-    popen = getattr(services, "ConsolePopen", None) if os.name == "posix" else None
-    if popen is not None:
+    popen = getattr(services, "ConsolePopen", None)
+    shares_fate = getattr(utils, "detect_fate_sharing_support", lambda: False)
+    if popen is not None and os.name == "posix" and shares_fate():
         services.ConsolePopen = _own_group(popen)
+    else:
+        popen = None
     # the driver's core worker would install a crash handler that also dumps a stack for SIGTERM (until edgecnn's
     # handler is set again after the start); Ray's worker processes keep theirs
     constants = getattr(private, "ray_constants", None)
@@ -254,17 +274,21 @@ def _ray_start_patched(ray: Any) -> Iterator[None]:
             constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = dumps
 
 
-def _own_group(popen: type) -> type:
-    """``popen`` (a ``subprocess.Popen``) whose children start in a process group of their own: edgecnn, their
-    parent, still gets the group's signals and shuts them down (``ray.shutdown`` signals each one by its pid; they
-    also die with their parent, Ray's fate sharing)."""
+def _own_group(popen: type[subprocess.Popen]) -> type[subprocess.Popen]:
+    """``popen`` whose children each start in a process group of their own (in the same session): edgecnn, their
+    parent, still gets its group's signals and shuts them down (``ray.shutdown`` signals each one by its pid; the
+    kernel ends them with their parent, Ray's fate sharing)."""
 
     class OwnGroup(popen):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            if sys.version_info >= (3, 11):
-                kwargs.setdefault("process_group", 0)
-            else:  # a session of their own: the nearest 3.10 has
-                kwargs.setdefault("start_new_session", True)
+            then = kwargs.get("preexec_fn")
+
+            def preexec() -> None:
+                os.setpgid(0, 0)
+                if then is not None:
+                    then()
+
+            kwargs["preexec_fn"] = preexec
             super().__init__(*args, **kwargs)
 
     return OwnGroup

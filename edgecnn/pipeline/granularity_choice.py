@@ -9,10 +9,10 @@ digits MobileNetV1s they still cost several dB of output SQNR. So for a
 per-channel target whose kernels are this host's, the export also quantizes an equalized per-tensor twin with the
 same float op types, times both, and ships the twin only when it is faster by more than :data:`MARGIN`, its task
 score on the drift samples (top-1 agreement, mIoU, …) is not lower, its SQNR is at most :data:`SQNR_SLACK_DB`
-below and — for a classifier, on the range choice's moved calibration images (``range_choice.FlipJudge``) — it
-changes no more of fp32's top-1 decisions. The drift samples are few and mostly far from a tie: on the digits
-EfficientNet-B0 the twin scored as well there and then lost 3 of 1,000 held-out digits. The choice is the ORT
-artifacts' (`.onnx`, `.ort`); every other target keeps its profile's granularity.
+below and — when the export has the range choice's judge (``range_choice.FlipJudge``: a classifier whose ranges it
+chooses) — it changes no more of fp32's top-1 decisions on the moved calibration images than the per-channel graph
+(the drift samples alone are few and mostly far from a tie). The choice is the ORT artifacts' (`.onnx`, `.ort`);
+every other target keeps its profile's granularity.
 """
 
 from __future__ import annotations
@@ -57,6 +57,18 @@ def _figures(verdict: dict[str, Any], min_ms: float) -> dict[str, Any]:
     }
 
 
+def _moved_images(flips: FlipJudge, paths: dict[str, Path], tries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Count each graph's moved images whose top-1 changes into its ``tries`` figures (``moved_wrong``); the
+    discordant split and its sign-test p."""
+    wrong = {label: flips(path) for label, path in paths.items()}
+    for label, figures in tries.items():
+        figures["moved_wrong"] = len(wrong[label])
+    only_channel = len(wrong["per_channel"] - wrong["per_tensor"])
+    only_tensor = len(wrong["per_tensor"] - wrong["per_channel"])
+    split = {"only_per_channel_wrong": only_channel, "only_per_tensor_wrong": only_tensor}
+    return {"images": len(flips.images), **split, "p": sign_p(only_channel, only_tensor)}
+
+
 def choose_weight_granularity(
     channel: Path, tensor: Path, judge: Judge, flips: FlipJudge | None = None
 ) -> tuple[bool, dict[str, Any]]:
@@ -69,22 +81,15 @@ def choose_weight_granularity(
     paths = {"per_channel": channel, "per_tensor": tensor}
     times = interleaved_min_ms(paths, ROUNDS, RUNS, BUDGET_S)
     tries = {label: _figures(judge(path), times[label]) for label, path in paths.items()}
-    moved: dict[str, Any] = {}
-    if flips is not None:
-        wrong = {label: flips(path) for label, path in paths.items()}
-        for label, figures in tries.items():
-            figures["moved_wrong"] = len(wrong[label])
-        only_channel = len(wrong["per_channel"] - wrong["per_tensor"])
-        only_tensor = len(wrong["per_tensor"] - wrong["per_channel"])
-        split = {"only_per_channel_wrong": only_channel, "only_per_tensor_wrong": only_tensor}
-        moved = {"moved_images": {"images": len(flips.images), **split, "p": sign_p(only_channel, only_tensor)}}
+    moved = {"moved_images": _moved_images(flips, paths, tries)} if flips is not None else {}
     refused = accept(tries["per_channel"], tries["per_tensor"])
     record: dict[str, Any] = {
         "chosen": "per_channel" if refused else "per_tensor",
         "basis": f"measured on this host: ORT, {PROTOCOL}; figures on the drift samples"
-        + (" and the moved calibration images (exact QDQ)" if flips is not None else ""),
+        + (" and the moved calibration images (exact QDQ)" if moved else ""),
         "rule": f"per tensor (equalized) when faster by > {MARGIN:.0%}, task score not lower, SQNR within "
-        f"{SQNR_SLACK_DB:g} dB" + (", no more moved images' top-1 changed" if flips is not None else ""),
+        f"{SQNR_SLACK_DB:g} dB"
+        + (", no more moved images' top-1 changed (the split's p is for reading, not a margin)" if moved else ""),
         **moved,
         "applies_to": "the ORT artifacts (.onnx, .ort)",
         "tries": tries,

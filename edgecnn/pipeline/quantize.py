@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from edgecnn.errors import CheckFailedError, UsageError, first_line
 from edgecnn.pipeline.float_outputs import float_outputs
 from edgecnn.pipeline.unshare import unshare_file
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
+
+if TYPE_CHECKING:
+    from edgecnn.pipeline.range_choice import FlipJudge
 
 METHODS = CALIBRATION_METHODS  # what --method and the recipes take (one list, kept with the recipe schema)
 CALIBRATED = AUTO_CANDIDATES  # the methods auto picks among, tensor by tensor
@@ -164,7 +167,7 @@ def quantize_for_target(
     work: Path,
     judge: Callable[[Path], dict[str, Any]] | None = None,
     bar: Callable[[str, int], Callable[[], None]] | None = None,
-    flips: Any = None,
+    flips: FlipJudge | None = None,
 ) -> tuple[dict[str, Any], tuple[str, ...], Quantizer]:
     """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of
     the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here
@@ -172,7 +175,8 @@ def quantize_for_target(
     per-channel target, per-tensor weights when they are faster and as good (``granularity_choice``; ``bar`` makes
     the progress bar of the twin's calibration); with ``flips`` (a ``range_choice.FlipJudge``) and method minmax,
     min-max or mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``) — the weights choice
-    then also counts the moved images' top-1 changes. The chosen graph's
+    then also counts the moved images' top-1 changes (without ``flips``, as with ``--method``, it judges on the
+    drift samples only). The chosen graph's
     record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept
     float, and the quantizer that made it (``quantizer`` or its per-tensor twin; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
@@ -193,7 +197,7 @@ def quantize_for_target(
             method, range_record, _ = choose_range_estimator(ranged, flips, work / "range-choice")
             range_record["judged_on"] = (
                 f"per-{'channel' if quantizer.per_channel else 'tensor'} weights, the recipe's float op types "
-                f"({', '.join(base) or 'none'}); the float-op and weights choices' graphs take the chosen ranges"
+                f"({', '.join(base) or 'none'})"
             )
         except Exception as error:  # an optional choice: a graph it cannot judge keeps min-max, and says why
             ranges_made.clear()
@@ -243,7 +247,7 @@ def _per_tensor_twin(
     work: Path,
     judge: Callable[[Path], dict[str, Any]],
     on_sample: Callable[[], None] | None,
-    flips: Any = None,
+    flips: FlipJudge | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Quantizer | None]:
     """The equalized per-tensor twin of the per-channel graph at ``dst``: when chosen, written over ``dst`` and
     returned with its record and quantizer; else the choice's record and None (the twin closed)."""

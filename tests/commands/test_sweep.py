@@ -536,3 +536,30 @@ def test_the_bar_shows_the_grid_s_counts_on_a_terminal_and_plain_lines_elsewhere
     plain.line("[1/3] ok      tiny x86-avx2")
     plain.close()
     assert plain.bar is None and capsys.readouterr().err == "[1/3] ok      tiny x86-avx2\n"
+
+
+def test_ctrl_c_while_ray_starts_waits_for_the_start_and_a_second_one_does_not():
+    """The first SIGINT inside is recorded and replayed by the caller after the start; its handler is back at once,
+    so a second one raises there; an ignored SIGINT stays ignored."""
+    from edgecnn.commands.sweep import _ctrl_c_deferred
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        replays: list = []
+        deferred = []
+        with pytest.raises(KeyboardInterrupt), _ctrl_c_deferred(replays):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs between bytecodes: it recorded, nothing raised
+            deferred.append(len(replays))
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)
+        assert deferred == [1]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):
+            replays[0]()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with _ctrl_c_deferred(replays):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
