@@ -74,6 +74,9 @@ def test_a_run_writes_every_quantizer_and_the_range_choice(tmp_path: Path, monke
     for granularity in quant_peers.GRANULARITIES:
         assert rows[granularity, "edgecnn_export"]["ranges_chosen"] in ("minmax", "mean_minmax")
         assert rows[granularity, "edgecnn_export_minmax"]["ranges_chosen"] == "minmax"
+        assert {rows[granularity, q]["weights_chosen"] for q in ("edgecnn_export", "edgecnn_export_minmax")} <= {
+            "per_channel", "per_tensor"
+        }  # fmt: skip
     assert 0 <= rows["—", "fp32"]["shifted_accuracy"] <= 1 and result["meta"]["shift_px"] == 1
     pairs = {(g["model"], g["ours"], g["peer"]) for g in result["meta"]["gaps"] if g["granularity"] == "per_tensor"}
     assert pairs == {
