@@ -176,9 +176,9 @@ def quantize_for_target(
     the progress bar of the twin's calibration); with ``flips`` (a ``range_choice.FlipJudge``) and method minmax,
     min-max or mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``) — the weights choice
     then also counts the moved images' top-1 changes (without ``flips``, as with ``--method``, it judges on the
-    drift samples only). The chosen graph's
-    record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept
-    float, and the quantizer that made it (``quantizer`` or its per-tensor twin; the other one is closed)."""
+    drift samples only). The chosen graph's record (``range_choice``, ``keep_float.slower_in_int8`` and
+    ``weights_choice`` the choices), the op types kept float, and the quantizer that made it (``quantizer`` or its
+    per-tensor twin; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 

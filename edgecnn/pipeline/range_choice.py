@@ -17,7 +17,7 @@ p < :data:`P_VALUE` on the images only one of the two gets wrong; else min-max s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from edgecnn.analysis.metrics import sign_p
 from edgecnn.config.recipes import MEAN_MINMAX
+from edgecnn.pipeline.source import sha256_file
 
 CANDIDATES = ("minmax", MEAN_MINMAX)  # the default first: a tie keeps it
 SHIFT_FRACTIONS = (1 / 32, 1 / 16, 3 / 32)  # of the shorter side: 1, 2 and 3 px at 32²; 7, 14 and 21 px at 224²
@@ -69,13 +70,19 @@ class FlipJudge:
     images: np.ndarray
     top1: Mapping[str, np.ndarray]  # output → fp32's top-1 class per image
     shifts: tuple[int, ...]
+    # graph bytes' sha256 → its verdict: the range choice's chosen graph, shipped as the per-channel graph the
+    # weights choice weighs, is judged once
+    judged: dict[str, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, path: Path) -> frozenset[int]:
-        outputs = _outputs(path, self.images, optimization="disable")  # the exact QDQ arithmetic
-        wrong = np.zeros(len(self.images), bool)
-        for name, top in self.top1.items():
-            wrong |= outputs[name].reshape(len(self.images), -1).argmax(1) != top
-        return frozenset(np.flatnonzero(wrong).tolist())
+        key = sha256_file(path)
+        if key not in self.judged:
+            outputs = _outputs(path, self.images, optimization="disable")  # the exact QDQ arithmetic
+            wrong = np.zeros(len(self.images), bool)
+            for name, top in self.top1.items():
+                wrong |= outputs[name].reshape(len(self.images), -1).argmax(1) != top
+            self.judged[key] = frozenset(np.flatnonzero(wrong).tolist())
+        return self.judged[key]
 
 
 def _outputs(path: Path, images: np.ndarray, **options: Any) -> dict[str, np.ndarray]:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.bench.conftest import sshd  # noqa: F401  (the real sshd on 127.0.0.1, reused)
+from tests.reliability.conftest import default_signals
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -98,14 +99,8 @@ def spec(folder: Path, text: str, name: str = "spec.yaml") -> Path:
 def cli(*args: str, cwd: Path) -> subprocess.Popen:
     argv = [sys.executable, "-m", "edgecnn", "sweep", *args]
     return subprocess.Popen(
-        argv, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+        argv, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals
     )
-
-
-def _default_sigint() -> None:
-    """In the child: SIGINT as an interactive shell gives it (a background job starts with it ignored, and Python
-    then installs no KeyboardInterrupt handler)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def records(out: Path) -> list[dict]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench.conftest import conv_relu_onnx
-from tests.reliability.conftest import REPO
+from tests.reliability.conftest import REPO, default_signals
 
 TINY = ["mobilenet_v1", "--width", "0.25", "--resolution", "32", "--format", "onnx", "--calib-size", "8"]
 TINY += ["--holdout", "4"]
@@ -40,21 +40,12 @@ def edgecnn(tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> 
     )
 
 
-def _default_signals() -> None:
-    """In the child: SIGINT, SIGTERM and SIGHUP as an interactive shell gives them. A runner under nohup passes
-    SIGHUP on ignored, and a shell starts a background job with SIGINT ignored (so Python installs no
-    KeyboardInterrupt handler); edgecnn rightly leaves an ignored signal ignored — which is not what these tests are
-    about."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
-
-
 def start(tmp_path: Path, *args: str, group: bool = False) -> subprocess.Popen:
     """``edgecnn *args`` in a subprocess; with ``group``, the leader of a process group of its own (as a shell's
     job is), for signals to the whole group."""
     argv = [sys.executable, "-m", "edgecnn", *args]
     return subprocess.Popen(
-        argv, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path), preexec_fn=_default_signals,
+        argv, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=_env(tmp_path), preexec_fn=default_signals,
         start_new_session=group,
     )  # fmt: skip
 
