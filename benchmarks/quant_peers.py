@@ -98,8 +98,8 @@ ROW_OPTIONS = {
         "equalization first, the profile's reduce_range (off), the biases corrected, the range choice",
     },
     "edgecnn_export_minmax": {
-        "per_channel": "edgecnn_export with min-max ranges pinned (`--method minmax`: no range choice; the export's "
-        "default before it)",
+        "per_channel": "edgecnn_export with min-max ranges pinned (`--method minmax`: no range choice, the export's "
+        "default before it; its weights choice still counts the moved calibration digits)",
         "per_tensor": "edgecnn_export (equalized) with min-max ranges pinned",
     },
     "edgecnn_export_per_channel": {
@@ -289,7 +289,8 @@ def edgecnn_quantize(
     with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
         info, _, quantizer = quantize_for_target(
             quantizer, dst, method or recipe.method, recipe, profile, recipe.keep_float_nodes, quantizer.work / "float",
-            judge=judge, flips=flip_judge(fp32, calib)[0] if method is None else None,
+            judge=judge, flips=flip_judge(fp32, calib)[0] if method is None or judge else None,
+            choose_ranges=method is None,
         )  # fmt: skip
         quantizer.close()  # the twin, when the choice took it (the with block closes the first)
     ranges = info.get("range_choice") or {}

@@ -185,25 +185,32 @@ def drift_judge(ctx: ExportContext) -> Any:
     return judge
 
 
-def range_judge(ctx: ExportContext) -> tuple[Any, str | None]:
-    """The judge of the quantize stage's min-max or mean-of-extremes choice (``range_choice.FlipJudge``) on the
-    calibration samples, or None and why it is not made: a calibration method given (``--method``; a recipe's
-    ``method: minmax`` is its default, not a pin) or not min-max, or drift not judged (synthetic data, random
-    weights, no held-out samples: a choice that trades on quality is made only where quality is judged, although
-    this one judges on calibration samples), or a model the choice cannot judge (or whose fp32 pass fails)."""
+def ranges_pinned(ctx: ExportContext) -> str | None:
+    """Why the quantize stage's min-max or mean-of-extremes choice is not made whatever the model, or None: a
+    calibration method given (``--method``; a recipe's ``method: minmax`` is its default, not a pin) or a recipe
+    that does not calibrate by min-max."""
+    if ctx.options.method is not None:
+        return f"--method {ctx.options.method} given"
+    if ctx.method != "minmax":
+        return f"the recipe calibrates by {ctx.method}"
+    return None
+
+
+def flips_judge(ctx: ExportContext) -> tuple[Any, str | None]:
+    """The judge that counts the top-1 changes of an int8 graph on the moved calibration samples
+    (``range_choice.FlipJudge``: the range choice decides by it, the weights choice weighs it too), or None and why
+    it is not made: drift not judged (synthetic data, random weights, no held-out samples: a choice that trades on
+    quality is made only where quality is judged, although this judge counts on calibration samples), or a model it
+    cannot judge (or whose fp32 pass fails)."""
     from edgecnn.errors import first_line
     from edgecnn.pipeline.range_choice import flip_judge
 
-    if ctx.options.method is not None:
-        return None, f"--method {ctx.options.method} given"
-    if ctx.method != "minmax":
-        return None, f"the recipe calibrates by {ctx.method}"
     reasons = _not_judged_reasons(ctx)
     if reasons:
         return None, f"drift is not judged ({'; '.join(reasons)})"
     try:
         return flip_judge(ctx.artifact("fp32_onnx"), ctx.calib.images, ctx.options.thresholds().tasks)
-    except Exception as error:  # an optional choice: the export goes on with min-max
+    except Exception as error:  # optional choices: the export goes on with min-max and the drift samples
         return None, f"range choice failed: {first_line(error)}"
 
 

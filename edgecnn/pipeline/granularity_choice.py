@@ -1,18 +1,18 @@
 """Per-tensor int8 weights for a per-channel target, when they are faster there and as good: measured where the
 target's kernels are this host's and drift is judged.
 
-ONNX Runtime's x86 int8 graphs run slower with one weight scale per output channel than one per tensor: 4–12% at
-32² on MobileNetV1 and V2, ResNet-18 and EfficientNet-B0 here (same ranges; interleaved rounds) — a per-call cost
-of each convolution, 0–1.4% of the same graphs at 224² (``benchmarks/weight_granularity_latency.py``). After
-cross-layer equalization per-tensor weights are often as good as per-channel ones — and sometimes not: on the
-digits MobileNetV1s they still cost several dB of output SQNR. So for a
-per-channel target whose kernels are this host's, the export also quantizes an equalized per-tensor twin with the
-same float op types, times both, and ships the twin only when it is faster by more than :data:`MARGIN`, its task
-score on the drift samples (top-1 agreement, mIoU, …) is not lower, its SQNR is at most :data:`SQNR_SLACK_DB`
-below and — when the export has the range choice's judge (``range_choice.FlipJudge``: a classifier whose ranges it
-chooses) — it changes no more of fp32's top-1 decisions on the moved calibration images than the per-channel graph
-(the drift samples alone are few and mostly far from a tie). The choice is the ORT artifacts' (`.onnx`, `.ort`);
-every other target keeps its profile's granularity.
+ONNX Runtime's x86 int8 graphs run slower with one weight scale per output channel than one per tensor: 4–12% at 32²
+on MobileNetV1 and V2, ResNet-18 and EfficientNet-B0 here (same ranges; interleaved rounds) — a per-call cost of each
+convolution, 0–1.4% of the same graphs at 224² (``benchmarks/weight_granularity_latency.py``). After cross-layer
+equalization per-tensor weights are often as good as per-channel ones — and sometimes not: on the digits MobileNetV1s
+they still cost several dB of output SQNR. So for a per-channel target whose kernels are this host's, the export also
+quantizes an equalized per-tensor twin with the same float op types, times both, and ships the twin only when it is
+faster by more than :data:`MARGIN`, its task score on the drift samples (top-1 agreement, mIoU, …) is not lower, its
+SQNR is at most :data:`SQNR_SLACK_DB` below and — when the export has the moved images' judge
+(``range_choice.FlipJudge``: a classifier whose drift is judged, its ranges chosen or pinned by ``--method``) — it
+changes no more of fp32's top-1 decisions on the moved calibration images than the per-channel graph (the drift
+samples alone are few and mostly far from a tie). The choice is the ORT artifacts' (`.onnx`, `.ort`); every other
+target keeps its profile's granularity.
 """
 
 from __future__ import annotations

@@ -168,17 +168,18 @@ def quantize_for_target(
     judge: Callable[[Path], dict[str, Any]] | None = None,
     bar: Callable[[str, int], Callable[[], None]] | None = None,
     flips: FlipJudge | None = None,
+    choose_ranges: bool = True,
 ) -> tuple[dict[str, Any], tuple[str, ...], Quantizer]:
     """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of
-    the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here
-    when the target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a
-    per-channel target, per-tensor weights when they are faster and as good (``granularity_choice``; ``bar`` makes
-    the progress bar of the twin's calibration); with ``flips`` (a ``range_choice.FlipJudge``) and method minmax,
-    min-max or mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``) — the weights choice
-    then also counts the moved images' top-1 changes (without ``flips``, as with ``--method``, it judges on the
-    drift samples only). The chosen graph's record (``range_choice``, ``keep_float.slower_in_int8`` and
-    ``weights_choice`` the choices), the op types kept float, and the quantizer that made it (``quantizer`` or its
-    per-tensor twin; the other one is closed)."""
+    the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here when
+    the target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a per-channel
+    target, per-tensor weights when they are faster and as good (``granularity_choice``; ``bar`` makes the progress
+    bar of the twin's calibration); with ``flips`` (a ``range_choice.FlipJudge``), ``choose_ranges`` (False when the
+    method is pinned, as by ``--method``) and method minmax, min-max or mean-of-extremes ranges, whichever keeps more
+    top-1 decisions (``range_choice``) — and with ``flips`` the weights choice also counts the moved images' top-1
+    changes (without, it judges on the drift samples only). The chosen graph's record (``range_choice``,
+    ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept float, and the quantizer that
+    made it (``quantizer`` or its per-tensor twin; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 
@@ -186,7 +187,7 @@ def quantize_for_target(
     candidates = tuple(t for t in profile.int8_slower_op_types if t in quantizer.op_types and t not in base)
     ranges_made: dict[str, tuple[Path, dict[str, Any]]] = {}  # the range choice's graphs, with every op type as base
     range_record = None
-    if flips is not None and method == "minmax":
+    if flips is not None and choose_ranges and method == "minmax":
         from edgecnn.pipeline.range_choice import choose_range_estimator
 
         def ranged(estimator: str, path: Path) -> None:
@@ -221,7 +222,7 @@ def quantize_for_target(
         info = quantizer.quantize(dst, method, profile.reduce_range, op_types, keep_float_nodes)
     info["range_choice"] = range_record
     info["keep_float"]["slower_in_int8"] = choice
-    if judge is None or not measure or not quantizer.per_channel:
+    if judge is None or not weighs_weights(profile) or not quantizer.per_channel:
         return info, op_types, quantizer
     advance = bar("calibrating a per-tensor twin", batch_size(quantizer.images)) if bar else None
     twin_info, record, twin = _per_tensor_twin(
@@ -235,6 +236,14 @@ def quantize_for_target(
     twin_info["keep_float"]["slower_in_int8"] = choice
     twin_info["weights_choice"] = record
     return twin_info, op_types, twin
+
+
+def weighs_weights(profile: Any) -> bool:
+    """Whether the export for ``profile`` weighs per-tensor weights against its per-channel ones (the weights
+    choice: a per-channel target whose int8 kernels are this host's, so the twin is timed where it runs)."""
+    from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
+
+    return bool(profile.per_channel) and int8_basis(profile.arch, profile.features) == HOST_KERNELS
 
 
 def _per_tensor_twin(

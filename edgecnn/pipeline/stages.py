@@ -294,8 +294,8 @@ def _rewrite_deform(path: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
 
 def run_quantize(ctx: ExportContext) -> QuantizeResult:
     """Static QDQ int8 calibrated on the calibration set; the int8 graph must load and give finite outputs."""
-    from edgecnn.pipeline.drift_check import drift_judge, range_judge
-    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+    from edgecnn.pipeline.drift_check import drift_judge, flips_judge, ranges_pinned
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target, weighs_weights
 
     dst = ctx.out / "model.int8.onnx"
     recipe = ctx.recipe
@@ -319,10 +319,14 @@ def run_quantize(ctx: ExportContext) -> QuantizeResult:
         float_nodes = tuple(n for n in ctx.result("simplify").float_nodes if n in kept)
         nodes = recipe.keep_float_nodes + float_nodes
         work = ctx.scratch / "float-choice"
-        flips, unchosen = range_judge(ctx)
+        pinned = ranges_pinned(ctx)
+        # The moved samples judge the range choice and, on a target whose weights are weighed, the weights choice.
+        flips, unjudged = flips_judge(ctx) if pinned is None or weighs_weights(ctx.profile) else (None, None)
+        unchosen = pinned or unjudged
         info, op_types, quantizer = quantize_for_target(
-            quantizer, dst, ctx.method, recipe, ctx.profile, nodes, work, drift_judge(ctx), ctx.reporter.bar, flips
-        )
+            quantizer, dst, ctx.method, recipe, ctx.profile, nodes, work, drift_judge(ctx), ctx.reporter.bar, flips,
+            choose_ranges=pinned is None,
+        )  # fmt: skip
         if unchosen is not None:
             info["range_choice"] = {"chosen": ctx.method, "not_chosen_because": unchosen}
         out = load(dst).run_all(ctx.check_inputs())

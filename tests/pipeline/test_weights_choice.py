@@ -155,6 +155,18 @@ def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(tmp_path
     assert f"- ORT int8 weights: {record['chosen'].replace('_', ' ')} — per channel" in report
 
 
+def test_with_the_method_pinned_the_weights_choice_still_counts_the_moved_images(tmp_path: Path, export_trained):
+    """``--method minmax`` pins the ranges (no range choice, and the record says why) but not the weights: the x86
+    export's weights choice is judged on the moved calibration digits as without it."""
+    result = export_trained("mobilenet", tmp_path / "x", profile="x86-avx2", formats="onnx", method="minmax")
+    quantize = result.manifest["stages"]["quantize"]
+    assert quantize["range_choice"] == {"chosen": "minmax", "not_chosen_because": "--method minmax given"}
+    record = quantize["weights_choice"]
+    tries = record["tries"]
+    assert all("moved_wrong" in t for t in tries.values()) and record["moved_images"]["images"] == 25 * 128
+    assert record["chosen"] == ("per_channel" if accept(tries["per_channel"], tries["per_tensor"]) else "per_tensor")
+
+
 def test_an_export_whose_drift_is_not_judged_keeps_the_profiles_granularity(tmp_path: Path):
     from edgecnn.pipeline.export import export
 
