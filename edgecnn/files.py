@@ -282,6 +282,9 @@ def ensure_writable_dir(directory: Path) -> None:
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".edgecnn-probe.")
     except OSError as error:
+        if error.errno == errno.ENOENT:  # the directory is there: its file system takes no new files (procfs)
+            fix = "give a path on a disk"
+            raise UsageError(f"cannot write in {existing}: its file system takes no new files; {fix}") from None
         raise UsageError(f"cannot write in {existing}: {error.strerror.lower()}") from None
     os.close(fd)
     os.unlink(probe)

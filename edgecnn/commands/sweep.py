@@ -33,6 +33,7 @@ from edgecnn.files import (
     append_line,
     atomic_write_text,
     current_run_temp_dir,
+    ensure_writable_dir,
     json_text,
     output_lock,
     read_lines,
@@ -89,11 +90,12 @@ def read_records(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _check_dir(out: Path) -> None:
-    """DIR must be new, empty, or a sweep's own (it holds results.jsonl)."""
+    """DIR must be new, empty, or a sweep's own (it holds results.jsonl), and writable (or, if new, its parent)."""
     if os.path.lexists(out) and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; give a new directory's path")
     if out.is_dir() and not (out / RESULTS).is_file() and any(out.iterdir()):
         raise UsageError(f"--out {out} is not a sweep directory (no {RESULTS}) and not empty: give a new one")
+    ensure_writable_dir(out)
 
 
 def check_strict(records: list[dict[str, Any]], out: Path) -> None:

@@ -498,6 +498,28 @@ def test_spec_error_on_the_command_line_is_one_line(inputs):
     assert not (inputs / "never").exists()
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("/sys/edgecnn-sweep", "cannot write in /sys"),
+        ("/proc/edgecnn-sweep", "cannot write in /proc: its file system takes no new files"),
+    ],
+)
+def test_an_unwritable_out_is_one_line_before_any_work(inputs, out, message):
+    """Checked before Ray starts: one line, exit 1, no progress line, nothing made."""
+    path = spec(inputs, "models: [{name: tiny.onnx}]\nprofiles: [x86-avx2]\n", "unwritable.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "sweep", str(path), "--out", out],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and message in done.stderr, done.stderr
+    assert not done.stdout.strip() and not Path(out).exists()
+
+
 def test_without_ray_one_line_says_which_extra(inputs):
     code = "import sys; sys.modules['ray'] = None; from edgecnn.cli import main; main()"
     argv = [sys.executable, "-c", code, "sweep", str(inputs / "spec.yaml"), "--out", str(inputs / "noray")]

@@ -298,6 +298,7 @@ REFUSED = {  # name: (make OUT, --force, message)
     "--force on the home directory": (_home, True, "refusing to write the output directory"),
     "OUT below a file": (_below_a_file, False, "is not a directory"),
     "OUT in a read-only directory": (lambda t: str(UNWRITABLE / "out"), False, "cannot write in /sys"),
+    "OUT in /proc": (lambda t: "/proc/edgecnn-out", False, "cannot write in /proc: its file system takes no new"),
     "lock file planted as a link": (_planted_lock, False, "is a symbolic link"),
     "lock file planted as a hard link": (_hard_linked_lock, False, "is not a plain file of its own"),
 }
