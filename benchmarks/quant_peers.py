@@ -91,7 +91,8 @@ ROW_OPTIONS = {
         "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
         "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin shipped "
         "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
-        "its drift samples), the biases corrected (the recipe's bias_correction, on; weight_rounding off), min-max "
+        "its drift samples and the moved calibration digits), the biases corrected (the recipe's bias_correction, "
+        "on; weight_rounding off), min-max "
         "or mean-of-extremes activation ranges, whichever keeps more top-1 decisions on the calibration digits "
         "moved 1, 2 and 3 px (`range_choice`; `ranges_chosen`); no drift repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
