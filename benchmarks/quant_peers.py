@@ -89,7 +89,8 @@ ROW_OPTIONS = {
     "edgecnn_export": {
         "per_channel": "as `edgecnn export` (x86-avx2 profile) calls it (`quantize_for_target`): recipe method, "
         "bins, percentile and keep_float, the profile's reduce_range, per_channel=True, the profile's slower-in-int8 "
-        "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin shipped "
+        "op types kept float where timing here finds the graph faster, and an equalized per-tensor twin (or a mixed "
+        "one: per channel in the layers whose channels' weight ranges spread > 12 dB) shipped "
         "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
         "its drift samples and the moved calibration digits), the biases corrected (the recipe's bias_correction, "
         "on; weight_rounding off), min-max "
@@ -295,7 +296,9 @@ def edgecnn_quantize(
         )  # fmt: skip
         quantizer.close()  # the twin, when the choice took it (the with block closes the first)
     ranges = info.get("range_choice") or {}
-    return {"weights_chosen": "per_channel" if info["per_channel"] else "per_tensor",
+    weights = (info.get("weights_choice") or {}).get("chosen")
+    chosen = weights or ("per_channel" if info["per_channel"] else "per_tensor")
+    return {"weights_chosen": chosen,
             "ranges_chosen": ranges.get("chosen", info["method"])}  # fmt: skip
 
 

@@ -315,6 +315,7 @@ def _fix(
     with Quantizer(
         twin, calib_images, per_channel=per_channel, equalize=equalized, bias_correct=corrected, round_weights=rounded
     ) as quantizer:
+        quantizer.per_channel_weights = tuple(manifest_quant.get("per_channel_weights") or ())  # a mixed graph's
         return _repaired(
             quantizer,
             evaluate,

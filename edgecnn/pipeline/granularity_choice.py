@@ -5,14 +5,16 @@ ONNX Runtime's x86 int8 graphs run slower with one weight scale per output chann
 on MobileNetV1 and V2, ResNet-18 and EfficientNet-B0 here (same ranges; interleaved rounds) — a per-call cost of each
 convolution, 0–1.4% of the same graphs at 224² (``benchmarks/weight_granularity_latency.py``). After cross-layer
 equalization per-tensor weights are often as good as per-channel ones — and sometimes not: on the digits MobileNetV1s
-they still cost several dB of output SQNR. So for a per-channel target whose kernels are this host's, the export also
-quantizes an equalized per-tensor twin with the same float op types, times both, and ships the twin only when it is
-faster by more than :data:`MARGIN`, its task score on the drift samples (top-1 agreement, mIoU, …) is not lower, its
-SQNR is at most :data:`SQNR_SLACK_DB` below and — when the export has the moved images' judge
-(``range_choice.FlipJudge``: a classifier whose drift is judged, its ranges chosen or pinned by ``--method``) — it
+they still cost 3–10 dB of output SQNR, nearly all of it in the few layers equalization cannot even out
+(``weight_spread``). So for a per-channel target whose kernels are this host's, the export also quantizes an
+equalized per-tensor twin with the same float op types and, when some layers' spread is wide, a mixed twin (those
+layers per channel, the rest per tensor), times them all, and ships the fastest twin that is faster than the
+per-channel graph by more than :data:`MARGIN`, whose task score on the drift samples (top-1 agreement, mIoU, …) is
+not lower, whose SQNR is at most :data:`SQNR_SLACK_DB` below and — when the export has the moved images' judge
+(``range_choice.FlipJudge``: a classifier whose drift is judged, its ranges chosen or pinned by ``--method``) — which
 changes no more of fp32's top-1 decisions on the moved calibration images than the per-channel graph (the drift
-samples alone are few and mostly far from a tie). The choice is the ORT artifacts' (`.onnx`, `.ort`); every other
-target keeps its profile's granularity.
+samples alone are few and mostly far from a tie); else the per-channel graph. The choice is the ORT artifacts'
+(`.onnx`, `.ort`); every other target keeps its profile's granularity.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecnn.analysis.metrics import sign_p
+from edgecnn.pipeline.weight_spread import SPREAD_DB
 
 if TYPE_CHECKING:
     from edgecnn.pipeline.range_choice import FlipJudge
@@ -33,19 +36,28 @@ Judge = Callable[[Path], dict[str, Any]]  # int8 model → its drift verdict (``
 
 
 def accept(channel: dict[str, Any], tensor: dict[str, Any]) -> str | None:
-    """Why the per-tensor twin (``tensor``: its ``min_ms`` and verdict figures) may not replace the per-channel
-    graph (``channel``), or None when it may."""
+    """Why a twin (``tensor``: its ``min_ms`` and verdict figures) may not replace the per-channel graph
+    (``channel``), or None when it may."""
     if not tensor["min_ms"] < channel["min_ms"] * (1 - MARGIN):
-        return f"per-tensor weights are not faster by more than {MARGIN:.0%}"
+        return f"not faster by more than {MARGIN:.0%}"
     if tensor["score"] < channel["score"]:
-        return "per-tensor weights lower the task score"
+        return "a lower task score"
     if not tensor["sqnr_db"] >= channel["sqnr_db"] - SQNR_SLACK_DB:  # NaN too
-        return f"per-tensor weights cost more than {SQNR_SLACK_DB:g} dB of output SQNR"
+        return f"more than {SQNR_SLACK_DB:g} dB less output SQNR"
     if channel["passed"] and not tensor["passed"]:
-        return "per-tensor weights miss a drift threshold"
+        return "a drift threshold missed"
     if tensor.get("moved_wrong", 0) > channel.get("moved_wrong", 0):
-        return "per-tensor weights change more top-1 decisions on the moved calibration images"
+        return "more top-1 decisions changed on the moved calibration images"
     return None
+
+
+def pick(tries: dict[str, dict[str, Any]]) -> tuple[str, dict[str, str]]:
+    """The graph the rule ships of ``tries`` (``per_channel`` and its twins' figures): the fastest twin
+    :func:`accept` lets replace the per-channel graph, else ``per_channel``; and why each other twin was refused."""
+    refused = {label: accept(tries["per_channel"], t) for label, t in tries.items() if label != "per_channel"}
+    accepted = sorted((tries[label]["min_ms"], label) for label, why in refused.items() if why is None)
+    chosen = accepted[0][1] if accepted else "per_channel"
+    return chosen, {label: why for label, why in refused.items() if why is not None}
 
 
 def _figures(verdict: dict[str, Any], min_ms: float) -> dict[str, Any]:
@@ -58,42 +70,49 @@ def _figures(verdict: dict[str, Any], min_ms: float) -> dict[str, Any]:
 
 
 def _moved_images(flips: FlipJudge, paths: dict[str, Path], tries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Count each graph's moved images whose top-1 changes into its ``tries`` figures (``moved_wrong``); the
-    discordant split and its sign-test p."""
+    """Count each graph's moved images whose top-1 changes into its ``tries`` figures (``moved_wrong``); per twin,
+    its discordant split with the per-channel graph and the sign-test p."""
     wrong = {label: flips(path) for label, path in paths.items()}
     for label, figures in tries.items():
         figures["moved_wrong"] = len(wrong[label])
-    only_channel = len(wrong["per_channel"] - wrong["per_tensor"])
-    only_tensor = len(wrong["per_tensor"] - wrong["per_channel"])
-    split = {"only_per_channel_wrong": only_channel, "only_per_tensor_wrong": only_tensor}
-    return {"images": len(flips.images), **split, "p": sign_p(only_channel, only_tensor)}
+    splits: dict[str, Any] = {"images": len(flips.images)}
+    for label in paths:
+        if label != "per_channel":
+            only_channel = len(wrong["per_channel"] - wrong[label])
+            only_twin = len(wrong[label] - wrong["per_channel"])
+            splits[label] = {"only_per_channel_wrong": only_channel, "only_twin_wrong": only_twin}
+            splits[label]["p"] = sign_p(only_channel, only_twin)
+    return splits
 
 
 def choose_weight_granularity(
-    channel: Path, tensor: Path, judge: Judge, flips: FlipJudge | None = None
-) -> tuple[bool, dict[str, Any]]:
-    """Whether the per-tensor twin at ``tensor`` replaces the per-channel graph at ``channel``, and the record of
-    the choice (both graphs' times and figures — with ``flips``, the moved images each gets wrong —, the rule, and
-    why the twin was refused)."""
+    channel: Path, twins: dict[str, Path], judge: Judge, flips: FlipJudge | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Which graph ships: the per-channel one at ``channel`` or the fastest of ``twins`` (``per_tensor``, and the
+    ``mixed`` one when made) that :func:`accept` lets replace it; and the record of the choice (every graph's time
+    and figures — with ``flips``, the moved images each gets wrong —, the rule, and why twins were refused)."""
     from edgecnn.pipeline.float_choice import BUDGET_S, PROTOCOL, ROUNDS, RUNS  # one protocol for the choices
     from edgecnn.runtime.host_timing import interleaved_min_ms
 
-    paths = {"per_channel": channel, "per_tensor": tensor}
+    paths = {"per_channel": channel, **twins}
     times = interleaved_min_ms(paths, ROUNDS, RUNS, BUDGET_S)
     tries = {label: _figures(judge(path), times[label]) for label, path in paths.items()}
     moved = {"moved_images": _moved_images(flips, paths, tries)} if flips is not None else {}
-    refused = accept(tries["per_channel"], tries["per_tensor"])
+    chosen, refused = pick(tries)
     record: dict[str, Any] = {
-        "chosen": "per_channel" if refused else "per_tensor",
+        "chosen": chosen,
         "basis": f"measured on this host: ORT, {PROTOCOL}; figures on the drift samples"
         + (" and the moved calibration images (exact QDQ)" if moved else ""),
-        "rule": f"per tensor (equalized) when faster by > {MARGIN:.0%}, task score not lower, SQNR within "
-        f"{SQNR_SLACK_DB:g} dB"
-        + (", no more moved images' top-1 changed (the split's p is for reading, not a margin)" if moved else ""),
+        "rule": f"the fastest twin (per tensor, equalized; mixed: per channel where a layer's spread is above "
+        f"{SPREAD_DB:g} dB) faster by > {MARGIN:.0%}, task score not lower, SQNR within {SQNR_SLACK_DB:g} dB"
+        + (", no more moved images' top-1 changed (the split's p is for reading, not a margin)" if moved else "")
+        + "; else per channel",
         **moved,
         "applies_to": "the ORT artifacts (.onnx, .ort)",
         "tries": tries,
     }
-    if refused:
-        record["kept_per_channel_because"] = refused
-    return not refused, record
+    if chosen == "per_channel":
+        record["kept_per_channel_because"] = "; ".join(
+            f"{label.replace('_', ' ')}: {why}" for label, why in refused.items()
+        )
+    return chosen, record

@@ -224,24 +224,24 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
 
 
 def _weights_lines(choice: dict[str, Any] | None) -> list[str]:
-    """The export's per-channel or per-tensor choice for the ORT int8 weights, when it made one."""
+    """The export's per-channel, per-tensor or mixed choice for the ORT int8 weights, when it made one."""
     if not choice:
         return []
     chosen = choice["chosen"].replace("_", " ")
     tries = choice.get("tries")
     if not tries:
         return [f"- ORT int8 weights: {chosen} ({choice.get('kept_per_channel_because', '')})"]
-    channel, tensor = tries["per_channel"], tries["per_tensor"]
     moved = choice.get("moved_images")
+    names = {"per_channel": "per channel", "per_tensor": "per tensor (equalized)"}
+    wide = choice.get("mixed_per_channel_spread_db") or {}
+    names["mixed"] = f"mixed (equalized; {len(wide)} wide-spread layer{'s' if len(wide) != 1 else ''} per channel)"
 
-    def top1(figures: dict[str, Any]) -> str:
-        return f", top-1 changed on {figures['moved_wrong']} of {moved['images']} moved images" if moved else ""
+    def figures(label: str) -> str:
+        one = tries[label]
+        top1 = f", top-1 changed on {one['moved_wrong']} of {moved['images']} moved images" if moved else ""
+        return f"{names[label]} {one['min_ms']:.3g} ms, SQNR {one['sqnr_db']:.1f} dB{top1}"
 
-    line = (
-        f"- ORT int8 weights: {chosen} — per channel {channel['min_ms']:.3g} ms, SQNR {channel['sqnr_db']:.1f} dB"
-        f"{top1(channel)}; per tensor (equalized) {tensor['min_ms']:.3g} ms, SQNR {tensor['sqnr_db']:.1f} dB"
-        f"{top1(tensor)} (timed here)"
-    )
+    line = f"- ORT int8 weights: {chosen} — " + "; ".join(figures(label) for label in tries) + " (timed here)"
     because = choice.get("kept_per_channel_because")
     return [line + (f": {because}" if because else "")]
 

@@ -32,6 +32,7 @@ from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UsageError, first_line
 from edgecnn.pipeline.float_outputs import float_outputs
 from edgecnn.pipeline.unshare import unshare_file
+from edgecnn.pipeline.weight_spread import per_channel_overrides
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
 if TYPE_CHECKING:
@@ -173,13 +174,14 @@ def quantize_for_target(
     """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of
     the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here when
     the target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a per-channel
-    target, per-tensor weights when they are faster and as good (``granularity_choice``; ``bar`` makes the progress
-    bar of the twin's calibration); with ``flips`` (a ``range_choice.FlipJudge``), ``choose_ranges`` (False when the
-    method is pinned, as by ``--method``) and method minmax, min-max or mean-of-extremes ranges, whichever keeps more
-    top-1 decisions (``range_choice``) — and with ``flips`` the weights choice also counts the moved images' top-1
-    changes (without, it judges on the drift samples only). The chosen graph's record (``range_choice``,
-    ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept float, and the quantizer that
-    made it (``quantizer`` or its per-tensor twin; the other one is closed)."""
+    target, per-tensor (or mixed: ``weight_spread``) weights when they are faster and as good (``granularity_choice``;
+    ``bar`` makes the progress bar of the twins' calibration); with ``flips`` (a ``range_choice.FlipJudge``),
+    ``choose_ranges`` (False when the method is pinned, as by ``--method``) and method minmax, min-max or
+    mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``) — and with ``flips`` the weights
+    choice also counts the moved images' top-1 changes (without, it judges on the drift samples only). The chosen
+    graph's record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types
+    kept float, and the quantizer that made it (``quantizer`` or its equalized twin, which makes that graph again;
+    the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 
@@ -258,9 +260,12 @@ def _per_tensor_twin(
     on_sample: Callable[[], None] | None,
     flips: FlipJudge | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], Quantizer | None]:
-    """The equalized per-tensor twin of the per-channel graph at ``dst``: when chosen, written over ``dst`` and
-    returned with its record and quantizer; else the choice's record and None (the twin closed)."""
+    """The equalized twins of the per-channel graph at ``dst`` — per tensor, and mixed (per channel in the layers
+    whose spread is wide, ``weight_spread``) when some are: when one is chosen,
+    it is written over ``dst`` and returned with its record and quantizer (which makes it again); else the choice's
+    record and None (the twin closed)."""
     from edgecnn.pipeline.granularity_choice import choose_weight_granularity
+    from edgecnn.pipeline.weight_spread import wide_spread_weights
 
     twin = None
     try:
@@ -271,9 +276,20 @@ def _per_tensor_twin(
             round_weights=quantizer.round_weights,
         )  # fmt: skip
         work.mkdir(parents=True, exist_ok=True)
-        path = work / "per-tensor.onnx"
-        info = twin.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
-        chosen, record = choose_weight_granularity(dst, path, judge, flips)
+        paths = {"per_tensor": work / "per-tensor.onnx"}
+        infos = {
+            "per_tensor": twin.quantize(paths["per_tensor"], method, profile.reduce_range, op_types, keep_float_nodes)
+        }
+        wide = wide_spread_weights(twin.preprocessed)
+        if wide:
+            paths["mixed"] = work / "mixed.onnx"
+            mixed = tuple(wide)
+            infos["mixed"] = twin.quantize(
+                paths["mixed"], method, profile.reduce_range, op_types, keep_float_nodes, per_channel_weights=mixed
+            )
+        chosen, record = choose_weight_granularity(dst, paths, judge, flips)
+        if wide:
+            record["mixed_per_channel_spread_db"] = wide
     except Exception as error:  # an optional twin: a graph it cannot be made of keeps its per-channel one, and says why
         if twin is not None:
             twin.close()
@@ -283,11 +299,12 @@ def _per_tensor_twin(
         if twin is not None:
             twin.close()
         raise
-    if not chosen:
+    if chosen == "per_channel":
         twin.close()
         return {}, record, None
-    shutil.copyfile(path, dst)
-    return info, record, twin
+    twin.per_channel_weights = tuple(wide) if chosen == "mixed" else ()
+    shutil.copyfile(paths[chosen], dst)
+    return infos[chosen], record, twin
 
 
 def _op_types(present: set[str], keep_float_op_types: tuple[str, ...]) -> list[str] | None:
@@ -341,8 +358,9 @@ class Quantizer:
         self.warnings = list(log.messages)
         self.unshared = unshare_file(self.preprocessed)  # float readers of a merged constant keep a float copy
         self.per_channel, self.bias_correct, self.round_weights = per_channel, bias_correct, round_weights
+        self.per_channel_weights: tuple[str, ...] = ()  # with per-tensor weights, those kept per channel (mixed)
         self._moments: Any = None  # weight_rounding.Moments, measured once (or the reason it could not be)
-        self._rounded: dict[tuple[bool, bool], Any] = {}  # a weight_rounding.Rounding per grid
+        self._rounded: dict[tuple[bool, bool, tuple[str, ...]], Any] = {}  # a weight_rounding.Rounding per grid
         self.share_concat_ranges = share_concat_ranges  # one range per Concat group (``concat_ranges``)
         self.widen_weights = widen_weights  # with reduce_range: 8-bit weights where u8s8 does not saturate
         self._shared: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -453,15 +471,18 @@ class Quantizer:
         per_channel: bool | None = None,
         bias_correct: bool | None = None,
         round_weights: bool | None = None,
+        per_channel_weights: tuple[str, ...] | None = None,
     ) -> dict[str, Any]:
         """Write the QDQ int8 model to ``dst`` (int8 weights per output channel, or per tensor without
-        ``per_channel``; uint8 activations; biases corrected with ``bias_correct``: both by default the
-        quantizer's). With ``reduce_range`` the weights are 7-bit only in the layers whose u8s8 pair sums saturate
-        on the first calibration samples, 8-bit elsewhere (``weight_bits``; unless the quantizer was made
-        without ``widen_weights``)."""
+        ``per_channel`` — but for the weight initializers ``per_channel_weights`` names, kept per channel (a mixed
+        graph); uint8 activations; biases corrected with ``bias_correct``: all by
+        default the quantizer's). With ``reduce_range`` the weights are 7-bit only in the layers whose u8s8 pair
+        sums saturate on the first calibration samples, 8-bit elsewhere (``weight_bits``; unless the quantizer was
+        made without ``widen_weights``)."""
         per_channel = self.per_channel if per_channel is None else per_channel
         bias_correct = self.bias_correct if bias_correct is None else bias_correct
         round_weights = self.round_weights if round_weights is None else round_weights
+        mixed = () if per_channel else self.per_channel_weights if per_channel_weights is None else per_channel_weights
         import onnx
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -470,6 +491,7 @@ class Quantizer:
             raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
         op_types = _op_types(self.op_types, keep_float_op_types)
         cache, shared = self._quantize_ranges(method)
+        extra = {"TensorQuantOverrides": per_channel_overrides(self.preprocessed, list(mixed))} if mixed else {}
         floated: list[str] = []  # the outputs the last run left float
 
         def run(source: Path) -> list[str]:
@@ -488,6 +510,7 @@ class Quantizer:
                         nodes_to_exclude=[*keep_float_nodes, *self.no_int8_kernel] or None,
                         calibrate_method=_method(method),
                         calibration_cache_path=str(cache),
+                        extra_options=extra or None,
                     )
                 except Exception as error:  # ORT's quantizer raises bare exceptions for graphs it cannot handle
                     message = str(error).strip().splitlines()[0][:300]
@@ -502,7 +525,9 @@ class Quantizer:
         source, rounding = self.preprocessed, None
         if round_weights:
             try:
-                source, rounding = self._weights_rounded(per_channel, reduce_range, keep_float_op_types, excluded)
+                source, rounding = self._weights_rounded(
+                    per_channel, reduce_range, keep_float_op_types, excluded, mixed
+                )
             except Exception as error:  # a graph it cannot measure keeps the nearest rounding, and says so
                 rounding = {"layers": 0, "skipped": f"weight rounding failed: {first_line(error)}"}
         messages = run(source)
@@ -526,8 +551,9 @@ class Quantizer:
 
             def eight_bit(path: Path) -> None:
                 self.quantize(
-                    path, method, False, keep_float_op_types, keep_float_nodes, per_channel, bias_correct, round_weights
-                )
+                    path, method, False, keep_float_op_types, keep_float_nodes, per_channel, bias_correct,
+                    round_weights, mixed,
+                )  # fmt: skip
 
             try:
                 weight_bits = widen_where_safe(dst, eight_bit, self.work, self.images)
@@ -543,6 +569,7 @@ class Quantizer:
             "reduce_range": reduce_range,
             "weight_bits": weight_bits,
             "per_channel": per_channel,
+            **({"per_channel_weights": list(mixed)} if mixed else {}),
             "format": "QDQ",
             "weights": "int8",
             "activations": "uint8",
@@ -560,10 +587,16 @@ class Quantizer:
         }
 
     def _weights_rounded(
-        self, per_channel: bool, reduce_range: bool, keep_float_op_types: tuple[str, ...], excluded: set[str]
+        self,
+        per_channel: bool,
+        reduce_range: bool,
+        keep_float_op_types: tuple[str, ...],
+        excluded: set[str],
+        mixed: tuple[str, ...] = (),
     ) -> tuple[Path, dict[str, Any]]:
         """The pre-processed graph with the weights of the layers this quantization makes int8 rounded with error
-        compensation (``weight_rounding``; computed once per grid), and what the rounding did."""
+        compensation (``weight_rounding``; computed once per grid — ``mixed``: the weights on a per-channel one in a
+        per-tensor graph), and what the rounding did."""
         from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
         from edgecnn.pipeline.weight_rounding import measure_moments, round_on_grid, with_weights
 
@@ -575,9 +608,9 @@ class Quantizer:
                 self._moments = f"weight rounding failed: {first_line(error)}"
         if isinstance(self._moments, str):
             return self.preprocessed, {"layers": 0, "skipped": self._moments}
-        key = (per_channel, reduce_range)
+        key = (per_channel, reduce_range, mixed)
         if key not in self._rounded:
-            self._rounded[key] = round_on_grid(self._moments, per_channel, 64 if reduce_range else 127)
+            self._rounded[key] = round_on_grid(self._moments, per_channel, 64 if reduce_range else 127, set(mixed))
         rounding = self._rounded[key]
         chosen = {
             weight: rounding.weights[weight]

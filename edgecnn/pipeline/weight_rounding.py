@@ -145,14 +145,17 @@ class Rounding:
         return {**rounding_record(sizes, moved, self.samples), "kept_nearest": self.kept_nearest}
 
 
-def round_on_grid(moments: Moments, per_channel: bool, qmax: int = 127) -> Rounding:
+def round_on_grid(
+    moments: Moments, per_channel: bool, qmax: int = 127, per_channel_weights: set[str] | None = None
+) -> Rounding:
     """Each measured layer's weight initializer (by name) → its rounded float values on the symmetric int8 grid
-    ORT derives for it (``qmax`` 127; 64 with reduce_range; per output channel or per tensor). A layer whose
-    rounding fails keeps the nearest rounding (counted in ``kept_nearest``)."""
+    ORT derives for it (``qmax`` 127; 64 with reduce_range; per output channel or per tensor — per channel too for
+    the weights ``per_channel_weights`` names). A layer whose rounding fails keeps the nearest rounding (counted in
+    ``kept_nearest``)."""
     rounding = Rounding({}, {}, moments.samples, moments.too_wide)
     for layer in moments.layers:
         try:
-            values, changed = _rounded(layer, per_channel, qmax)
+            values, changed = _rounded(layer, per_channel or layer.weight in (per_channel_weights or ()), qmax)
         except (ValueError, np.linalg.LinAlgError):
             rounding.kept_nearest += 1
             continue

@@ -59,7 +59,7 @@ def test_ort_keeps_the_chosen_integers_on_the_same_grid_and_per_tensor_the_int8_
             sqnr[rounded] = _sqnr_db(reference, out)
             path.unlink()
         record = info["weight_rounding"]
-        rounding = quantizer._rounded[(per_channel, False)]
+        rounding = quantizer._rounded[(per_channel, False, ())]
     assert record["layers"] == len(made[True]) == 4 and record["samples"] == 128, record
     moved = 0
     for name, (q, scale) in made[True].items():

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import recipe_for_family
 from edgecnn.pipeline import granularity_choice
-from edgecnn.pipeline.granularity_choice import MARGIN, SQNR_SLACK_DB, accept
+from edgecnn.pipeline.granularity_choice import MARGIN, SQNR_SLACK_DB, accept, pick
 from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
 
@@ -34,6 +34,18 @@ def test_the_twin_is_taken_only_when_faster_by_the_margin_and_as_good():
     moved = {"moved_wrong": 5}
     assert accept({**channel, **moved}, {**_figures(0.9), **moved}) is None  # as many moved images changed
     assert "moved" in accept({**channel, **moved}, {**_figures(0.9), "moved_wrong": 6})
+
+
+def test_the_fastest_twin_the_rule_accepts_ships():
+    channel = _figures(1.0, sqnr_db=33.0)
+    losing = _figures(0.90, sqnr_db=30.0)  # faster, but 3 dB below: refused
+    mixed = _figures(0.93, sqnr_db=32.5)
+    assert pick({"per_channel": channel, "per_tensor": losing, "mixed": mixed}) == ("mixed", {"per_tensor": accept(
+        channel, losing)})  # fmt: skip
+    assert pick({"per_channel": channel, "per_tensor": _figures(0.90, sqnr_db=33.0), "mixed": mixed})[0] == "per_tensor"
+    chosen, refused = pick({"per_channel": channel, "per_tensor": losing, "mixed": _figures(0.99, sqnr_db=33.0)})
+    assert chosen == "per_channel" and set(refused) == {"per_tensor", "mixed"} and "faster" in refused["mixed"]
+    assert pick({"per_channel": channel, "per_tensor": _figures(0.5, sqnr_db=33.0)}) == ("per_tensor", {})
 
 
 def _weight_scales(path: Path) -> list[int]:
@@ -66,7 +78,9 @@ def test_the_chosen_graph_and_its_quantizer_are_returned_and_the_other_is_closed
     info, _, chosen = quantize_for_target(first, dst, "minmax", recipe, profile, (), tmp_path / "work", judge)
     try:
         record = info["weights_choice"]
-        assert len(judged) == 2 and set(record["tries"]) == {"per_channel", "per_tensor"}
+        assert {"per_channel", "per_tensor"} <= set(record["tries"]) <= {"per_channel", "per_tensor", "mixed"}
+        assert len(judged) == len(record["tries"]) and ("mixed" in record["tries"]) == bool(
+            record.get("mixed_per_channel_spread_db"))  # fmt: skip
         assert all(t["min_ms"] > 0 for t in record["tries"].values())
         assert "moved_images" not in record  # no flip judge given: the drift samples only
         scales = _weight_scales(dst)
@@ -110,10 +124,11 @@ def test_with_the_flip_judge_the_twin_is_also_judged_on_the_moved_images(
         moved = record["moved_images"]
         assert moved["images"] == len(flips.images) == 8 * 25
         channel, tensor = tries["per_channel"]["moved_wrong"], tries["per_tensor"]["moved_wrong"]
-        assert tensor - channel == moved["only_per_tensor_wrong"] - moved["only_per_channel_wrong"]
+        split = moved["per_tensor"]
+        assert tensor - channel == split["only_twin_wrong"] - split["only_per_channel_wrong"]
         assert record["chosen"] == ("per_channel" if tensor > channel else "per_tensor")
         assert (tensor > channel) == ("moved" in record.get("kept_per_channel_because", ""))
-        assert 0 < moved["p"] <= 1
+        assert 0 < split["p"] <= 1
     finally:
         chosen.close()
         first.close()
@@ -143,13 +158,14 @@ def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(tmp_path
     quantize = result.manifest["stages"]["quantize"]
     record = quantize["weights_choice"]
     tries = record["tries"]
-    refused = accept(tries["per_channel"], tries["per_tensor"])
+    chosen, refused = pick(tries)
     assert all("moved_wrong" in t for t in tries.values()) and record["moved_images"]["images"] > 0  # a classifier
-    assert record["chosen"] == ("per_channel" if refused else "per_tensor")
-    assert record.get("kept_per_channel_because") == refused
-    assert quantize["per_channel"] == (record["chosen"] == "per_channel")
+    assert record["chosen"] == chosen and (chosen == "per_channel") == ("kept_per_channel_because" in record)
+    assert all(why in record.get("kept_per_channel_because", "") for why in refused.values()) or chosen != "per_channel"
+    assert quantize["per_channel"] == (chosen == "per_channel")
     scales = _weight_scales(result.artifacts["int8_onnx"])
-    assert scales and (set(scales) == {1}) == (record["chosen"] == "per_tensor")
+    granularity = {"per_tensor": {1}, "per_channel": {0}, "mixed": {0, 1}}[chosen]  # 1: one scale per tensor
+    assert scales and {int(size == 1) for size in scales} == granularity
     assert result.manifest["drift"]["passed"], result.manifest["drift"]["final"]
     report = (tmp_path / "x86" / "report.md").read_text()
     assert f"- ORT int8 weights: {record['chosen'].replace('_', ' ')} — per channel" in report
@@ -164,7 +180,7 @@ def test_with_the_method_pinned_the_weights_choice_still_counts_the_moved_images
     record = quantize["weights_choice"]
     tries = record["tries"]
     assert all("moved_wrong" in t for t in tries.values()) and record["moved_images"]["images"] == 25 * 128
-    assert record["chosen"] == ("per_channel" if accept(tries["per_channel"], tries["per_tensor"]) else "per_tensor")
+    assert record["chosen"] == pick(tries)[0]
 
 
 def test_an_export_whose_drift_is_not_judged_keeps_the_profiles_granularity(tmp_path: Path):
