@@ -115,7 +115,7 @@ def find_pairs(model: Any) -> list[Pair]:
     return pairs
 
 
-def _ranges(weight: np.ndarray, axis: int) -> np.ndarray:
+def channel_ranges(weight: np.ndarray, axis: int) -> np.ndarray:
     """The largest absolute weight per channel along ``axis``."""
     other = tuple(d for d in range(weight.ndim) if d != axis)
     return np.abs(weight).max(axis=other)
@@ -149,7 +149,7 @@ def equalize(model: Any, activity: dict[str, Activity]) -> dict[str, Any]:
             w1 = numpy_helper.to_array(initializers[pair.first.input[1]]).astype(np.float64)
             w2 = numpy_helper.to_array(initializers[pair.second.input[1]]).astype(np.float64)
             depthwise = int(attribute(pair.second, "group", 1)) > 1
-            r1, r2 = _ranges(w1, 0), _ranges(w2, 0 if depthwise else 1)
+            r1, r2 = channel_ranges(w1, 0), channel_ranges(w2, 0 if depthwise else 1)
             paper = np.where((r1 > 0) & (r2 > 0), np.sqrt(r1 / np.where(r2 > 0, r2, 1)), 1.0)
             shape1 = (-1,) + (1,) * (w1.ndim - 1)
             shape2 = (-1,) + (1,) * (w2.ndim - 1) if depthwise else (1, -1) + (1,) * (w2.ndim - 2)
@@ -223,7 +223,7 @@ def _spread(pairs: list[Pair], initializers: dict[str, Any]) -> float:
 
     ratios = []
     for conv in {id(c): c for pair in pairs for c in (pair.first, pair.second)}.values():
-        ranges = _ranges(numpy_helper.to_array(initializers[conv.input[1]]), 0)
+        ranges = channel_ranges(numpy_helper.to_array(initializers[conv.input[1]]), 0)
         if (ranges > 0).any():
             ratios.append(float(ranges.max()) / float(ranges[ranges > 0].min()))
     return float(np.mean(ratios)) if ratios else 1.0

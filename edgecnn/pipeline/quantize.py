@@ -32,7 +32,7 @@ from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UsageError, first_line
 from edgecnn.pipeline.float_outputs import float_outputs
 from edgecnn.pipeline.unshare import unshare_file
-from edgecnn.pipeline.weight_spread import per_channel_overrides
+from edgecnn.pipeline.weight_spread import channel_axis
 from edgecnn.runtime.outputs import Inputs, as_float, batch_size, padded, take
 
 if TYPE_CHECKING:
@@ -281,9 +281,9 @@ def _per_tensor_twin(
             "per_tensor": twin.quantize(paths["per_tensor"], method, profile.reduce_range, op_types, keep_float_nodes)
         }
         wide = wide_spread_weights(twin.preprocessed)
-        if wide:
+        mixed = tuple(wide)
+        if mixed:
             paths["mixed"] = work / "mixed.onnx"
-            mixed = tuple(wide)
             infos["mixed"] = twin.quantize(
                 paths["mixed"], method, profile.reduce_range, op_types, keep_float_nodes, per_channel_weights=mixed
             )
@@ -302,7 +302,7 @@ def _per_tensor_twin(
     if chosen == "per_channel":
         twin.close()
         return {}, record, None
-    twin.per_channel_weights = tuple(wide) if chosen == "mixed" else ()
+    twin.per_channel_weights = mixed if chosen == "mixed" else ()
     shutil.copyfile(paths[chosen], dst)
     return infos[chosen], record, twin
 
@@ -378,6 +378,8 @@ class Quantizer:
         self.node_names = [n.name for n in model.graph.node]
         self.op_types = {n.op_type for n in model.graph.node}
         self._weights = [(n.name, n.op_type, n.input[1]) for n in model.graph.node if len(n.input) > 1]
+        axes = {n.input[1]: channel_axis(n) for n in model.graph.node if len(n.input) > 1}
+        self._channel_axes = {weight: axis for weight, axis in axes.items() if axis is not None}  # per-channel-able
         self.no_int8_kernel = tuple(n.name for n in model.graph.node if n.op_type in NO_INT8_KERNEL and n.name)
         self._ranges: dict[str, Path] = {}
         self.choice: Choice | None = None  # auto's per-tensor choice, once made
@@ -491,7 +493,8 @@ class Quantizer:
             raise UsageError(f"nodes to keep in float not in the graph: {', '.join(missing)}")
         op_types = _op_types(self.op_types, keep_float_op_types)
         cache, shared = self._quantize_ranges(method)
-        extra = {"TensorQuantOverrides": per_channel_overrides(self.preprocessed, list(mixed))} if mixed else {}
+        overrides = {w: [{"axis": self._channel_axes[w]}] for w in mixed if w in self._channel_axes}
+        extra = {"TensorQuantOverrides": overrides} if overrides else {}
         floated: list[str] = []  # the outputs the last run left float
 
         def run(source: Path) -> list[str]:

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.lowering.onnx.nodes import attribute
+from edgecnn.pipeline.equalize import channel_ranges
+
 SPREAD_DB = 12.0  # average noise growth ×16: the outliers; equalized layers sit at 4–8 dB (digits MobileNets)
 
 
@@ -25,7 +28,7 @@ def channel_axis(node: Any) -> int | None:
     if node.op_type == "Conv":
         return 0
     if node.op_type == "Gemm":
-        return 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
+        return 0 if attribute(node, "transB", 0) else 1
     if node.op_type == "MatMul":
         return 1
     return None
@@ -34,7 +37,7 @@ def channel_axis(node: Any) -> int | None:
 def spread_db(weight: np.ndarray, axis: int) -> float:
     """How much one scale per tensor multiplies the average channel's relative rounding noise, in dB (0: every
     channel spans the same range)."""
-    spans = np.abs(np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)).max(axis=1)
+    spans = channel_ranges(weight, axis)
     spans = spans[spans > 0]
     if spans.size == 0:
         return 0.0
@@ -61,18 +64,3 @@ def wide_spread_weights(model_path: Path, threshold_db: float = SPREAD_DB) -> di
         if spread > threshold_db:
             wide[node.input[1]] = round(spread, 1)
     return wide
-
-
-def per_channel_overrides(model_path: Path, names: list[str]) -> dict[str, list[dict[str, int]]]:
-    """ONNX Runtime's ``TensorQuantOverrides`` that quantize the weights ``names`` of ``model_path`` per output
-    channel (the rest follow ``quantize_static``'s per-tensor setting)."""
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    wanted = set(names)
-    overrides: dict[str, list[dict[str, int]]] = {}
-    for node in model.graph.node:
-        axis = channel_axis(node)
-        if axis is not None and len(node.input) > 1 and node.input[1] in wanted:
-            overrides[node.input[1]] = [{"axis": axis}]
-    return overrides
