@@ -6,7 +6,8 @@ per-channel and with per-tensor weights, all calibrated on the same ``CALIB`` tr
 ``HELD_OUT`` digits no model was trained on. Figures: top-1 agreement with fp32 and accuracy, on the exact QDQ
 arithmetic (ORT, graph optimizations off) and on this host's int8 kernels (optimizations on), from
 ``int8_computations``; the mean cosine of the logits (exact QDQ); ORT latency at 1 thread, batch 1, min and p50 over
-interleaved rounds of every quantizer of a model (``time_callable`` per round); the file's size. NNCF runs in its
+interleaved rounds of every quantizer of a model (``time_callable`` per round; a ballast session loaded last, as
+``host_timing.warm_calls`` does); the file's size. NNCF runs in its
 own venv (``_nncf_peer_quantize.py``): ``--peer-python``, else ``$EDGECNN_NNCF_PYTHON``, else
 ``../venv-nncf/bin/python`` beside the repo, made by ``python3.11 -m venv V && V/bin/pip install nncf onnx
 onnxruntime numpy`` (no torch). Run by ``make bench``; alone: ``python benchmarks/quant_peers.py [--quick]
@@ -384,7 +385,10 @@ def mcnemar_p(ours: frozenset[int], theirs: frozenset[int]) -> float:
 def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) -> dict[str, dict[str, float]]:
     """min and p50 ms of each ONNX model in ORT (1 thread, batch 1), interleaved."""
     runners = {key: load(path, threads=1) for key, path in paths.items()}
-    return interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
+    ballast = load(next(iter(paths.values())), threads=1)  # the last-loaded session's place (host_timing.warm_calls)
+    timing = interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
+    del ballast
+    return timing
 
 
 def static_batch(fp32: Path) -> Any:
@@ -496,7 +500,9 @@ def tflite_rows(
             row["error"] = first_line(error)
         rows.append(row)
     runners = {f"{g}/{q}": load(p, threads=1, layout=layout) for (g, q), p in paths.items()}
+    ballast = load(next(iter(paths.values())), threads=1, layout=layout)  # as in latency()
     timing = interleaved({k: (lambda r=r: r.run_all(data.holdout[:1])) for k, r in runners.items()}, rounds, runs)
+    del ballast
     for row in rows:
         made_key = (row["granularity"], row["quantizer"])
         if made_key in paths:
@@ -662,7 +668,8 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; `qdq_sqnr_db`: SQNR of the "
         "logits against fp32's, dB; latency: ORT, 1 thread, "
-        f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs; `bytes`: file size. "
+        f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs (a ballast session "
+        "loaded after them: the last-loaded one runs faster, `timing_protocol`); `bytes`: file size. "
         "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points (with the held-out digits only one of the "
         "two gets wrong and the exact McNemar p of that split, `agreement_gap_p`: a gap of large p is not one these "
         "digits can tell from chance), its logits' SQNR minus the best peer's (`sqnr_gap_db`), its logits' mean "

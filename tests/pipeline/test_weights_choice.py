@@ -209,3 +209,44 @@ def test_a_twin_that_cannot_be_made_or_judged_leaves_the_per_channel_graph_and_s
         "chosen": "per_channel",
         "kept_per_channel_because": "no per-tensor twin: the judge cannot read this model",
     }
+
+
+def _weight_granularity(path: Path) -> dict[str, bool]:
+    """Each int8 weight of the graph at ``path`` (Conv, Gemm, MatMul): whether its DequantizeLinear has one scale
+    per channel."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    dequantize = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    weights = [dequantize[n.input[1]] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+               if n.input[1] in dequantize]  # fmt: skip
+    return {d.input[0].removesuffix("_quantized"): bool(np.size(inits[d.input[1]]) > 1) for d in weights}
+
+
+@pytest.mark.slow
+def test_drift_fix_of_a_mixed_export_quantizes_it_mixed_again(
+    tmp_path: Path, export_trained, digits_npz, monkeypatch: pytest.MonkeyPatch
+):
+    """The digits MobileNetV1 has layers whose spread is wide, so its x86 export makes a mixed twin; with the choice
+    made to ship it (``pick`` forced: which graph wins is the host's timing), the `.onnx` keeps per-channel weights
+    exactly in those layers, the manifest names them, and `drift --fix` re-quantizes it as the same mixed graph."""
+    import math
+
+    from edgecnn.analysis.drift import Thresholds
+    from edgecnn.commands.drift import drift
+
+    monkeypatch.setattr(granularity_choice, "pick", lambda tries: ("mixed" if "mixed" in tries else "per_channel", {}))
+    result = export_trained("mobilenet", tmp_path / "x86", profile="x86-avx2", formats="onnx")
+    quantize = result.manifest["stages"]["quantize"]
+    assert quantize["weights_choice"]["chosen"] == "mixed", quantize["weights_choice"]
+    wide = set(quantize["per_channel_weights"])
+    assert wide == set(quantize["weights_choice"]["mixed_per_channel_spread_db"]) and wide
+    fp32, target = result.artifacts["fp32_onnx"], result.artifacts["int8_onnx"]
+    shipped = _weight_granularity(target)
+    assert {w for w, per_channel in shipped.items() if per_channel} == wide and quantize["per_channel"] is False
+    before = drift(str(fp32), str(target), digits_npz["path"], layers=False)
+    halfway = Thresholds(min_cosine=math.floor((1 - (1 - before["cosine"]) / 2) * 1e6) / 1e6)  # fails: repaired
+    out = tmp_path / "fixed.onnx"
+    report = drift(str(fp32), str(target), digits_npz["path"], thresholds=halfway, fix=True, out=out, layers=False)
+    assert report["fix"]["attempts"] and out.is_file(), report["fix"]
+    repaired = _weight_granularity(out)  # its tries may keep some layers float: the others are as shipped
+    assert repaired and all(shipped[w] == per_channel for w, per_channel in repaired.items()), repaired
