@@ -382,10 +382,12 @@ def mcnemar_p(ours: frozenset[int], theirs: frozenset[int]) -> float:
     return sign_p(len(ours - theirs), len(theirs - ours))
 
 
-def latency(paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int) -> dict[str, dict[str, float]]:
-    """min and p50 ms of each ONNX model in ORT (1 thread, batch 1), interleaved."""
-    runners = {key: load(path, threads=1) for key, path in paths.items()}
-    ballast = load(next(iter(paths.values())), threads=1)  # the last-loaded session's place (host_timing.warm_calls)
+def latency(
+    paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int, layout: str | None = None
+) -> dict[str, dict[str, float]]:
+    """min and p50 ms of each model (ORT, or LiteRT fed ``layout``; 1 thread, batch 1), interleaved."""
+    runners = {key: load(path, threads=1, layout=layout) for key, path in paths.items()}
+    ballast = load(next(iter(paths.values())), threads=1, layout=layout)  # the last-loaded place (warm_calls)
     timing = interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
     del ballast
     return timing
@@ -499,10 +501,7 @@ def tflite_rows(
         except Exception as error:  # a lowering or quantizer failure is a finding
             row["error"] = first_line(error)
         rows.append(row)
-    runners = {f"{g}/{q}": load(p, threads=1, layout=layout) for (g, q), p in paths.items()}
-    ballast = load(next(iter(paths.values())), threads=1, layout=layout)  # as in latency()
-    timing = interleaved({k: (lambda r=r: r.run_all(data.holdout[:1])) for k, r in runners.items()}, rounds, runs)
-    del ballast
+    timing = latency({f"{g}/{q}": p for (g, q), p in paths.items()}, data.holdout[:1], rounds, runs, layout)
     for row in rows:
         made_key = (row["granularity"], row["quantizer"])
         if made_key in paths:

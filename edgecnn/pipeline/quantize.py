@@ -281,14 +281,14 @@ def _per_tensor_twin(
             "per_tensor": twin.quantize(paths["per_tensor"], method, profile.reduce_range, op_types, keep_float_nodes)
         }
         wide = wide_spread_weights(twin.preprocessed)
-        mixed = tuple(wide)
+        mixed = tuple(wide)  # the weights the mixed twin keeps per channel
         if mixed:
             paths["mixed"] = work / "mixed.onnx"
             infos["mixed"] = twin.quantize(
                 paths["mixed"], method, profile.reduce_range, op_types, keep_float_nodes, per_channel_weights=mixed
             )
         chosen, record = choose_weight_granularity(dst, paths, judge, flips)
-        if wide:
+        if mixed:
             record["mixed_per_channel_spread_db"] = wide
     except Exception as error:  # an optional twin: a graph it cannot be made of keeps its per-channel one, and says why
         if twin is not None:

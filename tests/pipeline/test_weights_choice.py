@@ -48,13 +48,19 @@ def test_the_fastest_twin_the_rule_accepts_ships():
     assert pick({"per_channel": channel, "per_tensor": _figures(0.5, sqnr_db=33.0)}) == ("per_tensor", {})
 
 
-def _weight_scales(path: Path) -> list[int]:
-    """The element count of each conv weight's DequantizeLinear scale (1: per tensor)."""
+def _scale_sizes(path: Path, op_types: tuple[str, ...] = ("Conv",)) -> dict[str, int]:
+    """Each int8 weight read by ``op_types`` in the graph at ``path`` → its DequantizeLinear scale's element count
+    (1: per tensor)."""
     model = onnx.load(str(path))
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     dequantize = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    return [int(np.size(inits[dequantize[c.input[1]].input[1]])) for c in convs if c.input[1] in dequantize]
+    weights = [dequantize[n.input[1]] for n in model.graph.node if n.op_type in op_types if n.input[1] in dequantize]
+    return {d.input[0].removesuffix("_quantized"): int(np.size(inits[d.input[1]])) for d in weights}
+
+
+def _weight_scales(path: Path) -> list[int]:
+    """The element count of each conv weight's DequantizeLinear scale (1: per tensor)."""
+    return list(_scale_sizes(path).values())
 
 
 @pytest.mark.parametrize("as_good", [True, False])
@@ -214,12 +220,7 @@ def test_a_twin_that_cannot_be_made_or_judged_leaves_the_per_channel_graph_and_s
 def _weight_granularity(path: Path) -> dict[str, bool]:
     """Each int8 weight of the graph at ``path`` (Conv, Gemm, MatMul): whether its DequantizeLinear has one scale
     per channel."""
-    model = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    dequantize = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    weights = [dequantize[n.input[1]] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
-               if n.input[1] in dequantize]  # fmt: skip
-    return {d.input[0].removesuffix("_quantized"): bool(np.size(inits[d.input[1]]) > 1) for d in weights}
+    return {w: size > 1 for w, size in _scale_sizes(path, ("Conv", "Gemm", "MatMul")).items()}
 
 
 @pytest.mark.slow
