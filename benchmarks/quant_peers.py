@@ -6,8 +6,9 @@ per-channel and with per-tensor weights, all calibrated on the same ``CALIB`` tr
 ``HELD_OUT`` digits no model was trained on. Figures: top-1 agreement with fp32 and accuracy, on the exact QDQ
 arithmetic (ORT, graph optimizations off) and on this host's int8 kernels (optimizations on), from
 ``int8_computations``; the mean cosine of the logits (exact QDQ); ORT latency at 1 thread, batch 1, min and p50 over
-interleaved rounds of every quantizer of a model (``time_callable`` per round; a ballast session loaded last, as
-``host_timing.warm_calls`` does); the file's size. NNCF runs in its
+interleaved rounds of every quantizer of a model (``time_callable`` per round) in ``LOADS`` loads (each in another
+order, a ballast session loaded last, as ``host_timing.warm_calls`` does), with a byte-identical copy of the export's
+graph timed among them (``identical_copy_ratio``: the run's spread); the file's size. NNCF runs in its
 own venv (``_nncf_peer_quantize.py``): ``--peer-python``, else ``$EDGECNN_NNCF_PYTHON``, else
 ``../venv-nncf/bin/python`` beside the repo, made by ``python3.11 -m venv V && V/bin/pip install nncf onnx
 onnxruntime numpy`` (no torch). Run by ``make bench``; alone: ``python benchmarks/quant_peers.py [--quick]
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +48,7 @@ PEER_SCRIPT = BENCH_DIR / "_nncf_peer_quantize.py"
 DEFAULT_PEER = REPO_ROOT.parent / "venv-nncf" / "bin" / "python"
 GRANULARITIES = ("per_channel", "per_tensor")
 DISAGREE = "_qdq_disagree"  # a row's held-out digits whose int8 top-1 differs from fp32's (in meta.qdq_disagree)
+LOADS = 3  # latency: every model of a row set loaded this many times (a session's placement moves its time)
 USABLE_PTS = 1.0  # a peer counts in the latency race when its agreement is within this many points of edgecnn's
 HARDER = {
     "mobilenet_v1_w025": ("mobilenet_v1", {"width": 0.25}),
@@ -383,14 +386,48 @@ def mcnemar_p(ours: frozenset[int], theirs: frozenset[int]) -> float:
 
 
 def latency(
-    paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int, layout: str | None = None
+    paths: dict[str, Path], sample: np.ndarray, rounds: int, runs: int, layout: str | None = None, loads: int = LOADS
 ) -> dict[str, dict[str, float]]:
-    """min and p50 ms of each model (ORT, or LiteRT fed ``layout``; 1 thread, batch 1), interleaved."""
-    runners = {key: load(path, threads=1, layout=layout) for key, path in paths.items()}
-    ballast = load(next(iter(paths.values())), threads=1, layout=layout)  # the last-loaded place (warm_calls)
-    timing = interleaved({key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}, rounds, runs)
-    del ballast
-    return timing
+    """min and p50 ms of each model (ORT, or LiteRT fed ``layout``; 1 thread, batch 1): ``rounds`` interleaved rounds
+    in each of ``loads`` loads, each load in another order (rotated) with a ballast session loaded last; the minimum
+    of every round's minimum and the median of the loads' p50s."""
+    keys = list(paths)
+    mins: dict[str, list[float]] = {key: [] for key in keys}
+    p50s: dict[str, list[float]] = {key: [] for key in keys}
+    for attempt in range(loads):
+        shift = attempt * len(keys) // loads
+        order = keys[shift:] + keys[:shift]
+        runners = {key: load(paths[key], threads=1, layout=layout) for key in order}
+        ballast = load(paths[order[0]], threads=1, layout=layout)  # the last-loaded place (warm_calls)
+        calls = {key: (lambda r=runner: r.run_all(sample)) for key, runner in runners.items()}
+        timing = interleaved(calls, rounds, runs)
+        for key, figures_ms in timing.items():
+            mins[key].append(figures_ms["min_ms"])
+            p50s[key].append(figures_ms["p50_ms"])
+        del runners, calls, ballast  # freed before the next load's
+    return {key: {"min_ms": min(mins[key]), "p50_ms": round(float(np.median(p50s[key])), 4)} for key in keys}
+
+
+def timed_with_copy(
+    paths: dict[str, Path],
+    copied: tuple[str, ...],
+    sample: np.ndarray,
+    rounds: int,
+    runs: int,
+    layout: str | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """:func:`latency` of ``paths`` and of a byte-identical copy of each of ``copied`` (those present) timed among
+    them; and each copied one's ``identical_copy_ratio``: the copy's min over the original's — how far apart this
+    run times two graphs that are the same, the spread a latency ratio must stand above."""
+    copies = {}
+    for key in (k for k in copied if k in paths):
+        copy = paths[key].with_name(f"{paths[key].stem}.copy{paths[key].suffix}")
+        shutil.copyfile(paths[key], copy)
+        copies[f"{key}~copy"] = copy
+    timing = latency({**paths, **copies}, sample, rounds, runs, layout)
+    ratios = {key[: -len("~copy")]: round(timing[key]["min_ms"] / timing[key[: -len("~copy")]]["min_ms"], 3)
+              for key in copies}  # fmt: skip
+    return {key: timing[key] for key in paths}, ratios
 
 
 def static_batch(fp32: Path) -> Any:
@@ -501,11 +538,15 @@ def tflite_rows(
         except Exception as error:  # a lowering or quantizer failure is a finding
             row["error"] = first_line(error)
         rows.append(row)
-    timing = latency({f"{g}/{q}": p for (g, q), p in paths.items()}, data.holdout[:1], rounds, runs, layout)
+    exported = tuple(f"{g}/tflite_edgecnn_export" for g in GRANULARITIES)
+    labelled = {f"{g}/{q}": p for (g, q), p in paths.items()}
+    timing, spread = timed_with_copy(labelled, exported, data.holdout[:1], rounds, runs, layout)
     for row in rows:
         made_key = (row["granularity"], row["quantizer"])
         if made_key in paths:
             row.update(timing[f"{made_key[0]}/{made_key[1]}"], bytes=paths[made_key].stat().st_size)
+        if f"{made_key[0]}/{made_key[1]}" in spread:
+            row["identical_copy_ratio"] = spread[f"{made_key[0]}/{made_key[1]}"]
         if row["quantizer"] == "tflite_edgecnn_export" and row["granularity"] in float_ops:
             row["float_ops"] = float_ops[row["granularity"]]
             row["ranges_chosen"] = calibrated[row["granularity"]]
@@ -537,11 +578,14 @@ def measure(
             except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
                 row["error"] = first_line(error)
             rows.append(row)
-    timing = latency(paths, data.holdout[:1], rounds, runs)
+    exported = tuple(f"{g}/edgecnn_export" for g in GRANULARITIES)
+    timing, spread = timed_with_copy(paths, exported, data.holdout[:1], rounds, runs)
     for row in rows:
         label = "fp32" if row["quantizer"] == "fp32" else f"{row['granularity']}/{row['quantizer']}"
         if label in paths:
             row.update(timing[label], bytes=paths[label].stat().st_size)
+        if label in spread:
+            row["identical_copy_ratio"] = spread[label]
     if not tflite:
         return rows
     ranges = {
@@ -603,6 +647,9 @@ def gaps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "latency_ratio": _ratio(ours, fastest),
                     "fastest_usable_peer": usable and usable["quantizer"],
                     "usable_latency_ratio": _ratio(ours, usable),
+                    # a byte-identical copy of edgecnn's graph timed among them, over the original: the spread of
+                    # this run's timing, which a latency ratio must stand above to mean anything
+                    "identical_copy_ratio": ours.get("identical_copy_ratio"),
                 }
             )
     return out
@@ -667,8 +714,11 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "
         "`*_agreement`: top-1 agreement with fp32; `qdq_cosine`: mean cosine of logits; `qdq_sqnr_db`: SQNR of the "
         "logits against fp32's, dB; latency: ORT, 1 thread, "
-        f"batch 1, min and median-of-round-p50 over {rounds} interleaved rounds of {runs} runs (a ballast session "
-        "loaded after them: the last-loaded one runs faster, `timing_protocol`); `bytes`: file size. "
+        f"batch 1, min of every round and median of the loads' median-of-round-p50 over {LOADS} loads of {rounds} "
+        f"interleaved rounds of {runs} runs (each load in another order with a ballast session loaded after them: "
+        "a session's placement moves its time, `timing_protocol`); `identical_copy_ratio` (on `edgecnn_export` and "
+        "`tflite_edgecnn_export`, and in the gaps): a byte-identical copy of that graph timed among the rows, its "
+        "min over the original's — this run's timing spread; `bytes`: file size. "
         "`meta.edgecnn_gaps`: `edgecnn_export` minus the best peer, points (with the held-out digits only one of the "
         "two gets wrong and the exact McNemar p of that split, `agreement_gap_p`: a gap of large p is not one these "
         "digits can tell from chance), its logits' SQNR minus the best peer's (`sqnr_gap_db`), its logits' mean "

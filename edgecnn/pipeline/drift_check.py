@@ -64,13 +64,13 @@ def host_speed(fp32: Path, int8: Path) -> dict[str, Any]:
     thread, min of interleaved rounds), with a note when this host's CPU is not of the target's kind. Fewer rounds
     than a choice's timing: a report, not a choice between near-equal graphs (DenseNet-121's fp32 `.tflite` takes
     50 ms a run)."""
-    from edgecnn.runtime.host_timing import interleaved_min_ms, runtime_label
+    from edgecnn.runtime.host_timing import LOADS, interleaved_min_ms, runtime_label
 
     rounds, runs, budget_s = 3, 10, 4.0
     times = interleaved_min_ms({"fp32": fp32, "int8": int8}, rounds, runs, budget_s)
     how = (
-        f"measured on this host, {runtime_label(int8)}, 1 thread, min of {rounds} interleaved rounds of up to {runs} "
-        f"runs (about {budget_s:g} s)"
+        f"measured on this host, {runtime_label(int8)}, 1 thread, min over {LOADS} loads of at least {rounds} "
+        f"interleaved rounds of up to {runs} runs (about {budget_s:g} s)"
     )
     speed = _speed(times["fp32"], times["int8"], how)
     unlike = host_unlike_target(HOST_KERNELS)

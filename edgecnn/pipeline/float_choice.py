@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import first_line
-from edgecnn.runtime.host_timing import MIN_SPAN_S
+from edgecnn.runtime.host_timing import LOADS, MIN_SPAN_S
 
 MARGIN = 0.02  # a variant with float op types must beat the all-int8 graph by more than this: identical graphs time
-# up to 1–2% apart here (a session's placement; `benchmarks/timing_protocol.py`), and a 1% margin flipped choices
+# up to 1.3% apart here (32² graphs; DenseNet-121 up to 3.7%: `benchmarks/timing_protocol.py`); 1% flipped choices
 ROUNDS, RUNS = 5, 20
 BUDGET_S = 10.0  # about how long a choice's timing may take: slow graphs get fewer runs a round
 PROTOCOL = (
-    f"1 thread, min of at least {ROUNDS} interleaved rounds of up to {RUNS} runs (more rounds for fast graphs: at "
-    f"least {MIN_SPAN_S:g} s; fewer runs for slow ones: about {BUDGET_S:g} s), a ballast session loaded last"
+    f"1 thread, min over {LOADS} loads (the order reversed) of at least {ROUNDS} interleaved rounds of up to {RUNS} "
+    f"runs each (more rounds for fast graphs: at least {MIN_SPAN_S:g} s in all; fewer runs for slow ones: about "
+    f"{BUDGET_S:g} s), a ballast session loaded last"
 )
 
 Quantize = Callable[[Path, tuple[str, ...]], object]  # (dst, float op types) → writes the int8 graph at dst
@@ -70,7 +71,7 @@ def choose_float_op_types(
             "chosen": list(candidates),
             "basis": "declared by the profile (the target's kernels are not this host's: nothing timed)",
         }
-    from edgecnn.runtime.host_timing import interleaved_calls_min_ms, runtime_label, warm_calls
+    from edgecnn.runtime.host_timing import runtime_label, timed_over_loads
 
     work.mkdir(parents=True, exist_ok=True)
     variants = _variants(base, candidates)
@@ -84,9 +85,8 @@ def choose_float_op_types(
             if label == "none":  # the graph itself: what it cannot be is the export's error
                 raise
             failed[label] = first_line(error)
-    warmed = warm_calls(paths, required=("none",))
-    failed.update(warmed.failed)
-    times = interleaved_calls_min_ms(warmed.calls, ROUNDS, RUNS, BUDGET_S)
+    times, unloadable = timed_over_loads(paths, ROUNDS, RUNS, BUDGET_S, required=("none",))
+    failed.update(unloadable)
     label = pick(times)
     chosen = [kind for kind in variants[label] if kind not in base]
     record = {

@@ -49,6 +49,9 @@ def test_without_the_peer_its_rows_say_nncf_was_not_run(tmp_path: Path, monkeypa
         assert 0 <= row["qdq_agreement"] <= 1 and 0 <= row["host_accuracy"] <= 1 and row["qdq_cosine"] <= 1.0001
     fp32 = rows[0]["bytes"]
     assert all(r["bytes"] < fp32 for r in int8)  # int8 weights
+    copied = {r["granularity"]: r["identical_copy_ratio"] for r in rows if "identical_copy_ratio" in r}
+    assert set(copied) == set(quant_peers.GRANULARITIES) and all(0.5 < ratio < 2 for ratio in copied.values())
+    assert {r["quantizer"] for r in rows if "identical_copy_ratio" in r} == {"edgecnn_export"}  # no row of the copy
     assert {g["model"] for g in result["meta"]["edgecnn_gaps"]} == {TINY}
 
 
@@ -88,6 +91,7 @@ def test_gaps_compare_the_export_with_the_best_peer():
             qdq_cosine=0.998,
             qdq_sqnr_db=25.0,
             min_ms=1.1,
+            identical_copy_ratio=1.004,
             **{DISAGREE: frozenset({2, 3, 4})},
         ),
         row("nncf", "per_tensor", error="nncf: not run"),
@@ -112,12 +116,13 @@ def test_gaps_compare_the_export_with_the_best_peer():
          "only_ours_wrong": 2, "only_peer_wrong": 1, "agreement_gap_p": 1.0,  # 2 vs 1 digits: no difference
          "accuracy_gap_pts": 1.0, "sqnr_gap_db": 19.0, "closest_peer": "ort_default", "cosine_gap": -0.001,
          "fastest_peer": "ort_default", "latency_ratio": 1.1,
-         "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.55},  # ort_default: 3 points below
+         "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.55,  # ort_default: 3 points below
+         "identical_copy_ratio": 1.004},
         {"model": "m", "granularity": "per_tensor", "best_peer": "nncf", "agreement_gap_pts": 0.5,
          "only_ours_wrong": None, "only_peer_wrong": None, "agreement_gap_p": None,  # no digits kept: no test
          "accuracy_gap_pts": 0.0, "sqnr_gap_db": -0.5, "closest_peer": "nncf", "cosine_gap": 0.005,
          "fastest_peer": "ort_default", "latency_ratio": 2.0,
-         "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.5},
+         "fastest_usable_peer": "nncf", "usable_latency_ratio": 0.5, "identical_copy_ratio": None},
     ]  # fmt: skip
 
 
@@ -183,3 +188,5 @@ def test_tflite_rows_have_the_export_s_timed_float_ops(tmp_path: Path, data):
     exported = [r for r in rows if r["quantizer"] == "tflite_edgecnn_export"]
     kept = [set(r["float_ops"].split(",")) - {"none"} for r in exported]
     assert all(ops <= {"ADD", "HARD_SWISH"} for ops in kept) and all(r["bytes"] > 0 for r in exported), exported
+    assert all(0.5 < r["identical_copy_ratio"] < 2 for r in exported)  # its copy timed among the rows
+    assert not any("copy" in r["quantizer"] for r in rows)
