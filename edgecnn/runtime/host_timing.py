@@ -111,11 +111,12 @@ def timed_over_loads(
     budget_s: float | None = None,
     loads: int = LOADS,
     required: tuple[str, ...] = (),
+    span_s: float = MIN_SPAN_S,
 ) -> Timed:
     """Each model's minimum single-thread latency over ``loads`` loads (:func:`warm_calls`, the order reversed every
-    other load), each timed by :func:`interleaved_calls_min_ms` with its share of ``budget_s`` and of
-    :data:`MIN_SPAN_S`. One session's placement in memory leaves up to ~1% (a 32² MobileNet) to ~3% (DenseNet-121)
-    between identical graphs that no number of rounds removes, and a different one is slow after a reload
+    other load), each timed by :func:`interleaved_calls_min_ms` with its share of ``budget_s`` and of ``span_s``.
+    One session's placement in memory leaves up to ~1% (a 32² MobileNet) to ~3% (DenseNet-121) between identical
+    graphs that no number of rounds removes, and a different one is slow after a reload
     (``benchmarks/timing_protocol.py``): the minimum over loads is each graph's better placement. A model of
     ``required`` that cannot be loaded or run raises; the others' failures are returned."""
     best: dict[str, float] = {}
@@ -126,23 +127,28 @@ def timed_over_loads(
         keys = [key for key in (order if load % 2 == 0 else order[::-1]) if key not in failed]
         warmed = warm_calls({key: paths[key] for key in keys}, required)
         failed.update(warmed.failed)
-        for key, ms in interleaved_calls_min_ms(warmed.calls, rounds, runs, share, MIN_SPAN_S / loads).items():
+        for key, ms in interleaved_calls_min_ms(warmed.calls, rounds, runs, share, span_s / loads).items():
             best[key] = min(best.get(key, math.inf), ms)
         del warmed  # its sessions freed before the next load's
     return Timed({key: best[key] for key in order if key in best and key not in failed}, failed)
 
 
 def interleaved_min_ms(
-    paths: dict[str, Path], rounds: int = 5, runs: int = 20, budget_s: float | None = None
+    paths: dict[str, Path],
+    rounds: int = 5,
+    runs: int = 20,
+    budget_s: float | None = None,
+    span_s: float = MIN_SPAN_S,
 ) -> dict[str, float]:
     """Each model's minimum single-thread latency over ``rounds`` rounds of ``runs`` runs, the models taking turns
     (the order reversed every other round), so that a slow spell of the host falls on all of them alike, and over
     :data:`LOADS` loads (:func:`timed_over_loads`; raising what a load raises). With ``budget_s``, slow models get
     fewer runs a round (at least :data:`MIN_RUNS`), so that the timing takes about that long: a 224² ConvNeXt's int8
     `.tflite` runs for a tenth of a second, and 100 runs of each of its variants cost minutes for no better choice;
-    and fast ones get more rounds, so that it spans at least :data:`MIN_SPAN_S`: this host's slow spells last tenths
-    of a second, and three 32² MobileNets' 5 × 20 runs take 25 ms — one spell can fall on one of them throughout."""
-    return timed_over_loads(paths, rounds, runs, budget_s, required=tuple(paths)).times
+    and fast ones get more rounds, so that it spans at least ``span_s`` (a choice's :data:`MIN_SPAN_S` unless given):
+    this host's slow spells last tenths of a second, and three 32² MobileNets' 5 × 20 runs take 25 ms — one spell
+    can fall on one of them throughout."""
+    return timed_over_loads(paths, rounds, runs, budget_s, required=tuple(paths), span_s=span_s).times
 
 
 def interleaved_calls_min_ms(
