@@ -419,14 +419,11 @@ def timed_with_copy(
     """:func:`latency` of ``paths`` and of a byte-identical copy of each of ``copied`` (those present) timed among
     them; and each copied one's ``identical_copy_ratio``: the copy's min over the original's — how far apart this
     run times two graphs that are the same, the spread a latency ratio must stand above."""
-    copies = {}
-    for key in (k for k in copied if k in paths):
-        copy = paths[key].with_name(f"{paths[key].stem}.copy{paths[key].suffix}")
+    copies = {key: paths[key].with_name(f"{paths[key].stem}.copy{paths[key].suffix}") for key in copied if key in paths}
+    for key, copy in copies.items():
         shutil.copyfile(paths[key], copy)
-        copies[f"{key}~copy"] = copy
-    timing = latency({**paths, **copies}, sample, rounds, runs, layout)
-    ratios = {key[: -len("~copy")]: round(timing[key]["min_ms"] / timing[key[: -len("~copy")]]["min_ms"], 3)
-              for key in copies}  # fmt: skip
+    timing = latency({**paths, **{f"{key}~copy": copy for key, copy in copies.items()}}, sample, rounds, runs, layout)
+    ratios = {key: round(timing[f"{key}~copy"]["min_ms"] / timing[key]["min_ms"], 3) for key in copies}
     return {key: timing[key] for key in paths}, ratios
 
 
@@ -542,11 +539,11 @@ def tflite_rows(
     labelled = {f"{g}/{q}": p for (g, q), p in paths.items()}
     timing, spread = timed_with_copy(labelled, exported, data.holdout[:1], rounds, runs, layout)
     for row in rows:
-        made_key = (row["granularity"], row["quantizer"])
-        if made_key in paths:
-            row.update(timing[f"{made_key[0]}/{made_key[1]}"], bytes=paths[made_key].stat().st_size)
-        if f"{made_key[0]}/{made_key[1]}" in spread:
-            row["identical_copy_ratio"] = spread[f"{made_key[0]}/{made_key[1]}"]
+        label = f"{row['granularity']}/{row['quantizer']}"
+        if label in labelled:
+            row.update(timing[label], bytes=labelled[label].stat().st_size)
+        if label in spread:
+            row["identical_copy_ratio"] = spread[label]
         if row["quantizer"] == "tflite_edgecnn_export" and row["granularity"] in float_ops:
             row["float_ops"] = float_ops[row["granularity"]]
             row["ranges_chosen"] = calibrated[row["granularity"]]
