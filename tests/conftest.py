@@ -106,6 +106,30 @@ def export_trained(trained_zoo, digits_npz):
 
 
 @pytest.fixture(scope="session")
+def shared_export(shared_dir, trained_zoo, digits_npz):
+    """A function family → ExportResult: that family's digits-trained network exported once per test run for
+    x86-avx2 (this host's profile: every timed choice runs) with the export's defaults but the formats (ONNX, .ort
+    and .tflite), as ``export_trained`` does. Shared by the tests that only read it: none may change its files."""
+    from edgecnn.pipeline.export import ExportResult, export
+
+    def make(family: str, folder: Path) -> dict:
+        model = trained_zoo(family)
+        out = folder / family
+        export(
+            model["name"], out=out, weights=model["path"], num_classes=10, in_chans=1, resolution=32,
+            calib=digits_npz["path"], calib_size=128, holdout=232, profile="x86-avx2", formats="onnx,ort,tflite",
+            **model["scaling"],
+        )  # fmt: skip
+        return {"out": str(out)}
+
+    def get(family: str) -> ExportResult:
+        out = Path(_once(shared_dir / "exports" / f"{family}.json", lambda folder: make(family, folder))["out"])
+        return ExportResult(out, json.loads((out / "manifest.json").read_text()))
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def task_models(shared_dir):
     """A function task → {path, npz, … its figures against ground truth}: trains that task's network of
     tests/fixtures/tasks.py (segmentation, detection, embedding, class_box) once per test run."""

@@ -207,9 +207,16 @@ def quantize_for_target(
             range_record = {"chosen": method, "not_chosen_because": f"range choice failed: {first_line(error)}"}
 
     made: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}  # the variants timed: the chosen one is not redone
+    # Neither a variant's biases nor its weights' rounding or bit width (7 or 8) change its speed: a timed variant is
+    # made without them, and the chosen one is shipped as made only when the export would make it that way.
+    widened = profile.reduce_range and quantizer.widen_weights
+    as_made = not (quantizer.bias_correct or quantizer.round_weights or widened)
 
-    def timed(path: Path, op_types: tuple[str, ...]) -> None:  # its biases do not change a variant's speed
-        info = quantizer.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes, bias_correct=False)
+    def timed(path: Path, op_types: tuple[str, ...]) -> None:
+        info = quantizer.quantize(
+            path, method, profile.reduce_range, op_types, keep_float_nodes,
+            bias_correct=False, round_weights=False, widen_weights=False,
+        )  # fmt: skip
         made[op_types] = (path, info)
 
     measure = int8_basis(profile.arch, profile.features) == HOST_KERNELS
@@ -217,7 +224,7 @@ def quantize_for_target(
     if op_types == base and method in ranges_made:
         shutil.copyfile(ranges_made[method][0], dst)
         info = ranges_made[method][1]
-    elif op_types in made and not quantizer.bias_correct:
+    elif op_types in made and as_made:
         shutil.copyfile(made[op_types][0], dst)
         info = made[op_types][1]
     else:
@@ -474,16 +481,18 @@ class Quantizer:
         bias_correct: bool | None = None,
         round_weights: bool | None = None,
         per_channel_weights: tuple[str, ...] | None = None,
+        widen_weights: bool | None = None,
     ) -> dict[str, Any]:
         """Write the QDQ int8 model to ``dst`` (int8 weights per output channel, or per tensor without
         ``per_channel`` — but for the weight initializers ``per_channel_weights`` names, kept per channel (a mixed
         graph); uint8 activations; biases corrected with ``bias_correct``: all by
         default the quantizer's). With ``reduce_range`` the weights are 7-bit only in the layers whose u8s8 pair
-        sums saturate on the first calibration samples, 8-bit elsewhere (``weight_bits``; unless the quantizer was
-        made without ``widen_weights``)."""
+        sums saturate on the first calibration samples, 8-bit elsewhere (``weight_bits``; unless ``widen_weights``
+        is off: 7-bit in every layer)."""
         per_channel = self.per_channel if per_channel is None else per_channel
         bias_correct = self.bias_correct if bias_correct is None else bias_correct
         round_weights = self.round_weights if round_weights is None else round_weights
+        widen_weights = self.widen_weights if widen_weights is None else widen_weights
         mixed = () if per_channel else self.per_channel_weights if per_channel_weights is None else per_channel_weights
         import onnx
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -549,7 +558,7 @@ class Quantizer:
             else:
                 messages += run(corrected)
         weight_bits = None
-        if reduce_range and self.widen_weights:  # 7-bit weights only in the layers whose u8s8 sums saturate
+        if reduce_range and widen_weights:  # 7-bit weights only in the layers whose u8s8 sums saturate
             from edgecnn.pipeline.weight_bits import widen_where_safe
 
             def eight_bit(path: Path) -> None:

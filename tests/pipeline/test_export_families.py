@@ -68,6 +68,7 @@ def test_dcn_export_keeps_the_standard_deformconv_op(tmp_path):
     export(
         "resnet50_dcnv2",
         out=out,
+        profile="raspberrypi4",  # what the test reads is the fp32 graph: no x86 timed choice
         resolution=32,
         num_classes=4,
         calib_size=4,

@@ -184,15 +184,37 @@ def test_a_variant_that_cannot_be_made_is_recorded_and_the_others_are_chosen_fro
     assert "could not be made: Broken (the quantizer cannot keep Broken float)" in line, line
 
 
-def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(tmp_path: Path, export_trained):
+def test_timed_variants_skip_what_does_not_change_speed_and_the_shipped_graph_has_it(tmp_path: Path):
+    """On x86-avx2 (reduce_range) the timed variants are made without bias correction and with 7-bit weights in
+    every layer (neither changes a graph's speed, and each costs a quantization more); the graph shipped is made
+    again with both: its biases corrected, its weights 8-bit where u8s8 does not saturate."""
+    from edgecnn.config.profiles import load_profile
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.pipeline.quantize import quantize_for_target
+    from tests.pipeline.test_weight_rounding import int8_weights
+
+    fp32 = _dense_block(tmp_path / "block.onnx")
+    images = np.random.default_rng(0).standard_normal((16, 1, 8, 8)).astype(np.float32)
+    work, dst = tmp_path / "work", tmp_path / "int8.onnx"
+    recipe, profile = recipe_for_family("densenet"), load_profile("x86-avx2")
+    with Quantizer(fp32, images, bias_correct=True) as quantizer:
+        info, _, _ = quantize_for_target(quantizer, dst, "minmax", recipe, profile, (), work)
+    choice = info["keep_float"]["slower_in_int8"]
+    assert choice["candidates"] == ["Concat"] and len(choice["tries"]) == 2, choice
+    largest = [int(np.abs(q.astype(np.int32)).max()) for p in sorted(work.glob("variant-*.onnx"))
+               for q, _ in int8_weights(p).values()]  # fmt: skip
+    assert len(largest) == 2 * 3 and max(largest) <= 64  # three convs per variant, all 7-bit
+    assert info["bias_correction"]["layers"] > 0 and info["weight_bits"]["eight_bit"] > 0, info
+    assert max(int(np.abs(q.astype(np.int32)).max()) for q, _ in int8_weights(dst).values()) > 64
+
+
+def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(shared_export):
     """x86-avx2 measured Concat and AveragePool slower in int8 (benchmarks/int8_op_latency.py) and an int8 ADD
     splitting LiteRT's XNNPACK graph (benchmarks/tflite_float_ops.py): the DenseNet's export times its ORT int8
     graph with none, each and both of them float and its int8 `.tflite` with and without its ADDs float, keeps the
     variant its rule picks from the times it recorded (which one is the host's business, not the test's), and each
     artifact is that variant; the int8 `.tflite` is timed against the fp32 one."""
-    result = export_trained(
-        "densenet", tmp_path / "x86", profile="x86-avx2", calib_size=64, holdout=128, formats="onnx,tflite"
-    )
+    result = shared_export("densenet")
     quantize = result.manifest["stages"]["quantize"]
     choice = quantize["keep_float"]["slower_in_int8"]
     assert sorted(choice["candidates"]) == ["AveragePool", "Concat"], choice

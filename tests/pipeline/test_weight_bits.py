@@ -72,13 +72,13 @@ def test_fewer_samples_are_checked_for_large_inputs():
     assert weight_bits.checked_samples(np.zeros((2, 3, 2048, 2048), np.float32)).shape[0] == 1
 
 
-def test_an_x86_export_records_the_weight_bits_in_its_manifest_and_report(tmp_path: Path, export_trained):
-    result = export_trained("mobilenet", tmp_path / "x86", profile="x86-avx2", formats="onnx")
+def test_an_x86_export_records_the_weight_bits_in_its_manifest_and_report(shared_export):
+    result = shared_export("mobilenet")
     bits = result.manifest["stages"]["quantize"]["weight_bits"]
     assert bits["layers"] > 0 and isinstance(bits["seven_bit"], list)
     largest = _largest_weight(result.artifacts["int8_onnx"])
     assert all(largest[name] <= 64 for name in bits["seven_bit"])
-    report = (tmp_path / "x86" / "report.md").read_text()
+    report = (result.out / "report.md").read_text()
     assert f"8-bit in {bits['eight_bit']} of {bits['layers']} layers" in report
     assert result.manifest["drift"]["passed"]
 

@@ -155,12 +155,12 @@ def test_without_a_judge_or_for_a_target_not_timed_here_nothing_is_tried(tmp_pat
             assert chosen is quantizer and "weights_choice" not in info and info["per_channel"] is True
 
 
-def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(tmp_path: Path, export_trained):
+def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(shared_export):
     """The digits EfficientNet on x86-avx2: both graphs timed and judged on the drift samples and the moved
     calibration images, the recorded
     choice is the rule's on the recorded figures (which one wins is the host's business, not the test's), and the
     shipped `.onnx` has the chosen weights."""
-    result = export_trained("efficientnet", tmp_path / "x86", profile="x86-avx2", formats="onnx,ort")
+    result = shared_export("efficientnet")
     quantize = result.manifest["stages"]["quantize"]
     record = quantize["weights_choice"]
     tries = record["tries"]
@@ -173,7 +173,7 @@ def test_an_x86_export_of_a_trained_net_records_its_choice_and_ships_it(tmp_path
     granularity = {"per_tensor": {1}, "per_channel": {0}, "mixed": {0, 1}}[chosen]  # 1: one scale per tensor
     assert scales and {int(size == 1) for size in scales} == granularity
     assert result.manifest["drift"]["passed"], result.manifest["drift"]["final"]
-    report = (tmp_path / "x86" / "report.md").read_text()
+    report = (result.out / "report.md").read_text()
     assert f"- ORT int8 weights: {record['chosen'].replace('_', ' ')} — per channel" in report
 
 
