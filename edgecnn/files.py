@@ -480,6 +480,26 @@ def scratch_beside(out: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def parents_made(path: Path) -> Iterator[None]:
+    """Create the missing directories above ``path``; when the block fails, remove those of them still empty (a
+    failed run leaves no empty ``exports/`` behind)."""
+    missing = [parent for parent in Path(path).parents if not os.path.lexists(parent)]  # the deepest first
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create {Path(path).parent}: {error.strerror.lower()}") from None
+    try:
+        yield
+    except BaseException:
+        for folder in missing:
+            try:
+                folder.rmdir()
+            except OSError:  # something else is in it now (another run's output): it stays
+                break
+        raise
+
+
+@contextlib.contextmanager
 def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
     """Yield a temporary directory beside ``out``; on success it replaces ``out``, on any failure it vanishes.
 
@@ -487,11 +507,7 @@ def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
     symbolic link at OUT is replaced itself, never followed."""
     out = Path(out)
     check_output_dir(out, force)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create {out.parent}: {error.strerror.lower()}") from None
-    with terminate_as_interrupt(), output_lock(out):
+    with parents_made(out), terminate_as_interrupt(), output_lock(out):
         remove_stale_partials(out)
         check_output_dir(out, force)  # OUT may have appeared between the first check and the lock
         tag = _owner_tag()
@@ -520,15 +536,18 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
 
     A replaced file keeps its permission bits; a new one gets 0666 less the umask."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create {path.parent}: {error.strerror.lower()}") from None
-    check_replaceable(path)
-    try:
-        keep = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        keep = 0o666 & ~_umask()
+    with parents_made(path):
+        check_replaceable(path)
+        try:
+            keep = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            keep = 0o666 & ~_umask()
+        _write_replacing(path, mode, write, keep)
+    return path
+
+
+def _write_replacing(path: Path, mode: str, write: Callable[[IO[Any]], None], keep: int) -> None:
+    """The body of :func:`_atomic_write`: a temporary file beside ``path`` with mode ``keep``, renamed into place."""
     with terminate_as_interrupt(), room_to_write(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -544,7 +563,6 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    return path
 
 
 def _place_new(tmp: Path, path: Path) -> None:

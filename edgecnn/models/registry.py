@@ -64,6 +64,7 @@ class ModelInfo:
 
 
 Candidate = tuple[str, dict[str, float]]  # a zoo model and the scaling it is built with
+DEFAULT_NUM_CLASSES = 1000  # a zoo network's classes unless num_classes says otherwise (ImageNet's)
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def get_model_info(name: str) -> ModelInfo:
     return _REGISTRY[resolve_name(name)]
 
 
-def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **scaling: Any) -> Any:
+def create_model(name: str, num_classes: int = DEFAULT_NUM_CLASSES, in_chans: int = 3, **scaling: Any) -> Any:
     """Build a zoo network by name with its scaling options (width, depth, phi, resolution …).
 
     The returned ``torch.nn.Module`` carries ``model_name``, ``family``,

@@ -31,7 +31,7 @@ from edgecnn.pipeline.drift_check import drift_summary, not_judged_reasons, unju
 from edgecnn.pipeline.manifest import artifact_entry, render_report, write_json
 from edgecnn.pipeline.quantize import METHODS
 from edgecnn.pipeline.source import parse_input_shapes, resolve_source, source_recipe
-from edgecnn.pipeline.stages import STAGES, Stage, artifact_order
+from edgecnn.pipeline.stages import STAGES, Stage, artifact_order, check_tasks_before_stages
 from edgecnn.progress import Reporter
 
 
@@ -222,6 +222,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
             reporter=reporter,
             plan=decision,
         )
+        check_tasks_before_stages(ctx)
         _warn_about_inputs(ctx)
         try:
             _run_stages(ctx)

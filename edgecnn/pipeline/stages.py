@@ -140,6 +140,22 @@ def _check_deform(ctx: ExportContext, path: Path) -> None:
     check_applies(RULES, ctx.options.given, {"deformable"} if deformable else set(), known={"deformable"})
 
 
+def check_tasks_before_stages(ctx: ExportContext) -> None:
+    """``--task`` and the task-only options checked before any stage runs where the outputs are known without
+    tracing — a zoo network's one N × classes ``logits``; an ONNX MODEL's outputs when their sizes are static —
+    so that such a usage error comes before the work. The export stage checks them again on its graph."""
+    from edgecnn.models.registry import DEFAULT_NUM_CLASSES
+    from edgecnn.pipeline.onnx_export import graph_outputs
+    from edgecnn.runtime.outputs import SINGLE_OUTPUT
+
+    if ctx.source.kind == "zoo":
+        _check_tasks(ctx, [{"name": SINGLE_OUTPUT, "shape": [1, ctx.options.num_classes or DEFAULT_NUM_CLASSES]}])
+    elif ctx.source.kind == "onnx":
+        outputs = graph_outputs(ctx.source.onnx_path)
+        if all(d for o in outputs for d in o["shape"][1:]):
+            _check_tasks(ctx, outputs)
+
+
 def _check_tasks(ctx: ExportContext, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``outputs``, once ``--task`` is found to name only outputs the model has (before calibration and drift: a
     typo is never ignored), and the task-only options given are for tasks it has."""

@@ -1540,6 +1540,40 @@ def test_bad_input_is_one_line(tmp_path, case):
     assert_clean_failure(result, tmp_path, spec.message, before=before)
 
 
+def _zoo_weights_and_data(folder: Path) -> None:
+    """w.pt (MobileNetV1 α 0.25, 10 classes: weights make the drift check judged) and d.npz (images at 32²)."""
+    import torch
+
+    from edgecnn.models import create_model
+
+    torch.save(create_model("mobilenet_v1", width=0.25, resolution=32, num_classes=10).state_dict(), folder / "w.pt")
+    np.savez(folder / "d.npz", images=np.random.default_rng(0).random((8, 3, 32, 32), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("args", "setup"),
+    [
+        (
+            ["mobilenet_v1", "--width", "0.25", "--resolution", "32", "--num-classes", "10", "--weights", "w.pt"],
+            _zoo_weights_and_data,
+        ),
+        (["m.onnx"], _tiny_and_data),
+    ],
+    ids=["zoo", "onnx"],
+)
+def test_a_task_option_the_outputs_cannot_take_fails_before_any_stage(tmp_path, args, setup):
+    """Where the outputs are known without tracing (a zoo classifier's logits; an ONNX file's static outputs),
+    ``--min-miou`` on a classifier is refused before the first stage runs, and the folders made for a new
+    ``--out`` are gone with it."""
+    setup(tmp_path)
+    before = files_under(tmp_path)
+    data = ["--calib", "d.npz", "--format", "onnx", "--calib-size", "4", "--holdout", "2", "--min-miou", "0.5"]
+    result = run_edgecnn(tmp_path, "export", *args, *data, "--out", "new/deeper/out")
+    assert_clean_failure(result, tmp_path, "--min-miou applies to a segmentation output, but the outputs are judged "
+                         "as classification (logits)", before=before)  # fmt: skip
+    assert not [line for line in result.stderr.splitlines() if line[:1] in "✓✗"], result.stderr  # no stage line
+
+
 @pytest.mark.parametrize(
     ("source", "message", "last"),
     [
