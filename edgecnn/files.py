@@ -536,19 +536,12 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
 
     A replaced file keeps its permission bits; a new one gets 0666 less the umask."""
     path = Path(path)
-    with parents_made(path):
+    with parents_made(path), terminate_as_interrupt(), room_to_write(path):
         check_replaceable(path)
         try:
             keep = os.stat(path).st_mode & 0o7777
         except FileNotFoundError:
             keep = 0o666 & ~_umask()
-        _write_replacing(path, mode, write, keep)
-    return path
-
-
-def _write_replacing(path: Path, mode: str, write: Callable[[IO[Any]], None], keep: int) -> None:
-    """The body of :func:`_atomic_write`: a temporary file beside ``path`` with mode ``keep``, renamed into place."""
-    with terminate_as_interrupt(), room_to_write(path):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             os.fchmod(fd, keep)
@@ -563,6 +556,7 @@ def _write_replacing(path: Path, mode: str, write: Callable[[IO[Any]], None], ke
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+    return path
 
 
 def _place_new(tmp: Path, path: Path) -> None:

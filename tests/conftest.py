@@ -92,17 +92,23 @@ def export_trained(trained_zoo, digits_npz):
     """A function (family, out, **options) → ExportResult: that family's digits-trained network exported with its
     weights at 32×32×1, 10 classes, calibrated on the held-out digits (128 calibration, 232 held out unless
     ``options`` say otherwise)."""
-    from edgecnn.pipeline.export import export
 
     def run(family: str, out: Path, **options):
-        model = trained_zoo(family)
-        settings = {"calib_size": 128, "holdout": 232, **model["scaling"], **options}
-        return export(
-            model["name"], out=out, weights=model["path"], num_classes=10, in_chans=1, resolution=32,
-            calib=digits_npz["path"], **settings,
-        )  # fmt: skip
+        return _export_trained(trained_zoo(family), digits_npz, out, **options)
 
     return run
+
+
+def _export_trained(model: dict, digits: dict, out: Path, **options):
+    """The trained zoo ``model`` exported at 32×32×1, 10 classes, calibrated on the ``digits`` .npz (128 calibration,
+    232 held out unless ``options`` say otherwise)."""
+    from edgecnn.pipeline.export import export
+
+    settings = {"calib_size": 128, "holdout": 232, **model["scaling"], **options}
+    return export(
+        model["name"], out=out, weights=model["path"], num_classes=10, in_chans=1, resolution=32,
+        calib=digits["path"], **settings,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -110,16 +116,11 @@ def shared_export(shared_dir, trained_zoo, digits_npz):
     """A function family → ExportResult: that family's digits-trained network exported once per test run for
     x86-avx2 (this host's profile: every timed choice runs) with the export's defaults but the formats (ONNX, .ort
     and .tflite), as ``export_trained`` does. Shared by the tests that only read it: none may change its files."""
-    from edgecnn.pipeline.export import ExportResult, export
+    from edgecnn.pipeline.export import ExportResult
 
     def make(family: str, folder: Path) -> dict:
-        model = trained_zoo(family)
         out = folder / family
-        export(
-            model["name"], out=out, weights=model["path"], num_classes=10, in_chans=1, resolution=32,
-            calib=digits_npz["path"], calib_size=128, holdout=232, profile="x86-avx2", formats="onnx,ort,tflite",
-            **model["scaling"],
-        )  # fmt: skip
+        _export_trained(trained_zoo(family), digits_npz, out, profile="x86-avx2", formats="onnx,ort,tflite")
         return {"out": str(out)}
 
     def get(family: str) -> ExportResult:
