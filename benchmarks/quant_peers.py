@@ -97,8 +97,9 @@ ROW_OPTIONS = {
         "one: per channel in the layers whose channels' weight ranges spread > 12 dB) shipped "
         "instead when timed faster and as good on the calibration digits (`weights_chosen`; the export judges it on "
         "its drift samples and the moved calibration digits), the biases corrected (the recipe's bias_correction, "
-        "on; weight_rounding off), min-max "
-        "or mean-of-extremes activation ranges, whichever keeps more top-1 decisions on the calibration digits "
+        "on; weight_rounding off), min-max, "
+        "mean-of-extremes or auto activation ranges, whichever keeps the most top-1 decisions on the calibration "
+        "digits "
         "moved 1, 2 and 3 px (`range_choice`; `ranges_chosen`); no drift repair",
         "per_tensor": "as `edgecnn export --profile android-nnapi-api28` calls it: per_channel=False, cross-layer "
         "equalization first, the profile's reduce_range (off), the biases corrected, the range choice",
@@ -266,8 +267,8 @@ def edgecnn_quantize(
     calls it for a target of that granularity — x86-avx2 per channel (per-tensor weights when its timed choice
     takes them, judged on the calibration digits), android-nnapi-api28 per tensor (equalized first) — its biases
     corrected and its weights rounded as the recipe says unless ``bias_correct`` / ``round_weights`` say otherwise;
-    without ``choose`` no weights choice; unless a ``method`` is given, min-max or mean-of-extremes ranges as the
-    export chooses them (``range_choice``, judged on the calibration digits moved). The row's extra figures: the
+    without ``choose`` no weights choice; unless a ``method`` is given, min-max, mean-of-extremes or auto ranges as
+    the export chooses them (``range_choice``, judged on the calibration digits moved). The row's extra figures: the
     weights and the ranges the export chose."""
     from edgecnn.analysis.drift import Thresholds, evaluator
     from edgecnn.config.profiles import load_profile
@@ -704,8 +705,9 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range, its timed "
         "float-op and weights choices; `weights_chosen`; biases corrected), no drift repair; "
-        "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export` also chooses min-max or "
-        "mean-of-extremes activation ranges (`ranges_chosen`), `edgecnn_export_minmax` is it with min-max pinned; "
+        "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export` also chooses min-max, "
+        "mean-of-extremes or auto activation ranges (`ranges_chosen`), `edgecnn_export_minmax` is it with min-max "
+        "pinned; "
         "`edgecnn_auto` the same with "
         "`--method auto`. `qdq_*`: exact QDQ arithmetic "
         "(ORT, optimizations off); `host_*`: this host's int8 kernels; "

@@ -9,8 +9,8 @@ images whose exact-QDQ top-1 differs from fp32's, on all of them and on the 1,00
 SQNR.
 
 Quantizers: ``ort_default``, ``nncf``, ``edgecnn_export`` and ``edgecnn_export_minmax`` as quant_peers makes them
-(calibrated on its 128 digits): the export chooses min-max or mean-of-extremes ranges on its calibration digits
-moved (``edgecnn.pipeline.range_choice``, no held-out digit involved); the ``_minmax`` row pins min-max, the
+(calibrated on its 128 digits): the export chooses min-max, mean-of-extremes or auto ranges on its calibration
+digits moved (``edgecnn.pipeline.range_choice``, no held-out digit involved); the ``_minmax`` row pins min-max, the
 export's default before that choice. The moves are the choice's own (``range_choice.moved``). Quality only. Run by
 ``make bench``; alone: ``python benchmarks/quant_shift.py [--only NAME ...] [--shift PX] [--peer-python PATH]``.
 """
@@ -113,8 +113,8 @@ def describe(shift: int, holdout: int, epochs: int, nncf: str) -> str:
     return (
         f"Agreement under shift: each model trained on the digits ({epochs} epochs, as in quant_peers), quantized on "
         f"quant_peers' {CALIB} calibration digits by `ort_default`, `nncf` ({nncf}), `edgecnn_export` and "
-        "`edgecnn_export_minmax` as quant_peers makes them (the export chooses min-max or mean-of-extremes "
-        "activation ranges by the top-1 decisions they keep on its calibration digits moved 1, 2 and 3 px, "
+        "`edgecnn_export_minmax` as quant_peers makes them (the export chooses min-max, mean-of-extremes or "
+        "auto activation ranges by the top-1 decisions they keep on its calibration digits moved 1, 2 and 3 px, "
         "`ranges_chosen`; the `_minmax` row pins min-max, as `--method` does, its weights choice still judged on "
         "the moved calibration digits too; `weights_chosen` that choice's pick). Judged on the "
         f"{holdout} held-out digits and the same moved {shift} px in the 8 "

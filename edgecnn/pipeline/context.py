@@ -248,7 +248,7 @@ class ExportContext:
 
     def calibration_method(self) -> str:
         """The calibration method of the int8 graphs: the quantize stage's (its range choice may take mean-of-extremes
-        for min-max), else the one asked for."""
+        or auto for min-max), else the one asked for."""
         quantized = self.result("quantize")
         return quantized.figures.get("method", self.method) if quantized is not None else self.method
 

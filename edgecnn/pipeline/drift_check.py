@@ -186,7 +186,7 @@ def drift_judge(ctx: ExportContext) -> Any:
 
 
 def ranges_pinned(ctx: ExportContext) -> str | None:
-    """Why the quantize stage's min-max or mean-of-extremes choice is not made whatever the model, or None: a
+    """Why the quantize stage's range choice is not made whatever the model, or None: a
     calibration method given (``--method``; a recipe's ``method: minmax`` is its default, not a pin) or a recipe
     that does not calibrate by min-max."""
     if ctx.options.method is not None:

@@ -441,9 +441,9 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
         "formats": list(ctx.formats),
         "format_status": {f: ctx.dropped.get(f, {"status": "ok"}) for f in ctx.formats},
         "calibration": {
-            "method": ctx.calibration_method(),  # what the int8 graphs used: the range choice may take mean_minmax
+            "method": ctx.calibration_method(),  # what the int8 graphs used: the range choice's
             "method_asked": ctx.method,  # --method, else the recipe's
-            "range_choice": quantize.get("range_choice"),  # min-max or mean-of-extremes, when the method is min-max
+            "range_choice": quantize.get("range_choice"),  # min-max, mean extremes or auto for min-max
             "bias_correction": ctx.bias_correction,  # asked for (the option, else the recipe); stages say what ran
             "weight_rounding": ctx.weight_rounding,
             "count": len(ctx.calib),

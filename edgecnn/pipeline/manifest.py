@@ -308,18 +308,28 @@ def _rounding_lines(stages: dict[str, Any]) -> list[str]:
 
 
 def _range_choice_lines(choice: dict[str, Any] | None) -> list[str]:
-    """The min-max or mean-of-extremes choice of activation ranges (every int8 artifact's), or why it was not made."""
+    """The choice of activation ranges (every int8 artifact's) and what it was chosen on, or why it was not made."""
     if not choice:
         return []
     if "not_chosen_because" in choice:
         return [f"- activation ranges: {choice['chosen']} (no range choice: {choice['not_chosen_because']})"]
-    counts = choice["disagreements"]
+    counts = ", ".join(f"{count} ({method})" for method, count in choice["disagreements"].items())
+    chosen = choice["chosen"]
+    splits = ", ".join(
+        f"{split['only_chosen_wrong']} to {split['only_other_wrong']} against {other} (sign test p {_p(split['p'])})"
+        for other, split in choice["against"].items()
+    )
     return [
-        f"- activation ranges: {choice['chosen']} — top-1 changed on {counts['minmax']} (min-max) and "
-        f"{counts['mean_minmax']} (mean of extremes) of {choice['images']} images, the calibration samples and "
-        f"each moved {'/'.join(map(str, choice['shifts_px']))} px, exact QDQ; sign test p {choice['p']:g}"
+        f"- activation ranges: {chosen} — top-1 changed on {counts} of {choice['images']} images, the "
+        f"calibration samples and each moved {'/'.join(map(str, choice['shifts_px']))} px, exact QDQ; images only "
+        f"{chosen} gets wrong, to those only the other does: {splits}"
         + (f"; judged with {choice['judged_on']}" if choice.get("judged_on") else "")
     ]
+
+
+def _p(p: float) -> str:
+    """A p-value as the manifest rounds it (4 places): < 0.0001 when it rounded to 0."""
+    return f"{p:g}" if p > 0 else "< 0.0001"
 
 
 def _float_output_lines(stages: dict[str, Any]) -> list[str]:

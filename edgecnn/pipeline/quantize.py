@@ -171,17 +171,17 @@ def quantize_for_target(
     flips: FlipJudge | None = None,
     choose_ranges: bool = True,
 ) -> tuple[dict[str, Any], tuple[str, ...], Quantizer]:
-    """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of
-    the op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here when
-    the target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a per-channel
+    """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of the
+    op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here when the
+    target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a per-channel
     target, per-tensor (or mixed: ``weight_spread``) weights when they are faster and as good (``granularity_choice``;
     ``bar`` makes the progress bar of the twins' calibration); with ``flips`` (a ``range_choice.FlipJudge``),
-    ``choose_ranges`` (False when the method is pinned, as by ``--method``) and method minmax, min-max or
-    mean-of-extremes ranges, whichever keeps more top-1 decisions (``range_choice``) — and with ``flips`` the weights
-    choice also counts the moved images' top-1 changes (without, it judges on the drift samples only). The chosen
-    graph's record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types
-    kept float, and the quantizer that made it (``quantizer`` or its equalized twin, which makes that graph again;
-    the other one is closed)."""
+    ``choose_ranges`` (False when the method is pinned, as by ``--method``) and method minmax, min-max, mean-of-extremes
+    or auto ranges, whichever keeps the most top-1 decisions (``range_choice``) — and with ``flips`` the weights choice
+    also counts the moved images' top-1 changes (without, it judges on the drift samples only). The chosen graph's
+    record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept
+    float, and the quantizer that made it (``quantizer`` or its equalized twin, which makes that graph again; the other
+    one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgecnn.pipeline.range_choice import CANDIDATES
+
 BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 common = importlib.import_module("common")
@@ -72,7 +74,7 @@ def test_a_run_writes_every_quantizer_and_the_range_choice(tmp_path: Path, monke
             assert 0 <= row["unshifted_disagree"] <= row["shifted_disagree"] <= 9 * held_out
             assert quant_shift.WRONG not in row and np.isfinite(row["shifted_sqnr_db"])
     for granularity in quant_peers.GRANULARITIES:
-        assert rows[granularity, "edgecnn_export"]["ranges_chosen"] in ("minmax", "mean_minmax")
+        assert rows[granularity, "edgecnn_export"]["ranges_chosen"] in CANDIDATES
         assert rows[granularity, "edgecnn_export_minmax"]["ranges_chosen"] == "minmax"
         assert {rows[granularity, q]["weights_chosen"] for q in ("edgecnn_export", "edgecnn_export_minmax")} <= {
             "per_channel", "per_tensor"

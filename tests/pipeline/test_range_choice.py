@@ -1,5 +1,6 @@
-"""Min-max or mean-of-extremes activation ranges, chosen per model by the top-1 decisions kept on the calibration
-samples moved: the moves, the mean-of-extremes calibration (ORT and .tflite), the rule, and the export's record."""
+"""Min-max, mean-of-extremes or auto activation ranges, chosen per model by the top-1 decisions kept on the
+calibration samples moved: the moves, the mean-of-extremes calibration (ORT and .tflite), the rule, and the export's
+record."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgecnn.analysis.metrics import sign_p
-from edgecnn.pipeline.range_choice import CANDIDATES, P_VALUE, decide, flip_judge, moved, shifts_px
+from edgecnn.pipeline.range_choice import CANDIDATES, decide, flip_judge, moved, shifts_px
 
 
 def test_the_shifts_are_fractions_of_the_shorter_side_each_at_least_a_pixel_and_once():
@@ -32,17 +33,20 @@ def test_moved_holds_the_images_then_eight_moves_with_each_channels_lowest_value
     assert len({out[2 + 2 * k].tobytes() for k in range(8)}) == 8
 
 
-def test_mean_of_extremes_replaces_min_max_only_when_min_max_loses_significantly():
-    minmax, mean = CANDIDATES
+def test_the_method_with_the_fewest_images_wrong_is_chosen_a_tie_keeping_the_earlier():
+    minmax, mean, auto = CANDIDATES
     same = frozenset(range(100))
-    assert decide({minmax: same, mean: same})[0] == minmax  # a tie keeps min-max
+    assert decide({minmax: same, mean: same, auto: same})[0] == minmax  # a tie keeps min-max
+    assert decide({minmax: frozenset({1, 2}), mean: frozenset({3}), auto: frozenset({4})})[0] == mean  # then the mean
     many = frozenset(range(20))
-    chosen, figures = decide({minmax: many, mean: frozenset({0, 1, 50})})
-    assert chosen == mean and figures[f"only_{minmax}_wrong"] == 18 and figures[f"only_{mean}_wrong"] == 1
-    assert figures["p"] == sign_p(18, 1) < P_VALUE and figures["disagreements"] == {minmax: 20, mean: 3}
-    chosen, figures = decide({minmax: frozenset({1, 2, 3}), mean: frozenset({1})})  # ahead, but not significantly
-    assert chosen == minmax and figures["p"] >= P_VALUE
-    assert decide({minmax: frozenset({1}), mean: many})[0] == minmax
+    chosen, figures = decide({minmax: many, mean: frozenset({0, 1, 50}), auto: frozenset({0, 60})})
+    assert chosen == auto and figures["disagreements"] == {minmax: 20, mean: 3, auto: 2}
+    assert figures["against"] == {
+        minmax: {"only_chosen_wrong": 1, "only_other_wrong": 19, "p": sign_p(1, 19)},
+        mean: {"only_chosen_wrong": 1, "only_other_wrong": 2, "p": sign_p(1, 2)},
+    }
+    chosen, figures = decide({minmax: frozenset({1}), mean: many, auto: many})  # min-max ahead: no split for itself
+    assert chosen == minmax and set(figures["against"]) == {mean, auto}
 
 
 def test_mean_of_extremes_ranges_are_each_samples_extremes_averaged_and_the_input_keeps_min_max(
@@ -130,14 +134,15 @@ def _forced(monkeypatch: pytest.MonkeyPatch, chosen: str) -> None:
     monkeypatch.setattr(range_choice, "decide", lambda wrong: (chosen, measured(wrong)[1]))
 
 
+@pytest.mark.parametrize("method", ["mean_minmax", "auto"])
 def test_the_chosen_graph_is_the_one_a_fresh_quantization_by_that_method_makes(
-    tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ):
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
     from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
-    _forced(monkeypatch, "mean_minmax")
+    _forced(monkeypatch, method)
     images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
     recipe, profile = recipe_for_family("mobilenet"), load_profile("raspberrypi4")
     judge, _ = flip_judge(tiny_fp32, images)
@@ -146,10 +151,10 @@ def test_the_chosen_graph_is_the_one_a_fresh_quantization_by_that_method_makes(
         info, op_types, _ = quantize_for_target(
             quantizer, dst, "minmax", recipe, profile, (), tmp_path / "w", flips=judge
         )
-        quantizer.quantize(fresh, "mean_minmax", profile.reduce_range, op_types)
+        quantizer.quantize(fresh, method, profile.reduce_range, op_types)
         pinned = tmp_path / "minmax.onnx"
         quantizer.quantize(pinned, "minmax", profile.reduce_range, op_types)
-    assert info["method"] == "mean_minmax" and info["range_choice"]["chosen"] == "mean_minmax"
+    assert info["method"] == method and info["range_choice"]["chosen"] == method
     assert info["range_choice"]["images"] == 8 * 25 and sum(info["range_choice"]["disagreements"].values()) >= 0
     assert info["range_choice"]["judged_on"].startswith("per-channel weights, the recipe's float op types")
     assert _activation_scales(dst) == _activation_scales(fresh) != _activation_scales(pinned)
@@ -173,17 +178,17 @@ def test_a_choice_that_fails_keeps_min_max_and_says_why(tmp_path: Path, tiny_fp3
 
 
 def test_an_export_of_a_trained_classifier_records_the_choice_by_the_rule(tmp_path: Path, export_trained):
-    """The digits MobileNetV1: both ranges judged on the 128 calibration digits moved 1, 2 and 3 px (3,200 images),
-    the recorded choice is the rule's on the recorded figures and the manifest repeats it. Pinning --method minmax
-    makes no choice and says why."""
+    """The digits MobileNetV1: every candidate's ranges judged on the 128 calibration digits moved 1, 2 and 3 px
+    (3,200 images), the recorded choice is the rule's on the recorded figures and the manifest repeats it. Pinning
+    --method minmax makes no choice and says why."""
     result = export_trained("mobilenet", tmp_path / "x", profile="raspberrypi4", formats="onnx")
     quantize = result.manifest["stages"]["quantize"]
     record = quantize["range_choice"]
-    minmax, mean = CANDIDATES
     assert record["images"] == 25 * 128 and record["shifts_px"] == [1, 2, 3]
-    split = record[f"only_{minmax}_wrong"], record[f"only_{mean}_wrong"]
-    expected = mean if split[0] > split[1] and sign_p(*split) < P_VALUE else minmax
+    counts = record["disagreements"]
+    expected = min(CANDIDATES, key=lambda method: (counts[method], CANDIDATES.index(method)))
     assert record["chosen"] == expected == quantize["method"] == result.manifest["calibration"]["method"]
+    assert set(record["against"]) == set(CANDIDATES) - {expected}
     assert result.manifest["calibration"]["range_choice"] == record
     assert f"- activation ranges: {record['chosen']} — top-1 changed on" in (tmp_path / "x" / "report.md").read_text()
     pinned = export_trained("mobilenet", tmp_path / "y", profile="raspberrypi4", formats="onnx", method="minmax")
