@@ -127,3 +127,46 @@ def test_a_global_remedy_that_cannot_be_made_is_recorded_and_the_repair_goes_on(
     assert "global: percentile" in failed and "calibration by percentile failed" in failed["global: percentile"]
     labels = [a["label"] for a in record["attempts"]]
     assert "global: entropy" in labels and any(label.startswith("mixed:") for label in labels), labels
+
+
+def _op_scales(data: bytes, op_type: str) -> list[tuple[float, float]]:
+    """(input scale, output scale) of every ``op_type`` op of an int8 .tflite."""
+    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import TFL_OP_CODE_TO_NAME
+
+    from edgecnn.lowering.tflite.flatbuffer import parse
+
+    model = parse(data)
+    subgraph = model.subgraphs[0]
+
+    def scale(index: int) -> float:
+        return float(subgraph.tensors[index].quantization.scale[0])
+
+    return [
+        (scale(op.inputs[0]), scale(op.outputs[0]))
+        for op in subgraph.operators
+        if TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode) == op_type
+    ]
+
+
+@pytest.mark.parametrize("method", ["mean_minmax", "percentile", "auto"])
+def test_a_padded_max_pool_keeps_its_tied_ranges_alike_and_runs_in_xnnpack(method):
+    """A max pool with padding lowers to PADV2 (padded with the lowest float) and MAX_POOL_2D, whose tensors
+    ai-edge-quantizer ties. Ranges replaced tensor by tensor gave the PADV2's output its pad value, and through
+    the tie its input: a scale of 1e36 that XNNPACK refused to run. The tied tensors now share one range, that of
+    the pool's input."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    ]
+    model = make_model(nodes, {"x": [1, 4, 16, 16]}, ["y"], {})
+    samples = np.random.default_rng(0).standard_normal((32, 4, 16, 16)).astype(np.float32)
+    lowered = convert(model)
+    quantized = TfliteQuantizer(
+        lowered.data, samples, lowered.input_layout, method=method, calibrator=TfliteCalibration
+    ).quantize_bytes()
+    tied = _op_scales(quantized.data, "PADV2") + _op_scales(quantized.data, "MAX_POOL_2D")
+    assert len(tied) == 2 and all(a == b for a, b in tied), tied
+    assert tied[0][0] < 1, tied  # the Relu's range, not the pad value's
+    expected = run(lowered.data, samples)
+    int8 = run(quantized.data, samples, quantized)  # XNNPACK: the interpreter's default delegate
+    assert np.median(np.abs(int8 - expected)) <= quantized.output_scale, (method, quantized.output_scale)

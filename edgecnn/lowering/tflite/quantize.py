@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io as _io
 import re
 import time
@@ -254,6 +255,48 @@ def _calibrate(fp32: bytes, recipe: list[dict[str, Any]], samples: list[dict[str
     return calibration.get_model_qsvs()
 
 
+@functools.cache
+def _tied_op_types() -> tuple[frozenset[Any], frozenset[Any]]:
+    """The op types ai-edge-quantizer gives their input's quantization (pooling, padding, reshaping: the output is
+    tied to the input) and those whose inputs it gives their output's (concatenation, PADV2, maximum)."""
+    from ai_edge_quantizer.algorithms.utils.common_utils import OpQuantConstraint
+    from ai_edge_quantizer.utils.constrained_ops_utils import get_constrained_op_list
+
+    with _quiet():
+        return (
+            frozenset(get_constrained_op_list(OpQuantConstraint.SAME_AS_INPUT_SCALE)),
+            frozenset(get_constrained_op_list(OpQuantConstraint.SAME_AS_OUTPUT_SCALE)),
+        )
+
+
+def tied_ranges(model: Any, statistics: dict[str, Any]) -> dict[str, Any]:
+    """``statistics`` with the output range of every op whose tensors ai-edge-quantizer ties made from its activation
+    inputs' ranges, in graph order: an op tied to its input passes that input's range on, one whose inputs take its
+    output's gets the span of theirs. Ranges replaced tensor by tensor (percentile, entropy, auto, mean of extremes)
+    can otherwise disagree across a tie — a PADV2 before a max pool holds its pad value, the lowest float, which the
+    output's own range took and its input then inherited — and XNNPACK refuses such a model."""
+    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import TFL_OP_CODE_TO_NAME
+
+    same_as_input, same_as_output = _tied_op_types()
+    tied = dict(statistics)
+    subgraph = model.subgraphs[0]
+    for op in subgraph.operators:
+        kind = TFL_OP_CODE_TO_NAME.get(model.operatorCodes[op.opcodeIndex].builtinCode)
+        if kind not in same_as_input and kind not in same_as_output:
+            continue
+        names = [subgraph.tensors[i].name.decode() for i in op.inputs if i >= 0]
+        inputs = [tied[n] for n in (names[:1] if kind in same_as_input else names) if n in tied]
+        if not inputs:
+            continue
+        low = min(float(np.min(qsv["min"])) for qsv in inputs)
+        high = max(float(np.max(qsv["max"])) for qsv in inputs)
+        for name in (subgraph.tensors[i].name.decode() for i in op.outputs if i >= 0):
+            if name in tied:
+                qsv = tied[name]
+                tied[name] = {**qsv, "min": np.full_like(qsv["min"], low), "max": np.full_like(qsv["max"], high)}
+    return tied
+
+
 def _quiet() -> contextlib.ExitStack:
     """The calibrator's tqdm bar and the interpreter's debug-mode warning are noise for a CLI."""
     stack = contextlib.ExitStack()
@@ -396,7 +439,8 @@ class TfliteQuantizer:
         }
 
     def _statistics(self, method: str) -> dict[str, Any]:
-        """The calibration statistics for ``method``: min-max's, with each tensor's range by ``method`` in place."""
+        """The calibration statistics for ``method``: min-max's, with each tensor's range by ``method`` in place and
+        the ranges ai-edge-quantizer ties made alike (:func:`tied_ranges`)."""
         if method == MINMAX:
             return self.statistics
         try:
@@ -409,7 +453,7 @@ class TfliteQuantizer:
             if name in statistics:
                 qsv = statistics[name]
                 statistics[name] = {**qsv, "min": np.full_like(qsv["min"], low), "max": np.full_like(qsv["max"], high)}
-        return statistics
+        return tied_ranges(self.float_model, statistics)
 
     def calibration(self, method: str) -> dict[str, Any] | None:
         """How ``method`` calibrated per tensor (auto's choice, once made), or None."""
