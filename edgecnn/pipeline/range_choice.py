@@ -123,7 +123,7 @@ def decide(wrong: dict[str, frozenset[int]]) -> tuple[str, dict[str, Any]]:
     """The method of :data:`CANDIDATES` with the fewest images wrong (``wrong``; a tie: the earlier), and the figures
     it was chosen on: each method's count and, against each other method, the images only one of the two gets wrong
     and the exact sign test's p of that split (how far the choice stands out of chance)."""
-    chosen = min(CANDIDATES, key=lambda method: (len(wrong[method]), CANDIDATES.index(method)))
+    chosen = min(CANDIDATES, key=lambda method: len(wrong[method]))  # min keeps the first of equals
     against = {}
     for other in (m for m in CANDIDATES if m != chosen):
         only_chosen, only_other = len(wrong[chosen] - wrong[other]), len(wrong[other] - wrong[chosen])

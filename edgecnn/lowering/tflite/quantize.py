@@ -292,9 +292,13 @@ def tied_ranges(model: Any, statistics: dict[str, Any]) -> dict[str, Any]:
         high = max(float(np.max(qsv["max"])) for qsv in inputs)
         for name in (subgraph.tensors[i].name.decode() for i in op.outputs if i >= 0):
             if name in tied:
-                qsv = tied[name]
-                tied[name] = {**qsv, "min": np.full_like(qsv["min"], low), "max": np.full_like(qsv["max"], high)}
+                tied[name] = _with_range(tied[name], low, high)
     return tied
+
+
+def _with_range(qsv: dict[str, Any], low: float, high: float) -> dict[str, Any]:
+    """A tensor's calibration statistics with its range set to (``low``, ``high``), in the shapes it had."""
+    return {**qsv, "min": np.full_like(qsv["min"], low), "max": np.full_like(qsv["max"], high)}
 
 
 def _quiet() -> contextlib.ExitStack:
@@ -451,8 +455,7 @@ class TfliteQuantizer:
         statistics = dict(self.statistics)
         for name, (low, high) in ranges.items():
             if name in statistics:
-                qsv = statistics[name]
-                statistics[name] = {**qsv, "min": np.full_like(qsv["min"], low), "max": np.full_like(qsv["max"], high)}
+                statistics[name] = _with_range(statistics[name], low, high)
         return tied_ranges(self.float_model, statistics)
 
     def calibration(self, method: str) -> dict[str, Any] | None:
