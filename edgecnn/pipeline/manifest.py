@@ -241,7 +241,8 @@ def _weights_lines(choice: dict[str, Any] | None) -> list[str]:
         top1 = f", top-1 changed on {one['moved_wrong']} of {moved['images']} moved images" if moved else ""
         return f"{names[label]} {one['min_ms']:.3g} ms, SQNR {one['sqnr_db']:.1f} dB{top1}"
 
-    line = f"- ORT int8 weights: {chosen} — " + "; ".join(figures(label) for label in tries) + " (timed here)"
+    ranges = f", {choice['ranges']} ranges" if choice.get("ranges") else ""
+    line = f"- ORT int8 weights: {chosen} — " + "; ".join(figures(label) for label in tries) + f" (timed here{ranges})"
     because = choice.get("kept_per_channel_because")
     return [line + (f": {because}" if because else "")]
 
@@ -323,7 +324,7 @@ def _range_choice_lines(choice: dict[str, Any] | None) -> list[str]:
         f"- activation ranges: {chosen} — top-1 changed on {counts} of {choice['images']} images, the "
         f"calibration samples and each moved {'/'.join(map(str, choice['shifts_px']))} px, exact QDQ; images only "
         f"{chosen} gets wrong, to those only the other does: {splits}"
-        + (f"; judged with {choice['judged_on']}" if choice.get("judged_on") else "")
+        + (f"; judged on {choice['judged_on']}" if choice.get("judged_on") else "")
     ]
 
 

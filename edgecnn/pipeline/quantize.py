@@ -171,41 +171,22 @@ def quantize_for_target(
     flips: FlipJudge | None = None,
     choose_ranges: bool = True,
 ) -> tuple[dict[str, Any], tuple[str, ...], Quantizer]:
-    """Quantize as the export does for ``profile``: its reduce_range, the recipe's float op types and nodes, and of the
-    op types the profile runs slower in int8 those that make the graph faster (``float_choice``: timed here when the
-    target's kernels are this host's); with ``judge`` (the drift verdict of an int8 model) and such a per-channel
-    target, per-tensor (or mixed: ``weight_spread``) weights when they are faster and as good (``granularity_choice``;
-    ``bar`` makes the progress bar of the twins' calibration); with ``flips`` (a ``range_choice.FlipJudge``),
-    ``choose_ranges`` (False when the method is pinned, as by ``--method``) and method minmax, min-max, mean-of-extremes
-    or auto ranges, whichever keeps the most top-1 decisions (``range_choice``) — and with ``flips`` the weights choice
-    also counts the moved images' top-1 changes (without, it judges on the drift samples only). The chosen graph's
-    record (``range_choice``, ``keep_float.slower_in_int8`` and ``weights_choice`` the choices), the op types kept
-    float, and the quantizer that made it (``quantizer`` or its equalized twin, which makes that graph again; the other
-    one is closed)."""
+    """Quantize as the export does for ``profile``, structure first and the numbers last: its reduce_range, the
+    recipe's float op types and nodes, and of the op types the profile runs slower in int8 those that make the graph
+    faster (``float_choice``: timed here when the target's kernels are this host's); with ``judge`` (the drift verdict
+    of an int8 model) and such a per-channel target, per-tensor (or mixed: ``weight_spread``) weights when they are
+    faster and as good at ``method``'s ranges (``granularity_choice``; ``bar`` makes the progress bar of the twins'
+    calibration; with ``flips``, a ``range_choice.FlipJudge``, it also counts the moved images' top-1 changes); then,
+    with ``flips``, ``choose_ranges`` (False when the method is pinned, as by ``--method``) and method minmax, the
+    min-max, mean-of-extremes or auto ranges of that very graph, whichever keeps the most top-1 decisions
+    (``range_choice``). The shipped graph's record (``keep_float.slower_in_int8``, ``weights_choice`` and
+    ``range_choice`` the choices), the op types kept float, and the quantizer that made it (``quantizer`` or its
+    equalized twin, which makes that graph again; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 
     base = tuple(recipe.keep_float_op_types)
     candidates = tuple(t for t in profile.int8_slower_op_types if t in quantizer.op_types and t not in base)
-    ranges_made: dict[str, tuple[Path, dict[str, Any]]] = {}  # the range choice's graphs, with every op type as base
-    range_record = None
-    if flips is not None and choose_ranges and method == "minmax":
-        from edgecnn.pipeline.range_choice import choose_range_estimator
-
-        def ranged(estimator: str, path: Path) -> None:
-            info = quantizer.quantize(path, estimator, profile.reduce_range, base, keep_float_nodes)
-            ranges_made[estimator] = (path, info)
-
-        try:
-            method, range_record, _ = choose_range_estimator(ranged, flips, work / "range-choice")
-            range_record["judged_on"] = (
-                f"per-{'channel' if quantizer.per_channel else 'tensor'} weights, the recipe's float op types "
-                f"({', '.join(base) or 'none'})"
-            )
-        except Exception as error:  # an optional choice: a graph it cannot judge keeps min-max, and says why
-            ranges_made.clear()
-            range_record = {"chosen": method, "not_chosen_because": f"range choice failed: {first_line(error)}"}
-
     made: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}  # the variants timed: the chosen one is not redone
     # Neither a variant's biases nor its weights' rounding or bit width (7 or 8) change its speed: a timed variant is
     # made without them, and the chosen one is shipped as made only when the export would make it that way.
@@ -221,30 +202,75 @@ def quantize_for_target(
 
     measure = int8_basis(profile.arch, profile.features) == HOST_KERNELS
     op_types, choice = choose_float_op_types(timed, base, candidates, work, measure)
-    if op_types == base and method in ranges_made:
-        shutil.copyfile(ranges_made[method][0], dst)
-        info = ranges_made[method][1]
-    elif op_types in made and as_made:
+    if op_types in made and as_made:
         shutil.copyfile(made[op_types][0], dst)
         info = made[op_types][1]
     else:
         info = quantizer.quantize(dst, method, profile.reduce_range, op_types, keep_float_nodes)
+    weights = None
+    if judge is not None and weighs_weights(profile) and quantizer.per_channel:
+        advance = bar("calibrating a per-tensor twin", batch_size(quantizer.images)) if bar else None
+        twin_info, weights, twin = _per_tensor_twin(
+            quantizer, dst, method, profile, op_types, keep_float_nodes, work, judge, advance, flips
+        )
+        if "tries" in weights:
+            weights["ranges"] = method  # the ranges the graphs were judged at
+        if twin is not None:
+            quantizer.close()
+            info, quantizer = twin_info, twin
+    range_record = None
+    if flips is not None and choose_ranges and method == "minmax":
+        info, range_record = _ranges_of_shipped(quantizer, dst, info, profile, op_types, keep_float_nodes, flips, work)
+        if "not_chosen_because" not in range_record:
+            range_record["judged_on"] = (
+                f"the graph that ships: {_granularity(quantizer, weights)} weights, float op types "
+                f"{', '.join(op_types) or 'none'}"
+            )
     info["range_choice"] = range_record
     info["keep_float"]["slower_in_int8"] = choice
-    if judge is None or not weighs_weights(profile) or not quantizer.per_channel:
-        return info, op_types, quantizer
-    advance = bar("calibrating a per-tensor twin", batch_size(quantizer.images)) if bar else None
-    twin_info, record, twin = _per_tensor_twin(
-        quantizer, dst, method, profile, op_types, keep_float_nodes, work, judge, advance, flips
-    )
-    if twin is None:
-        info["weights_choice"] = record
-        return info, op_types, quantizer
-    quantizer.close()
-    twin_info["range_choice"] = range_record
-    twin_info["keep_float"]["slower_in_int8"] = choice
-    twin_info["weights_choice"] = record
-    return twin_info, op_types, twin
+    if weights is not None:
+        info["weights_choice"] = weights
+    return info, op_types, quantizer
+
+
+def _granularity(quantizer: Quantizer, weights: dict[str, Any] | None) -> str:
+    """The shipped graph's weights: per-channel, per-tensor or mixed."""
+    if weights is not None:
+        return weights["chosen"].replace("_", "-")
+    return "per-channel" if quantizer.per_channel else "per-tensor"
+
+
+def _ranges_of_shipped(
+    quantizer: Quantizer,
+    dst: Path,
+    info: dict[str, Any],
+    profile: Any,
+    op_types: tuple[str, ...],
+    keep_float_nodes: tuple[str, ...],
+    flips: FlipJudge,
+    work: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The range choice made on the graph at ``dst`` (made by ``quantizer`` with ``info``'s method, ``op_types`` float
+    and its weights): that graph as it is and the others made like it; the chosen one is written over ``dst``. Its
+    info and the choice's record — on failure the graph as it is, and why no choice was made."""
+    from edgecnn.pipeline.range_choice import choose_range_estimator
+
+    infos: dict[str, dict[str, Any]] = {}
+
+    def ranged(estimator: str, path: Path) -> None:
+        if estimator == info["method"]:  # the graph already made is judged as it is
+            shutil.copyfile(dst, path)
+            infos[estimator] = info
+        else:
+            infos[estimator] = quantizer.quantize(path, estimator, profile.reduce_range, op_types, keep_float_nodes)
+
+    try:
+        chosen, record, paths = choose_range_estimator(ranged, flips, work / "range-choice")
+    except Exception as error:  # an optional choice: a graph it cannot judge keeps its ranges, and says why
+        return info, {"chosen": info["method"], "not_chosen_because": f"range choice failed: {first_line(error)}"}
+    if chosen != info["method"]:
+        shutil.copyfile(paths[chosen], dst)
+    return infos[chosen], record
 
 
 def weighs_weights(profile: Any) -> bool:

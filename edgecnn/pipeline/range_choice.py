@@ -13,6 +13,9 @@ So for a classifier the export quantizes with each, moves each calibration sampl
 the 8 directions (the uncovered border takes each channel's lowest calibration value: black, for images) so that many of
 fp32's decisions are near ties, and counts the images whose exact-QDQ top-1 differs from fp32's. The method with the
 fewest such images is chosen; a tie keeps the earlier of :data:`CANDIDATES` (min-max first). No held-out sample is used.
+The choice is made last, on the graph that ships — its float op types and its weights (per channel, per tensor or
+mixed) already chosen at min-max ranges: judged the other way round, the weights choice compared its twins with the
+per-channel graph whose ranges had just won on the same images, a count biased low, and refused twins as good.
 """
 
 from __future__ import annotations

@@ -156,8 +156,60 @@ def test_the_chosen_graph_is_the_one_a_fresh_quantization_by_that_method_makes(
         quantizer.quantize(pinned, "minmax", profile.reduce_range, op_types)
     assert info["method"] == method and info["range_choice"]["chosen"] == method
     assert info["range_choice"]["images"] == 8 * 25 and sum(info["range_choice"]["disagreements"].values()) >= 0
-    assert info["range_choice"]["judged_on"].startswith("per-channel weights, the recipe's float op types")
+    assert info["range_choice"]["judged_on"] == "the graph that ships: per-channel weights, float op types " + (
+        ", ".join(op_types) or "none"
+    )
     assert _activation_scales(dst) == _activation_scales(fresh) != _activation_scales(pinned)
+
+
+def test_the_choice_is_made_last_on_the_weights_the_weights_choice_ships(
+    tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """On a target whose weights are weighed, the twins are judged at min-max ranges and the range choice is then
+    made on the twin that ships: the shipped graph is that twin quantized afresh by the chosen method, per tensor."""
+    from edgecnn.config.profiles import load_profile
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.pipeline import granularity_choice
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+
+    _forced(monkeypatch, "auto")
+    monkeypatch.setattr(granularity_choice, "pick", lambda tries: ("per_tensor", {}))
+    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
+    judge, _ = flip_judge(tiny_fp32, images)
+    first = Quantizer(tiny_fp32, images, recipe.bins, recipe.percentile)
+    dst, fresh = tmp_path / "chosen.onnx", tmp_path / "fresh.onnx"
+    info, op_types, twin = quantize_for_target(
+        first, dst, "minmax", recipe, profile, (), tmp_path / "w",
+        lambda path: {"score": 1.0, "sqnr_db": 30.0, "passed": True}, flips=judge,
+    )  # fmt: skip
+    try:
+        assert twin is not first and info["weights_choice"]["chosen"] == "per_tensor"
+        assert info["weights_choice"]["ranges"] == "minmax"  # the twins were judged at the method asked for
+        assert info["method"] == "auto" and info["per_channel"] is False
+        assert info["range_choice"]["judged_on"].startswith("the graph that ships: per-tensor weights")
+        twin.quantize(fresh, "auto", profile.reduce_range, op_types)
+        assert _activation_scales(dst) == _activation_scales(fresh)
+        assert _weight_scale_sizes(dst) == {1}  # one scale per weight tensor
+        for method in CANDIDATES:  # every candidate the range choice judged was the twin's, per tensor
+            assert _weight_scale_sizes(tmp_path / "w" / "range-choice" / f"ranges-{method}.onnx") == {1}
+    finally:
+        twin.close()
+        first.close()
+
+
+def _weight_scale_sizes(path: Path) -> set[int]:
+    """The sizes of the scales of the DequantizeLinear nodes of constant int8 weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {
+        int(values[n.input[1]].size)
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in values and values[n.input[0]].dtype.name == "int8"
+    }
 
 
 def test_a_choice_that_fails_keeps_min_max_and_says_why(tmp_path: Path, tiny_fp32: Path):
@@ -210,7 +262,7 @@ def test_every_int8_artifact_of_the_export_follows_a_mean_of_extremes_choice(
     assert result.manifest["stages"]["tflite"]["int8"]["method"] == "mean_minmax"
     report = (tmp_path / "x" / "report.md").read_text()
     assert "- mean_minmax on 128 samples" in report and "- activation ranges: mean_minmax — top-1 changed on" in report
-    assert "; judged with per-channel weights, the recipe's float op types" in report
+    assert "; judged on the graph that ships: per-channel weights, float op types" in report
 
 
 def test_an_export_whose_drift_is_not_judged_keeps_min_max_and_says_why(tmp_path: Path):
