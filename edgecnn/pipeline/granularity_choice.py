@@ -14,8 +14,10 @@ not lower, whose SQNR is at most :data:`SQNR_SLACK_DB` below and — when the ex
 (``range_choice.FlipJudge``: a classifier whose drift is judged, its ranges chosen or pinned by ``--method``) — which
 changes no more of fp32's top-1 decisions on the moved calibration images than the per-channel graph (the drift
 samples alone are few and mostly far from a tie); else the per-channel graph. All are made with the export's method
-(min-max unless ``--method`` pins another): the range choice comes after, on the graph this choice ships. The choice
-is the ORT artifacts' (`.onnx`, `.ort`); every other target keeps its profile's granularity.
+(the recipes' min-max, or what ``--method`` pins): the range choice comes after, on the graph this choice ships, and
+a twin it moves off min-max must then be as good at its new ranges as the per-channel graph is at them
+(``quantize.quantize_for_target``).
+The choice is the ORT artifacts' (`.onnx`, `.ort`); every other target keeps its profile's granularity.
 """
 
 from __future__ import annotations

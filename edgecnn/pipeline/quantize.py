@@ -179,9 +179,11 @@ def quantize_for_target(
     calibration; with ``flips``, a ``range_choice.FlipJudge``, it also counts the moved images' top-1 changes); then,
     with ``flips``, ``choose_ranges`` (False when the method is pinned, as by ``--method``) and method minmax, the
     min-max, mean-of-extremes or auto ranges of that very graph, whichever keeps the most top-1 decisions
-    (``range_choice``). The shipped graph's record (``keep_float.slower_in_int8``, ``weights_choice`` and
-    ``range_choice`` the choices), the op types kept float, and the quantizer that made it (``quantizer`` or its
-    equalized twin, which makes that graph again; the other one is closed)."""
+    (``range_choice``) — a twin whose chosen ranges are not min-max ships only if at them it changes no more of the
+    moved images' top-1 than the per-channel graph does, else that graph ships with its own range choice. The
+    shipped graph's record (``keep_float.slower_in_int8``, ``weights_choice`` and ``range_choice`` the choices), the
+    op types kept float, and the quantizer that made it (``quantizer`` or its equalized twin, which makes that graph
+    again; the other one is closed)."""
     from edgecnn.analysis.drift import HOST_KERNELS, int8_basis
     from edgecnn.pipeline.float_choice import choose_float_op_types
 
@@ -207,30 +209,76 @@ def quantize_for_target(
         info = made[op_types][1]
     else:
         info = quantizer.quantize(dst, method, profile.reduce_range, op_types, keep_float_nodes)
-    weights = None
+    weights, channel = None, None  # channel: the per-channel quantizer while its twin is on trial
     if judge is not None and weighs_weights(profile) and quantizer.per_channel:
         advance = bar("calibrating a per-tensor twin", batch_size(quantizer.images)) if bar else None
+        kept = work / "per-channel.onnx"  # the per-channel graph, should the twin fail at the ranges chosen for it
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(dst, kept)
         twin_info, weights, twin = _per_tensor_twin(
             quantizer, dst, method, profile, op_types, keep_float_nodes, work, judge, advance, flips
         )
         if "tries" in weights:
             weights["ranges"] = method  # the ranges the graphs were judged at
         if twin is not None:
-            quantizer.close()
+            channel, channel_info = quantizer, info
             info, quantizer = twin_info, twin
     range_record = None
-    if flips is not None and choose_ranges and method == "minmax":
-        info, range_record = _ranges_of_shipped(quantizer, dst, info, profile, op_types, keep_float_nodes, flips, work)
-        if "not_chosen_because" not in range_record:
-            range_record["judged_on"] = (
-                f"the graph that ships: {_granularity(quantizer, weights)} weights, float op types "
-                f"{', '.join(op_types) or 'none'}"
+    try:
+        if flips is not None and choose_ranges and method == "minmax":
+            info, range_record = _ranges_of_shipped(
+                quantizer, dst, info, profile, op_types, keep_float_nodes, flips, work
             )
+            if channel is not None and range_record["chosen"] != method:
+                trial = _twin_against_channel(channel, dst, range_record["chosen"], profile, op_types, keep_float_nodes,
+                                              flips, work)  # fmt: skip
+                weights["at_chosen_ranges"] = trial
+                if trial["twin_wrong"] > trial["per_channel_wrong"]:
+                    weights["kept_per_channel_because"] = (
+                        f"{weights['chosen'].replace('_', ' ')}: at the {trial['ranges']} ranges the range choice "
+                        f"took for it, more moved images' top-1 changed ({trial['twin_wrong']} against "
+                        f"{trial['per_channel_wrong']})"
+                    )
+                    weights["chosen"] = "per_channel"
+                    quantizer.close()
+                    quantizer, channel = channel, None
+                    shutil.copyfile(kept, dst)
+                    info, range_record = _ranges_of_shipped(
+                        quantizer, dst, channel_info, profile, op_types, keep_float_nodes, flips, work
+                    )
+            if "not_chosen_because" not in range_record:
+                range_record["judged_on"] = (
+                    f"the graph that ships: {_granularity(quantizer, weights)} weights, float op types "
+                    f"{', '.join(op_types) or 'none'}"
+                )
+    except BaseException:  # the twin on trial is closed here; the caller closes the quantizer it gave
+        if channel is not None:
+            quantizer.close()
+        raise
+    if channel is not None:
+        channel.close()
     info["range_choice"] = range_record
     info["keep_float"]["slower_in_int8"] = choice
     if weights is not None:
         info["weights_choice"] = weights
     return info, op_types, quantizer
+
+
+def _twin_against_channel(
+    channel: Quantizer,
+    twin_graph: Path,
+    method: str,
+    profile: Any,
+    op_types: tuple[str, ...],
+    keep_float_nodes: tuple[str, ...],
+    flips: FlipJudge,
+    work: Path,
+) -> dict[str, Any]:
+    """The moved images whose top-1 the twin at ``twin_graph`` changes, against the per-channel graph's at the same
+    ``method``'s ranges (made by ``channel``)."""
+    path = work / f"per-channel-{method}.onnx"
+    channel.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
+    return {"ranges": method, "twin_wrong": len(flips(twin_graph)), "per_channel_wrong": len(flips(path))}
 
 
 def _granularity(quantizer: Quantizer, weights: dict[str, Any] | None) -> str:

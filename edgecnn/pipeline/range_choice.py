@@ -15,7 +15,10 @@ fp32's decisions are near ties, and counts the images whose exact-QDQ top-1 diff
 fewest such images is chosen; a tie keeps the earlier of :data:`CANDIDATES` (min-max first). No held-out sample is used.
 The choice is made last, on the graph that ships — its float op types and its weights (per channel, per tensor or
 mixed) already chosen at min-max ranges: judged the other way round, the weights choice compared its twins with the
-per-channel graph whose ranges had just won on the same images, a count biased low, and refused twins as good.
+per-channel graph whose ranges had just won on the same images, a count biased low, and refused twins as good. A twin
+whose ranges the choice moves off min-max is then tried once more, against the per-channel graph at the same ranges:
+a twin's loss can depend on the ranges (the digits EfficientNet-B0's per-tensor twin was as good at min-max ranges
+and worse at mean-of-extremes ones).
 """
 
 from __future__ import annotations
@@ -73,8 +76,8 @@ class FlipJudge:
     images: np.ndarray
     top1: Mapping[str, np.ndarray]  # output → fp32's top-1 class per image
     shifts: tuple[int, ...]
-    # graph bytes' sha256 → its verdict: the range choice's chosen graph, shipped as the per-channel graph the
-    # weights choice weighs, is judged once
+    # graph bytes' sha256 → its verdict: the graph the weights choice ships, the range choice's candidate of its
+    # method, is judged once
     judged: dict[str, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
     def __call__(self, path: Path) -> frozenset[int]:

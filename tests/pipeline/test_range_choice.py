@@ -4,13 +4,14 @@ record."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgecnn.analysis.metrics import sign_p
-from edgecnn.pipeline.range_choice import CANDIDATES, decide, flip_judge, moved, shifts_px
+from edgecnn.pipeline.range_choice import CANDIDATES, FlipJudge, decide, flip_judge, moved, shifts_px
 
 
 def test_the_shifts_are_fractions_of_the_shorter_side_each_at_least_a_pixel_and_once():
@@ -191,10 +192,73 @@ def test_the_choice_is_made_last_on_the_weights_the_weights_choice_ships(
         twin.quantize(fresh, "auto", profile.reduce_range, op_types)
         assert _activation_scales(dst) == _activation_scales(fresh)
         assert _weight_scale_sizes(dst) == {1}  # one scale per weight tensor
+        judged = (tmp_path / "w" / "per-tensor.onnx").read_bytes()  # the twin the weights choice timed and judged
+        assert (tmp_path / "w" / "range-choice" / "ranges-minmax.onnx").read_bytes() == judged
+        assert _activation_scales(tmp_path / "w" / "per-tensor.onnx") != _activation_scales(dst)
         for method in CANDIDATES:  # every candidate the range choice judged was the twin's, per tensor
             assert _weight_scale_sizes(tmp_path / "w" / "range-choice" / f"ranges-{method}.onnx") == {1}
     finally:
         twin.close()
+        first.close()
+
+
+@dataclass(frozen=True)
+class _ScriptedJudge(FlipJudge):
+    """Moved images wrong by the graph's weights (one scale per tensor: the twin) and ranges (auto's graphs are named
+    so), as scripted: the twin as good as the per-channel graph at min-max ranges, ``twin_auto`` wrong at auto's."""
+
+    twin_auto: int = 0
+
+    def __call__(self, path: Path) -> frozenset[int]:
+        from edgecnn.pipeline.source import sha256_file
+
+        key = sha256_file(path)  # a graph copied under another name keeps its first verdict, as the real judge's
+        if key not in self.judged:
+            twin, auto = _weight_scale_sizes(path) == {1}, path.stem.endswith("auto")
+            wrong = {(True, True): self.twin_auto, (True, False): 3, (False, True): 2}.get((twin, auto), 4)
+            self.judged[key] = frozenset(range(wrong))
+        return self.judged[key]
+
+
+@pytest.mark.parametrize(("twin_auto", "shipped"), [(9, "per_channel"), (1, "per_tensor")])
+def test_a_twin_worse_at_the_ranges_chosen_for_it_gives_way_to_the_per_channel_graph(
+    tmp_path: Path, tiny_fp32: Path, monkeypatch: pytest.MonkeyPatch, twin_auto: int, shipped: str
+):
+    """The twin, as good at min-max ranges, is tried against the per-channel graph at the ranges the range choice
+    took for it: when it changes more moved images' top-1 there, the per-channel graph ships, with its own range
+    choice; else the twin."""
+    from edgecnn.config.profiles import load_profile
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.pipeline import granularity_choice
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+
+    _forced(monkeypatch, "auto")
+    monkeypatch.setattr(granularity_choice, "MARGIN", -1.0)  # every twin is fast enough
+    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
+    real, _ = flip_judge(tiny_fp32, images)
+    judge = _ScriptedJudge(real.images, real.top1, real.shifts, twin_auto=twin_auto)
+    first = Quantizer(tiny_fp32, images, recipe.bins, recipe.percentile)
+    dst, fresh = tmp_path / "chosen.onnx", tmp_path / "fresh.onnx"
+    info, op_types, chosen = quantize_for_target(
+        first, dst, "minmax", recipe, profile, (), tmp_path / "w",
+        lambda path: {"score": 1.0, "sqnr_db": 30.0, "passed": True}, flips=judge,
+    )  # fmt: skip
+    try:
+        weights = info["weights_choice"]
+        assert weights["chosen"] == shipped and info["method"] == "auto"
+        assert weights["at_chosen_ranges"] == {"ranges": "auto", "twin_wrong": twin_auto, "per_channel_wrong": 2}
+        assert info["per_channel"] is (shipped == "per_channel") and (chosen is first) is (shipped == "per_channel")
+        if shipped == "per_channel":
+            assert "at the auto ranges the range choice took for it" in weights["kept_per_channel_because"]
+            assert max(_weight_scale_sizes(dst)) > 1
+            first.quantize(fresh, "auto", profile.reduce_range, op_types)
+            assert _activation_scales(dst) == _activation_scales(fresh)
+            assert info["range_choice"]["judged_on"].startswith("the graph that ships: per-channel weights")
+        else:
+            assert _weight_scale_sizes(dst) == {1}
+    finally:
+        chosen.close()
         first.close()
 
 
