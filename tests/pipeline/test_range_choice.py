@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -168,28 +169,18 @@ def test_the_choice_is_made_last_on_the_weights_the_weights_choice_ships(
 ):
     """On a target whose weights are weighed, the twins are judged at min-max ranges and the range choice is then
     made on the twin that ships: the shipped graph is that twin quantized afresh by the chosen method, per tensor."""
-    from edgecnn.config.profiles import load_profile
-    from edgecnn.config.recipes import recipe_for_family
     from edgecnn.pipeline import granularity_choice
-    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
     _forced(monkeypatch, "auto")
     monkeypatch.setattr(granularity_choice, "pick", lambda tries: ("per_tensor", {}))
-    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
-    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
-    judge, _ = flip_judge(tiny_fp32, images)
-    first = Quantizer(tiny_fp32, images, recipe.bins, recipe.percentile)
+    first, twin, info, op_types, reduce_range = _for_x86(tmp_path, tiny_fp32)
     dst, fresh = tmp_path / "chosen.onnx", tmp_path / "fresh.onnx"
-    info, op_types, twin = quantize_for_target(
-        first, dst, "minmax", recipe, profile, (), tmp_path / "w",
-        lambda path: {"score": 1.0, "sqnr_db": 30.0, "passed": True}, flips=judge,
-    )  # fmt: skip
     try:
         assert twin is not first and info["weights_choice"]["chosen"] == "per_tensor"
         assert info["weights_choice"]["ranges"] == "minmax"  # the twins were judged at the method asked for
         assert info["method"] == "auto" and info["per_channel"] is False
         assert info["range_choice"]["judged_on"].startswith("the graph that ships: per-tensor weights")
-        twin.quantize(fresh, "auto", profile.reduce_range, op_types)
+        twin.quantize(fresh, "auto", reduce_range, op_types)
         assert _activation_scales(dst) == _activation_scales(fresh)
         assert _weight_scale_sizes(dst) == {1}  # one scale per weight tensor
         judged = (tmp_path / "w" / "per-tensor.onnx").read_bytes()  # the twin the weights choice timed and judged
@@ -200,6 +191,28 @@ def test_the_choice_is_made_last_on_the_weights_the_weights_choice_ships(
     finally:
         twin.close()
         first.close()
+
+
+def _for_x86(tmp_path: Path, tiny_fp32: Path, twin_auto: int | None = None) -> tuple[Any, Any, dict, tuple, bool]:
+    """``quantize_for_target`` into ``tmp_path/chosen.onnx`` for x86-avx2, whose weights are weighed (every graph as
+    good on the drift samples), the moved images of 8 random samples judging — as scripted when ``twin_auto`` is
+    given (:class:`_ScriptedJudge`): the quantizer given, the one returned, the info, the float op types and the
+    profile's reduce_range."""
+    from edgecnn.config.profiles import load_profile
+    from edgecnn.config.recipes import recipe_for_family
+    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
+
+    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
+    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
+    judge, _ = flip_judge(tiny_fp32, images)
+    if twin_auto is not None:
+        judge = _ScriptedJudge(judge.images, judge.top1, judge.shifts, twin_auto=twin_auto)
+    first = Quantizer(tiny_fp32, images, recipe.bins, recipe.percentile)
+    info, op_types, chosen = quantize_for_target(
+        first, tmp_path / "chosen.onnx", "minmax", recipe, profile, (), tmp_path / "w",
+        lambda path: {"score": 1.0, "sqnr_db": 30.0, "passed": True}, flips=judge,
+    )  # fmt: skip
+    return first, chosen, info, op_types, profile.reduce_range
 
 
 @dataclass(frozen=True)
@@ -227,23 +240,12 @@ def test_a_twin_worse_at_the_ranges_chosen_for_it_gives_way_to_the_per_channel_g
     """The twin, as good at min-max ranges, is tried against the per-channel graph at the ranges the range choice
     took for it: when it changes more moved images' top-1 there, the per-channel graph ships, with its own range
     choice; else the twin."""
-    from edgecnn.config.profiles import load_profile
-    from edgecnn.config.recipes import recipe_for_family
     from edgecnn.pipeline import granularity_choice
-    from edgecnn.pipeline.quantize import Quantizer, quantize_for_target
 
     _forced(monkeypatch, "auto")
     monkeypatch.setattr(granularity_choice, "MARGIN", -1.0)  # every twin is fast enough
-    images = np.random.default_rng(0).standard_normal((8, 1, 32, 32)).astype(np.float32)
-    recipe, profile = recipe_for_family("mobilenet"), load_profile("x86-avx2")
-    real, _ = flip_judge(tiny_fp32, images)
-    judge = _ScriptedJudge(real.images, real.top1, real.shifts, twin_auto=twin_auto)
-    first = Quantizer(tiny_fp32, images, recipe.bins, recipe.percentile)
+    first, chosen, info, op_types, reduce_range = _for_x86(tmp_path, tiny_fp32, twin_auto)
     dst, fresh = tmp_path / "chosen.onnx", tmp_path / "fresh.onnx"
-    info, op_types, chosen = quantize_for_target(
-        first, dst, "minmax", recipe, profile, (), tmp_path / "w",
-        lambda path: {"score": 1.0, "sqnr_db": 30.0, "passed": True}, flips=judge,
-    )  # fmt: skip
     try:
         weights = info["weights_choice"]
         assert weights["chosen"] == shipped and info["method"] == "auto"
@@ -252,7 +254,7 @@ def test_a_twin_worse_at_the_ranges_chosen_for_it_gives_way_to_the_per_channel_g
         if shipped == "per_channel":
             assert "at the auto ranges the range choice took for it" in weights["kept_per_channel_because"]
             assert max(_weight_scale_sizes(dst)) > 1
-            first.quantize(fresh, "auto", profile.reduce_range, op_types)
+            first.quantize(fresh, "auto", reduce_range, op_types)
             assert _activation_scales(dst) == _activation_scales(fresh)
             assert info["range_choice"]["judged_on"].startswith("the graph that ships: per-channel weights")
         else:
