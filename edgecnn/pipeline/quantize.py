@@ -229,23 +229,19 @@ def quantize_for_target(
             info, range_record = _ranges_of_shipped(
                 quantizer, dst, info, profile, op_types, keep_float_nodes, flips, work
             )
-            if channel is not None and range_record["chosen"] != method:
-                trial = _twin_against_channel(channel, dst, range_record["chosen"], profile, op_types, keep_float_nodes,
-                                              flips, work)  # fmt: skip
-                weights["at_chosen_ranges"] = trial
-                if trial["twin_wrong"] > trial["per_channel_wrong"]:
-                    weights["kept_per_channel_because"] = (
-                        f"{weights['chosen'].replace('_', ' ')}: at the {trial['ranges']} ranges the range choice "
-                        f"took for it, more moved images' top-1 changed ({trial['twin_wrong']} against "
-                        f"{trial['per_channel_wrong']})"
-                    )
-                    weights["chosen"] = "per_channel"
-                    quantizer.close()
-                    quantizer, channel = channel, None
-                    shutil.copyfile(kept, dst)
-                    info, range_record = _ranges_of_shipped(
-                        quantizer, dst, channel_info, profile, op_types, keep_float_nodes, flips, work
-                    )
+            ranges = range_record["chosen"]
+            beaten = None
+            if channel is not None and ranges != method:
+                beaten = _twin_beaten_at(
+                    channel, dst, ranges, weights, profile, op_types, keep_float_nodes, flips, work
+                )
+            if beaten is not None:  # the per-channel graph ships, with its own range choice
+                quantizer.close()
+                quantizer, channel = channel, None
+                shutil.copyfile(kept, dst)
+                info, range_record = _ranges_of_shipped(
+                    quantizer, dst, channel_info, profile, op_types, keep_float_nodes, flips, work, {ranges: beaten}
+                )
             if "not_chosen_because" not in range_record:
                 range_record["judged_on"] = (
                     f"the graph that ships: {_granularity(quantizer, weights)} weights, float op types "
@@ -264,21 +260,33 @@ def quantize_for_target(
     return info, op_types, quantizer
 
 
-def _twin_against_channel(
+def _twin_beaten_at(
     channel: Quantizer,
     twin_graph: Path,
     method: str,
+    weights: dict[str, Any],
     profile: Any,
     op_types: tuple[str, ...],
     keep_float_nodes: tuple[str, ...],
     flips: FlipJudge,
     work: Path,
-) -> dict[str, Any]:
-    """The moved images whose top-1 the twin at ``twin_graph`` changes, against the per-channel graph's at the same
-    ``method``'s ranges (made by ``channel``)."""
+) -> tuple[Path, dict[str, Any]] | None:
+    """Try the twin at ``twin_graph`` against the per-channel graph at the same ``method``'s ranges (made by
+    ``channel``), the moved images' top-1 changes counted into the weights choice's record (``at_chosen_ranges``).
+    When the twin changes more, the record says it gives way and the per-channel graph made is returned (its path
+    and info); else None."""
     path = work / f"per-channel-{method}.onnx"
-    channel.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
-    return {"ranges": method, "twin_wrong": len(flips(twin_graph)), "per_channel_wrong": len(flips(path))}
+    info = channel.quantize(path, method, profile.reduce_range, op_types, keep_float_nodes)
+    twin_wrong, channel_wrong = len(flips(twin_graph)), len(flips(path))
+    weights["at_chosen_ranges"] = {"ranges": method, "twin_wrong": twin_wrong, "per_channel_wrong": channel_wrong}
+    if twin_wrong <= channel_wrong:
+        return None
+    weights["kept_per_channel_because"] = (
+        f"{weights['chosen'].replace('_', ' ')}: at the {method} ranges the range choice took for it, more moved "
+        f"images' top-1 changed ({twin_wrong} against {channel_wrong})"
+    )
+    weights["chosen"] = "per_channel"
+    return path, info
 
 
 def _granularity(quantizer: Quantizer, weights: dict[str, Any] | None) -> str:
@@ -297,18 +305,21 @@ def _ranges_of_shipped(
     keep_float_nodes: tuple[str, ...],
     flips: FlipJudge,
     work: Path,
+    also_made: dict[str, tuple[Path, dict[str, Any]]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The range choice made on the graph at ``dst`` (made by ``quantizer`` with ``info``'s method, ``op_types`` float
-    and its weights): that graph as it is and the others made like it; the chosen one is written over ``dst``. Its
-    info and the choice's record — on failure the graph as it is, and why no choice was made."""
+    and its weights): that graph and those of ``also_made`` (by method: path and info) as they are, the others made
+    like it; the chosen one is written over ``dst``. Its info and the choice's record — on failure the graph as it is,
+    and why no choice was made."""
     from edgecnn.pipeline.range_choice import choose_range_estimator
 
+    made = {info["method"]: (dst, info), **(also_made or {})}  # judged as they are
     infos: dict[str, dict[str, Any]] = {}
 
     def ranged(estimator: str, path: Path) -> None:
-        if estimator == info["method"]:  # the graph already made is judged as it is
-            shutil.copyfile(dst, path)
-            infos[estimator] = info
+        if estimator in made:
+            shutil.copyfile(made[estimator][0], path)
+            infos[estimator] = made[estimator][1]
         else:
             infos[estimator] = quantizer.quantize(path, estimator, profile.reduce_range, op_types, keep_float_nodes)
 
