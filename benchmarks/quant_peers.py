@@ -269,7 +269,7 @@ def edgecnn_quantize(
     corrected and its weights rounded as the recipe says unless ``bias_correct`` / ``round_weights`` say otherwise;
     without ``choose`` no weights choice; unless a ``method`` is given, min-max, mean-of-extremes or auto ranges as
     the export chooses them (``range_choice``, judged on the calibration digits moved). The row's extra figures: the
-    weights and the ranges the export chose."""
+    weights and the ranges the export chose, and the op types its float-op choice kept float."""
     from edgecnn.analysis.drift import Thresholds, evaluator
     from edgecnn.config.profiles import load_profile
     from edgecnn.config.recipes import recipe_for_family
@@ -294,7 +294,7 @@ def edgecnn_quantize(
             return evaluate(path)[0]
 
     with Quantizer(fp32, calib, recipe.bins, recipe.percentile, **options) as quantizer:
-        info, _, quantizer = quantize_for_target(
+        info, op_types, quantizer = quantize_for_target(
             quantizer, dst, method or recipe.method, recipe, profile, recipe.keep_float_nodes, quantizer.work / "float",
             judge=judge, flips=flip_judge(fp32, calib)[0] if method is None or judge else None,
             choose_ranges=method is None,
@@ -303,8 +303,9 @@ def edgecnn_quantize(
     ranges = info.get("range_choice") or {}
     weights = (info.get("weights_choice") or {}).get("chosen")
     chosen = weights or ("per_channel" if info["per_channel"] else "per_tensor")
-    return {"weights_chosen": chosen,
-            "ranges_chosen": ranges.get("chosen", info["method"])}  # fmt: skip
+    timed_float = [t for t in op_types if t not in recipe.keep_float_op_types]  # the float-op choice's, timed here
+    return {"weights_chosen": chosen, "ranges_chosen": ranges.get("chosen", info["method"]),
+            "float_ops": ",".join(timed_float) or "none"}  # fmt: skip
 
 
 def ort_defaults() -> dict[str, str]:
@@ -704,7 +705,7 @@ def describe(peer: Peer, rounds: int, runs: int, holdout: int, epochs: int) -> s
         "per_channel per the granularity + reduce_range=True; `nncf` nncf.quantize (ONNX backend, defaults; "
         f"per-tensor via weights_quantization_params) — {nncf}; `edgecnn` edgecnn's Quantizer (recipe method, "
         "reduce_range=False); `edgecnn_export` as the x86-avx2 export calls it (profile reduce_range, its timed "
-        "float-op and weights choices; `weights_chosen`; biases corrected), no drift repair; "
+        "float-op and weights choices: `float_ops`, `weights_chosen`; biases corrected), no drift repair; "
         "`edgecnn_export_per_channel` the same without the weights choice; `edgecnn_export` also chooses min-max, "
         "mean-of-extremes or auto activation ranges (`ranges_chosen`), `edgecnn_export_minmax` is it with min-max "
         "pinned; "

@@ -70,7 +70,7 @@ def measure(key: str, data: Data, images: np.ndarray, work: Path, epochs: int, p
             dst = work / f"{key}.{granularity}.{quantizer}.onnx"
             try:
                 extra = makers[quantizer](fp32, dst, granularity) or {}
-                row.update({k: v for k, v in extra.items() if k in ("ranges_chosen", "weights_chosen")})
+                row.update({k: v for k, v in extra.items() if k in ("ranges_chosen", "weights_chosen", "float_ops")})
                 logits = next(iter(load(dst, optimization="disable").run_all(images).values()))
             except Exception as error:  # a quantizer that fails on a graph is a finding, not a crash
                 rows.append({**row, "error": first_line(error)})
@@ -116,7 +116,8 @@ def describe(shift: int, holdout: int, epochs: int, nncf: str) -> str:
         "`edgecnn_export_minmax` as quant_peers makes them (the export chooses min-max, mean-of-extremes or "
         "auto activation ranges by the top-1 decisions they keep on its calibration digits moved 1, 2 and 3 px, "
         "`ranges_chosen`; the `_minmax` row pins min-max, as `--method` does, its weights choice still judged on "
-        "the moved calibration digits too; `weights_chosen` that choice's pick). Judged on the "
+        "the moved calibration digits too; `weights_chosen` that choice's pick; `float_ops` the op types its float-op "
+        "choice, timed on this host, kept float). Judged on the "
         f"{holdout} held-out digits and the same moved {shift} px in the 8 "
         f"directions (black fill), {9 * holdout} images: `shifted_disagree` the images whose exact-QDQ top-1 "
         f"differs from fp32's, `unshifted_disagree` those of the {holdout} unmoved, `shifted_sqnr_db` the logits' "

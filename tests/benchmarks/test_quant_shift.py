@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgecnn.config.profiles import load_profile
 from edgecnn.pipeline.range_choice import CANDIDATES
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -69,6 +70,7 @@ def test_a_run_writes_every_quantizer_and_the_range_choice(tmp_path: Path, monke
     assert set(rows) == expected | {("—", "fp32")}
     assert rows["per_channel", "nncf"]["error"].startswith("nncf: not run (no peer python")
     held_out = len(quant_peers.Data.make().holdout)
+    slower_in_int8 = load_profile("x86-avx2").int8_slower_op_types  # the per-tensor target's profile lists none
     for (_, quantizer), row in rows.items():
         if quantizer not in ("nncf", "fp32"):
             assert 0 <= row["unshifted_disagree"] <= row["shifted_disagree"] <= 9 * held_out
@@ -79,6 +81,9 @@ def test_a_run_writes_every_quantizer_and_the_range_choice(tmp_path: Path, monke
         assert {rows[granularity, q]["weights_chosen"] for q in ("edgecnn_export", "edgecnn_export_minmax")} <= {
             "per_channel", "per_tensor"
         }  # fmt: skip
+        for quantizer in ("edgecnn_export", "edgecnn_export_minmax"):  # the float-op choice: none, or slower ones
+            kept = rows[granularity, quantizer]["float_ops"]
+            assert kept == "none" or set(kept.split(",")) <= set(slower_in_int8)
     assert 0 <= rows["—", "fp32"]["shifted_accuracy"] <= 1 and result["meta"]["shift_px"] == 1
     pairs = {(g["model"], g["ours"], g["peer"]) for g in result["meta"]["gaps"] if g["granularity"] == "per_tensor"}
     assert pairs == {
