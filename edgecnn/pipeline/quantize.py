@@ -209,12 +209,14 @@ def quantize_for_target(
         info = made[op_types][1]
     else:
         info = quantizer.quantize(dst, method, profile.reduce_range, op_types, keep_float_nodes)
+    choosing_ranges = flips is not None and choose_ranges and method == "minmax"
     weights, channel = None, None  # channel: the per-channel quantizer while its twin is on trial
     if judge is not None and weighs_weights(profile) and quantizer.per_channel:
         advance = bar("calibrating a per-tensor twin", batch_size(quantizer.images)) if bar else None
         kept = work / "per-channel.onnx"  # the per-channel graph, should the twin fail at the ranges chosen for it
-        work.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(dst, kept)
+        if choosing_ranges:  # only a range choice puts a twin on trial
+            work.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(dst, kept)
         twin_info, weights, twin = _per_tensor_twin(
             quantizer, dst, method, profile, op_types, keep_float_nodes, work, judge, advance, flips
         )
@@ -225,7 +227,7 @@ def quantize_for_target(
             info, quantizer = twin_info, twin
     range_record = None
     try:
-        if flips is not None and choose_ranges and method == "minmax":
+        if choosing_ranges:
             info, range_record = _ranges_of_shipped(
                 quantizer, dst, info, profile, op_types, keep_float_nodes, flips, work
             )
