@@ -130,8 +130,9 @@ TFLITE_ROWS = {
     "tflite_edgecnn_rounded": "tflite_edgecnn_bias_corrected with round_weights=True as well: the int8 weights "
     "rounded with error compensation on the calibration digits (`--weight-rounding`; off in the export)",
     "tflite_edgecnn_export": "tflite_edgecnn with the ops the x86-avx2 export times in LiteRT and keeps float when "
-    "faster (pipeline.float_choice.choose_tflite_float_ops over the profile's int8.slower_tflite_ops present: "
-    "`float_ops`) and its biases corrected, as `edgecnn export --profile x86-avx2` ships it",
+    "faster (pipeline.float_choice.choose_tflite_float_ops over the profile's int8.slower_tflite_ops present and "
+    "the ops XNNPACK leaves to LiteRT: `float_ops`) and its biases corrected, as `edgecnn export --profile "
+    "x86-avx2` ships it",
     "tflite_aeq_static_wi8_ai8": "Quantizer(fp32_tflite) + recipe.static_wi8_ai8(), calibrate, quantize; "
     "per_tensor: its weight granularity set to TENSORWISE",
 }
@@ -505,7 +506,9 @@ def tflite_rows(
         candidates = tuple(op for op in load_profile("x86-avx2").int8_slower_tflite_ops if op in present)
         quantizer.bias_correct = True  # as the recipes export (bias_correction on)
         quantizer.method = (ranges or {}).get(granularity, "minmax")
-        quantized, kinds, _ = choose_tflite_float_ops(quantizer, (), candidates, work / f"choice-{granularity}", True)
+        quantized, kinds, _ = choose_tflite_float_ops(
+            quantizer, (), candidates, work / f"choice-{granularity}", measure=True, xnnpack=True
+        )
         quantizer.float_op_types, quantizer.bias_correct = (), False  # the other rows' quantizer as it was
         quantizer.method = "minmax"
         float_ops[granularity] = ",".join(kinds) or "none"

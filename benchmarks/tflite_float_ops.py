@@ -24,13 +24,12 @@ from common import write_result
 
 from edgecnn.lowering.tflite.quantize import TfliteQuantizer
 from edgecnn.pipeline.export import export
-from edgecnn.pipeline.float_choice import ROUNDS, RUNS
+from edgecnn.pipeline.float_choice import COMPUTE_OPS, ROUNDS, RUNS
 from edgecnn.runtime.host_timing import interleaved_min_ms
-from edgecnn.runtime.loader import tflite_interpreter
+from edgecnn.runtime.xnnpack import delegation
 
 NAME = "tflite_float_ops"
 MODELS = ("mobilenet_v3_small", "efficientnet_b0", "mobilenet_v2", "densenet121", "resnet18")
-COMPUTE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # float there: no int8 model left
 FASTER = 0.9  # a float variant faster than the all-int8 graph by more than 10%
 DESCRIPTION = (
     "LiteRT with XNNPACK, 1 thread, batch 1 at 224², random weights: min ms over "
@@ -41,9 +40,8 @@ DESCRIPTION = (
 
 
 def partitions(path: Path) -> int:
-    """How many XNNPACK partitions LiteRT makes of the `.tflite` at ``path`` (its DELEGATE nodes)."""
-    ops = tflite_interpreter(path)._get_ops_details()  # private: the only view of the execution plan
-    return sum(op["op_name"] == "DELEGATE" for op in ops)
+    """How many XNNPACK partitions LiteRT makes of the `.tflite` at ``path``."""
+    return delegation(path).partitions
 
 
 def compare_model(model: str, work: Path) -> list[dict[str, Any]]:
@@ -54,7 +52,7 @@ def compare_model(model: str, work: Path) -> list[dict[str, Any]]:
     shape = tuple(manifest["model"]["input_shape"])
     images = np.random.default_rng(0).standard_normal((16, *shape[1:])).astype(np.float32)
     quantizer = TfliteQuantizer(fp32_path.read_bytes(), images, manifest["model"]["tflite_input_layout"])
-    kinds = sorted({kind for kind in quantizer.ops.values() if kind not in COMPUTE})
+    kinds = sorted({kind for kind in quantizer.ops.values() if kind not in COMPUTE_OPS})
     paths = {"fp32": fp32_path, "none": work / f"{model}.none.tflite"}
     paths["none"].write_bytes(quantizer.quantize_bytes().data)
     for kind in kinds:

@@ -29,6 +29,7 @@ HARNESS = Path(__file__).resolve().with_name("harness.py")
 RESULTS_SCHEMA = "edgecnn-bench-results/1"
 TIMING_KEYS = ("runs", "min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms", "peak_rss_mb")
 ROUND_KEYS = ("rounds", "round_p50_ms")  # present when the suite ran in several rounds
+SPLIT_KEYS = ("xnnpack",)  # a .tflite's XNNPACK split on the device (harness.xnnpack_delegation)
 
 # The bench options that apply to one path only (edgecnn/applies.py): given without it, an error.
 RULES = Rules(
@@ -346,7 +347,7 @@ def run_suite(
         row = {key: value for key, value in probe.items() if key != "artifact"}
         row["artifact"] = Path(probe["artifact"]).name
         row.update({key: result.get(key) for key in TIMING_KEYS})
-        row.update({key: result[key] for key in ROUND_KEYS if key in result})
+        row.update({key: result[key] for key in (*ROUND_KEYS, *SPLIT_KEYS) if result.get(key)})
         rows.append(row)
     first = results[0]
     payload = {

@@ -22,7 +22,7 @@ try:
 except ImportError:  # reported as a clean error by measure()
     np = None  # type: ignore[assignment]
 
-HARNESS_VERSION = 1
+HARNESS_VERSION = 2  # 2: a .tflite result says how XNNPACK split it ("xnnpack")
 FORMATS = {".onnx": "onnx", ".ort": "ort", ".tflite": "tflite"}
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
@@ -258,6 +258,7 @@ class Loaded:
         self.runtime, self.version, self.delegate, self.specs = runtime, version, delegate, specs
         self.prepare: Callable[[List[Any]], None] = lambda arrays: None
         self.run: Callable[[], Any] = lambda: None
+        self.xnnpack: Optional[Dict[str, Any]] = None  # a .tflite's XNNPACK split (xnnpack_delegation)
 
 
 def _load_ort(path: str, label: str, threads: int) -> Loaded:
@@ -311,6 +312,46 @@ def _tflite_interpreter() -> Tuple[Any, Any, str, str]:
     return module.Interpreter, getattr(module, "OpResolverType", None), name, version
 
 
+def xnnpack_delegation(interpreter: Any) -> Optional[Dict[str, Any]]:
+    """How XNNPACK split the allocated LiteRT ``interpreter``'s graph: ``partitions``, ``nodes`` and the op types
+    (with counts) of the nodes it ``undelegated`` (left to LiteRT's kernels); None when the runtime does not list
+    its nodes.
+
+    LiteRT lists a delegated partition as one DELEGATE node beside the nodes it replaced, and does not say which
+    those are; a node is left to LiteRT when no output of it is a partition's output and some output of it is read
+    by a partition, by another node left to LiteRT, or by nobody inside (a graph output, or unread). Nodes are in
+    execution order, so one pass from the last decides each node after every node that reads it.
+    """
+    try:
+        ops = interpreter._get_ops_details()  # private, but the only view of the delegated graph
+    except Exception:  # an old tflite_runtime without it
+        return None
+    partitions = [op for op in ops if op["op_name"] == "DELEGATE"]
+    nodes = [op for op in ops if op["op_name"] != "DELEGATE"]
+    made_by_partition = {t for op in partitions for t in op["outputs"]}
+    read_by_partition = {t for op in partitions for t in op["inputs"]}
+    graph_outputs = {detail["index"] for detail in interpreter.get_output_details()}
+    readers: Dict[int, List[int]] = {}
+    for op in nodes:
+        for tensor in op["inputs"]:
+            readers.setdefault(tensor, []).append(op["index"])
+    left = set()
+    for op in reversed(nodes):
+        outputs = [t for t in op["outputs"] if t >= 0]
+        if any(t in made_by_partition for t in outputs):
+            continue
+        if any(
+            t in graph_outputs or t in read_by_partition or not readers.get(t) or left.intersection(readers[t])
+            for t in outputs
+        ):
+            left.add(op["index"])
+    undelegated: Dict[str, int] = {}
+    for op in nodes:
+        if op["index"] in left:
+            undelegated[op["op_name"]] = undelegated.get(op["op_name"], 0) + 1
+    return {"partitions": len(partitions), "nodes": len(nodes), "undelegated": dict(sorted(undelegated.items()))}
+
+
 def _load_tflite(path: str, label: str, threads: int, xnnpack: bool) -> Loaded:
     interpreter_class, resolvers, name, version = _tflite_interpreter()
     kwargs: Dict[str, Any] = {"model_path": path, "num_threads": threads}
@@ -344,6 +385,8 @@ def _load_tflite(path: str, label: str, threads: int, xnnpack: bool) -> Loaded:
             spec["quantization"] = (float(scale), int(zero_point))
         specs.append(spec)
     loaded = Loaded(name, version, delegate, specs)
+    if delegate == "xnnpack":
+        loaded.xnnpack = xnnpack_delegation(interpreter)
 
     def prepare(arrays: List[Any]) -> None:
         for detail, array in zip(details, arrays):
@@ -433,6 +476,7 @@ def measure(
         "format": fmt,
         "runtime": {"name": loaded.runtime, "version": loaded.version},
         "delegate": loaded.delegate,
+        "xnnpack": loaded.xnnpack,
         "threads": threads,
         "warmup": warmup,
         "budget_s": budget_s,

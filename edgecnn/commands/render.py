@@ -244,6 +244,11 @@ def render_bench(results: list[dict[str, Any]], console: Console, out: Path | No
             f"{r['peak_rss_mb']:.1f}" if r.get("peak_rss_mb") is not None else "",
         )
     console.print(table)
+    from edgecnn.runtime.xnnpack import Delegation
+
+    for r in results:  # a .tflite XNNPACK splits runs partly in LiteRT's own, slower kernels: say where
+        if r.get("xnnpack"):
+            console.print(f"{r['artifact']}: {Delegation(**r['xnnpack']).summary()}", highlight=False)
     device = results[0].get("device") or {}
     where = results[0].get("host", "local")
     freq = f", {device['freq_mhz']:g} MHz" if device.get("freq_mhz") else ""

@@ -19,6 +19,7 @@ from edgecnn.models.registry import family_names
 ARCHES = ("arm64", "armv7", "x86_64")
 ISA_FEATURES = ("neon", "dotprod", "i8mm", "fp16", "sve", "sse4", "avx2", "avx512", "avx512_vnni", "avx_vnni")
 DEFORM_LOWERINGS = ("native", "custom", "gather")  # how DeformConv reaches the device (see ExportOptions.deform)
+TFLITE_DELEGATES = ("xnnpack", "nnapi")  # what runs the int8 .tflite on the device; xnnpack when not said
 
 
 def _scaling_field(knob: Knob) -> Field:
@@ -84,6 +85,7 @@ PROFILE_SCHEMA: dict[str, Field] = {
     "formats": Field(items=str, choices=tuple(FORMATS), check=lambda f: None if f else "must name at least one format"),
     "threads": Field(int, check=positive),
     "deform": Field(str, required=False, choices=DEFORM_LOWERINGS),
+    "tflite_delegate": Field(str, required=False, choices=TFLITE_DELEGATES),
     "int8": Field(
         {
             "reduce_range": Field(bool),
@@ -117,6 +119,7 @@ class Profile:
     formats: tuple[str, ...]
     threads: int
     deform: str  # DeformConv lowering this device runs: native (ORT ≥ 1.25), custom (mmdeploy) or gather
+    tflite_delegate: str  # what runs its int8 .tflite: xnnpack (LiteRT's default CPU delegate) or nnapi
     reduce_range: bool
     reduce_range_reason: str
     per_channel: bool  # int8 weights per output channel (False: the target's kernels take one scale per tensor)
@@ -157,6 +160,7 @@ class Profile:
             "formats": list(self.formats),
             "threads": self.threads,
             "deform": self.deform,
+            "tflite_delegate": self.tflite_delegate,
             "reduce_range": self.reduce_range,
             "per_channel": self.per_channel,
             "latency_budget_ms": self.latency_budget_ms,
@@ -176,6 +180,7 @@ class Profile:
             "features": list(self.features),
             "threads": self.threads,
             "deform": self.deform,
+            "tflite_delegate": self.tflite_delegate,
             "reduce_range": self.reduce_range,
             "per_channel": self.per_channel,
             "formats": list(self.formats),
@@ -246,6 +251,7 @@ def profile_from_data(data: Any, where: str) -> Profile:
         formats=tuple(data["formats"]),
         threads=data["threads"],
         deform=data.get("deform") or ("native" if "onnxruntime" in data["runtimes"] else "gather"),
+        tflite_delegate=data.get("tflite_delegate") or TFLITE_DELEGATES[0],
         reduce_range=data["int8"]["reduce_range"],
         per_channel=data["int8"].get("per_channel", True),
         reduce_range_reason=data["int8"]["reason"],

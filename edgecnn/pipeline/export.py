@@ -59,7 +59,8 @@ def tool_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for package in ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim", "numpy"):
+    packages = ("torch", "torchvision", "onnx", "onnxruntime", "onnxscript", "onnxsim", "onnxslim", "numpy")
+    for package in (*packages, "ai-edge-litert", "ai-edge-quantizer"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

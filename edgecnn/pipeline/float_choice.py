@@ -10,10 +10,12 @@ times the variants (interleaved rounds, min) and keeps the fastest — the one w
 is faster by more than :data:`MARGIN`. For another device nothing can be timed here: its declared list is kept.
 
 The int8 `.tflite` is chosen the same way, in LiteRT with XNNPACK, among the TFLite ops the profile lists
-(``int8.slower_tflite_ops``): an op XNNPACK does not take in int8 (HARD_SWISH; an ADD of a constant) runs in
-LiteRT's own kernel and splits the delegated graph — MobileNetV3-small's int8 `.tflite` ran in 20 XNNPACK
-partitions and 2.9× slower than its fp32 `.tflite` here; with HARD_SWISH float, in one at 0.35× the all-int8
-time (`benchmarks/tflite_float_ops.py`).
+(``int8.slower_tflite_ops``) and, where the target runs XNNPACK (``tflite_delegate``), every op the delegate leaves
+to LiteRT's own kernels in the all-int8 graph: such an op (HARD_SWISH; an ADD of a constant) splits the delegated
+graph — MobileNetV3-small's int8 `.tflite` ran in 20 XNNPACK partitions and 2.9× slower than its fp32 `.tflite`
+here; with HARD_SWISH float, in one at 0.35× the all-int8 time (`benchmarks/tflite_float_ops.py`). Which ops the
+delegate takes is its code's decision, not the CPU's (:mod:`edgecnn.runtime.xnnpack`), so for a device that cannot
+be timed here the variant XNNPACK runs in the fewest partitions is kept (a tie keeps the fewer float ops).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ PROTOCOL = (
     f"1 thread, min over {LOADS} loads (the order reversed) of at least {ROUNDS} interleaved rounds of up to {RUNS} "
     f"runs each (more rounds for fast graphs: at least {MIN_SPAN_S:g} s in all; fewer runs for slow ones: about "
     f"{BUDGET_S:g} s), a ballast session loaded last"
+)
+COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")  # float there: no int8 model
+PARTITIONS_BASIS = (
+    "not timed, the target's kernels not being this host's: the fewest XNNPACK partitions, counted here in LiteRT "
+    "(the manifest's tools: ai-edge-litert), whose delegate takes the same ops on every CPU"
 )
 
 Quantize = Callable[[Path, tuple[str, ...]], object]  # (dst, float op types) → writes the int8 graph at dst
@@ -101,20 +108,79 @@ def choose_float_op_types(
     return variants[label], record
 
 
+def fewest_partitions(
+    quantize: Quantize, base: tuple[str, ...], candidates: tuple[str, ...], work: Path
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """:func:`choose_float_op_types` for a `.tflite` that cannot be timed here: the variant XNNPACK runs in the
+    fewest partitions (a tie keeps the fewer float ops, so none unless float joins partitions)."""
+    from edgecnn.runtime.xnnpack import delegation
+
+    work.mkdir(parents=True, exist_ok=True)
+    variants = _variants(base, candidates)
+    counts: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    for index, (label, kinds) in enumerate(variants.items()):
+        path = work / f"variant-{index}.tflite"
+        try:
+            quantize(path, kinds)
+            counts[label] = delegation(path).partitions
+        except Exception as error:  # as for timing: a variant that cannot be made is no choice
+            if label == "none":
+                raise
+            failed[label] = first_line(error)
+    label = min(counts, key=lambda name: (counts[name], len(variants[name])))
+    record = {
+        "candidates": list(candidates),
+        "chosen": [kind for kind in variants[label] if kind not in base],
+        "basis": PARTITIONS_BASIS,
+        "tries": [
+            {"float": [k for k in variants[name] if k not in base], "partitions": counts[name]} for name in counts
+        ],
+    }
+    if failed:
+        record["failed_tries"] = [{"float": [k for k in variants[name] if k not in base], "why": why}
+                                  for name, why in failed.items()]  # fmt: skip
+    return variants[label], record
+
+
 def choose_tflite_float_ops(
-    quantizer: Any, base: tuple[str, ...], candidates: tuple[str, ...], work: Path, measure: bool
+    quantizer: Any, base: tuple[str, ...], declared: tuple[str, ...], work: Path, measure: bool, xnnpack: bool
 ) -> tuple[Any, tuple[str, ...], dict[str, Any]]:
     """:func:`choose_float_op_types` for a ``TfliteQuantizer`` (``base``: the ops it keeps float already): the chosen
-    int8 model (``QuantizedTflite``), the TFLite ops kept float, and the record. The quantizer keeps the chosen ones
-    float in every later model (the drift repair's)."""
-    made: dict[tuple[str, ...], Any] = {}  # the variants timed: the chosen one is not redone
+    int8 model (``QuantizedTflite``), the TFLite ops kept float, and the record. When the target runs XNNPACK
+    (``xnnpack``), the candidates are the profile's ``declared`` ops and every op the delegate leaves to LiteRT in the
+    all-int8 graph (but the convolutions and fully connected layers: float there is no int8 model), timed here or,
+    for another device, chosen by :func:`fewest_partitions`. The quantizer keeps the chosen ones float in every later
+    model (the drift repair's)."""
+    from edgecnn.runtime.xnnpack import delegation
 
-    def timed(path: Path, kinds: tuple[str, ...]) -> None:  # its biases and roundings do not change its speed
-        quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-        made[kinds] = quantizer.quantize_bytes(bias_correct=False, round_weights=False)
+    made: dict[tuple[str, ...], Any] = {}  # the variants made: none is redone
+    finished = {base}  # the all-int8 one is made as it ships (most graphs keep it): biases corrected, weights rounded
+
+    def variant(path: Path, kinds: tuple[str, ...]) -> None:  # biases and roundings change neither speed nor split
+        if kinds not in made:
+            quantizer.float_op_types = tuple(k for k in kinds if k not in base)
+            made[kinds] = (
+                quantizer.quantize_bytes()
+                if kinds in finished
+                else quantizer.quantize_bytes(bias_correct=False, round_weights=False)
+            )
         path.write_bytes(made[kinds].data)
 
-    kinds, record = choose_float_op_types(timed, base, candidates, work, measure, ".tflite")
+    candidates, all_int8 = declared, None
+    if xnnpack:
+        work.mkdir(parents=True, exist_ok=True)
+        variant(work / "all-int8.tflite", base)
+        all_int8 = delegation(work / "all-int8.tflite")
+        present = set(quantizer.ops.values())
+        refused = [op for op in all_int8.undelegated if op in present and op not in (*COMPUTE_OPS, *base, *declared)]
+        candidates = (*declared, *refused)
+    if xnnpack and not measure and candidates:
+        kinds, record = fewest_partitions(variant, base, candidates, work)
+    else:
+        kinds, record = choose_float_op_types(variant, base, candidates, work, measure, ".tflite")
+    if all_int8 is not None:
+        record["all_int8_xnnpack"] = all_int8.to_dict()
     quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-    reused = made.get(kinds) if not (quantizer.bias_correct or quantizer.round_weights) else None
-    return reused or quantizer.quantize_bytes(), kinds, record
+    finished |= set() if quantizer.bias_correct or quantizer.round_weights else set(made)
+    return made[kinds] if kinds in finished and kinds in made else quantizer.quantize_bytes(), kinds, record

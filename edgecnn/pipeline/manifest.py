@@ -98,7 +98,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         *_weights_lines((manifest["stages"].get("quantize") or {}).get("weights_choice")),
         *_weight_bits_lines((manifest["stages"].get("quantize") or {}).get("weight_bits")),
         *_float_choice_lines(((manifest["stages"].get("quantize") or {}).get("keep_float") or {}), "ORT int8"),
-        *_tflite_speed_lines((manifest["stages"].get("tflite") or {}).get("int8") or {}),
+        *_tflite_speed_lines(manifest["stages"].get("tflite") or {}),
         "",
         *_plan_lines(manifest.get("plan")),
         "## Calibration",
@@ -253,16 +253,33 @@ def _float_choice_lines(keep: dict[str, Any], artifact: str) -> list[str]:
     if not choice.get("candidates"):
         return []
     chosen = ", ".join(choice["chosen"]) or "none"
-    tries = "; ".join(f"{'+'.join(t['float']) or 'none'} {t['min_ms']:.3g} ms" for t in choice.get("tries", []))
-    how = f"timed here: {tries}" if tries else choice.get("basis", "")
+    tries = choice.get("tries", [])
+    figures = "; ".join(f"{'+'.join(t['float']) or 'none'} {_try_figure(t)}" for t in tries)
+    if any("min_ms" in t for t in tries):
+        how = f"Timed here: {figures}"
+    else:
+        basis = choice.get("basis", "")
+        how = f"{basis[:1].upper()}{basis[1:]}" + (f" — {figures}" if figures else "")
     failed = "; ".join(f"{'+'.join(t['float'])} ({t['why']})" for t in choice.get("failed_tries", []))
     how += f"; could not be made: {failed}" if failed else ""
-    return [f"- {artifact} ops kept float for speed: {chosen} of {', '.join(choice['candidates'])} ({how})"]
+    return [f"- {artifact} ops kept float for speed: {chosen} of {', '.join(choice['candidates'])}. {how}"]
 
 
-def _tflite_speed_lines(int8: dict[str, Any]) -> list[str]:
-    """The int8 `.tflite`'s float-op choice and its latency against the fp32 `.tflite`, when measured."""
+def _try_figure(one: dict[str, Any]) -> str:
+    """A float-op variant's figure: its time, or its XNNPACK partitions where nothing was timed."""
+    return f"{one['min_ms']:.3g} ms" if "min_ms" in one else f"{one['partitions']} partition(s)"
+
+
+def _tflite_speed_lines(tflite: dict[str, Any]) -> list[str]:
+    """The int8 `.tflite`'s float-op choice, how XNNPACK splits each `.tflite`, and the int8 one's latency against
+    the fp32 one, when measured."""
+    from edgecnn.runtime.xnnpack import Delegation
+
+    int8 = tflite.get("int8") or {}
     lines = _float_choice_lines(int8.get("keep_float") or {}, "int8 .tflite")
+    for artifact, record in (("fp32 .tflite", tflite.get("xnnpack")), ("int8 .tflite", int8.get("xnnpack"))):
+        if record:
+            lines.append(f"- {artifact}: {Delegation(**record).summary()}")
     speed = int8.get("speed")
     if speed:
         lines.append(

@@ -487,6 +487,7 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
             "input_layout": lowered.input_layout,
             "op_counts": lowered.op_counts,
             "deform": "gather decomposition" if deformable else None,
+            "xnnpack": _delegation(ctx, dst),
         },
         {"fp32_tflite": dst},
         {"fp32_tflite": out},
@@ -557,11 +558,12 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         raise UsageError(f"profile {ctx.profile.name}, int8.slower_tflite_ops: {error}") from None
     base = tuple(ctx.recipe.tflite_keep_float_ops)
     present = set(quantizer.ops.values())
-    candidates = tuple(op for op in ctx.profile.int8_slower_tflite_ops if op in present and op not in base)
+    declared = tuple(op for op in ctx.profile.int8_slower_tflite_ops if op in present and op not in base)
     measure = int8_basis(ctx.profile.arch, ctx.profile.features) == HOST_KERNELS
+    xnnpack = ctx.profile.tflite_delegate == "xnnpack"
     work = ctx.scratch / "tflite-float-choice"
     try:
-        quantized, kept_types, choice = choose_tflite_float_ops(quantizer, base, candidates, work, measure)
+        quantized, kept_types, choice = choose_tflite_float_ops(quantizer, base, declared, work, measure, xnnpack)
     except (UsageError, RuntimeError) as error:  # LiteRT cannot load or run the all-int8 graph to time it
         raise _litert_refused(error) from None
     dst = ctx.out / "model.int8.tflite"
@@ -617,9 +619,18 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "op_counts": quantized.op_counts,
         "check": check,
     }
+    result.figures["int8"]["xnnpack"] = _delegation(ctx, dst)
     speed = tflite_speed(ctx, result.artifacts["fp32_tflite"], dst) if measure else None
     if speed is not None:
         result.figures["int8"]["speed"] = speed
+
+
+def _delegation(ctx: ExportContext, path: Path) -> dict[str, Any] | None:
+    """How XNNPACK splits the `.tflite` at ``path`` (:func:`edgecnn.runtime.xnnpack.delegation`), when it is what runs
+    the target's `.tflite`."""
+    from edgecnn.runtime.xnnpack import delegation
+
+    return delegation(path).to_dict() if ctx.profile.tflite_delegate == "xnnpack" else None
 
 
 def _litert_refused(error: Exception) -> CheckFailedError:

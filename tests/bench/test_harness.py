@@ -107,6 +107,59 @@ def test_cli_json_and_table(artifacts, tmp_path):
     assert "conv.onnx" in table and "p99" in table and "device (local)" in table
 
 
+def _hard_swish_int8(folder: Path) -> Path:
+    """Conv → HardSwish → Conv as an all-int8 `.tflite`: XNNPACK takes no int8 HARD_SWISH."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.quantize import quantize_tflite
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+               for n, s in (("w1", (8, 3, 3, 3)), ("w2", (8, 8, 1, 1)))]  # fmt: skip
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+            helper.make_node("HardSwish", ["c1"], ["h"]),
+            helper.make_node("Conv", ["h", "w2"], ["logits"]),
+        ],
+        "hard_swish",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 8, 16, 16])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    lowered = convert(model)
+    calibration = rng.standard_normal((8, 3, 16, 16)).astype(np.float32)
+    path = folder / "hard_swish.int8.tflite"
+    path.write_bytes(quantize_tflite(lowered.data, calibration, lowered.input_layout).data)
+    return path
+
+
+def test_the_harness_reports_what_xnnpack_leaves_to_litert(artifacts, tmp_path):
+    """The device's own split: the harness counts it where it runs (the export counts the same way here)."""
+    from edgecnn.commands.render import render_bench
+    from edgecnn.runtime.xnnpack import delegation
+
+    split = _hard_swish_int8(tmp_path)
+    whole, refused = bench([artifacts["int8_tflite"], split], runs=3, warmup=0)
+    assert whole["xnnpack"] == {"partitions": 1, "nodes": whole["xnnpack"]["nodes"], "undelegated": {}}, whole
+    assert refused["xnnpack"] == {"partitions": 2, "nodes": 3, "undelegated": {"HARD_SWISH": 1}}, refused
+    assert refused["xnnpack"] == delegation(split).to_dict()
+    (plain,) = bench([split], runs=3, warmup=0, xnnpack=False)
+    (onnx_result,) = bench([artifacts["onnx"]], runs=3, warmup=0)
+    assert plain["xnnpack"] is None and onnx_result["xnnpack"] is None
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    render_bench([whole, refused, plain], console)
+    text = console.export_text()
+    assert "hard_swish.int8.tflite: XNNPACK takes 2 of 3 nodes in 2 partition(s); left to LiteRT's kernels: " \
+        "HARD_SWISH ×1" in text, text  # fmt: skip
+    assert "conv.int8.tflite: XNNPACK takes" in text and text.count("XNNPACK takes") == 2
+
+
 def test_usage_errors(artifacts, tmp_path):
     model = tmp_path / "model.pt"
     model.write_bytes(b"x")

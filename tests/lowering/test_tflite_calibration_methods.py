@@ -150,12 +150,12 @@ def _op_scales(data: bytes, op_type: str) -> list[tuple[float, float]]:
 
 @pytest.mark.parametrize("method", ["mean_minmax", "percentile", "auto"])
 def test_a_padded_max_pool_keeps_its_tied_ranges_alike_and_runs_in_xnnpack(method):
-    """A max pool with padding lowers to PADV2 (padded with the lowest float) and MAX_POOL_2D, whose tensors
-    ai-edge-quantizer ties. Ranges replaced tensor by tensor gave the PADV2's output its pad value, and through
-    the tie its input: a scale of 1e36 that XNNPACK refused to run. The tied tensors now share one range, that of
-    the pool's input."""
+    """A max pool with padding of a value that may be negative lowers to PADV2 (padded with the lowest float) and
+    MAX_POOL_2D, whose tensors ai-edge-quantizer ties. Ranges replaced tensor by tensor gave the PADV2's output its
+    pad value, and through the tie its input: a scale of 1e36 that XNNPACK refused to run. The tied tensors now
+    share one range, that of the pool's input. (A ReLU's output is padded with zeros: a PAD.)"""
     nodes = [
-        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Neg", ["x"], ["r"]),
         helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
     ]
     model = make_model(nodes, {"x": [1, 4, 16, 16]}, ["y"], {})
@@ -166,7 +166,7 @@ def test_a_padded_max_pool_keeps_its_tied_ranges_alike_and_runs_in_xnnpack(metho
     ).quantize_bytes()
     tied = _op_scales(quantized.data, "PADV2") + _op_scales(quantized.data, "MAX_POOL_2D")
     assert len(tied) == 2 and all(a == b for a, b in tied), tied
-    assert tied[0][0] < 1, tied  # the Relu's range, not the pad value's
+    assert tied[0][0] < 1, tied  # the input's range, not the pad value's
     expected = run(lowered.data, samples)
     int8 = run(quantized.data, samples, quantized)  # XNNPACK: the interpreter's default delegate
     assert np.median(np.abs(int8 - expected)) <= quantized.output_scale, (method, quantized.output_scale)

@@ -21,14 +21,14 @@ ZOO = {
 # The TFLite ops each network lowers to: every Relu/Relu6 fused, no layout TRANSPOSE anywhere.
 EXPECTED_OPS = {
     "mobilenet_v2": {"PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "RESHAPE", "FULLY_CONNECTED"},
-    "resnet18": {"PAD", "PADV2", "CONV_2D", "MAX_POOL_2D", "ADD", "RESHAPE", "FULLY_CONNECTED"},
+    "resnet18": {"PAD", "CONV_2D", "MAX_POOL_2D", "ADD", "RESHAPE", "FULLY_CONNECTED"},  # the stem pool's: PAD
     "mobilenet_v3_small": {
         *("PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "MUL", "ADD"),  # SE gates: CONV, ADD, MUL
         *("RESHAPE", "FULLY_CONNECTED"),
     },
     "efficientnet_b0": {"PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "LOGISTIC", "MUL", "MEAN", "ADD", "RESHAPE"}
     | {"FULLY_CONNECTED"},
-    "densenet121": {"PAD", "PADV2", "CONV_2D", "MAX_POOL_2D", "MUL", "ADD", "CONCATENATION", "AVERAGE_POOL_2D"}
+    "densenet121": {"PAD", "CONV_2D", "MAX_POOL_2D", "MUL", "ADD", "CONCATENATION", "AVERAGE_POOL_2D"}
     | {"RESHAPE", "FULLY_CONNECTED"},
 }
 

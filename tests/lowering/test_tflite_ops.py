@@ -290,6 +290,24 @@ def test_max_pool(attrs, shape):
     check(make_model([node("MaxPool", ["x"], ["y"], **attrs)], {"x": shape}, ["y"]), "pool")
 
 
+@pytest.mark.parametrize(("attrs", "shape"), POOLS, ids=[str(i) for i in range(len(POOLS))])
+def test_max_pool_of_a_relu_pads_with_zeros_which_xnnpack_takes(attrs, shape, tmp_path):
+    """The max over a window of a ReLU's output is the same padded with zeros as with the lowest float, and a PAD
+    is delegated where a PADV2 is not: the graph runs in one XNNPACK partition. The same pool of a value that may
+    be negative keeps its PADV2."""
+    from edgecnn.runtime.xnnpack import delegation
+
+    relu = make_model([node("Relu", ["x"], ["r"]), node("MaxPool", ["r"], ["y"], **attrs)], {"x": shape}, ["y"])
+    check(relu, "pool")
+    plain = make_model([node("MaxPool", ["x"], ["y"], **attrs)], {"x": shape}, ["y"])
+    ops, plain_ops = set(convert(relu).op_counts), set(convert(plain).op_counts)
+    assert "PADV2" not in ops and ("PADV2" in plain_ops) == ("PAD" in ops), (ops, plain_ops)
+    path = tmp_path / "relu_pool.tflite"
+    path.write_bytes(convert(relu).data)
+    found = delegation(path)
+    assert found.undelegated == {} and found.partitions == 1, found
+
+
 @pytest.mark.parametrize("count_include_pad", [0, 1])
 @pytest.mark.parametrize(("attrs", "shape"), POOLS, ids=[str(i) for i in range(len(POOLS))])
 def test_average_pool(attrs, shape, count_include_pad):

@@ -61,9 +61,11 @@ class LoweringContext:
         self.tensors: dict[str, int] = {}  # ONNX value -> TFLite tensor, held in layouts[value]
         self.layouts: dict[str, tuple[int, ...]] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        self.producers: dict[str, onnx.NodeProto] = {}
         for node in model.graph.node:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
+            self.producers.update((name, node) for name in node.output if name)
         self.graph_outputs = {o.name for o in model.graph.output}
         self._absorbed: set[int] = set()
         self._cache: dict[tuple[Any, ...], int] = {}
@@ -263,6 +265,16 @@ class LoweringContext:
             bounds = self.clip_bounds(node)
             return {(0.0, 6.0): ACT.RELU6, (-1.0, 1.0): ACT.RELU_N1_TO_1, (0.0, None): ACT.RELU}.get(bounds)
         return None
+
+    def non_negative(self, name: str) -> bool:
+        """True when value ``name`` is never negative: a Relu's output, or a Clip's with a constant minimum ≥ 0."""
+        node = self.producers.get(name)
+        if node is None:
+            return False
+        if node.op_type == "Relu":
+            return True
+        bounds = self.clip_bounds(node) if node.op_type == "Clip" else None
+        return bounds is not None and bounds[0] is not None and bounds[0] >= 0
 
     def clip_bounds(self, node: onnx.NodeProto) -> tuple[float | None, float | None] | None:
         """The constant (min, max) of a Clip (None for an open side), or None when a bound is not constant."""

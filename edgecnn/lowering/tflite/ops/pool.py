@@ -153,7 +153,9 @@ def _window(node: onnx.NodeProto, ctx: LoweringContext) -> Window:
 
 @register("MaxPool")
 def lower_max_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """MAX_POOL_2D; pads other than TF's SAME (or ceil_mode) become a PADV2 with the lowest float first."""
+    """MAX_POOL_2D; pads other than TF's SAME (or ceil_mode) become a PADV2 with the lowest float first — or a PAD
+    with zeros when the input is never negative (a ReLU's: the max is the same), which XNNPACK takes and PADV2 not
+    (``edgecnn.runtime.xnnpack``: every ResNet's fp32 `.tflite` ran in two partitions)."""
     window = _window(node, ctx)
     x, out_name = node.input[0], node.output[0]
     in_hw, out_hw = ctx.shape(x)[2:], ctx.shape(out_name)[2:]
@@ -162,7 +164,8 @@ def lower_max_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     mode = padding_mode(in_hw, window) if not any(extra) else None
     if mode is None:
         top, left, bottom, right = window.pads
-        source = pad_nhwc(ctx, source, (top, left, bottom + extra[0], right + extra[1]), LOWEST)
+        fill = 0.0 if ctx.non_negative(x) else LOWEST  # every window holds an input: pads are smaller than it
+        source = pad_nhwc(ctx, source, (top, left, bottom + extra[0], right + extra[1]), fill)
         mode = schema.Padding.VALID
     ctx.op(OP.MAX_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, mode))
 

@@ -1,0 +1,94 @@
+"""For a device that cannot be timed here, the int8 `.tflite` keeps float the ops XNNPACK leaves to LiteRT's kernels,
+chosen by the delegate's partitions, counted here (the delegate's decision is its code's, not the CPU's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgecnn.config.profiles import load_profile
+from edgecnn.lowering.tflite.flatbuffer import parse
+from edgecnn.runtime.xnnpack import delegation
+
+
+def _arm_profile(tmp_path: Path, **changes: object) -> Path:
+    """raspberrypi4 (not this host's kernels: nothing is timed) with ``changes`` to its int8 section."""
+    data = yaml.safe_load(Path(load_profile("raspberrypi4").path).read_text())
+    data["int8"].update(changes)
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def arm_export(tmp_path_factory):
+    """MobileNetV3-small at 64² (random weights, synthetic calibration) for an ARM profile that declares MUL slower
+    in int8: a delegated op, beside the HARD_SWISH the delegate refuses."""
+    from edgecnn.pipeline.export import export
+
+    tmp = tmp_path_factory.mktemp("xnnpack")
+    profile = _arm_profile(tmp, slower_tflite_ops=["MUL"])
+    return export("mobilenet_v3_small", profile=str(profile), out=tmp / "out", formats="onnx,tflite", resolution=64)
+
+
+def _types(path: Path, op: str) -> set[str]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = parse(path.read_bytes())
+    graph, codes = model.subgraphs[0], [c.builtinCode for c in model.operatorCodes]
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    code = getattr(schema.BuiltinOperator, op)
+    return {names[graph.tensors[o.outputs[0]].type] for o in graph.operators if codes[o.opcodeIndex] == code}
+
+
+def test_the_ops_xnnpack_refuses_in_int8_are_kept_float_by_the_fewest_partitions(arm_export):
+    tflite = arm_export.manifest["stages"]["tflite"]
+    choice = tflite["int8"]["keep_float"]["slower_in_int8"]
+    all_int8 = choice["all_int8_xnnpack"]
+    hard_swish = all_int8["undelegated"].get("HARD_SWISH", 0)
+    assert hard_swish > 0 and all_int8["partitions"] > 1, all_int8  # each refused HARD_SWISH splits the graph
+    assert choice["candidates"] == ["MUL", "HARD_SWISH"], choice  # declared, then refused; delegated ADDs are not
+    tries = {"+".join(t["float"]) or "none": t["partitions"] for t in choice["tries"]}
+    assert set(tries) == {"none", "MUL", "HARD_SWISH", "MUL+HARD_SWISH"} and "min_ms" not in str(choice["tries"])
+    assert tries["none"] == all_int8["partitions"] and tries["HARD_SWISH"] < tries["none"], tries
+    assert choice["chosen"] == ["HARD_SWISH"], choice  # MUL float joins nothing: the tie keeps fewer float ops
+    assert "fewest XNNPACK partitions" in choice["basis"]
+    shipped = arm_export.artifacts["int8_tflite"]
+    assert tflite["int8"]["xnnpack"] == delegation(shipped).to_dict()
+    assert tflite["int8"]["xnnpack"]["partitions"] == tries["HARD_SWISH"] == 1, tflite["int8"]["xnnpack"]
+    assert _types(shipped, "HARD_SWISH") == {"FLOAT32"} and _types(shipped, "MUL") == {"INT8"}
+    assert tflite["xnnpack"] == {"partitions": 1, "nodes": tflite["xnnpack"]["nodes"], "undelegated": {}}
+    assert "ai-edge-litert" in arm_export.manifest["tools"]
+    report = (arm_export.out / "report.md").read_text()
+    assert f"none {tries['none']} partition(s); MUL {tries['MUL']} partition(s); HARD_SWISH 1 partition(s)" in report
+    assert "int8 .tflite: XNNPACK takes" in report and "in 1 partition(s)" in report
+
+
+def test_delegation_names_the_refused_nodes_and_an_nnapi_target_counts_none(arm_export, tmp_path: Path):
+    """The all-int8 graph, made again: its undelegated nodes are exactly its int8 HARD_SWISHes. NNAPI takes what
+    its driver supports, so XNNPACK's partitions say nothing of it: its export counts none and keeps none float."""
+    import numpy as np
+
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from edgecnn.pipeline.float_choice import choose_tflite_float_ops
+
+    manifest = arm_export.manifest
+    fp32 = arm_export.artifacts["fp32_tflite"]
+    images = np.random.default_rng(0).standard_normal((4, *manifest["model"]["input_shape"][1:])).astype(np.float32)
+    quantizer = TfliteQuantizer(fp32.read_bytes(), images, manifest["model"]["tflite_input_layout"])
+    path = tmp_path / "all-int8.tflite"
+    path.write_bytes(quantizer.quantize_bytes().data)
+    found = delegation(path)
+    hard_swish = sum(kind == "HARD_SWISH" for kind in quantizer.ops.values())
+    assert found.undelegated == {"HARD_SWISH": hard_swish} and 1 < found.partitions <= hard_swish + 1, found
+    assert delegation(fp32).undelegated == {} and delegation(fp32).partitions == 1
+    assert "left to LiteRT's kernels: HARD_SWISH ×" in found.summary()
+
+    assert load_profile("android-nnapi-api28").tflite_delegate == "nnapi"
+    assert load_profile("raspberrypi4").tflite_delegate == "xnnpack"
+    _, kinds, record = choose_tflite_float_ops(quantizer, (), (), tmp_path / "nnapi", measure=False, xnnpack=False)
+    assert kinds == () and record == {"candidates": [], "chosen": []}
+    _, kinds, record = choose_tflite_float_ops(quantizer, (), (), tmp_path / "arm", measure=False, xnnpack=True)
+    assert kinds == ("HARD_SWISH",) and record["all_int8_xnnpack"] == found.to_dict()
