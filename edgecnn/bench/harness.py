@@ -318,37 +318,42 @@ def xnnpack_delegation(interpreter: Any) -> Optional[Dict[str, Any]]:
     its nodes.
 
     LiteRT lists a delegated partition as one DELEGATE node beside the nodes it replaced, and does not say which
-    those are; a node is left to LiteRT when no output of it is a partition's output and some output of it is read
-    by a partition, by another node left to LiteRT, or by nobody inside (a graph output, or unread). Nodes are in
-    execution order, so one pass from the last decides each node after every node that reads it.
+    those are. A node is left to LiteRT when no output of it is a partition's output and an output of it that is
+    read at all (a graph output, or an input of a node or partition) is a graph output, read by a partition or read
+    by another node left to LiteRT; a node none of whose outputs is read is left when it reads a partition's
+    output. Nodes are in execution order, so one pass from the last decides each node after every node that reads
+    it. Only the main subgraph is seen (a control-flow node counts, its body not).
     """
     try:
         ops = interpreter._get_ops_details()  # private, but the only view of the delegated graph
-    except Exception:  # an old tflite_runtime without it
+        partitions = [op for op in ops if op["op_name"] == "DELEGATE"]
+        nodes = [op for op in ops if op["op_name"] != "DELEGATE"]
+        made_by_partition = {t for op in partitions for t in op["outputs"]}
+        read_by_partition = {t for op in partitions for t in op["inputs"]}
+        graph_outputs = {detail["index"] for detail in interpreter.get_output_details()}
+        readers: Dict[int, List[int]] = {}
+        for op in nodes:
+            for tensor in op["inputs"]:
+                readers.setdefault(tensor, []).append(op["index"])
+        left = set()
+        for op in reversed(nodes):
+            outputs = [t for t in op["outputs"] if t >= 0]
+            if any(t in made_by_partition for t in outputs):
+                continue
+            read = [t for t in outputs if t in graph_outputs or t in read_by_partition or t in readers]
+            if not read:  # unread (a dead node, or a SPLIT's unused outputs only): outside if it reads a partition
+                if any(t in made_by_partition for t in op["inputs"]):
+                    left.add(op["index"])
+            elif any(
+                t in graph_outputs or t in read_by_partition or left.intersection(readers.get(t, ())) for t in read
+            ):
+                left.add(op["index"])
+        undelegated: Dict[str, int] = {}
+        for op in nodes:
+            if op["index"] in left:
+                undelegated[op["op_name"]] = undelegated.get(op["op_name"], 0) + 1
+    except Exception:  # an old tflite_runtime without the node list, or with other keys
         return None
-    partitions = [op for op in ops if op["op_name"] == "DELEGATE"]
-    nodes = [op for op in ops if op["op_name"] != "DELEGATE"]
-    made_by_partition = {t for op in partitions for t in op["outputs"]}
-    read_by_partition = {t for op in partitions for t in op["inputs"]}
-    graph_outputs = {detail["index"] for detail in interpreter.get_output_details()}
-    readers: Dict[int, List[int]] = {}
-    for op in nodes:
-        for tensor in op["inputs"]:
-            readers.setdefault(tensor, []).append(op["index"])
-    left = set()
-    for op in reversed(nodes):
-        outputs = [t for t in op["outputs"] if t >= 0]
-        if any(t in made_by_partition for t in outputs):
-            continue
-        if any(
-            t in graph_outputs or t in read_by_partition or not readers.get(t) or left.intersection(readers[t])
-            for t in outputs
-        ):
-            left.add(op["index"])
-    undelegated: Dict[str, int] = {}
-    for op in nodes:
-        if op["index"] in left:
-            undelegated[op["op_name"]] = undelegated.get(op["op_name"], 0) + 1
     return {"partitions": len(partitions), "nodes": len(nodes), "undelegated": dict(sorted(undelegated.items()))}
 
 

@@ -123,7 +123,10 @@ def fewest_partitions(
         path = work / f"variant-{index}.tflite"
         try:
             quantize(path, kinds)
-            counts[label] = delegation(path).partitions
+            found = delegation(path)
+            if found is None:
+                raise RuntimeError("this LiteRT does not list the graph's nodes")
+            counts[label] = found.partitions
         except Exception as error:  # as for timing: a variant that cannot be made is no choice
             if label == "none":
                 raise
@@ -171,11 +174,11 @@ def choose_tflite_float_ops(
     if xnnpack:
         work.mkdir(parents=True, exist_ok=True)
         variant(work / "all-int8.tflite", base)
-        all_int8 = delegation(work / "all-int8.tflite")
+        all_int8 = delegation(work / "all-int8.tflite")  # None: this LiteRT cannot count, the declared ops stay
         present = set(quantizer.ops.values())
-        refused = [op for op in all_int8.undelegated if op in present and op not in (*COMPUTE_OPS, *base, *declared)]
-        candidates = (*declared, *refused)
-    if xnnpack and not measure and candidates:
+        refused = [op for op in (all_int8.undelegated if all_int8 else ()) if op in present]
+        candidates = (*declared, *(op for op in refused if op not in (*COMPUTE_OPS, *base, *declared)))
+    if all_int8 is not None and not measure and candidates:
         kinds, record = fewest_partitions(variant, base, candidates, work)
     else:
         kinds, record = choose_float_op_types(variant, base, candidates, work, measure, ".tflite")

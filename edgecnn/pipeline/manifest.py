@@ -259,10 +259,11 @@ def _float_choice_lines(keep: dict[str, Any], artifact: str) -> list[str]:
         how = f"Timed here: {figures}"
     else:
         basis = choice.get("basis", "")
-        how = f"{basis[:1].upper()}{basis[1:]}" + (f" — {figures}" if figures else "")
+        how = " — ".join(part for part in (f"{basis[:1].upper()}{basis[1:]}", figures) if part)
     failed = "; ".join(f"{'+'.join(t['float'])} ({t['why']})" for t in choice.get("failed_tries", []))
     how += f"; could not be made: {failed}" if failed else ""
-    return [f"- {artifact} ops kept float for speed: {chosen} of {', '.join(choice['candidates'])}. {how}"]
+    line = f"- {artifact} ops kept float for speed: {chosen} of {', '.join(choice['candidates'])}"
+    return [f"{line}. {how}" if how else line]
 
 
 def _try_figure(one: dict[str, Any]) -> str:

@@ -627,10 +627,11 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
 
 def _delegation(ctx: ExportContext, path: Path) -> dict[str, Any] | None:
     """How XNNPACK splits the `.tflite` at ``path`` (:func:`edgecnn.runtime.xnnpack.delegation`), when it is what runs
-    the target's `.tflite`."""
+    the target's `.tflite` and this LiteRT can count it."""
     from edgecnn.runtime.xnnpack import delegation
 
-    return delegation(path).to_dict() if ctx.profile.tflite_delegate == "xnnpack" else None
+    found = delegation(path) if ctx.profile.tflite_delegate == "xnnpack" else None
+    return None if found is None else found.to_dict()
 
 
 def _litert_refused(error: Exception) -> CheckFailedError:

@@ -160,6 +160,31 @@ def test_the_harness_reports_what_xnnpack_leaves_to_litert(artifacts, tmp_path):
     assert "conv.int8.tflite: XNNPACK takes" in text and text.count("XNNPACK takes") == 2
 
 
+def test_an_unread_output_of_a_delegated_node_does_not_leave_it_to_litert(tmp_path):
+    """A SPLIT inside a partition whose second output nobody reads is delegated like the rest (LiteRT makes no
+    partition output of an unread tensor)."""
+    from onnx import TensorProto, helper
+
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.runtime.xnnpack import delegation
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Split", ["input"], ["a", "b"], axis=1, num_outputs=2),
+            helper.make_node("Relu", ["a"], ["logits"]),
+        ],
+        "split",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2, 8, 8])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path = tmp_path / "split.tflite"
+    path.write_bytes(convert(model).data)
+    found = delegation(path)
+    assert found is not None and found.undelegated == {} and found.partitions == 1, found
+
+
 def test_usage_errors(artifacts, tmp_path):
     model = tmp_path / "model.pt"
     model.write_bytes(b"x")

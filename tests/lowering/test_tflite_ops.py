@@ -290,14 +290,22 @@ def test_max_pool(attrs, shape):
     check(make_model([node("MaxPool", ["x"], ["y"], **attrs)], {"x": shape}, ["y"]), "pool")
 
 
+NON_NEGATIVE = {  # a producer whose output is never negative, and its constants
+    "relu": ([node("Relu", ["x"], ["r"])], {}),
+    "clip-0-6": ([node("Clip", ["x", "low", "high"], ["r"])], {"low": np.float32(0), "high": np.float32(6)}),
+}
+
+
+@pytest.mark.parametrize("producer", NON_NEGATIVE)
 @pytest.mark.parametrize(("attrs", "shape"), POOLS, ids=[str(i) for i in range(len(POOLS))])
-def test_max_pool_of_a_relu_pads_with_zeros_which_xnnpack_takes(attrs, shape, tmp_path):
-    """The max over a window of a ReLU's output is the same padded with zeros as with the lowest float, and a PAD
-    is delegated where a PADV2 is not: the graph runs in one XNNPACK partition. The same pool of a value that may
-    be negative keeps its PADV2."""
+def test_max_pool_of_a_relu_pads_with_zeros_which_xnnpack_takes(attrs, shape, producer, tmp_path):
+    """The max over a window of a ReLU's (or a Clip from 0's) output is the same padded with zeros as with the
+    lowest float, and a PAD is delegated where a PADV2 is not: the graph runs in one XNNPACK partition. The same
+    pool of a value that may be negative keeps its PADV2."""
     from edgecnn.runtime.xnnpack import delegation
 
-    relu = make_model([node("Relu", ["x"], ["r"]), node("MaxPool", ["r"], ["y"], **attrs)], {"x": shape}, ["y"])
+    nodes, constants = NON_NEGATIVE[producer]
+    relu = make_model([*nodes, node("MaxPool", ["r"], ["y"], **attrs)], {"x": shape}, ["y"], constants)
     check(relu, "pool")
     plain = make_model([node("MaxPool", ["x"], ["y"], **attrs)], {"x": shape}, ["y"])
     ops, plain_ops = set(convert(relu).op_counts), set(convert(plain).op_counts)

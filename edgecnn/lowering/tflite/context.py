@@ -274,7 +274,9 @@ class LoweringContext:
         if node.op_type == "Relu":
             return True
         bounds = self.clip_bounds(node) if node.op_type == "Clip" else None
-        return bounds is not None and bounds[0] is not None and bounds[0] >= 0
+        if bounds is None or bounds[0] is None or bounds[0] < 0:
+            return False
+        return bounds[1] is None or bounds[1] >= bounds[0]  # Clip(0, -1) gives its maximum, -1
 
     def clip_bounds(self, node: onnx.NodeProto) -> tuple[float | None, float | None] | None:
         """The constant (min, max) of a Clip (None for an open side), or None when a bound is not constant."""

@@ -151,6 +151,12 @@ def _window(node: onnx.NodeProto, ctx: LoweringContext) -> Window:
     return window
 
 
+def _every_window_reads(in_hw: Sequence[int], out_hw: Sequence[int], window: Window) -> bool:
+    """True when every pooling window holds an input cell (pads are smaller than the kernel, but a ceil_mode window
+    may start past the input): then a max over non-negative inputs is the same whatever the pads hold."""
+    return all((out_hw[a] - 1) * window.strides[a] - window.pads[a] < in_hw[a] for a in range(2))
+
+
 @register("MaxPool")
 def lower_max_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """MAX_POOL_2D; pads other than TF's SAME (or ceil_mode) become a PADV2 with the lowest float first — or a PAD
@@ -164,7 +170,7 @@ def lower_max_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     mode = padding_mode(in_hw, window) if not any(extra) else None
     if mode is None:
         top, left, bottom, right = window.pads
-        fill = 0.0 if ctx.non_negative(x) else LOWEST  # every window holds an input: pads are smaller than it
+        fill = 0.0 if ctx.non_negative(x) and _every_window_reads(in_hw, out_hw, window) else LOWEST
         source = pad_nhwc(ctx, source, (top, left, bottom + extra[0], right + extra[1]), fill)
         mode = schema.Padding.VALID
     ctx.op(OP.MAX_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, mode))
