@@ -26,6 +26,7 @@ from typing import Any
 
 from edgecnn.errors import first_line
 from edgecnn.runtime.host_timing import LOADS, MIN_SPAN_S
+from edgecnn.runtime.xnnpack import Delegation, delegation
 
 MARGIN = 0.02  # a variant with float op types must beat the all-int8 graph by more than this: identical graphs time
 # up to 1.3% apart here (32² graphs; DenseNet-121 up to 3.7%: `benchmarks/timing_protocol.py`); 1% flipped choices
@@ -113,8 +114,6 @@ def fewest_partitions(
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """:func:`choose_float_op_types` for a `.tflite` that cannot be timed here: the variant XNNPACK runs in the
     fewest partitions (a tie keeps the fewer float ops, so none unless float joins partitions)."""
-    from edgecnn.runtime.xnnpack import delegation
-
     work.mkdir(parents=True, exist_ok=True)
     variants = _variants(base, candidates)
     counts: dict[str, int] = {}
@@ -146,6 +145,17 @@ def fewest_partitions(
     return variants[label], record
 
 
+def refused_in_int8(int8: Delegation, fp32: Delegation | None, present: set[str]) -> list[str]:
+    """The op types of ``present`` (but the compute ops: float there is no int8 model) that XNNPACK leaves to LiteRT
+    more often in the ``int8`` graph than in the ``fp32`` one: float can at best delegate them as in fp32 (the
+    gather decomposition of a deformable convolution is refused in both: keeping it float joins nothing)."""
+    before = fp32.undelegated if fp32 is not None else {}
+    return [
+        op for op, count in int8.undelegated.items()
+        if op in present and op not in COMPUTE_OPS and count > before.get(op, 0)
+    ]  # fmt: skip
+
+
 def choose_tflite_float_ops(
     quantizer: Any, base: tuple[str, ...], declared: tuple[str, ...], work: Path, measure: bool, xnnpack: bool
 ) -> tuple[Any, tuple[str, ...], dict[str, Any]]:
@@ -155,8 +165,6 @@ def choose_tflite_float_ops(
     all-int8 graph (but the convolutions and fully connected layers: float there is no int8 model), timed here or,
     for another device, chosen by :func:`fewest_partitions`. The quantizer keeps the chosen ones float in every later
     model (the drift repair's)."""
-    from edgecnn.runtime.xnnpack import delegation
-
     made: dict[tuple[str, ...], Any] = {}  # the variants made: none is redone
     finished = {base}  # the all-int8 one is made as it ships (most graphs keep it): biases corrected, weights rounded
 
@@ -175,9 +183,10 @@ def choose_tflite_float_ops(
         work.mkdir(parents=True, exist_ok=True)
         variant(work / "all-int8.tflite", base)
         all_int8 = delegation(work / "all-int8.tflite")  # None: this LiteRT cannot count, the declared ops stay
-        present = set(quantizer.ops.values())
-        refused = [op for op in (all_int8.undelegated if all_int8 else ()) if op in present]
-        candidates = (*declared, *(op for op in refused if op not in (*COMPUTE_OPS, *base, *declared)))
+        if all_int8 is not None and all_int8.undelegated:
+            (work / "fp32.tflite").write_bytes(quantizer.fp32)
+            refused = refused_in_int8(all_int8, delegation(work / "fp32.tflite"), set(quantizer.ops.values()))
+            candidates = (*declared, *(op for op in refused if op not in (*base, *declared)))
     if all_int8 is not None and not measure and candidates:
         kinds, record = fewest_partitions(variant, base, candidates, work)
     else:

@@ -487,7 +487,7 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
             "input_layout": lowered.input_layout,
             "op_counts": lowered.op_counts,
             "deform": "gather decomposition" if deformable else None,
-            "xnnpack": _delegation(ctx, dst),
+            "xnnpack": _delegation(ctx, dst, "fp32 .tflite"),
         },
         {"fp32_tflite": dst},
         {"fp32_tflite": out},
@@ -619,19 +619,23 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
         "op_counts": quantized.op_counts,
         "check": check,
     }
-    result.figures["int8"]["xnnpack"] = _delegation(ctx, dst)
+    result.figures["int8"]["xnnpack"] = _delegation(ctx, dst, "int8 .tflite")
     speed = tflite_speed(ctx, result.artifacts["fp32_tflite"], dst) if measure else None
     if speed is not None:
         result.figures["int8"]["speed"] = speed
 
 
-def _delegation(ctx: ExportContext, path: Path) -> dict[str, Any] | None:
+def _delegation(ctx: ExportContext, path: Path, artifact: str) -> dict[str, Any] | None:
     """How XNNPACK splits the `.tflite` at ``path`` (:func:`edgecnn.runtime.xnnpack.delegation`), when it is what runs
-    the target's `.tflite` and this LiteRT can count it."""
+    the target's `.tflite` and this LiteRT can count it; a warning names what it leaves to LiteRT's kernels."""
     from edgecnn.runtime.xnnpack import delegation
 
     found = delegation(path) if ctx.profile.tflite_delegate == "xnnpack" else None
-    return None if found is None else found.to_dict()
+    if found is None:
+        return None
+    if found.undelegated:
+        ctx.warn(f"{artifact}: {found.summary()} (between XNNPACK's partitions; slower than delegated)")
+    return found.to_dict()
 
 
 def _litert_refused(error: Exception) -> CheckFailedError:

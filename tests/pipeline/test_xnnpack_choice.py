@@ -62,6 +62,7 @@ def test_the_ops_xnnpack_refuses_in_int8_are_kept_float_by_the_fewest_partitions
     assert tflite["int8"]["bias_correction"]["layers"] > 0  # the chosen variant, made again as the export asks
     assert tflite["xnnpack"] == {"partitions": 1, "nodes": tflite["xnnpack"]["nodes"], "undelegated": {}}
     assert "ai-edge-litert" in arm_export.manifest["tools"]
+    assert not [w for w in arm_export.manifest["warnings"] if "XNNPACK takes" in w]  # nothing left split to say
     report = (arm_export.out / "report.md").read_text()
     assert f"none {tries['none']} partition(s); MUL {tries['MUL']} partition(s); HARD_SWISH 1 partition(s)" in report
     assert "int8 .tflite: XNNPACK takes" in report and "in 1 partition(s)" in report
@@ -86,6 +87,16 @@ def test_delegation_names_the_refused_nodes_and_an_nnapi_target_counts_none(arm_
     assert found.undelegated == {"HARD_SWISH": hard_swish} and 1 < found.partitions <= hard_swish + 1, found
     assert delegation(fp32).undelegated == {} and delegation(fp32).partitions == 1
     assert "left to LiteRT's kernels: HARD_SWISH ×" in found.summary()
+    from types import SimpleNamespace
+
+    from edgecnn.pipeline.stages import _delegation
+
+    said: list[str] = []
+    for delegate in ("xnnpack", "nnapi"):  # a split .tflite is said where XNNPACK runs it; NNAPI's is not counted
+        ctx = SimpleNamespace(profile=SimpleNamespace(tflite_delegate=delegate), warn=said.append)
+        record = _delegation(ctx, path, "int8 .tflite")
+        assert record == (found.to_dict() if delegate == "xnnpack" else None)
+    assert said == [f"int8 .tflite: {found.summary()} (between XNNPACK's partitions; slower than delegated)"]
 
     assert load_profile("android-nnapi-api28").tflite_delegate == "nnapi"
     assert load_profile("raspberrypi4").tflite_delegate == "xnnpack"
@@ -93,3 +104,17 @@ def test_delegation_names_the_refused_nodes_and_an_nnapi_target_counts_none(arm_
     assert kinds == () and record == {"candidates": [], "chosen": []}
     _, kinds, record = choose_tflite_float_ops(quantizer, (), (), tmp_path / "arm", measure=False, xnnpack=True)
     assert kinds == ("HARD_SWISH",) and record["all_int8_xnnpack"] == found.to_dict()
+
+
+def test_only_ops_refused_more_in_int8_than_in_fp32_are_candidates():
+    """A deformable convolution's gather decomposition is left to LiteRT in fp32 as in int8 (DCN at 64²: GATHER ×78,
+    CAST ×52 … in both; 53 partitions in int8 against 27, for its int8 ADDs): float joins nothing there, so only the
+    ADD is worth a variant; never a compute op."""
+    from edgecnn.pipeline.float_choice import refused_in_int8
+    from edgecnn.runtime.xnnpack import Delegation
+
+    int8 = Delegation(53, 1273, {"ADD": 27, "CAST": 52, "CONV_2D": 1, "GATHER": 78, "HARD_SWISH": 2})
+    fp32 = Delegation(27, 1156, {"CAST": 52, "GATHER": 78})
+    present = {"ADD", "CAST", "CONV_2D", "GATHER"}
+    assert refused_in_int8(int8, fp32, present) == ["ADD"]
+    assert refused_in_int8(int8, None, present) == ["ADD", "CAST", "GATHER"]
