@@ -81,8 +81,20 @@ def choose_float_op_types(
         }
     from edgecnn.runtime.host_timing import runtime_label, timed_over_loads
 
-    work.mkdir(parents=True, exist_ok=True)
     variants = _variants(base, candidates)
+    paths, failed = _made(quantize, variants, work, suffix)
+    times, unloadable = timed_over_loads(paths, ROUNDS, RUNS, BUDGET_S, required=("none",))
+    failed.update(unloadable)
+    basis = f"measured on this host: {runtime_label(work / f'variant{suffix}')}, {PROTOCOL}"
+    return _chosen(variants, base, pick(times), basis, {name: {"min_ms": ms} for name, ms in times.items()}, failed)
+
+
+def _made(
+    quantize: Quantize, variants: dict[str, tuple[str, ...]], work: Path, suffix: str
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Each variant ``quantize`` wrote (label → file of ``suffix`` in ``work``) and why the others could not be made;
+    the all-int8 one (``none``) must be: what the graph itself cannot be is the export's error."""
+    work.mkdir(parents=True, exist_ok=True)
     paths, failed = {}, {}
     for index, (label, kinds) in enumerate(variants.items()):
         path = work / f"variant-{index}{suffix}"
@@ -90,22 +102,34 @@ def choose_float_op_types(
             quantize(path, kinds)
             paths[label] = path
         except Exception as error:  # a variant that cannot be made or run is no choice: the others are
-            if label == "none":  # the graph itself: what it cannot be is the export's error
+            if label == "none":
                 raise
             failed[label] = first_line(error)
-    times, unloadable = timed_over_loads(paths, ROUNDS, RUNS, BUDGET_S, required=("none",))
-    failed.update(unloadable)
-    label = pick(times)
-    chosen = [kind for kind in variants[label] if kind not in base]
+    return paths, failed
+
+
+def _chosen(
+    variants: dict[str, tuple[str, ...]],
+    base: tuple[str, ...],
+    label: str,
+    basis: str,
+    figures: dict[str, dict[str, Any]],
+    failed: dict[str, str],
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The op types of variant ``label`` and the record of the choice: the candidates, the chosen, its ``basis``,
+    each variant's ``figures`` and why the ``failed`` ones could not be made."""
+
+    def floats(name: str) -> list[str]:
+        return [kind for kind in variants[name] if kind not in base]
+
     record = {
-        "candidates": list(candidates),
-        "chosen": chosen,
-        "basis": f"measured on this host: {runtime_label(work / f'variant{suffix}')}, {PROTOCOL}",
-        "tries": [{"float": [k for k in variants[name] if k not in base], "min_ms": ms} for name, ms in times.items()],
+        "candidates": [name for name in variants if name not in ("none", "all")],  # each alone is a variant
+        "chosen": floats(label),
+        "basis": basis,
+        "tries": [{"float": floats(name), **figure} for name, figure in figures.items()],
     }
     if failed:
-        record["failed_tries"] = [{"float": [k for k in variants[name] if k not in base], "why": why}
-                                  for name, why in failed.items()]  # fmt: skip
+        record["failed_tries"] = [{"float": floats(name), "why": why} for name, why in failed.items()]
     return variants[label], record
 
 
@@ -114,35 +138,21 @@ def fewest_partitions(
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """:func:`choose_float_op_types` for a `.tflite` that cannot be timed here: the variant XNNPACK runs in the
     fewest partitions (a tie keeps the fewer float ops, so none unless float joins partitions)."""
-    work.mkdir(parents=True, exist_ok=True)
     variants = _variants(base, candidates)
+    paths, failed = _made(quantize, variants, work, ".tflite")
     counts: dict[str, int] = {}
-    failed: dict[str, str] = {}
-    for index, (label, kinds) in enumerate(variants.items()):
-        path = work / f"variant-{index}.tflite"
+    for label, path in paths.items():
         try:
-            quantize(path, kinds)
             found = delegation(path)
             if found is None:
                 raise RuntimeError("this LiteRT does not list the graph's nodes")
             counts[label] = found.partitions
-        except Exception as error:  # as for timing: a variant that cannot be made is no choice
+        except Exception as error:  # as for timing: a variant that cannot be loaded is no choice
             if label == "none":
                 raise
             failed[label] = first_line(error)
     label = min(counts, key=lambda name: (counts[name], len(variants[name])))
-    record = {
-        "candidates": list(candidates),
-        "chosen": [kind for kind in variants[label] if kind not in base],
-        "basis": PARTITIONS_BASIS,
-        "tries": [
-            {"float": [k for k in variants[name] if k not in base], "partitions": counts[name]} for name in counts
-        ],
-    }
-    if failed:
-        record["failed_tries"] = [{"float": [k for k in variants[name] if k not in base], "why": why}
-                                  for name, why in failed.items()]  # fmt: skip
-    return variants[label], record
+    return _chosen(variants, base, label, PARTITIONS_BASIS, {n: {"partitions": c} for n, c in counts.items()}, failed)
 
 
 def refused_in_int8(int8: Delegation, fp32: Delegation | None, present: set[str]) -> list[str]:
@@ -157,35 +167,30 @@ def refused_in_int8(int8: Delegation, fp32: Delegation | None, present: set[str]
 
 
 def choose_tflite_float_ops(
-    quantizer: Any, base: tuple[str, ...], declared: tuple[str, ...], work: Path, measure: bool, xnnpack: bool
+    quantizer: Any, base: tuple[str, ...], declared: tuple[str, ...], work: Path, measure: bool, fp32: Delegation | None
 ) -> tuple[Any, tuple[str, ...], dict[str, Any]]:
     """:func:`choose_float_op_types` for a ``TfliteQuantizer`` (``base``: the ops it keeps float already): the chosen
-    int8 model (``QuantizedTflite``), the TFLite ops kept float, and the record. When the target runs XNNPACK
-    (``xnnpack``), the candidates are the profile's ``declared`` ops and every op the delegate leaves to LiteRT in the
-    all-int8 graph (but the convolutions and fully connected layers: float there is no int8 model), timed here or,
-    for another device, chosen by :func:`fewest_partitions`. The quantizer keeps the chosen ones float in every later
-    model (the drift repair's)."""
+    int8 model (``QuantizedTflite``), the TFLite ops kept float, and the record. ``fp32`` is how XNNPACK splits the
+    fp32 `.tflite` when XNNPACK runs the target's (None: another delegate, or a LiteRT that cannot count); then the
+    candidates are the profile's ``declared`` ops and those :func:`refused_in_int8` in the all-int8 graph, timed here
+    or, for another device, chosen by :func:`fewest_partitions`. The quantizer keeps the chosen ones float in every
+    later model (the drift repair's)."""
     made: dict[tuple[str, ...], Any] = {}  # the variants made: none is redone
-    finished = {base}  # the all-int8 one is made as it ships (most graphs keep it): biases corrected, weights rounded
 
     def variant(path: Path, kinds: tuple[str, ...]) -> None:  # biases and roundings change neither speed nor split
-        if kinds not in made:
+        if kinds not in made:  # the all-int8 one is made as it ships (most graphs keep it), the others plain
             quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-            made[kinds] = (
-                quantizer.quantize_bytes()
-                if kinds in finished
-                else quantizer.quantize_bytes(bias_correct=False, round_weights=False)
-            )
+            plain = kinds != base
+            made[kinds] = quantizer.quantize_bytes(**({"bias_correct": False, "round_weights": False} if plain else {}))
         path.write_bytes(made[kinds].data)
 
     candidates, all_int8 = declared, None
-    if xnnpack:
+    if fp32 is not None:
         work.mkdir(parents=True, exist_ok=True)
         variant(work / "all-int8.tflite", base)
-        all_int8 = delegation(work / "all-int8.tflite")  # None: this LiteRT cannot count, the declared ops stay
-        if all_int8 is not None and all_int8.undelegated:
-            (work / "fp32.tflite").write_bytes(quantizer.fp32)
-            refused = refused_in_int8(all_int8, delegation(work / "fp32.tflite"), set(quantizer.ops.values()))
+        all_int8 = delegation(work / "all-int8.tflite")
+        if all_int8 is not None:
+            refused = refused_in_int8(all_int8, fp32, set(quantizer.ops.values()))
             candidates = (*declared, *(op for op in refused if op not in (*base, *declared)))
     if all_int8 is not None and not measure and candidates:
         kinds, record = fewest_partitions(variant, base, candidates, work)
@@ -194,5 +199,5 @@ def choose_tflite_float_ops(
     if all_int8 is not None:
         record["all_int8_xnnpack"] = all_int8.to_dict()
     quantizer.float_op_types = tuple(k for k in kinds if k not in base)
-    finished |= set() if quantizer.bias_correct or quantizer.round_weights else set(made)
-    return made[kinds] if kinds in finished and kinds in made else quantizer.quantize_bytes(), kinds, record
+    as_shipped = kinds == base or not (quantizer.bias_correct or quantizer.round_weights)
+    return made[kinds] if as_shipped and kinds in made else quantizer.quantize_bytes(), kinds, record

@@ -535,6 +535,7 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     from edgecnn.pipeline.drift_check import judge_artifact, tflite_speed
     from edgecnn.pipeline.float_choice import choose_tflite_float_ops
     from edgecnn.pipeline.tflite_calibration import TfliteCalibration
+    from edgecnn.runtime.xnnpack import Delegation
 
     layout = result.input_layout
     calibrator = functools.partial(TfliteCalibration, bins=ctx.recipe.bins, percentile=ctx.recipe.percentile)
@@ -560,10 +561,12 @@ def _tflite_int8(ctx: ExportContext, result: TfliteResult, fp32: bytes, float_sc
     present = set(quantizer.ops.values())
     declared = tuple(op for op in ctx.profile.int8_slower_tflite_ops if op in present and op not in base)
     measure = int8_basis(ctx.profile.arch, ctx.profile.features) == HOST_KERNELS
-    xnnpack = ctx.profile.tflite_delegate == "xnnpack"
+    split = result.figures.get("xnnpack")  # the fp32 .tflite's, when XNNPACK runs the target's and LiteRT counts
     work = ctx.scratch / "tflite-float-choice"
     try:
-        quantized, kept_types, choice = choose_tflite_float_ops(quantizer, base, declared, work, measure, xnnpack)
+        quantized, kept_types, choice = choose_tflite_float_ops(
+            quantizer, base, declared, work, measure, Delegation(**split) if split else None
+        )
     except (UsageError, RuntimeError) as error:  # LiteRT cannot load or run the all-int8 graph to time it
         raise _litert_refused(error) from None
     dst = ctx.out / "model.int8.tflite"

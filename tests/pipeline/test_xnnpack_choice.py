@@ -100,9 +100,11 @@ def test_delegation_names_the_refused_nodes_and_an_nnapi_target_counts_none(arm_
 
     assert load_profile("android-nnapi-api28").tflite_delegate == "nnapi"
     assert load_profile("raspberrypi4").tflite_delegate == "xnnpack"
-    _, kinds, record = choose_tflite_float_ops(quantizer, (), (), tmp_path / "nnapi", measure=False, xnnpack=False)
+    _, kinds, record = choose_tflite_float_ops(quantizer, (), (), tmp_path / "nnapi", measure=False, fp32=None)
     assert kinds == () and record == {"candidates": [], "chosen": []}
-    _, kinds, record = choose_tflite_float_ops(quantizer, (), (), tmp_path / "arm", measure=False, xnnpack=True)
+    _, kinds, record = choose_tflite_float_ops(
+        quantizer, (), (), tmp_path / "arm", measure=False, fp32=delegation(fp32)
+    )
     assert kinds == ("HARD_SWISH",) and record["all_int8_xnnpack"] == found.to_dict()
 
 
