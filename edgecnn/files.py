@@ -48,6 +48,7 @@ class Terminated(KeyboardInterrupt):
 
 _RECEIVED: list[int] = []  # the stopping signal received, if any (a library may turn its Terminated into a plain
 # KeyboardInterrupt: Ray's wait does)
+_ARMED: list[int] = []  # len(_RECEIVED) when the terminate_as_interrupt region now open was entered
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
@@ -91,6 +92,14 @@ def as_terminated(interrupt: BaseException) -> Terminated | None:
     return Terminated(_RECEIVED[0]) if _RECEIVED else None
 
 
+def stop_if_signalled() -> None:
+    """Raise the Terminated of a stopping signal received in the open ``terminate_as_interrupt`` region that did
+    not unwind it: native code can swallow the raise (measured: a SIGTERM landing while torch imported triton
+    during tracing; the export went on and exited 0). Called between stages and before output is put in place."""
+    if _ARMED and len(_RECEIVED) > _ARMED[-1]:
+        raise Terminated(_RECEIVED[_ARMED[-1]])
+
+
 def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
     """The Ctrl-C or stopping signal a library caught and wrapped in ``error`` (along its causes and contexts), or
     None: torch.export reports one that lands while it traces as a failed export."""
@@ -119,12 +128,15 @@ def terminate_as_interrupt() -> Iterator[None]:
     mine = [s for s in STOPPING if signal.getsignal(s) in (signal.SIG_DFL, None)]
     for stopping in mine:
         signal.signal(stopping, _raise_terminated)
+    _ARMED.append(len(_RECEIVED))
     try:
         yield
+        stop_if_signalled()
     except Terminated as stop:
         sys.stderr.write(f"edgecnn: {STOPPING[stop.signum]}\n")
         raise SystemExit(128 + stop.signum) from None
     finally:
+        _ARMED.pop()
         for stopping in mine:
             signal.signal(stopping, signal.SIG_DFL)
 
@@ -516,6 +528,7 @@ def atomic_output_dir(out: Path, force: bool) -> Iterator[Path]:
         try:
             with room_to_write(out):
                 yield tmp
+            stop_if_signalled()  # a stop a library swallowed: nothing is put in place
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -549,6 +562,7 @@ def _atomic_write(path: Path, mode: str, write: Callable[[IO[Any]], None]) -> Pa
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+            stop_if_signalled()
             if _absolute(path) in _NO_CLOBBER:
                 _place_new(Path(tmp), path)
             else:

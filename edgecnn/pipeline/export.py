@@ -15,7 +15,7 @@ from edgecnn.config.profiles import load_profile
 from edgecnn.config.recipes import MAX_OPSET, MIN_OPSET
 from edgecnn.data.calibration import SYNTHETIC, load_calibration, load_input_calibration
 from edgecnn.errors import DriftError, EdgecnnError, PartialExportError, UnknownNameError, UsageError
-from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside
+from edgecnn.files import atomic_output_dir, check_output_dir, scratch_beside, stop_if_signalled
 from edgecnn.formats import ALWAYS, parse_formats, stage_formats
 from edgecnn.models.knobs import KNOBS
 from edgecnn.pipeline.context import (
@@ -306,6 +306,7 @@ def _run_stages(ctx: ExportContext) -> None:
                 raise
             drop_failed_stage(stage, ctx, formats, str(error), seconds)
             continue
+        stop_if_signalled()  # a SIGTERM a library swallowed while the stage ran ends the export here
         seconds = time.perf_counter() - t0
         ctx.results[stage.name] = result
         hold_to_outputs(stage, result, ctx)

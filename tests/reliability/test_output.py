@@ -138,6 +138,59 @@ def test_a_signal_while_tracing_is_a_stop_not_a_failed_export(tmp_path, signum, 
     assert_no_leftovers(tmp_path)
 
 
+# a library that catches the interrupt a SIGTERM raised in it: torch did, importing triton while it traced
+SWALLOWED = (
+    "import os, signal, sys, time\n"
+    "import edgecnn.pipeline.{module} as stage_module\n"
+    "real = stage_module.{function}\n"
+    "def swallowing(*args, **kwargs):\n"
+    "    try:\n"
+    "        os.kill(os.getpid(), signal.SIGTERM)\n"
+    "        time.sleep(5)\n"
+    "    except KeyboardInterrupt:\n"
+    "        pass\n"
+    "    return real(*args, **kwargs)\n"
+    "stage_module.{function} = swallowing\n"
+    "sys.argv = ['edgecnn', 'export', *{args!r}, '--out', 'out']\n"
+    "from edgecnn.cli import main\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize(("module", "function"), [("onnx_export", "traced_outputs"), ("quantize", "_preprocess")])
+def test_a_sigterm_a_library_swallowed_still_stops_the_export(tmp_path, module, function):
+    """A SIGTERM that landed while torch imported triton during tracing was swallowed there (the raise never
+    reached edgecnn): the export went on, wrote OUT and exited 0. The signal is recorded; the stage loop stops on it."""
+    script = SWALLOWED.format(module=module, function=function, args=TINY)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env(tmp_path)
+    )
+    assert done.returncode == 143, done.stderr
+    assert_one_line(done.stderr, "edgecnn: ", "edgecnn: terminated")
+    assert_no_leftovers(tmp_path)
+
+
+def test_a_swallowed_sigterm_puts_no_file_in_place(tmp_path):
+    """The last guard: a file (or OUT) written after a stop a library swallowed is not put in place."""
+    script = (
+        "import os, signal, time\n"
+        "from edgecnn.files import atomic_write_text, terminate_as_interrupt\n"
+        "with terminate_as_interrupt():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(5)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass\n"
+        "    atomic_write_text('result.json', '{}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=_env(tmp_path)
+    )
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip() == "edgecnn: terminated"
+    assert_no_leftovers(tmp_path)
+
+
 SWEEP_SPEC = "models: [{name: mobilenet_v1, width: 0.25, resolution: 32}]\nprofiles: [x86-avx2]\n"
 SWEEP_SPEC += "export: {formats: onnx, calib_size: 8, holdout: 4}\n"
 
