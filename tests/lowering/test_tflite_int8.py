@@ -463,3 +463,45 @@ def test_an_output_made_by_an_op_type_kept_float_is_float_too():
     assert {o["dtype"] for o in by_recipe.quantize_bytes().outputs.values()} == {"float32"}
     pinned = TfliteQuantizer(lowered.data, calibration, lowered.input_layout, ("LOGISTIC",))
     assert {o["dtype"] for o in pinned.quantize_bytes().outputs.values()} == {"int8"}
+
+
+def test_densenets_batch_norm_and_transition_pool_are_int8_ops_xnnpack_takes(tmp_path):
+    """DenseNet's pattern — a concatenation, then BatchNorm → ReLU → 1×1 conv, then a 2×2 average pool — quantized
+    to int8: the BatchNorm was MUL + ADD by per-tensor int8 constants (XNNPACK refused the ADD of a shift far
+    smaller than its output: 62 partitions of DenseNet-121's 66), the pool an AVERAGE_POOL_2D (no int8 kernel in
+    XNNPACK). As depthwise convolutions the whole graph is one partition, and it agrees with fp32."""
+    from onnx import helper
+
+    from edgecnn.runtime.xnnpack import delegation
+    from tests.lowering.tflite_check import make_model
+
+    rng = np.random.default_rng(0)
+    c = 8
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["x", "a"], ["cat"], axis=1),
+        helper.make_node("BatchNormalization", ["cat", "s", "b", "m", "v"], ["n"]),
+        helper.make_node("Relu", ["n"], ["r"]),
+        helper.make_node("Conv", ["r", "wb"], ["t"]),
+        helper.make_node("AveragePool", ["t"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    inits = {
+        "wa": rng.standard_normal((c // 2, c // 2, 3, 3)).astype(np.float32) * 0.3,
+        "s": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "b": np.zeros(c, np.float32),  # a fresh network's shift: the ADD XNNPACK refused
+        "m": rng.standard_normal(c).astype(np.float32) * 0.1,
+        "v": rng.uniform(0.5, 2, c).astype(np.float32),
+        "wb": rng.standard_normal((c, c, 1, 1)).astype(np.float32) * 0.3,
+    }
+    model = make_model(nodes, {"x": [1, c // 2, 8, 8]}, ["y"], inits)
+    calibration = rng.standard_normal((32, c // 2, 8, 8)).astype(np.float32)
+    quantized, actual, expected = _int8_run(model, calibration)
+    assert set(quantized.op_counts) >= {"DEPTHWISE_CONV_2D"} and not {"ADD", "MUL", "AVERAGE_POOL_2D"} & set(
+        quantized.op_counts
+    ), quantized.op_counts
+    path = tmp_path / "block.int8.tflite"
+    path.write_bytes(quantized.data)
+    split = delegation(path)
+    assert split.partitions == 1 and split.undelegated == {}, split
+    nchw = actual.reshape(len(calibration), 4, 4, c).transpose(0, 3, 1, 2).reshape(len(calibration), -1)  # NHWC out
+    np.testing.assert_allclose(nchw, expected, atol=3 * quantized.output_scale)

@@ -244,15 +244,25 @@ def test_softmax(shape, axis):
     check(make_model([node("Softmax", ["x"], ["y"], axis=axis)], {"x": shape}, ["y"]), "softmax", scale=3.0)
 
 
-@pytest.mark.parametrize(("shape", "relu"), [([1, 6, 5, 5], False), ([1, 6, 5, 5], True), ([3, 6], False)])
-def test_batch_norm(shape, relu):
+@pytest.mark.parametrize(
+    ("shape", "relu", "dead", "ops"),
+    [
+        ([1, 6, 5, 5], False, False, {"DEPTHWISE_CONV_2D": 1}),  # a 1×1 depthwise conv: one int8 op XNNPACK takes
+        ([1, 6, 5, 5], True, False, {"DEPTHWISE_CONV_2D": 1}),  # the Relu fused
+        ([1, 6, 5, 5], True, True, {"MUL": 1, "ADD": 1}),  # a channel scaled by 0: its int32 bias scale would be 0
+        ([3, 6], False, False, {"MUL": 1, "ADD": 1}),
+    ],
+)
+def test_batch_norm(shape, relu, dead, ops):
     c = shape[1]
     inits = {"s": _weights(c) + 1, "b": _weights(c), "m": _weights(c), "v": RNG.uniform(0.5, 2, c).astype(np.float32)}
+    if dead:
+        inits["s"][2] = 0.0
     nodes = [node("BatchNormalization", ["x", "s", "b", "m", "v"], ["n"], epsilon=1e-3)]
     nodes += [node("Relu", ["n"], ["y"])] if relu else []
     model = make_model(nodes, {"x": shape}, ["y" if relu else "n"], inits)
     check(model, "batchnorm", scale=2.0)
-    assert convert(model).op_counts == {"MUL": 1, "ADD": 1}
+    assert convert(model).op_counts == ops
 
 
 # --- pools and reductions
@@ -323,6 +333,9 @@ def test_average_pool(attrs, shape, count_include_pad):
         [node("AveragePool", ["x"], ["y"], count_include_pad=count_include_pad, **attrs)], {"x": shape}, ["y"]
     )
     check(model, "pool")
+    ops = convert(model).op_counts
+    same = "AVERAGE_POOL_2D" in ops  # only where TF's SAME pads are left out of the count, as ONNX's are
+    assert same == (ops.get("DEPTHWISE_CONV_2D", 0) == 0) and (not same or not count_include_pad), ops
 
 
 # --- shape ops

@@ -120,3 +120,36 @@ def test_only_ops_refused_more_in_int8_than_in_fp32_are_candidates():
     present = {"ADD", "CAST", "CONV_2D", "GATHER"}
     assert refused_in_int8(int8, fp32, present) == ["ADD"]
     assert refused_in_int8(int8, None, present) == ["ADD", "CAST", "GATHER"]
+
+
+def test_on_this_hosts_kernels_the_refused_ops_are_timed_and_the_faster_variant_shipped(tmp_path: Path):
+    """For x86-avx2 (this host's kernels) the candidates — HARD_SWISH, declared and refused by XNNPACK in int8 — are
+    timed in LiteRT, not counted: the variant the rule picks from the recorded times is the one shipped (which one is
+    the host's business, not the test's), and the int8 `.tflite` is timed against the fp32 one."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgecnn.pipeline.export import export
+    from edgecnn.pipeline.float_choice import pick
+
+    result = export("mobilenet_v3_small", profile="x86-avx2", out=tmp_path / "out", formats="onnx,tflite",
+                    resolution=64, calib_size=16, holdout=8)  # fmt: skip
+    int8 = result.manifest["stages"]["tflite"]["int8"]
+    choice = int8["keep_float"]["slower_in_int8"]
+    assert "HARD_SWISH" in choice["candidates"] and "LiteRT (XNNPACK)" in choice["basis"], choice
+    times = {"+".join(t["float"]) or "none": t["min_ms"] for t in choice["tries"]}
+    assert {"none", "HARD_SWISH"} <= set(times) and min(times.values()) > 0, times
+    picked = pick({("all" if "+" in k else k): v for k, v in times.items()})
+    expected = sorted(choice["candidates"]) if picked == "all" else [] if picked == "none" else [picked]
+    assert sorted(choice["chosen"]) == expected and int8["keep_float"]["op_types"] == choice["chosen"], choice
+    model = parse(result.artifacts["int8_tflite"].read_bytes())
+    graph, codes = model.subgraphs[0], [c.builtinCode for c in model.operatorCodes]
+    kinds = {
+        graph.tensors[o.outputs[0]].type
+        for o in graph.operators
+        if codes[o.opcodeIndex] == schema.BuiltinOperator.HARD_SWISH
+    }
+    assert kinds == {schema.TensorType.FLOAT32 if "HARD_SWISH" in choice["chosen"] else schema.TensorType.INT8}
+    speed = int8["speed"]
+    assert speed["int8_ms"] > 0 and speed["fp32_ms"] > 0 and "LiteRT (XNNPACK)" in speed["basis"]
+    report = (result.out / "report.md").read_text()
+    assert "int8 .tflite ops kept float for speed:" in report and "fp32 .tflite" in report

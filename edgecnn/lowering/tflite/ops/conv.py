@@ -10,7 +10,7 @@ from ai_edge_litert import schema_py_generated as schema
 from edgecnn.lowering.tflite.context import ACT, OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import NHWC
 from edgecnn.lowering.tflite.ops.elementwise import foldable_hard_sigmoid, hard_sigmoid_params
-from edgecnn.lowering.tflite.ops.window import Window, pad_nhwc, padding_mode, read_window
+from edgecnn.lowering.tflite.ops.window import Window, depthwise_conv, pad_nhwc, padding_mode, read_window
 from edgecnn.lowering.tflite.registry import register
 
 
@@ -35,32 +35,6 @@ def _conv2d(
     )
     filters = ctx.const(f"{name}/weights", weight.transpose(0, 2, 3, 1))  # OIHW -> OHWI
     ctx.op(OP.CONV_2D, [source, filters, ctx.const(f"{name}/bias", bias)], [out], options)
-
-
-def _depthwise(
-    ctx: LoweringContext,
-    source: int,
-    weight: np.ndarray,
-    bias: np.ndarray,
-    window: Window,
-    mode: int,
-    act: int,
-    out: int,
-) -> None:
-    name = ctx.builder.name(out)
-    channels = ctx.builder.shape(source)[3]
-    options = schema.DepthwiseConv2DOptionsT(
-        padding=mode,
-        strideH=window.strides[0],
-        strideW=window.strides[1],
-        depthMultiplier=weight.shape[0] // channels,
-        dilationHFactor=window.dilations[0],
-        dilationWFactor=window.dilations[1],
-        fusedActivationFunction=act,
-    )
-    filters = ctx.const(f"{name}/weights", weight.transpose(1, 2, 3, 0))  # [C·mult, 1, kh, kw] -> [1, kh, kw, C·mult]
-    version = 2 if window.dilations != (1, 1) else 1  # TFLite's op versioning: dilation needs version 2
-    ctx.op(OP.DEPTHWISE_CONV_2D, [source, filters, ctx.const(f"{name}/bias", bias)], [out], options, version)
 
 
 def _grouped(
@@ -133,7 +107,7 @@ def lower_conv(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if groups == 1:
         _conv2d(ctx, source, weight, bias, window, mode, act, out)
     elif groups == channels:  # weight [C·mult, 1, kh, kw]
-        _depthwise(ctx, source, weight, bias, window, mode, act, out)
+        depthwise_conv(ctx, source, weight, bias, window, mode, act, out)
     else:
         _grouped(ctx, source, weight, bias, window, mode, act, out, groups)
     if hard is not None:

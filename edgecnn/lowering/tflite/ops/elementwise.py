@@ -1,4 +1,5 @@
-"""Binary and variadic arithmetic with broadcasting, activations, Floor, Softmax/LogSoftmax, BatchNormalization."""
+"""Binary and variadic arithmetic with broadcasting, activations, Floor, Softmax/LogSoftmax, BatchNormalization (as a
+1×1 depthwise convolution)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import onnx
 from ai_edge_litert import schema_py_generated as schema
 
 from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute
+from edgecnn.lowering.tflite.layout import NHWC
 from edgecnn.lowering.tflite.ops.activation import fuse_gelu
+from edgecnn.lowering.tflite.ops.window import Window, depthwise_conv
 from edgecnn.lowering.tflite.registry import register
 
 BINARY = {
@@ -192,9 +195,19 @@ def lower_softmax(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         ctx.op(builtin, [moved], [ctx.declare(out_name, [layout[p] for p in perm])], options)
 
 
+DEAD_FACTOR = 1e-6  # a channel scaled by less than this share of the largest factor: kept as MUL + ADD (below)
+
+
 @register("BatchNormalization")
 def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Inference BatchNormalization → MUL and ADD by per-channel constants (a following Relu is fused)."""
+    """Inference BatchNormalization (one that no conv before it absorbed: DenseNet's, after a concatenation) → a
+    1×1 DEPTHWISE_CONV_2D by the per-channel factor with the shift as its bias, a following Relu fused.
+
+    In int8 that is one requantization with exact per-channel factors and an int32 shift, which XNNPACK runs: the
+    MUL + ADD it replaces rounds twice, holds factor and shift in per-tensor int8, and an ADD of a shift far smaller
+    than its output (all zeros in a fresh network) is refused by XNNPACK (62 of DenseNet-121's ADDs, 66
+    partitions). Other ranks, and a channel whose factor is ~0 (its int32 bias scale would underflow), keep MUL
+    and ADD by per-channel constants."""
     if attribute(node, "training_mode", 0):
         raise ctx.reject(node, "training_mode=1 is not lowered")
     if any(name for name in node.output[1:]):
@@ -208,6 +221,13 @@ def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     x = node.input[0]
     source, layout = ctx.tensor(x), ctx.layout(x)
     act, out_name = ctx.fuse_activation(node)
+    magnitude = np.abs(factor)
+    if layout == NHWC and magnitude.min() > DEAD_FACTOR * magnitude.max():
+        weight = factor.astype(np.float32).reshape(-1, 1, 1, 1)
+        window = Window((1, 1), (1, 1), (1, 1), (0, 0, 0, 0))
+        out = ctx.declare(out_name, layout)
+        depthwise_conv(ctx, source, weight, shift.astype(np.float32), window, schema.Padding.VALID, act, out)
+        return
     scaled = ctx.temp(f"{out_name}/scaled", ctx.builder.shape(source))
     scale_tensor = _channel_constant(ctx, f"{out_name}/scale", factor, layout)
     ctx.op(OP.MUL, [source, scale_tensor], [scaled], schema.MulOptionsT())

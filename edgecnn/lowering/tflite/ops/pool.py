@@ -1,5 +1,5 @@
-"""Global pools and reductions → MEAN / REDUCE_MAX / REDUCE_MIN / SUM / REDUCE_PROD; MaxPool and AveragePool →
-MAX_POOL_2D / AVERAGE_POOL_2D."""
+"""Global pools and reductions → MEAN / REDUCE_MAX / REDUCE_MIN / SUM / REDUCE_PROD; MaxPool → MAX_POOL_2D;
+AveragePool → DEPTHWISE_CONV_2D by 1 / area (AVERAGE_POOL_2D where TF's SAME pads leave the pads out)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 from ai_edge_litert import schema_py_generated as schema
 
-from edgecnn.lowering.tflite.context import OP, LoweringContext, attribute, optional_input
+from edgecnn.lowering.tflite.context import ACT, OP, LoweringContext, attribute, optional_input
 from edgecnn.lowering.tflite.layout import NHWC
-from edgecnn.lowering.tflite.ops.window import Window, pad_nhwc, padding_mode, read_window
+from edgecnn.lowering.tflite.ops.window import Window, depthwise_conv, pad_nhwc, padding_mode, read_window
 from edgecnn.lowering.tflite.registry import register
 
 REDUCERS = {
@@ -176,14 +176,24 @@ def lower_max_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     ctx.op(OP.MAX_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, mode))
 
 
+def _mean_by_depthwise(ctx: LoweringContext, source: int, window: Window, out: int) -> None:
+    """The mean of each VALID ``window`` of NHWC tensor ``source``, as a depthwise convolution by 1 / (kh·kw)."""
+    channels = ctx.builder.shape(source)[3]
+    area = window.kernel[0] * window.kernel[1]
+    weight = np.full((channels, 1, *window.kernel), 1.0 / area, np.float32)
+    unpadded = Window(window.kernel, window.strides, window.dilations, (0, 0, 0, 0))
+    depthwise_conv(ctx, source, weight, np.zeros(channels, np.float32), unpadded, schema.Padding.VALID, ACT.NONE, out)
+
+
 @register("AveragePool")
 def lower_average_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """AVERAGE_POOL_2D with ONNX Runtime's divisors.
+    """AveragePool with ONNX Runtime's divisors.
 
-    No pads: VALID. count_include_pad=0 with TF's SAME pads: SAME (TF also
-    leaves the pads out of the count). Otherwise: PAD with zeros, a VALID pool
-    (which divides by kh·kw), then a MUL by kh·kw / divisor per output position
-    where the divisor differs (pads left out of the count, ceil_mode windows).
+    No pads: a VALID DEPTHWISE_CONV_2D by 1 / (kh·kw) (XNNPACK takes no int8 AVERAGE_POOL_2D: DenseNet-121's three
+    transitions each split its int8 graph; the weights are exact in int8). count_include_pad=0 with TF's SAME pads:
+    AVERAGE_POOL_2D SAME (TF also leaves the pads out of the count). Otherwise: PAD with zeros, the VALID
+    convolution, then a MUL by kh·kw / divisor per output position where the divisor differs (pads left out of the
+    count, ceil_mode windows).
     """
     window = _window(node, ctx)
     x, out_name = node.input[0], node.output[0]
@@ -192,6 +202,9 @@ def lower_average_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     extra = _overflow(in_hw, out_hw, window)
     source = ctx.tensor_in(x, NHWC)
     mode = padding_mode(in_hw, window, allow_same=not include_pad) if not any(extra) else None
+    if mode == schema.Padding.VALID:
+        _mean_by_depthwise(ctx, source, window, ctx.declare(out_name))
+        return
     if mode is not None:
         ctx.op(OP.AVERAGE_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, mode))
         return
@@ -200,9 +213,9 @@ def lower_average_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     area = window.kernel[0] * window.kernel[1]
     correction = area / _divisors(in_hw, out_hw, window, include_pad)
     if np.all(correction == 1.0):
-        ctx.op(OP.AVERAGE_POOL_2D, [source], [ctx.declare(out_name)], _pool_options(window, schema.Padding.VALID))
+        _mean_by_depthwise(ctx, source, window, ctx.declare(out_name))
         return
     pooled = ctx.temp(f"{out_name}/sum_over_area", [ctx.builder.shape(source)[0], *out_hw, ctx.shape(x)[1]])
-    ctx.op(OP.AVERAGE_POOL_2D, [source], [pooled], _pool_options(window, schema.Padding.VALID))
+    _mean_by_depthwise(ctx, source, window, pooled)
     scale = ctx.const(f"{out_name}/count_correction", correction.reshape(1, *out_hw, 1))
     ctx.op(OP.MUL, [pooled, scale], [ctx.declare(out_name)], schema.MulOptionsT())

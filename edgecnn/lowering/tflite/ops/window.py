@@ -1,4 +1,5 @@
-"""Window attributes (kernel, strides, dilations, pads) and explicit padding, shared by Conv and the pools."""
+"""Window attributes (kernel, strides, dilations, pads), explicit padding and the DEPTHWISE_CONV_2D op, shared by Conv,
+the pools and BatchNormalization."""
 
 from __future__ import annotations
 
@@ -85,3 +86,30 @@ def pad_nhwc(ctx: LoweringContext, index: int, pads: Sequence[int], value: float
         fill = ctx.const(f"{name}/value", np.array(value, np.float32))
         ctx.op(OP.PADV2, [index, paddings, fill], [out], schema.PadV2OptionsT())
     return out
+
+
+def depthwise_conv(
+    ctx: LoweringContext,
+    source: int,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    window: Window,
+    mode: int,
+    act: int,
+    out: int,
+) -> None:
+    """DEPTHWISE_CONV_2D of NHWC tensor ``source`` by ONNX-layout ``weight`` [C·mult, 1, kh, kw] plus ``bias``."""
+    name = ctx.builder.name(out)
+    channels = ctx.builder.shape(source)[3]
+    options = schema.DepthwiseConv2DOptionsT(
+        padding=mode,
+        strideH=window.strides[0],
+        strideW=window.strides[1],
+        depthMultiplier=weight.shape[0] // channels,
+        dilationHFactor=window.dilations[0],
+        dilationWFactor=window.dilations[1],
+        fusedActivationFunction=act,
+    )
+    filters = ctx.const(f"{name}/weights", weight.transpose(1, 2, 3, 0))  # [C·mult, 1, kh, kw] -> [1, kh, kw, C·mult]
+    version = 2 if window.dilations != (1, 1) else 1  # TFLite's op versioning: dilation needs version 2
+    ctx.op(OP.DEPTHWISE_CONV_2D, [source, filters, ctx.const(f"{name}/bias", bias)], [out], options, version)
