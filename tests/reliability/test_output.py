@@ -40,6 +40,12 @@ def edgecnn(tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> 
     )
 
 
+def python(tmp_path: Path, script: str) -> subprocess.CompletedProcess:
+    """``python -c script`` in ``tmp_path`` with this checkout and a private TMPDIR."""
+    argv = [sys.executable, "-c", script]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env(tmp_path))
+
+
 def start(tmp_path: Path, *args: str, group: bool = False) -> subprocess.Popen:
     """``edgecnn *args`` in a subprocess; with ``group``, the leader of a process group of its own (as a shell's
     job is), for signals to the whole group."""
@@ -162,9 +168,7 @@ def test_a_sigterm_a_library_swallowed_still_stops_the_export(tmp_path, module, 
     """A SIGTERM that landed while torch imported triton during tracing was swallowed there (the raise never
     reached edgecnn): the export went on, wrote OUT and exited 0. The signal is recorded; the stage loop stops on it."""
     script = SWALLOWED.format(module=module, function=function, args=TINY)
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env(tmp_path)
-    )
+    done = python(tmp_path, script)
     assert done.returncode == 143, done.stderr
     assert_one_line(done.stderr, "edgecnn: ", "edgecnn: terminated")
     assert_no_leftovers(tmp_path)
@@ -183,9 +187,7 @@ def test_a_swallowed_sigterm_puts_no_file_in_place(tmp_path):
         "        pass\n"
         "    atomic_write_text('result.json', '{}')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=_env(tmp_path)
-    )
+    done = python(tmp_path, script)
     assert done.returncode == 143, done.stderr
     assert done.stderr.strip() == "edgecnn: terminated"
     assert_no_leftovers(tmp_path)
@@ -259,9 +261,7 @@ def test_a_sweep_leaves_the_signal_handlers_working(tmp_path):
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(5)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env(tmp_path)
-    )
+    done = python(tmp_path, script)
     assert done.returncode == 42, done.stderr
 
 
