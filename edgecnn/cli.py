@@ -327,7 +327,11 @@ class _ExportCommand(click.Command):
 )
 @click.option("--recipe", help="Export recipe name or YAML path [default: the model family's].")
 @click.option(
-    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the calibration split."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed for the calibration split and, without --weights, the model's random weights.",
 )
 @click.option(
     "--max-drop",

@@ -167,6 +167,7 @@ def export(model: Any, reporter: Reporter | None = None, **kwargs: Any) -> Expor
         input_shape=input_shape,
         weights=options.weights,
         profile=profile,
+        seed=options.seed,
     )
     if decision is not None:
         margin = f" less {decision['headroom'] * 100:g}% headroom" if decision.get("headroom") else ""

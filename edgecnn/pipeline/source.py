@@ -461,8 +461,29 @@ def resolve_source(
     weights: str | Path | None = None,
     profile: Profile | None = None,
     batch: int = 1,
+    seed: int = 0,
 ) -> ModelSource:
-    """Resolve MODEL to a module (built, weights loaded) or an ONNX file, with its traced input shape(s)."""
+    """Resolve MODEL to a module (built, weights loaded) or an ONNX file, with its traced input shape(s).
+
+    A module built here starts from torch's generator seeded with ``seed`` (the caller's generator is left as it
+    was): two exports of a model without weights get the same random weights, and the same artifacts."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _resolve_source(spec, scaling, num_classes, in_chans, input_shape, weights, profile, batch)
+
+
+def _resolve_source(
+    spec: str | Any,
+    scaling: dict[str, Any] | None,
+    num_classes: int | None,
+    in_chans: int | None,
+    input_shape: InputShapes | None,
+    weights: str | Path | None,
+    profile: Profile | None,
+    batch: int,
+) -> ModelSource:
     import torch
 
     scaling = {k: v for k, v in (scaling or {}).items() if v is not None}

@@ -104,3 +104,19 @@ def test_timm_missing_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)  # `import timm` raises ImportError, as when it is not installed
     with pytest.raises(UsageError, match=r"pip install 'edgecnn\[timm\]'"):
         resolve_source("timm:test_resnet")
+
+
+def test_random_weights_come_from_the_seed_and_leave_the_callers_generator_alone():
+    """Two exports of a model without weights got different random weights (and artifacts) each run; now they
+    start from --seed, and torch's global generator is left as the caller had it."""
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    first, again, other = (
+        resolve_source(spec, seed=seed).module.state_dict()
+        for spec, seed in (("mobilenet_v1", 0), ("mobilenet_v1", 0), ("mobilenet_v1", 1))
+    )
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first if first[k].is_floating_point())
+    vision = [resolve_source("torchvision:resnet18", seed=0).module.state_dict() for _ in range(2)]
+    assert all(torch.equal(vision[0][k], vision[1][k]) for k in vision[0])
