@@ -14,7 +14,14 @@ import click
 from edgecnn import __version__
 from edgecnn.config.recipes import CALIBRATION_METHODS
 from edgecnn.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, EdgecnnError, UserCodeError
-from edgecnn.files import as_terminated, json_text, room_to_write, run_temp_dir, terminate_as_interrupt
+from edgecnn.files import (
+    as_terminated,
+    json_text,
+    room_to_write,
+    run_temp_dir,
+    stop_if_signalled,
+    terminate_as_interrupt,
+)
 from edgecnn.formats import FORMATS
 from edgecnn.models.knobs import KNOBS
 
@@ -1033,6 +1040,7 @@ def _main(argv: list[str] | None) -> Any:
         with room_to_write(Path(tempfile.gettempdir())):  # a full disk under any file, a temporary one too: one line
             return cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except EdgecnnError as error:
+        stop_if_signalled()  # what a SIGTERM a library swallowed left failing: 'terminated', exit 143
         click.echo(f"edgecnn: error: {_one_line(str(error))}", err=True)
         if isinstance(error, UserCodeError):
             click.echo(error.details.rstrip(), err=True)
@@ -1056,6 +1064,7 @@ def _main(argv: list[str] | None) -> Any:
         click.echo("edgecnn: interrupted", err=True)
         sys.exit(130)
     except Exception as error:
+        stop_if_signalled()
         if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXPORT_MODULES:
             # the core install has no torch/onnx: say which extra brings them
             click.echo(f"edgecnn: error: this needs {error.name}: pip install 'edgecnn[export]'", err=True)

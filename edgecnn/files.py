@@ -96,6 +96,8 @@ def stop_if_signalled() -> None:
     """Raise the Terminated of a stopping signal received in the open ``terminate_as_interrupt`` region that did
     not unwind it: native code can swallow the raise (measured: a SIGTERM landing while torch imported triton
     during tracing; the export went on and exited 0). Called between stages and before output is put in place."""
+    if signal.getsignal(signal.SIGTERM) is _record_only:  # inside stopping_signals_recorded: its caller decides
+        return
     if _ARMED and len(_RECEIVED) > _ARMED[-1]:
         raise Terminated(_RECEIVED[_ARMED[-1]])
 
@@ -126,15 +128,19 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
     mine = [s for s in STOPPING if signal.getsignal(s) in (signal.SIG_DFL, None)]
-    for stopping in mine:
-        signal.signal(stopping, _raise_terminated)
-    _ARMED.append(len(_RECEIVED))
+    armed = len(_RECEIVED)
+    _ARMED.append(armed)
     try:
+        for stopping in mine:
+            signal.signal(stopping, _raise_terminated)
         yield
         stop_if_signalled()
-    except Terminated as stop:
-        sys.stderr.write(f"edgecnn: {STOPPING[stop.signum]}\n")
-        raise SystemExit(128 + stop.signum) from None
+    except BaseException as error:  # a Terminated, or what a stop a library swallowed made fail (exit 143 still)
+        signum = error.signum if isinstance(error, Terminated) else _RECEIVED[armed] if len(_RECEIVED) > armed else None
+        if signum is None:
+            raise
+        sys.stderr.write(f"edgecnn: {STOPPING[signum]}\n")
+        raise SystemExit(128 + signum) from None
     finally:
         _ARMED.pop()
         for stopping in mine:

@@ -301,15 +301,16 @@ def _run_stages(ctx: ExportContext) -> None:
         try:
             result = stage.run(ctx)
         except EdgecnnError as error:
+            stop_if_signalled()  # a failure a swallowed SIGTERM caused is a stop, not a failed (or dropped) stage
             seconds = time.perf_counter() - t0
             ctx.reporter.stage_finished(stage.name, "failed", seconds, str(error))
             if not _droppable(formats):
                 raise
             drop_failed_stage(stage, ctx, formats, str(error), seconds)
             continue
-        stop_if_signalled()  # a SIGTERM a library swallowed while the stage ran ends the export here
         seconds = time.perf_counter() - t0
-        ctx.results[stage.name] = result
+        ctx.results[stage.name] = result  # first: the export's cleanup closes what the result holds
+        stop_if_signalled()  # a SIGTERM a library swallowed while the stage ran ends the export here
         hold_to_outputs(stage, result, ctx)
         if result.skipped is not None and _droppable(formats):
             _drop(ctx, formats, "skipped", stage.name, result.skipped)

@@ -249,7 +249,9 @@ def test_softmax(shape, axis):
     [
         ([1, 6, 5, 5], False, False, {"DEPTHWISE_CONV_2D": 1}),  # a 1×1 depthwise conv: one int8 op XNNPACK takes
         ([1, 6, 5, 5], True, False, {"DEPTHWISE_CONV_2D": 1}),  # the Relu fused
-        ([1, 6, 5, 5], True, True, {"MUL": 1, "ADD": 1}),  # a channel scaled by 0: its int32 bias scale would be 0
+        ([2, 6, 5, 5], True, False, {"DEPTHWISE_CONV_2D": 1}),
+        # a gamma shrunk to ~0 beside a shift: the int32 bias (shift / (input scale × factor / 127)) would overflow
+        ([1, 6, 5, 5], True, True, {"MUL": 1, "ADD": 1}),
         ([3, 6], False, False, {"MUL": 1, "ADD": 1}),
     ],
 )
@@ -257,7 +259,7 @@ def test_batch_norm(shape, relu, dead, ops):
     c = shape[1]
     inits = {"s": _weights(c) + 1, "b": _weights(c), "m": _weights(c), "v": RNG.uniform(0.5, 2, c).astype(np.float32)}
     if dead:
-        inits["s"][2] = 0.0
+        inits["s"][2], inits["b"][2] = 3e-6, 20.0
     nodes = [node("BatchNormalization", ["x", "s", "b", "m", "v"], ["n"], epsilon=1e-3)]
     nodes += [node("Relu", ["n"], ["y"])] if relu else []
     model = make_model(nodes, {"x": shape}, ["y" if relu else "n"], inits)
@@ -292,6 +294,7 @@ POOLS = [
     ({"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}, [1, 4, 10, 10]),
     ({"kernel_shape": [5, 5], "strides": [1, 1], "auto_pad": "SAME_UPPER"}, [1, 3, 6, 6]),
     ({"kernel_shape": [2, 2], "strides": [2, 2], "auto_pad": "SAME_LOWER"}, [1, 3, 5, 5]),
+    ({"kernel_shape": [7, 7]}, [2, 4, 7, 7]),  # over the whole input: an old network's head
 ]
 
 
@@ -334,6 +337,9 @@ def test_average_pool(attrs, shape, count_include_pad):
     )
     check(model, "pool")
     ops = convert(model).op_counts
+    if "MEAN" in ops:  # a window over the whole input
+        assert ops == {"MEAN": 1} and shape[2:] == attrs["kernel_shape"], ops
+        return
     same = "AVERAGE_POOL_2D" in ops  # only where TF's SAME pads are left out of the count, as ONNX's are
     assert same == (ops.get("DEPTHWISE_CONV_2D", 0) == 0) and (not same or not count_include_pad), ops
 

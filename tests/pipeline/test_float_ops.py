@@ -236,9 +236,9 @@ def test_x86_export_times_the_op_types_slower_in_int8_and_keeps_the_faster(share
     # its BatchNorms and pools are depthwise convolutions in the `.tflite`: no ADD (the declared op) and nothing
     # XNNPACK leaves to LiteRT, so nothing to time (MobileNetV3's timed choice: tests/pipeline/test_xnnpack_choice.py)
     assert choice["candidates"] == [] and choice["chosen"] == [] and int8_tflite["keep_float"]["op_types"] == []
-    assert choice["all_int8_xnnpack"] == int8_tflite["xnnpack"] == {
-        "partitions": 1, "nodes": int8_tflite["xnnpack"]["nodes"], "undelegated": {}
-    }  # fmt: skip
+    whole = {"partitions": 1, "undelegated": {}}  # the shipped graph may keep ops float for accuracy (the repair)
+    assert {k: choice["all_int8_xnnpack"][k] for k in whole} == whole, choice["all_int8_xnnpack"]
+    assert {k: int8_tflite["xnnpack"][k] for k in whole} == whole, int8_tflite["xnnpack"]
     speed = int8_tflite["speed"]
     assert speed["int8_ms"] > 0 and speed["fp32_ms"] > 0 and "LiteRT (XNNPACK)" in speed["basis"]
     assert speed["faster"] == ("int8" if speed["int8_over_fp32"] <= 1 else "fp32")

@@ -155,7 +155,7 @@ SWALLOWED = (
     "        time.sleep(5)\n"
     "    except KeyboardInterrupt:\n"
     "        pass\n"
-    "    return real(*args, **kwargs)\n"
+    "    {after}\n"
     "stage_module.{function} = swallowing\n"
     "sys.argv = ['edgecnn', 'export', *{args!r}, '--out', 'out']\n"
     "from edgecnn.cli import main\n"
@@ -163,14 +163,25 @@ SWALLOWED = (
 )
 
 
-@pytest.mark.parametrize(("module", "function"), [("onnx_export", "traced_outputs"), ("quantize", "_preprocess")])
-def test_a_sigterm_a_library_swallowed_still_stops_the_export(tmp_path, module, function):
+@pytest.mark.parametrize(
+    ("module", "function", "after"),
+    [
+        ("onnx_export", "traced_outputs", "return real(*args, **kwargs)"),
+        ("quantize", "_preprocess", "return real(*args, **kwargs)"),
+        # what the swallowed stop left broken fails the stage: still a stop, not a failed export (exit 2 or 70)
+        ("quantize", "_preprocess", "raise RuntimeError('left half-done by the interrupt')"),
+        ("onnx_export", "traced_outputs", "from edgecnn.errors import CheckFailedError; raise CheckFailedError('x')"),
+    ],
+    ids=["tracing", "quantizing", "then a bug", "then a failed check"],
+)
+def test_a_sigterm_a_library_swallowed_still_stops_the_export(tmp_path, module, function, after):
     """A SIGTERM that landed while torch imported triton during tracing was swallowed there (the raise never
     reached edgecnn): the export went on, wrote OUT and exited 0. The signal is recorded; the stage loop stops on it."""
-    script = SWALLOWED.format(module=module, function=function, args=TINY)
+    script = SWALLOWED.format(module=module, function=function, args=TINY, after=after)
     done = python(tmp_path, script)
     assert done.returncode == 143, done.stderr
     assert_one_line(done.stderr, "edgecnn: ", "edgecnn: terminated")
+    assert "not made" not in done.stderr
     assert_no_leftovers(tmp_path)
 
 

@@ -195,7 +195,9 @@ def lower_softmax(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         ctx.op(builtin, [moved], [ctx.declare(out_name, [layout[p] for p in perm])], options)
 
 
-DEAD_FACTOR = 1e-6  # a channel scaled by less than this share of the largest factor: kept as MUL + ADD (below)
+# a shift over this many times its channel's factor: kept as MUL + ADD (below). The int32 bias holds the shift in
+# units of input scale × |factor| / 127, and overflows past 2^31 of them: at an input scale of 1e-4 from 1,690 times
+MAX_SHIFT_OVER_FACTOR = 1e3
 
 
 @register("BatchNormalization")
@@ -206,8 +208,8 @@ def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     In int8 that is one requantization with exact per-channel factors and an int32 shift, which XNNPACK runs: the
     MUL + ADD it replaces rounds twice, holds factor and shift in per-tensor int8, and an ADD of a shift far smaller
     than its output (all zeros in a fresh network) is refused by XNNPACK (62 of DenseNet-121's ADDs, 66
-    partitions). Other ranks, and a channel whose factor is ~0 (its int32 bias scale would underflow), keep MUL
-    and ADD by per-channel constants."""
+    partitions). Other ranks, and a channel whose shift dwarfs its factor (a gamma shrunk to ~0: its int32 bias
+    would overflow, and the op would stay float), keep MUL and ADD by per-channel constants."""
     if attribute(node, "training_mode", 0):
         raise ctx.reject(node, "training_mode=1 is not lowered")
     if any(name for name in node.output[1:]):
@@ -222,7 +224,8 @@ def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     source, layout = ctx.tensor(x), ctx.layout(x)
     act, out_name = ctx.fuse_activation(node)
     magnitude = np.abs(factor)
-    if layout == NHWC and magnitude.min() > DEAD_FACTOR * magnitude.max():
+    fits = magnitude.min() > 0 and float(np.max(np.abs(shift) / np.maximum(magnitude, 1e-300))) <= MAX_SHIFT_OVER_FACTOR
+    if layout == NHWC and fits:
         weight = factor.astype(np.float32).reshape(-1, 1, 1, 1)
         window = Window((1, 1), (1, 1), (1, 1), (0, 0, 0, 0))
         out = ctx.declare(out_name, layout)

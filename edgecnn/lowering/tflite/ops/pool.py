@@ -189,8 +189,9 @@ def _mean_by_depthwise(ctx: LoweringContext, source: int, window: Window, out: i
 def lower_average_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """AveragePool with ONNX Runtime's divisors.
 
-    No pads: a VALID DEPTHWISE_CONV_2D by 1 / (kh·kw) (XNNPACK takes no int8 AVERAGE_POOL_2D: DenseNet-121's three
-    transitions each split its int8 graph; the weights are exact in int8). count_include_pad=0 with TF's SAME pads:
+    A window over the whole input: MEAN, as GlobalAveragePool. Otherwise no pads: a VALID DEPTHWISE_CONV_2D by
+    1 / (kh·kw) (XNNPACK takes no int8 AVERAGE_POOL_2D: DenseNet-121's three transitions each split its int8 graph;
+    the weights are exact in int8). count_include_pad=0 with TF's SAME pads:
     AVERAGE_POOL_2D SAME (TF also leaves the pads out of the count). Otherwise: PAD with zeros, the VALID
     convolution, then a MUL by kh·kw / divisor per output position where the divisor differs (pads left out of the
     count, ceil_mode windows).
@@ -200,8 +201,11 @@ def lower_average_pool(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     in_hw, out_hw = ctx.shape(x)[2:], ctx.shape(out_name)[2:]
     include_pad = bool(attribute(node, "count_include_pad", 0))
     extra = _overflow(in_hw, out_hw, window)
-    source = ctx.tensor_in(x, NHWC)
     mode = padding_mode(in_hw, window, allow_same=not include_pad) if not any(extra) else None
+    if mode == schema.Padding.VALID and tuple(out_hw) == (1, 1) and tuple(window.kernel) == tuple(in_hw):
+        _reduce(ctx, node, OP.MEAN, [2, 3], keep=True)  # the whole input (an old net's 7×7 head): no kh·kw·C weights
+        return
+    source = ctx.tensor_in(x, NHWC)
     if mode == schema.Padding.VALID:
         _mean_by_depthwise(ctx, source, window, ctx.declare(out_name))
         return
