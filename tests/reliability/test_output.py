@@ -604,3 +604,21 @@ def test_export_onnx_raises_the_interrupt_torch_export_wrapped(tmp_path, monkeyp
     monkeypatch.setattr(onnx_export, "_export", wrapping_export)
     with pytest.raises(KeyboardInterrupt):
         onnx_export.export_onnx(torch.nn.Conv2d(3, 4, 3), (1, 3, 8, 8), tmp_path / "m.onnx")
+
+
+def test_a_recorded_signal_is_left_to_the_code_that_records_it(tmp_path):
+    """Inside stopping_signals_recorded (Ray's start, where a raise in an at-fork hook is swallowed) a SIGTERM is only
+    recorded: the check does not raise there; the region's end does."""
+    script = (
+        "import os, signal, time\n"
+        "from edgecnn.files import stop_if_signalled, stopping_signals_recorded, terminate_as_interrupt\n"
+        "with terminate_as_interrupt():\n"
+        "    with stopping_signals_recorded():\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(0.5)\n"
+        "        stop_if_signalled()\n"
+        "        print('went on', flush=True)\n"
+    )
+    done = python(tmp_path, script)
+    assert done.returncode == 143 and done.stdout == "went on\n", (done.stdout, done.stderr)
+    assert done.stderr.strip() == "edgecnn: terminated"
