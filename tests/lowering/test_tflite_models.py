@@ -29,7 +29,7 @@ EXPECTED_OPS = {
     "efficientnet_b0": {"PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "LOGISTIC", "MUL", "MEAN", "ADD", "RESHAPE"}
     | {"FULLY_CONNECTED"},
     "densenet121": {"PAD", "CONV_2D", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "CONCATENATION"}  # BatchNorm, AveragePool
-    | {"RESHAPE", "FULLY_CONNECTED"},
+    | {"MEAN", "RESHAPE", "FULLY_CONNECTED"},  # at 32² the last transition pools 2×2 to 1×1: a MEAN
 }
 
 
