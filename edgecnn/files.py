@@ -98,8 +98,14 @@ def stop_if_signalled() -> None:
     during tracing; the export went on and exited 0). Called between stages and before output is put in place."""
     if signal.getsignal(signal.SIGTERM) is _record_only:  # inside stopping_signals_recorded: its caller decides
         return
-    if _ARMED and len(_RECEIVED) > _ARMED[-1]:
-        raise Terminated(_RECEIVED[_ARMED[-1]])
+    signum = _received_since(_ARMED[-1]) if _ARMED else None
+    if signum is not None:
+        raise Terminated(signum)
+
+
+def _received_since(armed: int) -> int | None:
+    """The first stopping signal received since ``len(_RECEIVED)`` was ``armed``, or None."""
+    return _RECEIVED[armed] if len(_RECEIVED) > armed else None
 
 
 def interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
@@ -136,7 +142,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         stop_if_signalled()
     except BaseException as error:  # a Terminated, or what a stop a library swallowed made fail (exit 143 still)
-        signum = error.signum if isinstance(error, Terminated) else _RECEIVED[armed] if len(_RECEIVED) > armed else None
+        signum = error.signum if isinstance(error, Terminated) else _received_since(armed)
         if signum is None:
             raise
         sys.stderr.write(f"edgecnn: {STOPPING[signum]}\n")

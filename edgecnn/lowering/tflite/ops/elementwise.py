@@ -224,7 +224,7 @@ def lower_batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     source, layout = ctx.tensor(x), ctx.layout(x)
     act, out_name = ctx.fuse_activation(node)
     magnitude = np.abs(factor)
-    fits = magnitude.min() > 0 and float(np.max(np.abs(shift) / np.maximum(magnitude, 1e-300))) <= MAX_SHIFT_OVER_FACTOR
+    fits = magnitude.min() > 0 and float(np.max(np.abs(shift) / magnitude)) <= MAX_SHIFT_OVER_FACTOR
     if layout == NHWC and fits:
         weight = factor.astype(np.float32).reshape(-1, 1, 1, 1)
         window = Window((1, 1), (1, 1), (1, 1), (0, 0, 0, 0))

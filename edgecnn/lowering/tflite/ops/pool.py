@@ -180,9 +180,8 @@ def _mean_by_depthwise(ctx: LoweringContext, source: int, window: Window, out: i
     """The mean of each VALID ``window`` of NHWC tensor ``source``, as a depthwise convolution by 1 / (kh·kw)."""
     channels = ctx.builder.shape(source)[3]
     area = window.kernel[0] * window.kernel[1]
-    weight = np.full((channels, 1, *window.kernel), 1.0 / area, np.float32)
-    unpadded = Window(window.kernel, window.strides, window.dilations, (0, 0, 0, 0))
-    depthwise_conv(ctx, source, weight, np.zeros(channels, np.float32), unpadded, schema.Padding.VALID, ACT.NONE, out)
+    weight = np.full((channels, 1, *window.kernel), 1.0 / area, np.float32)  # the pads, if any, are in ``source``
+    depthwise_conv(ctx, source, weight, np.zeros(channels, np.float32), window, schema.Padding.VALID, ACT.NONE, out)
 
 
 @register("AveragePool")
