@@ -39,6 +39,7 @@ from edgecnn.files import (
     read_lines,
     remove_dead_outputs,
     run_temp_dir,
+    stop_if_signalled,
     stopping_signals_received,
     stopping_signals_recorded,
 )
@@ -398,6 +399,7 @@ class Scheduler:
                 self.inflight[ref] = (cell, "export", time.perf_counter(), {})
             self._show(len(queue))
             ready, _ = self.ray.wait(list(self.inflight), num_returns=1, timeout=1.0)
+            stop_if_signalled()  # a stop a library swallowed while we waited: no further cell is recorded or started
             for ref in ready:
                 self._finished(ref)
         self._show(0)

@@ -230,6 +230,38 @@ def test_sigterm_to_a_sweep_is_a_termination(tmp_path, after, wait_s):
     assert (sorted(p.name for p in cells.rglob(".*")) if cells.is_dir() else []) == []
 
 
+def test_a_sigterm_swallowed_while_a_sweep_waits_stops_it_before_the_next_cell(tmp_path):
+    """A stop a library swallowed while the driver waited for a cell: the sweep went on through every cell (hours,
+    on a real grid) and only its summary was refused. The wait loop now acts on the recorded signal."""
+    spec = SWEEP_SPEC.replace("resolution: 32}", "resolution: 32}, {name: mobilenet_v1, width: 0.5, resolution: 32}")
+    (tmp_path / "s.yaml").write_text(spec, encoding="utf-8")
+    script = (
+        "import os, signal, sys, time\n"
+        "import ray\n"
+        "real = ray.wait\n"
+        "def swallowing(*args, **kwargs):\n"
+        "    if not swallowing.done:\n"
+        "        swallowing.done = True\n"
+        "        try:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            time.sleep(5)\n"
+        "        except KeyboardInterrupt:\n"
+        "            pass\n"
+        "    return real(*args, **kwargs)\n"
+        "swallowing.done = False\n"
+        "ray.wait = swallowing\n"
+        "sys.argv = ['edgecnn', 'sweep', 's.yaml', '--out', 'sw', '--workers', '1']\n"
+        "from edgecnn.cli import main\n"
+        "main()\n"
+    )
+    done = python(tmp_path, script)
+    assert done.returncode == 143, done.stderr
+    assert_one_line(done.stderr, "edgecnn: ", "edgecnn: terminated")
+    results = tmp_path / "sw" / "results.jsonl"
+    assert not results.is_file() or results.read_text(encoding="utf-8") == ""  # no cell ran to its end
+    assert list((tmp_path / "tmp").glob("edgecnn*")) == []
+
+
 @pytest.mark.parametrize(
     ("signum", "after", "wait_s", "code", "line"),
     [
