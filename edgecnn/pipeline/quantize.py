@@ -118,22 +118,28 @@ def _capture_root_warnings() -> Iterator[_Captured]:
 
 class _Reader:
     """Feeds calibration samples in the model's static batch (1 when it is free; a short last batch is padded with
-    copies of its last sample), reporting progress; one array per input name for a model with several inputs."""
+    copies of its last sample), reporting progress; one array per input name for a model with several inputs.
+    With ``one_per_batch`` each batch is one sample and its copies, so that a batch's extremes are that sample's."""
 
     def __init__(
-        self, input_names: list[str], images: Inputs, on_sample: Callable[[], None] | None = None, batch: int = 1
+        self,
+        input_names: list[str],
+        images: Inputs,
+        on_sample: Callable[[], None] | None = None,
+        batch: int = 1,
+        one_per_batch: bool = False,
     ):
         self.images = images if isinstance(images, dict) else {input_names[0]: images}
         if set(self.images) != set(input_names):
             raise UsageError(
                 f"calibration samples are for inputs {', '.join(self.images)}; the model takes {', '.join(input_names)}"
             )
-        self.on_sample, self.index, self.batch = on_sample, 0, batch
+        self.on_sample, self.index, self.batch, self.step = on_sample, 0, batch, 1 if one_per_batch else batch
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.index >= len(self):
             return None
-        part = take(as_float(self.images), slice(self.index, self.index + self.batch))
+        part = take(as_float(self.images), slice(self.index, self.index + self.step))
         for _ in range(batch_size(part)):
             self.index += 1
             if self.on_sample:
@@ -500,7 +506,10 @@ class Quantizer:
             # The histogram calibrators print their progress: stdout is for --json, so it goes nowhere.
             with _capture_root_warnings() as log, contextlib.redirect_stdout(io.StringIO()):
                 try:
-                    calibrator.collect_data(_Reader(self.input_names, self.images, self.on_sample, self.batch))
+                    # mean-of-extremes averages each batch's: a static batch above 1 gets one sample a batch
+                    per_sample = method == MEAN_MINMAX
+                    reader = _Reader(self.input_names, self.images, self.on_sample, self.batch, per_sample)
+                    calibrator.collect_data(reader)
                     ranges = _entropy_data(calibrator) if method == "entropy" else calibrator.compute_data()
                 except (ValueError, RuntimeError) as error:  # numpy's histogram, ORT's session: deep inside
                     reason = first_line(error)

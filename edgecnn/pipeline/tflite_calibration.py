@@ -64,10 +64,22 @@ def histogram_ranges(
     return {m: {t: (np.float32(v[0]), np.float32(v[1])) for t, v in ranges.items()} for m, ranges in found.items()}
 
 
+def one_sample_feeds(
+    samples: Sequence[Mapping[str, np.ndarray]], count: int | None = None
+) -> list[dict[str, np.ndarray]]:
+    """The first ``count`` samples (all when None) of the feeds ``samples`` (batches of a graph's static batch), each
+    as a feed of its own: the sample and copies of it, so that a feed's extremes are that one sample's."""
+    feeds = []
+    for feed in samples:
+        for index in range(len(next(iter(feed.values())))):
+            feeds.append({name: np.repeat(v[index : index + 1], len(v), axis=0) for name, v in feed.items()})
+    return feeds[:count]
+
+
 def mean_extremes(fp32: bytes, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]]) -> Ranges:
-    """Each tensor of ``names`` but the model's inputs → the mean over ``samples`` (feeds: a sample, or a batch for a
-    graph of fixed batch) of each one's minimum and maximum, NaNs ignored (ONNX Runtime's min-max calibrator with
-    ``moving_average``, the ORT path's ``mean_minmax``), from one pass of the fp32 model."""
+    """Each tensor of ``names`` but the model's inputs → the mean over ``samples`` (feeds: give a graph of static
+    batch above 1 :func:`one_sample_feeds`) of each one's minimum and maximum, NaNs ignored (ONNX Runtime's min-max
+    calibrator with ``moving_average``, the ORT path's ``mean_minmax``), from one pass of the fp32 model."""
     subgraph = parse(fp32).subgraphs[0]
     inputs = {subgraph.tensors[index].name.decode() for index in subgraph.inputs}
     lows: dict[str, list[float]] = {}
@@ -90,8 +102,10 @@ class TfliteCalibration:
         minmax: Ranges,
         bins: int = 2048,
         percentile: float = 99.999,
+        count: int | None = None,
     ):
         self.fp32, self.samples, self.bins, self.percentile = fp32, samples, bins, percentile
+        self.count = count  # the samples in ``samples`` (the last feed may be filled up with copies)
         self._ranges: dict[str, Ranges] = {"minmax": dict(minmax)}
         self.choice: Choice | None = None
 
@@ -100,7 +114,8 @@ class TfliteCalibration:
         minmax = self._ranges["minmax"]
         names = sorted(minmax)
         if method == MEAN_MINMAX and method not in self._ranges:
-            self._ranges[method] = {**minmax, **mean_extremes(self.fp32, names, self.samples)}
+            feeds = one_sample_feeds(self.samples, self.count)  # a static batch: each sample's extremes, not a batch's
+            self._ranges[method] = {**minmax, **mean_extremes(self.fp32, names, feeds)}
         if method not in self._ranges and method != AUTO:  # both histogram methods in one pass: auto needs both
             wanted = [m for m in CALIBRATED if m != "minmax" and m not in self._ranges]
             found = histogram_ranges(self.fp32, names, self.samples, wanted, self.bins, self.percentile)

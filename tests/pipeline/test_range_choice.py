@@ -80,6 +80,43 @@ def test_mean_of_extremes_ranges_are_each_samples_extremes_averaged_and_the_inpu
     assert all(inside) and any(narrower)
 
 
+def _batch_of_two(tmp_path: Path) -> Path:
+    """tiny_fp32's network exported for a static batch of 2."""
+    import torch
+
+    from edgecnn.models import create_model
+    from edgecnn.pipeline.onnx_export import export_onnx
+    from edgecnn.pipeline.simplify import simplify
+
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v1", num_classes=10, in_chans=1, resolution=32, width=0.25).eval()
+    export_onnx(model, (2, 1, 32, 32), tmp_path / "raw.onnx")
+    simplify(tmp_path / "raw.onnx", tmp_path / "fp32.onnx")
+    return tmp_path / "fp32.onnx"
+
+
+def test_mean_of_extremes_of_a_static_batch_model_still_averages_each_samples_extremes(tmp_path: Path):
+    """ORT's calibrator averages each batch's extremes: a model of static batch 2 averaged pairs' (the larger of two
+    maxima), wider than the mean of each sample's. Each batch now holds one sample and its copy."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from edgecnn.analysis.layerwise import tensor_batches
+    from edgecnn.pipeline.quantize import Quantizer
+
+    images = np.random.default_rng(0).standard_normal((6, 1, 32, 32)).astype(np.float32)
+    with Quantizer(_batch_of_two(tmp_path), images) as quantizer:
+        assert quantizer.batch == 2
+        mean = {t: d.range_value for t, d in load_tensors_data(quantizer.ranges("mean_minmax")).items()}
+        computed = sorted(t for t in mean if t not in quantizer.input_names)[:4]
+        per_sample = {t: [] for t in computed}
+        for sample in images:
+            for batch in tensor_batches(quantizer.preprocessed, computed, np.repeat(sample[None], 2, axis=0)):
+                for tensor, values in batch.items():
+                    per_sample[tensor].append((values.min(), values.max()))
+    for tensor, extremes in per_sample.items():
+        np.testing.assert_allclose(np.ravel(mean[tensor]), np.mean(extremes, axis=0), rtol=1e-5, atol=1e-6)
+
+
 def test_the_tflite_mean_of_extremes_averages_each_samples_extremes_and_keeps_the_inputs_min_max(tiny_fp32: Path):
     pytest.importorskip("ai_edge_quantizer")
     import onnx
@@ -103,6 +140,29 @@ def test_the_tflite_mean_of_extremes_averages_each_samples_extremes_and_keeps_th
     inputs = [t for t in mean if t not in changed and mean[t][0] < 0]
     assert inputs  # the input (normal samples, min below 0) keeps its min-max range
     assert quantizer.quantize_bytes(method="mean_minmax").method == "mean_minmax"
+
+
+def test_the_tflite_mean_of_extremes_of_a_static_batch_model_averages_each_samples_extremes(tmp_path: Path):
+    """The .tflite's mean-of-extremes as the ORT path's: one sample a feed, the copies filling the last feed of 5
+    samples left out."""
+    pytest.importorskip("ai_edge_quantizer")
+    import onnx
+
+    from edgecnn.lowering.tflite import convert
+    from edgecnn.lowering.tflite.flatbuffer import tensor_values
+    from edgecnn.lowering.tflite.quantize import TfliteQuantizer
+    from edgecnn.pipeline.tflite_calibration import TfliteCalibration
+
+    lowered = convert(onnx.load(str(_batch_of_two(tmp_path))))
+    images = np.random.default_rng(1).standard_normal((5, 1, 32, 32)).astype(np.float32)
+    quantizer = TfliteQuantizer(lowered.data, images, lowered.input_layout, calibrator=TfliteCalibration)
+    assert len(quantizer.calibration_samples) == 3  # batches of 2, the last one filled up
+    minmax, mean = quantizer.calibrated("minmax"), quantizer.calibrated("mean_minmax")
+    tensor = next(t for t in mean if not np.allclose(mean[t], minmax[t]))
+    feeds = [quantizer.samples(np.repeat(image[None], 2, axis=0))[0] for image in images]  # each image twice
+    values = [batch[tensor] for batch in tensor_values(lowered.data, [tensor], feeds)]
+    expected = (np.mean([v.min() for v in values]), np.mean([v.max() for v in values]))
+    np.testing.assert_allclose(mean[tensor], expected, rtol=1e-5)
 
 
 def test_the_choice_is_made_only_for_a_single_image_input_with_a_classification_output(tmp_path: Path, tiny_fp32):

@@ -403,7 +403,8 @@ class TfliteQuantizer:
             raise _failed(error) from error
         self.calibrated, self._float_op_types = None, ()
         if calibrator is not None:
-            self.calibrated = calibrator(self.fp32, samples, self.minmax_ranges())
+            count = len(next(iter(calibration.values())) if isinstance(calibration, dict) else calibration)
+            self.calibrated = calibrator(self.fp32, samples, self.minmax_ranges(), count=count)
             self._statistics(method)  # calibrated now: the timing belongs to calibration
         self.calibration_seconds = time.perf_counter() - started
         self.made: dict[Path, QuantizedTflite] = {}
