@@ -6,18 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.onnx_models import tiny_onnx
+
 
 @pytest.fixture
 def tiny_fp32(tmp_path: Path) -> Path:
-    """A random-weights MobileNetV1 α 0.25 at 32×32×1 as a simplified fp32 ONNX."""
-    import torch
-
-    from edgecnn.models import create_model
-    from edgecnn.pipeline.onnx_export import export_onnx
-    from edgecnn.pipeline.simplify import simplify
-
-    torch.manual_seed(0)
-    model = create_model("mobilenet_v1", num_classes=10, in_chans=1, resolution=32, width=0.25).eval()
-    export_onnx(model, (1, 1, 32, 32), tmp_path / "raw.onnx")
-    simplify(tmp_path / "raw.onnx", tmp_path / "fp32.onnx")
-    return tmp_path / "fp32.onnx"
+    """:func:`tiny_onnx` of batch 1."""
+    return tiny_onnx(tmp_path)

@@ -13,6 +13,7 @@ import pytest
 
 from edgecnn.analysis.metrics import sign_p
 from edgecnn.pipeline.range_choice import CANDIDATES, FlipJudge, decide, flip_judge, moved, shifts_px
+from tests.fixtures.onnx_models import tiny_onnx
 
 
 def test_the_shifts_are_fractions_of_the_shorter_side_each_at_least_a_pixel_and_once():
@@ -80,21 +81,6 @@ def test_mean_of_extremes_ranges_are_each_samples_extremes_averaged_and_the_inpu
     assert all(inside) and any(narrower)
 
 
-def _batch_of_two(tmp_path: Path) -> Path:
-    """tiny_fp32's network exported for a static batch of 2."""
-    import torch
-
-    from edgecnn.models import create_model
-    from edgecnn.pipeline.onnx_export import export_onnx
-    from edgecnn.pipeline.simplify import simplify
-
-    torch.manual_seed(0)
-    model = create_model("mobilenet_v1", num_classes=10, in_chans=1, resolution=32, width=0.25).eval()
-    export_onnx(model, (2, 1, 32, 32), tmp_path / "raw.onnx")
-    simplify(tmp_path / "raw.onnx", tmp_path / "fp32.onnx")
-    return tmp_path / "fp32.onnx"
-
-
 def test_mean_of_extremes_of_a_static_batch_model_still_averages_each_samples_extremes(tmp_path: Path):
     """ORT's calibrator averages each batch's extremes: a model of static batch 2 averaged pairs' (the larger of two
     maxima), wider than the mean of each sample's. Each batch now holds one sample and its copy."""
@@ -104,7 +90,7 @@ def test_mean_of_extremes_of_a_static_batch_model_still_averages_each_samples_ex
     from edgecnn.pipeline.quantize import Quantizer
 
     images = np.random.default_rng(0).standard_normal((6, 1, 32, 32)).astype(np.float32)
-    with Quantizer(_batch_of_two(tmp_path), images) as quantizer:
+    with Quantizer(tiny_onnx(tmp_path, batch=2), images) as quantizer:
         assert quantizer.batch == 2
         mean = {t: d.range_value for t, d in load_tensors_data(quantizer.ranges("mean_minmax")).items()}
         computed = sorted(t for t in mean if t not in quantizer.input_names)[:4]
@@ -153,7 +139,7 @@ def test_the_tflite_mean_of_extremes_of_a_static_batch_model_averages_each_sampl
     from edgecnn.lowering.tflite.quantize import TfliteQuantizer
     from edgecnn.pipeline.tflite_calibration import TfliteCalibration
 
-    lowered = convert(onnx.load(str(_batch_of_two(tmp_path))))
+    lowered = convert(onnx.load(str(tiny_onnx(tmp_path, batch=2))))
     images = np.random.default_rng(1).standard_normal((5, 1, 32, 32)).astype(np.float32)
     quantizer = TfliteQuantizer(lowered.data, images, lowered.input_layout, calibrator=TfliteCalibration)
     assert len(quantizer.calibration_samples) == 3  # batches of 2, the last one filled up
