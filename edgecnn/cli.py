@@ -228,6 +228,7 @@ EXPORT_HELP = """Export MODEL for a device: ONNX, calibrated int8, ONNX Runtime 
 MODEL is one of:
   a zoo name            mobilenet, resnet18, efficientnet_b0 …  (see `edgecnn models`)
   torchvision:NAME      torchvision:resnet50 (architecture only; pass --weights)
+  timm:NAME             timm:mobilenetv3_large_100 (needs edgecnn[timm]; pass --weights)
   package.module:attr   a factory function or nn.Module class of your own
   FILE.onnx             an exported model, any opset ≥ 7 (older than --opset:
                         upgraded and checked against it; tracing is skipped)
@@ -298,8 +299,8 @@ class _ExportCommand(click.Command):
     "--method",
     help=f"Calibration method: {', '.join(CALIBRATION_METHODS)} (mean_minmax: the mean of each sample's extremes; "
     "auto: per tensor, the range of the best SQNR) [default: the recipe's, min-max, or for a trained classifier "
-    "whichever of minmax and mean_minmax keeps more top-1 decisions on the calibration samples moved; giving "
-    "--method pins it].",
+    "whichever of minmax, mean_minmax and auto keeps the most top-1 decisions on the calibration samples moved; "
+    "giving --method pins it].",
 )
 @click.option(
     "--bias-correction/--no-bias-correction",
@@ -426,7 +427,7 @@ def inspect_command(
     lowering, nothing written.
 
     MODEL is what `edgecnn export` takes: a zoo name (with its scaling options), torchvision:NAME,
-    package.module:factory, or FILE.onnx.
+    timm:NAME, package.module:factory, or FILE.onnx.
 
     \b
     Examples:
@@ -677,9 +678,11 @@ def bench(
 SWEEP_HELP = """Run a grid of exports (and benches) from SPEC.yaml on Ray, into DIR: resumable, failures isolated.
 
 \b
-SPEC lists models (zoo names with knob grids, torchvision:NAME, pkg.module:factory
-or .onnx files, each with weights:), profiles, export: options (a list is a grid
-axis), exclude: rules and optionally bench: (artifacts, device hosts, runs). Each
+SPEC lists models (zoo names with knob grids, torchvision:NAME, timm:NAME,
+pkg.module:factory or .onnx files, each with weights:), profiles, export:
+options (a list is a grid axis: formats: onnx,ort is one cell making both,
+formats: [onnx, ort] two cells), exclude: rules and optionally bench:
+(artifacts, device hosts, runs). Each
 cell calls the same export() as `edgecnn export` in a Ray task, its artifacts in
 DIR/cells/<hash>/ (the hash of everything that determines the cell); one record
 per finished cell goes to DIR/results.jsonl, then DIR/summary.md, summary.csv and

@@ -404,13 +404,12 @@ def check_output_dir(out: Path, force: bool, inputs: Iterable[str | Path | None]
                 raise UsageError(
                     f"input {source} lies in the output directory {out}, which the export replaces; move it"
                 )
+    if out.exists() and not out.is_dir() and not out.is_symlink():  # --force would not help: said first
+        raise UsageError(f"output path {out} exists and is not a directory; give --out a new directory's path")
     if os.path.lexists(out) and not force:
         raise UsageError(f"output directory {out} exists; pass --force to replace it")
-    if out.is_dir() and not out.is_symlink():
-        if not (out / MANIFEST).is_file() and any(out.iterdir()):
-            raise UsageError(f"--force replaces only an edgecnn output directory; {out} has no {MANIFEST}")
-    elif out.exists() and not out.is_symlink():
-        raise UsageError(f"output path {out} exists and is not a directory; give --out a new directory's path")
+    if out.is_dir() and not out.is_symlink() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise UsageError(f"--force replaces only an edgecnn output directory; {out} has no {MANIFEST}")
     ensure_writable_dir(out.parent)
 
 

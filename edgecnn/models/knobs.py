@@ -124,9 +124,17 @@ KNOBS: dict[str, Knob] = {
 
 
 def input_size(resolution: float | None, default: int) -> int:
-    """The input size a valid ``resolution`` gives: its pixels, or a multiplier of ``default`` (at least 8)."""
+    """The input size a valid ``resolution`` gives: its pixels, or a multiplier of ``default`` (a one-line error
+    when that is below the least size)."""
     if resolution is None:
         return default
     if is_multiplier(resolution):
-        return max(8, round(default * resolution))
+        size = round(default * resolution)
+        if size < RESOLUTION.minimum:
+            least = RESOLUTION.minimum / default
+            raise UsageError(
+                f"resolution {resolution:g} of the default {default} px is {size} px, below the least "
+                f"{RESOLUTION.minimum:g} px: give a multiplier ≥ {least:.3g} or a size in pixels"
+            )
+        return size
     return int(resolution)

@@ -527,9 +527,11 @@ def _resolve_source(
             raise UsageError(f"MODEL '{source.name}' takes one input; give --input-shape N,C,H,W once")
         source.inputs = _forward_inputs(source, named)
         input_shape = next(iter(source.inputs.values()))
-    elif source.kind in ("import", "module"):
+    else:
+        if named is not None and _forward_params(source.module):  # one input named: forward's first argument
+            _forward_inputs(source, named)
         required = [p.name for p in _forward_params(source.module) if p.default is p.empty]
-        if len(required) > 1:
+        if source.kind in ("import", "module") and len(required) > 1:
             raise UsageError(
                 f"the forward of MODEL '{source.name}' takes {len(required)} inputs ({', '.join(required)}): give "
                 f"--input-shape NAME=N,C,H,W once per input, e.g. "
@@ -570,6 +572,19 @@ def _input_shape(
     return (batch, *size)
 
 
+def _refuse_known_format(path: Path) -> None:
+    """A one-line error for a MODEL file that is a PyTorch checkpoint or a ``.tflite`` rather than an ONNX model."""
+    with path.open("rb") as file:
+        head = file.read(8)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip archive, or a plain pickle
+        raise UsageError(
+            f"{path} is a PyTorch checkpoint, not a model: MODEL names the architecture (a zoo name, "
+            "torchvision:NAME, timm:NAME or package.module:factory) and the checkpoint goes in --weights"
+        )
+    if head[4:8] == b"TFL3":
+        raise UsageError(f"{path} is a .tflite: edgecnn exports from PyTorch or ONNX; give the .onnx or the module")
+
+
 def _onnx_source(
     path: Path,
     scaling: dict[str, Any],
@@ -588,6 +603,7 @@ def _onnx_source(
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and others for files that are not ONNX
+        _refuse_known_format(path)
         raise UsageError(
             f"{path} is not an ONNX model: {str(error).splitlines()[0][:160] or type(error).__name__}; give the .onnx "
             "file as the exporter wrote it (this one is cut short or of another format)"

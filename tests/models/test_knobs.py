@@ -80,7 +80,9 @@ def test_valid_values(name, valid, invalid):
 
 def test_resolution_is_pixels_or_a_multiplier_of_the_default():
     assert input_size(None, 300) == 300 and input_size(160.0, 224) == 160 and input_size(0.5, 224) == 112
-    assert input_size(0.01, 224) == 8
+    assert input_size(8 / 224, 224) == 8
+    with pytest.raises(UsageError, match=r"resolution 0.01 of the default 224 px is 2 px, below the least 8 px"):
+        input_size(0.01, 224)  # was 8 px, said nowhere
 
 
 def test_a_family_narrows_a_knob():

@@ -18,7 +18,7 @@ from edgecnn.pipeline.export import export
 from edgecnn.pipeline.onnx_export import export_onnx
 from edgecnn.runtime import load
 from edgecnn.runtime.outputs import output_names
-from tests.fixtures.multihead import build_dict, build_tuple
+from tests.fixtures.multihead import build_dict, build_features_too, build_tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADS = [("output_0", [1, 2, 8, 8]), ("output_1", [1, 64, 4]), ("output_2", [1, 10, 8, 8])]
@@ -92,6 +92,29 @@ def test_dict_outputs_keep_their_keys(tmp_path):
             np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=1e-4)
     int8 = load(result.artifacts["int8_tflite"]).run_all(x)
     assert sorted(int8) == sorted(names) and int8["boxes"].shape == (1, 64, 4)
+
+
+@pytest.mark.parametrize("io", ["int8", "float"])
+def test_an_output_another_op_reads_too_stays_an_output_of_the_int8_tflite(tmp_path, io):
+    """ai-edge-quantizer moved such an output to a DEQUANTIZE (float where int8 was asked) and left the signature
+    naming the int8 tensor inside the graph, which LiteRT does not keep: 'Tensor data is null', exit 70."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    result = export(
+        build_features_too(), out=tmp_path / "f", input_shape="1,3,32,32", formats="onnx,tflite", calib_size=8,
+        holdout=8, tflite_io=io,
+    )  # fmt: skip
+    names = ["output_0", "output_1", "output_2"]
+    interpreter = Interpreter(model_path=str(result.artifacts["int8_tflite"]))
+    runner = interpreter.get_signature_runner("serving_default")
+    feed = {name: np.zeros(d["shape"], d["dtype"]) for name, d in runner.get_input_details().items()}
+    dtypes = {name: value.dtype for name, value in runner(**feed).items()}
+    assert dtypes == dict.fromkeys(names, np.dtype(np.int8 if io == "int8" else np.float32))
+    x = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    want, got = load(result.artifacts["fp32_onnx"]).run_all(x), load(result.artifacts["int8_tflite"]).run_all(x)
+    for name in names:
+        cosine = np.dot(got[name].ravel(), want[name].ravel()) / np.linalg.norm(got[name]) / np.linalg.norm(want[name])
+        assert cosine > 0.99, name
 
 
 class NoisyHead(nn.Module):

@@ -385,6 +385,13 @@ def _user_module(source: str) -> Callable[[Path], Path]:
     return _write("mine.py", source)
 
 
+def _checkpoint(folder: Path) -> None:
+    """w.pt: what torch.save writes (a state dict)."""
+    import torch
+
+    torch.save({"w": torch.zeros(2)}, folder / "w.pt")
+
+
 def _net(forward: str) -> Callable[[Path], Path]:
     """mine.py: a Conv2d(3, 4, 3) whose forward returns ``forward`` (of ``y = self.conv(x)``)."""
     return _write(
@@ -1521,6 +1528,32 @@ CASES: dict[str, Case] = {
     "sweep plan python without a host": Case(  # was dropped: the local bench runs in the Ray worker's Python
         ("sweep", "plan", "mobilenet", "-p", "x86-avx2", "--measure", "--python", "python3", "--out", "out"),
         "--python applies to a device over SSH, but the run is here: add --host USER@HOST, or drop --python",
+    ),
+    # --- found by the seventh hostile pass (stop 48)
+    "input shape naming no forward argument": Case(  # was ignored: exit 0
+        ("export", "mine:Net", "--input-shape", "nonsense=1,3,8,8", *TINY),
+        "--input-shape names nonsense, but the forward of MODEL 'mine:Net' takes (x)",
+        _net("y.mean((2, 3))"),
+    ),
+    "zoo input shape naming no forward argument": Case(
+        ("export", *MV1, "--input-shape", "image=1,3,32,32"), "--input-shape names image, but the forward of MODEL"
+    ),
+    "resolution multiplier below the least size": Case(  # was exported at 8 px, said nowhere
+        ("export", "mobilenet_v1", "--resolution", "0.0001", *TINY),
+        "resolution 0.0001 of the default 224 px is 0 px, below the least 8 px: give a multiplier ≥ 0.0357",
+    ),
+    "out an existing file": Case(  # it said to pass --force, which then refused: a file is not replaced
+        ("export", *MV1, "--out", "o.npz"), "output path o.npz exists and is not a directory", _write("o.npz", b"x")
+    ),
+    "MODEL a PyTorch checkpoint": Case(  # was 'not an ONNX model: … cut short or of another format'
+        ("export", "w.pt", *TINY),
+        "w.pt is a PyTorch checkpoint, not a model: MODEL names the architecture (a zoo name, torchvision:NAME",
+        _checkpoint,
+    ),
+    "MODEL a .tflite": Case(
+        ("export", "m.tflite", *TINY),
+        "m.tflite is a .tflite: edgecnn exports from PyTorch or ONNX",
+        _write("m.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64)),
     ),
 }
 

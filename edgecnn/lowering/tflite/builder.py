@@ -14,8 +14,9 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from edgecnn.lowering.tflite.flatbuffer import packed
+
 SCHEMA_VERSION = 3  # the version field every current TFLite flatbuffer carries
-FILE_IDENTIFIER = b"TFL3"
 BUFFER_ALIGNMENT = 16  # the TFLite converter aligns constant data to 16 bytes (``force_align: 16``)
 
 TENSOR_TYPES: dict[np.dtype, int] = {
@@ -188,6 +189,4 @@ class GraphBuilder:
 
     def to_bytes(self) -> bytes:
         """The finished ``.tflite`` flatbuffer."""
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(self.to_model().Pack(builder), file_identifier=FILE_IDENTIFIER)
-        return bytes(builder.Output())
+        return packed(self.to_model())

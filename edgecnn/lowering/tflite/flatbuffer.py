@@ -10,6 +10,7 @@ import numpy as np
 from edgecnn.errors import UsageError
 
 SIGNATURE = "serving_default"
+FILE_IDENTIFIER = b"TFL3"  # bytes 4–8 of every .tflite
 
 
 def litert_schema() -> Any:
@@ -23,9 +24,18 @@ def litert_schema() -> Any:
 
 def parse(data: bytes) -> Any:
     """A ``.tflite``'s object-API model (one line when it is not a TFLite flatbuffer)."""
-    if bytes(data[4:8]) != b"TFL3":
+    if bytes(data[4:8]) != FILE_IDENTIFIER:
         raise UsageError("not a .tflite flatbuffer (no TFL3 identifier)")
     return litert_schema().ModelT.InitFromPackedBuf(bytearray(data), 0)
+
+
+def packed(model: Any, size_hint: int = 1024) -> bytes:
+    """The ``.tflite`` flatbuffer of an object-API ``model`` (``ModelT``)."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint)
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
 
 
 def float_constants(model: Any) -> dict[str, np.ndarray]:

@@ -39,6 +39,7 @@ from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError, first_line
 from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
 from edgecnn.lowering.tflite.flatbuffer import SIGNATURE, float_constants, litert_schema, parse
+from edgecnn.lowering.tflite.output_repair import int8_positions, repaired_outputs
 
 RECIPE = "static_wi8_ai8"
 IO_MODES = ("int8", "float")
@@ -532,6 +533,9 @@ class TfliteQuantizer:
                         correction = {"layers": 0, "skipped": f"bias correction failed: {first_line(error)}"}
         except Exception as error:
             raise _failed(error) from error
+        # ai-edge-quantizer can leave an output float and its signature naming a tensor inside the graph
+        int8 = int8_positions(self.float_model, floated, self.io)
+        data, model = repaired_outputs(data, model, self.float_model, int8)
         seconds = time.perf_counter() - started
         return self._described(data, model, seconds, floated, correction, kept, method, rounding)
 
@@ -648,6 +652,9 @@ class TfliteQuantizer:
         schema = self.schema
         q_inputs, q_outputs = _signature_io(model)
         tensors = model.subgraphs[0].tensors
+        inside = [name for name, index in q_outputs.items() if index not in set(model.subgraphs[0].outputs)]
+        if inside:  # LiteRT keeps no such tensor: every run would fail
+            raise CheckFailedError(f"the quantized model's signature outputs {', '.join(inside)} are not graph outputs")
 
         def described(index: int) -> dict[str, Any]:
             return dict(zip(("dtype", "scale", "zero_point"), _quantization(tensors[index], schema), strict=True))
