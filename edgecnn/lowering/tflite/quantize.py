@@ -39,6 +39,7 @@ from edgecnn.data.calibration import samples_within
 from edgecnn.errors import CheckFailedError, UnknownNameError, UsageError, first_line
 from edgecnn.lowering.linear_mean import CORRECTION_PIXELS
 from edgecnn.lowering.tflite.flatbuffer import SIGNATURE, float_constants, litert_schema, parse
+from edgecnn.lowering.tflite.large_weights import large_weights_split
 from edgecnn.lowering.tflite.output_repair import int8_positions, repaired_outputs
 
 RECIPE = "static_wi8_ai8"
@@ -600,7 +601,8 @@ class TfliteQuantizer:
         int32 bias would overflow (:func:`overflowing_biases`) join ``kept`` (op → why; :attr:`kept_float` keeps
         them float in every later model) and it is quantized again."""
         while True:
-            data = bytes(tool.quantize(statistics, enable_progress_report=False).quantized_model)
+            with large_weights_split():
+                data = bytes(tool.quantize(statistics, enable_progress_report=False).quantized_model)
             model = self.schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
             overflowing = overflowing_biases(float_model, model)
             found = {op: why for op, why in overflowing.items() if op not in kept}
