@@ -327,7 +327,9 @@ class _ExportCommand(click.Command):
     "(custom), or a gather decomposition any runtime runs, its sampling path float in int8 (gather) "
     "[default: the profile's]. The .tflite always uses the gather decomposition.",
 )
-@click.option("--nchw-io", is_flag=True, help="TFLite: keep the input NCHW (default: NHWC, TFLite's convention).")
+@click.option(
+    "--nchw-io", is_flag=True, help="TFLite: keep the input and 4-D outputs NCHW (default: NHWC, TFLite's convention)."
+)
 @click.option(
     "--tflite-io",
     type=click.Choice(["int8", "float"]),

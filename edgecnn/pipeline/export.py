@@ -435,6 +435,12 @@ def _manifest(ctx: ExportContext, final_out: Path, seconds: float) -> dict[str, 
             "mean": mean,
             "std": std,
             "tflite_input_layout": tflite.input_layout if tflite else None,
+            # the .tflite's 4-D outputs are in its input's layout (NHWC by default): a map's channels last
+            "tflite_output_layouts": {
+                o["name"]: tflite.input_layout for o in ctx.results["export"].figures["outputs"] if len(o["shape"]) == 4
+            }
+            if tflite
+            else None,
             "input_name": next(iter(source.input_shapes())),
             "outputs": ctx.results["export"].figures["outputs"],
             "dynamic_batch": ctx.options.dynamic_batch,

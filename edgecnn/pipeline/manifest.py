@@ -89,6 +89,7 @@ def render_report(manifest: dict[str, Any]) -> str:
         + ", ".join(
             f"`{o['name']}` {'×'.join('?' if d is None else str(d) for d in o['shape'])}" for o in model["outputs"]
         ),
+        *_tflite_layout_lines(model),
         f"- weights: {model['weights']['path'] if model.get('weights') else 'none (random initialisation)'}",
         "",
         "## Target",
@@ -221,6 +222,17 @@ def _drift_section(drift: dict[str, Any]) -> list[str]:
         if outcome.get("fix"):
             lines += _fix_lines(outcome["fix"], outcome["initial"]["failures"])
     return lines
+
+
+def _tflite_layout_lines(model: dict[str, Any]) -> list[str]:
+    """The layout of the ``.tflite``'s input and 4-D outputs, which the ONNX artifacts hold as N, C, H, W."""
+    layout = model.get("tflite_input_layout")
+    if not layout:
+        return []
+    maps = [f"`{name}`" for name in model.get("tflite_output_layouts") or {}]
+    outputs = f" and its 4-D outputs ({', '.join(maps)})" if maps else ""
+    hint = " (transpose to N, C, H, W to compare with the ONNX model)" if layout == "NHWC" else ""
+    return [f"- .tflite: the input{outputs} are {layout}{hint}"]
 
 
 def _weights_lines(choice: dict[str, Any] | None) -> list[str]:

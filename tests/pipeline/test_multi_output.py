@@ -36,6 +36,8 @@ def _torch_outputs(module: nn.Module, x: np.ndarray) -> list[np.ndarray]:
 
 @pytest.mark.slow
 def test_tuple_outputs_through_onnx_ort_tflite_from_the_cli(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
     out = tmp_path / "faces"
     options = ["--out", str(out), "--input-shape", "1,3,32,32", "--format", "onnx,ort,tflite"]
     options += ["--calib-size", "8", "--holdout", "8"]
@@ -70,6 +72,15 @@ def test_tuple_outputs_through_onnx_ort_tflite_from_the_cli(tmp_path):
         for name, want in zip(names, expected, strict=True):
             np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=1e-4, err_msg=f"{artifact} {name}")
     assert "| host kernels | output_1 |" in (out / "report.md").read_text()
+    # the .tflite's maps are channels-last, and the manifest and report say so (output_1 is N×64×4)
+    assert manifest["model"]["tflite_output_layouts"] == {"output_0": "NHWC", "output_2": "NHWC"}
+    assert (
+        "- .tflite: the input and its 4-D outputs (`output_0`, `output_2`) are NHWC (transpose"
+        in (out / "report.md").read_text()
+    )
+    interpreter = Interpreter(model_path=str(out / "model.fp32.tflite"))
+    shapes = {n: list(d["shape"]) for n, d in interpreter.get_signature_runner().get_output_details().items()}
+    assert shapes == {"output_0": [1, 8, 8, 2], "output_1": [1, 64, 4], "output_2": [1, 8, 8, 10]}
 
 
 @pytest.mark.slow
