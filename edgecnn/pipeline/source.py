@@ -159,6 +159,12 @@ def parse_input_shapes(value: Any) -> InputShapes | None:
         if len(given) == 1 and "=" not in given[0]:
             return parse_input_shape(given[0])
         unnamed = [g for g in given if "=" not in g]
+        if len(unnamed) == len(given):
+            raise UsageError(
+                f"--input-shape is given {len(given)} times without input names: give it once for a model with one "
+                "input, or NAME=N,C,H,W once per input (e.g. --input-shape image=1,3,224,224 --input-shape "
+                "depth=1,1,224,224)"
+            )
         if unnamed:
             raise UsageError(
                 f"--input-shape '{unnamed[0]}' has no input name: with several inputs name each as in forward, "
@@ -617,7 +623,9 @@ def _onnx_source(
         if i.name not in initializers
     }
     if not inputs:
-        raise UsageError(f"{path} is not an ONNX model with inputs")
+        raise UsageError(
+            f"{path} is not an ONNX model with inputs (its graph takes none): give the .onnx the exporter wrote"
+        )
     given = _given_onnx_shapes(path, list(inputs), input_shape)
     batch = next(iter(given.values()))[0] if given else 1  # a free batch dim follows a given shape's
     shapes = {

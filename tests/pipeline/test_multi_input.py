@@ -75,7 +75,8 @@ def test_parse_input_shapes():
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        (("1,3,32,32", "1,1,32,32"), "has no input name"),
+        (("1,3,32,32", "1,1,32,32"), "is given 2 times without input names: give it once for a model with one"),
+        (("image=1,3,32,32", "1,1,32,32"), "'1,1,32,32' has no input name"),
         (("image=1,3,32,32", "image=1,1,32,32"), "names input 'image' twice"),
         (("image=1,3,32,32", "depth=2,1,32,32"), "same batch size"),
         (("image=1,3,32,32", " =1,1,32,32"), "names no input: write NAME=N,C,H,W"),

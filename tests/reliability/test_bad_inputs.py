@@ -385,6 +385,15 @@ def _user_module(source: str) -> Callable[[Path], Path]:
     return _write("mine.py", source)
 
 
+def _empty_graph(folder: Path) -> None:
+    """m.onnx: a valid model whose graph has no input, node or output."""
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph([], "empty", [], [])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), folder / "m.onnx")
+
+
 def _checkpoint(folder: Path) -> None:
     """w.pt: what torch.save writes (a state dict)."""
     import torch
@@ -1549,6 +1558,15 @@ CASES: dict[str, Case] = {
         ("export", "w.pt", *TINY),
         "w.pt is a PyTorch checkpoint, not a model: MODEL names the architecture (a zoo name, torchvision:NAME",
         _checkpoint,
+    ),
+    "one input's shape given twice": Case(  # was 'with several inputs name each as in forward'
+        ("export", *MV1, "--input-shape", "1,3,32,32", "--input-shape", "1,3,32,32"),
+        "--input-shape is given 2 times without input names: give it once for a model with one input",
+    ),
+    "ONNX of no inputs": Case(  # said no fix
+        ("export", "m.onnx", *TINY),
+        "m.onnx is not an ONNX model with inputs (its graph takes none): give the .onnx the exporter wrote",
+        _empty_graph,
     ),
     "MODEL a .tflite": Case(
         ("export", "m.tflite", *TINY),
