@@ -16,7 +16,7 @@ class Reporter:
         """A stage begins."""
 
     def stage_finished(self, name: str, status: str, seconds: float, summary: str) -> None:
-        """A stage ended with 'ok', 'skipped' or 'failed'."""
+        """A stage ended with 'ok', 'skipped', 'failed' or 'partial' (its format failed, what it made is kept)."""
 
     def bar(self, title: str, total: int) -> Callable[[], None]:
         """A progress bar of ``total`` steps; returns the function that advances it by one."""
@@ -29,7 +29,7 @@ class Reporter:
         """Stop drawing."""
 
 
-STATUS_MARK = {"ok": "[green]✓[/]", "skipped": "[dim]–[/]", "failed": "[red]✗[/]"}
+STATUS_MARK = {"ok": "[green]✓[/]", "skipped": "[dim]–[/]", "failed": "[red]✗[/]", "partial": "[yellow]◐[/]"}
 
 
 class RichReporter(Reporter):
@@ -62,6 +62,8 @@ class RichReporter(Reporter):
         detail = f"  [dim]{summary}[/]" if summary and status == "ok" else ""
         if status == "failed":
             detail = "  [red]failed[/]"
+        if status == "partial":
+            detail = "  [yellow]partial[/]"
         self.progress.console.print(f"{STATUS_MARK[status]} {name:<10} {timing}{detail}", highlight=False)
 
     def bar(self, title: str, total: int) -> Callable[[], None]:

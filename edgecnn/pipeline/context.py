@@ -155,6 +155,7 @@ class StageResult:
     artifacts: dict[str, Path] = field(default_factory=dict)
     outputs: dict[str, Outputs] = field(default_factory=dict)
     skipped: str | None = None  # why it made nothing although it ran (then its outputs are not required)
+    failed: str | None = None  # why its format failed although what it made is kept (the fp32 .tflite of a failed int8)
     judgement: Judgement | None = None  # its int8 artifact's drift, when it judged one
 
 

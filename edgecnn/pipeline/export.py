@@ -314,8 +314,12 @@ def _run_stages(ctx: ExportContext) -> None:
         hold_to_outputs(stage, result, ctx)
         if result.skipped is not None and _droppable(formats):
             _drop(ctx, formats, "skipped", stage.name, result.skipped)
-        ctx.reporter.stage_finished(stage.name, "ok", seconds, _summary(result.figures.get("check", {})))
-        result.figures = {"status": "ok", "seconds": round(seconds, 3), **result.figures}
+        if result.failed is not None:  # part of its format failed; what it made is kept and declared
+            _drop(ctx, formats, "failed", stage.name, result.failed)
+            ctx.warn(f"{', '.join(formats)} failed ({stage.name}): {result.failed}; the other formats go on")
+        status = "ok" if result.failed is None else "partial"
+        ctx.reporter.stage_finished(stage.name, status, seconds, _summary(result.figures.get("check", {})))
+        result.figures = {"status": status, "seconds": round(seconds, 3), **result.figures}
 
 
 def drop_failed_stage(stage: Stage, ctx: ExportContext, formats: tuple[str, ...], reason: str, seconds: float) -> None:
@@ -356,7 +360,7 @@ def hold_to_outputs(stage: Stage, result: StageResult, ctx: ExportContext) -> No
         where = ctx.scratch if output.scratch else ctx.out
         if path != where / output.file or not path.is_file():
             raise RuntimeError(f"stage {stage.name}: artifact {key} is {path}, not the declared {where / output.file}")
-    if result.skipped is None:
+    if result.skipped is None and result.failed is None:
         absent = [o.key for o in stage.outputs if o.required(ctx) and o.key not in result.artifacts]
         if absent:
             raise RuntimeError(f"stage {stage.name} did not make its declared output(s) {', '.join(absent)}")

@@ -501,9 +501,17 @@ def run_tflite(ctx: ExportContext) -> TfliteResult:
         if not ctx.profile.per_channel:  # one weight scale per layer: quantize an equalized twin (as the ORT stage)
             equalized, equalization = equalized_tflite(fp32, ctx.calib.images, ctx.scratch, ctx.options.nchw_io)
             source = equalized or source
-        _tflite_int8(ctx, result, source, float_scopes)
-        result.figures["int8"]["equalization"] = equalization
-        check.update({f"int8_{k}": v for k, v in result.figures["int8"]["check"].items()})
+        try:
+            _tflite_int8(ctx, result, source, float_scopes)
+        except (UsageError, CheckFailedError) as error:  # the checked fp32 .tflite stays; the format still fails
+            (ctx.out / "model.int8.tflite").unlink(missing_ok=True)
+            result.artifacts.pop("int8_tflite", None)
+            result.outputs.pop("int8_tflite", None)
+            result.judgement, result.failed = None, f"int8 .tflite: {error} (model.fp32.tflite is written)"
+            result.figures["int8"] = {"status": "failed", "reason": str(error)}
+        else:
+            result.figures["int8"]["equalization"] = equalization
+            check.update({f"int8_{k}": v for k, v in result.figures["int8"]["check"].items()})
     result.figures["check"] = check
     return result
 

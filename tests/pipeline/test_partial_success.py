@@ -121,3 +121,25 @@ def test_dropping_a_failed_stage_removes_its_outputs_and_refuses_strays(tmp_path
     (ctx.out / "scratch.bin").write_bytes(b"x")
     with pytest.raises(RuntimeError, match=r"left file.*scratch\.bin"):
         drop_failed_stage(tflite, ctx, ("tflite",), "a reason", 1.0)
+
+
+@pytest.mark.slow
+def test_an_int8_tflite_that_fails_leaves_the_checked_fp32_tflite(tmp_path, monkeypatch):
+    """The int8 quantizer failing (ai-edge-quantizer refusing a tensor) dropped the fp32 .tflite too, although it was
+    lowered and checked; it stays, the format still fails (exit 4) and says why."""
+
+    def failing(ctx, result, source, float_scopes):
+        (ctx.out / "model.int8.tflite").write_bytes(b"half")  # what a failure after the write leaves
+        raise CheckFailedError("int8 quantization with ai-edge-quantizer failed: a tensor it refuses")
+
+    monkeypatch.setattr(stages_module, "_tflite_int8", failing)
+    given = helper_onnx(tmp_path / "m.onnx")
+    with pytest.raises(PartialExportError, match=r"tflite failed at tflite: int8 \.tflite: int8 quantization") as e:
+        export(str(given), out=tmp_path / "out", formats="onnx,tflite", **QUICK)
+    assert "model.fp32.tflite is written" in str(e.value)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tflite")) == ["model.fp32.tflite"]
+    assert set(manifest["artifacts"]) == {"fp32_onnx", "int8_onnx", "fp32_tflite"}
+    assert manifest["format_status"]["tflite"]["status"] == "failed"
+    assert manifest["stages"]["tflite"]["status"] == "partial"
+    assert manifest["stages"]["tflite"]["int8"]["status"] == "failed"
