@@ -28,7 +28,7 @@ from edgecnn.applies import Rules, check_applies
 from edgecnn.data.calibration import SYNTHETIC
 from edgecnn.errors import UsageError
 from edgecnn.files import check_output_file, check_suffix, terminate_as_interrupt
-from edgecnn.pipeline.artifact import Artifact, load_images, open_artifact
+from edgecnn.pipeline.artifact import Artifact, load_images, one_preprocessing, open_artifact
 from edgecnn.pipeline.source import parse_input_shapes
 from edgecnn.runtime.outputs import Inputs, Outputs, batch_size, take
 
@@ -52,11 +52,14 @@ RULES = Rules(
 )
 
 
-def _target_device(target: Artifact, profile: str | None) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
-    """(name, arch, ISA features, op types slower in int8) of the device the target is meant for."""
+def _target_device(
+    manifest: dict[str, Any] | None, profile: str | None
+) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """(name, arch, ISA features, op types slower in int8) of the device the target is meant for: ``profile``, else
+    the one the export's ``manifest`` (TARGET's, or REF's of the same export) names."""
     from edgecnn.config.profiles import list_profiles, load_profile
 
-    recorded = (target.manifest or {}).get("profile")
+    recorded = (manifest or {}).get("profile")
     if profile is None and recorded and recorded["name"] in list_profiles():
         profile = recorded["name"]
     if profile is not None:
@@ -197,6 +200,7 @@ def drift(
         raise UsageError("--input-shape applies to a PyTorch REF or TARGET: model files keep their own input shapes")
     tflite = _int8_tflite(tgt)
     check_applies(rules, typed, {"int8_target"} if tgt.is_qdq or tflite is not None else set(), known={"int8_target"})
+    assumed = one_preprocessing(ref, tgt)  # one side's manifest (or PyTorch recipe) preprocesses both
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names
@@ -204,7 +208,7 @@ def drift(
     ref_logits = _aligned(
         ref, tgt, ref.runner().run_all(ref_images), tgt.runner().run_all(take(tgt_images, slice(0, 1)))
     )
-    device, arch, features, slow_types = _target_device(tgt, profile)
+    device, arch, features, slow_types = _target_device(tgt.manifest or ref.manifest, profile)
     qdq = tgt.is_qdq
     if qdq:
         computations = int8_computations(tgt.path, tgt_images, ref_logits, labels, names, thresholds=thresholds)
@@ -230,6 +234,8 @@ def drift(
     unlike = host_unlike_target(basis)
     if unlike:
         report["notes"].append(unlike)
+    if assumed:
+        report["notes"].append(assumed)
     twin = _fp32_twin(ref, tgt) if qdq or tflite is not None else None
     if (qdq or tflite is not None) and twin is None and (layers or fix):
         report["notes"].append(

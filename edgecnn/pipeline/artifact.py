@@ -179,6 +179,35 @@ def open_artifact(
     )
 
 
+def one_preprocessing(reference: Artifact, target: Artifact) -> str | None:
+    """Give REF and TARGET one preprocessing, so that they see the same images: a manifest's when one of them has
+    one (its other side a copy or renamed file, the repaired model `drift --fix` writes, a PyTorch REF), else a
+    PyTorch side's own; a one-line error when two manifests disagree. Returns a note when the defaults are assumed."""
+    with_manifest = [a for a in (reference, target) if a.manifest]
+    if len(with_manifest) == 2:
+        ref, tgt = (_preprocessing(a.recipe) for a in (reference, target))
+        if ref != tgt:
+            raise UsageError(
+                f"REF and TARGET are preprocessed differently by their manifests ({_said(ref)} against {_said(tgt)}): "
+                "drift compares a model with its int8 version on the same images; give two models of one export"
+            )
+        return None
+    source = next(iter(with_manifest), None) or next((a for a in (reference, target) if a.kind == "torch"), None)
+    if source is None:
+        mean, std = list(reference.recipe.mean), list(reference.recipe.std)
+        return f"no manifest beside REF or TARGET: both are fed images normalised by mean {mean} and std {std}"
+    reference.recipe = target.recipe = source.recipe
+    return None
+
+
+def _preprocessing(recipe: Recipe) -> dict[str, Any]:
+    return {"mean": tuple(recipe.mean), "std": tuple(recipe.std), "layout": recipe.layout}
+
+
+def _said(preprocessing: dict[str, Any]) -> str:
+    return f"mean {list(preprocessing['mean'])}, std {list(preprocessing['std'])}, {preprocessing['layout']}"
+
+
 def load_images(artifact: Artifact, data: str, limit: int, seed: int = 0) -> tuple[Inputs, Any]:
     """The evaluation data preprocessed for ``artifact``: (images — one array per input name for a model with
     several —, CalibrationSet)."""

@@ -242,3 +242,45 @@ def test_fix_of_a_per_tensor_tflite_requantizes_the_equalized_graph(export_train
     result.artifacts["fp32_onnx"].unlink()  # without the export's fp32 ONNX it cannot be redone, and says so
     unequalized, record = _tflite_source(open_artifact(str(target)), fp32, int8, calibration.images, "NHWC")
     assert unequalized == fp32.read_bytes() and not record["applied"] and "fp32 ONNX" in record["why"], record
+
+
+def test_a_target_without_a_manifest_is_preprocessed_and_judged_as_its_refs_export(poorly_calibrated, tmp_path):
+    """A copy of an export's int8 model (or the model `--fix` writes) has no manifest: it was fed the default
+    mean and std while REF had its export's (top-1 1.0 → 0.22 for a byte-identical copy), and judged for 'this
+    host'. One side's manifest now preprocesses both; two manifests that disagree are refused."""
+    import shutil
+
+    from edgecnn.errors import UsageError
+    from edgecnn.pipeline.artifact import one_preprocessing, open_artifact
+
+    export_dir = tmp_path / "e"
+    shutil.copytree(poorly_calibrated, export_dir)
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    manifest["model"]["mean"], manifest["model"]["std"] = [0.3], [0.2]
+    (export_dir / "manifest.json").write_text(json.dumps(manifest))
+    copy = tmp_path / "copy.int8.onnx"
+    shutil.copyfile(export_dir / "model.int8.onnx", copy)
+    ref, tgt = open_artifact(str(export_dir / "model.fp32.onnx")), open_artifact(str(copy))
+    assert tgt.recipe.mean != (0.3,)
+    assert one_preprocessing(ref, tgt) is None and (tgt.recipe.mean, tgt.recipe.std) == ((0.3,), (0.2,))
+    with pytest.raises(UsageError, match=r"REF and TARGET are preprocessed differently by their manifests \(mean"):
+        theirs = open_artifact(str(poorly_calibrated / "model.int8.onnx"))
+        one_preprocessing(open_artifact(str(export_dir / "model.fp32.onnx")), theirs)
+    alone = tmp_path / "copy.fp32.onnx"
+    shutil.copyfile(export_dir / "model.fp32.onnx", alone)
+    note = one_preprocessing(open_artifact(str(alone)), open_artifact(str(copy)))
+    assert note is not None and note.startswith("no manifest beside REF or TARGET: both are fed images normalised")
+
+
+def test_a_copied_target_is_judged_for_the_device_of_its_refs_export(poorly_calibrated, digits_npz, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy.int8.onnx"
+    shutil.copyfile(poorly_calibrated / "model.int8.onnx", copy)
+    report = drift(str(poorly_calibrated / "model.fp32.onnx"), str(copy), digits_npz["path"], layers=False)
+    original = drift(
+        str(poorly_calibrated / "model.fp32.onnx"), str(poorly_calibrated / "model.int8.onnx"), digits_npz["path"],
+        layers=False,
+    )  # fmt: skip
+    assert report["device"] == original["device"] == "x86-avx2"  # was 'this host'
+    assert report["top1_agreement"] == original["top1_agreement"]
