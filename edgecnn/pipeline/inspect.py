@@ -7,6 +7,7 @@ simplified; nothing is quantized, lowered or written. The report is a JSON-ready
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from collections import Counter
@@ -190,8 +191,6 @@ def _tensor(value: Any) -> dict[str, Any]:
 def _describe(model: Any, source: ModelSource, missing: dict[str, list[str]], loads: bool) -> dict[str, Any]:
     """Inputs, outputs, op types with their TFLite coverage (``missing``: unsupported op → nodes) and ONNX
     Runtime's (``loads``: the graph loads), params and MACs of the simplified graph."""
-    import numpy as np
-
     from edgecnn.lowering.tflite.registry import op_key
 
     initializers = {t.name for t in model.graph.initializer}
@@ -212,8 +211,7 @@ def _describe(model: Any, source: ModelSource, missing: dict[str, list[str]], lo
         params, macs = count_params(source.module), count_macs(source.module, source.input_shape[1:])
         basis = "PyTorch module"
     else:
-        floats = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
-        params = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats)
+        params = _onnx_params(model)
         macs, basis = _onnx_macs(model, source.input_shape[0]), "ONNX graph"
     return {
         "model": source.to_dict(),
@@ -225,6 +223,20 @@ def _describe(model: Any, source: ModelSource, missing: dict[str, list[str]], lo
         "macs": macs,
         "counted_by": basis,
     }
+
+
+def _onnx_params(model: Any) -> int:
+    """The weights of an ONNX graph: its float constants, and the int8 ones a DequantizeLinear reads (a QDQ graph's
+    weights and biases); no quantization scale or zero point, no integer shape."""
+    floats = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+    qdq = ("QuantizeLinear", "DequantizeLinear")
+    quantization = {name for n in model.graph.node if n.op_type in qdq for name in n.input[1:]}
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return sum(
+        math.prod(t.dims)
+        for t in model.graph.initializer
+        if t.name not in quantization and (t.data_type in floats or t.name in quantized)
+    )
 
 
 def _onnx_macs(model: Any, batch: int) -> int | None:

@@ -137,3 +137,15 @@ def test_a_family_the_planner_would_scale_says_so():
     report = inspect_model("mobilenet", profile="raspberrypi4", scaling={"width": None}, input_shape="1,3,32,32")
     assert any("planner choose the scaling for raspberrypi4" in note for note in report["notes"])
     assert report["model"]["name"] == "mobilenet_v1"
+
+
+def test_an_int8_onnx_counts_its_int8_weights_not_its_scales(tmp_path):
+    """A QDQ graph holds its weights as int8 constants a DequantizeLinear reads: only its float scales were counted
+    (72 params for a 1,562-parameter net)."""
+    from edgecnn.pipeline.export import export
+
+    out = tmp_path / "out"
+    export(str(torch_onnx(tmp_path / "net.onnx", 13)), out=out, formats="onnx", calib_size=8, holdout=4)
+    fp32, int8 = (inspect_model(str(out / f"model.{kind}.onnx"))["params"] for kind in ("fp32", "int8"))
+    weights = sum(p.numel() for p in build_net(10, 3).parameters() if p.dim() > 1)  # convolutions and FC
+    assert fp32 >= weights and weights <= int8 <= 1.05 * fp32
