@@ -135,11 +135,18 @@ def _nothing_fits_fix(candidates: list[Any], headroom: float, memory: float | No
     if memory is not None and smallest > memory:
         return f"give --memory-mb {math.ceil(smallest)} or more (the smallest candidate's), or plan a smaller family"
     within = [c for c in candidates if memory is None or c.memory_mb <= memory]
-    needed = min(c.predicted_ms for c in within) / (1 - headroom)
+    needed = _rounded_up(min(c.predicted_ms for c in within) / (1 - headroom))
     return (
-        f"give --budget-ms {needed:.3g} or more (the fastest prediction within the memory budget, with the "
+        f"give --budget-ms {needed:g} or more (the fastest prediction within the memory budget, with the "
         "headroom), or a faster profile"
     )
+
+
+def _rounded_up(value: float, digits: int = 3) -> float:
+    """``value`` rounded up to ``digits`` significant digits, a hair above it so that the budget said fits
+    (rounded down, 2.2903 was said as 2.29, which then failed with the same advice)."""
+    step = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return round(math.ceil(value * (1 + 1e-9) / step) * step, 12)
 
 
 def plan(

@@ -145,3 +145,19 @@ def test_export_of_a_family_runs_the_planner_and_records_it(tmp_path, mobilenet_
         resolution=96,
     )
     assert explicit.manifest["plan"] is None  # explicit scaling: no planning
+
+
+@pytest.mark.parametrize(
+    ("family", "profile", "budget", "headroom"),
+    [("mobilenet_v2", "jetson-nano", 1.0, 0.05), ("mobilenet", "jetson-nano", 0.5, 0.05),
+     ("mobilenet_v2", "raspberrypi4", 1.0, 0.05), ("mobilenet", "raspberrypi4", 1.0, 0.99)],
+)  # fmt: skip
+def test_the_budget_nothing_fits_advises_then_fits(family, profile, budget, headroom):
+    """The advice was rounded to 3 digits, down as often as up: 'give --budget-ms 2.29 or more', and 2.29 failed
+    with the same advice."""
+    import re
+
+    with pytest.raises(UsageError) as refused:
+        plan(family, profile, budget_ms=budget, headroom=headroom)
+    advised = float(re.search(r"give --budget-ms ([0-9.]+) or more", str(refused.value)).group(1))
+    assert plan(family, profile, budget_ms=advised, headroom=headroom).chosen is not None
