@@ -190,7 +190,8 @@ def drift(
     inputs = (reference, target, data, calib, weights)
     chart_named, out_named = chart is not None, out is not None
     if tgt.path is not None:  # a file TARGET: the chart and the repaired model default to names beside it
-        chart = chart or tgt.path.with_name(f"{tgt.path.stem}.drift_layers.png")
+        kind = "" if tgt.path.suffix.lower() == ".onnx" else tgt.path.suffix.lower()  # .int8.tflite's own chart
+        chart = chart or tgt.path.with_name(f"{tgt.path.stem}{kind}.drift_layers.png")
         out = out or tgt.path.with_name(f"{tgt.path.stem}.fixed{suffix}")
     for path, named, needed in ((chart, chart_named, layers), (out, out_named, fix)):
         if needed and path is not None:

@@ -239,6 +239,11 @@ def test_fix_of_a_per_tensor_tflite_requantizes_the_equalized_graph(export_train
     plain.write_bytes(TfliteQuantizer(fp32.read_bytes(), calibration.images, per_channel=False).quantize_bytes().data)
     assert _int8_weights(requantized) == shipped  # equalized on the export's samples: the export's int8 weights
     assert _int8_weights(plain) != shipped  # what the repair re-quantized before
+    # each int8 model's per-layer chart has a name of its own: the .tflite's overwrote the ONNX model's
+    drift(str(result.artifacts["fp32_onnx"]), str(result.artifacts["int8_onnx"]), digits_npz["path"], limit=32)
+    drift(str(fp32), str(target), digits_npz["path"], limit=32)
+    charts = sorted(p.name for p in target.parent.glob("*.drift_layers.png"))
+    assert charts == ["model.int8.drift_layers.png", "model.int8.tflite.drift_layers.png"]
     result.artifacts["fp32_onnx"].unlink()  # without the export's fp32 ONNX it cannot be redone, and says so
     unequalized, record = _tflite_source(open_artifact(str(target)), fp32, int8, calibration.images, "NHWC")
     assert unequalized == fp32.read_bytes() and not record["applied"] and "fp32 ONNX" in record["why"], record
