@@ -438,6 +438,8 @@ def _repaired(quantizer: Any, evaluate: Any, tgt: Artifact, judged: Any, out: Pa
         "passed": best.verdict["passed"],
         **record,
         "top1_agreement": best.verdict["top1_agreement"],
+        "score": best.verdict["score"],  # the task figure the repair maximised
+        "tasks": best.verdict["tasks"],
         "cosine": best.verdict["cosine"],
         "accuracy_drop_points": best.verdict.get("accuracy_drop_points"),
         "failures": best.verdict["failures"],

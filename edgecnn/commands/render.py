@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from edgecnn.analysis.tasks import summary
+from edgecnn.analysis.mixed_precision import BASELINE
+from edgecnn.analysis.tasks import summary, task
 from edgecnn.pipeline.manifest import figure
 
 if TYPE_CHECKING:
@@ -153,10 +154,16 @@ def _repaired(fix: dict[str, Any] | None) -> str:
 
 
 def _headline(figs: dict[str, Any]) -> str:
-    """Top-1 agreement for a classifier, else the worst output's cosine."""
+    """A repair's figures: top-1 agreement for a classifier, else the task figure it was judged by (its name for
+    one task: mIoU, rank-1 agreement …) and the worst output's cosine."""
     if figs.get("top1_agreement") is not None:
         return f"top-1 agreement {figure(figs['top1_agreement'])}"
-    return f"cosine {figs['cosine']:.4f}"
+    kinds = set((figs.get("tasks") or {}).values()) - {"raw"}
+    if figs.get("score") is None or not kinds:
+        return f"cosine {figs['cosine']:.4f}"
+    named = task(next(iter(kinds))) if len(kinds) == 1 else None
+    label = dict(named.shown).get(named.headline, "task figure") if named else "worst task figure"
+    return f"{label} {figs['score']:.4f}, cosine {figs['cosine']:.4f}"
 
 
 def _per_output(outputs: dict[str, Any], basis: str) -> Table:
@@ -214,14 +221,22 @@ def render_drift(report: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     fix = report.get("fix")
     if fix:
+        wrote = f"wrote {fix['out']}" + (" (TARGET as it was: no try did better)" if fix["chosen"] == BASELINE else "")
         console.print(
-            f"fix: {fix['chosen']} → {_headline(fix)}, "
-            f"{len(fix['kept_float'])} layers in float, {fix['bytes_before']:,} → {fix['bytes_after']:,} "
-            f"bytes; wrote {fix['out']}",
+            f"fix: {fix['chosen']} → {_headline(fix)}, {len(fix['kept_float'])} node(s) kept float, "
+            f"{fix['bytes_before']:,} → {fix['bytes_after']:,} bytes; {wrote}",
             highlight=False,
         )
-    status = "[green]PASSED[/]" if report["passed"] else "[red]FAILED[/]: " + "; ".join(report["failures"])
-    console.print(f"drift ({report['basis'].replace('_', ' ')}): {status}", highlight=False)
+    basis = report["basis"].replace("_", " ")
+    if fix:  # TARGET's verdict, then the repaired model's (the command's exit follows the latter)
+        console.print(f"drift ({basis}): TARGET {_verdict(not report['failures'], report['failures'])}; repaired "
+                      f"{_verdict(fix['passed'], fix['failures'])}", highlight=False)  # fmt: skip
+    else:
+        console.print(f"drift ({basis}): {_verdict(report['passed'], report['failures'])}", highlight=False)
+
+
+def _verdict(passed: bool, failures: list[str]) -> str:
+    return "[green]PASSED[/]" if passed else "[red]FAILED[/]: " + "; ".join(failures)
 
 
 def render_bench(results: list[dict[str, Any]], console: Console, out: Path | None = None) -> None:

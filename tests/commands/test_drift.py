@@ -289,3 +289,27 @@ def test_a_copied_target_is_judged_for_the_device_of_its_refs_export(poorly_cali
     )  # fmt: skip
     assert report["device"] == original["device"] == "x86-avx2"  # was 'this host'
     assert report["top1_agreement"] == original["top1_agreement"]
+
+
+def test_a_repair_is_said_by_its_task_figure_and_both_verdicts_are_shown():
+    """The fix line said only cosine for a segmentation or embedding repair, and the verdict line paired TARGET's
+    failures with the repaired model's PASSED or FAILED (the error line then gave another figure)."""
+    from rich.console import Console
+
+    from edgecnn.commands.render import render_drift
+
+    figs = {"top1_agreement": None, "cosine": 0.9999, "sqnr_db": 40.0}
+    outputs = {"logits": {**figs, "task": "segmentation", "miou": 0.25}}
+    report = {
+        "target": "t.onnx", "reference": "r.onnx", "samples": 8, "basis": "exact_qdq", "notes": [],
+        "computations": {"exact_qdq": {**figs, "outputs": outputs}}, "passed": True,
+        "failures": ["mIoU 0.2518 < 0.9"],
+        "fix": {"chosen": "global: auto", "score": 0.9736, "tasks": {"logits": "segmentation"}, "cosine": 0.9999,
+                "top1_agreement": None, "kept_float": [], "bytes_before": 10, "bytes_after": 9, "out": "t.fixed.onnx",
+                "passed": True, "failures": []},
+    }  # fmt: skip
+    console = Console(record=True, width=200)
+    render_drift(report, console)
+    text = console.export_text()
+    assert "fix: global: auto → mIoU 0.9736, cosine 0.9999, 0 node(s) kept float" in text
+    assert "drift (exact qdq): TARGET FAILED: mIoU 0.2518 < 0.9; repaired PASSED" in text
