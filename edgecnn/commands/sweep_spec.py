@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -380,4 +380,26 @@ def load_spec(spec: str | Path | dict[str, Any]) -> Spec:
         )
     if not cells:
         raise UsageError(f"{where}: the grid has no cells (every one is excluded?)")
-    return Spec(where, cells, bench, hosts, search)
+    return Spec(where, _told_apart(cells), bench, hosts, search)
+
+
+def _told_apart(cells: list[Cell]) -> list[Cell]:
+    """``cells`` with the options that tell apart cells of one label (model entries that differ only in weights,
+    calib or input_shape) added to their axes, so that the progress, the summary and the charts name each."""
+    groups: dict[str, list[int]] = {}
+    for index, cell in enumerate(cells):
+        groups.setdefault(cell.label, []).append(index)
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        keys = sorted({k for i in indices for k in cells[i].options})
+        differing = [k for k in keys if len({repr(cells[i].options.get(k)) for i in indices}) > 1]
+        for i in indices:
+            shown = {k: _short(cells[i].options.get(k)) for k in differing}
+            cells[i] = replace(cells[i], axes={**cells[i].axes, **shown})
+    return cells
+
+
+def _short(value: Any) -> Any:
+    """A path option as its file name (the label's, not the path's, job)."""
+    return Path(value).name if isinstance(value, str) and os.sep in value else value

@@ -37,10 +37,17 @@ def cells(count: int) -> str:
 
 
 def latency(record: dict[str, Any]) -> tuple[float | None, str]:
-    """A cell's latency for the chart: measured (bench p50) when there is one, else the prediction."""
+    """A cell's latency for the chart: measured (bench p50, and where: a bench without ``hosts:`` runs here, not on
+    the profile's device) when there is one, else the prediction."""
     if record.get("bench_p50_ms") is not None:
-        return record["bench_p50_ms"], "measured"
+        return record["bench_p50_ms"], f"measured on {_host(record)}"
     return record.get("predicted_ms"), "predicted"
+
+
+def _host(record: dict[str, Any]) -> str:
+    """Where a cell was benched: a device's host, or this machine."""
+    host = record.get("bench_host")
+    return "this machine, not the device" if host in (None, "local") else str(host)
 
 
 def headline(record: dict[str, Any]) -> tuple[float | None, str]:
@@ -68,12 +75,13 @@ def markdown(records: list[dict[str, Any]]) -> str:
         rows = [r for r in records if r["profile"] == profile]
         lines += [f"## {profile}", ""]
         lines += [
-            "| cell | status | predicted ms | measured p50 ms | size MB | int8 agreement | task score | "
+            "| cell | status | predicted ms | measured p50 ms | measured on | size MB | int8 agreement | task score | "
             "int8 accuracy | passed | wall s |"
         ]
-        lines += ["|" + "---|" * 10]
+        lines += ["|" + "---|" * 11]
         for r in rows:
-            values = [r["label"], r["status"], r.get("predicted_ms"), r.get("bench_p50_ms"), r.get("size_mb")]
+            where = _host(r) if r.get("bench_p50_ms") is not None else None
+            values = [r["label"], r["status"], r.get("predicted_ms"), r.get("bench_p50_ms"), where, r.get("size_mb")]
             values += [r.get("int8_agreement"), r.get("task_score"), r.get("int8_accuracy"), r.get("passed")]
             values += [r.get("wall_s")]
             lines.append("| " + " | ".join(_cell(v) for v in values) + " |")
@@ -118,7 +126,7 @@ def charts(records: list[dict[str, Any]], out: Path) -> list[Path]:
         points = [(float(latency(r)[0]), float(headline(r)[0])) for r in rows]  # type: ignore[arg-type]
         kinds = {latency(r)[1] for r in rows}
         names = {headline(r)[1] for r in rows}
-        xlabel = f"{' / '.join(sorted(kinds))} latency on {profile} (ms)"
+        xlabel = f"latency for {profile} (ms): {' / '.join(sorted(kinds))}"
         path = out / f"pareto-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(profile).stem)}.png"  # a profile may be a path
         title = f"edgecnn sweep: {profile}, {len(rows)} cells"
         made.append(pareto_chart(points, [r["label"] for r in rows], path, xlabel, " / ".join(sorted(names)), title))

@@ -250,7 +250,12 @@ def box_truth(boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def _checked_labels(path: Path, labels: np.ndarray, count: int, size: tuple[int, int], resized: bool) -> np.ndarray:
     """N integer labels, or N×H×W integer masks at the model's input size (``size``), of images that were not
     resized (masks would no longer fit them)."""
-    if not np.issubdtype(labels.dtype, np.integer) or labels.shape[:1] != (count,) or labels.ndim not in (1, 3):
+    if labels.ndim in (1, 3) and labels.shape[:1] != (count,):
+        raise UsageError(
+            f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {count} images: give one label (or mask) per "
+            "image, in the images' order"
+        )
+    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (1, 3):
         raise UsageError(
             f"{path}: labels must be N integers (masks: N×H×W integers), got {labels.dtype} with shape {labels.shape}"
         )

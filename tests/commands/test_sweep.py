@@ -433,6 +433,32 @@ def test_cells_are_the_grid_minus_excludes_keyed_by_what_determines_them(inputs,
     assert not set(keys) & {c.key for c in load_spec(grid).cells}
 
 
+def test_model_entries_that_differ_only_in_weights_are_told_apart_in_their_labels(inputs, tmp_path):
+    """Three entries of one model differing only in weights were all 'mobilenet_v1 … raspberrypi4' in the progress,
+    the summary and the charts: an ok row could not be told from the failed ones."""
+    import torch
+
+    from edgecnn.commands.sweep_spec import load_spec
+
+    other = tmp_path / "other.pt"  # other weights of the same network
+    torch.save({k: v + 1 for k, v in torch.load(inputs / "mv1.pt", weights_only=True).items()}, other)
+    entry = {"name": "mobilenet_v1", "width": 0.25, "resolution": 32, "in_chans": 1, "num_classes": 10}
+    grid = {
+        "models": [
+            {**entry, "weights": str(inputs / "mv1.pt")},
+            {**entry, "weights": str(other)},
+            {"name": "resnet18"},
+        ],
+        "profiles": ["raspberrypi4"],
+    }
+    cells = load_spec(grid).cells
+    assert [c.label for c in cells] == [
+        "mobilenet_v1 width=0.25 resolution=32 raspberrypi4 weights=mv1.pt",
+        "mobilenet_v1 width=0.25 resolution=32 raspberrypi4 weights=other.pt",
+        "resnet18 raspberrypi4",
+    ]
+
+
 def test_a_factory_s_code_and_a_recipe_file_are_part_of_the_key(tmp_path, monkeypatch):
     from edgecnn.commands.sweep_spec import load_spec
 
@@ -580,3 +606,17 @@ def test_ctrl_c_while_ray_starts_waits_for_the_start_and_a_second_one_does_not()
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_the_summary_says_where_a_cell_was_benched():
+    """A raspberrypi4 cell benched without hosts: (on this x86 machine) was shown as measured under the Pi's
+    heading and on its chart's latency axis, as if the device had run it."""
+    from edgecnn.commands.sweep_summary import latency, markdown
+
+    base = {"key": "k", "profile": "raspberrypi4", "status": "ok", "predicted_ms": 3.0, "exit_code": 0}
+    here = {**base, "label": "a", "bench_p50_ms": 0.0189, "bench_host": "local"}
+    pi = {**base, "label": "b", "bench_p50_ms": 2.5, "bench_host": "pi@pi4.local"}
+    table = markdown([here, pi, {**base, "label": "c"}])
+    assert "| a | ok | 3 | 0.0189 | this machine, not the device |" in table
+    assert "| b | ok | 3 | 2.5 | pi@pi4.local |" in table and "| c | ok | 3 | – | – |" in table
+    assert latency(here) == (0.0189, "measured on this machine, not the device")

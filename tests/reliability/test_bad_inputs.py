@@ -1568,6 +1568,14 @@ CASES: dict[str, Case] = {
         "m.onnx is not an ONNX model with inputs (its graph takes none): give the .onnx the exporter wrote",
         _empty_graph,
     ),
+    "fewer labels than images": Case(  # was 'labels must be N integers …, got int64 with shape (50,)'
+        ("drift", "m.onnx", "m.onnx", "--data", "d.npz"),
+        "d.npz: 5 labels for 8 images: give one label (or mask) per image, in the images' order",
+        lambda f: (
+            _tiny("m.onnx")(f),
+            np.savez(f / "d.npz", images=np.zeros((8, 3, 8, 8), np.float32), labels=np.zeros(5, np.int64)),
+        ),
+    ),
     "MODEL a .tflite": Case(
         ("export", "m.tflite", *TINY),
         "m.tflite is a .tflite: edgecnn exports from PyTorch or ONNX",
