@@ -202,6 +202,8 @@ def drift(
     tflite = _int8_tflite(tgt)
     check_applies(rules, typed, {"int8_target"} if tgt.is_qdq or tflite is not None else set(), known={"int8_target"})
     assumed = one_preprocessing(ref, tgt)  # one side's manifest (or PyTorch recipe) preprocesses both
+    if tgt.manifest is None and ref.manifest is not None:  # a copy of REF's export's model: that export's record
+        tgt.manifest = ref.manifest  # (device, how it was quantized) serves the verdict and the repair alike
     ref_images, dataset = load_images(ref, data, limit, seed)
     tgt_images, _ = load_images(tgt, data, limit, seed)
     labels, names = dataset.labels, dataset.class_names
@@ -209,7 +211,7 @@ def drift(
     ref_logits = _aligned(
         ref, tgt, ref.runner().run_all(ref_images), tgt.runner().run_all(take(tgt_images, slice(0, 1)))
     )
-    device, arch, features, slow_types = _target_device(tgt.manifest or ref.manifest, profile)
+    device, arch, features, slow_types = _target_device(tgt.manifest, profile)
     qdq = tgt.is_qdq
     if qdq:
         computations = int8_computations(tgt.path, tgt_images, ref_logits, labels, names, thresholds=thresholds)

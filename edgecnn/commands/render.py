@@ -158,10 +158,10 @@ def _headline(figs: dict[str, Any]) -> str:
     one task: mIoU, rank-1 agreement …) and the worst output's cosine."""
     if figs.get("top1_agreement") is not None:
         return f"top-1 agreement {figure(figs['top1_agreement'])}"
-    kinds = set((figs.get("tasks") or {}).values()) - {"raw"}
-    if figs.get("score") is None or not kinds:
+    kinds = set((figs.get("tasks") or {}).values())
+    if figs.get("score") is None or not kinds - {"raw"}:
         return f"cosine {figs['cosine']:.4f}"
-    named = task(next(iter(kinds))) if len(kinds) == 1 else None
+    named = task(next(iter(kinds))) if len(kinds) == 1 else None  # a raw output's figure is its cosine: unnamed
     label = dict(named.shown).get(named.headline, "task figure") if named else "worst task figure"
     return f"{label} {figs['score']:.4f}, cosine {figs['cosine']:.4f}"
 

@@ -534,8 +534,8 @@ def _resolve_source(
         source.inputs = _forward_inputs(source, named)
         input_shape = next(iter(source.inputs.values()))
     else:
-        if named is not None and _forward_params(source.module):  # one input named: forward's first argument
-            _forward_inputs(source, named)
+        if named is not None and set(named) != {INPUT_NAME} and _forward_params(source.module):
+            _forward_inputs(source, named)  # one input named: forward's first argument (or the ONNX input's name)
         required = [p.name for p in _forward_params(source.module) if p.default is p.empty]
         if source.kind in ("import", "module") and len(required) > 1:
             raise UsageError(
@@ -580,14 +580,24 @@ def _input_shape(
 
 def _refuse_known_format(path: Path) -> None:
     """A one-line error for a MODEL file that is a PyTorch checkpoint or a ``.tflite`` rather than an ONNX model."""
+    import zipfile
+
+    from edgecnn.lowering.tflite.flatbuffer import FILE_IDENTIFIER
+
     with path.open("rb") as file:
         head = file.read(8)
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip archive, or a plain pickle
+    names = []
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    if head[:1] == b"\x80" or any(n.endswith("data.pkl") for n in names):  # a pickle, or torch.save's archive
         raise UsageError(
             f"{path} is a PyTorch checkpoint, not a model: MODEL names the architecture (a zoo name, "
             "torchvision:NAME, timm:NAME or package.module:factory) and the checkpoint goes in --weights"
         )
-    if head[4:8] == b"TFL3":
+    if names and all(n.endswith(".npy") for n in names):
+        raise UsageError(f"{path} is a NumPy .npz of arrays, not a model: give it as --calib (or drift's --data)")
+    if head[4:8] == FILE_IDENTIFIER:
         raise UsageError(f"{path} is a .tflite: edgecnn exports from PyTorch or ONNX; give the .onnx or the module")
 
 

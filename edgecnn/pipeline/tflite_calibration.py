@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,17 +67,19 @@ def histogram_ranges(
 
 def one_sample_feeds(
     samples: Sequence[Mapping[str, np.ndarray]], count: int | None = None
-) -> list[dict[str, np.ndarray]]:
+) -> Iterator[dict[str, np.ndarray]]:
     """The first ``count`` samples (all when None) of the feeds ``samples`` (batches of a graph's static batch), each
-    as a feed of its own: the sample and copies of it, so that a feed's extremes are that one sample's."""
-    feeds = []
-    for feed in samples:
-        for index in range(len(next(iter(feed.values())))):
-            feeds.append({name: np.repeat(v[index : index + 1], len(v), axis=0) for name, v in feed.items()})
-    return feeds[:count]
+    as a feed of its own, made as it is read: the sample and copies of it, so that a feed's extremes are that one
+    sample's."""
+    feeds = (
+        {name: np.repeat(v[index : index + 1], len(v), axis=0) for name, v in feed.items()}
+        for feed in samples
+        for index in range(len(next(iter(feed.values()))))
+    )
+    return itertools.islice(feeds, count)
 
 
-def mean_extremes(fp32: bytes, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]]) -> Ranges:
+def mean_extremes(fp32: bytes, names: Sequence[str], samples: Iterable[Mapping[str, np.ndarray]]) -> Ranges:
     """Each tensor of ``names`` but the model's inputs → the mean over ``samples`` (feeds: give a graph of static
     batch above 1 :func:`one_sample_feeds`) of each one's minimum and maximum, NaNs ignored (ONNX Runtime's min-max
     calibrator with ``moving_average``, the ORT path's ``mean_minmax``), from one pass of the fp32 model."""

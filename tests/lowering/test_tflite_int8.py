@@ -507,17 +507,20 @@ def test_densenets_batch_norm_and_transition_pool_are_int8_ops_xnnpack_takes(tmp
     np.testing.assert_allclose(nchw, expected, atol=3 * quantized.output_scale)
 
 
-def test_a_per_channel_weight_split_in_slices_gets_the_integers_of_one_piece():
-    """ai-edge-quantizer's own path for tensors above 32 MiB failed on per-channel scales; the split takes slices
-    along the quantized dimension through its function for small tensors: the same integers."""
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_a_weight_split_in_slices_gets_the_integers_of_one_piece(per_channel):
+    """ai-edge-quantizer's own path for tensors above 32 MiB failed on rank-4 scales (per channel, or one per
+    tensor); the split takes slices through its function for small tensors: the same integers."""
     from ai_edge_quantizer import qtyping
     from ai_edge_quantizer.algorithms.uniform_quantize.uniform_quantize_tensor import uniform_quantize
 
     from edgecnn.lowering.tflite.large_weights import split_quantize
 
     weights = np.random.default_rng(0).standard_normal((10, 6, 3, 3)).astype(np.float32)
-    scale = (np.abs(weights).max(axis=(1, 2, 3), keepdims=True) / 127).astype(np.float32)
-    params = qtyping.UniformQuantParams(8, 0, scale, np.zeros(scale.shape, np.int64), symmetric=True)
+    axes = (1, 2, 3) if per_channel else (0, 1, 2, 3)
+    scale = (np.abs(weights).max(axis=axes, keepdims=True) / 127).astype(np.float32)
+    zero = np.zeros(scale.shape, np.int64)
+    params = qtyping.UniformQuantParams(8, 0 if per_channel else None, scale, zero, symmetric=True)
     whole = uniform_quantize(weights, params)
     split = split_quantize(uniform_quantize, above=weights.nbytes // 3)(weights, params)
     assert split.dtype == whole.dtype and np.array_equal(split, whole)

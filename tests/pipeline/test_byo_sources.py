@@ -120,3 +120,17 @@ def test_random_weights_come_from_the_seed_and_leave_the_callers_generator_alone
     assert not all(torch.equal(first[k], other[k]) for k in first if first[k].is_floating_point())
     vision = [resolve_source("torchvision:resnet18", seed=0).module.state_dict() for _ in range(2)]
     assert all(torch.equal(vision[0][k], vision[1][k]) for k in vision[0])
+
+
+def test_a_single_input_may_be_named_by_its_onnx_name_or_forward_argument():
+    """One named --input-shape is checked against forward (a wrong name was ignored); 'input', the ONNX input's own
+    name, stays accepted as it was."""
+    from edgecnn.errors import UsageError
+    from edgecnn.pipeline.source import parse_input_shapes, resolve_source
+
+    knobs = {"width": 0.25, "resolution": 32}
+    for name in ("input", "x"):
+        shape = parse_input_shapes(f"{name}=1,3,32,32")
+        assert resolve_source("mobilenet_v1", scaling=knobs, input_shape=shape).input_shape == (1, 3, 32, 32)
+    with pytest.raises(UsageError, match=r"--input-shape names image, but the forward of MODEL"):
+        resolve_source("mobilenet_v1", scaling=knobs, input_shape=parse_input_shapes("image=1,3,32,32"))

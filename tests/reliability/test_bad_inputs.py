@@ -1576,6 +1576,11 @@ CASES: dict[str, Case] = {
             np.savez(f / "d.npz", images=np.zeros((8, 3, 8, 8), np.float32), labels=np.zeros(5, np.int64)),
         ),
     ),
+    "MODEL an .npz of data": Case(  # was called a PyTorch checkpoint (a zip archive, as torch.save writes)
+        ("export", "d.npz", *TINY),
+        "d.npz is a NumPy .npz of arrays, not a model: give it as --calib",
+        lambda f: np.savez(f / "d.npz", images=np.zeros((2, 3, 8, 8), np.float32)),
+    ),
     "MODEL a .tflite": Case(
         ("export", "m.tflite", *TINY),
         "m.tflite is a .tflite: edgecnn exports from PyTorch or ONNX",

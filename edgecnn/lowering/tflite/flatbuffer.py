@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,7 @@ def kept_interpreter(model: bytes) -> tuple[Any, int, dict[str, Any]]:
 
 
 def tensor_values(
-    model: bytes, names: Sequence[str], samples: Sequence[dict[str, np.ndarray]]
+    model: bytes, names: Sequence[str], samples: Iterable[dict[str, np.ndarray]]
 ) -> Iterator[dict[str, np.ndarray]]:
     """For each of ``samples`` (the signature's float32 feeds), the values of those tensors of ``names`` that the
     model has, dequantized, as float32."""

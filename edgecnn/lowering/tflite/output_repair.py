@@ -32,11 +32,16 @@ def repaired_outputs(data: bytes, model: Any, float_model: Any, int8: Collection
             graph.outputs[position] = op.inputs[0]
             changed = True
     positions = {int(index): position for position, index in enumerate(float_graph.outputs)}
-    for float_signature, signature in zip(float_model.signatureDefs or [], model.signatureDefs or [], strict=False):
-        for float_item, item in zip(float_signature.outputs or [], signature.outputs or [], strict=False):
-            wanted = int(graph.outputs[positions[int(float_item.tensorIndex)]])
-            if item.tensorIndex != wanted:
-                item.tensorIndex = wanted
+    named = {  # signature output name → its graph output's position in the float model
+        item.name: positions[int(item.tensorIndex)]
+        for signature in float_model.signatureDefs or []
+        for item in signature.outputs or []
+        if int(item.tensorIndex) in positions
+    }
+    for signature in model.signatureDefs or []:
+        for item in signature.outputs or []:
+            if item.name in named and item.tensorIndex != graph.outputs[named[item.name]]:
+                item.tensorIndex = int(graph.outputs[named[item.name]])
                 changed = True
     if not changed:
         return data, model

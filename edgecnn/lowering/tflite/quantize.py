@@ -532,11 +532,11 @@ class TfliteQuantizer:
                     except Exception as error:  # the means come from LiteRT's reference kernels, which may refuse
                         kept = uncorrected  # the int8 model XNNPACK runs: it stays uncorrected, and says why
                         correction = {"layers": 0, "skipped": f"bias correction failed: {first_line(error)}"}
+                # ai-edge-quantizer can leave an output float and its signature naming a tensor inside the graph
+                int8 = int8_positions(self.float_model, floated, self.io)
+                data, model = repaired_outputs(data, model, self.float_model, int8)
         except Exception as error:
             raise _failed(error) from error
-        # ai-edge-quantizer can leave an output float and its signature naming a tensor inside the graph
-        int8 = int8_positions(self.float_model, floated, self.io)
-        data, model = repaired_outputs(data, model, self.float_model, int8)
         seconds = time.perf_counter() - started
         return self._described(data, model, seconds, floated, correction, kept, method, rounding)
 
