@@ -60,10 +60,7 @@ class RichReporter(Reporter):
         self.task = self.bar_task = None
         timing = f"{seconds:6.1f} s" if status != "skipped" else "       "
         detail = f"  [dim]{summary}[/]" if summary and status == "ok" else ""
-        if status == "failed":
-            detail = "  [red]failed[/]"
-        if status == "partial":
-            detail = "  [yellow]partial[/]"
+        detail = {"failed": "  [red]failed[/]", "partial": "  [yellow]partial[/]"}.get(status, detail)
         self.progress.console.print(f"{STATUS_MARK[status]} {name:<10} {timing}{detail}", highlight=False)
 
     def bar(self, title: str, total: int) -> Callable[[], None]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from edgecnn import __version__
 from edgecnn.commands.sweep_cell import one_line, run_bench, run_cell
-from edgecnn.commands.sweep_spec import Cell, Spec, load_spec
+from edgecnn.commands.sweep_spec import LOCAL, Cell, Spec, load_spec
 from edgecnn.commands.sweep_summary import FAILED, cells, write_summary
 from edgecnn.errors import EXIT_INTERNAL, EdgecnnError, UsageError
 from edgecnn.files import (
@@ -48,7 +48,6 @@ RESULTS = "results.jsonl"
 MAX_RETRIES = 2  # Ray re-runs a cell whose worker died this many times, then it is recorded as worker-lost
 RERUN = ("worker-lost", "bench-error")  # statuses a rerun tries again: a lost worker or an unreachable device may
 # recover (a cell that crashed on a bug of its own would crash again: --force re-runs it)
-LOCAL = "local"
 # Ray puts its sockets at TEMP/session_<date>_<time>_<µs>_<pid>/sockets/plasma_store, and a socket path has 107 bytes.
 RAY_TEMP_ROOM = 107 - len("/session_2026-12-04_19-16-30_272960_1234567") - len("/sockets/plasma_store")
 

@@ -37,6 +37,7 @@ NOT_EXPORT_OPTIONS = {
 }
 MODEL_ONLY = {"weights": str, "calib": str, "num_classes": int, "in_chans": int, "input_shape": str}
 PATH_OPTIONS = ("calib", "weights", "recipe")  # read from files: resolved against the spec's folder, hashed
+LOCAL = "local"  # where a bench runs when the spec names no hosts: this machine
 BENCH_ARTIFACTS = ("int8_onnx", "fp32_onnx", "int8_ort", "fp32_ort", "int8_tflite", "fp32_tflite")
 
 

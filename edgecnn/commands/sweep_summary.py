@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from edgecnn.commands.sweep_spec import LOCAL
 from edgecnn.files import atomic_write_text
 
 COLUMNS = (
@@ -47,7 +48,7 @@ def latency(record: dict[str, Any]) -> tuple[float | None, str]:
 def _host(record: dict[str, Any]) -> str:
     """Where a cell was benched: a device's host, or this machine."""
     host = record.get("bench_host")
-    return "this machine, not the device" if host in (None, "local") else str(host)
+    return "this machine, not the device" if host in (None, LOCAL) else str(host)
 
 
 def headline(record: dict[str, Any]) -> tuple[float | None, str]:

@@ -252,7 +252,7 @@ def _checked_labels(path: Path, labels: np.ndarray, count: int, size: tuple[int,
     resized (masks would no longer fit them)."""
     if labels.ndim in (1, 3) and labels.shape[:1] != (count,):
         raise UsageError(
-            f"{path}: {labels.shape[0] if labels.ndim else 0} labels for {count} images: give one label (or mask) per "
+            f"{path}: {labels.shape[0]} labels for {count} images: give one label (or mask) per "
             "image, in the images' order"
         )
     if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (1, 3):

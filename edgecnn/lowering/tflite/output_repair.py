@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from edgecnn.lowering.tflite.flatbuffer import litert_schema, packed, parse
+from edgecnn.lowering.tflite.flatbuffer import litert_schema, packed
 
 
 def repaired_outputs(data: bytes, model: Any, float_model: Any, int8: Collection[int]) -> tuple[bytes, Any]:
@@ -45,8 +45,7 @@ def repaired_outputs(data: bytes, model: Any, float_model: Any, int8: Collection
                 changed = True
     if not changed:
         return data, model
-    repacked = packed(model, len(data) + 1024)
-    return repacked, parse(repacked)
+    return packed(model, len(data) + 1024), model  # ``model`` is what the bytes now hold
 
 
 def int8_positions(float_model: Any, floated: Collection[str], io: str) -> set[int]:

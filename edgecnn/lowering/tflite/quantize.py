@@ -654,7 +654,8 @@ class TfliteQuantizer:
         schema = self.schema
         q_inputs, q_outputs = _signature_io(model)
         tensors = model.subgraphs[0].tensors
-        inside = [name for name, index in q_outputs.items() if index not in set(model.subgraphs[0].outputs)]
+        graph_outputs = set(model.subgraphs[0].outputs)
+        inside = [name for name, index in q_outputs.items() if index not in graph_outputs]
         if inside:  # LiteRT keeps no such tensor: every run would fail
             raise CheckFailedError(f"the quantized model's signature outputs {', '.join(inside)} are not graph outputs")
 
